@@ -1,0 +1,152 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Address is a listen or dial address as written in the config: "host:port"
+// or "unix:/absolute/path". The host is kept exactly as written because the
+// default storage id is built from it, and patched Zopes key storages by the
+// address text of their zope.conf ("localhost" and "127.0.0.1" differ).
+type Address struct {
+	Network string // "tcp" or "unix"; "" for the zero Address
+	Host    string // tcp: host as written, without IPv6 brackets; "" = every interface
+	Port    int    // tcp only
+	Path    string // unix only: absolute socket path
+}
+
+// maxUnixPath is the size of sun_path on Linux minus the terminating NUL.
+const maxUnixPath = 107
+
+// ParseAddress parses "host:port", "[v6]:port" or "unix:/path".
+func ParseAddress(s string) (Address, error) {
+	if rest, ok := strings.CutPrefix(s, "unix:"); ok {
+		switch {
+		case rest == "":
+			return Address{}, fmt.Errorf("%q: unix socket path is empty", s)
+		case !strings.HasPrefix(rest, "/"):
+			return Address{}, fmt.Errorf("%q: unix socket path must be absolute", s)
+		case len(rest) > maxUnixPath:
+			return Address{}, fmt.Errorf("%q: unix socket path is %d bytes long, the limit is %d", s, len(rest), maxUnixPath)
+		}
+		return Address{Network: "unix", Path: rest}, nil
+	}
+	host, portText, err := net.SplitHostPort(s)
+	if err != nil {
+		return Address{}, fmt.Errorf("%q is not host:port or unix:/path (%v)", s, strings.TrimPrefix(err.Error(), "address "+s+": "))
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return Address{}, fmt.Errorf("%q: port %q is not a number between 0 and 65535", s, portText)
+	}
+	if strings.ContainsAny(host, " \t\r\n/") {
+		return Address{}, fmt.Errorf("%q: host %q contains a space or a slash", s, host)
+	}
+	return Address{Network: "tcp", Host: host, Port: port}, nil
+}
+
+// IsZero reports whether a is the zero Address (not configured).
+func (a Address) IsZero() bool { return a.Network == "" }
+
+// IsUnix reports whether a is a unix socket address.
+func (a Address) IsUnix() bool { return a.Network == "unix" }
+
+// String returns the address in config syntax.
+func (a Address) String() string {
+	switch a.Network {
+	case "unix":
+		return "unix:" + a.Path
+	case "tcp":
+		return net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+	}
+	return ""
+}
+
+// NetAddress returns the address argument for net.Listen / net.Dial with
+// network a.Network.
+func (a Address) NetAddress() string {
+	if a.Network == "unix" {
+		return a.Path
+	}
+	return a.String()
+}
+
+// wildcard reports whether a tcp address listens on every interface, so that
+// clients cannot reach it by the host written here.
+func (a Address) wildcard() bool {
+	if a.Network != "tcp" {
+		return false
+	}
+	if a.Host == "" {
+		return true
+	}
+	ip := net.ParseIP(a.Host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// overlaps reports whether two listen addresses would collide on bind.
+func (a Address) overlaps(b Address) bool {
+	if a.Network != b.Network {
+		return false
+	}
+	if a.Network == "unix" {
+		return a.Path == b.Path
+	}
+	if a.Port != b.Port || a.Port == 0 {
+		return false // port 0 picks a free port each time
+	}
+	return a.Host == b.Host || a.wildcard() || b.wildcard()
+}
+
+// DefaultStorageID returns the storage id a patched Zope would report for the
+// storage named name behind addr, i.e. the Python repr of
+// (tuple_of_addresses, name):
+//
+//	tcp:  ((('<host>', <port>),), '<name>')
+//	unix: (('<path>',), '<name>')
+//
+// ZEO's ClientStorage keeps a unix address as the bare path string, so the
+// unix form is the same tuple with the path in place of (host, port).
+func DefaultStorageID(addr Address, name string) string {
+	var a string
+	if addr.IsUnix() {
+		a = PyRepr(addr.Path)
+	} else {
+		a = "(" + PyRepr(addr.Host) + ", " + strconv.Itoa(addr.Port) + ")"
+	}
+	return "((" + a + ",), " + PyRepr(name) + ")"
+}
+
+// PyRepr returns the Python 3 repr of s (a str): single quotes unless s
+// contains a single quote and no double quote, the usual backslash escapes,
+// and \xNN for other control characters.
+func PyRepr(s string) string {
+	q := byte('\'')
+	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
+		q = '"'
+	}
+	var b strings.Builder
+	b.WriteByte(q)
+	for _, r := range s {
+		switch {
+		case r == rune(q) || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte(q)
+	return b.String()
+}

@@ -1,0 +1,119 @@
+// Package config reads the tidstorage HCL configuration file.
+//
+// One file describes everything the daemon and the CLI need: global settings,
+// the classic line-protocol endpoint, the admin HTTP endpoint, one zeo block
+// per proxied ZEO server with its storages, and top-level storages reported
+// only by patched Zopes. Parse reports every problem at once, each as
+// file:line:col (see Error). docs/config.md is the reference for every
+// attribute; keep it in step with defaults.go and decode.go.
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Config is a loaded, validated configuration. Paths are absolute when the
+// config came from Load, and relative to the config file's directory
+// otherwise (Parse joins them to filepath.Dir(filename)).
+type Config struct {
+	File string // the file it was read from, as given to Load/Parse
+
+	StatusFile        string        // status file (TID log) path; "" = none
+	BurstPeriod       time.Duration // min time between two "d" lines
+	FullDumpPeriod    time.Duration // max time between two "f" lines
+	PIDFile           string        // "" = no pid file
+	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
+	ShutdownTimeout   time.Duration // on TERM, how long in-flight 2PCs may take to finish
+
+	Log     Log
+	Limits  Limits
+	Classic Classic
+	Admin   Admin
+
+	// ZEO lists the proxied ZEO servers in file order.
+	ZEO []*ZEO
+	// Storages lists every storage in file order: those of the zeo blocks and
+	// the top-level ones (ZEO == nil). Ids are unique.
+	Storages []*Storage
+
+	// Warnings are problems that do not stop the daemon (e.g. no status file).
+	Warnings hcl.Diagnostics
+}
+
+// Log configures logging (go-hclog).
+type Log struct {
+	Level  string // trace, debug, info, warn, error
+	Format string // "text" or "json"
+	File   string // "" = stderr
+}
+
+// Limits bound what peers can make tidstorage hold.
+type Limits struct {
+	MaxFrameSize           int64 // largest ZEO frame (payload bytes) the proxy decodes
+	MaxClassicLine         int64 // largest field (line) of the classic protocol, bytes
+	MaxZEOConnections      int   // client connections over all zeo listeners; 0 = unlimited
+	MaxClassicTransactions int   // classic transactions in flight at once; 0 = unlimited
+}
+
+// Classic is the classic line-protocol endpoint (patched Zopes, dump tools).
+type Classic struct {
+	Enabled        bool
+	Listen         Address
+	Allow          []netip.Prefix // peers allowed to connect (tcp only)
+	MaxConnections int            // 0 = unlimited
+}
+
+// Allowed reports whether a peer at ip may use the classic endpoint.
+func (c *Classic) Allowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range c.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Admin is the HTTP endpoint serving /metrics, /status and /healthz.
+type Admin struct {
+	Enabled bool
+	Listen  Address
+}
+
+// ZEO is one proxied ZEO server.
+type ZEO struct {
+	Name     string  // block label
+	Listen   Address // where the proxy accepts ZODB clients
+	Upstream Address // the real ZEO server
+	// ClientAddress is the address clients use to reach the proxy, as written
+	// in their zope.conf; default storage ids are built from it. Defaults to
+	// Listen.
+	ClientAddress Address
+	Storages      []*Storage // in file order
+	Range         hcl.Range  // the block header, for messages
+}
+
+// Storage is one storage: a ZEO storage behind a proxied server, or (ZEO ==
+// nil) a storage known only from patched Zopes' classic reports.
+type Storage struct {
+	ID         string // key in DUMP, the status file and backups
+	Name       string // ZEO storage name ("1" by default in ZEO); "" for top-level storages
+	ZEO        *ZEO   // nil for top-level storages
+	DataFS     string // FileStorage file, for backups; "" = not backed up
+	BlobDir    string // blob directory; "" = none
+	Repository string // backup repository directory; "" = none
+	Range      hcl.Range
+}
+
+// StorageByID returns the storage with that id, or nil.
+func (c *Config) StorageByID(id string) *Storage {
+	for _, s := range c.Storages {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the .golden files from the current output")
+
+// TestGolden parses every testdata/*.hcl: bad_* must fail with exactly the
+// messages of their .golden file, ok_* must load and dump to theirs.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.hcl")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".hcl"), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			require.NoError(t, err)
+			cfg, err := Parse(src, file)
+			var got string
+			if strings.HasPrefix(filepath.Base(file), "bad_") {
+				require.Error(t, err, "a bad_ config must be rejected")
+				var cerr *Error
+				require.True(t, errors.As(err, &cerr), "error is %T, want *config.Error", err)
+				for _, d := range cerr.Diagnostics {
+					require.NotNil(t, d.Subject, "every diagnostic needs a position: %s", FormatDiagnostic(d))
+				}
+				got = err.Error() + "\n"
+			} else {
+				require.NoError(t, err)
+				got = dumpConfig(cfg)
+			}
+			golden := strings.TrimSuffix(file, ".hcl") + ".golden"
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run go test ./config/ -update to create it")
+			require.Equal(t, string(want), got)
+		})
+	}
+}
+
+// dumpConfig renders every field so that the golden files pin the defaults.
+func dumpConfig(c *Config) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("status_file=%q pid_file=%q", c.StatusFile, c.PIDFile)
+	p("burst_period=%s full_dump_period=%s classic_txn_timeout=%s shutdown_timeout=%s",
+		c.BurstPeriod, c.FullDumpPeriod, c.ClassicTxnTimeout, c.ShutdownTimeout)
+	p("log level=%s format=%s file=%q", c.Log.Level, c.Log.Format, c.Log.File)
+	p("limits %+v", c.Limits)
+	p("classic enabled=%v listen=%s allow=%v max_connections=%d",
+		c.Classic.Enabled, c.Classic.Listen, c.Classic.Allow, c.Classic.MaxConnections)
+	p("admin enabled=%v listen=%s", c.Admin.Enabled, c.Admin.Listen)
+	for _, z := range c.ZEO {
+		p("zeo %q listen=%s upstream=%s client_address=%s storages=%d", z.Name, z.Listen, z.Upstream, z.ClientAddress, len(z.Storages))
+	}
+	for _, s := range c.Storages {
+		zeo := "-"
+		if s.ZEO != nil {
+			zeo = s.ZEO.Name
+		}
+		p("storage id=%s zeo=%s name=%q data_fs=%q blob_dir=%q repository=%q", s.ID, zeo, s.Name, s.DataFS, s.BlobDir, s.Repository)
+	}
+	for _, w := range c.Warnings {
+		p("%s", FormatDiagnostic(w))
+	}
+	return b.String()
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := Load("../examples/tidstorage.hcl")
+	require.NoError(t, err)
+	require.Len(t, cfg.ZEO, 2, "the example shows two servers")
+	require.Len(t, cfg.ZEO[0].Storages, 2, "one server with two storages")
+	require.Empty(t, cfg.Warnings)
+	require.NotNil(t, cfg.StorageByID("((('zeo1.example.com', 8100),), '1')"))
+	require.True(t, filepath.IsAbs(cfg.StatusFile))
+}
+
+func TestLoadResolvesRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.hcl")
+	require.NoError(t, os.WriteFile(path, []byte(`status_file = "st/tid.log"`+"\n"), 0o644))
+	cfg, err := Load(path)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "st", "tid.log"), cfg.StatusFile)
+
+	_, err = Load(filepath.Join(dir, "missing.hcl"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestErrorListsEveryDiagnostic(t *testing.T) {
+	_, err := Parse([]byte("a = 1\nb = 2\nburst_period = \"x\"\n"), "x.hcl")
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3)
+	require.True(t, strings.HasPrefix(lines[0], "x.hcl:1:1: Unsupported argument"), lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "x.hcl:2:1: Unsupported argument"), lines[1])
+	require.True(t, strings.HasPrefix(lines[2], "x.hcl:3:16: Invalid duration"), lines[2])
+}
+
+func TestDefaultStorageID(t *testing.T) {
+	tcp, err := ParseAddress("localhost:8200")
+	require.NoError(t, err)
+	require.Equal(t, "((('localhost', 8200),), '2')", DefaultStorageID(tcp, "2"))
+	v6, err := ParseAddress("[::1]:8100")
+	require.NoError(t, err)
+	require.Equal(t, "((('::1', 8100),), '1')", DefaultStorageID(v6, "1"))
+	require.Equal(t, "[::1]:8100", v6.String())
+	unix, err := ParseAddress("unix:/run/zeo.sock")
+	require.NoError(t, err)
+	require.Equal(t, "(('/run/zeo.sock',), 'main')", DefaultStorageID(unix, "main"))
+	require.Equal(t, "/run/zeo.sock", unix.NetAddress())
+}
+
+// Expected values from Python 3: repr(s).
+func TestPyRepr(t *testing.T) {
+	for in, want := range map[string]string{
+		"1":      `'1'`,
+		"it's":   `"it's"`,
+		`a'b"c`:  `'a\'b"c'`,
+		`back\`:  `'back\\'`,
+		"t\tn\n": `'t\tn\n'`,
+		"\x01":   `'\x01'`,
+		"é":      `'é'`,
+	} {
+		require.Equal(t, want, PyRepr(in), "repr(%q)", in)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1": 1, "10B": 10, "4KiB": 4096, "2 MiB": 2 << 20, "1GB": 1e9, "3kB": 3000} {
+		got, err := ParseSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "0", "-1", "1.5MiB", "MiB", "1TiB", "9999999999GiB"} {
+		_, err := ParseSize(in)
+		require.Error(t, err, in)
+	}
+}
+
+func TestClassicAllowed(t *testing.T) {
+	cfg, err := Parse([]byte(`classic { allow = ["10.0.0.0/8", "192.168.1.7"] }`), "a.hcl")
+	require.NoError(t, err)
+	require.True(t, cfg.Classic.Allowed(netip.MustParseAddr("10.2.3.4")))
+	require.True(t, cfg.Classic.Allowed(netip.MustParseAddr("::ffff:192.168.1.7")))
+	require.False(t, cfg.Classic.Allowed(netip.MustParseAddr("192.168.1.8")))
+	require.False(t, cfg.Classic.Allowed(netip.MustParseAddr("127.0.0.1")), "an allow list replaces the default")
+}

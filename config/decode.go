@@ -1,0 +1,491 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Load reads and validates the configuration file at path. Relative paths in
+// the file are taken relative to the file's directory and made absolute.
+// Configuration errors are returned as *Error.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(src, path, abs)
+}
+
+// Parse parses and validates src; filename is used in messages and its
+// directory as the base of relative paths. Configuration errors are returned
+// as *Error listing all of them.
+func Parse(src []byte, filename string) (*Config, error) {
+	return parse(src, filename, filepath.Dir(filename))
+}
+
+func parse(src []byte, filename, base string) (*Config, error) {
+	file, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		sortDiagnostics(diags)
+		return nil, &Error{Diagnostics: diags}
+	}
+	d := &decoder{base: base}
+	cfg := d.decodeFile(file.Body)
+	cfg.File = filename
+	d.validate(cfg)
+	sortDiagnostics(d.diags)
+	var errs, warns hcl.Diagnostics
+	for _, diag := range d.diags {
+		if diag.Severity == hcl.DiagError {
+			errs = append(errs, diag)
+		} else {
+			warns = append(warns, diag)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Diagnostics: errs}
+	}
+	cfg.Warnings = warns
+	return cfg, nil
+}
+
+var rootSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "status_file"},
+		{Name: "burst_period"},
+		{Name: "full_dump_period"},
+		{Name: "pid_file"},
+		{Name: "classic_txn_timeout"},
+		{Name: "shutdown_timeout"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "log"},
+		{Type: "limits"},
+		{Type: "classic"},
+		{Type: "admin"},
+		{Type: "zeo", LabelNames: []string{"name"}},
+		{Type: "storage", LabelNames: []string{"id"}},
+	},
+}
+
+var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "level"}, {Name: "format"}, {Name: "file"},
+}}
+
+var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "max_frame_size"}, {Name: "max_classic_line"},
+	{Name: "max_zeo_connections"}, {Name: "max_classic_transactions"},
+}}
+
+var classicSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "enabled"}, {Name: "listen"}, {Name: "allow"}, {Name: "max_connections"},
+}}
+
+var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "enabled"}, {Name: "listen"},
+}}
+
+var zeoSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "listen", Required: true},
+		{Name: "upstream", Required: true},
+		{Name: "client_address"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "storage", LabelNames: []string{"name"}}},
+}
+
+var zeoStorageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "id"}, {Name: "data_fs"}, {Name: "blob_dir"}, {Name: "repository"},
+}}
+
+// Top-level storages are named by their id: no id attribute.
+var storageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "data_fs"}, {Name: "blob_dir"}, {Name: "repository"},
+}}
+
+// decoder accumulates diagnostics so that one run reports every error.
+type decoder struct {
+	base  string
+	diags hcl.Diagnostics
+	// explicitID marks zeo storages whose id was written, not derived.
+	explicitID map[*Storage]bool
+	// attrs keeps where each address was written, for cross-checks.
+	attrs map[*Address]*hcl.Attribute
+}
+
+func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: &r,
+	})
+}
+
+func (d *decoder) warnf(rng hcl.Range, summary, format string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning, Summary: summary, Detail: fmt.Sprintf(format, args...), Subject: &r,
+	})
+}
+
+func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema) *hcl.BodyContent {
+	c, diags := body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	return c
+}
+
+// once reports a second block of a kind that may appear only once.
+func (d *decoder) once(blocks []*hcl.Block, kind string) *hcl.Block {
+	var first *hcl.Block
+	for _, b := range blocks {
+		if b.Type != kind {
+			continue
+		}
+		if first != nil {
+			d.errorf(b.DefRange, "Duplicate "+kind+" block",
+				"only one %s block is allowed; the first one is at %s", kind, pos(first.DefRange))
+			continue
+		}
+		first = b
+	}
+	return first
+}
+
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+func (d *decoder) decodeFile(body hcl.Body) *Config {
+	cfg := defaults()
+	d.explicitID = map[*Storage]bool{}
+	d.attrs = map[*Address]*hcl.Attribute{}
+	c := d.content(body, rootSchema)
+	if c == nil {
+		return cfg
+	}
+	a := c.Attributes
+	d.path(a["status_file"], &cfg.StatusFile)
+	d.path(a["pid_file"], &cfg.PIDFile)
+	d.duration(a["burst_period"], &cfg.BurstPeriod, 0)
+	d.duration(a["full_dump_period"], &cfg.FullDumpPeriod, 0)
+	d.duration(a["classic_txn_timeout"], &cfg.ClassicTxnTimeout, time.Second)
+	d.duration(a["shutdown_timeout"], &cfg.ShutdownTimeout, 0)
+	if cfg.StatusFile == "" {
+		d.warnf(body.MissingItemRange(), "No status file",
+			"status_file is not set: published points are not written to disk, so backups can only use DUMP")
+	}
+
+	if b := d.once(c.Blocks, "log"); b != nil {
+		d.decodeLog(b, &cfg.Log)
+	}
+	if b := d.once(c.Blocks, "limits"); b != nil {
+		d.decodeLimits(b, &cfg.Limits)
+	}
+	if b := d.once(c.Blocks, "classic"); b != nil {
+		d.decodeClassic(b, &cfg.Classic)
+	}
+	if b := d.once(c.Blocks, "admin"); b != nil {
+		lc := d.content(b.Body, adminSchema)
+		d.boolean(lc.Attributes["enabled"], &cfg.Admin.Enabled)
+		d.address(lc.Attributes["listen"], &cfg.Admin.Listen, true)
+	}
+	zeoNames := map[string]hcl.Range{}
+	for _, b := range c.Blocks {
+		switch b.Type {
+		case "zeo":
+			name := b.Labels[0]
+			if name == "" {
+				d.errorf(b.LabelRanges[0], "Empty zeo name", `a zeo block needs a name, e.g. zeo "main" { ... }`)
+			} else if prev, dup := zeoNames[name]; dup {
+				d.errorf(b.LabelRanges[0], "Duplicate zeo name", "zeo %q is already defined at %s", name, pos(prev))
+			} else {
+				zeoNames[name] = b.LabelRanges[0]
+			}
+			z := d.decodeZEO(b)
+			cfg.ZEO = append(cfg.ZEO, z)
+			cfg.Storages = append(cfg.Storages, z.Storages...)
+		case "storage":
+			s := &Storage{ID: b.Labels[0], Range: b.LabelRanges[0]}
+			if s.ID == "" {
+				d.errorf(b.LabelRanges[0], "Empty storage id",
+					`a top-level storage is named by its id, e.g. storage "((('localhost', 8100),), '1')" { ... }`)
+			}
+			sc := d.content(b.Body, storageSchema)
+			d.storageFiles(sc.Attributes, s)
+			cfg.Storages = append(cfg.Storages, s)
+		}
+	}
+	return cfg
+}
+
+func (d *decoder) decodeLog(b *hcl.Block, l *Log) {
+	c := d.content(b.Body, logSchema)
+	if attr := c.Attributes["level"]; attr != nil && d.str(attr, &l.Level) {
+		l.Level = strings.ToLower(l.Level)
+		switch l.Level {
+		case "trace", "debug", "info", "warn", "error":
+		default:
+			d.errorf(attr.Expr.Range(), "Invalid log level",
+				"level = %q; use one of trace, debug, info, warn, error", l.Level)
+		}
+	}
+	if attr := c.Attributes["format"]; attr != nil && d.str(attr, &l.Format) {
+		if l.Format != "text" && l.Format != "json" {
+			d.errorf(attr.Expr.Range(), "Invalid log format", `format = %q; use "text" or "json"`, l.Format)
+		}
+	}
+	d.path(c.Attributes["file"], &l.File)
+}
+
+func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
+	c := d.content(b.Body, limitsSchema)
+	d.size(c.Attributes["max_frame_size"], &l.MaxFrameSize)
+	d.size(c.Attributes["max_classic_line"], &l.MaxClassicLine)
+	d.count(c.Attributes["max_zeo_connections"], &l.MaxZEOConnections)
+	d.count(c.Attributes["max_classic_transactions"], &l.MaxClassicTransactions)
+}
+
+func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {
+	c := d.content(b.Body, classicSchema)
+	d.boolean(c.Attributes["enabled"], &cl.Enabled)
+	d.address(c.Attributes["listen"], &cl.Listen, true)
+	d.count(c.Attributes["max_connections"], &cl.MaxConnections)
+	attr := c.Attributes["allow"]
+	if attr == nil {
+		return
+	}
+	exprs, diags := hcl.ExprList(attr.Expr)
+	if diags.HasErrors() {
+		d.errorf(attr.Expr.Range(), "Invalid allow list",
+			`allow must be a list of addresses or CIDR prefixes, e.g. ["127.0.0.0/8", "10.1.2.3"]`)
+		return
+	}
+	cl.Allow = cl.Allow[:0]
+	for _, e := range exprs {
+		var s string
+		if v, diags := e.Value(nil); diags.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+			d.errorf(e.Range(), "Invalid CIDR", "allow entries must be strings such as \"10.0.0.0/8\" or \"10.1.2.3\"")
+			continue
+		} else {
+			s = v.AsString()
+		}
+		p, err := parsePrefix(s)
+		if err != nil {
+			d.errorf(e.Range(), "Invalid CIDR", "%v", err)
+			continue
+		}
+		cl.Allow = append(cl.Allow, p)
+	}
+}
+
+// parsePrefix accepts a CIDR prefix or a bare IP address (one host).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix such as \"10.0.0.0/8\"", s)
+		}
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR prefix such as \"10.0.0.0/8\"", s)
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
+
+func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
+	z := &ZEO{Name: b.Labels[0], Range: b.DefRange}
+	c := d.content(b.Body, zeoSchema)
+	listen := c.Attributes["listen"]
+	d.address(listen, &z.Listen, false)
+	d.address(c.Attributes["upstream"], &z.Upstream, false)
+	z.ClientAddress = z.Listen
+	d.address(c.Attributes["client_address"], &z.ClientAddress, false)
+
+	names := map[string]hcl.Range{}
+	for _, sb := range c.Blocks {
+		s := &Storage{Name: sb.Labels[0], ZEO: z, Range: sb.LabelRanges[0]}
+		if s.Name == "" {
+			d.errorf(sb.LabelRanges[0], "Empty storage name",
+				`a storage block in a zeo block is named by its ZEO storage name, e.g. storage "1" { }`)
+			continue
+		}
+		if prev, dup := names[s.Name]; dup {
+			d.errorf(sb.LabelRanges[0], "Duplicate storage block",
+				"storage %q of zeo %q is already defined at %s", s.Name, z.Name, pos(prev))
+			continue
+		}
+		names[s.Name] = sb.LabelRanges[0]
+		sc := d.content(sb.Body, zeoStorageSchema)
+		if attr := sc.Attributes["id"]; attr != nil && d.str(attr, &s.ID) {
+			if s.ID == "" {
+				d.errorf(attr.Expr.Range(), "Empty storage id", "remove id to use the default id, or give a non-empty one")
+			}
+			d.explicitID[s] = true
+			s.Range = attr.Expr.Range()
+		}
+		d.storageFiles(sc.Attributes, s)
+		z.Storages = append(z.Storages, s)
+	}
+	if len(c.Blocks) == 0 {
+		d.errorf(b.DefRange, "Missing storage block",
+			`zeo %q needs at least one storage block naming a storage of the server, e.g. storage "1" { }`, z.Name)
+	}
+	// Default ids need an address clients actually dial.
+	if z.ClientAddress.IsZero() {
+		return z
+	}
+	needDefault := false
+	for _, s := range z.Storages {
+		if !d.explicitID[s] {
+			s.ID = DefaultStorageID(z.ClientAddress, s.Name)
+			needDefault = true
+		}
+	}
+	if needDefault && z.ClientAddress.wildcard() {
+		rng := b.DefRange
+		if attr := c.Attributes["client_address"]; attr != nil {
+			rng = attr.Expr.Range()
+		} else if listen != nil {
+			rng = listen.Expr.Range()
+		}
+		d.errorf(rng, "No address for default storage ids",
+			"%s listens on every interface, so it is not the address clients write in zope.conf; set client_address (e.g. \"zeo1.example.com:%d\") or an id in every storage block",
+			z.ClientAddress, z.ClientAddress.Port)
+	}
+	return z
+}
+
+func (d *decoder) storageFiles(attrs hcl.Attributes, s *Storage) {
+	d.path(attrs["data_fs"], &s.DataFS)
+	d.path(attrs["blob_dir"], &s.BlobDir)
+	d.path(attrs["repository"], &s.Repository)
+}
+
+// str decodes a string attribute; it reports false (and a diagnostic) when
+// the value is not a string.
+func (d *decoder) str(attr *hcl.Attribute, dst *string) bool {
+	if attr == nil {
+		return false
+	}
+	v, ok := d.stringValue(attr)
+	if !ok {
+		d.errorf(attr.Expr.Range(), "Invalid value", "%s must be a string in double quotes", attr.Name)
+		return false
+	}
+	*dst = v
+	return true
+}
+
+func (d *decoder) path(attr *hcl.Attribute, dst *string) {
+	var s string
+	if !d.str(attr, &s) {
+		return
+	}
+	if s == "" {
+		d.errorf(attr.Expr.Range(), "Empty path", "%s is empty; remove it instead", attr.Name)
+		return
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(d.base, s)
+	}
+	*dst = s
+}
+
+func (d *decoder) boolean(attr *hcl.Attribute, dst *bool) {
+	if attr == nil {
+		return
+	}
+	val, diags := attr.Expr.Value(nil)
+	if diags.HasErrors() || val.IsNull() || !val.IsKnown() || val.Type() != cty.Bool {
+		d.errorf(attr.Expr.Range(), "Invalid value", "%s must be true or false (without quotes)", attr.Name)
+		return
+	}
+	*dst = val.True()
+}
+
+func (d *decoder) count(attr *hcl.Attribute, dst *int) {
+	if attr == nil {
+		return
+	}
+	val, diags := attr.Expr.Value(nil)
+	if diags.HasErrors() || val.IsNull() || !val.IsKnown() || val.Type() != cty.Number {
+		d.errorf(attr.Expr.Range(), "Invalid number", "%s must be a whole number (without quotes); 0 means no limit", attr.Name)
+		return
+	}
+	n, acc := val.AsBigFloat().Int64()
+	if acc != big.Exact || n < 0 || n > math.MaxInt32 {
+		d.errorf(attr.Expr.Range(), "Invalid number", "%s = %s; use 0 for no limit or a positive whole number", attr.Name, val.AsBigFloat().Text('g', -1))
+		return
+	}
+	*dst = int(n)
+}
+
+func (d *decoder) duration(attr *hcl.Attribute, dst *time.Duration, minimum time.Duration) {
+	if attr == nil {
+		return
+	}
+	s, ok := d.stringValue(attr)
+	if !ok {
+		d.errorf(attr.Expr.Range(), "Invalid duration",
+			`%s must be a string with a unit, such as "30s", "5m" or "1h30m"`, attr.Name)
+		return
+	}
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		d.errorf(attr.Expr.Range(), "Invalid duration",
+			`%s = %q is not a duration; write a number with a unit, such as "30s", "5m" or "1h30m"`, attr.Name, s)
+	case v < minimum:
+		d.errorf(attr.Expr.Range(), "Invalid duration", "%s = %q; it must be at least %s", attr.Name, s, minimum)
+	default:
+		*dst = v
+	}
+}
+
+// stringValue returns the value of attr when it is a literal string (no
+// conversion from numbers or bools: "30" for a duration is a mistake).
+func (d *decoder) stringValue(attr *hcl.Attribute) (string, bool) {
+	val, diags := attr.Expr.Value(nil)
+	if diags.HasErrors() {
+		return "", false
+	}
+	if val.IsNull() || !val.IsKnown() || val.Type() != cty.String {
+		return "", false
+	}
+	return val.AsString(), true
+}
+
+// address decodes a listen/dial address. Port 0 (a free port) is allowed only
+// where nobody needs to know the port in advance (classic, admin: tests).
+func (d *decoder) address(attr *hcl.Attribute, dst *Address, port0 bool) {
+	var s string
+	if !d.str(attr, &s) {
+		return
+	}
+	a, err := ParseAddress(s)
+	if err == nil && a.Network == "tcp" && a.Port == 0 && !port0 {
+		err = fmt.Errorf("%q: port 0 is not allowed here, clients must know the port", s)
+	}
+	if err != nil {
+		d.errorf(attr.Expr.Range(), "Invalid address", "%s: %v", attr.Name, err)
+		return
+	}
+	*dst = a
+	d.attrs[dst] = attr
+}

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Defaults. docs/config.md repeats them: change both together.
+const (
+	DefaultClassicListen          = "127.0.0.1:9001" // the original daemon's port
+	DefaultAdminListen            = "127.0.0.1:9002"
+	DefaultBurstPeriod            = 30 * time.Second // the original's sample setting
+	DefaultFullDumpPeriod         = 5 * time.Minute  // idem
+	DefaultClassicTxnTimeout      = 10 * time.Minute
+	DefaultShutdownTimeout        = 30 * time.Second
+	DefaultLogLevel               = "info"
+	DefaultLogFormat              = "text"
+	DefaultMaxFrameSize           = 64 << 20
+	DefaultMaxClassicLine         = 64 << 10
+	DefaultMaxZEOConnections      = 4096
+	DefaultMaxClassicTransactions = 100000
+	DefaultClassicMaxConnections  = 1024
+)
+
+// DefaultClassicAllow is the classic allow-list when none is given: loopback.
+var DefaultClassicAllow = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("::1/128"),
+}
+
+func defaults() *Config {
+	classic, _ := ParseAddress(DefaultClassicListen)
+	admin, _ := ParseAddress(DefaultAdminListen)
+	return &Config{
+		BurstPeriod:       DefaultBurstPeriod,
+		FullDumpPeriod:    DefaultFullDumpPeriod,
+		ClassicTxnTimeout: DefaultClassicTxnTimeout,
+		ShutdownTimeout:   DefaultShutdownTimeout,
+		Log:               Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Limits: Limits{
+			MaxFrameSize:           DefaultMaxFrameSize,
+			MaxClassicLine:         DefaultMaxClassicLine,
+			MaxZEOConnections:      DefaultMaxZEOConnections,
+			MaxClassicTransactions: DefaultMaxClassicTransactions,
+		},
+		Classic: Classic{
+			Enabled:        true,
+			Listen:         classic,
+			Allow:          append([]netip.Prefix(nil), DefaultClassicAllow...),
+			MaxConnections: DefaultClassicMaxConnections,
+		},
+		Admin: Admin{Enabled: true, Listen: admin},
+	}
+}

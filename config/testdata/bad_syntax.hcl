@@ -1,0 +1,3 @@
+status_file = "tid.log"
+zeo "a" {
+  listen = "localhost:8100"

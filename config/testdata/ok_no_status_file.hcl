@@ -1,0 +1,12 @@
+classic {
+  enabled = false
+}
+admin {
+  listen = "127.0.0.1:0"
+}
+limits {
+  max_frame_size           = 1048576
+  max_classic_line         = "4KiB"
+  max_zeo_connections      = 0
+  max_classic_transactions = 10
+}
