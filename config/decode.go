@@ -87,7 +87,7 @@ var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 }}
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "max_frame_size"}, {Name: "max_classic_line"},
+	{Name: "max_frame_size"}, {Name: "max_classic_field"}, {Name: "max_classic_count"},
 	{Name: "max_zeo_connections"}, {Name: "max_classic_transactions"},
 }}
 
@@ -200,7 +200,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	if b := d.once(c.Blocks, "admin"); b != nil {
 		lc := d.content(b.Body, adminSchema)
 		d.boolean(lc.Attributes["enabled"], &cfg.Admin.Enabled)
-		d.address(lc.Attributes["listen"], &cfg.Admin.Listen, true)
+		d.tcpAddress(lc.Attributes["listen"], &cfg.Admin.Listen)
 	}
 	zeoNames := map[string]hcl.Range{}
 	for _, b := range c.Blocks {
@@ -253,7 +253,8 @@ func (d *decoder) decodeLog(b *hcl.Block, l *Log) {
 func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
 	c := d.content(b.Body, limitsSchema)
 	d.size(c.Attributes["max_frame_size"], &l.MaxFrameSize)
-	d.size(c.Attributes["max_classic_line"], &l.MaxClassicLine)
+	d.size(c.Attributes["max_classic_field"], &l.MaxClassicField)
+	d.count(c.Attributes["max_classic_count"], &l.MaxClassicCount)
 	d.count(c.Attributes["max_zeo_connections"], &l.MaxZEOConnections)
 	d.count(c.Attributes["max_classic_transactions"], &l.MaxClassicTransactions)
 }
@@ -261,7 +262,7 @@ func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
 func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {
 	c := d.content(b.Body, classicSchema)
 	d.boolean(c.Attributes["enabled"], &cl.Enabled)
-	d.address(c.Attributes["listen"], &cl.Listen, true)
+	d.tcpAddress(c.Attributes["listen"], &cl.Listen)
 	d.count(c.Attributes["max_connections"], &cl.MaxConnections)
 	attr := c.Attributes["allow"]
 	if attr == nil {
@@ -484,6 +485,23 @@ func (d *decoder) address(attr *hcl.Attribute, dst *Address, port0 bool) {
 	}
 	if err != nil {
 		d.errorf(attr.Expr.Range(), "Invalid address", "%s: %v", attr.Name, err)
+		return
+	}
+	*dst = a
+	d.attrs[dst] = attr
+}
+
+// tcpAddress decodes the listen address of the classic or admin endpoint:
+// TCP only (patched Zopes and HTTP clients dial host and port), port 0 allowed
+// (a free port, for tests).
+func (d *decoder) tcpAddress(attr *hcl.Attribute, dst *Address) {
+	var a Address
+	d.address(attr, &a, true)
+	if a.IsZero() {
+		return
+	}
+	if a.IsUnix() {
+		d.errorf(attr.Expr.Range(), "Invalid address", "%s: %s: this endpoint is TCP only, use host:port", attr.Name, a)
 		return
 	}
 	*dst = a

@@ -16,7 +16,8 @@ const (
 	DefaultLogLevel               = "info"
 	DefaultLogFormat              = "text"
 	DefaultMaxFrameSize           = 64 << 20
-	DefaultMaxClassicLine         = 64 << 10
+	DefaultMaxClassicField        = 64 << 10 // tracker/classic's default too
+	DefaultMaxClassicCount        = 100000   // idem
 	DefaultMaxZEOConnections      = 4096
 	DefaultMaxClassicTransactions = 100000
 	DefaultClassicMaxConnections  = 1024
@@ -39,7 +40,8 @@ func defaults() *Config {
 		Log:               Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Limits: Limits{
 			MaxFrameSize:           DefaultMaxFrameSize,
-			MaxClassicLine:         DefaultMaxClassicLine,
+			MaxClassicField:        DefaultMaxClassicField,
+			MaxClassicCount:        DefaultMaxClassicCount,
 			MaxZEOConnections:      DefaultMaxZEOConnections,
 			MaxClassicTransactions: DefaultMaxClassicTransactions,
 		},

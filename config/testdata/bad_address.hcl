@@ -3,7 +3,7 @@ classic {
   listen = "localhost"
 }
 admin {
-  listen = "127.0.0.1:99999"
+  listen = "unix:/run/admin.sock"
 }
 zeo "a" {
   listen   = "unix:var/zeo.sock"
@@ -13,5 +13,10 @@ zeo "a" {
 zeo "b" {
   listen   = "unix:"
   upstream = "[::1:8100"
+  storage "1" {}
+}
+zeo "c" {
+  listen   = "127.0.0.1:99999"
+  upstream = "zeo c:8100"
   storage "1" {}
 }

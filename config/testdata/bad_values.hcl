@@ -5,7 +5,7 @@ log {
 }
 limits {
   max_frame_size      = "64MB!"
-  max_classic_line    = 0.5
+  max_classic_field    = 0.5
   max_zeo_connections = -1
 }
 classic {

@@ -6,7 +6,8 @@ admin {
 }
 limits {
   max_frame_size           = 1048576
-  max_classic_line         = "4KiB"
+  max_classic_field        = "4KiB"
+  max_classic_count        = 50
   max_zeo_connections      = 0
   max_classic_transactions = 10
 }
