@@ -1,0 +1,158 @@
+package classic
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+const (
+	readBufSize = 16 << 10
+	// flushThreshold bounds the replies held back while a peer pipelines
+	// DUMPs faster than it reads.
+	flushThreshold = 64 << 10
+)
+
+// conn serves one client connection.
+type conn struct {
+	s    *Server
+	nc   net.Conn
+	peer string
+	log  hclog.Logger
+
+	out      []byte // replies not sent yet
+	writeErr error
+}
+
+// Read feeds the decoder. Pending replies are sent before waiting for more
+// input: a pipelining peer gets its replies in batches, and a peer waiting
+// for a reply is never left waiting while the server waits for it.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(c.out) > 0 {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return c.nc.Read(p)
+}
+
+func (c *conn) flush() error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout)); err != nil {
+		c.writeErr = err
+		return err
+	}
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	c.writeErr = err
+	return err
+}
+
+func (c *conn) serve() {
+	c.log.Info("client connected")
+	opts := &c.s.opts
+	d := newDecoder(bufio.NewReaderSize(c, readBufSize), opts.MaxFieldSize, opts.MaxCount)
+	backend := c.s.backend
+	for {
+		if opts.IdleTimeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
+		}
+		cmd, err := d.readCommand()
+		if err != nil {
+			c.end(err)
+			return
+		}
+		c.s.stats.commands[cmd.kind].Add(1)
+		switch cmd.kind {
+		case kindBegin:
+			backend.Begin(cmd.id, cmd.storages)
+		case kindAbort:
+			backend.Abort(cmd.id)
+		case kindCommit:
+			backend.Commit(cmd.id, cmd.tids, cmd.none)
+		case kindDump:
+			c.out = c.appendDump(c.out, backend.Dump())
+		case kindBootstraped:
+			v := uint64(0)
+			if backend.Bootstrapped() {
+				v = 1
+			}
+			c.out = appendUint(c.out, v)
+		case kindQuit:
+			if len(c.out) > 0 && c.flush() != nil {
+				c.logWriteError()
+			}
+			c.log.Info("client quit")
+			return
+		}
+		if len(c.out) >= flushThreshold && c.flush() != nil {
+			c.logWriteError()
+			return
+		}
+	}
+}
+
+// appendDump encodes the published values. A storage id the protocol cannot
+// carry (it holds "\n" or "\r") is left out and logged rather than breaking
+// every DUMP.
+func (c *conn) appendDump(dst []byte, m map[string]uint64) []byte {
+	out, err := appendDict(dst, m)
+	if err == nil {
+		return out
+	}
+	var bad []string
+	clean := make(map[string]uint64, len(m))
+	for k, v := range m {
+		if strings.ContainsAny(k, "\n\r") {
+			bad = append(bad, k)
+			continue
+		}
+		clean[k] = v
+	}
+	slices.Sort(bad)
+	c.log.Error("DUMP: storage ids containing \\n or \\r left out of the reply", "storages", bad)
+	out, _ = appendDict(dst, clean)
+	return out
+}
+
+// end logs why the connection ends. Replies to the commands read before the
+// end are sent first: the stream was valid up to there.
+func (c *conn) end(err error) {
+	if c.writeErr != nil {
+		c.logWriteError()
+		return
+	}
+	if len(c.out) > 0 && c.flush() != nil {
+		c.logWriteError()
+	}
+	var fe *fieldError
+	var ne net.Error
+	switch {
+	case err == io.EOF:
+		c.log.Info("client disconnected")
+	case c.s.isClosed():
+		c.log.Debug("connection closed by server shutdown", "error", err)
+	case errors.Is(err, ErrProtocol):
+		c.s.stats.protocolErrors.Add(1)
+		c.log.Error("closing connection: bad input", "error", err)
+	case errors.As(err, &ne) && ne.Timeout() && c.s.opts.IdleTimeout > 0:
+		c.log.Info("closing idle connection", "error", err, "idle_timeout", c.s.opts.IdleTimeout)
+	case errors.As(err, &fe) && (fe.cmd != "" || errors.Is(err, io.ErrUnexpectedEOF)):
+		c.s.stats.torn.Add(1)
+		c.log.Warn("connection ended inside a command; command discarded", "error", err)
+	default:
+		c.log.Info("connection ended", "error", err)
+	}
+}
+
+func (c *conn) logWriteError() {
+	c.log.Warn("could not send reply; closing connection", "error", c.writeErr)
+}

@@ -1,0 +1,164 @@
+package classic
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+)
+
+// testTimeout bounds every wait in these tests.
+const testTimeout = 5 * time.Second
+
+// logBuffer collects a server's log output for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// lineWith returns the first log line containing every part, or "".
+func (l *logBuffer) lineWith(parts ...string) string {
+	for line := range strings.SplitSeq(l.String(), "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return line
+		}
+	}
+	return ""
+}
+
+// requireLogLine waits (bounded) for a log line containing every part.
+func requireLogLine(t *testing.T, logs *logBuffer, parts ...string) string {
+	t.Helper()
+	var line string
+	require.Eventually(t, func() bool {
+		line = logs.lineWith(parts...)
+		return line != ""
+	}, testTimeout, 5*time.Millisecond, "no log line with %q in:\n%s", parts, logs)
+	return line
+}
+
+// startServer serves backend on a loopback port until the test ends.
+func startServer(t *testing.T, backend Backend, opts Options) (string, *Server, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: logs, Level: hclog.Debug})
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := NewServer(backend, opts)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Close())
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, ErrServerClosed)
+		case <-time.After(testTimeout):
+			t.Error("Serve did not return after Close")
+		}
+	})
+	return l.Addr().String(), srv, logs
+}
+
+func dial(t *testing.T, addr string) *Client {
+	t.Helper()
+	c, err := Dial(addr, testTimeout)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, testTimeout)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// requireClosedByPeer reads until the server closes nc; a timeout fails.
+func requireClosedByPeer(t *testing.T, nc net.Conn) {
+	t.Helper()
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(testTimeout)))
+	buf := make([]byte, 4096)
+	for {
+		_, err := nc.Read(buf)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "server did not close the connection: %v", err)
+		if err != io.EOF {
+			// A reset also means closed: the server closed with unread input.
+			require.True(t, isReset(err), "unexpected read error: %v", err)
+		}
+		return
+	}
+}
+
+func isReset(err error) bool {
+	return strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// recorder wraps a Backend and records the calls it receives.
+type recorder struct {
+	Backend
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) record(s string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Begin(id string, storages []string) {
+	r.record("begin " + id + " " + strings.Join(storages, ","))
+	r.Backend.Begin(id, storages)
+}
+
+func (r *recorder) Commit(id string, tids map[string]uint64, none []string) {
+	r.record("commit " + id + " " + formatTIDs(tids) + " none=" + strings.Join(none, ","))
+	r.Backend.Commit(id, tids, none)
+}
+
+func (r *recorder) Abort(id string) {
+	r.record("abort " + id)
+	r.Backend.Abort(id)
+}
+
+func (r *recorder) Calls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.calls...)
+}
+
+func formatTIDs(m map[string]uint64) string {
+	b, _ := appendDict(nil, m)
+	return strings.ReplaceAll(strings.TrimSuffix(string(b), "\n"), "\n", "|")
+}
