@@ -1,0 +1,391 @@
+package zeoproxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tidstorage/tidstorage/zrpc"
+)
+
+// phase is where a connection's current participation stands in ZEO's 2PC
+// (zeo-protocol.md §10).
+type phase uint8
+
+const (
+	phaseIdle      phase = iota
+	phaseOpen            // tpc_begin seen
+	phaseVoting          // vote sent, reply pending
+	phaseVoted           // vote reply ok: the server holds the commit lock
+	phaseFailed          // vote error reply: the server already aborted
+	phaseFinishing       // tpc_finish forwarded, reply pending
+)
+
+var phaseNames = [...]string{"idle", "open", "voting", "voted", "failed", "finishing"}
+
+func (p phase) String() string { return phaseNames[p] }
+
+// conn is one client connection and its own upstream connection.
+type conn struct {
+	l      *listener
+	id     uint64
+	client net.Conn
+	server net.Conn
+	log    hclog.Logger
+
+	identity string // client identity for correlation (peer host or pid)
+
+	mu         sync.Mutex
+	c2sFrames  int
+	s2cFrames  int
+	enc        zrpc.Encoding
+	encKnown   bool
+	ruok       bool
+	unsup      string // why the protocol is not observed (e.g. ZEO 4), "" if observed
+	storage    string // storage id once registered
+	storName   string
+	registered bool
+	blind      bool
+	part       PartID
+	ph         phase
+	begin      Begin
+	voteID     int64
+	finishID   int64
+	finishDone chan struct{} // closed when the pending finish reply is seen
+
+	// pending counts outstanding calls whose reply the proxy must see; the
+	// server→client hot path only peeks frames while it is non-zero.
+	pending atomic.Int32
+	cs, sc  *pump
+}
+
+func (c *conn) serve() {
+	defer c.l.connDone(c)
+	c.cs = &pump{
+		src: bufio.NewReaderSize(c.client, bufSize), dst: bufio.NewWriterSize(writeTagger{c.server}, bufSize),
+		insp: c2sInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+	}
+	c.sc = &pump{
+		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
+		insp: s2cInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+	}
+	scDone := make(chan struct{})
+	go func() {
+		err, _ := c.sc.run()
+		c.logEnd("server", err)
+		// The server side is gone: nothing more can reach the client.
+		_ = c.client.Close()
+		_ = c.server.Close()
+		close(scDone)
+	}()
+	err, writeSide := c.cs.run()
+	c.logEnd("client", err)
+	if !writeSide {
+		// The client left. If a tpc_finish is on its way, keep the server side
+		// until its reply tells the outcome (design rule 3).
+		c.mu.Lock()
+		wait := c.finishDone
+		c.mu.Unlock()
+		if wait != nil {
+			select {
+			case <-wait:
+			case <-scDone:
+			case <-time.After(c.l.p.cfg.FinishWait):
+				c.log.Warn("client left during tpc_finish; no reply from the server in time", "wait", c.l.p.cfg.FinishWait)
+			}
+		}
+	}
+	_ = c.server.Close()
+	_ = c.client.Close()
+	<-scDone
+	c.finish()
+}
+
+func (c *conn) logEnd(side string, err error) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	c.log.Debug("stream ended", "from", side, "error", err)
+}
+
+// finish settles the connection's participation once both directions ended.
+func (c *conn) finish() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.l.p.tracker
+	if c.part != 0 {
+		switch c.ph {
+		case phaseFinishing:
+			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
+				"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
+			t.InDoubt(c.part)
+			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin)
+		case phaseIdle:
+		default:
+			if c.ph == phaseVoted {
+				c.log.Warn("connection lost while voted: the server aborts the transaction",
+					"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
+			}
+			t.Aborted(c.part)
+		}
+		c.part, c.ph = 0, phaseIdle
+	}
+	if c.blind {
+		t.Unblind(c.storage)
+		c.blind = false
+	}
+}
+
+// markBlind is called with c.mu held.
+func (c *conn) markBlind(reason string) {
+	if c.blind {
+		return
+	}
+	if !c.registered {
+		c.log.Warn("undecodable traffic before register; relaying unobserved", "reason", reason)
+		return
+	}
+	c.blind = true
+	c.log.Error("storage is blind: relaying a connection the proxy cannot decode", "storage", c.storage, "reason", reason)
+	c.l.p.tracker.Blind(c.storage, reason)
+	c.l.p.metrics.decodeErrors.Add(1)
+}
+
+// c2sInspector observes client → server frames.
+type c2sInspector struct{ c *conn }
+
+func (i c2sInspector) unseen(reason string) {
+	c := i.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.markBlind("client stream: " + reason)
+}
+
+func (i c2sInspector) head(prefix []byte, size int) bool {
+	c := i.c
+	if c.c2sFrames == 0 {
+		return true // the handshake answer: tiny
+	}
+	if !c.encKnown || c.unsup != "" {
+		c.c2sFrames++
+		return false
+	}
+	h, err := zrpc.PeekMessage(c.enc, prefix)
+	if err != nil {
+		c.c2sFrames++
+		c.mu.Lock()
+		c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
+		c.mu.Unlock()
+		return false
+	}
+	switch h.Method {
+	case zrpc.MethodRegister, zrpc.MethodTPCBegin:
+		return true
+	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
+		c.c2sFrames++
+		c.mu.Lock()
+		c.onCall(h.Method, h.MsgID)
+		c.mu.Unlock()
+		return false
+	}
+	c.c2sFrames++
+	return false
+}
+
+func (i c2sInspector) whole(payload []byte) {
+	c := i.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.c2sFrames++
+	if c.c2sFrames == 1 {
+		hs, err := zrpc.ParseClientHandshake(payload)
+		switch {
+		case err != nil:
+			c.unsup = err.Error()
+			c.log.Warn("unrecognised client handshake; relaying unobserved", "error", err)
+		case hs.Ruok:
+			c.ruok = true
+			c.unsup = "ruok probe"
+		case hs.Protocol.ZEO4():
+			c.unsup = "protocol " + hs.Protocol.String() + " (ZEO 4) is relayed but not observed"
+			c.log.Warn("ZEO 4 client: relaying unobserved", "protocol", hs.Protocol.String())
+		default:
+			c.enc, c.encKnown = hs.Protocol.Encoding, true
+		}
+		return
+	}
+	call, err := decodeCall(c.enc, payload)
+	if err != nil {
+		c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
+		return
+	}
+	switch call := call.(type) {
+	case *zrpc.Register:
+		reg := call
+		if c.registered {
+			return // ZEO refuses a second register; the first one stands
+		}
+		c.registered = true
+		c.storName = reg.Storage
+		c.storage = c.l.storageID(reg.Storage)
+		c.log = c.log.With("storage", c.storage)
+		c.log.Debug("registered", "read_only", reg.ReadOnly)
+		if c.unsup != "" {
+			c.markBlind(c.unsup)
+		}
+	case *zrpc.TPCBegin:
+		c.onBegin(call)
+	}
+}
+
+// onBegin starts a participation (c.mu held).
+func (c *conn) onBegin(tb *zrpc.TPCBegin) {
+	t := c.l.p.tracker
+	if !c.registered {
+		c.log.Warn("tpc_begin before register; ignored")
+		return
+	}
+	if c.part != 0 && c.ph != phaseIdle {
+		// ZEO allows one transaction per connection; a new tpc_begin means
+		// the server will refuse it or the old one ended unseen. Either way
+		// the old participation did not commit through this connection.
+		t.Aborted(c.part)
+	}
+	ext := canonText(tb.Extension)
+	c.part = c.l.p.newPartID()
+	c.ph = phaseOpen
+	c.begin = Begin{
+		ID: c.part, Storage: c.storage, Client: c.identity,
+		User: string(tb.User), Desc: string(tb.Description), Ext: ext,
+	}
+	c.begin.Key = c.identity + "\x00" + c.begin.User + "\x00" + c.begin.Desc + "\x00" + ext
+	t.Begin(c.begin)
+	c.l.p.metrics.begins.Add(1)
+}
+
+// onCall records a sync 2PC call before it is forwarded (c.mu held).
+func (c *conn) onCall(m zrpc.Method, msgid int64) {
+	t := c.l.p.tracker
+	switch m {
+	case zrpc.MethodVote:
+		if c.part == 0 {
+			return
+		}
+		c.ph = phaseVoting
+		c.voteID = msgid
+		c.pending.Add(1)
+	case zrpc.MethodTPCFinish:
+		if c.part == 0 {
+			return
+		}
+		c.ph = phaseFinishing
+		c.finishID = msgid
+		c.finishDone = make(chan struct{})
+		c.pending.Add(1)
+		t.FinishSent(c.part)
+	case zrpc.MethodTPCAbort:
+		if c.part == 0 || c.ph == phaseFinishing {
+			return // after a finish, tpc_abort is the transaction package's no-op cleanup
+		}
+		t.Aborted(c.part)
+		c.l.p.metrics.aborts.Add(1)
+		c.part, c.ph = 0, phaseIdle
+	}
+}
+
+// s2cInspector observes server → client frames.
+type s2cInspector struct{ c *conn }
+
+func (i s2cInspector) unseen(reason string) {
+	c := i.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.markBlind("server stream: " + reason)
+}
+
+func (i s2cInspector) head(prefix []byte, size int) bool {
+	c := i.c
+	c.s2cFrames++
+	if c.s2cFrames == 1 {
+		return true // the server's announcement
+	}
+	if c.pending.Load() == 0 {
+		return false
+	}
+	h, err := zrpc.PeekMessage(c.enc, prefix)
+	if err != nil {
+		c.mu.Lock()
+		c.markBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
+		c.mu.Unlock()
+		return false
+	}
+	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt {
+		return false
+	}
+	c.mu.Lock()
+	want := (c.ph == phaseVoting && h.MsgID == c.voteID) || (c.ph == phaseFinishing && h.MsgID == c.finishID)
+	c.mu.Unlock()
+	return want
+}
+
+func (i s2cInspector) whole(payload []byte) {
+	c := i.c
+	if c.s2cFrames == 1 {
+		if p, err := zrpc.ParseServerHandshake(payload); err != nil {
+			c.log.Warn("unrecognised server announcement", "error", err)
+		} else {
+			c.log.Trace("server announced", "protocol", p.String())
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := decodeReply(c.enc, payload)
+	if err != nil {
+		c.markBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
+		return
+	}
+	t := c.l.p.tracker
+	switch {
+	case c.ph == phaseVoting && r.MsgID == c.voteID:
+		c.pending.Add(-1)
+		switch {
+		case r.IsError():
+			c.ph = phaseFailed
+			t.Vote(c.part, false)
+			c.l.p.metrics.votesFailed.Add(1)
+		case r.HasConflicts():
+			c.ph = phaseOpen // the client resolves and votes again
+		default:
+			c.ph = phaseVoted
+			t.Vote(c.part, true)
+		}
+	case c.ph == phaseFinishing && r.MsgID == c.finishID:
+		c.pending.Add(-1)
+		tid, ok := r.TID()
+		switch {
+		case r.IsError():
+			// The storage failed inside tpc_finish: whether anything was
+			// written is unknown until the storage is read.
+			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "error", r.ErrorClass())
+			t.InDoubt(c.part)
+			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin)
+		case ok:
+			t.Finished(c.part, tid)
+			c.l.p.noteTID(c.storage, tid)
+			c.l.p.metrics.commits.Add(1)
+		default:
+			// None: the server had no matching transaction.
+			t.Aborted(c.part)
+		}
+		close(c.finishDone)
+		c.finishDone = nil
+		c.part, c.ph = 0, phaseIdle
+	}
+}

@@ -1,0 +1,19 @@
+// Package zeoproxy is a transparent proxy in front of ZEO servers that
+// observes every two-phase commit.
+//
+// Every byte is relayed unchanged and in order in both directions; a copy of
+// each frame's head is peeked (zrpc.Peek) and only the few frames that matter
+// are decoded: the handshake, register, tpc_begin, and the replies to vote,
+// tpc_finish and tpc_abort. What they say reaches the Tracker synchronously,
+// before the frame that caused it is forwarded (design rule 1): at the first
+// tpc_finish of a multi-storage transaction, every participation of it is
+// known, because the client sends tpc_finish only after every vote reply came
+// back through the proxy.
+//
+// Failures: a client that closes mid-commit leaves the server side open until
+// the pending tpc_finish reply arrives; a server that closes decides the
+// outcome from what was sent (aborted, or in doubt once tpc_finish was
+// forwarded — then resolved by reading the storage's transactions through a
+// zrpc.Client). Traffic the proxy cannot decode is still relayed, and the
+// storage is reported blind. The Tracker can never stop the relay.
+package zeoproxy

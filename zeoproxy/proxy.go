@@ -1,0 +1,334 @@
+package zeoproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ServerConfig is one proxied ZEO server.
+type ServerConfig struct {
+	Name     string // for logs
+	Listen   string // where clients connect: "host:port" or "unix:/path"
+	Upstream string // the real ZEO server, same forms
+	// Storages maps ZEO storage names to storage ids. A name that is not
+	// listed gets DefaultStorageID(Listen, name).
+	Storages map[string]string
+}
+
+// Config of the proxy.
+type Config struct {
+	Servers []ServerConfig
+	// MaxFrame: frames declaring more are relayed raw and the connection's
+	// storage is reported blind (default 256 MiB: ZEO itself has no limit).
+	MaxFrame int
+	// MaxDecode: largest frame decoded whole (register, tpc_begin, replies).
+	MaxDecode int
+	// FinishWait bounds how long the server side is kept after the client
+	// left with a tpc_finish pending (default 60 s).
+	FinishWait time.Duration
+	// DialTimeout for upstream connections (default 10 s).
+	DialTimeout time.Duration
+	Logger      hclog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrame == 0 {
+		c.MaxFrame = 256 << 20
+	}
+	if c.MaxDecode == 0 {
+		c.MaxDecode = 16 << 20
+	}
+	if c.FinishWait == 0 {
+		c.FinishWait = 60 * time.Second
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// DefaultStorageID is the classic storage id, as a patched Zope would report
+// it: `((('<host>', <port>),), '<storage name>')` from the address clients
+// use to reach the proxy, or `('<path>', '<name>')` for a Unix socket.
+func DefaultStorageID(listen, storage string) string {
+	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+		return fmt.Sprintf("(%s, %s)", pyRepr(path), pyRepr(storage))
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Sprintf("(%s, %s)", pyRepr(listen), pyRepr(storage))
+	}
+	return fmt.Sprintf("(((%s, %s),), %s)", pyRepr(host), port, pyRepr(storage))
+}
+
+// pyRepr quotes a string as Python's repr does for plain text.
+func pyRepr(s string) string {
+	q := "'"
+	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
+		q = `"`
+	}
+	r := strings.NewReplacer(`\`, `\\`, q, `\`+q, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+	return q + r.Replace(s) + q
+}
+
+// Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
+type Proxy struct {
+	cfg     Config
+	tracker Tracker
+	log     hclog.Logger
+	metrics Metrics
+
+	partSeq atomic.Uint64
+	connSeq atomic.Uint64
+
+	mu        sync.Mutex
+	listeners []*listener
+	lastTID   map[string]uint64 // highest TID seen committed per storage id
+	closed    bool
+	wg        sync.WaitGroup
+	resolveWG sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// New returns a proxy; Listen starts it.
+func New(cfg Config, t Tracker) *Proxy {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]uint64{}, ctx: ctx, cancel: cancel}
+}
+
+// Metrics are the proxy's counters (read them with Load).
+type Metrics struct {
+	connsOpen, connsTotal                            atomic.Int64
+	begins, commits, aborts, votesFailed, inDoubt    atomic.Int64
+	resolvedCommitted, resolvedAborted, decodeErrors atomic.Int64
+	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
+}
+
+// MetricsSnapshot is a copy of the counters.
+type MetricsSnapshot struct {
+	ConnsOpen, ConnsTotal                            int64
+	Begins, Commits, Aborts, VotesFailed, InDoubt    int64
+	ResolvedCommitted, ResolvedAborted, DecodeErrors int64
+	BytesC2S, BytesS2C, FramesC2S, FramesS2C         int64
+}
+
+// Metrics returns a snapshot of the proxy's counters.
+func (p *Proxy) Metrics() MetricsSnapshot {
+	m := &p.metrics
+	return MetricsSnapshot{
+		ConnsOpen: m.connsOpen.Load(), ConnsTotal: m.connsTotal.Load(),
+		Begins: m.begins.Load(), Commits: m.commits.Load(), Aborts: m.aborts.Load(),
+		VotesFailed: m.votesFailed.Load(), InDoubt: m.inDoubt.Load(),
+		ResolvedCommitted: m.resolvedCommitted.Load(), ResolvedAborted: m.resolvedAborted.Load(),
+		DecodeErrors: m.decodeErrors.Load(),
+		BytesC2S: m.bytesC2S.Load(), BytesS2C: m.bytesS2C.Load(),
+		FramesC2S: m.framesC2S.Load(), FramesS2C: m.framesS2C.Load(),
+	}
+}
+
+// Listen opens every configured listener; Serve accepts on them.
+func (p *Proxy) Listen() error {
+	for _, sc := range p.cfg.Servers {
+		network, addr := splitAddr(sc.Listen)
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			p.Close()
+			return fmt.Errorf("zeoproxy: server %q: listen on %s: %w", sc.Name, sc.Listen, err)
+		}
+		if network == "tcp" {
+			// With port 0 the storage ids must name the port really bound.
+			if _, port, _ := net.SplitHostPort(addr); port == "0" {
+				host, _, _ := net.SplitHostPort(addr)
+				sc.Listen = net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+			}
+		}
+		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{},
+			log: p.log.Named("zeo").With("server", sc.Name)}
+		p.mu.Lock()
+		p.listeners = append(p.listeners, l)
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// Addrs returns the listeners' addresses (useful with port 0).
+func (p *Proxy) Addrs() []net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]net.Addr, len(p.listeners))
+	for i, l := range p.listeners {
+		out[i] = l.ln.Addr()
+	}
+	return out
+}
+
+// Serve accepts connections on every listener until Close.
+func (p *Proxy) Serve() {
+	p.mu.Lock()
+	ls := append([]*listener(nil), p.listeners...)
+	p.mu.Unlock()
+	for _, l := range ls {
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); l.accept() }()
+	}
+}
+
+// StopAccepting closes the listeners; established connections go on.
+func (p *Proxy) StopAccepting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.listeners {
+		_ = l.ln.Close()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for them.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	ls := p.listeners
+	p.mu.Unlock()
+	for _, l := range ls {
+		_ = l.ln.Close()
+		l.closeAll()
+	}
+	p.wg.Wait()
+	p.cancel()
+	p.resolveWG.Wait()
+}
+
+// InFlight reports how many connections are inside a 2PC (for graceful stop).
+func (p *Proxy) InFlight() int {
+	p.mu.Lock()
+	ls := append([]*listener(nil), p.listeners...)
+	p.mu.Unlock()
+	n := 0
+	for _, l := range ls {
+		l.mu.Lock()
+		for c := range l.conns {
+			c.mu.Lock()
+			if c.part != 0 {
+				n++
+			}
+			c.mu.Unlock()
+		}
+		l.mu.Unlock()
+	}
+	return n
+}
+
+func (p *Proxy) newPartID() PartID { return PartID(p.partSeq.Add(1)) }
+
+func (p *Proxy) noteTID(storage string, tid uint64) {
+	p.mu.Lock()
+	if tid > p.lastTID[storage] {
+		p.lastTID[storage] = tid
+	}
+	p.mu.Unlock()
+}
+
+func splitAddr(a string) (network, addr string) {
+	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+		return "unix", path
+	}
+	return "tcp", a
+}
+
+// listener is one proxied ZEO server.
+type listener struct {
+	p     *Proxy
+	cfg   ServerConfig
+	ln    net.Listener
+	log   hclog.Logger
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func (l *listener) storageID(name string) string {
+	if id, ok := l.cfg.Storages[name]; ok && id != "" {
+		return id
+	}
+	return DefaultStorageID(l.cfg.Listen, name)
+}
+
+func (l *listener) accept() {
+	var delay time.Duration
+	for {
+		cc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.log.Error("accept failed", "error", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		l.p.wg.Add(1)
+		go func() { defer l.p.wg.Done(); l.handle(cc) }()
+	}
+}
+
+func (l *listener) handle(cc net.Conn) {
+	p := l.p
+	id := p.connSeq.Add(1)
+	log := l.log.With("conn", id, "client", cc.RemoteAddr().String())
+	network, addr := splitAddr(l.cfg.Upstream)
+	sc, err := net.DialTimeout(network, addr, p.cfg.DialTimeout)
+	if err != nil {
+		// The client sees a closed connection, as if the server were down,
+		// and retries as ZEO clients do.
+		log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		_ = cc.Close()
+		return
+	}
+	c := &conn{l: l, id: id, client: cc, server: sc, log: log}
+	c.identity = clientIdentity(cc)
+	log.Debug("connected", "identity", c.identity, "upstream", l.cfg.Upstream)
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+	p.metrics.connsOpen.Add(1)
+	p.metrics.connsTotal.Add(1)
+	c.serve()
+}
+
+func (l *listener) connDone(c *conn) {
+	p := l.p
+	p.metrics.connsOpen.Add(-1)
+	p.metrics.bytesC2S.Add(int64(c.cs.bytes))
+	p.metrics.bytesS2C.Add(int64(c.sc.bytes))
+	p.metrics.framesC2S.Add(int64(c.cs.frames))
+	p.metrics.framesS2C.Add(int64(c.sc.frames))
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	c.log.Debug("disconnected", "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
+}
+
+func (l *listener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		_ = c.client.Close()
+		_ = c.server.Close()
+	}
+}

@@ -1,0 +1,98 @@
+package zeoproxy_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/zeoproxy"
+)
+
+func startProxy(t *testing.T, tr zeoproxy.Tracker, servers ...*zeotest.Server) (*zeoproxy.Proxy, []string) {
+	t.Helper()
+	cfg := zeoproxy.Config{Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})}
+	for i, s := range servers {
+		cfg.Servers = append(cfg.Servers, zeoproxy.ServerConfig{
+			Name: "zeo" + string(rune('a'+i)), Listen: "127.0.0.1:0", Upstream: s.Addr,
+		})
+	}
+	p := zeoproxy.New(cfg, tr)
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	var addrs []string
+	for _, a := range p.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return p, addrs
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func parseLines(t *testing.T, out []byte) []map[string]string {
+	var res []map[string]string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var m map[string]string
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		res = append(res, m)
+	}
+	return res
+}
+
+// Through the proxy, a multi-database client commits on two servers; every
+// committed TID the client reports is observed, in order, per storage.
+func TestObserveMultiDatabaseCommits(t *testing.T) {
+	for _, msgpack := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pickle", true: "msgpack"}[msgpack], func(t *testing.T) {
+			a := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}, Msgpack: msgpack})
+			b := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}, Msgpack: msgpack})
+			rec := newRecorder()
+			_, addrs := startProxy(t, rec, a, b)
+			dbs := []string{"--db", "a=" + addrs[0] + "/1", "--db", "b=" + addrs[0] + "/2", "--db", "c=" + addrs[1] + "/1"}
+			out := zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "5", "--touch", "a,b,c", "--desc", "multi")...)
+			out2 := zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "3", "--touch", "b", "--desc", "single")...)
+			want := map[string][]string{}
+			ids := map[string]string{
+				"a": zeoproxy.DefaultStorageID(addrs[0], "1"),
+				"b": zeoproxy.DefaultStorageID(addrs[0], "2"),
+				"c": zeoproxy.DefaultStorageID(addrs[1], "1"),
+			}
+			for _, line := range append(parseLines(t, out), parseLines(t, out2)...) {
+				for db, tid := range line {
+					want[ids[db]] = append(want[ids[db]], tid)
+				}
+			}
+			// The clients' processes have exited; their connections are closed
+			// once the proxy has seen both ends go.
+			// Each database's first open also commits its root object: one
+			// more TID per storage, before the workload's.
+			require.Eventually(t, func() bool { return equalCommitted(rec.committed(), want, 1) }, zeotestWait, pollEvery,
+				"observed %v\nwant %v", rec.committed(), want)
+			for _, ev := range rec.snapshot() {
+				require.NotContains(t, ev, "blind", "no storage may be blind on ordinary traffic")
+			}
+		})
+	}
+}
+
+// equalCommitted: got[s] is extra TIDs followed by exactly want[s], for every s.
+func equalCommitted(got, want map[string][]string, extra int) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if len(got[k]) != len(v)+extra || strings.Join(got[k][extra:], ",") != strings.Join(v, ",") {
+			return false
+		}
+	}
+	return true
+}

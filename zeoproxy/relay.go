@@ -1,0 +1,184 @@
+package zeoproxy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// peekSize is how much of a frame's payload is looked at before it is
+// forwarded. Envelope heads (msgid, flags, method name) fit easily.
+const peekSize = 128
+
+// bufSize is the size of each direction's read and write buffers. Four per
+// connection keep an idle connection's memory well under 64 KiB while a
+// frame that must be decoded whole usually fits in the read buffer.
+const bufSize = 8 << 10
+
+// inspector looks at frames of one direction before they are forwarded.
+type inspector interface {
+	// head sees the first bytes of a frame's payload (all of it when
+	// len(prefix) == size) and says whether it needs the whole payload.
+	head(prefix []byte, size int) (wantAll bool)
+	// whole sees the whole payload of a frame head asked for.
+	whole(payload []byte)
+	// raw is called once when the direction stops being parsed as frames
+	// (a length the proxy refuses); every later byte is copied blindly.
+	unseen(reason string)
+}
+
+// pump relays one direction frame by frame, showing each frame to insp
+// before forwarding it. It returns the error that ended the stream (io.EOF
+// when the source closed between frames) and whether that error came from
+// the destination (a failed write).
+type pump struct {
+	src      *bufio.Reader
+	dst      *bufio.Writer
+	insp     inspector
+	maxWhole int // largest payload decoded whole; bigger ones are relayed unseen
+	maxFrame int // largest frame parsed; past it the direction is relayed raw
+	scratch  []byte
+	frames   uint64
+	bytes    uint64
+}
+
+var errWrite = errors.New("write failed")
+
+func (p *pump) run() (err error, writeSide bool) {
+	for {
+		if p.src.Buffered() == 0 {
+			if err := p.dst.Flush(); err != nil {
+				return err, true
+			}
+		}
+		hdr, err := p.src.Peek(4)
+		if err != nil {
+			if len(hdr) > 0 { // a torn header: relay what came, then stop
+				return p.forwardRest(err)
+			}
+			return err, false
+		}
+		n := int(binary.BigEndian.Uint32(hdr))
+		if n > p.maxFrame || n < 0 {
+			p.insp.unseen("frame length " + itoa(n) + " exceeds the limit of " + itoa(p.maxFrame) + " bytes (or has the ZEO 4 MAC bit set)")
+			return p.copyRaw()
+		}
+		pre := min(n, peekSize)
+		buf, err := p.src.Peek(4 + pre)
+		if err != nil {
+			return p.forwardRest(err)
+		}
+		wantAll := p.insp.head(buf[4:], n)
+		total := 4 + n
+		switch {
+		case wantAll && n <= pre:
+			p.insp.whole(buf[4:])
+		case wantAll && total <= p.src.Size():
+			if buf, err = p.src.Peek(total); err != nil {
+				return p.forwardRest(err)
+			}
+			p.insp.whole(buf[4:])
+		case wantAll && n <= p.maxWhole:
+			if cap(p.scratch) < total {
+				p.scratch = make([]byte, total)
+			}
+			s := p.scratch[:total]
+			if got, err := io.ReadFull(p.src, s); err != nil {
+				if _, werr := p.dst.Write(s[:got]); werr != nil {
+					return werr, true
+				}
+				return p.flushThen(err)
+			}
+			p.insp.whole(s[4:])
+			if _, err := p.dst.Write(s); err != nil {
+				return err, true
+			}
+			p.count(total)
+			if cap(p.scratch) > 1<<20 {
+				p.scratch = nil // do not keep a rare huge frame's buffer
+			}
+			continue
+		case wantAll:
+			p.insp.unseen("a " + itoa(n) + "-byte frame that must be decoded exceeds the decode limit")
+			// still relayed below, unseen
+		}
+		if total <= len(buf) {
+			if _, err := p.dst.Write(buf[:total]); err != nil {
+				return err, true
+			}
+			_, _ = p.src.Discard(total)
+		} else if _, err := io.CopyN(p.dst, p.src, int64(total)); err != nil {
+			if errors.Is(err, errWrite) {
+				return err, true
+			}
+			return p.flushThen(err)
+		}
+		p.count(total)
+	}
+}
+
+func (p *pump) count(n int) { p.frames++; p.bytes += uint64(n) }
+
+// forwardRest relays whatever bytes of a torn frame were received, then ends.
+func (p *pump) forwardRest(cause error) (error, bool) {
+	if n := p.src.Buffered(); n > 0 {
+		b, _ := p.src.Peek(n)
+		if _, err := p.dst.Write(b); err != nil {
+			return err, true
+		}
+		p.bytes += uint64(n)
+	}
+	return p.flushThen(cause)
+}
+
+func (p *pump) flushThen(cause error) (error, bool) {
+	if err := p.dst.Flush(); err != nil {
+		return err, true
+	}
+	if cause == io.EOF {
+		cause = io.ErrUnexpectedEOF // the stream ended inside a frame
+	}
+	return cause, false
+}
+
+// copyRaw relays the rest of the stream without looking at it.
+func (p *pump) copyRaw() (error, bool) {
+	buf := make([]byte, bufSize)
+	for {
+		n, err := p.src.Read(buf)
+		if n > 0 {
+			if _, werr := p.dst.Write(buf[:n]); werr != nil {
+				return werr, true
+			}
+			p.bytes += uint64(n)
+			if p.src.Buffered() == 0 {
+				if werr := p.dst.Flush(); werr != nil {
+					return werr, true
+				}
+			}
+		}
+		if err != nil {
+			if ferr := p.dst.Flush(); ferr != nil {
+				return ferr, true
+			}
+			return err, false
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// writeTagger marks errors of the destination so that a pump can tell a
+// failed write (the peer it writes to is gone) from a failed read.
+type writeTagger struct{ w io.Writer }
+
+func (t writeTagger) Write(b []byte) (int, error) {
+	n, err := t.w.Write(b)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errWrite, err)
+	}
+	return n, err
+}
