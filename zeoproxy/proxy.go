@@ -133,7 +133,7 @@ func (p *Proxy) Metrics() MetricsSnapshot {
 		VotesFailed: m.votesFailed.Load(), InDoubt: m.inDoubt.Load(),
 		ResolvedCommitted: m.resolvedCommitted.Load(), ResolvedAborted: m.resolvedAborted.Load(),
 		DecodeErrors: m.decodeErrors.Load(),
-		BytesC2S: m.bytesC2S.Load(), BytesS2C: m.bytesS2C.Load(),
+		BytesC2S:     m.bytesC2S.Load(), BytesS2C: m.bytesS2C.Load(),
 		FramesC2S: m.framesC2S.Load(), FramesS2C: m.framesS2C.Load(),
 	}
 }
