@@ -57,31 +57,29 @@ var (
 )
 
 // ParseProtocol parses a handshake frame payload such as "Z5" or "M5".
-func ParseProtocol(b []byte) (Protocol, error) {
+func ParseProtocol(b []byte) (Protocol, error) { return parseProtocol("", b) }
+
+func parseProtocol(who string, b []byte) (Protocol, error) {
 	if len(b) < 2 || len(b) > 8 {
-		return Protocol{}, fmt.Errorf("zrpc: handshake %q: %w: want a letter Z or M and version digits", truncForErr(b), ErrBadHandshake)
+		return Protocol{}, fmt.Errorf("zrpc: %shandshake %q: %w: want a letter Z or M and version digits", who, truncForErr(b), ErrBadHandshake)
 	}
 	e := Encoding(b[0])
 	if e != Pickle && e != Msgpack {
-		return Protocol{}, fmt.Errorf("zrpc: handshake %q: %w: unknown encoding letter %q", truncForErr(b), ErrBadHandshake, b[0])
+		return Protocol{}, fmt.Errorf("zrpc: %shandshake %q: %w: unknown encoding letter %q", who, truncForErr(b), ErrBadHandshake, b[0])
 	}
 	v := string(b[1:])
 	if !knownVersions[v] {
-		return Protocol{}, fmt.Errorf("zrpc: handshake %q: %w: unknown protocol version %q", truncForErr(b), ErrBadHandshake, v)
+		return Protocol{}, fmt.Errorf("zrpc: %shandshake %q: %w: unknown protocol version %q", who, truncForErr(b), ErrBadHandshake, v)
 	}
 	if e == Msgpack && v != "5" {
-		return Protocol{}, fmt.Errorf("zrpc: handshake %q: %w: msgpack exists only with protocol 5", truncForErr(b), ErrBadHandshake)
+		return Protocol{}, fmt.Errorf("zrpc: %shandshake %q: %w: msgpack exists only with protocol 5", who, truncForErr(b), ErrBadHandshake)
 	}
 	return Protocol{Encoding: e, Version: v}, nil
 }
 
 // ParseServerHandshake parses the server's announcement (first S→C frame).
 func ParseServerHandshake(b []byte) (Protocol, error) {
-	p, err := ParseProtocol(b)
-	if err != nil {
-		return p, fmt.Errorf("server %w", err)
-	}
-	return p, nil
+	return parseProtocol("server ", b)
 }
 
 // ClientHandshake is the client's first frame: a protocol, or ruok.
@@ -97,9 +95,9 @@ func ParseClientHandshake(b []byte) (ClientHandshake, error) {
 	if string(b) == Ruok {
 		return ClientHandshake{Ruok: true}, nil
 	}
-	p, err := ParseProtocol(b)
+	p, err := parseProtocol("client ", b)
 	if err != nil {
-		return ClientHandshake{}, fmt.Errorf("client %w", err)
+		return ClientHandshake{}, err
 	}
 	return ClientHandshake{Protocol: p}, nil
 }
