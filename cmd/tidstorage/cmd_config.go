@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tidstorage/tidstorage/config"
+)
+
+const configCheckHelp = `
+Reads FILE, reports every error as file:line:col (all at once) and exits 1,
+or prints OK with the listen addresses and storages it describes and exits 0.
+Warnings go to stderr and do not change the exit code.`
+
+func runConfigCheck(c *cli, args []string) int {
+	const name = "config check"
+	fs := c.flagSet(name)
+	path := configFlag(fs)
+	quiet := fs.Bool("q", false, "print nothing on success")
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError(name, "unexpected argument %q (the file is given with -c)", fs.Arg(0))
+	}
+	if *path == "" {
+		return c.usageError(name, "missing -c FILE")
+	}
+	cfg, err := config.Load(*path)
+	var cerr *config.Error
+	switch {
+	case errors.As(err, &cerr):
+		fmt.Fprintln(c.stderr, cerr)
+		n := len(cerr.Diagnostics)
+		fmt.Fprintf(c.stderr, "%s: %d error%s\n", *path, n, plural(n))
+		return 1
+	case err != nil:
+		return c.fail(name, err)
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(c.stderr, config.FormatDiagnostic(w))
+	}
+	if !*quiet {
+		fmt.Fprintf(c.stdout, "OK %s\n", *path)
+		summarize(c.stdout, cfg)
+	}
+	return 0
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// summarize prints what an operator checks before starting the daemon: what
+// listens where, and the key of every storage.
+func summarize(w io.Writer, cfg *config.Config) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if cfg.Classic.Enabled {
+		allow := make([]string, len(cfg.Classic.Allow))
+		for i, p := range cfg.Classic.Allow {
+			allow[i] = p.String()
+		}
+		fmt.Fprintf(tw, "classic\t%s\tallow %s\n", cfg.Classic.Listen, strings.Join(allow, ", "))
+	} else {
+		fmt.Fprintf(tw, "classic\toff\t\n")
+	}
+	if cfg.Admin.Enabled {
+		fmt.Fprintf(tw, "admin\t%s\t/metrics /status /healthz\n", cfg.Admin.Listen)
+	} else {
+		fmt.Fprintf(tw, "admin\toff\t\n")
+	}
+	status := "none"
+	if cfg.StatusFile != "" {
+		status = cfg.StatusFile
+	}
+	fmt.Fprintf(tw, "status file\t%s\tburst %s, full dump %s\n", status, cfg.BurstPeriod, cfg.FullDumpPeriod)
+	for _, z := range cfg.ZEO {
+		via := ""
+		if z.ClientAddress != z.Listen {
+			via = fmt.Sprintf(" (clients dial %s)", z.ClientAddress)
+		}
+		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s\n", z.Name, z.Listen, z.Upstream, via)
+	}
+	tw.Flush()
+	// Storage ids are long: their own columns.
+	fmt.Fprintf(w, "storages: %d\n", len(cfg.Storages))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range cfg.Storages {
+		where := "classic reports only"
+		if s.ZEO != nil {
+			where = fmt.Sprintf("zeo %q storage %q", s.ZEO.Name, s.Name)
+		}
+		files := ""
+		if s.DataFS != "" {
+			files += " data_fs " + s.DataFS
+		}
+		if s.Repository != "" {
+			files += " repository " + s.Repository
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.ID, where, strings.TrimSpace(files))
+	}
+	tw.Flush()
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+)
+
+const dumpHelp = `
+Connects to a classic endpoint (tidstorage, or the original TIDStorage
+daemon), sends DUMP and prints every published storage id with its TID as
+integer, hex and UTC time, sorted by storage id. The address is -a, or the
+classic listen address of the configuration given with -c. With --json the
+output is {"bootstrapped": bool, "storages": {"<id>": {int, hex, base64, time,
+...}}}. An empty point (nothing published yet, e.g. before bootstrap) is not
+an error.`
+
+func runDump(c *cli, args []string) int {
+	fs := c.flagSet("dump")
+	addr := fs.String("a", "", "classic endpoint `HOST:PORT` (default: classic.listen of -c FILE)")
+	fs.StringVar(addr, "address", "", "`HOST:PORT`, same as -a")
+	path := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 10*time.Second, "connect and reply `TIMEOUT`")
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError("dump", "unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case *addr != "" && *path != "":
+		return c.usageError("dump", "give -a or -c, not both")
+	case *addr == "" && *path == "":
+		return c.usageError("dump", "give the server's address with -a HOST:PORT, or a configuration with -c FILE")
+	case *path != "":
+		cfg, err := config.Load(*path)
+		if err != nil {
+			return c.fail("dump", err)
+		}
+		if !cfg.Classic.Enabled {
+			return c.fail("dump", fmt.Errorf("%s: the classic endpoint is disabled", *path))
+		}
+		*addr = cfg.Classic.Listen.NetAddress()
+	}
+
+	cl, err := classic.Dial(*addr, *timeout)
+	if err != nil {
+		return c.fail("dump", err)
+	}
+	defer cl.Close()
+	point, err := cl.Dump()
+	if err != nil {
+		return c.fail("dump", err)
+	}
+	// BOOTSTRAPED is older than DUMP in the protocol: the original daemon
+	// answers it too.
+	boot, err := cl.Bootstraped()
+	if err != nil {
+		return c.fail("dump", err)
+	}
+	cl.Quit()
+
+	ids := make([]string, 0, len(point))
+	for id := range point {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if *asJSON {
+		out := struct {
+			Bootstrapped bool               `json:"bootstrapped"`
+			Storages     map[string]tidInfo `json:"storages"`
+		}{boot, make(map[string]tidInfo, len(point))}
+		for id, v := range point {
+			out.Storages[id] = newTIDInfo("", tid.TID(v))
+		}
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return c.fail("dump", err)
+		}
+		return 0
+	}
+	if !boot {
+		fmt.Fprintf(c.stderr, "tidstorage dump: %s has not finished its bootstrap: nothing is published until every storage has committed\n", *addr)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	for _, id := range ids {
+		t := tid.TID(point[id])
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", id, uint64(t), t.Hex(), t.Time().Format(time.RFC3339Nano))
+	}
+	tw.Flush()
+	return 0
+}

@@ -1,0 +1,22 @@
+package main
+
+import "fmt"
+
+// The daemon-side commands are wired by the daemon work of issue 6; until
+// then they validate their flags and say so.
+
+func runServe(c *cli, args []string) int { return notYet(c, "serve", args) }
+
+func runStatus(c *cli, args []string) int { return notYet(c, "status", args) }
+
+func runAcceptPartial(c *cli, args []string) int { return notYet(c, "accept-partial", args) }
+
+func notYet(c *cli, name string, args []string) int {
+	fs := c.flagSet(name)
+	configFlag(fs)
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	fmt.Fprintf(c.stderr, "tidstorage %s: not implemented yet\n", name)
+	return 2
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/tracker/classic"
+)
+
+// bin is the tidstorage binary built once by TestMain: the tests run it as
+// an operator would.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tidstorage-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "tidstorage")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runIn runs the binary in dir ("" = this package's directory).
+func runIn(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func run(t *testing.T, args ...string) result { t.Helper(); return runIn(t, "", args...) }
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	r := run(t, "help")
+	require.Equal(t, 0, r.code, r.stderr)
+	for _, cmd := range commands {
+		require.Contains(t, r.stdout, "  "+cmd.name+" ", "help must list %q", cmd.name)
+	}
+	require.Equal(t, r, run(t, "--help"))
+
+	r = run(t)
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "Commands:")
+
+	r = run(t, "frobnicate")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, `unknown command "frobnicate"`)
+
+	r = run(t, "config")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "config check")
+}
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, cmd := range commands {
+		t.Run(cmd.name, func(t *testing.T) {
+			args := append(strings.Fields(cmd.name), "--help")
+			r := run(t, args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.True(t, strings.HasPrefix(r.stdout, "Usage: tidstorage "+cmd.name), r.stdout)
+			if strings.Contains(cmd.args, "-c FILE") {
+				require.Contains(t, r.stdout, "-c FILE")
+				require.Contains(t, r.stdout, "-config FILE")
+			}
+			// help COMMAND is the same text.
+			h := run(t, append([]string{"help"}, strings.Fields(cmd.name)...)...)
+			require.Equal(t, r, h)
+
+			bad := run(t, append(strings.Fields(cmd.name), "--no-such-flag")...)
+			require.Equal(t, 2, bad.code)
+			require.Contains(t, bad.stderr, "flag provided but not defined: -no-such-flag")
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := run(t, "version")
+	require.Equal(t, 0, r.code)
+	require.True(t, strings.HasPrefix(r.stdout, "tidstorage "), r.stdout)
+}
+
+func TestStubsSayNotImplemented(t *testing.T) {
+	for _, name := range []string{"serve", "status", "accept-partial"} {
+		r := run(t, name, "-c", "x.hcl")
+		require.Equal(t, 2, r.code, name)
+		require.Contains(t, r.stderr, "not implemented yet", name)
+	}
+}
+
+func TestConfigCheckAcceptsTheExample(t *testing.T) {
+	r := run(t, "config", "check", "-c", "../../examples/tidstorage.hcl")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.True(t, strings.HasPrefix(r.stdout, "OK ../../examples/tidstorage.hcl\n"), r.stdout)
+	require.Empty(t, r.stderr, "the example has no warnings")
+	for _, want := range []string{
+		"127.0.0.1:9001", "127.0.0.1:9002", `zeo "main"`, `zeo "sessions"`, "storages: 4",
+		"((('zeo1.example.com', 8100),), '1')", "((('zeo1.example.com', 8100),), 'catalog')",
+	} {
+		require.Contains(t, r.stdout, want)
+	}
+	q := run(t, "config", "check", "--config", "../../examples/tidstorage.hcl", "-q")
+	require.Equal(t, 0, q.code)
+	require.Empty(t, q.stdout)
+}
+
+// Every bad config of config/testdata fails with exit 1 and exactly the
+// messages of its golden file, then a count.
+func TestConfigCheckReportsErrors(t *testing.T) {
+	files, err := filepath.Glob("../../config/testdata/bad_*.hcl")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, file := range files {
+		rel := filepath.Join("testdata", filepath.Base(file))
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			golden, err := os.ReadFile(strings.TrimSuffix(file, ".hcl") + ".golden")
+			require.NoError(t, err)
+			n := strings.Count(string(golden), "\n")
+			r := runIn(t, "../../config", "config", "check", "-c", rel)
+			require.Equal(t, 1, r.code)
+			require.Empty(t, r.stdout)
+			want := fmt.Sprintf("%s%s: %d error%s\n", golden, rel, n, plural(n))
+			require.Equal(t, want, r.stderr)
+		})
+	}
+
+	r := run(t, "config", "check", "-c", "no-such.hcl")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "no-such.hcl: no such file or directory")
+
+	r = run(t, "config", "check")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "missing -c FILE")
+}
+
+func TestConfigCheckWarnings(t *testing.T) {
+	r := runIn(t, "../../config", "config", "check", "-c", "testdata/ok_no_status_file.hcl")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stderr, "testdata/ok_no_status_file.hcl:1:1: warning: No status file")
+	require.Contains(t, r.stdout, "classic      off")
+}
+
+func TestTIDConversions(t *testing.T) {
+	// Vector from ZODB: TimeStamp(p64(272351243011436356)).
+	want := "int     272351243011436356\n" +
+		"hex     03c7960335d52f44\n" +
+		"base64  A8eWAzXVL0Q=\n" +
+		"time    2018-05-16T21:55:12.61705136Z\n" +
+		"zodb    2018-05-16 21:55:12.617051 UTC\n"
+	for _, in := range []string{"272351243011436356", "03c7960335d52f44", "A8eWAzXVL0Q=", "2018-05-16T21:55:12.61705136Z"} {
+		r := run(t, "tid", in)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, want, r.stdout, in)
+	}
+
+	// A time as ZODB prints it: TimeStamp(2018, 5, 16, 21, 55, 12.617051).
+	r := run(t, "tid", "--from", "time", "2018-05-16 21:55:12.617051")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "int     272351243011436330\n")
+
+	r = run(t, "tid", "--json", "0x10", "1000000000000000")
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2)
+	var info tidInfo
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &info))
+	require.Equal(t, uint64(1)<<60, info.Int, "16 digits are hex")
+	r = run(t, "tid", "--from", "int", "--json", "1000000000000000")
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &info))
+	require.Equal(t, uint64(1e15), info.Int)
+
+	r = run(t, "tid", "12", "nonsense")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "int     12\n", "good arguments are still converted")
+	require.Contains(t, r.stderr, `"nonsense" is not`)
+
+	require.Equal(t, 2, run(t, "tid").code)
+	require.Equal(t, 2, run(t, "tid", "--from", "octal", "1").code)
+}
+
+// fixedBackend is a classic.Backend with a fixed published point.
+type fixedBackend struct{ point map[string]uint64 }
+
+func (fixedBackend) Begin(string, []string)                     {}
+func (fixedBackend) Commit(string, map[string]uint64, []string) {}
+func (fixedBackend) Abort(string)                               {}
+func (b fixedBackend) Dump() map[string]uint64                  { return b.point }
+func (fixedBackend) Bootstrapped() bool                         { return true }
+
+func TestDump(t *testing.T) {
+	point := map[string]uint64{
+		"((('localhost', 8100),), '1')": 272351243011436356,
+		"((('localhost', 8200),), '2')": 272351243011436360,
+	}
+	srv := classic.NewServer(fixedBackend{point}, classic.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	addr := l.Addr().String()
+
+	r := run(t, "dump", "-a", addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, []string{"((('localhost',", "8100),),", "'1')", "272351243011436356", "03c7960335d52f44", "2018-05-16T21:55:12.61705136Z"}, strings.Fields(lines[0]))
+	require.True(t, strings.HasPrefix(lines[1], "((('localhost', 8200),), '2')"), lines[1])
+
+	// --json, and the address taken from a config file.
+	cfg := filepath.Join(t.TempDir(), "t.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("classic {\n  listen = %q\n}\n", addr)), 0o644))
+	r = run(t, "dump", "-c", cfg, "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var out struct {
+		Bootstrapped bool
+		Storages     map[string]tidInfo
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	require.True(t, out.Bootstrapped)
+	require.Len(t, out.Storages, 2)
+	require.Equal(t, uint64(272351243011436360), out.Storages["((('localhost', 8200),), '2')"].Int)
+	require.Equal(t, "A8eWAzXVL0g=", out.Storages["((('localhost', 8200),), '2')"].Base64)
+}
+
+func TestDumpErrors(t *testing.T) {
+	// A port nobody listens on: take one and close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	r := run(t, "dump", "-a", addr, "--timeout", "2s")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "tidstorage dump: classic: dial "+addr)
+
+	require.Equal(t, 2, run(t, "dump").code)
+	require.Equal(t, 2, run(t, "dump", "-a", addr, "-c", "x.hcl").code)
+	r = run(t, "dump", "-c", "../../config/testdata/bad_cidr.hcl")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "bad_cidr.hcl:3:27: Invalid CIDR")
+}
