@@ -2,6 +2,7 @@ package classic
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -35,29 +36,33 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-// lineWith returns the first log line containing every part, or "".
-func (l *logBuffer) lineWith(parts ...string) string {
+// entries parses the JSON log lines.
+func (l *logBuffer) entries() []map[string]any {
+	var out []map[string]any
 	for line := range strings.SplitSeq(l.String(), "\n") {
-		ok := true
-		for _, p := range parts {
-			ok = ok && strings.Contains(line, p)
-		}
-		if ok {
-			return line
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil {
+			out = append(out, e)
 		}
 	}
-	return ""
+	return out
 }
 
-// requireLogLine waits (bounded) for a log line containing every part.
-func requireLogLine(t *testing.T, logs *logBuffer, parts ...string) string {
+// requireLogEntry waits (bounded) for a log entry with this message and
+// peer, and returns it.
+func requireLogEntry(t *testing.T, logs *logBuffer, message, peer string) map[string]any {
 	t.Helper()
-	var line string
+	var found map[string]any
 	require.Eventually(t, func() bool {
-		line = logs.lineWith(parts...)
-		return line != ""
-	}, testTimeout, 5*time.Millisecond, "no log line with %q in:\n%s", parts, logs)
-	return line
+		for _, e := range logs.entries() {
+			if e["@message"] == message && e["peer"] == peer {
+				found = e
+				return true
+			}
+		}
+		return false
+	}, testTimeout, 5*time.Millisecond, "no log entry %q for peer %s in:\n%s", message, peer, logs)
+	return found
 }
 
 // startServer serves backend on a loopback port until the test ends.
@@ -65,7 +70,7 @@ func startServer(t *testing.T, backend Backend, opts Options) (string, *Server, 
 	t.Helper()
 	logs := &logBuffer{}
 	if opts.Logger == nil {
-		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: logs, Level: hclog.Debug})
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: logs, Level: hclog.Debug, JSONFormat: true})
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
