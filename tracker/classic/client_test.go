@@ -64,9 +64,9 @@ func TestClientTimeout(t *testing.T) {
 
 func TestClientBadReplies(t *testing.T) {
 	for name, reply := range map[string]string{
-		"bootstraped not 0 or 1": "2\n",
+		"bootstraped not 0 or 1":   "2\n",
 		"bootstraped not a number": "yes\n",
-		"torn": "1",
+		"torn":                     "1",
 	} {
 		t.Run(name, func(t *testing.T) {
 			addr := fakeServer(t, func(r *bufio.Reader, w net.Conn) {
