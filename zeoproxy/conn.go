@@ -70,10 +70,12 @@ func (c *conn) serve() {
 	c.cs = &pump{
 		src: bufio.NewReaderSize(c.client, bufSize), dst: bufio.NewWriterSize(writeTagger{c.server}, bufSize),
 		insp: c2sInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+		framesCtr: &c.l.p.metrics.framesC2S, bytesCtr: &c.l.p.metrics.bytesC2S,
 	}
 	c.sc = &pump{
 		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
 		insp: s2cInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,
 	}
 	scDone := make(chan struct{})
 	go func() {
@@ -189,6 +191,15 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		return true
 	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
 		c.c2sFrames++
+		if h.Method == zrpc.MethodTPCFinish && c.l.p.cfg.fault != nil {
+			switch c.l.p.cfg.fault(c.storName) {
+			case faultCutBefore:
+				_ = c.server.Close() // the frame cannot reach the server: it aborts
+				return false
+			case faultCutAfter:
+				c.cs.cutAfter = true
+			}
+		}
 		c.mu.Lock()
 		c.onCall(h.Method, h.MsgID)
 		c.mu.Unlock()

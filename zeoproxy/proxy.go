@@ -37,7 +37,18 @@ type Config struct {
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
 	Logger      hclog.Logger
+
+	// fault is set by tests only (export_test.go).
+	fault func(storageName string) faultAction
 }
+
+type faultAction int
+
+const (
+	faultNone faultAction = iota
+	faultCutBefore
+	faultCutAfter
+)
 
 func (c *Config) setDefaults() {
 	if c.MaxFrame == 0 {
@@ -314,10 +325,6 @@ func (l *listener) handle(cc net.Conn) {
 func (l *listener) connDone(c *conn) {
 	p := l.p
 	p.metrics.connsOpen.Add(-1)
-	p.metrics.bytesC2S.Add(int64(c.cs.bytes))
-	p.metrics.bytesS2C.Add(int64(c.sc.bytes))
-	p.metrics.framesC2S.Add(int64(c.cs.frames))
-	p.metrics.framesS2C.Add(int64(c.sc.frames))
 	l.mu.Lock()
 	delete(l.conns, c)
 	l.mu.Unlock()

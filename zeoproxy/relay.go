@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 )
 
 // peekSize is how much of a frame's payload is looked at before it is
@@ -41,8 +42,13 @@ type pump struct {
 	maxWhole int // largest payload decoded whole; bigger ones are relayed unseen
 	maxFrame int // largest frame parsed; past it the direction is relayed raw
 	scratch  []byte
+	// cutAfter makes the pump flush and stop after the current frame (fault
+	// injection in tests: a connection lost right after a tpc_finish).
+	cutAfter bool
 	frames   uint64
 	bytes    uint64
+	// shared counters (the proxy's metrics), updated per frame
+	framesCtr, bytesCtr *atomic.Int64
 }
 
 var errWrite = errors.New("write failed")
@@ -117,10 +123,23 @@ func (p *pump) run() (err error, writeSide bool) {
 			return p.flushThen(err)
 		}
 		p.count(total)
+		if p.cutAfter {
+			if err := p.dst.Flush(); err != nil {
+				return err, true
+			}
+			return errCut, true
+		}
 	}
 }
 
-func (p *pump) count(n int) { p.frames++; p.bytes += uint64(n) }
+var errCut = errors.New("connection cut by fault injection")
+
+func (p *pump) count(n int) {
+	p.frames++
+	p.bytes += uint64(n)
+	p.framesCtr.Add(1)
+	p.bytesCtr.Add(int64(n))
+}
 
 // forwardRest relays whatever bytes of a torn frame were received, then ends.
 func (p *pump) forwardRest(cause error) (error, bool) {
@@ -130,6 +149,7 @@ func (p *pump) forwardRest(cause error) (error, bool) {
 			return err, true
 		}
 		p.bytes += uint64(n)
+		p.bytesCtr.Add(int64(n))
 	}
 	return p.flushThen(cause)
 }
@@ -154,6 +174,7 @@ func (p *pump) copyRaw() (error, bool) {
 				return werr, true
 			}
 			p.bytes += uint64(n)
+			p.bytesCtr.Add(int64(n))
 			if p.src.Buffered() == 0 {
 				if werr := p.dst.Flush(); werr != nil {
 					return werr, true

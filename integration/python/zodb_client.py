@@ -13,7 +13,20 @@ Commands:
                             touched databases; one line per transaction with the
                             TID committed on each touched database.
   read                      {"NAME": {"counter": int|null}} at the current state.
+  read-at --at NAME=TID[,NAME=TID]
+                            {"NAME": {"counter": int|null}} as of each TID (inclusive).
+  paired --count N --seconds S [--touch a,b]
+                            up to N transactions (or S seconds), each setting
+                            root['counter'] to the same new value in every touched
+                            database; conflicts are retried. One line per commit.
+  crash-between --first a --then b
+                            commits a transaction T1 writing 'first' and 'then'
+                            with a resource manager ordered between them whose
+                            tpc_finish kills this process: T1 commits on 'first'
+                            only. Prints the line {"pid": ...} before dying.
 """
+import os
+import time
 import argparse
 import json
 import sys
@@ -61,7 +74,20 @@ def main():
     c.add_argument("--touch", default="")
     c.add_argument("--desc", default="")
     c.add_argument("--user", default="")
+    ra = sub.add_parser("read-at")
+    ra.add_argument("--at", required=True)
+    pa = sub.add_parser("paired")
+    pa.add_argument("--count", type=int, default=100)
+    pa.add_argument("--seconds", type=float, default=30)
+    pa.add_argument("--touch", default="")
+    pa.add_argument("--desc", default="paired")
+    cb = sub.add_parser("crash-between")
+    cb.add_argument("--first", required=True)
+    cb.add_argument("--then", required=True)
+    cb.add_argument("--desc", default="T1")
     args = p.parse_args()
+    if args.cmd == "read-at":
+        return read_at(args)
 
     dbs = open_dbs(args.db)
     names = [db.database_name for db in dbs]
@@ -94,9 +120,107 @@ def main():
                 # After commit, each root's serial is the TID committed there.
                 emit({n: roots[n]._p_serial.hex() for n in touch})
             conn.close()
+        elif args.cmd == "paired":
+            paired(dbs, names, args)
+        elif args.cmd == "crash-between":
+            crash_between(dbs, args)
     finally:
         for db in dbs:
             db.close()
+
+
+def paired(dbs, names, args):
+    from ZODB.POSException import ConflictError
+    touch = [t for t in args.touch.split(",") if t] or names
+    tm = transaction.TransactionManager()
+    conn = dbs[0].open(tm)
+    deadline = time.time() + args.seconds
+    done = 0
+    while done < args.count and time.time() < deadline:
+        try:
+            txn = tm.begin()
+            txn.note(args.desc)
+            roots = {n: conn.get_connection(n).root() for n in touch}
+            value = max(r.get("counter", 0) for r in roots.values()) + 1
+            for r in roots.values():
+                r["counter"] = value
+            tm.commit()
+        except ConflictError:
+            tm.abort()
+            continue
+        done += 1
+        emit(dict({n: roots[n]._p_serial.hex() for n in touch}, counter=str(value)))
+    conn.close()
+
+
+class Killer:
+    """A resource manager whose tpc_finish kills the process, ordered
+    between two storages by its sortKey."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def sortKey(self):
+        return self.key
+
+    def abort(self, txn):
+        pass
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        pass
+
+    def tpc_finish(self, txn):
+        sys.stdout.flush()
+        os._exit(17)
+
+    def tpc_abort(self, txn):
+        pass
+
+
+def crash_between(dbs, args):
+    tm = transaction.TransactionManager()
+    conn = dbs[0].open(tm)
+    first = conn.get_connection(args.first)
+    then = conn.get_connection(args.then)
+    kf, kt = first.sortKey(), then.sortKey()
+    if not kf < kt:
+        raise SystemExit("crash-between: %r must sort before %r" % (kf, kt))
+    # A key strictly between: kf followed by the highest character.
+    key = kf + "\U0010ffff"
+    assert kf < key < kt, (kf, key, kt)
+    txn = tm.begin()
+    txn.note(args.desc)
+    first.root()["counter"] = first.root().get("counter", 0) + 1
+    then.root()["counter"] = then.root().get("counter", 0) + 1
+    txn.join(Killer(key))
+    emit({"pid": str(os.getpid()), "first": kf, "then": kt})
+    tm.commit()
+    raise SystemExit("crash-between: the process should have died in tpc_finish")
+
+
+def read_at(args):
+    from ZODB.utils import p64
+    want = dict(item.split("=", 1) for item in args.at.split(","))
+    out = {}
+    for spec in args.db:
+        name, address, storage = parse_db(spec)
+        if name not in want:
+            continue
+        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+        db = ZODB.DB(cs)
+        try:
+            conn = db.open(at=bytes.fromhex(want[name]))
+            out[name] = {"counter": conn.root().get("counter")}
+            conn.close()
+        finally:
+            db.close()
+    emit(out)
 
 
 if __name__ == "__main__":
