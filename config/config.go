@@ -9,6 +9,7 @@
 package config
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -77,6 +78,19 @@ func (c *Classic) Allowed(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// IPNets returns Allow as net.IPNet values (what tracker/classic.Options
+// takes).
+func (c *Classic) IPNets() []*net.IPNet {
+	nets := make([]*net.IPNet, len(c.Allow))
+	for i, p := range c.Allow {
+		nets[i] = &net.IPNet{
+			IP:   net.IP(p.Addr().AsSlice()),
+			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+		}
+	}
+	return nets
 }
 
 // Admin is the HTTP endpoint serving /metrics, /status and /healthz.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -158,4 +159,14 @@ func TestClassicAllowed(t *testing.T) {
 	require.True(t, cfg.Classic.Allowed(netip.MustParseAddr("::ffff:192.168.1.7")))
 	require.False(t, cfg.Classic.Allowed(netip.MustParseAddr("192.168.1.8")))
 	require.False(t, cfg.Classic.Allowed(netip.MustParseAddr("127.0.0.1")), "an allow list replaces the default")
+
+	nets := cfg.Classic.IPNets()
+	require.Len(t, nets, 2)
+	require.Equal(t, "10.0.0.0/8", nets[0].String())
+	require.Equal(t, "192.168.1.7/32", nets[1].String())
+	require.True(t, nets[0].Contains(net.ParseIP("10.9.9.9")))
+	require.Equal(t, "::1/128", DefaultClassicAllow[1].String())
+	def, err := Parse(nil, "empty.hcl")
+	require.NoError(t, err)
+	require.Equal(t, "::1/128", def.Classic.IPNets()[1].String())
 }
