@@ -133,18 +133,33 @@ func (c *cli) flagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs. It returns ok=false with the exit code when the
-// command must stop: 0 after --help, 2 after a usage error.
+// parse parses args into fs, allowing flags after arguments ("tid 123
+// --json"); "--" ends the flags. It returns ok=false with the exit code when
+// the command must stop: 0 after --help, 2 after a usage error.
 func (c *cli) parse(fs *flag.FlagSet, args []string) (ok bool, code int) {
 	cmd, _ := lookup(strings.Fields(fs.Name()))
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		c.commandUsage(c.stdout, cmd, fs)
-		return false, 0
-	case err != nil:
-		fmt.Fprintf(c.stderr, "Run 'tidstorage %s --help' for usage.\n", fs.Name())
-		return false, 2
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			c.commandUsage(c.stdout, cmd, fs)
+			return false, 0
+		case err != nil:
+			fmt.Fprintf(c.stderr, "Run 'tidstorage %s --help' for usage.\n", fs.Name())
+			return false, 2
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); len(rest) == 0 || consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Leave the arguments in fs.Args(); "--" sets no flag.
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+		panic(err) // cannot happen: nothing to parse before "--"
 	}
 	return true, 0
 }

@@ -207,6 +207,16 @@ func TestTIDConversions(t *testing.T) {
 	require.Contains(t, r.stdout, "int     12\n", "good arguments are still converted")
 	require.Contains(t, r.stderr, `"nonsense" is not`)
 
+	// Flags may follow arguments; "--" ends flags.
+	r = run(t, "tid", "0x10", "--json", "0x11")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Len(t, strings.Split(strings.TrimSpace(r.stdout), "\n"), 2)
+	require.Contains(t, r.stdout, `"int":17`)
+	r = run(t, "tid", "--", "0x10", "--json")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "int     16\n")
+	require.Contains(t, r.stderr, `"--json" is not`)
+
 	require.Equal(t, 2, run(t, "tid").code)
 	require.Equal(t, 2, run(t, "tid", "--from", "octal", "1").code)
 }
