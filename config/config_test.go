@@ -170,3 +170,31 @@ func TestClassicAllowed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "::1/128", def.Classic.IPNets()[1].String())
 }
+
+func TestParseAddress(t *testing.T) {
+	for in, want := range map[string]Address{
+		"localhost:8100":     {Network: "tcp", Host: "localhost", Port: 8100},
+		"127.0.0.1:0":        {Network: "tcp", Host: "127.0.0.1", Port: 0},
+		"[::1]:9001":         {Network: "tcp", Host: "::1", Port: 9001},
+		":8100":              {Network: "tcp", Host: "", Port: 8100},
+		"unix:/run/zeo.sock": {Network: "unix", Path: "/run/zeo.sock"},
+	} {
+		got, err := ParseAddress(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+		require.Equal(t, in, got.String(), "String() gives back the config text")
+	}
+	for _, in := range []string{"", "localhost", "host:port", "host:-1", "host:65536", "::1:80", "unix:", "unix:rel", "a b:80",
+		"unix:/" + strings.Repeat("x", 107)} {
+		_, err := ParseAddress(in)
+		require.Error(t, err, in)
+	}
+	wild, _ := ParseAddress("0.0.0.0:8100")
+	any6, _ := ParseAddress("[::]:8100")
+	empty, _ := ParseAddress(":8100")
+	named, _ := ParseAddress("localhost:8100")
+	require.True(t, wild.wildcard() && any6.wildcard() && empty.wildcard())
+	require.False(t, named.wildcard())
+	require.True(t, named.overlaps(wild))
+	require.False(t, named.overlaps(Address{Network: "tcp", Host: "localhost", Port: 8101}))
+}

@@ -222,25 +222,32 @@ func TestTIDConversions(t *testing.T) {
 }
 
 // fixedBackend is a classic.Backend with a fixed published point.
-type fixedBackend struct{ point map[string]uint64 }
+type fixedBackend struct {
+	point   map[string]uint64
+	booting bool
+}
 
 func (fixedBackend) Begin(string, []string)                     {}
 func (fixedBackend) Commit(string, map[string]uint64, []string) {}
 func (fixedBackend) Abort(string)                               {}
 func (b fixedBackend) Dump() map[string]uint64                  { return b.point }
-func (fixedBackend) Bootstrapped() bool                         { return true }
+func (b fixedBackend) Bootstrapped() bool                       { return !b.booting }
+
+func startClassic(t *testing.T, b fixedBackend) string {
+	srv := classic.NewServer(b, classic.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
 
 func TestDump(t *testing.T) {
 	point := map[string]uint64{
 		"((('localhost', 8100),), '1')": 272351243011436356,
 		"((('localhost', 8200),), '2')": 272351243011436360,
 	}
-	srv := classic.NewServer(fixedBackend{point}, classic.Options{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	addr := l.Addr().String()
+	addr := startClassic(t, fixedBackend{point: point})
 
 	r := run(t, "dump", "-a", addr)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -264,6 +271,17 @@ func TestDump(t *testing.T) {
 	require.Len(t, out.Storages, 2)
 	require.Equal(t, uint64(272351243011436360), out.Storages["((('localhost', 8200),), '2')"].Int)
 	require.Equal(t, "A8eWAzXVL0g=", out.Storages["((('localhost', 8200),), '2')"].Base64)
+}
+
+func TestDumpBeforeBootstrap(t *testing.T) {
+	addr := startClassic(t, fixedBackend{point: map[string]uint64{}, booting: true})
+	r := run(t, "dump", "-a", addr)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stdout)
+	require.Contains(t, r.stderr, "has not finished its bootstrap")
+	r = run(t, "dump", "-a", addr, "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.JSONEq(t, `{"bootstrapped": false, "storages": {}}`, r.stdout)
 }
 
 func TestDumpErrors(t *testing.T) {
