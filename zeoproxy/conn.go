@@ -55,6 +55,7 @@ type conn struct {
 	part       PartID
 	ph         phase
 	begin      Begin
+	floor      uint64 // last TID known on the storage when begin was seen
 	voteID     int64
 	finishID   int64
 	finishDone chan struct{} // closed when the pending finish reply is seen
@@ -127,7 +128,7 @@ func (c *conn) finish() {
 			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
 				"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
 			t.InDoubt(c.part)
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin)
+			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
 		case phaseIdle:
 		default:
 			if c.ph == phaseVoted {
@@ -270,6 +271,7 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 	}
 	ext := canonText(tb.Extension)
 	c.part = c.l.p.newPartID()
+	c.floor = c.l.p.floorTID(c.storage)
 	c.ph = phaseOpen
 	c.begin = Begin{
 		ID: c.part, Storage: c.storage, Client: c.identity,
@@ -386,7 +388,7 @@ func (i s2cInspector) whole(payload []byte) {
 			// written is unknown until the storage is read.
 			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "error", r.ErrorClass())
 			t.InDoubt(c.part)
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin)
+			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
 		case ok:
 			t.Finished(c.part, tid)
 			c.l.p.noteTID(c.storage, tid)

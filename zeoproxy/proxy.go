@@ -105,6 +105,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	listeners []*listener
 	lastTID   map[string]uint64 // highest TID seen committed per storage id
+	seenTIDs  map[string]*tidRing
 	closed    bool
 	wg        sync.WaitGroup
 	resolveWG sync.WaitGroup
@@ -116,7 +117,7 @@ type Proxy struct {
 func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]uint64{}, ctx: ctx, cancel: cancel}
+	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]uint64{}, seenTIDs: map[string]*tidRing{}, ctx: ctx, cancel: cancel}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -246,12 +247,53 @@ func (p *Proxy) InFlight() int {
 
 func (p *Proxy) newPartID() PartID { return PartID(p.partSeq.Add(1)) }
 
+// noteTID records a TID committed through the proxy (or read at bootstrap).
 func (p *Proxy) noteTID(storage string, tid uint64) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if tid > p.lastTID[storage] {
 		p.lastTID[storage] = tid
 	}
-	p.mu.Unlock()
+	r := p.seenTIDs[storage]
+	if r == nil {
+		r = &tidRing{}
+		p.seenTIDs[storage] = r
+	}
+	r.add(tid)
+}
+
+// floorTID is the last TID known committed on storage: the in-doubt
+// resolution reads transactions after it.
+func (p *Proxy) floorTID(storage string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastTID[storage]
+}
+
+// claimed reports a TID whose commit the proxy saw a reply for: it belongs
+// to a known participation, so it cannot be an in-doubt one's.
+func (p *Proxy) claimed(storage string, tid uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.seenTIDs[storage]
+	return r != nil && r.has(tid)
+}
+
+// tidRing remembers the last TIDs committed on a storage.
+type tidRing struct {
+	tids [4096]uint64
+	n    int
+}
+
+func (r *tidRing) add(t uint64) { r.tids[r.n%len(r.tids)] = t; r.n++ }
+
+func (r *tidRing) has(t uint64) bool {
+	for i := 0; i < min(r.n, len(r.tids)); i++ {
+		if r.tids[i] == t {
+			return true
+		}
+	}
+	return false
 }
 
 func splitAddr(a string) (network, addr string) {

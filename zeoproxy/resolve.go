@@ -1,4 +1,108 @@
 package zeoproxy
 
-// resolveLater is filled in with the zrpc client.
-func (p *Proxy) resolveLater(l *listener, storageName, storage string, b Begin) {}
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/tidstorage/tidstorage/zrpc"
+)
+
+// resolveDelays are the waits before each look at the storage. A tpc_finish
+// frame that reached the server is processed before the server notices the
+// lost connection, so the first look normally decides; the later ones cover a
+// busy server.
+var resolveDelays = []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second}
+
+// resolveLater settles an in-doubt participation (tpc_finish forwarded, reply
+// never seen) by reading the storage's transactions committed after the
+// participation began, looking for its user, description and extension
+// (design rule 4). Until then the tracker keeps the storage pinned.
+//
+// What stays ambiguous: a transaction of another client with identical
+// metadata committed in the same window would be taken for this one (only
+// when the proxy did not see that one's own tpc_finish reply).
+func (p *Proxy) resolveLater(l *listener, storageName, storage string, b Begin, floor uint64) {
+	p.metrics.inDoubt.Add(1)
+	p.resolveWG.Add(1)
+	go func() {
+		defer p.resolveWG.Done()
+		log := l.log.With("storage", storage, "user", b.User, "description", b.Desc)
+		backoff := time.Second
+		attempt := 0
+		for {
+			if attempt < len(resolveDelays) {
+				if !p.sleep(resolveDelays[attempt]) {
+					return
+				}
+			}
+			tid, found, err := p.findCommit(l, storageName, storage, b, floor)
+			if err != nil {
+				log.Warn("cannot read the storage to resolve an in-doubt commit; retrying", "error", err, "retry_in", backoff)
+				if !p.sleep(backoff) {
+					return
+				}
+				backoff = min(2*backoff, time.Minute)
+				continue
+			}
+			if found {
+				log.Info("in-doubt participation resolved: committed", "tid", fmt.Sprintf("%016x", tid))
+				p.noteTID(storage, tid)
+				p.tracker.Resolved(b.ID, true, tid)
+				p.metrics.resolvedCommitted.Add(1)
+				return
+			}
+			attempt++
+			if attempt >= len(resolveDelays) {
+				log.Info("in-doubt participation resolved: not committed")
+				p.tracker.Resolved(b.ID, false, 0)
+				p.metrics.resolvedAborted.Add(1)
+				return
+			}
+		}
+	}()
+}
+
+func (p *Proxy) sleep(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// findCommit looks for a transaction with b's metadata after floor.
+func (p *Proxy) findCommit(l *listener, storageName, storage string, b Begin, floor uint64) (uint64, bool, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	network, addr := splitAddr(l.cfg.Upstream)
+	c, err := zrpc.Dial(ctx, network, addr, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer c.Close()
+	if _, err := c.Register(ctx, storageName, true); err != nil {
+		return 0, false, err
+	}
+	var start [8]byte
+	binary.BigEndian.PutUint64(start[:], floor+1)
+	for {
+		txns, more, err := c.Transactions(ctx, start[:], nil, 1000)
+		if err != nil {
+			return 0, false, err
+		}
+		for _, ti := range txns {
+			tid := ti.TID.Uint64()
+			if string(ti.User) == b.User && string(ti.Description) == b.Desc && canonText(ti.Extension) == b.Ext &&
+				!p.claimed(storage, tid) {
+				return tid, true, nil
+			}
+			binary.BigEndian.PutUint64(start[:], tid+1)
+		}
+		if !more {
+			return 0, false, nil
+		}
+	}
+}

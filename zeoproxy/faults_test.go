@@ -1,0 +1,113 @@
+package zeoproxy_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/zeoproxy"
+)
+
+// events returns the recorder's events for one storage's participations, as
+// "kind" words in order (begin, vote, finishsent, ...).
+func (r *recorder) kinds(storage string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ev := range r.events {
+		f := strings.Fields(ev)
+		if len(f) < 2 || f[0] == "blind" || f[0] == "unblind" {
+			continue
+		}
+		id, err := strconv.ParseUint(f[1], 10, 64)
+		if err == nil && r.begins[zeoproxy.PartID(id)].Storage == storage {
+			out = append(out, f[0])
+		}
+	}
+	return out
+}
+
+// The seed's scenario, first half: the client process dies between T1's
+// tpc_finish on A and on B. The proxy reports A committed and B aborted
+// after a successful vote (the tracker then sees a partial commit).
+func TestClientDiesBetweenFinishes(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
+	rec := newRecorder()
+	_, addrs := startProxy(t, rec, srv)
+	dbs := []string{"--db", "a=" + addrs[0] + "/1", "--db", "b=" + addrs[0] + "/2"}
+	zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1")...) // roots exist
+	out, err := zeotest.PythonErr(t, "zodb_client.py", append(dbs, "crash-between", "--first", "a", "--then", "b", "--desc", "T1")...)
+	require.Error(t, err, "the client must die in tpc_finish")
+	require.Contains(t, string(out), `"pid"`)
+	idA, idB := zeoproxy.DefaultStorageID(addrs[0], "1"), zeoproxy.DefaultStorageID(addrs[0], "2")
+	require.Eventually(t, func() bool {
+		a, b := rec.kinds(idA), rec.kinds(idB)
+		return len(a) > 0 && a[len(a)-1] == "finished" && len(b) > 0 && b[len(b)-1] == "aborted"
+	}, zeotestWait, pollEvery, "A: %v B: %v", rec.kinds(idA), rec.kinds(idB))
+	b := rec.kinds(idB)
+	require.Equal(t, []string{"begin", "vote", "aborted"}, b[len(b)-3:], "B voted, then ended without a finish")
+}
+
+// The proxy cuts B's server connection around tpc_finish: before forwarding
+// it (B aborts: nothing in doubt) or right after (B commits without a reply:
+// in doubt, then resolved as committed with the TID the storage holds).
+func TestServerConnectionCutAroundFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault zeoproxy.FaultAction
+	}{{"before", zeoproxy.FaultCutBefore}, {"after", zeoproxy.FaultCutAfter}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
+			rec := newRecorder()
+			var armed atomic.Bool
+			cfg := zeoproxy.WithFault(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}},
+				func(storage string) zeoproxy.FaultAction {
+					if storage == "2" && armed.CompareAndSwap(true, false) {
+						return tc.fault
+					}
+					return zeoproxy.FaultNone
+				})
+			p := zeoproxy.New(cfg, rec)
+			require.NoError(t, p.Listen())
+			p.Serve()
+			t.Cleanup(p.Close)
+			addr := p.Addrs()[0].String()
+			dbs := []string{"--db", "a=" + addr + "/1", "--db", "b=" + addr + "/2"}
+			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1")...)
+			armed.Store(true)
+			// The client sees ClientDisconnected in tpc_finish on B and exits
+			// with an error; what matters is what the proxy reports.
+			_, _ = zeotest.PythonErr(t, "zodb_client.py", append(dbs, "commit", "--count", "1", "--desc", "cut-"+tc.name)...)
+			idB := zeoproxy.DefaultStorageID(addr, "2")
+			var last map[string]string
+			out := zeotest.Python(t, "zodb_client.py", append(dbs, "last")...)
+			require.NoError(t, json.Unmarshal(out, &last))
+			if tc.fault == zeoproxy.FaultCutBefore {
+				require.Eventually(t, func() bool {
+					k := rec.kinds(idB)
+					return len(k) >= 3 && strings.Join(k[len(k)-3:], " ") == "begin vote aborted"
+				}, zeotestWait, pollEvery, "B: %v", rec.kinds(idB))
+				return
+			}
+			require.Eventually(t, func() bool {
+				k := rec.kinds(idB)
+				return len(k) >= 5 && strings.Join(k[len(k)-5:], " ") == "begin vote finishsent indoubt resolved"
+			}, zeotestWait, pollEvery, "B: %v", rec.kinds(idB))
+			// Resolved as committed, with the storage's TID.
+			ev := rec.snapshot()
+			lastEv := ""
+			for _, e := range ev {
+				if strings.HasPrefix(e, "resolved") {
+					lastEv = e
+				}
+			}
+			require.Contains(t, lastEv, "true "+last["b"], "resolution must find the commit the storage holds")
+			require.EqualValues(t, 1, p.Metrics().ResolvedCommitted)
+		})
+	}
+}
