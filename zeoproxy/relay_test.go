@@ -1,0 +1,169 @@
+package zeoproxy_test
+
+import (
+	"bytes"
+	"io"
+	"math/rand"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/zeoproxy"
+	"github.com/tidstorage/tidstorage/zrpc"
+)
+
+// sink is a unit-test stand-in for a ZEO server: it sends a fixed byte
+// string on accept and records everything it receives. (Real-ZEO behaviour is
+// tested against runzeo; this only checks the relay's byte handling.)
+type sink struct {
+	ln    net.Listener
+	hello []byte
+	mu    sync.Mutex
+	got   [][]byte
+	done  chan struct{}
+}
+
+func startSink(t *testing.T, hello []byte) *sink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &sink{ln: ln, hello: hello, done: make(chan struct{}, 16)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Write(s.hello)
+				b, _ := io.ReadAll(c)
+				s.mu.Lock()
+				s.got = append(s.got, b)
+				s.mu.Unlock()
+				s.done <- struct{}{}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return s
+}
+
+func frame(payload []byte) []byte { return zrpc.AppendFrame(nil, payload) }
+
+func proxyTo(t *testing.T, upstream string, rec zeoproxy.Tracker, maxFrame int) string {
+	p := zeoproxy.New(zeoproxy.Config{MaxFrame: maxFrame,
+		Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "127.0.0.1:0", Upstream: upstream}}}, rec)
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	return p.Addrs()[0].String()
+}
+
+// sendAll writes b to the proxy, reads what the sink announced, closes, and
+// returns what the sink received.
+func sendAll(t *testing.T, s *sink, addr string, b []byte, wantHello int) []byte {
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	hello := make([]byte, wantHello)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadFull(c, hello)
+	require.NoError(t, err)
+	require.Equal(t, s.hello, hello, "server bytes relayed unchanged")
+	// Write in odd-sized pieces so frames straddle reads.
+	rng := rand.New(rand.NewSource(1))
+	for len(b) > 0 {
+		n := min(len(b), 1+rng.Intn(7000))
+		_, err := c.Write(b[:n])
+		require.NoError(t, err)
+		b = b[n:]
+	}
+	require.NoError(t, c.Close())
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sink did not see the connection end")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[len(s.got)-1]
+}
+
+func TestRelayUnitBytes(t *testing.T) {
+	hello := frame([]byte("Z5"))
+	rng := rand.New(rand.NewSource(42))
+	big := make([]byte, 3<<20) // larger than every buffer: streamed
+	rng.Read(big)
+
+	t.Run("garbage after a good handshake is relayed and blinds the storage", func(t *testing.T) {
+		s := startSink(t, hello)
+		rec := newRecorder()
+		addr := proxyTo(t, s.ln.Addr().String(), rec, 0)
+		reg, err := zrpc.EncodeMessage(zrpc.Pickle, zrpc.CallMessage(1, &zrpc.Register{Storage: "1"}))
+		require.NoError(t, err)
+		var in []byte
+		in = append(in, frame([]byte("Z5"))...)
+		in = append(in, frame(reg)...)
+		in = append(in, frame([]byte("\x80\x03not a pickle at all"))...)
+		in = append(in, frame(big)...)
+		got := sendAll(t, s, addr, in, len(hello))
+		require.True(t, bytes.Equal(in, got), "every byte relayed in order")
+		require.Eventually(t, func() bool {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			return len(rec.events) == 2 // blind, then unblind at close
+		}, zeotestWait, pollEvery)
+		ev := rec.snapshot()
+		require.Contains(t, ev[0], "blind ")
+		require.Contains(t, ev[1], "unblind ")
+	})
+
+	t.Run("garbage without handshake changes nothing", func(t *testing.T) {
+		s := startSink(t, hello)
+		rec := newRecorder()
+		addr := proxyTo(t, s.ln.Addr().String(), rec, 0)
+		in := []byte("GET / HTTP/1.0\r\n\r\n")
+		got := sendAll(t, s, addr, in, len(hello))
+		require.Equal(t, in, got)
+		require.Empty(t, rec.snapshot())
+	})
+
+	t.Run("a frame past the limit switches to raw relay", func(t *testing.T) {
+		s := startSink(t, hello)
+		rec := newRecorder()
+		addr := proxyTo(t, s.ln.Addr().String(), rec, 1<<20)
+		reg, err := zrpc.EncodeMessage(zrpc.Msgpack, zrpc.CallMessage(1, &zrpc.Register{Storage: "x"}))
+		require.NoError(t, err)
+		in := append(frame([]byte("M5")), frame(reg)...)
+		in = append(in, frame(big)...)
+		in = append(in, frame([]byte("after"))...)
+		got := sendAll(t, s, addr, in, len(hello))
+		require.True(t, bytes.Equal(in, got))
+		require.Eventually(t, func() bool { return len(rec.snapshot()) == 2 }, zeotestWait, pollEvery)
+		require.Contains(t, rec.snapshot()[0], "exceeds the limit")
+	})
+
+	t.Run("a torn last frame is relayed as far as it came", func(t *testing.T) {
+		s := startSink(t, hello)
+		addr := proxyTo(t, s.ln.Addr().String(), newRecorder(), 0)
+		in := append(frame([]byte("Z5")), 0, 0, 1, 0, 'a', 'b', 'c')
+		got := sendAll(t, s, addr, in, len(hello))
+		require.Equal(t, in, got)
+	})
+
+	t.Run("many random frames", func(t *testing.T) {
+		s := startSink(t, hello)
+		addr := proxyTo(t, s.ln.Addr().String(), newRecorder(), 0)
+		in := frame([]byte("Z5"))
+		for i := 0; i < 500; i++ {
+			p := make([]byte, rng.Intn(20000))
+			rng.Read(p)
+			in = append(in, frame(p)...)
+		}
+		got := sendAll(t, s, addr, in, len(hello))
+		require.True(t, bytes.Equal(in, got))
+	})
+}
+
