@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tidstorage/tidstorage/config"
 )
 
 // ServerConfig is one proxied ZEO server.
@@ -70,26 +72,13 @@ func (c *Config) setDefaults() {
 
 // DefaultStorageID is the classic storage id, as a patched Zope would report
 // it: `((('<host>', <port>),), '<storage name>')` from the address clients
-// use to reach the proxy, or `('<path>', '<name>')` for a Unix socket.
+// use to reach the proxy (config.DefaultStorageID).
 func DefaultStorageID(listen, storage string) string {
-	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
-		return fmt.Sprintf("(%s, %s)", pyRepr(path), pyRepr(storage))
-	}
-	host, port, err := net.SplitHostPort(listen)
+	a, err := config.ParseAddress(listen)
 	if err != nil {
-		return fmt.Sprintf("(%s, %s)", pyRepr(listen), pyRepr(storage))
+		return "((" + config.PyRepr(listen) + ",), " + config.PyRepr(storage) + ")"
 	}
-	return fmt.Sprintf("(((%s, %s),), %s)", pyRepr(host), port, pyRepr(storage))
-}
-
-// pyRepr quotes a string as Python's repr does for plain text.
-func pyRepr(s string) string {
-	q := "'"
-	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
-		q = `"`
-	}
-	r := strings.NewReplacer(`\`, `\\`, q, `\`+q, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return q + r.Replace(s) + q
+	return config.DefaultStorageID(a, storage)
 }
 
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
