@@ -50,7 +50,7 @@ var knownVersions = map[string]bool{
 
 // Ruok is the client's status-probe handshake: the server answers one JSON
 // frame and closes.
-const Ruok = "ruok"
+const RuokHandshake = "ruok"
 
 var (
 	ErrBadHandshake = errors.New("bad handshake")
@@ -92,7 +92,7 @@ type ClientHandshake struct {
 // encoding of the rest of the connection is the letter of this frame, not
 // of the server's announcement.
 func ParseClientHandshake(b []byte) (ClientHandshake, error) {
-	if string(b) == Ruok {
+	if string(b) == RuokHandshake {
 		return ClientHandshake{Ruok: true}, nil
 	}
 	p, err := parseProtocol("client ", b)

@@ -1,0 +1,416 @@
+package zrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// ClientOptions configure Dial. The zero value is usable.
+type ClientOptions struct {
+	// CallTimeout bounds every call whose context has no deadline
+	// (default 30 s). The handshake is bounded by the Dial context, or by
+	// CallTimeout if it has none.
+	CallTimeout time.Duration
+	// Encoding, if set, is the letter answered to the server instead of
+	// echoing the server's own (a ZEO server accepts either).
+	Encoding Encoding
+	// MaxFrameSize bounds incoming frames (default DefaultMaxFrameSize).
+	MaxFrameSize uint32
+	// OnAsync, if set, receives server-initiated one-way calls
+	// (invalidateTransaction, info, receiveBlob*). It runs on the reader
+	// goroutine: return quickly and do not call the client from it.
+	OnAsync func(*Message)
+}
+
+// ErrClientClosed is wrapped by errors of calls on a closed or broken client.
+var ErrClientClosed = errors.New("zrpc: client closed")
+
+// Client is a minimal ZEO 5/6 client: one connection bound (after
+// Register) to one storage. Calls may be concurrent; replies are matched
+// by msgid by a reader goroutine. It does not heartbeat: ZEO servers do
+// not time out idle clients.
+type Client struct {
+	conn  net.Conn
+	proto Protocol
+	enc   Encoding
+	opts  ClientOptions
+
+	wmu  sync.Mutex // serialises frame writes
+	wbuf []byte
+
+	mu      sync.Mutex
+	nextID  int64
+	pending map[int64]chan *Message
+	err     error // set once the connection is unusable
+	done    chan struct{}
+	closeMu sync.Once
+}
+
+// Dial connects to a ZEO server, performs the handshake and starts the
+// reader goroutine.
+func Dial(ctx context.Context, network, addr string, opts *ClientOptions) (*Client, error) {
+	var o ClientOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.CallTimeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("zrpc: dial %s: %w", addr, err)
+	}
+	c, err := newClient(ctx, conn, o)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("zrpc: %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// NewClient runs the handshake on an established connection.
+func NewClient(ctx context.Context, conn net.Conn, opts *ClientOptions) (*Client, error) {
+	var o ClientOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	return newClient(ctx, conn, o)
+}
+
+func newClient(ctx context.Context, conn net.Conn, o ClientOptions) (*Client, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Now().Add(o.CallTimeout))
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	fr := NewFrameReader(conn)
+	fr.SetMaxFrameSize(o.MaxFrameSize)
+	hello, err := fr.ReadFrame()
+	if err != nil {
+		return nil, fmt.Errorf("read server handshake: %w", err)
+	}
+	sp, err := ParseServerHandshake(hello)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := ClientAnswer(sp)
+	if err != nil {
+		return nil, err
+	}
+	if o.Encoding != 0 {
+		answer.Encoding = o.Encoding
+	}
+	if err := WriteFrame(conn, answer.Bytes()); err != nil {
+		return nil, fmt.Errorf("write client handshake: %w", err)
+	}
+	if !stop() || ctx.Err() != nil {
+		return nil, fmt.Errorf("handshake: %w", context.Cause(ctx))
+	}
+	conn.SetDeadline(time.Time{})
+	c := &Client{
+		conn:    conn,
+		proto:   answer,
+		enc:     answer.Encoding,
+		opts:    o,
+		pending: make(map[int64]chan *Message),
+		done:    make(chan struct{}),
+	}
+	go c.readLoop(fr)
+	return c, nil
+}
+
+// Protocol is the negotiated protocol (the client's answer).
+func (c *Client) Protocol() Protocol { return c.proto }
+
+// LocalAddr is the client side address of the connection.
+func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// Close closes the connection; pending calls fail with ErrClientClosed.
+func (c *Client) Close() error {
+	var err error
+	c.closeMu.Do(func() {
+		err = c.conn.Close()
+		c.fail(ErrClientClosed)
+	})
+	return err
+}
+
+// Done is closed when the connection is gone.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err reports why the connection is unusable (nil while it is fine).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	close(c.done)
+	c.pending = nil
+}
+
+func (c *Client) readLoop(fr *FrameReader) {
+	for {
+		p, err := fr.ReadFrame()
+		if err != nil {
+			c.conn.Close()
+			c.fail(fmt.Errorf("%w: read: %w", ErrClientClosed, err))
+			return
+		}
+		m, err := DecodeMessage(c.enc, p)
+		if err != nil {
+			c.conn.Close()
+			c.fail(fmt.Errorf("%w: frame %d: %w", ErrClientClosed, fr.Frames(), err))
+			return
+		}
+		if !m.IsReply() {
+			if c.opts.OnAsync != nil {
+				c.opts.OnAsync(m)
+			}
+			continue
+		}
+		id, ok := m.IntMsgID()
+		if !ok {
+			continue // we never send tuple msgids
+		}
+		c.mu.Lock()
+		ch := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- m // buffered
+		}
+	}
+}
+
+// Call sends a sync call and waits for its reply. An error reply is
+// returned as *ErrorReply. The context (or CallTimeout) bounds the wait.
+func (c *Client) Call(ctx context.Context, name string, args Tuple) (Value, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
+		defer cancel()
+	}
+	ch := make(chan *Message, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, fmt.Errorf("zrpc: call %s: %w", name, err)
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	if err := c.send(ctx, NewCall(id, name, args)); err != nil {
+		c.forget(id)
+		return nil, fmt.Errorf("zrpc: call %s (msgid %d): %w", name, id, err)
+	}
+	select {
+	case m := <-ch:
+		if err := replyOK(m); err != nil {
+			return nil, fmt.Errorf("zrpc: call %s (msgid %d): %w", name, id, err)
+		}
+		return m.Args, nil
+	case <-c.done:
+		return nil, fmt.Errorf("zrpc: call %s (msgid %d): %w", name, id, c.Err())
+	case <-ctx.Done():
+		c.forget(id)
+		return nil, fmt.Errorf("zrpc: call %s (msgid %d): %w", name, id, context.Cause(ctx))
+	}
+}
+
+// Async sends a one-way call.
+func (c *Client) Async(ctx context.Context, call Call) error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	if err := c.send(ctx, AsyncMessage(call)); err != nil {
+		return fmt.Errorf("zrpc: async %s: %w", call.Method(), err)
+	}
+	return nil
+}
+
+func (c *Client) forget(id int64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+func (c *Client) send(ctx context.Context, m *Message) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx) // nothing written: the connection stays usable
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := AppendFrameHeader(c.wbuf[:0], 0)
+	b, err := AppendMessage(b, c.enc, m)
+	if err != nil {
+		return err
+	}
+	n := len(b) - HeaderSize
+	if uint64(n) >= macBit {
+		return fmt.Errorf("message of %d bytes too large", n)
+	}
+	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	if len(b) <= 1<<20 {
+		c.wbuf = b
+	}
+	dl, _ := ctx.Deadline()
+	c.conn.SetWriteDeadline(dl)
+	_, err = c.conn.Write(b)
+	if err != nil {
+		// a partial frame leaves the stream unusable
+		c.conn.Close()
+		c.fail(fmt.Errorf("%w: write: %w", ErrClientClosed, err))
+	}
+	return err
+}
+
+// Register binds the connection to a storage and returns its last
+// committed tid (zero TID for an empty storage).
+func (c *Client) Register(ctx context.Context, storage string, readOnly bool) (TID, error) {
+	r := &Register{Storage: storage, ReadOnly: readOnly}
+	v, err := c.Call(ctx, r.Method(), r.Args())
+	if err != nil {
+		return TID{}, err
+	}
+	t, err := ParseTID(v)
+	if err != nil {
+		return TID{}, fmt.Errorf("zrpc: register reply: %w", err)
+	}
+	return t, nil
+}
+
+// LastTransaction returns the storage's last committed tid.
+func (c *Client) LastTransaction(ctx context.Context) (TID, error) {
+	v, err := c.Call(ctx, "lastTransaction", Tuple{})
+	if err != nil {
+		return TID{}, err
+	}
+	t, err := ParseTID(v)
+	if err != nil {
+		return TID{}, fmt.Errorf("zrpc: lastTransaction reply: %w", err)
+	}
+	return t, nil
+}
+
+// GetInfo returns the storage info dict (length, size, name, ...).
+func (c *Client) GetInfo(ctx context.Context) (Dict, error) {
+	v, err := c.Call(ctx, "get_info", Tuple{})
+	if err != nil {
+		return nil, err
+	}
+	d, err := AsDict(v)
+	if err != nil {
+		return nil, fmt.Errorf("zrpc: get_info reply: %w", err)
+	}
+	return d, nil
+}
+
+// Ping round-trips a no-op call.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Call(ctx, "ping", Tuple{})
+	return err
+}
+
+// IteratorStart opens a server-side transaction iterator over
+// [start, stop] (nil = unbounded) and returns its id.
+func (c *Client) IteratorStart(ctx context.Context, start, stop []byte) (int64, error) {
+	x := &IteratorStart{Start: start, Stop: stop}
+	v, err := c.Call(ctx, x.Method(), x.Args())
+	if err != nil {
+		return 0, err
+	}
+	id, err := AsInt64(v)
+	if err != nil {
+		return 0, fmt.Errorf("zrpc: iterator_start reply: %w", err)
+	}
+	return id, nil
+}
+
+// IteratorNext returns the next transaction, or nil at the end (the server
+// then forgets the iterator).
+func (c *Client) IteratorNext(ctx context.Context, iid int64) (*TransactionInfo, error) {
+	x := &IteratorNext{IID: iid}
+	v, err := c.Call(ctx, x.Method(), x.Args())
+	if err != nil {
+		return nil, err
+	}
+	return ParseTransactionInfo(v)
+}
+
+// Transactions lists up to max transactions in [start, stop] (nil =
+// unbounded); more reports whether the listing stopped at max. An
+// unfinished iterator is released with iterator_gc.
+func (c *Client) Transactions(ctx context.Context, start, stop []byte, max int) (txns []*TransactionInfo, more bool, err error) {
+	iid, err := c.IteratorStart(ctx, start, stop)
+	if err != nil {
+		return nil, false, err
+	}
+	for len(txns) < max {
+		ti, err := c.IteratorNext(ctx, iid)
+		if err != nil {
+			return txns, false, err
+		}
+		if ti == nil {
+			return txns, false, nil
+		}
+		txns = append(txns, ti)
+	}
+	_ = c.Async(ctx, &UnknownCall{Name: "iterator_gc", Arguments: Tuple{List{iid}}})
+	return txns, true, nil
+}
+
+// Ruok sends the 'ruok' status probe and returns the server's JSON answer.
+func Ruok(ctx context.Context, network, addr string) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("zrpc: ruok %s: %w", addr, err)
+	}
+	defer conn.Close()
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
+	fr := NewFrameReader(conn)
+	if _, err := fr.ReadFrame(); err != nil {
+		return nil, fmt.Errorf("zrpc: ruok %s: read handshake: %w", addr, err)
+	}
+	if err := WriteFrame(conn, []byte(RuokHandshake)); err != nil {
+		return nil, fmt.Errorf("zrpc: ruok %s: %w", addr, err)
+	}
+	b, err := fr.ReadFrame()
+	if err != nil {
+		return nil, fmt.Errorf("zrpc: ruok %s: read answer: %w", addr, err)
+	}
+	return append([]byte(nil), b...), nil
+}
