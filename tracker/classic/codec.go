@@ -219,10 +219,11 @@ func (e *fieldError) Unwrap() error { return e.err }
 
 // Interning bounds: patched Zopes reuse a small set of transaction ids (one
 // per thread) and storage ids, so a small per-connection table removes most
-// string allocations; the bounds stop a hostile peer from growing it.
+// string allocations; the bounds keep a hostile peer to 64 KiB of table per
+// connection.
 const (
-	internMaxEntries = 4096
-	internMaxLen     = 512
+	internMaxEntries = 256
+	internMaxLen     = 256
 )
 
 // decoder reads fields and commands from a buffered stream. It applies the
