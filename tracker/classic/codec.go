@@ -537,7 +537,12 @@ func (d *decoder) readInt(what string) (uint64, error) {
 // Python's int() and long() accepted from the original's peers: blanks
 // around it and a trailing "L".
 func parseUint(b []byte) (uint64, bool) {
-	b = bytes.Trim(b, " \t")
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
 	if n := len(b); n > 0 && b[n-1] == 'L' {
 		b = b[:n-1]
 	}
