@@ -1,0 +1,252 @@
+package tracker
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ctxn is a classic (line protocol) transaction.
+type ctxn struct {
+	id         string
+	sts        []int32
+	began      int64
+	beganSeq   uint64
+	prev, next *ctxn // in-flight list in begin order; nil when lost
+	pin        *pin  // set once lost
+}
+
+func (m *Machine) newCtxn() *ctxn {
+	if n := len(m.freeClassic); n > 0 {
+		c := m.freeClassic[n-1]
+		m.freeClassic = m.freeClassic[:n-1]
+		return c
+	}
+	return &ctxn{}
+}
+
+func (m *Machine) freeCtxn(c *ctxn) {
+	*c = ctxn{sts: c.sts[:0]}
+	m.freeClassic = append(m.freeClassic, c)
+}
+
+func (m *Machine) unlinkCtxn(c *ctxn) {
+	c.prev.next = c.next
+	c.next.prev = c.prev
+	c.prev, c.next = nil, nil
+}
+
+func (m *Machine) names(sts []int32) string {
+	ns := make([]string, len(sts))
+	for i, s := range sts {
+		ns[i] = m.st[s].name
+	}
+	sort.Strings(ns)
+	return strings.Join(ns, ", ")
+}
+
+// ClassicBegin: BEGIN id storages. A BEGIN for an id still in flight means
+// the client lost that transaction's COMMIT or ABORT (patched Zopes reuse
+// ids per thread): the old one is declared lost, the new one begins.
+func (m *Machine) ClassicBegin(now int64, id string, storages []string) {
+	m.step(now)
+	if old := m.classic[id]; old != nil {
+		if old.pin == nil {
+			m.warn(CodeBeginTwice, "BEGIN %q while it is in flight: its COMMIT/ABORT was lost; declaring it lost", id)
+			m.loseCtxn(old, "superseded by a new BEGIN with the same id")
+		}
+		// The lost one keeps its pin; only the id moves on.
+		delete(m.classic, id)
+		if old.pin != nil {
+			old.pin.txn = ""
+			m.freeCtxnKeepPin(old)
+		}
+	}
+	c := m.newCtxn()
+	c.id, c.began, c.beganSeq = id, now, m.seq
+	c.sts = m.internAll(c.sts[:0], storages)
+	m.classic[id] = c
+	c.prev, c.next = m.cHead.prev, &m.cHead
+	m.cHead.prev.next = c
+	m.cHead.prev = c
+	m.ctr.ClassicBegun++
+	if len(c.sts) > 0 {
+		m.hold(c.sts)
+	}
+}
+
+// freeCtxnKeepPin recycles a lost transaction record whose pin lives on.
+func (m *Machine) freeCtxnKeepPin(c *ctxn) {
+	c.pin = nil
+	m.freeCtxn(c)
+}
+
+// loseCtxn turns an in-flight classic transaction into a lost pin: its
+// unit becomes the pin's, released once each storage had a commit
+// observed after now (then the point is past whatever it committed).
+func (m *Machine) loseCtxn(c *ctxn, why string) {
+	m.unlinkCtxn(c)
+	m.ctr.ClassicLost++
+	if len(c.sts) == 0 {
+		delete(m.classic, c.id)
+		m.freeCtxn(c)
+		return
+	}
+	reason := fmt.Sprintf("classic transaction %q on %s lost (%s): waiting for a commit on each of its storages", c.id, m.names(c.sts), why)
+	p := &pin{id: m.nextPin, seq: m.seq, kind: PinLost, since: m.now, reason: reason, sts: append([]int32(nil), c.sts...), txn: c.id}
+	m.nextPin++
+	m.pins = append(m.pins, p) // takes over the transaction's busy unit
+	m.ctr.PinsCreated++
+	m.awaitCommits(p, p.sts)
+	c.pin = p
+	m.emit(Record{Kind: RecLost, Txn: c.id, Pin: p.id, Msg: reason})
+}
+
+// Tick declares lost every classic transaction in flight for longer than
+// the timeout. The daemon calls it periodically.
+func (m *Machine) Tick(now int64) {
+	m.step(now)
+	for c := m.cHead.next; c != &m.cHead; c = m.cHead.next {
+		if now-c.began < m.timeout {
+			break
+		}
+		m.loseCtxn(c, fmt.Sprintf("no COMMIT or ABORT within %v", durationString(m.timeout)))
+	}
+}
+
+func durationString(ns int64) string {
+	return time.Duration(ns).String()
+}
+
+// ClassicCommit: COMMIT id {storage: tid}; none lists the storages whose
+// TID was sent as None. Storages not named by BEGIN are joined to the
+// transaction before its TIDs count (never published apart from it). None
+// storages may hold an unknown commit of this transaction: its storages are
+// held until each None storage had a later commit observed.
+func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []string) {
+	m.step(now)
+	c := m.classic[id]
+	sts := m.scratch[:0]
+	for _, t := range tids {
+		if i := m.intern(t.Storage); !containsIdx(sts, i) {
+			sts = append(sts, i)
+		}
+	}
+	nTIDs := len(sts)
+	for _, n := range none {
+		if i := m.intern(n); !containsIdx(sts, i) {
+			sts = append(sts, i)
+		}
+	}
+	m.scratch = sts
+	var noneSts []int32
+	if len(none) > 0 {
+		for _, n := range none {
+			i := m.stIdx[n]
+			if !containsIdx(sts[:nTIDs], i) && !containsIdx(noneSts, i) {
+				noneSts = append(noneSts, i)
+			}
+		}
+	}
+	switch {
+	case c == nil:
+		m.warn(CodeCommitNoBegin, "COMMIT %q without BEGIN: applied as a transaction of its own", id)
+		if len(sts) == 0 {
+			return
+		}
+		all := append([]int32(nil), sts...)
+		m.hold(all)
+		m.applyClassic(id, all, tids, noneSts, 0)
+		m.release(all[0])
+		m.ctr.ClassicCommitted++
+		m.ctr.TransactionsEnded++
+		return
+	case c.pin != nil:
+		m.warn(CodeLateEnd, "late COMMIT %q for a transaction already declared lost: applied, lost pin released", id)
+		p := c.pin
+		for _, s := range sts {
+			m.join(p.sts[0], s)
+		}
+		all := append([]int32(nil), p.sts...)
+		for _, s := range sts {
+			if !containsIdx(all, s) {
+				all = append(all, s)
+			}
+		}
+		m.hold(all) // hold across the pin release so nothing publishes half
+		m.applyClassic(id, all, tids, noneSts, 0)
+		m.releasePin(p, false)
+		m.release(all[0])
+		m.ctr.ClassicCommitted++
+		return
+	}
+	m.unlinkCtxn(c)
+	delete(m.classic, id)
+	differ := len(sts) != len(c.sts)
+	if len(c.sts) == 0 && len(sts) > 0 {
+		// BEGIN named no storage, so no unit is held yet.
+		c.sts = append(c.sts, sts...)
+		m.hold(c.sts)
+		differ = true
+	}
+	for _, s := range sts {
+		if !containsIdx(c.sts, s) {
+			differ = true
+			m.join(c.sts[0], s)
+			c.sts = append(c.sts, s)
+		}
+	}
+	if differ {
+		m.warn(CodeCommitStorages, "COMMIT %q names storages {%s} but BEGIN named others; the transaction now covers {%s}",
+			id, m.names(sts), m.names(c.sts))
+	}
+	if len(c.sts) > 0 {
+		m.applyClassic(id, c.sts, tids, noneSts, c.beganSeq)
+		m.release(c.sts[0])
+	}
+	m.freeCtxn(c)
+	m.ctr.ClassicCommitted++
+	m.ctr.TransactionsEnded++
+}
+
+// applyClassic records a classic transaction's TIDs while its unit holds
+// all of sts, and pins sts if some storages sent None.
+func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSts []int32, started uint64) {
+	for _, t := range tids {
+		m.noteCommit(m.stIdx[t.Storage], t.TID, started)
+	}
+	if len(noneSts) > 0 {
+		reason := fmt.Sprintf("classic COMMIT %q carried None for %s: holding {%s} until each of those has a later commit observed",
+			id, m.names(noneSts), m.names(sts))
+		m.warn(CodeCommitNone, "%s", reason)
+		p := m.newPin(PinNone, sts, reason)
+		p.txn = id
+		m.awaitCommits(p, noneSts)
+		m.emit(Record{Kind: RecPinned, Txn: id, Pin: p.id, Msg: reason})
+	}
+}
+
+// ClassicAbort: ABORT id.
+func (m *Machine) ClassicAbort(now int64, id string) {
+	m.step(now)
+	c := m.classic[id]
+	switch {
+	case c == nil:
+		m.warn(CodeAbortNoBegin, "ABORT %q without BEGIN (ignored)", id)
+		return
+	case c.pin != nil:
+		m.warn(CodeLateEnd, "late ABORT %q for a transaction already declared lost: lost pin released", id)
+		m.releasePin(c.pin, false)
+		m.ctr.ClassicAborted++
+		return
+	}
+	m.unlinkCtxn(c)
+	delete(m.classic, id)
+	if len(c.sts) > 0 {
+		m.release(c.sts[0])
+	}
+	m.freeCtxn(c)
+	m.ctr.ClassicAborted++
+	m.ctr.TransactionsEnded++
+}

@@ -1,0 +1,172 @@
+package tracker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func (h *harness) cbegin(id string, sts ...string) { h.m.ClassicBegin(h.tick(), id, sts); h.drain() }
+func (h *harness) ccommit(id string, tids map[string]TID, none ...string) {
+	var ts []StorageTID
+	for _, s := range []string{sA, sB, sC} {
+		if v, ok := tids[s]; ok {
+			ts = append(ts, StorageTID{s, v})
+		}
+	}
+	h.m.ClassicCommit(h.tick(), id, ts, none)
+	h.drain()
+}
+func (h *harness) cabort(id string) { h.m.ClassicAbort(h.tick(), id); h.drain() }
+
+func TestClassicGrouping(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.cbegin("t1", sA, sB)
+	h.cbegin("t2", sB, sC)
+	h.ccommit("t1", map[string]TID{sA: 11, sB: 21})
+	require.Equal(t, TID(10), h.pub(sA), "t2 still holds the group")
+	h.ccommit("t2", map[string]TID{sB: 22, sC: 31})
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(22), h.pub(sB))
+	require.Equal(t, TID(31), h.pub(sC))
+	require.Zero(t, h.count(RecWarning, ""))
+}
+
+// Fault of the original: a COMMIT naming storages other than its BEGIN
+// wedged the group forever.
+func TestClassicCommitWithDifferentStoragesDoesNotWedge(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.cbegin("t1", sA, sB)
+	h.cbegin("t2", sC) // keeps C busy so t1's C value must wait for it
+	h.ccommit("t1", map[string]TID{sA: 11, sC: 31})
+	require.Equal(t, 1, h.count(RecWarning, CodeCommitStorages))
+	// A must not publish t1 while its C half cannot be published.
+	require.Equal(t, TID(10), h.pub(sA))
+	h.ccommit("t2", map[string]TID{sC: 32})
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(20), h.pub(sB))
+	require.Equal(t, TID(32), h.pub(sC))
+	// Nothing left in flight: later transactions publish at once.
+	h.cbegin("t3", sB)
+	h.ccommit("t3", map[string]TID{sB: 22})
+	require.Equal(t, TID(22), h.pub(sB))
+	p, c := h.m.InFlight()
+	require.Zero(t, p+c)
+}
+
+// Fault of the original: a COMMIT carrying None wedged the group.
+func TestClassicCommitWithNoneDoesNotWedge(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cbegin("t1", sA, sB)
+	h.ccommit("t1", map[string]TID{sA: 11}, sB)
+	require.Equal(t, 1, h.count(RecWarning, CodeCommitNone))
+	// B may hold an unknown commit of t1: A is held with it.
+	require.Equal(t, TID(10), h.pub(sA))
+	h.cbegin("t2", sB)
+	h.ccommit("t2", map[string]TID{sB: 22})
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(22), h.pub(sB))
+	require.Empty(t, h.m.Pins())
+}
+
+// Fault of the original: a lost COMMIT left the transaction in flight
+// forever.
+func TestClassicLostCommitTimesOut(t *testing.T) {
+	h := newHarness(t, Config{ClassicTimeout: time.Second})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cbegin("t1", sA, sB) // its COMMIT (A:11, B:21) never arrives
+	h.cbegin("t2", sA)
+	h.ccommit("t2", map[string]TID{sA: 12})
+	require.Equal(t, TID(10), h.pub(sA))
+	h.now += int64(2 * time.Second)
+	h.m.Tick(h.tick())
+	h.drain()
+	require.Equal(t, 1, h.count(RecLost, ""))
+	// Still held: B has had no commit since the loss.
+	require.Equal(t, TID(10), h.pub(sA))
+	h.cbegin("t3", sA)
+	h.ccommit("t3", map[string]TID{sA: 13})
+	require.Equal(t, TID(10), h.pub(sA))
+	h.cbegin("t4", sB)
+	h.ccommit("t4", map[string]TID{sB: 23})
+	require.Equal(t, TID(13), h.pub(sA))
+	require.Equal(t, TID(23), h.pub(sB))
+	require.Empty(t, h.m.Pins())
+}
+
+func TestClassicLostAbortTimesOut(t *testing.T) {
+	h := newHarness(t, Config{ClassicTimeout: time.Second})
+	h.boot(map[string]TID{sA: 10})
+	h.cbegin("t1", sA)
+	h.now += int64(2 * time.Second)
+	h.m.Tick(h.tick())
+	h.drain()
+	h.cbegin("t2", sA)
+	h.ccommit("t2", map[string]TID{sA: 12})
+	require.Equal(t, TID(12), h.pub(sA))
+}
+
+func TestClassicLateCommitReleasesLostPin(t *testing.T) {
+	h := newHarness(t, Config{ClassicTimeout: time.Second})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cbegin("t1", sA, sB)
+	h.now += int64(2 * time.Second)
+	h.m.Tick(h.tick())
+	h.drain()
+	h.ccommit("t1", map[string]TID{sA: 11, sB: 21})
+	require.Equal(t, 1, h.count(RecWarning, CodeLateEnd))
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(21), h.pub(sB))
+	require.Empty(t, h.m.Pins())
+}
+
+func TestClassicBeginTwiceLosesTheOld(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cbegin("thr1", sA, sB)
+	h.cbegin("thr1", sA) // the thread's previous COMMIT was dropped
+	require.Equal(t, 1, h.count(RecWarning, CodeBeginTwice))
+	require.Equal(t, 1, h.count(RecLost, ""))
+	h.ccommit("thr1", map[string]TID{sA: 12})
+	require.Equal(t, TID(10), h.pub(sA), "lost one may have committed on B")
+	h.cbegin("x", sB)
+	h.ccommit("x", map[string]TID{sB: 22})
+	require.Equal(t, TID(12), h.pub(sA))
+	require.Equal(t, TID(22), h.pub(sB))
+}
+
+func TestClassicCommitAbortWithoutBegin(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cabort("nope")
+	require.Equal(t, 1, h.count(RecWarning, CodeAbortNoBegin))
+	h.ccommit("nope", map[string]TID{sA: 11, sB: 21})
+	require.Equal(t, 1, h.count(RecWarning, CodeCommitNoBegin))
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(21), h.pub(sB))
+	// While B is busy, such a COMMIT holds A with it.
+	h.cbegin("busy", sB)
+	h.ccommit("nope2", map[string]TID{sA: 12, sB: 22})
+	require.Equal(t, TID(11), h.pub(sA))
+	h.cabort("busy")
+	require.Equal(t, TID(12), h.pub(sA))
+	require.Equal(t, TID(22), h.pub(sB))
+}
+
+func TestClassicAndProxyShareGroups(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cbegin("c1", sA, sB)
+	h.begin(1, sA, "k")
+	h.vote(1, true)
+	h.fin(1)
+	h.done(1, 11)
+	require.Equal(t, TID(10), h.pub(sA))
+	h.ccommit("c1", map[string]TID{sB: 21})
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(21), h.pub(sB))
+}

@@ -1,0 +1,389 @@
+package tracker
+
+import (
+	"fmt"
+	"sort"
+)
+
+// storage is the per-storage state. Storages are interned: everything else
+// refers to them by index into Machine.st.
+type storage struct {
+	name         string
+	published    TID
+	transient    TID // highest TID known committed (bootstrap or observed)
+	hasPublished bool
+	known        bool   // transient holds a real value
+	expected     bool   // listed in Config.Storages
+	group        *group // nil while nothing in flight touches it
+	commits      uint64 // commits observed
+	blind        int32  // open blind connections
+	blindPin     *pin
+	waiters      []*pin // await-commit pins waiting for a commit here
+}
+
+// group is a set of storages linked by in-flight units (participations,
+// classic transactions, pins). It publishes its members when busy drops to
+// zero and then dissolves: groups only merge while busy.
+type group struct {
+	members []int32
+	busy    int32
+}
+
+// Machine is the tracker's pure state machine. It is not safe for
+// concurrent use; Service wraps it. Every input takes the current time in
+// unix nanoseconds; nothing inside reads a clock.
+type Machine struct {
+	cfg     Config
+	timeout int64
+	seq     uint64 // input counter, orders phases of participations
+	now     int64
+
+	st     []storage
+	stIdx  map[string]int32
+	sorted []int32 // storage indices sorted by name
+
+	freeGroups []*group
+
+	parts     map[PartID]*part
+	freeParts []*part
+	keyed     map[string]*linkSet
+	freeLS    []*linkSet
+
+	classic     map[string]*ctxn
+	cHead       ctxn // sentinel of the in-flight list, in begin order
+	freeClassic []*ctxn
+
+	pins    []*pin // active pins, ascending id
+	nextPin uint64
+
+	bootstrapped  bool
+	bootRequested bool
+	clean         bool
+	uncleanKnown  bool
+	missing       int // expected storages without a known value
+
+	recs []Record
+	ctr  Counters
+
+	scratch []int32
+}
+
+// New returns a Machine with nothing known.
+func New(cfg Config) *Machine {
+	m := &Machine{
+		cfg:     cfg,
+		timeout: int64(cfg.ClassicTimeout),
+		stIdx:   make(map[string]int32),
+		parts:   make(map[PartID]*part),
+		keyed:   make(map[string]*linkSet),
+		classic: make(map[string]*ctxn),
+		clean:   true,
+		nextPin: 1,
+	}
+	if m.timeout <= 0 {
+		m.timeout = int64(DefaultClassicTimeout)
+	}
+	m.cHead.next, m.cHead.prev = &m.cHead, &m.cHead
+	for _, s := range cfg.Storages {
+		i := m.intern(s)
+		if !m.st[i].expected {
+			m.st[i].expected = true
+			m.missing++
+		}
+	}
+	if len(cfg.Storages) > 0 {
+		m.bootRequested = true
+	}
+	return m
+}
+
+// Records returns the output records produced since the last ClearRecords.
+// The slice is reused: copy what must outlive the next input.
+func (m *Machine) Records() []Record { return m.recs }
+
+// ClearRecords forgets the drained records.
+func (m *Machine) ClearRecords() {
+	for i := range m.recs {
+		m.recs[i] = Record{}
+	}
+	m.recs = m.recs[:0]
+}
+
+// Counters returns the totals so far.
+func (m *Machine) Counters() Counters { return m.ctr }
+
+func (m *Machine) step(now int64) {
+	m.seq++
+	m.ctr.Events++
+	if now > m.now {
+		m.now = now
+	}
+}
+
+func (m *Machine) emit(r Record) {
+	r.Time = m.now
+	switch r.Kind {
+	case RecWarning:
+		m.ctr.Warnings++
+	case RecCritical:
+		m.ctr.Criticals++
+	}
+	m.recs = append(m.recs, r)
+}
+
+func (m *Machine) warn(code Code, format string, args ...any) {
+	m.emit(Record{Kind: RecWarning, Code: code, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (m *Machine) intern(name string) int32 {
+	if i, ok := m.stIdx[name]; ok {
+		return i
+	}
+	i := int32(len(m.st))
+	m.st = append(m.st, storage{name: name})
+	m.stIdx[name] = i
+	// Keep m.sorted ordered; new storages are rare.
+	pos := sort.Search(len(m.sorted), func(k int) bool { return m.st[m.sorted[k]].name >= name })
+	m.sorted = append(m.sorted, 0)
+	copy(m.sorted[pos+1:], m.sorted[pos:])
+	m.sorted[pos] = i
+	return i
+}
+
+func (m *Machine) newGroup(s int32) *group {
+	var g *group
+	if n := len(m.freeGroups); n > 0 {
+		g = m.freeGroups[n-1]
+		m.freeGroups = m.freeGroups[:n-1]
+	} else {
+		g = &group{}
+	}
+	g.members = append(g.members[:0], s)
+	g.busy = 0
+	m.st[s].group = g
+	return g
+}
+
+// acquire returns the group of storage s, creating a singleton if idle.
+func (m *Machine) acquire(s int32) *group {
+	if g := m.st[s].group; g != nil {
+		return g
+	}
+	return m.newGroup(s)
+}
+
+// merge unions two groups (the smaller moves into the larger).
+func (m *Machine) merge(a, b *group) *group {
+	if a == b {
+		return a
+	}
+	if len(a.members) < len(b.members) {
+		a, b = b, a
+	}
+	for _, s := range b.members {
+		m.st[s].group = a
+	}
+	a.members = append(a.members, b.members...)
+	a.busy += b.busy
+	b.members = b.members[:0]
+	b.busy = 0
+	m.freeGroups = append(m.freeGroups, b)
+	return a
+}
+
+// hold adds one busy unit on the union of the groups of sts.
+func (m *Machine) hold(sts []int32) {
+	g := m.acquire(sts[0])
+	for _, s := range sts[1:] {
+		g = m.merge(g, m.acquire(s))
+	}
+	g.busy++
+}
+
+// join merges the group of s into the (busy) group of anchor.
+func (m *Machine) join(anchor, s int32) {
+	m.merge(m.st[anchor].group, m.acquire(s))
+}
+
+// release drops one busy unit from the group of s and publishes the group
+// if nothing is left in flight.
+func (m *Machine) release(s int32) {
+	g := m.st[s].group
+	g.busy--
+	if g.busy > 0 {
+		return
+	}
+	for _, i := range g.members {
+		m.st[i].group = nil
+	}
+	if m.bootstrapped {
+		for _, i := range g.members {
+			m.publish(i)
+		}
+	}
+	g.members = g.members[:0]
+	m.freeGroups = append(m.freeGroups, g)
+}
+
+func (m *Machine) publish(i int32) {
+	s := &m.st[i]
+	if !s.known {
+		return
+	}
+	if s.hasPublished {
+		if s.transient == s.published {
+			return
+		}
+		if s.transient < s.published {
+			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: s.transient, Old: s.published,
+				Msg: fmt.Sprintf("refusing to publish %d for storage %s: below published %d (an earlier point may be inconsistent)", s.transient, s.name, s.published)})
+			return
+		}
+	}
+	r := Record{Kind: RecPublished, Storage: s.name, TID: s.transient, Old: s.published, First: !s.hasPublished}
+	s.published = s.transient
+	s.hasPublished = true
+	m.ctr.Publications++
+	m.emit(r)
+}
+
+// noteCommit records a commit observed on storage i. started is the input
+// seq at which that commit was known to start (tpc_finish sent, classic
+// BEGIN), 0 if unknown: only a commit started after an await pin was
+// created is certainly later than what the pin waits for.
+func (m *Machine) noteCommit(i int32, tid TID, started uint64) {
+	s := &m.st[i]
+	// Reports can arrive out of TID order (a classic COMMIT is sent after
+	// all finishes; replies race across connections): keep the highest.
+	if !s.known || tid > s.transient {
+		s.transient = tid
+	}
+	m.markKnown(i)
+	s.commits++
+	if len(s.waiters) > 0 && started != 0 {
+		ws := s.waiters
+		keep := ws[:0]
+		var done []*pin
+		for _, p := range ws {
+			if started >= p.seq {
+				done = append(done, p)
+			} else {
+				keep = append(keep, p)
+			}
+		}
+		for k := len(keep); k < len(ws); k++ {
+			ws[k] = nil
+		}
+		s.waiters = keep
+		for _, p := range done {
+			p.waitLeft--
+			if p.waitLeft == 0 && !p.released {
+				m.releasePin(p, false)
+			}
+		}
+	}
+}
+
+func (m *Machine) markKnown(i int32) {
+	s := &m.st[i]
+	if s.known {
+		return
+	}
+	s.known = true
+	if s.expected {
+		m.missing--
+		m.checkBootstrapped()
+	}
+}
+
+func (m *Machine) checkBootstrapped() {
+	if m.bootstrapped || !m.bootRequested || m.missing > 0 {
+		return
+	}
+	m.bootstrapped = true
+	m.emit(Record{Kind: RecBootstrapped, Msg: "bootstrap complete: publication starts"})
+	for _, i := range m.sorted {
+		if m.st[i].group == nil {
+			m.publish(i)
+		}
+	}
+}
+
+// Bootstrap gives the last committed TID of storages as read from the
+// storages themselves while no transaction could be in flight (before the
+// proxy accepts its first client), and whether the previous run stopped
+// cleanly. Publication starts once every Config.Storages has a value.
+func (m *Machine) Bootstrap(now int64, values []StorageTID, clean bool) {
+	m.step(now)
+	if !clean {
+		m.clean = false
+		m.uncleanKnown = true
+		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart,
+			Msg: "previous run ended uncleanly: the live storages may hold half a transaction; the last coherent point before it is in the status file"})
+	}
+	for _, v := range values {
+		i := m.intern(v.Storage)
+		s := &m.st[i]
+		if s.hasPublished && v.TID < s.published {
+			m.emit(Record{Kind: RecCritical, Code: CodeBootstrapDecrease, Storage: s.name, TID: v.TID, Old: s.published,
+				Msg: fmt.Sprintf("bootstrap value %d of storage %s is below its published %d", v.TID, s.name, s.published)})
+		}
+		if !s.known || v.TID > s.transient {
+			s.transient = v.TID
+		}
+		m.markKnown(i)
+	}
+	m.bootRequested = true
+	if m.bootstrapped {
+		// A later bootstrap refreshes idle storages.
+		for _, i := range m.sorted {
+			if m.st[i].group == nil {
+				m.publish(i)
+			}
+		}
+		return
+	}
+	m.checkBootstrapped()
+}
+
+// Bootstrapped reports whether publication has started.
+func (m *Machine) Bootstrapped() bool { return m.bootstrapped }
+
+// Published returns the published TID of a storage.
+func (m *Machine) Published(name string) (TID, bool) {
+	i, ok := m.stIdx[name]
+	if !ok || !m.st[i].hasPublished {
+		return 0, false
+	}
+	return m.st[i].published, true
+}
+
+// AppendPublished appends the published point, sorted by storage id.
+func (m *Machine) AppendPublished(dst []StorageTID) []StorageTID {
+	for _, i := range m.sorted {
+		if s := &m.st[i]; s.hasPublished {
+			dst = append(dst, StorageTID{s.name, s.published})
+		}
+	}
+	return dst
+}
+
+// dedupe interns names into m.scratch without duplicates (order kept).
+func (m *Machine) internAll(dst []int32, names []string) []int32 {
+	for _, n := range names {
+		i := m.intern(n)
+		if !containsIdx(dst, i) {
+			dst = append(dst, i)
+		}
+	}
+	return dst
+}
+
+func containsIdx(s []int32, i int32) bool {
+	for _, x := range s {
+		if x == i {
+			return true
+		}
+	}
+	return false
+}

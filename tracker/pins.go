@@ -1,0 +1,212 @@
+package tracker
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// PinKind says why a pin holds its storages.
+type PinKind uint8
+
+const (
+	// PinPartial: a partial commit (design rule 4/6). Released only by
+	// AcceptPartial.
+	PinPartial PinKind = iota + 1
+	// PinLost: a classic transaction timed out or was superseded. Released
+	// once each of its storages had a commit observed after the loss, by a
+	// late COMMIT/ABORT, or by AcceptPartial.
+	PinLost
+	// PinNone: a classic COMMIT carried None for some storages; released once
+	// each of those had a commit observed after it, or by AcceptPartial.
+	PinNone
+	// PinBlind: a connection to the storage cannot be decoded; released by
+	// Unblind when the last such connection closed.
+	PinBlind
+)
+
+var pinKindNames = [...]string{"", "partial", "lost", "none", "blind"}
+
+func (k PinKind) String() string {
+	if int(k) < len(pinKindNames) && k != 0 {
+		return pinKindNames[k]
+	}
+	return fmt.Sprintf("PinKind(%d)", k)
+}
+
+// A pin is a busy unit that is not a transaction: it keeps its storages'
+// group from publishing. Pins are rare; they are not pooled.
+type pin struct {
+	id       uint64
+	seq      uint64 // input seq at creation
+	kind     PinKind
+	since    int64
+	reason   string
+	sts      []int32
+	waitLeft int
+	parts    []PartID
+	key      string
+	txn      string
+	released bool
+}
+
+func (m *Machine) newPin(kind PinKind, sts []int32, reason string) *pin {
+	p := &pin{id: m.nextPin, seq: m.seq, kind: kind, since: m.now, reason: reason, sts: append([]int32(nil), sts...)}
+	m.nextPin++
+	m.hold(p.sts)
+	m.pins = append(m.pins, p)
+	m.ctr.PinsCreated++
+	return p
+}
+
+// awaitCommits makes p wait for one observed commit on each of wait.
+func (m *Machine) awaitCommits(p *pin, wait []int32) {
+	for _, s := range wait {
+		m.st[s].waiters = append(m.st[s].waiters, p)
+		p.waitLeft++
+	}
+}
+
+func (m *Machine) releasePin(p *pin, accepted bool) {
+	if p.released {
+		return
+	}
+	p.released = true
+	for k, q := range m.pins {
+		if q == p {
+			m.pins = append(m.pins[:k], m.pins[k+1:]...)
+			break
+		}
+	}
+	if p.waitLeft > 0 {
+		for _, s := range p.sts {
+			ws := m.st[s].waiters
+			for k := 0; k < len(ws); k++ {
+				if ws[k] == p {
+					ws = append(ws[:k], ws[k+1:]...)
+					k--
+				}
+			}
+			m.st[s].waiters = ws
+		}
+	}
+	if p.kind == PinLost && p.txn != "" {
+		if c, ok := m.classic[p.txn]; ok && c.pin == p {
+			delete(m.classic, p.txn)
+			m.freeCtxn(c)
+		}
+	}
+	m.ctr.PinsReleased++
+	how := "condition met"
+	if accepted {
+		m.ctr.PinsAccepted++
+		how = "accepted by the operator"
+	}
+	m.emit(Record{Kind: RecPinReleased, Pin: p.id, Txn: p.txn, Msg: fmt.Sprintf("%s pin %d released (%s)", p.kind, p.id, how)})
+	m.release(p.sts[0])
+}
+
+// ErrNoSuchPin is returned by AcceptPartial for an unknown or released pin.
+var ErrNoSuchPin = errors.New("tracker: no such pin")
+
+// ErrBlindPin is returned by AcceptPartial for a blind pin, which only
+// Unblind can release.
+var ErrBlindPin = errors.New("tracker: a blind storage cannot be accepted, only unblinded")
+
+// AcceptPartial is the operator's way out of a partial commit (or a lost or
+// None-carrying classic transaction): the live state of the pinned storages
+// is accepted as the new baseline and their group may publish again.
+func (m *Machine) AcceptPartial(now int64, id uint64) error {
+	m.step(now)
+	for _, p := range m.pins {
+		if p.id == id {
+			if p.kind == PinBlind {
+				return ErrBlindPin
+			}
+			m.releasePin(p, true)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %d", ErrNoSuchPin, id)
+}
+
+// Blind marks a storage as having a connection whose traffic cannot be
+// decoded: it may be committing unseen, so its group stops publishing until
+// every such connection is unblinded. Calls nest (one per connection).
+func (m *Machine) Blind(now int64, name, reason string) {
+	m.step(now)
+	i := m.intern(name)
+	s := &m.st[i]
+	s.blind++
+	if s.blind == 1 {
+		m.scratch = append(m.scratch[:0], i)
+		p := m.newPin(PinBlind, m.scratch, reason)
+		m.st[i].blindPin = p
+		m.emit(Record{Kind: RecPinned, Storage: name, Pin: p.id, Msg: fmt.Sprintf("storage %s is blind: %s", name, reason)})
+	}
+}
+
+// Unblind ends one Blind of the storage (its connection closed). lastTID,
+// when non-zero, is the storage's last TID read after the close, so commits
+// made unseen are accounted for.
+func (m *Machine) Unblind(now int64, name string, lastTID TID) {
+	m.step(now)
+	i, ok := m.stIdx[name]
+	if !ok || m.st[i].blind == 0 {
+		m.warn(CodeUnblindUnknown, "unblind of storage %s which is not blind", name)
+		return
+	}
+	s := &m.st[i]
+	if lastTID != 0 && (!s.known || lastTID > s.transient) {
+		s.transient = lastTID
+		m.markKnown(i)
+	}
+	s.blind--
+	if s.blind == 0 {
+		p := s.blindPin
+		s.blindPin = nil
+		m.releasePin(p, false)
+	}
+}
+
+// PinInfo describes an active pin.
+type PinInfo struct {
+	ID       uint64
+	Kind     PinKind
+	Since    int64
+	Reason   string
+	Storages []string // sorted
+	Parts    []PartID // partial: the participations of the linked set
+	Key      string   // partial: correlation key
+	Txn      string   // lost/none: classic transaction id
+	// Waiting lists storages that still need an observed commit.
+	Waiting []string
+}
+
+func (m *Machine) pinInfo(p *pin) PinInfo {
+	pi := PinInfo{ID: p.id, Kind: p.kind, Since: p.since, Reason: p.reason, Key: p.key, Txn: p.txn,
+		Parts: append([]PartID(nil), p.parts...)}
+	for _, s := range p.sts {
+		pi.Storages = append(pi.Storages, m.st[s].name)
+		if p.waitLeft > 0 {
+			for _, w := range m.st[s].waiters {
+				if w == p {
+					pi.Waiting = append(pi.Waiting, m.st[s].name)
+					break
+				}
+			}
+		}
+	}
+	sort.Strings(pi.Storages)
+	sort.Strings(pi.Waiting)
+	return pi
+}
+
+// Pins lists the active pins by id.
+func (m *Machine) Pins() []PinInfo {
+	out := make([]PinInfo, 0, len(m.pins))
+	for _, p := range m.pins {
+		out = append(out, m.pinInfo(p))
+	}
+	return out
+}

@@ -1,0 +1,395 @@
+package tracker
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// PartState is the phase of a participation.
+type PartState uint8
+
+const (
+	PartBegun PartState = iota + 1
+	PartVoted
+	PartVoteFailed
+	PartFinishSent
+	PartInDoubt
+	PartCommitted
+	PartAborted
+)
+
+var partStateNames = [...]string{"", "begun", "voted", "vote-failed", "finish-sent", "in-doubt", "committed", "aborted"}
+
+func (s PartState) String() string {
+	if int(s) < len(partStateNames) && s != 0 {
+		return partStateNames[s]
+	}
+	return "PartState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// part is one participation. Ended participations stay in their link set
+// until it drains, for partial-commit detection.
+type part struct {
+	id      PartID
+	st      int32
+	ls      *linkSet
+	state   PartState
+	began   int64
+	votedAt uint64 // seq of the successful vote, 0 if none
+	finAt   uint64 // seq of tpc_finish sent, 0 if none
+	endedAt uint64 // seq at which it stopped standing voted
+	tid     TID
+	excused bool // explicit abort after a failed vote elsewhere in the set
+	// finFailed: tpc_finish was sent but failed or its connection was lost:
+	// the client saw an error mid-finish and aborts the rest of its
+	// transaction explicitly, which a failed vote elsewhere must not excuse.
+	finFailed bool
+}
+
+// linkSet groups the participations linked by correlation key (design rule
+// 2). It may hold several real transactions; it lives until none of its
+// participations is in flight (in doubt counts as in flight).
+type linkSet struct {
+	key        string
+	parts      []*part
+	inflight   int32
+	accepting  int32 // in flight and not yet sent tpc_finish
+	lastFailed uint64
+	began      int64
+}
+
+// CorrelationKey builds an unambiguous correlation key from the client's
+// identity and the transaction's metadata (design rule 2). The proxy may
+// use any string; this one cannot confuse field boundaries.
+func CorrelationKey(client, user, description string, extension []byte) string {
+	var b strings.Builder
+	b.Grow(len(client) + len(user) + len(description) + len(extension) + 16)
+	for _, f := range [...]string{client, user, description} {
+		b.WriteString(strconv.Itoa(len(f)))
+		b.WriteByte(':')
+		b.WriteString(f)
+	}
+	b.WriteString(strconv.Itoa(len(extension)))
+	b.WriteByte(':')
+	b.Write(extension)
+	return b.String()
+}
+
+func (m *Machine) lookupPart(p PartID, what string) *part {
+	pt := m.parts[p]
+	if pt == nil {
+		m.warn(CodeUnknownPart, "%s for unknown participation %d", what, p)
+	}
+	return pt
+}
+
+// PartBegin: tpc_begin of participation p on storage was seen. key is the
+// correlation key (client identity + user/description/extension); p is
+// linked with every in-flight participation of the same key that has not
+// been sent tpc_finish (a transaction never gains participations once it
+// started finishing, design rule 1).
+func (m *Machine) PartBegin(now int64, p PartID, storageName, key string) {
+	m.step(now)
+	if m.parts[p] != nil {
+		m.warn(CodePartTwice, "participation %d begun twice (ignored)", p)
+		return
+	}
+	s := m.intern(storageName)
+	ls := m.keyed[key]
+	if ls == nil || ls.accepting == 0 {
+		ls = m.newLinkSet(key)
+		m.keyed[key] = ls
+	}
+	pt := m.newPart()
+	pt.id, pt.st, pt.ls, pt.state, pt.began = p, s, ls, PartBegun, now
+	m.parts[p] = pt
+	if len(ls.parts) > 0 {
+		m.join(ls.parts[0].st, s)
+		m.st[s].group.busy++
+	} else {
+		m.acquire(s).busy++
+	}
+	ls.parts = append(ls.parts, pt)
+	ls.inflight++
+	ls.accepting++
+	m.ctr.PartsBegun++
+}
+
+// PartVote: the reply to p's tpc_vote was seen: ok, or a failure (conflict).
+func (m *Machine) PartVote(now int64, p PartID, ok bool) {
+	m.step(now)
+	pt := m.lookupPart(p, "vote")
+	if pt == nil {
+		return
+	}
+	if pt.state != PartBegun {
+		m.warn(CodeBadOrder, "vote for participation %d in state %s", p, pt.state)
+		if pt.state != PartVoted && pt.state != PartVoteFailed {
+			return
+		}
+	}
+	if ok {
+		pt.state = PartVoted
+		pt.votedAt = m.seq
+	} else {
+		pt.state = PartVoteFailed
+		pt.votedAt = 0
+		pt.ls.lastFailed = m.seq
+	}
+}
+
+// PartFinishSent: p's tpc_finish is about to be forwarded to the server.
+func (m *Machine) PartFinishSent(now int64, p PartID) {
+	m.step(now)
+	pt := m.lookupPart(p, "tpc_finish")
+	if pt == nil {
+		return
+	}
+	m.finishSent(pt)
+}
+
+func (m *Machine) finishSent(pt *part) {
+	switch pt.state {
+	case PartVoted:
+	case PartBegun, PartVoteFailed:
+		m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s", pt.id, pt.state)
+		pt.votedAt = m.seq
+	default:
+		m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s (ignored)", pt.id, pt.state)
+		return
+	}
+	pt.state = PartFinishSent
+	pt.finAt = m.seq
+	pt.ls.accepting--
+	if pt.ls.accepting == 0 && m.keyed[pt.ls.key] == pt.ls {
+		delete(m.keyed, pt.ls.key)
+	}
+}
+
+// PartFinished: the reply to p's tpc_finish carried tid: p committed.
+// Also accepted for an in-doubt participation whose reply came late.
+func (m *Machine) PartFinished(now int64, p PartID, tid TID) {
+	m.step(now)
+	pt := m.lookupPart(p, "tpc_finish reply")
+	if pt == nil {
+		return
+	}
+	switch pt.state {
+	case PartFinishSent, PartInDoubt:
+	case PartBegun, PartVoted, PartVoteFailed:
+		m.finishSent(pt)
+	default:
+		m.warn(CodeBadOrder, "tpc_finish reply for participation %d in state %s (ignored)", p, pt.state)
+		return
+	}
+	if pt.state == PartInDoubt {
+		m.ctr.Resolved++
+		m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, TID: tid, Msg: "in-doubt participation committed"})
+	}
+	pt.tid = tid
+	m.noteCommit(pt.st, tid, pt.finAt)
+	m.end(pt, PartCommitted)
+}
+
+// PartAbort: p ended without committing: tpc_abort, or a failed tpc_finish.
+func (m *Machine) PartAbort(now int64, p PartID) {
+	m.step(now)
+	pt := m.lookupPart(p, "abort")
+	if pt == nil {
+		return
+	}
+	if pt.state == PartVoted && pt.ls.lastFailed > pt.votedAt {
+		// The normal conflict path: another participation of the set
+		// failed its vote after this one voted (design rule 6).
+		pt.excused = true
+	}
+	if pt.state == PartInDoubt {
+		m.ctr.Resolved++
+		m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, Msg: "in-doubt participation aborted"})
+	}
+	if pt.state == PartFinishSent {
+		pt.finFailed = true
+	}
+	m.end(pt, PartAborted)
+}
+
+// PartLost: p's connection was lost. Before tpc_finish was sent it is
+// aborted; after, its outcome is in doubt and it keeps its group from
+// publishing until PartResolve (or a late PartFinished).
+func (m *Machine) PartLost(now int64, p PartID) {
+	m.step(now)
+	pt := m.lookupPart(p, "connection lost")
+	if pt == nil {
+		return
+	}
+	if pt.state == PartFinishSent {
+		pt.state = PartInDoubt
+		pt.finFailed = true
+		pt.endedAt = m.seq
+		m.ctr.InDoubt++
+		m.emit(Record{Kind: RecInDoubt, Part: p, Storage: m.st[pt.st].name,
+			Msg: fmt.Sprintf("participation %d on storage %s: connection lost after tpc_finish was sent; outcome in doubt", p, m.st[pt.st].name)})
+		return
+	}
+	if pt.state == PartInDoubt {
+		return
+	}
+	m.end(pt, PartAborted)
+}
+
+// PartResolve gives the outcome of an in-doubt participation, found by
+// other means (e.g. the storage's iterator): committed with tid, or not.
+func (m *Machine) PartResolve(now int64, p PartID, committed bool, tid TID) {
+	m.step(now)
+	pt := m.lookupPart(p, "resolve")
+	if pt == nil {
+		return
+	}
+	if pt.state != PartInDoubt && pt.state != PartFinishSent {
+		m.warn(CodeBadOrder, "resolve for participation %d in state %s (ignored)", p, pt.state)
+		return
+	}
+	m.ctr.Resolved++
+	if committed {
+		m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, TID: tid, Msg: "in-doubt participation resolved: committed"})
+		pt.tid = tid
+		m.noteCommit(pt.st, tid, pt.finAt)
+		m.end(pt, PartCommitted)
+		return
+	}
+	m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, Msg: "in-doubt participation resolved: aborted"})
+	m.end(pt, PartAborted)
+}
+
+// end finishes a participation. When its link set drains, the set is
+// checked for a partial commit before the group may publish.
+func (m *Machine) end(pt *part, outcome PartState) {
+	ls := pt.ls
+	if pt.state == PartBegun || pt.state == PartVoted || pt.state == PartVoteFailed {
+		ls.accepting--
+		if ls.accepting == 0 && m.keyed[ls.key] == ls {
+			delete(m.keyed, ls.key)
+		}
+	}
+	if pt.endedAt == 0 {
+		pt.endedAt = m.seq
+	}
+	pt.state = outcome
+	if outcome == PartCommitted {
+		m.ctr.PartsCommitted++
+	} else {
+		m.ctr.PartsAborted++
+	}
+	delete(m.parts, pt.id)
+	ls.inflight--
+	s := pt.st
+	if ls.inflight == 0 {
+		m.checkPartial(ls)
+		m.freeLinkSet(ls)
+		m.ctr.TransactionsEnded++
+	}
+	m.release(s)
+}
+
+// checkPartial applies design rule 6: a participation that voted
+// successfully and then ended without committing is half of a partial
+// commit if some participation of its set that was sent tpc_finish while it
+// stood voted committed. An explicit abort following a failed vote in the
+// set (after its own vote) is the normal conflict path and is excused —
+// unless some participation of the set that was sent tpc_finish while it
+// stood voted failed its finish (error or lost connection): then the abort
+// may be the cleanup of a transaction that broke mid-finish, and the failed
+// vote may belong to another transaction linked by identical metadata.
+func (m *Machine) checkPartial(ls *linkSet) {
+	var bad []*part
+	for _, p := range ls.parts {
+		if p.votedAt == 0 || p.state == PartCommitted {
+			continue
+		}
+		stood := func(q *part) bool { return q.finAt > p.votedAt && q.finAt < p.endedAt }
+		if p.excused && p.finAt == 0 {
+			hosed := false
+			for _, r := range ls.parts {
+				if r.finFailed && stood(r) {
+					hosed = true
+					break
+				}
+			}
+			if !hosed {
+				continue
+			}
+		}
+		for _, q := range ls.parts {
+			if q.state == PartCommitted && stood(q) {
+				bad = append(bad, p)
+				break
+			}
+		}
+	}
+	if bad == nil {
+		return
+	}
+	sts := m.scratch[:0]
+	for _, p := range ls.parts {
+		if !containsIdx(sts, p.st) {
+			sts = append(sts, p.st)
+		}
+	}
+	m.scratch = sts
+	var b strings.Builder
+	fmt.Fprintf(&b, "partial commit (key %q):", ls.key)
+	var committed, missing []string
+	for _, p := range ls.parts {
+		if p.state == PartCommitted {
+			committed = append(committed, fmt.Sprintf("%s@%d (participation %d)", m.st[p.st].name, p.tid, p.id))
+		}
+	}
+	for _, p := range bad {
+		missing = append(missing, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
+	}
+	sort.Strings(committed)
+	sort.Strings(missing)
+	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s; group held until accepted",
+		strings.Join(committed, ", "), strings.Join(missing, ", "))
+	pn := m.newPin(PinPartial, sts, b.String())
+	pn.key = ls.key
+	for _, p := range ls.parts {
+		pn.parts = append(pn.parts, p.id)
+	}
+	m.ctr.Partials++
+	m.emit(Record{Kind: RecPartial, Pin: pn.id, Storage: m.st[bad[0].st].name, Msg: pn.reason})
+}
+
+func (m *Machine) newPart() *part {
+	if n := len(m.freeParts); n > 0 {
+		p := m.freeParts[n-1]
+		m.freeParts = m.freeParts[:n-1]
+		return p
+	}
+	return &part{}
+}
+
+func (m *Machine) newLinkSet(key string) *linkSet {
+	var ls *linkSet
+	if n := len(m.freeLS); n > 0 {
+		ls = m.freeLS[n-1]
+		m.freeLS = m.freeLS[:n-1]
+	} else {
+		ls = &linkSet{}
+	}
+	ls.key = key
+	ls.began = m.now
+	return ls
+}
+
+func (m *Machine) freeLinkSet(ls *linkSet) {
+	for i, p := range ls.parts {
+		*p = part{}
+		m.freeParts = append(m.freeParts, p)
+		ls.parts[i] = nil
+	}
+	*ls = linkSet{parts: ls.parts[:0]}
+	m.freeLS = append(m.freeLS, ls)
+}

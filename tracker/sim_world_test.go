@@ -1,0 +1,833 @@
+package tracker
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+type acceptAt struct {
+	step int
+	pin  uint64
+}
+
+type world struct {
+	t      testing.TB
+	seed   uint64
+	rng    *rand.Rand
+	m      *Machine
+	cfg    Config
+	now    int64
+	steps  int
+	target int
+
+	names   []string
+	lastTID []uint64
+	tid     uint64
+	commits [][]commitRec
+	P       []uint64
+	hasP    []bool
+	ptr     []int
+	changed []int
+
+	clients   []*sclient
+	active    []*stxn
+	byPID     map[PartID]*spart
+	nextPID   PartID
+	nextTx    int
+	maxActive int
+
+	resolves []*spart
+	accepts  []acceptAt
+	blind    []int // step at which each storage unblinds, 0 = not blind
+
+	draining bool
+	stats    simStats
+	ring     [48]simEvent
+	ringN    int
+	failed   bool
+}
+
+func (w *world) fail(format string, args ...any) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d, input %d: ", w.seed, w.steps)
+	fmt.Fprintf(&b, format, args...)
+	fmt.Fprintf(&b, "\nreplay: go test ./tracker/ -run 'TestSimulation$' -sim.seed=%d -sim.steps=%d -v", w.seed, w.target)
+	b.WriteString("\nlast inputs:")
+	for i := max(0, w.ringN-len(w.ring)); i < w.ringN; i++ {
+		fmt.Fprintf(&b, "\n  %s", w.ring[i%len(w.ring)])
+	}
+	w.failed = true
+	w.t.Fatal(b.String())
+}
+
+func newWorld(t testing.TB, seed uint64, target int) *world {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	w := &world{t: t, seed: seed, rng: rng, target: target, byPID: map[PartID]*spart{}}
+	nst := 3 + rng.IntN(4)
+	w.tid = 1 << 40
+	for i := 0; i < nst; i++ {
+		w.names = append(w.names, fmt.Sprintf("((('localhost', %d),), '%d')", 8100+i, i+1))
+		w.tid++
+		w.lastTID = append(w.lastTID, w.tid)
+	}
+	w.commits = make([][]commitRec, nst)
+	w.P = make([]uint64, nst)
+	w.hasP = make([]bool, nst)
+	w.ptr = make([]int, nst)
+	w.blind = make([]int, nst)
+	nproxy := 3 + rng.IntN(6)
+	for i := 0; i < nproxy; i++ {
+		c := &sclient{name: fmt.Sprintf("10.0.0.%d", i+1), threads: make([]bool, 1+rng.IntN(4))}
+		c.metas = []string{"", "", "/edit"}
+		if rng.IntN(2) == 0 {
+			c.metas = []string{""} // everything anonymous: maximal linking
+		}
+		w.clients = append(w.clients, c)
+	}
+	for i := 0; i < 1+rng.IntN(2); i++ {
+		w.clients = append(w.clients, &sclient{name: fmt.Sprintf("10.0.1.%d:8080", i+1), classic: true, threads: make([]bool, 1+rng.IntN(4))})
+	}
+	w.maxActive = 4 + rng.IntN(20)
+	w.cfg = Config{ClassicTimeout: 4 * time.Second}
+	w.restart(true)
+	return w
+}
+
+// input applies one tracker input and checks the oracle after it.
+func (w *world) input(e simEvent, f func(now int64)) {
+	w.now += int64(time.Millisecond)
+	w.steps++
+	e.step = w.steps
+	w.ring[w.ringN%len(w.ring)] = e
+	w.ringN++
+	if debugPIDs[e.pid] || (testing.Verbose() && w.target <= 5000) {
+		w.t.Logf("%s", e)
+	}
+	f(w.now)
+	if debugPIDs[e.pid] {
+		for _, r := range w.m.Records() {
+			w.t.Logf("   -> %s %s %d %s", r.Kind, r.Storage, r.TID, r.Msg)
+		}
+	}
+	w.check()
+}
+
+// restart starts a new tracker from the live storages' last TIDs.
+func (w *world) restart(clean bool) {
+	w.m = New(w.cfg)
+	vals := make([]StorageTID, len(w.names))
+	for i, n := range w.names {
+		vals[i] = StorageTID{n, w.lastTID[i]}
+	}
+	w.resolves = w.resolves[:0]
+	w.accepts = w.accepts[:0]
+	for i := range w.blind {
+		w.blind[i] = 0
+	}
+	w.input(simEvent{kind: "bootstrap", ok: clean}, func(now int64) { w.m.Bootstrap(now, vals, clean) })
+	if !w.m.Bootstrapped() {
+		w.fail("not bootstrapped after Bootstrap")
+	}
+	if !clean && w.m.Status().CleanStart {
+		w.fail("unclean start not reported")
+	}
+}
+
+func (w *world) commitTruth(sp *spart) {
+	w.tid++
+	sp.tid = w.tid
+	w.lastTID[sp.st] = w.tid
+	w.commits[sp.st] = append(w.commits[sp.st], commitRec{w.tid, sp.tx})
+	sp.tx.committed++
+	w.stats.commits++
+}
+
+// complete: every intended participation committed.
+func (tx *stxn) complete() bool { return tx.committed == len(tx.parts) }
+
+// truePartial: everything ended, some committed, some not.
+func (tx *stxn) truePartial() bool {
+	return tx.ended == len(tx.parts) && tx.committed > 0 && tx.committed < len(tx.parts)
+}
+
+// check is the oracle: monotonic, coherent.
+func (w *world) check() {
+	recs := w.m.Records()
+	w.changed = w.changed[:0]
+	for i := range recs {
+		r := &recs[i]
+		switch r.Kind {
+		case RecPublished:
+			s := slices.Index(w.names, r.Storage)
+			if s < 0 {
+				w.fail("published unknown storage %q", r.Storage)
+				return
+			}
+			if w.hasP[s] && r.TID < w.P[s] {
+				w.fail("storage %d published %d below %d", s, r.TID, w.P[s])
+				return
+			}
+			w.P[s], w.hasP[s] = r.TID, true
+			if !slices.Contains(w.changed, s) {
+				w.changed = append(w.changed, s)
+			}
+		case RecCritical:
+			w.fail("critical: %s", r.Msg)
+			return
+		case RecWarning:
+			switch r.Code {
+			case CodeBeginTwice, CodeCommitStorages, CodeCommitNone, CodeUncleanStart:
+			default:
+				w.fail("unexpected warning %s: %s", r.Code, r.Msg)
+				return
+			}
+		case RecPartial:
+			w.onPartial(r.Pin)
+		}
+	}
+	w.m.ClearRecords()
+	for _, s := range w.changed {
+		cs := w.commits[s]
+		for w.ptr[s] < len(cs) && cs[w.ptr[s]].tid <= w.P[s] {
+			tx := cs[w.ptr[s]].tx
+			w.ptr[s]++
+			if tx.exempt {
+				continue
+			}
+			if !tx.complete() {
+				w.fail("point includes %d on storage %d of transaction %s which committed %d of %d participations",
+					cs[w.ptr[s]-1].tid, s, tx, tx.committed, len(tx.parts))
+				return
+			}
+			for _, p := range tx.parts {
+				if !w.hasP[p.st] || p.tid > w.P[p.st] {
+					w.fail("incoherent: transaction %s is in on storage %d (tid %d) but out on storage %d (tid %d, point %d)",
+						tx, s, cs[w.ptr[s]-1].tid, p.st, p.tid, w.P[p.st])
+					return
+				}
+			}
+		}
+	}
+}
+
+func (w *world) onPartial(id uint64) {
+	w.stats.partialPins++
+	var info *PinInfo
+	for _, p := range w.m.Pins() {
+		if p.ID == id {
+			info = &p
+			break
+		}
+	}
+	if info == nil {
+		w.fail("partial pin %d not listed", id)
+		return
+	}
+	real, faulty := false, false
+	for _, pid := range info.Parts {
+		sp := w.byPID[pid]
+		if sp == nil {
+			continue
+		}
+		real = real || sp.tx.truePartial()
+		faulty = faulty || sp.tx.faulty
+	}
+	switch {
+	case real:
+		w.stats.truePins++
+	case faulty:
+		w.stats.falsePinsFault++
+	default:
+		w.stats.falsePinsConflict++
+		w.fail("false partial pin under ordinary conflicts: %s", info.Reason)
+		return
+	}
+	w.accepts = append(w.accepts, acceptAt{w.steps + 20 + w.rng.IntN(400), id})
+}
+
+func (w *world) accept(a acceptAt) {
+	var info *PinInfo
+	for _, p := range w.m.Pins() {
+		if p.ID == a.pin {
+			info = &p
+			break
+		}
+	}
+	if info == nil {
+		w.fail("pin %d to accept is gone", a.pin)
+		return
+	}
+	// The operator accepts the live state: the partial transactions in it
+	// are no longer expected to be wholly in or out.
+	for _, pid := range info.Parts {
+		if sp := w.byPID[pid]; sp != nil && sp.tx.truePartial() {
+			sp.tx.exempt = true
+		}
+	}
+	w.input(simEvent{kind: "accept", tid: a.pin}, func(now int64) {
+		if err := w.m.AcceptPartial(now, a.pin); err != nil {
+			w.fail("accept: %v", err)
+		}
+	})
+}
+
+// ---- transactions ----
+
+func (w *world) pick(r int, n int) []int {
+	_ = r
+	sts := w.rng.Perm(len(w.names))[:n]
+	slices.Sort(sts)
+	return sts
+}
+
+func (w *world) startTxn(probeStorage int) *stxn {
+	var cl *sclient
+	thread := -1
+	if probeStorage < 0 {
+		cl = w.clients[w.rng.IntN(len(w.clients))]
+		for i, busy := range cl.threads {
+			if !busy {
+				thread = i
+				break
+			}
+		}
+		if thread < 0 {
+			return nil
+		}
+		cl.threads[thread] = true
+		cl.active++
+	}
+	w.nextTx++
+	tx := &stxn{id: w.nextTx, cl: cl, thread: thread, voteFail: -1, finishFail: -1, connLoss: -1, noneIdx: -1, extraBegin: -1,
+		began: w.now, active: true}
+	n := 1
+	switch r := w.rng.IntN(100); {
+	case r < 35:
+		n = 2
+	case r < 50:
+		n = 3
+	}
+	n = min(n, len(w.names))
+	var sts []int
+	if probeStorage >= 0 {
+		tx.probe = true
+		sts = []int{probeStorage}
+		tx.key = "probe"
+	} else {
+		sts = w.pick(0, n)
+	}
+	for _, s := range sts {
+		tx.parts = append(tx.parts, &spart{st: s, tx: tx})
+	}
+	w.stats.txns++
+	if cl != nil && cl.classic {
+		w.stats.classicTxns++
+		tx.classic = true
+		tx.cid = fmt.Sprintf("%s_%x", cl.name, 0x7f00+thread)
+		tx.phase = phCBegin
+		if !w.draining {
+			switch r := w.rng.IntN(1000); {
+			case r < 40:
+				tx.abortEarly = true
+				tx.loseEnd = w.rng.IntN(10) == 0
+			case r < 55:
+				tx.loseEnd = true
+			case r < 65:
+				tx.noneIdx = w.rng.IntN(len(tx.parts))
+			case r < 85:
+				if len(tx.parts) < len(w.names) {
+					for {
+						x := w.rng.IntN(len(w.names))
+						if !slices.ContainsFunc(tx.parts, func(p *spart) bool { return p.st == x }) {
+							tx.extraBegin = x
+							break
+						}
+					}
+				}
+			}
+		}
+	} else {
+		w.stats.proxyTxns++
+		tx.phase = phBegin
+		if cl != nil {
+			tx.key = cl.name + "|" + cl.metas[w.rng.IntN(len(cl.metas))]
+		}
+		if !tx.probe && !w.draining {
+			if w.rng.IntN(100) < 8 {
+				tx.voteFail = w.rng.IntN(len(tx.parts))
+			}
+			switch r := w.rng.IntN(1000); {
+			case r < 5:
+				tx.finishFail = w.rng.IntN(len(tx.parts))
+			case r < 10:
+				tx.connLoss = w.rng.IntN(len(tx.parts))
+			}
+		}
+		for _, p := range tx.parts {
+			w.nextPID++
+			p.pid = w.nextPID
+			w.byPID[p.pid] = p
+		}
+	}
+	w.active = append(w.active, tx)
+	return tx
+}
+
+func (w *world) finishTxn(tx *stxn) {
+	tx.active = false
+	tx.phase = phDone
+	if tx.cl != nil {
+		tx.cl.threads[tx.thread] = false
+		tx.cl.active--
+	}
+	if i := slices.Index(w.active, tx); i >= 0 {
+		w.active[i] = w.active[len(w.active)-1]
+		w.active = w.active[:len(w.active)-1]
+	}
+	if tx.truePartial() {
+		w.stats.truePartials++
+	}
+}
+
+func (w *world) endPart(p *spart, st simPartState) {
+	p.state = st
+	p.tx.ended++
+}
+
+// advance runs one step of a transaction.
+func (w *world) advance(tx *stxn) {
+	switch tx.phase {
+	case phBegin:
+		p := tx.parts[tx.idx]
+		p.state = spBegun
+		w.input(simEvent{kind: "begin", pid: p.pid, st: p.st, txn: tx.key}, func(now int64) {
+			w.m.PartBegin(now, p.pid, w.names[p.st], tx.key)
+		})
+		tx.idx++
+		if tx.idx == len(tx.parts) {
+			tx.phase, tx.idx = phVote, 0
+		}
+	case phVote:
+		p := tx.parts[tx.idx]
+		ok := tx.idx != tx.voteFail
+		w.input(simEvent{kind: "vote", pid: p.pid, st: p.st, ok: ok}, func(now int64) { w.m.PartVote(now, p.pid, ok) })
+		if !ok {
+			w.stats.conflicts++
+			tx.phase, tx.idx = phAbort, 0
+			return
+		}
+		p.state = spVoted
+		tx.idx++
+		if tx.idx == len(tx.parts) {
+			tx.phase, tx.idx = phFinish, 0
+		}
+	case phFinish:
+		p := tx.parts[tx.idx]
+		switch p.state {
+		case spVoted:
+			p.state = spFinSent
+			w.input(simEvent{kind: "finish-sent", pid: p.pid, st: p.st}, func(now int64) { w.m.PartFinishSent(now, p.pid) })
+		case spFinSent:
+			if tx.idx == tx.connLoss {
+				// The connection drops after tpc_finish went out: the
+				// server may or may not have committed.
+				w.stats.connLosses++
+				tx.faulty = true
+				if w.rng.IntN(2) == 0 {
+					w.commitTruth(p)
+				}
+				w.lose(p)
+				tx.phase, tx.idx = phAbort, tx.idx+1
+				return
+			}
+			if tx.idx == tx.finishFail {
+				w.stats.finishFails++
+				tx.faulty = true
+				w.endPart(p, spAborted)
+				w.input(simEvent{kind: "abort(finish failed)", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAbort(now, p.pid) })
+				tx.phase, tx.idx = phAbort, tx.idx+1
+				return
+			}
+			w.commitTruth(p) // the server commits; the reply is on its way
+			p.state = spServerDone
+		case spServerDone:
+			w.endPart(p, spCommitted)
+			w.input(simEvent{kind: "finished", pid: p.pid, st: p.st, tid: p.tid}, func(now int64) { w.m.PartFinished(now, p.pid, p.tid) })
+			tx.idx++
+			if tx.idx == len(tx.parts) {
+				w.finishTxn(tx)
+			}
+		}
+	case phAbort:
+		// tpc_abort of every participation still open, in order.
+		for tx.idx < len(tx.parts) && tx.parts[tx.idx].state >= spCommitted {
+			tx.idx++
+		}
+		if tx.idx == len(tx.parts) {
+			w.finishTxn(tx)
+			return
+		}
+		p := tx.parts[tx.idx]
+		if p.state == spNew {
+			w.endPart(p, spAborted) // never begun
+		} else {
+			w.endPart(p, spAborted)
+			w.input(simEvent{kind: "abort", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAbort(now, p.pid) })
+		}
+		tx.idx++
+	case phCBegin:
+		var sts []string
+		for _, p := range tx.parts {
+			sts = append(sts, w.names[p.st])
+		}
+		if tx.extraBegin >= 0 {
+			sts = append(sts, w.names[tx.extraBegin])
+			w.stats.classicSubset++
+		}
+		w.input(simEvent{kind: "BEGIN", txn: tx.cid}, func(now int64) { w.m.ClassicBegin(now, tx.cid, sts) })
+		tx.phase, tx.idx = phCCommit, 0
+		if tx.abortEarly {
+			tx.phase = phCEnd
+		}
+	case phCCommit:
+		// Commits on the storages, unseen by the tracker (patched Zopes
+		// talk to ZEO directly).
+		w.commitTruth(tx.parts[tx.idx])
+		tx.parts[tx.idx].state = spCommitted
+		tx.ended++
+		tx.idx++
+		if tx.idx == len(tx.parts) {
+			tx.phase = phCEnd
+		}
+	case phCEnd:
+		if tx.abortEarly {
+			for _, p := range tx.parts {
+				w.endPart(p, spAborted)
+			}
+		}
+		if tx.loseEnd {
+			w.stats.classicLostEnds++
+			w.finishTxn(tx)
+			return
+		}
+		if tx.abortEarly {
+			w.input(simEvent{kind: "ABORT", txn: tx.cid}, func(now int64) { w.m.ClassicAbort(now, tx.cid) })
+			w.finishTxn(tx)
+			return
+		}
+		var tids []StorageTID
+		var none []string
+		for i, p := range tx.parts {
+			if i == tx.noneIdx {
+				none = append(none, w.names[p.st])
+				continue
+			}
+			tids = append(tids, StorageTID{w.names[p.st], p.tid})
+		}
+		if tx.noneIdx >= 0 {
+			w.stats.classicNone++
+		}
+		w.input(simEvent{kind: "COMMIT", txn: tx.cid}, func(now int64) { w.m.ClassicCommit(now, tx.cid, tids, none) })
+		w.finishTxn(tx)
+	}
+}
+
+// lose reports a participation's connection as lost.
+func (w *world) lose(p *spart) {
+	if p.state == spFinSent || p.state == spServerDone {
+		p.state = spInDoubt
+		p.truthSet = true
+		w.stats.inDoubt++
+		w.resolves = append(w.resolves, p)
+	} else {
+		w.endPart(p, spAborted)
+	}
+	w.input(simEvent{kind: "lost", pid: p.pid, st: p.st}, func(now int64) { w.m.PartLost(now, p.pid) })
+}
+
+// crash kills a proxy client process: every open participation of every
+// transaction of it loses its connection.
+func (w *world) crash(cl *sclient) {
+	w.stats.crashes++
+	for _, tx := range slices.Clone(w.active) {
+		if tx.cl != cl {
+			continue
+		}
+		tx.faulty = true
+		for _, p := range tx.parts {
+			switch p.state {
+			case spNew:
+				w.endPart(p, spAborted)
+			case spBegun, spVoted:
+				w.lose(p)
+			case spFinSent:
+				if w.rng.IntN(2) == 0 {
+					w.commitTruth(p)
+				}
+				w.lose(p)
+			case spServerDone:
+				w.lose(p)
+			}
+		}
+		w.finishTxn(tx)
+	}
+}
+
+func (w *world) resolve(i int) {
+	p := w.resolves[i]
+	w.resolves = slices.Delete(w.resolves, i, i+1)
+	committed := p.tid != 0
+	if committed {
+		w.endPart(p, spCommitted)
+	} else {
+		w.endPart(p, spAborted)
+	}
+	if p.tx.ended == len(p.tx.parts) && p.tx.truePartial() {
+		w.stats.truePartials++
+	}
+	w.input(simEvent{kind: "resolve", pid: p.pid, st: p.st, tid: p.tid, ok: committed}, func(now int64) {
+		w.m.PartResolve(now, p.pid, committed, p.tid)
+	})
+}
+
+// ---- schedule ----
+
+func (w *world) run() {
+	nextQuiesce := 20_000 + w.rng.IntN(60_000)
+	for w.steps < w.target && !w.failed {
+		if w.steps >= nextQuiesce {
+			w.quiesce()
+			nextQuiesce = w.steps + 20_000 + w.rng.IntN(80_000)
+			continue
+		}
+		w.step()
+	}
+	if !w.failed {
+		w.quiesce()
+	}
+}
+
+func (w *world) step() {
+	// Operator and late events that are due.
+	for i := 0; i < len(w.accepts); i++ {
+		if w.accepts[i].step <= w.steps {
+			a := w.accepts[i]
+			w.accepts = slices.Delete(w.accepts, i, i+1)
+			w.accept(a)
+			return
+		}
+	}
+	for s, at := range w.blind {
+		if at != 0 && at <= w.steps {
+			w.blind[s] = 0
+			w.input(simEvent{kind: "unblind", st: s, tid: w.lastTID[s]}, func(now int64) { w.m.Unblind(now, w.names[s], w.lastTID[s]) })
+			return
+		}
+	}
+	if w.steps%97 == 0 {
+		w.input(simEvent{kind: "tick"}, func(now int64) { w.m.Tick(now) })
+		return
+	}
+	// An urgent classic transaction (it must end before the timeout,
+	// unless it is one whose end is lost on purpose).
+	for _, tx := range w.active {
+		if tx.classic && w.now-tx.began > int64(w.cfg.ClassicTimeout)/4 {
+			w.advance(tx)
+			return
+		}
+	}
+	r := w.rng.IntN(10_000)
+	switch {
+	case r < 20 && len(w.resolves) > 0:
+		w.resolve(w.rng.IntN(len(w.resolves)))
+	case r < 23:
+		// A client process dies, maybe between two tpc_finish.
+		cl := w.clients[w.rng.IntN(len(w.clients))]
+		if !cl.classic && cl.active > 0 {
+			w.crash(cl)
+		}
+	case r < 24:
+		// A connection that cannot be decoded: unseen single-storage
+		// commits may happen on it.
+		s := w.rng.IntN(len(w.names))
+		if w.blind[s] == 0 {
+			w.stats.blinds++
+			w.blind[s] = w.steps + 100 + w.rng.IntN(3000)
+			w.input(simEvent{kind: "blind", st: s}, func(now int64) { w.m.Blind(now, w.names[s], "undecodable frames") })
+		}
+	case r < 40:
+		for s, at := range w.blind {
+			if at != 0 {
+				w.nextTx++
+				tx := &stxn{id: w.nextTx, parts: []*spart{{st: s}}}
+				tx.parts[0].tx = tx
+				w.commitTruth(tx.parts[0])
+				tx.ended = 1
+				break
+			}
+		}
+	case r < 2500 && len(w.active) < w.maxActive:
+		if tx := w.startTxn(-1); tx != nil {
+			w.advance(tx)
+		}
+	default:
+		if len(w.active) > 0 {
+			w.advance(w.active[w.rng.IntN(len(w.active))])
+		}
+	}
+	if w.steps%100_000 == 0 && len(w.active)+len(w.resolves) > 0 {
+		// Lag: how far the point trails the live state (in commits).
+		lag := 0
+		for s := range w.names {
+			lag += len(w.commits[s]) - w.ptr[s]
+		}
+		w.stats.maxLag = max(w.stats.maxLag, lag)
+	}
+}
+
+// quiesce lets every transaction end, performs the operator's duties
+// (resolve, accept, unblind, one commit per storage for lost pins) and
+// checks liveness: the point equals the live state. Then maybe restarts.
+func (w *world) quiesce() {
+	w.stats.quiesces++
+	w.draining = true
+	defer func() { w.draining = false }()
+	unclean := w.rng.IntN(8) == 0
+	if unclean {
+		// The whole site dies mid-flight (proxy and clients): transactions
+		// that were half committed stay so in the live files.
+		w.stats.unclean++
+		for _, p := range w.resolves {
+			if p.tid != 0 {
+				p.state = spCommitted
+			} else {
+				p.state = spAborted
+			}
+			p.tx.ended++
+		}
+		w.resolves = w.resolves[:0]
+		for len(w.active) > 0 {
+			tx := w.active[0]
+			for _, p := range tx.parts {
+				switch p.state {
+				case spFinSent:
+					if w.rng.IntN(2) == 0 {
+						w.commitTruth(p)
+						p.state = spCommitted
+					} else {
+						p.state = spAborted
+					}
+					tx.ended++
+				case spServerDone:
+					p.state = spCommitted
+					tx.ended++
+				case spNew, spBegun, spVoted:
+					p.state = spAborted
+					tx.ended++
+				}
+			}
+			w.finishTxn(tx)
+		}
+		for s := range w.names {
+			for _, c := range w.commits[s][w.ptr[s]:] {
+				if !c.tx.complete() && !c.tx.exempt {
+					c.tx.exempt = true
+					w.stats.exemptUnclean++
+				}
+			}
+		}
+		w.restart(false)
+		return
+	}
+	for guard := 0; len(w.active) > 0; guard++ {
+		if guard > 1_000_000 {
+			w.fail("transactions do not end while draining")
+			return
+		}
+		w.advance(w.active[w.rng.IntN(len(w.active))])
+		if w.failed {
+			return
+		}
+	}
+	for len(w.resolves) > 0 && !w.failed {
+		w.resolve(0)
+	}
+	for s, at := range w.blind {
+		if at != 0 {
+			w.blind[s] = 0
+			w.input(simEvent{kind: "unblind", st: s}, func(now int64) { w.m.Unblind(now, w.names[s], w.lastTID[s]) })
+		}
+	}
+	w.now += 2 * int64(w.cfg.ClassicTimeout)
+	w.input(simEvent{kind: "tick"}, func(now int64) { w.m.Tick(now) })
+	for len(w.accepts) > 0 && !w.failed {
+		a := w.accepts[0]
+		w.accepts = w.accepts[1:]
+		w.accept(a)
+	}
+	// One commit on every storage releases lost and None pins.
+	for s := range w.names {
+		tx := w.startTxn(s)
+		for tx.active && !w.failed {
+			w.advance(tx)
+		}
+	}
+	if w.failed {
+		return
+	}
+	if pins := w.m.Pins(); len(pins) > 0 {
+		w.fail("pins left after quiescence: %+v", pins)
+		return
+	}
+	if p, c := w.m.InFlight(); p+c > 0 {
+		w.fail("%d participations and %d classic transactions still in flight after quiescence", p, c)
+		return
+	}
+	for s := range w.names {
+		if !w.hasP[s] || w.P[s] != w.lastTID[s] {
+			w.fail("liveness: storage %d published %d (set %v), live last TID %d", s, w.P[s], w.hasP[s], w.lastTID[s])
+			return
+		}
+	}
+	w.prune()
+	if w.rng.IntN(3) == 0 {
+		w.stats.restarts++
+		w.restart(true)
+	}
+}
+
+// prune forgets history the oracle can no longer need: nothing is in
+// flight and every commit is in the point.
+func (w *world) prune() {
+	clear(w.byPID)
+	for s := range w.commits {
+		w.commits[s] = append(w.commits[s][:0], w.commits[s][w.ptr[s]:]...)
+		w.ptr[s] = 0
+	}
+}
+
+func (tx *stxn) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d{classic=%v cid=%q key=%q faulty=%v vf=%d ff=%d cl=%d lose=%v none=%d extra=%d early=%v parts:",
+		tx.id, tx.classic, tx.cid, tx.key, tx.faulty, tx.voteFail, tx.finishFail, tx.connLoss, tx.loseEnd, tx.noneIdx, tx.extraBegin, tx.abortEarly)
+	for _, p := range tx.parts {
+		fmt.Fprintf(&b, " [pid=%d st=%d state=%d tid=%d]", p.pid, p.st, p.state, p.tid)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+var debugPIDs = map[PartID]bool{}
+
+func init() {
+	for _, f := range strings.Fields(os.Getenv("SIM_DEBUG_PIDS")) {
+		n, _ := strconv.Atoi(f)
+		debugPIDs[PartID(n)] = true
+	}
+}

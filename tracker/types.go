@@ -1,0 +1,139 @@
+package tracker
+
+import (
+	"strconv"
+	"time"
+)
+
+// TID is a ZODB transaction id as an unsigned 64-bit integer (the big-endian
+// value of its 8 bytes), the form used by DUMP and the status file.
+type TID = uint64
+
+// PartID names one participation (one transaction on one storage connection).
+// The caller (the proxy) chooses it and must not reuse it while the
+// participation is still known to the tracker.
+type PartID uint64
+
+// StorageTID pairs a storage id with a TID.
+type StorageTID struct {
+	Storage string
+	TID     TID
+}
+
+// DefaultClassicTimeout is used when Config.ClassicTimeout is zero.
+const DefaultClassicTimeout = 10 * time.Minute
+
+// Config configures a Machine.
+type Config struct {
+	// ClassicTimeout is how long a classic transaction may stay in flight
+	// before it is declared lost (its COMMIT or ABORT presumably dropped by
+	// the client). It must exceed the longest real commit.
+	ClassicTimeout time.Duration
+	// Storages lists the storages that must have a known TID (from
+	// Bootstrap or from an observed commit) before anything is published.
+	// With no Storages, publication starts at the first Bootstrap call.
+	Storages []string
+}
+
+// RecordKind says what an output Record reports.
+type RecordKind uint8
+
+const (
+	// RecPublished: Storage's published TID moved from Old to TID
+	// (Old is 0 and First set for its first publication).
+	RecPublished RecordKind = iota + 1
+	// RecBootstrapped: publication starts (the first full point follows as
+	// RecPublished records in the same batch).
+	RecBootstrapped
+	// RecWarning: something unexpected that the tracker handled safely.
+	RecWarning
+	// RecCritical: something that may mean an earlier point was wrong (a
+	// published TID would have decreased).
+	RecCritical
+	// RecPartial: a partial commit was detected; Pin holds its group until
+	// the operator accepts it (AcceptPartial).
+	RecPartial
+	// RecInDoubt: Part was sent tpc_finish and its connection was lost
+	// before the reply; it pins its group until resolved.
+	RecInDoubt
+	// RecResolved: an in-doubt participation got its outcome.
+	RecResolved
+	// RecLost: classic transaction Txn is declared lost; Pin holds its
+	// storages until each had a commit observed after the loss.
+	RecLost
+	// RecPinned: a pin other than partial/lost was created (blind storage,
+	// COMMIT carrying None).
+	RecPinned
+	// RecPinReleased: Pin no longer holds anything.
+	RecPinReleased
+)
+
+var recordKindNames = [...]string{"", "published", "bootstrapped", "warning", "critical",
+	"partial", "in-doubt", "resolved", "lost", "pinned", "pin-released"}
+
+func (k RecordKind) String() string {
+	if int(k) < len(recordKindNames) && k != 0 {
+		return recordKindNames[k]
+	}
+	return "RecordKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Code classifies warnings and criticals (stable strings, usable as metric
+// labels).
+type Code string
+
+const (
+	CodeNone              Code = ""
+	CodeBeginTwice        Code = "classic_begin_twice"
+	CodeCommitNoBegin     Code = "classic_commit_without_begin"
+	CodeAbortNoBegin      Code = "classic_abort_without_begin"
+	CodeCommitStorages    Code = "classic_commit_storages_differ"
+	CodeCommitNone        Code = "classic_commit_none"
+	CodeLateEnd           Code = "classic_late_end"
+	CodeUnknownPart       Code = "unknown_participation"
+	CodePartTwice         Code = "participation_begun_twice"
+	CodeBadOrder          Code = "participation_bad_order"
+	CodeDecreaseRefused   Code = "publish_decrease_refused"
+	CodeUncleanStart      Code = "unclean_start"
+	CodeBootstrapDecrease Code = "bootstrap_below_published"
+	CodeUnblindUnknown    Code = "unblind_not_blind"
+)
+
+// Record is one output of a step. The daemon drains them after each input
+// (Machine.Records / ClearRecords) to log them, count them and feed the
+// status file. Only the fields meaningful for Kind are set.
+type Record struct {
+	Kind    RecordKind
+	Code    Code
+	Time    int64 // the input's time, unix ns
+	Storage string
+	TID     TID
+	Old     TID
+	First   bool // RecPublished: first value for this storage
+	Part    PartID
+	Txn     string // classic transaction id
+	Pin     uint64
+	Msg     string
+}
+
+// Counters are monotonic totals, for metrics.
+type Counters struct {
+	Events            uint64
+	Publications      uint64 // storage values published
+	PartsBegun        uint64
+	PartsCommitted    uint64
+	PartsAborted      uint64
+	InDoubt           uint64
+	Resolved          uint64
+	Partials          uint64
+	ClassicBegun      uint64
+	ClassicCommitted  uint64
+	ClassicAborted    uint64
+	ClassicLost       uint64
+	Warnings          uint64
+	Criticals         uint64
+	PinsCreated       uint64
+	PinsReleased      uint64
+	PinsAccepted      uint64
+	TransactionsEnded uint64 // classic ends + link sets drained
+}
