@@ -34,7 +34,7 @@ type Options struct {
 	// MaxCount bounds the count of a list or dict (0: DefaultMaxCount).
 	MaxCount int
 	// MaxConns bounds simultaneous connections; more are closed as soon as
-	// accepted (0: DefaultMaxConns).
+	// accepted (0: DefaultMaxConns; negative: no limit).
 	MaxConns int
 	// Allow, if not empty, lists the client networks accepted; other peers
 	// are closed as soon as accepted.
@@ -58,7 +58,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxCount <= 0 {
 		o.MaxCount = DefaultMaxCount
 	}
-	if o.MaxConns <= 0 {
+	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
 	}
 	if o.WriteTimeout <= 0 {
@@ -172,7 +172,7 @@ func (s *Server) admit(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if len(s.conns) >= s.opts.MaxConns {
+	if s.opts.MaxConns > 0 && len(s.conns) >= s.opts.MaxConns {
 		s.mu.Unlock()
 		s.stats.refused.Add(1)
 		s.log.Warn("connection refused: too many connections", "peer", peer, "max_conns", s.opts.MaxConns)

@@ -194,6 +194,16 @@ func TestServerConnectionLimit(t *testing.T) {
 	c3 := dial(t, addr)
 	_, err = c3.Dump()
 	require.NoError(t, err, "a slot freed is usable again")
+
+	// A negative MaxConns means no limit (not the default: checked on the
+	// options rather than with 1025 sockets, which a CI runner may not allow).
+	addr, srv, _ = startServer(t, newRefBackend(nil), Options{MaxConns: -1})
+	require.Equal(t, -1, srv.opts.MaxConns)
+	for range 50 {
+		_, err = dial(t, addr).Dump()
+		require.NoError(t, err)
+	}
+	require.Zero(t, srv.Stats().ConnectionsRefused)
 }
 
 func TestServerAllowList(t *testing.T) {
