@@ -71,11 +71,13 @@ func (c *conn) serve() {
 	c.cs = &pump{
 		src: bufio.NewReaderSize(c.client, bufSize), dst: bufio.NewWriterSize(writeTagger{c.server}, bufSize),
 		insp: c2sInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+		srcConn: c.client, dstConn: c.server,
 		framesCtr: &c.l.p.metrics.framesC2S, bytesCtr: &c.l.p.metrics.bytesC2S,
 	}
 	c.sc = &pump{
 		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
 		insp: s2cInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+		srcConn: c.server, dstConn: c.client,
 		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,
 	}
 	scDone := make(chan struct{})

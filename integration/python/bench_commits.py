@@ -1,0 +1,39 @@
+"""Small ZODB commits as fast as one client can: prints transactions/s."""
+import argparse
+import time
+
+import transaction
+import ZODB
+from ZEO.ClientStorage import ClientStorage
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--addr", required=True)
+    p.add_argument("--storage", default="1")
+    p.add_argument("--seconds", type=float, default=5)
+    args = p.parse_args()
+    host, _, port = args.addr.rpartition(":")
+    db = ZODB.DB(ClientStorage((host, int(port)), storage=args.storage, wait_timeout=30))
+    tm = transaction.TransactionManager()
+    conn = db.open(tm)
+    root = conn.root()
+    tm.begin()
+    root["n"] = 0
+    tm.commit()
+    n = 0
+    start = time.perf_counter()
+    deadline = start + args.seconds
+    while time.perf_counter() < deadline:
+        tm.begin()
+        root["n"] += 1
+        tm.commit()
+        n += 1
+    elapsed = time.perf_counter() - start
+    conn.close()
+    db.close()
+    print("%.1f" % (n / elapsed))
+
+
+if __name__ == "__main__":
+    main()

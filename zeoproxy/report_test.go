@@ -1,0 +1,165 @@
+package zeoproxy_test
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/zeoproxy"
+)
+
+// The proxy's performance report: run by scripts/bench.sh, not by the tests
+// (it measures, it asserts nothing about speed).
+//
+//	go test ./zeoproxy/ -run TestReport -report
+var report = flag.Bool("report", false, "measure proxy vs direct and print a report (scripts/bench.sh)")
+
+func TestReport(t *testing.T) {
+	if !*report {
+		t.Skip("measurement only: run with -report (scripts/bench.sh)")
+	}
+	t.Run("latency", reportLatency)
+	t.Run("idle", reportIdle)
+	t.Run("zodb", reportZODB)
+}
+
+func printf(format string, a ...any) { fmt.Fprintf(os.Stdout, format, a...) }
+
+func reportLatency(t *testing.T) {
+	sink := startZEOSink(t)
+	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	const n = 20000
+	measure := func(addr string) []time.Duration {
+		bc := dialBench(t, addr)
+		f := pingFrame(t, 3)
+		d := make([]time.Duration, n)
+		for i := range d {
+			start := time.Now()
+			bc.bw.Write(f)
+			bc.bw.Flush()
+			bc.readFrame(t)
+			d[i] = time.Since(start)
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d
+	}
+	// Interleave rounds so that both see the same machine load.
+	var direct, proxied []time.Duration
+	for r := 0; r < 3; r++ {
+		direct = append(direct, measure(sink)...)
+		proxied = append(proxied, measure(p.Addrs()[0].String())...)
+	}
+	sort.Slice(direct, func(i, j int) bool { return direct[i] < direct[j] })
+	sort.Slice(proxied, func(i, j int) bool { return proxied[i] < proxied[j] })
+	pct := func(d []time.Duration, q float64) time.Duration { return d[int(q*float64(len(d)-1))] }
+	printf("sync round trip (Go client, Go sink, %d calls x3): direct p50 %v p99 %v; proxy p50 %v p99 %v; added p50 %v p99 %v\n",
+		n, pct(direct, .5), pct(direct, .99), pct(proxied, .5), pct(proxied, .99),
+		pct(proxied, .5)-pct(direct, .5), pct(proxied, .99)-pct(direct, .99))
+}
+
+func reportIdle(t *testing.T) {
+	// The proxy holds two sockets per connection; the client and sink ends
+	// live in this process too, so 4 descriptors per connection count
+	// against RLIMIT_NOFILE.
+	n := 2000
+	if v := os.Getenv("IDLE_CONNS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	sink := startIdleSink(t)
+	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	addr := p.Addrs()[0].String()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		conns = append(conns, c)
+		buf := make([]byte, 6)
+		_, err = c.Read(buf) // the sink's Z5, through the proxy
+		require.NoError(t, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	require.EqualValues(t, n, p.Metrics().ConnsOpen)
+	// Counted for the whole test process: the proxy, plus the idle sink's
+	// goroutine and 16-byte buffer, plus the client ends: an upper bound.
+	per := float64(after.Sys-before.Sys) / float64(n)
+	heap := float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse) / float64(n)
+	printf("idle connections: %d held; memory per connection (proxy + idle sink + client ends, heap+stacks in use) %.1f KiB; Sys growth %.1f KiB\n",
+		n, heap/1024, per/1024)
+}
+
+func reportZODB(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
+	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, newRecorder())
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	rate := func(addr string) float64 {
+		out := zeotest.Python(t, "bench_commits.py", "--addr", addr, "--seconds", "5")
+		v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		require.NoError(t, err)
+		return v
+	}
+	var d, pr float64
+	for r := 0; r < 3; r++ { // alternate to share the machine's noise
+		d += rate(srv.Addr)
+		pr += rate(p.Addrs()[0].String())
+	}
+	printf("real ZODB small commits (1 client process, runzeo, 3x5 s each, alternating): direct %.0f txn/s, proxy %.0f txn/s, ratio %.3f\n",
+		d/3, pr/3, pr/d)
+}
+
+// startIdleSink announces Z5 on every connection and then only waits, with
+// as little memory as a connection can take, so that the proxy's own cost
+// per idle connection dominates the measurement.
+func startIdleSink(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	hello := []byte{0, 0, 0, 2, 'Z', '5'}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Write(hello)
+				var b [16]byte
+				for {
+					if _, err := c.Read(b[:]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
