@@ -166,4 +166,3 @@ func TestRelayUnitBytes(t *testing.T) {
 		require.True(t, bytes.Equal(in, got))
 	})
 }
-
