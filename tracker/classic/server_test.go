@@ -360,3 +360,16 @@ func TestServerConcurrentClients(t *testing.T) {
 	require.EqualValues(t, clients+1, st.ConnectionsAccepted)
 	require.Zero(t, st.ProtocolErrors)
 }
+
+// Replies owed for the commands before a bad one are still sent: the stream
+// was valid up to there.
+func TestServerRepliesBeforeBadInput(t *testing.T) {
+	addr, _, logs := startServer(t, newRefBackend(nil), Options{})
+	nc := dialRaw(t, addr)
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
+	_, err := io.WriteString(nc, "DUMP\nBOOTSTRAPED\nFROB\nDUMP\n")
+	require.NoError(t, err)
+	require.Equal(t, "0\n0\n", readReply(t, nc, 4))
+	requireClosedByPeer(t, nc)
+	requireLogEntry(t, logs, "closing connection: bad input", nc.LocalAddr().String())
+}
