@@ -2,10 +2,11 @@ package tracker
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,9 @@ type world struct {
 	blind    []int // step at which each storage unblinds, 0 = not blind
 
 	draining bool
+	noFaults bool
+	partials []*stxn // true partial commits, checked at quiescence
+	lagHist  [40]int // publication lag in inputs, log2 buckets
 	stats    simStats
 	ring     [48]simEvent
 	ringN    int
@@ -57,7 +61,13 @@ func (w *world) fail(format string, args ...any) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d, input %d: ", w.seed, w.steps)
 	fmt.Fprintf(&b, format, args...)
-	fmt.Fprintf(&b, "\nreplay: go test ./tracker/ -run 'TestSimulation$' -sim.seed=%d -sim.steps=%d -v", w.seed, w.target)
+	name := "TestSimulation$"
+	steps := w.target
+	if w.noFaults {
+		name = "TestSimulationNoFaults$"
+		steps *= 8
+	}
+	fmt.Fprintf(&b, "\nreplay: go test ./tracker/ -run '%s' -sim.seed=%d -sim.steps=%d -v", name, w.seed, steps)
 	b.WriteString("\nlast inputs:")
 	for i := max(0, w.ringN-len(w.ring)); i < w.ringN; i++ {
 		fmt.Fprintf(&b, "\n  %s", w.ring[i%len(w.ring)])
@@ -66,9 +76,9 @@ func (w *world) fail(format string, args ...any) {
 	w.t.Fatal(b.String())
 }
 
-func newWorld(t testing.TB, seed uint64, target int) *world {
+func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	w := &world{t: t, seed: seed, rng: rng, target: target, byPID: map[PartID]*spart{}}
+	w := &world{t: t, seed: seed, rng: rng, target: target, byPID: map[PartID]*spart{}, noFaults: noFaults}
 	nst := 3 + rng.IntN(4)
 	w.tid = 1 << 40
 	for i := 0; i < nst; i++ {
@@ -143,7 +153,7 @@ func (w *world) commitTruth(sp *spart) {
 	w.tid++
 	sp.tid = w.tid
 	w.lastTID[sp.st] = w.tid
-	w.commits[sp.st] = append(w.commits[sp.st], commitRec{w.tid, sp.tx})
+	w.commits[sp.st] = append(w.commits[sp.st], commitRec{w.tid, sp.tx, w.steps})
 	sp.tx.committed++
 	w.stats.commits++
 }
@@ -196,6 +206,7 @@ func (w *world) check() {
 		cs := w.commits[s]
 		for w.ptr[s] < len(cs) && cs[w.ptr[s]].tid <= w.P[s] {
 			tx := cs[w.ptr[s]].tx
+			w.lagHist[bits.Len(uint(w.steps-cs[w.ptr[s]].step))]++
 			w.ptr[s]++
 			if tx.exempt {
 				continue
@@ -331,7 +342,7 @@ func (w *world) startTxn(probeStorage int) *stxn {
 		tx.classic = true
 		tx.cid = fmt.Sprintf("%s_%x", cl.name, 0x7f00+thread)
 		tx.phase = phCBegin
-		if !w.draining {
+		if !w.draining && !w.noFaults {
 			switch r := w.rng.IntN(1000); {
 			case r < 40:
 				tx.abortEarly = true
@@ -363,6 +374,7 @@ func (w *world) startTxn(probeStorage int) *stxn {
 				tx.voteFail = w.rng.IntN(len(tx.parts))
 			}
 			switch r := w.rng.IntN(1000); {
+			case w.noFaults:
 			case r < 5:
 				tx.finishFail = w.rng.IntN(len(tx.parts))
 			case r < 10:
@@ -392,6 +404,7 @@ func (w *world) finishTxn(tx *stxn) {
 	}
 	if tx.truePartial() {
 		w.stats.truePartials++
+		w.partials = append(w.partials, tx)
 	}
 }
 
@@ -590,6 +603,7 @@ func (w *world) resolve(i int) {
 	}
 	if p.tx.ended == len(p.tx.parts) && p.tx.truePartial() {
 		w.stats.truePartials++
+		w.partials = append(w.partials, p.tx)
 	}
 	w.input(simEvent{kind: "resolve", pid: p.pid, st: p.st, tid: p.tid, ok: committed}, func(now int64) {
 		w.m.PartResolve(now, p.pid, committed, p.tid)
@@ -646,6 +660,7 @@ func (w *world) step() {
 	switch {
 	case r < 20 && len(w.resolves) > 0:
 		w.resolve(w.rng.IntN(len(w.resolves)))
+	case r < 40 && w.noFaults:
 	case r < 23:
 		// A client process dies, maybe between two tpc_finish.
 		cl := w.clients[w.rng.IntN(len(w.clients))]
@@ -698,7 +713,7 @@ func (w *world) quiesce() {
 	w.stats.quiesces++
 	w.draining = true
 	defer func() { w.draining = false }()
-	unclean := w.rng.IntN(8) == 0
+	unclean := !w.noFaults && w.rng.IntN(8) == 0
 	if unclean {
 		// The whole site dies mid-flight (proxy and clients): transactions
 		// that were half committed stay so in the live files.
@@ -795,6 +810,16 @@ func (w *world) quiesce() {
 			return
 		}
 	}
+	// Every true partial commit must have been pinned and accepted (or
+	// swallowed by an unclean restart, which is reported as such).
+	for _, tx := range w.partials {
+		if !tx.exempt {
+			w.stats.missedPartials++
+			w.fail("partial commit never pinned: %s", tx)
+			return
+		}
+	}
+	w.partials = w.partials[:0]
 	w.prune()
 	if w.rng.IntN(3) == 0 {
 		w.stats.restarts++
