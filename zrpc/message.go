@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // ReplyName is the method name of every reply frame (normal and error).
@@ -153,6 +154,9 @@ func MessageFromValue(v Value) (*Message, error) {
 	case string:
 		m.Name = n
 	case []byte: // ZEO 4 on Python 2: method names are py2 str
+		if !utf8.Valid(n) {
+			return nil, fmt.Errorf("%w: method name %q is not valid UTF-8", ErrBadMessage, n)
+		}
 		m.Name = string(n)
 	default:
 		return nil, fmt.Errorf("%w: method name is %s, want str", ErrBadMessage, typeName(t[2]))

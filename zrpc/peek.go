@@ -80,6 +80,11 @@ func pickleErr(p []byte, off int, what string) error {
 // PeekPickle is PeekMessage for pickles: protocol 3 as ZEO 5 writes
 // (PROTO 3, MARK, msgid, flags, BINUNICODE name, ...) and protocol 1 as
 // ZEO 4 on Python 2 writes (no PROTO, SHORT_BINSTRING name, INT text).
+//
+// It reads the envelope head as ZEO's encoder lays it out. A hand-made
+// pickle can still contradict it further on with stack opcodes (POP, DUP,
+// POP_MARK after the name) that no ZEO encoder writes; the fuzz tests check
+// that peek and full decode agree on every frame in ZEO's canonical form.
 func PeekPickle(p []byte) (Peek, error) {
 	var pk Peek
 	i := 0
@@ -124,7 +129,10 @@ func PeekPickle(p []byte) (Peek, error) {
 		i = j
 	}
 	pk.MsgIDRaw = p[start:i]
-	i = skipMemo(p, i)
+	i, err := skipMemo(p, i)
+	if err != nil {
+		return pk, err
+	}
 	// flags
 	if i >= len(p) {
 		return pk, ErrPeekShort
@@ -147,7 +155,9 @@ func PeekPickle(p []byte) (Peek, error) {
 		pk.Flags = v
 		i = j
 	}
-	i = skipMemo(p, i)
+	if i, err = skipMemo(p, i); err != nil {
+		return pk, err
+	}
 	// name
 	name, j, err := pickleStr(p, i)
 	if err != nil {
@@ -155,11 +165,15 @@ func PeekPickle(p []byte) (Peek, error) {
 	}
 	pk.Name = name
 	pk.Method = methodOfBytes(name)
-	pk.ArgsOff = skipMemo(p, j)
+	if pk.ArgsOff, err = skipMemo(p, j); err != nil {
+		return pk, err
+	}
 	return pk, nil
 }
 
-func skipMemo(p []byte, i int) int {
+// skipMemo skips memo opcodes (absent from ZEO's fast-mode pickles, legal
+// elsewhere); a memo opcode cut by the prefix end gives ErrPeekShort.
+func skipMemo(p []byte, i int) (int, error) {
 	for i < len(p) {
 		switch p[i] {
 		case opBinPut:
@@ -169,10 +183,13 @@ func skipMemo(p []byte, i int) int {
 		case opMemoize:
 			i++
 		default:
-			return i
+			return i, nil
 		}
 	}
-	return i
+	if i > len(p) {
+		return i, ErrPeekShort
+	}
+	return i, nil
 }
 
 // pickleInt parses one int opcode at p[i].
@@ -292,7 +309,10 @@ func pickleTuple(p []byte, i int) (int, error) {
 		i++
 	}
 	for n := 0; ; n++ {
-		i = skipMemo(p, i)
+		var err error
+		if i, err = skipMemo(p, i); err != nil {
+			return i, err
+		}
 		if i >= len(p) {
 			return i, ErrPeekShort
 		}
