@@ -142,8 +142,8 @@ func (c *conn) finish() {
 		c.part, c.ph = 0, phaseIdle
 	}
 	if c.blind {
-		t.Unblind(c.storage)
 		c.blind = false
+		c.l.p.unblindLater(c.l, c.storName, c.storage)
 	}
 }
 

@@ -2,6 +2,7 @@ package zeoproxy_test
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/zeoproxy"
+	"github.com/tidstorage/tidstorage/zrpc"
 )
 
 func startProxy(t *testing.T, tr zeoproxy.Tracker, servers ...*zeotest.Server) (*zeoproxy.Proxy, []string) {
@@ -123,4 +125,43 @@ func TestRelayIsByteExact(t *testing.T) {
 			require.Positive(t, m.BytesS2C)
 		})
 	}
+}
+
+// A registered connection sends a frame the proxy cannot decode: the storage
+// goes blind at once, every byte still reaches the server (which closes the
+// connection on the bad message), and once the connection is gone the
+// storage is unblinded with its last TID read from the server.
+func TestBlindThenUnblind(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
+	rec := newRecorder()
+	_, addrs := startProxy(t, rec, srv)
+	dbs := []string{"--db", "a=" + addrs[0] + "/1"}
+	var last map[string]string
+	zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "2")...)
+	require.NoError(t, json.Unmarshal(zeotest.Python(t, "zodb_client.py", append(dbs, "last")...), &last))
+
+	c, err := net.Dial("tcp", addrs[0])
+	require.NoError(t, err)
+	defer c.Close()
+	fr := zrpc.NewFrameReader(c)
+	hello, err := fr.ReadFrame()
+	require.NoError(t, err)
+	require.Equal(t, "Z5", string(hello))
+	reg, err := zrpc.EncodeMessage(zrpc.Pickle, zrpc.CallMessage(1, &zrpc.Register{Storage: "1"}))
+	require.NoError(t, err)
+	var out []byte
+	out = zrpc.AppendFrame(out, []byte("Z5"))
+	out = zrpc.AppendFrame(out, reg)
+	out = zrpc.AppendFrame(out, []byte("\x80\x03garbage that is no pickle"))
+	_, err = c.Write(out)
+	require.NoError(t, err)
+	id := zeoproxy.DefaultStorageID(addrs[0], "1")
+	require.Eventually(t, func() bool {
+		ev := rec.snapshot()
+		return len(ev) > 0 && strings.HasPrefix(ev[len(ev)-1], "unblind "+id)
+	}, zeotestWait, pollEvery, "events: %v", rec.snapshot())
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Equal(t, 0, rec.blind[id])
+	require.Equal(t, last["a"], rec.lastUnblind, "unblinded with the storage's last TID")
 }

@@ -16,6 +16,8 @@ type recorder struct {
 	begins map[zeoproxy.PartID]zeoproxy.Begin
 	tids   map[zeoproxy.PartID]uint64
 	blind  map[string]int
+	// lastUnblind is the TID (hex) given with the last Unblind.
+	lastUnblind string
 }
 
 func newRecorder() *recorder {
@@ -72,10 +74,11 @@ func (r *recorder) Blind(storage, reason string) {
 	r.blind[storage]++
 	r.add("blind %s %s", storage, reason)
 }
-func (r *recorder) Unblind(storage string) {
+func (r *recorder) Unblind(storage string, lastTID uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.blind[storage]--
+	r.lastUnblind = fmt.Sprintf("%016x", lastTID)
 	r.add("unblind %s", storage)
 }
 

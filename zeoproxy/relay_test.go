@@ -110,14 +110,10 @@ func TestRelayUnitBytes(t *testing.T) {
 		in = append(in, frame(big)...)
 		got := sendAll(t, s, addr, in, len(hello))
 		require.True(t, bytes.Equal(in, got), "every byte relayed in order")
-		require.Eventually(t, func() bool {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			return len(rec.events) == 2 // blind, then unblind at close
-		}, zeotestWait, pollEvery)
-		ev := rec.snapshot()
-		require.Contains(t, ev[0], "blind ")
-		require.Contains(t, ev[1], "unblind ")
+		// Blind at once; unblinding needs the storage's last TID, which this
+		// fake cannot give (tested against runzeo in TestBlindThenUnblind).
+		require.Eventually(t, func() bool { return len(rec.snapshot()) >= 1 }, zeotestWait, pollEvery)
+		require.Contains(t, rec.snapshot()[0], "blind ")
 	})
 
 	t.Run("garbage without handshake changes nothing", func(t *testing.T) {
@@ -141,7 +137,7 @@ func TestRelayUnitBytes(t *testing.T) {
 		in = append(in, frame([]byte("after"))...)
 		got := sendAll(t, s, addr, in, len(hello))
 		require.True(t, bytes.Equal(in, got))
-		require.Eventually(t, func() bool { return len(rec.snapshot()) == 2 }, zeotestWait, pollEvery)
+		require.Eventually(t, func() bool { return len(rec.snapshot()) >= 1 }, zeotestWait, pollEvery)
 		require.Contains(t, rec.snapshot()[0], "exceeds the limit")
 	})
 

@@ -106,3 +106,34 @@ func (p *Proxy) findCommit(l *listener, storageName, storage string, b Begin, fl
 		}
 	}
 }
+
+// unblindLater ends a blind connection's hold on its storage once the
+// storage's last TID has been read (after the connection closed, so it
+// covers whatever that connection committed unseen). If the server cannot be
+// reached it retries for a while, then unblinds with 0 and says so.
+func (p *Proxy) unblindLater(l *listener, storageName, storage string) {
+	p.resolveWG.Add(1)
+	go func() {
+		defer p.resolveWG.Done()
+		backoff := 200 * time.Millisecond
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+			tid, err := p.lastTIDOf(ctx, l, storageName)
+			cancel()
+			if err == nil {
+				p.noteTID(storage, tid)
+				p.tracker.Unblind(storage, tid)
+				return
+			}
+			if p.ctx.Err() != nil || attempt == 8 {
+				l.log.Error("cannot read the last TID of a storage after a blind connection closed", "storage", storage, "error", err)
+				p.tracker.Unblind(storage, 0)
+				return
+			}
+			if !p.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 10*time.Second)
+		}
+	}()
+}

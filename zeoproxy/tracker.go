@@ -40,7 +40,9 @@ type Tracker interface {
 	// (tid 0).
 	Resolved(id PartID, committed bool, tid uint64)
 	// Blind/Unblind: a connection registered to storage cannot be decoded
-	// (reason says why); Unblind when that connection has closed.
+	// (reason says why). Unblind comes once that connection has closed, with
+	// the storage's last TID read after the close (0 if it could not be
+	// read), so that commits made unseen are accounted for.
 	Blind(storage, reason string)
-	Unblind(storage string)
+	Unblind(storage string, lastTID uint64)
 }
