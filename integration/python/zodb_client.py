@@ -131,6 +131,8 @@ def main():
 
 def paired(dbs, names, args):
     from ZODB.POSException import ConflictError
+    from ZEO.Exceptions import ClientDisconnected
+    from transaction.interfaces import TransientError
     touch = [t for t in args.touch.split(",") if t] or names
     tm = transaction.TransactionManager()
     conn = dbs[0].open(tm)
@@ -147,6 +149,12 @@ def paired(dbs, names, args):
             tm.commit()
         except ConflictError:
             tm.abort()
+            continue
+        except (ClientDisconnected, TransientError) as e:
+            # A server or proxy restart: retry as Zope would.
+            tm.abort()
+            sys.stderr.write("retrying after %s\n" % type(e).__name__)
+            time.sleep(0.1)
             continue
         done += 1
         emit(dict({n: roots[n]._p_serial.hex() for n in touch}, counter=str(value)))
