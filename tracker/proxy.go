@@ -53,11 +53,21 @@ type part struct {
 // participations is in flight (in doubt counts as in flight).
 type linkSet struct {
 	key        string
+	info       PartInfo // of its first participation, for reports
 	parts      []*part
 	inflight   int32
 	accepting  int32 // in flight and not yet sent tpc_finish
 	lastFailed uint64
 	began      int64
+}
+
+// PartInfo describes a participation's transaction for reports. It takes
+// no part in linking (the key does).
+type PartInfo struct {
+	Client      string // peer address and, when known, the client process
+	User        string
+	Description string
+	Extension   string // canonical text of the extension dict
 }
 
 // CorrelationKey builds an unambiguous correlation key from the client's
@@ -90,7 +100,9 @@ func (m *Machine) lookupPart(p PartID, what string) *part {
 // linked with every in-flight participation of the same key that has not
 // been sent tpc_finish (a transaction never gains participations once it
 // started finishing, design rule 1).
-func (m *Machine) PartBegin(now int64, p PartID, storageName, key string) {
+//
+// info only describes the transaction in reports (partial commits).
+func (m *Machine) PartBegin(now int64, p PartID, storageName, key string, info PartInfo) {
 	m.step(now)
 	if m.parts[p] != nil {
 		m.warn(CodePartTwice, "participation %d begun twice (ignored)", p)
@@ -100,6 +112,7 @@ func (m *Machine) PartBegin(now int64, p PartID, storageName, key string) {
 	ls := m.keyed[key]
 	if ls == nil || ls.accepting == 0 {
 		ls = m.newLinkSet(key)
+		ls.info = info
 		m.keyed[key] = ls
 	}
 	pt := m.newPart()
@@ -339,7 +352,8 @@ func (m *Machine) checkPartial(ls *linkSet) {
 	}
 	m.scratch = sts
 	var b strings.Builder
-	fmt.Fprintf(&b, "partial commit (key %q):", ls.key)
+	fmt.Fprintf(&b, "partial commit (client %q, user %q, description %q, extension %q):",
+		ls.info.Client, ls.info.User, ls.info.Description, ls.info.Extension)
 	var committed, missing []string
 	for _, p := range ls.parts {
 		if p.state == PartCommitted {

@@ -420,7 +420,7 @@ func (w *world) advance(tx *stxn) {
 		p := tx.parts[tx.idx]
 		p.state = spBegun
 		w.input(simEvent{kind: "begin", pid: p.pid, st: p.st, txn: tx.key}, func(now int64) {
-			w.m.PartBegin(now, p.pid, w.names[p.st], tx.key)
+			w.m.PartBegin(now, p.pid, w.names[p.st], tx.key, PartInfo{})
 		})
 		tx.idx++
 		if tx.idx == len(tx.parts) {

@@ -1,0 +1,344 @@
+package tracker
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
+)
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	Config
+	// Clock gives the time of each input (default time.Now).
+	Clock func() time.Time
+	// Logger receives the records (default: a null logger).
+	Logger hclog.Logger
+	// StatusFile, if set, is fed with the published point; Close writes its
+	// final full line (and closes it).
+	StatusFile *statusfile.Writer
+	// OnRecord, if set, sees every record (for metrics), under the lock:
+	// it must not call back into the Service.
+	OnRecord func(Record)
+}
+
+// Service is the daemon's tracker: a Machine behind a mutex, fed with the
+// clock, whose records are logged and written to the status file. Every
+// method is synchronous: when it returns, the input has been applied
+// (design rule 1). Safe for concurrent use.
+type Service struct {
+	mu       sync.Mutex
+	m        *Machine
+	clock    func() time.Time
+	log      hclog.Logger
+	sf       *statusfile.Writer
+	onRecord func(Record)
+	ended    uint64
+	tids     []StorageTID
+	entries  []statusfile.Entry
+	point    func() []statusfile.Entry
+	closed   bool
+}
+
+// NewService returns a Service.
+func NewService(cfg ServiceConfig) *Service {
+	s := &Service{m: New(cfg.Config), clock: cfg.Clock, log: cfg.Logger, sf: cfg.StatusFile, onRecord: cfg.OnRecord}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
+	s.point = s.fullPoint
+	return s
+}
+
+func (s *Service) lock() int64 {
+	s.mu.Lock()
+	return s.clock().UnixNano()
+}
+
+// unlock drains the records of the input just applied, then releases.
+func (s *Service) unlock(now int64) {
+	s.after(now)
+	s.mu.Unlock()
+}
+
+func (s *Service) after(now int64) {
+	recs := s.m.Records()
+	started, published := false, false
+	for i := range recs {
+		r := &recs[i]
+		if s.onRecord != nil {
+			s.onRecord(*r)
+		}
+		s.logRecord(r)
+		switch r.Kind {
+		case RecPublished:
+			published = true
+			if s.sf != nil {
+				s.sf.Published(r.Storage, r.TID)
+			}
+		case RecBootstrapped:
+			started = true
+		}
+	}
+	s.m.ClearRecords()
+	if s.sf == nil || s.closed {
+		return
+	}
+	t := time.Unix(0, now)
+	var err error
+	if started {
+		err = s.sf.Start(t, s.fullPoint())
+	} else if e := s.m.ctr.TransactionsEnded; e != s.ended || published {
+		// The original wrote only when a transaction ended.
+		s.ended = e
+		err = s.sf.Flush(t, s.point)
+	}
+	if err != nil {
+		s.log.Error("status file write failed", "error", err)
+	}
+}
+
+func (s *Service) fullPoint() []statusfile.Entry {
+	s.tids = s.m.AppendPublished(s.tids[:0])
+	s.entries = s.entries[:0]
+	for _, t := range s.tids {
+		s.entries = append(s.entries, statusfile.Entry{Key: t.Storage, TID: t.TID})
+	}
+	return s.entries
+}
+
+func (s *Service) logRecord(r *Record) {
+	switch r.Kind {
+	case RecPublished:
+		if s.log.IsTrace() {
+			s.log.Trace("published", "storage", r.Storage, "tid", r.TID, "old", r.Old)
+		}
+	case RecBootstrapped:
+		s.log.Info(r.Msg)
+	case RecWarning:
+		s.log.Warn(r.Msg, "code", string(r.Code))
+	case RecCritical:
+		s.log.Error("CRITICAL: "+r.Msg, "code", string(r.Code), "storage", r.Storage, "tid", r.TID, "published", r.Old)
+	case RecPartial:
+		s.log.Error(r.Msg, "pin", r.Pin)
+	case RecInDoubt, RecLost, RecPinned:
+		s.log.Warn(r.Msg, "pin", r.Pin, "participation", uint64(r.Part))
+	case RecResolved, RecPinReleased:
+		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", r.TID)
+	}
+}
+
+// ---- classic line protocol (tracker/classic's interface) ----
+
+// Begin is the classic BEGIN.
+func (s *Service) Begin(id string, storages []string) {
+	now := s.lock()
+	s.m.ClassicBegin(now, id, storages)
+	s.unlock(now)
+}
+
+// Commit is the classic COMMIT; none lists the storages whose TID was
+// sent as None.
+func (s *Service) Commit(id string, tids map[string]uint64, none []string) {
+	now := s.lock()
+	s.tids = s.tids[:0]
+	for k, v := range tids {
+		s.tids = append(s.tids, StorageTID{k, v})
+	}
+	// Map order must not leak into the machine.
+	slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
+	s.m.ClassicCommit(now, id, s.tids, none)
+	s.unlock(now)
+}
+
+// Abort is the classic ABORT.
+func (s *Service) Abort(id string) {
+	now := s.lock()
+	s.m.ClassicAbort(now, id)
+	s.unlock(now)
+}
+
+// Dump returns the published point (published values only).
+func (s *Service) Dump() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tids = s.m.AppendPublished(s.tids[:0])
+	out := make(map[string]uint64, len(s.tids))
+	for _, t := range s.tids {
+		out[t.Storage] = t.TID
+	}
+	return out
+}
+
+// Bootstrapped reports whether publication has started.
+func (s *Service) Bootstrapped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Bootstrapped()
+}
+
+// ---- proxy participations ----
+
+// PartBegin describes a participation's tpc_begin.
+type PartBegin struct {
+	ID      PartID
+	Storage string // storage id
+	// Key correlates the participations of one client transaction: client
+	// identity + user + description + extension (design rule 2; see
+	// CorrelationKey). Equal keys in flight are linked.
+	Key  string
+	Info PartInfo
+}
+
+// BeginPart reports a participation's tpc_begin.
+func (s *Service) BeginPart(b PartBegin) {
+	now := s.lock()
+	s.m.PartBegin(now, b.ID, b.Storage, b.Key, b.Info)
+	s.unlock(now)
+}
+
+// Vote reports a vote's outcome (ok: the server voted yes).
+func (s *Service) Vote(id PartID, ok bool) {
+	now := s.lock()
+	s.m.PartVote(now, id, ok)
+	s.unlock(now)
+}
+
+// FinishSent reports that tpc_finish is about to be forwarded.
+func (s *Service) FinishSent(id PartID) {
+	now := s.lock()
+	s.m.PartFinishSent(now, id)
+	s.unlock(now)
+}
+
+// Finished reports the TID of tpc_finish's reply.
+func (s *Service) Finished(id PartID, tid uint64) {
+	now := s.lock()
+	s.m.PartFinished(now, id, tid)
+	s.unlock(now)
+}
+
+// Aborted reports tpc_abort, a failed vote's cleanup or a failed finish.
+func (s *Service) Aborted(id PartID) {
+	now := s.lock()
+	s.m.PartAbort(now, id)
+	s.unlock(now)
+}
+
+// ConnectionLost reports that the participation's connection is gone:
+// aborted if tpc_finish was not sent, else in doubt.
+func (s *Service) ConnectionLost(id PartID) {
+	now := s.lock()
+	s.m.PartLost(now, id)
+	s.unlock(now)
+}
+
+// InDoubt is ConnectionLost for a participation whose tpc_finish was sent.
+func (s *Service) InDoubt(id PartID) { s.ConnectionLost(id) }
+
+// Resolved ends an in-doubt participation: committed with tid, or not.
+func (s *Service) Resolved(id PartID, committed bool, tid uint64) {
+	now := s.lock()
+	s.m.PartResolve(now, id, committed, tid)
+	s.unlock(now)
+}
+
+// Blind marks a storage blind (one call per undecodable connection).
+func (s *Service) Blind(storage, reason string) {
+	now := s.lock()
+	s.m.Blind(now, storage, reason)
+	s.unlock(now)
+}
+
+// Unblind ends one Blind of storage (its connection closed).
+func (s *Service) Unblind(storage string) { s.UnblindAt(storage, 0) }
+
+// UnblindAt is Unblind with the storage's last TID read after the close.
+func (s *Service) UnblindAt(storage string, lastTID uint64) {
+	now := s.lock()
+	s.m.Unblind(now, storage, lastTID)
+	s.unlock(now)
+}
+
+// ---- daemon and operator ----
+
+// Bootstrap gives the storages' last TIDs read before the first client
+// connection was accepted, and whether the previous run stopped cleanly.
+func (s *Service) Bootstrap(values map[string]uint64, clean bool) {
+	now := s.lock()
+	vs := make([]StorageTID, 0, len(values))
+	for k, v := range values {
+		vs = append(vs, StorageTID{k, v})
+	}
+	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
+	s.m.Bootstrap(now, vs, clean)
+	s.unlock(now)
+}
+
+// AcceptPartial releases a partial, lost or None pin: the operator accepts
+// the live state as the new baseline.
+func (s *Service) AcceptPartial(pin uint64) error {
+	now := s.lock()
+	err := s.m.AcceptPartial(now, pin)
+	s.unlock(now)
+	return err
+}
+
+// Tick declares timed-out classic transactions lost and writes a due
+// status line. Call it every second or so.
+func (s *Service) Tick() {
+	now := s.lock()
+	s.m.Tick(now)
+	s.after(now)
+	if s.sf != nil && !s.closed {
+		if err := s.sf.Flush(time.Unix(0, now), s.point); err != nil {
+			s.log.Error("status file write failed", "error", err)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Status returns a snapshot for /status.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Status()
+}
+
+// Counters returns the totals, for metrics.
+func (s *Service) Counters() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Counters()
+}
+
+// Published returns one storage's published TID.
+func (s *Service) Published(storage string) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Published(storage)
+}
+
+// Close writes the final full status line (a clean stop) and closes the
+// status file. Inputs after Close are still applied but not written.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.sf == nil {
+		s.closed = true
+		return nil
+	}
+	s.closed = true
+	err := s.sf.Stop(s.clock(), s.fullPoint())
+	if cerr := s.sf.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
