@@ -34,7 +34,6 @@ func BenchmarkPeekSmall(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Run(enc.String(), func(b *testing.B) {
-			b.Logf("frame payload %d bytes", len(p))
 			benchPeek(b, enc, p)
 		})
 	}

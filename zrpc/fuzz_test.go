@@ -8,11 +8,17 @@ import (
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
-// Seeds: every golden frame (ZEO's own encoder) and the hand-encoded ZEO 4
+// Seeds: every golden frame (ZEO's own encoder), the frames captured from
+// real ZEO traffic (testdata/captured) and the hand-encoded ZEO 4
 // frames; testdata/fuzz/<Target>/ holds hand-made hostile inputs and any
 // crasher found so far.
 func addSeeds(f *testing.F, want zrpc.Encoding) {
 	for name, p := range goldenFrames(f) {
+		if encOf(name) == want {
+			f.Add(p)
+		}
+	}
+	for name, p := range capturedFrames(f) {
 		if encOf(name) == want {
 			f.Add(p)
 		}

@@ -7,13 +7,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/stretchr/testify/require"
 
@@ -271,6 +275,7 @@ func (r *recorder) Stop(t *testing.T) []*recordedConn {
 
 // captureStats is what a decoded conversation showed.
 type captureStats struct {
+	saved        map[string]int // captured frames written to testdata/captured, by name
 	finishTIDs   []zrpc.TID
 	methods      map[string]int // calls seen, by name (both directions)
 	errorClasses map[string]int
@@ -322,6 +327,9 @@ func decodeConversation(t *testing.T, rc *recordedConn, st *captureStats) {
 			} else {
 				require.Equal(t, zrpc.MsgIDTuple, pk.MsgIDKind)
 				st.tupleMsgIDs++
+			}
+			if st.saved != nil {
+				saveCaptured(t, st, enc, dir, m, p)
 			}
 			if !m.IsReply() {
 				st.methods[m.Name]++
@@ -385,6 +393,9 @@ func TestCaptureRealTraffic(t *testing.T) {
 			}
 
 			st := &captureStats{methods: map[string]int{}, errorClasses: map[string]int{}}
+			if os.Getenv("ZRPC_UPDATE_CAPTURES") != "" {
+				st.saved = map[string]int{}
+			}
 			require.GreaterOrEqual(t, len(conns), 4)
 			for _, rc := range conns {
 				decodeConversation(t, rc, st)
@@ -408,4 +419,35 @@ func TestCaptureRealTraffic(t *testing.T) {
 				e.name, len(conns), st.frames, st.methods, st.errorClasses, st.tupleMsgIDs, st.heartbeats)
 		})
 	}
+}
+
+// saveCaptured keeps a few real frames of each kind (ZRPC_UPDATE_CAPTURES=1)
+// in testdata/captured: TestCapturedFrames decodes them without Python and
+// the fuzz targets use them as seeds.
+func saveCaptured(t *testing.T, st *captureStats, enc zrpc.Encoding, dir string, m *zrpc.Message, p []byte) {
+	kind := m.Name
+	if m.IsReply() {
+		kind = "reply"
+		if m.IsError() {
+			kind = "error"
+		}
+		if m.IsHeartbeat() {
+			kind = "heartbeat"
+		}
+		if _, ok := m.IntMsgID(); !ok {
+			kind += "_tuplemsgid"
+		}
+	}
+	d := "c2s"
+	if strings.HasPrefix(dir, "server") {
+		d = "s2c"
+	}
+	name := fmt.Sprintf("%c5_%s_%s", unicode.ToLower(rune(enc)), d, kind)
+	if st.saved[name] >= 2 || len(p) > 4096 {
+		return
+	}
+	st.saved[name]++
+	path := filepath.Join("testdata", "captured", fmt.Sprintf("%s_%d.bin", name, st.saved[name]))
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, p, 0o644))
 }
