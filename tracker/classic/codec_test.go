@@ -3,6 +3,7 @@ package classic
 import (
 	"bufio"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -194,4 +195,30 @@ func TestParseUint(t *testing.T) {
 		_, ok := parseUint([]byte(in))
 		require.False(t, ok, in)
 	}
+}
+
+// Whatever the bytes, decoding neither panics nor returns a command that
+// does not encode back to the same command.
+func FuzzDecodeCommand(f *testing.F) {
+	for _, seed := range []string{
+		"BEGIN\nt1\n2\na\nb\n", "commit\r\nt\r\n2\r\na\r\nb\r\n1L\r\nNone\r\n", "ABORT\nx\n", "DUMP\nQUIT\n",
+		"COMMIT\nt\n3\na\nb\na\n1\nNone\n3\n", "BEGIN\nt\n99999999\n", "FROB\n", "\r\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := newDecoder(bufio.NewReaderSize(strings.NewReader(string(data)), 16), 256, 64)
+		for range 100 {
+			c, err := d.readCommand()
+			if err != nil {
+				return
+			}
+			b, err := c.appendTo(nil)
+			require.NoError(t, err, "%+v", c)
+			back, err := decoderFor(string(b)).readCommand()
+			require.NoError(t, err)
+			slices.Sort(c.none)
+			require.Equal(t, c, back)
+		}
+	})
 }

@@ -373,3 +373,25 @@ func TestServerRepliesBeforeBadInput(t *testing.T) {
 	requireClosedByPeer(t, nc)
 	requireLogEntry(t, logs, "closing connection: bad input", nc.LocalAddr().String())
 }
+
+// fixedBackend publishes a fixed map.
+type fixedBackend struct{ m map[string]uint64 }
+
+func (fixedBackend) Begin(string, []string)                     {}
+func (fixedBackend) Commit(string, map[string]uint64, []string) {}
+func (fixedBackend) Abort(string)                               {}
+func (f fixedBackend) Dump() map[string]uint64                  { return f.m }
+func (fixedBackend) Bootstrapped() bool                         { return true }
+
+// A storage id the protocol cannot carry is left out of DUMP (and logged)
+// rather than breaking every DUMP.
+func TestServerDumpUnsendableKey(t *testing.T) {
+	addr, _, logs := startServer(t, fixedBackend{tids{"a\nb": 1, "c": 2}}, Options{})
+	nc := dialRaw(t, addr)
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
+	_, err := io.WriteString(nc, "DUMP\n")
+	require.NoError(t, err)
+	require.Equal(t, "1\nc\n2\n", readReply(t, nc, 6))
+	e := requireLogEntry(t, logs, `DUMP: storage ids containing \n or \r left out of the reply`, nc.LocalAddr().String())
+	require.Equal(t, []any{"a\nb"}, e["storages"])
+}
