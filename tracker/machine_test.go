@@ -60,12 +60,15 @@ func (h *harness) count(kind RecordKind, code Code) int {
 }
 
 // commit runs one participation through a whole successful 2PC.
-func (h *harness) begin(p PartID, s, key string) { h.m.PartBegin(h.tick(), p, s, key, PartInfo{Client: key}); h.drain() }
-func (h *harness) vote(p PartID, ok bool)        { h.m.PartVote(h.tick(), p, ok); h.drain() }
-func (h *harness) fin(p PartID)                  { h.m.PartFinishSent(h.tick(), p); h.drain() }
-func (h *harness) done(p PartID, tid TID)        { h.m.PartFinished(h.tick(), p, tid); h.drain() }
-func (h *harness) abort(p PartID)                { h.m.PartAbort(h.tick(), p); h.drain() }
-func (h *harness) lost(p PartID)                 { h.m.PartLost(h.tick(), p); h.drain() }
+func (h *harness) begin(p PartID, s, key string) {
+	h.m.PartBegin(h.tick(), p, s, key, PartInfo{Client: key})
+	h.drain()
+}
+func (h *harness) vote(p PartID, ok bool) { h.m.PartVote(h.tick(), p, ok); h.drain() }
+func (h *harness) fin(p PartID)           { h.m.PartFinishSent(h.tick(), p); h.drain() }
+func (h *harness) done(p PartID, tid TID) { h.m.PartFinished(h.tick(), p, tid); h.drain() }
+func (h *harness) abort(p PartID)         { h.m.PartAbort(h.tick(), p); h.drain() }
+func (h *harness) lost(p PartID)          { h.m.PartLost(h.tick(), p); h.drain() }
 
 func TestSingleStoragePublishes(t *testing.T) {
 	h := newHarness(t, Config{})
