@@ -36,6 +36,9 @@ type Config struct {
 	// FinishWait bounds how long the server side is kept after the client
 	// left with a tpc_finish pending (default 60 s).
 	FinishWait time.Duration
+	// MaxConns bounds client connections over all listeners (0: no limit);
+	// past it a new connection is closed at once, and logged.
+	MaxConns int
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
 	Logger      hclog.Logger
@@ -111,7 +114,7 @@ func New(cfg Config, t Tracker) *Proxy {
 
 // Metrics are the proxy's counters (read them with Load).
 type Metrics struct {
-	connsOpen, connsTotal                            atomic.Int64
+	connsOpen, connsTotal, connsRefused              atomic.Int64
 	begins, commits, aborts, votesFailed, inDoubt    atomic.Int64
 	resolvedCommitted, resolvedAborted, decodeErrors atomic.Int64
 	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
@@ -119,7 +122,7 @@ type Metrics struct {
 
 // MetricsSnapshot is a copy of the counters.
 type MetricsSnapshot struct {
-	ConnsOpen, ConnsTotal                            int64
+	ConnsOpen, ConnsTotal, ConnsRefused              int64
 	Begins, Commits, Aborts, VotesFailed, InDoubt    int64
 	ResolvedCommitted, ResolvedAborted, DecodeErrors int64
 	BytesC2S, BytesS2C, FramesC2S, FramesS2C         int64
@@ -129,7 +132,7 @@ type MetricsSnapshot struct {
 func (p *Proxy) Metrics() MetricsSnapshot {
 	m := &p.metrics
 	return MetricsSnapshot{
-		ConnsOpen: m.connsOpen.Load(), ConnsTotal: m.connsTotal.Load(),
+		ConnsOpen: m.connsOpen.Load(), ConnsTotal: m.connsTotal.Load(), ConnsRefused: m.connsRefused.Load(),
 		Begins: m.begins.Load(), Commits: m.commits.Load(), Aborts: m.aborts.Load(),
 		VotesFailed: m.votesFailed.Load(), InDoubt: m.inDoubt.Load(),
 		ResolvedCommitted: m.resolvedCommitted.Load(), ResolvedAborted: m.resolvedAborted.Load(),
@@ -333,6 +336,12 @@ func (l *listener) handle(cc net.Conn) {
 	p := l.p
 	id := p.connSeq.Add(1)
 	log := l.log.With("conn", id, "client", cc.RemoteAddr().String())
+	if p.cfg.MaxConns > 0 && p.metrics.connsOpen.Load() >= int64(p.cfg.MaxConns) {
+		log.Error("connection limit reached; closing the new connection", "max_connections", p.cfg.MaxConns)
+		p.metrics.connsRefused.Add(1)
+		_ = cc.Close()
+		return
+	}
 	network, addr := splitAddr(l.cfg.Upstream)
 	sc, err := net.DialTimeout(network, addr, p.cfg.DialTimeout)
 	if err != nil {

@@ -1,0 +1,445 @@
+// Package daemon is `tidstorage serve`: it wires the configuration, the
+// tracker, the status file, the ZEO proxy, the classic endpoint and the admin
+// endpoint together, and stops them in the right order.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
+	"github.com/tidstorage/tidstorage/zeoproxy"
+)
+
+// Options of Start.
+type Options struct {
+	Config  *config.Config
+	Version string
+	// Stderr receives the log when the config names no log file (default
+	// os.Stderr).
+	Stderr io.Writer
+	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
+	// /status, ...) from the running daemon.
+	AdminHandler func(d *Daemon) http.Handler
+}
+
+// Daemon is a running tidstorage.
+type Daemon struct {
+	cfg     *config.Config
+	version string
+	Log     hclog.Logger
+	logFile *reopenFile
+
+	sf      *statusFile
+	Tracker *tracker.Service
+	Proxy   *zeoproxy.Proxy // nil without zeo blocks
+	Classic *classic.Server // nil when disabled
+
+	classicLn  net.Listener
+	adminLn    net.Listener
+	admin      *http.Server
+	marker     string // exists while running: its presence at start means the last stop was unclean
+	prevClean  bool
+	pidWritten bool
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	started  time.Time
+}
+
+// Start brings everything up: when it returns, the proxy accepts clients and
+// the endpoints serve.
+func Start(opts Options) (d *Daemon, err error) {
+	cfg := opts.Config
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now()}
+	if err := d.openLog(opts.Stderr); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.abortStart()
+		}
+	}()
+	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	if err := d.writePIDFile(); err != nil {
+		return d, err
+	}
+	clean := d.checkMarker()
+	d.prevClean = clean
+
+	var sfw *statusfile.Writer
+	if cfg.StatusFile != "" {
+		if d.sf, err = openStatusFile(cfg.StatusFile); err != nil {
+			return d, err
+		}
+		sfw = statusfile.NewWriter(d.sf, statusfile.Options{BurstPeriod: cfg.BurstPeriod, FullDumpPeriod: cfg.FullDumpPeriod})
+	} else {
+		d.Log.Warn("no status_file configured: published points are not recorded for backups")
+	}
+	var ids []string
+	for _, s := range cfg.Storages {
+		ids = append(ids, s.ID)
+	}
+	d.Tracker = tracker.NewService(tracker.ServiceConfig{
+		Config:     tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids},
+		Logger:     d.Log.Named("tracker"),
+		StatusFile: sfw,
+	})
+
+	if len(cfg.ZEO) > 0 {
+		pc := zeoproxy.Config{MaxDecode: int(cfg.Limits.MaxFrameSize), MaxConns: cfg.Limits.MaxZEOConnections,
+			Logger: d.Log, FinishWait: 60 * time.Second}
+		for _, z := range cfg.ZEO {
+			sc := zeoproxy.ServerConfig{Name: z.Name, Listen: z.Listen.String(), Upstream: z.Upstream.String(),
+				Storages: map[string]string{}}
+			for _, s := range z.Storages {
+				sc.Storages[s.Name] = s.ID
+			}
+			pc.Servers = append(pc.Servers, sc)
+		}
+		d.Proxy = zeoproxy.New(pc, proxyTracker{d.Tracker})
+		if err := d.Proxy.Listen(); err != nil {
+			return d, err
+		}
+	}
+	if err := d.startClassic(); err != nil {
+		return d, err
+	}
+	if err := d.startAdmin(opts.AdminHandler); err != nil {
+		return d, err
+	}
+	d.bootstrap(clean)
+	if d.Proxy != nil {
+		d.Proxy.Serve()
+		for i, a := range d.Proxy.Addrs() {
+			d.Log.Info("accepting ZODB clients", "zeo", cfg.ZEO[i].Name, "listen", a.String(), "upstream", cfg.ZEO[i].Upstream.String())
+		}
+	}
+	d.wg.Add(1)
+	go d.tick()
+	return d, nil
+}
+
+func (d *Daemon) openLog(stderr io.Writer) error {
+	lc := d.cfg.Log
+	out := stderr
+	if out == nil {
+		out = os.Stderr
+	}
+	if lc.File != "" {
+		f, err := openLogFile(lc.File)
+		if err != nil {
+			return err
+		}
+		d.logFile = f
+		out = f
+	}
+	level := hclog.LevelFromString(lc.Level)
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	d.Log = hclog.New(&hclog.LoggerOptions{Name: "tidstorage", Level: level, Output: out,
+		JSONFormat: lc.Format == "json", TimeFormat: time.RFC3339Nano, DisableTime: false})
+	return nil
+}
+
+// writePIDFile refuses to start over a live process's pid file.
+func (d *Daemon) writePIDFile() error {
+	path := d.cfg.PIDFile
+	if path == "" {
+		return nil
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() {
+			if syscall.Kill(pid, 0) == nil {
+				return fmt.Errorf("pid file %s: process %d is running (another tidstorage?)", path, pid)
+			}
+			d.Log.Warn("stale pid file replaced", "path", path, "pid", pid)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	d.pidWritten = true
+	return nil
+}
+
+// checkMarker reports whether the previous run stopped cleanly, and marks
+// this one as running. The marker sits beside the status file.
+func (d *Daemon) checkMarker() bool {
+	if d.cfg.StatusFile == "" {
+		return true
+	}
+	d.marker = d.cfg.StatusFile + ".running"
+	_, err := os.Stat(d.marker)
+	clean := errors.Is(err, os.ErrNotExist)
+	if !clean {
+		d.Log.Error("the previous run did not stop cleanly: the live storages may hold half a transaction; the last coherent point before the crash is in the status file",
+			"status_file", d.cfg.StatusFile)
+	}
+	if err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		d.Log.Warn("cannot write the running marker; an unclean stop will go unnoticed next time", "error", err)
+		d.marker = ""
+	}
+	return clean
+}
+
+func (d *Daemon) startClassic() error {
+	cc := d.cfg.Classic
+	if !cc.Enabled {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cc.Listen.NetAddress())
+	if err != nil {
+		return fmt.Errorf("classic endpoint: listen on %s: %w", cc.Listen, err)
+	}
+	d.classicLn = ln
+	d.Classic = classic.NewServer(d.Tracker, classic.Options{Logger: d.Log, MaxFieldSize: int(d.cfg.Limits.MaxClassicField),
+		MaxCount: d.cfg.Limits.MaxClassicCount, MaxConns: cc.MaxConnections, Allow: cc.IPNets()})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.Classic.Serve(ln); err != nil && !errors.Is(err, classic.ErrServerClosed) {
+			d.Log.Error("classic endpoint stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
+	ac := d.cfg.Admin
+	if !ac.Enabled || h == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", ac.Listen.NetAddress())
+	if err != nil {
+		return fmt.Errorf("admin endpoint: listen on %s: %w", ac.Listen, err)
+	}
+	d.adminLn = ln
+	d.admin = &http.Server{Handler: h(d), ReadHeaderTimeout: 10 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.Log.Info("admin endpoint listening", "address", ln.Addr().String())
+		if err := d.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.Log.Error("admin endpoint stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// bootstrap reads every proxied storage's last TID before the proxy accepts
+// its first client: those TIDs are the first point (design.md). Storages that
+// cannot be read are retried in the background while clients are served;
+// their value then joins later (the tracker publishes a storage only when its
+// group has nothing in flight, so a late value cannot cut a transaction).
+func (d *Daemon) bootstrap(clean bool) {
+	values := map[string]uint64{}
+	var failed []zeoproxy.BootstrapResult
+	if d.Proxy != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for _, r := range d.Proxy.Bootstrap(ctx) {
+			if r.Err != nil {
+				d.Log.Error("bootstrap: cannot read a storage's last TID; retrying in the background", "storage", r.Storage, "error", r.Err)
+				failed = append(failed, r)
+				continue
+			}
+			d.Log.Info("bootstrap", "storage", r.Storage, "last_tid", fmt.Sprintf("%016x", r.TID))
+			values[r.Storage] = r.TID
+		}
+		cancel()
+	}
+	d.Tracker.Bootstrap(values, clean)
+	for _, r := range failed {
+		d.wg.Add(1)
+		go d.retryBootstrap(r)
+	}
+}
+
+func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
+	defer d.wg.Done()
+	backoff := time.Second
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-time.After(backoff):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := d.Proxy.BootstrapOne(ctx, r.Server, r.Name)
+		cancel()
+		if err == nil {
+			d.Log.Info("bootstrap (late)", "storage", res.Storage, "last_tid", fmt.Sprintf("%016x", res.TID))
+			d.Tracker.Bootstrap(map[string]uint64{res.Storage: res.TID}, true)
+			return
+		}
+		backoff = min(2*backoff, time.Minute)
+		d.Log.Warn("bootstrap retry failed", "storage", r.Storage, "error", err, "retry_in", backoff)
+	}
+}
+
+func (d *Daemon) tick() {
+	defer d.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			d.Tracker.Tick()
+		}
+	}
+}
+
+// ClassicAddr and AdminAddr return where the endpoints listen (nil if off).
+func (d *Daemon) ClassicAddr() net.Addr {
+	if d.classicLn == nil {
+		return nil
+	}
+	return d.classicLn.Addr()
+}
+
+func (d *Daemon) AdminAddr() net.Addr {
+	if d.adminLn == nil {
+		return nil
+	}
+	return d.adminLn.Addr()
+}
+
+// StatusFileStats returns the status file's counters (ok false without one).
+func (d *Daemon) StatusFileStats() (StatusFileStats, bool) {
+	if d.sf == nil {
+		return StatusFileStats{}, false
+	}
+	return d.sf.stats(), true
+}
+
+// Version is the version the daemon was started with.
+func (d *Daemon) Version() string { return d.version }
+
+// Reopen is SIGHUP: log files are reopened (after rotation).
+func (d *Daemon) Reopen() {
+	if d.logFile == nil {
+		d.Log.Info("SIGHUP: logging to stderr, nothing to reopen")
+		return
+	}
+	if err := d.logFile.Reopen(); err != nil {
+		d.Log.Error("SIGHUP: cannot reopen the log file; still writing to the old one", "error", err)
+		return
+	}
+	d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
+}
+
+// DumpState is SIGUSR1: the whole tracker state goes to the log.
+func (d *Daemon) DumpState() {
+	st := d.Tracker.Status()
+	b, err := json.Marshal(st)
+	if err != nil {
+		d.Log.Error("SIGUSR1: cannot encode the state", "error", err)
+		return
+	}
+	args := []any{"state", string(b)}
+	if d.Proxy != nil {
+		args = append(args, "proxy", fmt.Sprintf("%+v", d.Proxy.Metrics()))
+	}
+	d.Log.Info("SIGUSR1: tracker state", args...)
+}
+
+// Shutdown stops gracefully: stop accepting, let in-flight 2PCs finish (until
+// ctx is done), close every connection, write the final full status line and
+// fsync it, remove the running marker and the pid file.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	var err error
+	d.stopOnce.Do(func() { err = d.shutdown(ctx) })
+	return err
+}
+
+func (d *Daemon) shutdown(ctx context.Context) error {
+	d.Log.Info("stopping: no new connections; waiting for transactions in flight")
+	if d.Proxy != nil {
+		d.Proxy.StopAccepting()
+	}
+	if d.classicLn != nil {
+		_ = d.classicLn.Close()
+	}
+	if d.Proxy != nil {
+		for n := d.Proxy.InFlight(); n > 0; n = d.Proxy.InFlight() {
+			select {
+			case <-ctx.Done():
+				d.Log.Warn("stop timeout: closing connections with transactions still in flight", "in_flight", n)
+				goto closeAll
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+closeAll:
+	close(d.stop)
+	if d.Proxy != nil {
+		d.Proxy.Close()
+	}
+	if d.Classic != nil {
+		_ = d.Classic.Close()
+	}
+	if d.admin != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.admin.Shutdown(sctx)
+		cancel()
+	}
+	d.wg.Wait()
+	err := d.Tracker.Close() // final full line, fsynced
+	if err != nil {
+		d.Log.Error("final status line failed", "error", err)
+	} else if d.marker != "" {
+		_ = os.Remove(d.marker)
+	}
+	if d.pidWritten {
+		_ = os.Remove(d.cfg.PIDFile)
+	}
+	d.Log.Info("stopped")
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+	return err
+}
+
+// abortStart releases what a failed Start had opened.
+func (d *Daemon) abortStart() {
+	if d.Proxy != nil {
+		d.Proxy.Close()
+	}
+	if d.Classic != nil {
+		_ = d.Classic.Close()
+	} else if d.classicLn != nil {
+		_ = d.classicLn.Close()
+	}
+	if d.admin != nil {
+		_ = d.admin.Close()
+	}
+	if d.sf != nil {
+		_ = d.sf.Close()
+	}
+	if d.marker != "" && d.prevClean {
+		_ = os.Remove(d.marker) // an earlier unclean stop stays on record
+	}
+	if d.pidWritten {
+		_ = os.Remove(d.cfg.PIDFile)
+	}
+}
