@@ -12,6 +12,10 @@ import (
 // DefaultTimeout is used by Dial when given a timeout of zero or less.
 const DefaultTimeout = 10 * time.Second
 
+// maxReplySize bounds a DUMP reply: generous (DefaultMaxCount storages with
+// long ids), but a misbehaving server cannot make the client buffer forever.
+const maxReplySize = 64 << 20
+
 // ErrClientClosed is returned by calls on a closed Client, including one
 // closed because an earlier call failed half-way (its stream could no longer
 // be trusted).
@@ -39,11 +43,9 @@ func Dial(addr string, timeout time.Duration) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classic: dial %s: %w", addr, err)
 	}
-	return &Client{
-		nc:      nc,
-		dec:     newDecoder(bufio.NewReader(nc), DefaultMaxFieldSize, DefaultMaxCount),
-		timeout: timeout,
-	}, nil
+	dec := newDecoder(bufio.NewReader(nc), DefaultMaxFieldSize, DefaultMaxCount)
+	dec.maxTotal = maxReplySize
+	return &Client{nc: nc, dec: dec, timeout: timeout}, nil
 }
 
 // Begin announces that transaction id starts committing on storages.

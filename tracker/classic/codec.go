@@ -18,6 +18,10 @@ const (
 	DefaultMaxFieldSize = 64 << 10
 	// DefaultMaxCount bounds the count of a list or dict.
 	DefaultMaxCount = 100_000
+	// DefaultMaxCommandSize bounds a whole command: without it, a count of
+	// 100,000 fields of 64 KiB each would be accepted field by field. Real
+	// commands name a few storages and take well under 10 KiB.
+	DefaultMaxCommandSize = 1 << 20
 )
 
 // ErrProtocol is wrapped by every error caused by bytes that break the
@@ -30,6 +34,7 @@ var (
 	ErrBadCount       = fmt.Errorf("%w: bad count", ErrProtocol)
 	ErrBadNumber      = fmt.Errorf("%w: not a number", ErrProtocol)
 	ErrUnknownCommand = fmt.Errorf("%w: unknown command", ErrProtocol)
+	ErrCommandTooLong = fmt.Errorf("%w: command too long", ErrProtocol)
 )
 
 // ErrForbiddenByte is returned when asked to send a value holding "\n" or
@@ -233,6 +238,8 @@ type decoder struct {
 	r        *bufio.Reader
 	maxField int
 	maxCount int
+	maxTotal int    // bound on the bytes of one command or reply
+	total    int    // bytes of the current command or reply so far
 	long     []byte // assembles fields longer than the bufio buffer
 	intern   map[string]string
 
@@ -247,7 +254,8 @@ func newDecoder(r *bufio.Reader, maxField, maxCount int) *decoder {
 	if maxCount <= 0 {
 		maxCount = DefaultMaxCount
 	}
-	return &decoder{r: r, maxField: maxField, maxCount: maxCount, intern: make(map[string]string)}
+	return &decoder{r: r, maxField: maxField, maxCount: maxCount, maxTotal: DefaultMaxCommandSize,
+		intern: make(map[string]string)}
 }
 
 // field returns the next field without its "\n" and with every "\r" removed.
@@ -337,7 +345,14 @@ func stripCR(b []byte) []byte {
 func (d *decoder) next() ([]byte, error) {
 	d.index++
 	b, err := d.field()
-	return b, eofInside(err)
+	if err != nil {
+		return nil, eofInside(err)
+	}
+	d.total += len(b) + 1
+	if d.total > d.maxTotal {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrCommandTooLong, d.maxTotal)
+	}
+	return b, nil
 }
 
 func (d *decoder) fail(what string, err error) error {
@@ -362,6 +377,7 @@ func (d *decoder) str(b []byte) string {
 func (d *decoder) readCommand() (command, error) {
 	d.cmd, d.index = "", 0
 	b, err := d.field()
+	d.total = len(b) + 1
 	if err != nil {
 		if err == io.EOF {
 			return command{}, io.EOF
@@ -491,7 +507,7 @@ func appendUnique(list []string, s string) []string {
 
 // readDict reads a dict of ints (the DUMP reply).
 func (d *decoder) readDict() (map[string]uint64, error) {
-	d.cmd, d.index = "DUMP reply", -1
+	d.cmd, d.index, d.total = "DUMP reply", -1, 0
 	n, err := d.readCount("storage count")
 	if err != nil {
 		return nil, err
@@ -521,7 +537,7 @@ func (d *decoder) readDict() (map[string]uint64, error) {
 
 // readInt reads a lone int field (the BOOTSTRAPED reply).
 func (d *decoder) readInt(what string) (uint64, error) {
-	d.cmd, d.index = what, -1
+	d.cmd, d.index, d.total = what, -1, 0
 	b, err := d.next()
 	if err != nil {
 		return 0, d.fail("int", err)

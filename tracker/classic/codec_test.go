@@ -170,6 +170,22 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// A command is bounded as a whole, not only field by field.
+func TestCommandLimit(t *testing.T) {
+	d := decoderFor("BEGIN\nt\n3\naaaa\nbbbb\ncccc\n")
+	d.maxTotal = 24
+	_, err := d.readCommand()
+	require.ErrorIs(t, err, ErrCommandTooLong)
+	require.EqualError(t, err, "BEGIN field 5 (storage id 3 of 3): protocol violation: command too long: more than 24 bytes")
+
+	d = decoderFor("BEGIN\nt\n3\naaaa\nbbbb\ncccc\nBEGIN\nt\n3\naaaa\nbbbb\ncccc\n")
+	d.maxTotal = 25 // exactly one command
+	for range 2 {
+		_, err = d.readCommand()
+		require.NoError(t, err, "the bound is per command")
+	}
+}
+
 func TestEncodeRefusesNewlines(t *testing.T) {
 	for _, cmd := range []command{
 		{kind: kindBegin, id: "t\n1", storages: []string{"a"}},

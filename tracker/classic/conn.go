@@ -60,6 +60,7 @@ func (c *conn) serve() {
 	c.log.Info("client connected")
 	opts := &c.s.opts
 	d := newDecoder(bufio.NewReaderSize(c, readBufSize), opts.MaxFieldSize, opts.MaxCount)
+	d.maxTotal = opts.MaxCommandSize
 	backend := c.s.backend
 	for {
 		if opts.IdleTimeout > 0 {

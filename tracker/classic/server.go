@@ -33,6 +33,9 @@ type Options struct {
 	MaxFieldSize int
 	// MaxCount bounds the count of a list or dict (0: DefaultMaxCount).
 	MaxCount int
+	// MaxCommandSize bounds the bytes of one whole command
+	// (0: DefaultMaxCommandSize).
+	MaxCommandSize int
 	// MaxConns bounds simultaneous connections; more are closed as soon as
 	// accepted (0: DefaultMaxConns; negative: no limit).
 	MaxConns int
@@ -57,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCount <= 0 {
 		o.MaxCount = DefaultMaxCount
+	}
+	if o.MaxCommandSize <= 0 {
+		o.MaxCommandSize = DefaultMaxCommandSize
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns

@@ -114,6 +114,8 @@ func TestServerBadInput(t *testing.T) {
 		{"absurd count", "BEGIN\nt2\n100001\n", "BEGIN field 2 (storage count): protocol violation: bad count: 100001 is more than the limit of 100000"},
 		{"absurd dict count", "COMMIT\nt2\n4000000000\n", "COMMIT field 2 (storage count): protocol violation: bad count"},
 		{"TID not a number", "BEGIN\nt2\n1\ns2\nCOMMIT\nt2\n1\ns2\n0x5\n", `COMMIT field 4 (TID of storage "s2"): protocol violation: not a number: "0x5"`},
+		{"command too long", "BEGIN\nt2\n100\n" + strings.Repeat(strings.Repeat("x", 16<<10)+"\n", 100),
+			"BEGIN field 66 (storage id 64 of 100): protocol violation: command too long: more than 1048576 bytes"},
 		{"TID overflow", "BEGIN\nt2\n1\ns2\nCOMMIT\nt2\n1\ns2\n18446744073709551616\n", `not a number: "18446744073709551616"`},
 	}
 	for _, tc := range cases {
