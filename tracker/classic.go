@@ -113,6 +113,33 @@ func (m *Machine) Tick(now int64) {
 		}
 		m.loseCtxn(c, fmt.Sprintf("no COMMIT or ABORT within %v", durationString(m.timeout)))
 	}
+	m.checkLag(now)
+}
+
+// checkLag reports groups that have not drained for a long time: under
+// constant overlapping load the grouping algorithm publishes nothing for
+// their storages (the original's "restore lag"), which must not go
+// unexplained.
+func (m *Machine) checkLag(now int64) {
+	lim := int64(m.cfg.LagWarning)
+	if lim <= 0 {
+		return
+	}
+	for _, i := range m.sorted {
+		g := m.st[i].group
+		if g == nil || now-g.since < lim || now-g.warned < lim {
+			continue
+		}
+		g.warned = now
+		pins := 0
+		for _, p := range m.pins {
+			if m.st[p.sts[0]].group == g {
+				pins++
+			}
+		}
+		m.warn(CodeGroupLag, "storages {%s} have had transactions in flight without a break for %v (%d in flight, %d of them pins): their published TIDs lag",
+			m.names(g.members), time.Duration(now-g.since).Round(time.Second), g.busy, pins)
+	}
 }
 
 func durationString(ns int64) string {

@@ -170,3 +170,26 @@ func TestClassicAndProxyShareGroups(t *testing.T) {
 	require.Equal(t, TID(11), h.pub(sA))
 	require.Equal(t, TID(21), h.pub(sB))
 }
+
+func TestGroupLagIsReported(t *testing.T) {
+	h := newHarness(t, Config{LagWarning: time.Minute, ClassicTimeout: time.Hour})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	// Overlapping transactions keep the group busy for ever.
+	h.cbegin("t0", sA, sB)
+	for i := 1; i <= 100; i++ {
+		id := string(rune('a' + i%2))
+		if i > 1 {
+			h.ccommit(id, map[string]TID{sA: TID(10 + i)})
+		}
+		h.cbegin(id, sA, sB)
+		h.now += int64(time.Second)
+		h.m.Tick(h.tick())
+		h.drain()
+	}
+	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, 1, h.count(RecWarning, CodeGroupLag))
+	h.now += int64(time.Minute)
+	h.m.Tick(h.tick())
+	h.drain()
+	require.Equal(t, 2, h.count(RecWarning, CodeGroupLag))
+}

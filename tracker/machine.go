@@ -27,6 +27,8 @@ type storage struct {
 type group struct {
 	members []int32
 	busy    int32
+	since   int64 // when it became busy
+	warned  int64 // last lag warning
 }
 
 // Machine is the tracker's pure state machine. It is not safe for
@@ -82,6 +84,9 @@ func New(cfg Config) *Machine {
 	}
 	if m.timeout <= 0 {
 		m.timeout = int64(DefaultClassicTimeout)
+	}
+	if m.cfg.LagWarning == 0 {
+		m.cfg.LagWarning = DefaultLagWarning
 	}
 	m.cHead.next, m.cHead.prev = &m.cHead, &m.cHead
 	for _, s := range cfg.Storages {
@@ -160,6 +165,7 @@ func (m *Machine) newGroup(s int32) *group {
 	}
 	g.members = append(g.members[:0], s)
 	g.busy = 0
+	g.since, g.warned = m.now, 0
 	m.st[s].group = g
 	return g
 }
@@ -180,6 +186,8 @@ func (m *Machine) merge(a, b *group) *group {
 	if len(a.members) < len(b.members) {
 		a, b = b, a
 	}
+	a.since = min(a.since, b.since)
+	a.warned = max(a.warned, b.warned)
 	for _, s := range b.members {
 		m.st[s].group = a
 	}

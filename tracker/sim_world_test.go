@@ -192,7 +192,7 @@ func (w *world) check() {
 			return
 		case RecWarning:
 			switch r.Code {
-			case CodeBeginTwice, CodeCommitStorages, CodeCommitNone, CodeUncleanStart:
+			case CodeBeginTwice, CodeCommitStorages, CodeCommitNone, CodeUncleanStart, CodeGroupLag:
 			default:
 				w.fail("unexpected warning %s: %s", r.Code, r.Msg)
 				return

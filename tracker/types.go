@@ -33,7 +33,14 @@ type Config struct {
 	// Bootstrap or from an observed commit) before anything is published.
 	// With no Storages, publication starts at the first Bootstrap call.
 	Storages []string
+	// LagWarning: a group that has had something in flight continuously
+	// for this long (so its storages publish nothing) is reported by Tick,
+	// again every LagWarning while it lasts. Negative disables.
+	LagWarning time.Duration
 }
+
+// DefaultLagWarning is used when Config.LagWarning is zero.
+const DefaultLagWarning = 5 * time.Minute
 
 // RecordKind says what an output Record reports.
 type RecordKind uint8
@@ -97,6 +104,7 @@ const (
 	CodeUncleanStart      Code = "unclean_start"
 	CodeBootstrapDecrease Code = "bootstrap_below_published"
 	CodeUnblindUnknown    Code = "unblind_not_blind"
+	CodeGroupLag          Code = "group_not_draining"
 )
 
 // Record is one output of a step. The daemon drains them after each input

@@ -1,0 +1,116 @@
+// Package tracker decides which TID of each storage forms a coherent
+// cross-storage point, and publishes it.
+//
+// A point (storage id → TID) is coherent when every transaction is wholly in
+// it or wholly out of it: for each transaction T, tid_s(T) ≤ point[s] holds for
+// all of T's storages or for none. Published TIDs only grow.
+//
+// # Structure
+//
+// Machine is a pure, deterministic state machine in the style of etcd's raft:
+// inputs are method calls carrying the current time (unix ns) as a value;
+// they change the state and append output Records (Records / ClearRecords)
+// that the caller drains after each input. No sockets, clocks, goroutines or
+// map-order effects inside; equal inputs give equal outputs. That is what
+// lets the randomized simulation (sim_test.go) check it after every input.
+//
+// Service wraps a Machine for the daemon: a mutex, a clock, an hclog.Logger,
+// the status file (package statusfile) and an OnRecord hook for metrics.
+// Every Service method is synchronous: when it returns, the input has been
+// applied (observation rule 1: observe before forward).
+//
+// # The algorithm
+//
+// The seed's grouping: every in-flight unit (a proxy participation, a classic
+// transaction, or a pin, below) holds the group of its storages busy; units
+// that share storages, or participations linked by correlation key, merge
+// their groups. While a group is busy nothing of it is published; when its
+// last unit ends, every member publishes its highest known committed TID (its
+// transient value), and the group dissolves. Because every storage a
+// transaction touched stays in one busy group until the transaction ended,
+// the whole group publishes at one instant, with every ended transaction
+// wholly in; transactions still in flight have committed nothing the group
+// publishes. The seed's T1/T2 case (T2 on A after half of T1) holds: A stays
+// in T1's busy group.
+//
+// Extensions (design.md):
+//   - Proxy participations are linked by correlation key (client identity +
+//     user/description/extension, see CorrelationKey): a participation that
+//     begins joins the in-flight participations of the same key that have not
+//     been sent tpc_finish (a transaction gains no participation once it
+//     started finishing). A set of linked participations may hold several
+//     real transactions: that only delays publication.
+//   - Partial commits (design rule 6): when a linked set drains, a
+//     participation that voted yes and then ended without committing is half
+//     of a partial commit if a participation of the set that was sent
+//     tpc_finish while it stood voted committed. An explicit tpc_abort after
+//     a failed vote elsewhere in the set (the conflict path) is excused,
+//     unless a participation of the set failed its tpc_finish (error or lost
+//     connection) while it stood voted. A partial commit becomes a PinPartial
+//     that holds its group until AcceptPartial.
+//   - In doubt: a participation whose connection was lost after tpc_finish was
+//     sent stays in flight (holding its group) until PartResolve, or a late
+//     PartFinished.
+//   - Classic transactions that never end are declared lost by Tick after
+//     Config.ClassicTimeout (or at once when their id begins again: patched
+//     Zopes reuse ids per thread). Their unit becomes a PinLost, released once
+//     each of their storages had a commit observed that started after the
+//     loss (so its TID is above anything the lost one committed), by a late
+//     COMMIT/ABORT, or by AcceptPartial.
+//   - A COMMIT naming storages other than its BEGIN joins them to its group
+//     first (never published apart from it), and ends it; None TIDs hold the
+//     transaction's storages (PinNone) until each None storage had a later
+//     commit observed. BEGIN twice, COMMIT or ABORT without BEGIN are warned
+//     about and handled; nothing wedges.
+//   - Blind storages (an undecodable connection) are held by a PinBlind until
+//     their last such connection is unblinded.
+//   - Bootstrap gives the storages' last TIDs read before the first client
+//     connection; publication starts once every Config.Storages has a value
+//     (or at the first Bootstrap if none is configured). An unclean previous
+//     stop is reported (the live files may hold half a transaction).
+//   - A published TID never decreases: a lower value is refused and reported
+//     as RecCritical.
+//   - A group busy without a break for Config.LagWarning is reported by Tick
+//     (the grouping algorithm's "restore lag" under constant overlap).
+//
+// # For the proxy
+//
+// Participation events, in protocol order per participation (different
+// participations may come from different goroutines):
+//
+//	svc.BeginPart(tracker.PartBegin{ID: id, Storage: sid, Key: key, Info: info}) // tpc_begin seen
+//	svc.Vote(id, ok)           // vote reply: ok, or an error (conflict)
+//	svc.FinishSent(id)         // before forwarding tpc_finish
+//	svc.Finished(id, tid)      // tpc_finish reply with its TID
+//	svc.Aborted(id)            // tpc_abort, or a failed tpc_finish
+//	svc.ConnectionLost(id)     // aborted before FinishSent, in doubt after (InDoubt is the same call)
+//	svc.Resolved(id, committed, tid) // outcome of an in-doubt participation
+//	svc.Blind(sid, reason) / svc.Unblind(sid) / svc.UnblindAt(sid, lastTID)
+//
+// PartIDs are chosen by the caller, unique among participations the tracker
+// still knows. The zeoproxy.Tracker interface maps onto these one to one
+// (Begin→BeginPart, InDoubt→ConnectionLost) with an adapter converting the
+// PartID type.
+//
+// The daemon calls Bootstrap before the proxy accepts clients, Tick about
+// once a second, Status for /status, Counters for metrics, AcceptPartial for
+// the operator, and Close at a clean stop (writes the final full status
+// line). The classic line-protocol server uses Begin, Commit, Abort, Dump and
+// Bootstrapped (tracker/classic.Backend).
+//
+// # What is not seen cannot be made coherent
+//
+//   - A transaction whose participations are split between this tracker and
+//     another (several proxies), or between a decodable and a blind
+//     connection, is only as coherent as what this tracker saw.
+//   - A classic transaction whose BEGIN was lost, or whose COMMIT names a
+//     storage BEGIN did not, may have that storage's half published by a
+//     later transaction before its COMMIT arrives (warned).
+//   - A lost classic transaction must really have ended before the timeout.
+//   - An explicit abort after a failed vote is excused; if the abort is in
+//     fact the cleanup of a transaction whose tpc_finish failed on the client
+//     side outside ZEO (another resource manager) while a linked transaction
+//     with identical metadata had a vote conflict, that partial commit is
+//     missed. Crashes of a client with several transactions of identical
+//     metadata in flight can pin falsely (safe).
+package tracker
