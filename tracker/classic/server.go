@@ -15,11 +15,11 @@ import (
 // interface).
 const DefaultAddr = "127.0.0.1:9001"
 
-// Defaults applied when the Options leave a field at zero.
-const (
-	DefaultMaxConns     = 1024
-	DefaultWriteTimeout = 30 * time.Second
-)
+// DefaultMaxConns is the connection limit suggested to configurations.
+const DefaultMaxConns = 1024
+
+// DefaultWriteTimeout applies when Options.WriteTimeout is zero.
+const DefaultWriteTimeout = 30 * time.Second
 
 // ErrServerClosed is returned by Serve after Close.
 var ErrServerClosed = errors.New("classic: server closed")
@@ -37,10 +37,12 @@ type Options struct {
 	// (0: DefaultMaxCommandSize).
 	MaxCommandSize int
 	// MaxConns bounds simultaneous connections; more are closed as soon as
-	// accepted (0: DefaultMaxConns; negative: no limit).
+	// accepted. Zero or negative: no limit (as max_connections = 0 in the
+	// configuration, whose default is DefaultMaxConns).
 	MaxConns int
-	// Allow, if not empty, lists the client networks accepted; other peers
-	// are closed as soon as accepted.
+	// Allow lists the client networks accepted; other peers are closed as
+	// soon as accepted. nil accepts every peer; a non-nil empty list accepts
+	// none (as an empty allow list in the configuration means).
 	Allow []*net.IPNet
 	// WriteTimeout bounds the sending of replies to a peer that does not
 	// read them (0: DefaultWriteTimeout).
@@ -63,9 +65,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCommandSize <= 0 {
 		o.MaxCommandSize = DefaultMaxCommandSize
-	}
-	if o.MaxConns == 0 {
-		o.MaxConns = DefaultMaxConns
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
@@ -206,7 +205,7 @@ func (s *Server) admit(nc net.Conn) {
 }
 
 func (s *Server) allowed(addr net.Addr) bool {
-	if len(s.opts.Allow) == 0 {
+	if s.opts.Allow == nil {
 		return true
 	}
 	var ip net.IP

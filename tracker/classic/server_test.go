@@ -197,10 +197,8 @@ func TestServerConnectionLimit(t *testing.T) {
 	_, err = c3.Dump()
 	require.NoError(t, err, "a slot freed is usable again")
 
-	// A negative MaxConns means no limit (not the default: checked on the
-	// options rather than with 1025 sockets, which a CI runner may not allow).
-	addr, srv, _ = startServer(t, newRefBackend(nil), Options{MaxConns: -1})
-	require.Equal(t, -1, srv.opts.MaxConns)
+	// Zero means no limit, as in the configuration.
+	addr, srv, _ = startServer(t, newRefBackend(nil), Options{})
 	for range 50 {
 		_, err = dial(t, addr).Dump()
 		require.NoError(t, err)
@@ -216,6 +214,10 @@ func TestServerAllowList(t *testing.T) {
 	requireLogEntry(t, logs, "connection denied: peer not in the allow-list", nc.LocalAddr().String())
 	require.EqualValues(t, 1, srv.Stats().ConnectionsDenied)
 	require.Zero(t, srv.Stats().ConnectionsAccepted)
+
+	addr, srv, _ = startServer(t, newRefBackend(nil), Options{Allow: []*net.IPNet{}})
+	requireClosedByPeer(t, dialRaw(t, addr))
+	require.EqualValues(t, 1, srv.Stats().ConnectionsDenied, "an empty, non-nil allow-list accepts nobody")
 
 	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
 	addr, _, _ = startServer(t, newRefBackend(nil), Options{Allow: []*net.IPNet{tenNet, loopback}})
