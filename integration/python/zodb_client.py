@@ -8,8 +8,8 @@ object per line; TIDs are 16-hex strings.
 
 Commands:
   last                      {"NAME": tid-hex, ...} of each storage (lastTransaction)
-  commit --count N --touch a,b [--desc D] [--user U]
-                            N transactions, each writing root['counter'] in the
+  commit --count N --touch a,b [--desc D] [--user U] [--key K]
+                            N transactions, each writing root[K] (default 'counter') in the
                             touched databases; one line per transaction with the
                             TID committed on each touched database.
   read                      {"NAME": {"counter": int|null}} at the current state.
@@ -74,6 +74,7 @@ def main():
     c.add_argument("--touch", default="")
     c.add_argument("--desc", default="")
     c.add_argument("--user", default="")
+    c.add_argument("--key", default="counter")
     ra = sub.add_parser("read-at")
     ra.add_argument("--at", required=True)
     pa = sub.add_parser("paired")
@@ -107,16 +108,24 @@ def main():
             touch = [t for t in args.touch.split(",") if t] or names
             tm = transaction.TransactionManager()
             conn = dbs[0].open(tm)
+            from ZODB.POSException import ConflictError
             for i in range(args.count):
-                txn = tm.begin()
-                if args.desc:
-                    txn.note(args.desc)
-                if args.user:
-                    txn.setUser(args.user)
-                roots = {n: conn.get_connection(n).root() for n in touch}
-                for n, root in roots.items():
-                    root["counter"] = root.get("counter", 0) + 1
-                tm.commit()
+                for attempt in range(100):  # conflicts are retried, as Zope does
+                    txn = tm.begin()
+                    if args.desc:
+                        txn.note(args.desc)
+                    if args.user:
+                        txn.setUser(args.user)
+                    roots = {n: conn.get_connection(n).root() for n in touch}
+                    for n, root in roots.items():
+                        root[args.key] = root.get(args.key, 0) + 1
+                    try:
+                        tm.commit()
+                        break
+                    except ConflictError:
+                        tm.abort()
+                else:
+                    raise SystemExit("commit: too many conflicts")
                 # After commit, each root's serial is the TID committed there.
                 emit({n: roots[n]._p_serial.hex() for n in touch})
             conn.close()

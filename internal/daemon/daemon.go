@@ -377,9 +377,8 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.Proxy != nil {
 		d.Proxy.StopAccepting()
 	}
-	if d.classicLn != nil {
-		_ = d.classicLn.Close()
-	}
+	// The classic endpoint stays open during the grace period: patched
+	// Zopes report the end of their transactions there.
 	if d.Proxy != nil {
 		for n := d.Proxy.InFlight(); n > 0; n = d.Proxy.InFlight() {
 			select {

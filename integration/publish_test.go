@@ -1,0 +1,50 @@
+package integration
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
+)
+
+// Two ZEO servers, one serving two storages; concurrent client processes
+// commit single- and multi-database transactions through the proxy. Once they
+// are done, the published point equals every storage's lastTransaction, and
+// after a graceful stop the status file reads back to the same point.
+func TestQuiescentPointEqualsLastTransactions(t *testing.T) {
+	for _, msgpack := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pickle", true: "msgpack"}[msgpack], func(t *testing.T) {
+			s := startSite(t,
+				zeoSpec{storages: []string{"1", "2"}, dbNames: []string{"a", "b"}, msgpack: msgpack},
+				zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: msgpack})
+			s.client("commit", "--count", "1") // roots everywhere
+			var wg sync.WaitGroup
+			for i, touch := range []string{"a,b,c", "a,b", "b", "c", "a,c"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Each worker writes its own key: no conflicts here
+					// (TestPairedCountersAlwaysRestoreEqual has them).
+					s.client("commit", "--count", "15", "--touch", touch, "--key", "k"+string(rune('0'+i)), "--desc", "worker-"+string(rune('0'+i)))
+				}()
+			}
+			wg.Wait()
+			last := s.last()
+			require.Len(t, last, 3)
+			s.waitPublished(last)
+			require.True(t, s.d.Tracker.Bootstrapped())
+			require.Empty(t, s.d.Tracker.Status().Pins, "no pin under ordinary load")
+
+			s.stop()
+			f, err := os.Open(s.cfg.StatusFile)
+			require.NoError(t, err)
+			defer f.Close()
+			res, err := statusfile.Replay(f, statusfile.ReplayOptions{})
+			require.NoError(t, err)
+			require.Equal(t, last, res.Point, "the status file ends with the final point")
+		})
+	}
+}
