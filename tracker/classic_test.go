@@ -193,3 +193,24 @@ func TestGroupLagIsReported(t *testing.T) {
 	h.drain()
 	require.Equal(t, 2, h.count(RecWarning, CodeGroupLag))
 }
+
+func TestLastTIDReleasesLostPin(t *testing.T) {
+	h := newHarness(t, Config{ClassicTimeout: time.Second})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.cbegin("t1", sA, sB) // committed A:11, B:21; COMMIT lost
+	h.now += int64(2 * time.Second)
+	h.m.Tick(h.tick())
+	h.drain()
+	pins := h.m.Pins()
+	require.Len(t, pins, 1)
+	require.Equal(t, []string{sA, sB}, pins[0].Waiting)
+	h.m.LastTID(h.tick(), sA, 11)
+	h.drain()
+	require.Equal(t, []string{sB}, h.m.Pins()[0].Waiting)
+	require.Equal(t, TID(10), h.pub(sA))
+	h.m.LastTID(h.tick(), sB, 21)
+	h.drain()
+	require.Empty(t, h.m.Pins())
+	require.Equal(t, TID(11), h.pub(sA))
+	require.Equal(t, TID(21), h.pub(sB))
+}

@@ -210,3 +210,14 @@ func (m *Machine) Pins() []PinInfo {
 	}
 	return out
 }
+
+// LastTID reports a storage's last committed TID as read from the storage
+// itself now (e.g. ZEO lastTransaction through the proxy's own connection).
+// Every commit that completed before the read is at or below tid, so it
+// counts as a commit observed now: it releases lost and None pins waiting
+// on that storage without waiting for client traffic. The daemon feeds it
+// for the storages listed in PinInfo.Waiting.
+func (m *Machine) LastTID(now int64, name string, tid TID) {
+	m.step(now)
+	m.noteCommit(m.intern(name), tid, m.seq)
+}

@@ -291,6 +291,14 @@ func (s *Service) AcceptPartial(pin uint64) error {
 	return err
 }
 
+// LastTID feeds a storage's last TID read from the storage now (releases
+// lost/None pins waiting for a commit on it; see Machine.LastTID).
+func (s *Service) LastTID(storage string, tid uint64) {
+	now := s.lock()
+	s.m.LastTID(now, storage, tid)
+	s.unlock(now)
+}
+
 // Tick declares timed-out classic transactions lost and writes a due
 // status line. Call it every second or so.
 func (s *Service) Tick() {

@@ -687,6 +687,10 @@ func (w *world) step() {
 				break
 			}
 		}
+	case r < 45:
+		// The daemon reads a storage's last TID (releases lost/None pins).
+		s := w.rng.IntN(len(w.names))
+		w.input(simEvent{kind: "last-tid", st: s, tid: w.lastTID[s]}, func(now int64) { w.m.LastTID(now, w.names[s], w.lastTID[s]) })
 	case r < 2500 && len(w.active) < w.maxActive:
 		if tx := w.startTxn(-1); tx != nil {
 			w.advance(tx)
@@ -786,8 +790,13 @@ func (w *world) quiesce() {
 		w.accepts = w.accepts[1:]
 		w.accept(a)
 	}
-	// One commit on every storage releases lost and None pins.
+	// One commit on every storage, or reading its last TID, releases lost
+	// and None pins.
 	for s := range w.names {
+		if w.rng.IntN(2) == 0 {
+			w.input(simEvent{kind: "last-tid", st: s, tid: w.lastTID[s]}, func(now int64) { w.m.LastTID(now, w.names[s], w.lastTID[s]) })
+			continue
+		}
 		tx := w.startTxn(s)
 		for tx.active && !w.failed {
 			w.advance(tx)
