@@ -94,17 +94,38 @@ func checkPeek(t *testing.T, enc zrpc.Encoding, p []byte) {
 	id, intID := m.IntMsgID()
 	agree := m.Name == string(pk.Name) && m.Flags == pk.Flags &&
 		intID == (pk.MsgIDKind == zrpc.MsgIDInt) && (!intID || id == pk.MsgID)
+	canonical := enc == zrpc.Msgpack
+	if enc == zrpc.Pickle {
+		canon, err := zrpc.EncodeMessage(enc, m)
+		canonical = err == nil && bytes.Equal(canon, p)
+	}
 	if agree {
+		if !canonical {
+			return
+		}
+		// the zero-alloc argument peeks agree with the full decode too
+		if u, err := zrpc.PeekFirstArgUint(enc, p, &pk); err == nil {
+			args, ok := m.Args.(zrpc.Tuple)
+			if !ok || len(args) == 0 {
+				t.Fatalf("PeekFirstArgUint %d but args are %v", u, m.Args)
+			}
+			if d, err := zrpc.AsUint64(args[0]); err != nil || d != u {
+				t.Fatalf("PeekFirstArgUint %d, decode %v", u, args[0])
+			}
+		}
+		if tid, err := zrpc.PeekReplyTID(enc, p, &pk); err == nil {
+			if d, err := zrpc.ReplyTID(m); err != nil || d != tid {
+				t.Fatalf("PeekReplyTID %v, decode %v (%v)", tid, m.Args, err)
+			}
+		}
 		return
 	}
 	// msgpack has no stack tricks: peek and decode must always agree. A
 	// pickle can fool a head-only parser with stack opcodes (POP, DUP,
 	// POP_MARK, memo) after the name, which ZEO never writes: peek must
 	// agree on every frame in the canonical form ZEO's encoder produces.
-	if enc == zrpc.Pickle {
-		if canon, err := zrpc.EncodeMessage(enc, m); err != nil || !bytes.Equal(canon, p) {
-			return
-		}
+	if !canonical {
+		return
 	}
 	t.Fatalf("peek (%v %d, %d, %q) disagrees with decode (%v, %d, %q)", pk.MsgIDKind, pk.MsgID, pk.Flags, pk.Name, m.MsgID, m.Flags, m.Name)
 }

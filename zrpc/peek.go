@@ -560,3 +560,124 @@ func mpSkipScalar(p []byte, i int) (int, error) {
 		return j, nil
 	}
 }
+
+// PeekFirstArgUint reads, without allocating, the first argument of a
+// call as an unsigned int: the txnid of tpc_begin, vote, tpc_finish,
+// tpc_abort (and of none else that the proxy watches). p must hold the
+// bytes up to and including that argument; pk comes from PeekMessage on p.
+func PeekFirstArgUint(enc Encoding, p []byte, pk *Peek) (uint64, error) {
+	if pk.Method == MethodReply {
+		return 0, errors.New("zrpc: peek: a reply has no arguments")
+	}
+	i := pk.ArgsOff
+	switch enc {
+	case Pickle:
+		if i >= len(p) {
+			return 0, ErrPeekShort
+		}
+		// args tuple: MARK first ... TUPLE (4+ args), or first TUPLE1
+		// (one arg: vote, tpc_finish, tpc_abort)
+		marked := p[i] == opMark
+		if marked {
+			i++
+		}
+		var u uint64
+		var j int
+		if i < len(p) && p[i] == opLong1 {
+			if i+2 > len(p) || i+2+int(p[i+1]) > len(p) {
+				return 0, ErrPeekShort
+			}
+			n := int(p[i+1])
+			if n > 9 || (n == 9 && p[i+2+8] != 0) || (n > 0 && n < 9 && p[i+2+n-1]&0x80 != 0) {
+				return 0, pickleErr(p, i, "first arg is not an unsigned 64-bit int")
+			}
+			for k := min(n, 8) - 1; k >= 0; k-- {
+				u = u<<8 | uint64(p[i+2+k])
+			}
+			j = i + 2 + n
+		} else {
+			v, k, err := pickleInt(p, i)
+			if err != nil {
+				return 0, err
+			}
+			if v < 0 {
+				return 0, pickleErr(p, i, "first arg is negative")
+			}
+			u, j = uint64(v), k
+		}
+		if !marked {
+			if j >= len(p) {
+				return 0, ErrPeekShort
+			}
+			if p[j] != opTuple1 {
+				return 0, pickleErr(p, j, "args are not a tuple starting with an int")
+			}
+		}
+		return u, nil
+	case Msgpack:
+		n, j, err := mpArrayLen(p, i)
+		if err != nil {
+			return 0, err
+		}
+		if n < 1 {
+			return 0, mpErr(p, i, "args are empty")
+		}
+		if j < len(p) && p[j] == 0xcf {
+			if j+9 > len(p) {
+				return 0, ErrPeekShort
+			}
+			return binary.BigEndian.Uint64(p[j+1:]), nil
+		}
+		v, _, err := mpInt(p, j)
+		if err != nil {
+			return 0, err
+		}
+		if v < 0 {
+			return 0, mpErr(p, j, "first arg is negative")
+		}
+		return uint64(v), nil
+	}
+	return 0, fmt.Errorf("zrpc: peek: unknown encoding %v", enc)
+}
+
+// PeekReplyTID reads, without allocating, the result of a reply when it
+// is an 8-byte bytes value: the committed tid of a tpc_finish reply (or
+// register's / lastTransaction's). An error reply, None (tpc_finish on an
+// unknown transaction) or any other result is an error.
+func PeekReplyTID(enc Encoding, p []byte, pk *Peek) (TID, error) {
+	var t TID
+	if pk.Method != MethodReply || pk.Flags != 0 {
+		return t, errors.New("zrpc: peek: not a normal reply")
+	}
+	i := pk.ArgsOff
+	var b []byte
+	var err error
+	switch enc {
+	case Pickle:
+		if i < len(p) && (p[i] == opShortBinBytes || p[i] == opBinBytes || p[i] == opShortBinString || p[i] == opBinString) {
+			b, _, err = pickleStr(p, i)
+		} else if i >= len(p) {
+			err = ErrPeekShort
+		} else {
+			err = pickleErr(p, i, "reply result is not bytes")
+		}
+	case Msgpack:
+		if i < len(p) && (p[i] == 0xc4 || p[i] == 0xc5 || p[i] == 0xc6) {
+			b, _, err = mpStr(p, i)
+		} else if i >= len(p) {
+			err = ErrPeekShort
+		} else {
+			err = mpErr(p, i, "reply result is not bin")
+		}
+	default:
+		err = fmt.Errorf("zrpc: peek: unknown encoding %v", enc)
+	}
+	if err != nil {
+		return t, err
+	}
+	if len(b) != 8 {
+		return t, errors.New("zrpc: peek: reply result is not an 8-byte tid")
+	}
+	copy(t[:], b)
+	return t, nil
+}
