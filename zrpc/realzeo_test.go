@@ -304,6 +304,7 @@ func decodeConversation(t *testing.T, rc *recordedConn, st *captureStats) {
 	enc := ch.Protocol.Encoding
 
 	finishIDs := map[int64]bool{}
+	tupleCalls := map[string]bool{} // raw msgid bytes of loadBefore calls
 	decodeAll := func(fr *zrpc.FrameReader, dir string, each func(m *zrpc.Message)) {
 		for {
 			p, err := fr.ReadFrame()
@@ -327,6 +328,13 @@ func decodeConversation(t *testing.T, rc *recordedConn, st *captureStats) {
 			} else {
 				require.Equal(t, zrpc.MsgIDTuple, pk.MsgIDKind)
 				st.tupleMsgIDs++
+				// a proxy can pair a loadBefore reply with its call by the
+				// raw msgid bytes: the server re-encodes the same bytes
+				if m.IsReply() {
+					require.True(t, tupleCalls[string(pk.MsgIDRaw)], "reply msgid %x matches no call", pk.MsgIDRaw)
+				} else {
+					tupleCalls[string(pk.MsgIDRaw)] = true
+				}
 			}
 			if st.saved != nil {
 				saveCaptured(t, st, enc, dir, m, p)
