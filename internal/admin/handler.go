@@ -1,0 +1,163 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tidstorage/tidstorage/tracker"
+)
+
+// AcceptResult is the reply of a successful POST /accept-partial.
+type AcceptResult struct {
+	Accepted bool   `json:"accepted"`
+	Pin      PinDoc `json:"pin"` // as it was just before it was released
+	// Published lists the pinned storages' published TIDs after the
+	// release (they may have moved at once, if nothing else holds them).
+	Published []HeldDoc `json:"published"`
+}
+
+// ErrorDoc is the body of every JSON error reply.
+type ErrorDoc struct {
+	Error string `json:"error"`
+}
+
+// NewHandler returns the admin endpoint. It reads src on every request and
+// starts no goroutine. src.Tracker is required.
+func NewHandler(src Sources, log hclog.Logger) http.Handler {
+	if src.Tracker == nil {
+		panic("admin: Sources.Tracker is nil")
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	h := &handler{src: &src, log: log}
+	reg := newRegistry(h.src)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: promLogger{log}, Registry: reg, EnableOpenMetrics: true,
+	}))
+	mux.HandleFunc("GET /status", h.status)
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
+	// A web page the operator has open could POST to a loopback address;
+	// the browser's Sec-Fetch-Site/Origin headers let us refuse that. Tools
+	// (curl, the CLI) send neither and pass.
+	mux.Handle("POST /accept-partial", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.acceptPartial)))
+	mux.HandleFunc("GET /{$}", h.index)
+	return mux
+}
+
+type handler struct {
+	src *Sources
+	log hclog.Logger
+}
+
+// promLogger adapts hclog to promhttp's error log.
+type promLogger struct{ log hclog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.log.Error("metrics: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+func (h *handler) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, `tidstorage admin endpoint
+  GET  /metrics                 Prometheus metrics
+  GET  /status                  JSON status document
+  GET  /healthz                 200 while the process serves
+  GET  /readyz                  200 once the tracker is bootstrapped
+  POST /accept-partial?pin=N    accept a partial commit as the new baseline
+`)
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, BuildStatus(h.src))
+}
+
+// healthz says the process is alive and serving HTTP; it checks nothing
+// else, so that a supervisor does not restart a daemon that is merely
+// waiting for its bootstrap or holding a pin (restarting would not help).
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz says the tracker publishes: 503 until its bootstrap. Pins do not
+// make it fail: the published point stays coherent (only older), and
+// partial commits are alerts (tidstorage_pins{kind="partial"} > 0), not a
+// reason to stop sending traffic.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !h.src.Tracker.Status().Bootstrapped {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: not bootstrapped (waiting for a known TID of every storage)")
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("pin")
+	if q == "" {
+		writeJSON(w, http.StatusBadRequest, ErrorDoc{"missing pin parameter: POST /accept-partial?pin=N"})
+		return
+	}
+	id, err := strconv.ParseUint(q, 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorDoc{fmt.Sprintf("pin %q is not a pin number", q)})
+		return
+	}
+	before := BuildStatus(h.src)
+	pin, known := before.Pin(id)
+	err = h.src.Tracker.AcceptPartial(id)
+	switch {
+	case errors.Is(err, tracker.ErrNoSuchPin):
+		writeJSON(w, http.StatusNotFound, ErrorDoc{fmt.Sprintf("no active pin %d (already released, or never existed)", id)})
+		return
+	case errors.Is(err, tracker.ErrBlindPin):
+		writeJSON(w, http.StatusConflict, ErrorDoc{fmt.Sprintf("pin %d is a blind storage: it ends when its undecodable connections close, it cannot be accepted", id)})
+		return
+	case err != nil:
+		h.log.Error("accept-partial failed", "pin", id, "error", err)
+		writeJSON(w, http.StatusInternalServerError, ErrorDoc{err.Error()})
+		return
+	}
+	if !known {
+		// Created between the snapshot and the call: report what we can.
+		pin = PinDoc{ID: id}
+	}
+	h.log.Warn("operator accepted a pin: its storages' live state is the new baseline",
+		"pin", id, "kind", pin.Kind, "storages", strings.Join(pin.Storages, ", "), "reason", pin.Reason,
+		"remote", r.RemoteAddr)
+	after := BuildStatus(h.src)
+	res := AcceptResult{Accepted: true, Pin: pin, Published: []HeldDoc{}}
+	for _, s := range pin.Storages {
+		hd := HeldDoc{Storage: s}
+		for _, sd := range after.Storages {
+			if sd.ID == s {
+				hd.Published = sd.Published
+			}
+		}
+		res.Published = append(res.Published, hd)
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, "admin: encoding the reply: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}

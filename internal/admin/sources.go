@@ -1,0 +1,50 @@
+// Package admin is the daemon's HTTP admin endpoint: /metrics (Prometheus),
+// /status (JSON), /healthz, /readyz and POST /accept-partial.
+//
+// Everything is read from the sources at request time: the handler keeps no
+// state of its own and starts no goroutine, so a scrape always shows the
+// tracker as it is, and an idle daemon does no work for its metrics.
+package admin
+
+import (
+	"time"
+
+	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/zeoproxy"
+)
+
+// TrackerSource is what the admin endpoint needs of the tracker;
+// *tracker.Service satisfies it.
+type TrackerSource interface {
+	Status() tracker.Status
+	Counters() tracker.Counters
+	AcceptPartial(pin uint64) error
+}
+
+// StatusFileStats describes the status file writer, for metrics and /status.
+type StatusFileStats struct {
+	Path          string
+	Lines, Errors uint64
+	LastError     string
+	LastWrite     time.Time // zero if nothing was written yet
+}
+
+// Sources are the parts of the daemon the endpoint reads. Tracker is
+// required; a nil func means the part is not running (no ZEO block, classic
+// endpoint disabled, no status file) and its metrics are not exported.
+type Sources struct {
+	Tracker    TrackerSource
+	Proxy      func() zeoproxy.MetricsSnapshot // nil if no proxy
+	Classic    func() classic.Stats            // nil if the classic endpoint is disabled
+	StatusFile func() StatusFileStats          // nil if no status file
+	Clock      func() time.Time                // default time.Now; lags and ages are measured with it
+	Version    string
+}
+
+func (s *Sources) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
+}

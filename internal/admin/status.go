@@ -1,0 +1,304 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/tracker"
+)
+
+// StatusDoc is the /status document. The CLI decodes it with this same
+// type, so a field added here reaches `tidstorage status --json` at once.
+// Times are UTC; ages and lags are seconds measured with Sources.Clock at
+// the moment the document was built (Time).
+type StatusDoc struct {
+	Time         time.Time `json:"time"`
+	Version      string    `json:"version"`
+	Bootstrapped bool      `json:"bootstrapped"`
+	// CleanStart is false when the previous run did not stop cleanly (the
+	// live files may hold half a transaction from that moment).
+	CleanStart bool `json:"clean_start"`
+
+	Storages       []StorageDoc    `json:"storages"`
+	Groups         []GroupDoc      `json:"groups"`
+	Participations []PartDoc       `json:"participations"`
+	Classic        []ClassicTxnDoc `json:"classic_transactions"`
+	Pins           []PinDoc        `json:"pins"`
+	Counters       CountersDoc     `json:"counters"`
+
+	Proxy           *ProxyDoc           `json:"proxy,omitempty"`            // absent without ZEO blocks
+	ClassicEndpoint *ClassicEndpointDoc `json:"classic_endpoint,omitempty"` // absent when disabled
+	StatusFile      *StatusFileDoc      `json:"status_file,omitempty"`      // absent without a status file
+}
+
+// TIDDoc is one TID in every form an operator may need.
+type TIDDoc struct {
+	Int  uint64    `json:"int"`
+	Hex  string    `json:"hex"`
+	Time time.Time `json:"time"`
+}
+
+// NewTIDDoc returns t's forms.
+func NewTIDDoc(t uint64) TIDDoc {
+	return TIDDoc{Int: t, Hex: tid.TID(t).Hex(), Time: tid.TID(t).Time()}
+}
+
+// StorageDoc is one storage.
+type StorageDoc struct {
+	ID string `json:"id"`
+	// Published is nil until the storage has a published TID.
+	Published *TIDDoc `json:"published,omitempty"`
+	// LagSeconds is the document's time minus the published TID's time: how
+	// old the newest restorable state of this storage is. It grows while
+	// nothing commits, which is not a fault.
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	// Transient is the highest TID known committed (nil if none known).
+	Transient *TIDDoc `json:"transient,omitempty"`
+	Busy      bool    `json:"busy"`
+	// Group indexes StatusDoc.Groups; -1 when idle.
+	Group int `json:"group"`
+	// BlindConnections counts open connections whose traffic cannot be
+	// decoded; while non-zero the storage's group does not publish.
+	BlindConnections int `json:"blind_connections"`
+}
+
+// GroupDoc is one busy group of storages that publish together.
+type GroupDoc struct {
+	Storages []string `json:"storages"`
+	InFlight int      `json:"in_flight"`
+}
+
+// PartDoc is one participation (a transaction on one storage connection)
+// still known to the tracker.
+type PartDoc struct {
+	ID         uint64    `json:"id"`
+	Storage    string    `json:"storage"`
+	State      string    `json:"state"`
+	Key        string    `json:"key"`
+	Began      time.Time `json:"began"`
+	AgeSeconds float64   `json:"age_seconds"`
+}
+
+// ClassicTxnDoc is one classic (line protocol) transaction in flight.
+type ClassicTxnDoc struct {
+	ID         string    `json:"id"`
+	Storages   []string  `json:"storages"`
+	Began      time.Time `json:"began"`
+	AgeSeconds float64   `json:"age_seconds"`
+}
+
+// PinDoc is one active pin: something that holds its storages' published
+// TIDs where they are.
+type PinDoc struct {
+	ID   uint64 `json:"id"`
+	Kind string `json:"kind"` // partial, lost, none, blind
+	// Reason is the tracker's account; for a partial commit it names the
+	// client, user, description, extension, and the storages with the TIDs
+	// committed and the participations that did not commit.
+	Reason     string    `json:"reason"`
+	Storages   []string  `json:"storages"`
+	Since      time.Time `json:"since"`
+	AgeSeconds float64   `json:"age_seconds"`
+	// Held lists the pinned storages' published TIDs: where a backup of
+	// them stays until the pin is released.
+	Held           []HeldDoc `json:"held"`
+	Parts          []uint64  `json:"parts,omitempty"`
+	Participations []PartDoc `json:"participations,omitempty"` // those of Parts still known
+	Key            string    `json:"key,omitempty"`
+	Txn            string    `json:"txn,omitempty"`
+	Waiting        []string  `json:"waiting,omitempty"`
+	// Acceptable is true when accept-partial can release the pin (every
+	// kind but blind, which ends only when its connections close).
+	Acceptable bool `json:"acceptable"`
+}
+
+// HeldDoc is one pinned storage and the TID it is held at (nil if it has
+// none published yet).
+type HeldDoc struct {
+	Storage   string  `json:"storage"`
+	Published *TIDDoc `json:"published,omitempty"`
+}
+
+// CountersDoc mirrors tracker.Counters with stable JSON names.
+type CountersDoc struct {
+	Events            uint64 `json:"events"`
+	Publications      uint64 `json:"publications"`
+	PartsBegun        uint64 `json:"participations_begun"`
+	PartsCommitted    uint64 `json:"participations_committed"`
+	PartsAborted      uint64 `json:"participations_aborted"`
+	InDoubt           uint64 `json:"in_doubt"`
+	Resolved          uint64 `json:"in_doubt_resolved"`
+	Partials          uint64 `json:"partial_commits"`
+	ClassicBegun      uint64 `json:"classic_begun"`
+	ClassicCommitted  uint64 `json:"classic_committed"`
+	ClassicAborted    uint64 `json:"classic_aborted"`
+	ClassicLost       uint64 `json:"classic_lost"`
+	Warnings          uint64 `json:"warnings"`
+	Criticals         uint64 `json:"criticals"`
+	PinsCreated       uint64 `json:"pins_created"`
+	PinsReleased      uint64 `json:"pins_released"`
+	PinsAccepted      uint64 `json:"pins_accepted"`
+	TransactionsEnded uint64 `json:"transactions_ended"`
+}
+
+// ProxyDoc mirrors zeoproxy.MetricsSnapshot.
+type ProxyDoc struct {
+	ConnectionsOpen   int64 `json:"connections_open"`
+	ConnectionsTotal  int64 `json:"connections_total"`
+	Begins            int64 `json:"tpc_begins"`
+	Commits           int64 `json:"tpc_commits"`
+	Aborts            int64 `json:"tpc_aborts"`
+	VotesFailed       int64 `json:"tpc_votes_failed"`
+	InDoubt           int64 `json:"tpc_in_doubt"`
+	ResolvedCommitted int64 `json:"in_doubt_resolved_committed"`
+	ResolvedAborted   int64 `json:"in_doubt_resolved_aborted"`
+	DecodeErrors      int64 `json:"decode_errors"`
+	BytesC2S          int64 `json:"bytes_client_to_server"`
+	BytesS2C          int64 `json:"bytes_server_to_client"`
+	FramesC2S         int64 `json:"frames_client_to_server"`
+	FramesS2C         int64 `json:"frames_server_to_client"`
+}
+
+// ClassicEndpointDoc mirrors classic.Stats.
+type ClassicEndpointDoc struct {
+	ConnectionsAccepted uint64            `json:"connections_accepted"`
+	ConnectionsActive   int64             `json:"connections_active"`
+	ConnectionsRefused  uint64            `json:"connections_refused"`
+	ConnectionsDenied   uint64            `json:"connections_denied"`
+	Commands            map[string]uint64 `json:"commands"`
+	ProtocolErrors      uint64            `json:"protocol_errors"`
+	TornCommands        uint64            `json:"torn_commands"`
+}
+
+// StatusFileDoc mirrors StatusFileStats.
+type StatusFileDoc struct {
+	Path      string     `json:"path"`
+	Lines     uint64     `json:"lines"`
+	Errors    uint64     `json:"errors"`
+	LastError string     `json:"last_error,omitempty"`
+	LastWrite *time.Time `json:"last_write,omitempty"`
+}
+
+// PartialPins returns the pins of kind partial.
+func (d *StatusDoc) PartialPins() []PinDoc {
+	var out []PinDoc
+	for _, p := range d.Pins {
+		if p.Kind == tracker.PinPartial.String() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Pin returns the pin with id, if active.
+func (d *StatusDoc) Pin(id uint64) (PinDoc, bool) {
+	for _, p := range d.Pins {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return PinDoc{}, false
+}
+
+// BuildStatus assembles the document from the sources.
+func BuildStatus(src *Sources) StatusDoc {
+	now := src.now().UTC()
+	st := src.Tracker.Status()
+	doc := StatusDoc{
+		Time: now, Version: src.Version, Bootstrapped: st.Bootstrapped, CleanStart: st.CleanStart,
+		Storages: []StorageDoc{}, Groups: []GroupDoc{}, Participations: []PartDoc{},
+		Classic: []ClassicTxnDoc{}, Pins: []PinDoc{}, Counters: countersDoc(st.Counters),
+	}
+	age := func(ns int64) (time.Time, float64) {
+		t := time.Unix(0, ns).UTC()
+		return t, now.Sub(t).Seconds()
+	}
+	published := map[string]*TIDDoc{}
+	for _, s := range st.Storages {
+		sd := StorageDoc{ID: s.ID, Busy: s.Busy, Group: s.Group, BlindConnections: s.Blind}
+		if s.HasPublished {
+			p := NewTIDDoc(s.Published)
+			lag := now.Sub(p.Time).Seconds()
+			sd.Published, sd.LagSeconds = &p, &lag
+			published[s.ID] = &p
+		}
+		if s.Known {
+			t := NewTIDDoc(s.Transient)
+			sd.Transient = &t
+		}
+		doc.Storages = append(doc.Storages, sd)
+	}
+	for _, g := range st.Groups {
+		doc.Groups = append(doc.Groups, GroupDoc{Storages: g.Storages, InFlight: g.InFlight})
+	}
+	parts := map[uint64]PartDoc{}
+	for _, p := range st.Parts {
+		pd := PartDoc{ID: uint64(p.ID), Storage: p.Storage, State: p.State.String(), Key: p.Key}
+		pd.Began, pd.AgeSeconds = age(p.Began)
+		parts[pd.ID] = pd
+		doc.Participations = append(doc.Participations, pd)
+	}
+	for _, c := range st.Classic {
+		cd := ClassicTxnDoc{ID: c.ID, Storages: c.Storages}
+		cd.Began, cd.AgeSeconds = age(c.Began)
+		doc.Classic = append(doc.Classic, cd)
+	}
+	for _, p := range st.Pins {
+		pd := PinDoc{ID: p.ID, Kind: p.Kind.String(), Reason: p.Reason, Storages: p.Storages,
+			Key: p.Key, Txn: p.Txn, Waiting: p.Waiting, Acceptable: p.Kind != tracker.PinBlind}
+		pd.Since, pd.AgeSeconds = age(p.Since)
+		for _, s := range p.Storages {
+			pd.Held = append(pd.Held, HeldDoc{Storage: s, Published: published[s]})
+		}
+		for _, id := range p.Parts {
+			pd.Parts = append(pd.Parts, uint64(id))
+			if part, ok := parts[uint64(id)]; ok {
+				pd.Participations = append(pd.Participations, part)
+			}
+		}
+		doc.Pins = append(doc.Pins, pd)
+	}
+	if src.Proxy != nil {
+		m := src.Proxy()
+		doc.Proxy = &ProxyDoc{
+			ConnectionsOpen: m.ConnsOpen, ConnectionsTotal: m.ConnsTotal,
+			Begins: m.Begins, Commits: m.Commits, Aborts: m.Aborts, VotesFailed: m.VotesFailed, InDoubt: m.InDoubt,
+			ResolvedCommitted: m.ResolvedCommitted, ResolvedAborted: m.ResolvedAborted, DecodeErrors: m.DecodeErrors,
+			BytesC2S: m.BytesC2S, BytesS2C: m.BytesS2C, FramesC2S: m.FramesC2S, FramesS2C: m.FramesS2C,
+		}
+	}
+	if src.Classic != nil {
+		s := src.Classic()
+		doc.ClassicEndpoint = &ClassicEndpointDoc{
+			ConnectionsAccepted: s.ConnectionsAccepted, ConnectionsActive: s.ConnectionsActive,
+			ConnectionsRefused: s.ConnectionsRefused, ConnectionsDenied: s.ConnectionsDenied,
+			Commands: map[string]uint64{
+				"begin": s.Commands.Begin, "abort": s.Commands.Abort, "commit": s.Commands.Commit,
+				"dump": s.Commands.Dump, "bootstraped": s.Commands.Bootstraped, "quit": s.Commands.Quit,
+			},
+			ProtocolErrors: s.ProtocolErrors, TornCommands: s.TornCommands,
+		}
+	}
+	if src.StatusFile != nil {
+		s := src.StatusFile()
+		sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, Errors: s.Errors, LastError: s.LastError}
+		if !s.LastWrite.IsZero() {
+			t := s.LastWrite.UTC()
+			sd.LastWrite = &t
+		}
+		doc.StatusFile = sd
+	}
+	return doc
+}
+
+func countersDoc(c tracker.Counters) CountersDoc {
+	return CountersDoc{
+		Events: c.Events, Publications: c.Publications,
+		PartsBegun: c.PartsBegun, PartsCommitted: c.PartsCommitted, PartsAborted: c.PartsAborted,
+		InDoubt: c.InDoubt, Resolved: c.Resolved, Partials: c.Partials,
+		ClassicBegun: c.ClassicBegun, ClassicCommitted: c.ClassicCommitted, ClassicAborted: c.ClassicAborted,
+		ClassicLost: c.ClassicLost, Warnings: c.Warnings, Criticals: c.Criticals,
+		PinsCreated: c.PinsCreated, PinsReleased: c.PinsReleased, PinsAccepted: c.PinsAccepted,
+		TransactionsEnded: c.TransactionsEnded,
+	}
+}
