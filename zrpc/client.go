@@ -364,15 +364,15 @@ func (c *Client) IteratorNext(ctx context.Context, iid int64) (*TransactionInfo,
 	return ParseTransactionInfo(v)
 }
 
-// Transactions lists up to max transactions in [start, stop] (nil =
-// unbounded); more reports whether the listing stopped at max. An
+// Transactions lists up to limit transactions in [start, stop] (nil =
+// unbounded); more reports whether the listing stopped at limit. An
 // unfinished iterator is released with iterator_gc.
-func (c *Client) Transactions(ctx context.Context, start, stop []byte, max int) (txns []*TransactionInfo, more bool, err error) {
+func (c *Client) Transactions(ctx context.Context, start, stop []byte, limit int) (txns []*TransactionInfo, more bool, err error) {
 	iid, err := c.IteratorStart(ctx, start, stop)
 	if err != nil {
 		return nil, false, err
 	}
-	for len(txns) < max {
+	for len(txns) < limit {
 		ti, err := c.IteratorNext(ctx, iid)
 		if err != nil {
 			return txns, false, err

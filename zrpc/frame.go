@@ -131,6 +131,11 @@ func (fr *FrameReader) Frames() int64 { return fr.n }
 // ReadHeader reads the next frame's header. The payload of the previous
 // frame must have been consumed (ReadFrame, Payload read to EOF, or Discard);
 // otherwise ErrPayloadPending. io.EOF is returned only at a clean boundary.
+//
+// A frame over the size limit gives ErrFrameTooLarge together with its
+// header, and its payload is left pending, so the caller can still stream
+// or discard it. A frame with the ZEO 4 MAC bit gives ErrMACFrame and the
+// stream cannot be followed further (an HMAC of unknown framing follows).
 func (fr *FrameReader) ReadHeader() (FrameHeader, error) {
 	if fr.remaining > 0 {
 		return FrameHeader{}, fmt.Errorf("zrpc: frame %d: %w (%d bytes left)", fr.n, ErrPayloadPending, fr.remaining)
@@ -151,10 +156,12 @@ func (fr *FrameReader) ReadHeader() (FrameHeader, error) {
 	if h.MAC {
 		return h, fmt.Errorf("zrpc: frame %d: length word %#08x: %w", fr.n, binary.BigEndian.Uint32(b[:]), ErrMACFrame)
 	}
+	fr.remaining = int64(h.Size)
 	if h.Size > fr.max {
+		// The payload stays pending: a relay may still stream it
+		// (Payload) or skip it (Discard) without buffering it.
 		return h, fmt.Errorf("zrpc: frame %d: payload of %d bytes exceeds the maximum of %d: %w", fr.n, h.Size, fr.max, ErrFrameTooLarge)
 	}
-	fr.remaining = int64(h.Size)
 	return h, nil
 }
 
@@ -201,7 +208,9 @@ func (fr *FrameReader) Discard() error {
 }
 
 // ReadFrame reads a whole frame; the returned payload aliases an internal
-// buffer that the next ReadFrame reuses.
+// buffer that the next ReadFrame reuses (it grows to the largest frame
+// read). On ErrFrameTooLarge nothing is buffered and the payload is left
+// pending (see ReadHeader).
 func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	h, err := fr.ReadHeader()
 	if err != nil {

@@ -51,6 +51,13 @@ func TestFrameTooLarge(t *testing.T) {
 	_, err := fr.ReadFrame()
 	require.ErrorIs(t, err, zrpc.ErrFrameTooLarge)
 	require.ErrorContains(t, err, "frame 1: payload of 100 bytes exceeds the maximum of 99")
+	// the payload is still there to stream or skip
+	require.Equal(t, int64(100), fr.Remaining())
+	n, err := io.Copy(io.Discard, fr.Payload())
+	require.NoError(t, err)
+	require.Equal(t, int64(100), n)
+	_, err = fr.ReadFrame()
+	require.Equal(t, io.EOF, err)
 
 	// default limit, declared 2 GiB-1 with no data: error before any allocation
 	hdr := []byte{0x7f, 0xff, 0xff, 0xff}
