@@ -519,3 +519,73 @@ func optBytes(b []byte) Value {
 	}
 	return b
 }
+
+// VoteConflict is one conflict a server reports in a vote reply when the
+// client resolves conflicts itself (client-side conflict resolution).
+type VoteConflict struct {
+	OID     []byte
+	Serials [][]byte // (committed, read)
+	Data    []byte
+}
+
+// VoteResult is a vote reply: oids the server resolved or undid, or
+// conflicts for the client to resolve (then more storea and another vote
+// follow: the transaction is not voted yet).
+type VoteResult struct {
+	Resolved  [][]byte
+	Conflicts []VoteConflict
+}
+
+// Voted reports a successful vote (no conflicts left to resolve).
+func (v *VoteResult) Voted() bool { return len(v.Conflicts) == 0 }
+
+// ParseVoteResult decodes the reply to vote. An error reply (failed vote;
+// the server has already aborted) is returned as *ErrorReply. ZEO 4's None
+// gives an empty result.
+func ParseVoteResult(m *Message) (*VoteResult, error) {
+	if err := replyOK(m); err != nil {
+		return nil, err
+	}
+	r := &VoteResult{}
+	if m.Args == nil {
+		return r, nil
+	}
+	seq, err := AsSeq(m.Args)
+	if err != nil {
+		return nil, fmt.Errorf("zrpc: vote reply: %w", err)
+	}
+	for i, it := range seq {
+		d, ok := it.(Dict)
+		if !ok {
+			oid, err := AsBytes(it)
+			if err != nil {
+				return nil, fmt.Errorf("zrpc: vote reply item %d: %w", i, err)
+			}
+			r.Resolved = append(r.Resolved, oid)
+			continue
+		}
+		var c VoteConflict
+		oid, _ := d.Get("oid")
+		if c.OID, err = AsBytes(oid); err != nil {
+			return nil, fmt.Errorf("zrpc: vote reply conflict %d: oid: %w", i, err)
+		}
+		data, _ := d.Get("data")
+		if c.Data, err = AsOptBytes(data); err != nil {
+			return nil, fmt.Errorf("zrpc: vote reply conflict %d: data: %w", i, err)
+		}
+		serials, _ := d.Get("serials")
+		ss, err := AsSeq(serials)
+		if err != nil {
+			return nil, fmt.Errorf("zrpc: vote reply conflict %d: serials: %w", i, err)
+		}
+		for _, s := range ss {
+			b, err := AsBytes(s)
+			if err != nil {
+				return nil, fmt.Errorf("zrpc: vote reply conflict %d: serials: %w", i, err)
+			}
+			c.Serials = append(c.Serials, b)
+		}
+		r.Conflicts = append(r.Conflicts, c)
+	}
+	return r, nil
+}

@@ -351,3 +351,34 @@ func TestPeekArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestVoteResult(t *testing.T) {
+	for enc, m := range decodeBoth(t, "vote_reply") {
+		r, err := zrpc.ParseVoteResult(m)
+		require.NoError(t, err, enc)
+		require.True(t, r.Voted())
+		require.Empty(t, r.Resolved)
+	}
+	for _, m := range decodeBoth(t, "vote_reply_resolved") {
+		r, err := zrpc.ParseVoteResult(m)
+		require.NoError(t, err)
+		require.True(t, r.Voted())
+		require.Equal(t, [][]byte{oid1, oid2}, r.Resolved)
+	}
+	for _, m := range decodeBoth(t, "vote_reply_conflict") {
+		r, err := zrpc.ParseVoteResult(m)
+		require.NoError(t, err)
+		require.False(t, r.Voted())
+		require.Equal(t, []zrpc.VoteConflict{{OID: oid2, Serials: [][]byte{goldTID2.Bytes(), goldTID.Bytes()}, Data: []byte("state")}}, r.Conflicts)
+	}
+	for _, m := range decodeBoth(t, "vote_error_conflict") {
+		_, err := zrpc.ParseVoteResult(m)
+		var er *zrpc.ErrorReply
+		require.ErrorAs(t, err, &er)
+		require.Equal(t, "ZODB.POSException.ConflictError", er.Class)
+	}
+	// ZEO 4: the vote reply is None (results came in serialnos)
+	r, err := zrpc.ParseVoteResult(zrpc.NewReply(int64(3), nil))
+	require.NoError(t, err)
+	require.True(t, r.Voted())
+}

@@ -280,6 +280,8 @@ type captureStats struct {
 	methods      map[string]int // calls seen, by name (both directions)
 	errorClasses map[string]int
 	heartbeats   int
+	votes        int // successful vote replies
+	failedVotes  int // vote error replies
 	tupleMsgIDs  int
 	frames       int
 }
@@ -304,6 +306,7 @@ func decodeConversation(t *testing.T, rc *recordedConn, st *captureStats) {
 	enc := ch.Protocol.Encoding
 
 	finishIDs := map[int64]bool{}
+	voteIDs := map[int64]bool{}
 	tupleCalls := map[string]bool{} // raw msgid bytes of loadBefore calls
 	decodeAll := func(fr *zrpc.FrameReader, dir string, each func(m *zrpc.Message)) {
 		for {
@@ -355,12 +358,27 @@ func decodeConversation(t *testing.T, rc *recordedConn, st *captureStats) {
 			id, _ := m.IntMsgID()
 			finishIDs[id] = true
 		}
+		if m.Name == "vote" {
+			id, _ := m.IntMsgID()
+			voteIDs[id] = true
+		}
 	})
 	decodeAll(sfr, "server→client", func(m *zrpc.Message) {
 		if m.IsError() {
 			e, err := zrpc.ParseErrorReply(m)
 			require.NoError(t, err)
 			st.errorClasses[e.Class]++
+		}
+		if id, ok := m.IntMsgID(); ok && m.IsReply() && voteIDs[id] {
+			r, err := zrpc.ParseVoteResult(m)
+			var er *zrpc.ErrorReply
+			if errors.As(err, &er) {
+				st.failedVotes++
+			} else {
+				require.NoError(t, err)
+				require.True(t, r.Voted(), "server-side conflict resolution: no conflict dicts")
+				st.votes++
+			}
 		}
 		if id, ok := m.IntMsgID(); ok && m.IsReply() && finishIDs[id] {
 			tid, err := zrpc.ReplyTID(m)
@@ -415,6 +433,8 @@ func TestCaptureRealTraffic(t *testing.T) {
 			}
 			require.Equal(t, sortTIDs(want), sortTIDs(st.finishTIDs), "tpc_finish reply TIDs = TIDs the client reports")
 			require.Equal(t, 1, st.errorClasses["ZODB.POSException.ConflictError"], "error classes %v", st.errorClasses)
+			require.Equal(t, 1, st.failedVotes, "the conflicting vote")
+			require.Equal(t, len(want)+2, st.votes, "one successful vote per commit (root creations included), plus the pair voted then aborted")
 			require.GreaterOrEqual(t, st.methods["tpc_abort"], 2, "abort on a and b (and after the conflict)")
 			require.Greater(t, st.methods["storeBlobChunk"], 0)
 			require.Equal(t, 1, st.methods["storeBlobEnd"])
