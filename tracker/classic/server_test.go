@@ -399,3 +399,25 @@ func TestServerDumpUnsendableKey(t *testing.T) {
 	e := requireLogEntry(t, logs, `DUMP: storage ids containing \n or \r left out of the reply`, nc.LocalAddr().String())
 	require.Equal(t, []any{"a\nb"}, e["storages"])
 }
+
+// A peer that asks for replies and never reads them is dropped after
+// WriteTimeout instead of holding its goroutine forever.
+func TestServerWriteTimeout(t *testing.T) {
+	big := tids{}
+	for i := range 1000 {
+		big[fmt.Sprintf("((('zeo-%04d.example', 8100),), '1')", i)] = uint64(i)
+	}
+	addr, srv, logs := startServer(t, fixedBackend{big}, Options{WriteTimeout: 200 * time.Millisecond})
+	nc := dialRaw(t, addr)
+	require.NoError(t, nc.SetWriteDeadline(time.Now().Add(testTimeout)))
+	go func() {
+		for {
+			if _, err := io.WriteString(nc, strings.Repeat("DUMP\n", 100)); err != nil {
+				return
+			}
+		}
+	}()
+	e := requireLogEntry(t, logs, "could not send reply; closing connection", nc.LocalAddr().String())
+	require.Contains(t, e["error"], "timeout")
+	require.Eventually(t, func() bool { return srv.Stats().ConnectionsActive == 0 }, testTimeout, time.Millisecond)
+}
