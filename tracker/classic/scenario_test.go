@@ -43,7 +43,8 @@ func (s step) then(want map[string]uint64) step { s.want = want; return s }
 
 type tids = map[string]uint64
 
-var none = tids{}
+// nothing is the DUMP of a scenario that published nothing yet.
+var nothing = tids{}
 
 // scenarios are those of the original's own test suite (tests/testTIDServer.py),
 // plus a published value followed by a lower one.
@@ -52,58 +53,58 @@ var scenarios = []struct {
 	steps []step
 }{
 	{"single", []step{
-		begin("t1", "s1").then(none),
+		begin("t1", "s1").then(nothing),
 		commit("t1", tids{"s1": 1}).then(tids{"s1": 1}),
 	}},
 	{"aborted", []step{
-		begin("t1", "s1").then(none),
-		abort("t1").then(none),
+		begin("t1", "s1").then(nothing),
+		abort("t1").then(nothing),
 	}},
 	{"overlapping, second ends first", []step{
-		begin("t1", "s1", "s2").then(none),
-		begin("t2", "s1", "s3").then(none),
-		commit("t2", tids{"s1": 2, "s3": 1}).then(none),
+		begin("t1", "s1", "s2").then(nothing),
+		begin("t2", "s1", "s3").then(nothing),
+		commit("t2", tids{"s1": 2, "s3": 1}).then(nothing),
 		commit("t1", tids{"s1": 1, "s2": 1}).then(tids{"s1": 2, "s2": 1, "s3": 1}),
 	}},
 	{"overlapping, lower TID after a higher one", []step{
-		begin("t1", "s1").then(none),
-		begin("t2", "s1", "s2").then(none),
-		commit("t1", tids{"s1": 2}).then(none),
+		begin("t1", "s1").then(nothing),
+		begin("t2", "s1", "s2").then(nothing),
+		commit("t1", tids{"s1": 2}).then(nothing),
 		commit("t2", tids{"s1": 1, "s2": 1}).then(tids{"s1": 2, "s2": 1}),
 	}},
 	{"transitive group", []step{
-		begin("t1", "s1", "s2").then(none),
-		begin("t2", "s1", "s3").then(none),
-		commit("t2", tids{"s1": 2, "s3": 1}).then(none),
+		begin("t1", "s1", "s2").then(nothing),
+		begin("t2", "s1", "s3").then(nothing),
+		commit("t2", tids{"s1": 2, "s3": 1}).then(nothing),
 		// s3 is idle but its value waits for t1: t3 joins the group.
-		begin("t3", "s3").then(none),
-		commit("t3", tids{"s3": 1}).then(none),
+		begin("t3", "s3").then(nothing),
+		commit("t3", tids{"s3": 1}).then(nothing),
 		commit("t1", tids{"s1": 1, "s2": 2}).then(tids{"s1": 2, "s2": 2, "s3": 1}),
 	}},
 	{"transitive group, first aborted", []step{
-		begin("t1", "s1", "s2").then(none),
-		begin("t2", "s1", "s3").then(none),
-		commit("t2", tids{"s1": 2, "s3": 1}).then(none),
-		begin("t3", "s3").then(none),
-		commit("t3", tids{"s3": 1}).then(none),
+		begin("t1", "s1", "s2").then(nothing),
+		begin("t2", "s1", "s3").then(nothing),
+		commit("t2", tids{"s1": 2, "s3": 1}).then(nothing),
+		begin("t3", "s3").then(nothing),
+		commit("t3", tids{"s3": 1}).then(nothing),
 		abort("t1").then(tids{"s1": 2, "s3": 1}),
 	}},
 	{"disjoint groups publish independently", []step{
-		begin("t1", "s1").then(none),
-		begin("t2", "s2").then(none),
+		begin("t1", "s1").then(nothing),
+		begin("t2", "s2").then(nothing),
 		commit("t1", tids{"s1": 1}).then(tids{"s1": 1}),
 		commit("t2", tids{"s2": 1}).then(tids{"s1": 1, "s2": 1}),
 	}},
 	{"groups joined by a third transaction", []step{
-		begin("t1", "s1").then(none),
-		begin("t2", "s2").then(none),
-		begin("t3", "s1", "s2").then(none),
-		commit("t1", tids{"s1": 1}).then(none),
-		commit("t2", tids{"s2": 2}).then(none),
+		begin("t1", "s1").then(nothing),
+		begin("t2", "s2").then(nothing),
+		begin("t3", "s1", "s2").then(nothing),
+		commit("t1", tids{"s1": 1}).then(nothing),
+		commit("t2", tids{"s2": 2}).then(nothing),
 		commit("t3", tids{"s1": 2, "s2": 2}).then(tids{"s1": 2, "s2": 2}),
 	}},
 	{"id reuse", []step{
-		begin("127.0.0.1:8080_7f3a", "s1").then(none),
+		begin("127.0.0.1:8080_7f3a", "s1").then(nothing),
 		commit("127.0.0.1:8080_7f3a", tids{"s1": 1}).then(tids{"s1": 1}),
 		begin("127.0.0.1:8080_7f3a", "s1").then(tids{"s1": 1}),
 		commit("127.0.0.1:8080_7f3a", tids{"s1": 2}).then(tids{"s1": 2}),
@@ -111,7 +112,7 @@ var scenarios = []struct {
 		abort("127.0.0.1:8080_7f3a").then(tids{"s1": 2}),
 	}},
 	{"lower TID after a published higher one", []step{
-		begin("t1", "s1").then(none),
+		begin("t1", "s1").then(nothing),
 		commit("t1", tids{"s1": 5}).then(tids{"s1": 5}),
 		begin("t2", "s1").then(tids{"s1": 5}),
 		commit("t2", tids{"s1": 3}).then(tids{"s1": 5}), // refused: published values only increase
@@ -188,11 +189,11 @@ func runBootstrapScenario(t *testing.T, factory backendFactory) {
 		require.NoError(t, err)
 		require.Equal(t, want, got, msg)
 	}
-	requireState(false, none, "at start")
+	requireState(false, nothing, "at start")
 	require.NoError(t, c.Begin("t1", []string{a}))
-	requireState(false, none, "after BEGIN")
+	requireState(false, nothing, "after BEGIN")
 	require.NoError(t, c.Commit("t1", tids{a: 1}))
-	requireState(false, none, "one of two storages committed")
+	requireState(false, nothing, "one of two storages committed")
 
 	require.NoError(t, c.Begin("t2", []string{b}))
 	require.NoError(t, c.Commit("t2", tids{b: 1}))
