@@ -23,8 +23,9 @@ var ErrClientClosed = errors.New("classic: client closed")
 
 // Client speaks the classic protocol to a server. It is safe for concurrent
 // use; calls are serialised. Every call is bounded by the timeout given to
-// Dial. After a failed call the connection is closed, since a half-sent
-// command or half-read reply leaves the stream out of step.
+// Dial. After a call that failed on the connection, the connection is
+// closed, since a half-sent command or half-read reply leaves the stream out
+// of step; a value refused before sending (ErrForbiddenByte) leaves it open.
 type Client struct {
 	mu      sync.Mutex
 	nc      net.Conn
