@@ -194,8 +194,8 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		return true
 	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
 		c.c2sFrames++
-		if h.Method == zrpc.MethodTPCFinish && c.l.p.cfg.fault != nil {
-			switch c.l.p.cfg.fault(c.storName) {
+		if h.Method == zrpc.MethodTPCFinish && c.l.p.fault.Load() != nil {
+			switch c.l.p.takeFault(c.storName) {
 			case faultCutBefore:
 				_ = c.server.Close() // the frame cannot reach the server: it aborts
 				return false
@@ -269,7 +269,13 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 		// ZEO allows one transaction per connection; a new tpc_begin means
 		// the server will refuse it or the old one ended unseen. Either way
 		// the old participation did not commit through this connection.
+		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one counts as aborted", "phase", c.ph.String())
 		t.Aborted(c.part)
+		c.pending.Store(0)
+		if c.finishDone != nil {
+			close(c.finishDone)
+			c.finishDone = nil
+		}
 	}
 	ext := canonText(tb.Extension)
 	c.part = c.l.p.newPartID()

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,20 +57,13 @@ func TestClientDiesBetweenFinishes(t *testing.T) {
 // in doubt, then resolved as committed with the TID the storage holds).
 func TestServerConnectionCutAroundFinish(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		fault zeoproxy.FaultAction
-	}{{"before", zeoproxy.FaultCutBefore}, {"after", zeoproxy.FaultCutAfter}} {
+		name   string
+		before bool
+	}{{"before", true}, {"after", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
 			rec := newRecorder()
-			var armed atomic.Bool
-			cfg := zeoproxy.WithFault(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}},
-				func(storage string) zeoproxy.FaultAction {
-					if storage == "2" && armed.CompareAndSwap(true, false) {
-						return tc.fault
-					}
-					return zeoproxy.FaultNone
-				})
+			cfg := zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}
 			p := zeoproxy.New(cfg, rec)
 			require.NoError(t, p.Listen())
 			p.Serve()
@@ -79,7 +71,7 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			addr := p.Addrs()[0].String()
 			dbs := []string{"--db", "a=" + addr + "/1", "--db", "b=" + addr + "/2"}
 			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1")...)
-			armed.Store(true)
+			p.InjectFinishFault("2", tc.before)
 			// The client sees ClientDisconnected in tpc_finish on B and exits
 			// with an error; what matters is what the proxy reports.
 			_, _ = zeotest.PythonErr(t, "zodb_client.py", append(dbs, "commit", "--count", "1", "--desc", "cut-"+tc.name)...)
@@ -87,7 +79,7 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			var last map[string]string
 			out := zeotest.Python(t, "zodb_client.py", append(dbs, "last")...)
 			require.NoError(t, json.Unmarshal(out, &last))
-			if tc.fault == zeoproxy.FaultCutBefore {
+			if tc.before {
 				require.Eventually(t, func() bool {
 					k := rec.kinds(idB)
 					return len(k) >= 3 && strings.Join(k[len(k)-3:], " ") == "begin vote aborted"

@@ -42,9 +42,32 @@ type Config struct {
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
 	Logger      hclog.Logger
+}
 
-	// fault is set by tests only (export_test.go).
-	fault func(storageName string) faultAction
+type faultSpec struct {
+	storage string
+	action  faultAction
+}
+
+// InjectFinishFault arms a one-shot fault for tests and drills: the next
+// tpc_finish sent to the named ZEO storage loses its server connection,
+// before the frame is forwarded (the server aborts: with a multi-storage
+// transaction, a partial commit) or right after it (committed, reply lost:
+// in doubt). Nothing else is affected.
+func (p *Proxy) InjectFinishFault(storageName string, beforeForward bool) {
+	a := faultCutAfter
+	if beforeForward {
+		a = faultCutBefore
+	}
+	p.fault.Store(&faultSpec{storage: storageName, action: a})
+}
+
+func (p *Proxy) takeFault(storageName string) faultAction {
+	f := p.fault.Load()
+	if f == nil || f.storage != storageName || !p.fault.CompareAndSwap(f, nil) {
+		return faultNone
+	}
+	return f.action
 }
 
 type faultAction int
@@ -91,6 +114,7 @@ type Proxy struct {
 	log     hclog.Logger
 	metrics Metrics
 
+	fault   atomic.Pointer[faultSpec]
 	partSeq atomic.Uint64
 	connSeq atomic.Uint64
 

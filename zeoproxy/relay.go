@@ -114,8 +114,11 @@ func (p *pump) run() (err error, writeSide bool) {
 			p.insp.unseen("a " + itoa(n) + "-byte frame that must be decoded exceeds the decode limit")
 			// still relayed below, unseen
 		}
-		if total <= len(buf) {
-			if _, err := p.dst.Write(buf[:total]); err != nil {
+		if total <= p.src.Buffered() {
+			if buf, err = p.src.Peek(total); err != nil {
+				return p.forwardRest(err)
+			}
+			if _, err := p.dst.Write(buf); err != nil {
 				return err, true
 			}
 			_, _ = p.src.Discard(total)
@@ -134,11 +137,11 @@ func (p *pump) run() (err error, writeSide bool) {
 
 var errCut = errors.New("connection cut by fault injection")
 
-// stream forwards a frame larger than what is buffered: the buffered part
-// through the buffers, the rest straight from socket to socket, which the
-// kernel can splice without copying through user space.
+// stream forwards a frame of which only a part is buffered (n < total): the
+// buffered part through the buffers, the rest straight from socket to
+// socket, which the kernel can splice without copying through user space.
 func (p *pump) stream(total int) (error, bool) {
-	n := p.src.Buffered()
+	n := p.src.Buffered() // < total: nothing of the next frame is buffered
 	b, _ := p.src.Peek(n)
 	if _, err := p.dst.Write(b); err != nil {
 		return err, true

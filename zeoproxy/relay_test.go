@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,4 +162,49 @@ func TestRelayUnitBytes(t *testing.T) {
 		got := sendAll(t, s, addr, in, len(hello))
 		require.True(t, bytes.Equal(in, got))
 	})
+}
+
+// Every frame is seen, whatever its size and however frames share reads:
+// many commits' worth of frames written at once, with storea payloads around
+// the peek and buffer sizes, give one begin and one finish-sent each.
+func TestRelaySeesEveryFrame(t *testing.T) {
+	hello := frame([]byte("Z5"))
+	for _, enc := range []zrpc.Encoding{zrpc.Pickle, zrpc.Msgpack} {
+		t.Run(enc.String(), func(t *testing.T) {
+			s := startSink(t, hello)
+			rec := newRecorder()
+			addr := proxyTo(t, s.ln.Addr().String(), rec, 0)
+			msg := func(m *zrpc.Message) []byte {
+				p, err := zrpc.EncodeMessage(enc, m)
+				require.NoError(t, err)
+				return frame(p)
+			}
+			in := frame([]byte{byte(enc), '5'})
+			in = append(in, msg(zrpc.CallMessage(1, &zrpc.Register{Storage: "1"}))...)
+			const n = 300
+			id := int64(2)
+			sizes := []int{0, 50, 100, 120, 128, 129, 140, 500, 8000, 8200, 20000, 70000}
+			for i := 0; i < n; i++ {
+				in = append(in, msg(zrpc.AsyncMessage(&zrpc.TPCBegin{TxnID: uint64(1000 + i), Description: []byte("t"), Status: " "}))...)
+				data := make([]byte, sizes[i%len(sizes)])
+				in = append(in, msg(zrpc.NewAsync("storea", zrpc.Tuple{make([]byte, 8), make([]byte, 8), data, int64(1000 + i)}))...)
+				in = append(in, msg(zrpc.CallMessage(id, &zrpc.Vote{TxnID: uint64(1000 + i)}))...)
+				in = append(in, msg(zrpc.CallMessage(id+1, &zrpc.TPCFinish{TxnID: uint64(1000 + i)}))...)
+				id += 2
+			}
+			// A last tpc_begin ends the last participation, so that the
+			// proxy does not keep the sink side waiting for a finish reply.
+			in = append(in, msg(zrpc.AsyncMessage(&zrpc.TPCBegin{TxnID: 1, Status: " "}))...)
+			got := sendAll(t, s, addr, in, len(hello))
+			require.True(t, bytes.Equal(in, got))
+			count := map[string]int{}
+			require.Eventually(t, func() bool {
+				count = map[string]int{}
+				for _, e := range rec.snapshot() {
+					count[strings.Fields(e)[0]]++
+				}
+				return count["begin"] == n+1 && count["finishsent"] == n
+			}, zeotestWait, pollEvery, "counts %v", count)
+		})
+	}
 }
