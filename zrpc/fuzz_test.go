@@ -150,9 +150,7 @@ func FuzzDecodePickle(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c, err := zrpc.DecodeCall(m); err == nil && !m.IsReply() {
-			_ = c.Args()
-		}
+		exerciseTyped(m)
 		b, err := zrpc.EncodeMessage(zrpc.Pickle, m)
 		if err != nil {
 			return // opaque objects, or ints beyond LONG1
@@ -175,9 +173,7 @@ func FuzzDecodeMsgpack(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c, err := zrpc.DecodeCall(m); err == nil && !m.IsReply() {
-			_ = c.Args()
-		}
+		exerciseTyped(m)
 		b, err := zrpc.EncodeMessage(zrpc.Msgpack, m)
 		if err != nil {
 			t.Fatalf("decoded message does not re-encode: %v", err)
@@ -191,4 +187,23 @@ func FuzzDecodeMsgpack(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%x\n%x", b, b2)
 		}
 	})
+}
+
+// exerciseTyped runs every typed accessor on a decoded message: garbage
+// must give errors, never panics.
+func exerciseTyped(m *zrpc.Message) {
+	if !m.IsReply() {
+		if c, err := zrpc.DecodeCall(m); err == nil {
+			_ = c.Args()
+		}
+		return
+	}
+	_, _ = zrpc.ReplyTID(m)
+	_, _ = zrpc.ParseVoteResult(m)
+	_, _ = zrpc.ParseErrorReply(m)
+	_, _ = zrpc.ParseTransactionInfo(m.Args)
+	if e, err := zrpc.ParseErrorReply(m); err == nil {
+		_ = e.Message()
+		_ = e.Error()
+	}
 }
