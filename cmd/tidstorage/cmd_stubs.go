@@ -7,10 +7,6 @@ import "fmt"
 
 func runServe(c *cli, args []string) int { return notYet(c, "serve", args) }
 
-func runStatus(c *cli, args []string) int { return notYet(c, "status", args) }
-
-func runAcceptPartial(c *cli, args []string) int { return notYet(c, "accept-partial", args) }
-
 func notYet(c *cli, name string, args []string) int {
 	fs := c.flagSet(name)
 	configFlag(fs)

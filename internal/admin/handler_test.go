@@ -153,6 +153,7 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, 1.0, v("tidstorage_classic_commands_total", "command", "commit"))
 	require.Equal(t, 2.0, v("tidstorage_classic_commands_total", "command", "dump"))
 	require.Equal(t, 1.0, v("tidstorage_classic_connections_total", "result", "accepted"))
+	require.Equal(t, 1.0, v("tidstorage_classic_connections_active"))
 
 	require.Equal(t, 3.0, v("tidstorage_proxy_connections_open"))
 	require.Equal(t, 123456.0, v("tidstorage_proxy_bytes_total", "direction", "client_to_server"))

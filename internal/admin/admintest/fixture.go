@@ -87,7 +87,8 @@ func New(t testing.TB) *Fixture {
 	t.Cleanup(func() { f.Classic.Close(); <-done })
 	cl, err := classic.Dial(ln.Addr().String(), 5*time.Second)
 	require.NoError(t, err)
-	defer cl.Close()
+	// Left open, so that the endpoint's active count is a known 1.
+	t.Cleanup(func() { cl.Close() })
 
 	f.Clock.Set(T0.Add(-2 * time.Minute))
 	f.T1A, f.T1B = TIDAt(t, -2*time.Minute), TIDAt(t, -2*time.Minute+time.Millisecond)

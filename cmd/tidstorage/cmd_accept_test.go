@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/internal/tid"
+)
+
+func TestAcceptPartial(t *testing.T) {
+	f, srv := startAdmin(t)
+	pin := strconv.FormatUint(f.PartialPin, 10)
+
+	// Without --yes: describe, change nothing, exit 2.
+	r := run(t, "accept-partial", "-a", srv.URL, pin)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Would accept:\n  pin "+pin+" (partial)")
+	require.Contains(t, r.stdout, "held at "+admintest.A+": "+tid.TID(f.T1A).Hex())
+	require.Contains(t, r.stdout, "Nothing was changed.")
+	require.Contains(t, r.stderr, "add --yes to accept pin "+pin+": tidstorage accept-partial -a "+srv.URL+" --yes "+pin)
+	require.Len(t, f.Tracker.Status().Pins, 2)
+	v, _ := f.Tracker.Published(admintest.A)
+	require.Equal(t, f.T1A, v)
+
+	// With --yes (flags after the argument work too).
+	r = run(t, "accept-partial", "-c", adminConfig(t, srv), pin, "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Accepted pin "+pin+" (partial) on 2 storages.")
+	require.Contains(t, r.stdout, "voted then not committed on "+admintest.B)
+	require.Contains(t, r.stdout, "published now at "+admintest.A+": "+tid.TID(f.T2A).Hex()+"  2026-11-24 11:59:30.000000")
+	require.Contains(t, r.stdout, "published now at "+admintest.B+": "+tid.TID(f.T1B).Hex())
+	v, _ = f.Tracker.Published(admintest.A)
+	require.Equal(t, f.T2A, v)
+
+	// Again: the pin is gone; the remaining ones are listed.
+	r = run(t, "accept-partial", "-a", srv.URL, "--yes", pin)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, fmt.Sprintf("tidstorage accept-partial: no active pin %s; the active pins are:\n  pin %d (blind)", pin, f.BlindPin))
+	r = run(t, "accept-partial", "-a", srv.URL, pin)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "no active pin "+pin)
+}
+
+func TestAcceptPartialRefusals(t *testing.T) {
+	f, srv := startAdmin(t)
+	blind := strconv.FormatUint(f.BlindPin, 10)
+
+	r := run(t, "accept-partial", "-a", srv.URL, blind)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "pin "+blind+" is a blind pin: it cannot be accepted (undecodable frame")
+	r = run(t, "accept-partial", "-a", srv.URL, "--yes", blind)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "409 Conflict: pin "+blind+" is a blind storage")
+	require.Len(t, f.Tracker.Status().Pins, 2)
+
+	require.Equal(t, 2, run(t, "accept-partial", "-a", srv.URL).code)
+	r = run(t, "accept-partial", "-a", srv.URL, "x")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, `pin "x" is not a number`)
+	require.Equal(t, 2, run(t, "accept-partial", "-a", srv.URL, "1", "2").code)
+	require.Equal(t, 2, run(t, "accept-partial", "1").code)
+}

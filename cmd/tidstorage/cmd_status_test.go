@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/tracker"
+)
+
+// startAdmin serves the admin endpoint of a real tracker in the state of
+// admintest.New (a partial commit on A and B, a blind C).
+func startAdmin(t *testing.T) (*admintest.Fixture, *httptest.Server) {
+	f := admintest.New(t)
+	srv := httptest.NewServer(admin.NewHandler(f.Sources(), hclog.NewNullLogger()))
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+// adminConfig writes a configuration whose admin endpoint is srv.
+func adminConfig(t *testing.T, srv *httptest.Server) string {
+	cfg := filepath.Join(t.TempDir(), "t.hcl")
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("admin {\n  listen = %q\n}\n", addr)), 0o644))
+	return cfg
+}
+
+func TestStatusSummary(t *testing.T) {
+	f, srv := startAdmin(t)
+	r := run(t, "status", "-a", srv.URL)
+	require.Equal(t, exitPartial, r.code, "partial commits pending: exit 3\n%s", r.stderr)
+	require.Empty(t, r.stderr)
+	out := r.stdout
+	t.Log(out)
+	require.Contains(t, out, "tidstorage v0.0.0-test at "+srv.URL+", 2026-11-24 12:00:00 UTC")
+	require.Contains(t, out, "Bootstrap: done (the previous run stopped cleanly)")
+
+	// One row per storage: id, published hex, its UTC time, lag, state.
+	row := func(id string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), id) {
+				return l
+			}
+		}
+		t.Fatalf("no row for %s in\n%s", id, out)
+		return ""
+	}
+	a := row(admintest.A)
+	require.Contains(t, a, tid.TID(f.T1A).Hex()+"  2026-11-24 11:58:00.000000  2m0s")
+	require.Contains(t, a, "busy (group 0)")
+	require.Contains(t, a, "committed up to "+tid.TID(f.T2A).Hex())
+	c := row(admintest.C)
+	require.Contains(t, c, tid.TID(f.BootC).Hex()+"  2026-11-24 11:55:00.000000  5m0s")
+	require.Contains(t, c, "BLIND (1 connection)")
+
+	require.Contains(t, out, "In flight: 1 participation, 1 classic transaction")
+	require.Contains(t, out, "participation 3 on "+admintest.C+": voted, for 5s")
+	require.Contains(t, out, "classic t2 on "+admintest.C+": for 1m0s")
+
+	require.Contains(t, out, "!! 1 PARTIAL COMMIT:")
+	require.Contains(t, out, fmt.Sprintf("!! pin %d (partial) since 2026-11-24 11:59:30 UTC (30s ago) on %s, %s", f.PartialPin, admintest.A, admintest.B))
+	require.Contains(t, out, `client "127.0.0.1:50000 (pid 4242)", user "/plone admin", description "/plone/edit"`)
+	require.Contains(t, out, "!!   held at "+admintest.A+": "+tid.TID(f.T1A).Hex())
+	require.Contains(t, out, fmt.Sprintf("tidstorage accept-partial -a %s --yes %d", srv.URL, f.PartialPin))
+	require.Contains(t, out, "Other pins (holding published TIDs back):")
+	require.Contains(t, out, fmt.Sprintf("  pin %d (blind) since 2026-11-24 11:59:50 UTC (10s ago) on %s", f.BlindPin, admintest.C))
+	require.Contains(t, out, "undecodable frame from 127.0.0.1:50001")
+
+	require.Contains(t, out, "Proxy: 3 connections open (7 accepted)")
+	require.Contains(t, out, "Classic endpoint: 1 connection active (1 accepted, 0 refused, 0 denied); 2 BEGIN, 1 COMMIT")
+	require.Contains(t, out, "Status file: /var/lib/tidstorage/status, 5 lines, last at 2026-11-24 11:59:50 UTC; 1 WRITE ERROR, last: statusfile: write: no space left on device")
+
+	// Partial accepted: exit 0, no partial section.
+	require.NoError(t, f.Tracker.AcceptPartial(f.PartialPin))
+	r = run(t, "status", "-a", strings.TrimPrefix(srv.URL, "http://"))
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stdout, "PARTIAL")
+	require.Contains(t, r.stdout, tid.TID(f.T2A).Hex()+"  2026-11-24 11:59:30.000000  30s")
+}
+
+func TestStatusJSONAndConfig(t *testing.T) {
+	f, srv := startAdmin(t)
+	cfg := adminConfig(t, srv)
+	r := run(t, "status", "-c", cfg, "--json")
+	require.Equal(t, exitPartial, r.code, r.stderr)
+	var doc admin.StatusDoc
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
+	require.Equal(t, admin.BuildStatus(ptr(f.Sources())), doc, "--json prints the document unchanged")
+
+	r = run(t, "status", "--config", cfg)
+	require.Equal(t, exitPartial, r.code, r.stderr)
+	require.Contains(t, r.stdout, fmt.Sprintf("tidstorage accept-partial -c %s --yes %d", cfg, f.PartialPin))
+}
+
+func TestStatusBeforeBootstrap(t *testing.T) {
+	svc := tracker.NewService(tracker.ServiceConfig{Config: tracker.Config{Storages: []string{admintest.A}}})
+	srv := httptest.NewServer(admin.NewHandler(admin.Sources{Tracker: svc, Version: "dev"}, nil))
+	defer srv.Close()
+	r := run(t, "status", "-a", srv.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Bootstrap: NOT DONE")
+	require.Regexp(t, `\n  \(\(\('localhost', 8100\),\), 'A'\) +- +- +- +idle\n`, r.stdout)
+
+	empty := httptest.NewServer(admin.NewHandler(admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{})}, nil))
+	defer empty.Close()
+	r = run(t, "status", "-a", empty.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Storages:\n  none known yet\n")
+	require.Contains(t, r.stdout, "In flight: 0 participations, 0 classic transactions")
+	require.NotContains(t, r.stdout, "Proxy:")
+}
+
+func TestStatusErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	r := run(t, "status", "-a", addr, "--timeout", "2s")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "tidstorage status: cannot reach the admin endpoint at http://"+addr+" (is 'tidstorage serve' running?)")
+	require.Contains(t, r.stderr, "connection refused")
+
+	// Something that is not the admin endpoint.
+	other := httptest.NewServer(nil) // 404 for everything
+	defer other.Close()
+	r = run(t, "status", "-a", other.URL)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "GET "+other.URL+"/status: 404 Not Found")
+
+	require.Equal(t, 2, run(t, "status").code)
+	require.Equal(t, 2, run(t, "status", "-a", addr, "-c", "x.hcl").code)
+	require.Equal(t, 2, run(t, "status", "extra").code)
+	r = run(t, "status", "-a", "ftp://x:1")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "is not HOST:PORT or an http:// URL")
+
+	cfg := filepath.Join(t.TempDir(), "off.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte("admin {\n  enabled = false\n}\n"), 0o644))
+	r = run(t, "status", "-c", cfg)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "the admin endpoint is disabled")
+	r = run(t, "status", "-c", "../../config/testdata/bad_cidr.hcl")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "bad_cidr.hcl:")
+}
+
+func ptr[T any](v T) *T { return &v }
