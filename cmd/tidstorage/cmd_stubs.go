@@ -5,7 +5,6 @@ import "fmt"
 // The daemon-side commands are wired by the daemon work of issue 6; until
 // then they validate their flags and say so.
 
-func runServe(c *cli, args []string) int { return notYet(c, "serve", args) }
 
 func notYet(c *cli, name string, args []string) int {
 	fs := c.flagSet(name)

@@ -32,7 +32,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		{name: "serve", args: "-c FILE", run: runServe,
+		{name: "serve", args: "-c FILE", run: runServe, help: serveHelp,
 			summary: "run the daemon: ZEO proxies, classic endpoint, admin endpoint"},
 		{name: "status", args: "[-c FILE | -a HOST:PORT] [--json]", run: runStatus, help: statusHelp,
 			summary: "show the running daemon's storages, published TIDs, in-flight and partial commits"},

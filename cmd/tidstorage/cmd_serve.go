@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/internal/daemon"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/zeoproxy"
+)
+
+const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
+  - reads every proxied storage's last TID before accepting ZODB clients
+    (the first coherent point), then relays ZEO traffic unchanged and
+    publishes coherent points to the status file, DUMP, /status, /metrics;
+  - serves the classic line protocol for patched Zopes and old scripts.
+
+Signals:
+  HUP     reopen the log file (after logrotate)
+  USR1    write the whole tracker state to the log
+  TERM    stop accepting, let in-flight two-phase commits finish (up to
+  INT     shutdown_timeout), write a final full status line, fsync, exit 0;
+          a second TERM/INT exits at once (status 1).
+
+Exit status: 0 after a clean stop, 1 on a bad configuration or a failed
+start (the errors say why and where).`
+
+func runServe(c *cli, args []string) int {
+	fs := c.flagSet("serve")
+	path := configFlag(fs)
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	if *path == "" {
+		return c.usageError("serve", "a configuration file is required (-c FILE)")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(c.stderr, "tidstorage serve: warning: %s\n", config.FormatDiagnostic(w))
+	}
+	// Signals are caught before the daemon starts, so that a TERM during
+	// the start is not lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, AdminHandler: adminHandler})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+		return 1
+	}
+	done := make(chan error, 1)
+	stopping := false
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				fmt.Fprintf(c.stderr, "tidstorage serve: stop: %v\n", err)
+				return 1
+			}
+			return 0
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGHUP:
+				d.Reopen()
+			case syscall.SIGUSR1:
+				d.DumpState()
+			default:
+				if stopping {
+					d.Log.Error("second stop signal: exiting at once", "signal", s.String())
+					return 1
+				}
+				stopping = true
+				d.Log.Info("stop requested", "signal", s.String(), "grace", cfg.ShutdownTimeout)
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+					defer cancel()
+					done <- d.Shutdown(ctx)
+				}()
+			}
+		}
+	}
+}
+
+// adminHandler mounts /metrics, /status, /healthz and /accept-partial.
+func adminHandler(d *daemon.Daemon) http.Handler {
+	src := admin.Sources{Tracker: d.Tracker, Clock: time.Now, Version: d.Version()}
+	if p := d.Proxy; p != nil {
+		src.Proxy = func() zeoproxy.MetricsSnapshot { return p.Metrics() }
+	}
+	if cs := d.Classic; cs != nil {
+		src.Classic = func() classic.Stats { return cs.Stats() }
+	}
+	if _, ok := d.StatusFileStats(); ok {
+		src.StatusFile = func() admin.StatusFileStats {
+			st, _ := d.StatusFileStats()
+			return admin.StatusFileStats{Path: st.Path, Lines: st.Lines, Errors: st.Errors, LastError: st.LastError, LastWrite: st.LastWrite}
+		}
+	}
+	return admin.NewHandler(src, d.Log.Named("admin"))
+}
