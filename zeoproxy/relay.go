@@ -12,7 +12,7 @@ import (
 
 // peekSize is how much of a frame's payload is looked at before it is
 // forwarded. Envelope heads (msgid, flags, method name) fit easily.
-const peekSize = 128
+const peekSize = 512
 
 // bufSize is the size of each direction's read and write buffers. Four per
 // connection keep an idle connection's memory well under 64 KiB while a

@@ -113,12 +113,16 @@ func TestVersion(t *testing.T) {
 	require.True(t, strings.HasPrefix(r.stdout, "tidstorage "), r.stdout)
 }
 
-func TestStubsSayNotImplemented(t *testing.T) {
-	for _, name := range []string{"serve"} {
-		r := run(t, name, "-c", "x.hcl")
-		require.Equal(t, 2, r.code, name)
-		require.Contains(t, r.stderr, "not implemented yet", name)
-	}
+func TestServeRefusesBadStarts(t *testing.T) {
+	r := run(t, "serve")
+	require.Equal(t, 2, r.code, "no config is a usage error")
+	require.Contains(t, r.stderr, "-c FILE")
+	r = run(t, "serve", "-c", "testdata-missing.hcl")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "testdata-missing.hcl")
+	r = run(t, "serve", "-c", "../../config/testdata/bad_address.hcl")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "bad_address.hcl:", "errors name file:line:col")
 }
 
 func TestConfigCheckAcceptsTheExample(t *testing.T) {
