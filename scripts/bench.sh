@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Reruns every benchmark whose figures are in BENCHMARKS.md and prints them.
+# Performance is measured here, never asserted in tests. Run on a quiet
+# machine: client and server share its cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/zeo-venv.sh >/dev/null
+echo "== zrpc";            go test -run '^$' -bench . -benchmem -count 3 ./zrpc/
+echo "== tracker";         go test -run '^$' -bench . -benchtime 2s -count 5 -benchmem ./tracker/
+echo "== classic endpoint"; go test -run '^$' -bench BeginCommitPairs -benchtime 2s -count 5 -benchmem ./tracker/classic/
+echo "== zeoproxy (Go load generator against a Go ZEO sink, direct vs proxy)"
+go test -run '^$' -bench . -benchtime 2s -count 3 -benchmem ./zeoproxy/
+echo "== zeoproxy report (latency, idle memory, real ZODB workload direct vs proxy)"
+IDLE_CONNS=${IDLE_CONNS:-4500} go test -run 'TestReport' -report -v -count 1 ./zeoproxy/ | grep -E '^(sync|idle|real|ok|FAIL)'
