@@ -165,3 +165,24 @@ func TestBlindThenUnblind(t *testing.T) {
 	require.Equal(t, 0, rec.blind[id])
 	require.Equal(t, last["a"], rec.lastUnblind, "unblinded with the storage's last TID")
 }
+
+// Clients may reach the proxy over a Unix socket (as zope.conf allows); the
+// storage id then names the socket path.
+func TestUnixSocketListener(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
+	sock := t.TempDir() + "/zeo.sock"
+	rec := newRecorder()
+	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "unix:" + sock, Upstream: srv.Addr}}}, rec)
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	out := zeotest.Python(t, "zodb_client.py", "--db", "a=unix:"+sock+"/1", "commit", "--count", "2", "--desc", "over unix")
+	lines := parseLines(t, out)
+	require.Len(t, lines, 2)
+	id := zeoproxy.DefaultStorageID("unix:"+sock, "1")
+	require.Contains(t, id, sock)
+	require.Eventually(t, func() bool {
+		c := rec.committed()[id]
+		return len(c) == 3 && c[2] == lines[1]["a"]
+	}, zeotestWait, pollEvery, "committed %v", rec.committed())
+}

@@ -38,7 +38,7 @@ from ZEO.ClientStorage import ClientStorage
 
 def parse_db(spec):
     name, _, rest = spec.partition("=")
-    addr, _, storage = rest.partition("/")
+    addr, _, storage = rest.rpartition("/")
     if addr.startswith("unix:"):
         address = addr[len("unix:"):]
     else:
