@@ -11,6 +11,7 @@ import (
 type ctxn struct {
 	id         string
 	sts        []int32
+	caps       []TID // per sts: highest TID known at BEGIN (its commits are above)
 	began      int64
 	beganSeq   uint64
 	prev, next *ctxn // in-flight list in begin order; nil when lost
@@ -27,7 +28,7 @@ func (m *Machine) newCtxn() *ctxn {
 }
 
 func (m *Machine) freeCtxn(c *ctxn) {
-	*c = ctxn{sts: c.sts[:0]}
+	*c = ctxn{sts: c.sts[:0], caps: c.caps[:0]}
 	m.freeClassic = append(m.freeClassic, c)
 }
 
@@ -66,6 +67,10 @@ func (m *Machine) ClassicBegin(now int64, id string, storages []string) {
 	c := m.newCtxn()
 	c.id, c.began, c.beganSeq = id, now, m.seq
 	c.sts = m.internAll(c.sts[:0], storages)
+	c.caps = c.caps[:0]
+	for _, s := range c.sts {
+		c.caps = append(c.caps, m.st[s].transient)
+	}
 	m.classic[id] = c
 	c.prev, c.next = m.cHead.prev, &m.cHead
 	m.cHead.prev.next = c
@@ -73,6 +78,8 @@ func (m *Machine) ClassicBegin(now int64, id string, storages []string) {
 	m.ctr.ClassicBegun++
 	if len(c.sts) > 0 {
 		m.hold(c.sts)
+		g := m.st[c.sts[0]].group
+		g.classic = append(g.classic, c)
 	}
 }
 
@@ -95,8 +102,14 @@ func (m *Machine) loseCtxn(c *ctxn, why string) {
 	}
 	reason := fmt.Sprintf("classic transaction %q on %s lost (%s): waiting for a commit on each of its storages", c.id, m.names(c.sts), why)
 	p := &pin{id: m.nextPin, seq: m.seq, kind: PinLost, since: m.now, reason: reason, sts: append([]int32(nil), c.sts...), txn: c.id}
+	for k, s := range c.sts {
+		p.cs = append(p.cs, doneCommit{st: s, lo: c.caps[k]})
+	}
 	m.nextPin++
 	m.pins = append(m.pins, p) // takes over the transaction's busy unit
+	g := m.st[c.sts[0]].group
+	g.classic = removeC(g.classic, c)
+	g.pins = append(g.pins, p)
 	m.ctr.PinsCreated++
 	m.awaitCommits(p, p.sts)
 	c.pin = p
@@ -116,29 +129,28 @@ func (m *Machine) Tick(now int64) {
 	m.checkLag(now)
 }
 
-// checkLag reports groups that have not drained for a long time: under
-// constant overlapping load the grouping algorithm publishes nothing for
-// their storages (the original's "restore lag"), which must not go
+// checkLag reports storages whose published TID has not moved for
+// LagWarning while newer commits are known: something keeps them out of the
+// point (transactions or pins of their group), which must not go
 // unexplained.
 func (m *Machine) checkLag(now int64) {
 	lim := int64(m.cfg.LagWarning)
-	if lim <= 0 {
+	if lim <= 0 || !m.bootstrapped {
 		return
 	}
 	for _, i := range m.sorted {
-		g := m.st[i].group
-		if g == nil || now-g.since < lim || now-g.warned < lim {
+		s := &m.st[i]
+		if !s.hasPublished || s.transient <= s.published || now-s.pubAt < lim || now-s.lagWarned < lim {
 			continue
 		}
-		g.warned = now
-		pins := 0
-		for _, p := range m.pins {
-			if m.st[p.sts[0]].group == g {
-				pins++
-			}
+		s.lagWarned = now
+		why := "nothing in flight"
+		if g := s.group; g != nil {
+			why = fmt.Sprintf("its group {%s} has %d linked participation sets, %d classic transactions and %d pins in flight",
+				m.names(g.members), len(g.lsets), len(g.classic), len(g.pins))
 		}
-		m.warn(CodeGroupLag, "storages {%s} have had transactions in flight without a break for %v (%d in flight, %d of them pins): their published TIDs lag",
-			m.names(g.members), time.Duration(now-g.since).Round(time.Second), g.busy, pins)
+		m.warn(CodeGroupLag, "storage %s: published TID %d has not moved for %v while %d is committed: %s",
+			s.name, s.published, time.Duration(now-s.pubAt).Round(time.Second), s.transient, why)
 	}
 }
 
@@ -184,7 +196,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 		}
 		all := append([]int32(nil), sts...)
 		m.hold(all)
-		m.applyClassic(id, all, tids, noneSts, 0)
+		m.applyClassic(id, all, tids, noneSts, 0, nil)
 		m.release(all[0])
 		m.ctr.ClassicCommitted++
 		m.ctr.TransactionsEnded++
@@ -202,8 +214,8 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 			}
 		}
 		m.hold(all) // hold across the pin release so nothing publishes half
-		m.applyClassic(id, all, tids, noneSts, 0)
-		m.releasePin(p, false)
+		m.applyClassic(id, all, tids, noneSts, 0, c)
+		m.releasePin(p, false, false)
 		m.release(all[0])
 		m.ctr.ClassicCommitted++
 		return
@@ -214,14 +226,22 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 	if len(c.sts) == 0 && len(sts) > 0 {
 		// BEGIN named no storage, so no unit is held yet.
 		c.sts = append(c.sts, sts...)
+		for _, s := range sts {
+			c.caps = append(c.caps, m.st[s].published)
+		}
 		m.hold(c.sts)
 		differ = true
+	} else if len(c.sts) > 0 {
+		g := m.st[c.sts[0]].group
+		g.classic = removeC(g.classic, c)
 	}
 	for _, s := range sts {
 		if !containsIdx(c.sts, s) {
 			differ = true
 			m.join(c.sts[0], s)
 			c.sts = append(c.sts, s)
+			// Unknown: its commit may be anywhere above what is published.
+			c.caps = append(c.caps, m.st[s].published)
 		}
 	}
 	if differ {
@@ -229,7 +249,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 			id, m.names(sts), m.names(c.sts))
 	}
 	if len(c.sts) > 0 {
-		m.applyClassic(id, c.sts, tids, noneSts, c.beganSeq)
+		m.applyClassic(id, c.sts, tids, noneSts, c.beganSeq, c)
 		m.release(c.sts[0])
 	}
 	m.freeCtxn(c)
@@ -239,18 +259,43 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 
 // applyClassic records a classic transaction's TIDs while its unit holds
 // all of sts, and pins sts if some storages sent None.
-func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSts []int32, started uint64) {
+// c, if known, gives the TIDs known at BEGIN (lower bounds of the None
+// storages' commits); without it the published TID is the best bound left.
+func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSts []int32, started uint64, c *ctxn) {
+	// The done transaction (or None pin) goes in first: noting a commit can
+	// release a pin and let the group advance, which must already see it.
+	cs := m.doneScratch[:0]
 	for _, t := range tids {
-		m.noteCommit(m.stIdx[t.Storage], t.TID, started)
+		if t.TID > 0 {
+			cs = append(cs, doneCommit{m.stIdx[t.Storage], t.TID - 1, t.TID})
+		}
 	}
-	if len(noneSts) > 0 {
+	m.doneScratch = cs
+	if len(noneSts) == 0 {
+		m.addDone(cs)
+	} else {
+		pcs := append([]doneCommit(nil), cs...)
+		for _, s := range noneSts {
+			lo := m.st[s].published
+			if c != nil {
+				for k, x := range c.sts {
+					if x == s && k < len(c.caps) {
+						lo = c.caps[k]
+					}
+				}
+			}
+			pcs = append(pcs, doneCommit{st: s, lo: lo})
+		}
 		reason := fmt.Sprintf("classic COMMIT %q carried None for %s: holding {%s} until each of those has a later commit observed",
 			id, m.names(noneSts), m.names(sts))
 		m.warn(CodeCommitNone, "%s", reason)
-		p := m.newPin(PinNone, sts, reason)
+		p := m.newPin(PinNone, sts, pcs, reason)
 		p.txn = id
 		m.awaitCommits(p, noneSts)
 		m.emit(Record{Kind: RecPinned, Txn: id, Pin: p.id, Msg: reason})
+	}
+	for _, t := range tids {
+		m.noteCommit(m.stIdx[t.Storage], t.TID, started)
 	}
 }
 
@@ -264,13 +309,15 @@ func (m *Machine) ClassicAbort(now int64, id string) {
 		return
 	case c.pin != nil:
 		m.warn(CodeLateEnd, "late ABORT %q for a transaction already declared lost: lost pin released", id)
-		m.releasePin(c.pin, false)
+		m.releasePin(c.pin, false, false)
 		m.ctr.ClassicAborted++
 		return
 	}
 	m.unlinkCtxn(c)
 	delete(m.classic, id)
 	if len(c.sts) > 0 {
+		g := m.st[c.sts[0]].group
+		g.classic = removeC(g.classic, c)
 		m.release(c.sts[0])
 	}
 	m.freeCtxn(c)

@@ -214,3 +214,29 @@ func TestLastTIDReleasesLostPin(t *testing.T) {
 	require.Equal(t, TID(11), h.pub(sA))
 	require.Equal(t, TID(21), h.pub(sB))
 }
+
+// Under constant overlap a group never drains; the frontier still publishes
+// every transaction that can be wholly in.
+func TestBusyGroupStillPublishes(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.cbegin("t1", sA, sB)
+	h.cbegin("t2", sB, sC)
+	h.ccommit("t1", map[string]TID{sA: 11, sB: 21})
+	// t2 began when B's highest known TID was 20: its commit on B is above
+	// 20, maybe below 21, so B stays at 20, and A with it (t1 wholly out).
+	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, TID(20), h.pub(sB))
+	h.cbegin("t3", sA, sB) // keeps the group busy
+	h.ccommit("t2", map[string]TID{sB: 22, sC: 31})
+	require.Equal(t, TID(11), h.pub(sA), "t1 wholly in")
+	require.Equal(t, TID(21), h.pub(sB), "t3 may commit on B above 21 only")
+	require.Equal(t, TID(30), h.pub(sC), "t2 not in on B, so out on C")
+	h.cbegin("t4", sC)
+	h.ccommit("t3", map[string]TID{sA: 12, sB: 23})
+	require.Equal(t, TID(12), h.pub(sA))
+	require.Equal(t, TID(23), h.pub(sB))
+	require.Equal(t, TID(31), h.pub(sC))
+	p, c := h.m.InFlight()
+	require.Equal(t, 1, p+c, "t4 still in flight: the group never drained")
+}

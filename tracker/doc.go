@@ -21,17 +21,27 @@
 //
 // # The algorithm
 //
-// The seed's grouping: every in-flight unit (a proxy participation, a classic
-// transaction, or a pin, below) holds the group of its storages busy; units
-// that share storages, or participations linked by correlation key, merge
-// their groups. While a group is busy nothing of it is published; when its
-// last unit ends, every member publishes its highest known committed TID (its
-// transient value), and the group dissolves. Because every storage a
-// transaction touched stays in one busy group until the transaction ended,
-// the whole group publishes at one instant, with every ended transaction
-// wholly in; transactions still in flight have committed nothing the group
-// publishes. The seed's T1/T2 case (T2 on A after half of T1) holds: A stays
-// in T1's busy group.
+// The seed's grouping is the baseline: every in-flight unit (a linked set of
+// proxy participations, a classic transaction, or a pin, below) holds the
+// group of its storages busy; units that share storages, or participations
+// linked by correlation key, merge their groups. When a group's last unit
+// ends, every member publishes its highest known committed TID (its
+// transient value) and the group dissolves. Every storage a transaction
+// touched stays in one busy group until the transaction ended, so the whole
+// group publishes at one instant with every ended transaction wholly in. The
+// seed's T1/T2 case (T2 on A after half of T1) holds: A stays in T1's group.
+//
+// Under constant overlapping load a group may never drain (the original's
+// "restore lag"), so a busy group also publishes what it safely can
+// (frontier.go): units in flight cap the storages they may have committed on
+// below their possible TIDs (a participation sent tpc_finish at the highest
+// TID known when it was sent, a committed part of a set still in flight just
+// below its TID, a classic transaction at the highest TID known at its
+// BEGIN; a participation not yet sent tpc_finish needs no cap), and the ended
+// transactions of the group are kept all in or all out by lowering bounds
+// until nothing changes. The published value is the highest known commit at
+// or below each bound; it never decreases. The simulation measures the gain:
+// see BENCHMARKS.md.
 //
 // Extensions (design.md):
 //   - Proxy participations are linked by correlation key (client identity +
@@ -70,8 +80,8 @@
 //     stop is reported (the live files may hold half a transaction).
 //   - A published TID never decreases: a lower value is refused and reported
 //     as RecCritical.
-//   - A group busy without a break for Config.LagWarning is reported by Tick
-//     (the grouping algorithm's "restore lag" under constant overlap).
+//   - A storage whose published TID has not moved for Config.LagWarning while
+//     newer commits are known is reported by Tick with what holds it.
 //
 // # For the proxy
 //
@@ -106,11 +116,20 @@
 //   - A classic transaction whose BEGIN was lost, or whose COMMIT names a
 //     storage BEGIN did not, may have that storage's half published by a
 //     later transaction before its COMMIT arrives (warned).
-//   - A lost classic transaction must really have ended before the timeout.
+//   - A lost classic transaction must really have ended before the timeout,
+//     and a classic BEGIN must reach the tracker before its commits happen
+//     (patched Zopes send it first; a delayed BEGIN can let a later commit
+//     publish past half of it, as in the original).
+//   - Linked sets chain: a participation joins every same-key set that still
+//     has a participation not sent tpc_finish, so a client whose threads
+//     commit back to back with identical metadata can keep one set in flight
+//     for long; its committed parts are held (reported by the lag warning).
 //   - An explicit abort after a failed vote is excused; if the abort is in
 //     fact the cleanup of a transaction whose tpc_finish failed on the client
 //     side outside ZEO (another resource manager) while a linked transaction
 //     with identical metadata had a vote conflict, that partial commit is
 //     missed. Crashes of a client with several transactions of identical
 //     metadata in flight can pin falsely (safe).
+//   - A classic ABORT after part of a transaction committed (a Zope whose
+//     commit raised mid-finish) cannot be told from a clean abort.
 package tracker

@@ -19,6 +19,9 @@ type storage struct {
 	blind        int32  // open blind connections
 	blindPin     *pin
 	waiters      []*pin // await-commit pins waiting for a commit here
+	cand, best   TID    // scratch of advance
+	pubAt        int64  // time of the last publication
+	lagWarned    int64
 }
 
 // group is a set of storages linked by in-flight units (participations,
@@ -27,8 +30,12 @@ type storage struct {
 type group struct {
 	members []int32
 	busy    int32
-	since   int64 // when it became busy
-	warned  int64 // last lag warning
+	// The units in flight and the ended transactions not yet wholly
+	// published (see frontier.go).
+	lsets   []*linkSet
+	classic []*ctxn
+	pins    []*pin
+	done    []*doneTxn
 }
 
 // Machine is the tracker's pure state machine. It is not safe for
@@ -45,6 +52,7 @@ type Machine struct {
 	sorted []int32 // storage indices sorted by name
 
 	freeGroups []*group
+	freeDone   []*doneTxn
 
 	parts     map[PartID]*part
 	freeParts []*part
@@ -67,7 +75,8 @@ type Machine struct {
 	recs []Record
 	ctr  Counters
 
-	scratch []int32
+	scratch     []int32
+	doneScratch []doneCommit
 }
 
 // New returns a Machine with nothing known.
@@ -165,7 +174,6 @@ func (m *Machine) newGroup(s int32) *group {
 	}
 	g.members = append(g.members[:0], s)
 	g.busy = 0
-	g.since, g.warned = m.now, 0
 	m.st[s].group = g
 	return g
 }
@@ -186,17 +194,31 @@ func (m *Machine) merge(a, b *group) *group {
 	if len(a.members) < len(b.members) {
 		a, b = b, a
 	}
-	a.since = min(a.since, b.since)
-	a.warned = max(a.warned, b.warned)
 	for _, s := range b.members {
 		m.st[s].group = a
 	}
 	a.members = append(a.members, b.members...)
 	a.busy += b.busy
-	b.members = b.members[:0]
-	b.busy = 0
-	m.freeGroups = append(m.freeGroups, b)
+	a.lsets = append(a.lsets, b.lsets...)
+	a.classic = append(a.classic, b.classic...)
+	a.pins = append(a.pins, b.pins...)
+	a.done = append(a.done, b.done...)
+	m.freeGroup(b)
 	return a
+}
+
+func (m *Machine) freeGroup(g *group) {
+	g.members = g.members[:0]
+	g.busy = 0
+	clear(g.lsets)
+	g.lsets = g.lsets[:0]
+	clear(g.classic)
+	g.classic = g.classic[:0]
+	clear(g.pins)
+	g.pins = g.pins[:0]
+	clear(g.done)
+	g.done = g.done[:0]
+	m.freeGroups = append(m.freeGroups, g)
 }
 
 // hold adds one busy unit on the union of the groups of sts.
@@ -213,12 +235,14 @@ func (m *Machine) join(anchor, s int32) {
 	m.merge(m.st[anchor].group, m.acquire(s))
 }
 
-// release drops one busy unit from the group of s and publishes the group
-// if nothing is left in flight.
+// release drops one busy unit from the group of s. If nothing is left in
+// flight, the whole group publishes and dissolves; else it publishes what
+// it can (advance).
 func (m *Machine) release(s int32) {
 	g := m.st[s].group
 	g.busy--
 	if g.busy > 0 {
+		m.advance(g)
 		return
 	}
 	for _, i := range g.members {
@@ -229,28 +253,32 @@ func (m *Machine) release(s int32) {
 			m.publish(i)
 		}
 	}
-	g.members = g.members[:0]
-	m.freeGroups = append(m.freeGroups, g)
+	m.freeDone = append(m.freeDone, g.done...)
+	m.freeGroup(g)
 }
 
 func (m *Machine) publish(i int32) {
+	if m.st[i].known {
+		m.publishValue(i, m.st[i].transient)
+	}
+}
+
+func (m *Machine) publishValue(i int32, v TID) {
 	s := &m.st[i]
-	if !s.known {
-		return
-	}
 	if s.hasPublished {
-		if s.transient == s.published {
+		if v == s.published {
 			return
 		}
-		if s.transient < s.published {
-			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: s.transient, Old: s.published,
-				Msg: fmt.Sprintf("refusing to publish %d for storage %s: below published %d (an earlier point may be inconsistent)", s.transient, s.name, s.published)})
+		if v < s.published {
+			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: v, Old: s.published,
+				Msg: fmt.Sprintf("refusing to publish %d for storage %s: below published %d (an earlier point may be inconsistent)", v, s.name, s.published)})
 			return
 		}
 	}
-	r := Record{Kind: RecPublished, Storage: s.name, TID: s.transient, Old: s.published, First: !s.hasPublished}
-	s.published = s.transient
+	r := Record{Kind: RecPublished, Storage: s.name, TID: v, Old: s.published, First: !s.hasPublished}
+	s.published = v
 	s.hasPublished = true
+	s.pubAt = m.now
 	m.ctr.Publications++
 	m.emit(r)
 }
@@ -284,9 +312,14 @@ func (m *Machine) noteCommit(i int32, tid TID, started uint64) {
 		}
 		s.waiters = keep
 		for _, p := range done {
+			for k := range p.cs {
+				if p.cs[k].st == i && p.cs[k].hi == 0 {
+					p.cs[k].hi = tid
+				}
+			}
 			p.waitLeft--
 			if p.waitLeft == 0 && !p.released {
-				m.releasePin(p, false)
+				m.releasePin(p, false, true)
 			}
 		}
 	}
@@ -310,9 +343,16 @@ func (m *Machine) checkBootstrapped() {
 	}
 	m.bootstrapped = true
 	m.emit(Record{Kind: RecBootstrapped, Msg: "bootstrap complete: publication starts"})
+	m.publishAll()
+}
+
+// publishAll publishes idle storages and advances busy groups.
+func (m *Machine) publishAll() {
 	for _, i := range m.sorted {
-		if m.st[i].group == nil {
+		if g := m.st[i].group; g == nil {
 			m.publish(i)
+		} else {
+			m.advance(g)
 		}
 	}
 }
@@ -343,12 +383,8 @@ func (m *Machine) Bootstrap(now int64, values []StorageTID, clean bool) {
 	}
 	m.bootRequested = true
 	if m.bootstrapped {
-		// A later bootstrap refreshes idle storages.
-		for _, i := range m.sorted {
-			if m.st[i].group == nil {
-				m.publish(i)
-			}
-		}
+		// A later bootstrap refreshes what it can.
+		m.publishAll()
 		return
 	}
 	m.checkBootstrapped()

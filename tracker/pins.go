@@ -43,6 +43,7 @@ type pin struct {
 	since    int64
 	reason   string
 	sts      []int32
+	cs       []doneCommit // what it keeps out (see frontier.go); hi 0 = unknown yet
 	waitLeft int
 	parts    []PartID
 	key      string
@@ -50,10 +51,12 @@ type pin struct {
 	released bool
 }
 
-func (m *Machine) newPin(kind PinKind, sts []int32, reason string) *pin {
-	p := &pin{id: m.nextPin, seq: m.seq, kind: kind, since: m.now, reason: reason, sts: append([]int32(nil), sts...)}
+func (m *Machine) newPin(kind PinKind, sts []int32, cs []doneCommit, reason string) *pin {
+	p := &pin{id: m.nextPin, seq: m.seq, kind: kind, since: m.now, reason: reason, sts: append([]int32(nil), sts...), cs: cs}
 	m.nextPin++
 	m.hold(p.sts)
+	g := m.st[p.sts[0]].group
+	g.pins = append(g.pins, p)
 	m.pins = append(m.pins, p)
 	m.ctr.PinsCreated++
 	return p
@@ -67,7 +70,9 @@ func (m *Machine) awaitCommits(p *pin, wait []int32) {
 	}
 }
 
-func (m *Machine) releasePin(p *pin, accepted bool) {
+// releasePin ends a pin. keep: its commits become a done transaction of
+// the group (those whose interval is known).
+func (m *Machine) releasePin(p *pin, accepted, keep bool) {
 	if p.released {
 		return
 	}
@@ -103,6 +108,18 @@ func (m *Machine) releasePin(p *pin, accepted bool) {
 		how = "accepted by the operator"
 	}
 	m.emit(Record{Kind: RecPinReleased, Pin: p.id, Txn: p.txn, Msg: fmt.Sprintf("%s pin %d released (%s)", p.kind, p.id, how)})
+	g := m.st[p.sts[0]].group
+	g.pins = removePin(g.pins, p)
+	if keep {
+		cs := m.doneScratch[:0]
+		for _, c := range p.cs {
+			if c.hi != 0 {
+				cs = append(cs, c)
+			}
+		}
+		m.doneScratch = cs
+		m.addDone(cs)
+	}
 	m.release(p.sts[0])
 }
 
@@ -123,7 +140,7 @@ func (m *Machine) AcceptPartial(now int64, id uint64) error {
 			if p.kind == PinBlind {
 				return ErrBlindPin
 			}
-			m.releasePin(p, true)
+			m.releasePin(p, true, true)
 			return nil
 		}
 	}
@@ -140,7 +157,7 @@ func (m *Machine) Blind(now int64, name, reason string) {
 	s.blind++
 	if s.blind == 1 {
 		m.scratch = append(m.scratch[:0], i)
-		p := m.newPin(PinBlind, m.scratch, reason)
+		p := m.newPin(PinBlind, m.scratch, []doneCommit{{st: i, lo: s.transient}}, reason)
 		m.st[i].blindPin = p
 		m.emit(Record{Kind: RecPinned, Storage: name, Pin: p.id, Msg: fmt.Sprintf("storage %s is blind: %s", name, reason)})
 	}
@@ -165,7 +182,7 @@ func (m *Machine) Unblind(now int64, name string, lastTID TID) {
 	if s.blind == 0 {
 		p := s.blindPin
 		s.blindPin = nil
-		m.releasePin(p, false)
+		m.releasePin(p, false, false)
 	}
 }
 
@@ -219,5 +236,9 @@ func (m *Machine) Pins() []PinInfo {
 // for the storages listed in PinInfo.Waiting.
 func (m *Machine) LastTID(now int64, name string, tid TID) {
 	m.step(now)
-	m.noteCommit(m.intern(name), tid, m.seq)
+	i := m.intern(name)
+	m.noteCommit(i, tid, m.seq)
+	if g := m.st[i].group; g != nil {
+		m.advance(g)
+	}
 }

@@ -41,6 +41,7 @@ type part struct {
 	finAt   uint64 // seq of tpc_finish sent, 0 if none
 	endedAt uint64 // seq at which it stopped standing voted
 	tid     TID
+	finCap  TID  // highest TID known when tpc_finish was sent: its own is above
 	excused bool // explicit abort after a failed vote elsewhere in the set
 	// finFailed: tpc_finish was sent but failed or its connection was lost:
 	// the client saw an error mid-finish and aborts the rest of its
@@ -122,7 +123,9 @@ func (m *Machine) PartBegin(now int64, p PartID, storageName, key string, info P
 		m.join(ls.parts[0].st, s)
 		m.st[s].group.busy++
 	} else {
-		m.acquire(s).busy++
+		g := m.acquire(s)
+		g.busy++
+		g.lsets = append(g.lsets, ls)
 	}
 	ls.parts = append(ls.parts, pt)
 	ls.inflight++
@@ -175,6 +178,7 @@ func (m *Machine) finishSent(pt *part) {
 	}
 	pt.state = PartFinishSent
 	pt.finAt = m.seq
+	pt.finCap = m.st[pt.st].transient
 	pt.ls.accepting--
 	if pt.ls.accepting == 0 && m.keyed[pt.ls.key] == pt.ls {
 		delete(m.keyed, pt.ls.key)
@@ -299,7 +303,18 @@ func (m *Machine) end(pt *part, outcome PartState) {
 	ls.inflight--
 	s := pt.st
 	if ls.inflight == 0 {
-		m.checkPartial(ls)
+		g := m.st[s].group
+		g.lsets = removeLS(g.lsets, ls)
+		if !m.checkPartial(ls) {
+			cs := m.doneScratch[:0]
+			for _, p := range ls.parts {
+				if p.state == PartCommitted {
+					cs = append(cs, doneCommit{p.st, p.tid - 1, p.tid})
+				}
+			}
+			m.doneScratch = cs
+			m.addDone(cs)
+		}
 		m.freeLinkSet(ls)
 		m.ctr.TransactionsEnded++
 	}
@@ -315,7 +330,7 @@ func (m *Machine) end(pt *part, outcome PartState) {
 // stood voted failed its finish (error or lost connection): then the abort
 // may be the cleanup of a transaction that broke mid-finish, and the failed
 // vote may belong to another transaction linked by identical metadata.
-func (m *Machine) checkPartial(ls *linkSet) {
+func (m *Machine) checkPartial(ls *linkSet) bool {
 	var bad []*part
 	for _, p := range ls.parts {
 		if p.votedAt == 0 || p.state == PartCommitted {
@@ -342,7 +357,7 @@ func (m *Machine) checkPartial(ls *linkSet) {
 		}
 	}
 	if bad == nil {
-		return
+		return false
 	}
 	sts := m.scratch[:0]
 	for _, p := range ls.parts {
@@ -367,13 +382,20 @@ func (m *Machine) checkPartial(ls *linkSet) {
 	sort.Strings(missing)
 	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s; group held until accepted",
 		strings.Join(committed, ", "), strings.Join(missing, ", "))
-	pn := m.newPin(PinPartial, sts, b.String())
+	var cs []doneCommit
+	for _, p := range ls.parts {
+		if p.state == PartCommitted {
+			cs = append(cs, doneCommit{p.st, p.tid - 1, p.tid})
+		}
+	}
+	pn := m.newPin(PinPartial, sts, cs, b.String())
 	pn.key = ls.key
 	for _, p := range ls.parts {
 		pn.parts = append(pn.parts, p.id)
 	}
 	m.ctr.Partials++
 	m.emit(Record{Kind: RecPartial, Pin: pn.id, Storage: m.st[bad[0].st].name, Msg: pn.reason})
+	return true
 }
 
 func (m *Machine) newPart() *part {

@@ -33,9 +33,9 @@ type Config struct {
 	// Bootstrap or from an observed commit) before anything is published.
 	// With no Storages, publication starts at the first Bootstrap call.
 	Storages []string
-	// LagWarning: a group that has had something in flight continuously
-	// for this long (so its storages publish nothing) is reported by Tick,
-	// again every LagWarning while it lasts. Negative disables.
+	// LagWarning: a storage whose published TID has not moved for this
+	// long while newer commits are known is reported by Tick (with what
+	// holds it), again every LagWarning while it lasts. Negative disables.
 	LagWarning time.Duration
 }
 
@@ -104,7 +104,7 @@ const (
 	CodeUncleanStart      Code = "unclean_start"
 	CodeBootstrapDecrease Code = "bootstrap_below_published"
 	CodeUnblindUnknown    Code = "unblind_not_blind"
-	CodeGroupLag          Code = "group_not_draining"
+	CodeGroupLag          Code = "publication_lag"
 )
 
 // Record is one output of a step. The daemon drains them after each input

@@ -1,0 +1,196 @@
+package tracker
+
+// Publication inside a busy group (the frontier).
+//
+// The seed's grouping publishes a group only when nothing of it is in
+// flight, which under constant overlapping load may never happen. Within a
+// busy group we can still publish, per storage, the highest TID that keeps
+// every transaction wholly in or wholly out:
+//
+//   - Units in flight must stay wholly out. Each caps the storages it may
+//     have committed on: a participation sent tpc_finish at the highest TID
+//     known when it was sent (every commit observed before is older than
+//     its own); a committed participation of a link set still in flight
+//     just below its TID; a classic transaction at the highest TID known at
+//     its BEGIN (it commits after BEGIN); pins likewise. A participation not
+//     yet sent tpc_finish needs no cap: whatever it commits will be newer
+//     than anything known now.
+//   - Ended transactions of the group (done) must be all in or all out. A
+//     commit is known as an interval (lo, hi]: exactly (t-1, t], or, for a
+//     lost classic transaction or a None TID, (TID known at BEGIN, the first
+//     commit started after it]. It is in when the point reaches hi and out
+//     when the point is at most lo; a done transaction that is not in on one
+//     storage is forced out on all, until nothing changes.
+//
+// The published value is the highest known commit at or below that bound
+// (never a made-up TID). Every bound starts at or above the published
+// value, so published values never decrease (checked: a violation is
+// reported as critical and refused).
+
+// doneCommit is one commit of a done transaction: its TID is in (lo, hi].
+type doneCommit struct {
+	st     int32
+	lo, hi TID
+}
+
+type doneTxn struct {
+	cs []doneCommit
+}
+
+func (m *Machine) newDone(cs []doneCommit) *doneTxn {
+	var d *doneTxn
+	if n := len(m.freeDone); n > 0 {
+		d = m.freeDone[n-1]
+		m.freeDone = m.freeDone[:n-1]
+	} else {
+		d = &doneTxn{}
+	}
+	d.cs = append(d.cs[:0], cs...)
+	return d
+}
+
+// addDone records an ended transaction in the group of its storages (all
+// in one busy group). One commit alone constrains nothing.
+func (m *Machine) addDone(cs []doneCommit) {
+	if len(cs) < 2 {
+		return
+	}
+	g := m.st[cs[0].st].group
+	g.done = append(g.done, m.newDone(cs))
+}
+
+func removeLS(list []*linkSet, x *linkSet) []*linkSet {
+	for i, y := range list {
+		if y == x {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			return list[:len(list)-1]
+		}
+	}
+	return list
+}
+
+func removeC(list []*ctxn, x *ctxn) []*ctxn {
+	for i, y := range list {
+		if y == x {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			return list[:len(list)-1]
+		}
+	}
+	return list
+}
+
+func removePin(list []*pin, x *pin) []*pin {
+	for i, y := range list {
+		if y == x {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			return list[:len(list)-1]
+		}
+	}
+	return list
+}
+
+func (m *Machine) capAt(s int32, v TID) {
+	if st := &m.st[s]; v < st.cand {
+		st.cand = v
+	}
+}
+
+// advance publishes what a busy group can publish.
+func (m *Machine) advance(g *group) {
+	if !m.bootstrapped {
+		return
+	}
+	for _, i := range g.members {
+		s := &m.st[i]
+		s.cand = s.transient
+	}
+	for _, ls := range g.lsets {
+		for _, p := range ls.parts {
+			switch p.state {
+			case PartCommitted:
+				m.capAt(p.st, p.tid-1)
+			case PartFinishSent, PartInDoubt:
+				m.capAt(p.st, p.finCap)
+			}
+		}
+	}
+	for _, c := range g.classic {
+		for k, s := range c.sts {
+			m.capAt(s, c.caps[k])
+		}
+	}
+	for _, p := range g.pins {
+		for _, c := range p.cs {
+			m.capAt(c.st, c.lo)
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, d := range g.done {
+			in := true
+			for _, c := range d.cs {
+				if m.st[c.st].cand < c.hi {
+					in = false
+					break
+				}
+			}
+			if in {
+				continue
+			}
+			for _, c := range d.cs {
+				if s := &m.st[c.st]; s.cand > c.lo {
+					s.cand = c.lo
+					changed = true
+				}
+			}
+		}
+	}
+	// The highest known commit at or below each bound.
+	for _, i := range g.members {
+		s := &m.st[i]
+		s.best = s.published
+		if s.transient <= s.cand {
+			s.best = s.transient
+		}
+	}
+	for _, d := range g.done {
+		for _, c := range d.cs {
+			if s := &m.st[c.st]; c.hi <= s.cand && c.hi > s.best {
+				s.best = c.hi
+			}
+		}
+	}
+	for _, i := range g.members {
+		s := &m.st[i]
+		if s.known && s.cand < s.published && s.hasPublished {
+			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: s.cand, Old: s.published,
+				Msg: "internal: a busy group's bound fell below the published TID of " + s.name})
+			continue
+		}
+		if s.known && (!s.hasPublished || s.best > s.published) {
+			m.publishValue(i, s.best)
+		}
+	}
+	// Forget done transactions wholly published.
+	k := 0
+	for _, d := range g.done {
+		in := true
+		for _, c := range d.cs {
+			if s := &m.st[c.st]; !s.hasPublished || s.published < c.hi {
+				in = false
+				break
+			}
+		}
+		if in {
+			m.freeDone = append(m.freeDone, d)
+			continue
+		}
+		g.done[k] = d
+		k++
+	}
+	clear(g.done[k:])
+	g.done = g.done[:k]
+}
