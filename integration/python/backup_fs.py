@@ -15,9 +15,13 @@ TIDs are 16-hex strings.
       it) and prints {"last": lastTransaction, "tids": [every TID],
       "value": root[K] or null, "blob": blob content or null, "objects": n}
       after loading every object of every transaction's current revision.
+  hold --fs PATH
+      Opens the file read-write (taking ZODB's Data.fs.lock), prints
+      {"pid": ...} and keeps it open until its standard input closes.
 """
 import argparse
 import json
+import os
 import sys
 
 import transaction
@@ -95,10 +99,17 @@ def cmd_read(args):
     print(json.dumps(out))
 
 
+def cmd_hold(args):
+    fs = FileStorage(args.fs)
+    print(json.dumps({"pid": os.getpid()}), flush=True)
+    sys.stdin.read()
+    fs.close()
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("write", "read"):
+    for name in ("write", "read", "hold"):
         s = sub.add_parser(name)
         s.add_argument("--fs", required=True)
         s.add_argument("--blob-dir")
@@ -107,7 +118,7 @@ def main():
             s.add_argument("--count", type=int, required=True)
             s.add_argument("--big", type=int, default=0)
     args = p.parse_args()
-    {"write": cmd_write, "read": cmd_read}[args.cmd](args)
+    {"write": cmd_write, "read": cmd_read, "hold": cmd_hold}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,396 @@
+package backup
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/tid"
+)
+
+// Spec is one storage to back up or restore.
+type Spec struct {
+	ID         string
+	Label      string // directory name for restores; see Label
+	DataFS     string
+	BlobDir    string // "" = no blobs
+	Repository string
+}
+
+var unsafeLabel = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// Label makes a directory name from parts (e.g. the zeo block and storage
+// name), replacing anything but letters, digits, '.', '_' and '-'.
+func Label(parts ...string) string {
+	s := ""
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if s != "" {
+			s += "-"
+		}
+		s += p
+	}
+	s = unsafeLabel.ReplaceAllString(s, "_")
+	for len(s) > 0 && (s[0] == '.' || s[0] == '_') {
+		s = s[1:]
+	}
+	if s == "" {
+		s = "storage"
+	}
+	return s
+}
+
+// Options tune Backup.
+type Options struct {
+	// Full forces full backups; otherwise a storage whose repository holds
+	// a chain that the Data.fs still extends gets an incremental.
+	Full bool
+	// Now is the backup's time (default time.Now).
+	Now time.Time
+	// PointSource describes where the point came from, for the manifest.
+	PointSource string
+	// Log receives one line per decision (full or incremental and why);
+	// Progress receives periodic "copied X of Y" lines every ProgressEvery.
+	Log           io.Writer
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format+"\n", args...)
+	}
+}
+
+// Backup backs up every storage of specs to its TID in point, as one set
+// with one stamp, and writes the set's manifest to every repository. Every
+// spec needs a Data.fs, a repository (distinct per storage) and a TID in
+// point.
+func Backup(specs []Spec, point map[string]tid.TID, opts Options) (*Manifest, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("backup: no storage to back up (a storage needs data_fs and repository)")
+	}
+	repos := make([]string, 0, len(specs))
+	seen := map[string]string{}
+	for _, s := range specs {
+		if s.DataFS == "" || s.Repository == "" {
+			return nil, fmt.Errorf("backup: storage %s: needs data_fs and repository", s.ID)
+		}
+		if _, ok := point[s.ID]; !ok {
+			return nil, fmt.Errorf("backup: storage %s: not in the point (nothing published for it)", s.ID)
+		}
+		abs, err := filepath.Abs(s.Repository)
+		if err != nil {
+			return nil, err
+		}
+		if other, ok := seen[abs]; ok {
+			return nil, fmt.Errorf("backup: storages %s and %s share the repository %s: give each its own", other, s.ID, s.Repository)
+		}
+		seen[abs] = s.ID
+		st, err := os.Stat(s.Repository)
+		if err != nil {
+			return nil, fmt.Errorf("backup: storage %s: repository: %w", s.ID, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("backup: storage %s: repository %s is not a directory", s.ID, s.Repository)
+		}
+		repos = append(repos, s.Repository)
+	}
+	stamp, err := nextStamp(opts.Now, repos)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	m := &Manifest{Format: ManifestFormat, Stamp: stamp, Time: opts.Now.UTC(), PointSource: opts.PointSource, Point: map[string]string{}}
+	for id, t := range point {
+		m.Point[id] = t.Hex()
+	}
+	for _, s := range specs {
+		e, err := backupOne(s, point[s.ID], stamp, &opts)
+		if err != nil {
+			return nil, fmt.Errorf("backup: storage %s: %w", s.ID, err)
+		}
+		m.Storages = append(m.Storages, e)
+	}
+	// The manifest goes last: a set without one is incomplete and restore
+	// ignores it.
+	for _, s := range specs {
+		if err := writeManifest(s.Repository, m); err != nil {
+			return nil, fmt.Errorf("backup: manifest: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// previous is the chain a new incremental would extend.
+type previous struct {
+	full  string // name of the chain's full backup
+	dat   string // its ledger
+	lines []datLine
+}
+
+func findPrevious(repo string) (*previous, error) {
+	names, err := chain(repo, "")
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	root, _ := splitExt(names[0])
+	p := &previous{full: names[0], dat: root + ".dat"}
+	p.lines, err = readDat(filepath.Join(repo, p.dat))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(p.lines) == 0 {
+		return nil, nil
+	}
+	return p, nil
+}
+
+func md5Range(f *os.File, from, to int64) (string, error) {
+	h := md5.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, from, to-from)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func backupOne(s Spec, target tid.TID, stamp string, opts *Options) (*StorageEntry, error) {
+	// One descriptor for the scan and the copy: a pack swapping the file in
+	// between cannot mix two files.
+	f, err := os.Open(s.DataFS)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	e := &StorageEntry{ID: s.ID, Label: s.Label, DataFS: s.DataFS, Repository: s.Repository, TID: target.Hex(), SourceSize: size}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		e.SourceInode = sys.Ino
+	}
+	if _, err := os.Stat(s.DataFS + ".pack"); err == nil {
+		return nil, fmt.Errorf("%s.pack exists: a pack is in progress; back up after it", s.DataFS)
+	}
+
+	blobRecs := map[blobRecord]bool{}
+	scan := fsdata.ScanOptions{Name: s.DataFS}
+	if s.BlobDir != "" {
+		scan.OnData = blobCollector(target, blobRecs)
+	}
+
+	// Decide between a full and an incremental backup.
+	var prev *previous
+	var last datLine
+	if !opts.Full {
+		prev, err = findPrevious(s.Repository)
+		if err != nil {
+			return nil, err
+		}
+	}
+	reason := ""
+	switch {
+	case opts.Full:
+		reason = "--full"
+	case prev == nil:
+		reason = "no previous backup in the repository"
+	default:
+		last = prev.lines[len(prev.lines)-1]
+		b, berr := fsdata.Boundary(f, size, last.End, s.DataFS)
+		switch {
+		case last.End > size:
+			reason = fmt.Sprintf("the Data.fs (%d bytes) is shorter than the last backup's end %d (packed?)", size, last.End)
+		case berr != nil:
+			reason = fmt.Sprintf("the last backup's end %d is no longer a transaction boundary (packed?): %v", last.End, berr)
+		case b.TID > target:
+			reason = fmt.Sprintf("the last backup ends after the point (tid %s > %s)", b.TID.Hex(), target.Hex())
+		default:
+			sum, err := md5Range(f, last.Start, last.End)
+			if err != nil {
+				return nil, err
+			}
+			if sum != last.MD5 {
+				reason = fmt.Sprintf("bytes %d-%d changed since the last backup (md5 %s, was %s): packed or rewritten", last.Start, last.End, sum, last.MD5)
+				break
+			}
+			scan.Start, scan.PrevTID = last.End, b.TID
+		}
+	}
+	incremental := scan.Start != 0
+	if !incremental {
+		opts.logf("%s: full backup: %s", s.Label, reason)
+	}
+
+	cut, err := fsdata.CutReader(f, size, target, scan)
+	if err != nil {
+		return nil, err
+	}
+	if cut.Behind() {
+		return nil, fmt.Errorf("%s: its last committed transaction %s is before the point's TID %s: the file lacks transactions of the point", s.DataFS, cut.LastTID.Hex(), target.Hex())
+	}
+	e.Magic = cut.Magic
+	e.Size = cut.Offset
+	e.Exact = cut.Exact()
+	if cut.KeptTID != 0 {
+		e.KeptTID = cut.KeptTID.Hex()
+	}
+	if cut.Kept > 0 {
+		e.LastTxn = TxnRef{Pos: cut.LastTxn.Pos, Len: cut.LastTxn.Len, TID: cut.LastTxn.TID.Hex()}
+	} else if incremental {
+		h, _ := fsdata.Boundary(f, size, scan.Start, s.DataFS)
+		e.LastTxn = TxnRef{Pos: h.Pos, Len: h.Len, TID: h.TID.Hex()}
+	}
+	if !cut.Exact() {
+		opts.logf("%s: the point's TID %s is not in the Data.fs; backing up to the last transaction before it (%s)", s.Label, target.Hex(), e.KeptTID)
+	}
+
+	sums := carriedSHA256(s.Repository)
+	var lines []datLine
+	switch {
+	case incremental && cut.Offset == scan.Start:
+		e.Kind = "unchanged"
+		e.Dat = prev.dat
+		lines = prev.lines
+		opts.logf("%s: no new transaction up to the point since the last backup: nothing written", s.Label)
+	default:
+		from, ext := int64(0), ".fs"
+		if incremental {
+			from, ext = scan.Start, ".deltafs"
+			e.Kind = "incremental"
+			e.Dat = prev.dat
+			lines = prev.lines
+		} else {
+			e.Kind = "full"
+			e.Dat = stamp + ".dat"
+		}
+		name := stamp + ext
+		md5sum, shasum, err := copyToRepo(f, from, cut.Offset, s.Repository, name, opts, s.Label)
+		if err != nil {
+			return nil, err
+		}
+		sums[name] = shasum
+		line := datLine{Path: filepath.Join(s.Repository, name), Start: from, End: cut.Offset, MD5: md5sum}
+		if err := appendDat(filepath.Join(s.Repository, e.Dat), line, !incremental); err != nil {
+			return nil, err
+		}
+		lines = append(lines, line)
+	}
+	for _, l := range lines {
+		name := filepath.Base(l.Path)
+		if _, err := os.Stat(filepath.Join(s.Repository, name)); err != nil {
+			return nil, fmt.Errorf("the ledger %s names a missing data file: %w", e.Dat, err)
+		}
+		e.Files = append(e.Files, FileEntry{Name: name, Start: l.Start, End: l.End, MD5: l.MD5, SHA256: sums[name]})
+	}
+
+	if s.BlobDir != "" {
+		pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+s.Label+" blobs", 0)
+		b, err := backupBlobs(s.BlobDir, s.Repository, cut.KeptTID, blobRecs, pr)
+		if err != nil {
+			return nil, err
+		}
+		if len(b.Missing) > 0 {
+			opts.logf("%s: WARNING: %d blob record(s) have no blob file in %s (first: oid tid %s): those blobs will be missing on restore", s.Label, len(b.Missing), s.BlobDir, b.Missing[0])
+		}
+		e.Blobs = b
+	}
+	return e, nil
+}
+
+// copyToRepo copies bytes [from, to) of f to repo/name through a temporary
+// file, returning the md5 and sha256 of the bytes.
+func copyToRepo(f *os.File, from, to int64, repo, name string, opts *Options, label string) (string, string, error) {
+	dst := filepath.Join(repo, name)
+	if _, err := os.Lstat(dst); err == nil {
+		return "", "", fmt.Errorf("%s already exists: refusing to overwrite it", dst)
+	}
+	tmp := filepath.Join(repo, name+".tidstorage-tmp")
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", "", err
+	}
+	hm, hs := md5.New(), sha256.New()
+	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, to-from)
+	_, err = io.Copy(io.MultiWriter(out, hm, hs, pr), io.NewSectionReader(f, from, to-from))
+	pr.finish()
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", "", err
+	}
+	syncDir(repo)
+	return hex.EncodeToString(hm.Sum(nil)), hex.EncodeToString(hs.Sum(nil)), nil
+}
+
+// appendDat appends a line to a repozo ledger (creating it for a full
+// backup, which must not find one), synced.
+func appendDat(path string, l datLine, create bool) error {
+	flags := os.O_WRONLY | os.O_APPEND
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(f, l.String())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// carriedSHA256 maps data file names to the sha256 recorded by the newest
+// manifest of repo, so that a chain keeps them across sets.
+func carriedSHA256(repo string) map[string]string {
+	sums := map[string]string{}
+	stamps, err := Sets(repo)
+	if err != nil || len(stamps) == 0 {
+		return sums
+	}
+	m, err := ReadManifest(repo, stamps[len(stamps)-1])
+	if err != nil {
+		return sums
+	}
+	for _, s := range m.Storages {
+		if filepath.Clean(s.Repository) != filepath.Clean(repo) {
+			continue
+		}
+		for _, fe := range s.Files {
+			if fe.SHA256 != "" {
+				sums[fe.Name] = fe.SHA256
+			}
+		}
+	}
+	return sums
+}

@@ -1,0 +1,144 @@
+package backup
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/tid"
+)
+
+// CutPlan is a Data.fs locked and scanned, ready to be cut right after the
+// point's TID. Make one per storage with PlanCut, check them all, then Apply
+// (or Release for a dry run): no file is changed before every storage is
+// known to be cuttable.
+type CutPlan struct {
+	Path   string
+	Target tid.TID
+	Cut    *fsdata.Cut
+	lock   *Lock
+	f      *os.File
+}
+
+// PlanCut locks path (refusing if a ZODB process holds it) and finds where
+// to cut it after target. It refuses a file whose committed data ends before
+// target unless allowBehind: its storage lacks transactions of the point.
+func PlanCut(path string, target tid.TID, allowBehind bool) (*CutPlan, error) {
+	lock, err := LockDataFS(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	p := &CutPlan{Path: path, Target: target, lock: lock, f: f}
+	st, err := f.Stat()
+	if err != nil {
+		p.Release()
+		return nil, err
+	}
+	p.Cut, err = fsdata.CutReader(f, st.Size(), target, fsdata.ScanOptions{Name: path})
+	if err != nil {
+		p.Release()
+		return nil, err
+	}
+	if p.Cut.Behind() && !allowBehind {
+		p.Release()
+		return nil, fmt.Errorf("%s: its last committed transaction %s is before the point's TID %s: the file lacks transactions of the point (restored from an older copy?); nothing to cut, refusing (use --allow-behind to go on)",
+			path, p.Cut.LastTID.Hex(), target.Hex())
+	}
+	return p, nil
+}
+
+// Noop reports whether the file already ends right after the target.
+func (p *CutPlan) Noop() bool { return p.Cut.RemovedBytes() == 0 }
+
+// CutResult says what Apply did.
+type CutResult struct {
+	TailFile   string // where the removed bytes were saved ("" if none)
+	IndexMoved string // where the stale .index went ("" if none)
+}
+
+// Apply saves the bytes after the cut to <path>.cut-<tid>-<stamp>, moves a
+// stale <path>.index aside to <path>.index.cut-<tid>-<stamp>, truncates the
+// file, and checks by a rescan that it now ends with the kept transaction.
+// It releases the plan.
+func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
+	defer p.Release()
+	res := &CutResult{}
+	if p.Noop() {
+		return res, nil
+	}
+	suffix := fmt.Sprintf(".cut-%s-%s", p.Target.Hex(), now.UTC().Format("20060102T150405Z"))
+	res.TailFile = p.Path + suffix
+	if err := copyRange(p.f, p.Cut.Offset, p.Cut.Size, res.TailFile); err != nil {
+		return nil, fmt.Errorf("save the removed bytes: %w", err)
+	}
+	if _, err := os.Stat(p.Path + ".index"); err == nil {
+		res.IndexMoved = p.Path + ".index" + suffix
+		if err := os.Rename(p.Path+".index", res.IndexMoved); err != nil {
+			return res, fmt.Errorf("move the stale index aside: %w", err)
+		}
+	}
+	if err := p.f.Truncate(p.Cut.Offset); err != nil {
+		return res, fmt.Errorf("truncate %s: %w", p.Path, err)
+	}
+	if err := p.f.Sync(); err != nil {
+		return res, fmt.Errorf("sync %s: %w", p.Path, err)
+	}
+	syncDir(filepath.Dir(p.Path))
+	c, err := fsdata.CutReader(p.f, p.Cut.Offset, p.Target, fsdata.ScanOptions{Name: p.Path})
+	if err != nil {
+		return res, fmt.Errorf("check after the cut: %w", err)
+	}
+	if c.LastTID != p.Cut.KeptTID || c.Tail.Kind != fsdata.TailNone || c.Committed != p.Cut.Offset {
+		return res, fmt.Errorf("check after the cut: %s ends with tid %s at %d (tail %s), want %s at %d",
+			p.Path, c.LastTID.Hex(), c.Committed, c.Tail.Kind, p.Cut.KeptTID.Hex(), p.Cut.Offset)
+	}
+	return res, nil
+}
+
+// Release unlocks the file without changing it.
+func (p *CutPlan) Release() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+	p.lock.Unlock()
+}
+
+// copyRange copies bytes [from, to) of f to a new file dst (which must not
+// exist), synced.
+func copyRange(f *os.File, from, to int64, dst string) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+		return err
+	}
+	syncDir(filepath.Dir(dst))
+	return nil
+}
+
+// syncDir makes a rename or create in dir durable; errors are ignored (some
+// filesystems do not support it).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,174 @@
+package backup
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ManifestFormat identifies the manifest's schema.
+const ManifestFormat = "tidstorage-backup-set/1"
+
+// manifestSuffix ends a manifest's name: <stamp>.tidstorage.json. repozo
+// ignores it (not a data file name) and -k does not delete it.
+const manifestSuffix = ".tidstorage.json"
+
+// Manifest describes one backup set: every storage backed up to one
+// coherent point. The same manifest is written to every repository of the
+// set.
+type Manifest struct {
+	Format      string            `json:"format"`
+	Stamp       string            `json:"stamp"` // repozo stamp of the set's files
+	Time        time.Time         `json:"time"`  // when the backup ran (UTC)
+	PointSource string            `json:"point_source"`
+	Point       map[string]string `json:"point"` // storage id → TID (16 hex digits)
+	Storages    []*StorageEntry   `json:"storages"`
+}
+
+// StorageEntry is one storage of a set.
+type StorageEntry struct {
+	ID         string `json:"id"`
+	Label      string `json:"label"` // directory name on restore
+	DataFS     string `json:"data_fs"`
+	Repository string `json:"repository"`
+	Magic      string `json:"magic"`
+
+	TID     string `json:"tid"`      // the point's TID for this storage
+	KeptTID string `json:"kept_tid"` // last transaction kept (<= TID), "" if none
+	Exact   bool   `json:"exact"`    // KeptTID == TID
+
+	// Kind is full, incremental, or unchanged (nothing new since the
+	// previous set: no data file written).
+	Kind string `json:"kind"`
+	// Size is the length of the backed-up Data.fs: the cut offset.
+	Size int64 `json:"size"`
+	// LastTxn locates the last kept transaction, to check next time that
+	// the Data.fs is still append-only.
+	LastTxn TxnRef `json:"last_txn"`
+	// Source file facts at backup time.
+	SourceSize  int64  `json:"source_size"`
+	SourceInode uint64 `json:"source_inode,omitempty"`
+	// Dat is the repozo ledger of the chain; Files the chain's data files
+	// (the full backup, then incrementals), in order.
+	Dat   string      `json:"dat"`
+	Files []FileEntry `json:"files"`
+
+	Blobs *BlobsEntry `json:"blobs,omitempty"`
+}
+
+// TxnRef locates a transaction record.
+type TxnRef struct {
+	Pos int64  `json:"pos"`
+	Len uint64 `json:"tlen"`
+	TID string `json:"tid"`
+}
+
+// FileEntry is one data file of a chain: bytes [Start, End) of the Data.fs.
+type FileEntry struct {
+	Name   string `json:"name"`
+	Start  int64  `json:"start"`
+	End    int64  `json:"end"`
+	MD5    string `json:"md5"`
+	SHA256 string `json:"sha256,omitempty"` // of files tidstorage wrote
+}
+
+// BlobsEntry lists the blob files of a storage's set, relative to the
+// repository's blobs/ pool (and to the blob directory).
+type BlobsEntry struct {
+	Dir     string     `json:"dir"` // source blob directory
+	Layout  string     `json:"layout"`
+	Files   []BlobFile `json:"files"`
+	Bytes   int64      `json:"bytes"`
+	Copied  int        `json:"copied"`            // new in the pool in this run
+	Missing []string   `json:"missing,omitempty"` // blob records without a file (oid tid)
+}
+
+// BlobFile is one blob revision.
+type BlobFile struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// Storage returns the entry of storage id, or nil.
+func (m *Manifest) Storage(id string) *StorageEntry {
+	for _, s := range m.Storages {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func manifestPath(repo, stamp string) string {
+	return filepath.Join(repo, stamp+manifestSuffix)
+}
+
+func writeManifest(repo string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(manifestPath(repo, m.Stamp), append(b, '\n'))
+}
+
+// ReadManifest reads the manifest of set stamp in repo.
+func ReadManifest(repo, stamp string) (*Manifest, error) {
+	b, err := os.ReadFile(manifestPath(repo, stamp))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", manifestPath(repo, stamp), err)
+	}
+	if m.Format != ManifestFormat {
+		return nil, fmt.Errorf("%s: unknown format %q (want %q)", manifestPath(repo, stamp), m.Format, ManifestFormat)
+	}
+	return &m, nil
+}
+
+// Sets lists the stamps of the backup sets in repo, oldest first.
+func Sets(repo string) ([]string, error) {
+	ents, err := os.ReadDir(repo)
+	if err != nil {
+		return nil, err
+	}
+	var stamps []string
+	for _, e := range ents {
+		if stamp, ok := strings.CutSuffix(e.Name(), manifestSuffix); ok && isStamped.MatchString(e.Name()) {
+			stamps = append(stamps, stamp)
+		}
+	}
+	slices.Sort(stamps)
+	return stamps, nil
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and a
+// rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}

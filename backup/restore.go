@@ -1,0 +1,270 @@
+package backup
+
+import (
+	"compress/gzip"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/tid"
+)
+
+// FindSet reads the manifest of set stamp ("" = the newest) from the first
+// of repos that has it.
+func FindSet(repos []string, stamp string) (*Manifest, error) {
+	if len(repos) == 0 {
+		return nil, errors.New("restore: no repository configured")
+	}
+	var tried []string
+	for _, repo := range repos {
+		stamps, err := Sets(repo)
+		if err != nil {
+			tried = append(tried, fmt.Sprintf("%s: %v", repo, err))
+			continue
+		}
+		if len(stamps) == 0 {
+			tried = append(tried, repo+": no backup set")
+			continue
+		}
+		want := stamp
+		if want == "" {
+			want = stamps[len(stamps)-1]
+		}
+		m, err := ReadManifest(repo, want)
+		if errors.Is(err, fs.ErrNotExist) {
+			tried = append(tried, fmt.Sprintf("%s: no set %s (sets: %s)", repo, want, strings.Join(stamps, ", ")))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("restore: no backup set found:\n  %s", strings.Join(tried, "\n  "))
+}
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Force allows replacing existing files at the destination (a stale
+	// .index there is deleted).
+	Force bool
+	// RepoOf overrides a storage's repository by id (e.g. from the current
+	// configuration); nil or "" keeps the manifest's.
+	RepoOf        func(id string) string
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+// Restored is one restored storage.
+type Restored struct {
+	ID      string
+	DataFS  string // restored file
+	BlobDir string // restored blob directory, "" if none
+	Size    int64
+	KeptTID tid.TID
+	Files   int // data files joined
+	Blobs   int // blob files restored
+}
+
+// Target paths of a storage restored under dir.
+func restorePaths(dir string, e *StorageEntry) (dataFS, blobDir string) {
+	base := filepath.Join(dir, e.Label)
+	dataFS = filepath.Join(base, filepath.Base(e.DataFS))
+	if e.Blobs != nil {
+		blobDir = filepath.Join(base, filepath.Base(e.Blobs.Dir))
+	}
+	return dataFS, blobDir
+}
+
+// Restore writes every storage of set m under dir/<label>/: the Data.fs
+// joined from its chain (each file's size and md5 checked, the result
+// scanned: it must end exactly with the set's kept TID) and its blob files.
+// Without Force it refuses, before writing anything, if a destination file
+// exists.
+func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
+	var clashes []string
+	for _, e := range m.Storages {
+		out, blobs := restorePaths(dir, e)
+		for _, p := range []string{out, out + ".index", blobs} {
+			if p == "" {
+				continue
+			}
+			if _, err := os.Lstat(p); err == nil {
+				clashes = append(clashes, p)
+			}
+		}
+	}
+	if len(clashes) > 0 && !opts.Force {
+		return nil, fmt.Errorf("restore: refusing to overwrite existing files (use --force):\n  %s", strings.Join(clashes, "\n  "))
+	}
+	var done []Restored
+	for _, e := range m.Storages {
+		r, err := restoreOne(m, e, dir, &opts)
+		if err != nil {
+			return done, fmt.Errorf("restore: storage %s: %w", e.ID, err)
+		}
+		done = append(done, *r)
+	}
+	return done, nil
+}
+
+func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) (*Restored, error) {
+	repo := e.Repository
+	if opts.RepoOf != nil {
+		if r := opts.RepoOf(e.ID); r != "" {
+			repo = r
+		}
+	}
+	out, blobOut := restorePaths(dir, e)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(out); err == nil {
+		lock, err := LockDataFS(out)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Unlock()
+	}
+	var kept tid.TID
+	if e.KeptTID != "" {
+		var err error
+		if kept, err = tid.Parse(e.KeptTID, tid.Hex); err != nil {
+			return nil, fmt.Errorf("manifest: kept_tid: %w", err)
+		}
+	}
+	if len(e.Files) == 0 {
+		return nil, errors.New("manifest lists no data file")
+	}
+
+	part := out + ".part"
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		f.Close()
+		if !ok {
+			os.Remove(part)
+		}
+	}()
+	pr := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label, e.Size)
+	var pos int64
+	for _, fe := range e.Files {
+		if fe.Start != pos {
+			return nil, fmt.Errorf("%s starts at byte %d, but the files before it end at %d", fe.Name, fe.Start, pos)
+		}
+		if err := joinFile(f, filepath.Join(repo, fe.Name), fe, pr); err != nil {
+			return nil, err
+		}
+		pos = fe.End
+	}
+	pr.finish()
+	if pos != e.Size {
+		return nil, fmt.Errorf("the data files end at byte %d, the manifest says %d", pos, e.Size)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	c, err := fsdata.CutReader(f, pos, kept, fsdata.ScanOptions{Name: part})
+	if err != nil {
+		return nil, fmt.Errorf("check the restored file: %w", err)
+	}
+	if c.Committed != pos || c.Tail.Kind != fsdata.TailNone || c.LastTID != kept || (e.Magic != "" && c.Magic != e.Magic) {
+		return nil, fmt.Errorf("check the restored file: it ends with tid %s at %d (tail: %s, magic %s), the manifest says %s at %d (magic %s)",
+			c.LastTID.Hex(), c.Committed, c.Tail.Kind, c.Magic, kept.Hex(), pos, e.Magic)
+	}
+	// A stale index next to the restored file would point past it or at
+	// other revisions.
+	if err := os.Remove(out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.Rename(part, out); err != nil {
+		return nil, err
+	}
+	ok = true
+	syncDir(filepath.Dir(out))
+	r := &Restored{ID: e.ID, DataFS: out, Size: pos, KeptTID: kept, Files: len(e.Files)}
+
+	if e.Blobs != nil {
+		r.BlobDir = blobOut
+		pool := filepath.Join(repo, blobPool)
+		if err := os.MkdirAll(blobOut, 0o755); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(filepath.Join(blobOut, ".layout"), []byte(e.Blobs.Layout+"\n")); err != nil {
+			return nil, err
+		}
+		bp := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label+" blobs", e.Blobs.Bytes)
+		for _, b := range e.Blobs.Files {
+			rel := filepath.FromSlash(b.Path)
+			if !filepath.IsLocal(rel) {
+				return nil, fmt.Errorf("manifest: blob path %q leaves the blob directory", b.Path)
+			}
+			src := filepath.Join(pool, rel)
+			st, err := os.Stat(src)
+			if err != nil {
+				return nil, fmt.Errorf("blob %s: %w", b.Path, err)
+			}
+			if st.Size() != b.Size {
+				return nil, fmt.Errorf("blob %s: %d bytes in the repository, the manifest says %d", b.Path, st.Size(), b.Size)
+			}
+			dst := filepath.Join(blobOut, rel)
+			if _, err := os.Lstat(dst); err == nil {
+				if err := os.Remove(dst); err != nil { // --force: replace it
+					return nil, err
+				}
+			}
+			if err := copyBlob(src, dst, bp); err != nil {
+				return nil, fmt.Errorf("blob %s: %w", b.Path, err)
+			}
+			r.Blobs++
+		}
+		bp.finish()
+	}
+	return r, nil
+}
+
+// joinFile appends a repository data file (gunzipped if named *z) to out,
+// checking its size and checksums against fe.
+func joinFile(out io.Writer, path string, fe FileEntry, pr *progress) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	var r io.Reader = in
+	if strings.HasSuffix(path, "z") {
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	hm, hs := md5.New(), sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, hm, hs, pr), r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if want := fe.End - fe.Start; n != want {
+		return fmt.Errorf("%s: %d bytes, the ledger says %d (%d-%d)", path, n, want, fe.Start, fe.End)
+	}
+	if got := hex.EncodeToString(hm.Sum(nil)); got != fe.MD5 {
+		return fmt.Errorf("%s: md5 %s, the ledger says %s", path, got, fe.MD5)
+	}
+	if got := hex.EncodeToString(hs.Sum(nil)); fe.SHA256 != "" && got != fe.SHA256 {
+		return fmt.Errorf("%s: sha256 %s, the manifest says %s", path, got, fe.SHA256)
+	}
+	return nil
+}
