@@ -240,3 +240,16 @@ func TestBusyGroupStillPublishes(t *testing.T) {
 	p, c := h.m.InFlight()
 	require.Equal(t, 1, p+c, "t4 still in flight: the group never drained")
 }
+
+// A storage with no value yet publishes nothing rather than a made-up TID
+// (the original's "overlapping, second ends first").
+func TestNoMadeUpValues(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(nil)
+	h.cbegin("t1", sA, sB)
+	h.cbegin("t2", sA, sC)
+	h.ccommit("t2", map[string]TID{sA: 2, sC: 1})
+	require.Empty(t, h.m.AppendPublished(nil))
+	h.ccommit("t1", map[string]TID{sA: 1, sB: 1})
+	require.Equal(t, []StorageTID{{sA, 2}, {sB, 1}, {sC, 1}}, h.m.AppendPublished(nil))
+}

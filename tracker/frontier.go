@@ -151,15 +151,15 @@ func (m *Machine) advance(g *group) {
 	// The highest known commit at or below each bound.
 	for _, i := range g.members {
 		s := &m.st[i]
-		s.best = s.published
+		s.best, s.bestOK = s.published, s.hasPublished
 		if s.transient <= s.cand {
-			s.best = s.transient
+			s.best, s.bestOK = s.transient, true
 		}
 	}
 	for _, d := range g.done {
 		for _, c := range d.cs {
-			if s := &m.st[c.st]; c.hi <= s.cand && c.hi > s.best {
-				s.best = c.hi
+			if s := &m.st[c.st]; c.hi <= s.cand && (c.hi > s.best || !s.bestOK) {
+				s.best, s.bestOK = c.hi, true
 			}
 		}
 	}
@@ -170,7 +170,7 @@ func (m *Machine) advance(g *group) {
 				Msg: "internal: a busy group's bound fell below the published TID of " + s.name})
 			continue
 		}
-		if s.known && (!s.hasPublished || s.best > s.published) {
+		if s.known && s.bestOK && (!s.hasPublished || s.best > s.published) {
 			m.publishValue(i, s.best)
 		}
 	}

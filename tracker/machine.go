@@ -20,6 +20,7 @@ type storage struct {
 	blindPin     *pin
 	waiters      []*pin // await-commit pins waiting for a commit here
 	cand, best   TID    // scratch of advance
+	bestOK       bool   // best is a real value (published, known commit)
 	pubAt        int64  // time of the last publication
 	lagWarned    int64
 }
