@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tidstorage/tidstorage/backup"
+	"github.com/tidstorage/tidstorage/config"
+)
+
+const backupHelp = `
+Backs up every storage that has data_fs and repository, all to the same
+coherent point (the status file's last line, --dump, or --tid), as one backup
+set. For each storage, the Data.fs bytes up to the end of its last committed
+transaction with TID <= the point's are written to its repository in
+repozo's format: a full backup <stamp>.fs, or an incremental <stamp>.deltafs
+when the file still extends the repository's last backup (same bytes, same
+boundary), with a line in the full backup's <stamp>.dat ledger; so
+'repozo -R -r REPO -D <stamp> -o Data.fs' restores it too. Blob files of
+revisions up to that TID are copied to REPO/blobs/ (same layout as the blob
+directory). The set's manifest, <stamp>.tidstorage.json, is written to every
+repository last. See docs/backup.md.
+
+Stamps are UTC seconds, strictly increasing per repository. Progress lines go
+to stderr every --progress while copying.`
+
+func runBackup(c *cli, args []string) int {
+	fs := c.flagSet("backup")
+	path := configFlag(fs)
+	pf := addPointFlags(fs)
+	full := fs.Bool("full", false, "full backups, even where an incremental would do")
+	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
+	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError("backup", "unexpected argument %q", fs.Arg(0))
+	}
+	if *path == "" {
+		return c.usageError("backup", "give the configuration with -c FILE")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return c.fail("backup", err)
+	}
+	refs := storageRefs(cfg)
+	var specs []backup.Spec
+	for _, s := range refs {
+		switch {
+		case s.DataFS != "" && s.Repository != "":
+			specs = append(specs, backup.Spec{ID: s.ID, Label: s.Label, DataFS: s.DataFS, BlobDir: s.BlobDir, Repository: s.Repository})
+		case s.DataFS != "" || s.Repository != "":
+			fmt.Fprintf(c.stderr, "tidstorage backup: %s: skipped: needs both data_fs and repository\n", s.Label)
+		}
+	}
+	if len(specs) == 0 {
+		return c.fail("backup", fmt.Errorf("%s: no storage has both data_fs and repository", *path))
+	}
+	point, source, err := pf.resolve(cfg, refs, c.stderr)
+	if err != nil {
+		return c.fail("backup", err)
+	}
+	m, err := backup.Backup(specs, point, backup.Options{
+		Full: *full, PointSource: source,
+		Log: c.stderr, Progress: c.stderr, ProgressEvery: *every,
+	})
+	if err != nil {
+		return c.fail("backup", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(m); err != nil {
+			return c.fail("backup", err)
+		}
+		return 0
+	}
+	fmt.Fprintf(c.stdout, "backup set %s (point: %s)\n", m.Stamp, source)
+	for _, e := range m.Storages {
+		kept := e.KeptTID
+		if kept == "" {
+			kept = "none"
+		}
+		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", e.Label, e.Kind, e.TID, kept, e.Size)
+		if e.Kind != "unchanged" {
+			last := e.Files[len(e.Files)-1]
+			fmt.Fprintf(c.stdout, ", wrote %s (%d bytes)", last.Name, last.End-last.Start)
+		}
+		fmt.Fprintf(c.stdout, " in %s", e.Repository)
+		if e.Blobs != nil {
+			fmt.Fprintf(c.stdout, "; blobs: %d files, %d new", len(e.Blobs.Files), e.Blobs.Copied)
+			if len(e.Blobs.Missing) > 0 {
+				fmt.Fprintf(c.stdout, ", %d MISSING", len(e.Blobs.Missing))
+			}
+		}
+		fmt.Fprintln(c.stdout)
+	}
+	return 0
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tidstorage/tidstorage/backup"
+	"github.com/tidstorage/tidstorage/config"
+)
+
+const cutHelp = `
+After a crash without restore (the job of the original restore_tidstorage.py),
+cuts every configured Data.fs (data_fs) right after its storage's TID in the
+coherent point: the end of the last committed transaction whose TID is <= the
+point's, dropping later transactions and any in-progress or torn tail, so
+that all storages agree again.
+
+The point comes from the status file's last line (status_file of the
+configuration, or --status-file), from a running server (--dump), or from
+--tid STORAGE=TID for each storage.
+
+Nothing is destroyed: the removed bytes are saved to
+<Data.fs>.cut-<tid>-<UTC stamp> first, and the stale <Data.fs>.index (it
+would point past the cut) is renamed to <Data.fs>.index.cut-<tid>-<stamp>.
+Each file is locked as ZODB does (Data.fs.lock): the command refuses to run
+while a ZEO server or any ZODB program has a storage open, or while a pack is
+in progress. Every storage is checked before any is changed; a file whose
+data ends before the point (it lacks transactions of the point) is refused
+unless --allow-behind. --dry-run prints what would be done.`
+
+func runCut(c *cli, args []string) int {
+	fs := c.flagSet("cut")
+	path := configFlag(fs)
+	pf := addPointFlags(fs)
+	dry := fs.Bool("dry-run", false, "print what would be cut, change nothing")
+	behind := fs.Bool("allow-behind", false, "cut the other storages even if a file ends before its point's TID")
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError("cut", "unexpected argument %q", fs.Arg(0))
+	}
+	if *path == "" {
+		return c.usageError("cut", "give the configuration with -c FILE")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return c.fail("cut", err)
+	}
+	refs := storageRefs(cfg)
+	point, source, err := pf.resolve(cfg, refs, c.stderr)
+	if err != nil {
+		return c.fail("cut", err)
+	}
+	fmt.Fprintf(c.stdout, "point: %s\n", source)
+
+	var plans []*backup.CutPlan
+	var planned []*storageRef
+	release := func() {
+		for _, p := range plans {
+			p.Release()
+		}
+	}
+	failed := false
+	for _, s := range refs {
+		if s.DataFS == "" {
+			fmt.Fprintf(c.stdout, "%s: no data_fs configured, skipped\n", s.Label)
+			continue
+		}
+		t, ok := point[s.ID]
+		if !ok {
+			fmt.Fprintf(c.stderr, "tidstorage cut: %s (%s): not in the point: no coherent TID is known for it\n", s.Label, s.ID)
+			failed = true
+			continue
+		}
+		p, err := backup.PlanCut(s.DataFS, t, *behind)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "tidstorage cut: %s: %v\n", s.Label, err)
+			failed = true
+			continue
+		}
+		plans = append(plans, p)
+		planned = append(planned, s)
+	}
+	if len(plans) == 0 && !failed {
+		release()
+		return c.fail("cut", fmt.Errorf("%s: no storage has a data_fs", *path))
+	}
+	if failed {
+		release()
+		fmt.Fprintf(c.stderr, "tidstorage cut: nothing was changed\n")
+		return 1
+	}
+	for i, p := range plans {
+		fmt.Fprintf(c.stdout, "%s: %s: tid %s: %s\n", planned[i].Label, p.Path, p.Target.Hex(), p.Cut.Summary())
+	}
+	if *dry {
+		release()
+		fmt.Fprintf(c.stdout, "dry run: nothing was changed\n")
+		return 0
+	}
+	now := time.Now()
+	code := 0
+	for i, p := range plans {
+		label := planned[i].Label
+		if p.Noop() {
+			p.Release()
+			fmt.Fprintf(c.stdout, "%s: already ends right after the point: unchanged\n", label)
+			continue
+		}
+		res, err := p.Apply(now)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "tidstorage cut: %s: %v\n", label, err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(c.stdout, "%s: cut %s to %d bytes; removed %d bytes saved to %s", label, p.Path, p.Cut.Offset, p.Cut.RemovedBytes(), res.TailFile)
+		if res.IndexMoved != "" {
+			fmt.Fprintf(c.stdout, "; stale index moved to %s", res.IndexMoved)
+		}
+		fmt.Fprintln(c.stdout)
+	}
+	return code
+}

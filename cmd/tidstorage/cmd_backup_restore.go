@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tidstorage/tidstorage/backup"
+	"github.com/tidstorage/tidstorage/config"
+)
+
+const restoreHelp = `
+Restores every storage of a backup set (the newest, or --set STAMP) under
+DIR/<label>/: the Data.fs joined from its full and incremental backups, each
+checked against the ledger's size and md5 (and the manifest's sha256), then
+scanned: it must end exactly with the set's TID for that storage. Its blob
+files go to DIR/<label>/<blob directory name>/. No .index is written (ZODB
+rebuilds it). The manifest is read from the configured repositories.
+
+Existing files at the destination are not overwritten unless --force (which
+also refuses while a ZODB program holds the destination's Data.fs.lock).`
+
+func runRestore(c *cli, args []string) int {
+	fs := c.flagSet("restore")
+	path := configFlag(fs)
+	to := fs.String("to", "", "destination `DIR`")
+	set := fs.String("set", "", "the set's `STAMP` (default: the newest)")
+	force := fs.Bool("force", false, "replace existing files at the destination")
+	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
+	if ok, code := c.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError("restore", "unexpected argument %q", fs.Arg(0))
+	}
+	if *path == "" {
+		return c.usageError("restore", "give the configuration with -c FILE")
+	}
+	if *to == "" {
+		return c.usageError("restore", "give the destination with --to DIR")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return c.fail("restore", err)
+	}
+	repoOf := map[string]string{}
+	var repos []string
+	for _, s := range cfg.Storages {
+		if s.Repository != "" {
+			repoOf[s.ID] = s.Repository
+			repos = append(repos, s.Repository)
+		}
+	}
+	m, err := backup.FindSet(repos, *set)
+	if err != nil {
+		return c.fail("restore", err)
+	}
+	fmt.Fprintf(c.stdout, "backup set %s (taken %s, point: %s)\n", m.Stamp, m.Time.Format(time.RFC3339), m.PointSource)
+	rs, err := backup.Restore(m, *to, backup.RestoreOptions{
+		Force:    *force,
+		RepoOf:   func(id string) string { return repoOf[id] },
+		Progress: c.stderr, ProgressEvery: *every,
+	})
+	for _, r := range rs {
+		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d file(s), ends with tid %s", r.ID, r.DataFS, r.Size, r.Files, r.KeptTID.Hex())
+		if r.BlobDir != "" {
+			fmt.Fprintf(c.stdout, "; %d blob file(s) in %s", r.Blobs, r.BlobDir)
+		}
+		fmt.Fprintln(c.stdout)
+	}
+	if err != nil {
+		return c.fail("restore", err)
+	}
+	return 0
+}
