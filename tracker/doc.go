@@ -95,12 +95,16 @@
 //	svc.Aborted(id)            // tpc_abort, or a failed tpc_finish
 //	svc.ConnectionLost(id)     // aborted before FinishSent, in doubt after (InDoubt is the same call)
 //	svc.Resolved(id, committed, tid) // outcome of an in-doubt participation
-//	svc.Blind(sid, reason) / svc.Unblind(sid) / svc.UnblindAt(sid, lastTID)
+//	svc.Blind(sid, reason) / svc.Unblind(sid, lastTID) // lastTID 0 if unknown
+//	svc.LastTID(sid, tid)      // a storage's last TID read by the daemon (releases lost/None pins)
 //
 // PartIDs are chosen by the caller, unique among participations the tracker
 // still knows. The zeoproxy.Tracker interface maps onto these one to one
 // (Begin→BeginPart, InDoubt→ConnectionLost) with an adapter converting the
-// PartID type.
+// PartID type — except that a connection lost before tpc_finish must reach
+// ConnectionLost, not Aborted: Aborted means an explicit tpc_abort, which a
+// failed vote elsewhere in the linked set excuses (the conflict path); a
+// lost connection is never excused (a client crash between two tpc_finish).
 //
 // The daemon calls Bootstrap before the proxy accepts clients, Tick about
 // once a second, Status for /status, Counters for metrics, AcceptPartial for

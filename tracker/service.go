@@ -257,11 +257,9 @@ func (s *Service) Blind(storage, reason string) {
 	s.unlock(now)
 }
 
-// Unblind ends one Blind of storage (its connection closed).
-func (s *Service) Unblind(storage string) { s.UnblindAt(storage, 0) }
-
-// UnblindAt is Unblind with the storage's last TID read after the close.
-func (s *Service) UnblindAt(storage string, lastTID uint64) {
+// Unblind ends one Blind of storage (its connection closed). lastTID, when
+// non-zero, is the storage's last TID read after the close.
+func (s *Service) Unblind(storage string, lastTID uint64) {
 	now := s.lock()
 	s.m.Unblind(now, storage, lastTID)
 	s.unlock(now)
