@@ -48,3 +48,22 @@ func TestQuiescentPointEqualsLastTransactions(t *testing.T) {
 		})
 	}
 }
+
+// A start after an unclean stop (the running marker is still there) says so
+// (tracker status, log); a clean stop removes the marker, so the next start is
+// clean again.
+func TestUncleanStartIsReported(t *testing.T) {
+	s := startSite(t, zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}})
+	require.True(t, s.d.Tracker.Status().CleanStart)
+	s.stop()
+	marker := s.cfg.StatusFile + ".running"
+	_, err := os.Stat(marker)
+	require.True(t, os.IsNotExist(err), "a clean stop removes the running marker")
+
+	require.NoError(t, os.WriteFile(marker, []byte("1\n"), 0o644)) // as a crash leaves it
+	s.start()
+	require.False(t, s.d.Tracker.Status().CleanStart, "the unclean stop is reported")
+	s.stop()
+	s.start()
+	require.True(t, s.d.Tracker.Status().CleanStart)
+}

@@ -143,10 +143,13 @@ zeo "b" {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGUSR1))
 	require.Eventually(t, func() bool { return fileContains(logPath, "SIGUSR1: tracker state") }, 10*time.Second, 50*time.Millisecond)
 
-	// HUP reopens the log file after it was moved away (logrotate).
+	// HUP reopens the log file after it was moved away (logrotate), and
+	// applies a new log level from the configuration file.
 	require.NoError(t, os.Rename(logPath, logPath+".1"))
+	require.NoError(t, os.WriteFile(cfgPath, []byte(strings.Replace(cfg, `level = "debug"`, `level = "info"`, 1)), 0o644))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return fileContains(logPath, "log file reopened") }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return fileContains(logPath, "log level changed") }, 10*time.Second, 50*time.Millisecond)
 
 	// TERM: a clean stop, a final full line in the status file, which reads
 	// back to the same point; the pid file is gone.

@@ -24,4 +24,4 @@ func (a proxyTracker) Resolved(id zeoproxy.PartID, committed bool, tid uint64) {
 	a.s.Resolved(tracker.PartID(id), committed, tid)
 }
 func (a proxyTracker) Blind(storage, reason string)           { a.s.Blind(storage, reason) }
-func (a proxyTracker) Unblind(storage string, lastTID uint64) { a.s.UnblindAt(storage, lastTID) }
+func (a proxyTracker) Unblind(storage string, lastTID uint64) { a.s.Unblind(storage, lastTID) }

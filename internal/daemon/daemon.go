@@ -335,17 +335,56 @@ func (d *Daemon) StatusFileStats() (StatusFileStats, bool) {
 // Version is the version the daemon was started with.
 func (d *Daemon) Version() string { return d.version }
 
-// Reopen is SIGHUP: log files are reopened (after rotation).
+// Reopen is SIGHUP: the log file is reopened (after rotation), and the
+// configuration is read again for what can change safely while running: the
+// log level. Other changes are reported as needing a restart.
 func (d *Daemon) Reopen() {
 	if d.logFile == nil {
 		d.Log.Info("SIGHUP: logging to stderr, nothing to reopen")
-		return
-	}
-	if err := d.logFile.Reopen(); err != nil {
+	} else if err := d.logFile.Reopen(); err != nil {
 		d.Log.Error("SIGHUP: cannot reopen the log file; still writing to the old one", "error", err)
+	} else {
+		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
+	}
+	if d.cfg.File == "" {
 		return
 	}
-	d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
+	cfg, err := config.Load(d.cfg.File)
+	if err != nil {
+		d.Log.Error("SIGHUP: the configuration no longer loads; keeping the running one", "error", err)
+		return
+	}
+	if cfg.Log.Level != d.cfg.Log.Level {
+		if lvl := hclog.LevelFromString(cfg.Log.Level); lvl != hclog.NoLevel {
+			d.Log.SetLevel(lvl)
+			d.Log.Info("SIGHUP: log level changed", "from", d.cfg.Log.Level, "to", cfg.Log.Level)
+			d.cfg.Log.Level = cfg.Log.Level
+		}
+	}
+	if restartNeeded(d.cfg, cfg) {
+		d.Log.Warn("SIGHUP: the configuration changed in ways that take effect only after a restart (listeners, storages, files, periods, limits)")
+	}
+}
+
+// restartNeeded compares what only a restart applies.
+func restartNeeded(old, cur *config.Config) bool {
+	a, b := *old, *cur
+	a.Log.Level, b.Log.Level = "", ""
+	a.Warnings, b.Warnings = nil, nil
+	return fmt.Sprint(summary(&a)) != fmt.Sprint(summary(&b))
+}
+
+func summary(c *config.Config) []any {
+	out := []any{c.StatusFile, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
+		c.Log.File, c.Log.Format, c.Limits, c.Classic.Enabled, c.Classic.Listen.String(), fmt.Sprint(c.Classic.Allow),
+		c.Classic.MaxConnections, c.Admin.Enabled, c.Admin.Listen.String()}
+	for _, z := range c.ZEO {
+		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
+	}
+	for _, s := range c.Storages {
+		out = append(out, s.ID, s.DataFS, s.BlobDir, s.Repository)
+	}
+	return out
 }
 
 // DumpState is SIGUSR1: the whole tracker state goes to the log.
