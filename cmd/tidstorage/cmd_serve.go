@@ -23,7 +23,8 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
   - serves the classic line protocol for patched Zopes and old scripts.
 
 Signals:
-  HUP     reopen the log file (after logrotate)
+  HUP     reopen the log file (after logrotate) and apply a new log level
+          from the configuration (other changes need a restart)
   USR1    write the whole tracker state to the log
   TERM    stop accepting, let in-flight two-phase commits finish (up to
   INT     shutdown_timeout), write a final full status line, fsync, exit 0;

@@ -2,6 +2,7 @@ package statusfile
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,4 +216,48 @@ func pythonPath(t *testing.T) string {
 	}
 	t.Skip("no python3 found: skipping the check against real Python")
 	return ""
+}
+
+// tornFile accepts only part of a write once, like a full disk.
+type tornFile struct {
+	memFile
+	failNext bool
+}
+
+func (f *tornFile) Write(p []byte) (int, error) {
+	if f.failNext {
+		f.failNext = false
+		n, _ := f.memFile.Write(p[:len(p)/2])
+		return n, errors.New("no space left on device")
+	}
+	return f.memFile.Write(p)
+}
+
+func (f *tornFile) Stat() (os.FileInfo, error) { return fakeInfo{int64(f.Len())}, nil }
+func (f *tornFile) Truncate(n int64) error     { f.memFile.Truncate(int(n)); return nil }
+
+type fakeInfo struct{ size int64 }
+
+func (i fakeInfo) Name() string       { return "status" }
+func (i fakeInfo) Size() int64        { return i.size }
+func (i fakeInfo) Mode() os.FileMode  { return 0o644 }
+func (i fakeInfo) ModTime() time.Time { return time.Time{} }
+func (i fakeInfo) IsDir() bool        { return false }
+func (i fakeInfo) Sys() any           { return nil }
+
+func TestFailedWriteLeavesNoTornLine(t *testing.T) {
+	f := &tornFile{}
+	f.WriteString("1.00 f {'a': 1}\n")
+	w := NewWriter(f, Options{})
+	require.NoError(t, w.Start(time.Unix(2, 0), []Entry{{"a", 2}}))
+	f.failNext = true
+	w.Published("a", 3)
+	require.Error(t, w.Flush(time.Unix(3, 0), nil))
+	require.Equal(t, "1.00 f {'a': 1}\n2.00 f {'a': 2}\n", f.String())
+	// The pending value goes out with the next line.
+	require.NoError(t, w.Flush(time.Unix(4, 0), nil))
+	res, err := Replay(strings.NewReader(f.String()), ReplayOptions{})
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{"a": 3}, res.Point)
+	require.Empty(t, res.Warnings)
 }

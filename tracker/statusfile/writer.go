@@ -56,11 +56,24 @@ type Writer struct {
 	buf      []byte
 	entries  []Entry
 	lines    int
+	size     int64 // bytes in the file, when known (-1 if not)
+}
+
+// truncater is implemented by *os.File: a failed write is cut back so that
+// no torn line is left in the middle of the file.
+type truncater interface {
+	Truncate(size int64) error
 }
 
 // NewWriter writes to f.
 func NewWriter(f File, opts Options) *Writer {
-	return &Writer{f: f, opts: opts, pending: map[string]uint64{}}
+	w := &Writer{f: f, opts: opts, pending: map[string]uint64{}, size: -1}
+	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil {
+			w.size = fi.Size()
+		}
+	}
+	return w
 }
 
 // Open opens (creating it if needed) the status file at path for appending.
@@ -146,8 +159,18 @@ func (w *Writer) clearPending() {
 
 func (w *Writer) write(now time.Time, full bool, entries []Entry) error {
 	w.buf = AppendLine(w.buf[:0], now, full, entries)
-	if _, err := w.f.Write(w.buf); err != nil {
+	if n, err := w.f.Write(w.buf); err != nil {
+		if n > 0 && w.size >= 0 {
+			if t, ok := w.f.(truncater); ok {
+				if terr := t.Truncate(w.size); terr != nil {
+					return fmt.Errorf("statusfile: write: %w (and cutting the torn line failed: %v)", err, terr)
+				}
+			}
+		}
 		return fmt.Errorf("statusfile: write: %w", err)
+	}
+	if w.size >= 0 {
+		w.size += int64(len(w.buf))
 	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("statusfile: fsync: %w", err)
