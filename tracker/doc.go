@@ -134,6 +134,10 @@
 //     with identical metadata had a vote conflict, that partial commit is
 //     missed. Crashes of a client with several transactions of identical
 //     metadata in flight can pin falsely (safe).
+//   - A transaction aborted explicitly after all its ZEO votes succeeded
+//     (another resource manager failed its vote) while a linked transaction
+//     with identical metadata finished counts as a partial commit: a false
+//     pin (safe; the operator accepts it).
 //   - A classic ABORT after part of a transaction committed (a Zope whose
 //     commit raised mid-finish) cannot be told from a clean abort.
 package tracker
