@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +32,8 @@ type world struct {
 	lastTID []uint64
 	tid     uint64
 	commits [][]commitRec
+	initTID []uint64
+	pruned  []uint64 // last TID when history was pruned
 	P       []uint64
 	hasP    []bool
 	ptr     []int
@@ -87,6 +90,8 @@ func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 		w.lastTID = append(w.lastTID, w.tid)
 	}
 	w.commits = make([][]commitRec, nst)
+	w.initTID = slices.Clone(w.lastTID)
+	w.pruned = make([]uint64, nst)
 	w.P = make([]uint64, nst)
 	w.hasP = make([]bool, nst)
 	w.ptr = make([]int, nst)
@@ -181,6 +186,10 @@ func (w *world) check() {
 			}
 			if w.hasP[s] && r.TID < w.P[s] {
 				w.fail("storage %d published %d below %d", s, r.TID, w.P[s])
+				return
+			}
+			if !w.realTID(s, r.TID) {
+				w.fail("storage %d published %d, which no transaction committed", s, r.TID)
 				return
 			}
 			w.P[s], w.hasP[s] = r.TID, true
@@ -838,9 +847,21 @@ func (w *world) quiesce() {
 
 // prune forgets history the oracle can no longer need: nothing is in
 // flight and every commit is in the point.
+// realTID: v is a TID some transaction committed on s (or its last TID
+// when history was pruned, or its initial TID).
+func (w *world) realTID(s int, v uint64) bool {
+	if v == w.pruned[s] || v == w.initTID[s] {
+		return true
+	}
+	cs := w.commits[s]
+	k := sort.Search(len(cs), func(i int) bool { return cs[i].tid >= v })
+	return k < len(cs) && cs[k].tid == v
+}
+
 func (w *world) prune() {
 	clear(w.byPID)
 	for s := range w.commits {
+		w.pruned[s] = w.lastTID[s]
 		w.commits[s] = append(w.commits[s][:0], w.commits[s][w.ptr[s]:]...)
 		w.ptr[s] = 0
 	}
