@@ -43,7 +43,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	waited chan struct{}
-	log    *lockedWriter
+	log    *SyncBuffer
 }
 
 // DataFS returns the path of a storage's Data.fs file.
@@ -115,7 +115,7 @@ func (s *Server) writeConf() error {
 
 func (s *Server) start(venv string) error {
 	cmd := exec.Command(filepath.Join(venv, "bin", "runzeo"), "-C", s.conf)
-	log := &lockedWriter{w: &bytes.Buffer{}}
+	log := &SyncBuffer{}
 	cmd.Stdout = log
 	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -229,19 +229,21 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-type lockedWriter struct {
+// SyncBuffer is a bytes.Buffer that a process's output goroutine may write
+// while a test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
-	w  *bytes.Buffer
+	b  bytes.Buffer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.b.Write(p)
 }
 
-func (l *lockedWriter) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.String()
+	return l.b.String()
 }
