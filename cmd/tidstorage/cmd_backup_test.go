@@ -147,6 +147,23 @@ func TestBackupRestoreCommands(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "no set 1999-01-01-00-00-00")
 
+	// The point from a running server's DUMP; nothing new: unchanged.
+	addr := startClassic(t, fixedBackend{point: map[string]uint64{"main": tidInt(t, m2.New[1]), "catalog": tidInt(t, c2.New[0])}})
+	r = run(t, "backup", "-c", s.cfg, "--dump", addr, "--progress", "1ns")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "(point: dump "+addr+")")
+	require.Contains(t, r.stdout, "main: unchanged, tid "+m2.New[1])
+	booting := startClassic(t, fixedBackend{point: map[string]uint64{}, booting: true})
+	r = run(t, "backup", "-c", s.cfg, "--dump", booting)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "has published no point yet")
+	// A full backup with progress lines.
+	r = run(t, "backup", "-c", s.cfg, "--full", "--progress", "1ns", "--tid", "main="+m2.New[1], "--tid", "catalog="+c2.New[0])
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "catalog: full")
+	require.Contains(t, r.stderr, "backup catalog: copied ")
+	require.Contains(t, r.stderr, "catalog: full backup: --full")
+
 	// --tid overrides the status file; a storage missing from it fails.
 	r = run(t, "backup", "-c", s.cfg, "--tid", "main="+m2.New[0])
 	require.Equal(t, 1, r.code)
