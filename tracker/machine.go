@@ -26,8 +26,9 @@ type storage struct {
 }
 
 // group is a set of storages linked by in-flight units (participations,
-// classic transactions, pins). It publishes its members when busy drops to
-// zero and then dissolves: groups only merge while busy.
+// classic transactions, pins). While busy it publishes what it safely can
+// (advance, frontier.go); when busy drops to zero every member publishes its
+// transient value and the group dissolves: groups only merge while busy.
 type group struct {
 	members []int32
 	busy    int32
@@ -70,7 +71,6 @@ type Machine struct {
 	bootstrapped  bool
 	bootRequested bool
 	clean         bool
-	uncleanKnown  bool
 	missing       int // expected storages without a known value
 
 	recs []Record
@@ -366,7 +366,6 @@ func (m *Machine) Bootstrap(now int64, values []StorageTID, clean bool) {
 	m.step(now)
 	if !clean {
 		m.clean = false
-		m.uncleanKnown = true
 		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart,
 			Msg: "previous run ended uncleanly: the live storages may hold half a transaction; the last coherent point before it is in the status file"})
 	}
