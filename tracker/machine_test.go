@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -269,4 +270,23 @@ func TestDecreaseRefused(t *testing.T) {
 	h.drain()
 	require.Equal(t, TID(10), h.pub(sA))
 	require.Equal(t, 1, h.count(RecCritical, CodeBootstrapDecrease))
+}
+
+func TestStatusJSON(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.begin(1, sA, "k")
+	h.begin(2, sB, "k")
+	h.vote(1, true)
+	h.vote(2, true)
+	h.fin(1)
+	h.done(1, 11)
+	h.lost(2)
+	b, err := json.Marshal(h.m.Status())
+	require.NoError(t, err)
+	s := string(b)
+	require.Contains(t, s, `"Kind":"partial"`)
+	require.Contains(t, s, `"Bootstrapped":true`)
+	var back map[string]any
+	require.NoError(t, json.Unmarshal(b, &back))
 }

@@ -242,3 +242,6 @@ func (m *Machine) LastTID(now int64, name string, tid TID) {
 		m.advance(g)
 	}
 }
+
+// MarshalText makes the kind readable in JSON (/status).
+func (k PinKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }

@@ -429,3 +429,6 @@ func (m *Machine) freeLinkSet(ls *linkSet) {
 	*ls = linkSet{parts: ls.parts[:0]}
 	m.freeLS = append(m.freeLS, ls)
 }
+
+// MarshalText makes the state readable in JSON (/status).
+func (s PartState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -145,3 +145,6 @@ type Counters struct {
 	PinsAccepted      uint64
 	TransactionsEnded uint64 // classic ends + link sets drained
 }
+
+// MarshalText makes the kind readable in JSON (/status).
+func (k RecordKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
