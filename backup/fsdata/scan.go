@@ -214,6 +214,12 @@ func (s *Scanner) Next() (TxnHeader, error) {
 		} else if zero {
 			return s.end(TailTorn, 0, fmt.Sprintf("%d zero bytes", left))
 		}
+		// A length damaged in the middle of the file looks the same; but
+		// then the file still ends with a complete transaction after this
+		// one, which a torn last record cannot be followed by.
+		if last, err := Boundary(s.ra, s.size, s.size, s.name); err == nil && last.Pos > pos && last.TID > h.TID && h.TID > s.prev {
+			return h, s.errorf(pos, "transaction %s: length %d runs past the end of the file, yet the file ends with a complete transaction %s at %d: damaged length", h.TID.Hex(), h.Len, last.TID.Hex(), last.Pos)
+		}
 		return s.end(TailTorn, h.TID, fmt.Sprintf("transaction record of %d bytes runs past the end of the file (%d bytes left)", h.Len+trailerSize, left))
 	}
 	if h.Status == StatusCheckpoint {

@@ -176,6 +176,7 @@ func TestCorruption(t *testing.T) {
 		{"version", func(d []byte) { be.PutUint16(d[rec+32:], 3) }, rec, "version length 3"},
 		{"prev", func(d []byte) { be.PutUint64(d[rec+16:], uint64(rec)) }, rec, "previous-revision pointer"},
 		{"plen", func(d []byte) { be.PutUint64(d[rec+34:], 1000) }, rec, "runs past its transaction's end"},
+		{"tlen past the end", func(d []byte) { be.PutUint64(d[b.poss[1]+8:], 1<<40) }, b.poss[1], "damaged length"},
 		{"tlen longer", func(d []byte) {
 			// tlen one more than the records fill: the trailer read lands a
 			// byte late, the last record looks short.
