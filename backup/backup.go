@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -141,6 +142,10 @@ type previous struct {
 	full  string // name of the chain's full backup
 	dat   string // its ledger
 	lines []datLine
+	// mismatch, if not "", says why the data files repozo would join
+	// differ from the ledger (a run that died between writing a data file
+	// and its ledger line): the chain cannot be extended.
+	mismatch string
 }
 
 func findPrevious(repo string) (*previous, error) {
@@ -159,6 +164,13 @@ func findPrevious(repo string) (*previous, error) {
 	}
 	if len(p.lines) == 0 {
 		return nil, nil
+	}
+	ledger := make([]string, len(p.lines))
+	for i, l := range p.lines {
+		ledger[i] = filepath.Base(l.Path)
+	}
+	if !slices.Equal(ledger, names) {
+		p.mismatch = fmt.Sprintf("the repository's chain %v differs from its ledger %s %v", names, p.dat, ledger)
 	}
 	return p, nil
 }
@@ -213,6 +225,8 @@ func backupOne(s Spec, target tid.TID, stamp string, opts *Options) (*StorageEnt
 		reason = "--full"
 	case prev == nil:
 		reason = "no previous backup in the repository"
+	case prev.mismatch != "":
+		reason = prev.mismatch
 	default:
 		last = prev.lines[len(prev.lines)-1]
 		b, berr := fsdata.Boundary(f, size, last.End, s.DataFS)
@@ -290,6 +304,9 @@ func backupOne(s Spec, target tid.TID, stamp string, opts *Options) (*StorageEnt
 		sums[name] = shasum
 		line := datLine{Path: filepath.Join(s.Repository, name), Start: from, End: cut.Offset, MD5: md5sum}
 		if err := appendDat(filepath.Join(s.Repository, e.Dat), line, !incremental); err != nil {
+			// A data file the ledger does not know would still be joined
+			// by repozo -R: take it back.
+			os.Remove(filepath.Join(s.Repository, name))
 			return nil, err
 		}
 		lines = append(lines, line)

@@ -47,3 +47,21 @@ func TestBackupRestoreFS21(t *testing.T) {
 	require.Equal(t, data[:rs[0].Size], got)
 	require.Equal(t, "FS21", string(got[:4]))
 }
+
+// A data file the ledger does not know (a run that died between the rename
+// and the ledger line) would be joined by repozo -R: the next backup starts
+// a new chain instead of extending it.
+func TestBackupOrphanDataFileStartsNewChain(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	_, err := backup.Backup([]backup.Spec{f.b}, map[string]tid.TID{"B": hexTID(t, f.wb.New[0])}, backup.Options{Now: now})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(f.b.Repository, "2026-11-24-12-00-01.deltafs"), []byte("orphan"), 0o644))
+	var log strings.Builder
+	m, err := backup.Backup([]backup.Spec{f.b}, map[string]tid.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now, Log: &log})
+	require.NoError(t, err)
+	require.Equal(t, "2026-11-24-12-00-02", m.Stamp)
+	require.Equal(t, "full", m.Storages[0].Kind)
+	require.Contains(t, log.String(), "differs from its ledger")
+	f.checkRepozo(t, f.b.Repository, "", f.wb.New[2], 3)
+}
