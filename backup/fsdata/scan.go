@@ -111,7 +111,7 @@ func NewScanner(ra io.ReaderAt, size int64, opts ScanOptions) (*Scanner, error) 
 		s.prev = opts.PrevTID
 	}
 	s.pos = s.next
-	s.br = bufio.NewReaderSize(io.NewSectionReader(ra, s.next, size-s.next), 1<<20)
+	s.br = bufio.NewReaderSize(io.NewSectionReader(ra, s.next, size-s.next), int(min(1<<20, size-s.next+16)))
 	return s, nil
 }
 
@@ -332,7 +332,7 @@ func (s *Scanner) records(h *TxnHeader) error {
 
 // zeroTail reports whether every byte from off to the end of the file is 0.
 func (s *Scanner) zeroTail(off int64) (bool, error) {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, min(64<<10, s.size-off))
 	for off < s.size {
 		n := min(int64(len(buf)), s.size-off)
 		if _, err := s.ra.ReadAt(buf[:n], off); err != nil {
