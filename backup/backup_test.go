@@ -197,6 +197,8 @@ func TestBackupRealRepozoFullIncrementalUnchanged(t *testing.T) {
 		require.Equal(t, tc.av, *ra.Value)
 		require.NotNil(t, ra.Blob)
 		require.Equal(t, tc.blob, *ra.Blob)
+		require.True(t, rs[0].Index)
+		checkIndex(t, rs[1].DataFS)
 		rb := readFS(t, "--fs", rs[1].DataFS)
 		require.Equal(t, tc.b, rb.Last)
 		require.Equal(t, tc.bv, *rb.Value)

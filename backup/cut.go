@@ -60,14 +60,28 @@ func (p *CutPlan) Noop() bool { return p.Cut.RemovedBytes() == 0 }
 
 // CutResult says what Apply did.
 type CutResult struct {
-	TailFile   string // where the removed bytes were saved ("" if none)
-	IndexMoved string // where the stale .index went ("" if none)
+	TailFile     string // where the removed bytes were saved ("" if none)
+	IndexMoved   string // where the stale .index went ("" if none)
+	IndexWritten bool   // a fresh <path>.index was written (FS30 files)
+}
+
+// writeIndex writes a fresh <path>.index for an FS30 file, so that ZODB
+// opens it without a full scan. FS21 files (Python 2 pickles) get none:
+// ZODB rebuilds it.
+func writeIndex(path, magic string, ix *fsdata.Index, pos int64) error {
+	if magic != fsdata.MagicFS30 {
+		return nil
+	}
+	if err := ix.WriteFile(path+".index", pos); err != nil {
+		return fmt.Errorf("write a fresh index: %w", err)
+	}
+	return nil
 }
 
 // Apply saves the bytes after the cut to <path>.cut-<tid>-<stamp>, moves a
 // stale <path>.index aside to <path>.index.cut-<tid>-<stamp>, truncates the
-// file, and checks by a rescan that it now ends with the kept transaction.
-// It releases the plan.
+// file, checks by a rescan that it now ends with the kept transaction, and
+// writes a fresh index from that rescan. It releases the plan.
 func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 	defer p.Release()
 	res := &CutResult{}
@@ -92,7 +106,8 @@ func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 		return res, fmt.Errorf("sync %s: %w", p.Path, err)
 	}
 	syncDir(filepath.Dir(p.Path))
-	c, err := fsdata.CutReader(p.f, p.Cut.Offset, p.Target, fsdata.ScanOptions{Name: p.Path})
+	ix := fsdata.NewIndex()
+	c, err := fsdata.CutReader(p.f, p.Cut.Offset, p.Target, fsdata.ScanOptions{Name: p.Path, OnData: ix.Collect(p.Target)})
 	if err != nil {
 		return res, fmt.Errorf("check after the cut: %w", err)
 	}
@@ -100,6 +115,10 @@ func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 		return res, fmt.Errorf("check after the cut: %s ends with tid %s at %d (tail %s), want %s at %d",
 			p.Path, c.LastTID.Hex(), c.Committed, c.Tail.Kind, p.Cut.KeptTID.Hex(), p.Cut.Offset)
 	}
+	if err := writeIndex(p.Path, c.Magic, ix, p.Cut.Offset); err != nil {
+		return res, err
+	}
+	res.IndexWritten = c.Magic == fsdata.MagicFS30
 	return res, nil
 }
 

@@ -43,7 +43,9 @@ func TestCutRealZODB(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, path+".cut-"+target.Hex()+"-20261124T230000Z", res.TailFile)
 	require.Equal(t, path+".index.cut-"+target.Hex()+"-20261124T230000Z", res.IndexMoved)
-	require.NoFileExists(t, path+".index")
+	// A fresh index replaces it: the one ZODB would rebuild, accepted at open.
+	require.True(t, res.IndexWritten)
+	checkIndex(t, path)
 
 	kept, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -99,4 +101,18 @@ func TestCutRefusesLiveStorage(t *testing.T) {
 	p, err := backup.PlanCut(path, hexTID(t, w.New[0]), false)
 	require.NoError(t, err)
 	p.Release()
+}
+
+// checkIndex asks ZODB whether path's .index is the one it would rebuild,
+// and accepts it.
+func checkIndex(t *testing.T, path string) {
+	t.Helper()
+	var got struct {
+		Pos, End       int64
+		Equal, Ignored bool
+	}
+	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", "index", "--fs", path), &got))
+	require.True(t, got.Equal, "index of %s differs from ZODB's rebuild", path)
+	require.False(t, got.Ignored, "ZODB ignored the index of %s", path)
+	require.Equal(t, got.End, got.Pos)
 }

@@ -46,6 +46,8 @@ func TestBackupRestoreFS21(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, data[:rs[0].Size], got)
 	require.Equal(t, "FS21", string(got[:4]))
+	require.False(t, rs[0].Index)
+	require.NoFileExists(t, rs[0].DataFS+".index")
 }
 
 // A data file the ledger does not know (a run that died between the rename

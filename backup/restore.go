@@ -71,8 +71,9 @@ type Restored struct {
 	BlobDir string // restored blob directory, "" if none
 	Size    int64
 	KeptTID tid.TID
-	Files   int // data files joined
-	Blobs   int // blob files restored
+	Files   int  // data files joined
+	Index   bool // a fresh .index was written
+	Blobs   int  // blob files restored
 }
 
 // Target paths of a storage restored under dir.
@@ -176,7 +177,8 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 	if err := f.Sync(); err != nil {
 		return nil, err
 	}
-	c, err := fsdata.CutReader(f, pos, kept, fsdata.ScanOptions{Name: part})
+	ix := fsdata.NewIndex()
+	c, err := fsdata.CutReader(f, pos, kept, fsdata.ScanOptions{Name: part, OnData: ix.Collect(kept)})
 	if err != nil {
 		return nil, fmt.Errorf("check the restored file: %w", err)
 	}
@@ -185,7 +187,7 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 			c.LastTID.Hex(), c.Committed, c.Tail.Kind, c.Magic, kept.Hex(), pos, e.Magic)
 	}
 	// A stale index next to the restored file would point past it or at
-	// other revisions.
+	// other revisions: replace it with a fresh one (FS30), or remove it.
 	if err := os.Remove(out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -194,7 +196,10 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 	}
 	ok = true
 	syncDir(filepath.Dir(out))
-	r := &Restored{ID: e.ID, DataFS: out, Size: pos, KeptTID: kept, Files: len(e.Files)}
+	if err := writeIndex(out, c.Magic, ix, pos); err != nil {
+		return nil, err
+	}
+	r := &Restored{ID: e.ID, DataFS: out, Size: pos, KeptTID: kept, Files: len(e.Files), Index: c.Magic == fsdata.MagicFS30}
 
 	if e.Blobs != nil {
 		r.BlobDir = blobOut

@@ -173,3 +173,41 @@ func TestRealZODBCorrupt(t *testing.T) {
 	require.Equal(t, c.Offset, fe.Offset)
 	require.Contains(t, fe.Msg, "invalid status byte 'Z'")
 }
+
+type indexCheck struct {
+	Pos     int64 `json:"pos"`
+	End     int64 `json:"end"`
+	Len     int   `json:"len"`
+	Equal   bool  `json:"equal"`
+	Ignored bool  `json:"ignored"`
+}
+
+// The index written for a cut file equals the one ZODB rebuilds from it, and
+// FileStorage accepts it at open.
+func TestRealZODBIndex(t *testing.T) {
+	zeotest.Venv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	w := writeFS(t, "--fs", path, "--count", "6", "--objects", "3")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for i, hex := range w.TIDs[1:] {
+		target := mustTID(t, hex)
+		ix := fsdata.NewIndex()
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		c, err := fsdata.CutReader(f, int64(len(data)), target, fsdata.ScanOptions{OnData: ix.Collect(target)})
+		f.Close()
+		require.NoError(t, err)
+		out := filepath.Join(dir, "cut-"+hex+".fs")
+		require.NoError(t, os.WriteFile(out, data[:c.Offset], 0o644))
+		require.NoError(t, ix.WriteFile(out+".index", c.Offset))
+		var got indexCheck
+		require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", "index", "--fs", out), &got))
+		require.Equal(t, indexCheck{Pos: c.Offset, End: c.Offset, Len: ix.Len(), Equal: true, Ignored: false}, got, "cut after %s", hex)
+		require.Equal(t, i+2, ix.Len()) // the root, then one new mapping per transaction
+		r := readFS(t, "--fs", out)
+		require.Equal(t, hex, r.Last)
+		require.Equal(t, i+2, r.Objects)
+	}
+}

@@ -21,7 +21,9 @@ configuration, or --status-file), from a running server (--dump), or from
 
 Nothing is destroyed: the removed bytes are saved to
 <Data.fs>.cut-<tid>-<UTC stamp> first, and the stale <Data.fs>.index (it
-would point past the cut) is renamed to <Data.fs>.index.cut-<tid>-<stamp>.
+would point past the cut) is renamed to <Data.fs>.index.cut-<tid>-<stamp>
+and replaced by a fresh one built while checking the cut file (FS30 files),
+so that ZODB opens it without a full scan.
 Each file is locked as ZODB does (Data.fs.lock): the command refuses to run
 while a ZEO server or any ZODB program has a storage open, or while a pack is
 in progress. Every storage is checked before any is changed; a file whose
@@ -117,6 +119,9 @@ func runCut(c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "%s: cut %s to %d bytes; removed %d bytes saved to %s", label, p.Path, p.Cut.Offset, p.Cut.RemovedBytes(), res.TailFile)
 		if res.IndexMoved != "" {
 			fmt.Fprintf(c.stdout, "; stale index moved to %s", res.IndexMoved)
+		}
+		if res.IndexWritten {
+			fmt.Fprintf(c.stdout, "; fresh index written")
 		}
 		fmt.Fprintln(c.stdout)
 	}

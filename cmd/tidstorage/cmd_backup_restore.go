@@ -13,8 +13,9 @@ Restores every storage of a backup set (the newest, or --set STAMP) under
 DIR/<label>/: the Data.fs joined from its full and incremental backups, each
 checked against the ledger's size and md5 (and the manifest's sha256), then
 scanned: it must end exactly with the set's TID for that storage. Its blob
-files go to DIR/<label>/<blob directory name>/. No .index is written (ZODB
-rebuilds it). The manifest is read from the configured repositories.
+files go to DIR/<label>/<blob directory name>/. A fresh Data.fs.index is
+written from that scan (FS30 files), so ZODB opens the file without a full
+scan. The manifest is read from the configured repositories.
 
 Existing files at the destination are not overwritten unless --force (which
 also refuses while a ZODB program holds the destination's Data.fs.lock).`
@@ -62,6 +63,9 @@ func runRestore(c *cli, args []string) int {
 	})
 	for _, r := range rs {
 		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d file(s), ends with tid %s", r.ID, r.DataFS, r.Size, r.Files, r.KeptTID.Hex())
+		if r.Index {
+			fmt.Fprintf(c.stdout, ", index written")
+		}
 		if r.BlobDir != "" {
 			fmt.Fprintf(c.stdout, "; %d blob file(s) in %s", r.Blobs, r.BlobDir)
 		}

@@ -7,7 +7,8 @@ TIDs are 16-hex strings.
       N transactions, transaction i setting root[K] (default 'counter') to the
       previous value + 1, and with --blob-dir also rewriting root['blob'] (a
       Blob) to b"blob <value>". --big adds a string of that many bytes to each
-      transaction. Prints {"tids": [every committed TID in the file, in
+      transaction. --objects K also replaces root["o<value % K>"] with a new
+      PersistentMapping each time (new oids, old ones unreachable). Prints {"tids": [every committed TID in the file, in
       order], "new": [the TIDs of these N transactions], "values": [the
       counter value each of them wrote]}.
   read --fs PATH [--blob-dir DIR] [--key K]
@@ -15,6 +16,11 @@ TIDs are 16-hex strings.
       it) and prints {"last": lastTransaction, "tids": [every TID],
       "value": root[K] or null, "blob": blob content or null, "objects": n}
       after loading every object of every transaction's current revision.
+  index --fs PATH
+      Loads PATH.index with ZODB's fsIndex and compares it with an index
+      rebuilt by ZODB's read_index from the file; then opens the file
+      read-only and says whether FileStorage accepted the saved index.
+      Prints {"pos", "end", "len", "equal", "ignored"}.
   hold --fs PATH
       Opens the file read-write (taking ZODB's Data.fs.lock), prints
       {"pid": ...} and keeps it open until its standard input closes.
@@ -28,6 +34,7 @@ import transaction
 import ZODB
 from ZODB.FileStorage import FileStorage
 from ZODB.blob import Blob
+from persistent.mapping import PersistentMapping
 from ZODB.utils import u64
 
 
@@ -54,6 +61,8 @@ def cmd_write(args):
         root[args.key] = value
         if args.big:
             root["big"] = "x" * args.big + str(value)
+        if args.objects:
+            root["o%d" % (value % args.objects)] = PersistentMapping(v=value)
         if args.blob_dir:
             if "blob" not in root:
                 root["blob"] = Blob()
@@ -99,6 +108,33 @@ def cmd_read(args):
     print(json.dumps(out))
 
 
+def cmd_index(args):
+    import logging
+    from ZODB.fsIndex import fsIndex
+    from ZODB.FileStorage.FileStorage import read_index
+    info = fsIndex.load(args.fs + ".index")
+    saved, pos = info["index"], info["pos"]
+    rebuilt = fsIndex()
+    with open(args.fs, "rb") as f:
+        end, _, _ = read_index(f, args.fs, rebuilt, {}, read_only=1)
+    equal = dict(saved.items()) == dict(rebuilt.items())
+
+    messages = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("ZODB.FileStorage")
+    logger.addHandler(Capture())
+    logger.setLevel(logging.DEBUG)
+    fs = FileStorage(args.fs, read_only=True)
+    fs.close()
+    ignored = any("Ignoring index" in m for m in messages)
+    print(json.dumps({"pos": pos, "end": end, "len": len(saved),
+                      "equal": equal, "ignored": ignored}))
+
+
 def cmd_hold(args):
     fs = FileStorage(args.fs)
     print(json.dumps({"pid": os.getpid()}), flush=True)
@@ -109,7 +145,7 @@ def cmd_hold(args):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("write", "read", "hold"):
+    for name in ("write", "read", "index", "hold"):
         s = sub.add_parser(name)
         s.add_argument("--fs", required=True)
         s.add_argument("--blob-dir")
@@ -117,8 +153,9 @@ def main():
         if name == "write":
             s.add_argument("--count", type=int, required=True)
             s.add_argument("--big", type=int, default=0)
+            s.add_argument("--objects", type=int, default=0)
     args = p.parse_args()
-    {"write": cmd_write, "read": cmd_read, "hold": cmd_hold}[args.cmd](args)
+    {"write": cmd_write, "read": cmd_read, "index": cmd_index, "hold": cmd_hold}[args.cmd](args)
 
 
 if __name__ == "__main__":
