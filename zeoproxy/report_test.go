@@ -1,7 +1,8 @@
+//go:build report
+
 package zeoproxy_test
 
 import (
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -19,15 +20,10 @@ import (
 )
 
 // The proxy's performance report: run by scripts/bench.sh, not by the tests
-// (it measures, it asserts nothing about speed).
+// (it measures, it asserts nothing about speed), hence the build tag.
 //
-//	go test ./zeoproxy/ -run TestReport -report
-var report = flag.Bool("report", false, "measure proxy vs direct and print a report (scripts/bench.sh)")
-
+//	go test -tags report -run TestReport -v ./zeoproxy/
 func TestReport(t *testing.T) {
-	if !*report {
-		t.Skip("measurement only: run with -report (scripts/bench.sh)")
-	}
 	t.Run("latency", reportLatency)
 	t.Run("idle", reportIdle)
 	t.Run("zodb", reportZODB)
