@@ -47,6 +47,10 @@ type part struct {
 	// the client saw an error mid-finish and aborts the rest of its
 	// transaction explicitly, which a failed vote elsewhere must not excuse.
 	finFailed bool
+	// lostConn: ended by a lost connection, not by the client. The client
+	// may not know yet and go on finishing the transaction's other
+	// participations after the loss, so its window has no end.
+	lostConn bool
 }
 
 // linkSet groups the participations linked by correlation key (design rule
@@ -241,6 +245,7 @@ func (m *Machine) PartLost(now int64, p PartID) {
 	if pt == nil {
 		return
 	}
+	pt.lostConn = true
 	if pt.state == PartFinishSent {
 		pt.state = PartInDoubt
 		pt.finFailed = true
@@ -324,7 +329,9 @@ func (m *Machine) end(pt *part, outcome PartState) {
 // checkPartial applies design rule 6: a participation that voted
 // successfully and then ended without committing is half of a partial
 // commit if some participation of its set that was sent tpc_finish while it
-// stood voted committed. An explicit abort following a failed vote in the
+// stood voted committed — or at any time after its vote, if it ended by a
+// lost connection (the client may go on finishing its other participations
+// before it notices). An explicit abort following a failed vote in the
 // set (after its own vote) is the normal conflict path and is excused —
 // unless some participation of the set that was sent tpc_finish while it
 // stood voted failed its finish (error or lost connection): then the abort
@@ -336,7 +343,7 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 		if p.votedAt == 0 || p.state == PartCommitted {
 			continue
 		}
-		stood := func(q *part) bool { return q.finAt > p.votedAt && q.finAt < p.endedAt }
+		stood := func(q *part) bool { return q.finAt > p.votedAt && (q.finAt < p.endedAt || p.lostConn) }
 		if p.excused && p.finAt == 0 {
 			hosed := false
 			for _, r := range ls.parts {

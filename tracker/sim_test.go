@@ -59,6 +59,7 @@ type stxn struct {
 	voteFail   int // index of the failing vote, -1 none
 	finishFail int // index of the failing tpc_finish, -1 none
 	connLoss   int // index whose connection drops after tpc_finish sent, -1
+	voteLoss   int // index whose connection drops while voted, before any finish, -1
 	// classic faults
 	loseEnd    bool
 	noneIdx    int // committed storage reported as None, -1
@@ -77,6 +78,7 @@ const (
 	phVote
 	phFinish
 	phAbort
+	phVoteLoss
 	phCBegin
 	phCCommit
 	phCEnd
@@ -102,6 +104,7 @@ type simStats struct {
 	commits                        int
 	conflicts, crashes, connLosses int
 	finishFails, inDoubt           int
+	voteLosses                     int
 	truePartials                   int
 	partialPins, truePins          int
 	falsePinsFault                 int
@@ -225,6 +228,7 @@ func (s *simStats) add(o simStats) {
 	s.crashes += o.crashes
 	s.connLosses += o.connLosses
 	s.finishFails += o.finishFails
+	s.voteLosses += o.voteLosses
 	s.inDoubt += o.inDoubt
 	s.truePartials += o.truePartials
 	s.partialPins += o.partialPins

@@ -324,7 +324,7 @@ func (w *world) startTxn(probeStorage int) *stxn {
 		cl.active++
 	}
 	w.nextTx++
-	tx := &stxn{id: w.nextTx, cl: cl, thread: thread, voteFail: -1, finishFail: -1, connLoss: -1, noneIdx: -1, extraBegin: -1,
+	tx := &stxn{id: w.nextTx, cl: cl, thread: thread, voteFail: -1, finishFail: -1, connLoss: -1, voteLoss: -1, noneIdx: -1, extraBegin: -1,
 		began: w.now, active: true}
 	n := 1
 	switch r := w.rng.IntN(100); {
@@ -388,6 +388,8 @@ func (w *world) startTxn(probeStorage int) *stxn {
 				tx.finishFail = w.rng.IntN(len(tx.parts))
 			case r < 10:
 				tx.connLoss = w.rng.IntN(len(tx.parts))
+			case r < 14:
+				tx.voteLoss = w.rng.IntN(len(tx.parts))
 			}
 		}
 		for _, p := range tx.parts {
@@ -448,10 +450,23 @@ func (w *world) advance(tx *stxn) {
 		tx.idx++
 		if tx.idx == len(tx.parts) {
 			tx.phase, tx.idx = phFinish, 0
+			if tx.voteLoss >= 0 {
+				tx.phase = phVoteLoss
+			}
 		}
+	case phVoteLoss:
+		// One connection drops while voted, before any tpc_finish; the
+		// client does not know yet and finishes the others in order until
+		// it reaches the dead one (the server aborted it).
+		w.stats.voteLosses++
+		tx.faulty = true
+		w.lose(tx.parts[tx.voteLoss])
+		tx.phase, tx.idx = phFinish, 0
 	case phFinish:
 		p := tx.parts[tx.idx]
 		switch p.state {
+		case spAborted:
+			tx.phase, tx.idx = phAbort, tx.idx+1
 		case spVoted:
 			p.state = spFinSent
 			w.input(simEvent{kind: "finish-sent", pid: p.pid, st: p.st}, func(now int64) { w.m.PartFinishSent(now, p.pid) })
@@ -870,7 +885,7 @@ func (w *world) prune() {
 func (tx *stxn) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d{classic=%v cid=%q key=%q faulty=%v vf=%d ff=%d cl=%d lose=%v none=%d extra=%d early=%v parts:",
-		tx.id, tx.classic, tx.cid, tx.key, tx.faulty, tx.voteFail, tx.finishFail, tx.connLoss, tx.loseEnd, tx.noneIdx, tx.extraBegin, tx.abortEarly)
+		tx.id, tx.classic, tx.cid, tx.key, tx.faulty, tx.voteFail, tx.finishFail, tx.connLoss*100+tx.voteLoss, tx.loseEnd, tx.noneIdx, tx.extraBegin, tx.abortEarly)
 	for _, p := range tx.parts {
 		fmt.Fprintf(&b, " [pid=%d st=%d state=%d tid=%d]", p.pid, p.st, p.state, p.tid)
 	}
