@@ -86,7 +86,7 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	var sfw *statusfile.Writer
 	if cfg.StatusFile != "" {
-		if d.sf, err = openStatusFile(cfg.StatusFile); err != nil {
+		if d.sf, err = openStatusFile(cfg.StatusFile, d.Log.Named("statusfile")); err != nil {
 			return d, err
 		}
 		sfw = statusfile.NewWriter(d.sf, statusfile.Options{BurstPeriod: cfg.BurstPeriod, FullDumpPeriod: cfg.FullDumpPeriod})
@@ -418,11 +418,13 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 	// The classic endpoint stays open during the grace period: patched
 	// Zopes report the end of their transactions there.
+	cut := false
 	if d.Proxy != nil {
 		for n := d.Proxy.InFlight(); n > 0; n = d.Proxy.InFlight() {
 			select {
 			case <-ctx.Done():
-				d.Log.Warn("stop timeout: closing connections with transactions still in flight", "in_flight", n)
+				d.Log.Error("stop timeout: closing connections with transactions still in flight; this stop counts as unclean", "in_flight", n)
+				cut = true
 				goto closeAll
 			case <-time.After(50 * time.Millisecond):
 			}
@@ -442,10 +444,16 @@ closeAll:
 		cancel()
 	}
 	d.wg.Wait()
-	err := d.Tracker.Close() // final full line, fsynced
+	err := d.Tracker.Close() // queues the final full line
+	if d.sf != nil {
+		if cerr := d.sf.Close(30 * time.Second); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		d.Log.Error("final status line failed", "error", err)
-	} else if d.marker != "" {
+	}
+	if d.marker != "" && !cut {
 		_ = os.Remove(d.marker)
 	}
 	if d.pidWritten {
@@ -472,7 +480,7 @@ func (d *Daemon) abortStart() {
 		_ = d.admin.Close()
 	}
 	if d.sf != nil {
-		_ = d.sf.Close()
+		_ = d.sf.Close(5 * time.Second)
 	}
 	if d.marker != "" && d.prevClean {
 		_ = os.Remove(d.marker) // an earlier unclean stop stays on record
