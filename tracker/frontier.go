@@ -52,6 +52,25 @@ func (m *Machine) newDone(cs []doneCommit) *doneTxn {
 // addDone records an ended transaction in the group of its storages (all
 // in one busy group). One commit alone constrains nothing.
 func (m *Machine) addDone(cs []doneCommit) {
+	// All in needs every storage at its highest commit, all out at its
+	// lowest: one (lowest lo, highest hi) per storage says the same.
+	k := 0
+	for _, c := range cs {
+		merged := false
+		for j := 0; j < k; j++ {
+			if cs[j].st == c.st {
+				cs[j].lo = min(cs[j].lo, c.lo)
+				cs[j].hi = max(cs[j].hi, c.hi)
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			cs[k] = c
+			k++
+		}
+	}
+	cs = cs[:k]
 	if len(cs) < 2 {
 		return
 	}
@@ -108,13 +127,10 @@ func (m *Machine) advance(g *group) {
 		s.cand = s.transient
 	}
 	for _, ls := range g.lsets {
-		for _, p := range ls.parts {
-			switch p.state {
-			case PartCommitted:
-				m.capAt(p.st, p.tid-1)
-			case PartFinishSent, PartInDoubt:
-				m.capAt(p.st, p.finCap)
-			}
+		// Every participation sent tpc_finish caps its storage at what was
+		// known then (below its TID, committed or not): O(storages) per set.
+		for _, c := range ls.caps {
+			m.capAt(c.st, c.lo)
 		}
 	}
 	for _, c := range g.classic {

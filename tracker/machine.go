@@ -78,6 +78,7 @@ type Machine struct {
 
 	scratch     []int32
 	doneScratch []doneCommit
+	u64a, u64b  []uint64
 }
 
 // New returns a Machine with nothing known.

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,9 @@ type linkSet struct {
 	accepting  int32 // in flight and not yet sent tpc_finish
 	lastFailed uint64
 	began      int64
+	// caps: per storage, the lowest finCap of its participations sent
+	// tpc_finish (what frontier.go needs, whatever the set's length).
+	caps []doneCommit
 }
 
 // PartInfo describes a participation's transaction for reports. It takes
@@ -183,6 +187,17 @@ func (m *Machine) finishSent(pt *part) {
 	pt.state = PartFinishSent
 	pt.finAt = m.seq
 	pt.finCap = m.st[pt.st].transient
+	ls := pt.ls
+	found := false
+	for k := range ls.caps {
+		if ls.caps[k].st == pt.st {
+			ls.caps[k].lo = min(ls.caps[k].lo, pt.finCap)
+			found = true
+		}
+	}
+	if !found {
+		ls.caps = append(ls.caps, doneCommit{st: pt.st, lo: pt.finCap})
+	}
 	pt.ls.accepting--
 	if pt.ls.accepting == 0 && m.keyed[pt.ls.key] == pt.ls {
 		delete(m.keyed, pt.ls.key)
@@ -338,29 +353,39 @@ func (m *Machine) end(pt *part, outcome PartState) {
 // may be the cleanup of a transaction that broke mid-finish, and the failed
 // vote may belong to another transaction linked by identical metadata.
 func (m *Machine) checkPartial(ls *linkSet) bool {
+	// Sorted finish seqs of committed and of finish-failed participations:
+	// each window test is then a binary search (sets can be long).
+	comm, fail := m.u64a[:0], m.u64b[:0]
+	for _, q := range ls.parts {
+		if q.state == PartCommitted {
+			comm = append(comm, q.finAt)
+		}
+		if q.finFailed {
+			fail = append(fail, q.finAt)
+		}
+	}
+	slices.Sort(comm)
+	slices.Sort(fail)
+	m.u64a, m.u64b = comm, fail
+	// inWindow: some x of sorted xs with lo < x < hi.
+	inWindow := func(xs []uint64, lo, hi uint64) bool {
+		k, _ := slices.BinarySearch(xs, lo+1)
+		return k < len(xs) && xs[k] < hi
+	}
 	var bad []*part
 	for _, p := range ls.parts {
 		if p.votedAt == 0 || p.state == PartCommitted {
 			continue
 		}
-		stood := func(q *part) bool { return q.finAt > p.votedAt && (q.finAt < p.endedAt || p.lostConn) }
-		if p.excused && p.finAt == 0 {
-			hosed := false
-			for _, r := range ls.parts {
-				if r.finFailed && stood(r) {
-					hosed = true
-					break
-				}
-			}
-			if !hosed {
-				continue
-			}
+		hi := p.endedAt
+		if p.lostConn {
+			hi = ^uint64(0)
 		}
-		for _, q := range ls.parts {
-			if q.state == PartCommitted && stood(q) {
-				bad = append(bad, p)
-				break
-			}
+		if p.excused && p.finAt == 0 && !inWindow(fail, p.votedAt, hi) {
+			continue
+		}
+		if inWindow(comm, p.votedAt, hi) {
+			bad = append(bad, p)
 		}
 	}
 	if bad == nil {
@@ -387,6 +412,7 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	}
 	sort.Strings(committed)
 	sort.Strings(missing)
+	committed, missing = clip(committed), clip(missing)
 	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s; group held until accepted",
 		strings.Join(committed, ", "), strings.Join(missing, ", "))
 	var cs []doneCommit
@@ -433,9 +459,17 @@ func (m *Machine) freeLinkSet(ls *linkSet) {
 		m.freeParts = append(m.freeParts, p)
 		ls.parts[i] = nil
 	}
-	*ls = linkSet{parts: ls.parts[:0]}
+	*ls = linkSet{parts: ls.parts[:0], caps: ls.caps[:0]}
 	m.freeLS = append(m.freeLS, ls)
 }
 
 // MarshalText makes the state readable in JSON (/status).
 func (s PartState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// clip keeps reports readable when a linked set is long.
+func clip(xs []string) []string {
+	if len(xs) <= 12 {
+		return xs
+	}
+	return append(xs[:12:12], fmt.Sprintf("… and %d more", len(xs)-12))
+}
