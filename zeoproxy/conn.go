@@ -37,7 +37,7 @@ type conn struct {
 	id     uint64
 	client net.Conn
 	server net.Conn
-	log    hclog.Logger
+	log    hclog.Logger // set once, before the pumps start
 
 	identity string // client identity for correlation (peer host or pid)
 
@@ -248,8 +248,8 @@ func (i c2sInspector) whole(payload []byte) {
 		c.registered = true
 		c.storName = reg.Storage
 		c.storage = c.l.storageID(reg.Storage)
-		c.log = c.log.With("storage", c.storage)
-		c.log.Debug("registered", "read_only", reg.ReadOnly)
+		// c.log stays as it is: the other direction's goroutine reads it.
+		c.log.Debug("registered", "storage", c.storage, "read_only", reg.ReadOnly)
 		if c.unsup != "" {
 			c.markBlind(c.unsup)
 		}
