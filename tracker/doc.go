@@ -34,10 +34,10 @@
 // Under constant overlapping load a group may never drain (the original's
 // "restore lag"), so a busy group also publishes what it safely can
 // (frontier.go): units in flight cap the storages they may have committed on
-// below their possible TIDs (a participation sent tpc_finish at the highest
-// TID known when it was sent, a committed part of a set still in flight just
-// below its TID, a classic transaction at the highest TID known at its
-// BEGIN; a participation not yet sent tpc_finish needs no cap), and the ended
+// below their possible TIDs (a participation of a set still in flight that
+// was sent tpc_finish, committed or not, at the highest TID known when it was
+// sent; a classic transaction at the highest TID known at its BEGIN; a
+// participation not yet sent tpc_finish needs no cap), and the ended
 // transactions of the group are kept all in or all out by lowering bounds
 // until nothing changes. The published value is the highest known commit at
 // or below each bound; it never decreases. The simulation measures the gain:
@@ -124,10 +124,13 @@
 //     and a classic BEGIN must reach the tracker before its commits happen
 //     (patched Zopes send it first; a delayed BEGIN can let a later commit
 //     publish past half of it, as in the original).
-//   - Linked sets chain: a participation joins every same-key set that still
-//     has a participation not sent tpc_finish, so a client whose threads
-//     commit back to back with identical metadata can keep one set in flight
-//     for long; its committed parts are held (reported by the lag warning).
+//   - Linked sets chain: a participation joins the same-key set while it
+//     still has a participation not sent tpc_finish. Zope processes on one
+//     remote host share a client identity, so several busy processes writing
+//     with identical metadata keep one set in flight while the load lasts, and
+//     nothing it touched is published until it drains (TestSameHostChains;
+//     reported by the lag warning). Each input still costs O(storages), not
+//     O(set length). A finer client identity would cure it.
 //   - An explicit abort after a failed vote is excused; if the abort is in
 //     fact the cleanup of a transaction whose tpc_finish failed on the client
 //     side outside ZEO (another resource manager) while a linked transaction
