@@ -129,7 +129,7 @@ func (c *conn) finish() {
 		case phaseFinishing:
 			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
 				"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
-			t.InDoubt(c.part)
+			t.ConnectionLost(c.part)
 			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
 		case phaseIdle:
 		default:
@@ -137,7 +137,7 @@ func (c *conn) finish() {
 				c.log.Warn("connection lost while voted: the server aborts the transaction",
 					"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
 			}
-			t.Aborted(c.part)
+			t.ConnectionLost(c.part)
 		}
 		c.part, c.ph = 0, phaseIdle
 	}
@@ -269,8 +269,8 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 		// ZEO allows one transaction per connection; a new tpc_begin means
 		// the server will refuse it or the old one ended unseen. Either way
 		// the old participation did not commit through this connection.
-		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one counts as aborted", "phase", c.ph.String())
-		t.Aborted(c.part)
+		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here", "storage", c.storage, "phase", c.ph.String())
+		t.ConnectionLost(c.part)
 		c.pending.Store(0)
 		if c.finishDone != nil {
 			close(c.finishDone)
@@ -394,16 +394,16 @@ func (i s2cInspector) whole(payload []byte) {
 		case r.IsError():
 			// The storage failed inside tpc_finish: whether anything was
 			// written is unknown until the storage is read.
-			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "error", r.ErrorClass())
-			t.InDoubt(c.part)
+			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
+			t.ConnectionLost(c.part)
 			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
 		case ok:
 			t.Finished(c.part, tid)
 			c.l.p.noteTID(c.storage, tid)
 			c.l.p.metrics.commits.Add(1)
 		default:
-			// None: the server had no matching transaction.
-			t.Aborted(c.part)
+			// None: the server had no matching transaction: nothing committed.
+			t.Resolved(c.part, false, 0)
 		}
 		close(c.finishDone)
 		c.finishDone = nil

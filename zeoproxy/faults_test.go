@@ -46,10 +46,10 @@ func TestClientDiesBetweenFinishes(t *testing.T) {
 	idA, idB := zeoproxy.DefaultStorageID(addrs[0], "1"), zeoproxy.DefaultStorageID(addrs[0], "2")
 	require.Eventually(t, func() bool {
 		a, b := rec.kinds(idA), rec.kinds(idB)
-		return len(a) > 0 && a[len(a)-1] == "finished" && len(b) > 0 && b[len(b)-1] == "aborted"
+		return len(a) > 0 && a[len(a)-1] == "finished" && len(b) > 0 && b[len(b)-1] == "lost"
 	}, zeotestWait, pollEvery, "A: %v B: %v", rec.kinds(idA), rec.kinds(idB))
 	b := rec.kinds(idB)
-	require.Equal(t, []string{"begin", "vote", "aborted"}, b[len(b)-3:], "B voted, then ended without a finish")
+	require.Equal(t, []string{"begin", "vote", "lost"}, b[len(b)-3:], "B voted, then its connection was lost without a finish")
 }
 
 // The proxy cuts B's server connection around tpc_finish: before forwarding
@@ -82,13 +82,13 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			if tc.before {
 				require.Eventually(t, func() bool {
 					k := rec.kinds(idB)
-					return len(k) >= 3 && strings.Join(k[len(k)-3:], " ") == "begin vote aborted"
+					return len(k) >= 3 && strings.Join(k[len(k)-3:], " ") == "begin vote lost"
 				}, zeotestWait, pollEvery, "B: %v", rec.kinds(idB))
 				return
 			}
 			require.Eventually(t, func() bool {
 				k := rec.kinds(idB)
-				return len(k) >= 5 && strings.Join(k[len(k)-5:], " ") == "begin vote finishsent indoubt resolved"
+				return len(k) >= 5 && strings.Join(k[len(k)-5:], " ") == "begin vote finishsent lost resolved"
 			}, zeotestWait, pollEvery, "B: %v", rec.kinds(idB))
 			// Resolved as committed, with the storage's TID.
 			ev := rec.snapshot()

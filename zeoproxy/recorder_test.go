@@ -55,10 +55,10 @@ func (r *recorder) Aborted(id zeoproxy.PartID) {
 	defer r.mu.Unlock()
 	r.add("aborted %d", id)
 }
-func (r *recorder) InDoubt(id zeoproxy.PartID) {
+func (r *recorder) ConnectionLost(id zeoproxy.PartID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.add("indoubt %d", id)
+	r.add("lost %d", id)
 }
 func (r *recorder) Resolved(id zeoproxy.PartID, committed bool, tid uint64) {
 	r.mu.Lock()

@@ -31,11 +31,14 @@ type Tracker interface {
 	FinishSent(id PartID)
 	// Finished reports the committed TID read from tpc_finish's reply.
 	Finished(id PartID, tid uint64)
-	// Aborted: explicit tpc_abort, a failed finish, or a connection lost
-	// before tpc_finish was forwarded.
+	// Aborted: an explicit tpc_abort forwarded to the server.
 	Aborted(id PartID)
-	// InDoubt: tpc_finish was forwarded but its reply will never be seen.
-	InDoubt(id PartID)
+	// ConnectionLost: the participation ended without an explicit abort or a
+	// finish reply (connection lost, a failed tpc_finish, a new tpc_begin
+	// over it). Before tpc_finish was forwarded it did not commit — and, after
+	// a successful vote, may be half of a partial commit, which a lost
+	// connection never excuses; after, its outcome is in doubt until Resolved.
+	ConnectionLost(id PartID)
 	// Resolved ends an in-doubt participation: committed with tid, or not
 	// (tid 0).
 	Resolved(id PartID, committed bool, tid uint64)

@@ -19,7 +19,7 @@ func (a proxyTracker) Vote(id zeoproxy.PartID, ok bool)      { a.s.Vote(tracker.
 func (a proxyTracker) FinishSent(id zeoproxy.PartID)         { a.s.FinishSent(tracker.PartID(id)) }
 func (a proxyTracker) Finished(id zeoproxy.PartID, t uint64) { a.s.Finished(tracker.PartID(id), t) }
 func (a proxyTracker) Aborted(id zeoproxy.PartID)            { a.s.Aborted(tracker.PartID(id)) }
-func (a proxyTracker) InDoubt(id zeoproxy.PartID)            { a.s.ConnectionLost(tracker.PartID(id)) }
+func (a proxyTracker) ConnectionLost(id zeoproxy.PartID)     { a.s.ConnectionLost(tracker.PartID(id)) }
 func (a proxyTracker) Resolved(id zeoproxy.PartID, committed bool, tid uint64) {
 	a.s.Resolved(tracker.PartID(id), committed, tid)
 }
