@@ -1,6 +1,9 @@
 package tracker
 
 import (
+	"errors"
+	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +45,8 @@ type Service struct {
 	entries  []statusfile.Entry
 	point    func() []statusfile.Entry
 	closed   bool
+	broken   string            // why the Service stopped after a panic
+	good     map[string]uint64 // the published point as of the last completed input
 }
 
 // NewService returns a Service.
@@ -54,18 +59,54 @@ func NewService(cfg ServiceConfig) *Service {
 		s.log = hclog.NewNullLogger()
 	}
 	s.point = s.fullPoint
+	s.good = map[string]uint64{}
 	return s
 }
 
-func (s *Service) lock() int64 {
+// lock takes the lock for one input; live is false (and the lock released)
+// once the Service has failed.
+func (s *Service) lock() (now int64, live bool) {
 	s.mu.Lock()
-	return s.clock().UnixNano()
+	if s.broken != "" {
+		s.mu.Unlock()
+		return 0, false
+	}
+	return s.clock().UnixNano(), true
 }
 
-// unlock drains the records of the input just applied, then releases.
+// unlock, deferred after lock, drains the records of the input just
+// applied, then releases. A panic in the machine (a bug) is caught here: the
+// relay that called must go on (fail open), so the Service stops instead —
+// see fail.
 func (s *Service) unlock(now int64) {
+	defer s.mu.Unlock()
+	if r := recover(); r != nil {
+		s.fail(r)
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.fail(r)
+		}
+	}()
 	s.after(now)
-	s.mu.Unlock()
+}
+
+// fail stops the Service after a panic: no more inputs are applied and
+// nothing more is published (the machine may be half-way through an input);
+// Dump keeps answering the last point published by a completed input, which
+// is coherent. The daemon keeps relaying; a restart recovers. (s.mu held.)
+func (s *Service) fail(r any) {
+	s.broken = fmt.Sprint(r)
+	s.log.Error("tracker failed: publication stops at the last good point; traffic keeps flowing; restart tidstorage",
+		"panic", s.broken, "stack", string(debug.Stack()))
+}
+
+// Broken returns why the Service stopped ("" while it works).
+func (s *Service) Broken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken
 }
 
 func (s *Service) after(now int64) {
@@ -80,6 +121,7 @@ func (s *Service) after(now int64) {
 		switch r.Kind {
 		case RecPublished:
 			published = true
+			s.good[r.Storage] = r.TID
 			if s.sf != nil {
 				s.sf.Published(r.Storage, r.TID)
 			}
@@ -139,15 +181,22 @@ func (s *Service) logRecord(r *Record) {
 
 // Begin is the classic BEGIN.
 func (s *Service) Begin(id string, storages []string) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.ClassicBegin(now, id, storages)
-	s.unlock(now)
 }
 
 // Commit is the classic COMMIT; none lists the storages whose TID was
 // sent as None.
 func (s *Service) Commit(id string, tids map[string]uint64, none []string) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.tids = s.tids[:0]
 	for k, v := range tids {
 		s.tids = append(s.tids, StorageTID{k, v})
@@ -155,20 +204,29 @@ func (s *Service) Commit(id string, tids map[string]uint64, none []string) {
 	// Map order must not leak into the machine.
 	slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
 	s.m.ClassicCommit(now, id, s.tids, none)
-	s.unlock(now)
 }
 
 // Abort is the classic ABORT.
 func (s *Service) Abort(id string) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.ClassicAbort(now, id)
-	s.unlock(now)
 }
 
 // Dump returns the published point (published values only).
 func (s *Service) Dump() map[string]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != "" {
+		out := make(map[string]uint64, len(s.good))
+		for k, v := range s.good {
+			out[k] = v
+		}
+		return out
+	}
 	s.tids = s.m.AppendPublished(s.tids[:0])
 	out := make(map[string]uint64, len(s.tids))
 	for _, t := range s.tids {
@@ -199,45 +257,63 @@ type PartBegin struct {
 
 // BeginPart reports a participation's tpc_begin.
 func (s *Service) BeginPart(b PartBegin) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartBegin(now, b.ID, b.Storage, b.Key, b.Info)
-	s.unlock(now)
 }
 
 // Vote reports a vote's outcome (ok: the server voted yes).
 func (s *Service) Vote(id PartID, ok bool) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartVote(now, id, ok)
-	s.unlock(now)
 }
 
 // FinishSent reports that tpc_finish is about to be forwarded.
 func (s *Service) FinishSent(id PartID) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartFinishSent(now, id)
-	s.unlock(now)
 }
 
 // Finished reports the TID of tpc_finish's reply.
 func (s *Service) Finished(id PartID, tid uint64) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartFinished(now, id, tid)
-	s.unlock(now)
 }
 
 // Aborted reports tpc_abort, a failed vote's cleanup or a failed finish.
 func (s *Service) Aborted(id PartID) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartAbort(now, id)
-	s.unlock(now)
 }
 
 // ConnectionLost reports that the participation's connection is gone:
 // aborted if tpc_finish was not sent, else in doubt.
 func (s *Service) ConnectionLost(id PartID) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartLost(now, id)
-	s.unlock(now)
 }
 
 // InDoubt is ConnectionLost for a participation whose tpc_finish was sent.
@@ -245,24 +321,33 @@ func (s *Service) InDoubt(id PartID) { s.ConnectionLost(id) }
 
 // Resolved ends an in-doubt participation: committed with tid, or not.
 func (s *Service) Resolved(id PartID, committed bool, tid uint64) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.PartResolve(now, id, committed, tid)
-	s.unlock(now)
 }
 
 // Blind marks a storage blind (one call per undecodable connection).
 func (s *Service) Blind(storage, reason string) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.Blind(now, storage, reason)
-	s.unlock(now)
 }
 
 // Unblind ends one Blind of storage (its connection closed). lastTID, when
 // non-zero, is the storage's last TID read after the close.
 func (s *Service) Unblind(storage string, lastTID uint64) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.Unblind(now, storage, lastTID)
-	s.unlock(now)
 }
 
 // ---- daemon and operator ----
@@ -270,37 +355,49 @@ func (s *Service) Unblind(storage string, lastTID uint64) {
 // Bootstrap gives the storages' last TIDs read before the first client
 // connection was accepted, and whether the previous run stopped cleanly.
 func (s *Service) Bootstrap(values map[string]uint64, clean bool) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	vs := make([]StorageTID, 0, len(values))
 	for k, v := range values {
 		vs = append(vs, StorageTID{k, v})
 	}
 	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
 	s.m.Bootstrap(now, vs, clean)
-	s.unlock(now)
 }
 
 // AcceptPartial releases a partial, lost or None pin: the operator accepts
 // the live state as the new baseline.
 func (s *Service) AcceptPartial(pin uint64) error {
-	now := s.lock()
-	err := s.m.AcceptPartial(now, pin)
-	s.unlock(now)
-	return err
+	now, live := s.lock()
+	if !live {
+		return errors.New("tracker: stopped after a failure; restart tidstorage")
+	}
+	defer s.unlock(now)
+	return s.m.AcceptPartial(now, pin)
 }
 
 // LastTID feeds a storage's last TID read from the storage now (releases
 // lost/None pins waiting for a commit on it; see Machine.LastTID).
 func (s *Service) LastTID(storage string, tid uint64) {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.LastTID(now, storage, tid)
-	s.unlock(now)
 }
 
 // Tick declares timed-out classic transactions lost and writes a due
 // status line. Call it every second or so.
 func (s *Service) Tick() {
-	now := s.lock()
+	now, live := s.lock()
+	if !live {
+		return
+	}
+	defer s.unlock(now)
 	s.m.Tick(now)
 	s.after(now)
 	if s.sf != nil && !s.closed {
@@ -308,7 +405,6 @@ func (s *Service) Tick() {
 			s.log.Error("status file write failed", "error", err)
 		}
 	}
-	s.mu.Unlock()
 }
 
 // Status returns a snapshot for /status.
@@ -329,6 +425,10 @@ func (s *Service) Counters() Counters {
 func (s *Service) Published(storage string) (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != "" {
+		v, ok := s.good[storage]
+		return v, ok
+	}
 	return s.m.Published(storage)
 }
 
@@ -340,6 +440,13 @@ func (s *Service) Close() error {
 	if s.closed || s.sf == nil {
 		s.closed = true
 		return nil
+	}
+	if s.broken != "" {
+		// The machine may be half-way through an input: the file keeps its
+		// last line, written by a completed one.
+		s.closed = true
+		_ = s.sf.Close()
+		return fmt.Errorf("tracker: stopped after a failure (%s): no final line written", s.broken)
 	}
 	s.closed = true
 	err := s.sf.Stop(s.clock(), s.fullPoint())
