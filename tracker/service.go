@@ -411,7 +411,9 @@ func (s *Service) Tick() {
 func (s *Service) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m.Status()
+	st := s.m.Status()
+	st.Broken = s.broken
+	return st
 }
 
 // Counters returns the totals, for metrics.

@@ -48,6 +48,9 @@ type Status struct {
 	Classic      []ClassicStatus
 	Pins         []PinInfo
 	Counters     Counters
+	// Broken says why the Service stopped after an internal failure ("" while
+	// it works); the point it still answers is the last good one.
+	Broken string
 }
 
 // Status returns a snapshot (allocates; not for the hot path).

@@ -71,7 +71,7 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, `tidstorage admin endpoint
   GET  /metrics                 Prometheus metrics
   GET  /status                  JSON status document
-  GET  /healthz                 200 while the process serves
+  GET  /healthz                 200 while the process serves (503 if the tracker failed)
   GET  /readyz                  200 once the tracker is bootstrapped
   POST /accept-partial?pin=N    accept a partial commit as the new baseline
 `)
@@ -81,11 +81,17 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, BuildStatus(h.src))
 }
 
-// healthz says the process is alive and serving HTTP; it checks nothing
-// else, so that a supervisor does not restart a daemon that is merely
-// waiting for its bootstrap or holding a pin (restarting would not help).
+// healthz says the process is alive and serving HTTP; it fails only when
+// the tracker stopped after an internal failure (a restart does help then),
+// not while the daemon is merely waiting for its bootstrap or holding a pin
+// (restarting would not help).
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if b := h.src.Tracker.Status().Broken; b != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "tracker failed, publication stopped (traffic still relayed): %s\n", b)
+		return
+	}
 	fmt.Fprintln(w, "ok")
 }
 

@@ -362,3 +362,19 @@ func TestAcceptPartial(t *testing.T) {
 func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
 
 func ptr[T any](v T) *T { return &v }
+
+// /healthz fails once the tracker stopped after an internal failure.
+func TestHealthzReportsATrackerFailure(t *testing.T) {
+	svc := tracker.NewService(tracker.ServiceConfig{OnRecord: func(tracker.Record) { panic("injected") }})
+	h := admin.NewHandler(admin.Sources{Tracker: svc}, nil)
+	get := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		return rec
+	}
+	require.Equal(t, 200, get().Code)
+	svc.Bootstrap(map[string]uint64{"a": 1}, true) // its records reach the panicking hook
+	rec := get()
+	require.Equal(t, 503, rec.Code)
+	require.Contains(t, rec.Body.String(), "injected")
+}
