@@ -1,7 +1,6 @@
 package statusfile
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -62,8 +61,6 @@ func AppendDict(dst []byte, entries []Entry) []byte {
 	}
 	return append(dst, '}')
 }
-
-var errSyntax = errors.New("syntax error")
 
 // parser reads the Python literal subset used by status files: a dict of
 // string keys ('…' or "…", with Python 2 or 3 escapes, optional b/u
