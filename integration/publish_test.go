@@ -67,3 +67,20 @@ func TestUncleanStartIsReported(t *testing.T) {
 	s.start()
 	require.True(t, s.d.Tracker.Status().CleanStart)
 }
+
+// A ZEO server that is down when tidstorage starts: the other storages are
+// bootstrapped, this one is retried in the background while clients are
+// served, and publication starts once it answers.
+func TestBootstrapRetriesAnUnreachableServer(t *testing.T) {
+	s := startSite(t,
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}})
+	s.stop()
+	s.servers[1].Stop()
+	s.start()
+	require.False(t, s.d.Tracker.Bootstrapped(), "nothing is published while a storage's last TID is unknown")
+	s.servers[1].Restart()
+	require.Eventually(t, s.d.Tracker.Bootstrapped, zeotestWait, pollEvery)
+	s.client("commit", "--count", "2", "--touch", "a,c")
+	s.waitPublished(s.last())
+}
