@@ -249,7 +249,7 @@ func (i c2sInspector) whole(payload []byte) {
 		c.storName = reg.Storage
 		c.storage = c.l.storageID(reg.Storage)
 		// c.log stays as it is: the other direction's goroutine reads it.
-		c.log.Debug("registered", "storage", c.storage, "read_only", reg.ReadOnly)
+		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
 		if c.unsup != "" {
 			c.markBlind(c.unsup)
 		}

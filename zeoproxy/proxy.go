@@ -392,7 +392,14 @@ func (l *listener) connDone(c *conn) {
 	l.mu.Lock()
 	delete(l.conns, c)
 	l.mu.Unlock()
-	c.log.Debug("disconnected", "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
+	c.mu.Lock()
+	storage := c.storage
+	c.mu.Unlock()
+	if storage != "" {
+		c.log.Info("client disconnected", "storage", storage, "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
+	} else {
+		c.log.Debug("disconnected before register", "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
+	}
 }
 
 func (l *listener) closeAll() {
