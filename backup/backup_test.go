@@ -1,7 +1,6 @@
 package backup_test
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,34 +15,6 @@ import (
 	"github.com/tidstorage/tidstorage/internal/tid"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
-
-type written struct {
-	TIDs   []string `json:"tids"`
-	New    []string `json:"new"`
-	Values []int    `json:"values"`
-}
-
-type readBack struct {
-	Last    string   `json:"last"`
-	TIDs    []string `json:"tids"`
-	Value   *int     `json:"value"`
-	Blob    *string  `json:"blob"`
-	Objects int      `json:"objects"`
-}
-
-func writeFS(t *testing.T, args ...string) written {
-	t.Helper()
-	var w written
-	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", append([]string{"write"}, args...)...), &w))
-	return w
-}
-
-func readFS(t *testing.T, args ...string) readBack {
-	t.Helper()
-	var r readBack
-	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", append([]string{"read"}, args...)...), &r))
-	return r
-}
 
 func hexTID(t *testing.T, s string) tid.TID {
 	t.Helper()
@@ -64,7 +35,7 @@ func repozo(t *testing.T, args ...string) string {
 type fixture struct {
 	dir          string
 	a, b         backup.Spec
-	wa, wb       written
+	wa, wb       zeotest.FSWritten
 	aBlobs       string
 	restoreCount int
 }
@@ -79,8 +50,8 @@ func newFixture(t *testing.T) *fixture {
 	f.aBlobs = filepath.Join(dir, "a", "blobs")
 	f.a = backup.Spec{ID: "A", Label: "a", DataFS: filepath.Join(dir, "a", "Data.fs"), BlobDir: f.aBlobs, Repository: filepath.Join(dir, "repo-a")}
 	f.b = backup.Spec{ID: "B", Label: "b", DataFS: filepath.Join(dir, "b", "Data.fs"), Repository: filepath.Join(dir, "repo-b")}
-	f.wa = writeFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "3")
-	f.wb = writeFS(t, "--fs", f.b.DataFS, "--count", "3", "--big", "300000")
+	f.wa = zeotest.WriteFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "3")
+	f.wb = zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "3", "--big", "300000")
 	return f
 }
 
@@ -97,7 +68,7 @@ func (f *fixture) checkRepozo(t *testing.T, repo, stamp, want string, value int)
 	}
 	repozo(t, args...)
 	repozo(t, "-V", "-r", repo)
-	r := readFS(t, "--fs", out)
+	r := zeotest.ReadFS(t, "--fs", out)
 	require.Equal(t, want, r.Last, "repozo -R %s", repo)
 	require.NotNil(t, r.Value)
 	require.Equal(t, value, *r.Value)
@@ -144,8 +115,8 @@ func TestBackupRealRepozoFullIncrementalUnchanged(t *testing.T) {
 
 	// More commits, a new point, a backup in the same second: the stamp
 	// moves on (repozo would lose a same-second incremental).
-	wa2 := writeFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "2")
-	wb2 := writeFS(t, "--fs", f.b.DataFS, "--count", "2")
+	wa2 := zeotest.WriteFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "2")
+	wb2 := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "2")
 	point2 := map[string]tid.TID{"A": hexTID(t, wa2.New[1]), "B": hexTID(t, wb2.New[0])}
 	m2, err := backup.Backup([]backup.Spec{f.a, f.b}, point2, backup.Options{Now: now})
 	require.NoError(t, err)
@@ -192,14 +163,14 @@ func TestBackupRealRepozoFullIncrementalUnchanged(t *testing.T) {
 		require.Equal(t, filepath.Join(to, "a", "Data.fs"), rs[0].DataFS)
 		require.Equal(t, filepath.Join(to, "a", "blobs"), rs[0].BlobDir)
 		require.Equal(t, tc.blobsOut, rs[0].Blobs)
-		ra := readFS(t, "--fs", rs[0].DataFS, "--blob-dir", rs[0].BlobDir)
+		ra := zeotest.ReadFS(t, "--fs", rs[0].DataFS, "--blob-dir", rs[0].BlobDir)
 		require.Equal(t, tc.a, ra.Last)
 		require.Equal(t, tc.av, *ra.Value)
 		require.NotNil(t, ra.Blob)
 		require.Equal(t, tc.blob, *ra.Blob)
 		require.True(t, rs[0].Index)
 		checkIndex(t, rs[1].DataFS)
-		rb := readFS(t, "--fs", rs[1].DataFS)
+		rb := zeotest.ReadFS(t, "--fs", rs[1].DataFS)
 		require.Equal(t, tc.b, rb.Last)
 		require.Equal(t, tc.bv, *rb.Value)
 		// Restoring again over it is refused, then allowed with Force.

@@ -22,7 +22,7 @@ func TestCutRealZODB(t *testing.T) {
 	zeotest.Venv(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
-	w := writeFS(t, "--fs", path, "--count", "4")
+	w := zeotest.WriteFS(t, "--fs", path, "--count", "4")
 	before, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.FileExists(t, path+".index")
@@ -53,7 +53,7 @@ func TestCutRealZODB(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, append(append([]byte{}, before...), before[len(before)-30:]...), append(kept, tail...), "nothing lost")
 
-	r := readFS(t, "--fs", path)
+	r := zeotest.ReadFS(t, "--fs", path)
 	require.Equal(t, w.New[1], r.Last)
 	require.Equal(t, 2, *r.Value)
 
@@ -78,7 +78,7 @@ func TestCutRefusesLiveStorage(t *testing.T) {
 	zeotest.Venv(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
-	w := writeFS(t, "--fs", path, "--count", "2")
+	w := zeotest.WriteFS(t, "--fs", path, "--count", "2")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := zeotest.PythonCommand(ctx, t, "backup_fs.py", "hold", "--fs", path)

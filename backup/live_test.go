@@ -27,7 +27,7 @@ func TestBackupWhileZODBCommits(t *testing.T) {
 	dir := t.TempDir()
 	spec := backup.Spec{ID: "s", Label: "s", DataFS: filepath.Join(dir, "Data.fs"), Repository: filepath.Join(dir, "repo")}
 	require.NoError(t, os.MkdirAll(spec.Repository, 0o755))
-	writeFS(t, "--fs", spec.DataFS, "--count", "1")
+	zeotest.WriteFS(t, "--fs", spec.DataFS, "--count", "1")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -69,14 +69,14 @@ loop:
 	}
 	require.NoError(t, <-done)
 	require.GreaterOrEqual(t, len(sets), 2)
-	var w written
+	var w zeotest.FSWritten
 	require.NoError(t, json.Unmarshal(out.Bytes(), &w))
 
 	for _, s := range sets {
 		restored := filepath.Join(dir, "out-"+s.stamp+".fs")
 		b, err := exec.Command(filepath.Join(zeotest.Venv(t), "bin", "repozo"), "-R", "-r", spec.Repository, "-D", s.stamp, "-o", restored).CombinedOutput()
 		require.NoError(t, err, string(b))
-		r := readFS(t, "--fs", restored)
+		r := zeotest.ReadFS(t, "--fs", restored)
 		require.Equal(t, s.point.Hex(), r.Last, "set %s", s.stamp)
 		i := slices.Index(w.TIDs, s.point.Hex())
 		require.GreaterOrEqual(t, i, 0)

@@ -14,34 +14,6 @@ import (
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
-type written struct {
-	TIDs   []string `json:"tids"`
-	New    []string `json:"new"`
-	Values []int    `json:"values"`
-}
-
-type readBack struct {
-	Last    string   `json:"last"`
-	TIDs    []string `json:"tids"`
-	Value   *int     `json:"value"`
-	Blob    *string  `json:"blob"`
-	Objects int      `json:"objects"`
-}
-
-func writeFS(t *testing.T, args ...string) written {
-	t.Helper()
-	var w written
-	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", append([]string{"write"}, args...)...), &w))
-	return w
-}
-
-func readFS(t *testing.T, args ...string) readBack {
-	t.Helper()
-	var r readBack
-	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", append([]string{"read"}, args...)...), &r))
-	return r
-}
-
 func mustTID(t *testing.T, s string) tid.TID {
 	t.Helper()
 	v, err := tid.Parse(s, tid.Hex)
@@ -69,13 +41,13 @@ func scanTIDs(t *testing.T, path string) ([]string, fsdata.Tail) {
 	return out, s.Tail()
 }
 
-// The scan of a file written by real ZODB finds exactly its transactions,
+// The scan of a file zeotest.FSWritten by real ZODB finds exactly its transactions,
 // and a cut after each one is a file ZODB opens with that tid as its last.
 func TestRealZODBScanAndCut(t *testing.T) {
 	zeotest.Venv(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
-	w := writeFS(t, "--fs", path, "--count", "5")
+	w := zeotest.WriteFS(t, "--fs", path, "--count", "5")
 	require.Len(t, w.TIDs, 6) // the root's creation, then ours
 	got, tail := scanTIDs(t, path)
 	require.Equal(t, w.TIDs, got)
@@ -98,7 +70,7 @@ func TestRealZODBScanAndCut(t *testing.T) {
 		}
 		out := filepath.Join(dir, "cut-"+hex+".fs")
 		require.NoError(t, os.WriteFile(out, data[:c.Offset], 0o644))
-		r := readFS(t, "--fs", out)
+		r := zeotest.ReadFS(t, "--fs", out)
 		require.Equal(t, hex, r.Last, "cut after %s", hex)
 		require.Equal(t, w.TIDs[:i+1], r.TIDs)
 		if i == 0 {
@@ -117,7 +89,7 @@ func TestRealZODBTails(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
 	blobs := filepath.Join(dir, "blobs")
-	w := writeFS(t, "--fs", path, "--blob-dir", blobs, "--count", "3", "--big", "100000")
+	w := zeotest.WriteFS(t, "--fs", path, "--blob-dir", blobs, "--count", "3", "--big", "100000")
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	c, err := fsdata.CutOffset(path, mustTID(t, w.TIDs[len(w.TIDs)-2]))
@@ -146,7 +118,7 @@ func TestRealZODBTails(t *testing.T) {
 		// ZODB's iterator stops at the same place. (Its lastTransaction
 		// does not: read_index notes a header's tid before it sees the 'c'
 		// or the short record, so it names the unfinished transaction.)
-		r := readFS(t, "--fs", p)
+		r := zeotest.ReadFS(t, "--fs", p)
 		require.Equal(t, w.TIDs, r.TIDs, name)
 	}
 }
@@ -156,7 +128,7 @@ func TestRealZODBCorrupt(t *testing.T) {
 	zeotest.Venv(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
-	w := writeFS(t, "--fs", path, "--count", "3")
+	w := zeotest.WriteFS(t, "--fs", path, "--count", "3")
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	c, err := fsdata.CutOffset(path, mustTID(t, w.TIDs[1]))
@@ -182,13 +154,13 @@ type indexCheck struct {
 	Ignored bool  `json:"ignored"`
 }
 
-// The index written for a cut file equals the one ZODB rebuilds from it, and
+// The index zeotest.FSWritten for a cut file equals the one ZODB rebuilds from it, and
 // FileStorage accepts it at open.
 func TestRealZODBIndex(t *testing.T) {
 	zeotest.Venv(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
-	w := writeFS(t, "--fs", path, "--count", "6", "--objects", "3")
+	w := zeotest.WriteFS(t, "--fs", path, "--count", "6", "--objects", "3")
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	for i, hex := range w.TIDs[1:] {
@@ -206,7 +178,7 @@ func TestRealZODBIndex(t *testing.T) {
 		require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", "index", "--fs", out), &got))
 		require.Equal(t, indexCheck{Pos: c.Offset, End: c.Offset, Len: ix.Len(), Equal: true, Ignored: false}, got, "cut after %s", hex)
 		require.Equal(t, i+2, ix.Len()) // the root, then one new mapping per transaction
-		r := readFS(t, "--fs", out)
+		r := zeotest.ReadFS(t, "--fs", out)
 		require.Equal(t, hex, r.Last)
 		require.Equal(t, i+2, r.Objects)
 	}

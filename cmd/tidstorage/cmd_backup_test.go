@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,31 +17,6 @@ import (
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
-type fsWritten struct {
-	TIDs []string `json:"tids"`
-	New  []string `json:"new"`
-}
-
-type fsRead struct {
-	Last  string  `json:"last"`
-	Value *int    `json:"value"`
-	Blob  *string `json:"blob"`
-}
-
-func fsWrite(t *testing.T, args ...string) fsWritten {
-	t.Helper()
-	var w fsWritten
-	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", append([]string{"write"}, args...)...), &w))
-	return w
-}
-
-func fsReadBack(t *testing.T, args ...string) fsRead {
-	t.Helper()
-	var r fsRead
-	require.NoError(t, json.Unmarshal(zeotest.Python(t, "backup_fs.py", append([]string{"read"}, args...)...), &r))
-	return r
-}
-
 func tidInt(t *testing.T, hex string) uint64 {
 	t.Helper()
 	v, err := tid.Parse(hex, tid.Hex)
@@ -56,7 +30,7 @@ type backupSite struct {
 	dir, cfg, status  string
 	mainFS, mainBlobs string
 	catFS             string
-	mainW, catW       fsWritten
+	mainW, catW       zeotest.FSWritten
 }
 
 func newBackupSite(t *testing.T) *backupSite {
@@ -78,8 +52,8 @@ storage "catalog" {
   repository = "repo-cat"
 }
 `), 0o644))
-	s.mainW = fsWrite(t, "--fs", s.mainFS, "--blob-dir", s.mainBlobs, "--count", "3")
-	s.catW = fsWrite(t, "--fs", s.catFS, "--count", "3")
+	s.mainW = zeotest.WriteFS(t, "--fs", s.mainFS, "--blob-dir", s.mainBlobs, "--count", "3")
+	s.catW = zeotest.WriteFS(t, "--fs", s.catFS, "--count", "3")
 	return s
 }
 
@@ -110,12 +84,12 @@ func TestBackupRestoreCommands(t *testing.T) {
 		out := filepath.Join(s.dir, tc.repo+".fs")
 		b, err := exec.Command(repozo, "-R", "-r", filepath.Join(s.dir, tc.repo), "-o", out).CombinedOutput()
 		require.NoError(t, err, string(b))
-		require.Equal(t, tc.want, fsReadBack(t, "--fs", out).Last)
+		require.Equal(t, tc.want, zeotest.ReadFS(t, "--fs", out).Last)
 	}
 
 	// More commits, a later point: incrementals.
-	m2 := fsWrite(t, "--fs", s.mainFS, "--blob-dir", s.mainBlobs, "--count", "2")
-	c2 := fsWrite(t, "--fs", s.catFS, "--count", "1")
+	m2 := zeotest.WriteFS(t, "--fs", s.mainFS, "--blob-dir", s.mainBlobs, "--count", "2")
+	c2 := zeotest.WriteFS(t, "--fs", s.catFS, "--count", "1")
 	s.publish(t, m2.New[1], c2.New[0])
 	r = run(t, "backup", "-c", s.cfg, "--progress", "0")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -126,11 +100,11 @@ func TestBackupRestoreCommands(t *testing.T) {
 	r = run(t, "restore", "-c", s.cfg, "--to", to)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, filepath.Join(to, "main", "Data.fs"))
-	rm := fsReadBack(t, "--fs", filepath.Join(to, "main", "Data.fs"), "--blob-dir", filepath.Join(to, "main", "blobs"))
+	rm := zeotest.ReadFS(t, "--fs", filepath.Join(to, "main", "Data.fs"), "--blob-dir", filepath.Join(to, "main", "blobs"))
 	require.Equal(t, m2.New[1], rm.Last)
 	require.Equal(t, 5, *rm.Value)
 	require.Equal(t, "blob 5", *rm.Blob)
-	require.Equal(t, c2.New[0], fsReadBack(t, "--fs", filepath.Join(to, "catalog", "Data.fs")).Last)
+	require.Equal(t, c2.New[0], zeotest.ReadFS(t, "--fs", filepath.Join(to, "catalog", "Data.fs")).Last)
 
 	// An older set on request; existing files need --force.
 	r = run(t, "restore", "-c", s.cfg, "--to", to)
@@ -142,7 +116,7 @@ func TestBackupRestoreCommands(t *testing.T) {
 	first := strings.TrimSuffix(filepath.Base(sets[0]), ".tidstorage.json")
 	r = run(t, "restore", "-c", s.cfg, "--to", to, "--set", first, "--force")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, s.catW.New[2], fsReadBack(t, "--fs", filepath.Join(to, "catalog", "Data.fs")).Last)
+	require.Equal(t, s.catW.New[2], zeotest.ReadFS(t, "--fs", filepath.Join(to, "catalog", "Data.fs")).Last)
 	r = run(t, "restore", "-c", s.cfg, "--to", to, "--set", "1999-01-01-00-00-00")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "no set 1999-01-01-00-00-00")
@@ -175,7 +149,7 @@ func TestBackupRestoreCommands(t *testing.T) {
 
 func TestCutCommand(t *testing.T) {
 	s := newBackupSite(t)
-	more := fsWrite(t, "--fs", s.catFS, "--count", "2")
+	more := zeotest.WriteFS(t, "--fs", s.catFS, "--count", "2")
 	s.publish(t, s.mainW.New[0], s.catW.New[2])
 	sizeBefore := func(p string) int64 {
 		st, err := os.Stat(p)
@@ -218,8 +192,8 @@ func TestCutCommand(t *testing.T) {
 	require.Contains(t, r.stdout, "main: cut "+s.mainFS)
 	require.Contains(t, r.stdout, "stale index moved to "+s.mainFS+".index.cut-"+s.mainW.New[0]+"-")
 	require.Contains(t, r.stdout, "fresh index written")
-	require.Equal(t, s.mainW.New[0], fsReadBack(t, "--fs", s.mainFS).Last)
-	require.Equal(t, s.catW.New[2], fsReadBack(t, "--fs", s.catFS).Last)
+	require.Equal(t, s.mainW.New[0], zeotest.ReadFS(t, "--fs", s.mainFS).Last)
+	require.Equal(t, s.catW.New[2], zeotest.ReadFS(t, "--fs", s.catFS).Last)
 	tails, err := filepath.Glob(s.catFS + ".cut-" + s.catW.New[2] + "-*")
 	require.NoError(t, err)
 	require.Len(t, tails, 1)
