@@ -14,12 +14,13 @@ import (
 
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // Paired writers on two ZEO servers while things go wrong at random: writer
 // processes are SIGKILLed mid-run (possibly between the finishes of one
-// commit), and the proxy cuts server connections right before or right after
-// a tpc_finish. Whatever happens, every published point sampled restores to
+// commit), and the proxy cuts server connections right before, inside or
+// right after a tpc_finish. Whatever happens, every published point sampled restores to
 // equal paired counters, published TIDs never decrease, and, if no partial
 // commit was reported, the point catches up with the storages at the end.
 func TestChaosPublishedPointsStayCoherent(t *testing.T) {
@@ -76,7 +77,7 @@ func TestChaosPublishedPointsStayCoherent(t *testing.T) {
 			mu.Unlock()
 			startWriter()
 		case r <= 2:
-			s.d.Proxy.InjectFinishFault("1", rng.Intn(2) == 0)
+			s.d.Proxy.InjectFinishFault("1", zeoproxy.FinishFault(1+rng.Intn(3)))
 			faults++
 		}
 		p := s.published()

@@ -143,3 +143,18 @@ func parseTID(t *testing.T, h string) uint64 {
 	require.NoError(t, err, h)
 	return v
 }
+
+// parseLines decodes zodb_client.py's JSON lines.
+func parseLines(t *testing.T, out []byte) []map[string]string {
+	t.Helper()
+	var res []map[string]string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]string
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		res = append(res, m)
+	}
+	return res
+}

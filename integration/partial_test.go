@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // The seed's scenario: T1 writes A and B, the client dies between T1's
@@ -73,7 +74,7 @@ func TestServerConnectionLostAroundFinish(t *testing.T) {
 		s.client("commit", "--count", "1")
 		s.waitPublished(s.last())
 		before := s.published()
-		s.d.Proxy.InjectFinishFault("2", true)
+		s.d.Proxy.InjectFinishFault("2", zeoproxy.CutBeforeFinish)
 		_, _ = zeotest.PythonErr(t, "zodb_client.py", append(append([]string{}, s.dbs...), "commit", "--count", "1", "--desc", "cut-before")...)
 		require.Eventually(t, func() bool {
 			for _, p := range s.d.Tracker.Status().Pins {
@@ -89,11 +90,43 @@ func TestServerConnectionLostAroundFinish(t *testing.T) {
 		s := startSite(t, zeoSpec{storages: []string{"1", "2"}, dbNames: []string{"a", "b"}})
 		s.client("commit", "--count", "1")
 		s.waitPublished(s.last())
-		s.d.Proxy.InjectFinishFault("2", false)
+		s.d.Proxy.InjectFinishFault("2", zeoproxy.CutAfterFinish)
 		_, _ = zeotest.PythonErr(t, "zodb_client.py", append(append([]string{}, s.dbs...), "commit", "--count", "1", "--desc", "cut-after")...)
 		last := s.last()
 		s.waitPublished(last)
 		require.Empty(t, s.d.Tracker.Status().Pins)
 		require.EqualValues(t, 1, s.d.Proxy.Metrics().ResolvedCommitted)
 	})
+}
+
+// The proxy loses B's server connection in the middle of the tpc_finish
+// frame: the server aborts B while A committed, but the proxy cannot know it.
+// The client retries the whole transaction with the same metadata (as Zope
+// does after ClientDisconnected), and the retry commits on B. The in-doubt
+// participation must be resolved as not committed — taking the retry's TID
+// for it would hide the partial commit — so the partial commit is reported,
+// and nothing published includes T's A half.
+func TestTornFinishWithARetryIsAPartialCommit(t *testing.T) {
+	s := startSite(t, zeoSpec{storages: []string{"1", "2"}, dbNames: []string{"a", "b"}})
+	s.client("commit", "--count", "1")
+	s.waitPublished(s.last())
+	before := s.published()
+	s.d.Proxy.InjectFinishFault("2", zeoproxy.CutInsideFinish)
+	// paired retries after ClientDisconnected with the same description.
+	out := s.client("paired", "--count", "1", "--seconds", "60", "--touch", "a,b", "--desc", "torn")
+	require.Len(t, parseLines(t, out), 1, "the retry committed")
+	require.Eventually(t, func() bool {
+		m := s.d.Proxy.Metrics()
+		return m.ResolvedAborted == 1
+	}, zeotestWait, pollEvery, "metrics %+v", s.d.Proxy.Metrics())
+	require.EqualValues(t, 0, s.d.Proxy.Metrics().ResolvedCommitted, "the retry's TID must not be taken for the torn one")
+	require.Eventually(t, func() bool {
+		for _, p := range s.d.Tracker.Status().Pins {
+			if p.Kind == tracker.PinPartial {
+				return true
+			}
+		}
+		return false
+	}, zeotestWait, pollEvery, "pins: %+v", s.d.Tracker.Status().Pins)
+	require.Equal(t, before, s.published(), "nothing past the partial commit is published")
 }

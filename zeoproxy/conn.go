@@ -196,10 +196,12 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		c.c2sFrames++
 		if h.Method == zrpc.MethodTPCFinish && c.l.p.fault.Load() != nil {
 			switch c.l.p.takeFault(c.storName) {
-			case faultCutBefore:
+			case CutBeforeFinish:
 				_ = c.server.Close() // the frame cannot reach the server: it aborts
 				return false
-			case faultCutAfter:
+			case CutInsideFinish:
+				c.cs.cutInside = true
+			case CutAfterFinish:
 				c.cs.cutAfter = true
 			}
 		}
@@ -309,6 +311,7 @@ func (c *conn) onCall(m zrpc.Method, msgid int64) {
 		c.finishID = msgid
 		c.finishDone = make(chan struct{})
 		c.pending.Add(1)
+		c.l.p.finishes[keyBucket(c.begin.Key)].Add(1)
 		t.FinishSent(c.part)
 	case zrpc.MethodTPCAbort:
 		if c.part == 0 || c.ph == phaseFinishing {

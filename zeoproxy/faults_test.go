@@ -57,9 +57,9 @@ func TestClientDiesBetweenFinishes(t *testing.T) {
 // in doubt, then resolved as committed with the TID the storage holds).
 func TestServerConnectionCutAroundFinish(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		before bool
-	}{{"before", true}, {"after", false}} {
+		name  string
+		fault zeoproxy.FinishFault
+	}{{"before", zeoproxy.CutBeforeFinish}, {"after", zeoproxy.CutAfterFinish}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
 			rec := newRecorder()
@@ -71,7 +71,7 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			addr := p.Addrs()[0].String()
 			dbs := []string{"--db", "a=" + addr + "/1", "--db", "b=" + addr + "/2"}
 			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1")...)
-			p.InjectFinishFault("2", tc.before)
+			p.InjectFinishFault("2", tc.fault)
 			// The client sees ClientDisconnected in tpc_finish on B and exits
 			// with an error; what matters is what the proxy reports.
 			_, _ = zeotest.PythonErr(t, "zodb_client.py", append(dbs, "commit", "--count", "1", "--desc", "cut-"+tc.name)...)
@@ -79,7 +79,7 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			var last map[string]string
 			out := zeotest.Python(t, "zodb_client.py", append(dbs, "last")...)
 			require.NoError(t, json.Unmarshal(out, &last))
-			if tc.before {
+			if tc.fault == zeoproxy.CutBeforeFinish {
 				require.Eventually(t, func() bool {
 					k := rec.kinds(idB)
 					return len(k) >= 3 && strings.Join(k[len(k)-3:], " ") == "begin vote lost"

@@ -46,37 +46,38 @@ type Config struct {
 
 type faultSpec struct {
 	storage string
-	action  faultAction
+	action  FinishFault
 }
+
+// FinishFault says where InjectFinishFault cuts a server connection.
+type FinishFault int
+
+const (
+	// CutBeforeFinish: before the tpc_finish frame is forwarded; the server
+	// aborts (with a multi-storage transaction, a partial commit).
+	CutBeforeFinish FinishFault = iota + 1
+	// CutInsideFinish: after half of the frame; the server aborts, but the
+	// proxy cannot know it: in doubt, resolved as not committed.
+	CutInsideFinish
+	// CutAfterFinish: right after the whole frame; the server commits and
+	// the reply is lost: in doubt, resolved as committed.
+	CutAfterFinish
+)
 
 // InjectFinishFault arms a one-shot fault for tests and drills: the next
-// tpc_finish sent to the named ZEO storage loses its server connection,
-// before the frame is forwarded (the server aborts: with a multi-storage
-// transaction, a partial commit) or right after it (committed, reply lost:
-// in doubt). Nothing else is affected.
-func (p *Proxy) InjectFinishFault(storageName string, beforeForward bool) {
-	a := faultCutAfter
-	if beforeForward {
-		a = faultCutBefore
-	}
-	p.fault.Store(&faultSpec{storage: storageName, action: a})
+// tpc_finish sent to the named ZEO storage loses its server connection where
+// f says. Nothing else is affected.
+func (p *Proxy) InjectFinishFault(storageName string, f FinishFault) {
+	p.fault.Store(&faultSpec{storage: storageName, action: f})
 }
 
-func (p *Proxy) takeFault(storageName string) faultAction {
+func (p *Proxy) takeFault(storageName string) FinishFault {
 	f := p.fault.Load()
 	if f == nil || f.storage != storageName || !p.fault.CompareAndSwap(f, nil) {
-		return faultNone
+		return 0
 	}
 	return f.action
 }
-
-type faultAction int
-
-const (
-	faultNone faultAction = iota
-	faultCutBefore
-	faultCutAfter
-)
 
 func (c *Config) setDefaults() {
 	if c.MaxFrame == 0 {
@@ -114,9 +115,10 @@ type Proxy struct {
 	log     hclog.Logger
 	metrics Metrics
 
-	fault   atomic.Pointer[faultSpec]
-	partSeq atomic.Uint64
-	connSeq atomic.Uint64
+	fault    atomic.Pointer[faultSpec]
+	finishes finishTable // tpc_finish calls forwarded, by correlation-key hash
+	partSeq  atomic.Uint64
+	connSeq  atomic.Uint64
 
 	mu        sync.Mutex
 	listeners []*listener

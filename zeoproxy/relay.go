@@ -45,8 +45,11 @@ type pump struct {
 	// cutAfter makes the pump flush and stop after the current frame (fault
 	// injection in tests: a connection lost right after a tpc_finish).
 	cutAfter bool
-	frames   uint64
-	bytes    uint64
+	// cutInside makes the pump forward only the first half of the current
+	// frame, then stop (fault injection: a frame torn by a lost connection).
+	cutInside bool
+	frames    uint64
+	bytes     uint64
 	// the raw connections under src and dst, for streaming large frames
 	srcConn io.Reader
 	dstConn io.Writer
@@ -117,6 +120,11 @@ func (p *pump) run() (err error, writeSide bool) {
 		if total <= p.src.Buffered() {
 			if buf, err = p.src.Peek(total); err != nil {
 				return p.forwardRest(err)
+			}
+			if p.cutInside {
+				_, _ = p.dst.Write(buf[:total/2])
+				_ = p.dst.Flush()
+				return errCut, true
 			}
 			if _, err := p.dst.Write(buf); err != nil {
 				return err, true

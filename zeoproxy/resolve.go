@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidstorage/tidstorage/zrpc"
@@ -30,14 +31,25 @@ func (p *Proxy) resolveLater(l *listener, storageName, storage string, b Begin, 
 		defer p.resolveWG.Done()
 		log := l.log.With("storage", storage, "user", b.User, "description", b.Desc)
 		backoff := time.Second
-		attempt := 0
+		attempt, overlapped := 0, 0
 		for {
 			if attempt < len(resolveDelays) {
 				if !p.sleep(resolveDelays[attempt]) {
 					return
 				}
 			}
+			// A transaction of the same client with the same metadata (a
+			// retry: ClientDisconnected is a TransientError) may commit
+			// while we look. Its TID must not be taken for ours, so its
+			// reply must be seen (claimed) before the look, and a look it
+			// overlapped is done again.
+			p.waitSameKeyFinishes(storage, b)
+			seq := p.keyFinishes(b.Key)
 			tid, found, err := p.findCommit(l, storageName, storage, b, floor)
+			if err == nil && found && p.keyFinishes(b.Key) != seq && overlapped < 20 {
+				overlapped++
+				continue
+			}
 			if err != nil {
 				log.Warn("cannot read the storage to resolve an in-doubt commit; retrying", "error", err, "retry_in", backoff)
 				if !p.sleep(backoff) {
@@ -136,4 +148,53 @@ func (p *Proxy) unblindLater(l *listener, storageName, storage string) {
 			backoff = min(2*backoff, 10*time.Second)
 		}
 	}()
+}
+
+// keyFinishes counts tpc_finish calls forwarded for correlation keys hashing
+// like key (a fixed table: collisions only cost a second look).
+func (p *Proxy) keyFinishes(key string) uint64 {
+	return p.finishes[keyBucket(key)].Load()
+}
+
+// keyBucket is FNV-1a over the key, without allocating.
+func keyBucket(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(len(finishTable{})))
+}
+
+type finishTable [1024]atomic.Uint64
+
+// waitSameKeyFinishes waits (a bounded time) until no other participation of
+// the same key on the storage has a tpc_finish reply pending.
+func (p *Proxy) waitSameKeyFinishes(storage string, b Begin) {
+	deadline := time.Now().Add(p.cfg.FinishWait)
+	for time.Now().Before(deadline) && p.sameKeyFinishing(storage, b) {
+		if !p.sleep(20 * time.Millisecond) {
+			return
+		}
+	}
+}
+
+func (p *Proxy) sameKeyFinishing(storage string, b Begin) bool {
+	p.mu.Lock()
+	ls := append([]*listener(nil), p.listeners...)
+	p.mu.Unlock()
+	for _, l := range ls {
+		l.mu.Lock()
+		for c := range l.conns {
+			c.mu.Lock()
+			busy := c.ph == phaseFinishing && c.part != b.ID && c.storage == storage && c.begin.Key == b.Key
+			c.mu.Unlock()
+			if busy {
+				l.mu.Unlock()
+				return true
+			}
+		}
+		l.mu.Unlock()
+	}
+	return false
 }
