@@ -53,11 +53,10 @@ type Log struct {
 
 // Limits bound what peers can make tidstorage hold.
 type Limits struct {
-	MaxFrameSize           int64 // largest ZEO frame (payload bytes) the proxy decodes
-	MaxClassicField        int64 // largest field (one line) of the classic protocol, bytes
-	MaxClassicCount        int   // largest count of a classic list or dict (BEGIN storages, COMMIT dict)
-	MaxZEOConnections      int   // client connections over all zeo listeners; 0 = unlimited
-	MaxClassicTransactions int   // classic transactions in flight at once; 0 = unlimited
+	MaxFrameSize      int64 // largest ZEO frame (payload bytes) the proxy decodes
+	MaxClassicField   int64 // largest field (one line) of the classic protocol, bytes
+	MaxClassicCount   int   // largest count of a classic list or dict (BEGIN storages, COMMIT dict)
+	MaxZEOConnections int   // client connections over all zeo listeners; 0 = unlimited
 }
 
 // Classic is the classic line-protocol endpoint (patched Zopes, dump tools).

@@ -88,7 +88,7 @@ var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "max_frame_size"}, {Name: "max_classic_field"}, {Name: "max_classic_count"},
-	{Name: "max_zeo_connections"}, {Name: "max_classic_transactions"},
+	{Name: "max_zeo_connections"},
 }}
 
 var classicSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -256,7 +256,6 @@ func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
 	d.size(c.Attributes["max_classic_field"], &l.MaxClassicField)
 	d.count(c.Attributes["max_classic_count"], &l.MaxClassicCount)
 	d.count(c.Attributes["max_zeo_connections"], &l.MaxZEOConnections)
-	d.count(c.Attributes["max_classic_transactions"], &l.MaxClassicTransactions)
 }
 
 func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {

@@ -7,20 +7,19 @@ import (
 
 // Defaults. docs/config.md repeats them: change both together.
 const (
-	DefaultClassicListen          = "127.0.0.1:9001" // the original daemon's port
-	DefaultAdminListen            = "127.0.0.1:9002"
-	DefaultBurstPeriod            = 30 * time.Second // the original's sample setting
-	DefaultFullDumpPeriod         = 5 * time.Minute  // idem
-	DefaultClassicTxnTimeout      = 10 * time.Minute
-	DefaultShutdownTimeout        = 30 * time.Second
-	DefaultLogLevel               = "info"
-	DefaultLogFormat              = "text"
-	DefaultMaxFrameSize           = 64 << 20
-	DefaultMaxClassicField        = 64 << 10 // tracker/classic's default too
-	DefaultMaxClassicCount        = 100000   // idem
-	DefaultMaxZEOConnections      = 4096
-	DefaultMaxClassicTransactions = 100000
-	DefaultClassicMaxConnections  = 1024
+	DefaultClassicListen         = "127.0.0.1:9001" // the original daemon's port
+	DefaultAdminListen           = "127.0.0.1:9002"
+	DefaultBurstPeriod           = 30 * time.Second // the original's sample setting
+	DefaultFullDumpPeriod        = 5 * time.Minute  // idem
+	DefaultClassicTxnTimeout     = 10 * time.Minute
+	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultLogLevel              = "info"
+	DefaultLogFormat             = "text"
+	DefaultMaxFrameSize          = 64 << 20
+	DefaultMaxClassicField       = 64 << 10 // tracker/classic's default too
+	DefaultMaxClassicCount       = 100000   // idem
+	DefaultMaxZEOConnections     = 4096
+	DefaultClassicMaxConnections = 1024
 )
 
 // DefaultClassicAllow is the classic allow-list when none is given: loopback.
@@ -39,11 +38,10 @@ func defaults() *Config {
 		ShutdownTimeout:   DefaultShutdownTimeout,
 		Log:               Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Limits: Limits{
-			MaxFrameSize:           DefaultMaxFrameSize,
-			MaxClassicField:        DefaultMaxClassicField,
-			MaxClassicCount:        DefaultMaxClassicCount,
-			MaxZEOConnections:      DefaultMaxZEOConnections,
-			MaxClassicTransactions: DefaultMaxClassicTransactions,
+			MaxFrameSize:      DefaultMaxFrameSize,
+			MaxClassicField:   DefaultMaxClassicField,
+			MaxClassicCount:   DefaultMaxClassicCount,
+			MaxZEOConnections: DefaultMaxZEOConnections,
 		},
 		Classic: Classic{
 			Enabled:        true,

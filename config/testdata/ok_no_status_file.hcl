@@ -9,5 +9,4 @@ limits {
   max_classic_field        = "4KiB"
   max_classic_count        = 50
   max_zeo_connections      = 0
-  max_classic_transactions = 10
 }
