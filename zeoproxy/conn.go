@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,8 @@ type conn struct {
 	storName   string
 	registered bool
 	blind      bool
+	hsValid    bool       // the client's handshake names a real protocol: it may go on to commit
+	blinded    []blindRef // storages this connection made blind
 	part       PartID
 	ph         phase
 	begin      Begin
@@ -141,25 +144,51 @@ func (c *conn) finish() {
 		}
 		c.part, c.ph = 0, phaseIdle
 	}
-	if c.blind {
-		c.blind = false
-		c.l.p.unblindLater(c.l, c.storName, c.storage)
+	for _, b := range c.blinded {
+		c.l.p.unblindLater(c.l, b.name, b.id)
 	}
+	c.blinded, c.blind = nil, false
 }
 
-// markBlind is called with c.mu held.
+// blindRef is a storage made blind by a connection.
+type blindRef struct{ name, id string }
+
+// markBlind is called with c.mu held. After register, the connection's
+// storage goes blind. Before it, a connection whose handshake named a real
+// protocol may yet register and commit unseen, so every storage of this
+// server goes blind; one that never made a valid handshake (a health check,
+// a scanner, garbage) cannot commit: it is only logged.
 func (c *conn) markBlind(reason string) {
 	if c.blind {
 		return
 	}
-	if !c.registered {
-		c.log.Warn("undecodable traffic before register; relaying unobserved", "reason", reason)
-		return
-	}
-	c.blind = true
-	c.log.Error("storage is blind: relaying a connection the proxy cannot decode", "storage", c.storage, "reason", reason)
-	c.l.p.tracker.Blind(c.storage, reason)
 	c.l.p.metrics.decodeErrors.Add(1)
+	switch {
+	case c.registered:
+		c.blind = true
+		c.log.Error("storage is blind: relaying a connection the proxy cannot decode", "storage", c.storage, "reason", reason)
+		c.l.p.tracker.Blind(c.storage, reason)
+		c.blinded = append(c.blinded, blindRef{c.storName, c.storage})
+	case c.hsValid:
+		c.blind = true
+		names := make([]string, 0, len(c.l.cfg.Storages))
+		for name := range c.l.cfg.Storages {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			c.log.Error("undecodable connection before register, and no storage configured for this server to hold back", "reason", reason)
+			return
+		}
+		c.log.Error("every storage of this server is blind: a connection the proxy cannot decode may register and commit unseen", "reason", reason)
+		for _, name := range names {
+			id := c.l.storageID(name)
+			c.l.p.tracker.Blind(id, reason)
+			c.blinded = append(c.blinded, blindRef{name, id})
+		}
+	default:
+		c.log.Warn("undecodable traffic without a valid handshake; relaying unobserved (it cannot commit)", "reason", reason)
+	}
 }
 
 // c2sInspector observes client → server frames.
@@ -229,9 +258,11 @@ func (i c2sInspector) whole(payload []byte) {
 			c.ruok = true
 			c.unsup = "ruok probe"
 		case hs.Protocol.ZEO4():
+			c.hsValid = true
 			c.unsup = "protocol " + hs.Protocol.String() + " (ZEO 4) is relayed but not observed"
-			c.log.Warn("ZEO 4 client: relaying unobserved", "protocol", hs.Protocol.String())
+			c.markBlind(c.unsup)
 		default:
+			c.hsValid = true
 			c.enc, c.encKnown = hs.Protocol.Encoding, true
 		}
 		return
@@ -244,7 +275,7 @@ func (i c2sInspector) whole(payload []byte) {
 	switch call := call.(type) {
 	case *zrpc.Register:
 		reg := call
-		if c.registered {
+		if c.registered || c.blind {
 			return // ZEO refuses a second register; the first one stands
 		}
 		c.registered = true
@@ -252,9 +283,6 @@ func (i c2sInspector) whole(payload []byte) {
 		c.storage = c.l.storageID(reg.Storage)
 		// c.log stays as it is: the other direction's goroutine reads it.
 		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
-		if c.unsup != "" {
-			c.markBlind(c.unsup)
-		}
 	case *zrpc.TPCBegin:
 		c.onBegin(call)
 	}

@@ -208,3 +208,23 @@ func TestRelaySeesEveryFrame(t *testing.T) {
 		})
 	}
 }
+
+// A client whose handshake names a protocol the proxy relays but does not
+// observe (ZEO 4) may register and commit unseen: every storage configured
+// for that server goes blind at once.
+func TestZEO4ClientBlindsTheServersStorages(t *testing.T) {
+	s := startSink(t, frame([]byte("Z4")))
+	rec := newRecorder()
+	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "old", Listen: "127.0.0.1:0",
+		Upstream: s.ln.Addr().String(), Storages: map[string]string{"1": "id-1", "2": "id-2"}}}}, rec)
+	require.NoError(t, p.Listen())
+	p.Serve()
+	t.Cleanup(p.Close)
+	in := append(frame([]byte("Z4")), frame([]byte("(opaque ZEO 4 traffic)"))...)
+	got := sendAll(t, s, p.Addrs()[0].String(), in, 6)
+	require.Equal(t, in, got, "relayed unchanged")
+	require.Eventually(t, func() bool { return len(rec.snapshot()) >= 2 }, zeotestWait, pollEvery)
+	ev := rec.snapshot()
+	require.True(t, strings.HasPrefix(ev[0], "blind id-1 "), ev[0])
+	require.True(t, strings.HasPrefix(ev[1], "blind id-2 "), ev[1])
+}
