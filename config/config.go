@@ -28,6 +28,9 @@ type Config struct {
 	PIDFile           string        // "" = no pid file
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
 	ShutdownTimeout   time.Duration // on TERM, how long in-flight 2PCs may take to finish
+	// ClientLabelIdentity adds ZEO's client-label to the client identity
+	// used to correlate one transaction's connections (zeoproxy.Config.LabelIdentity).
+	ClientLabelIdentity bool
 
 	Log     Log
 	Limits  Limits

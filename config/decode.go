@@ -71,6 +71,7 @@ var rootSchema = &hcl.BodySchema{
 		{Name: "pid_file"},
 		{Name: "classic_txn_timeout"},
 		{Name: "shutdown_timeout"},
+		{Name: "client_label_identity"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
@@ -183,6 +184,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	d.duration(a["full_dump_period"], &cfg.FullDumpPeriod, 0)
 	d.duration(a["classic_txn_timeout"], &cfg.ClassicTxnTimeout, time.Second)
 	d.duration(a["shutdown_timeout"], &cfg.ShutdownTimeout, 0)
+	d.boolean(a["client_label_identity"], &cfg.ClientLabelIdentity)
 	if cfg.StatusFile == "" {
 		d.warnf(body.MissingItemRange(), "No status file",
 			"status_file is not set: published points are not written to disk, so backups can only use DUMP")

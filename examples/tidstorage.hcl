@@ -12,6 +12,12 @@ full_dump_period = "5m"  # default
 
 pid_file = "/run/tidstorage/tidstorage.pid" # optional; no pid file by default
 
+# Several Zope processes on one remote host look like one client to the proxy.
+# If each process gives all its ZEO storages one client-label of its own
+# (zope.conf: <zeoclient> client-label zope-1 </zeoclient>), this tells them
+# apart. Read docs/config.md first: a wrong labelling can hide a partial commit.
+# client_label_identity = true
+
 log {
   level  = "info" # trace, debug, info, warn, error
   format = "text" # or "json"

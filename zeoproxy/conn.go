@@ -2,6 +2,7 @@ package zeoproxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -41,6 +42,7 @@ type conn struct {
 	log    hclog.Logger // set once, before the pumps start
 
 	identity string // client identity for correlation (peer host or pid)
+	label    string // ZEO client-label, when the client sent one
 
 	mu         sync.Mutex
 	c2sFrames  int
@@ -191,6 +193,8 @@ func (c *conn) markBlind(reason string) {
 	}
 }
 
+var setClientLabel = []byte("set_client_label")
+
 // c2sInspector observes client → server frames.
 type c2sInspector struct{ c *conn }
 
@@ -221,6 +225,10 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 	switch h.Method {
 	case zrpc.MethodRegister, zrpc.MethodTPCBegin:
 		return true
+	case zrpc.MethodUnknown:
+		if c.l.p.cfg.LabelIdentity && bytes.Equal(h.Name, setClientLabel) {
+			return true
+		}
 	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
 		c.c2sFrames++
 		if h.Method == zrpc.MethodTPCFinish && c.l.p.fault.Load() != nil {
@@ -285,7 +293,23 @@ func (i c2sInspector) whole(payload []byte) {
 		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
 	case *zrpc.TPCBegin:
 		c.onBegin(call)
+	case *zrpc.UnknownCall:
+		if call.Name == "set_client_label" && len(call.Arguments) == 1 {
+			if label, err := zrpc.AsString(call.Arguments[0]); err == nil {
+				c.label = label
+			}
+		}
 	}
+}
+
+// clientID is the client identity of a participation: the peer host or
+// process, plus the ZEO client-label when the operator opted in
+// (Config.LabelIdentity). c.mu held.
+func (c *conn) clientID() string {
+	if c.l.p.cfg.LabelIdentity && c.label != "" {
+		return c.identity + " label:" + c.label
+	}
+	return c.identity
 }
 
 // onBegin starts a participation (c.mu held).
@@ -312,10 +336,10 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 	c.floor = c.l.p.floorTID(c.storage)
 	c.ph = phaseOpen
 	c.begin = Begin{
-		ID: c.part, Storage: c.storage, Client: c.identity,
+		ID: c.part, Storage: c.storage, Client: c.clientID(),
 		User: string(tb.User), Desc: string(tb.Description), Ext: ext,
 	}
-	c.begin.Key = c.identity + "\x00" + c.begin.User + "\x00" + c.begin.Desc + "\x00" + ext
+	c.begin.Key = c.begin.Client + "\x00" + c.begin.User + "\x00" + c.begin.Desc + "\x00" + ext
 	t.Begin(c.begin)
 	c.l.p.metrics.begins.Add(1)
 }

@@ -36,6 +36,14 @@ type Config struct {
 	// FinishWait bounds how long the server side is kept after the client
 	// left with a tpc_finish pending (default 60 s).
 	FinishWait time.Duration
+	// LabelIdentity adds the ZEO client-label (zope.conf <zeoclient>
+	// client-label, sent by ClientStorage as set_client_label) to the client
+	// identity, so that processes on one remote host are told apart. Only
+	// safe when every ZEO storage of a client process carries the same label
+	// and labels differ between processes: otherwise the connections of one
+	// transaction get different identities, are not linked, and a partial
+	// commit can go unnoticed.
+	LabelIdentity bool
 	// MaxConns bounds client connections over all listeners (0: no limit);
 	// past it a new connection is closed at once, and logged.
 	MaxConns int

@@ -186,3 +186,36 @@ func TestUnixSocketListener(t *testing.T) {
 		return len(c) == 3 && c[2] == lines[1]["a"]
 	}, zeotestWait, pollEvery, "committed %v", rec.committed())
 }
+
+// With LabelIdentity, the ZEO client-label a client sends joins its identity
+// (the correlation key of its participations); without it, it is ignored.
+func TestClientLabelIdentity(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
+	for _, on := range []bool{false, true} {
+		rec := newRecorder()
+		p := zeoproxy.New(zeoproxy.Config{LabelIdentity: on,
+			Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, rec)
+		require.NoError(t, p.Listen())
+		p.Serve()
+		addr := p.Addrs()[0].String()
+		zeotest.Python(t, "zodb_client.py", "--label", "zope-7", "--db", "a="+addr+"/1", "--db", "b="+addr+"/2",
+			"commit", "--count", "2", "--desc", "labelled")
+		rec.mu.Lock()
+		n := 0
+		for _, b := range rec.begins {
+			if b.Desc != "labelled" {
+				continue
+			}
+			n++
+			if on {
+				require.Contains(t, b.Client, "label:zope-7")
+				require.Contains(t, b.Key, "label:zope-7")
+			} else {
+				require.NotContains(t, b.Client, "zope-7")
+			}
+		}
+		rec.mu.Unlock()
+		require.Equal(t, 4, n, "two transactions on two storages")
+		p.Close()
+	}
+}

@@ -5,6 +5,7 @@ Opens one ZODB.DB per --db over ZEO ClientStorage, all in one multi-database
 object per line; TIDs are 16-hex strings.
 
   --db NAME=HOST:PORT/STORAGE   (repeatable; the first is the root database)
+  --label L                     ZEO client_label of every storage (optional)
 
 Commands:
   last                      {"NAME": tid-hex, ...} of each storage (lastTransaction)
@@ -47,13 +48,13 @@ def parse_db(spec):
     return name, address, storage or "1"
 
 
-def open_dbs(specs, read_only=False, wait_timeout=30):
+def open_dbs(specs, read_only=False, wait_timeout=30, label=None):
     databases = {}
     dbs = []
     for spec in specs:
         name, address, storage = parse_db(spec)
         cs = ClientStorage(address, storage=storage, read_only=read_only,
-                           wait_timeout=wait_timeout)
+                           wait_timeout=wait_timeout, client_label=label)
         dbs.append(ZODB.DB(cs, databases=databases, database_name=name))
     return dbs
 
@@ -66,6 +67,7 @@ def emit(obj):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--db", action="append", required=True)
+    p.add_argument("--label", default=None, help="ZEO client_label of every storage")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("last")
     sub.add_parser("read")
@@ -90,7 +92,7 @@ def main():
     if args.cmd == "read-at":
         return read_at(args)
 
-    dbs = open_dbs(args.db)
+    dbs = open_dbs(args.db, label=args.label)
     names = [db.database_name for db in dbs]
     try:
         if args.cmd == "last":
