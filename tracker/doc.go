@@ -130,7 +130,8 @@
 //     with identical metadata keep one set in flight while the load lasts, and
 //     nothing it touched is published until it drains (TestSameHostChains;
 //     reported by the lag warning). Each input still costs O(storages), not
-//     O(set length). A finer client identity would cure it.
+//     O(set length). A finer client identity cures it: the proxy's opt-in
+//     client_label_identity (ZEO client-label per process, docs/config.md).
 //   - An explicit abort after a failed vote is excused; if the abort is in
 //     fact the cleanup of a transaction whose tpc_finish failed on the client
 //     side outside ZEO (another resource manager) while a linked transaction
