@@ -20,6 +20,8 @@ Commands:
                             up to N transactions (or S seconds), each setting
                             root['counter'] to the same new value in every touched
                             database; conflicts are retried. One line per commit.
+  hold --seconds S           begins a two-phase commit on the first database and
+                            keeps it open for S seconds (then aborts it).
   crash-between --first a --then b
                             commits a transaction T1 writing 'first' and 'then'
                             with a resource manager ordered between them whose
@@ -84,6 +86,8 @@ def main():
     pa.add_argument("--seconds", type=float, default=30)
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
+    ho = sub.add_parser("hold")
+    ho.add_argument("--seconds", type=float, default=60)
     cb = sub.add_parser("crash-between")
     cb.add_argument("--first", required=True)
     cb.add_argument("--then", required=True)
@@ -135,6 +139,8 @@ def main():
             paired(dbs, names, args)
         elif args.cmd == "crash-between":
             crash_between(dbs, args)
+        elif args.cmd == "hold":
+            hold(dbs, args)
     finally:
         for db in dbs:
             db.close()
@@ -221,6 +227,20 @@ def crash_between(dbs, args):
     emit({"pid": str(os.getpid()), "first": kf, "then": kt})
     tm.commit()
     raise SystemExit("crash-between: the process should have died in tpc_finish")
+
+
+def hold(dbs, args):
+    """Begins a two-phase commit on the first storage and keeps it open."""
+    from ZODB.Connection import TransactionMetaData
+    st = dbs[0].storage
+    txn = TransactionMetaData(description="held")
+    st.tpc_begin(txn)
+    # tpc_begin is a one-way call: a synchronous one on the same connection
+    # makes sure it reached the server (and the proxy) before we say so.
+    st.server_status()
+    emit({"holding": "1"})
+    time.sleep(args.seconds)
+    st.tpc_abort(txn)
 
 
 def read_at(args):
