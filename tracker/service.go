@@ -413,6 +413,14 @@ func (s *Service) Status() Status {
 	defer s.mu.Unlock()
 	st := s.m.Status()
 	st.Broken = s.broken
+	if s.broken != "" {
+		// The machine may be half-way through an input: show the point
+		// that Dump answers, the last good one.
+		for i := range st.Storages {
+			v, ok := s.good[st.Storages[i].ID]
+			st.Storages[i].Published, st.Storages[i].HasPublished = v, ok
+		}
+	}
 	return st
 }
 

@@ -39,6 +39,9 @@ func TestServiceFailsOpen(t *testing.T) {
 			}
 			require.NotEmpty(t, s.Broken())
 			require.Equal(t, map[string]uint64{"a": 8, "b": 9}, s.Dump(), "the last good point stays")
+			for _, st := range s.Status().Storages {
+				require.Equal(t, map[string]uint64{"a": 8, "b": 9}[st.ID], st.Published, "Status shows the good point too")
+			}
 
 			// Later inputs, from many goroutines, neither block nor panic.
 			var wg sync.WaitGroup

@@ -224,6 +224,9 @@ func printStatus(w io.Writer, d *admin.StatusDoc, base, hint string) {
 	default:
 		fmt.Fprintf(w, "Bootstrap: done, after an UNCLEAN stop: the live files may hold half a transaction from then; the last coherent point before it is in the status file\n")
 	}
+	if d.TrackerFailure != "" {
+		fmt.Fprintf(w, "!! TRACKER FAILED: %s\n!! Publication stopped at the last good point below; traffic is still relayed. Restart tidstorage.\n", d.TrackerFailure)
+	}
 
 	fmt.Fprintf(w, "\nStorages:\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -377,4 +377,5 @@ func TestHealthzReportsATrackerFailure(t *testing.T) {
 	rec := get()
 	require.Equal(t, 503, rec.Code)
 	require.Contains(t, rec.Body.String(), "injected")
+	require.Contains(t, admin.BuildStatus(&admin.Sources{Tracker: svc}).TrackerFailure, "injected")
 }

@@ -18,6 +18,10 @@ type StatusDoc struct {
 	// CleanStart is false when the previous run did not stop cleanly (the
 	// live files may hold half a transaction from that moment).
 	CleanStart bool `json:"clean_start"`
+	// TrackerFailure says why the tracker stopped after an internal failure
+	// (empty while it works): publication stopped at the last good point,
+	// traffic is still relayed, a restart recovers.
+	TrackerFailure string `json:"tracker_failure,omitempty"`
 
 	Storages       []StorageDoc    `json:"storages"`
 	Groups         []GroupDoc      `json:"groups"`
@@ -206,7 +210,8 @@ func BuildStatus(src *Sources) StatusDoc {
 	st := src.Tracker.Status()
 	doc := StatusDoc{
 		Time: now, Version: src.Version, Bootstrapped: st.Bootstrapped, CleanStart: st.CleanStart,
-		Storages: []StorageDoc{}, Groups: []GroupDoc{}, Participations: []PartDoc{},
+		TrackerFailure: st.Broken,
+		Storages:       []StorageDoc{}, Groups: []GroupDoc{}, Participations: []PartDoc{},
 		Classic: []ClassicTxnDoc{}, Pins: []PinDoc{}, Counters: countersDoc(st.Counters),
 	}
 	age := func(ns int64) (time.Time, float64) {
