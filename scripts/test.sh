@@ -13,6 +13,12 @@ go test -count=1 -race -timeout 25m $pkgs_race
 if go list ./tracker >/dev/null 2>&1; then
   echo "== go test ./tracker (simulation, no race detector)"
   go test -count=1 -timeout 10m ./tracker
+  echo "== go test ./tracker: a longer simulation (12 M inputs, seeds 1-8, deterministic)"
+  simlog=$(mktemp)
+  if ! go test -count=1 -timeout 10m ./tracker -run 'TestSimulation$' -sim.steps=12000000 -sim.seeds=8 -v >"$simlog" 2>&1; then
+    tail -n 60 "$simlog"; rm -f "$simlog"; exit 1
+  fi
+  grep -E '^(--- |ok)' "$simlog"; rm -f "$simlog"
   echo "== go test -race -short ./tracker (Service wrapper, short simulation)"
   go test -count=1 -race -short -timeout 10m ./tracker
 fi
