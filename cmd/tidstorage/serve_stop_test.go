@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,26 +40,8 @@ zeo "z" {
 `, filepath.Join(dir, "status"), adminAddr, proxyPort, srv.Addr)
 	cfgPath := filepath.Join(dir, "tidstorage.hcl")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	cmd := exec.Command(bin, "serve", "-c", cfgPath)
-	stderr := &zeotest.SyncBuffer{}
-	cmd.Stderr = stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 30*time.Second, 50*time.Millisecond, "serve did not come up: %s", stderr.String())
+	sv := startServe(t, cfgPath, adminAddr, "/readyz")
+	cmd, stderr := sv.cmd, sv.stderr
 
 	// A client holds a two-phase commit open through the proxy.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -76,15 +57,15 @@ zeo "z" {
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-exited:
-		t.Fatalf("serve exited (%v) with a transaction in flight before its grace period: %s", err, stderr.String())
+	case <-sv.done:
+		t.Fatalf("serve exited (%v) with a transaction in flight before its grace period: %s", sv.err, stderr.String())
 	case <-time.After(time.Second):
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-exited:
+	case <-sv.done:
 		var exit *exec.ExitError
-		require.True(t, errors.As(err, &exit), "exit status: %v", err)
+		require.True(t, errors.As(sv.err, &exit), "exit status: %v", sv.err)
 		require.Equal(t, 1, exit.ExitCode())
 	case <-time.After(10 * time.Second):
 		t.Fatal("a second TERM did not stop serve at once")

@@ -65,26 +65,8 @@ zeo "b" {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	require.Equal(t, 0, run(t, "config", "check", "-c", cfgPath).code)
 
-	cmd := exec.Command(bin, "serve", "-c", cfgPath)
-	stderr := &zeotest.SyncBuffer{}
-	cmd.Stderr = stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + adminAddr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 30*time.Second, 50*time.Millisecond, "serve did not come up: %s", stderr.String())
+	sv := startServe(t, cfgPath, adminAddr, "/healthz")
+	cmd, stderr := sv.cmd, sv.stderr
 	pid, err := os.ReadFile(pidPath)
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprint(cmd.Process.Pid), strings.TrimSpace(string(pid)))
@@ -154,8 +136,8 @@ zeo "b" {
 	// back to the same point; the pid file is gone.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-exited:
-		require.NoError(t, err, "exit status 0 after TERM; stderr: %s", stderr.String())
+	case <-sv.done:
+		require.NoError(t, sv.err, "exit status 0 after TERM; stderr: %s", stderr.String())
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not stop after TERM")
 	}
@@ -193,4 +175,40 @@ func readLines(t *testing.T, path string) []string {
 		out = append(out, sc.Text())
 	}
 	return out
+}
+
+// serving is a `tidstorage serve` process started by a test.
+type serving struct {
+	cmd    *exec.Cmd
+	stderr *zeotest.SyncBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // its Wait error, once done is closed
+}
+
+// startServe runs `tidstorage serve -c cfgPath` and waits until
+// http://adminAddr+path answers 200. The process is killed at cleanup if it
+// is still running.
+func startServe(t *testing.T, cfgPath, adminAddr, path string) *serving {
+	t.Helper()
+	sv := &serving{cmd: exec.Command(bin, "serve", "-c", cfgPath), stderr: &zeotest.SyncBuffer{}, done: make(chan struct{})}
+	sv.cmd.Stderr = sv.stderr
+	require.NoError(t, sv.cmd.Start())
+	go func() { sv.err = sv.cmd.Wait(); close(sv.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-sv.done:
+		default:
+			_ = sv.cmd.Process.Kill()
+			<-sv.done
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 50*time.Millisecond, "serve did not come up: %s", sv.stderr.String())
+	return sv
 }
