@@ -48,8 +48,12 @@ type pump struct {
 	// cutInside makes the pump forward only the first half of the current
 	// frame, then stop (fault injection: a frame torn by a lost connection).
 	cutInside bool
-	frames    uint64
-	bytes     uint64
+	// severed, when set and true, stops the pump at the next frame without
+	// forwarding it: fault injection makes a connection "lost" from the
+	// moment a tpc_finish goes out, so no reply sent after it can get through.
+	severed *atomic.Bool
+	frames  uint64
+	bytes   uint64
 	// the raw connections under src and dst, for streaming large frames
 	srcConn io.Reader
 	dstConn io.Writer
@@ -72,6 +76,9 @@ func (p *pump) run() (err error, writeSide bool) {
 				return p.forwardRest(err)
 			}
 			return err, false
+		}
+		if p.severed != nil && p.severed.Load() {
+			return errCut, false
 		}
 		n := int(binary.BigEndian.Uint32(hdr))
 		if n > p.maxFrame || n < 0 {
