@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Spec is one storage to back up or restore.
@@ -79,7 +79,7 @@ func (o *Options) logf(format string, args ...any) {
 // with one stamp, and writes the set's manifest to every repository. Every
 // spec needs a Data.fs, a repository (distinct per storage) and a TID in
 // point.
-func Backup(specs []Spec, point map[string]tid.TID, opts Options) (*Manifest, error) {
+func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
@@ -183,7 +183,7 @@ func md5Range(f *os.File, from, to int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func backupOne(s Spec, target tid.TID, stamp string, opts *Options) (*StorageEntry, error) {
+func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEntry, error) {
 	// One descriptor for the scan and the copy: a pack swapping the file in
 	// between cannot mix two files.
 	f, err := os.Open(s.DataFS)

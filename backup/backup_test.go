@@ -12,13 +12,13 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
-func hexTID(t *testing.T, s string) tid.TID {
+func hexTID(t *testing.T, s string) txn.TID {
 	t.Helper()
-	v, err := tid.Parse(s, tid.Hex)
+	v, err := txn.ParseTID(s, txn.FormatHex)
 	require.NoError(t, err)
 	return v
 }
@@ -79,7 +79,7 @@ func TestBackupRealRepozoFullIncrementalUnchanged(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	// The point keeps A's second write (its third is after the point) and
 	// all of B.
-	point := map[string]tid.TID{"A": hexTID(t, f.wa.New[1]), "B": hexTID(t, f.wb.New[2]), "other": 42}
+	point := map[string]txn.TID{"A": hexTID(t, f.wa.New[1]), "B": hexTID(t, f.wb.New[2]), "other": 42}
 	var log strings.Builder
 	m, err := backup.Backup([]backup.Spec{f.a, f.b}, point, backup.Options{Now: now, Log: &log, PointSource: "test"})
 	require.NoError(t, err)
@@ -117,7 +117,7 @@ func TestBackupRealRepozoFullIncrementalUnchanged(t *testing.T) {
 	// moves on (repozo would lose a same-second incremental).
 	wa2 := zeotest.WriteFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "2")
 	wb2 := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "2")
-	point2 := map[string]tid.TID{"A": hexTID(t, wa2.New[1]), "B": hexTID(t, wb2.New[0])}
+	point2 := map[string]txn.TID{"A": hexTID(t, wa2.New[1]), "B": hexTID(t, wb2.New[0])}
 	m2, err := backup.Backup([]backup.Spec{f.a, f.b}, point2, backup.Options{Now: now})
 	require.NoError(t, err)
 	require.Equal(t, "2026-11-24-12-00-01", m2.Stamp)
@@ -197,7 +197,7 @@ func TestBackupRealRepozoFullIncrementalUnchanged(t *testing.T) {
 func TestBackupRewrittenSourceAndDamagedRepository(t *testing.T) {
 	f := newFixture(t)
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	point := map[string]tid.TID{"B": hexTID(t, f.wb.New[2])}
+	point := map[string]txn.TID{"B": hexTID(t, f.wb.New[2])}
 	_, err := backup.Backup([]backup.Spec{f.b}, point, backup.Options{Now: now})
 	require.NoError(t, err)
 
@@ -231,12 +231,12 @@ func TestBackupRewrittenSourceAndDamagedRepository(t *testing.T) {
 // The point must name every storage, and the file must reach the point.
 func TestBackupRefusals(t *testing.T) {
 	f := newFixture(t)
-	_, err := backup.Backup([]backup.Spec{f.a, f.b}, map[string]tid.TID{"A": 1}, backup.Options{})
+	_, err := backup.Backup([]backup.Spec{f.a, f.b}, map[string]txn.TID{"A": 1}, backup.Options{})
 	require.ErrorContains(t, err, "storage B: not in the point")
-	_, err = backup.Backup([]backup.Spec{f.b}, map[string]tid.TID{"B": hexTID(t, f.wb.New[2]) + 1}, backup.Options{})
+	_, err = backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[2]) + 1}, backup.Options{})
 	require.ErrorContains(t, err, "is before the point's TID")
 	shared := f.b
 	shared.ID = "C"
-	_, err = backup.Backup([]backup.Spec{f.b, shared}, map[string]tid.TID{"B": 1, "C": 1}, backup.Options{})
+	_, err = backup.Backup([]backup.Spec{f.b, shared}, map[string]txn.TID{"B": 1, "C": 1}, backup.Options{})
 	require.ErrorContains(t, err, "share the repository")
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // blobPool is the directory of a repository holding blob files: the same
@@ -25,7 +25,7 @@ const blobPool = "blobs"
 // blobRecord is a data record whose pickle is a ZODB.blob.Blob.
 type blobRecord struct {
 	oid uint64
-	tid tid.TID
+	tid txn.TID
 }
 
 // blobClass is the class reference at the start of a Blob record's pickle
@@ -34,7 +34,7 @@ var blobClass = []byte("ZODB.blob\nBlob\n")
 
 // blobCollector returns an fsdata.ScanOptions.OnData that records the blob
 // records of transactions up to target.
-func blobCollector(target tid.TID, into map[blobRecord]bool) func(*fsdata.TxnHeader, *fsdata.DataHeader, []byte) error {
+func blobCollector(target txn.TID, into map[blobRecord]bool) func(*fsdata.TxnHeader, *fsdata.DataHeader, []byte) error {
 	return func(_ *fsdata.TxnHeader, d *fsdata.DataHeader, head []byte) error {
 		if d.TID <= target && bytes.Contains(head, blobClass) {
 			into[blobRecord{d.OID, d.TID}] = true
@@ -88,19 +88,19 @@ func readLayout(dir string) (string, error) {
 }
 
 // blobTID parses the tid of a blob file name "0x<hex>.blob".
-func blobTID(name string) (tid.TID, bool) {
+func blobTID(name string) (txn.TID, bool) {
 	hex, ok := strings.CutSuffix(name, ".blob")
 	if !ok || !strings.HasPrefix(hex, "0x") || len(hex) < 3 || len(hex) > 18 {
 		return 0, false
 	}
 	v, err := strconv.ParseUint(hex[2:], 16, 64)
-	return tid.TID(v), err == nil
+	return txn.TID(v), err == nil
 }
 
 // backupBlobs copies into repo/blobs every blob file of src whose tid is <=
 // kept and that the pool lacks, and lists them all. Run it after the Data.fs
 // bytes are fixed: a blob file exists before its transaction commits.
-func backupBlobs(src, repo string, kept tid.TID, records map[blobRecord]bool, pr *progress) (*BlobsEntry, error) {
+func backupBlobs(src, repo string, kept txn.TID, records map[blobRecord]bool, pr *progress) (*BlobsEntry, error) {
 	layout, err := readLayout(src)
 	if err != nil {
 		return nil, err

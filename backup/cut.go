@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // CutPlan is a Data.fs locked and scanned, ready to be cut right after the
@@ -17,7 +17,7 @@ import (
 // known to be cuttable.
 type CutPlan struct {
 	Path   string
-	Target tid.TID
+	Target txn.TID
 	Cut    *fsdata.Cut
 	lock   *Lock
 	f      *os.File
@@ -26,7 +26,7 @@ type CutPlan struct {
 // PlanCut locks path (refusing if a ZODB process holds it) and finds where
 // to cut it after target. It refuses a file whose committed data ends before
 // target unless allowBehind: its storage lacks transactions of the point.
-func PlanCut(path string, target tid.TID, allowBehind bool) (*CutPlan, error) {
+func PlanCut(path string, target txn.TID, allowBehind bool) (*CutPlan, error) {
 	lock, err := LockDataFS(path)
 	if err != nil {
 		return nil, err

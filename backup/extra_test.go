@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // A blob record whose file is gone from blob_dir is reported.
@@ -21,7 +21,7 @@ func TestBackupReportsMissingBlobFile(t *testing.T) {
 	require.Len(t, gone, 1)
 	require.NoError(t, os.Remove(gone[0]))
 	var log strings.Builder
-	m, err := backup.Backup([]backup.Spec{f.a}, map[string]tid.TID{"A": hexTID(t, f.wa.New[2])}, backup.Options{Log: &log})
+	m, err := backup.Backup([]backup.Spec{f.a}, map[string]txn.TID{"A": hexTID(t, f.wa.New[2])}, backup.Options{Log: &log})
 	require.NoError(t, err)
 	b := m.Storages[0].Blobs
 	require.Len(t, b.Files, 2)
@@ -37,7 +37,7 @@ func TestBackupRestoreFS21(t *testing.T) {
 	require.NoError(t, err)
 	copy(data, "FS21")
 	require.NoError(t, os.WriteFile(f.b.DataFS, data, 0o644))
-	m, err := backup.Backup([]backup.Spec{f.b}, map[string]tid.TID{"B": hexTID(t, f.wb.New[1])}, backup.Options{Now: time.Now()})
+	m, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[1])}, backup.Options{Now: time.Now()})
 	require.NoError(t, err)
 	require.Equal(t, "FS21", m.Storages[0].Magic)
 	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
@@ -56,11 +56,11 @@ func TestBackupRestoreFS21(t *testing.T) {
 func TestBackupOrphanDataFileStartsNewChain(t *testing.T) {
 	f := newFixture(t)
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	_, err := backup.Backup([]backup.Spec{f.b}, map[string]tid.TID{"B": hexTID(t, f.wb.New[0])}, backup.Options{Now: now})
+	_, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[0])}, backup.Options{Now: now})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(f.b.Repository, "2026-11-24-12-00-01.deltafs"), []byte("orphan"), 0o644))
 	var log strings.Builder
-	m, err := backup.Backup([]backup.Spec{f.b}, map[string]tid.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now, Log: &log})
+	m, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now, Log: &log})
 	require.NoError(t, err)
 	require.Equal(t, "2026-11-24-12-00-02", m.Stamp)
 	require.Equal(t, "full", m.Storages[0].Kind)

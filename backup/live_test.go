@@ -15,7 +15,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
@@ -40,7 +40,7 @@ func TestBackupWhileZODBCommits(t *testing.T) {
 
 	type set struct {
 		stamp string
-		point tid.TID
+		point txn.TID
 	}
 	var sets []set
 	tails := 0
@@ -56,12 +56,12 @@ loop:
 		default:
 		}
 		// The point: the last committed transaction right now.
-		c, err := fsdata.CutOffset(spec.DataFS, tid.TID(1<<63-1))
+		c, err := fsdata.CutOffset(spec.DataFS, txn.TID(1<<63-1))
 		require.NoError(t, err)
 		if c.Tail.Kind != fsdata.TailNone {
 			tails++
 		}
-		m, err := backup.Backup([]backup.Spec{spec}, map[string]tid.TID{"s": c.LastTID}, backup.Options{Now: now})
+		m, err := backup.Backup([]backup.Spec{spec}, map[string]txn.TID{"s": c.LastTID}, backup.Options{Now: now})
 		require.NoError(t, err)
 		require.Equal(t, c.LastTID.Hex(), m.Storages[0].KeptTID)
 		sets = append(sets, set{m.Stamp, c.LastTID})

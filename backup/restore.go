@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // FindSet reads the manifest of set stamp ("" = the newest) from the first
@@ -70,7 +70,7 @@ type Restored struct {
 	DataFS  string // restored file
 	BlobDir string // restored blob directory, "" if none
 	Size    int64
-	KeptTID tid.TID
+	KeptTID txn.TID
 	Files   int  // data files joined
 	Index   bool // a fresh .index was written
 	Blobs   int  // blob files restored
@@ -136,10 +136,10 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 		}
 		defer lock.Unlock()
 	}
-	var kept tid.TID
+	var kept txn.TID
 	if e.KeptTID != "" {
 		var err error
-		if kept, err = tid.Parse(e.KeptTID, tid.Hex); err != nil {
+		if kept, err = txn.ParseTID(e.KeptTID, txn.FormatHex); err != nil {
 			return nil, fmt.Errorf("manifest: kept_tid: %w", err)
 		}
 	}

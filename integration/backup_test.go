@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
@@ -49,10 +49,10 @@ func TestBackupsAtPublishedPointsRestoreCoherent(t *testing.T) {
 	var sets []set
 	for i := 0; i < 4; i++ {
 		time.Sleep(300 * time.Millisecond)
-		point := map[string]tid.TID{}
+		point := map[string]txn.TID{}
 		raw := s.published()
 		for _, sp := range specs {
-			point[sp.ID] = tid.TID(raw[sp.ID])
+			point[sp.ID] = txn.TID(raw[sp.ID])
 		}
 		// Stamps are whole seconds and must increase per repository.
 		m, err := backup.Backup(specs, point, backup.Options{Now: time.Now().Add(time.Duration(i) * time.Second), PointSource: "test"})

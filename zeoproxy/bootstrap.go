@@ -78,5 +78,5 @@ func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, name string) (uint64
 	if err != nil {
 		return 0, fmt.Errorf("server %s storage %q: lastTransaction: %w", l.cfg.Name, name, err)
 	}
-	return tid.Uint64(), nil
+	return uint64(tid), nil
 }

@@ -106,7 +106,7 @@ func (p *Proxy) findCommit(l *listener, storageName, storage string, b Begin, fl
 			return 0, false, err
 		}
 		for _, ti := range txns {
-			tid := ti.TID.Uint64()
+			tid := uint64(ti.TID)
 			if string(ti.User) == b.User && string(ti.Description) == b.Desc && canonText(ti.Extension) == b.Ext &&
 				!p.claimed(storage, tid) {
 				return tid, true, nil

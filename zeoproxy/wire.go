@@ -58,7 +58,7 @@ func (r *reply) TID() (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return t.Uint64(), true
+	return uint64(t), true
 }
 
 // decodeCall decodes a call the proxy observes whole (register, tpc_begin).

@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // ClientOptions configure Dial. The zero value is usable.
@@ -293,28 +295,28 @@ func (c *Client) send(ctx context.Context, m *Message) error {
 
 // Register binds the connection to a storage and returns its last
 // committed tid (zero TID for an empty storage).
-func (c *Client) Register(ctx context.Context, storage string, readOnly bool) (TID, error) {
+func (c *Client) Register(ctx context.Context, storage string, readOnly bool) (txn.TID, error) {
 	r := &Register{Storage: storage, ReadOnly: readOnly}
 	v, err := c.Call(ctx, r.Method(), r.Args())
 	if err != nil {
-		return TID{}, err
+		return 0, err
 	}
 	t, err := ParseTID(v)
 	if err != nil {
-		return TID{}, fmt.Errorf("zrpc: register reply: %w", err)
+		return 0, fmt.Errorf("zrpc: register reply: %w", err)
 	}
 	return t, nil
 }
 
 // LastTransaction returns the storage's last committed tid.
-func (c *Client) LastTransaction(ctx context.Context) (TID, error) {
+func (c *Client) LastTransaction(ctx context.Context) (txn.TID, error) {
 	v, err := c.Call(ctx, "lastTransaction", Tuple{})
 	if err != nil {
-		return TID{}, err
+		return 0, err
 	}
 	t, err := ParseTID(v)
 	if err != nil {
-		return TID{}, fmt.Errorf("zrpc: lastTransaction reply: %w", err)
+		return 0, fmt.Errorf("zrpc: lastTransaction reply: %w", err)
 	}
 	return t, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -83,7 +84,7 @@ func TestClientOutOfOrderRepliesAndAsync(t *testing.T) {
 		}
 		for i := len(held) - 1; i >= 0; i-- {
 			id, _ := held[i].IntMsgID()
-			w(zrpc.NewReply(id, zrpc.TIDFromUint64(uint64(id)).Bytes()))
+			w(zrpc.NewReply(id, tidBytes(txn.TID(id))))
 			if i == 1 {
 				w(zrpc.AsyncMessage(&zrpc.Info{Info: zrpc.Dict{{Key: "length", Value: int64(5)}}}))
 			}
@@ -99,7 +100,7 @@ func TestClientOutOfOrderRepliesAndAsync(t *testing.T) {
 	require.Equal(t, "M5", c.Protocol().String())
 
 	var wg sync.WaitGroup
-	got := make([]zrpc.TID, 3)
+	got := make([]txn.TID, 3)
 	errs := make([]error, 3)
 	for i := range 3 {
 		wg.Add(1)
@@ -112,7 +113,7 @@ func TestClientOutOfOrderRepliesAndAsync(t *testing.T) {
 	seen := map[uint64]bool{}
 	for i := range 3 {
 		require.NoError(t, errs[i])
-		seen[got[i].Uint64()] = true
+		seen[uint64(got[i])] = true
 	}
 	require.Equal(t, map[uint64]bool{1: true, 2: true, 3: true}, seen, "each call got the reply to its own msgid")
 	m := <-asyncs

@@ -169,7 +169,7 @@ func TestWriteFrame(t *testing.T) {
 func bigStorea(t testing.TB, enc zrpc.Encoding, n int) []byte {
 	t.Helper()
 	data := bytes.Repeat([]byte{0x55}, n)
-	m := zrpc.AsyncMessage(&zrpc.Storea{OID: oid1, Serial: goldTID.Bytes(), Data: data, TxnID: txnID})
+	m := zrpc.AsyncMessage(&zrpc.Storea{OID: oid1, Serial: tidBytes(goldTID), Data: data, TxnID: txnID})
 	b, err := zrpc.EncodeMessage(enc, m)
 	require.NoError(t, err)
 	return b

@@ -1,9 +1,9 @@
 package zrpc
 
 import (
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Call is one typed client→server or server→client call. Decode and Args
@@ -17,25 +17,16 @@ type Call interface {
 	Decode(args Tuple) error
 }
 
-// TID is an 8-byte transaction id (big-endian timestamp).
-type TID [8]byte
-
-func (t TID) String() string     { return hex.EncodeToString(t[:]) }
-func (t TID) Uint64() uint64     { return binary.BigEndian.Uint64(t[:]) }
-func (t TID) Bytes() []byte      { return append([]byte(nil), t[:]...) }
-func (t TID) IsZero() bool       { return t == TID{} }
-func TIDFromUint64(u uint64) TID { var t TID; binary.BigEndian.PutUint64(t[:], u); return t }
-
-// ParseTID accepts an 8-byte bytes value.
-func ParseTID(v Value) (TID, error) {
+// ParseTID accepts an 8-byte bytes value (a TID on the wire).
+func ParseTID(v Value) (txn.TID, error) {
 	b, err := AsBytes(v)
 	if err != nil {
-		return TID{}, fmt.Errorf("tid: %w", err)
+		return 0, fmt.Errorf("tid: %w", err)
 	}
 	if len(b) != 8 {
-		return TID{}, fmt.Errorf("tid: %d bytes, want 8", len(b))
+		return 0, fmt.Errorf("tid: %d bytes, want 8", len(b))
 	}
-	return TID(b), nil
+	return txn.TIDFromBytes([8]byte(b)), nil
 }
 
 func wantArgs(name string, args Tuple, n ...int) error {
@@ -442,13 +433,13 @@ func ParseErrorReply(m *Message) (*ErrorReply, error) {
 
 // ReplyTID decodes a reply whose result is a tid (tpc_finish, register,
 // lastTransaction). An error reply gives its *ErrorReply as the error.
-func ReplyTID(m *Message) (TID, error) {
+func ReplyTID(m *Message) (txn.TID, error) {
 	if err := replyOK(m); err != nil {
-		return TID{}, err
+		return 0, err
 	}
 	t, err := ParseTID(m.Args)
 	if err != nil {
-		return TID{}, fmt.Errorf("zrpc: reply to msgid %v: %w", m.MsgID, err)
+		return 0, fmt.Errorf("zrpc: reply to msgid %v: %w", m.MsgID, err)
 	}
 	return t, nil
 }
@@ -469,7 +460,7 @@ func replyOK(m *Message) error {
 
 // TransactionInfo is one iterator_next result.
 type TransactionInfo struct {
-	TID         TID
+	TID         txn.TID
 	Status      string
 	User        []byte
 	Description []byte

@@ -5,14 +5,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
 const txnID = 140234567890123
 
 var (
-	goldTID  = zrpc.TID{0x03, 0xec, 0x8a, 0x5b, 0x12, 0x34, 0x56, 0x78}
-	goldTID2 = zrpc.TID{0x03, 0xec, 0x8a, 0x5b, 0x12, 0x34, 0x56, 0x99}
+	goldTID  = txn.TID(0x03ec8a5b12345678)
+	goldTID2 = txn.TID(0x03ec8a5b12345699)
 	oid1     = []byte{0, 0, 0, 0, 0, 0, 0, 1}
 	oid2     = []byte{0, 0, 0, 0, 0, 0, 0x12, 0x34}
 )
@@ -94,13 +95,13 @@ func TestTypedCalls(t *testing.T) {
 		require.Equal(t, &zrpc.Register{Storage: "main", ReadOnly: true}, c)
 	}
 	for _, c := range decodeCall(t, "storea") {
-		require.Equal(t, &zrpc.Storea{OID: oid1, Serial: goldTID.Bytes(), Data: []byte("\x80\x03data"), TxnID: txnID}, c)
+		require.Equal(t, &zrpc.Storea{OID: oid1, Serial: tidBytes(goldTID), Data: []byte("\x80\x03data"), TxnID: txnID}, c)
 	}
 	for _, c := range decodeCall(t, "load_before") {
-		require.Equal(t, &zrpc.LoadBefore{OID: oid1, TID: goldTID.Bytes()}, c)
+		require.Equal(t, &zrpc.LoadBefore{OID: oid1, TID: tidBytes(goldTID)}, c)
 	}
 	for _, c := range decodeCall(t, "invalidate") {
-		require.Equal(t, &zrpc.InvalidateTransaction{TID: goldTID.Bytes(), OIDs: [][]byte{oid1, oid2}}, c)
+		require.Equal(t, &zrpc.InvalidateTransaction{TID: tidBytes(goldTID), OIDs: [][]byte{oid1, oid2}}, c)
 	}
 	for _, c := range decodeCall(t, "invalidate_empty") {
 		require.Empty(t, c.(*zrpc.InvalidateTransaction).OIDs)
@@ -109,7 +110,7 @@ func TestTypedCalls(t *testing.T) {
 		require.Equal(t, &zrpc.Info{Info: zrpc.Dict{{Key: "length", Value: int64(3)}, {Key: "size", Value: int64(4567)}}}, c)
 	}
 	for _, c := range decodeCall(t, "iterator_start") {
-		require.Equal(t, &zrpc.IteratorStart{Start: goldTID.Bytes()}, c)
+		require.Equal(t, &zrpc.IteratorStart{Start: tidBytes(goldTID)}, c)
 	}
 	for _, c := range decodeCall(t, "iterator_next") {
 		require.Equal(t, &zrpc.IteratorNext{IID: 1}, c)
@@ -138,7 +139,7 @@ func TestReplies(t *testing.T) {
 	for _, m := range decodeBoth(t, "register_reply_empty") {
 		tid, err := zrpc.ReplyTID(m)
 		require.NoError(t, err)
-		require.True(t, tid.IsZero())
+		require.Zero(t, tid)
 	}
 	for _, m := range decodeBoth(t, "tpc_abort_reply") {
 		require.Nil(t, m.Args)
@@ -195,14 +196,14 @@ func TestErrorReplies(t *testing.T) {
 		oid, _ := d.Get("oid")
 		require.Equal(t, oid2, oid)
 		serials, _ := d.Get("serials")
-		require.Equal(t, zrpc.Tuple{goldTID2.Bytes(), goldTID.Bytes()}, serials)
+		require.Equal(t, zrpc.Tuple{tidBytes(goldTID2), tidBytes(goldTID)}, serials)
 		_, err = zrpc.ReplyTID(m)
 		var er *zrpc.ErrorReply
 		require.ErrorAs(t, err, &er)
 		require.Contains(t, err.Error(), "ConflictError")
 	}
 	for enc, m := range decodeBoth(t, "load_before_poskey") {
-		require.Equal(t, zrpc.Tuple{oid1, goldTID.Bytes()}, m.MsgID, enc)
+		require.Equal(t, zrpc.Tuple{oid1, tidBytes(goldTID)}, m.MsgID, enc)
 		e, err := zrpc.ParseErrorReply(m)
 		require.NoError(t, err)
 		require.Equal(t, "ZODB.POSException.POSKeyError", e.Class)
@@ -231,10 +232,10 @@ func TestLoadBeforeTupleMsgID(t *testing.T) {
 		require.Equal(t, pc.MsgIDRaw, pr.MsgIDRaw)
 		m, err := zrpc.DecodeMessage(enc, reply)
 		require.NoError(t, err)
-		require.Equal(t, zrpc.Tuple{oid1, goldTID.Bytes()}, m.MsgID)
+		require.Equal(t, zrpc.Tuple{oid1, tidBytes(goldTID)}, m.MsgID)
 		res, err := zrpc.AsSeq(m.Args)
 		require.NoError(t, err)
-		require.Equal(t, goldTID2.Bytes(), res[1])
+		require.Equal(t, tidBytes(goldTID2), res[1])
 		require.Nil(t, res[2])
 	}
 }
@@ -369,7 +370,7 @@ func TestVoteResult(t *testing.T) {
 		r, err := zrpc.ParseVoteResult(m)
 		require.NoError(t, err)
 		require.False(t, r.Voted())
-		require.Equal(t, []zrpc.VoteConflict{{OID: oid2, Serials: [][]byte{goldTID2.Bytes(), goldTID.Bytes()}, Data: []byte("state")}}, r.Conflicts)
+		require.Equal(t, []zrpc.VoteConflict{{OID: oid2, Serials: [][]byte{tidBytes(goldTID2), tidBytes(goldTID)}, Data: []byte("state")}}, r.Conflicts)
 	}
 	for _, m := range decodeBoth(t, "vote_error_conflict") {
 		_, err := zrpc.ParseVoteResult(m)
@@ -382,3 +383,6 @@ func TestVoteResult(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, r.Voted())
 }
+
+// tidBytes is the wire form of a TID (8 big-endian bytes).
+func tidBytes(t txn.TID) []byte { b := t.Bytes(); return b[:] }

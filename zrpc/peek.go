@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // MsgIDKind tells how a peeked msgid is encoded.
@@ -644,8 +646,8 @@ func PeekFirstArgUint(enc Encoding, p []byte, pk *Peek) (uint64, error) {
 // is an 8-byte bytes value: the committed tid of a tpc_finish reply (or
 // register's / lastTransaction's). An error reply, None (tpc_finish on an
 // unknown transaction) or any other result is an error.
-func PeekReplyTID(enc Encoding, p []byte, pk *Peek) (TID, error) {
-	var t TID
+func PeekReplyTID(enc Encoding, p []byte, pk *Peek) (txn.TID, error) {
+	var t txn.TID
 	if pk.Method != MethodReply || pk.Flags != 0 {
 		return t, errors.New("zrpc: peek: not a normal reply")
 	}
@@ -678,6 +680,5 @@ func PeekReplyTID(enc Encoding, p []byte, pk *Peek) (TID, error) {
 	if len(b) != 8 {
 		return t, errors.New("zrpc: peek: reply result is not an 8-byte tid")
 	}
-	copy(t[:], b)
-	return t, nil
+	return txn.TIDFromBytes([8]byte(b)), nil
 }

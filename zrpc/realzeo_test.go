@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
@@ -48,12 +49,12 @@ func jsonLines(t *testing.T, out []byte) []map[string]any {
 	return lines
 }
 
-func hexTID(t *testing.T, s string) zrpc.TID {
+func hexTID(t *testing.T, s string) txn.TID {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	require.NoError(t, err)
 	require.Len(t, b, 8)
-	return zrpc.TID(b)
+	return txn.TIDFromBytes([8]byte(b))
 }
 
 // The Go client against a real runzeo: register and lastTransaction agree
@@ -64,7 +65,7 @@ func TestClientRealZEO(t *testing.T) {
 			srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}, Msgpack: e.msgpack})
 			db := "a=" + srv.Addr + "/1"
 			out := zeotest.Python(t, "zodb_client.py", "--db", db, "commit", "--count", "3", "--desc", "go client "+e.name, "--user", "alice")
-			var commits []zrpc.TID
+			var commits []txn.TID
 			for _, l := range jsonLines(t, out) {
 				commits = append(commits, hexTID(t, l["a"].(string)))
 			}
@@ -130,7 +131,7 @@ func TestClientRealZEO(t *testing.T) {
 				require.Contains(t, string(ti.User), "alice")
 			}
 			// from a start tid, bounded
-			txns, more, err = c.Transactions(ctx, commits[1].Bytes(), nil, 1)
+			txns, more, err = c.Transactions(ctx, tidBytes(commits[1]), nil, 1)
 			require.NoError(t, err)
 			require.True(t, more)
 			require.Equal(t, commits[1], txns[0].TID)
@@ -155,7 +156,7 @@ func TestClientRealZEO(t *testing.T) {
 				for _, m := range asyncs {
 					if m.Name == "invalidateTransaction" {
 						c, err := zrpc.DecodeCall(m)
-						if err == nil && bytes.Equal(c.(*zrpc.InvalidateTransaction).TID, newTID[:]) {
+						if err == nil && bytes.Equal(c.(*zrpc.InvalidateTransaction).TID, tidBytes(newTID)) {
 							return true
 						}
 					}
@@ -168,7 +169,7 @@ func TestClientRealZEO(t *testing.T) {
 			require.NoError(t, err)
 			var status map[string]map[string]any
 			require.NoError(t, json.Unmarshal(js, &status))
-			require.Equal(t, newTID.String(), status["1"]["last-transaction"])
+			require.Equal(t, newTID.Hex(), status["1"]["last-transaction"])
 
 			// timeouts: a call on a context already past its deadline fails fast
 			short, cancel2 := context.WithTimeout(ctx, time.Nanosecond)
@@ -276,7 +277,7 @@ func (r *recorder) Stop(t *testing.T) []*recordedConn {
 // captureStats is what a decoded conversation showed.
 type captureStats struct {
 	saved        map[string]int // captured frames written to testdata/captured, by name
-	finishTIDs   []zrpc.TID
+	finishTIDs   []txn.TID
 	methods      map[string]int // calls seen, by name (both directions)
 	errorClasses map[string]int
 	heartbeats   int
@@ -400,14 +401,14 @@ func TestCaptureRealTraffic(t *testing.T) {
 			conns := rec.Stop(t)
 			t.Logf("python:\n%s", out)
 
-			var want []zrpc.TID
+			var want []txn.TID
 			steps := map[string]bool{}
 			for _, l := range jsonLines(t, out) {
 				steps[l["step"].(string)] = true
 				for _, key := range []string{"last", "tids"} {
 					if m, ok := l[key].(map[string]any); ok {
 						for _, v := range m {
-							if tid := hexTID(t, v.(string)); !tid.IsZero() {
+							if tid := hexTID(t, v.(string)); tid != 0 {
 								want = append(want, tid)
 							}
 						}
@@ -426,9 +427,9 @@ func TestCaptureRealTraffic(t *testing.T) {
 			for _, rc := range conns {
 				decodeConversation(t, rc, st)
 			}
-			sortTIDs := func(s []zrpc.TID) []zrpc.TID {
-				s = append([]zrpc.TID(nil), s...)
-				sort.Slice(s, func(i, j int) bool { return s[i].Uint64() < s[j].Uint64() })
+			sortTIDs := func(s []txn.TID) []txn.TID {
+				s = append([]txn.TID(nil), s...)
+				sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 				return s
 			}
 			require.Equal(t, sortTIDs(want), sortTIDs(st.finishTIDs), "tpc_finish reply TIDs = TIDs the client reports")

@@ -45,7 +45,7 @@ var zeo4Frames = []struct {
 			require.NoError(t, err)
 			require.Equal(t, &zrpc.TPCFinish{TxnID: txnID}, c)
 		}},
-	{name: "tpc_finish_reply", payload: "(K\x08K\x00U\x06.replyU\x08" + string(goldTID[:]) + "t.", msgid: 8, method: ".reply",
+	{name: "tpc_finish_reply", payload: "(K\x08K\x00U\x06.replyU\x08" + string(tidBytes(goldTID)) + "t.", msgid: 8, method: ".reply",
 		check: func(t *testing.T, m *zrpc.Message) {
 			tid, err := zrpc.ReplyTID(m)
 			require.NoError(t, err)
@@ -58,11 +58,11 @@ var zeo4Frames = []struct {
 			require.Equal(t, &zrpc.Register{Storage: "1"}, c)
 		}},
 	// vote-time serialnos([(oid, serial)]): leaks the tid in ZEO 4
-	{name: "serialnos", payload: "(K\x00K\x01U\tserialnos(](U\x08\x00\x00\x00\x00\x00\x00\x00\x01U\x08" + string(goldTID[:]) + "tatt.",
+	{name: "serialnos", payload: "(K\x00K\x01U\tserialnos(](U\x08\x00\x00\x00\x00\x00\x00\x00\x01U\x08" + string(tidBytes(goldTID)) + "tatt.",
 		flags: 1, method: "serialnos", check: func(t *testing.T, m *zrpc.Message) {
 			args, err := m.CallArgs()
 			require.NoError(t, err)
-			require.Equal(t, zrpc.List{zrpc.Tuple{oid1, goldTID.Bytes()}}, args[0])
+			require.Equal(t, zrpc.List{zrpc.Tuple{oid1, tidBytes(goldTID)}}, args[0])
 		}},
 	// py2 bool flag: I01
 	{name: "bool_flag", payload: "(K\x00I01\nU\x04ping)t.", flags: 1, method: "ping", noEnc: true},

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // A tiny FileStorage writer for unit tests that need no Python: it lays out
@@ -16,7 +16,7 @@ type recSpec struct {
 }
 
 type txnSpec struct {
-	tid             tid.TID
+	tid             txn.TID
 	status          byte // 0 = ' '
 	user, desc, ext string
 	recs            []recSpec

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Cut is where to cut a file to keep every committed transaction with a tid
@@ -15,22 +15,22 @@ type Cut struct {
 	File   string
 	Magic  string
 	Size   int64   // file size scanned
-	Target tid.TID // the tid asked for
+	Target txn.TID // the tid asked for
 
 	// Offset is the length to keep: the end of the last committed
 	// transaction with tid <= Target (4 when there is none).
 	Offset  int64
-	KeptTID tid.TID // tid of that transaction, 0 if none
+	KeptTID txn.TID // tid of that transaction, 0 if none
 	Kept    int     // committed transactions kept
 
 	// Committed transactions after the cut.
 	Removed                   int
-	FirstRemoved, LastRemoved tid.TID
+	FirstRemoved, LastRemoved txn.TID
 
 	// Committed is the end of all committed data, LastTID the last committed
 	// tid in the file (0 if none), Tail what follows the committed data.
 	Committed int64
-	LastTID   tid.TID
+	LastTID   txn.TID
 	Tail      Tail
 
 	// LastTxn is the header of the last kept transaction (zero if none):
@@ -51,7 +51,7 @@ func (c *Cut) RemovedBytes() int64 { return c.Size - c.Offset }
 
 // CutOffset scans the file at path and returns where to cut it right after
 // the last committed transaction whose tid is <= target.
-func CutOffset(path string, target tid.TID) (*Cut, error) {
+func CutOffset(path string, target txn.TID) (*Cut, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("fsdata: %w", err)
@@ -67,7 +67,7 @@ func CutOffset(path string, target tid.TID) (*Cut, error) {
 // CutReader is CutOffset on an open file of the given size. The whole
 // file is scanned (from opts.Start if set), so that what the cut removes is
 // known and every record is checked.
-func CutReader(ra io.ReaderAt, size int64, target tid.TID, opts ScanOptions) (*Cut, error) {
+func CutReader(ra io.ReaderAt, size int64, target txn.TID, opts ScanOptions) (*Cut, error) {
 	s, err := NewScanner(ra, size, opts)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // File magics: FS30 is written by ZODB on Python 3, FS21 by Python 2. The
@@ -33,7 +33,7 @@ const (
 // TxnHeader is a transaction record's header.
 type TxnHeader struct {
 	Pos     int64   // offset of the record
-	TID     tid.TID // transaction id
+	TID     txn.TID // transaction id
 	Len     uint64  // tlen: record length without the 8-byte trailer
 	Status  byte
 	UserLen uint16
@@ -55,7 +55,7 @@ func (h *TxnHeader) DataEnd() int64 { return h.Pos + int64(h.Len) }
 
 func (h *TxnHeader) decode(pos int64, b []byte) {
 	h.Pos = pos
-	h.TID = tid.TID(binary.BigEndian.Uint64(b[0:8]))
+	h.TID = txn.TID(binary.BigEndian.Uint64(b[0:8]))
 	h.Len = binary.BigEndian.Uint64(b[8:16])
 	h.Status = b[16]
 	h.UserLen = binary.BigEndian.Uint16(b[17:19])
@@ -67,7 +67,7 @@ func (h *TxnHeader) decode(pos int64, b []byte) {
 type DataHeader struct {
 	Pos  int64 // offset of the record
 	OID  uint64
-	TID  tid.TID
+	TID  txn.TID
 	Prev int64 // offset of the previous revision of OID, 0 if none
 	TLoc int64 // offset of the enclosing transaction
 	VLen uint16
@@ -86,7 +86,7 @@ func (d *DataHeader) Len() int64 {
 func (d *DataHeader) decode(pos int64, b []byte) {
 	d.Pos = pos
 	d.OID = binary.BigEndian.Uint64(b[0:8])
-	d.TID = tid.TID(binary.BigEndian.Uint64(b[8:16]))
+	d.TID = txn.TID(binary.BigEndian.Uint64(b[8:16]))
 	d.Prev = int64(binary.BigEndian.Uint64(b[16:24]))
 	d.TLoc = int64(binary.BigEndian.Uint64(b[24:32]))
 	d.VLen = binary.BigEndian.Uint16(b[32:34])

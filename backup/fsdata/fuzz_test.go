@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Any bytes: the scan ends with io.EOF or a *FormatError, never a panic or
@@ -50,7 +50,7 @@ func FuzzScan(f *testing.F) {
 		if s.Pos() != end || s.Tail().Offset != end || s.Tail().Size != int64(len(data))-end {
 			t.Fatalf("end %d, scanner at %d, tail %+v", end, s.Pos(), s.Tail())
 		}
-		c, err := CutReader(bytes.NewReader(data), int64(len(data)), tid.TID(target), ScanOptions{})
+		c, err := CutReader(bytes.NewReader(data), int64(len(data)), txn.TID(target), ScanOptions{})
 		if err != nil {
 			t.Fatalf("CutReader after a clean scan: %v", err)
 		}
@@ -69,7 +69,7 @@ func BenchmarkScan(b *testing.B) {
 		for j := range recs {
 			recs[j] = recSpec{oid: uint64(i*8 + j), data: pickle}
 		}
-		txns = append(txns, txnSpec{tid: tid.TID(0x03c0000000000000 + uint64(i)*1000), user: "/ bob", recs: recs})
+		txns = append(txns, txnSpec{tid: txn.TID(0x03c0000000000000 + uint64(i)*1000), user: "/ bob", recs: recs})
 	}
 	data := buildFS(MagicFS30, txns...).data
 	b.SetBytes(int64(len(data)))

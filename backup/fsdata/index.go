@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Index maps each oid to the offset of its latest data record (deletions
@@ -36,7 +36,7 @@ func (ix *Index) Get(oid uint64) (int64, bool) {
 
 // Collect returns a ScanOptions.OnData that records the data records of
 // transactions up to target (the scanner already skips 'u' transactions).
-func (ix *Index) Collect(target tid.TID) func(*TxnHeader, *DataHeader, []byte) error {
+func (ix *Index) Collect(target txn.TID) func(*TxnHeader, *DataHeader, []byte) error {
 	return func(_ *TxnHeader, d *DataHeader, _ []byte) error {
 		if d.TID <= target {
 			ix.m[d.OID] = d.Pos

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // The bytes ZODB's fsIndex.save writes for the same map (Python 3, ZODB 6):
@@ -45,7 +45,7 @@ func TestIndexCollect(t *testing.T) {
 		}},
 	} {
 		ix := NewIndex()
-		_, err := CutReader(bytes.NewReader(b.data), int64(len(b.data)), 0x0500, ScanOptions{OnData: ix.Collect(tid.TID(tc.target))})
+		_, err := CutReader(bytes.NewReader(b.data), int64(len(b.data)), 0x0500, ScanOptions{OnData: ix.Collect(txn.TID(tc.target))})
 		require.NoError(t, err)
 		require.Equal(t, tc.want, ix.m, "target %x", tc.target)
 	}

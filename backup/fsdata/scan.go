@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // TailKind says what follows the committed data of a file.
@@ -41,7 +41,7 @@ type Tail struct {
 	Kind   TailKind
 	Offset int64   // where the committed data ends
 	Size   int64   // bytes from Offset to the end of the file
-	TID    tid.TID // the in-progress transaction's tid (TailInProgress)
+	TID    txn.TID // the in-progress transaction's tid (TailInProgress)
 	Reason string  // human-readable detail
 }
 
@@ -53,7 +53,7 @@ type ScanOptions struct {
 	// committed transaction, see Boundary) instead of offset 4; PrevTID is
 	// the tid of the transaction ending there.
 	Start   int64
-	PrevTID tid.TID
+	PrevTID txn.TID
 	// SkipData skips the data records without checking them (the trailer
 	// and lengths are still checked). Faster on files with large pickles
 	// only when the reader is slow to discard.
@@ -76,7 +76,7 @@ type Scanner struct {
 	br   *bufio.Reader
 	pos  int64 // offset of the next byte br returns
 	next int64 // offset of the next transaction
-	prev tid.TID
+	prev txn.TID
 	done bool
 	tail Tail
 
@@ -127,7 +127,7 @@ func (s *Scanner) Pos() int64 { return s.next }
 
 // LastTID returns the tid of the last transaction Next returned (or
 // opts.PrevTID, or 0).
-func (s *Scanner) LastTID() tid.TID { return s.prev }
+func (s *Scanner) LastTID() txn.TID { return s.prev }
 
 // Tail is valid once Next has returned io.EOF.
 func (s *Scanner) Tail() Tail { return s.tail }
@@ -176,7 +176,7 @@ func (s *Scanner) skip(n int64) error {
 	return nil
 }
 
-func (s *Scanner) end(kind TailKind, t tid.TID, reason string) (TxnHeader, error) {
+func (s *Scanner) end(kind TailKind, t txn.TID, reason string) (TxnHeader, error) {
 	s.done = true
 	s.tail = Tail{Kind: kind, Offset: s.next, Size: s.size - s.next, TID: t, Reason: reason}
 	return TxnHeader{}, io.EOF

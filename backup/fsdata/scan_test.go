@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 func scanAll(t *testing.T, data []byte, opts ScanOptions) ([]TxnHeader, *Scanner, error) {
@@ -72,7 +72,7 @@ func TestCutSample(t *testing.T) {
 	b := buildFS(MagicFS30, sampleTxns()...)
 	size := int64(len(b.data))
 	for i, spec := range sampleTxns() {
-		for _, target := range []tid.TID{spec.tid, spec.tid + 1, spec.tid + 0xff} {
+		for _, target := range []txn.TID{spec.tid, spec.tid + 1, spec.tid + 0xff} {
 			c, err := CutReader(bytes.NewReader(b.data), size, target, ScanOptions{})
 			require.NoError(t, err)
 			require.Equal(t, b.ends[i], c.Offset, "target %s", target.Hex())
@@ -81,11 +81,11 @@ func TestCutSample(t *testing.T) {
 			require.Equal(t, i+1, c.Kept)
 			require.Equal(t, 4-i, c.Removed)
 			require.Equal(t, spec.tid, c.LastTxn.TID)
-			require.Equal(t, tid.TID(0x0500), c.LastTID)
+			require.Equal(t, txn.TID(0x0500), c.LastTID)
 			require.Equal(t, target > 0x0500, c.Behind())
 			if i < 4 {
 				require.Equal(t, sampleTxns()[i+1].tid, c.FirstRemoved)
-				require.Equal(t, tid.TID(0x0500), c.LastRemoved)
+				require.Equal(t, txn.TID(0x0500), c.LastRemoved)
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func TestTornTailAtEveryByte(t *testing.T) {
 		c, err := CutReader(bytes.NewReader(data), n, 0xffff, ScanOptions{})
 		require.NoError(t, err)
 		require.Equal(t, start, c.Offset)
-		require.Equal(t, tid.TID(0x0400), c.KeptTID)
+		require.Equal(t, txn.TID(0x0400), c.KeptTID)
 	}
 }
 
@@ -130,12 +130,12 @@ func TestInProgressTail(t *testing.T) {
 	require.Len(t, hs, 4)
 	tail := s.Tail()
 	require.Equal(t, TailInProgress, tail.Kind)
-	require.Equal(t, tid.TID(0x0500), tail.TID)
+	require.Equal(t, txn.TID(0x0500), tail.TID)
 	require.Equal(t, b.poss[4], tail.Offset)
 	c, err := CutReader(bytes.NewReader(b.data), int64(len(b.data)), 0x0500, ScanOptions{})
 	require.NoError(t, err)
 	require.Equal(t, b.poss[4], c.Offset)
-	require.Equal(t, tid.TID(0x0400), c.KeptTID)
+	require.Equal(t, txn.TID(0x0400), c.KeptTID)
 	require.False(t, c.Exact())
 	require.Contains(t, c.Summary(), "in-progress")
 }

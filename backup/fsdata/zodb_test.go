@@ -10,20 +10,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
-func mustTID(t *testing.T, s string) tid.TID {
+func mustTID(t *testing.T, s string) txn.TID {
 	t.Helper()
-	v, err := tid.Parse(s, tid.Hex)
+	v, err := txn.ParseTID(s, txn.FormatHex)
 	require.NoError(t, err)
 	return v
 }
 
 func scanTIDs(t *testing.T, path string) ([]string, fsdata.Tail) {
 	t.Helper()
-	c, err := fsdata.CutOffset(path, tid.TID(1<<63-1))
+	c, err := fsdata.CutOffset(path, txn.TID(1<<63-1))
 	require.NoError(t, err)
 	f, err := os.Open(path)
 	require.NoError(t, err)

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/internal/admin/admintest"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 func TestAcceptPartial(t *testing.T) {
@@ -19,7 +19,7 @@ func TestAcceptPartial(t *testing.T) {
 	r := run(t, "accept-partial", "-a", srv.URL, pin)
 	require.Equal(t, 2, r.code, r.stderr)
 	require.Contains(t, r.stdout, "Would accept:\n  pin "+pin+" (partial)")
-	require.Contains(t, r.stdout, "held at "+admintest.A+": "+tid.TID(f.T1A).Hex())
+	require.Contains(t, r.stdout, "held at "+admintest.A+": "+txn.TID(f.T1A).Hex())
 	require.Contains(t, r.stdout, "Nothing was changed.")
 	require.Contains(t, r.stderr, "add --yes to accept pin "+pin+": tidstorage accept-partial -a "+srv.URL+" --yes "+pin)
 	require.Len(t, f.Tracker.Status().Pins, 2)
@@ -31,8 +31,8 @@ func TestAcceptPartial(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "Accepted pin "+pin+" (partial) on 2 storages.")
 	require.Contains(t, r.stdout, "voted then not committed on "+admintest.B)
-	require.Contains(t, r.stdout, "published now at "+admintest.A+": "+tid.TID(f.T2A).Hex()+"  2026-11-24 11:59:30.000000")
-	require.Contains(t, r.stdout, "published now at "+admintest.B+": "+tid.TID(f.T1B).Hex())
+	require.Contains(t, r.stdout, "published now at "+admintest.A+": "+txn.TID(f.T2A).Hex()+"  2026-11-24 11:59:30.000000")
+	require.Contains(t, r.stdout, "published now at "+admintest.B+": "+txn.TID(f.T1B).Hex())
 	v, _ = f.Tracker.Published(admintest.A)
 	require.Equal(t, f.T2A, v)
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/config"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 )
@@ -40,7 +40,7 @@ func addPointFlags(fs *flag.FlagSet) *pointFlags {
 
 // resolve returns the point (storage id → TID) and a description of its
 // source. Warnings (a torn status line...) go to warn.
-func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io.Writer) (map[string]tid.TID, string, error) {
+func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io.Writer) (map[string]txn.TID, string, error) {
 	given := 0
 	for _, set := range []bool{p.statusFile != "", p.dump != "", len(p.tids) > 0} {
 		if set {
@@ -52,7 +52,7 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 	}
 	switch {
 	case len(p.tids) > 0:
-		point := map[string]tid.TID{}
+		point := map[string]txn.TID{}
 		for _, arg := range p.tids {
 			var ref *storageRef
 			var value string
@@ -66,7 +66,7 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 			if ref == nil {
 				return nil, "", fmt.Errorf("--tid %q: want STORAGE=TID with a configured storage id or label (%s)", arg, labels(storages))
 			}
-			t, err := tid.Parse(value, tid.Auto)
+			t, err := txn.ParseTID(value, txn.FormatAuto)
 			if err != nil {
 				return nil, "", fmt.Errorf("--tid %q: %w", arg, err)
 			}
@@ -91,9 +91,9 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 		if !boot || len(raw) == 0 {
 			return nil, "", fmt.Errorf("%s has published no point yet (bootstrap not finished)", p.dump)
 		}
-		point := make(map[string]tid.TID, len(raw))
+		point := make(map[string]txn.TID, len(raw))
 		for k, v := range raw {
-			point[k] = tid.TID(v)
+			point[k] = txn.TID(v)
 		}
 		return point, "dump " + p.dump, nil
 	}
@@ -119,9 +119,9 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 	if res.Applied == 0 {
 		return nil, "", fmt.Errorf("%s holds no point yet", path)
 	}
-	point := make(map[string]tid.TID, len(res.Point))
+	point := make(map[string]txn.TID, len(res.Point))
 	for k, v := range res.Point {
-		point[k] = tid.TID(v)
+		point[k] = txn.TID(v)
 	}
 	when := time.Unix(0, int64(res.Time*1e9)).UTC().Format(time.RFC3339)
 	return point, fmt.Sprintf("status file %s, line %d (%s)", path, res.LastLine, when), nil

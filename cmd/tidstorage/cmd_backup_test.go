@@ -13,13 +13,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 func tidInt(t *testing.T, hex string) uint64 {
 	t.Helper()
-	v, err := tid.Parse(hex, tid.Hex)
+	v, err := txn.ParseTID(hex, txn.FormatHex)
 	require.NoError(t, err)
 	return uint64(v)
 }

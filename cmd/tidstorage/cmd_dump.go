@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/config"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 )
 
@@ -78,7 +78,7 @@ func runDump(c *cli, args []string) int {
 			Storages     map[string]tidInfo `json:"storages"`
 		}{boot, make(map[string]tidInfo, len(point))}
 		for id, v := range point {
-			out.Storages[id] = newTIDInfo("", tid.TID(v))
+			out.Storages[id] = newTIDInfo("", txn.TID(v))
 		}
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -92,7 +92,7 @@ func runDump(c *cli, args []string) int {
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	for _, id := range ids {
-		t := tid.TID(point[id])
+		t := txn.TID(point[id])
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", id, uint64(t), t.Hex(), t.Time().Format(time.RFC3339Nano))
 	}
 	tw.Flush()

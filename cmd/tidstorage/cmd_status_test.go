@@ -15,7 +15,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/internal/admin"
 	"github.com/tidstorage/tidstorage/internal/admin/admintest"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -57,11 +57,11 @@ func TestStatusSummary(t *testing.T) {
 		return ""
 	}
 	a := row(admintest.A)
-	require.Contains(t, a, tid.TID(f.T1A).Hex()+"  2026-11-24 11:58:00.000000  2m0s")
+	require.Contains(t, a, txn.TID(f.T1A).Hex()+"  2026-11-24 11:58:00.000000  2m0s")
 	require.Contains(t, a, "busy (group 0)")
-	require.Contains(t, a, "committed up to "+tid.TID(f.T2A).Hex())
+	require.Contains(t, a, "committed up to "+txn.TID(f.T2A).Hex())
 	c := row(admintest.C)
-	require.Contains(t, c, tid.TID(f.BootC).Hex()+"  2026-11-24 11:55:00.000000  5m0s")
+	require.Contains(t, c, txn.TID(f.BootC).Hex()+"  2026-11-24 11:55:00.000000  5m0s")
 	require.Contains(t, c, "BLIND (1 connection)")
 
 	require.Contains(t, out, "In flight: 1 participation, 1 classic transaction")
@@ -71,7 +71,7 @@ func TestStatusSummary(t *testing.T) {
 	require.Contains(t, out, "!! 1 PARTIAL COMMIT:")
 	require.Contains(t, out, fmt.Sprintf("!! pin %d (partial) since 2026-11-24 11:59:30 UTC (30s ago) on %s, %s", f.PartialPin, admintest.A, admintest.B))
 	require.Contains(t, out, `client "127.0.0.1:50000 (pid 4242)", user "/plone admin", description "/plone/edit"`)
-	require.Contains(t, out, "!!   held at "+admintest.A+": "+tid.TID(f.T1A).Hex())
+	require.Contains(t, out, "!!   held at "+admintest.A+": "+txn.TID(f.T1A).Hex())
 	require.Contains(t, out, fmt.Sprintf("tidstorage accept-partial -a %s --yes %d", srv.URL, f.PartialPin))
 	require.Contains(t, out, "Other pins (holding published TIDs back):")
 	require.Contains(t, out, fmt.Sprintf("  pin %d (blind) since 2026-11-24 11:59:50 UTC (10s ago) on %s", f.BlindPin, admintest.C))
@@ -86,7 +86,7 @@ func TestStatusSummary(t *testing.T) {
 	r = run(t, "status", "-a", strings.TrimPrefix(srv.URL, "http://"))
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NotContains(t, r.stdout, "PARTIAL")
-	require.Contains(t, r.stdout, tid.TID(f.T2A).Hex()+"  2026-11-24 11:59:30.000000  30s")
+	require.Contains(t, r.stdout, txn.TID(f.T2A).Hex()+"  2026-11-24 11:59:30.000000  30s")
 }
 
 func TestStatusJSONAndConfig(t *testing.T) {

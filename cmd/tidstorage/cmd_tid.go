@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 const tidHelp = `
@@ -30,7 +30,7 @@ type tidInfo struct {
 	Unix   string `json:"unix"` // seconds since the epoch, 9 decimals
 }
 
-func newTIDInfo(input string, t tid.TID) tidInfo {
+func newTIDInfo(input string, t txn.TID) tidInfo {
 	tm := t.Time()
 	return tidInfo{
 		Input:  input,
@@ -53,15 +53,15 @@ func runTID(c *cli, args []string) int {
 	if fs.NArg() == 0 {
 		return c.usageError("tid", "give at least one TID or time")
 	}
-	switch tid.Format(*from) {
-	case tid.Auto, tid.Int, tid.Hex, tid.Base64, tid.Time:
+	switch txn.TIDFormat(*from) {
+	case txn.FormatAuto, txn.FormatInt, txn.FormatHex, txn.FormatBase64, txn.FormatTime:
 	default:
 		return c.usageError("tid", "--from %q: use int, hex, base64 or time", *from)
 	}
 	code := 0
 	enc := json.NewEncoder(c.stdout)
 	for i, arg := range fs.Args() {
-		t, err := tid.Parse(arg, tid.Format(*from))
+		t, err := txn.ParseTID(arg, txn.TIDFormat(*from))
 		if err != nil {
 			fmt.Fprintf(c.stderr, "tidstorage %v\n", err) // err starts with "tid: "
 			code = 1

@@ -21,7 +21,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/internal/admin"
 	"github.com/tidstorage/tidstorage/internal/admin/admintest"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -107,7 +107,7 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels 
 	return found[0]
 }
 
-func tidTime(v uint64) time.Time { return tid.TID(v).Time() }
+func tidTime(v uint64) time.Time { return txn.TID(v).Time() }
 
 func TestMetrics(t *testing.T) {
 	f := admintest.New(t)
@@ -229,7 +229,7 @@ func TestStatus(t *testing.T) {
 	require.Equal(t, sA, a.ID)
 	require.NotNil(t, a.Published)
 	require.Equal(t, f.T1A, a.Published.Int)
-	require.Equal(t, tid.TID(f.T1A).Hex(), a.Published.Hex)
+	require.Equal(t, txn.TID(f.T1A).Hex(), a.Published.Hex)
 	require.Equal(t, tidTime(f.T1A), a.Published.Time)
 	require.InDelta(t, 120, *a.LagSeconds, 1e-6)
 	require.Equal(t, f.T2A, a.Transient.Int)

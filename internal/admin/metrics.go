@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -152,7 +152,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	blind := 0
 	for _, s := range st.Storages {
 		if s.HasPublished {
-			t := tid.TID(s.Published).Time()
+			t := txn.TID(s.Published).Time()
 			emit(mPublishedTID, float64(s.Published), s.ID)
 			emit(mPublishedTime, float64(t.UnixNano())/1e9, s.ID)
 			emit(mPublishedAge, now.Sub(t).Seconds(), s.ID)

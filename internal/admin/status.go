@@ -3,7 +3,7 @@ package admin
 import (
 	"time"
 
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -44,7 +44,7 @@ type TIDDoc struct {
 
 // NewTIDDoc returns t's forms.
 func NewTIDDoc(t uint64) TIDDoc {
-	return TIDDoc{Int: t, Hex: tid.TID(t).Hex(), Time: tid.TID(t).Time()}
+	return TIDDoc{Int: t, Hex: txn.TID(t).Hex(), Time: txn.TID(t).Time()}
 }
 
 // StorageDoc is one storage.

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/tid"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/zeoproxy"
@@ -42,7 +42,7 @@ func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // TIDAt returns the TID of T0+d.
 func TIDAt(t testing.TB, d time.Duration) uint64 {
-	v, err := tid.FromTime(T0.Add(d))
+	v, err := txn.TIDFromTime(T0.Add(d))
 	require.NoError(t, err)
 	return uint64(v)
 }

@@ -1,4 +1,4 @@
-package tid
+package txn
 
 import (
 	"strconv"
@@ -38,8 +38,8 @@ func TestVectors(t *testing.T) {
 		got := float64(id.Time().UnixNano()) / 1e9
 		require.InDelta(t, vec.unix, got, 1e-6, "unix time of %d", vec.v)
 
-		for form, text := range map[Format]string{Int: strconv.FormatUint(vec.v, 10), Hex: vec.hex, Base64: vec.b64, Time: id.Time().Format(time.RFC3339Nano)} {
-			back, err := Parse(text, form)
+		for form, text := range map[TIDFormat]string{FormatInt: strconv.FormatUint(vec.v, 10), FormatHex: vec.hex, FormatBase64: vec.b64, FormatTime: id.Time().Format(time.RFC3339Nano)} {
+			back, err := ParseTID(text, form)
 			require.NoError(t, err)
 			require.Equal(t, id, back)
 		}
@@ -60,15 +60,15 @@ func TestFromTime(t *testing.T) {
 		// Same instant in another zone.
 		{time.Date(2038, 1, 19, 4, 14, 7, 500000000, time.FixedZone("CET", 3600)), 317612634507575296},
 	} {
-		got, err := FromTime(c.in)
+		got, err := TIDFromTime(c.in)
 		require.NoError(t, err)
 		require.Equal(t, TID(c.want), got, "%s", c.in)
 	}
-	_, err := FromTime(time.Date(1899, 12, 31, 23, 59, 0, 0, time.UTC))
+	_, err := TIDFromTime(time.Date(1899, 12, 31, 23, 59, 0, 0, time.UTC))
 	require.Error(t, err)
-	_, err = FromTime(time.Date(maxYear, 1, 1, 0, 0, 0, 0, time.UTC))
+	_, err = TIDFromTime(time.Date(maxYear, 1, 1, 0, 0, 0, 0, time.UTC))
 	require.Error(t, err)
-	last, err := FromTime(time.Date(maxYear-1, 12, 31, 23, 59, 59, 999999999, time.UTC))
+	last, err := TIDFromTime(time.Date(maxYear-1, 12, 31, 23, 59, 59, 999999999, time.UTC))
 	require.NoError(t, err)
 	require.Equal(t, maxYear-1, last.Time().Year())
 }
@@ -76,7 +76,7 @@ func TestFromTime(t *testing.T) {
 // Time and FromTime agree: a TID survives the round trip.
 func TestTimeRoundTrip(t *testing.T) {
 	for _, vec := range vectors {
-		back, err := FromTime(TID(vec.v).Time())
+		back, err := TIDFromTime(TID(vec.v).Time())
 		require.NoError(t, err)
 		require.Equal(t, TID(vec.v), back)
 	}
@@ -94,24 +94,24 @@ func TestParseAuto(t *testing.T) {
 		"2026-11-24T23:43:36.123456+01:00": 291957117565301350,
 		"0":                                0,
 	} {
-		got, err := Parse(in, Auto)
+		got, err := ParseTID(in, FormatAuto)
 		require.NoError(t, err, in)
 		require.Equal(t, TID(want), got, in)
 	}
 	// 16 decimal digits read as hex unless forced.
-	got, err := Parse("1000000000000000", Auto)
+	got, err := ParseTID("1000000000000000", FormatAuto)
 	require.NoError(t, err)
 	require.Equal(t, TID(1<<60), got)
-	got, err = Parse("1000000000000000", Int)
+	got, err = ParseTID("1000000000000000", FormatInt)
 	require.NoError(t, err)
 	require.Equal(t, TID(1e15), got)
 
 	for _, bad := range []string{"", "hello", "18446744073709551616", "0x", "0x11112222333344445", "AAAA=", "2026-13-01"} {
-		_, err := Parse(bad, Auto)
+		_, err := ParseTID(bad, FormatAuto)
 		require.Error(t, err, bad)
 	}
-	_, err = Parse("AAAAAAAAAAA=", Hex)
+	_, err = ParseTID("AAAAAAAAAAA=", FormatHex)
 	require.Error(t, err)
-	_, err = Parse("1", Format("octal"))
+	_, err = ParseTID("1", TIDFormat("octal"))
 	require.Error(t, err)
 }

@@ -6,7 +6,7 @@
 // A TID is a ZODB TimeStamp: the high 32 bits pack the minute,
 // ((((year-1900)*12+month-1)*31+day-1)*24+hour)*60+minute, and the low 32
 // bits are the seconds within that minute scaled by 2^32/60.
-package tid
+package txn
 
 import (
 	"encoding/base64"
@@ -23,7 +23,7 @@ import (
 type TID uint64
 
 // FromBytes returns the TID of 8 big-endian bytes.
-func FromBytes(b [8]byte) TID { return TID(binary.BigEndian.Uint64(b[:])) }
+func TIDFromBytes(b [8]byte) TID { return TID(binary.BigEndian.Uint64(b[:])) }
 
 // Bytes returns the 8 big-endian bytes of t, as stored by ZODB.
 func (t TID) Bytes() [8]byte {
@@ -69,7 +69,7 @@ func (t TID) String() string {
 }
 
 // Time returns the UTC time of t, rounded up to the nanosecond so that
-// FromTime(t.Time()) == t (one unit is about 14 ns).
+// TIDFromTime(t.Time()) == t (one unit is about 14 ns).
 func (t TID) Time() time.Time {
 	y, mo, d, h, mi, units := t.Elements()
 	// units*60e9/2^32 fits in 64 bits: units < 2^32 and 60e9 < 2^36.
@@ -91,7 +91,7 @@ var (
 // TimeStamp(year, month, day, hour, minute, seconds) would, except that the
 // seconds are scaled with exact integer arithmetic instead of a float
 // division (the two can differ by one unit, 14 ns, on rare boundaries).
-func FromTime(t time.Time) (TID, error) {
+func TIDFromTime(t time.Time) (TID, error) {
 	t = t.UTC()
 	if t.Before(minTime) || t.Year() >= maxYear {
 		return 0, fmt.Errorf("tid: time %s is outside the TID range (years 1900 to %d)", t.Format(time.RFC3339Nano), maxYear-1)
@@ -104,16 +104,16 @@ func FromTime(t time.Time) (TID, error) {
 	return TID(a<<32 | b), nil
 }
 
-// Format names an input form for Parse.
-type Format string
+// TIDFormat names an input form for Parse.
+type TIDFormat string
 
 // Input forms.
 const (
-	Auto   Format = ""
-	Int    Format = "int"
-	Hex    Format = "hex"
-	Base64 Format = "base64"
-	Time   Format = "time"
+	FormatAuto   TIDFormat = ""
+	FormatInt    TIDFormat = "int"
+	FormatHex    TIDFormat = "hex"
+	FormatBase64 TIDFormat = "base64"
+	FormatTime   TIDFormat = "time"
 )
 
 // timeLayouts are the accepted time inputs; a time without zone is UTC.
@@ -130,22 +130,22 @@ var timeLayouts = []string{
 // hex digits is hex, decimal digits (optionally ending in L) an integer, 12
 // characters ending in "=" base64, anything with a "-" a time. A 16-digit
 // decimal integer is read as hex: use Int to force it.
-func Parse(s string, f Format) (TID, error) {
+func ParseTID(s string, f TIDFormat) (TID, error) {
 	s = strings.TrimSpace(s)
-	if f == Auto {
+	if f == FormatAuto {
 		f = guess(s)
-		if f == Auto {
+		if f == FormatAuto {
 			return 0, fmt.Errorf("tid: %q is not an integer, 16 hex digits, base64 of 8 bytes or a time", s)
 		}
 	}
 	switch f {
-	case Int:
+	case FormatInt:
 		v, err := strconv.ParseUint(strings.TrimSuffix(s, "L"), 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("tid: %q is not an unsigned 64-bit integer", s)
 		}
 		return TID(v), nil
-	case Hex:
+	case FormatHex:
 		h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
 		if len(h) == 0 || len(h) > 16 {
 			return 0, fmt.Errorf("tid: %q is not 1 to 16 hex digits", s)
@@ -155,7 +155,7 @@ func Parse(s string, f Format) (TID, error) {
 			return 0, fmt.Errorf("tid: %q is not hex", s)
 		}
 		return TID(v), nil
-	case Base64:
+	case FormatBase64:
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
 			b, err = base64.RawStdEncoding.DecodeString(s)
@@ -163,14 +163,14 @@ func Parse(s string, f Format) (TID, error) {
 		if err != nil || len(b) != 8 {
 			return 0, fmt.Errorf("tid: %q is not the base64 of 8 bytes", s)
 		}
-		return FromBytes([8]byte(b)), nil
-	case Time:
+		return TIDFromBytes([8]byte(b)), nil
+	case FormatTime:
 		if s == "now" {
-			return FromTime(time.Now())
+			return TIDFromTime(time.Now())
 		}
 		for _, layout := range timeLayouts {
 			if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-				return FromTime(t)
+				return TIDFromTime(t)
 			}
 		}
 		return 0, fmt.Errorf("tid: %q is not a time such as 2026-11-24T22:43:36.5Z or \"2026-11-24 22:43:36.5\" (UTC)", s)
@@ -178,22 +178,22 @@ func Parse(s string, f Format) (TID, error) {
 	return 0, fmt.Errorf("tid: unknown format %q (use int, hex, base64 or time)", f)
 }
 
-func guess(s string) Format {
+func guess(s string) TIDFormat {
 	switch {
 	case s == "now":
-		return Time
+		return FormatTime
 	case strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X"):
-		return Hex
+		return FormatHex
 	case len(s) == 16 && isHex(s):
-		return Hex
+		return FormatHex
 	case s != "" && isDigits(strings.TrimSuffix(s, "L")):
-		return Int
+		return FormatInt
 	case len(s) == 12 && strings.HasSuffix(s, "="):
-		return Base64
+		return FormatBase64
 	case strings.Contains(s, "-"):
-		return Time
+		return FormatTime
 	}
-	return Auto
+	return FormatAuto
 }
 
 func isHex(s string) bool {
