@@ -44,7 +44,7 @@ func TestBackupsAtPublishedPointsRestoreCoherent(t *testing.T) {
 	}
 	type set struct {
 		m     *backup.Manifest
-		point map[string]uint64
+		point map[string]txn.TID
 	}
 	var sets []set
 	for i := 0; i < 4; i++ {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/zeoproxy"
@@ -60,8 +61,8 @@ func TestChaosPublishedPointsStayCoherent(t *testing.T) {
 		startWriter()
 	}
 
-	var samples []map[string]uint64
-	prev := map[string]uint64{}
+	var samples []map[string]txn.TID
+	prev := map[string]txn.TID{}
 	deadline := time.Now().Add(6 * time.Second)
 	kills, faults := 0, 0
 	for time.Now().Before(deadline) {

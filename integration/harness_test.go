@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/config"
 	"github.com/tidstorage/tidstorage/internal/daemon"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
@@ -102,7 +103,7 @@ func (s *site) client(args ...string) []byte {
 }
 
 // last returns each database's lastTransaction, read through the proxy.
-func (s *site) last() map[string]uint64 {
+func (s *site) last() map[string]txn.TID {
 	s.t.Helper()
 	var hex map[string]string
 	require.NoError(s.t, json.Unmarshal(s.client("last"), &hex))
@@ -110,21 +111,21 @@ func (s *site) last() map[string]uint64 {
 }
 
 // byID turns {db name: tid hex} into {storage id: tid}.
-func (s *site) byID(hex map[string]string) map[string]uint64 {
-	out := map[string]uint64{}
+func (s *site) byID(hex map[string]string) map[string]txn.TID {
+	out := map[string]txn.TID{}
 	for db, h := range hex {
 		var v uint64
 		_, err := fmt.Sscanf(h, "%x", &v)
 		require.NoError(s.t, err, h)
-		out[s.ids[db]] = v
+		out[s.ids[db]] = txn.TID(v)
 	}
 	return out
 }
 
 // published returns the tracker's published point (DUMP).
-func (s *site) published() map[string]uint64 { return s.d.Tracker.Dump() }
+func (s *site) published() map[string]txn.TID { return s.d.Tracker.Dump() }
 
-func (s *site) waitPublished(want map[string]uint64) {
+func (s *site) waitPublished(want map[string]txn.TID) {
 	s.t.Helper()
 	require.Eventually(s.t, func() bool {
 		got := s.published()

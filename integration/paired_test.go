@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Many concurrent client processes each commit transactions that write the
@@ -23,12 +24,12 @@ func TestPairedCountersAlwaysRestoreEqual(t *testing.T) {
 	idA, idC := s.ids["a"], s.ids["c"]
 
 	stop := make(chan struct{})
-	var samples []map[string]uint64
+	var samples []map[string]txn.TID
 	var sampler sync.WaitGroup
 	sampler.Add(1)
 	go func() {
 		defer sampler.Done()
-		prev := map[string]uint64{}
+		prev := map[string]txn.TID{}
 		for {
 			p := s.published()
 			for k, v := range p {

@@ -5,11 +5,13 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 type benchEv struct {
 	kind uint8
-	pid  PartID
+	pid  txn.PartID
 	st   string
 	key  string
 	ok   bool
@@ -39,7 +41,7 @@ func benchSchedule(n int) []benchEv {
 	}
 	var out []benchEv
 	var active []*tx
-	pid := PartID(0)
+	pid := txn.PartID(0)
 	mk := func(c int) *tx {
 		t := &tx{}
 		if c >= 8 {
@@ -57,7 +59,7 @@ func benchSchedule(n int) []benchEv {
 			k = 2
 		}
 		perm := rng.Perm(4)[:k]
-		var ps []PartID
+		var ps []txn.PartID
 		for _, s := range perm {
 			pid++
 			ps = append(ps, pid)
@@ -105,10 +107,10 @@ func benchSchedule(n int) []benchEv {
 	return out
 }
 
-func applyBench(m *Machine, e *benchEv, now int64, tid TID, tids []StorageTID) []StorageTID {
+func applyBench(m *Machine, e *benchEv, now int64, tid txn.TID, tids []StorageTID) []StorageTID {
 	switch e.kind {
 	case bBegin:
-		m.PartBegin(now, e.pid, e.st, e.key, PartInfo{})
+		m.PartBegin(now, e.pid, e.st, txn.Key(e.key), txn.Info{})
 	case bVote:
 		m.PartVote(now, e.pid, e.ok)
 	case bFinSent:
@@ -116,7 +118,7 @@ func applyBench(m *Machine, e *benchEv, now int64, tid TID, tids []StorageTID) [
 	case bFinished:
 		m.PartFinished(now, e.pid, tid)
 	case bAbort:
-		m.PartAbort(now, e.pid)
+		m.PartAborted(now, e.pid)
 	case bCBegin:
 		m.ClassicBegin(now, e.key, e.sts)
 	case bCCommit:
@@ -143,7 +145,7 @@ func BenchmarkMachineMix(b *testing.B) {
 	m.Bootstrap(1, vals, true)
 	m.ClearRecords()
 	var tids []StorageTID
-	tid := TID(1 << 50)
+	tid := txn.TID(1 << 50)
 	// Warm up: one pass, so maps and pools reach their steady size.
 	for i := range sched {
 		tid++
@@ -171,36 +173,36 @@ func BenchmarkMachineMix(b *testing.B) {
 func BenchmarkServiceMix(b *testing.B) {
 	sched := benchSchedule(1 << 16)
 	s := NewService(ServiceConfig{})
-	vals := map[string]uint64{}
+	vals := map[string]txn.TID{}
 	for _, e := range sched {
 		if e.st != "" {
 			vals[e.st] = 1
 		}
 	}
 	s.Bootstrap(vals, true)
-	tid := uint64(1 << 50)
-	tids := map[string]uint64{}
+	tid := txn.TID(1 << 50)
+	tids := map[string]txn.TID{}
 	run := func(e *benchEv) {
 		tid++
 		switch e.kind {
 		case bBegin:
-			s.BeginPart(PartBegin{ID: e.pid, Storage: e.st, Key: e.key})
+			s.Observe(txn.Event{Kind: txn.Begin, Part: e.pid, Storage: e.st, Key: txn.Key(e.key)})
 		case bVote:
-			s.Vote(e.pid, e.ok)
+			s.Observe(txn.Event{Kind: txn.Vote, Part: e.pid, OK: e.ok})
 		case bFinSent:
-			s.FinishSent(e.pid)
+			s.Observe(txn.Event{Kind: txn.FinishSent, Part: e.pid})
 		case bFinished:
-			s.Finished(e.pid, tid)
+			s.Observe(txn.Event{Kind: txn.Finished, Part: e.pid, TID: tid})
 		case bAbort:
-			s.Aborted(e.pid)
+			s.Observe(txn.Event{Kind: txn.Aborted, Part: e.pid})
 		case bCBegin:
-			s.Begin(e.key, e.sts)
+			s.ClassicBegin(e.key, e.sts)
 		case bCCommit:
 			clear(tids)
 			for _, st := range e.sts {
 				tids[st] = tid
 			}
-			s.Commit(e.key, tids, nil)
+			s.ClassicCommit(e.key, tids, nil)
 		}
 	}
 	for i := range sched {
@@ -217,9 +219,9 @@ func BenchmarkServiceMix(b *testing.B) {
 
 func dumpService(n int) *Service {
 	s := NewService(ServiceConfig{})
-	vals := map[string]uint64{}
+	vals := map[string]txn.TID{}
 	for i := 0; i < n; i++ {
-		vals[fmt.Sprintf("((('zeo%d.example.com', %d),), 'storage%d')", i/10, 8100+i%10, i)] = uint64(1<<50 + i)
+		vals[fmt.Sprintf("((('zeo%d.example.com', %d),), 'storage%d')", i/10, 8100+i%10, i)] = txn.TID(1<<50 + i)
 	}
 	s.Bootstrap(vals, true)
 	return s

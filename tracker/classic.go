@@ -5,13 +5,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // ctxn is a classic (line protocol) transaction.
 type ctxn struct {
 	id         string
 	sts        []int32
-	caps       []TID // per sts: highest TID known at BEGIN (its commits are above)
+	caps       []txn.TID // per sts: highest TID known at BEGIN (its commits are above)
 	began      int64
 	beganSeq   uint64
 	prev, next *ctxn // in-flight list in begin order; nil when lost
@@ -149,7 +151,7 @@ func (m *Machine) checkLag(now int64) {
 			why = fmt.Sprintf("its group {%s} has %d linked participation sets, %d classic transactions and %d pins in flight",
 				m.names(g.members), len(g.lsets), len(g.classic), len(g.pins))
 		}
-		m.warn(CodeGroupLag, "storage %s: published TID %d has not moved for %v while %d is committed: %s",
+		m.warn(CodeGroupLag, "storage %s: published txn.TID %d has not moved for %v while %d is committed: %s",
 			s.name, s.published, time.Duration(now-s.pubAt).Round(time.Second), s.transient, why)
 	}
 }

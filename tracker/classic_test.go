@@ -5,10 +5,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 func (h *harness) cbegin(id string, sts ...string) { h.m.ClassicBegin(h.tick(), id, sts); h.drain() }
-func (h *harness) ccommit(id string, tids map[string]TID, none ...string) {
+func (h *harness) ccommit(id string, tids map[string]txn.TID, none ...string) {
 	var ts []StorageTID
 	for _, s := range []string{sA, sB, sC} {
 		if v, ok := tids[s]; ok {
@@ -22,15 +23,15 @@ func (h *harness) cabort(id string) { h.m.ClassicAbort(h.tick(), id); h.drain() 
 
 func TestClassicGrouping(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20, sC: 30})
 	h.cbegin("t1", sA, sB)
 	h.cbegin("t2", sB, sC)
-	h.ccommit("t1", map[string]TID{sA: 11, sB: 21})
-	require.Equal(t, TID(10), h.pub(sA), "t2 still holds the group")
-	h.ccommit("t2", map[string]TID{sB: 22, sC: 31})
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(22), h.pub(sB))
-	require.Equal(t, TID(31), h.pub(sC))
+	h.ccommit("t1", map[string]txn.TID{sA: 11, sB: 21})
+	require.Equal(t, txn.TID(10), h.pub(sA), "t2 still holds the group")
+	h.ccommit("t2", map[string]txn.TID{sB: 22, sC: 31})
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(22), h.pub(sB))
+	require.Equal(t, txn.TID(31), h.pub(sC))
 	require.Zero(t, h.count(RecWarning, ""))
 }
 
@@ -38,21 +39,21 @@ func TestClassicGrouping(t *testing.T) {
 // wedged the group forever.
 func TestClassicCommitWithDifferentStoragesDoesNotWedge(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20, sC: 30})
 	h.cbegin("t1", sA, sB)
 	h.cbegin("t2", sC) // keeps C busy so t1's C value must wait for it
-	h.ccommit("t1", map[string]TID{sA: 11, sC: 31})
+	h.ccommit("t1", map[string]txn.TID{sA: 11, sC: 31})
 	require.Equal(t, 1, h.count(RecWarning, CodeCommitStorages))
 	// A must not publish t1 while its C half cannot be published.
-	require.Equal(t, TID(10), h.pub(sA))
-	h.ccommit("t2", map[string]TID{sC: 32})
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(20), h.pub(sB))
-	require.Equal(t, TID(32), h.pub(sC))
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.ccommit("t2", map[string]txn.TID{sC: 32})
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
+	require.Equal(t, txn.TID(32), h.pub(sC))
 	// Nothing left in flight: later transactions publish at once.
 	h.cbegin("t3", sB)
-	h.ccommit("t3", map[string]TID{sB: 22})
-	require.Equal(t, TID(22), h.pub(sB))
+	h.ccommit("t3", map[string]txn.TID{sB: 22})
+	require.Equal(t, txn.TID(22), h.pub(sB))
 	p, c := h.m.InFlight()
 	require.Zero(t, p+c)
 }
@@ -60,16 +61,16 @@ func TestClassicCommitWithDifferentStoragesDoesNotWedge(t *testing.T) {
 // Fault of the original: a COMMIT carrying None wedged the group.
 func TestClassicCommitWithNoneDoesNotWedge(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cbegin("t1", sA, sB)
-	h.ccommit("t1", map[string]TID{sA: 11}, sB)
+	h.ccommit("t1", map[string]txn.TID{sA: 11}, sB)
 	require.Equal(t, 1, h.count(RecWarning, CodeCommitNone))
 	// B may hold an unknown commit of t1: A is held with it.
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.cbegin("t2", sB)
-	h.ccommit("t2", map[string]TID{sB: 22})
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(22), h.pub(sB))
+	h.ccommit("t2", map[string]txn.TID{sB: 22})
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(22), h.pub(sB))
 	require.Empty(t, h.m.Pins())
 }
 
@@ -77,116 +78,116 @@ func TestClassicCommitWithNoneDoesNotWedge(t *testing.T) {
 // forever.
 func TestClassicLostCommitTimesOut(t *testing.T) {
 	h := newHarness(t, Config{ClassicTimeout: time.Second})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cbegin("t1", sA, sB) // its COMMIT (A:11, B:21) never arrives
 	h.cbegin("t2", sA)
-	h.ccommit("t2", map[string]TID{sA: 12})
-	require.Equal(t, TID(10), h.pub(sA))
+	h.ccommit("t2", map[string]txn.TID{sA: 12})
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.now += int64(2 * time.Second)
 	h.m.Tick(h.tick())
 	h.drain()
 	require.Equal(t, 1, h.count(RecLost, ""))
 	// Still held: B has had no commit since the loss.
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.cbegin("t3", sA)
-	h.ccommit("t3", map[string]TID{sA: 13})
-	require.Equal(t, TID(10), h.pub(sA))
+	h.ccommit("t3", map[string]txn.TID{sA: 13})
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.cbegin("t4", sB)
-	h.ccommit("t4", map[string]TID{sB: 23})
-	require.Equal(t, TID(13), h.pub(sA))
-	require.Equal(t, TID(23), h.pub(sB))
+	h.ccommit("t4", map[string]txn.TID{sB: 23})
+	require.Equal(t, txn.TID(13), h.pub(sA))
+	require.Equal(t, txn.TID(23), h.pub(sB))
 	require.Empty(t, h.m.Pins())
 }
 
 func TestClassicLostAbortTimesOut(t *testing.T) {
 	h := newHarness(t, Config{ClassicTimeout: time.Second})
-	h.boot(map[string]TID{sA: 10})
+	h.boot(map[string]txn.TID{sA: 10})
 	h.cbegin("t1", sA)
 	h.now += int64(2 * time.Second)
 	h.m.Tick(h.tick())
 	h.drain()
 	h.cbegin("t2", sA)
-	h.ccommit("t2", map[string]TID{sA: 12})
-	require.Equal(t, TID(12), h.pub(sA))
+	h.ccommit("t2", map[string]txn.TID{sA: 12})
+	require.Equal(t, txn.TID(12), h.pub(sA))
 }
 
 func TestClassicLateCommitReleasesLostPin(t *testing.T) {
 	h := newHarness(t, Config{ClassicTimeout: time.Second})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cbegin("t1", sA, sB)
 	h.now += int64(2 * time.Second)
 	h.m.Tick(h.tick())
 	h.drain()
-	h.ccommit("t1", map[string]TID{sA: 11, sB: 21})
+	h.ccommit("t1", map[string]txn.TID{sA: 11, sB: 21})
 	require.Equal(t, 1, h.count(RecWarning, CodeLateEnd))
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(21), h.pub(sB))
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
 	require.Empty(t, h.m.Pins())
 }
 
 func TestClassicBeginTwiceLosesTheOld(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cbegin("thr1", sA, sB)
 	h.cbegin("thr1", sA) // the thread's previous COMMIT was dropped
 	require.Equal(t, 1, h.count(RecWarning, CodeBeginTwice))
 	require.Equal(t, 1, h.count(RecLost, ""))
-	h.ccommit("thr1", map[string]TID{sA: 12})
-	require.Equal(t, TID(10), h.pub(sA), "lost one may have committed on B")
+	h.ccommit("thr1", map[string]txn.TID{sA: 12})
+	require.Equal(t, txn.TID(10), h.pub(sA), "lost one may have committed on B")
 	h.cbegin("x", sB)
-	h.ccommit("x", map[string]TID{sB: 22})
-	require.Equal(t, TID(12), h.pub(sA))
-	require.Equal(t, TID(22), h.pub(sB))
+	h.ccommit("x", map[string]txn.TID{sB: 22})
+	require.Equal(t, txn.TID(12), h.pub(sA))
+	require.Equal(t, txn.TID(22), h.pub(sB))
 }
 
 func TestClassicCommitAbortWithoutBegin(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cabort("nope")
 	require.Equal(t, 1, h.count(RecWarning, CodeAbortNoBegin))
-	h.ccommit("nope", map[string]TID{sA: 11, sB: 21})
+	h.ccommit("nope", map[string]txn.TID{sA: 11, sB: 21})
 	require.Equal(t, 1, h.count(RecWarning, CodeCommitNoBegin))
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(21), h.pub(sB))
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
 	// While B is busy, such a COMMIT holds A with it.
 	h.cbegin("busy", sB)
-	h.ccommit("nope2", map[string]TID{sA: 12, sB: 22})
-	require.Equal(t, TID(11), h.pub(sA))
+	h.ccommit("nope2", map[string]txn.TID{sA: 12, sB: 22})
+	require.Equal(t, txn.TID(11), h.pub(sA))
 	h.cabort("busy")
-	require.Equal(t, TID(12), h.pub(sA))
-	require.Equal(t, TID(22), h.pub(sB))
+	require.Equal(t, txn.TID(12), h.pub(sA))
+	require.Equal(t, txn.TID(22), h.pub(sB))
 }
 
 func TestClassicAndProxyShareGroups(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cbegin("c1", sA, sB)
 	h.begin(1, sA, "k")
 	h.vote(1, true)
 	h.fin(1)
 	h.done(1, 11)
-	require.Equal(t, TID(10), h.pub(sA))
-	h.ccommit("c1", map[string]TID{sB: 21})
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(21), h.pub(sB))
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.ccommit("c1", map[string]txn.TID{sB: 21})
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
 }
 
 func TestGroupLagIsReported(t *testing.T) {
 	h := newHarness(t, Config{LagWarning: time.Minute, ClassicTimeout: time.Hour})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	// Overlapping transactions keep the group busy for ever.
 	h.cbegin("t0", sA, sB)
 	for i := 1; i <= 100; i++ {
 		id := string(rune('a' + i%2))
 		if i > 1 {
-			h.ccommit(id, map[string]TID{sA: TID(10 + i)})
+			h.ccommit(id, map[string]txn.TID{sA: txn.TID(10 + i)})
 		}
 		h.cbegin(id, sA, sB)
 		h.now += int64(time.Second)
 		h.m.Tick(h.tick())
 		h.drain()
 	}
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	require.Equal(t, 1, h.count(RecWarning, CodeGroupLag))
 	h.now += int64(time.Minute)
 	h.m.Tick(h.tick())
@@ -196,7 +197,7 @@ func TestGroupLagIsReported(t *testing.T) {
 
 func TestLastTIDReleasesLostPin(t *testing.T) {
 	h := newHarness(t, Config{ClassicTimeout: time.Second})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.cbegin("t1", sA, sB) // committed A:11, B:21; COMMIT lost
 	h.now += int64(2 * time.Second)
 	h.m.Tick(h.tick())
@@ -207,36 +208,36 @@ func TestLastTIDReleasesLostPin(t *testing.T) {
 	h.m.LastTID(h.tick(), sA, 11)
 	h.drain()
 	require.Equal(t, []string{sB}, h.m.Pins()[0].Waiting)
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.m.LastTID(h.tick(), sB, 21)
 	h.drain()
 	require.Empty(t, h.m.Pins())
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(21), h.pub(sB))
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
 }
 
 // Under constant overlap a group never drains; the frontier still publishes
 // every transaction that can be wholly in.
 func TestBusyGroupStillPublishes(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20, sC: 30})
 	h.cbegin("t1", sA, sB)
 	h.cbegin("t2", sB, sC)
-	h.ccommit("t1", map[string]TID{sA: 11, sB: 21})
+	h.ccommit("t1", map[string]txn.TID{sA: 11, sB: 21})
 	// t2 began when B's highest known TID was 20: its commit on B is above
 	// 20, maybe below 21, so B stays at 20, and A with it (t1 wholly out).
-	require.Equal(t, TID(10), h.pub(sA))
-	require.Equal(t, TID(20), h.pub(sB))
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
 	h.cbegin("t3", sA, sB) // keeps the group busy
-	h.ccommit("t2", map[string]TID{sB: 22, sC: 31})
-	require.Equal(t, TID(11), h.pub(sA), "t1 wholly in")
-	require.Equal(t, TID(21), h.pub(sB), "t3 may commit on B above 21 only")
-	require.Equal(t, TID(30), h.pub(sC), "t2 not in on B, so out on C")
+	h.ccommit("t2", map[string]txn.TID{sB: 22, sC: 31})
+	require.Equal(t, txn.TID(11), h.pub(sA), "t1 wholly in")
+	require.Equal(t, txn.TID(21), h.pub(sB), "t3 may commit on B above 21 only")
+	require.Equal(t, txn.TID(30), h.pub(sC), "t2 not in on B, so out on C")
 	h.cbegin("t4", sC)
-	h.ccommit("t3", map[string]TID{sA: 12, sB: 23})
-	require.Equal(t, TID(12), h.pub(sA))
-	require.Equal(t, TID(23), h.pub(sB))
-	require.Equal(t, TID(31), h.pub(sC))
+	h.ccommit("t3", map[string]txn.TID{sA: 12, sB: 23})
+	require.Equal(t, txn.TID(12), h.pub(sA))
+	require.Equal(t, txn.TID(23), h.pub(sB))
+	require.Equal(t, txn.TID(31), h.pub(sC))
 	p, c := h.m.InFlight()
 	require.Equal(t, 1, p+c, "t4 still in flight: the group never drained")
 }
@@ -248,8 +249,8 @@ func TestNoMadeUpValues(t *testing.T) {
 	h.boot(nil)
 	h.cbegin("t1", sA, sB)
 	h.cbegin("t2", sA, sC)
-	h.ccommit("t2", map[string]TID{sA: 2, sC: 1})
+	h.ccommit("t2", map[string]txn.TID{sA: 2, sC: 1})
 	require.Empty(t, h.m.AppendPublished(nil))
-	h.ccommit("t1", map[string]TID{sA: 1, sB: 1})
+	h.ccommit("t1", map[string]txn.TID{sA: 1, sB: 1})
 	require.Equal(t, []StorageTID{{sA, 2}, {sB, 1}, {sC, 1}}, h.m.AppendPublished(nil))
 }

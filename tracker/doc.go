@@ -45,7 +45,7 @@
 //
 // Extensions (design.md):
 //   - Proxy participations are linked by correlation key (client identity +
-//     user/description/extension, see CorrelationKey): a participation that
+//     user/description/extension, see txn.NewKey): a participation that
 //     begins joins the in-flight participations of the same key that have not
 //     been sent tpc_finish (a transaction gains no participation once it
 //     started finishing). A set of linked participations may hold several
@@ -59,7 +59,7 @@
 //     connection) while it stood voted. A partial commit becomes a PinPartial
 //     that holds its group until AcceptPartial.
 //   - In doubt: a participation whose connection was lost after tpc_finish was
-//     sent stays in flight (holding its group) until PartResolve, or a late
+//     sent stays in flight (holding its group) until PartResolved, or a late
 //     PartFinished.
 //   - Classic transactions that never end are declared lost by Tick after
 //     Config.ClassicTimeout (or at once when their id begins again: patched
@@ -83,28 +83,22 @@
 //   - A storage whose published TID has not moved for Config.LagWarning while
 //     newer commits are known is reported by Tick with what holds it.
 //
-// # For the proxy
+// # For the observers
 //
-// Participation events, in protocol order per participation (different
-// participations may come from different goroutines):
+// The relay (zeoproxy) reports participation events through one call,
+// svc.Observe(txn.Event{...}) — Service implements txn.Observer — in
+// protocol order per participation (different participations may come from
+// different goroutines). The event kinds and their fields are documented in
+// internal/txn: Begin, Vote, FinishSent, Finished, Aborted, Lost, Resolved,
+// Blind, Unblind. Machine.Step dispatches each kind to one method (PartBegin,
+// PartVote, …, Blind, Unblind). svc.LastTID(sid, tid) feeds a storage's last
+// TID read by the daemon (it releases lost/None pins).
 //
-//	svc.BeginPart(tracker.PartBegin{ID: id, Storage: sid, Key: key, Info: info}) // tpc_begin seen
-//	svc.Vote(id, ok)           // vote reply: ok, or an error (conflict)
-//	svc.FinishSent(id)         // before forwarding tpc_finish
-//	svc.Finished(id, tid)      // tpc_finish reply with its TID
-//	svc.Aborted(id)            // tpc_abort, or a failed tpc_finish
-//	svc.ConnectionLost(id)     // aborted before FinishSent, in doubt after (InDoubt is the same call)
-//	svc.Resolved(id, committed, tid) // outcome of an in-doubt participation
-//	svc.Blind(sid, reason) / svc.Unblind(sid, lastTID) // lastTID 0 if unknown
-//	svc.LastTID(sid, tid)      // a storage's last TID read by the daemon (releases lost/None pins)
-//
-// PartIDs are chosen by the caller, unique among participations the tracker
-// still knows. The zeoproxy.Tracker interface maps onto these one to one
-// (Begin→BeginPart, InDoubt→ConnectionLost) with an adapter converting the
-// PartID type — except that a connection lost before tpc_finish must reach
-// ConnectionLost, not Aborted: Aborted means an explicit tpc_abort, which a
-// failed vote elsewhere in the linked set excuses (the conflict path); a
-// lost connection is never excused (a client crash between two tpc_finish).
+// PartIDs are chosen by the observer, unique among participations the tracker
+// still knows. A connection lost before tpc_finish is Lost, never Aborted:
+// Aborted means an explicit tpc_abort, which a failed vote elsewhere in the
+// linked set excuses (the conflict path); a lost connection is never excused
+// (a client crash between two tpc_finish).
 //
 // The daemon calls Bootstrap before the proxy accepts clients, Tick about
 // once a second, Status for /status, Counters for metrics, AcceptPartial for

@@ -1,5 +1,7 @@
 package tracker
 
+import "github.com/tidstorage/tidstorage/internal/txn"
+
 // Publication inside a busy group (the frontier).
 //
 // The seed's grouping publishes a group only when nothing of it is in
@@ -30,7 +32,7 @@ package tracker
 // doneCommit is one commit of a done transaction: its TID is in (lo, hi].
 type doneCommit struct {
 	st     int32
-	lo, hi TID
+	lo, hi txn.TID
 }
 
 type doneTxn struct {
@@ -111,7 +113,7 @@ func removePin(list []*pin, x *pin) []*pin {
 	return list
 }
 
-func (m *Machine) capAt(s int32, v TID) {
+func (m *Machine) capAt(s int32, v txn.TID) {
 	if st := &m.st[s]; v < st.cand {
 		st.cand = v
 	}
@@ -183,7 +185,7 @@ func (m *Machine) advance(g *group) {
 		s := &m.st[i]
 		if s.known && s.cand < s.published && s.hasPublished {
 			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: s.cand, Old: s.published,
-				Msg: "internal: a busy group's bound fell below the published TID of " + s.name})
+				Msg: "internal: a busy group's bound fell below the published txn.TID of " + s.name})
 			continue
 		}
 		if s.known && s.bestOK && (!s.hasPublished || s.best > s.published) {

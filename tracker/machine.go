@@ -3,14 +3,16 @@ package tracker
 import (
 	"fmt"
 	"sort"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // storage is the per-storage state. Storages are interned: everything else
 // refers to them by index into Machine.st.
 type storage struct {
 	name         string
-	published    TID
-	transient    TID // highest TID known committed (bootstrap or observed)
+	published    txn.TID
+	transient    txn.TID // highest TID known committed (bootstrap or observed)
 	hasPublished bool
 	known        bool   // transient holds a real value
 	expected     bool   // listed in Config.Storages
@@ -18,10 +20,10 @@ type storage struct {
 	commits      uint64 // commits observed
 	blind        int32  // open blind connections
 	blindPin     *pin
-	waiters      []*pin // await-commit pins waiting for a commit here
-	cand, best   TID    // scratch of advance
-	bestOK       bool   // best is a real value (published, known commit)
-	pubAt        int64  // time of the last publication
+	waiters      []*pin  // await-commit pins waiting for a commit here
+	cand, best   txn.TID // scratch of advance
+	bestOK       bool    // best is a real value (published, known commit)
+	pubAt        int64   // time of the last publication
 	lagWarned    int64
 }
 
@@ -56,9 +58,9 @@ type Machine struct {
 	freeGroups []*group
 	freeDone   []*doneTxn
 
-	parts     map[PartID]*part
+	parts     map[txn.PartID]*part
 	freeParts []*part
-	keyed     map[string]*linkSet
+	keyed     map[txn.Key]*linkSet
 	freeLS    []*linkSet
 
 	classic     map[string]*ctxn
@@ -87,8 +89,8 @@ func New(cfg Config) *Machine {
 		cfg:     cfg,
 		timeout: int64(cfg.ClassicTimeout),
 		stIdx:   make(map[string]int32),
-		parts:   make(map[PartID]*part),
-		keyed:   make(map[string]*linkSet),
+		parts:   make(map[txn.PartID]*part),
+		keyed:   make(map[txn.Key]*linkSet),
 		classic: make(map[string]*ctxn),
 		clean:   true,
 		nextPin: 1,
@@ -265,7 +267,7 @@ func (m *Machine) publish(i int32) {
 	}
 }
 
-func (m *Machine) publishValue(i int32, v TID) {
+func (m *Machine) publishValue(i int32, v txn.TID) {
 	s := &m.st[i]
 	if s.hasPublished {
 		if v == s.published {
@@ -289,7 +291,7 @@ func (m *Machine) publishValue(i int32, v TID) {
 // seq at which that commit was known to start (tpc_finish sent, classic
 // BEGIN), 0 if unknown: only a commit started after an await pin was
 // created is certainly later than what the pin waits for.
-func (m *Machine) noteCommit(i int32, tid TID, started uint64) {
+func (m *Machine) noteCommit(i int32, tid txn.TID, started uint64) {
 	s := &m.st[i]
 	// Reports can arrive out of TID order (a classic COMMIT is sent after
 	// all finishes; replies race across connections): keep the highest.
@@ -395,7 +397,7 @@ func (m *Machine) Bootstrap(now int64, values []StorageTID, clean bool) {
 func (m *Machine) Bootstrapped() bool { return m.bootstrapped }
 
 // Published returns the published TID of a storage.
-func (m *Machine) Published(name string) (TID, bool) {
+func (m *Machine) Published(name string) (txn.TID, bool) {
 	i, ok := m.stIdx[name]
 	if !ok || !m.st[i].hasPublished {
 		return 0, false

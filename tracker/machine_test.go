@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 const (
@@ -35,7 +36,7 @@ func (h *harness) drain() []Record {
 	return rs
 }
 
-func (h *harness) boot(vals map[string]TID) {
+func (h *harness) boot(vals map[string]txn.TID) {
 	var vs []StorageTID
 	for k, v := range vals {
 		vs = append(vs, StorageTID{k, v})
@@ -44,7 +45,7 @@ func (h *harness) boot(vals map[string]TID) {
 	h.drain()
 }
 
-func (h *harness) pub(s string) TID {
+func (h *harness) pub(s string) txn.TID {
 	v, ok := h.m.Published(s)
 	require.True(h.t, ok, "storage %s not published", s)
 	return v
@@ -61,34 +62,34 @@ func (h *harness) count(kind RecordKind, code Code) int {
 }
 
 // commit runs one participation through a whole successful 2PC.
-func (h *harness) begin(p PartID, s, key string) {
-	h.m.PartBegin(h.tick(), p, s, key, PartInfo{Client: key})
+func (h *harness) begin(p txn.PartID, s string, key txn.Key) {
+	h.m.PartBegin(h.tick(), p, s, key, txn.Info{Client: string(key)})
 	h.drain()
 }
-func (h *harness) vote(p PartID, ok bool) { h.m.PartVote(h.tick(), p, ok); h.drain() }
-func (h *harness) fin(p PartID)           { h.m.PartFinishSent(h.tick(), p); h.drain() }
-func (h *harness) done(p PartID, tid TID) { h.m.PartFinished(h.tick(), p, tid); h.drain() }
-func (h *harness) abort(p PartID)         { h.m.PartAbort(h.tick(), p); h.drain() }
-func (h *harness) lost(p PartID)          { h.m.PartLost(h.tick(), p); h.drain() }
+func (h *harness) vote(p txn.PartID, ok bool)     { h.m.PartVote(h.tick(), p, ok); h.drain() }
+func (h *harness) fin(p txn.PartID)               { h.m.PartFinishSent(h.tick(), p); h.drain() }
+func (h *harness) done(p txn.PartID, tid txn.TID) { h.m.PartFinished(h.tick(), p, tid); h.drain() }
+func (h *harness) abort(p txn.PartID)             { h.m.PartAborted(h.tick(), p); h.drain() }
+func (h *harness) lost(p txn.PartID)              { h.m.PartLost(h.tick(), p); h.drain() }
 
 func TestSingleStoragePublishes(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	require.True(t, h.m.Bootstrapped())
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.begin(1, sA, "k")
 	h.vote(1, true)
 	h.fin(1)
 	h.done(1, 11)
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(20), h.pub(sB))
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
 }
 
 // The seed's scenario: T1 on A and B commits on A; T2 then commits on A
 // alone. A must not publish T2 while T1's B half is not in.
 func TestSeedScenarioHoldsBackA(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.begin(1, sA, "t1")
 	h.begin(2, sB, "t1")
 	h.vote(1, true)
@@ -100,17 +101,17 @@ func TestSeedScenarioHoldsBackA(t *testing.T) {
 	h.vote(3, true)
 	h.fin(3)
 	h.done(3, 31)
-	require.Equal(t, TID(10), h.pub(sA))
-	require.Equal(t, TID(20), h.pub(sB))
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
 	h.fin(2)
 	h.done(2, 32)
-	require.Equal(t, TID(31), h.pub(sA))
-	require.Equal(t, TID(32), h.pub(sB))
+	require.Equal(t, txn.TID(31), h.pub(sA))
+	require.Equal(t, txn.TID(32), h.pub(sB))
 }
 
 func TestConflictIsNotPartial(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.begin(1, sA, "k")
 	h.begin(2, sB, "k")
 	h.vote(1, true)
@@ -123,7 +124,7 @@ func TestConflictIsNotPartial(t *testing.T) {
 
 func TestCrashBetweenFinishesPinsUntilAccepted(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20, sC: 5})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20, sC: 5})
 	h.begin(1, sA, "k")
 	h.begin(2, sB, "k")
 	h.vote(1, true)
@@ -136,7 +137,7 @@ func TestCrashBetweenFinishesPinsUntilAccepted(t *testing.T) {
 	require.Len(t, pins, 1)
 	require.Equal(t, PinPartial, pins[0].Kind)
 	require.Equal(t, []string{sA, sB}, pins[0].Storages)
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	// Later transactions touching A (and C with it) stay held too.
 	h.begin(3, sA, "x")
 	h.begin(4, sC, "x")
@@ -146,19 +147,19 @@ func TestCrashBetweenFinishesPinsUntilAccepted(t *testing.T) {
 	h.fin(4)
 	h.done(3, 40)
 	h.done(4, 41)
-	require.Equal(t, TID(10), h.pub(sA))
-	require.Equal(t, TID(5), h.pub(sC))
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(5), h.pub(sC))
 	require.NoError(t, h.m.AcceptPartial(h.tick(), pins[0].ID))
 	h.drain()
-	require.Equal(t, TID(40), h.pub(sA))
-	require.Equal(t, TID(20), h.pub(sB))
-	require.Equal(t, TID(41), h.pub(sC))
+	require.Equal(t, txn.TID(40), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
+	require.Equal(t, txn.TID(41), h.pub(sC))
 	require.ErrorIs(t, h.m.AcceptPartial(h.tick(), pins[0].ID), ErrNoSuchPin)
 }
 
 func TestInDoubtPinsUntilResolved(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.begin(1, sA, "k")
 	h.begin(2, sB, "k")
 	h.vote(1, true)
@@ -168,17 +169,17 @@ func TestInDoubtPinsUntilResolved(t *testing.T) {
 	h.fin(2)
 	h.lost(2)
 	require.Equal(t, 1, h.count(RecInDoubt, ""))
-	require.Equal(t, TID(10), h.pub(sA))
-	h.m.PartResolve(h.tick(), 2, true, 31)
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.m.PartResolved(h.tick(), 2, true, 31)
 	h.drain()
-	require.Equal(t, TID(30), h.pub(sA))
-	require.Equal(t, TID(31), h.pub(sB))
+	require.Equal(t, txn.TID(30), h.pub(sA))
+	require.Equal(t, txn.TID(31), h.pub(sB))
 	require.Zero(t, h.count(RecPartial, ""))
 }
 
 func TestInDoubtResolvedAbortedIsPartial(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.begin(1, sA, "k")
 	h.begin(2, sB, "k")
 	h.vote(1, true)
@@ -187,10 +188,10 @@ func TestInDoubtResolvedAbortedIsPartial(t *testing.T) {
 	h.done(1, 30)
 	h.fin(2)
 	h.lost(2)
-	h.m.PartResolve(h.tick(), 2, false, 0)
+	h.m.PartResolved(h.tick(), 2, false, 0)
 	h.drain()
 	require.Equal(t, 1, h.count(RecPartial, ""))
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 }
 
 func TestLinkedConcurrentTransactionsConflict(t *testing.T) {
@@ -198,7 +199,7 @@ func TestLinkedConcurrentTransactionsConflict(t *testing.T) {
 	// commits; U on A,C votes C... in sorted order A then C: U's A vote
 	// succeeds, C fails after T finished. Not a partial commit.
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20, sC: 30})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20, sC: 30})
 	h.begin(1, sA, "k") // T
 	h.begin(2, sB, "k") // T
 	h.begin(3, sA, "k") // U
@@ -214,13 +215,13 @@ func TestLinkedConcurrentTransactionsConflict(t *testing.T) {
 	h.abort(3)
 	h.abort(4)
 	require.Zero(t, h.count(RecPartial, ""))
-	require.Equal(t, TID(40), h.pub(sA))
-	require.Equal(t, TID(41), h.pub(sB))
+	require.Equal(t, txn.TID(40), h.pub(sA))
+	require.Equal(t, txn.TID(41), h.pub(sB))
 }
 
 func TestNoLinkAfterFinishStarted(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.begin(1, sA, "k")
 	h.vote(1, true)
 	h.fin(1)
@@ -230,23 +231,23 @@ func TestNoLinkAfterFinishStarted(t *testing.T) {
 	h.vote(2, true)
 	h.fin(2)
 	h.done(2, 21)
-	require.Equal(t, TID(21), h.pub(sB))
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 }
 
 func TestBlind(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10})
+	h.boot(map[string]txn.TID{sA: 10})
 	h.m.Blind(h.tick(), sA, "unknown protocol")
 	h.drain()
 	h.begin(1, sA, "k")
 	h.vote(1, true)
 	h.fin(1)
 	h.done(1, 11)
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	h.m.Unblind(h.tick(), sA, 12)
 	h.drain()
-	require.Equal(t, TID(12), h.pub(sA))
+	require.Equal(t, txn.TID(12), h.pub(sA))
 }
 
 func TestBootstrapWaitsForConfiguredStorages(t *testing.T) {
@@ -259,22 +260,22 @@ func TestBootstrapWaitsForConfiguredStorages(t *testing.T) {
 	h.m.ClassicCommit(h.tick(), "t2", []StorageTID{{sB, 21}}, nil)
 	h.drain()
 	require.True(t, h.m.Bootstrapped())
-	require.Equal(t, TID(11), h.pub(sA))
-	require.Equal(t, TID(21), h.pub(sB))
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
 }
 
 func TestDecreaseRefused(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10})
+	h.boot(map[string]txn.TID{sA: 10})
 	h.m.Bootstrap(h.tick(), []StorageTID{{sA, 5}}, true)
 	h.drain()
-	require.Equal(t, TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(10), h.pub(sA))
 	require.Equal(t, 1, h.count(RecCritical, CodeBootstrapDecrease))
 }
 
 func TestStatusJSON(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.boot(map[string]TID{sA: 10, sB: 20})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
 	h.begin(1, sA, "k")
 	h.begin(2, sB, "k")
 	h.vote(1, true)

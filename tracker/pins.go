@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // PinKind says why a pin holds its storages.
@@ -45,8 +47,8 @@ type pin struct {
 	sts      []int32
 	cs       []doneCommit // what it keeps out (see frontier.go); hi 0 = unknown yet
 	waitLeft int
-	parts    []PartID
-	key      string
+	parts    []txn.PartID
+	key      txn.Key
 	txn      string
 	released bool
 }
@@ -166,7 +168,7 @@ func (m *Machine) Blind(now int64, name, reason string) {
 // Unblind ends one Blind of the storage (its connection closed). lastTID,
 // when non-zero, is the storage's last TID read after the close, so commits
 // made unseen are accounted for.
-func (m *Machine) Unblind(now int64, name string, lastTID TID) {
+func (m *Machine) Unblind(now int64, name string, lastTID txn.TID) {
 	m.step(now)
 	i, ok := m.stIdx[name]
 	if !ok || m.st[i].blind == 0 {
@@ -192,17 +194,17 @@ type PinInfo struct {
 	Kind     PinKind
 	Since    int64
 	Reason   string
-	Storages []string // sorted
-	Parts    []PartID // partial: the participations of the linked set
-	Key      string   // partial: correlation key
-	Txn      string   // lost/none: classic transaction id
+	Storages []string     // sorted
+	Parts    []txn.PartID // partial: the participations of the linked set
+	Key      txn.Key      // partial: correlation key
+	Txn      string       // lost/none: classic transaction id
 	// Waiting lists storages that still need an observed commit.
 	Waiting []string
 }
 
 func (m *Machine) pinInfo(p *pin) PinInfo {
 	pi := PinInfo{ID: p.id, Kind: p.kind, Since: p.since, Reason: p.reason, Key: p.key, Txn: p.txn,
-		Parts: append([]PartID(nil), p.parts...)}
+		Parts: append([]txn.PartID(nil), p.parts...)}
 	for _, s := range p.sts {
 		pi.Storages = append(pi.Storages, m.st[s].name)
 		if p.waitLeft > 0 {
@@ -234,7 +236,7 @@ func (m *Machine) Pins() []PinInfo {
 // counts as a commit observed now: it releases lost and None pins waiting
 // on that storage without waiting for client traffic. The daemon feeds it
 // for the storages listed in PinInfo.Waiting.
-func (m *Machine) LastTID(now int64, name string, tid TID) {
+func (m *Machine) LastTID(now int64, name string, tid txn.TID) {
 	m.step(now)
 	i := m.intern(name)
 	m.noteCommit(i, tid, m.seq)

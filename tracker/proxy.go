@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // PartState is the phase of a participation.
@@ -33,7 +35,7 @@ func (s PartState) String() string {
 // part is one participation. Ended participations stay in their link set
 // until it drains, for partial-commit detection.
 type part struct {
-	id      PartID
+	id      txn.PartID
 	st      int32
 	ls      *linkSet
 	state   PartState
@@ -41,9 +43,9 @@ type part struct {
 	votedAt uint64 // seq of the successful vote, 0 if none
 	finAt   uint64 // seq of tpc_finish sent, 0 if none
 	endedAt uint64 // seq at which it stopped standing voted
-	tid     TID
-	finCap  TID  // highest TID known when tpc_finish was sent: its own is above
-	excused bool // explicit abort after a failed vote elsewhere in the set
+	tid     txn.TID
+	finCap  txn.TID // highest TID known when tpc_finish was sent: its own is above
+	excused bool    // explicit abort after a failed vote elsewhere in the set
 	// finFailed: tpc_finish was sent but failed or its connection was lost:
 	// the client saw an error mid-finish and aborts the rest of its
 	// transaction explicitly, which a failed vote elsewhere must not excuse.
@@ -58,8 +60,8 @@ type part struct {
 // 2). It may hold several real transactions; it lives until none of its
 // participations is in flight (in doubt counts as in flight).
 type linkSet struct {
-	key        string
-	info       PartInfo // of its first participation, for reports
+	key        txn.Key
+	info       txn.Info // of its first participation, for reports
 	parts      []*part
 	inflight   int32
 	accepting  int32 // in flight and not yet sent tpc_finish
@@ -70,33 +72,35 @@ type linkSet struct {
 	caps []doneCommit
 }
 
-// PartInfo describes a participation's transaction for reports. It takes
-// no part in linking (the key does).
-type PartInfo struct {
-	Client      string // peer address and, when known, the client process
-	User        string
-	Description string
-	Extension   string // canonical text of the extension dict
-}
-
-// CorrelationKey builds an unambiguous correlation key from the client's
-// identity and the transaction's metadata (design rule 2). The proxy may
-// use any string; this one cannot confuse field boundaries.
-func CorrelationKey(client, user, description string, extension []byte) string {
-	var b strings.Builder
-	b.Grow(len(client) + len(user) + len(description) + len(extension) + 16)
-	for _, f := range [...]string{client, user, description} {
-		b.WriteString(strconv.Itoa(len(f)))
-		b.WriteByte(':')
-		b.WriteString(f)
+// Step applies one participation event: the entry point of the observers
+// (the relay, through Service.Observe). Each kind is one method below.
+func (m *Machine) Step(now int64, ev txn.Event) {
+	switch ev.Kind {
+	case txn.Begin:
+		m.PartBegin(now, ev.Part, ev.Storage, ev.Key, ev.Info)
+	case txn.Vote:
+		m.PartVote(now, ev.Part, ev.OK)
+	case txn.FinishSent:
+		m.PartFinishSent(now, ev.Part)
+	case txn.Finished:
+		m.PartFinished(now, ev.Part, ev.TID)
+	case txn.Aborted:
+		m.PartAborted(now, ev.Part)
+	case txn.Lost:
+		m.PartLost(now, ev.Part)
+	case txn.Resolved:
+		m.PartResolved(now, ev.Part, ev.OK, ev.TID)
+	case txn.Blind:
+		m.Blind(now, ev.Storage, ev.Reason)
+	case txn.Unblind:
+		m.Unblind(now, ev.Storage, ev.TID)
+	default:
+		m.step(now)
+		m.warn(CodeBadOrder, "unknown event kind %v (ignored)", ev.Kind)
 	}
-	b.WriteString(strconv.Itoa(len(extension)))
-	b.WriteByte(':')
-	b.Write(extension)
-	return b.String()
 }
 
-func (m *Machine) lookupPart(p PartID, what string) *part {
+func (m *Machine) lookupPart(p txn.PartID, what string) *part {
 	pt := m.parts[p]
 	if pt == nil {
 		m.warn(CodeUnknownPart, "%s for unknown participation %d", what, p)
@@ -111,7 +115,7 @@ func (m *Machine) lookupPart(p PartID, what string) *part {
 // started finishing, design rule 1).
 //
 // info only describes the transaction in reports (partial commits).
-func (m *Machine) PartBegin(now int64, p PartID, storageName, key string, info PartInfo) {
+func (m *Machine) PartBegin(now int64, p txn.PartID, storageName string, key txn.Key, info txn.Info) {
 	m.step(now)
 	if m.parts[p] != nil {
 		m.warn(CodePartTwice, "participation %d begun twice (ignored)", p)
@@ -142,7 +146,7 @@ func (m *Machine) PartBegin(now int64, p PartID, storageName, key string, info P
 }
 
 // PartVote: the reply to p's tpc_vote was seen: ok, or a failure (conflict).
-func (m *Machine) PartVote(now int64, p PartID, ok bool) {
+func (m *Machine) PartVote(now int64, p txn.PartID, ok bool) {
 	m.step(now)
 	pt := m.lookupPart(p, "vote")
 	if pt == nil {
@@ -165,7 +169,7 @@ func (m *Machine) PartVote(now int64, p PartID, ok bool) {
 }
 
 // PartFinishSent: p's tpc_finish is about to be forwarded to the server.
-func (m *Machine) PartFinishSent(now int64, p PartID) {
+func (m *Machine) PartFinishSent(now int64, p txn.PartID) {
 	m.step(now)
 	pt := m.lookupPart(p, "tpc_finish")
 	if pt == nil {
@@ -206,7 +210,7 @@ func (m *Machine) finishSent(pt *part) {
 
 // PartFinished: the reply to p's tpc_finish carried tid: p committed.
 // Also accepted for an in-doubt participation whose reply came late.
-func (m *Machine) PartFinished(now int64, p PartID, tid TID) {
+func (m *Machine) PartFinished(now int64, p txn.PartID, tid txn.TID) {
 	m.step(now)
 	pt := m.lookupPart(p, "tpc_finish reply")
 	if pt == nil {
@@ -229,8 +233,8 @@ func (m *Machine) PartFinished(now int64, p PartID, tid TID) {
 	m.end(pt, PartCommitted)
 }
 
-// PartAbort: p ended without committing: tpc_abort, or a failed tpc_finish.
-func (m *Machine) PartAbort(now int64, p PartID) {
+// PartAborted: p ended without committing: tpc_abort, or a failed tpc_finish.
+func (m *Machine) PartAborted(now int64, p txn.PartID) {
 	m.step(now)
 	pt := m.lookupPart(p, "abort")
 	if pt == nil {
@@ -253,8 +257,8 @@ func (m *Machine) PartAbort(now int64, p PartID) {
 
 // PartLost: p's connection was lost. Before tpc_finish was sent it is
 // aborted; after, its outcome is in doubt and it keeps its group from
-// publishing until PartResolve (or a late PartFinished).
-func (m *Machine) PartLost(now int64, p PartID) {
+// publishing until PartResolved (or a late PartFinished).
+func (m *Machine) PartLost(now int64, p txn.PartID) {
 	m.step(now)
 	pt := m.lookupPart(p, "connection lost")
 	if pt == nil {
@@ -276,9 +280,9 @@ func (m *Machine) PartLost(now int64, p PartID) {
 	m.end(pt, PartAborted)
 }
 
-// PartResolve gives the outcome of an in-doubt participation, found by
+// PartResolved gives the outcome of an in-doubt participation, found by
 // other means (e.g. the storage's iterator): committed with tid, or not.
-func (m *Machine) PartResolve(now int64, p PartID, committed bool, tid TID) {
+func (m *Machine) PartResolved(now int64, p txn.PartID, committed bool, tid txn.TID) {
 	m.step(now)
 	pt := m.lookupPart(p, "resolve")
 	if pt == nil {
@@ -440,7 +444,7 @@ func (m *Machine) newPart() *part {
 	return &part{}
 }
 
-func (m *Machine) newLinkSet(key string) *linkSet {
+func (m *Machine) newLinkSet(key txn.Key) *linkSet {
 	var ls *linkSet
 	if n := len(m.freeLS); n > 0 {
 		ls = m.freeLS[n-1]

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // TestSameHostChains: Zope processes on one remote host share a client
@@ -27,14 +28,14 @@ func TestSameHostChains(t *testing.T) {
 		m.ClearRecords()
 		rng := rand.New(rand.NewPCG(1, 1))
 		type th struct {
-			parts []PartID
+			parts []txn.PartID
 			st    []int
 			step  int
 		}
 		threads := make([]*th, nthreads)
 		lock := make([]int, 3*nproc) // per process and storage: holder thread+1
-		pid := PartID(0)
-		tid := TID(100)
+		pid := txn.PartID(0)
+		tid := txn.TID(100)
 		maxSet, events := 0, 0
 		for i := 0; i < 400_000; i++ {
 			k := rng.IntN(len(threads))
@@ -59,7 +60,7 @@ func TestSameHostChains(t *testing.T) {
 					continue // tpc_begin blocks on the client's commit lock
 				}
 				lock[(k%nproc)*3+x.st[j]] = k + 1
-				m.PartBegin(int64(i), p, names[x.st[j]], "anon", PartInfo{})
+				m.PartBegin(int64(i), p, names[x.st[j]], "anon", txn.Info{})
 			case 1:
 				m.PartVote(int64(i), p, true)
 			case 2:
@@ -89,7 +90,7 @@ func TestSameHostChains(t *testing.T) {
 							goto next
 						}
 						lock[(k%nproc)*3+x.st[j]] = k + 1
-						m.PartBegin(0, p, names[x.st[j]], "anon", PartInfo{})
+						m.PartBegin(0, p, names[x.st[j]], "anon", txn.Info{})
 					case 1:
 						m.PartVote(0, p, true)
 					case 2:

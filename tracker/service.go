@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 )
 
@@ -45,8 +46,8 @@ type Service struct {
 	entries  []statusfile.Entry
 	point    func() []statusfile.Entry
 	closed   bool
-	broken   string            // why the Service stopped after a panic
-	good     map[string]uint64 // the published point as of the last completed input
+	broken   string             // why the Service stopped after a panic
+	good     map[string]txn.TID // the published point as of the last completed input
 }
 
 // NewService returns a Service.
@@ -59,7 +60,7 @@ func NewService(cfg ServiceConfig) *Service {
 		s.log = hclog.NewNullLogger()
 	}
 	s.point = s.fullPoint
-	s.good = map[string]uint64{}
+	s.good = map[string]txn.TID{}
 	return s
 }
 
@@ -160,27 +161,27 @@ func (s *Service) logRecord(r *Record) {
 	switch r.Kind {
 	case RecPublished:
 		if s.log.IsTrace() {
-			s.log.Trace("published", "storage", r.Storage, "tid", r.TID, "old", r.Old)
+			s.log.Trace("published", "storage", r.Storage, "tid", uint64(r.TID), "old", uint64(r.Old))
 		}
 	case RecBootstrapped:
 		s.log.Info(r.Msg)
 	case RecWarning:
 		s.log.Warn(r.Msg, "code", string(r.Code))
 	case RecCritical:
-		s.log.Error("CRITICAL: "+r.Msg, "code", string(r.Code), "storage", r.Storage, "tid", r.TID, "published", r.Old)
+		s.log.Error("CRITICAL: "+r.Msg, "code", string(r.Code), "storage", r.Storage, "tid", uint64(r.TID), "published", uint64(r.Old))
 	case RecPartial:
 		s.log.Error(r.Msg, "pin", r.Pin)
 	case RecInDoubt, RecLost, RecPinned:
 		s.log.Warn(r.Msg, "pin", r.Pin, "participation", uint64(r.Part))
 	case RecResolved, RecPinReleased:
-		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", r.TID)
+		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", uint64(r.TID))
 	}
 }
 
 // ---- classic line protocol (tracker/classic's interface) ----
 
-// Begin is the classic BEGIN.
-func (s *Service) Begin(id string, storages []string) {
+// ClassicBegin is the classic BEGIN.
+func (s *Service) ClassicBegin(id string, storages []string) {
 	now, live := s.lock()
 	if !live {
 		return
@@ -189,9 +190,9 @@ func (s *Service) Begin(id string, storages []string) {
 	s.m.ClassicBegin(now, id, storages)
 }
 
-// Commit is the classic COMMIT; none lists the storages whose TID was
+// ClassicCommit is the classic COMMIT; none lists the storages whose TID was
 // sent as None.
-func (s *Service) Commit(id string, tids map[string]uint64, none []string) {
+func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []string) {
 	now, live := s.lock()
 	if !live {
 		return
@@ -206,8 +207,8 @@ func (s *Service) Commit(id string, tids map[string]uint64, none []string) {
 	s.m.ClassicCommit(now, id, s.tids, none)
 }
 
-// Abort is the classic ABORT.
-func (s *Service) Abort(id string) {
+// ClassicAbort is the classic ABORT.
+func (s *Service) ClassicAbort(id string) {
 	now, live := s.lock()
 	if !live {
 		return
@@ -217,18 +218,18 @@ func (s *Service) Abort(id string) {
 }
 
 // Dump returns the published point (published values only).
-func (s *Service) Dump() map[string]uint64 {
+func (s *Service) Dump() map[string]txn.TID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken != "" {
-		out := make(map[string]uint64, len(s.good))
+		out := make(map[string]txn.TID, len(s.good))
 		for k, v := range s.good {
 			out[k] = v
 		}
 		return out
 	}
 	s.tids = s.m.AppendPublished(s.tids[:0])
-	out := make(map[string]uint64, len(s.tids))
+	out := make(map[string]txn.TID, len(s.tids))
 	for _, t := range s.tids {
 		out[t.Storage] = t.TID
 	}
@@ -242,119 +243,25 @@ func (s *Service) Bootstrapped() bool {
 	return s.m.Bootstrapped()
 }
 
-// ---- proxy participations ----
+// ---- participation events (txn.Observer) ----
 
-// PartBegin describes a participation's tpc_begin.
-type PartBegin struct {
-	ID      PartID
-	Storage string // storage id
-	// Key correlates the participations of one client transaction: client
-	// identity + user + description + extension (design rule 2; see
-	// CorrelationKey). Equal keys in flight are linked.
-	Key  string
-	Info PartInfo
-}
+var _ txn.Observer = (*Service)(nil)
 
-// BeginPart reports a participation's tpc_begin.
-func (s *Service) BeginPart(b PartBegin) {
+// Observe applies one participation event (see txn.EventKind).
+func (s *Service) Observe(ev txn.Event) {
 	now, live := s.lock()
 	if !live {
 		return
 	}
 	defer s.unlock(now)
-	s.m.PartBegin(now, b.ID, b.Storage, b.Key, b.Info)
-}
-
-// Vote reports a vote's outcome (ok: the server voted yes).
-func (s *Service) Vote(id PartID, ok bool) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.PartVote(now, id, ok)
-}
-
-// FinishSent reports that tpc_finish is about to be forwarded.
-func (s *Service) FinishSent(id PartID) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.PartFinishSent(now, id)
-}
-
-// Finished reports the TID of tpc_finish's reply.
-func (s *Service) Finished(id PartID, tid uint64) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.PartFinished(now, id, tid)
-}
-
-// Aborted reports tpc_abort, a failed vote's cleanup or a failed finish.
-func (s *Service) Aborted(id PartID) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.PartAbort(now, id)
-}
-
-// ConnectionLost reports that the participation's connection is gone:
-// aborted if tpc_finish was not sent, else in doubt.
-func (s *Service) ConnectionLost(id PartID) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.PartLost(now, id)
-}
-
-// InDoubt is ConnectionLost for a participation whose tpc_finish was sent.
-func (s *Service) InDoubt(id PartID) { s.ConnectionLost(id) }
-
-// Resolved ends an in-doubt participation: committed with tid, or not.
-func (s *Service) Resolved(id PartID, committed bool, tid uint64) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.PartResolve(now, id, committed, tid)
-}
-
-// Blind marks a storage blind (one call per undecodable connection).
-func (s *Service) Blind(storage, reason string) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.Blind(now, storage, reason)
-}
-
-// Unblind ends one Blind of storage (its connection closed). lastTID, when
-// non-zero, is the storage's last TID read after the close.
-func (s *Service) Unblind(storage string, lastTID uint64) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.Unblind(now, storage, lastTID)
+	s.m.Step(now, ev)
 }
 
 // ---- daemon and operator ----
 
 // Bootstrap gives the storages' last TIDs read before the first client
 // connection was accepted, and whether the previous run stopped cleanly.
-func (s *Service) Bootstrap(values map[string]uint64, clean bool) {
+func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
 	now, live := s.lock()
 	if !live {
 		return
@@ -381,7 +288,7 @@ func (s *Service) AcceptPartial(pin uint64) error {
 
 // LastTID feeds a storage's last TID read from the storage now (releases
 // lost/None pins waiting for a commit on it; see Machine.LastTID).
-func (s *Service) LastTID(storage string, tid uint64) {
+func (s *Service) LastTID(storage string, tid txn.TID) {
 	now, live := s.lock()
 	if !live {
 		return
@@ -432,7 +339,7 @@ func (s *Service) Counters() Counters {
 }
 
 // Published returns one storage's published TID.
-func (s *Service) Published(storage string) (uint64, bool) {
+func (s *Service) Published(storage string) (txn.TID, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken != "" {

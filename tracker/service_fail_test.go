@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // A bug that panics inside the tracker must not take the relay down with it:
@@ -20,27 +21,27 @@ func TestServiceFailsOpen(t *testing.T) {
 					panic("injected in a record hook")
 				}
 			}})
-			s.Bootstrap(map[string]uint64{"a": 5, "b": 7}, true)
-			s.Begin("t1", []string{"a", "b"})
-			s.Commit("t1", map[string]uint64{"a": 8, "b": 9}, nil)
-			require.Equal(t, map[string]uint64{"a": 8, "b": 9}, s.Dump())
+			s.Bootstrap(map[string]txn.TID{"a": 5, "b": 7}, true)
+			s.ClassicBegin("t1", []string{"a", "b"})
+			s.ClassicCommit("t1", map[string]txn.TID{"a": 8, "b": 9}, nil)
+			require.Equal(t, map[string]txn.TID{"a": 8, "b": 9}, s.Dump())
 
 			armed = true
 			if where == "machine" {
 				s.mu.Lock()
 				s.m.parts = nil // a corrupted machine: the next proxy input panics
 				s.mu.Unlock()
-				require.NotPanics(t, func() { s.BeginPart(PartBegin{ID: 1, Storage: "a", Key: "k"}) })
+				require.NotPanics(t, func() { s.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: "a", Key: txn.Key("k")}) })
 			} else {
 				require.NotPanics(t, func() {
-					s.Begin("t2", []string{"a"})
-					s.Commit("t2", map[string]uint64{"a": 10}, nil)
+					s.ClassicBegin("t2", []string{"a"})
+					s.ClassicCommit("t2", map[string]txn.TID{"a": 10}, nil)
 				})
 			}
 			require.NotEmpty(t, s.Broken())
-			require.Equal(t, map[string]uint64{"a": 8, "b": 9}, s.Dump(), "the last good point stays")
+			require.Equal(t, map[string]txn.TID{"a": 8, "b": 9}, s.Dump(), "the last good point stays")
 			for _, st := range s.Status().Storages {
-				require.Equal(t, map[string]uint64{"a": 8, "b": 9}[st.ID], st.Published, "Status shows the good point too")
+				require.Equal(t, map[string]txn.TID{"a": 8, "b": 9}[st.ID], st.Published, "Status shows the good point too")
 			}
 
 			// Later inputs, from many goroutines, neither block nor panic.
@@ -49,14 +50,14 @@ func TestServiceFailsOpen(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					s.Begin("t3", []string{"a"})
-					s.Commit("t3", map[string]uint64{"a": 20}, nil)
-					s.Vote(1, true)
+					s.ClassicBegin("t3", []string{"a"})
+					s.ClassicCommit("t3", map[string]txn.TID{"a": 20}, nil)
+					s.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
 					s.Tick()
 				}()
 			}
 			wg.Wait()
-			require.Equal(t, map[string]uint64{"a": 8, "b": 9}, s.Dump())
+			require.Equal(t, map[string]txn.TID{"a": 8, "b": 9}, s.Dump())
 			require.Error(t, s.AcceptPartial(1))
 		})
 	}

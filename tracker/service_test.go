@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
@@ -50,28 +51,28 @@ func TestServiceStatusFileAndClassic(t *testing.T) {
 	})
 	require.False(t, svc.Bootstrapped())
 	require.Empty(t, svc.Dump())
-	svc.Bootstrap(map[string]uint64{sA: 10, sB: 20}, true)
+	svc.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
 	require.True(t, svc.Bootstrapped())
-	require.Equal(t, map[string]uint64{sA: 10, sB: 20}, svc.Dump())
+	require.Equal(t, map[string]txn.TID{sA: 10, sB: 20}, svc.Dump())
 
 	clk.add(time.Second)
-	svc.Begin("t1", []string{sA, sB})
-	svc.Commit("t1", map[string]uint64{sA: 11, sB: 21}, nil)
-	require.Equal(t, map[string]uint64{sA: 11, sB: 21}, svc.Dump())
+	svc.ClassicBegin("t1", []string{sA, sB})
+	svc.ClassicCommit("t1", map[string]txn.TID{sA: 11, sB: 21}, nil)
+	require.Equal(t, map[string]txn.TID{sA: 11, sB: 21}, svc.Dump())
 	clk.add(40 * time.Second)
-	svc.Begin("t2", []string{sA})
-	svc.Commit("t2", map[string]uint64{sA: 12}, nil)
+	svc.ClassicBegin("t2", []string{sA})
+	svc.ClassicCommit("t2", map[string]txn.TID{sA: 12}, nil)
 
 	// Proxy participations.
-	svc.BeginPart(tracker.PartBegin{ID: 1, Storage: sB, Key: "k"})
-	svc.Vote(1, true)
-	svc.FinishSent(1)
-	svc.Finished(1, 22)
+	svc.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sB, Key: txn.Key("k")})
+	svc.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
+	svc.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
+	svc.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 22})
 	v, ok := svc.Published(sB)
 	require.True(t, ok)
-	require.Equal(t, uint64(22), v)
+	require.Equal(t, txn.TID(22), v)
 
-	svc.Abort("nope")
+	svc.ClassicAbort("nope")
 	st := svc.Status()
 	require.True(t, st.Bootstrapped)
 	require.Len(t, st.Storages, 2)
@@ -88,25 +89,25 @@ func TestServiceStatusFileAndClassic(t *testing.T) {
 	}, lines)
 	res, err := statusfile.Replay(strings.NewReader(string(b)), statusfile.ReplayOptions{})
 	require.NoError(t, err)
-	require.Equal(t, map[string]uint64{sA: 12, sB: 22}, res.Point)
+	require.Equal(t, map[string]txn.TID{sA: 12, sB: 22}, res.Point)
 	require.NotEmpty(t, recs)
 }
 
 func TestServiceConcurrentUse(t *testing.T) {
 	svc := tracker.NewService(tracker.ServiceConfig{})
-	svc.Bootstrap(map[string]uint64{sA: 1, sB: 1}, true)
+	svc.Bootstrap(map[string]txn.TID{sA: 1, sB: 1}, true)
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				id := tracker.PartID(g*1000 + i + 1)
-				key := string(rune('a' + g))
-				svc.BeginPart(tracker.PartBegin{ID: id, Storage: sA, Key: key})
-				svc.Vote(id, true)
-				svc.FinishSent(id)
-				svc.Finished(id, uint64(1000+g*1000+i))
+				id := txn.PartID(g*1000 + i + 1)
+				key := txn.Key(rune('a' + g))
+				svc.Observe(txn.Event{Kind: txn.Begin, Part: id, Storage: sA, Key: key})
+				svc.Observe(txn.Event{Kind: txn.Vote, Part: id, OK: true})
+				svc.Observe(txn.Event{Kind: txn.FinishSent, Part: id})
+				svc.Observe(txn.Event{Kind: txn.Finished, Part: id, TID: txn.TID(1000 + g*1000 + i)})
 				_ = svc.Dump()
 			}
 		}(g)
@@ -115,5 +116,5 @@ func TestServiceConcurrentUse(t *testing.T) {
 	st := svc.Status()
 	require.Empty(t, st.Parts)
 	v, _ := svc.Published(sA)
-	require.Equal(t, uint64(1000+3*1000+499), v)
+	require.Equal(t, txn.TID(1000+3*1000+499), v)
 }

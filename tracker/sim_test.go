@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 var (
@@ -37,12 +38,12 @@ const (
 )
 
 type spart struct {
-	pid      PartID
+	pid      txn.PartID
 	st       int
 	tx       *stxn
 	state    simPartState
-	tid      uint64 // truth: committed TID, 0 if not committed
-	truthSet bool   // in doubt: truth decided
+	tid      txn.TID // truth: committed TID, 0 if not committed
+	truthSet bool    // in doubt: truth decided
 }
 
 type stxn struct {
@@ -50,7 +51,7 @@ type stxn struct {
 	cl      *sclient
 	classic bool
 	probe   bool
-	key     string
+	key     txn.Key
 	cid     string
 	thread  int
 	parts   []*spart // sorted by storage (ZODB's sorted resource order)
@@ -96,7 +97,7 @@ type sclient struct {
 }
 
 type commitRec struct {
-	tid  uint64
+	tid  txn.TID
 	tx   *stxn
 	step int
 }
@@ -123,9 +124,9 @@ type simStats struct {
 type simEvent struct {
 	step int
 	kind string
-	pid  PartID
+	pid  txn.PartID
 	st   int
-	tid  uint64
+	tid  txn.TID
 	ok   bool
 	txn  string
 }

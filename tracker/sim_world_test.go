@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 type acceptAt struct {
@@ -29,20 +31,20 @@ type world struct {
 	target int
 
 	names   []string
-	lastTID []uint64
-	tid     uint64
+	lastTID []txn.TID
+	tid     txn.TID
 	commits [][]commitRec
-	initTID []uint64
-	pruned  []uint64 // last TID when history was pruned
-	P       []uint64
+	initTID []txn.TID
+	pruned  []txn.TID // last TID when history was pruned
+	P       []txn.TID
 	hasP    []bool
 	ptr     []int
 	changed []int
 
 	clients   []*sclient
 	active    []*stxn
-	byPID     map[PartID]*spart
-	nextPID   PartID
+	byPID     map[txn.PartID]*spart
+	nextPID   txn.PartID
 	nextTx    int
 	maxActive int
 
@@ -81,7 +83,7 @@ func (w *world) fail(format string, args ...any) {
 
 func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	w := &world{t: t, seed: seed, rng: rng, target: target, byPID: map[PartID]*spart{}, noFaults: noFaults}
+	w := &world{t: t, seed: seed, rng: rng, target: target, byPID: map[txn.PartID]*spart{}, noFaults: noFaults}
 	nst := 3 + rng.IntN(4)
 	w.tid = 1 << 40
 	for i := 0; i < nst; i++ {
@@ -91,8 +93,8 @@ func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 	}
 	w.commits = make([][]commitRec, nst)
 	w.initTID = slices.Clone(w.lastTID)
-	w.pruned = make([]uint64, nst)
-	w.P = make([]uint64, nst)
+	w.pruned = make([]txn.TID, nst)
+	w.P = make([]txn.TID, nst)
 	w.hasP = make([]bool, nst)
 	w.ptr = make([]int, nst)
 	w.blind = make([]int, nst)
@@ -290,7 +292,7 @@ func (w *world) accept(a acceptAt) {
 			sp.tx.exempt = true
 		}
 	}
-	w.input(simEvent{kind: "accept", tid: a.pin}, func(now int64) {
+	w.input(simEvent{kind: "accept", tid: txn.TID(a.pin)}, func(now int64) {
 		if err := w.m.AcceptPartial(now, a.pin); err != nil {
 			w.fail("accept: %v", err)
 		}
@@ -376,7 +378,7 @@ func (w *world) startTxn(probeStorage int) *stxn {
 		w.stats.proxyTxns++
 		tx.phase = phBegin
 		if cl != nil {
-			tx.key = cl.name + "|" + cl.metas[w.rng.IntN(len(cl.metas))]
+			tx.key = txn.Key(cl.name + "|" + cl.metas[w.rng.IntN(len(cl.metas))])
 		}
 		if !tx.probe && !w.draining {
 			if w.rng.IntN(100) < 8 {
@@ -430,8 +432,8 @@ func (w *world) advance(tx *stxn) {
 	case phBegin:
 		p := tx.parts[tx.idx]
 		p.state = spBegun
-		w.input(simEvent{kind: "begin", pid: p.pid, st: p.st, txn: tx.key}, func(now int64) {
-			w.m.PartBegin(now, p.pid, w.names[p.st], tx.key, PartInfo{})
+		w.input(simEvent{kind: "begin", pid: p.pid, st: p.st, txn: string(tx.key)}, func(now int64) {
+			w.m.PartBegin(now, p.pid, w.names[p.st], tx.key, txn.Info{})
 		})
 		tx.idx++
 		if tx.idx == len(tx.parts) {
@@ -487,7 +489,7 @@ func (w *world) advance(tx *stxn) {
 				w.stats.finishFails++
 				tx.faulty = true
 				w.endPart(p, spAborted)
-				w.input(simEvent{kind: "abort(finish failed)", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAbort(now, p.pid) })
+				w.input(simEvent{kind: "abort(finish failed)", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAborted(now, p.pid) })
 				tx.phase, tx.idx = phAbort, tx.idx+1
 				return
 			}
@@ -515,7 +517,7 @@ func (w *world) advance(tx *stxn) {
 			w.endPart(p, spAborted) // never begun
 		} else {
 			w.endPart(p, spAborted)
-			w.input(simEvent{kind: "abort", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAbort(now, p.pid) })
+			w.input(simEvent{kind: "abort", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAborted(now, p.pid) })
 		}
 		tx.idx++
 	case phCBegin:
@@ -630,7 +632,7 @@ func (w *world) resolve(i int) {
 		w.partials = append(w.partials, p.tx)
 	}
 	w.input(simEvent{kind: "resolve", pid: p.pid, st: p.st, tid: p.tid, ok: committed}, func(now int64) {
-		w.m.PartResolve(now, p.pid, committed, p.tid)
+		w.m.PartResolved(now, p.pid, committed, p.tid)
 	})
 }
 
@@ -839,7 +841,7 @@ func (w *world) quiesce() {
 	}
 	for s := range w.names {
 		if !w.hasP[s] || w.P[s] != w.lastTID[s] {
-			w.fail("liveness: storage %d published %d (set %v), live last TID %d", s, w.P[s], w.hasP[s], w.lastTID[s])
+			w.fail("liveness: storage %d published %d (set %v), live last txn.TID %d", s, w.P[s], w.hasP[s], w.lastTID[s])
 			return
 		}
 	}
@@ -864,7 +866,7 @@ func (w *world) quiesce() {
 // flight and every commit is in the point.
 // realTID: v is a TID some transaction committed on s (or its last TID
 // when history was pruned, or its initial TID).
-func (w *world) realTID(s int, v uint64) bool {
+func (w *world) realTID(s int, v txn.TID) bool {
 	if v == w.pruned[s] || v == w.initTID[s] {
 		return true
 	}
@@ -893,11 +895,11 @@ func (tx *stxn) String() string {
 	return b.String()
 }
 
-var debugPIDs = map[PartID]bool{}
+var debugPIDs = map[txn.PartID]bool{}
 
 func init() {
 	for _, f := range strings.Fields(os.Getenv("SIM_DEBUG_PIDS")) {
 		n, _ := strconv.Atoi(f)
-		debugPIDs[PartID(n)] = true
+		debugPIDs[txn.PartID(n)] = true
 	}
 }

@@ -1,13 +1,17 @@
 package tracker
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
 
 // StorageStatus is one storage in a Status.
 type StorageStatus struct {
 	ID           string
-	Published    TID
+	Published    txn.TID
 	HasPublished bool
-	Transient    TID // highest TID known committed
+	Transient    txn.TID // highest TID known committed
 	Known        bool
 	Busy         bool // in a group with something in flight
 	Group        int  // index into Status.Groups, -1 if idle
@@ -22,9 +26,9 @@ type GroupStatus struct {
 
 // PartStatus is one participation still known to the tracker.
 type PartStatus struct {
-	ID      PartID
+	ID      txn.PartID
 	Storage string
-	Key     string
+	Key     txn.Key
 	State   PartState
 	Began   int64
 }

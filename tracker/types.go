@@ -3,21 +3,14 @@ package tracker
 import (
 	"strconv"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
-
-// TID is a ZODB transaction id as an unsigned 64-bit integer (the big-endian
-// value of its 8 bytes), the form used by DUMP and the status file.
-type TID = uint64
-
-// PartID names one participation (one transaction on one storage connection).
-// The caller (the proxy) chooses it and must not reuse it while the
-// participation is still known to the tracker.
-type PartID uint64
 
 // StorageTID pairs a storage id with a TID.
 type StorageTID struct {
 	Storage string
-	TID     TID
+	TID     txn.TID
 }
 
 // DefaultClassicTimeout is used when Config.ClassicTimeout is zero.
@@ -115,10 +108,10 @@ type Record struct {
 	Code    Code
 	Time    int64 // the input's time, unix ns
 	Storage string
-	TID     TID
-	Old     TID
+	TID     txn.TID
+	Old     txn.TID
 	First   bool // RecPublished: first value for this storage
-	Part    PartID
+	Part    txn.PartID
 	Txn     string // classic transaction id
 	Pin     uint64
 	Msg     string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -13,7 +14,7 @@ type BootstrapResult struct {
 	Server  string // ServerConfig.Name
 	Name    string // ZEO storage name
 	Storage string // storage id
-	TID     uint64
+	TID     txn.TID
 	Err     error
 }
 
@@ -64,7 +65,7 @@ func (p *Proxy) BootstrapOne(ctx context.Context, server, name string) (Bootstra
 	return BootstrapResult{}, fmt.Errorf("zeoproxy: no server %q", server)
 }
 
-func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, name string) (uint64, error) {
+func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, name string) (txn.TID, error) {
 	network, addr := splitAddr(l.cfg.Upstream)
 	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: p.cfg.DialTimeout})
 	if err != nil {
@@ -78,5 +79,5 @@ func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, name string) (uint64
 	if err != nil {
 		return 0, fmt.Errorf("server %s storage %q: lastTransaction: %w", l.cfg.Name, name, err)
 	}
-	return uint64(tid), nil
+	return tid, nil
 }

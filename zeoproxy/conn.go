@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -57,10 +58,10 @@ type conn struct {
 	blind      bool
 	hsValid    bool       // the client's handshake names a real protocol: it may go on to commit
 	blinded    []blindRef // storages this connection made blind
-	part       PartID
+	part       txn.PartID
 	ph         phase
-	begin      Begin
-	floor      uint64 // last TID known on the storage when begin was seen
+	begin      txn.Event
+	floor      txn.TID // last TID known on the storage when begin was seen
 	voteID     int64
 	finishID   int64
 	finishDone chan struct{} // closed when the pending finish reply is seen
@@ -136,16 +137,16 @@ func (c *conn) finish() {
 		switch c.ph {
 		case phaseFinishing:
 			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
-				"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
-			t.ConnectionLost(c.part)
+				"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
+			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
 		case phaseIdle:
 		default:
 			if c.ph == phaseVoted {
 				c.log.Warn("connection lost while voted: the server aborts the transaction",
-					"storage", c.storage, "user", c.begin.User, "description", c.begin.Desc)
+					"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			}
-			t.ConnectionLost(c.part)
+			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 		}
 		c.part, c.ph = 0, phaseIdle
 	}
@@ -172,7 +173,7 @@ func (c *conn) markBlind(reason string) {
 	case c.registered:
 		c.blind = true
 		c.log.Error("storage is blind: relaying a connection the proxy cannot decode", "storage", c.storage, "reason", reason)
-		c.l.p.tracker.Blind(c.storage, reason)
+		c.l.p.tracker.Observe(txn.Event{Kind: txn.Blind, Storage: c.storage, Reason: reason})
 		c.blinded = append(c.blinded, blindRef{c.storName, c.storage})
 	case c.hsValid:
 		c.blind = true
@@ -188,7 +189,7 @@ func (c *conn) markBlind(reason string) {
 		c.log.Error("every storage of this server is blind: a connection the proxy cannot decode may register and commit unseen", "reason", reason)
 		for _, name := range names {
 			id := c.l.storageID(name)
-			c.l.p.tracker.Blind(id, reason)
+			c.l.p.tracker.Observe(txn.Event{Kind: txn.Blind, Storage: id, Reason: reason})
 			c.blinded = append(c.blinded, blindRef{name, id})
 		}
 	default:
@@ -329,7 +330,7 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 		// the server will refuse it or the old one ended unseen. Either way
 		// the old participation did not commit through this connection.
 		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here", "storage", c.storage, "phase", c.ph.String())
-		t.ConnectionLost(c.part)
+		t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 		c.pending.Store(0)
 		if c.finishDone != nil {
 			close(c.finishDone)
@@ -340,12 +341,10 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 	c.part = c.l.p.newPartID()
 	c.floor = c.l.p.floorTID(c.storage)
 	c.ph = phaseOpen
-	c.begin = Begin{
-		ID: c.part, Storage: c.storage, Client: c.clientID(),
-		User: string(tb.User), Desc: string(tb.Description), Ext: ext,
-	}
-	c.begin.Key = c.begin.Client + "\x00" + c.begin.User + "\x00" + c.begin.Desc + "\x00" + ext
-	t.Begin(c.begin)
+	info := txn.Info{Client: c.clientID(), User: string(tb.User), Description: string(tb.Description), Extension: ext}
+	c.begin = txn.Event{Kind: txn.Begin, Part: c.part, Storage: c.storage, Info: info,
+		Key: txn.NewKey(info.Client, info.User, info.Description, ext)}
+	t.Observe(c.begin)
 	c.l.p.metrics.begins.Add(1)
 }
 
@@ -369,12 +368,12 @@ func (c *conn) onCall(m zrpc.Method, msgid int64) {
 		c.finishDone = make(chan struct{})
 		c.pending.Add(1)
 		c.l.p.finishes[keyBucket(c.begin.Key)].Add(1)
-		t.FinishSent(c.part)
+		t.Observe(txn.Event{Kind: txn.FinishSent, Part: c.part})
 	case zrpc.MethodTPCAbort:
 		if c.part == 0 || c.ph == phaseFinishing {
 			return // after a finish, tpc_abort is the transaction package's no-op cleanup
 		}
-		t.Aborted(c.part)
+		t.Observe(txn.Event{Kind: txn.Aborted, Part: c.part})
 		c.l.p.metrics.aborts.Add(1)
 		c.part, c.ph = 0, phaseIdle
 	}
@@ -439,13 +438,13 @@ func (i s2cInspector) whole(payload []byte) {
 		switch {
 		case r.IsError():
 			c.ph = phaseFailed
-			t.Vote(c.part, false)
+			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: false})
 			c.l.p.metrics.votesFailed.Add(1)
 		case r.HasConflicts():
 			c.ph = phaseOpen // the client resolves and votes again
 		default:
 			c.ph = phaseVoted
-			t.Vote(c.part, true)
+			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
 		}
 	case c.ph == phaseFinishing && r.MsgID == c.finishID:
 		c.pending.Add(-1)
@@ -455,15 +454,15 @@ func (i s2cInspector) whole(payload []byte) {
 			// The storage failed inside tpc_finish: whether anything was
 			// written is unknown until the storage is read.
 			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
-			t.ConnectionLost(c.part)
+			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
 		case ok:
-			t.Finished(c.part, tid)
+			t.Observe(txn.Event{Kind: txn.Finished, Part: c.part, TID: tid})
 			c.l.p.noteTID(c.storage, tid)
 			c.l.p.metrics.commits.Add(1)
 		default:
 			// None: the server had no matching transaction: nothing committed.
-			t.Resolved(c.part, false, 0)
+			t.Observe(txn.Event{Kind: txn.Resolved, Part: c.part, OK: false, TID: 0})
 		}
 		close(c.finishDone)
 		c.finishDone = nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
@@ -24,7 +25,7 @@ func (r *recorder) kinds(storage string) []string {
 			continue
 		}
 		id, err := strconv.ParseUint(f[1], 10, 64)
-		if err == nil && r.begins[zeoproxy.PartID(id)].Storage == storage {
+		if err == nil && r.begins[txn.PartID(id)].Storage == storage {
 			out = append(out, f[0])
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // ServerConfig is one proxied ZEO server.
@@ -130,7 +131,7 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	listeners []*listener
-	lastTID   map[string]uint64 // highest TID seen committed per storage id
+	lastTID   map[string]txn.TID // highest TID seen committed per storage id
 	seenTIDs  map[string]*tidRing
 	closed    bool
 	wg        sync.WaitGroup
@@ -143,7 +144,7 @@ type Proxy struct {
 func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]uint64{}, seenTIDs: map[string]*tidRing{}, ctx: ctx, cancel: cancel}
+	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, ctx: ctx, cancel: cancel}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -271,10 +272,10 @@ func (p *Proxy) InFlight() int {
 	return n
 }
 
-func (p *Proxy) newPartID() PartID { return PartID(p.partSeq.Add(1)) }
+func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.partSeq.Add(1)) }
 
 // noteTID records a TID committed through the proxy (or read at bootstrap).
-func (p *Proxy) noteTID(storage string, tid uint64) {
+func (p *Proxy) noteTID(storage string, tid txn.TID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if tid > p.lastTID[storage] {
@@ -290,7 +291,7 @@ func (p *Proxy) noteTID(storage string, tid uint64) {
 
 // floorTID is the last TID known committed on storage: the in-doubt
 // resolution reads transactions after it.
-func (p *Proxy) floorTID(storage string) uint64 {
+func (p *Proxy) floorTID(storage string) txn.TID {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastTID[storage]
@@ -298,7 +299,7 @@ func (p *Proxy) floorTID(storage string) uint64 {
 
 // claimed reports a TID whose commit the proxy saw a reply for: it belongs
 // to a known participation, so it cannot be an in-doubt one's.
-func (p *Proxy) claimed(storage string, tid uint64) bool {
+func (p *Proxy) claimed(storage string, tid txn.TID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.seenTIDs[storage]
@@ -307,13 +308,13 @@ func (p *Proxy) claimed(storage string, tid uint64) bool {
 
 // tidRing remembers the last TIDs committed on a storage.
 type tidRing struct {
-	tids [4096]uint64
+	tids [4096]txn.TID
 	n    int
 }
 
-func (r *tidRing) add(t uint64) { r.tids[r.n%len(r.tids)] = t; r.n++ }
+func (r *tidRing) add(t txn.TID) { r.tids[r.n%len(r.tids)] = t; r.n++ }
 
-func (r *tidRing) has(t uint64) bool {
+func (r *tidRing) has(t txn.TID) bool {
 	for i := 0; i < min(r.n, len(r.tids)); i++ {
 		if r.tids[i] == t {
 			return true

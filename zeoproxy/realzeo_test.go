@@ -203,15 +203,15 @@ func TestClientLabelIdentity(t *testing.T) {
 		rec.mu.Lock()
 		n := 0
 		for _, b := range rec.begins {
-			if b.Desc != "labelled" {
+			if b.Info.Description != "labelled" {
 				continue
 			}
 			n++
 			if on {
-				require.Contains(t, b.Client, "label:zope-7")
+				require.Contains(t, b.Info.Client, "label:zope-7")
 				require.Contains(t, b.Key, "label:zope-7")
 			} else {
-				require.NotContains(t, b.Client, "zope-7")
+				require.NotContains(t, b.Info.Client, "zope-7")
 			}
 		}
 		rec.mu.Unlock()

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/tidstorage/tidstorage/zeoproxy"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // recorder is a Tracker that keeps the events it is given, for tests of the
@@ -13,73 +13,53 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	events []string
-	begins map[zeoproxy.PartID]zeoproxy.Begin
-	tids   map[zeoproxy.PartID]uint64
+	begins map[txn.PartID]txn.Event
+	tids   map[txn.PartID]txn.TID
 	blind  map[string]int
 	// lastUnblind is the TID (hex) given with the last Unblind.
 	lastUnblind string
 }
 
 func newRecorder() *recorder {
-	return &recorder{begins: map[zeoproxy.PartID]zeoproxy.Begin{}, tids: map[zeoproxy.PartID]uint64{}, blind: map[string]int{}}
+	return &recorder{begins: map[txn.PartID]txn.Event{}, tids: map[txn.PartID]txn.TID{}, blind: map[string]int{}}
 }
 
 func (r *recorder) add(format string, a ...any) {
 	r.events = append(r.events, fmt.Sprintf(format, a...))
 }
 
-func (r *recorder) Begin(b zeoproxy.Begin) {
+// Observe keeps ev, written as a short line per event.
+func (r *recorder) Observe(ev txn.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.begins[b.ID] = b
-	r.add("begin %d %s", b.ID, b.Storage)
-}
-func (r *recorder) Vote(id zeoproxy.PartID, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.add("vote %d %v", id, ok)
-}
-func (r *recorder) FinishSent(id zeoproxy.PartID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.add("finishsent %d", id)
-}
-func (r *recorder) Finished(id zeoproxy.PartID, tid uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.tids[id] = tid
-	r.add("finished %d %016x", id, tid)
-}
-func (r *recorder) Aborted(id zeoproxy.PartID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.add("aborted %d", id)
-}
-func (r *recorder) ConnectionLost(id zeoproxy.PartID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.add("lost %d", id)
-}
-func (r *recorder) Resolved(id zeoproxy.PartID, committed bool, tid uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if committed {
-		r.tids[id] = tid
+	switch ev.Kind {
+	case txn.Begin:
+		r.begins[ev.Part] = ev
+		r.add("begin %d %s", ev.Part, ev.Storage)
+	case txn.Vote:
+		r.add("vote %d %v", ev.Part, ev.OK)
+	case txn.FinishSent:
+		r.add("finishsent %d", ev.Part)
+	case txn.Finished:
+		r.tids[ev.Part] = ev.TID
+		r.add("finished %d %016x", ev.Part, ev.TID)
+	case txn.Aborted:
+		r.add("aborted %d", ev.Part)
+	case txn.Lost:
+		r.add("lost %d", ev.Part)
+	case txn.Resolved:
+		if ev.OK {
+			r.tids[ev.Part] = ev.TID
+		}
+		r.add("resolved %d %v %016x", ev.Part, ev.OK, ev.TID)
+	case txn.Blind:
+		r.blind[ev.Storage]++
+		r.add("blind %s %s", ev.Storage, ev.Reason)
+	case txn.Unblind:
+		r.blind[ev.Storage]--
+		r.lastUnblind = fmt.Sprintf("%016x", ev.TID)
+		r.add("unblind %s", ev.Storage)
 	}
-	r.add("resolved %d %v %016x", id, committed, tid)
-}
-func (r *recorder) Blind(storage, reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blind[storage]++
-	r.add("blind %s %s", storage, reason)
-}
-func (r *recorder) Unblind(storage string, lastTID uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blind[storage]--
-	r.lastUnblind = fmt.Sprintf("%016x", lastTID)
-	r.add("unblind %s", storage)
 }
 
 // committed returns storage → TIDs (hex) in commit order.
@@ -87,7 +67,7 @@ func (r *recorder) committed() map[string][]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string][]string{}
-	var ids []zeoproxy.PartID
+	var ids []txn.PartID
 	for id := range r.tids {
 		ids = append(ids, id)
 	}
@@ -99,7 +79,7 @@ func (r *recorder) committed() map[string][]string {
 	return out
 }
 
-func sortIDs(ids []zeoproxy.PartID) {
+func sortIDs(ids []txn.PartID) {
 	for i := 1; i < len(ids); i++ {
 		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
 			ids[j], ids[j-1] = ids[j-1], ids[j]

@@ -2,11 +2,10 @@ package zeoproxy
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -24,12 +23,12 @@ var resolveDelays = []time.Duration{200 * time.Millisecond, time.Second, 3 * tim
 // What stays ambiguous: a transaction of another client with identical
 // metadata committed in the same window would be taken for this one (only
 // when the proxy did not see that one's own tpc_finish reply).
-func (p *Proxy) resolveLater(l *listener, storageName, storage string, b Begin, floor uint64) {
+func (p *Proxy) resolveLater(l *listener, storageName, storage string, b txn.Event, floor txn.TID) {
 	p.metrics.inDoubt.Add(1)
 	p.resolveWG.Add(1)
 	go func() {
 		defer p.resolveWG.Done()
-		log := l.log.With("storage", storage, "user", b.User, "description", b.Desc)
+		log := l.log.With("storage", storage, "user", b.Info.User, "description", b.Info.Description)
 		backoff := time.Second
 		attempt, overlapped := 0, 0
 		for {
@@ -59,16 +58,16 @@ func (p *Proxy) resolveLater(l *listener, storageName, storage string, b Begin, 
 				continue
 			}
 			if found {
-				log.Info("in-doubt participation resolved: committed", "tid", fmt.Sprintf("%016x", tid))
+				log.Info("in-doubt participation resolved: committed", "tid", tid.Hex())
 				p.noteTID(storage, tid)
-				p.tracker.Resolved(b.ID, true, tid)
+				p.tracker.Observe(txn.Event{Kind: txn.Resolved, Part: b.Part, OK: true, TID: tid})
 				p.metrics.resolvedCommitted.Add(1)
 				return
 			}
 			attempt++
 			if attempt >= len(resolveDelays) {
 				log.Info("in-doubt participation resolved: not committed")
-				p.tracker.Resolved(b.ID, false, 0)
+				p.tracker.Observe(txn.Event{Kind: txn.Resolved, Part: b.Part, OK: false, TID: 0})
 				p.metrics.resolvedAborted.Add(1)
 				return
 			}
@@ -86,7 +85,7 @@ func (p *Proxy) sleep(d time.Duration) bool {
 }
 
 // findCommit looks for a transaction with b's metadata after floor.
-func (p *Proxy) findCommit(l *listener, storageName, storage string, b Begin, floor uint64) (uint64, bool, error) {
+func (p *Proxy) findCommit(l *listener, storageName, storage string, b txn.Event, floor txn.TID) (txn.TID, bool, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	network, addr := splitAddr(l.cfg.Upstream)
@@ -98,20 +97,19 @@ func (p *Proxy) findCommit(l *listener, storageName, storage string, b Begin, fl
 	if _, err := c.Register(ctx, storageName, true); err != nil {
 		return 0, false, err
 	}
-	var start [8]byte
-	binary.BigEndian.PutUint64(start[:], floor+1)
+	start := (floor + 1).Bytes()
 	for {
 		txns, more, err := c.Transactions(ctx, start[:], nil, 1000)
 		if err != nil {
 			return 0, false, err
 		}
 		for _, ti := range txns {
-			tid := uint64(ti.TID)
-			if string(ti.User) == b.User && string(ti.Description) == b.Desc && canonText(ti.Extension) == b.Ext &&
+			tid := ti.TID
+			if string(ti.User) == b.Info.User && string(ti.Description) == b.Info.Description && canonText(ti.Extension) == b.Info.Extension &&
 				!p.claimed(storage, tid) {
 				return tid, true, nil
 			}
-			binary.BigEndian.PutUint64(start[:], tid+1)
+			start = (tid + 1).Bytes()
 		}
 		if !more {
 			return 0, false, nil
@@ -134,12 +132,12 @@ func (p *Proxy) unblindLater(l *listener, storageName, storage string) {
 			cancel()
 			if err == nil {
 				p.noteTID(storage, tid)
-				p.tracker.Unblind(storage, tid)
+				p.tracker.Observe(txn.Event{Kind: txn.Unblind, Storage: storage, TID: tid})
 				return
 			}
 			if p.ctx.Err() != nil || attempt == 8 {
 				l.log.Error("cannot read the last TID of a storage after a blind connection closed", "storage", storage, "error", err)
-				p.tracker.Unblind(storage, 0)
+				p.tracker.Observe(txn.Event{Kind: txn.Unblind, Storage: storage, TID: 0})
 				return
 			}
 			if !p.sleep(backoff) {
@@ -152,12 +150,12 @@ func (p *Proxy) unblindLater(l *listener, storageName, storage string) {
 
 // keyFinishes counts tpc_finish calls forwarded for correlation keys hashing
 // like key (a fixed table: collisions only cost a second look).
-func (p *Proxy) keyFinishes(key string) uint64 {
+func (p *Proxy) keyFinishes(key txn.Key) uint64 {
 	return p.finishes[keyBucket(key)].Load()
 }
 
 // keyBucket is FNV-1a over the key, without allocating.
-func keyBucket(key string) int {
+func keyBucket(key txn.Key) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
@@ -170,7 +168,7 @@ type finishTable [1024]atomic.Uint64
 
 // waitSameKeyFinishes waits (a bounded time) until no other participation of
 // the same key on the storage has a tpc_finish reply pending.
-func (p *Proxy) waitSameKeyFinishes(storage string, b Begin) {
+func (p *Proxy) waitSameKeyFinishes(storage string, b txn.Event) {
 	deadline := time.Now().Add(p.cfg.FinishWait)
 	for time.Now().Before(deadline) && p.sameKeyFinishing(storage, b) {
 		if !p.sleep(20 * time.Millisecond) {
@@ -179,7 +177,7 @@ func (p *Proxy) waitSameKeyFinishes(storage string, b Begin) {
 	}
 }
 
-func (p *Proxy) sameKeyFinishing(storage string, b Begin) bool {
+func (p *Proxy) sameKeyFinishing(storage string, b txn.Event) bool {
 	p.mu.Lock()
 	ls := append([]*listener(nil), p.listeners...)
 	p.mu.Unlock()
@@ -187,7 +185,7 @@ func (p *Proxy) sameKeyFinishing(storage string, b Begin) bool {
 		l.mu.Lock()
 		for c := range l.conns {
 			c.mu.Lock()
-			busy := c.ph == phaseFinishing && c.part != b.ID && c.storage == storage && c.begin.Key == b.Key
+			busy := c.ph == phaseFinishing && c.part != b.Part && c.storage == storage && c.begin.Key == b.Key
 			c.mu.Unlock()
 			if busy {
 				l.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -53,12 +54,12 @@ func (r *reply) HasConflicts() bool {
 }
 
 // TID returns tpc_finish's committed TID; false when the result is None.
-func (r *reply) TID() (uint64, bool) {
+func (r *reply) TID() (txn.TID, bool) {
 	t, err := zrpc.ReplyTID(r.msg)
 	if err != nil {
 		return 0, false
 	}
-	return uint64(t), true
+	return t, true
 }
 
 // decodeCall decodes a call the proxy observes whole (register, tpc_begin).

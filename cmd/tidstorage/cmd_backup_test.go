@@ -17,11 +17,11 @@ import (
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
-func tidInt(t *testing.T, hex string) uint64 {
+func tidInt(t *testing.T, hex string) txn.TID {
 	t.Helper()
 	v, err := txn.ParseTID(hex, txn.FormatHex)
 	require.NoError(t, err)
-	return uint64(v)
+	return v
 }
 
 // backupSite is two storages written by real ZODB, one with blobs, and a
@@ -122,12 +122,12 @@ func TestBackupRestoreCommands(t *testing.T) {
 	require.Contains(t, r.stderr, "no set 1999-01-01-00-00-00")
 
 	// The point from a running server's DUMP; nothing new: unchanged.
-	addr := startClassic(t, fixedBackend{point: map[string]uint64{"main": tidInt(t, m2.New[1]), "catalog": tidInt(t, c2.New[0])}})
+	addr := startClassic(t, fixedBackend{point: map[string]txn.TID{"main": tidInt(t, m2.New[1]), "catalog": tidInt(t, c2.New[0])}})
 	r = run(t, "backup", "-c", s.cfg, "--dump", addr, "--progress", "1ns")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "(point: dump "+addr+")")
 	require.Contains(t, r.stdout, "main: unchanged, tid "+m2.New[1])
-	booting := startClassic(t, fixedBackend{point: map[string]uint64{}, booting: true})
+	booting := startClassic(t, fixedBackend{point: map[string]txn.TID{}, booting: true})
 	r = run(t, "backup", "-c", s.cfg, "--dump", booting)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "has published no point yet")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 )
 
@@ -227,15 +228,15 @@ func TestTIDConversions(t *testing.T) {
 
 // fixedBackend is a classic.Backend with a fixed published point.
 type fixedBackend struct {
-	point   map[string]uint64
+	point   map[string]txn.TID
 	booting bool
 }
 
-func (fixedBackend) Begin(string, []string)                     {}
-func (fixedBackend) Commit(string, map[string]uint64, []string) {}
-func (fixedBackend) Abort(string)                               {}
-func (b fixedBackend) Dump() map[string]uint64                  { return b.point }
-func (b fixedBackend) Bootstrapped() bool                       { return !b.booting }
+func (fixedBackend) ClassicBegin(string, []string)                      {}
+func (fixedBackend) ClassicCommit(string, map[string]txn.TID, []string) {}
+func (fixedBackend) ClassicAbort(string)                                {}
+func (b fixedBackend) Dump() map[string]txn.TID                         { return b.point }
+func (b fixedBackend) Bootstrapped() bool                               { return !b.booting }
 
 func startClassic(t *testing.T, b fixedBackend) string {
 	srv := classic.NewServer(b, classic.Options{})
@@ -247,7 +248,7 @@ func startClassic(t *testing.T, b fixedBackend) string {
 }
 
 func TestDump(t *testing.T) {
-	point := map[string]uint64{
+	point := map[string]txn.TID{
 		"((('localhost', 8100),), '1')": 272351243011436356,
 		"((('localhost', 8200),), '2')": 272351243011436360,
 	}
@@ -278,7 +279,7 @@ func TestDump(t *testing.T) {
 }
 
 func TestDumpBeforeBootstrap(t *testing.T) {
-	addr := startClassic(t, fixedBackend{point: map[string]uint64{}, booting: true})
+	addr := startClassic(t, fixedBackend{point: map[string]txn.TID{}, booting: true})
 	r := run(t, "dump", "-a", addr)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Empty(t, r.stdout)

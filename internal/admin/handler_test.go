@@ -107,7 +107,7 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels 
 	return found[0]
 }
 
-func tidTime(v uint64) time.Time { return txn.TID(v).Time() }
+func tidTime(v txn.TID) time.Time { return v.Time() }
 
 func TestMetrics(t *testing.T) {
 	f := admintest.New(t)
@@ -295,7 +295,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "not bootstrapped")
 
-	svc.Bootstrap(map[string]uint64{sA: admintest.TIDAt(t, 0)}, true)
+	svc.Bootstrap(map[string]txn.TID{sA: admintest.TIDAt(t, 0)}, true)
 	code, _ = get(t, srv.URL+"/readyz")
 	require.Equal(t, http.StatusOK, code)
 
@@ -373,7 +373,7 @@ func TestHealthzReportsATrackerFailure(t *testing.T) {
 		return rec
 	}
 	require.Equal(t, 200, get().Code)
-	svc.Bootstrap(map[string]uint64{"a": 1}, true) // its records reach the panicking hook
+	svc.Bootstrap(map[string]txn.TID{"a": 1}, true) // its records reach the panicking hook
 	rec := get()
 	require.Equal(t, 503, rec.Code)
 	require.Contains(t, rec.Body.String(), "injected")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -20,7 +21,7 @@ import (
 // with -race). Bounded: a fixed number of transactions and requests.
 func TestScrapeWhileCommitting(t *testing.T) {
 	svc := tracker.NewService(tracker.ServiceConfig{})
-	svc.Bootstrap(map[string]uint64{sA: 1000, sB: 1000}, true)
+	svc.Bootstrap(map[string]txn.TID{sA: 1000, sB: 1000}, true)
 	srv := serve(t, admin.Sources{Tracker: svc}, nil)
 
 	const writers, txns, readers, reqs = 4, 200, 2, 20
@@ -29,9 +30,9 @@ func TestScrapeWhileCommitting(t *testing.T) {
 		wg.Go(func() {
 			for i := range txns {
 				id := fmt.Sprintf("w%d-%d", w, i)
-				tid := uint64(2000 + i*writers + w)
-				svc.Begin(id, []string{sA, sB})
-				svc.Commit(id, map[string]uint64{sA: tid, sB: tid}, nil)
+				tid := txn.TID(2000 + i*writers + w)
+				svc.ClassicBegin(id, []string{sA, sB})
+				svc.ClassicCommit(id, map[string]txn.TID{sA: tid, sB: tid}, nil)
 			}
 		})
 	}
@@ -71,9 +72,9 @@ func TestScrapeWhileCommitting(t *testing.T) {
 // storages (run: go test -bench Scrape ./internal/admin/).
 func BenchmarkScrape(b *testing.B) {
 	svc := tracker.NewService(tracker.ServiceConfig{})
-	boot := map[string]uint64{}
+	boot := map[string]txn.TID{}
 	for i := range 100 {
-		boot[fmt.Sprintf("((('zeo%d', 8100),), '%d')", i/10, i)] = 0x03ed000000000000 + uint64(i)
+		boot[fmt.Sprintf("((('zeo%d', 8100),), '%d')", i/10, i)] = 0x03ed000000000000 + txn.TID(i)
 	}
 	svc.Bootstrap(boot, true)
 	h := admin.NewHandler(admin.Sources{Tracker: svc}, nil)

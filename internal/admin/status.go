@@ -37,14 +37,14 @@ type StatusDoc struct {
 
 // TIDDoc is one TID in every form an operator may need.
 type TIDDoc struct {
-	Int  uint64    `json:"int"`
+	Int  txn.TID   `json:"int"`
 	Hex  string    `json:"hex"`
 	Time time.Time `json:"time"`
 }
 
 // NewTIDDoc returns t's forms.
-func NewTIDDoc(t uint64) TIDDoc {
-	return TIDDoc{Int: t, Hex: txn.TID(t).Hex(), Time: txn.TID(t).Time()}
+func NewTIDDoc(t txn.TID) TIDDoc {
+	return TIDDoc{Int: t, Hex: t.Hex(), Time: t.Time()}
 }
 
 // StorageDoc is one storage.
@@ -238,7 +238,7 @@ func BuildStatus(src *Sources) StatusDoc {
 	}
 	parts := map[uint64]PartDoc{}
 	for _, p := range st.Parts {
-		pd := PartDoc{ID: uint64(p.ID), Storage: p.Storage, State: p.State.String(), Key: p.Key}
+		pd := PartDoc{ID: uint64(p.ID), Storage: p.Storage, State: p.State.String(), Key: string(p.Key)}
 		pd.Began, pd.AgeSeconds = age(p.Began)
 		parts[pd.ID] = pd
 		doc.Participations = append(doc.Participations, pd)
@@ -250,7 +250,7 @@ func BuildStatus(src *Sources) StatusDoc {
 	}
 	for _, p := range st.Pins {
 		pd := PinDoc{ID: p.ID, Kind: p.Kind.String(), Reason: p.Reason, Storages: p.Storages,
-			Key: p.Key, Txn: p.Txn, Waiting: p.Waiting, Acceptable: p.Kind != tracker.PinBlind}
+			Key: string(p.Key), Txn: p.Txn, Waiting: p.Waiting, Acceptable: p.Kind != tracker.PinBlind}
 		pd.Since, pd.AgeSeconds = age(p.Since)
 		for _, s := range p.Storages {
 			pd.Held = append(pd.Held, HeldDoc{Storage: s, Published: published[s]})

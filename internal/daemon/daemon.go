@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
@@ -114,7 +115,7 @@ func Start(opts Options) (d *Daemon, err error) {
 			}
 			pc.Servers = append(pc.Servers, sc)
 		}
-		d.Proxy = zeoproxy.New(pc, proxyTracker{d.Tracker})
+		d.Proxy = zeoproxy.New(pc, d.Tracker)
 		if err := d.Proxy.Listen(); err != nil {
 			return d, err
 		}
@@ -251,7 +252,7 @@ func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 // their value then joins later (the tracker publishes a storage only when its
 // group has nothing in flight, so a late value cannot cut a transaction).
 func (d *Daemon) bootstrap(clean bool) {
-	values := map[string]uint64{}
+	values := map[string]txn.TID{}
 	var failed []zeoproxy.BootstrapResult
 	if d.Proxy != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -261,7 +262,7 @@ func (d *Daemon) bootstrap(clean bool) {
 				failed = append(failed, r)
 				continue
 			}
-			d.Log.Info("bootstrap", "storage", r.Storage, "last_tid", fmt.Sprintf("%016x", r.TID))
+			d.Log.Info("bootstrap", "storage", r.Storage, "last_tid", r.TID.Hex())
 			values[r.Storage] = r.TID
 		}
 		cancel()
@@ -286,8 +287,8 @@ func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
 		res, err := d.Proxy.BootstrapOne(ctx, r.Server, r.Name)
 		cancel()
 		if err == nil {
-			d.Log.Info("bootstrap (late)", "storage", res.Storage, "last_tid", fmt.Sprintf("%016x", res.TID))
-			d.Tracker.Bootstrap(map[string]uint64{res.Storage: res.TID}, true)
+			d.Log.Info("bootstrap (late)", "storage", res.Storage, "last_tid", res.TID.Hex())
+			d.Tracker.Bootstrap(map[string]txn.TID{res.Storage: res.TID}, true)
 			return
 		}
 		backoff = min(2*backoff, time.Minute)

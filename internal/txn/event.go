@@ -18,17 +18,14 @@ type Key string
 
 // NewKey builds a Key that cannot confuse field boundaries (each field is
 // length-prefixed).
-func NewKey(client, user, description string, extension []byte) Key {
+func NewKey(client, user, description, extension string) Key {
 	var b strings.Builder
 	b.Grow(len(client) + len(user) + len(description) + len(extension) + 16)
-	for _, f := range [...]string{client, user, description} {
+	for _, f := range [...]string{client, user, description, extension} {
 		b.WriteString(strconv.Itoa(len(f)))
 		b.WriteByte(':')
 		b.WriteString(f)
 	}
-	b.WriteString(strconv.Itoa(len(extension)))
-	b.WriteByte(':')
-	b.Write(extension)
 	return Key(b.String())
 }
 

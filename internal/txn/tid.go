@@ -68,6 +68,18 @@ func (t TID) String() string {
 	return fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%09.6f", y, mo, d, h, mi, t.Seconds())
 }
 
+// Format prints t as a number for the integer verbs (%d, %x, %016x…) and as
+// String's text for the others, so that a TID given to fmt prints as its
+// callers expect whichever form they chose.
+func (t TID) Format(f fmt.State, verb rune) {
+	switch verb {
+	case 'd', 'x', 'X', 'o', 'O', 'b':
+		fmt.Fprintf(f, fmt.FormatString(f, verb), uint64(t))
+	default:
+		fmt.Fprintf(f, fmt.FormatString(f, verb), t.String())
+	}
+}
+
 // Time returns the UTC time of t, rounded up to the nanosecond so that
 // TIDFromTime(t.Time()) == t (one unit is about 14 ns).
 func (t TID) Time() time.Time {

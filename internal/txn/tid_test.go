@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestTimeRoundTrip(t *testing.T) {
 }
 
 func TestParseAuto(t *testing.T) {
-	for in, want := range map[string]uint64{
+	for in, want := range map[string]TID{
 		"272351243011436356":               272351243011436356,
 		"272351243011436356L":              272351243011436356,
 		"03c7960335d52f44":                 272351243011436356,
@@ -114,4 +115,12 @@ func TestParseAuto(t *testing.T) {
 	require.Error(t, err)
 	_, err = ParseTID("1", TIDFormat("octal"))
 	require.Error(t, err)
+}
+
+func TestTIDFormatVerbs(t *testing.T) {
+	v := TID(0x03ec8a5b12345678)
+	require.Equal(t, "03ec8a5b12345678", fmt.Sprintf("%016x", v))
+	require.Equal(t, "282753000369575544", fmt.Sprintf("%d", v))
+	require.Equal(t, v.String(), fmt.Sprintf("%s", v))
+	require.Equal(t, v.String(), fmt.Sprintf("%v", v))
 }

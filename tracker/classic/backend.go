@@ -1,5 +1,7 @@
 package classic
 
+import "github.com/tidstorage/tidstorage/internal/txn"
+
 // Backend receives the decoded commands. It must be safe for concurrent use:
 // the server calls it from one goroutine per connection. Transactions are not
 // bound to connections, so a Begin and its Commit may come from different
@@ -8,16 +10,16 @@ package classic
 // The server never reuses the slices and maps it passes; a Backend may keep
 // them.
 type Backend interface {
-	// Begin registers transaction id as in flight on storages.
-	Begin(id string, storages []string)
-	// Commit ends transaction id. tids holds the committed TID of each
+	// ClassicBegin registers transaction id as in flight on storages.
+	ClassicBegin(id string, storages []string)
+	// ClassicCommit ends transaction id. tids holds the committed TID of each
 	// storage; none lists the storages whose TID field was "None" (a patched
 	// Zope sends that for a storage that has not committed yet).
-	Commit(id string, tids map[string]uint64, none []string)
-	// Abort ends transaction id without commits.
-	Abort(id string)
+	ClassicCommit(id string, tids map[string]txn.TID, none []string)
+	// ClassicAbort ends transaction id without commits.
+	ClassicAbort(id string)
 	// Dump returns the published (coherent) TID of every storage.
-	Dump() map[string]uint64
+	Dump() map[string]txn.TID
 	// Bootstrapped reports whether bootstrap is complete.
 	Bootstrapped() bool
 }

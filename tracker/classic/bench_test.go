@@ -2,24 +2,26 @@ package classic
 
 import (
 	"fmt"
-	"github.com/hashicorp/go-hclog"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // countingBackend is the trivial backend of the benchmark: it only counts,
 // so the figures measure the endpoint, not a tracker.
 type countingBackend struct{ begins, commits atomic.Uint64 }
 
-func (c *countingBackend) Begin(string, []string)                     { c.begins.Add(1) }
-func (c *countingBackend) Commit(string, map[string]uint64, []string) { c.commits.Add(1) }
-func (c *countingBackend) Abort(string)                               {}
-func (c *countingBackend) Dump() map[string]uint64                    { return nil }
-func (c *countingBackend) Bootstrapped() bool                         { return true }
+func (c *countingBackend) ClassicBegin(string, []string)                      { c.begins.Add(1) }
+func (c *countingBackend) ClassicCommit(string, map[string]txn.TID, []string) { c.commits.Add(1) }
+func (c *countingBackend) ClassicAbort(string)                                {}
+func (c *countingBackend) Dump() map[string]txn.TID                           { return nil }
+func (c *countingBackend) Bootstrapped() bool                                 { return true }
 
 // BenchmarkBeginCommitPairs measures BEGIN+COMMIT pairs per second through
 // the server over loopback TCP, spread over 1, 16 and 256 connections. Like
@@ -68,7 +70,7 @@ func benchPairs(b *testing.B, conns, pairsPerWrite int) {
 		var chunk []byte
 		for range pairsPerWrite {
 			bc := command{kind: kindBegin, id: id, storages: storages}
-			cc := command{kind: kindCommit, id: id, tids: map[string]uint64{
+			cc := command{kind: kindCommit, id: id, tids: map[string]txn.TID{
 				storages[0]: 0x03d1a2b3c4d5e6f7, storages[1]: 0x03d1a2b3c4d5e6f8,
 			}}
 			if chunk, err = bc.appendTo(chunk); err != nil {

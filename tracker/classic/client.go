@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // DefaultTimeout is used by Dial when given a timeout of zero or less.
@@ -60,13 +62,13 @@ func (c *Client) Abort(id string) error {
 }
 
 // Commit ends transaction id with the committed TID of each storage.
-func (c *Client) Commit(id string, tids map[string]uint64) error {
+func (c *Client) Commit(id string, tids map[string]txn.TID) error {
 	return c.send(&command{kind: kindCommit, id: id, tids: tids})
 }
 
 // Dump returns the published TIDs.
-func (c *Client) Dump() (map[string]uint64, error) {
-	var m map[string]uint64
+func (c *Client) Dump() (map[string]txn.TID, error) {
+	var m map[string]txn.TID
 	err := c.roundTrip(kindDump, func() (err error) {
 		m, err = c.dec.readDict()
 		return err

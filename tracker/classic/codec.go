@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Limits applied when the Options leave them at zero.
@@ -96,7 +98,7 @@ type command struct {
 	kind     kind
 	id       string
 	storages []string
-	tids     map[string]uint64
+	tids     map[string]txn.TID
 	none     []string
 }
 
@@ -160,13 +162,13 @@ func appendList(dst []byte, items []string) ([]byte, error) {
 
 // appendDict writes a dict: the count, the keys, then the values (no second
 // count). An empty dict is the single field "0".
-func appendDict(dst []byte, m map[string]uint64) ([]byte, error) {
+func appendDict(dst []byte, m map[string]txn.TID) ([]byte, error) {
 	return appendTIDDict(dst, m, nil)
 }
 
 // appendTIDDict writes a dict whose values are the TIDs in tids and the text
 // None for the keys in none.
-func appendTIDDict(dst []byte, tids map[string]uint64, none []string) ([]byte, error) {
+func appendTIDDict(dst []byte, tids map[string]txn.TID, none []string) ([]byte, error) {
 	keys := make([]string, 0, len(tids)+len(none))
 	for k := range tids {
 		keys = append(keys, k)
@@ -187,7 +189,7 @@ func appendTIDDict(dst []byte, tids map[string]uint64, none []string) ([]byte, e
 	}
 	for _, k := range keys {
 		if v, ok := tids[k]; ok {
-			dst = appendUint(dst, v)
+			dst = appendUint(dst, uint64(v))
 		} else {
 			dst = append(dst, "None\n"...)
 		}
@@ -459,7 +461,7 @@ func (d *decoder) readStorages() ([]string, error) {
 // readTIDDict reads a COMMIT dict. A value may be the text None; otherwise it
 // must be a TID. As with a Python dict built from the pairs, a key given
 // twice keeps its last value.
-func (d *decoder) readTIDDict() (map[string]uint64, []string, error) {
+func (d *decoder) readTIDDict() (map[string]txn.TID, []string, error) {
 	n, err := d.readCount("storage count")
 	if err != nil {
 		return nil, nil, err
@@ -472,7 +474,7 @@ func (d *decoder) readTIDDict() (map[string]uint64, []string, error) {
 		}
 		keys = append(keys, d.str(b))
 	}
-	tids := make(map[string]uint64, initialCap(n))
+	tids := make(map[string]txn.TID, initialCap(n))
 	var none []string
 	for _, k := range keys {
 		b, err := d.next()
@@ -488,7 +490,7 @@ func (d *decoder) readTIDDict() (map[string]uint64, []string, error) {
 		if !ok {
 			return nil, nil, d.fail(fmt.Sprintf("TID of storage %q", clip([]byte(k))), fmt.Errorf("%w: %q", ErrBadNumber, clip(b)))
 		}
-		tids[k] = v
+		tids[k] = txn.TID(v)
 		if none != nil {
 			if none = slices.DeleteFunc(none, func(s string) bool { return s == k }); len(none) == 0 {
 				none = nil
@@ -506,7 +508,7 @@ func appendUnique(list []string, s string) []string {
 }
 
 // readDict reads a dict of ints (the DUMP reply).
-func (d *decoder) readDict() (map[string]uint64, error) {
+func (d *decoder) readDict() (map[string]txn.TID, error) {
 	d.cmd, d.index, d.total = "DUMP reply", -1, 0
 	n, err := d.readCount("storage count")
 	if err != nil {
@@ -520,7 +522,7 @@ func (d *decoder) readDict() (map[string]uint64, error) {
 		}
 		keys = append(keys, string(b))
 	}
-	m := make(map[string]uint64, len(keys))
+	m := make(map[string]txn.TID, len(keys))
 	for _, k := range keys {
 		b, err := d.next()
 		if err != nil {
@@ -530,7 +532,7 @@ func (d *decoder) readDict() (map[string]uint64, error) {
 		if !ok {
 			return nil, d.fail(fmt.Sprintf("TID of storage %q", clip([]byte(k))), fmt.Errorf("%w: %q", ErrBadNumber, clip(b)))
 		}
-		m[k] = v
+		m[k] = txn.TID(v)
 	}
 	return m, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 func decoderFor(s string) *decoder {
@@ -27,12 +28,12 @@ func TestCommandEncoding(t *testing.T) {
 		{"begin no storage", command{kind: kindBegin, id: "t1", storages: []string{}}, "BEGIN\nt1\n0\n"},
 		{"empty id", command{kind: kindBegin, id: "", storages: []string{"a"}}, "BEGIN\n\n1\na\n"},
 		{"abort", command{kind: kindAbort, id: "127.0.0.1:8080_7f3a"}, "ABORT\n127.0.0.1:8080_7f3a\n"},
-		{"commit", command{kind: kindCommit, id: "t1", tids: map[string]uint64{"b": 2, "a": 272351243011436356}},
+		{"commit", command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"b": 2, "a": 272351243011436356}},
 			"COMMIT\nt1\n2\na\nb\n272351243011436356\n2\n"},
-		{"commit empty dict", command{kind: kindCommit, id: "t1", tids: map[string]uint64{}}, "COMMIT\nt1\n0\n"},
-		{"commit None", command{kind: kindCommit, id: "t1", tids: map[string]uint64{"a": 5}, none: []string{"b"}},
+		{"commit empty dict", command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{}}, "COMMIT\nt1\n0\n"},
+		{"commit None", command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"a": 5}, none: []string{"b"}},
 			"COMMIT\nt1\n2\na\nb\n5\nNone\n"},
-		{"commit max TID", command{kind: kindCommit, id: "t", tids: map[string]uint64{"a": 1<<64 - 1}},
+		{"commit max TID", command{kind: kindCommit, id: "t", tids: map[string]txn.TID{"a": 1<<64 - 1}},
 			"COMMIT\nt\n1\na\n18446744073709551615\n"},
 		{"dump", command{kind: kindDump}, "DUMP\n"},
 		{"bootstraped", command{kind: kindBootstraped}, "BOOTSTRAPED\n"},
@@ -55,11 +56,11 @@ func TestCommandEncoding(t *testing.T) {
 }
 
 func TestDictEncoding(t *testing.T) {
-	b, err := appendDict(nil, map[string]uint64{})
+	b, err := appendDict(nil, map[string]txn.TID{})
 	require.NoError(t, err)
 	require.Equal(t, "0\n", string(b), "an empty dict is the single field 0")
 
-	b, err = appendDict(nil, map[string]uint64{"k2": 2, "k1": 1})
+	b, err = appendDict(nil, map[string]txn.TID{"k2": 2, "k1": 1})
 	require.NoError(t, err)
 	require.Equal(t, "2\nk1\nk2\n1\n2\n", string(b), "keys, then values, no second count")
 
@@ -69,9 +70,9 @@ func TestDictEncoding(t *testing.T) {
 
 	m, err = decoderFor("2\nk1\nk2\n1\n2L\n").readDict()
 	require.NoError(t, err)
-	require.Equal(t, map[string]uint64{"k1": 1, "k2": 2}, m)
+	require.Equal(t, map[string]txn.TID{"k1": 1, "k2": 2}, m)
 
-	_, err = appendDict(nil, map[string]uint64{"a\nb": 1})
+	_, err = appendDict(nil, map[string]txn.TID{"a\nb": 1})
 	require.ErrorIs(t, err, ErrForbiddenByte)
 }
 
@@ -88,11 +89,11 @@ func TestDecodeTolerance(t *testing.T) {
 		{"mixed bootstraped", "BootStraped\r\n", command{kind: kindBootstraped}},
 		{"cr inside a field", "ABORT\nt\r1\r\r\n", command{kind: kindAbort, id: "t1"}},
 		{"L suffix", "Commit\nt1\n2L\na\nb\n5L\n272351243011436356L\n",
-			command{kind: kindCommit, id: "t1", tids: map[string]uint64{"a": 5, "b": 272351243011436356}}},
-		{"blanks around ints", "COMMIT\nt1\n 1 \na\n\t7\n", command{kind: kindCommit, id: "t1", tids: map[string]uint64{"a": 7}}},
+			command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"a": 5, "b": 272351243011436356}}},
+		{"blanks around ints", "COMMIT\nt1\n 1 \na\n\t7\n", command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"a": 7}}},
 		{"key twice keeps the last", "COMMIT\nt1\n3\na\nb\na\n1\nNone\n3\n",
-			command{kind: kindCommit, id: "t1", tids: map[string]uint64{"a": 3}, none: []string{"b"}}},
-		{"None then number", "COMMIT\nt1\n2\na\na\nNone\n4\n", command{kind: kindCommit, id: "t1", tids: map[string]uint64{"a": 4}}},
+			command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"a": 3}, none: []string{"b"}}},
+		{"None then number", "COMMIT\nt1\n2\na\na\nNone\n4\n", command{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"a": 4}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,13 +192,13 @@ func TestEncodeRefusesNewlines(t *testing.T) {
 		{kind: kindBegin, id: "t\n1", storages: []string{"a"}},
 		{kind: kindBegin, id: "t1", storages: []string{"a\rb"}},
 		{kind: kindAbort, id: "t\r"},
-		{kind: kindCommit, id: "t1", tids: map[string]uint64{"a\n": 1}},
+		{kind: kindCommit, id: "t1", tids: map[string]txn.TID{"a\n": 1}},
 		{kind: kindCommit, id: "t1", none: []string{"\n"}},
 	} {
 		_, err := cmd.appendTo(nil)
 		require.ErrorIs(t, err, ErrForbiddenByte, "%+v", cmd)
 	}
-	_, err := (&command{kind: kindCommit, id: "t", tids: map[string]uint64{"a": 1}, none: []string{"a"}}).appendTo(nil)
+	_, err := (&command{kind: kindCommit, id: "t", tids: map[string]txn.TID{"a": 1}, none: []string{"a"}}).appendTo(nil)
 	require.ErrorContains(t, err, "both a TID and None")
 }
 

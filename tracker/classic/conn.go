@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 const (
@@ -74,11 +75,11 @@ func (c *conn) serve() {
 		c.s.stats.commands[cmd.kind].Add(1)
 		switch cmd.kind {
 		case kindBegin:
-			backend.Begin(cmd.id, cmd.storages)
+			backend.ClassicBegin(cmd.id, cmd.storages)
 		case kindAbort:
-			backend.Abort(cmd.id)
+			backend.ClassicAbort(cmd.id)
 		case kindCommit:
-			backend.Commit(cmd.id, cmd.tids, cmd.none)
+			backend.ClassicCommit(cmd.id, cmd.tids, cmd.none)
 		case kindDump:
 			c.out = c.appendDump(c.out, backend.Dump())
 		case kindBootstraped:
@@ -104,13 +105,13 @@ func (c *conn) serve() {
 // appendDump encodes the published values. A storage id the protocol cannot
 // carry (it holds "\n" or "\r") is left out and logged rather than breaking
 // every DUMP.
-func (c *conn) appendDump(dst []byte, m map[string]uint64) []byte {
+func (c *conn) appendDump(dst []byte, m map[string]txn.TID) []byte {
 	out, err := appendDict(dst, m)
 	if err == nil {
 		return out
 	}
 	var bad []string
-	clean := make(map[string]uint64, len(m))
+	clean := make(map[string]txn.TID, len(m))
 	for k, v := range m {
 		if strings.ContainsAny(k, "\n\r") {
 			bad = append(bad, k)

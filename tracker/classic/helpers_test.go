@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // testTimeout bounds every wait in these tests.
@@ -142,19 +143,19 @@ func (r *recorder) record(s string) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) Begin(id string, storages []string) {
+func (r *recorder) ClassicBegin(id string, storages []string) {
 	r.record("begin " + id + " " + strings.Join(storages, ","))
-	r.Backend.Begin(id, storages)
+	r.Backend.ClassicBegin(id, storages)
 }
 
-func (r *recorder) Commit(id string, tids map[string]uint64, none []string) {
+func (r *recorder) ClassicCommit(id string, tids map[string]txn.TID, none []string) {
 	r.record("commit " + id + " " + formatTIDs(tids) + " none=" + strings.Join(none, ","))
-	r.Backend.Commit(id, tids, none)
+	r.Backend.ClassicCommit(id, tids, none)
 }
 
-func (r *recorder) Abort(id string) {
+func (r *recorder) ClassicAbort(id string) {
 	r.record("abort " + id)
-	r.Backend.Abort(id)
+	r.Backend.ClassicAbort(id)
 }
 
 func (r *recorder) Calls() []string {
@@ -163,7 +164,7 @@ func (r *recorder) Calls() []string {
 	return append([]string(nil), r.calls...)
 }
 
-func formatTIDs(m map[string]uint64) string {
+func formatTIDs(m map[string]txn.TID) string {
 	b, _ := appendDict(nil, m)
 	return strings.ReplaceAll(strings.TrimSuffix(string(b), "\n"), "\n", "|")
 }

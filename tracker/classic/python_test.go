@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // requirePython returns the python3 to use: missing, it fails the test in CI
@@ -59,14 +60,14 @@ func TestPythonClientEndToEnd(t *testing.T) {
 		want[sc.name] = sc.steps
 	}
 	seen := make(map[string]int)
-	var final map[string]uint64
+	var final map[string]txn.TID
 	sc := bufio.NewScanner(&stdout)
 	for sc.Scan() {
 		var rec struct {
-			Scenario string            `json:"scenario"`
-			Step     int               `json:"step"`
-			Dump     map[string]uint64 `json:"dump"`
-			Final    map[string]uint64 `json:"final"`
+			Scenario string             `json:"scenario"`
+			Step     int                `json:"step"`
+			Dump     map[string]txn.TID `json:"dump"`
+			Final    map[string]txn.TID `json:"final"`
 		}
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), "line %q", sc.Text())
 		if rec.Final != nil {

@@ -3,6 +3,8 @@ package classic
 import (
 	"maps"
 	"sync"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // refBackend reproduces the coherency algorithm of the original daemon
@@ -29,8 +31,8 @@ type refBackend struct {
 	inflight     map[string][]string            // transaction id → its storages
 	storageTxns  map[string]map[string]struct{} // storage → transactions in flight on it
 	group        map[string]*refGroup           // storage → its group
-	transient    map[string]uint64              // committed, not yet published
-	published    map[string]uint64
+	transient    map[string]txn.TID             // committed, not yet published
+	published    map[string]txn.TID
 	refused      []string // storages whose publication would have decreased (CRITICAL in the original)
 }
 
@@ -46,12 +48,12 @@ func newRefBackend(configured []string) *refBackend {
 		inflight:    make(map[string][]string),
 		storageTxns: make(map[string]map[string]struct{}),
 		group:       make(map[string]*refGroup),
-		transient:   make(map[string]uint64),
-		published:   make(map[string]uint64),
+		transient:   make(map[string]txn.TID),
+		published:   make(map[string]txn.TID),
 	}
 }
 
-func (b *refBackend) Begin(id string, storages []string) {
+func (b *refBackend) ClassicBegin(id string, storages []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, busy := b.inflight[id]; busy || len(storages) == 0 {
@@ -90,7 +92,7 @@ func (b *refBackend) Begin(id string, storages []string) {
 	}
 }
 
-func (b *refBackend) Commit(id string, tids map[string]uint64, none []string) {
+func (b *refBackend) ClassicCommit(id string, tids map[string]txn.TID, none []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.inflight[id]; !ok {
@@ -105,7 +107,7 @@ func (b *refBackend) Commit(id string, tids map[string]uint64, none []string) {
 	b.end(id)
 }
 
-func (b *refBackend) Abort(id string) {
+func (b *refBackend) ClassicAbort(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.inflight[id]; !ok {
@@ -146,7 +148,7 @@ func (b *refBackend) end(id string) {
 	}
 }
 
-func (b *refBackend) Dump() map[string]uint64 {
+func (b *refBackend) Dump() map[string]txn.TID {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return maps.Clone(b.published)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // backendFactory builds a fresh backend under test whose bootstrap waits for
@@ -27,21 +28,21 @@ type step struct {
 	op       string // begin, commit or abort
 	id       string
 	storages []string
-	tids     map[string]uint64
-	want     map[string]uint64
+	tids     map[string]txn.TID
+	want     map[string]txn.TID
 }
 
 func begin(id string, storages ...string) step {
 	return step{op: "begin", id: id, storages: storages}
 }
 
-func commit(id string, tids map[string]uint64) step { return step{op: "commit", id: id, tids: tids} }
+func commit(id string, tids map[string]txn.TID) step { return step{op: "commit", id: id, tids: tids} }
 
 func abort(id string) step { return step{op: "abort", id: id} }
 
-func (s step) then(want map[string]uint64) step { s.want = want; return s }
+func (s step) then(want map[string]txn.TID) step { s.want = want; return s }
 
-type tids = map[string]uint64
+type tids = map[string]txn.TID
 
 // nothing is the DUMP of a scenario that published nothing yet.
 var nothing = tids{}
@@ -159,7 +160,7 @@ func runScenarios(t *testing.T, factory backendFactory) {
 func bootstrap(t *testing.T, c *Client) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
-	for tid := uint64(1); ; tid++ {
+	for tid := txn.TID(1); ; tid++ {
 		require.True(t, time.Now().Before(deadline), "backend did not bootstrap")
 		require.NoError(t, c.Begin("boot", []string{bootStorage}))
 		require.NoError(t, c.Commit("boot", tids{bootStorage: tid}))
@@ -218,17 +219,17 @@ func runBootstrapScenario(t *testing.T, factory backendFactory) {
 func TestReferenceBackendDirect(t *testing.T) {
 	for _, sc := range scenarios {
 		b := newRefBackend(nil)
-		b.Begin("boot", []string{"x"})
-		b.Commit("boot", tids{"x": 1}, nil)
+		b.ClassicBegin("boot", []string{"x"})
+		b.ClassicCommit("boot", tids{"x": 1}, nil)
 		require.True(t, b.Bootstrapped())
 		for i, st := range sc.steps {
 			switch st.op {
 			case "begin":
-				b.Begin(st.id, st.storages)
+				b.ClassicBegin(st.id, st.storages)
 			case "commit":
-				b.Commit(st.id, maps.Clone(st.tids), nil)
+				b.ClassicCommit(st.id, maps.Clone(st.tids), nil)
 			case "abort":
-				b.Abort(st.id)
+				b.ClassicAbort(st.id)
 			}
 			got := b.Dump()
 			delete(got, "x")
@@ -236,14 +237,14 @@ func TestReferenceBackendDirect(t *testing.T) {
 		}
 	}
 	b := newRefBackend(nil)
-	b.Begin("t", []string{"s"})
-	b.Commit("t", tids{"s": 5}, nil) // completes bootstrap, publishes nothing yet
-	b.Begin("t", []string{"s"})
-	b.Commit("t", tids{"s": 3}, nil)
+	b.ClassicBegin("t", []string{"s"})
+	b.ClassicCommit("t", tids{"s": 5}, nil) // completes bootstrap, publishes nothing yet
+	b.ClassicBegin("t", []string{"s"})
+	b.ClassicCommit("t", tids{"s": 3}, nil)
 	require.Equal(t, tids{"s": 5}, b.Dump(), "the transient value only increases")
 	require.Empty(t, b.refused)
-	b.Begin("t", []string{"s"})
-	b.Commit("t", tids{"s": 4}, nil)
+	b.ClassicBegin("t", []string{"s"})
+	b.ClassicCommit("t", tids{"s": 4}, nil)
 	require.Equal(t, tids{"s": 5}, b.Dump())
 	require.Equal(t, []string{"s"}, b.refused, "a decrease is refused (CRITICAL in the original)")
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // readReply reads n bytes of reply from a raw connection.
@@ -313,7 +314,7 @@ func TestServerConcurrentClients(t *testing.T) {
 				}
 				m := tids{}
 				for _, s := range ss {
-					m[s] = tid.Add(1)
+					m[s] = txn.TID(tid.Add(1))
 				}
 				mu.Lock()
 				for s, v := range m {
@@ -379,13 +380,13 @@ func TestServerRepliesBeforeBadInput(t *testing.T) {
 }
 
 // fixedBackend publishes a fixed map.
-type fixedBackend struct{ m map[string]uint64 }
+type fixedBackend struct{ m map[string]txn.TID }
 
-func (fixedBackend) Begin(string, []string)                     {}
-func (fixedBackend) Commit(string, map[string]uint64, []string) {}
-func (fixedBackend) Abort(string)                               {}
-func (f fixedBackend) Dump() map[string]uint64                  { return f.m }
-func (fixedBackend) Bootstrapped() bool                         { return true }
+func (fixedBackend) ClassicBegin(string, []string)                      {}
+func (fixedBackend) ClassicCommit(string, map[string]txn.TID, []string) {}
+func (fixedBackend) ClassicAbort(string)                                {}
+func (f fixedBackend) Dump() map[string]txn.TID                         { return f.m }
+func (fixedBackend) Bootstrapped() bool                                 { return true }
 
 // A storage id the protocol cannot carry is left out of DUMP (and logged)
 // rather than breaking every DUMP.
@@ -405,7 +406,7 @@ func TestServerDumpUnsendableKey(t *testing.T) {
 func TestServerWriteTimeout(t *testing.T) {
 	big := tids{}
 	for i := range 1000 {
-		big[fmt.Sprintf("((('zeo-%04d.example', 8100),), '1')", i)] = uint64(i)
+		big[fmt.Sprintf("((('zeo-%04d.example', 8100),), '1')", i)] = txn.TID(i)
 	}
 	addr, srv, logs := startServer(t, fixedBackend{big}, Options{WriteTimeout: 200 * time.Millisecond})
 	nc := dialRaw(t, addr)

@@ -9,6 +9,8 @@ import (
 	"math"
 	"sort"
 	"strconv"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Line is one parsed status line.
@@ -36,7 +38,7 @@ func ParseLine(s string) (Line, error) {
 	}
 	l.Full = rest[0] == 'f'
 	p := parser{s: rest[2:]}
-	err = p.dict(func(k string, v uint64) error {
+	err = p.dict(func(k string, v txn.TID) error {
 		l.Entries = append(l.Entries, Entry{k, v})
 		return nil
 	})
@@ -49,7 +51,7 @@ func ParseLine(s string) (Line, error) {
 // Result of a Replay.
 type Result struct {
 	// Point is the coherent point as of the last applied line.
-	Point map[string]uint64
+	Point map[string]txn.TID
 	// Time of the last applied line (0 if none).
 	Time float64
 	// Lines applied, and the number of the last one (1-based).
@@ -84,7 +86,7 @@ type ReplayOptions struct {
 // Times going backwards are warned about (each line is compared with the
 // previous one, not with the first).
 func Replay(r io.Reader, opts ReplayOptions) (*Result, error) {
-	res := &Result{Point: map[string]uint64{}}
+	res := &Result{Point: map[string]txn.TID{}}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
 		n       int
@@ -146,7 +148,7 @@ func Replay(r io.Reader, opts ReplayOptions) (*Result, error) {
 	return res, nil
 }
 
-func apply(point map[string]uint64, l Line) error {
+func apply(point map[string]txn.TID, l Line) error {
 	if l.Full {
 		seen := make(map[string]bool, len(l.Entries))
 		for _, e := range l.Entries {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // AppendPyStr appends the Python repr of s as a byte string would print it
@@ -57,7 +59,7 @@ func AppendDict(dst []byte, entries []Entry) []byte {
 		}
 		dst = AppendPyStr(dst, e.Key)
 		dst = append(dst, ':', ' ')
-		dst = strconv.AppendUint(dst, e.TID, 10)
+		dst = strconv.AppendUint(dst, uint64(e.TID), 10)
 	}
 	return append(dst, '}')
 }
@@ -80,7 +82,7 @@ func (p *parser) skipSpace() {
 	}
 }
 
-func (p *parser) dict(fn func(key string, v uint64) error) error {
+func (p *parser) dict(fn func(key string, v txn.TID) error) error {
 	p.skipSpace()
 	if p.pos >= len(p.s) || p.s[p.pos] != '{' {
 		return p.errf("expected '{'")
@@ -107,7 +109,7 @@ func (p *parser) dict(fn func(key string, v uint64) error) error {
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k, err)
 		}
-		if err := fn(k, v); err != nil {
+		if err := fn(k, txn.TID(v)); err != nil {
 			return err
 		}
 		p.skipSpace()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 const (
@@ -80,7 +81,7 @@ func TestWriterPeriodsAndRoundTrip(t *testing.T) {
 	f := &memFile{}
 	w := NewWriter(f, Options{BurstPeriod: 30 * time.Second, FullDumpPeriod: 300 * time.Second})
 	t0 := time.Unix(1_700_000_000, 0)
-	point := map[string]uint64{k1: 10, k2: 20}
+	point := map[string]txn.TID{k1: 10, k2: 20}
 	full := func() []Entry {
 		var es []Entry
 		for k, v := range point {
@@ -127,12 +128,12 @@ func TestWriterPeriodsAndRoundTrip(t *testing.T) {
 	res, err := Replay(bytes.NewReader(f.Bytes()), ReplayOptions{})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
-	require.Equal(t, map[string]uint64{k1: 12, k2: 22}, res.Point)
+	require.Equal(t, map[string]txn.TID{k1: 12, k2: 22}, res.Point)
 	require.Equal(t, 5, res.Applied)
 
 	res, err = Replay(bytes.NewReader(f.Bytes()), ReplayOptions{Until: 1700000100})
 	require.NoError(t, err)
-	require.Equal(t, map[string]uint64{k1: 11, k2: 20}, res.Point)
+	require.Equal(t, map[string]txn.TID{k1: 11, k2: 20}, res.Point)
 	require.InDelta(t, 1700000031.0, res.Time, 1e-9)
 }
 
@@ -140,7 +141,7 @@ func TestReplayErrorsAndTornLine(t *testing.T) {
 	good := "1.00 f {'a': 1, 'b': 2}\n2.00 d {'a': 3}\n"
 	res, err := Replay(strings.NewReader(good+"3.00 d {'b': 4"), ReplayOptions{})
 	require.NoError(t, err)
-	require.Equal(t, map[string]uint64{"a": 3, "b": 2}, res.Point)
+	require.Equal(t, map[string]txn.TID{"a": 3, "b": 2}, res.Point)
 	require.Len(t, res.Warnings, 1)
 	require.Contains(t, res.Warnings[0], "line 3: torn last line")
 
@@ -159,7 +160,7 @@ func TestReplayErrorsAndTornLine(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Warnings, 1)
 	require.Contains(t, res.Warnings[0], "line 3: time 3.00 is before the previous line's 5.00")
-	require.Equal(t, uint64(3), res.Point["a"])
+	require.Equal(t, txn.TID(3), res.Point["a"])
 }
 
 func TestWriterFileAppendsAndSyncs(t *testing.T) {
@@ -167,7 +168,7 @@ func TestWriterFileAppendsAndSyncs(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		w, err := Open(path, Options{})
 		require.NoError(t, err)
-		require.NoError(t, w.Start(time.Unix(int64(100+i), 0), []Entry{{k1, uint64(10 + i)}}))
+		require.NoError(t, w.Start(time.Unix(int64(100+i), 0), []Entry{{k1, txn.TID(10 + i)}}))
 		require.NoError(t, w.Close())
 	}
 	b, err := os.ReadFile(path)
@@ -258,6 +259,6 @@ func TestFailedWriteLeavesNoTornLine(t *testing.T) {
 	require.NoError(t, w.Flush(time.Unix(4, 0), nil))
 	res, err := Replay(strings.NewReader(f.String()), ReplayOptions{})
 	require.NoError(t, err)
-	require.Equal(t, map[string]uint64{"a": 3}, res.Point)
+	require.Equal(t, map[string]txn.TID{"a": 3}, res.Point)
 	require.Empty(t, res.Warnings)
 }

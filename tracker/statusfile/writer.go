@@ -16,12 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Entry is one storage id and its TID.
 type Entry struct {
 	Key string
-	TID uint64
+	TID txn.TID
 }
 
 // File is what a Writer writes to: each line goes out in one Write and is
@@ -48,7 +50,7 @@ type Writer struct {
 	f        File
 	closer   io.Closer
 	opts     Options
-	pending  map[string]uint64
+	pending  map[string]txn.TID
 	order    []string
 	started  bool
 	lastLine time.Time
@@ -67,7 +69,7 @@ type truncater interface {
 
 // NewWriter writes to f.
 func NewWriter(f File, opts Options) *Writer {
-	w := &Writer{f: f, opts: opts, pending: map[string]uint64{}, size: -1}
+	w := &Writer{f: f, opts: opts, pending: map[string]txn.TID{}, size: -1}
 	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
 		if fi, err := st.Stat(); err == nil {
 			w.size = fi.Size()
@@ -91,7 +93,7 @@ func Open(path string, opts Options) (*Writer, error) {
 func (w *Writer) Lines() int { return w.lines }
 
 // Published notes a newly published value, to go out in the next d line.
-func (w *Writer) Published(key string, tid uint64) {
+func (w *Writer) Published(key string, tid txn.TID) {
 	if _, ok := w.pending[key]; !ok {
 		w.order = append(w.order, key)
 	}

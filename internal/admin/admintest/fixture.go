@@ -41,10 +41,10 @@ func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // TIDAt returns the TID of T0+d.
-func TIDAt(t testing.TB, d time.Duration) uint64 {
+func TIDAt(t testing.TB, d time.Duration) txn.TID {
 	v, err := txn.TIDFromTime(T0.Add(d))
 	require.NoError(t, err)
-	return uint64(v)
+	return v
 }
 
 // Fixture is a tracker.Service after the scenario of New.
@@ -55,7 +55,7 @@ type Fixture struct {
 	// PartialPin holds A and B; BlindPin holds C.
 	PartialPin, BlindPin uint64
 	// Expected values.
-	BootC, T1A, T1B, T2A uint64
+	BootC, T1A, T1B, T2A txn.TID
 	ProxyStats           zeoproxy.MetricsSnapshot
 	StatusFileStats      admin.StatusFileStats
 }
@@ -77,7 +77,7 @@ func New(t testing.TB) *Fixture {
 		Clock:  f.Clock.Now,
 	})
 	f.BootC = TIDAt(t, -5*time.Minute)
-	f.Tracker.Bootstrap(map[string]uint64{A: TIDAt(t, -10*time.Minute), B: TIDAt(t, -9*time.Minute), C: f.BootC}, true)
+	f.Tracker.Bootstrap(map[string]txn.TID{A: TIDAt(t, -10*time.Minute), B: TIDAt(t, -9*time.Minute), C: f.BootC}, true)
 
 	f.Classic = classic.NewServer(f.Tracker, classic.Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,7 +93,7 @@ func New(t testing.TB) *Fixture {
 	f.Clock.Set(T0.Add(-2 * time.Minute))
 	f.T1A, f.T1B = TIDAt(t, -2*time.Minute), TIDAt(t, -2*time.Minute+time.Millisecond)
 	require.NoError(t, cl.Begin("t1", []string{A, B}))
-	require.NoError(t, cl.Commit("t1", map[string]uint64{A: f.T1A, B: f.T1B}))
+	require.NoError(t, cl.Commit("t1", map[string]txn.TID{A: f.T1A, B: f.T1B}))
 	_, err = cl.Dump() // replies come in order: t1 is applied
 	require.NoError(t, err)
 	f.Clock.Set(T0.Add(-60 * time.Second))
@@ -102,24 +102,24 @@ func New(t testing.TB) *Fixture {
 	require.NoError(t, err)
 
 	f.Clock.Set(T0.Add(-30 * time.Second))
-	info := tracker.PartInfo{Client: "127.0.0.1:50000 (pid 4242)", User: "/plone admin", Description: "/plone/edit"}
-	key := tracker.CorrelationKey(info.Client, info.User, info.Description, nil)
-	f.Tracker.BeginPart(tracker.PartBegin{ID: 1, Storage: A, Key: key, Info: info})
-	f.Tracker.BeginPart(tracker.PartBegin{ID: 2, Storage: B, Key: key, Info: info})
-	f.Tracker.Vote(1, true)
-	f.Tracker.Vote(2, true)
-	f.Tracker.FinishSent(1)
+	info := txn.Info{Client: "127.0.0.1:50000 (pid 4242)", User: "/plone admin", Description: "/plone/edit"}
+	key := txn.NewKey(info.Client, info.User, info.Description, "")
+	f.Tracker.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: A, Key: key, Info: info})
+	f.Tracker.Observe(txn.Event{Kind: txn.Begin, Part: 2, Storage: B, Key: key, Info: info})
+	f.Tracker.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
+	f.Tracker.Observe(txn.Event{Kind: txn.Vote, Part: 2, OK: true})
+	f.Tracker.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
 	f.T2A = TIDAt(t, -30*time.Second)
-	f.Tracker.Finished(1, f.T2A)
-	f.Tracker.ConnectionLost(2) // before tpc_finish reached B
+	f.Tracker.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: f.T2A})
+	f.Tracker.Observe(txn.Event{Kind: txn.Lost, Part: 2}) // before tpc_finish reached B
 
 	f.Clock.Set(T0.Add(-10 * time.Second))
-	f.Tracker.Blind(C, "undecodable frame from 127.0.0.1:50001")
+	f.Tracker.Observe(txn.Event{Kind: txn.Blind, Storage: C, Reason: "undecodable frame from 127.0.0.1:50001"})
 	f.Clock.Set(T0.Add(-5 * time.Second))
-	other := tracker.PartInfo{Client: "127.0.0.1:50002 (pid 4343)", User: "/plone editor", Description: "/plone/news/add"}
-	f.Tracker.BeginPart(tracker.PartBegin{ID: 3, Storage: C, Info: other,
-		Key: tracker.CorrelationKey(other.Client, other.User, other.Description, nil)})
-	f.Tracker.Vote(3, true)
+	other := txn.Info{Client: "127.0.0.1:50002 (pid 4343)", User: "/plone editor", Description: "/plone/news/add"}
+	f.Tracker.Observe(txn.Event{Kind: txn.Begin, Part: 3, Storage: C, Info: other,
+		Key: txn.NewKey(other.Client, other.User, other.Description, "")})
+	f.Tracker.Observe(txn.Event{Kind: txn.Vote, Part: 3, OK: true})
 	f.Clock.Set(T0)
 
 	for _, p := range f.Tracker.Status().Pins {
