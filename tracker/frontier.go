@@ -80,33 +80,14 @@ func (m *Machine) addDone(cs []doneCommit) {
 	g.done = append(g.done, m.newDone(cs))
 }
 
-func removeLS(list []*linkSet, x *linkSet) []*linkSet {
+// remove deletes x from list without keeping order (the lists are sets) and
+// clears the freed slot so that the pointer does not keep x alive.
+func remove[T comparable](list []T, x T) []T {
+	var zero T
 	for i, y := range list {
 		if y == x {
 			list[i] = list[len(list)-1]
-			list[len(list)-1] = nil
-			return list[:len(list)-1]
-		}
-	}
-	return list
-}
-
-func removeC(list []*ctxn, x *ctxn) []*ctxn {
-	for i, y := range list {
-		if y == x {
-			list[i] = list[len(list)-1]
-			list[len(list)-1] = nil
-			return list[:len(list)-1]
-		}
-	}
-	return list
-}
-
-func removePin(list []*pin, x *pin) []*pin {
-	for i, y := range list {
-		if y == x {
-			list[i] = list[len(list)-1]
-			list[len(list)-1] = nil
+			list[len(list)-1] = zero
 			return list[:len(list)-1]
 		}
 	}
@@ -185,7 +166,7 @@ func (m *Machine) advance(g *group) {
 		s := &m.st[i]
 		if s.known && s.cand < s.published && s.hasPublished {
 			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: s.cand, Old: s.published,
-				Msg: "internal: a busy group's bound fell below the published txn.TID of " + s.name})
+				Msg: "internal: a busy group's bound fell below the published TID of " + s.name})
 			continue
 		}
 		if s.known && s.bestOK && (!s.hasPublished || s.best > s.published) {

@@ -111,7 +111,7 @@ func (m *Machine) releasePin(p *pin, accepted, keep bool) {
 	}
 	m.emit(Record{Kind: RecPinReleased, Pin: p.id, Txn: p.txn, Msg: fmt.Sprintf("%s pin %d released (%s)", p.kind, p.id, how)})
 	g := m.st[p.sts[0]].group
-	g.pins = removePin(g.pins, p)
+	g.pins = remove(g.pins, p)
 	if keep {
 		cs := m.doneScratch[:0]
 		for _, c := range p.cs {

@@ -841,7 +841,7 @@ func (w *world) quiesce() {
 	}
 	for s := range w.names {
 		if !w.hasP[s] || w.P[s] != w.lastTID[s] {
-			w.fail("liveness: storage %d published %d (set %v), live last txn.TID %d", s, w.P[s], w.hasP[s], w.lastTID[s])
+			w.fail("liveness: storage %d published %d (set %v), live last TID %d", s, w.P[s], w.hasP[s], w.lastTID[s])
 			return
 		}
 	}

@@ -328,7 +328,7 @@ func (m *Machine) end(pt *part, outcome PartState) {
 	s := pt.st
 	if ls.inflight == 0 {
 		g := m.st[s].group
-		g.lsets = removeLS(g.lsets, ls)
+		g.lsets = remove(g.lsets, ls)
 		if !m.checkPartial(ls) {
 			cs := m.doneScratch[:0]
 			for _, p := range ls.parts {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
@@ -110,54 +109,12 @@ func (m *Machine) loseCtxn(c *ctxn, why string) {
 	m.nextPin++
 	m.pins = append(m.pins, p) // takes over the transaction's busy unit
 	g := m.st[c.sts[0]].group
-	g.classic = removeC(g.classic, c)
+	g.classic = remove(g.classic, c)
 	g.pins = append(g.pins, p)
 	m.ctr.PinsCreated++
 	m.awaitCommits(p, p.sts)
 	c.pin = p
 	m.emit(Record{Kind: RecLost, Txn: c.id, Pin: p.id, Msg: reason})
-}
-
-// Tick declares lost every classic transaction in flight for longer than
-// the timeout. The daemon calls it periodically.
-func (m *Machine) Tick(now int64) {
-	m.step(now)
-	for c := m.cHead.next; c != &m.cHead; c = m.cHead.next {
-		if now-c.began < m.timeout {
-			break
-		}
-		m.loseCtxn(c, fmt.Sprintf("no COMMIT or ABORT within %v", durationString(m.timeout)))
-	}
-	m.checkLag(now)
-}
-
-// checkLag reports storages whose published TID has not moved for
-// LagWarning while newer commits are known: something keeps them out of the
-// point (transactions or pins of their group), which must not go
-// unexplained.
-func (m *Machine) checkLag(now int64) {
-	lim := int64(m.cfg.LagWarning)
-	if lim <= 0 || !m.bootstrapped {
-		return
-	}
-	for _, i := range m.sorted {
-		s := &m.st[i]
-		if !s.hasPublished || s.transient <= s.published || now-s.pubAt < lim || now-s.lagWarned < lim {
-			continue
-		}
-		s.lagWarned = now
-		why := "nothing in flight"
-		if g := s.group; g != nil {
-			why = fmt.Sprintf("its group {%s} has %d linked participation sets, %d classic transactions and %d pins in flight",
-				m.names(g.members), len(g.lsets), len(g.classic), len(g.pins))
-		}
-		m.warn(CodeGroupLag, "storage %s: published txn.TID %d has not moved for %v while %d is committed: %s",
-			s.name, s.published, time.Duration(now-s.pubAt).Round(time.Second), s.transient, why)
-	}
-}
-
-func durationString(ns int64) string {
-	return time.Duration(ns).String()
 }
 
 // ClassicCommit: COMMIT id {storage: tid}; none lists the storages whose
@@ -235,7 +192,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 		differ = true
 	} else if len(c.sts) > 0 {
 		g := m.st[c.sts[0]].group
-		g.classic = removeC(g.classic, c)
+		g.classic = remove(g.classic, c)
 	}
 	for _, s := range sts {
 		if !containsIdx(c.sts, s) {
@@ -319,7 +276,7 @@ func (m *Machine) ClassicAbort(now int64, id string) {
 	delete(m.classic, id)
 	if len(c.sts) > 0 {
 		g := m.st[c.sts[0]].group
-		g.classic = removeC(g.classic, c)
+		g.classic = remove(g.classic, c)
 		m.release(c.sts[0])
 	}
 	m.freeCtxn(c)
