@@ -17,7 +17,7 @@
 // Service wraps a Machine for the daemon: a mutex, a clock, an hclog.Logger,
 // the status file (package statusfile) and an OnRecord hook for metrics.
 // Every Service method is synchronous: when it returns, the input has been
-// applied (observation rule 1: observe before forward).
+// applied (docs/design.md, rule 1: observe before forward).
 //
 // # The algorithm
 //
@@ -43,14 +43,14 @@
 // or below each bound; it never decreases. The simulation measures the gain:
 // see BENCHMARKS.md.
 //
-// Extensions (design.md):
+// Extensions (docs/design.md, "The tracker"):
 //   - Proxy participations are linked by correlation key (client identity +
 //     user/description/extension, see txn.NewKey): a participation that
 //     begins joins the in-flight participations of the same key that have not
 //     been sent tpc_finish (a transaction gains no participation once it
 //     started finishing). A set of linked participations may hold several
 //     real transactions: that only delays publication.
-//   - Partial commits (design rule 6): when a linked set drains, a
+//   - Partial commits (docs/design.md, rule 6): when a linked set drains, a
 //     participation that voted yes and then ended without committing is half
 //     of a partial commit if a participation of the set that was sent
 //     tpc_finish while it stood voted committed. An explicit tpc_abort after

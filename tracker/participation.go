@@ -56,8 +56,8 @@ type part struct {
 	lostConn bool
 }
 
-// linkSet groups the participations linked by correlation key (design rule
-// 2). It may hold several real transactions; it lives until none of its
+// linkSet groups the participations linked by correlation key (docs/design.md,
+// rule 2). It may hold several real transactions; it lives until none of its
 // participations is in flight (in doubt counts as in flight).
 type linkSet struct {
 	key        txn.Key
@@ -112,7 +112,7 @@ func (m *Machine) lookupPart(p txn.PartID, what string) *part {
 // correlation key (client identity + user/description/extension); p is
 // linked with every in-flight participation of the same key that has not
 // been sent tpc_finish (a transaction never gains participations once it
-// started finishing, design rule 1).
+// started finishing, docs/design.md, rule 1).
 //
 // info only describes the transaction in reports (partial commits).
 func (m *Machine) PartBegin(now int64, p txn.PartID, storageName string, key txn.Key, info txn.Info) {
@@ -242,7 +242,7 @@ func (m *Machine) PartAborted(now int64, p txn.PartID) {
 	}
 	if pt.state == PartVoted && pt.ls.lastFailed > pt.votedAt {
 		// The normal conflict path: another participation of the set
-		// failed its vote after this one voted (design rule 6).
+		// failed its vote after this one voted (docs/design.md, rule 6).
 		pt.excused = true
 	}
 	if pt.state == PartInDoubt {
@@ -345,7 +345,7 @@ func (m *Machine) end(pt *part, outcome PartState) {
 	m.release(s)
 }
 
-// checkPartial applies design rule 6: a participation that voted
+// checkPartial applies docs/design.md, rule 6: a participation that voted
 // successfully and then ended without committing is half of a partial
 // commit if some participation of its set that was sent tpc_finish while it
 // stood voted committed — or at any time after its vote, if it ended by a

@@ -12,7 +12,7 @@ import (
 type PinKind uint8
 
 const (
-	// PinPartial: a partial commit (design rule 4/6). Released only by
+	// PinPartial: a partial commit (docs/design.md, rules 4 and 6). Released only by
 	// AcceptPartial.
 	PinPartial PinKind = iota + 1
 	// PinLost: a classic transaction timed out or was superseded. Released

@@ -33,7 +33,7 @@ type ServiceConfig struct {
 // Service is the daemon's tracker: a Machine behind a mutex, fed with the
 // clock, whose records are logged and written to the status file. Every
 // method is synchronous: when it returns, the input has been applied
-// (design rule 1). Safe for concurrent use.
+// (docs/design.md, rule 1). Safe for concurrent use.
 type Service struct {
 	mu       sync.Mutex
 	m        *Machine

@@ -21,7 +21,7 @@ type BootstrapResult struct {
 // Bootstrap asks every configured storage for its last TID through a
 // connection of the proxy's own (register read-only + lastTransaction). Done
 // before the proxy accepts its first client, no transaction can be in flight
-// through it, so these TIDs form the first coherent point (design.md). The
+// through it, so these TIDs form the first coherent point (docs/design.md, "Bootstrap"). The
 // TIDs read are also the floor for in-doubt resolution.
 func (p *Proxy) Bootstrap(ctx context.Context) []BootstrapResult {
 	var out []BootstrapResult

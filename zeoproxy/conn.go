@@ -18,7 +18,7 @@ import (
 )
 
 // phase is where a connection's current participation stands in ZEO's 2PC
-// (zeo-protocol.md §10).
+// (docs/zeo-protocol.md §10).
 type phase uint8
 
 const (
@@ -102,7 +102,7 @@ func (c *conn) serve() {
 	c.logEnd("client", err)
 	if !writeSide {
 		// The client left. If a tpc_finish is on its way, keep the server side
-		// until its reply tells the outcome (design rule 3).
+		// until its reply tells the outcome (docs/design.md, rule 3).
 		c.mu.Lock()
 		wait := c.finishDone
 		c.mu.Unlock()

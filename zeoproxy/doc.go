@@ -5,7 +5,7 @@
 // each frame's head is peeked (zrpc.Peek) and only the few frames that matter
 // are decoded: the handshake, register, tpc_begin, and the replies to vote,
 // tpc_finish and tpc_abort. What they say reaches the Tracker synchronously,
-// before the frame that caused it is forwarded (design rule 1): at the first
+// before the frame that caused it is forwarded (docs/design.md, rule 1): at the first
 // tpc_finish of a multi-storage transaction, every participation of it is
 // known, because the client sends tpc_finish only after every vote reply came
 // back through the proxy.

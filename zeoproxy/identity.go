@@ -12,7 +12,7 @@ import (
 )
 
 // clientIdentity names the client side of a connection for correlation
-// (design rule 2). A remote client is its host (all its connections share
+// (docs/design.md, rule 2). A remote client is its host (all its connections share
 // it, whatever their ports). A client on this host is its process, found once
 // per connection through /proc: several Zope processes on one host must not
 // all look like one client, or every one of them would link with the others.

@@ -18,7 +18,7 @@ var resolveDelays = []time.Duration{200 * time.Millisecond, time.Second, 3 * tim
 // resolveLater settles an in-doubt participation (tpc_finish forwarded, reply
 // never seen) by reading the storage's transactions committed after the
 // participation began, looking for its user, description and extension
-// (design rule 4). Until then the tracker keeps the storage pinned.
+// (docs/design.md, rule 4). Until then the tracker keeps the storage pinned.
 //
 // What stays ambiguous: a transaction of another client with identical
 // metadata committed in the same window would be taken for this one (only

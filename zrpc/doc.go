@@ -19,5 +19,5 @@
 //     ping, iterator_start/next) used for bootstrap and in-doubt resolution.
 //
 // The wire facts this package relies on are in
-// reference/zeo-protocol.md (ZEO 5/6 asyncio, with ZEO 4 differences).
+// docs/zeo-protocol.md (ZEO 5/6 asyncio, with ZEO 4 differences).
 package zrpc

@@ -251,7 +251,7 @@ func TestHeartbeat(t *testing.T) {
 		require.True(t, pk.IsHeartbeat())
 		require.False(t, pk.BoolFlags)
 	}
-	// the exact bytes from the protocol notes (§3.6)
+	// the exact bytes from docs/zeo-protocol.md §3.6
 	require.Equal(t, []byte("\x80\x03(J\xff\xff\xff\xffK\x00X\x06\x00\x00\x00.replyNt."), golden(t, "z5_heartbeat"))
 	require.Equal(t, []byte("\x94\xff\x00\xa6.reply\xc0"), golden(t, "m5_heartbeat"))
 }

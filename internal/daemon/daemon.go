@@ -247,7 +247,7 @@ func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 }
 
 // bootstrap reads every proxied storage's last TID before the proxy accepts
-// its first client: those TIDs are the first point (design.md). Storages that
+// its first client: those TIDs are the first point (docs/design.md, "Bootstrap"). Storages that
 // cannot be read are retried in the background while clients are served;
 // their value then joins later (the tracker publishes a storage only when its
 // group has nothing in flight, so a late value cannot cut a transaction).

@@ -3,7 +3,7 @@
 // so that patched Zopes and the original backup scripts can talk to
 // tidstorage unchanged.
 //
-// The wire format is described in classic-protocol.md: every field ends with
+// The wire format is described in docs/classic-protocol.md: every field ends with
 // "\n", every "\r" is dropped, lists are a count then the items, dicts are a
 // count, then the keys, then the values. The server is wire-compatible with
 // the original but stricter about garbage: where the original logged an

@@ -30,7 +30,7 @@ func requirePython(t *testing.T) string {
 	return py
 }
 
-// A client written only from classic-protocol.md, in Python, in its own
+// A client written only from docs/classic-protocol.md, in Python, in its own
 // process, drives the server through the original's scenarios. It checks
 // its own expectations; here every DUMP it saw is checked again against the
 // Go scenario table, so both agree with the original daemon.

@@ -8,7 +8,7 @@ import (
 )
 
 // refBackend reproduces the coherency algorithm of the original daemon
-// (classic-protocol.md, "The coherency algorithm of the original daemon"), so
+// (docs/classic-protocol.md, "The coherency algorithm of the original daemon"), so
 // that the scenario tests expect the DUMP results the original gave. It is a
 // test oracle, not the product: the real tracker lives in package tracker.
 //
