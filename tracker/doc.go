@@ -103,7 +103,7 @@
 // The daemon calls Bootstrap before the proxy accepts clients, Tick about
 // once a second, Status for /status, Counters for metrics, AcceptPartial for
 // the operator, and Close at a clean stop (writes the final full status
-// line). The classic line-protocol server uses Begin, Commit, Abort, Dump and
+// line). The classic line-protocol server uses ClassicBegin, ClassicCommit, ClassicAbort, Dump and
 // Bootstrapped (tracker/classic.Backend).
 //
 // # What is not seen cannot be made coherent

@@ -52,15 +52,16 @@ const (
 	FinishSent
 	// Finished: the reply to its tpc_finish carried TID: it committed.
 	Finished
-	// Aborted: an explicit tpc_abort was forwarded, or its tpc_finish
-	// failed with an error reply.
+	// Aborted: an explicit tpc_abort was forwarded. (A tpc_finish that fails
+	// is Lost, then Resolved: the client may have committed elsewhere.)
 	Aborted
 	// Lost: it ended without an explicit abort or a finish reply (connection
 	// lost, a new tpc_begin over it). Before FinishSent it did not commit —
 	// and, after a successful vote, may be half of a partial commit; after
 	// FinishSent its outcome is in doubt until Resolved.
 	Lost
-	// Resolved: the outcome of a Lost participation that was in doubt, read
+	// Resolved: the outcome of a participation whose tpc_finish was sent but
+	// whose reply did not tell (connection lost, error or None reply), read
 	// from the storage: OK with TID when it committed, not OK otherwise.
 	Resolved
 	// Blind: a connection registered on Storage cannot be decoded (Reason
