@@ -253,9 +253,25 @@ func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSt
 		m.awaitCommits(p, noneSts)
 		m.emit(Record{Kind: RecPinned, Txn: id, Pin: p.id, Msg: reason})
 	}
+	if m.anyWatched(cs) {
+		own := append([]doneCommit(nil), cs...)
+		for _, c := range own {
+			m.account(c.st, c.hi)
+		}
+		m.holdClassic(sts, own)
+	}
 	for _, t := range tids {
 		m.noteCommit(m.stIdx[t.Storage], t.TID, started)
 	}
+}
+
+func (m *Machine) anyWatched(cs []doneCommit) bool {
+	for _, c := range cs {
+		if m.st[c.st].watched {
+			return true
+		}
+	}
+	return false
 }
 
 // ClassicAbort: ABORT id.

@@ -107,7 +107,10 @@ func (m *Machine) advance(g *group) {
 	}
 	for _, i := range g.members {
 		s := &m.st[i]
-		s.cand = s.transient
+		s.cand = s.bound()
+		if len(s.unacc) > 0 && !s.warnOnly {
+			s.cand = min(s.cand, s.unacc[0].tid-1)
+		}
 	}
 	for _, ls := range g.lsets {
 		// Every participation sent tpc_finish caps its storage at what was
@@ -153,6 +156,9 @@ func (m *Machine) advance(g *group) {
 		s.best, s.bestOK = s.published, s.hasPublished
 		if s.transient <= s.cand {
 			s.best, s.bestOK = s.transient, true
+		} else if s.watched && s.hist <= s.cand && s.hist > 0 && (s.hist > s.best || !s.bestOK) {
+			// A real commit the history vouches for, all below it accounted.
+			s.best, s.bestOK = s.hist, true
 		}
 	}
 	for _, d := range g.done {

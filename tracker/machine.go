@@ -25,6 +25,23 @@ type storage struct {
 	bestOK       bool    // best is a real value (published, known commit)
 	pubAt        int64   // time of the last publication
 	lagWarned    int64
+	// Ground truth (history.go).
+	watched  bool
+	warnOnly bool
+	hist     txn.TID       // every commit at or below hist was reported by the history
+	acc      []txn.TID     // accounted commits above hist, ascending
+	unacc    []unaccounted // history commits nothing accounted for, ascending
+	unaccPin *pin
+	awaiting []awaiting // accounted commits above hist whose unit waits for the history
+}
+
+// bound is the highest TID storage s may publish as far as its own history
+// is concerned (docs/design.md, "Ground truth").
+func (s *storage) bound() txn.TID {
+	if !s.watched {
+		return s.transient
+	}
+	return min(s.transient, s.hist)
 }
 
 // group is a set of storages linked by in-flight units (participations,
@@ -81,6 +98,7 @@ type Machine struct {
 	scratch     []int32
 	doneScratch []doneCommit
 	u64a, u64b  []uint64
+	oneIdx      [1]int32
 }
 
 // New returns a Machine with nothing known.
@@ -262,8 +280,8 @@ func (m *Machine) release(s int32) {
 }
 
 func (m *Machine) publish(i int32) {
-	if m.st[i].known {
-		m.publishValue(i, m.st[i].transient)
+	if s := &m.st[i]; s.known && (!s.watched || s.hist > 0 || s.transient == 0) {
+		m.publishValue(i, s.bound())
 	}
 }
 

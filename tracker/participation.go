@@ -228,9 +228,22 @@ func (m *Machine) PartFinished(now int64, p txn.PartID, tid txn.TID) {
 		m.ctr.Resolved++
 		m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, TID: tid, Msg: "in-doubt participation committed"})
 	}
+	m.committed(pt, tid)
+}
+
+// committed ends pt as committed with tid. Its commit is accounted for; if
+// its storage's history has not reached it yet, pt stays in its link set's
+// flight until it does (history.go).
+func (m *Machine) committed(pt *part, tid txn.TID) {
 	pt.tid = tid
 	m.noteCommit(pt.st, tid, pt.finAt)
+	await := m.account(pt.st, tid)
 	m.end(pt, PartCommitted)
+	if await {
+		m.await(pt.st, awaiting{tid: tid, pt: pt})
+		return
+	}
+	m.leave(pt)
 }
 
 // PartAborted: p ended without committing: tpc_abort, or a failed tpc_finish.
@@ -253,6 +266,7 @@ func (m *Machine) PartAborted(now int64, p txn.PartID) {
 		pt.finFailed = true
 	}
 	m.end(pt, PartAborted)
+	m.leave(pt)
 }
 
 // PartLost: p's connection was lost. Before tpc_finish was sent it is
@@ -278,6 +292,7 @@ func (m *Machine) PartLost(now int64, p txn.PartID) {
 		return
 	}
 	m.end(pt, PartAborted)
+	m.leave(pt)
 }
 
 // PartResolved gives the outcome of an in-doubt participation, found by
@@ -295,17 +310,16 @@ func (m *Machine) PartResolved(now int64, p txn.PartID, committed bool, tid txn.
 	m.ctr.Resolved++
 	if committed {
 		m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, TID: tid, Msg: "in-doubt participation resolved: committed"})
-		pt.tid = tid
-		m.noteCommit(pt.st, tid, pt.finAt)
-		m.end(pt, PartCommitted)
+		m.committed(pt, tid)
 		return
 	}
 	m.emit(Record{Kind: RecResolved, Part: p, Storage: m.st[pt.st].name, Msg: "in-doubt participation resolved: aborted"})
 	m.end(pt, PartAborted)
+	m.leave(pt)
 }
 
-// end finishes a participation. When its link set drains, the set is
-// checked for a partial commit before the group may publish.
+// end records a participation's outcome; leave then takes it out of its
+// link set's flight (at once, or once the history confirmed its commit).
 func (m *Machine) end(pt *part, outcome PartState) {
 	ls := pt.ls
 	if pt.state == PartBegun || pt.state == PartVoted || pt.state == PartVoteFailed {
@@ -324,6 +338,13 @@ func (m *Machine) end(pt *part, outcome PartState) {
 		m.ctr.PartsAborted++
 	}
 	delete(m.parts, pt.id)
+}
+
+// leave takes an ended participation out of its link set's flight. When the
+// set drains, it is checked for a partial commit before the group may
+// publish.
+func (m *Machine) leave(pt *part) {
+	ls := pt.ls
 	ls.inflight--
 	s := pt.st
 	if ls.inflight == 0 {

@@ -25,9 +25,16 @@ const (
 	// PinBlind: a connection to the storage cannot be decoded; released by
 	// Unblind when the last such connection closed.
 	PinBlind
+	// PinUnaccounted: the storage's history has commits nothing accounted
+	// for (history.go). Released by AcceptPartial, or when they are
+	// accounted for late.
+	PinUnaccounted
+	// PinConfirm: internal, not listed: a classic transaction's commits wait
+	// for the history to reach them.
+	PinConfirm
 )
 
-var pinKindNames = [...]string{"", "partial", "lost", "none", "blind"}
+var pinKindNames = [...]string{"", "partial", "lost", "none", "blind", "unaccounted", "confirm"}
 
 func (k PinKind) String() string {
 	if int(k) < len(pinKindNames) && k != 0 {
@@ -51,6 +58,7 @@ type pin struct {
 	key      txn.Key
 	txn      string
 	released bool
+	upto     txn.TID // unaccounted: the highest commit it covers
 }
 
 func (m *Machine) newPin(kind PinKind, sts []int32, cs []doneCommit, reason string) *pin {
@@ -60,7 +68,9 @@ func (m *Machine) newPin(kind PinKind, sts []int32, cs []doneCommit, reason stri
 	g := m.st[p.sts[0]].group
 	g.pins = append(g.pins, p)
 	m.pins = append(m.pins, p)
-	m.ctr.PinsCreated++
+	if kind != PinConfirm {
+		m.ctr.PinsCreated++
+	}
 	return p
 }
 
@@ -103,13 +113,15 @@ func (m *Machine) releasePin(p *pin, accepted, keep bool) {
 			m.freeCtxn(c)
 		}
 	}
-	m.ctr.PinsReleased++
-	how := "condition met"
-	if accepted {
-		m.ctr.PinsAccepted++
-		how = "accepted by the operator"
+	if p.kind != PinConfirm {
+		m.ctr.PinsReleased++
+		how := "condition met"
+		if accepted {
+			m.ctr.PinsAccepted++
+			how = "accepted by the operator"
+		}
+		m.emit(Record{Kind: RecPinReleased, Pin: p.id, Txn: p.txn, Msg: fmt.Sprintf("%s pin %d released (%s)", p.kind, p.id, how)})
 	}
-	m.emit(Record{Kind: RecPinReleased, Pin: p.id, Txn: p.txn, Msg: fmt.Sprintf("%s pin %d released (%s)", p.kind, p.id, how)})
 	g := m.st[p.sts[0]].group
 	g.pins = remove(g.pins, p)
 	if keep {
@@ -139,8 +151,13 @@ func (m *Machine) AcceptPartial(now int64, id uint64) error {
 	m.step(now)
 	for _, p := range m.pins {
 		if p.id == id {
-			if p.kind == PinBlind {
+			switch p.kind {
+			case PinBlind:
 				return ErrBlindPin
+			case PinConfirm:
+				continue
+			case PinUnaccounted:
+				m.acceptUnaccounted(p)
 			}
 			m.releasePin(p, true, true)
 			return nil
@@ -225,7 +242,9 @@ func (m *Machine) pinInfo(p *pin) PinInfo {
 func (m *Machine) Pins() []PinInfo {
 	out := make([]PinInfo, 0, len(m.pins))
 	for _, p := range m.pins {
-		out = append(out, m.pinInfo(p))
+		if p.kind != PinConfirm {
+			out = append(out, m.pinInfo(p))
+		}
 	}
 	return out
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // Tick declares lost every classic transaction in flight for longer than
-// the timeout. The daemon calls it periodically.
+// the timeout, warns about lagging storages and reports unaccounted commits
+// that waited long enough (history.go). The daemon calls it periodically.
 func (m *Machine) Tick(now int64) {
 	m.step(now)
 	for c := m.cHead.next; c != &m.cHead; c = m.cHead.next {
@@ -16,6 +17,7 @@ func (m *Machine) Tick(now int64) {
 		m.loseCtxn(c, fmt.Sprintf("no COMMIT or ABORT within %v", durationString(m.timeout)))
 	}
 	m.checkLag(now)
+	m.reportUnaccounted(now)
 }
 
 // checkLag reports storages whose published TID has not moved for

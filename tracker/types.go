@@ -30,6 +30,9 @@ type Config struct {
 	// long while newer commits are known is reported by Tick (with what
 	// holds it), again every LagWarning while it lasts. Negative disables.
 	LagWarning time.Duration
+	// UnaccountedGrace: how long an unaccounted commit (history.go) waits
+	// for a late report before it is reported (it is held meanwhile).
+	UnaccountedGrace time.Duration
 }
 
 // DefaultLagWarning is used when Config.LagWarning is zero.
@@ -66,10 +69,15 @@ const (
 	RecPinned
 	// RecPinReleased: Pin no longer holds anything.
 	RecPinReleased
+	// RecUnaccounted: the history of Storage has commit TID that no
+	// observed participation or classic COMMIT accounted for.
+	RecUnaccounted
+	// RecAccounted: an unaccounted commit was accounted for late.
+	RecAccounted
 )
 
 var recordKindNames = [...]string{"", "published", "bootstrapped", "warning", "critical",
-	"partial", "in-doubt", "resolved", "lost", "pinned", "pin-released"}
+	"partial", "in-doubt", "resolved", "lost", "pinned", "pin-released", "unaccounted", "accounted"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(recordKindNames) && k != 0 {
@@ -98,6 +106,8 @@ const (
 	CodeBootstrapDecrease Code = "bootstrap_below_published"
 	CodeUnblindUnknown    Code = "unblind_not_blind"
 	CodeGroupLag          Code = "publication_lag"
+	CodeHistoryUnwatched  Code = "history_unwatched"
+	CodeHistoryMissing    Code = "history_missing_commit"
 )
 
 // Record is one output of a step. The daemon drains them after each input
@@ -137,6 +147,9 @@ type Counters struct {
 	PinsReleased      uint64
 	PinsAccepted      uint64
 	TransactionsEnded uint64 // classic ends + link sets drained
+	HistoryCommits    uint64 // commits reported by the storages' history
+	Unaccounted       uint64 // unaccounted commits reported
+	AwaitingHistory   uint64 // accounted commits that waited for the history
 }
 
 // MarshalText makes the kind readable in JSON (/status).

@@ -1,0 +1,307 @@
+package tracker
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// Ground truth: the storages' own commit history (docs/design.md, "Ground
+// truth").
+//
+// A storage is watched once HistoryStart says from which TID on its history
+// will be reported: from then on History gives every commit of the storage,
+// in TID order, whoever made it (tidstorage's own read-only ZEO connection
+// learns them from invalidateTransaction and the iterator). The accounting
+// rule: a watched storage's published TID may pass a committed TID only once
+// that commit is accounted for — by an observed participation's finish reply
+// (or its resolution), a classic COMMIT naming it, the start of the history
+// (a clean bootstrap or the restored point), or the operator. So:
+//
+//   - publication of a watched storage never passes hist, the highest TID
+//     its history has reported (what is above is not known to be complete);
+//   - a commit the history reports that nothing accounted for is held: its
+//     storage is a busy unit capped just below it (so that transactions that
+//     end meanwhile become done transactions of its group and stay wholly in
+//     or out), reported once after UnaccountedGrace when nothing in flight
+//     could still account for it (or after ClassicTimeout), and pinned
+//     (PinUnaccounted) until accepted or accounted for late;
+//   - an accounted commit above hist keeps its transaction in flight (a
+//     participation does not leave its link set, a classic commit holds a
+//     confirm pin) until the history reaches it: a transaction is published
+//     only once the history vouches for all its commits.
+
+// DefaultUnaccountedGrace is used when Config.UnaccountedGrace is zero.
+const DefaultUnaccountedGrace = 5e9 // 5 s, in ns
+
+// unaccounted is a commit reported by the history that nothing accounted for.
+type unaccounted struct {
+	tid      txn.TID
+	seen     int64 // input time it was reported by the history
+	reported bool
+}
+
+// awaiting is an accounted commit above hist: a committed participation
+// (pt) or a classic transaction's confirm pin (pn).
+type awaiting struct {
+	tid txn.TID
+	pt  *part
+	pn  *pin
+}
+
+// HistoryStart makes storage name watched: its history will report every
+// commit above after (everything at or below after counts as accounted:
+// a clean bootstrap's last TID, or the point restored after a crash).
+// warnOnly: unaccounted commits of this storage are reported but not held
+// (a site that knowingly has direct single-storage writers). A second call
+// for a watched storage only updates warnOnly.
+func (m *Machine) HistoryStart(now int64, name string, after txn.TID, warnOnly bool) {
+	m.step(now)
+	i := m.intern(name)
+	s := &m.st[i]
+	s.warnOnly = warnOnly
+	if s.watched {
+		return
+	}
+	s.watched = true
+	s.hist = after
+	if g := s.group; g != nil {
+		m.advance(g)
+	}
+}
+
+// History reports one commit of a watched storage, in TID order.
+func (m *Machine) History(now int64, name string, tid txn.TID) {
+	m.step(now)
+	i := m.intern(name)
+	s := &m.st[i]
+	if !s.watched {
+		m.warn(CodeHistoryUnwatched, "history commit %d for storage %s, which is not watched (ignored)", tid, name)
+		return
+	}
+	if tid <= s.hist {
+		return // a replay of what the history already said (reconnect overlap)
+	}
+	s.hist = tid
+	m.ctr.HistoryCommits++
+	// Accounted reports the history has now passed without naming them
+	// were wrong (a TID that never committed): drop them.
+	for len(s.acc) > 0 && s.acc[0] < tid {
+		m.warn(CodeHistoryMissing, "storage %s: a commit reported at TID %d is not in the storage's history (next commit is %d)", name, s.acc[0], tid)
+		s.acc = s.acc[1:]
+	}
+	if len(s.acc) > 0 && s.acc[0] == tid {
+		s.acc = s.acc[1:]
+	} else {
+		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now})
+		if len(s.unacc) == 1 && !s.warnOnly {
+			m.hold(m.one(i))
+		}
+	}
+	m.confirm(i)
+	if g := s.group; g != nil {
+		m.advance(g)
+	}
+}
+
+// one returns a one-storage slice in scratch space.
+func (m *Machine) one(i int32) []int32 {
+	m.oneIdx[0] = i
+	return m.oneIdx[:]
+}
+
+// account records that a commit of storage i was accounted for. It returns
+// true when the history has not reached it yet: the caller keeps its
+// transaction in flight until confirm.
+func (m *Machine) account(i int32, tid txn.TID) bool {
+	s := &m.st[i]
+	if !s.watched {
+		return false
+	}
+	if tid > s.hist {
+		k, found := slices.BinarySearch(s.acc, tid)
+		if !found {
+			s.acc = slices.Insert(s.acc, k, tid)
+		}
+		return true
+	}
+	for k := range s.unacc {
+		if s.unacc[k].tid == tid {
+			if s.unacc[k].reported {
+				m.emit(Record{Kind: RecAccounted, Storage: s.name, TID: tid,
+					Msg: fmt.Sprintf("storage %s: commit %d reported unaccounted is now accounted for", s.name, tid)})
+			}
+			s.unacc = slices.Delete(s.unacc, k, k+1)
+			m.unaccChanged(i)
+			break
+		}
+	}
+	return false
+}
+
+// unaccChanged releases what s.unacc no longer needs: the hold when it is
+// empty, the pin when none of its commits is left.
+func (m *Machine) unaccChanged(i int32) {
+	s := &m.st[i]
+	if p := s.unaccPin; p != nil && (len(s.unacc) == 0 || s.unacc[0].tid > p.upto) {
+		s.unaccPin = nil
+		m.releasePin(p, false, false)
+	}
+	if len(s.unacc) == 0 && !s.warnOnly {
+		m.release(i)
+	}
+}
+
+// await keeps a committed unit in flight until the history reaches tid.
+func (m *Machine) await(i int32, a awaiting) {
+	m.st[i].awaiting = append(m.st[i].awaiting, a)
+	m.ctr.AwaitingHistory++
+}
+
+// confirm lets go of the units whose commits the history has now reached.
+func (m *Machine) confirm(i int32) {
+	s := &m.st[i]
+	if len(s.awaiting) == 0 {
+		return
+	}
+	var due []awaiting
+	keep := s.awaiting[:0]
+	for _, a := range s.awaiting {
+		if a.tid <= s.hist {
+			due = append(due, a)
+		} else {
+			keep = append(keep, a)
+		}
+	}
+	clear(s.awaiting[len(keep):])
+	s.awaiting = keep
+	for _, a := range due {
+		switch {
+		case a.pt != nil:
+			m.leave(a.pt)
+		case a.pn != nil:
+			a.pn.waitLeft--
+			if a.pn.waitLeft == 0 {
+				m.releasePin(a.pn, false, true)
+			}
+		}
+	}
+}
+
+// holdClassic keeps a classic transaction's commits on watched storages in
+// flight until the history reaches them: a confirm pin over all of its
+// storages, capping each just below its commit (wholly out meanwhile).
+// Called while the transaction's own unit still holds sts.
+func (m *Machine) holdClassic(sts []int32, cs []doneCommit) {
+	var pending []doneCommit
+	for _, c := range cs {
+		if s := &m.st[c.st]; s.watched && c.hi > s.hist {
+			pending = append(pending, c)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	p := m.newPin(PinConfirm, sts, append([]doneCommit(nil), cs...), "")
+	for _, c := range pending {
+		p.waitLeft++
+		m.await(c.st, awaiting{tid: c.hi, pn: p})
+	}
+}
+
+// explained: something in flight on storage i could still account for a
+// commit (a participation sent tpc_finish or in doubt, or a classic
+// transaction, whose report has not come).
+func (m *Machine) explained(i int32) bool {
+	g := m.st[i].group
+	if g == nil {
+		return false
+	}
+	for _, c := range g.classic {
+		if len(c.sts) == 0 || containsIdx(c.sts, i) {
+			return true
+		}
+	}
+	for _, ls := range g.lsets {
+		for _, p := range ls.parts {
+			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reportUnaccounted reports, once, the unaccounted commits that waited long
+// enough (Tick): held storages get a PinUnaccounted the operator can accept.
+func (m *Machine) reportUnaccounted(now int64) {
+	grace := int64(m.cfg.UnaccountedGrace)
+	if grace == 0 {
+		grace = DefaultUnaccountedGrace
+	}
+	for _, i := range m.sorted {
+		s := &m.st[i]
+		if len(s.unacc) == 0 {
+			continue
+		}
+		// The last commit due decides: everything below it is due too.
+		due := -1
+		for k := range s.unacc {
+			age := now - s.unacc[k].seen
+			if !s.unacc[k].reported && age >= grace && (age >= m.timeout || !m.explained(i)) {
+				due = k
+			}
+		}
+		if due < 0 {
+			continue
+		}
+		for k := 0; k <= due; k++ {
+			u := &s.unacc[k]
+			if u.reported {
+				continue
+			}
+			u.reported = true
+			m.ctr.Unaccounted++
+			held := "held: publication of the storage stops just below it until it is accepted (tidstorage accept-partial) or accounted for"
+			if s.warnOnly {
+				held = "not held (the storage is configured to only warn)"
+			}
+			m.emit(Record{Kind: RecUnaccounted, Storage: s.name, TID: u.tid,
+				Msg: fmt.Sprintf("unaccounted commit %d on storage %s: the storage's history has it but no observed participation or classic COMMIT reported it; %s", u.tid, s.name, held)})
+		}
+		if s.warnOnly {
+			s.unacc = slices.Delete(s.unacc, 0, due+1)
+			continue
+		}
+		upto := s.unacc[due].tid
+		if p := s.unaccPin; p != nil {
+			p.upto = max(p.upto, upto)
+			continue
+		}
+		p := m.newPin(PinUnaccounted, m.one(i), nil,
+			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %d): a client that bypasses the proxy, or a crash of tidstorage", s.name, upto))
+		p.upto = upto
+		s.unaccPin = p
+		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
+	}
+}
+
+// acceptUnaccounted is the operator's decision on an unaccounted pin: the
+// commits it covers count as accounted from now on.
+func (m *Machine) acceptUnaccounted(p *pin) {
+	i := p.sts[0]
+	s := &m.st[i]
+	k := 0
+	for k < len(s.unacc) && s.unacc[k].tid <= p.upto {
+		m.noteCommit(i, s.unacc[k].tid, 0)
+		k++
+	}
+	s.unacc = slices.Delete(s.unacc, 0, k)
+	if s.unaccPin == p {
+		s.unaccPin = nil
+	}
+	if k > 0 && len(s.unacc) == 0 && !s.warnOnly {
+		m.release(i)
+	}
+}

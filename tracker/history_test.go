@@ -1,0 +1,200 @@
+package tracker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+func (h *harness) watch(s string, after txn.TID, warnOnly bool) {
+	h.m.HistoryStart(h.tick(), s, after, warnOnly)
+	h.drain()
+}
+func (h *harness) hist(s string, tid txn.TID) { h.m.History(h.tick(), s, tid); h.drain() }
+func (h *harness) tickAt(d time.Duration) {
+	h.now += int64(d)
+	h.m.Tick(h.now)
+	h.drain()
+}
+
+// watched boots A (10) and B (20), both watched from their bootstrap TIDs.
+func watched(t *testing.T, warnOnly bool) *harness {
+	h := newHarness(t, Config{Storages: []string{sA, sB}})
+	h.boot(map[string]txn.TID{sA: 10, sB: 20})
+	h.watch(sA, 10, warnOnly)
+	h.watch(sB, 20, warnOnly)
+	return h
+}
+
+// crossCommit runs T on A and B through the proxy's events, committing
+// tidA and tidB.
+func (h *harness) crossCommit(pa, pb txn.PartID, key txn.Key, tidA, tidB txn.TID) {
+	h.begin(pa, sA, key)
+	h.begin(pb, sB, key)
+	h.vote(pa, true)
+	h.vote(pb, true)
+	h.fin(pa)
+	h.done(pa, tidA)
+	h.fin(pb)
+	h.done(pb, tidB)
+}
+
+func TestHistoryConfirmsBeforePublishing(t *testing.T) {
+	h := watched(t, false)
+	// The finish replies come before the history: nothing of T is
+	// published until the history vouches for both halves.
+	h.crossCommit(1, 2, "t", 11, 21)
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
+	h.hist(sA, 11)
+	require.Equal(t, txn.TID(10), h.pub(sA), "B's half is not confirmed yet")
+	require.Equal(t, txn.TID(20), h.pub(sB))
+	h.hist(sB, 21)
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	require.Zero(t, h.count(RecUnaccounted, ""))
+}
+
+func TestHistoryBeforeFinishReply(t *testing.T) {
+	h := watched(t, false)
+	// ZEO invalidates the other connections before it answers the
+	// committer: the history often comes first.
+	h.begin(1, sA, "t")
+	h.begin(2, sB, "t")
+	h.vote(1, true)
+	h.vote(2, true)
+	h.fin(1)
+	h.hist(sA, 11)
+	h.done(1, 11)
+	h.fin(2)
+	h.hist(sB, 21)
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.done(2, 21)
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	h.tickAt(time.Minute)
+	require.Zero(t, h.count(RecUnaccounted, ""))
+	require.Empty(t, h.m.Pins())
+}
+
+// A client that bypasses the proxy commits X on A and dies before B: the
+// history shows X, nothing accounts for it. A is held below X; a later
+// proxied transaction on A and B must not be published on B either.
+func TestUnaccountedCommitHoldsAndIsReported(t *testing.T) {
+	h := watched(t, false)
+	h.hist(sA, 11) // X, unseen by the proxy
+	h.crossCommit(1, 2, "t2", 12, 21)
+	h.hist(sA, 12)
+	h.hist(sB, 21)
+	require.Equal(t, txn.TID(10), h.pub(sA), "A must stay below X")
+	require.Equal(t, txn.TID(20), h.pub(sB), "T2's B half must wait for its A half")
+	// Reported once after the grace, with a pin the operator can accept.
+	h.tickAt(time.Second)
+	require.Zero(t, h.count(RecUnaccounted, ""), "still within the grace")
+	h.tickAt(10 * time.Second)
+	require.Equal(t, 1, h.count(RecUnaccounted, ""))
+	h.tickAt(10 * time.Second)
+	require.Equal(t, 1, h.count(RecUnaccounted, ""), "reported once")
+	pins := h.m.Pins()
+	require.Len(t, pins, 1)
+	require.Equal(t, PinUnaccounted, pins[0].Kind)
+	require.Equal(t, []string{sA}, pins[0].Storages)
+	require.NoError(t, h.m.AcceptPartial(h.tick(), pins[0].ID))
+	h.drain()
+	require.Equal(t, txn.TID(12), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	require.Empty(t, h.m.Pins())
+	require.Equal(t, uint64(1), h.m.Counters().Unaccounted)
+}
+
+// A patched Zope's classic COMMIT comes after its commits: the normal path,
+// never reported.
+func TestClassicCommitAccountsLate(t *testing.T) {
+	h := watched(t, false)
+	h.m.ClassicBegin(h.tick(), "c1", []string{sA, sB})
+	h.drain()
+	h.hist(sA, 11)
+	h.hist(sB, 21)
+	h.tickAt(time.Minute) // explained by the classic transaction in flight
+	require.Zero(t, h.count(RecUnaccounted, ""))
+	h.m.ClassicCommit(h.tick(), "c1", []StorageTID{{sA, 11}, {sB, 21}}, nil)
+	h.drain()
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	require.Empty(t, h.m.Pins())
+}
+
+// A classic COMMIT before the history: its confirm pin keeps it wholly out
+// until both halves are in the history; the pin is never listed.
+func TestClassicCommitAwaitsHistory(t *testing.T) {
+	h := watched(t, false)
+	h.m.ClassicBegin(h.tick(), "c1", []string{sA, sB})
+	h.m.ClassicCommit(h.tick(), "c1", []StorageTID{{sA, 11}, {sB, 21}}, nil)
+	h.drain()
+	require.Empty(t, h.m.Pins())
+	h.hist(sB, 21)
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	require.Equal(t, txn.TID(20), h.pub(sB))
+	h.hist(sA, 11)
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	require.Zero(t, h.count(RecPinReleased, ""))
+}
+
+func TestUnaccountedAccountedLateReleasesPin(t *testing.T) {
+	h := watched(t, false)
+	h.hist(sA, 11)
+	h.tickAt(time.Minute)
+	require.Len(t, h.m.Pins(), 1)
+	h.m.ClassicCommit(h.tick(), "late", []StorageTID{{sA, 11}}, nil) // COMMIT without BEGIN
+	h.drain()
+	require.Empty(t, h.m.Pins())
+	require.Equal(t, 1, h.count(RecAccounted, ""))
+	require.Equal(t, txn.TID(11), h.pub(sA))
+}
+
+func TestWarnOnlyStorageIsNotHeld(t *testing.T) {
+	h := watched(t, true)
+	h.hist(sA, 11)
+	h.crossCommit(1, 2, "t2", 12, 21)
+	h.hist(sA, 12)
+	h.hist(sB, 21)
+	require.Equal(t, txn.TID(12), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	h.tickAt(time.Minute)
+	require.Equal(t, 1, h.count(RecUnaccounted, ""))
+	require.Empty(t, h.m.Pins())
+}
+
+// The history never lets publication pass what it has not reported, even
+// for commits the proxy saw (another client could have committed between).
+func TestPublicationNeverPassesHistory(t *testing.T) {
+	h := watched(t, false)
+	h.begin(1, sA, "t")
+	h.vote(1, true)
+	h.fin(1)
+	h.done(1, 15)
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.hist(sA, 12) // someone else's commit, before T's
+	h.hist(sA, 15)
+	require.Equal(t, txn.TID(10), h.pub(sA), "12 is unaccounted")
+}
+
+// A storage's last TID read by the daemon (LastTID, Unblind, a second
+// bootstrap) is not an accounting: it is never published past the history.
+func TestLastTIDDoesNotPassHistory(t *testing.T) {
+	h := watched(t, false)
+	h.m.LastTID(h.tick(), sA, 12)
+	h.drain()
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.begin(1, sA, "t")
+	h.vote(1, true)
+	h.fin(1)
+	h.done(1, 11)
+	h.hist(sA, 11)
+	require.Equal(t, txn.TID(11), h.pub(sA), "12 is not in the history yet")
+	h.hist(sA, 12)
+	require.Equal(t, txn.TID(11), h.pub(sA), "12 is unaccounted")
+}
