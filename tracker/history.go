@@ -72,8 +72,9 @@ func (m *Machine) HistoryStart(now int64, name string, after txn.TID, warnOnly b
 }
 
 // History reports one commit of a watched storage, in TID order.
-func (m *Machine) History(now int64, name string, tid txn.TID) {
+func (m *Machine) History(now int64, c txn.Commit) {
 	m.step(now)
+	name, tid := c.Storage, c.TID
 	i := m.intern(name)
 	s := &m.st[i]
 	if !s.watched {
@@ -93,6 +94,13 @@ func (m *Machine) History(now int64, name string, tid txn.TID) {
 	}
 	if len(s.acc) > 0 && s.acc[0] == tid {
 		s.acc = s.acc[1:]
+	} else if pt := m.orphanOf(i, c); pt != nil {
+		// A participation of the previous process, in doubt: this is its
+		// commit (recover.go).
+		m.ctr.Resolved++
+		m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: name, TID: tid,
+			Msg: "in-doubt participation of the previous run resolved from the storage's history: committed"})
+		m.committed(pt, tid)
 	} else {
 		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now})
 		if len(s.unacc) == 1 && !s.warnOnly {
@@ -100,6 +108,7 @@ func (m *Machine) History(now int64, name string, tid txn.TID) {
 		}
 	}
 	m.confirm(i)
+	m.settle(i)
 	if g := s.group; g != nil {
 		m.advance(g)
 	}

@@ -33,6 +33,8 @@ type storage struct {
 	unacc    []unaccounted // history commits nothing accounted for, ascending
 	unaccPin *pin
 	awaiting []awaiting // accounted commits above hist whose unit waits for the history
+	settleAt txn.TID    // recover.go: the live last TID read at restart
+	settling bool
 }
 
 // bound is the highest TID storage s may publish as far as its own history

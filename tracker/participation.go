@@ -54,6 +54,9 @@ type part struct {
 	// may not know yet and go on finishing the transaction's other
 	// participations after the loss, so its window has no end.
 	lostConn bool
+	// orphan: in flight when the previous process died (Recover); its
+	// outcome comes from the storage's history (recover.go).
+	orphan bool
 }
 
 // linkSet groups the participations linked by correlation key (docs/design.md,
@@ -278,6 +281,11 @@ func (m *Machine) PartLost(now int64, p txn.PartID) {
 	if pt == nil {
 		return
 	}
+	m.lost(pt)
+}
+
+func (m *Machine) lost(pt *part) {
+	p := pt.id
 	pt.lostConn = true
 	if pt.state == PartFinishSent {
 		pt.state = PartInDoubt

@@ -134,3 +134,18 @@ func (p Phase) String() string {
 
 // MarshalText makes phases readable in JSON (/status).
 func (p Phase) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// Commit is one commit of a storage as its own history tells it (the
+// storage's invalidations and iterator, read by tidstorage's own ZEO
+// connection): what every observed event is accounted against
+// (docs/design.md, "Ground truth"). The metadata is known when the commit
+// came from the iterator (HasMeta); Extension is in the same canonical text
+// as Info.Extension.
+type Commit struct {
+	Storage     string
+	TID         TID
+	HasMeta     bool
+	User        string
+	Description string
+	Extension   string
+}

@@ -1,0 +1,91 @@
+package tracker
+
+import (
+	"strconv"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// InputKind says which input of the Machine an Input is.
+type InputKind uint8
+
+const (
+	InEvent         InputKind = iota + 1 // Event (Step)
+	InClassicBegin                       // ID, Storages
+	InClassicCommit                      // ID, TIDs, Storages (sent as None)
+	InClassicAbort                       // ID
+	InBootstrap                          // TIDs, Flag: clean
+	InLastTID                            // TIDs[0]
+	InHistoryStart                       // TIDs[0] (after), Flag: warn only
+	InHistory                            // Commit
+	InTick                               //
+	InAccept                             // Pin
+	InRecover                            // TIDs: live last TIDs
+	InRestore                            // Snapshot
+)
+
+var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
+	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore"}
+
+func (k InputKind) String() string {
+	if k != 0 && int(k) < len(inputKindNames) {
+		return inputKindNames[k]
+	}
+	return "InputKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Input is one input of the Machine as plain data: what the Service
+// journals before applying it and replays after a crash (etcd raft's WAL
+// entries are its model). Only the fields its Kind documents are set.
+type Input struct {
+	Kind     InputKind
+	Time     int64 // unix ns
+	Event    txn.Event
+	Commit   txn.Commit
+	ID       string
+	Storages []string
+	TIDs     []StorageTID
+	Flag     bool
+	Pin      uint64
+	Snapshot *Snapshot
+}
+
+// Apply applies one input. Only InAccept can fail (no such pin).
+func (m *Machine) Apply(in *Input) error {
+	switch in.Kind {
+	case InEvent:
+		m.Step(in.Time, in.Event)
+	case InClassicBegin:
+		m.ClassicBegin(in.Time, in.ID, in.Storages)
+	case InClassicCommit:
+		m.ClassicCommit(in.Time, in.ID, in.TIDs, in.Storages)
+	case InClassicAbort:
+		m.ClassicAbort(in.Time, in.ID)
+	case InBootstrap:
+		m.Bootstrap(in.Time, in.TIDs, in.Flag)
+	case InLastTID:
+		if len(in.TIDs) == 1 {
+			m.LastTID(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)
+		}
+	case InHistoryStart:
+		if len(in.TIDs) == 1 {
+			m.HistoryStart(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID, in.Flag)
+		}
+	case InHistory:
+		m.History(in.Time, in.Commit)
+	case InTick:
+		m.Tick(in.Time)
+	case InAccept:
+		return m.AcceptPartial(in.Time, in.Pin)
+	case InRecover:
+		m.Recover(in.Time, in.TIDs)
+	case InRestore:
+		if in.Snapshot != nil {
+			m.Restore(in.Time, *in.Snapshot)
+		}
+	default:
+		m.step(in.Time)
+		m.warn(CodeBadOrder, "unknown input kind %v (ignored)", in.Kind)
+	}
+	return nil
+}

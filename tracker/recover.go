@@ -1,0 +1,171 @@
+package tracker
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// Recovery after a crash of the tidstorage process (docs/design.md,
+// "Ground truth"): the Service replays its journal through a fresh Machine,
+// which then holds exactly the state the dead process had. Recover then
+// says that every connection of that process is gone:
+//
+//   - a participation not yet sent tpc_finish is lost (it did not commit
+//     through the dead relay; after a successful vote it may be half of a
+//     partial commit, which the usual checks find);
+//   - a participation sent tpc_finish is in doubt and an orphan: its
+//     outcome comes from the storage's history. A history commit above what
+//     was known when tpc_finish was sent, with the participation's user,
+//     description and extension, is its commit; once the history has
+//     reached the storage's last TID read at restart (nothing of the dead
+//     connections can commit after that: ZEO aborts a disconnected client's
+//     transaction), the orphans left did not commit.
+//
+// Everything the history reports that the replayed journal did not account
+// for is held and reported (history.go), so no published point includes
+// half of a transaction of the crash, and publication resumes without an
+// operator when nothing was really half committed.
+
+// Recover marks every participation in flight as lost with its connection
+// (in doubt after tpc_finish) and records each storage's last TID read now.
+func (m *Machine) Recover(now int64, live []StorageTID) {
+	m.step(now)
+	m.clean = false
+	ids := make([]txn.PartID, 0, len(m.parts))
+	for id := range m.parts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		pt := m.parts[id]
+		pt.orphan = true
+		m.lost(pt)
+	}
+	for _, v := range live {
+		i := m.intern(v.Storage)
+		s := &m.st[i]
+		s.settleAt, s.settling = v.TID, true
+		m.settle(i)
+	}
+	m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
+		"recovered from the journal after an unclean stop: %d participations of the previous run were in flight; "+
+			"publication waits until the storages' history accounts for every commit since", len(ids))})
+}
+
+// orphanOf returns the orphan participation on storage i whose commit c is.
+func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
+	if !c.HasMeta || !m.st[i].settling {
+		return nil
+	}
+	var best *part
+	for _, pt := range m.parts {
+		if !pt.orphan || pt.st != i || pt.state != PartInDoubt || pt.finCap >= c.TID {
+			continue
+		}
+		in := pt.ls.info
+		if in.User != c.User || in.Description != c.Description || in.Extension != c.Extension {
+			continue
+		}
+		if best == nil || pt.id < best.id {
+			best = pt
+		}
+	}
+	return best
+}
+
+// settle ends the orphans of storage i once its history reached the last
+// TID read at restart: they did not commit.
+func (m *Machine) settle(i int32) {
+	s := &m.st[i]
+	if !s.settling || !s.watched || s.hist < s.settleAt {
+		return
+	}
+	s.settling = false
+	var left []*part
+	for _, pt := range m.parts {
+		if pt.orphan && pt.st == i && pt.state == PartInDoubt {
+			left = append(left, pt)
+		}
+	}
+	slices.SortFunc(left, func(a, b *part) int { return cmp.Compare(a.id, b.id) })
+	for _, pt := range left {
+		m.ctr.Resolved++
+		m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name,
+			Msg: "in-doubt participation of the previous run resolved from the storage's history: not committed"})
+		m.end(pt, PartAborted)
+		m.leave(pt)
+	}
+}
+
+// Quiescent reports whether nothing is in flight or held: the state is then
+// wholly described by a Snapshot, and the journal can restart from one.
+func (m *Machine) Quiescent() bool {
+	if len(m.parts) > 0 || len(m.classic) > 0 || len(m.pins) > 0 {
+		return false
+	}
+	for i := range m.st {
+		s := &m.st[i]
+		if s.group != nil || len(s.unacc) > 0 || len(s.awaiting) > 0 || len(s.acc) > 0 || s.blind > 0 || s.settling {
+			return false
+		}
+	}
+	return true
+}
+
+// StorageSnapshot is one storage in a Snapshot.
+type StorageSnapshot struct {
+	Storage      string
+	Published    txn.TID
+	HasPublished bool
+	Transient    txn.TID
+	Known        bool
+	Watched      bool
+	WarnOnly     bool
+	Hist         txn.TID
+}
+
+// Snapshot is the state of a quiescent Machine.
+type Snapshot struct {
+	Storages      []StorageSnapshot
+	NextPin       uint64
+	Bootstrapped  bool
+	BootRequested bool
+}
+
+// Snapshot returns the state; only meaningful when Quiescent.
+func (m *Machine) Snapshot() Snapshot {
+	sn := Snapshot{NextPin: m.nextPin, Bootstrapped: m.bootstrapped, BootRequested: m.bootRequested}
+	for _, i := range m.sorted {
+		s := &m.st[i]
+		sn.Storages = append(sn.Storages, StorageSnapshot{Storage: s.name, Published: s.published, HasPublished: s.hasPublished,
+			Transient: s.transient, Known: s.known, Watched: s.watched, WarnOnly: s.warnOnly, Hist: s.hist})
+	}
+	return sn
+}
+
+// Restore sets a fresh Machine to a snapshot (the first input of a journal).
+func (m *Machine) Restore(now int64, sn Snapshot) {
+	m.step(now)
+	for _, v := range sn.Storages {
+		i := m.intern(v.Storage)
+		s := &m.st[i]
+		s.published, s.hasPublished, s.transient = v.Published, v.HasPublished, v.Transient
+		s.watched, s.warnOnly, s.hist = v.Watched, v.WarnOnly, v.Hist
+		if v.HasPublished {
+			s.pubAt = now
+		}
+		if v.Known {
+			m.markKnown(i)
+		}
+	}
+	m.nextPin = max(m.nextPin, sn.NextPin)
+	m.bootRequested = m.bootRequested || sn.BootRequested
+	if sn.Bootstrapped {
+		m.bootRequested = true
+		m.missing = 0
+		m.checkBootstrapped()
+	}
+}
