@@ -1,6 +1,8 @@
 package history_test
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,8 +17,11 @@ import (
 type forwarder struct {
 	ln     net.Listener
 	target string
-	mu     sync.Mutex
-	pairs  []*pair
+	// drop, if set, is asked about every server→client frame payload
+	// (the stream is then relayed frame by frame); true drops the frame.
+	drop  func(payload []byte) bool
+	mu    sync.Mutex
+	pairs []*pair
 }
 
 type pair struct {
@@ -35,10 +40,15 @@ func (p *pair) close() {
 }
 
 func newForwarder(t *testing.T, target string) *forwarder {
+	return newFilter(t, target, nil)
+}
+
+// newFilter is a forwarder that drops the server's frames that drop selects.
+func newFilter(t *testing.T, target string, drop func([]byte) bool) *forwarder {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	f := &forwarder{ln: ln, target: target}
+	f := &forwarder{ln: ln, target: target, drop: drop}
 	go f.accept()
 	t.Cleanup(f.close)
 	return f
@@ -62,7 +72,11 @@ func (f *forwarder) accept() {
 		f.pairs = append(f.pairs, p)
 		f.mu.Unlock()
 		go p.pump(c, s)
-		go p.pump(s, c)
+		if f.drop != nil {
+			go p.pumpFrames(s, c, f.drop)
+		} else {
+			go p.pump(s, c)
+		}
 	}
 }
 
@@ -82,6 +96,26 @@ func (p *pair) pump(src, dst net.Conn) {
 		}
 		if err != nil {
 			return // EOF or a closed socket: the pair ends both ways
+		}
+	}
+}
+
+func (p *pair) pumpFrames(src, dst net.Conn, drop func([]byte) bool) {
+	defer p.close()
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(src, hdr[:]); err != nil {
+			return
+		}
+		payload := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(src, payload); err != nil {
+			return
+		}
+		if drop(payload) {
+			continue
+		}
+		if _, err := dst.Write(append(hdr[:], payload...)); err != nil {
+			return
 		}
 	}
 }

@@ -60,7 +60,9 @@ func (c *collector) tids() []txn.TID {
 
 // run starts w.Run in the background; the returned func stops it and
 // returns Run's result. Cleanup stops it too.
-func run(t *testing.T, w *history.Watcher) func() error {
+func run(t *testing.T, w *history.Watcher) func() error { return runB(t, w) }
+
+func runB(t testing.TB, w *history.Watcher) func() error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

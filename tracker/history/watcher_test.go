@@ -1,6 +1,7 @@
 package history_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -221,4 +222,25 @@ func TestConfigErrors(t *testing.T) {
 		_, err := history.New(c)
 		require.Error(t, err)
 	}
+}
+
+// Invalidations that never arrive (dropped here by a filtering relay) are
+// caught by the lastTransaction poll and read from the iterator.
+func TestWatcherRepairsLostInvalidations(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{Msgpack: true})
+	initRoot(t, srv.Addr)
+	fwd := newFilter(t, srv.Addr, func(p []byte) bool { return bytes.Contains(p, []byte("invalidateTransaction")) })
+	start := lastTID(t, srv.Addr, "1")
+	col := &collector{}
+	w, err := history.New(history.Config{Storage: "s1", Addr: fwd.Addr(), Sink: col.sink, Poll: 100 * time.Millisecond})
+	require.NoError(t, err)
+	run(t, w)
+	require.Eventually(t, func() bool { return w.Snapshot().Connected }, 30*time.Second, 10*time.Millisecond)
+	committed := commitTIDs(t, zeotest.Python(t, "zodb_client.py", "--db", "a="+srv.Addr+"/1", "commit", "--count", "5"))
+	waitCaughtUp(t, w, committed[4], 10*time.Second)
+	requireExactlyOnce(t, col.tids(), storageTIDs(t, srv.Addr, "1", start))
+	st := w.Snapshot()
+	require.Positive(t, st.Repairs)
+	require.EqualValues(t, 5, st.FromIterator)
+	require.Zero(t, st.Reconnects)
 }
