@@ -65,10 +65,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	backoff := w.cfg.MinBackoff
 	for {
 		registered, err := w.session(ctx)
-		w.disconnected(err)
 		if ctx.Err() != nil {
+			w.disconnected(nil) // a shutdown, not a failure
 			return context.Cause(ctx)
 		}
+		w.disconnected(err)
 		var f fatal
 		if errors.As(err, &f) {
 			w.cfg.Logger.Error("watcher stopped", "storage", w.cfg.Storage, "error", f.err)
