@@ -19,9 +19,11 @@ type forwarder struct {
 	target string
 	// drop, if set, is asked about every server→client frame payload
 	// (the stream is then relayed frame by frame); true drops the frame.
-	drop  func(payload []byte) bool
-	mu    sync.Mutex
-	pairs []*pair
+	drop func(payload []byte) bool
+	// refuse closes new connections at once (a server out of reach).
+	refuse atomic.Bool
+	mu     sync.Mutex
+	pairs  []*pair
 }
 
 type pair struct {
@@ -61,6 +63,10 @@ func (f *forwarder) accept() {
 		c, err := f.ln.Accept()
 		if err != nil {
 			return
+		}
+		if f.refuse.Load() {
+			c.Close()
+			continue
 		}
 		s, err := net.Dial("tcp", f.target)
 		if err != nil {

@@ -85,19 +85,26 @@ func TestWatcherGapFillAcrossCutsAndRestart(t *testing.T) {
 			run(t, w)
 			require.Eventually(t, func() bool { return w.Snapshot().Connected }, 30*time.Second, 10*time.Millisecond)
 
-			// paired retries after ClientDisconnected, so it survives the restart
+			// paired retries after ClientDisconnected, so it survives the restart;
+			// 5 s of load covers the whole sequence of cuts below
 			wait := load(t, srv.Addr, 2, func(i int) []string {
-				return []string{"paired", "--count", "60", "--seconds", "60", "--desc", fmt.Sprintf("load %d", i)}
+				return []string{"paired", "--count", "5000", "--seconds", "5", "--desc", fmt.Sprintf("load %d", i)}
 			})
 			cuts := 0
 			for i := range 4 {
 				time.Sleep(300 * time.Millisecond)
-				if i == 2 {
+				switch i {
+				case 1: // out of reach for a while: a longer gap to fill
+					fwd.refuse.Store(true)
+					cuts += fwd.Sever()
+					time.Sleep(700 * time.Millisecond)
+					fwd.refuse.Store(false)
+				case 2:
 					srv.Restart()
-					continue
+				default:
+					require.Eventually(t, func() bool { return w.Snapshot().Connected }, 30*time.Second, 10*time.Millisecond)
+					cuts += fwd.Sever()
 				}
-				require.Eventually(t, func() bool { return w.Snapshot().Connected }, 30*time.Second, 10*time.Millisecond)
-				cuts += fwd.Sever()
 			}
 			committed := wait()
 			require.NotEmpty(t, committed)
@@ -106,10 +113,21 @@ func TestWatcherGapFillAcrossCutsAndRestart(t *testing.T) {
 
 			oracle := storageTIDs(t, srv.Addr, "1", start)
 			requireExactlyOnce(t, col.tids(), oracle)
+			// a second oracle, without ZEO: the Data.fs file read by ZODB itself
+			var fromFile []txn.TID
+			for _, h := range zeotest.ReadFS(t, "--fs", srv.DataFS("1")).TIDs {
+				tid, err := txn.ParseTID(h, txn.FormatHex)
+				require.NoError(t, err)
+				if tid > start {
+					fromFile = append(fromFile, tid)
+				}
+			}
+			require.Equal(t, fromFile, col.tids())
 			st := w.Snapshot()
 			require.GreaterOrEqual(t, cuts, 3)
 			require.GreaterOrEqual(t, st.Reconnects, uint64(4), "%+v", st)
 			require.Zero(t, st.Anomalies)
+			require.GreaterOrEqual(t, st.FromIterator, uint64(10), "the refused spell left a gap")
 			t.Logf("%d commits, %d from the iterator, %d reconnects, last error %q", len(oracle), st.FromIterator, st.Reconnects, st.LastError)
 		})
 	}
