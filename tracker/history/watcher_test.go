@@ -33,11 +33,11 @@ func TestWatcherConcurrentClients(t *testing.T) {
 			waitCaughtUp(t, w, before[3], 30*time.Second)
 			require.EqualValues(t, 3, w.Snapshot().FromIterator)
 
-			wait := load(t, srv.Addr, 3, func(i int) []string {
-				return []string{"commit", "--count", "15", "--key", fmt.Sprintf("k%d", i), "--desc", fmt.Sprintf("client %d", i)}
+			wait := load(t, srv.Addr, 4, func(i int) []string {
+				return []string{"commit", "--count", "25", "--key", fmt.Sprintf("k%d", i), "--desc", fmt.Sprintf("client %d", i)}
 			})
 			committed := wait()
-			require.Len(t, committed, 45)
+			require.Len(t, committed, 100)
 			last := lastTID(t, srv.Addr, "1")
 			waitCaughtUp(t, w, last, 30*time.Second)
 
