@@ -3,7 +3,8 @@
 // transaction the storage commits, exactly once and in strictly increasing
 // TID order, across disconnects, stalls and ZEO server restarts.
 //
-// Two sources feed it (docs/history.md says why they are enough):
+// Two sources feed it (docs/history.md says why they are enough; the rule
+// they serve is docs/design.md, "Ground truth"):
 //
 //   - invalidateTransaction(tid, oids): a ZEO server sends it, while the
 //     commit still holds the storage's commit lock, to every connection
