@@ -262,3 +262,31 @@ func TestWatcherRepairsLostInvalidations(t *testing.T) {
 	require.EqualValues(t, 5, st.FromIterator)
 	require.Zero(t, st.Reconnects)
 }
+
+// A server out of reach at start: the watcher keeps trying with backoff,
+// says why in its status, and catches up once the server is there.
+func TestWatcherServerUnreachableAtStart(t *testing.T) {
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{})
+	start := commitTIDs(t, zeotest.Python(t, "zodb_client.py", "--db", "a="+srv.Addr+"/1", "commit", "--count", "1"))[0]
+	fwd := newForwarder(t, srv.Addr)
+	fwd.refuse.Store(true)
+	col := &collector{}
+	w, err := history.New(history.Config{Storage: "s1", Addr: fwd.Addr(), After: start, Sink: col.sink,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	require.NoError(t, err)
+	run(t, w)
+	require.Eventually(t, func() bool { return w.Snapshot().Reconnects >= 3 }, 10*time.Second, 5*time.Millisecond)
+	st := w.Snapshot()
+	require.False(t, st.Connected)
+	require.NotEmpty(t, st.LastError)
+	require.Equal(t, start, st.LastTID)
+
+	committed := commitTIDs(t, zeotest.Python(t, "zodb_client.py", "--db", "a="+srv.Addr+"/1", "commit", "--count", "3"))
+	fwd.refuse.Store(false)
+	waitCaughtUp(t, w, committed[2], 10*time.Second)
+	require.Equal(t, committed, col.tids())
+	st = w.Snapshot()
+	require.True(t, st.Connected)
+	require.EqualValues(t, 1, st.Connects)
+	require.EqualValues(t, 3, st.FromIterator)
+}
