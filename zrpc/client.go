@@ -26,15 +26,42 @@ type ClientOptions struct {
 	// (invalidateTransaction, info, receiveBlob*). It runs on the reader
 	// goroutine: return quickly and do not call the client from it.
 	OnAsync func(*Message)
+	// Asyncs, if set, also receives every server-initiated one-way call, in
+	// the order the server sent them. See AsyncWait for a full channel.
+	Asyncs chan<- *Message
+	// AsyncWait bounds how long the reader waits for room in a full Asyncs
+	// channel (0: not at all). Past it the connection is closed with
+	// ErrAsyncOverflow rather than the call dropped: a consumer that missed
+	// an invalidation would be silently wrong, one whose connection broke
+	// knows it must resynchronise.
+	AsyncWait time.Duration
+	// Heartbeat, if positive, is the interval of ping calls made once
+	// Register succeeded (ZEO closes a connection that calls anything but
+	// register first). A ping without a reply within HeartbeatTimeout
+	// closes the connection with ErrHeartbeat, so that a dead or stalled
+	// server is noticed by Done even when the client is otherwise idle
+	// (ZEO's own heartbeat is one-way and proves nothing about the peer).
+	Heartbeat time.Duration
+	// HeartbeatTimeout bounds each ping (default: Heartbeat).
+	HeartbeatTimeout time.Duration
 }
 
 // ErrClientClosed is wrapped by errors of calls on a closed or broken client.
 var ErrClientClosed = errors.New("zrpc: client closed")
 
+// ErrHeartbeat is wrapped (with ErrClientClosed) by the error of a client
+// whose server did not answer a heartbeat ping in time.
+var ErrHeartbeat = errors.New("zrpc: heartbeat not answered")
+
+// ErrAsyncOverflow is wrapped (with ErrClientClosed) by the error of a
+// client whose Asyncs channel stayed full longer than AsyncWait.
+var ErrAsyncOverflow = errors.New("zrpc: async channel full")
+
 // Client is a minimal ZEO 5/6 client: one connection bound (after
 // Register) to one storage. Calls may be concurrent; replies are matched
-// by msgid by a reader goroutine. It does not heartbeat: ZEO servers do
-// not time out idle clients.
+// by msgid by a reader goroutine. ZEO servers do not time out idle
+// clients, and TCP alone may take many minutes to notice a dead peer: set
+// ClientOptions.Heartbeat for a bounded detection time.
 type Client struct {
 	conn  net.Conn
 	proto Protocol
@@ -50,6 +77,8 @@ type Client struct {
 	err     error // set once the connection is unusable
 	done    chan struct{}
 	closeMu sync.Once
+
+	heartbeatOnce sync.Once
 }
 
 // Dial connects to a ZEO server, performs the handshake and starts the
@@ -189,8 +218,10 @@ func (c *Client) readLoop(fr *FrameReader) {
 			return
 		}
 		if !m.IsReply() {
-			if c.opts.OnAsync != nil {
-				c.opts.OnAsync(m)
+			if err := c.dispatchAsync(m); err != nil {
+				c.conn.Close()
+				c.fail(err)
+				return
 			}
 			continue
 		}
@@ -305,6 +336,7 @@ func (c *Client) Register(ctx context.Context, storage string, readOnly bool) (t
 	if err != nil {
 		return 0, fmt.Errorf("zrpc: register reply: %w", err)
 	}
+	c.startHeartbeat()
 	return t, nil
 }
 
@@ -384,7 +416,7 @@ func (c *Client) Transactions(ctx context.Context, start, stop []byte, limit int
 		}
 		txns = append(txns, ti)
 	}
-	_ = c.Async(ctx, &UnknownCall{Name: "iterator_gc", Arguments: Tuple{List{iid}}})
+	_ = c.IteratorGC(ctx, iid)
 	return txns, true, nil
 }
 

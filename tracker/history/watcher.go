@@ -1,0 +1,304 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/zrpc"
+)
+
+// ErrRewound is returned by Run when the storage's last transaction is
+// below a commit already delivered: the storage was restored or replaced,
+// and no order-preserving continuation exists. The operator must decide.
+var ErrRewound = errors.New("history: storage went back in time")
+
+// ErrNotConnected is returned by Watcher.Lookup while there is no connection.
+var ErrNotConnected = errors.New("history: not connected")
+
+// fatal marks errors that end Run instead of causing a reconnection.
+type fatal struct{ err error }
+
+func (f fatal) Error() string { return f.err.Error() }
+func (f fatal) Unwrap() error { return f.err }
+
+// Watcher follows one storage. Create it with New, run it with Run; its
+// other methods are safe to call from any goroutine.
+type Watcher struct {
+	cfg     Config
+	running atomic.Bool
+
+	// loop goroutine only
+	last    txn.TID
+	started bool
+
+	serverTID atomic.Uint64 // highest TID the server mentioned
+
+	mu     sync.Mutex
+	client *zrpc.Client // registered connection, for Lookup
+	p      *pending     // the current connection's, for Status
+	st     Status
+}
+
+// New checks cfg and returns a watcher that has not connected yet.
+func New(cfg Config) (*Watcher, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	w := &Watcher{cfg: cfg}
+	w.st = Status{Storage: cfg.Storage, Addr: cfg.Addr, Name: cfg.Name, LastTID: cfg.After}
+	return w, nil
+}
+
+// Run connects, delivers commits and reconnects after every failure, with
+// backoff, until ctx ends (it then returns ctx's cause), the sink fails
+// (its error), or the storage rewinds (ErrRewound). A Watcher runs once.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("history: storage %s: Run called twice", w.cfg.Storage)
+	}
+	backoff := w.cfg.MinBackoff
+	for {
+		registered, err := w.session(ctx)
+		if ctx.Err() != nil {
+			w.disconnected(nil) // a shutdown, not a failure
+			return context.Cause(ctx)
+		}
+		w.disconnected(err)
+		var f fatal
+		if errors.As(err, &f) {
+			w.cfg.Logger.Error("watcher stopped", "storage", w.cfg.Storage, "error", f.err)
+			return f.err
+		}
+		if registered {
+			backoff = w.cfg.MinBackoff // it worked for a while: retry soon
+		}
+		w.count(func(s *Status) { s.Reconnects++ })
+		w.cfg.Logger.Warn("watcher disconnected, reconnecting", "storage", w.cfg.Storage, "addr", w.cfg.Addr, "in", backoff, "error", err)
+		// ±20 % jitter so that the watchers of one restarted server spread out
+		wait := backoff + time.Duration(rand.Int64N(int64(backoff)*2/5+1)) - backoff/5
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, w.cfg.MaxBackoff)
+	}
+}
+
+// session is one connection's life. registered reports whether it got
+// as far as register.
+func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
+	cfg := &w.cfg
+	p := newPending(cfg.MaxPending)
+	opts := &zrpc.ClientOptions{
+		CallTimeout:      cfg.CallTimeout,
+		Encoding:         cfg.Encoding,
+		Heartbeat:        cfg.Heartbeat,
+		HeartbeatTimeout: cfg.HeartbeatTimeout,
+		OnAsync:          func(m *zrpc.Message) { w.onAsync(p, m) },
+	}
+	dctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+	c, err := zrpc.Dial(dctx, cfg.Network, cfg.Addr, opts)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("history: storage %s: %w", cfg.Storage, err)
+	}
+	defer c.Close()
+	r, err := c.Register(ctx, cfg.Name, true)
+	if err != nil {
+		return false, fmt.Errorf("history: storage %s: register %q at %s: %w", cfg.Storage, cfg.Name, cfg.Addr, err)
+	}
+	w.maxServerTID(r)
+	if !w.started {
+		w.started = true
+		w.last = cfg.After
+		if w.last == 0 {
+			w.last = r
+		}
+	}
+	w.connected(c, p)
+	if r < w.last {
+		return true, fatal{fmt.Errorf("history: storage %s at %s: last transaction %s (%s) is below the last commit seen %s (%s): %w",
+			cfg.Storage, cfg.Addr, r.Hex(), r, w.last.Hex(), w.last, ErrRewound)}
+	}
+	// Every commit after r reaches us as an invalidation (we were in the
+	// server's list before register read r); the ones up to r are read now.
+	if r > w.last {
+		if err := w.fill(ctx, c, 0); err != nil {
+			return true, err
+		}
+	}
+	return true, w.follow(ctx, c, p)
+}
+
+// follow delivers invalidations until the connection or ctx ends.
+func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error {
+	cfg := &w.cfg
+	poll := time.NewTicker(cfg.Poll)
+	defer poll.Stop()
+	var behind txn.TID // the server's last TID at the previous poll, if ahead of us
+	var buf []txn.TID
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-c.Done():
+			return fmt.Errorf("history: storage %s: %w", cfg.Storage, c.Err())
+		case <-p.ready:
+			var overflow bool
+			buf, overflow = p.take(buf[:0])
+			if overflow {
+				// Some were dropped (or undecodable): the iterator has them all.
+				w.count(func(s *Status) { s.Overflows++ })
+				if err := w.fill(ctx, c, 0); err != nil {
+					return err
+				}
+				continue
+			}
+			if cfg.Metadata {
+				if top := maxTID(buf); top > w.last {
+					if err := w.fill(ctx, c, top); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			for _, t := range buf {
+				if t <= w.last {
+					continue // already read from the iterator
+				}
+				if err := w.deliver(ctx, Commit{Storage: cfg.Storage, TID: t}); err != nil {
+					return err
+				}
+			}
+		case <-poll.C:
+			lt, err := c.LastTransaction(ctx)
+			if err != nil {
+				return fmt.Errorf("history: storage %s: %w", cfg.Storage, err)
+			}
+			w.maxServerTID(lt)
+			// An invalidation may trail the lastTransaction reply that already
+			// counts its commit (ZEO queues invalidations to the next turn of
+			// its event loop), so only a commit still missing one whole poll
+			// later means an invalidation was lost: read the iterator.
+			if behind != 0 && w.last < behind && p.len() == 0 {
+				cfg.Logger.Warn("commits not announced by invalidations; reading them from the iterator",
+					"storage", cfg.Storage, "last_seen", w.last.Hex(), "server_last", behind.Hex())
+				w.count(func(s *Status) { s.Repairs++ })
+				if err := w.fill(ctx, c, 0); err != nil {
+					return err
+				}
+			}
+			behind = 0
+			if lt > w.last {
+				behind = lt
+			}
+		}
+	}
+}
+
+// fill delivers, from the storage's iterator, every commit after w.last up
+// to stop (0: the storage's last when the server opens the iterator). It
+// starts at w.last itself to check that the storage still holds it.
+func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error {
+	cfg := &w.cfg
+	from := w.last
+	it, err := c.Iterate(ctx, from, stop)
+	if err != nil {
+		return fmt.Errorf("history: storage %s: fill from %s: %w", cfg.Storage, from.Hex(), err)
+	}
+	defer it.Close(ctx)
+	first := true
+	n := 0
+	for {
+		ti, err := it.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("history: storage %s: fill from %s after %d commits: %w", cfg.Storage, from.Hex(), n, err)
+		}
+		if ti == nil {
+			break
+		}
+		if first {
+			first = false
+			if from != 0 && ti.TID != from {
+				// Packed away, or the storage was replaced by one that
+				// shares no history up to here: nothing proves a gap, say it.
+				cfg.Logger.Warn("the last commit seen is no longer in the storage; continuing after it",
+					"storage", cfg.Storage, "tid", from.Hex(), "next", ti.TID.Hex())
+				w.count(func(s *Status) { s.Anomalies++ })
+			}
+		}
+		if ti.TID <= w.last {
+			continue
+		}
+		if err := w.deliver(ctx, Commit{Storage: cfg.Storage, TID: ti.TID, Meta: metaOf(ti)}); err != nil {
+			return err
+		}
+		n++
+	}
+	if n > 0 {
+		w.count(func(s *Status) { s.FromIterator += uint64(n) })
+		cfg.Logger.Debug("filled from the iterator", "storage", cfg.Storage, "from", from.Hex(), "commits", n)
+	}
+	return nil
+}
+
+// deliver hands one commit to the sink and moves w.last.
+func (w *Watcher) deliver(ctx context.Context, c Commit) error {
+	if err := w.cfg.Sink(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return fatal{fmt.Errorf("history: storage %s: sink refused %s: %w", w.cfg.Storage, c.TID.Hex(), err)}
+	}
+	w.last = c.TID
+	w.count(func(s *Status) { s.LastTID = c.TID; s.Delivered++ })
+	return nil
+}
+
+// onAsync runs on the connection's reader goroutine: it must not block.
+func (w *Watcher) onAsync(p *pending, m *zrpc.Message) {
+	if m.Name != "invalidateTransaction" {
+		return // info and the like say nothing about commits
+	}
+	args, err := m.CallArgs()
+	var t txn.TID
+	if err == nil && len(args) == 2 {
+		t, err = zrpc.ParseTID(args[0])
+	} else if err == nil {
+		err = fmt.Errorf("%d arguments", len(args))
+	}
+	if err != nil {
+		// A commit we cannot read: let the iterator say what it was.
+		w.cfg.Logger.Warn("undecodable invalidation; reading the iterator instead", "storage", w.cfg.Storage, "error", err)
+		p.lose()
+		return
+	}
+	w.maxServerTID(t)
+	p.push(t)
+}
+
+func (w *Watcher) maxServerTID(t txn.TID) {
+	for {
+		old := w.serverTID.Load()
+		if uint64(t) <= old || w.serverTID.CompareAndSwap(old, uint64(t)) {
+			return
+		}
+	}
+}
+
+func maxTID(ts []txn.TID) txn.TID {
+	var m txn.TID
+	for _, t := range ts {
+		m = max(m, t)
+	}
+	return m
+}
