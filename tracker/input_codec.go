@@ -175,7 +175,15 @@ func (d *decoder) byte() byte {
 	return v
 }
 
-func (d *decoder) bool() bool { return d.byte() == 1 }
+func (d *decoder) bool() bool {
+	switch v := d.byte(); v {
+	case 0, 1:
+		return v == 1
+	default:
+		d.fail(fmt.Errorf("bad boolean %d", v))
+		return false
+	}
+}
 
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
