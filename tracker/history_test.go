@@ -12,7 +12,10 @@ func (h *harness) watch(s string, after txn.TID, warnOnly bool) {
 	h.m.HistoryStart(h.tick(), s, after, warnOnly)
 	h.drain()
 }
-func (h *harness) hist(s string, tid txn.TID) { h.m.History(h.tick(), txn.Commit{Storage: s, TID: tid}); h.drain() }
+func (h *harness) hist(s string, tid txn.TID) {
+	h.m.History(h.tick(), txn.Commit{Storage: s, TID: tid})
+	h.drain()
+}
 func (h *harness) tickAt(d time.Duration) {
 	h.now += int64(d)
 	h.m.Tick(h.now)
