@@ -23,6 +23,12 @@ type Config struct {
 	File string // the file it was read from, as given to Load/Parse
 
 	StatusFile        string        // status file (TID log) path; "" = none
+	// JournalFile is the tracker's write-ahead journal (crash recovery);
+	// default: StatusFile + ".journal"; "" without a status file.
+	JournalFile string
+	// UnaccountedGrace: how long a commit the storage's history shows and no
+	// report accounts for waits for a late report before it is reported.
+	UnaccountedGrace time.Duration
 	BurstPeriod       time.Duration // min time between two "d" lines
 	FullDumpPeriod    time.Duration // max time between two "f" lines
 	PIDFile           string        // "" = no pid file
@@ -123,7 +129,10 @@ type Storage struct {
 	DataFS     string // FileStorage file, for backups; "" = not backed up
 	BlobDir    string // blob directory; "" = none
 	Repository string // backup repository directory; "" = none
-	Range      hcl.Range
+	// WarnUnaccounted: unaccounted commits of this storage are reported but
+	// do not hold its publication (unaccounted = "warn").
+	WarnUnaccounted bool
+	Range           hcl.Range
 }
 
 // StorageByID returns the storage with that id, or nil.

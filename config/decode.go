@@ -66,6 +66,8 @@ func parse(src []byte, filename, base string) (*Config, error) {
 var rootSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "status_file"},
+		{Name: "journal_file"},
+		{Name: "unaccounted_grace"},
 		{Name: "burst_period"},
 		{Name: "full_dump_period"},
 		{Name: "pid_file"},
@@ -110,7 +112,7 @@ var zeoSchema = &hcl.BodySchema{
 }
 
 var zeoStorageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "id"}, {Name: "data_fs"}, {Name: "blob_dir"}, {Name: "repository"},
+	{Name: "id"}, {Name: "data_fs"}, {Name: "blob_dir"}, {Name: "repository"}, {Name: "unaccounted"},
 }}
 
 // Top-level storages are named by their id: no id attribute.
@@ -179,6 +181,17 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	}
 	a := c.Attributes
 	d.path(a["status_file"], &cfg.StatusFile)
+	cfg.JournalFile = "-"
+	if attr := a["journal_file"]; attr != nil {
+		d.path(attr, &cfg.JournalFile)
+	}
+	if cfg.JournalFile == "-" {
+		cfg.JournalFile = ""
+		if cfg.StatusFile != "" {
+			cfg.JournalFile = cfg.StatusFile + ".journal"
+		}
+	}
+	d.duration(a["unaccounted_grace"], &cfg.UnaccountedGrace, 0)
 	d.path(a["pid_file"], &cfg.PIDFile)
 	d.duration(a["burst_period"], &cfg.BurstPeriod, 0)
 	d.duration(a["full_dump_period"], &cfg.FullDumpPeriod, 0)
@@ -227,6 +240,18 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			}
 			sc := d.content(b.Body, storageSchema)
 			d.storageFiles(sc.Attributes, s)
+		if attr := sc.Attributes["unaccounted"]; attr != nil {
+			var v string
+			if d.str(attr, &v) {
+				switch v {
+				case "hold":
+				case "warn":
+					s.WarnUnaccounted = true
+				default:
+					d.errorf(attr.Expr.Range(), "Invalid unaccounted", `unaccounted must be "hold" (the default) or "warn", not %q`, v)
+				}
+			}
+		}
 			cfg.Storages = append(cfg.Storages, s)
 		}
 	}
