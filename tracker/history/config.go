@@ -32,6 +32,9 @@ type Config struct {
 	// older is delivered); a tracker resuming after a crash passes the last
 	// TID it accounted for.
 	After txn.TID
+	// AfterExact: After is the last accounted TID even when it is zero (an
+	// empty storage at bootstrap), so every commit is delivered.
+	AfterExact bool
 	// Sink receives the commits (required).
 	Sink Sink
 	// Metadata makes every commit carry its Meta: invalidations are then

@@ -120,7 +120,7 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 	if !w.started {
 		w.started = true
 		w.last = cfg.After
-		if w.last == 0 {
+		if w.last == 0 && !cfg.AfterExact {
 			w.last = r
 		}
 	}
