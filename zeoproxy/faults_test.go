@@ -44,7 +44,7 @@ func TestClientDiesBetweenFinishes(t *testing.T) {
 	out, err := zeotest.PythonErr(t, "zodb_client.py", append(dbs, "crash-between", "--first", "a", "--then", "b", "--desc", "T1")...)
 	require.Error(t, err, "the client must die in tpc_finish")
 	require.Contains(t, string(out), `"pid"`)
-	idA, idB := zeoproxy.DefaultStorageID(addrs[0], "1"), zeoproxy.DefaultStorageID(addrs[0], "2")
+	idA, idB := zeoproxy.StorageIDOf(addrs[0], "1"), zeoproxy.StorageIDOf(addrs[0], "2")
 	require.Eventually(t, func() bool {
 		a, b := rec.kinds(idA), rec.kinds(idB)
 		return len(a) > 0 && a[len(a)-1] == "finished" && len(b) > 0 && b[len(b)-1] == "lost"
@@ -76,7 +76,7 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			// The client sees ClientDisconnected in tpc_finish on B and exits
 			// with an error; what matters is what the proxy reports.
 			_, _ = zeotest.PythonErr(t, "zodb_client.py", append(dbs, "commit", "--count", "1", "--desc", "cut-"+tc.name)...)
-			idB := zeoproxy.DefaultStorageID(addr, "2")
+			idB := zeoproxy.StorageIDOf(addr, "2")
 			var last map[string]string
 			out := zeotest.Python(t, "zodb_client.py", append(dbs, "last")...)
 			require.NoError(t, json.Unmarshal(out, &last))

@@ -64,9 +64,9 @@ func TestObserveMultiDatabaseCommits(t *testing.T) {
 			out2 := zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "3", "--touch", "b", "--desc", "single")...)
 			want := map[string][]string{}
 			ids := map[string]string{
-				"a": zeoproxy.DefaultStorageID(addrs[0], "1"),
-				"b": zeoproxy.DefaultStorageID(addrs[0], "2"),
-				"c": zeoproxy.DefaultStorageID(addrs[1], "1"),
+				"a": zeoproxy.StorageIDOf(addrs[0], "1"),
+				"b": zeoproxy.StorageIDOf(addrs[0], "2"),
+				"c": zeoproxy.StorageIDOf(addrs[1], "1"),
 			}
 			for _, line := range append(parseLines(t, out), parseLines(t, out2)...) {
 				for db, tid := range line {
@@ -155,7 +155,7 @@ func TestBlindThenUnblind(t *testing.T) {
 	out = zrpc.AppendFrame(out, []byte("\x80\x03garbage that is no pickle"))
 	_, err = c.Write(out)
 	require.NoError(t, err)
-	id := zeoproxy.DefaultStorageID(addrs[0], "1")
+	id := zeoproxy.StorageIDOf(addrs[0], "1")
 	require.Eventually(t, func() bool {
 		ev := rec.snapshot()
 		return len(ev) > 0 && strings.HasPrefix(ev[len(ev)-1], "unblind "+id)
@@ -179,7 +179,7 @@ func TestUnixSocketListener(t *testing.T) {
 	out := zeotest.Python(t, "zodb_client.py", "--db", "a=unix:"+sock+"/1", "commit", "--count", "2", "--desc", "over unix")
 	lines := parseLines(t, out)
 	require.Len(t, lines, 2)
-	id := zeoproxy.DefaultStorageID("unix:"+sock, "1")
+	id := zeoproxy.StorageIDOf("unix:"+sock, "1")
 	require.Contains(t, id, sock)
 	require.Eventually(t, func() bool {
 		c := rec.committed()[id]

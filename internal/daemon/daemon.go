@@ -105,17 +105,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	})
 
 	if len(cfg.ZEO) > 0 {
-		pc := zeoproxy.Config{MaxDecode: int(cfg.Limits.MaxFrameSize), MaxConns: cfg.Limits.MaxZEOConnections,
-			Logger: d.Log, FinishWait: 60 * time.Second, LabelIdentity: cfg.ClientLabelIdentity}
-		for _, z := range cfg.ZEO {
-			sc := zeoproxy.ServerConfig{Name: z.Name, Listen: z.Listen.String(), Upstream: z.Upstream.String(),
-				Storages: map[string]string{}}
-			for _, s := range z.Storages {
-				sc.Storages[s.Name] = s.ID
-			}
-			pc.Servers = append(pc.Servers, sc)
-		}
-		d.Proxy = zeoproxy.New(pc, d.Tracker)
+		d.Proxy = zeoproxy.New(proxyConfig(cfg, d.Log), d.Tracker)
 		if err := d.Proxy.Listen(); err != nil {
 			return d, err
 		}
