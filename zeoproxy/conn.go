@@ -69,9 +69,6 @@ type conn struct {
 	// pending counts outstanding calls whose reply the proxy must see; the
 	// server→client hot path only peeks frames while it is non-zero.
 	pending atomic.Int32
-	// severed is set by fault injection (InjectFinishFault): from then on
-	// nothing more is relayed from the server.
-	severed atomic.Bool
 	cs, sc  *pump
 }
 
@@ -86,7 +83,7 @@ func (c *conn) serve() {
 	c.sc = &pump{
 		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
 		insp: s2cInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
-		srcConn: c.server, dstConn: c.client, severed: &c.severed,
+		srcConn: c.server, dstConn: c.client,
 		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,
 	}
 	scDone := make(chan struct{})
@@ -235,19 +232,6 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		}
 	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
 		c.c2sFrames++
-		if h.Method == zrpc.MethodTPCFinish && c.l.p.fault.Load() != nil {
-			switch c.l.p.takeFault(c.storName) {
-			case CutBeforeFinish:
-				_ = c.server.Close() // the frame cannot reach the server: it aborts
-				return false
-			case CutInsideFinish:
-				c.severed.Store(true)
-				c.cs.cutInside = true
-			case CutAfterFinish:
-				c.severed.Store(true)
-				c.cs.cutAfter = true
-			}
-		}
 		c.mu.Lock()
 		c.onCall(h.Method, h.MsgID)
 		c.mu.Unlock()

@@ -58,41 +58,6 @@ type Config struct {
 	Logger      hclog.Logger
 }
 
-type faultSpec struct {
-	storage string
-	action  FinishFault
-}
-
-// FinishFault says where InjectFinishFault cuts a server connection.
-type FinishFault int
-
-const (
-	// CutBeforeFinish: before the tpc_finish frame is forwarded; the server
-	// aborts (with a multi-storage transaction, a partial commit).
-	CutBeforeFinish FinishFault = iota + 1
-	// CutInsideFinish: after half of the frame; the server aborts, but the
-	// proxy cannot know it: in doubt, resolved as not committed.
-	CutInsideFinish
-	// CutAfterFinish: right after the whole frame; the server commits and
-	// the reply is lost: in doubt, resolved as committed.
-	CutAfterFinish
-)
-
-// InjectFinishFault arms a one-shot fault for tests and drills: the next
-// tpc_finish sent to the named ZEO storage loses its server connection where
-// f says. Nothing else is affected.
-func (p *Proxy) InjectFinishFault(storageName string, f FinishFault) {
-	p.fault.Store(&faultSpec{storage: storageName, action: f})
-}
-
-func (p *Proxy) takeFault(storageName string) FinishFault {
-	f := p.fault.Load()
-	if f == nil || f.storage != storageName || !p.fault.CompareAndSwap(f, nil) {
-		return 0
-	}
-	return f.action
-}
-
 func (c *Config) setDefaults() {
 	if c.MaxFrame == 0 {
 		c.MaxFrame = 256 << 20
@@ -118,7 +83,6 @@ type Proxy struct {
 	log     hclog.Logger
 	metrics Metrics
 
-	fault    atomic.Pointer[faultSpec]
 	finishes finishTable // tpc_finish calls forwarded, by correlation-key hash
 	partSeq  atomic.Uint64
 	connSeq  atomic.Uint64
