@@ -17,23 +17,6 @@ import (
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
-// phase is where a connection's current participation stands in ZEO's 2PC
-// (docs/zeo-protocol.md §10).
-type phase uint8
-
-const (
-	phaseIdle      phase = iota
-	phaseOpen            // tpc_begin seen
-	phaseVoting          // vote sent, reply pending
-	phaseVoted           // vote reply ok: the server holds the commit lock
-	phaseFailed          // vote error reply: the server already aborted
-	phaseFinishing       // tpc_finish forwarded, reply pending
-)
-
-var phaseNames = [...]string{"idle", "open", "voting", "voted", "failed", "finishing"}
-
-func (p phase) String() string { return phaseNames[p] }
-
 // conn is one client connection and its own upstream connection.
 type conn struct {
 	l      *listener
@@ -59,7 +42,7 @@ type conn struct {
 	hsValid    bool       // the client's handshake names a real protocol: it may go on to commit
 	blinded    []blindRef // storages this connection made blind
 	part       txn.PartID
-	ph         phase
+	ph         txn.Phase // where part stands, up to PhaseFinishing
 	begin      txn.Event
 	floor      txn.TID // last TID known on the storage when begin was seen
 	voteID     int64
@@ -132,20 +115,20 @@ func (c *conn) finish() {
 	t := c.l.p.tracker
 	if c.part != 0 {
 		switch c.ph {
-		case phaseFinishing:
+		case txn.PhaseFinishing:
 			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
 				"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
-		case phaseIdle:
+		case txn.PhaseIdle:
 		default:
-			if c.ph == phaseVoted {
+			if c.ph == txn.PhaseVoted {
 				c.log.Warn("connection lost while voted: the server aborts the transaction",
 					"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			}
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 		}
-		c.part, c.ph = 0, phaseIdle
+		c.part, c.ph = 0, txn.PhaseIdle
 	}
 	for _, b := range c.blinded {
 		c.l.p.unblindLater(c.l, b.name, b.id)
@@ -194,17 +177,19 @@ func (c *conn) markBlind(reason string) {
 	}
 }
 
+// lockedMarkBlind is markBlind for callers that do not hold c.mu.
+func (c *conn) lockedMarkBlind(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.markBlind(reason)
+}
+
 var setClientLabel = []byte("set_client_label")
 
 // c2sInspector observes client → server frames.
 type c2sInspector struct{ c *conn }
 
-func (i c2sInspector) unseen(reason string) {
-	c := i.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.markBlind("client stream: " + reason)
-}
+func (i c2sInspector) unseen(reason string) { i.c.lockedMarkBlind("client stream: " + reason) }
 
 func (i c2sInspector) head(prefix []byte, size int) bool {
 	c := i.c
@@ -218,9 +203,7 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 	h, err := zrpc.PeekMessage(c.enc, prefix)
 	if err != nil {
 		c.c2sFrames++
-		c.mu.Lock()
-		c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
-		c.mu.Unlock()
+		c.lockedMarkBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
 		return false
 	}
 	switch h.Method {
@@ -309,7 +292,7 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 		c.log.Warn("tpc_begin before register; ignored")
 		return
 	}
-	if c.part != 0 && c.ph != phaseIdle {
+	if c.part != 0 && c.ph != txn.PhaseIdle {
 		// ZEO allows one transaction per connection; a new tpc_begin means
 		// the server will refuse it or the old one ended unseen. Either way
 		// the old participation did not commit through this connection.
@@ -324,7 +307,7 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 	ext := canonText(tb.Extension)
 	c.part = c.l.p.newPartID()
 	c.floor = c.l.p.floorTID(c.storage)
-	c.ph = phaseOpen
+	c.ph = txn.PhaseBegun
 	info := txn.Info{Client: c.clientID(), User: string(tb.User), Description: string(tb.Description), Extension: ext}
 	c.begin = txn.Event{Kind: txn.Begin, Part: c.part, Storage: c.storage, Info: info,
 		Key: txn.NewKey(info.Client, info.User, info.Description, ext)}
@@ -340,38 +323,33 @@ func (c *conn) onCall(m zrpc.Method, msgid int64) {
 		if c.part == 0 {
 			return
 		}
-		c.ph = phaseVoting
+		c.ph = txn.PhaseVoting
 		c.voteID = msgid
 		c.pending.Add(1)
 	case zrpc.MethodTPCFinish:
 		if c.part == 0 {
 			return
 		}
-		c.ph = phaseFinishing
+		c.ph = txn.PhaseFinishing
 		c.finishID = msgid
 		c.finishDone = make(chan struct{})
 		c.pending.Add(1)
 		c.l.p.finishes[keyBucket(c.begin.Key)].Add(1)
 		t.Observe(txn.Event{Kind: txn.FinishSent, Part: c.part})
 	case zrpc.MethodTPCAbort:
-		if c.part == 0 || c.ph == phaseFinishing {
+		if c.part == 0 || c.ph == txn.PhaseFinishing {
 			return // after a finish, tpc_abort is the transaction package's no-op cleanup
 		}
 		t.Observe(txn.Event{Kind: txn.Aborted, Part: c.part})
 		c.l.p.metrics.aborts.Add(1)
-		c.part, c.ph = 0, phaseIdle
+		c.part, c.ph = 0, txn.PhaseIdle
 	}
 }
 
 // s2cInspector observes server → client frames.
 type s2cInspector struct{ c *conn }
 
-func (i s2cInspector) unseen(reason string) {
-	c := i.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.markBlind("server stream: " + reason)
-}
+func (i s2cInspector) unseen(reason string) { i.c.lockedMarkBlind("server stream: " + reason) }
 
 func (i s2cInspector) head(prefix []byte, size int) bool {
 	c := i.c
@@ -384,16 +362,14 @@ func (i s2cInspector) head(prefix []byte, size int) bool {
 	}
 	h, err := zrpc.PeekMessage(c.enc, prefix)
 	if err != nil {
-		c.mu.Lock()
-		c.markBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
-		c.mu.Unlock()
+		c.lockedMarkBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
 		return false
 	}
 	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt {
 		return false
 	}
 	c.mu.Lock()
-	want := (c.ph == phaseVoting && h.MsgID == c.voteID) || (c.ph == phaseFinishing && h.MsgID == c.finishID)
+	want := (c.ph == txn.PhaseVoting && h.MsgID == c.voteID) || (c.ph == txn.PhaseFinishing && h.MsgID == c.finishID)
 	c.mu.Unlock()
 	return want
 }
@@ -417,20 +393,20 @@ func (i s2cInspector) whole(payload []byte) {
 	}
 	t := c.l.p.tracker
 	switch {
-	case c.ph == phaseVoting && r.MsgID == c.voteID:
+	case c.ph == txn.PhaseVoting && r.MsgID == c.voteID:
 		c.pending.Add(-1)
 		switch {
 		case r.IsError():
-			c.ph = phaseFailed
+			c.ph = txn.PhaseVoteFailed
 			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: false})
 			c.l.p.metrics.votesFailed.Add(1)
 		case r.HasConflicts():
-			c.ph = phaseOpen // the client resolves and votes again
+			c.ph = txn.PhaseBegun // the client resolves and votes again
 		default:
-			c.ph = phaseVoted
+			c.ph = txn.PhaseVoted
 			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
 		}
-	case c.ph == phaseFinishing && r.MsgID == c.finishID:
+	case c.ph == txn.PhaseFinishing && r.MsgID == c.finishID:
 		c.pending.Add(-1)
 		tid, ok := r.TID()
 		switch {
@@ -450,6 +426,6 @@ func (i s2cInspector) whole(payload []byte) {
 		}
 		close(c.finishDone)
 		c.finishDone = nil
-		c.part, c.ph = 0, phaseIdle
+		c.part, c.ph = 0, txn.PhaseIdle
 	}
 }

@@ -74,10 +74,7 @@ func TestServerConnectionCutAroundFinish(t *testing.T) {
 			cutter := zeotest.StartCutter(t, srv.Addr)
 			rec := newRecorder()
 			cfg := zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: cutter.Addr()}}}
-			p := zeoproxy.New(cfg, rec)
-			require.NoError(t, p.Listen())
-			p.Serve()
-			t.Cleanup(p.Close)
+			p := serveProxy(t, cfg, rec)
 			addr := p.Addrs()[0].String()
 			dbs := []string{"--db", "a=" + addr + "/1", "--db", "b=" + addr + "/2"}
 			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1")...)

@@ -22,15 +22,23 @@ func startProxy(t *testing.T, tr zeoproxy.Tracker, servers ...*zeotest.Server) (
 			Name: "zeo" + string(rune('a'+i)), Listen: "127.0.0.1:0", Upstream: s.Addr,
 		})
 	}
-	p := zeoproxy.New(cfg, tr)
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	p := serveProxy(t, cfg, tr)
 	var addrs []string
 	for _, a := range p.Addrs() {
 		addrs = append(addrs, a.String())
 	}
 	return p, addrs
+}
+
+// serveProxy starts a proxy with cfg reporting to tr, closed at the end of
+// the test.
+func serveProxy(tb testing.TB, cfg zeoproxy.Config, tr zeoproxy.Tracker) *zeoproxy.Proxy {
+	tb.Helper()
+	p := zeoproxy.New(cfg, tr)
+	require.NoError(tb, p.Listen())
+	p.Serve()
+	tb.Cleanup(p.Close)
+	return p
 }
 
 type testWriter struct{ t *testing.T }
@@ -109,10 +117,7 @@ func TestRelayIsByteExact(t *testing.T) {
 			inner := startTap(t, srv.Addr)
 			rec := newRecorder()
 			cfg := zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: inner.Addr()}}}
-			p := zeoproxy.New(cfg, rec)
-			require.NoError(t, p.Listen())
-			p.Serve()
-			t.Cleanup(p.Close)
+			p := serveProxy(t, cfg, rec)
 			outer := startTap(t, p.Addrs()[0].String())
 			dbs := []string{"--db", "a=" + outer.Addr() + "/1", "--db", "b=" + outer.Addr() + "/2"}
 			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "20", "--touch", "a,b", "--desc", "bytes")...)
@@ -172,10 +177,7 @@ func TestUnixSocketListener(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
 	sock := t.TempDir() + "/zeo.sock"
 	rec := newRecorder()
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "unix:" + sock, Upstream: srv.Addr}}}, rec)
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "unix:" + sock, Upstream: srv.Addr}}}, rec)
 	out := zeotest.Python(t, "zodb_client.py", "--db", "a=unix:"+sock+"/1", "commit", "--count", "2", "--desc", "over unix")
 	lines := parseLines(t, out)
 	require.Len(t, lines, 2)
