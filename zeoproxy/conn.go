@@ -400,8 +400,8 @@ func (i s2cInspector) whole(payload []byte) {
 			c.ph = txn.PhaseVoteFailed
 			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: false})
 			c.l.p.metrics.votesFailed.Add(1)
-		case r.HasConflicts():
-			c.ph = txn.PhaseBegun // the client resolves and votes again
+		case !r.Voted():
+			c.ph = txn.PhaseBegun // conflicts: the client resolves them and votes again
 		default:
 			c.ph = txn.PhaseVoted
 			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
