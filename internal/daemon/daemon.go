@@ -53,7 +53,6 @@ type Daemon struct {
 	Classic *classic.Server // nil when disabled
 
 	classicLn  net.Listener
-	adminLn    net.Listener
 	admin      *http.Server
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
@@ -223,7 +222,6 @@ func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("admin endpoint: listen on %s: %w", ac.Listen, err)
 	}
-	d.adminLn = ln
 	d.admin = &http.Server{Handler: h(d), ReadHeaderTimeout: 10 * time.Second}
 	d.wg.Add(1)
 	go func() {
@@ -298,21 +296,6 @@ func (d *Daemon) tick() {
 			d.Tracker.Tick()
 		}
 	}
-}
-
-// ClassicAddr and AdminAddr return where the endpoints listen (nil if off).
-func (d *Daemon) ClassicAddr() net.Addr {
-	if d.classicLn == nil {
-		return nil
-	}
-	return d.classicLn.Addr()
-}
-
-func (d *Daemon) AdminAddr() net.Addr {
-	if d.adminLn == nil {
-		return nil
-	}
-	return d.adminLn.Addr()
 }
 
 // StatusFileStats returns the status file's counters (ok false without one).
