@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // Address is a listen or dial address as written in the config: "host:port"
@@ -102,51 +104,12 @@ func (a Address) overlaps(b Address) bool {
 }
 
 // DefaultStorageID returns the storage id a patched Zope would report for the
-// storage named name behind addr, i.e. the Python repr of
-// (tuple_of_addresses, name):
-//
-//	tcp:  ((('<host>', <port>),), '<name>')
-//	unix: (('<path>',), '<name>')
-//
-// ZEO's ClientStorage keeps a unix address as the bare path string, so the
-// unix form is the same tuple with the path in place of (host, port).
+// storage named name behind addr, the address clients dial (ZEO.ClientAddress):
+// txn.ClassicStorageID for tcp, txn.ClassicUnixStorageID for a unix socket.
+// The relay names storages the config does not list by the same rule.
 func DefaultStorageID(addr Address, name string) string {
-	var a string
 	if addr.IsUnix() {
-		a = PyRepr(addr.Path)
-	} else {
-		a = "(" + PyRepr(addr.Host) + ", " + strconv.Itoa(addr.Port) + ")"
+		return txn.ClassicUnixStorageID(addr.Path, name)
 	}
-	return "((" + a + ",), " + PyRepr(name) + ")"
-}
-
-// PyRepr returns the Python 3 repr of s (a str): single quotes unless s
-// contains a single quote and no double quote, the usual backslash escapes,
-// and \xNN for other control characters.
-func PyRepr(s string) string {
-	q := byte('\'')
-	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
-		q = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(q)
-	for _, r := range s {
-		switch {
-		case r == rune(q) || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte(q)
-	return b.String()
+	return txn.ClassicStorageID(addr.Host, addr.Port, name)
 }

@@ -125,21 +125,6 @@ func TestDefaultStorageID(t *testing.T) {
 	require.Equal(t, "/run/zeo.sock", unix.NetAddress())
 }
 
-// Expected values from Python 3: repr(s).
-func TestPyRepr(t *testing.T) {
-	for in, want := range map[string]string{
-		"1":      `'1'`,
-		"it's":   `"it's"`,
-		`a'b"c`:  `'a\'b"c'`,
-		`back\`:  `'back\\'`,
-		"t\tn\n": `'t\tn\n'`,
-		"\x01":   `'\x01'`,
-		"é":      `'é'`,
-	} {
-		require.Equal(t, want, PyRepr(in), "repr(%q)", in)
-	}
-}
-
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"1": 1, "10B": 10, "4KiB": 4096, "2 MiB": 2 << 20, "1GB": 1e9, "3kB": 3000} {
 		got, err := ParseSize(in)

@@ -15,13 +15,12 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker"
-	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // Paired writers on two ZEO servers while things go wrong at random: writer
 // processes are SIGKILLed mid-run (possibly between the finishes of one
-// commit), and the proxy cuts server connections right before, inside or
-// right after a tpc_finish. Whatever happens, every published point sampled restores to
+// commit), and server connections are cut (between the proxy and ZEO) right
+// before, inside or right after a tpc_finish. Whatever happens, every published point sampled restores to
 // equal paired counters, published TIDs never decrease, and, if no partial
 // commit was reported, the point catches up with the storages at the end.
 func TestChaosPublishedPointsStayCoherent(t *testing.T) {
@@ -78,7 +77,7 @@ func TestChaosPublishedPointsStayCoherent(t *testing.T) {
 			mu.Unlock()
 			startWriter()
 		case r <= 2:
-			s.d.Proxy.InjectFinishFault("1", zeoproxy.FinishFault(1+rng.Intn(3)))
+			s.cutters[rng.Intn(len(s.cutters))].Arm("1", zeotest.Cut(1+rng.Intn(3)))
 			faults++
 		}
 		p := s.published()
@@ -91,7 +90,11 @@ func TestChaosPublishedPointsStayCoherent(t *testing.T) {
 		prev = p
 	}
 	wg.Wait()
-	t.Logf("%d kills, %d connection cuts, %d distinct points", kills, faults, len(samples))
+	fired := 0
+	for _, c := range s.cutters {
+		fired += c.Cuts()
+	}
+	t.Logf("%d kills, %d connection cuts armed, %d made, %d distinct points", kills, faults, fired, len(samples))
 
 	partial := false
 	for _, p := range s.d.Tracker.Status().Pins {

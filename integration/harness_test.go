@@ -25,8 +25,9 @@ type site struct {
 	cfg     *config.Config
 	dir     string
 	servers []*zeotest.Server
-	listen  []string // proxy address per server
-	dbs     []string // --db arguments of zodb_client.py
+	cutters []*zeotest.Cutter // per server, between the proxy and ZEO: tests cut connections there
+	listen  []string          // proxy address per server
+	dbs     []string          // --db arguments of zodb_client.py
 	ids     map[string]string
 	stopped bool
 }
@@ -48,9 +49,11 @@ func startSite(t *testing.T, specs ...zeoSpec) *site {
 	for i, sp := range specs {
 		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack})
 		s.servers = append(s.servers, srv)
+		cutter := zeotest.StartCutter(t, srv.Addr)
+		s.cutters = append(s.cutters, cutter)
 		listen := fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 		s.listen = append(s.listen, listen)
-		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, srv.Addr)
+		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, cutter.Addr())
 		for j, name := range sp.storages {
 			fmt.Fprintf(&b, "  storage %q {}\n", name)
 			s.dbs = append(s.dbs, "--db", sp.dbNames[j]+"="+listen+"/"+name)

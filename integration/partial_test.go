@@ -8,7 +8,6 @@ import (
 
 	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker"
-	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // The seed's scenario: T1 writes A and B, the client dies between T1's
@@ -64,8 +63,8 @@ func TestSeedScenarioPartialCommit(t *testing.T) {
 	s.waitPublished(s.last())
 }
 
-// The proxy loses B's server connection around tpc_finish. Before the frame
-// went out: B aborts while A committed: a partial commit, pinned. Right after
+// The proxy loses B's server connection around tpc_finish (cut between the
+// proxy and ZEO). Before the frame went out (right after B's vote reply): B aborts while A committed: a partial commit, pinned. Right after
 // it went out: B committed but the reply is lost: in doubt, resolved through
 // the storage's iterator as committed, and publication goes on.
 func TestServerConnectionLostAroundFinish(t *testing.T) {
@@ -74,7 +73,7 @@ func TestServerConnectionLostAroundFinish(t *testing.T) {
 		s.client("commit", "--count", "1")
 		s.waitPublished(s.last())
 		before := s.published()
-		s.d.Proxy.InjectFinishFault("2", zeoproxy.CutBeforeFinish)
+		s.cutters[0].Arm("2", zeotest.CutBeforeFinish)
 		_, _ = zeotest.PythonErr(t, "zodb_client.py", append(append([]string{}, s.dbs...), "commit", "--count", "1", "--desc", "cut-before")...)
 		require.Eventually(t, func() bool {
 			for _, p := range s.d.Tracker.Status().Pins {
@@ -90,7 +89,7 @@ func TestServerConnectionLostAroundFinish(t *testing.T) {
 		s := startSite(t, zeoSpec{storages: []string{"1", "2"}, dbNames: []string{"a", "b"}})
 		s.client("commit", "--count", "1")
 		s.waitPublished(s.last())
-		s.d.Proxy.InjectFinishFault("2", zeoproxy.CutAfterFinish)
+		s.cutters[0].Arm("2", zeotest.CutAfterFinish)
 		_, _ = zeotest.PythonErr(t, "zodb_client.py", append(append([]string{}, s.dbs...), "commit", "--count", "1", "--desc", "cut-after")...)
 		last := s.last()
 		s.waitPublished(last)
@@ -100,7 +99,7 @@ func TestServerConnectionLostAroundFinish(t *testing.T) {
 }
 
 // The proxy loses B's server connection in the middle of the tpc_finish
-// frame: the server aborts B while A committed, but the proxy cannot know it.
+// frame (cut between the proxy and ZEO): the server aborts B while A committed, but the proxy cannot know it.
 // The client retries the whole transaction with the same metadata (as Zope
 // does after ClientDisconnected), and the retry commits on B. The in-doubt
 // participation must be resolved as not committed — taking the retry's TID
@@ -111,7 +110,7 @@ func TestTornFinishWithARetryIsAPartialCommit(t *testing.T) {
 	s.client("commit", "--count", "1")
 	s.waitPublished(s.last())
 	before := s.published()
-	s.d.Proxy.InjectFinishFault("2", zeoproxy.CutInsideFinish)
+	s.cutters[0].Arm("2", zeotest.CutInsideFinish)
 	// paired retries after ClientDisconnected with the same description.
 	out := s.client("paired", "--count", "1", "--seconds", "60", "--touch", "a,b", "--desc", "torn")
 	require.Len(t, parseLines(t, out), 1, "the retry committed")

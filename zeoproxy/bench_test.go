@@ -59,10 +59,7 @@ func storeaFrame(tb testing.TB, size int) []byte {
 
 func benchTargets(b *testing.B) map[string]string {
 	sink := startZEOSink(b)
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
-	require.NoError(b, p.Listen())
-	p.Serve()
-	b.Cleanup(p.Close)
+	p := serveProxy(b, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
 	return map[string]string{"direct": sink, "proxy": p.Addrs()[0].String()}
 }
 

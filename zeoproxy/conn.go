@@ -2,7 +2,6 @@ package zeoproxy
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -16,23 +15,6 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
-
-// phase is where a connection's current participation stands in ZEO's 2PC
-// (docs/zeo-protocol.md §10).
-type phase uint8
-
-const (
-	phaseIdle      phase = iota
-	phaseOpen            // tpc_begin seen
-	phaseVoting          // vote sent, reply pending
-	phaseVoted           // vote reply ok: the server holds the commit lock
-	phaseFailed          // vote error reply: the server already aborted
-	phaseFinishing       // tpc_finish forwarded, reply pending
-)
-
-var phaseNames = [...]string{"idle", "open", "voting", "voted", "failed", "finishing"}
-
-func (p phase) String() string { return phaseNames[p] }
 
 // conn is one client connection and its own upstream connection.
 type conn struct {
@@ -59,7 +41,7 @@ type conn struct {
 	hsValid    bool       // the client's handshake names a real protocol: it may go on to commit
 	blinded    []blindRef // storages this connection made blind
 	part       txn.PartID
-	ph         phase
+	ph         txn.Phase // where part stands, up to PhaseFinishing
 	begin      txn.Event
 	floor      txn.TID // last TID known on the storage when begin was seen
 	voteID     int64
@@ -69,9 +51,6 @@ type conn struct {
 	// pending counts outstanding calls whose reply the proxy must see; the
 	// server→client hot path only peeks frames while it is non-zero.
 	pending atomic.Int32
-	// severed is set by fault injection (InjectFinishFault): from then on
-	// nothing more is relayed from the server.
-	severed atomic.Bool
 	cs, sc  *pump
 }
 
@@ -86,7 +65,7 @@ func (c *conn) serve() {
 	c.sc = &pump{
 		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
 		insp: s2cInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
-		srcConn: c.server, dstConn: c.client, severed: &c.severed,
+		srcConn: c.server, dstConn: c.client,
 		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,
 	}
 	scDone := make(chan struct{})
@@ -135,20 +114,20 @@ func (c *conn) finish() {
 	t := c.l.p.tracker
 	if c.part != 0 {
 		switch c.ph {
-		case phaseFinishing:
+		case txn.PhaseFinishing:
 			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
 				"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
-		case phaseIdle:
+		case txn.PhaseIdle:
 		default:
-			if c.ph == phaseVoted {
+			if c.ph == txn.PhaseVoted {
 				c.log.Warn("connection lost while voted: the server aborts the transaction",
 					"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			}
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
 		}
-		c.part, c.ph = 0, phaseIdle
+		c.part, c.ph = 0, txn.PhaseIdle
 	}
 	for _, b := range c.blinded {
 		c.l.p.unblindLater(c.l, b.name, b.id)
@@ -197,275 +176,9 @@ func (c *conn) markBlind(reason string) {
 	}
 }
 
-var setClientLabel = []byte("set_client_label")
-
-// c2sInspector observes client → server frames.
-type c2sInspector struct{ c *conn }
-
-func (i c2sInspector) unseen(reason string) {
-	c := i.c
+// lockedMarkBlind is markBlind for callers that do not hold c.mu.
+func (c *conn) lockedMarkBlind(reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.markBlind("client stream: " + reason)
-}
-
-func (i c2sInspector) head(prefix []byte, size int) bool {
-	c := i.c
-	if c.c2sFrames == 0 {
-		return true // the handshake answer: tiny
-	}
-	if !c.encKnown || c.unsup != "" {
-		c.c2sFrames++
-		return false
-	}
-	h, err := zrpc.PeekMessage(c.enc, prefix)
-	if err != nil {
-		c.c2sFrames++
-		c.mu.Lock()
-		c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
-		c.mu.Unlock()
-		return false
-	}
-	switch h.Method {
-	case zrpc.MethodRegister, zrpc.MethodTPCBegin:
-		return true
-	case zrpc.MethodUnknown:
-		if c.l.p.cfg.LabelIdentity && bytes.Equal(h.Name, setClientLabel) {
-			return true
-		}
-	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
-		c.c2sFrames++
-		if h.Method == zrpc.MethodTPCFinish && c.l.p.fault.Load() != nil {
-			switch c.l.p.takeFault(c.storName) {
-			case CutBeforeFinish:
-				_ = c.server.Close() // the frame cannot reach the server: it aborts
-				return false
-			case CutInsideFinish:
-				c.severed.Store(true)
-				c.cs.cutInside = true
-			case CutAfterFinish:
-				c.severed.Store(true)
-				c.cs.cutAfter = true
-			}
-		}
-		c.mu.Lock()
-		c.onCall(h.Method, h.MsgID)
-		c.mu.Unlock()
-		return false
-	}
-	c.c2sFrames++
-	return false
-}
-
-func (i c2sInspector) whole(payload []byte) {
-	c := i.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.c2sFrames++
-	if c.c2sFrames == 1 {
-		hs, err := zrpc.ParseClientHandshake(payload)
-		switch {
-		case err != nil:
-			c.unsup = err.Error()
-			c.log.Warn("unrecognised client handshake; relaying unobserved", "error", err)
-		case hs.Ruok:
-			c.ruok = true
-			c.unsup = "ruok probe"
-		case hs.Protocol.ZEO4():
-			c.hsValid = true
-			c.unsup = "protocol " + hs.Protocol.String() + " (ZEO 4) is relayed but not observed"
-			c.markBlind(c.unsup)
-		default:
-			c.hsValid = true
-			c.enc, c.encKnown = hs.Protocol.Encoding, true
-		}
-		return
-	}
-	call, err := decodeCall(c.enc, payload)
-	if err != nil {
-		c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
-		return
-	}
-	switch call := call.(type) {
-	case *zrpc.Register:
-		reg := call
-		if c.registered || c.blind {
-			return // ZEO refuses a second register; the first one stands
-		}
-		c.registered = true
-		c.storName = reg.Storage
-		c.storage = c.l.storageID(reg.Storage)
-		// c.log stays as it is: the other direction's goroutine reads it.
-		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
-	case *zrpc.TPCBegin:
-		c.onBegin(call)
-	case *zrpc.UnknownCall:
-		if call.Name == "set_client_label" && len(call.Arguments) == 1 {
-			if label, err := zrpc.AsString(call.Arguments[0]); err == nil {
-				c.label = label
-			}
-		}
-	}
-}
-
-// clientID is the client identity of a participation: the peer host or
-// process, plus the ZEO client-label when the operator opted in
-// (Config.LabelIdentity). c.mu held.
-func (c *conn) clientID() string {
-	if c.l.p.cfg.LabelIdentity && c.label != "" {
-		return c.identity + " label:" + c.label
-	}
-	return c.identity
-}
-
-// onBegin starts a participation (c.mu held).
-func (c *conn) onBegin(tb *zrpc.TPCBegin) {
-	t := c.l.p.tracker
-	if !c.registered {
-		c.log.Warn("tpc_begin before register; ignored")
-		return
-	}
-	if c.part != 0 && c.ph != phaseIdle {
-		// ZEO allows one transaction per connection; a new tpc_begin means
-		// the server will refuse it or the old one ended unseen. Either way
-		// the old participation did not commit through this connection.
-		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here", "storage", c.storage, "phase", c.ph.String())
-		t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-		c.pending.Store(0)
-		if c.finishDone != nil {
-			close(c.finishDone)
-			c.finishDone = nil
-		}
-	}
-	ext := canonText(tb.Extension)
-	c.part = c.l.p.newPartID()
-	c.floor = c.l.p.floorTID(c.storage)
-	c.ph = phaseOpen
-	info := txn.Info{Client: c.clientID(), User: string(tb.User), Description: string(tb.Description), Extension: ext}
-	c.begin = txn.Event{Kind: txn.Begin, Part: c.part, Storage: c.storage, Info: info,
-		Key: txn.NewKey(info.Client, info.User, info.Description, ext)}
-	t.Observe(c.begin)
-	c.l.p.metrics.begins.Add(1)
-}
-
-// onCall records a sync 2PC call before it is forwarded (c.mu held).
-func (c *conn) onCall(m zrpc.Method, msgid int64) {
-	t := c.l.p.tracker
-	switch m {
-	case zrpc.MethodVote:
-		if c.part == 0 {
-			return
-		}
-		c.ph = phaseVoting
-		c.voteID = msgid
-		c.pending.Add(1)
-	case zrpc.MethodTPCFinish:
-		if c.part == 0 {
-			return
-		}
-		c.ph = phaseFinishing
-		c.finishID = msgid
-		c.finishDone = make(chan struct{})
-		c.pending.Add(1)
-		c.l.p.finishes[keyBucket(c.begin.Key)].Add(1)
-		t.Observe(txn.Event{Kind: txn.FinishSent, Part: c.part})
-	case zrpc.MethodTPCAbort:
-		if c.part == 0 || c.ph == phaseFinishing {
-			return // after a finish, tpc_abort is the transaction package's no-op cleanup
-		}
-		t.Observe(txn.Event{Kind: txn.Aborted, Part: c.part})
-		c.l.p.metrics.aborts.Add(1)
-		c.part, c.ph = 0, phaseIdle
-	}
-}
-
-// s2cInspector observes server → client frames.
-type s2cInspector struct{ c *conn }
-
-func (i s2cInspector) unseen(reason string) {
-	c := i.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.markBlind("server stream: " + reason)
-}
-
-func (i s2cInspector) head(prefix []byte, size int) bool {
-	c := i.c
-	c.s2cFrames++
-	if c.s2cFrames == 1 {
-		return true // the server's announcement
-	}
-	if c.pending.Load() == 0 {
-		return false
-	}
-	h, err := zrpc.PeekMessage(c.enc, prefix)
-	if err != nil {
-		c.mu.Lock()
-		c.markBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
-		c.mu.Unlock()
-		return false
-	}
-	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt {
-		return false
-	}
-	c.mu.Lock()
-	want := (c.ph == phaseVoting && h.MsgID == c.voteID) || (c.ph == phaseFinishing && h.MsgID == c.finishID)
-	c.mu.Unlock()
-	return want
-}
-
-func (i s2cInspector) whole(payload []byte) {
-	c := i.c
-	if c.s2cFrames == 1 {
-		if p, err := zrpc.ParseServerHandshake(payload); err != nil {
-			c.log.Warn("unrecognised server announcement", "error", err)
-		} else {
-			c.log.Trace("server announced", "protocol", p.String())
-		}
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r, err := decodeReply(c.enc, payload)
-	if err != nil {
-		c.markBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
-		return
-	}
-	t := c.l.p.tracker
-	switch {
-	case c.ph == phaseVoting && r.MsgID == c.voteID:
-		c.pending.Add(-1)
-		switch {
-		case r.IsError():
-			c.ph = phaseFailed
-			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: false})
-			c.l.p.metrics.votesFailed.Add(1)
-		case r.HasConflicts():
-			c.ph = phaseOpen // the client resolves and votes again
-		default:
-			c.ph = phaseVoted
-			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
-		}
-	case c.ph == phaseFinishing && r.MsgID == c.finishID:
-		c.pending.Add(-1)
-		tid, ok := r.TID()
-		switch {
-		case r.IsError():
-			// The storage failed inside tpc_finish: whether anything was
-			// written is unknown until the storage is read.
-			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
-			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
-		case ok:
-			t.Observe(txn.Event{Kind: txn.Finished, Part: c.part, TID: tid})
-			c.l.p.noteTID(c.storage, tid)
-			c.l.p.metrics.commits.Add(1)
-		default:
-			// None: the server had no matching transaction: nothing committed.
-			t.Observe(txn.Event{Kind: txn.Resolved, Part: c.part, OK: false, TID: 0})
-		}
-		close(c.finishDone)
-		c.finishDone = nil
-		c.part, c.ph = 0, phaseIdle
-	}
+	c.markBlind(reason)
 }

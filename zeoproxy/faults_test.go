@@ -44,7 +44,7 @@ func TestClientDiesBetweenFinishes(t *testing.T) {
 	out, err := zeotest.PythonErr(t, "zodb_client.py", append(dbs, "crash-between", "--first", "a", "--then", "b", "--desc", "T1")...)
 	require.Error(t, err, "the client must die in tpc_finish")
 	require.Contains(t, string(out), `"pid"`)
-	idA, idB := zeoproxy.DefaultStorageID(addrs[0], "1"), zeoproxy.DefaultStorageID(addrs[0], "2")
+	idA, idB := zeoproxy.StorageIDOf(addrs[0], "1"), zeoproxy.StorageIDOf(addrs[0], "2")
 	require.Eventually(t, func() bool {
 		a, b := rec.kinds(idA), rec.kinds(idB)
 		return len(a) > 0 && a[len(a)-1] == "finished" && len(b) > 0 && b[len(b)-1] == "lost"
@@ -53,54 +53,63 @@ func TestClientDiesBetweenFinishes(t *testing.T) {
 	require.Equal(t, []string{"begin", "vote", "lost"}, b[len(b)-3:], "B voted, then its connection was lost without a finish")
 }
 
-// The proxy cuts B's server connection around tpc_finish: before forwarding
-// it (B aborts: nothing in doubt) or right after (B commits without a reply:
-// in doubt, then resolved as committed with the TID the storage holds).
+// B's server connection is lost around tpc_finish (a forwarder between the
+// proxy and ZEO cuts it): right after the vote reply, before the finish can
+// go out (B aborts, and the proxy knows nothing is in doubt); inside the
+// tpc_finish frame (B aborts, but the proxy sent the whole frame: in doubt,
+// resolved as not committed); or right after the frame (B commits without a
+// reply: in doubt, then resolved as committed with the TID the storage holds).
 func TestServerConnectionCutAroundFinish(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		fault zeoproxy.FinishFault
-	}{{"before", zeoproxy.CutBeforeFinish}, {"after", zeoproxy.CutAfterFinish}} {
+		name string
+		cut  zeotest.Cut
+		want string // B's last events
+	}{
+		{"before", zeotest.CutBeforeFinish, "begin vote lost"},
+		{"inside", zeotest.CutInsideFinish, "begin vote finishsent lost resolved"},
+		{"after", zeotest.CutAfterFinish, "begin vote finishsent lost resolved"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
+			cutter := zeotest.StartCutter(t, srv.Addr)
 			rec := newRecorder()
-			cfg := zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}
-			p := zeoproxy.New(cfg, rec)
-			require.NoError(t, p.Listen())
-			p.Serve()
-			t.Cleanup(p.Close)
+			cfg := zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: cutter.Addr()}}}
+			p := serveProxy(t, cfg, rec)
 			addr := p.Addrs()[0].String()
 			dbs := []string{"--db", "a=" + addr + "/1", "--db", "b=" + addr + "/2"}
 			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1")...)
-			p.InjectFinishFault("2", tc.fault)
+			cutter.Arm("2", tc.cut)
 			// The client sees ClientDisconnected in tpc_finish on B and exits
 			// with an error; what matters is what the proxy reports.
 			_, _ = zeotest.PythonErr(t, "zodb_client.py", append(dbs, "commit", "--count", "1", "--desc", "cut-"+tc.name)...)
-			idB := zeoproxy.DefaultStorageID(addr, "2")
+			require.Equal(t, 1, cutter.Cuts(), "the connection was cut")
+			idB := zeoproxy.StorageIDOf(addr, "2")
 			var last map[string]string
 			out := zeotest.Python(t, "zodb_client.py", append(dbs, "last")...)
 			require.NoError(t, json.Unmarshal(out, &last))
-			if tc.fault == zeoproxy.CutBeforeFinish {
-				require.Eventually(t, func() bool {
-					k := rec.kinds(idB)
-					return len(k) >= 3 && strings.Join(k[len(k)-3:], " ") == "begin vote lost"
-				}, zeotestWait, pollEvery, "B: %v", rec.kinds(idB))
-				return
-			}
+			n := len(strings.Fields(tc.want))
 			require.Eventually(t, func() bool {
 				k := rec.kinds(idB)
-				return len(k) >= 5 && strings.Join(k[len(k)-5:], " ") == "begin vote finishsent lost resolved"
+				return len(k) >= n && strings.Join(k[len(k)-n:], " ") == tc.want
 			}, zeotestWait, pollEvery, "B: %v", rec.kinds(idB))
-			// Resolved as committed, with the storage's TID.
-			ev := rec.snapshot()
-			lastEv := ""
-			for _, e := range ev {
+			resolved := ""
+			for _, e := range rec.snapshot() {
 				if strings.HasPrefix(e, "resolved") {
-					lastEv = e
+					resolved = e
 				}
 			}
-			require.Contains(t, lastEv, "true "+last["b"], "resolution must find the commit the storage holds")
-			require.EqualValues(t, 1, p.Metrics().ResolvedCommitted)
+			m := p.Metrics()
+			switch tc.cut {
+			case zeotest.CutBeforeFinish:
+				require.Empty(t, resolved, "nothing was in doubt")
+				require.EqualValues(t, 0, m.InDoubt)
+			case zeotest.CutInsideFinish:
+				require.Contains(t, resolved, "false", "a torn tpc_finish never commits")
+				require.EqualValues(t, 1, m.ResolvedAborted)
+			case zeotest.CutAfterFinish:
+				require.Contains(t, resolved, "true "+last["b"], "resolution must find the commit the storage holds")
+				require.EqualValues(t, 1, m.ResolvedCommitted)
+			}
 		})
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/tidstorage/tidstorage/config"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -21,8 +20,14 @@ type ServerConfig struct {
 	Name     string // for logs
 	Listen   string // where clients connect: "host:port" or "unix:/path"
 	Upstream string // the real ZEO server, same forms
-	// Storages maps ZEO storage names to storage ids. A name that is not
-	// listed gets DefaultStorageID(Listen, name).
+	// ClientAddress is the address clients dial to reach this listener, as
+	// written in their zope.conf (same forms; default Listen, with the port
+	// actually bound). A storage not listed in Storages is named from it by
+	// the classic rule (txn.ClassicStorageID), as the config names the
+	// listed ones: behind 0.0.0.0 the listen address is not what clients use.
+	ClientAddress string
+	// Storages maps ZEO storage names to storage ids; they are bootstrapped
+	// and held back (blind) on undecodable traffic.
 	Storages map[string]string
 }
 
@@ -53,41 +58,6 @@ type Config struct {
 	Logger      hclog.Logger
 }
 
-type faultSpec struct {
-	storage string
-	action  FinishFault
-}
-
-// FinishFault says where InjectFinishFault cuts a server connection.
-type FinishFault int
-
-const (
-	// CutBeforeFinish: before the tpc_finish frame is forwarded; the server
-	// aborts (with a multi-storage transaction, a partial commit).
-	CutBeforeFinish FinishFault = iota + 1
-	// CutInsideFinish: after half of the frame; the server aborts, but the
-	// proxy cannot know it: in doubt, resolved as not committed.
-	CutInsideFinish
-	// CutAfterFinish: right after the whole frame; the server commits and
-	// the reply is lost: in doubt, resolved as committed.
-	CutAfterFinish
-)
-
-// InjectFinishFault arms a one-shot fault for tests and drills: the next
-// tpc_finish sent to the named ZEO storage loses its server connection where
-// f says. Nothing else is affected.
-func (p *Proxy) InjectFinishFault(storageName string, f FinishFault) {
-	p.fault.Store(&faultSpec{storage: storageName, action: f})
-}
-
-func (p *Proxy) takeFault(storageName string) FinishFault {
-	f := p.fault.Load()
-	if f == nil || f.storage != storageName || !p.fault.CompareAndSwap(f, nil) {
-		return 0
-	}
-	return f.action
-}
-
 func (c *Config) setDefaults() {
 	if c.MaxFrame == 0 {
 		c.MaxFrame = 256 << 20
@@ -106,17 +76,6 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// DefaultStorageID is the classic storage id, as a patched Zope would report
-// it: `((('<host>', <port>),), '<storage name>')` from the address clients
-// use to reach the proxy (config.DefaultStorageID).
-func DefaultStorageID(listen, storage string) string {
-	a, err := config.ParseAddress(listen)
-	if err != nil {
-		return "((" + config.PyRepr(listen) + ",), " + config.PyRepr(storage) + ")"
-	}
-	return config.DefaultStorageID(a, storage)
-}
-
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
 type Proxy struct {
 	cfg     Config
@@ -124,7 +83,6 @@ type Proxy struct {
 	log     hclog.Logger
 	metrics Metrics
 
-	fault    atomic.Pointer[faultSpec]
 	finishes finishTable // tpc_finish calls forwarded, by correlation-key hash
 	partSeq  atomic.Uint64
 	connSeq  atomic.Uint64
@@ -192,6 +150,9 @@ func (p *Proxy) Listen() error {
 				host, _, _ := net.SplitHostPort(addr)
 				sc.Listen = net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 			}
+		}
+		if sc.ClientAddress == "" {
+			sc.ClientAddress = sc.Listen
 		}
 		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{},
 			log: p.log.Named("zeo").With("server", sc.Name)}
@@ -344,7 +305,7 @@ func (l *listener) storageID(name string) string {
 	if id, ok := l.cfg.Storages[name]; ok && id != "" {
 		return id
 	}
-	return DefaultStorageID(l.cfg.Listen, name)
+	return classicStorageID(l.cfg.ClientAddress, name)
 }
 
 func (l *listener) accept() {

@@ -22,15 +22,23 @@ func startProxy(t *testing.T, tr zeoproxy.Tracker, servers ...*zeotest.Server) (
 			Name: "zeo" + string(rune('a'+i)), Listen: "127.0.0.1:0", Upstream: s.Addr,
 		})
 	}
-	p := zeoproxy.New(cfg, tr)
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	p := serveProxy(t, cfg, tr)
 	var addrs []string
 	for _, a := range p.Addrs() {
 		addrs = append(addrs, a.String())
 	}
 	return p, addrs
+}
+
+// serveProxy starts a proxy with cfg reporting to tr, closed at the end of
+// the test.
+func serveProxy(tb testing.TB, cfg zeoproxy.Config, tr zeoproxy.Tracker) *zeoproxy.Proxy {
+	tb.Helper()
+	p := zeoproxy.New(cfg, tr)
+	require.NoError(tb, p.Listen())
+	p.Serve()
+	tb.Cleanup(p.Close)
+	return p
 }
 
 type testWriter struct{ t *testing.T }
@@ -64,9 +72,9 @@ func TestObserveMultiDatabaseCommits(t *testing.T) {
 			out2 := zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "3", "--touch", "b", "--desc", "single")...)
 			want := map[string][]string{}
 			ids := map[string]string{
-				"a": zeoproxy.DefaultStorageID(addrs[0], "1"),
-				"b": zeoproxy.DefaultStorageID(addrs[0], "2"),
-				"c": zeoproxy.DefaultStorageID(addrs[1], "1"),
+				"a": zeoproxy.StorageIDOf(addrs[0], "1"),
+				"b": zeoproxy.StorageIDOf(addrs[0], "2"),
+				"c": zeoproxy.StorageIDOf(addrs[1], "1"),
 			}
 			for _, line := range append(parseLines(t, out), parseLines(t, out2)...) {
 				for db, tid := range line {
@@ -109,10 +117,7 @@ func TestRelayIsByteExact(t *testing.T) {
 			inner := startTap(t, srv.Addr)
 			rec := newRecorder()
 			cfg := zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: inner.Addr()}}}
-			p := zeoproxy.New(cfg, rec)
-			require.NoError(t, p.Listen())
-			p.Serve()
-			t.Cleanup(p.Close)
+			p := serveProxy(t, cfg, rec)
 			outer := startTap(t, p.Addrs()[0].String())
 			dbs := []string{"--db", "a=" + outer.Addr() + "/1", "--db", "b=" + outer.Addr() + "/2"}
 			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "20", "--touch", "a,b", "--desc", "bytes")...)
@@ -155,7 +160,7 @@ func TestBlindThenUnblind(t *testing.T) {
 	out = zrpc.AppendFrame(out, []byte("\x80\x03garbage that is no pickle"))
 	_, err = c.Write(out)
 	require.NoError(t, err)
-	id := zeoproxy.DefaultStorageID(addrs[0], "1")
+	id := zeoproxy.StorageIDOf(addrs[0], "1")
 	require.Eventually(t, func() bool {
 		ev := rec.snapshot()
 		return len(ev) > 0 && strings.HasPrefix(ev[len(ev)-1], "unblind "+id)
@@ -172,14 +177,11 @@ func TestUnixSocketListener(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
 	sock := t.TempDir() + "/zeo.sock"
 	rec := newRecorder()
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "unix:" + sock, Upstream: srv.Addr}}}, rec)
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "unix:" + sock, Upstream: srv.Addr}}}, rec)
 	out := zeotest.Python(t, "zodb_client.py", "--db", "a=unix:"+sock+"/1", "commit", "--count", "2", "--desc", "over unix")
 	lines := parseLines(t, out)
 	require.Len(t, lines, 2)
-	id := zeoproxy.DefaultStorageID("unix:"+sock, "1")
+	id := zeoproxy.StorageIDOf("unix:"+sock, "1")
 	require.Contains(t, id, sock)
 	require.Eventually(t, func() bool {
 		c := rec.committed()[id]

@@ -42,18 +42,8 @@ type pump struct {
 	maxWhole int // largest payload decoded whole; bigger ones are relayed unseen
 	maxFrame int // largest frame parsed; past it the direction is relayed raw
 	scratch  []byte
-	// cutAfter makes the pump flush and stop after the current frame (fault
-	// injection in tests: a connection lost right after a tpc_finish).
-	cutAfter bool
-	// cutInside makes the pump forward only the first half of the current
-	// frame, then stop (fault injection: a frame torn by a lost connection).
-	cutInside bool
-	// severed, when set and true, stops the pump at the next frame without
-	// forwarding it: fault injection makes a connection "lost" from the
-	// moment a tpc_finish goes out, so no reply sent after it can get through.
-	severed *atomic.Bool
-	frames  uint64
-	bytes   uint64
+	frames   uint64
+	bytes    uint64
 	// the raw connections under src and dst, for streaming large frames
 	srcConn io.Reader
 	dstConn io.Writer
@@ -76,9 +66,6 @@ func (p *pump) run() (err error, writeSide bool) {
 				return p.forwardRest(err)
 			}
 			return err, false
-		}
-		if p.severed != nil && p.severed.Load() {
-			return errCut, false
 		}
 		n := int(binary.BigEndian.Uint32(hdr))
 		if n > p.maxFrame || n < 0 {
@@ -128,11 +115,6 @@ func (p *pump) run() (err error, writeSide bool) {
 			if buf, err = p.src.Peek(total); err != nil {
 				return p.forwardRest(err)
 			}
-			if p.cutInside {
-				_, _ = p.dst.Write(buf[:total/2])
-				_ = p.dst.Flush()
-				return errCut, true
-			}
 			if _, err := p.dst.Write(buf); err != nil {
 				return err, true
 			}
@@ -141,16 +123,8 @@ func (p *pump) run() (err error, writeSide bool) {
 			return err, writeSide
 		}
 		p.count(total)
-		if p.cutAfter {
-			if err := p.dst.Flush(); err != nil {
-				return err, true
-			}
-			return errCut, true
-		}
 	}
 }
-
-var errCut = errors.New("connection cut by fault injection")
 
 // stream forwards a frame of which only a part is buffered (n < total): the
 // buffered part through the buffers, the rest straight from socket to

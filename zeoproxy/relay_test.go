@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
@@ -28,38 +29,24 @@ type sink struct {
 }
 
 func startSink(t *testing.T, hello []byte) *sink {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &sink{ln: ln, hello: hello, done: make(chan struct{}, 16)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = c.Write(s.hello)
-				b, _ := io.ReadAll(c)
-				s.mu.Lock()
-				s.got = append(s.got, b)
-				s.mu.Unlock()
-				s.done <- struct{}{}
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
+	s := &sink{hello: hello, done: make(chan struct{}, 16)}
+	s.ln = zeotest.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		_, _ = c.Write(s.hello)
+		b, _ := io.ReadAll(c)
+		s.mu.Lock()
+		s.got = append(s.got, b)
+		s.mu.Unlock()
+		s.done <- struct{}{}
+	})
 	return s
 }
 
 func frame(payload []byte) []byte { return zrpc.AppendFrame(nil, payload) }
 
 func proxyTo(t *testing.T, upstream string, rec zeoproxy.Tracker, maxFrame int) string {
-	p := zeoproxy.New(zeoproxy.Config{MaxFrame: maxFrame,
+	p := serveProxy(t, zeoproxy.Config{MaxFrame: maxFrame,
 		Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "127.0.0.1:0", Upstream: upstream}}}, rec)
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
 	return p.Addrs()[0].String()
 }
 
@@ -215,11 +202,8 @@ func TestRelaySeesEveryFrame(t *testing.T) {
 func TestZEO4ClientBlindsTheServersStorages(t *testing.T) {
 	s := startSink(t, frame([]byte("Z4")))
 	rec := newRecorder()
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "old", Listen: "127.0.0.1:0",
+	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "old", Listen: "127.0.0.1:0",
 		Upstream: s.ln.Addr().String(), Storages: map[string]string{"1": "id-1", "2": "id-2"}}}}, rec)
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
 	in := append(frame([]byte("Z4")), frame([]byte("(opaque ZEO 4 traffic)"))...)
 	got := sendAll(t, s, p.Addrs()[0].String(), in, 6)
 	require.Equal(t, in, got, "relayed unchanged")

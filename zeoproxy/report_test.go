@@ -34,10 +34,7 @@ func printf(format string, a ...any) { fmt.Fprintf(os.Stdout, format, a...) }
 
 func reportLatency(t *testing.T) {
 	sink := startZEOSink(t)
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
 	const n = 20000
 	measure := func(addr string) []time.Duration {
 		bc := dialBench(t, addr)
@@ -76,10 +73,7 @@ func reportIdle(t *testing.T) {
 		n, _ = strconv.Atoi(v)
 	}
 	sink := startIdleSink(t)
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
 	addr := p.Addrs()[0].String()
 	var before runtime.MemStats
 	runtime.GC()
@@ -113,10 +107,7 @@ func reportIdle(t *testing.T) {
 
 func reportZODB(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
-	p := zeoproxy.New(zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, newRecorder())
-	require.NoError(t, p.Listen())
-	p.Serve()
-	t.Cleanup(p.Close)
+	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, newRecorder())
 	rate := func(addr string) float64 {
 		out := zeotest.Python(t, "bench_commits.py", "--addr", addr, "--seconds", "5")
 		v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
@@ -141,28 +132,17 @@ func reportZODB(t *testing.T) {
 // as little memory as a connection can take, so that the proxy's own cost
 // per idle connection dominates the measurement.
 func startIdleSink(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	hello := []byte{0, 0, 0, 2, 'Z', '5'}
-	go func() {
+	ln := zeotest.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		_, _ = c.Write(hello)
+		var b [16]byte
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Read(b[:]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_, _ = c.Write(hello)
-				var b [16]byte
-				for {
-					if _, err := c.Read(b[:]); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

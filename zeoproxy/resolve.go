@@ -185,7 +185,7 @@ func (p *Proxy) sameKeyFinishing(storage string, b txn.Event) bool {
 		l.mu.Lock()
 		for c := range l.conns {
 			c.mu.Lock()
-			busy := c.ph == phaseFinishing && c.part != b.Part && c.storage == storage && c.begin.Key == b.Key
+			busy := c.ph == txn.PhaseFinishing && c.part != b.Part && c.storage == storage && c.begin.Key == b.Key
 			c.mu.Unlock()
 			if busy {
 				l.mu.Unlock()

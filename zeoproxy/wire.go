@@ -38,19 +38,14 @@ func (r *reply) ErrorClass() string {
 	return "unknown"
 }
 
-// HasConflicts reports a vote reply listing conflicts (dicts) that the client
-// resolves before voting again: the server did not keep the commit lock.
-func (r *reply) HasConflicts() bool {
-	seq, err := zrpc.AsSeq(r.msg.Args)
-	if err != nil {
-		return false
-	}
-	for _, v := range seq {
-		if _, ok := v.(zrpc.Dict); ok {
-			return true
-		}
-	}
-	return false
+// Voted reports whether a vote reply that is not an error leaves the server
+// holding the commit lock: false when it lists conflicts for the client to
+// resolve (it votes again). A reply that does not parse counts as voted: the
+// server answered without error, and taking it for voted is the side that
+// cannot hide a partial commit.
+func (r *reply) Voted() bool {
+	v, err := zrpc.ParseVoteResult(r.msg)
+	return err != nil || v.Voted()
 }
 
 // TID returns tpc_finish's committed TID; false when the result is None.

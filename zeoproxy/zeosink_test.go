@@ -2,7 +2,6 @@ package zeoproxy_test
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"testing"
 
@@ -38,15 +37,16 @@ func serveSink(c net.Conn) {
 		return
 	}
 	br := bufio.NewReaderSize(c, 64<<10)
-	fr := zrpc.NewFrameReader(br)
 	var reply []byte
 	first := true
 	for {
-		h, err := fr.ReadHeader()
+		hdr, err := br.Peek(zrpc.HeaderSize)
 		if err != nil {
 			return
 		}
-		head, err := fr.PeekPayload(min(int(h.Size), 64))
+		n := int(zrpc.ParseFrameHeader([zrpc.HeaderSize]byte(hdr)).Size)
+		_, _ = br.Discard(zrpc.HeaderSize)
+		head, err := br.Peek(min(n, 64))
 		if err != nil {
 			return
 		}
@@ -55,7 +55,7 @@ func serveSink(c net.Conn) {
 		if !first {
 			pk, perr = zrpc.PeekMessage(zrpc.Pickle, head)
 		}
-		if _, err := io.Copy(io.Discard, fr.Payload()); err != nil {
+		if _, err := br.Discard(n); err != nil {
 			return
 		}
 		if first {

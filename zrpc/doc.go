@@ -4,13 +4,15 @@
 //
 // Layers, from the wire up (no I/O policy inside except in Client):
 //
-//   - frame.go: 4-byte big-endian length + payload. FrameReader reuses one
-//     buffer and can stream a large payload (ReadHeader, PeekPayload,
-//     Payload) so a proxy never has to hold a 50 MiB storea in memory.
+//   - frame.go: 4-byte big-endian length + payload. FrameReader reads whole
+//     frames into one reused buffer (the Go client's need). The relay in
+//     zeoproxy does its own framing over bufio, peeking at each frame's head
+//     and streaming large payloads from socket to socket.
 //   - handshake.go: the first raw frame of each side ("Z5", "M5", "Z4",
 //     "Z3101", ..., or the client's "ruok").
 //   - peek.go: msgid, flags and method name of a frame from its first bytes,
-//     without decoding the arguments and without allocating.
+//     without decoding the arguments and without allocating: what the relay
+//     looks at on every frame.
 //   - message.go, value.go, pickle.go, msgpack.go: full decode/encode of a
 //     Message into canonical Go values (see Value), for both encodings.
 //   - messages.go: one Go type per message kind (TPCBegin, Vote, Reply, ...),
@@ -18,6 +20,7 @@
 //   - client.go: a small ZEO client (register, lastTransaction, get_info,
 //     ping, iterator_start/next) used for bootstrap and in-doubt resolution.
 //
-// The wire facts this package relies on are in
-// docs/zeo-protocol.md (ZEO 5/6 asyncio, with ZEO 4 differences).
+// The wire facts this package relies on are in docs/zeo-protocol.md (ZEO
+// 5/6 asyncio, with ZEO 4 differences), and are pinned by the captured and
+// golden frames in testdata/.
 package zrpc

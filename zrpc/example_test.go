@@ -3,14 +3,13 @@ package zrpc_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
-// The proxy's hot path: read a frame header, peek at the envelope head,
-// forward the original bytes unchanged, and pick out the 2PC facts without
-// decoding arguments or allocating per frame.
+// What a relay does with each frame: peek at the envelope head (method and
+// msgid) without decoding the arguments or allocating, and forward the
+// original bytes unchanged.
 func Example_relay() {
 	// what a ZEO 5 client would send (pickle), handshake first
 	var in bytes.Buffer
@@ -32,30 +31,21 @@ func Example_relay() {
 	zrpc.WriteFrame(&out, hello)
 	enc := hs.Protocol.Encoding
 	for {
-		h, err := fr.ReadHeader()
-		if err == io.EOF {
+		p, err := fr.ReadFrame()
+		if err != nil {
 			break
 		}
-		head, _ := fr.PeekPayload(256)
-		pk, err := zrpc.PeekMessage(enc, head)
+		pk, err := zrpc.PeekMessage(enc, p[:min(len(p), 512)])
 		if err != nil {
 			// not decodable: keep relaying, mark the storage blind
 		}
-		switch pk.Method {
-		case zrpc.MethodTPCBegin, zrpc.MethodVote:
-			txn, _ := zrpc.PeekFirstArgUint(enc, head, &pk)
-			fmt.Printf("%s txnid=%d msgid=%d\n", pk.Name, txn, pk.MsgID)
-		default:
-			fmt.Printf("%s (%d bytes)\n", pk.Name, h.Size)
-		}
-		// forward the original bytes: header, then the payload streamed
-		out.Write(zrpc.AppendFrameHeader(nil, int(h.Size)))
-		io.Copy(&out, fr.Payload())
+		fmt.Printf("%s msgid=%d (%d bytes)\n", pk.Name, pk.MsgID, len(p))
+		zrpc.WriteFrame(&out, p) // the original bytes
 	}
 	fmt.Println("relayed unchanged:", bytes.Equal(out.Bytes(), original))
 	// Output:
-	// tpc_begin txnid=42 msgid=0
-	// storea (1048624 bytes)
-	// vote txnid=42 msgid=7
+	// tpc_begin msgid=0 (40 bytes)
+	// storea msgid=0 (1048624 bytes)
+	// vote msgid=7 (20 bytes)
 	// relayed unchanged: true
 }

@@ -51,13 +51,9 @@ func TestFrameTooLarge(t *testing.T) {
 	_, err := fr.ReadFrame()
 	require.ErrorIs(t, err, zrpc.ErrFrameTooLarge)
 	require.ErrorContains(t, err, "frame 1: payload of 100 bytes exceeds the maximum of 99")
-	// the payload is still there to stream or skip
-	require.Equal(t, int64(100), fr.Remaining())
-	n, err := io.Copy(io.Discard, fr.Payload())
-	require.NoError(t, err)
-	require.Equal(t, int64(100), n)
-	_, err = fr.ReadFrame()
-	require.Equal(t, io.EOF, err)
+	// the stream cannot be followed past it
+	_, again := fr.ReadFrame()
+	require.Equal(t, err, again)
 
 	// default limit, declared 2 GiB-1 with no data: error before any allocation
 	hdr := []byte{0x7f, 0xff, 0xff, 0xff}
@@ -69,10 +65,10 @@ func TestFrameTooLarge(t *testing.T) {
 
 func TestFrameMACBit(t *testing.T) {
 	fr := zrpc.NewFrameReader(bytes.NewReader([]byte{0x80, 0, 0, 2, 'Z', '4'}))
-	h, err := fr.ReadHeader()
+	_, err := fr.ReadFrame()
 	require.ErrorIs(t, err, zrpc.ErrMACFrame)
-	require.True(t, h.MAC)
-	require.Equal(t, uint32(2), h.Size)
+	_, err = fr.ReadFrame()
+	require.ErrorIs(t, err, zrpc.ErrMACFrame)
 	require.Equal(t, zrpc.FrameHeader{Size: 2, MAC: true}, zrpc.ParseFrameHeader([4]byte{0x80, 0, 0, 2}))
 }
 
@@ -89,72 +85,13 @@ func TestFrameTruncated(t *testing.T) {
 	require.Equal(t, io.EOF, err)
 }
 
-// The streaming path: header, a peek at the envelope, then the payload
-// copied through without a frame-sized buffer.
-func TestFrameStreaming(t *testing.T) {
-	storea := bigStorea(t, zrpc.Pickle, 1<<20)
-	stream := frames(storea, golden(t, "z5_vote"))
-	fr := zrpc.NewFrameReader(iotest.HalfReader(bytes.NewReader(stream)))
-
-	h, err := fr.ReadHeader()
-	require.NoError(t, err)
-	require.Equal(t, uint32(len(storea)), h.Size)
-	head, err := fr.PeekPayload(256)
-	require.NoError(t, err)
-	require.Len(t, head, 256)
-	pk, err := zrpc.PeekPickle(head)
-	require.NoError(t, err)
-	require.Equal(t, zrpc.MethodStorea, pk.Method)
-
-	// a second ReadHeader before the payload is consumed is refused
-	_, err = fr.ReadHeader()
-	require.ErrorIs(t, err, zrpc.ErrPayloadPending)
-
-	var out bytes.Buffer
-	n, err := io.Copy(&out, fr.Payload())
-	require.NoError(t, err)
-	require.Equal(t, int64(len(storea)), n)
-	require.Equal(t, storea, out.Bytes())
-	require.Zero(t, fr.Remaining())
-
-	// next frame via Read (not WriteTo), in small pieces
-	h, err = fr.ReadHeader()
-	require.NoError(t, err)
-	got, err := io.ReadAll(io.LimitReader(fr.Payload(), 1<<30))
-	require.NoError(t, err)
-	require.Equal(t, golden(t, "z5_vote"), got)
-	require.Equal(t, uint32(len(got)), h.Size)
-	_, err = fr.ReadHeader()
-	require.Equal(t, io.EOF, err)
-}
-
-func TestFrameDiscardAndTruncatedStream(t *testing.T) {
-	stream := frames(make([]byte, 100000), []byte("next"))
-	fr := zrpc.NewFrameReader(bytes.NewReader(stream))
-	_, err := fr.ReadHeader()
-	require.NoError(t, err)
-	require.NoError(t, fr.Discard())
-	b, err := fr.ReadFrame()
-	require.NoError(t, err)
-	require.Equal(t, "next", string(b))
-
-	// stream ends inside a streamed payload
-	fr = zrpc.NewFrameReader(bytes.NewReader(stream[:5000]))
-	_, err = fr.ReadHeader()
-	require.NoError(t, err)
-	_, err = io.Copy(io.Discard, fr.Payload())
+// A payload cut short names how much is missing.
+func TestFrameTruncatedPayload(t *testing.T) {
+	stream := frames(make([]byte, 100000))
+	fr := zrpc.NewFrameReader(bufio.NewReaderSize(bytes.NewReader(stream[:5000]), 16))
+	_, err := fr.ReadFrame()
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-	fr = zrpc.NewFrameReader(bufio.NewReaderSize(bytes.NewReader(stream[:5000]), 16))
-	_, err = fr.ReadHeader()
-	require.NoError(t, err)
-	_, err = io.ReadAll(fr.Payload())
-	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-	// PeekPayload beyond what the stream has
-	fr = zrpc.NewFrameReader(bytes.NewReader(stream[:10]))
-	_, err = fr.ReadHeader()
-	require.NoError(t, err)
-	_, err = fr.PeekPayload(256)
-	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.ErrorContains(t, err, "frame 1: truncated payload (95004 bytes missing)")
 }
 
 func TestWriteFrame(t *testing.T) {

@@ -328,9 +328,9 @@ func (x *UnknownCall) Method() string       { return x.Name }
 func (x *UnknownCall) Args() Tuple          { return x.Arguments }
 func (x *UnknownCall) Decode(a Tuple) error { x.Arguments = a; return nil }
 
-// NewCallByName returns an empty typed Call for a method name
+// newCallByName returns an empty typed Call for a method name
 // (UnknownCall for names zrpc does not model).
-func NewCallByName(name string) Call {
+func newCallByName(name string) Call {
 	switch MethodOf(name) {
 	case MethodRegister:
 		return &Register{}
@@ -373,7 +373,7 @@ func DecodeCall(m *Message) (Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := NewCallByName(m.Name)
+	c := newCallByName(m.Name)
 	if err := c.Decode(args); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,6 @@ type Daemon struct {
 	Classic *classic.Server // nil when disabled
 
 	classicLn  net.Listener
-	adminLn    net.Listener
 	admin      *http.Server
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
@@ -105,17 +104,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	})
 
 	if len(cfg.ZEO) > 0 {
-		pc := zeoproxy.Config{MaxDecode: int(cfg.Limits.MaxFrameSize), MaxConns: cfg.Limits.MaxZEOConnections,
-			Logger: d.Log, FinishWait: 60 * time.Second, LabelIdentity: cfg.ClientLabelIdentity}
-		for _, z := range cfg.ZEO {
-			sc := zeoproxy.ServerConfig{Name: z.Name, Listen: z.Listen.String(), Upstream: z.Upstream.String(),
-				Storages: map[string]string{}}
-			for _, s := range z.Storages {
-				sc.Storages[s.Name] = s.ID
-			}
-			pc.Servers = append(pc.Servers, sc)
-		}
-		d.Proxy = zeoproxy.New(pc, d.Tracker)
+		d.Proxy = zeoproxy.New(proxyConfig(cfg, d.Log), d.Tracker)
 		if err := d.Proxy.Listen(); err != nil {
 			return d, err
 		}
@@ -233,7 +222,6 @@ func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("admin endpoint: listen on %s: %w", ac.Listen, err)
 	}
-	d.adminLn = ln
 	d.admin = &http.Server{Handler: h(d), ReadHeaderTimeout: 10 * time.Second}
 	d.wg.Add(1)
 	go func() {
@@ -308,21 +296,6 @@ func (d *Daemon) tick() {
 			d.Tracker.Tick()
 		}
 	}
-}
-
-// ClassicAddr and AdminAddr return where the endpoints listen (nil if off).
-func (d *Daemon) ClassicAddr() net.Addr {
-	if d.classicLn == nil {
-		return nil
-	}
-	return d.classicLn.Addr()
-}
-
-func (d *Daemon) AdminAddr() net.Addr {
-	if d.adminLn == nil {
-		return nil
-	}
-	return d.adminLn.Addr()
 }
 
 // StatusFileStats returns the status file's counters (ok false without one).

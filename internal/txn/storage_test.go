@@ -1,0 +1,28 @@
+package txn
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Expected values from Python 3: repr(s).
+func TestPyRepr(t *testing.T) {
+	for in, want := range map[string]string{
+		"1":      `'1'`,
+		"it's":   `"it's"`,
+		`a'b"c`:  `'a\'b"c'`,
+		`back\`:  `'back\\'`,
+		"t\tn\n": `'t\tn\n'`,
+		"\x01":   `'\x01'`,
+		"é":      `'é'`,
+	} {
+		require.Equal(t, want, PyRepr(in), "repr(%q)", in)
+	}
+}
+
+func TestClassicStorageID(t *testing.T) {
+	require.Equal(t, "((('localhost', 8200),), '2')", ClassicStorageID("localhost", 8200, "2"))
+	require.Equal(t, "((('::1', 8100),), '1')", ClassicStorageID("::1", 8100, "1"))
+	require.Equal(t, "(('/run/zeo.sock',), 'main')", ClassicUnixStorageID("/run/zeo.sock", "main"))
+}

@@ -1,0 +1,173 @@
+package zeoproxy
+
+import (
+	"bytes"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/zrpc"
+)
+
+// Client → server: the handshake, register, tpc_begin and the 2PC calls,
+// seen before they are forwarded.
+
+var setClientLabel = []byte("set_client_label")
+
+// c2sInspector observes client → server frames.
+type c2sInspector struct{ c *conn }
+
+func (i c2sInspector) unseen(reason string) { i.c.lockedMarkBlind("client stream: " + reason) }
+
+func (i c2sInspector) head(prefix []byte, size int) bool {
+	c := i.c
+	if c.c2sFrames == 0 {
+		return true // the handshake answer: tiny
+	}
+	if !c.encKnown || c.unsup != "" {
+		c.c2sFrames++
+		return false
+	}
+	h, err := zrpc.PeekMessage(c.enc, prefix)
+	if err != nil {
+		c.c2sFrames++
+		c.lockedMarkBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
+		return false
+	}
+	switch h.Method {
+	case zrpc.MethodRegister, zrpc.MethodTPCBegin:
+		return true
+	case zrpc.MethodUnknown:
+		if c.l.p.cfg.LabelIdentity && bytes.Equal(h.Name, setClientLabel) {
+			return true
+		}
+	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
+		c.c2sFrames++
+		c.mu.Lock()
+		c.onCall(h.Method, h.MsgID)
+		c.mu.Unlock()
+		return false
+	}
+	c.c2sFrames++
+	return false
+}
+
+func (i c2sInspector) whole(payload []byte) {
+	c := i.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.c2sFrames++
+	if c.c2sFrames == 1 {
+		hs, err := zrpc.ParseClientHandshake(payload)
+		switch {
+		case err != nil:
+			c.unsup = err.Error()
+			c.log.Warn("unrecognised client handshake; relaying unobserved", "error", err)
+		case hs.Ruok:
+			c.ruok = true
+			c.unsup = "ruok probe"
+		case hs.Protocol.ZEO4():
+			c.hsValid = true
+			c.unsup = "protocol " + hs.Protocol.String() + " (ZEO 4) is relayed but not observed"
+			c.markBlind(c.unsup)
+		default:
+			c.hsValid = true
+			c.enc, c.encKnown = hs.Protocol.Encoding, true
+		}
+		return
+	}
+	call, err := decodeCall(c.enc, payload)
+	if err != nil {
+		c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + err.Error())
+		return
+	}
+	switch call := call.(type) {
+	case *zrpc.Register:
+		reg := call
+		if c.registered || c.blind {
+			return // ZEO refuses a second register; the first one stands
+		}
+		c.registered = true
+		c.storName = reg.Storage
+		c.storage = c.l.storageID(reg.Storage)
+		// c.log stays as it is: the other direction's goroutine reads it.
+		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
+	case *zrpc.TPCBegin:
+		c.onBegin(call)
+	case *zrpc.UnknownCall:
+		if call.Name == "set_client_label" && len(call.Arguments) == 1 {
+			if label, err := zrpc.AsString(call.Arguments[0]); err == nil {
+				c.label = label
+			}
+		}
+	}
+}
+
+// clientID is the client identity of a participation: the peer host or
+// process, plus the ZEO client-label when the operator opted in
+// (Config.LabelIdentity). c.mu held.
+func (c *conn) clientID() string {
+	if c.l.p.cfg.LabelIdentity && c.label != "" {
+		return c.identity + " label:" + c.label
+	}
+	return c.identity
+}
+
+// onBegin starts a participation (c.mu held).
+func (c *conn) onBegin(tb *zrpc.TPCBegin) {
+	t := c.l.p.tracker
+	if !c.registered {
+		c.log.Warn("tpc_begin before register; ignored")
+		return
+	}
+	if c.part != 0 && c.ph != txn.PhaseIdle {
+		// ZEO allows one transaction per connection; a new tpc_begin means
+		// the server will refuse it or the old one ended unseen. Either way
+		// the old participation did not commit through this connection.
+		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here", "storage", c.storage, "phase", c.ph.String())
+		t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
+		c.pending.Store(0)
+		if c.finishDone != nil {
+			close(c.finishDone)
+			c.finishDone = nil
+		}
+	}
+	ext := canonText(tb.Extension)
+	c.part = c.l.p.newPartID()
+	c.floor = c.l.p.floorTID(c.storage)
+	c.ph = txn.PhaseBegun
+	info := txn.Info{Client: c.clientID(), User: string(tb.User), Description: string(tb.Description), Extension: ext}
+	c.begin = txn.Event{Kind: txn.Begin, Part: c.part, Storage: c.storage, Info: info,
+		Key: txn.NewKey(info.Client, info.User, info.Description, ext)}
+	t.Observe(c.begin)
+	c.l.p.metrics.begins.Add(1)
+}
+
+// onCall records a sync 2PC call before it is forwarded (c.mu held).
+func (c *conn) onCall(m zrpc.Method, msgid int64) {
+	t := c.l.p.tracker
+	switch m {
+	case zrpc.MethodVote:
+		if c.part == 0 {
+			return
+		}
+		c.ph = txn.PhaseVoting
+		c.voteID = msgid
+		c.pending.Add(1)
+	case zrpc.MethodTPCFinish:
+		if c.part == 0 {
+			return
+		}
+		c.ph = txn.PhaseFinishing
+		c.finishID = msgid
+		c.finishDone = make(chan struct{})
+		c.pending.Add(1)
+		c.l.p.finishes[keyBucket(c.begin.Key)].Add(1)
+		t.Observe(txn.Event{Kind: txn.FinishSent, Part: c.part})
+	case zrpc.MethodTPCAbort:
+		if c.part == 0 || c.ph == txn.PhaseFinishing {
+			return // after a finish, tpc_abort is the transaction package's no-op cleanup
+		}
+		t.Observe(txn.Event{Kind: txn.Aborted, Part: c.part})
+		c.l.p.metrics.aborts.Add(1)
+		c.part, c.ph = 0, txn.PhaseIdle
+	}
+}
