@@ -130,7 +130,7 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 			c.finishDone = nil
 		}
 	}
-	ext := canonText(tb.Extension)
+	ext := zrpc.CanonicalText(tb.Extension)
 	c.part = c.l.p.newPartID()
 	c.floor = c.l.p.floorTID(c.storage)
 	c.ph = txn.PhaseBegun

@@ -105,7 +105,7 @@ func (p *Proxy) findCommit(l *listener, storageName, storage string, b txn.Event
 		}
 		for _, ti := range txns {
 			tid := ti.TID
-			if string(ti.User) == b.Info.User && string(ti.Description) == b.Info.Description && canonText(ti.Extension) == b.Info.Extension &&
+			if string(ti.User) == b.Info.User && string(ti.Description) == b.Info.Description && zrpc.CanonicalText(ti.Extension) == b.Info.Extension &&
 				!p.claimed(storage, tid) {
 				return tid, true, nil
 			}
