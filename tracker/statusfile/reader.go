@@ -131,8 +131,12 @@ func Replay(r io.Reader, opts ReplayOptions) (*Result, error) {
 		if res.Applied > 0 && l.Time < prevT {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("line %d: time %.2f is before the previous line's %.2f", n, l.Time, prevT))
 		}
-		if err := apply(res.Point, l); err != nil {
+		left, err := apply(res.Point, l)
+		if err != nil {
 			return res, fmt.Errorf("statusfile: line %d: %w", n, err)
+		}
+		for _, k := range left {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("line %d: storage %s left the point (absent from this full line)", n, k))
 		}
 		prevT = l.Time
 		res.Time = l.Time
@@ -148,30 +152,37 @@ func Replay(r io.Reader, opts ReplayOptions) (*Result, error) {
 	return res, nil
 }
 
-func apply(point map[string]txn.TID, l Line) error {
+// apply merges one line into point. A full line replaces the point: a
+// storage absent from it has left (removed from the configuration, or a
+// classic id no run reports any more: issue 12, item 3) and is returned,
+// not an error, so that the storages still published stay readable. A line
+// that lowers a storage is an error: within one epoch published TIDs never
+// decrease (epoch.go).
+func apply(point map[string]txn.TID, l Line) (left []string, err error) {
 	if l.Full {
 		seen := make(map[string]bool, len(l.Entries))
 		for _, e := range l.Entries {
 			if old, ok := point[e.Key]; ok && e.TID < old {
-				return fmt.Errorf("full line lowers %s from %d to %d", e.Key, old, e.TID)
+				return nil, fmt.Errorf("full line lowers %s from %d to %d", e.Key, old, e.TID)
 			}
 			seen[e.Key] = true
 		}
 		for k := range point {
 			if !seen[k] {
-				return fmt.Errorf("full line lacks %s", k)
+				left = append(left, k)
 			}
 		}
+		sort.Strings(left)
 		clear(point)
 	} else {
 		for _, e := range l.Entries {
 			if old, ok := point[e.Key]; ok && e.TID < old {
-				return fmt.Errorf("d line lowers %s from %d to %d", e.Key, old, e.TID)
+				return nil, fmt.Errorf("d line lowers %s from %d to %d", e.Key, old, e.TID)
 			}
 		}
 	}
 	for _, e := range l.Entries {
 		point[e.Key] = e.TID
 	}
-	return nil
+	return left, nil
 }

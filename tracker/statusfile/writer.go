@@ -1,37 +1,16 @@
-// Package statusfile writes and reads the status file of the original
-// TIDStorage daemon (a.k.a. the TID log): one line per write,
-//
-//	<unix time, 2 decimals> <f|d> <Python dict repr: storage id -> TID>
-//
-// where f is a full dump of the published point and d holds only the values
-// published since the previous line. Files written here are read by the
-// original Python tools, and files written by them are read here.
 package statusfile
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
-
-// Entry is one storage id and its TID.
-type Entry struct {
-	Key string
-	TID txn.TID
-}
-
-// File is what a Writer writes to: each line goes out in one Write and is
-// then synced.
-type File interface {
-	io.Writer
-	Sync() error
-}
 
 // Options of a Writer.
 type Options struct {
@@ -42,167 +21,319 @@ type Options struct {
 	// passed since the previous f line (full_dump_period; 0 means never
 	// periodically, only at Start and Stop).
 	FullDumpPeriod time.Duration
+	// CloseTimeout bounds how long Close waits for a slow disk to take the
+	// last line (default 30s).
+	CloseTimeout time.Duration
+	// Logger receives what the writer goroutine has to say: failed and
+	// recovered writes, a repaired tail, a new epoch (default: none).
+	Logger hclog.Logger
 }
 
-// Writer appends status lines. It is not safe for concurrent use (the
-// tracker Service calls it under its lock).
+// Writer is the one owner of the status file. The tracker hands it the
+// published values under the tracker's lock, on the relay's path, so the
+// disk is never waited for there (docs/design.md, "Fail open"): Published,
+// Start, Flush and Stop only fill a mailbox that coalesces (one pending
+// value per storage, a mirror of the whole published point, the time of
+// the latest input), bounded by the number of storages whatever the disk
+// does. One goroutine takes the mailbox, applies the line policy (lines.go),
+// writes, fsyncs every line, and on a failure cuts the file back to its last
+// good line, counts and logs the error, and retries at the next Flush (the
+// daemon's Tick, every second) with everything published meanwhile.
 type Writer struct {
-	f        File
-	closer   io.Closer
-	opts     Options
-	pending  map[string]txn.TID
-	order    []string
-	started  bool
-	lastLine time.Time
-	lastFull time.Time
-	buf      []byte
-	entries  []Entry
-	lines    int
-	size     int64 // bytes in the file, when known (-1 if not)
+	path  string // "" for a File given to NewWriter
+	f     File
+	osf   *os.File // the file, when the Writer opened it
+	log   hclog.Logger
+	opts  Options
+	lines *lines
+	prev  *Result // what the file held at Open, for the epoch check (epoch.go)
+	prevE error   // the file did not replay at Open
+	// epochWhy, while not "", is why the next line must begin a new epoch
+	// (a new file, the old one kept aside): set by Start, cleared once the
+	// rotation succeeded. Goroutine-owned.
+	epochWhy string
+
+	mu      sync.Mutex // guards the mailbox and the stats below
+	changed sync.Cond  // signalled when handled moves or the goroutine ends
+	pending map[string]txn.TID
+	order   []string
+	point   map[string]txn.TID
+	now     time.Time
+	start   bool
+	flushes bool
+	stop    bool
+	closing bool
+	nextDue time.Time // the producer wakes the goroutine for a Flush from then on
+	posted  uint64
+	handled uint64
+	stats   Stats
+	final   error // the result of the Stop line
+
+	wake chan struct{}
+	done chan struct{}
+
+	// goroutine-owned scratch
+	take    []Entry
+	full    []Entry
+	failing int // consecutive failures
+	logged  time.Time
 }
 
-// truncater is implemented by *os.File: a failed write is cut back so that
-// no torn line is left in the middle of the file.
-type truncater interface {
-	Truncate(size int64) error
-}
-
-// NewWriter writes to f.
+// NewWriter writes to f (a test's fake, or a file opened by the caller)
+// and starts the writer goroutine. Without a path there are no epochs.
 func NewWriter(f File, opts Options) *Writer {
-	w := &Writer{f: f, opts: opts, pending: map[string]txn.TID{}, size: -1}
+	size := int64(-1)
 	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
 		if fi, err := st.Stat(); err == nil {
-			w.size = fi.Size()
+			size = fi.Size()
 		}
 	}
+	return newWriter("", f, size, opts)
+}
+
+func newWriter(path string, f File, size int64, opts Options) *Writer {
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	w := &Writer{path: path, f: f, log: opts.Logger, opts: opts, lines: newLines(f, opts, size),
+		pending: map[string]txn.TID{}, point: map[string]txn.TID{},
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w.changed.L = &w.mu
+	w.stats.Path = path
+	go w.run()
 	return w
 }
 
-// Open opens (creating it if needed) the status file at path for appending.
+// Open opens (creating it if needed) the status file at path for
+// appending. A torn last line is cut off first (repair.go), and the file is
+// replayed so that the first line of this run can start a new epoch if the
+// storages went back (epoch.go).
 func Open(path string, opts Options) (*Writer, error) {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if err := repairTail(path, log); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("statusfile: %w", err)
 	}
-	w := NewWriter(f, opts)
-	w.closer = f
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("statusfile: %w", err)
+	}
+	prev, prevErr := replayFile(path)
+	w := newWriter(path, f, fi.Size(), opts)
+	w.osf, w.prev, w.prevE = f, prev, prevErr
 	return w, nil
 }
 
-// Lines returns how many lines were written.
-func (w *Writer) Lines() int { return w.lines }
-
-// Published notes a newly published value, to go out in the next d line.
+// Published notes a newly published value (under the tracker's lock: it
+// never blocks on the disk and does not allocate once every storage has
+// been seen).
 func (w *Writer) Published(key string, tid txn.TID) {
+	w.mu.Lock()
 	if _, ok := w.pending[key]; !ok {
 		w.order = append(w.order, key)
 	}
 	w.pending[key] = tid
+	w.point[key] = tid
+	w.mu.Unlock()
 }
 
-// Start writes a full line (after bootstrap) and enables periodic lines.
-func (w *Writer) Start(now time.Time, point []Entry) error {
-	w.started = true
-	return w.writeFull(now, point)
+// Start asks for the first full line of the run (after bootstrap), with the
+// point published so far.
+func (w *Writer) Start(now time.Time) { w.post(now, &w.start) }
+
+// Flush tells the writer that a line may be due as of now (a transaction
+// ended, or a second passed): it writes the due line, if any, including the
+// retry of a failed one.
+func (w *Writer) Flush(now time.Time) { w.post(now, &w.flushes) }
+
+// Stop asks for the final full line of a clean stop; Close waits for it.
+// Nothing posted after Stop is written.
+func (w *Writer) Stop(now time.Time) { w.post(now, &w.stop) }
+
+func (w *Writer) post(now time.Time, flag *bool) {
+	w.mu.Lock()
+	if w.stop || w.closing {
+		w.mu.Unlock()
+		return
+	}
+	w.now = now
+	if flag == &w.flushes && now.Before(w.nextDue) {
+		// Nothing can be due yet: spare the goroutine a wake-up per input.
+		w.mu.Unlock()
+		return
+	}
+	*flag = true
+	w.posted++
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
-// Stop writes a full line at a clean stop.
-func (w *Writer) Stop(now time.Time, point []Entry) error {
-	if !w.started {
-		return nil
-	}
-	return w.writeFull(now, point)
-}
-
-// Flush writes the line that is due, if any: an f line if FullDumpPeriod
-// has passed since the last one (point is then called), else a d line with
-// the pending values if BurstPeriod has passed since the last line. The
-// tracker calls it whenever a transaction ended (as the original did).
-func (w *Writer) Flush(now time.Time, point func() []Entry) error {
-	if !w.started {
-		return nil
-	}
-	if w.opts.FullDumpPeriod > 0 && now.Sub(w.lastFull) >= w.opts.FullDumpPeriod {
-		return w.writeFull(now, point())
-	}
-	if len(w.pending) == 0 || now.Sub(w.lastLine) < w.opts.BurstPeriod {
-		return nil
-	}
-	w.entries = w.entries[:0]
-	for _, k := range w.order {
-		w.entries = append(w.entries, Entry{k, w.pending[k]})
-	}
-	sortEntries(w.entries)
-	if err := w.write(now, false, w.entries); err != nil {
-		return err
-	}
-	w.clearPending()
-	return nil
-}
-
-func (w *Writer) writeFull(now time.Time, point []Entry) error {
-	if len(point) == 0 {
-		return nil // the original never writes an empty dict
-	}
-	w.entries = append(w.entries[:0], point...)
-	sortEntries(w.entries)
-	if err := w.write(now, true, w.entries); err != nil {
-		return err
-	}
-	w.lastFull = now
-	w.clearPending()
-	return nil
-}
-
-func (w *Writer) clearPending() {
-	clear(w.pending)
-	w.order = w.order[:0]
-}
-
-func (w *Writer) write(now time.Time, full bool, entries []Entry) error {
-	w.buf = AppendLine(w.buf[:0], now, full, entries)
-	if n, err := w.f.Write(w.buf); err != nil {
-		if n > 0 && w.size >= 0 {
-			if t, ok := w.f.(truncater); ok {
-				if terr := t.Truncate(w.size); terr != nil {
-					return fmt.Errorf("statusfile: write: %w (and cutting the torn line failed: %v)", err, terr)
-				}
-			}
+// Wait returns once everything posted so far has been handled (written, or
+// found not due, or failed): tests and Close use it.
+func (w *Writer) Wait() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for target := w.posted; w.handled < target; {
+		select {
+		case <-w.done:
+			return
+		default:
 		}
-		return fmt.Errorf("statusfile: write: %w", err)
+		w.changed.Wait()
 	}
-	if w.size >= 0 {
-		w.size += int64(len(w.buf))
-	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("statusfile: fsync: %w", err)
-	}
-	w.lastLine = now
-	w.lines++
-	return nil
 }
 
-// Close closes the file if the Writer opened it.
+// Close writes what was posted (the final line if Stop was called), waiting
+// at most Options.CloseTimeout for the disk, then closes the file if the
+// Writer opened it. Its error is the final line's, or the reason appending
+// stopped.
 func (w *Writer) Close() error {
-	if w.closer != nil {
-		return w.closer.Close()
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
-	return nil
+	select {
+	case <-w.done:
+	case <-time.After(w.opts.CloseTimeout):
+		return fmt.Errorf("statusfile: the disk did not take the last line within %s", w.opts.CloseTimeout)
+	}
+	w.mu.Lock()
+	err := w.final
+	w.mu.Unlock()
+	if w.osf != nil {
+		if cerr := w.osf.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("statusfile: close: %w", cerr)
+		}
+	}
+	return err
 }
 
-func sortEntries(es []Entry) {
-	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+// run is the writer goroutine: the only code that touches the file.
+func (w *Writer) run() {
+	defer func() {
+		w.mu.Lock()
+		close(w.done)
+		w.changed.Broadcast()
+		w.mu.Unlock()
+	}()
+	for {
+		<-w.wake
+		w.mu.Lock()
+		now, start, flush, stop, closing := w.now, w.start, w.flushes, w.stop, w.closing
+		w.start, w.flushes = false, false
+		seq := w.posted
+		w.take = w.take[:0]
+		for _, k := range w.order {
+			w.take = append(w.take, Entry{k, w.pending[k]})
+		}
+		clear(w.pending)
+		w.order = w.order[:0]
+		w.full = w.full[:0]
+		for k, v := range w.point {
+			w.full = append(w.full, Entry{k, v})
+		}
+		w.mu.Unlock()
+
+		for _, e := range w.take {
+			w.lines.published(e.Key, e.TID)
+		}
+		var err error
+		if w.stats.Broken == "" { // written by this goroutine only
+			if start {
+				w.lines.started, w.lines.needFull = true, true
+				w.epochWhy = w.epochReason(w.full)
+			}
+			if w.epochWhy != "" && w.lines.started {
+				err = w.newEpoch()
+			}
+			if err == nil && (start || (flush && !stop)) {
+				err = w.lines.flush(now, func() []Entry { return w.full })
+			}
+			if err == nil && stop {
+				err = w.lines.stop(now, w.full)
+			}
+		} else if stop {
+			err = fmt.Errorf("statusfile: appending had stopped: %s", w.stats.Broken)
+		}
+		w.account(err)
+		if stop {
+			w.mu.Lock()
+			w.final = err
+			w.mu.Unlock()
+		}
+
+		w.mu.Lock()
+		if w.handled < seq {
+			w.handled = seq
+		}
+		w.nextDue = w.lines.due()
+		if w.failing > 0 {
+			w.nextDue = time.Time{} // retry at the next Flush
+		}
+		w.changed.Broadcast()
+		w.mu.Unlock()
+		if stop || closing {
+			return
+		}
+	}
 }
 
-// AppendLine appends one status line, newline included.
-func AppendLine(dst []byte, now time.Time, full bool, entries []Entry) []byte {
-	// '%.2f' % time.time(): the float, correctly rounded to 2 decimals.
-	dst = strconv.AppendFloat(dst, float64(now.UnixNano())/1e9, 'f', 2, 64)
-	if full {
-		dst = append(dst, " f "...)
-	} else {
-		dst = append(dst, " d "...)
+// account updates the stats after one wake-up and says what happened: the
+// first failure of a streak at ERROR, then at most once a minute, and the
+// recovery. This runs on the writer goroutine, never under the tracker's
+// lock.
+func (w *Writer) account(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wrote := false
+	if n := uint64(w.lines.count); n != w.stats.Lines {
+		w.stats.Lines, w.stats.Bytes = n, uint64(w.lines.bytes)
+		w.stats.LastWrite = time.Now()
+		wrote = true
 	}
-	dst = AppendDict(dst, entries)
-	return append(dst, '\n')
+	if err == nil {
+		if w.failing > 0 && wrote {
+			w.log.Warn("status file writes recovered; the values published meanwhile went out with this line",
+				"path", w.path, "failed_attempts", w.failing)
+			w.failing = 0
+		}
+		return
+	}
+	w.failing++
+	w.stats.Errors++
+	w.stats.LastError = err.Error()
+	if errors.Is(err, errCannotCut) {
+		w.stats.Broken = err.Error()
+		w.log.Error("status file: appending stopped until restart: a torn line could not be cut back (the next start repairs it); traffic keeps flowing",
+			"path", w.path, "error", err)
+		return
+	}
+	if w.failing == 1 || time.Since(w.logged) >= time.Minute {
+		w.logged = time.Now()
+		w.log.Error("status file write failed; the file ends at its last good line (a coherent point) and the write is retried every second with everything published meanwhile",
+			"path", w.path, "error", err, "failed_attempts", w.failing)
+	}
+}
+
+// Stats returns the writer's counters, for /status and metrics.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
 }
