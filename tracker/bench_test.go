@@ -171,8 +171,11 @@ func BenchmarkMachineMix(b *testing.B) {
 // BenchmarkServiceMix: the same through Service (mutex, clock, logging
 // checks, no status file).
 func BenchmarkServiceMix(b *testing.B) {
+	benchServiceMix(b, NewService(ServiceConfig{}))
+}
+
+func benchServiceMix(b *testing.B, s *Service) {
 	sched := benchSchedule(1 << 16)
-	s := NewService(ServiceConfig{})
 	vals := map[string]txn.TID{}
 	for _, e := range sched {
 		if e.st != "" {

@@ -23,7 +23,8 @@ type ServiceConfig struct {
 	// Logger receives the records (default: a null logger).
 	Logger hclog.Logger
 	// StatusFile, if set, is fed with the published point; Close writes its
-	// final full line (and closes it).
+	// final full line (and closes it). The Service only fills its mailbox:
+	// the Writer's goroutine does the I/O (statusfile.Writer).
 	StatusFile *statusfile.Writer
 	// OnRecord, if set, sees every record (for metrics), under the lock:
 	// it must not call back into the Service.
@@ -31,9 +32,14 @@ type ServiceConfig struct {
 }
 
 // Service is the daemon's tracker: a Machine behind a mutex, fed with the
-// clock, whose records are logged and written to the status file. Every
+// clock, whose records are logged and handed to the status file. Every
 // method is synchronous: when it returns, the input has been applied
 // (docs/design.md, rule 1). Safe for concurrent use.
+//
+// Nothing slow happens under the lock, which the relay's path takes for
+// every event (docs/design.md, "Fail open"): records are logged after the
+// lock is released (service_log.go), and the status file only receives the
+// published values into its mailbox.
 type Service struct {
 	mu       sync.Mutex
 	m        *Machine
@@ -42,12 +48,15 @@ type Service struct {
 	sf       *statusfile.Writer
 	onRecord func(Record)
 	ended    uint64
+	tick     bool // the input is a Tick: a status line may be due
 	tids     []StorageTID
-	entries  []statusfile.Entry
-	point    func() []statusfile.Entry
 	closed   bool
 	broken   string             // why the Service stopped after a panic
 	good     map[string]txn.TID // the published point as of the last completed input
+
+	logs       logQueue
+	configured map[string]bool // the configured storage ids (nil: none configured)
+	unknown    map[string]bool // classic ids already warned about
 }
 
 // NewService returns a Service.
@@ -59,48 +68,58 @@ func NewService(cfg ServiceConfig) *Service {
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
-	s.point = s.fullPoint
 	s.good = map[string]txn.TID{}
+	if len(cfg.Storages) > 0 {
+		s.configured = make(map[string]bool, len(cfg.Storages))
+		for _, id := range cfg.Storages {
+			s.configured[id] = true
+		}
+	}
 	return s
 }
 
-// lock takes the lock for one input; live is false (and the lock released)
-// once the Service has failed.
-func (s *Service) lock() (now int64, live bool) {
+// input applies one input under the lock: fn gets the input's time. It
+// drains the records, releases the lock, then logs them. It returns false
+// (without calling fn) once the Service has failed. A panic in the machine
+// (a bug) is caught here: the relay that called must go on (fail open), so
+// the Service stops instead — see fail. fn must not escape: input is on
+// the relay's path and must not allocate.
+func (s *Service) input(fn func(now int64)) bool {
 	s.mu.Lock()
 	if s.broken != "" {
 		s.mu.Unlock()
-		return 0, false
+		return false
 	}
-	return s.clock().UnixNano(), true
+	now := s.clock().UnixNano()
+	s.apply(now, fn)
+	pending := s.logs.pending()
+	s.mu.Unlock()
+	if pending {
+		s.logs.drain(&s.mu, s.logRecord)
+	}
+	return true
 }
 
-// unlock, deferred after lock, drains the records of the input just
-// applied, then releases. A panic in the machine (a bug) is caught here: the
-// relay that called must go on (fail open), so the Service stops instead —
-// see fail.
-func (s *Service) unlock(now int64) {
-	defer s.mu.Unlock()
-	if r := recover(); r != nil {
-		s.fail(r)
-		return
-	}
+// apply runs fn and drains its records (s.mu held); a panic stops the
+// Service.
+func (s *Service) apply(now int64, fn func(now int64)) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.fail(r)
 		}
 	}()
+	fn(now)
 	s.after(now)
 }
 
 // fail stops the Service after a panic: no more inputs are applied and
 // nothing more is published (the machine may be half-way through an input);
 // Dump keeps answering the last point published by a completed input, which
-// is coherent. The daemon keeps relaying; a restart recovers. (s.mu held.)
+// is coherent. The daemon keeps relaying; a restart recovers. (s.mu held:
+// the error is logged after unlock.)
 func (s *Service) fail(r any) {
 	s.broken = fmt.Sprint(r)
-	s.log.Error("tracker failed: publication stops at the last good point; traffic keeps flowing; restart tidstorage",
-		"panic", s.broken, "stack", string(debug.Stack()))
+	s.logs.push(logEntry{failure: s.broken, stack: string(debug.Stack())})
 }
 
 // Broken returns why the Service stopped ("" while it works).
@@ -110,20 +129,25 @@ func (s *Service) Broken() string {
 	return s.broken
 }
 
+// after hands the records of the input just applied to OnRecord, the log
+// queue and the status file's mailbox (s.mu held).
 func (s *Service) after(now int64) {
 	recs := s.m.Records()
 	started, published := false, false
+	trace := s.log.IsTrace()
 	for i := range recs {
 		r := &recs[i]
 		if s.onRecord != nil {
 			s.onRecord(*r)
 		}
-		s.logRecord(r)
+		if r.Kind != RecPublished || trace {
+			s.logs.push(logEntry{rec: *r})
+		}
 		switch r.Kind {
 		case RecPublished:
 			published = true
 			s.good[r.Storage] = r.TID
-			if s.sf != nil {
+			if s.sf != nil && !s.closed {
 				s.sf.Published(r.Storage, r.TID)
 			}
 		case RecBootstrapped:
@@ -131,50 +155,19 @@ func (s *Service) after(now int64) {
 		}
 	}
 	s.m.ClearRecords()
+	tick := s.tick
+	s.tick = false
 	if s.sf == nil || s.closed {
 		return
 	}
 	t := time.Unix(0, now)
-	var err error
 	if started {
-		err = s.sf.Start(t, s.fullPoint())
-	} else if e := s.m.ctr.TransactionsEnded; e != s.ended || published {
-		// The original wrote only when a transaction ended.
+		s.sf.Start(t)
+	} else if e := s.m.ctr.TransactionsEnded; e != s.ended || published || tick {
+		// The original wrote only when a transaction ended; a Tick writes a
+		// line that became due meanwhile, or retries a failed one.
 		s.ended = e
-		err = s.sf.Flush(t, s.point)
-	}
-	if err != nil {
-		s.log.Error("status file write failed", "error", err)
-	}
-}
-
-func (s *Service) fullPoint() []statusfile.Entry {
-	s.tids = s.m.AppendPublished(s.tids[:0])
-	s.entries = s.entries[:0]
-	for _, t := range s.tids {
-		s.entries = append(s.entries, statusfile.Entry{Key: t.Storage, TID: t.TID})
-	}
-	return s.entries
-}
-
-func (s *Service) logRecord(r *Record) {
-	switch r.Kind {
-	case RecPublished:
-		if s.log.IsTrace() {
-			s.log.Trace("published", "storage", r.Storage, "tid", uint64(r.TID), "old", uint64(r.Old))
-		}
-	case RecBootstrapped:
-		s.log.Info(r.Msg)
-	case RecWarning:
-		s.log.Warn(r.Msg, "code", string(r.Code))
-	case RecCritical:
-		s.log.Error("CRITICAL: "+r.Msg, "code", string(r.Code), "storage", r.Storage, "tid", uint64(r.TID), "published", uint64(r.Old))
-	case RecPartial:
-		s.log.Error(r.Msg, "pin", r.Pin)
-	case RecInDoubt, RecLost, RecPinned:
-		s.log.Warn(r.Msg, "pin", r.Pin, "participation", uint64(r.Part))
-	case RecResolved, RecPinReleased:
-		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", uint64(r.TID))
+		s.sf.Flush(t)
 	}
 }
 
@@ -182,39 +175,32 @@ func (s *Service) logRecord(r *Record) {
 
 // ClassicBegin is the classic BEGIN.
 func (s *Service) ClassicBegin(id string, storages []string) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.ClassicBegin(now, id, storages)
+	s.input(func(now int64) {
+		s.checkClassicIDs(storages)
+		s.m.ClassicBegin(now, id, storages)
+	})
 }
 
 // ClassicCommit is the classic COMMIT; none lists the storages whose TID was
 // sent as None.
 func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []string) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.tids = s.tids[:0]
-	for k, v := range tids {
-		s.tids = append(s.tids, StorageTID{k, v})
-	}
-	// Map order must not leak into the machine.
-	slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
-	s.m.ClassicCommit(now, id, s.tids, none)
+	s.input(func(now int64) {
+		s.tids = s.tids[:0]
+		for k, v := range tids {
+			s.tids = append(s.tids, StorageTID{k, v})
+		}
+		// Map order must not leak into the machine.
+		slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
+		for _, t := range s.tids {
+			s.checkClassicID(t.Storage)
+		}
+		s.m.ClassicCommit(now, id, s.tids, none)
+	})
 }
 
 // ClassicAbort is the classic ABORT.
 func (s *Service) ClassicAbort(id string) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.ClassicAbort(now, id)
+	s.input(func(now int64) { s.m.ClassicAbort(now, id) })
 }
 
 // Dump returns the published point (published values only).
@@ -249,12 +235,7 @@ var _ txn.Observer = (*Service)(nil)
 
 // Observe applies one participation event (see txn.EventKind).
 func (s *Service) Observe(ev txn.Event) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.Step(now, ev)
+	s.input(func(now int64) { s.m.Step(now, ev) })
 }
 
 // ---- daemon and operator ----
@@ -262,56 +243,41 @@ func (s *Service) Observe(ev txn.Event) {
 // Bootstrap gives the storages' last TIDs read before the first client
 // connection was accepted, and whether the previous run stopped cleanly.
 func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
 	vs := make([]StorageTID, 0, len(values))
 	for k, v := range values {
 		vs = append(vs, StorageTID{k, v})
 	}
 	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
-	s.m.Bootstrap(now, vs, clean)
+	s.input(func(now int64) { s.m.Bootstrap(now, vs, clean) })
 }
 
+// errStopped is returned to the operator once the Service has failed.
+var errStopped = errors.New("tracker: stopped after a failure; restart tidstorage")
+
 // AcceptPartial releases a partial, lost or None pin: the operator accepts
-// the live state as the new baseline.
+// the live state as the new baseline. AcceptPartialLive is the daemon's
+// version, which checks the live state first.
 func (s *Service) AcceptPartial(pin uint64) error {
-	now, live := s.lock()
-	if !live {
-		return errors.New("tracker: stopped after a failure; restart tidstorage")
+	var err error
+	if !s.input(func(now int64) { err = s.m.AcceptPartial(now, pin) }) {
+		return errStopped
 	}
-	defer s.unlock(now)
-	return s.m.AcceptPartial(now, pin)
+	return err
 }
 
 // LastTID feeds a storage's last TID read from the storage now (releases
 // lost/None pins waiting for a commit on it; see Machine.LastTID).
 func (s *Service) LastTID(storage string, tid txn.TID) {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.LastTID(now, storage, tid)
+	s.input(func(now int64) { s.m.LastTID(now, storage, tid) })
 }
 
-// Tick declares timed-out classic transactions lost and writes a due
-// status line. Call it every second or so.
+// Tick declares timed-out classic transactions lost and lets a due status
+// line be written (or a failed one retried). Call it every second or so.
 func (s *Service) Tick() {
-	now, live := s.lock()
-	if !live {
-		return
-	}
-	defer s.unlock(now)
-	s.m.Tick(now)
-	s.after(now)
-	if s.sf != nil && !s.closed {
-		if err := s.sf.Flush(time.Unix(0, now), s.point); err != nil {
-			s.log.Error("status file write failed", "error", err)
-		}
-	}
+	s.input(func(now int64) {
+		s.m.Tick(now)
+		s.tick = true
+	})
 }
 
 // Status returns a snapshot for /status.
@@ -350,25 +316,26 @@ func (s *Service) Published(storage string) (txn.TID, bool) {
 }
 
 // Close writes the final full status line (a clean stop) and closes the
-// status file. Inputs after Close are still applied but not written.
+// status file, waiting for the disk outside the lock. Inputs after Close
+// are still applied but not written.
 func (s *Service) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed || s.sf == nil {
 		s.closed = true
+		s.mu.Unlock()
 		return nil
 	}
-	if s.broken != "" {
+	s.closed = true
+	broken := s.broken
+	if broken == "" {
+		s.sf.Stop(s.clock())
+	}
+	s.mu.Unlock()
+	err := s.sf.Close()
+	if broken != "" {
 		// The machine may be half-way through an input: the file keeps its
 		// last line, written by a completed one.
-		s.closed = true
-		_ = s.sf.Close()
-		return fmt.Errorf("tracker: stopped after a failure (%s): no final line written", s.broken)
-	}
-	s.closed = true
-	err := s.sf.Stop(s.clock(), s.fullPoint())
-	if cerr := s.sf.Close(); err == nil {
-		err = cerr
+		return fmt.Errorf("tracker: stopped after a failure (%s): no final line written", broken)
 	}
 	return err
 }

@@ -52,6 +52,7 @@ func TestServiceStatusFileAndClassic(t *testing.T) {
 	require.False(t, svc.Bootstrapped())
 	require.Empty(t, svc.Dump())
 	svc.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	sf.Wait() // the writer's goroutine coalesces: let it take each step
 	require.True(t, svc.Bootstrapped())
 	require.Equal(t, map[string]txn.TID{sA: 10, sB: 20}, svc.Dump())
 
@@ -62,6 +63,7 @@ func TestServiceStatusFileAndClassic(t *testing.T) {
 	clk.add(40 * time.Second)
 	svc.ClassicBegin("t2", []string{sA})
 	svc.ClassicCommit("t2", map[string]txn.TID{sA: 12}, nil)
+	sf.Wait()
 
 	// Proxy participations.
 	svc.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sB, Key: txn.Key("k")})

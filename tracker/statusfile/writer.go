@@ -72,6 +72,8 @@ type Writer struct {
 	wake chan struct{}
 	done chan struct{}
 
+	staged []Entry // published, not posted yet: the caller's (see Published)
+
 	// goroutine-owned scratch
 	take    []Entry
 	full    []Entry
@@ -134,17 +136,16 @@ func Open(path string, opts Options) (*Writer, error) {
 	return w, nil
 }
 
-// Published notes a newly published value (under the tracker's lock: it
-// never blocks on the disk and does not allocate once every storage has
-// been seen).
+// Published notes a newly published value. It is staged until the next
+// Start, Flush or Stop, which hands everything staged to the goroutine at
+// once: the values of one input reach the file together or not at all, so
+// a line never holds half of what one input published (a point that was
+// never coherent). Published, Start, Flush and Stop must not be called
+// concurrently (the tracker calls them under its lock); none of them
+// blocks on the disk, and they do not allocate once every storage has been
+// seen.
 func (w *Writer) Published(key string, tid txn.TID) {
-	w.mu.Lock()
-	if _, ok := w.pending[key]; !ok {
-		w.order = append(w.order, key)
-	}
-	w.pending[key] = tid
-	w.point[key] = tid
-	w.mu.Unlock()
+	w.staged = append(w.staged, Entry{key, tid})
 }
 
 // Start asks for the first full line of the run (after bootstrap), with the
@@ -164,8 +165,17 @@ func (w *Writer) post(now time.Time, flag *bool) {
 	w.mu.Lock()
 	if w.stop || w.closing {
 		w.mu.Unlock()
+		w.staged = w.staged[:0]
 		return
 	}
+	for _, e := range w.staged {
+		if _, ok := w.pending[e.Key]; !ok {
+			w.order = append(w.order, e.Key)
+		}
+		w.pending[e.Key] = e.TID
+		w.point[e.Key] = e.TID
+	}
+	w.staged = w.staged[:0]
 	w.now = now
 	if flag == &w.flushes && now.Before(w.nextDue) {
 		// Nothing can be due yet: spare the goroutine a wake-up per input.
