@@ -96,18 +96,15 @@ func runServe(c *cli, args []string) int {
 
 // adminHandler mounts /metrics, /status, /healthz and /accept-partial.
 func adminHandler(d *daemon.Daemon) http.Handler {
-	src := admin.Sources{Tracker: d.Tracker, Clock: time.Now, Version: d.Version()}
+	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version()}
 	if p := d.Proxy; p != nil {
 		src.Proxy = func() zeoproxy.MetricsSnapshot { return p.Metrics() }
 	}
 	if cs := d.Classic; cs != nil {
 		src.Classic = func() classic.Stats { return cs.Stats() }
 	}
-	if _, ok := d.StatusFileStats(); ok {
-		src.StatusFile = func() admin.StatusFileStats {
-			st, _ := d.StatusFileStats()
-			return admin.StatusFileStats{Path: st.Path, Lines: st.Lines, Errors: st.Errors, LastError: st.LastError, LastWrite: st.LastWrite}
-		}
+	if sf := d.StatusFile(); sf != nil {
+		src.StatusFile = sf.Stats
 	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }

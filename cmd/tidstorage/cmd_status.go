@@ -310,6 +310,12 @@ func printStatus(w io.Writer, d *admin.StatusDoc, base, hint string) {
 		if sf.Errors > 0 {
 			fmt.Fprintf(w, "; %d WRITE ERROR%s, last: %s", sf.Errors, pluralUpper(int(sf.Errors)), sf.LastError)
 		}
+		if sf.Broken != "" {
+			fmt.Fprintf(w, "; APPENDING STOPPED until restart: %s", sf.Broken)
+		}
+		if sf.Epochs > 0 {
+			fmt.Fprintf(w, "; a new epoch began at start (the storages went back), the previous one is %s", sf.LastAside)
+		}
 		fmt.Fprintln(w)
 	}
 	k := d.Counters

@@ -122,13 +122,21 @@ func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 	}
 	before := BuildStatus(h.src)
 	pin, known := before.Pin(id)
-	err = h.src.Tracker.AcceptPartial(id)
+	accept := h.src.Tracker.AcceptPartial
+	if h.src.Accept != nil {
+		accept = h.src.Accept
+	}
+	err = accept(id)
 	switch {
 	case errors.Is(err, tracker.ErrNoSuchPin):
 		writeJSON(w, http.StatusNotFound, ErrorDoc{fmt.Sprintf("no active pin %d (already released, or never existed)", id)})
 		return
 	case errors.Is(err, tracker.ErrBlindPin):
 		writeJSON(w, http.StatusConflict, ErrorDoc{fmt.Sprintf("pin %d is a blind storage: it ends when its undecodable connections close, it cannot be accepted", id)})
+		return
+	case errors.Is(err, tracker.ErrHistoryWentBack):
+		h.log.Error("accept-partial refused: a storage's history went back", "pin", id, "error", err)
+		writeJSON(w, http.StatusConflict, ErrorDoc{err.Error()})
 		return
 	case err != nil:
 		h.log.Error("accept-partial failed", "pin", id, "error", err)

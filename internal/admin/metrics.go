@@ -87,6 +87,9 @@ var (
 	// Status file.
 	mStatusLines     = counter("status_file_lines_total", "Lines written to the status file.")
 	mStatusErrors    = counter("status_file_write_errors_total", "Failed status file writes (the message is in /status and the log).")
+	mStatusBytes     = counter("status_file_bytes_total", "Bytes written to the status file (whole lines, fsynced).")
+	mStatusEpochs    = counter("status_file_epochs_total", "New status file epochs started by this run (the storages went back; the old file is kept aside).")
+	mStatusBroken    = gauge("status_file_broken", "1 if appending to the status file stopped until restart (a torn line could not be cut back).")
 	mStatusLastWrite = gauge("status_file_last_write_timestamp_seconds", "Unix time of the last status file line (absent before the first).")
 )
 
@@ -104,7 +107,7 @@ var proxyMetrics = []metric{
 
 var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn}
 
-var statusFileMetrics = []metric{mStatusLines, mStatusErrors, mStatusLastWrite}
+var statusFileMetrics = []metric{mStatusLines, mStatusBytes, mStatusErrors, mStatusEpochs, mStatusBroken, mStatusLastWrite}
 
 // pinKinds are exported even at zero, so that an alert on
 // tidstorage_pins{kind="partial"} > 0 has a series to watch.
@@ -234,7 +237,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.StatusFile != nil {
 		s := c.src.StatusFile()
 		emit(mStatusLines, float64(s.Lines))
+		emit(mStatusBytes, float64(s.Bytes))
 		emit(mStatusErrors, float64(s.Errors))
+		emit(mStatusEpochs, float64(s.Epochs))
+		broken := 0.0
+		if s.Broken != "" {
+			broken = 1
+		}
+		emit(mStatusBroken, broken)
 		if !s.LastWrite.IsZero() {
 			emit(mStatusLastWrite, float64(s.LastWrite.UnixNano())/1e9)
 		}

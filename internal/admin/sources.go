@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
@@ -22,14 +23,6 @@ type TrackerSource interface {
 	AcceptPartial(pin uint64) error
 }
 
-// StatusFileStats describes the status file writer, for metrics and /status.
-type StatusFileStats struct {
-	Path          string
-	Lines, Errors uint64
-	LastError     string
-	LastWrite     time.Time // zero if nothing was written yet
-}
-
 // Sources are the parts of the daemon the endpoint reads. Tracker is
 // required; a nil func means the part is not running (no ZEO block, classic
 // endpoint disabled, no status file) and its metrics are not exported.
@@ -37,9 +30,12 @@ type Sources struct {
 	Tracker    TrackerSource
 	Proxy      func() zeoproxy.MetricsSnapshot // nil if no proxy
 	Classic    func() classic.Stats            // nil if the classic endpoint is disabled
-	StatusFile func() StatusFileStats          // nil if no status file
-	Clock      func() time.Time                // default time.Now; lags and ages are measured with it
-	Version    string
+	StatusFile func() statusfile.Stats         // nil if no status file
+	// Accept, if set, replaces Tracker.AcceptPartial for POST
+	// /accept-partial (the daemon checks the storages' live state first).
+	Accept  func(pin uint64) error
+	Clock   func() time.Time // default time.Now; lags and ages are measured with it
+	Version string
 }
 
 func (s *Sources) now() time.Time {

@@ -174,13 +174,17 @@ type ClassicEndpointDoc struct {
 	TornCommands        uint64            `json:"torn_commands"`
 }
 
-// StatusFileDoc mirrors StatusFileStats.
+// StatusFileDoc mirrors statusfile.Stats.
 type StatusFileDoc struct {
 	Path      string     `json:"path"`
 	Lines     uint64     `json:"lines"`
+	Bytes     uint64     `json:"bytes"`
 	Errors    uint64     `json:"errors"`
 	LastError string     `json:"last_error,omitempty"`
 	LastWrite *time.Time `json:"last_write,omitempty"`
+	Broken    string     `json:"broken,omitempty"`
+	Epochs    uint64     `json:"epochs"`
+	LastAside string     `json:"last_aside,omitempty"`
 }
 
 // PartialPins returns the pins of kind partial.
@@ -286,7 +290,8 @@ func BuildStatus(src *Sources) StatusDoc {
 	}
 	if src.StatusFile != nil {
 		s := src.StatusFile()
-		sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, Errors: s.Errors, LastError: s.LastError}
+		sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, Bytes: s.Bytes, Errors: s.Errors, LastError: s.LastError,
+			Broken: s.Broken, Epochs: s.Epochs, LastAside: s.LastAside}
 		if !s.LastWrite.IsZero() {
 			t := s.LastWrite.UTC()
 			sd.LastWrite = &t

@@ -47,7 +47,7 @@ type Daemon struct {
 	Log     hclog.Logger
 	logFile *reopenFile
 
-	sf      *statusFile
+	sf      *statusfile.Writer // nil without a status file; the Tracker feeds it and closes it
 	Tracker *tracker.Service
 	Proxy   *zeoproxy.Proxy // nil without zeo blocks
 	Classic *classic.Server // nil when disabled
@@ -84,12 +84,15 @@ func Start(opts Options) (d *Daemon, err error) {
 	clean := d.checkMarker()
 	d.prevClean = clean
 
-	var sfw *statusfile.Writer
 	if cfg.StatusFile != "" {
-		if d.sf, err = openStatusFile(cfg.StatusFile, d.Log.Named("statusfile")); err != nil {
-			return d, err
+		// The Writer is the file's one owner: its goroutine writes, fsyncs,
+		// cuts back and retries; it repairs a torn tail and starts a new
+		// epoch when the storages went back (tracker/statusfile).
+		d.sf, err = statusfile.Open(cfg.StatusFile, statusfile.Options{BurstPeriod: cfg.BurstPeriod,
+			FullDumpPeriod: cfg.FullDumpPeriod, CloseTimeout: 30 * time.Second, Logger: d.Log.Named("statusfile")})
+		if err != nil {
+			return d, fmt.Errorf("status file: %w", err)
 		}
-		sfw = statusfile.NewWriter(d.sf, statusfile.Options{BurstPeriod: cfg.BurstPeriod, FullDumpPeriod: cfg.FullDumpPeriod})
 	} else {
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
 	}
@@ -100,7 +103,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	d.Tracker = tracker.NewService(tracker.ServiceConfig{
 		Config:     tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids},
 		Logger:     d.Log.Named("tracker"),
-		StatusFile: sfw,
+		StatusFile: d.sf,
 	})
 
 	if len(cfg.ZEO) > 0 {
@@ -298,13 +301,9 @@ func (d *Daemon) tick() {
 	}
 }
 
-// StatusFileStats returns the status file's counters (ok false without one).
-func (d *Daemon) StatusFileStats() (StatusFileStats, bool) {
-	if d.sf == nil {
-		return StatusFileStats{}, false
-	}
-	return d.sf.stats(), true
-}
+// StatusFile returns the status file's writer (nil without one), for its
+// Stats.
+func (d *Daemon) StatusFile() *statusfile.Writer { return d.sf }
 
 // Version is the version the daemon was started with.
 func (d *Daemon) Version() string { return d.version }
@@ -418,12 +417,7 @@ closeAll:
 		cancel()
 	}
 	d.wg.Wait()
-	err := d.Tracker.Close() // queues the final full line
-	if d.sf != nil {
-		if cerr := d.sf.Close(30 * time.Second); err == nil {
-			err = cerr
-		}
-	}
+	err := d.Tracker.Close() // the final full line, fsynced, and the file closed
 	if err != nil {
 		d.Log.Error("final status line failed", "error", err)
 	}
@@ -454,7 +448,7 @@ func (d *Daemon) abortStart() {
 		_ = d.admin.Close()
 	}
 	if d.sf != nil {
-		_ = d.sf.Close(5 * time.Second)
+		_ = d.sf.Close() // nothing was started: no line is written
 	}
 	if d.marker != "" && d.prevClean {
 		_ = os.Remove(d.marker) // an earlier unclean stop stays on record

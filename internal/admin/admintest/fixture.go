@@ -15,6 +15,7 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
@@ -57,7 +58,7 @@ type Fixture struct {
 	// Expected values.
 	BootC, T1A, T1B, T2A txn.TID
 	ProxyStats           zeoproxy.MetricsSnapshot
-	StatusFileStats      admin.StatusFileStats
+	StatusFileStats      statusfile.Stats
 }
 
 // New plays this scenario, the clock ending at T0:
@@ -136,7 +137,7 @@ func New(t testing.TB) *Fixture {
 	// The proxy needs ZEO servers; its counters are plain values here.
 	f.ProxyStats = zeoproxy.MetricsSnapshot{ConnsOpen: 3, ConnsTotal: 7, Begins: 2, Commits: 1, Aborts: 0,
 		VotesFailed: 0, InDoubt: 0, DecodeErrors: 1, BytesC2S: 123456, BytesS2C: 654321, FramesC2S: 100, FramesS2C: 99}
-	f.StatusFileStats = admin.StatusFileStats{Path: "/var/lib/tidstorage/status", Lines: 5, Errors: 1,
+	f.StatusFileStats = statusfile.Stats{Path: "/var/lib/tidstorage/status", Lines: 5, Errors: 1,
 		LastError: "statusfile: write: no space left on device", LastWrite: T0.Add(-10 * time.Second)}
 	return f
 }
@@ -147,7 +148,7 @@ func (f *Fixture) Sources() admin.Sources {
 		Tracker:    f.Tracker,
 		Proxy:      func() zeoproxy.MetricsSnapshot { return f.ProxyStats },
 		Classic:    f.Classic.Stats,
-		StatusFile: func() admin.StatusFileStats { return f.StatusFileStats },
+		StatusFile: func() statusfile.Stats { return f.StatusFileStats },
 		Clock:      f.Clock.Now,
 		Version:    "v0.0.0-test",
 	}
