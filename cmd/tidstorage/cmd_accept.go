@@ -13,9 +13,11 @@ A partial commit (a transaction committed on some storages and not on
 others) holds the published TIDs of its storages until an operator decides.
 Accepting the pin makes the storages' live state the new baseline: their
 group publishes again from what is committed now, half transaction
-included. The other way out is to restore or cut those storages to the held
-TIDs first (see 'tidstorage status'), then accept. Lost and none pins can be
-accepted too; blind pins cannot (they end when their connections close).
+included. The other way out is to stop ZEO, restore or cut those storages
+to the held TIDs (see 'tidstorage status'), start ZEO and restart
+'tidstorage serve': an accept after a cut is refused, since it would
+publish TIDs cut away. Lost and none pins can be accepted too; blind pins
+cannot (they end when their connections close).
 
 Without --yes nothing is changed: the pin is described and the command
 exits with status 2. With --yes it is accepted (POST /accept-partial).
