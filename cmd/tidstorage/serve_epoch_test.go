@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,13 +68,7 @@ func (s *epochSite) serve(t *testing.T, work func(sv *serving)) {
 	t.Helper()
 	sv := startServe(t, s.cfg, s.adminAddr, "/readyz")
 	work(sv)
-	require.NoError(t, sv.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-sv.done:
-		require.NoError(t, sv.err, "exit status 0 after TERM; stderr: %s", sv.stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not stop after TERM")
-	}
+	sv.stopClean(t)
 }
 
 func (s *epochSite) commit(t *testing.T, n int) {

@@ -66,7 +66,7 @@ zeo "b" {
 	require.Equal(t, 0, run(t, "config", "check", "-c", cfgPath).code)
 
 	sv := startServe(t, cfgPath, adminAddr, "/healthz")
-	cmd, stderr := sv.cmd, sv.stderr
+	cmd := sv.cmd
 	pid, err := os.ReadFile(pidPath)
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprint(cmd.Process.Pid), strings.TrimSpace(string(pid)))
@@ -134,13 +134,7 @@ zeo "b" {
 
 	// TERM: a clean stop, a final full line in the status file, which reads
 	// back to the same point; the pid file is gone.
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-sv.done:
-		require.NoError(t, sv.err, "exit status 0 after TERM; stderr: %s", stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not stop after TERM")
-	}
+	sv.stopClean(t)
 	lines := readLines(t, statusPath)
 	require.NotEmpty(t, lines)
 	require.Equal(t, "f", strings.Fields(lines[len(lines)-1])[1], "the last status line is a full one")
@@ -183,6 +177,19 @@ type serving struct {
 	stderr *zeotest.SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // its Wait error, once done is closed
+}
+
+// stopClean sends TERM and requires a clean stop (exit status 0) within a
+// minute.
+func (sv *serving) stopClean(t *testing.T) {
+	t.Helper()
+	require.NoError(t, sv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-sv.done:
+		require.NoError(t, sv.err, "exit status 0 after TERM; stderr: %s", sv.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not stop after TERM")
+	}
 }
 
 // startServe runs `tidstorage serve -c cfgPath` and waits until
