@@ -90,21 +90,23 @@ func NewWriter(f File, opts Options) *Writer {
 			size = fi.Size()
 		}
 	}
-	return newWriter("", f, size, opts)
+	return newWriter(&Writer{f: f}, size, opts)
 }
 
-func newWriter(path string, f File, size int64, opts Options) *Writer {
+// newWriter completes w (path, file and what Open read are set) and starts
+// its goroutine.
+func newWriter(w *Writer, size int64, opts Options) *Writer {
 	if opts.CloseTimeout <= 0 {
 		opts.CloseTimeout = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	w := &Writer{path: path, f: f, log: opts.Logger, opts: opts, lines: newLines(f, opts, size),
-		pending: map[string]txn.TID{}, point: map[string]txn.TID{},
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w.log, w.opts, w.lines = opts.Logger, opts, newLines(w.f, opts, size)
+	w.pending, w.point = map[string]txn.TID{}, map[string]txn.TID{}
+	w.wake, w.done = make(chan struct{}, 1), make(chan struct{})
 	w.changed.L = &w.mu
-	w.stats.Path = path
+	w.stats.Path = w.path
 	go w.run()
 	return w
 }
@@ -131,9 +133,7 @@ func Open(path string, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("statusfile: %w", err)
 	}
 	prev, prevErr := replayFile(path)
-	w := newWriter(path, f, fi.Size(), opts)
-	w.osf, w.prev, w.prevE = f, prev, prevErr
-	return w, nil
+	return newWriter(&Writer{path: path, f: f, osf: f, prev: prev, prevE: prevErr}, fi.Size(), opts), nil
 }
 
 // Published notes a newly published value. It is staged until the next
@@ -294,7 +294,9 @@ func (w *Writer) run() {
 		}
 		w.nextDue = w.lines.due()
 		if w.failing > 0 {
-			w.nextDue = time.Time{} // retry at the next Flush
+			// Retry at the first Flush a second later (the daemon ticks
+			// every second), not at every input of a busy site.
+			w.nextDue = now.Add(time.Second)
 		}
 		w.changed.Broadcast()
 		w.mu.Unlock()
