@@ -36,8 +36,9 @@ type ServiceConfig struct {
 // method is synchronous: when it returns, the input has been applied
 // (docs/design.md, rule 1). Safe for concurrent use.
 //
-// Nothing slow happens under the lock, which the relay's path takes for
-// every event (docs/design.md, "Fail open"): records are logged after the
+// Nothing slow happens under the lock: the relay holds a frame back until
+// its event is applied (docs/design.md, "Rule 1 — Observe before forward"),
+// so every relay connection waits for this lock. Records are logged after the
 // lock is released (service_log.go), and the status file only receives the
 // published values into its mailbox.
 type Service struct {

@@ -31,7 +31,8 @@ type Options struct {
 
 // Writer is the one owner of the status file. The tracker hands it the
 // published values under the tracker's lock, on the relay's path, so the
-// disk is never waited for there (docs/design.md, "Fail open"): Published,
+// disk is never waited for there (the relay holds a frame until the tracker
+// returns: docs/design.md, "Rule 1 — Observe before forward"): Published,
 // Start, Flush and Stop only fill a mailbox that coalesces (one pending
 // value per storage, a mirror of the whole published point, the time of
 // the latest input), bounded by the number of storages whatever the disk
