@@ -13,7 +13,8 @@ import (
 // and the first full line of the next run would then lower it. So when the
 // point this run starts from is below the file's last point for some
 // storage (or the file does not replay at all), the first line begins a new
-// epoch: the file so far is kept as <path>.epoch-<UTC time> (a hard link,
+// epoch — at start, or later for a storage first published later (a
+// classic-only daemon learns each storage from its first COMMIT): the file so far is kept as <path>.epoch-<UTC time> (a hard link,
 // so that the path always exists for a reader), and a new file at path
 // begins with a full line. Every file is a classic status file on its own;
 // backup and cut read the current one. A storage that merely left the

@@ -50,7 +50,8 @@ type Writer struct {
 	prev  *Result // what the file held at Open, for the epoch check (epoch.go)
 	prevE error   // the file did not replay at Open
 	// epochWhy, while not "", is why the next line must begin a new epoch
-	// (a new file, the old one kept aside): set by Start, cleared once the
+	// (a new file, the old one kept aside): set when the point published by
+	// this run is below the file's for some storage, cleared once the
 	// rotation succeeded. Goroutine-owned.
 	epochWhy string
 
@@ -268,6 +269,11 @@ func (w *Writer) run() {
 		if w.stats.Broken == "" { // written by this goroutine only
 			if start {
 				w.lines.started, w.lines.needFull = true, true
+			}
+			if w.epochWhy == "" && (w.prev != nil || w.prevE != nil) {
+				// Checked at every line, not only the first: a classic-only
+				// daemon starts with an empty point and learns each storage
+				// from its first COMMIT.
 				w.epochWhy = w.epochReason(w.full)
 			}
 			if w.epochWhy != "" && w.lines.started {

@@ -360,6 +360,32 @@ func TestStartBeginsANewEpochWhenStoragesWentBack(t *testing.T) {
 	require.Equal(t, map[string]txn.TID{"a": 9, "b": 13}, replayString(t, string(b)).Point)
 }
 
+// A classic-only daemon starts with an empty point: the storage that went
+// back shows at its first COMMIT, and that line begins the new epoch.
+func TestLaterLineBeginsANewEpoch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status")
+	old := "1.00 f {'a': 10, 'b': 10}\n"
+	require.NoError(t, os.WriteFile(path, []byte(old), 0o644))
+	w, err := Open(path, Options{})
+	require.NoError(t, err)
+	w.Start(time.Unix(2, 0)) // nothing published yet: no line
+	w.Wait()
+	w.Published("b", 11)
+	w.Flush(time.Unix(3, 0))
+	w.Wait()
+	require.Zero(t, w.Stats().Epochs)
+	w.Published("a", 4)
+	w.Flush(time.Unix(4, 0))
+	require.NoError(t, w.Close())
+	require.EqualValues(t, 1, w.Stats().Epochs)
+	b, err := os.ReadFile(w.Stats().LastAside)
+	require.NoError(t, err)
+	require.Equal(t, old+"3.00 f {'b': 11}\n", string(b))
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "4.00 f {'a': 4, 'b': 11}\n", string(b))
+}
+
 // A file that does not replay (broken by an earlier version) is set aside
 // too, so that backups work again without a hand edit.
 func TestStartBeginsANewEpochAfterAnUnreadableFile(t *testing.T) {
