@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+)
+
+// A classic-only daemon: the status file is written by its one owner (a
+// torn tail from a crash is cut off first), classic reports reach it, a
+// clean stop writes the final full line, and an accept without a proxy has
+// nothing to read live and goes straight to the tracker.
+func TestDaemonStatusFileClassicOnly(t *testing.T) {
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status")
+	require.NoError(t, os.WriteFile(status, []byte("1.00 f {'a': 1}\n2.00 d {'a': 2"), 0o644))
+	cfgPath := filepath.Join(dir, "t.hcl")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`status_file = "status"
+burst_period = "0s"
+classic {
+  listen = "127.0.0.1:0"
+}
+admin {
+  enabled = false
+}
+`), 0o644))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+	d, err := Start(Options{Config: cfg, Version: "test", Stderr: io.Discard})
+	require.NoError(t, err)
+
+	cl, err := classic.Dial(d.classicLn.Addr().String(), 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, cl.Begin("t1", []string{"a"}))
+	require.NoError(t, cl.Commit("t1", map[string]txn.TID{"a": 5}))
+	require.NoError(t, cl.Close())
+	require.Eventually(t, func() bool { return d.StatusFile().Stats().Lines >= 1 }, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, d.AcceptPartial(7), tracker.ErrNoSuchPin)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, d.Shutdown(ctx))
+	b, err := os.ReadFile(status)
+	require.NoError(t, err)
+	require.Regexp(t, `^1.00 f \{'a': 1\}\n[0-9.]+ f \{'a': 5\}\n[0-9.]+ f \{'a': 5\}\n$`, string(b))
+	st := d.StatusFile().Stats()
+	require.EqualValues(t, 2, st.Lines)
+	require.Zero(t, st.Errors)
+	torn, err := filepath.Glob(status + ".torn-*")
+	require.NoError(t, err)
+	require.Len(t, torn, 1)
+}
