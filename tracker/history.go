@@ -114,6 +114,16 @@ func (m *Machine) History(now int64, c txn.Commit) {
 	}
 }
 
+// HistoryPosition returns how far the history of a watched storage has
+// reported (ok false if it is not watched): where its watcher resumes.
+func (m *Machine) HistoryPosition(name string) (txn.TID, bool) {
+	i, ok := m.stIdx[name]
+	if !ok || !m.st[i].watched {
+		return 0, false
+	}
+	return m.st[i].hist, true
+}
+
 // one returns a one-storage slice in scratch space.
 func (m *Machine) one(i int32) []int32 {
 	m.oneIdx[0] = i
@@ -272,6 +282,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 			}
 			u.reported = true
 			m.ctr.Unaccounted++
+			s.unaccTotal++
 			held := "held: publication of the storage stops just below it until it is accepted (tidstorage accept-partial) or accounted for"
 			if s.warnOnly {
 				held = "not held (the storage is configured to only warn)"

@@ -22,10 +22,11 @@ const (
 	InAccept                             // Pin
 	InRecover                            // TIDs: live last TIDs
 	InRestore                            // Snapshot
+	InSettleAt                           // TIDs[0]
 )
 
 var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
-	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore"}
+	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at"}
 
 func (k InputKind) String() string {
 	if k != 0 && int(k) < len(inputKindNames) {
@@ -79,6 +80,10 @@ func (m *Machine) Apply(in *Input) error {
 		return m.AcceptPartial(in.Time, in.Pin)
 	case InRecover:
 		m.Recover(in.Time, in.TIDs)
+	case InSettleAt:
+		if len(in.TIDs) == 1 {
+			m.SettleAt(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)
+		}
 	case InRestore:
 		if in.Snapshot != nil {
 			m.Restore(in.Time, *in.Snapshot)

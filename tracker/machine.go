@@ -26,15 +26,16 @@ type storage struct {
 	pubAt        int64   // time of the last publication
 	lagWarned    int64
 	// Ground truth (history.go).
-	watched  bool
-	warnOnly bool
-	hist     txn.TID       // every commit at or below hist was reported by the history
-	acc      []txn.TID     // accounted commits above hist, ascending
-	unacc    []unaccounted // history commits nothing accounted for, ascending
-	unaccPin *pin
-	awaiting []awaiting // accounted commits above hist whose unit waits for the history
-	settleAt txn.TID    // recover.go: the live last TID read at restart
-	settling bool
+	watched    bool
+	warnOnly   bool
+	hist       txn.TID       // every commit at or below hist was reported by the history
+	acc        []txn.TID     // accounted commits above hist, ascending
+	unacc      []unaccounted // history commits nothing accounted for, ascending
+	unaccPin   *pin
+	unaccTotal uint64     // unaccounted commits reported
+	awaiting   []awaiting // accounted commits above hist whose unit waits for the history
+	settleAt   txn.TID    // recover.go: the live last TID read at restart
+	settling   bool
 }
 
 // bound is the highest TID storage s may publish as far as its own history

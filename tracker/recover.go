@@ -55,9 +55,26 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 			"publication waits until the storages' history accounts for every commit since", len(ids))})
 }
 
+// SettleAt gives the last TID of a storage read after Recover (one that
+// could not be read at restart): its orphans are settled once the history
+// reaches it.
+func (m *Machine) SettleAt(now int64, name string, tid txn.TID) {
+	m.step(now)
+	i := m.intern(name)
+	s := &m.st[i]
+	if s.settling && s.settleAt >= tid {
+		return
+	}
+	s.settleAt, s.settling = tid, true
+	m.settle(i)
+	if g := s.group; g != nil {
+		m.advance(g)
+	}
+}
+
 // orphanOf returns the orphan participation on storage i whose commit c is.
 func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
-	if !c.HasMeta || !m.st[i].settling {
+	if !c.HasMeta {
 		return nil
 	}
 	var best *part

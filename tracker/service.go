@@ -56,6 +56,7 @@ type Service struct {
 	good     map[string]txn.TID // the published point as of the last completed input
 
 	logs       logQueue
+	jr         journalState    // service_journal.go
 	configured map[string]bool // the configured storage ids (nil: none configured)
 	unknown    map[string]bool // classic ids already warned about
 }
@@ -178,7 +179,7 @@ func (s *Service) after(now int64) {
 func (s *Service) ClassicBegin(id string, storages []string) {
 	s.input(func(now int64) {
 		s.checkClassicIDs(storages)
-		s.m.ClassicBegin(now, id, storages)
+		s.applyIn(&Input{Kind: InClassicBegin, Time: now, ID: id, Storages: storages})
 	})
 }
 
@@ -195,13 +196,13 @@ func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []strin
 		for _, t := range s.tids {
 			s.checkClassicID(t.Storage)
 		}
-		s.m.ClassicCommit(now, id, s.tids, none)
+		s.applyIn(&Input{Kind: InClassicCommit, Time: now, ID: id, TIDs: s.tids, Storages: none})
 	})
 }
 
 // ClassicAbort is the classic ABORT.
 func (s *Service) ClassicAbort(id string) {
-	s.input(func(now int64) { s.m.ClassicAbort(now, id) })
+	s.input(func(now int64) { s.applyIn(&Input{Kind: InClassicAbort, Time: now, ID: id}) })
 }
 
 // Dump returns the published point (published values only).
@@ -236,7 +237,11 @@ var _ txn.Observer = (*Service)(nil)
 
 // Observe applies one participation event (see txn.EventKind).
 func (s *Service) Observe(ev txn.Event) {
-	s.input(func(now int64) { s.m.Step(now, ev) })
+	in := Input{Kind: InEvent, Event: ev}
+	s.input(func(now int64) {
+		in.Time = now
+		s.applyIn(&in)
+	})
 }
 
 // ---- daemon and operator ----
@@ -244,12 +249,8 @@ func (s *Service) Observe(ev txn.Event) {
 // Bootstrap gives the storages' last TIDs read before the first client
 // connection was accepted, and whether the previous run stopped cleanly.
 func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
-	vs := make([]StorageTID, 0, len(values))
-	for k, v := range values {
-		vs = append(vs, StorageTID{k, v})
-	}
-	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
-	s.input(func(now int64) { s.m.Bootstrap(now, vs, clean) })
+	vs := sortedTIDs(values)
+	s.input(func(now int64) { s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean}) })
 }
 
 // errStopped is returned to the operator once the Service has failed.
@@ -260,7 +261,7 @@ var errStopped = errors.New("tracker: stopped after a failure; restart tidstorag
 // version, which checks the live state first.
 func (s *Service) AcceptPartial(pin uint64) error {
 	var err error
-	if !s.input(func(now int64) { err = s.m.AcceptPartial(now, pin) }) {
+	if !s.input(func(now int64) { err = s.applyIn(&Input{Kind: InAccept, Time: now, Pin: pin}) }) {
 		return errStopped
 	}
 	return err
@@ -269,15 +270,18 @@ func (s *Service) AcceptPartial(pin uint64) error {
 // LastTID feeds a storage's last TID read from the storage now (releases
 // lost/None pins waiting for a commit on it; see Machine.LastTID).
 func (s *Service) LastTID(storage string, tid txn.TID) {
-	s.input(func(now int64) { s.m.LastTID(now, storage, tid) })
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InLastTID, Time: now, TIDs: []StorageTID{{storage, tid}}})
+	})
 }
 
 // Tick declares timed-out classic transactions lost and lets a due status
 // line be written (or a failed one retried). Call it every second or so.
 func (s *Service) Tick() {
 	s.input(func(now int64) {
-		s.m.Tick(now)
+		s.applyIn(&Input{Kind: InTick, Time: now})
 		s.tick = true
+		s.maybeRotate(now)
 	})
 }
 
@@ -320,11 +324,12 @@ func (s *Service) Published(storage string) (txn.TID, bool) {
 // status file, waiting for the disk outside the lock. Inputs after Close
 // are still applied but not written.
 func (s *Service) Close() error {
+	jerr := s.closeJournal()
 	s.mu.Lock()
 	if s.closed || s.sf == nil {
 		s.closed = true
 		s.mu.Unlock()
-		return nil
+		return jerr
 	}
 	s.closed = true
 	broken := s.broken
@@ -338,5 +343,16 @@ func (s *Service) Close() error {
 		// last line, written by a completed one.
 		return fmt.Errorf("tracker: stopped after a failure (%s): no final line written", broken)
 	}
-	return err
+	return errors.Join(err, jerr)
+}
+
+// sortedTIDs turns a map into a list sorted by storage: map order must not
+// leak into the machine (or the journal).
+func sortedTIDs(values map[string]txn.TID) []StorageTID {
+	vs := make([]StorageTID, 0, len(values))
+	for k, v := range values {
+		vs = append(vs, StorageTID{k, v})
+	}
+	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
+	return vs
 }

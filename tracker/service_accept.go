@@ -52,10 +52,10 @@ func (s *Service) AcceptPartialLive(pin uint64, live LiveReader) error {
 	ok := s.input(func(now int64) {
 		for _, id := range storages {
 			if v, ok := got[id]; ok {
-				s.m.LastTID(now, id, v)
+				s.applyIn(&Input{Kind: InLastTID, Time: now, TIDs: []StorageTID{{id, v}}})
 			}
 		}
-		aerr = s.m.AcceptPartial(now, pin)
+		aerr = s.applyIn(&Input{Kind: InAccept, Time: now, Pin: pin})
 	})
 	if !ok {
 		return errStopped

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,4 +22,15 @@ func BenchmarkServiceMixStatusFile(b *testing.B) {
 	sf := statusfile.NewWriter(discardFile{}, statusfile.Options{FullDumpPeriod: time.Minute})
 	defer sf.Close()
 	benchServiceMix(b, NewService(ServiceConfig{StatusFile: sf}))
+}
+
+// BenchmarkServiceMixJournal: the same mix with every input journaled (one
+// write(2) each, no fsync): the journal's own cost per event.
+func BenchmarkServiceMixJournal(b *testing.B) {
+	s := NewService(ServiceConfig{})
+	if _, err := s.OpenJournal(filepath.Join(b.TempDir(), "journal"), JournalOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchServiceMix(b, s)
 }

@@ -66,6 +66,10 @@ func (s *Service) logRecord(e *logEntry) {
 		s.log.Error(r.Msg, "pin", r.Pin)
 	case RecInDoubt, RecLost, RecPinned:
 		s.log.Warn(r.Msg, "pin", r.Pin, "participation", uint64(r.Part))
+	case RecUnaccounted:
+		s.log.Error(r.Msg, "storage", r.Storage, "tid", r.TID.Hex(), "committed_at", r.TID.Time().Format("2006-01-02T15:04:05.000000Z"))
+	case RecAccounted:
+		s.log.Info(r.Msg, "storage", r.Storage, "tid", r.TID.Hex())
 	case RecResolved, RecPinReleased:
 		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", uint64(r.TID))
 	}

@@ -16,6 +16,15 @@ type StorageStatus struct {
 	Busy         bool // in a group with something in flight
 	Group        int  // index into Status.Groups, -1 if idle
 	Blind        int  // open blind connections
+	// Ground truth (history.go): whether the storage's history is watched,
+	// how far it has reported, the commits it holds for (unaccounted, oldest
+	// first) and how many unaccounted commits were reported so far.
+	Watched          bool
+	WarnOnly         bool
+	History          txn.TID
+	Unaccounted      []txn.TID
+	UnaccountedTotal uint64
+	AwaitingHistory  int // accounted commits waiting for the history
 }
 
 // GroupStatus is one busy group.
@@ -64,7 +73,11 @@ func (m *Machine) Status() Status {
 	for _, i := range m.sorted {
 		s := &m.st[i]
 		ss := StorageStatus{ID: s.name, Published: s.published, HasPublished: s.hasPublished,
-			Transient: s.transient, Known: s.known, Busy: s.group != nil, Group: -1, Blind: int(s.blind)}
+			Transient: s.transient, Known: s.known, Busy: s.group != nil, Group: -1, Blind: int(s.blind),
+			Watched: s.watched, WarnOnly: s.warnOnly, History: s.hist, UnaccountedTotal: s.unaccTotal, AwaitingHistory: len(s.awaiting)}
+		for _, u := range s.unacc {
+			ss.Unaccounted = append(ss.Unaccounted, u.tid)
+		}
 		if g := s.group; g != nil {
 			k, ok := gidx[g]
 			if !ok {

@@ -108,6 +108,7 @@ const (
 	CodeGroupLag          Code = "publication_lag"
 	CodeHistoryUnwatched  Code = "history_unwatched"
 	CodeHistoryMissing    Code = "history_missing_commit"
+	CodeJournalFailed     Code = "journal_failed"
 )
 
 // Record is one output of a step. The daemon drains them after each input

@@ -55,6 +55,11 @@ type Journal struct {
 	buf  []byte
 }
 
+// ErrCut, returned (wrapped) by Open's replay function, cuts the journal at
+// the record it was given: that record and everything after it are dropped
+// as damage instead of failing Open.
+var ErrCut = errors.New("journal: cut here")
+
 // Damage describes a tail cut at open.
 type Damage struct {
 	Offset int64  // where the good records end (the file was cut there)
@@ -131,6 +136,10 @@ func (j *Journal) load(replay func([]byte) error) (*Damage, error) {
 			break
 		}
 		if err := replay(rec); err != nil {
+			if errors.Is(err, ErrCut) {
+				dmg = &Damage{Offset: off, Reason: err.Error()}
+				break
+			}
 			return nil, fmt.Errorf("journal %s: record at offset %d: %w", j.path, off, err)
 		}
 		off += frameSize + int64(n)

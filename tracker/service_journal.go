@@ -1,0 +1,260 @@
+package tracker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/journal"
+)
+
+// The Service's journal (docs/admin.md, "Crash recovery"): every input is
+// encoded and appended before the Machine applies it, under the lock, so
+// that when Observe returns — and the relay forwards the frame — the input
+// is in the page cache and survives a crash of the process (docs/design.md,
+// rule 1, extended to durability). After an unclean stop the journal is
+// replayed through a fresh Machine, which then holds exactly the dead
+// process's state; Recover and the storages' history do the rest.
+//
+// The journal restarts from a snapshot (Machine.Snapshot) when it grew past
+// RotateSize and the Machine is quiescent, checked every Tick. A failed
+// append stops journaling (a journal with a hole would replay a different
+// state) until the next rotation; a crash meanwhile costs publication, not
+// correctness: what the journal lacks, the history reports as unaccounted.
+
+// DefaultJournalRotate is the size past which the journal restarts from a
+// snapshot at the next quiescent Tick.
+const DefaultJournalRotate = 64 << 20
+
+// JournalStats describes the journal, for /status and metrics.
+type JournalStats struct {
+	Path      string
+	Size      int64
+	Records   uint64 // appended since start
+	Rotations uint64
+	Errors    uint64
+	// Broken says why appending stopped ("" while it works).
+	Broken string
+	// Replayed counts the inputs replayed at start; Damage describes a
+	// tail cut at open ("" if none).
+	Replayed int
+	Damage   string
+}
+
+type journalState struct {
+	j      *journal.Journal
+	buf    []byte
+	rotate int64
+	stats  JournalStats
+}
+
+// JournalOptions configure OpenJournal.
+type JournalOptions struct {
+	journal.Options
+	// Replay: the previous run stopped uncleanly, replay what it journaled.
+	// Otherwise the journal restarts empty (a clean start re-reads every
+	// storage, which accounts for everything before it).
+	Replay bool
+	// RotateSize (default DefaultJournalRotate).
+	RotateSize int64
+}
+
+// errStopReplay ends a replay at a record that cannot be used.
+var errStopReplay = errors.New("record cannot be replayed")
+
+// OpenJournal opens the journal at path before any input; with Replay it
+// replays it first. A torn or corrupt tail, or a record that does not
+// decode, is cut and reported in the stats (never fatal).
+func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jr := &s.jr
+	jr.rotate = opts.RotateSize
+	if jr.rotate <= 0 {
+		jr.rotate = DefaultJournalRotate
+	}
+	jr.stats = JournalStats{Path: path}
+	var undecodable error
+	j, dmg, err := journal.Open(path, opts.Options, func(rec []byte) error {
+		if !opts.Replay {
+			return nil
+		}
+		in, err := DecodeInput(rec)
+		if err != nil {
+			undecodable = err
+			return fmt.Errorf("%w: %w", journal.ErrCut, err)
+		}
+		_ = s.m.Apply(&in) // an accept of a pin that is gone fails as it did
+		s.m.ClearRecords()
+		jr.stats.Replayed++
+		return nil
+	})
+	if err != nil {
+		return jr.stats, err
+	}
+	jr.j = j
+	if dmg != nil {
+		jr.stats.Damage = fmt.Sprintf("%d bytes cut at offset %d: %s", dmg.Cut, dmg.Offset, dmg.Reason)
+		if undecodable != nil {
+			jr.stats.Damage += ": " + undecodable.Error()
+		}
+	}
+	if !opts.Replay || jr.stats.Replayed == 0 {
+		if err := s.rotateLocked(s.clock().UnixNano()); err != nil {
+			return jr.stats, err
+		}
+	}
+	if jr.stats.Replayed > 0 {
+		s.afterReplay()
+	}
+	jr.stats.Size = j.Size()
+	return jr.stats, nil
+}
+
+// afterReplay makes the Service's outputs match the replayed Machine: the
+// last good point, and the status file's staged values (s.mu held).
+func (s *Service) afterReplay() {
+	s.tids = s.m.AppendPublished(s.tids[:0])
+	for _, t := range s.tids {
+		s.good[t.Storage] = t.TID
+		if s.sf != nil {
+			s.sf.Published(t.Storage, t.TID)
+		}
+	}
+	if s.sf != nil && s.m.Bootstrapped() {
+		s.sf.Start(s.clock())
+	}
+	s.ended = s.m.ctr.TransactionsEnded
+}
+
+// applyIn journals in, then applies it (s.mu held, inside input).
+func (s *Service) applyIn(in *Input) error {
+	s.record(in)
+	return s.m.Apply(in)
+}
+
+func (s *Service) record(in *Input) {
+	jr := &s.jr
+	if jr.j == nil || jr.stats.Broken != "" {
+		return
+	}
+	jr.buf = AppendInput(jr.buf[:0], in)
+	if err := jr.j.Append(jr.buf); err != nil {
+		jr.stats.Errors++
+		jr.stats.Broken = err.Error()
+		s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: in.Time,
+			Msg: "journal append failed: journaling stops until the tracker is next idle; a crash meanwhile holds publication until the operator accepts: " + err.Error()}})
+		return
+	}
+	jr.stats.Records++
+}
+
+// maybeRotate restarts the journal from a snapshot when it is due and the
+// Machine is quiescent (s.mu held; Tick).
+func (s *Service) maybeRotate(now int64) {
+	jr := &s.jr
+	if jr.j == nil || (jr.stats.Broken == "" && jr.j.Size() < jr.rotate) || !s.m.Quiescent() {
+		return
+	}
+	broken := jr.stats.Broken
+	if err := s.rotateLocked(now); err != nil {
+		jr.stats.Errors++
+		if broken == "" {
+			s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
+				Msg: "journal rotation failed: " + err.Error()}})
+		}
+		jr.stats.Broken = err.Error()
+		return
+	}
+	if broken != "" {
+		s.logs.push(logEntry{rec: Record{Kind: RecWarning, Code: CodeJournalFailed, Time: now,
+			Msg: "journal restarted from a snapshot: crash recovery works again"}})
+	}
+}
+
+func (s *Service) rotateLocked(now int64) error {
+	jr := &s.jr
+	sn := s.m.Snapshot()
+	jr.buf = AppendInput(jr.buf[:0], &Input{Kind: InRestore, Time: now, Snapshot: &sn})
+	if err := jr.j.Rotate(jr.buf); err != nil {
+		return err
+	}
+	jr.stats.Rotations++
+	jr.stats.Broken = ""
+	return nil
+}
+
+// JournalStats returns the journal's figures (zero without a journal).
+func (s *Service) JournalStats() JournalStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.jr.stats
+	if s.jr.j != nil {
+		st.Size = s.jr.j.Size()
+	}
+	return st
+}
+
+func (s *Service) closeJournal() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jr.j == nil {
+		return nil
+	}
+	err := s.jr.j.Close()
+	s.jr.j = nil
+	return err
+}
+
+// ---- ground truth and recovery (history.go, recover.go) ----
+
+// HistoryStart makes a storage watched from after on (see Machine.HistoryStart).
+func (s *Service) HistoryStart(storage string, after txn.TID, warnOnly bool) {
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InHistoryStart, Time: now, TIDs: []StorageTID{{storage, after}}, Flag: warnOnly})
+	})
+}
+
+// History reports one commit of a watched storage, in TID order.
+func (s *Service) History(c txn.Commit) {
+	in := Input{Kind: InHistory, Commit: c}
+	s.input(func(now int64) {
+		in.Time = now
+		s.applyIn(&in)
+	})
+}
+
+// HistoryPosition is where a watched storage's history resumes.
+func (s *Service) HistoryPosition(storage string) (txn.TID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.HistoryPosition(storage)
+}
+
+// Recover ends the participations of the previous process after a replay
+// (see Machine.Recover); live are the storages' last TIDs read now.
+func (s *Service) Recover(live map[string]txn.TID) {
+	vs := sortedTIDs(live)
+	s.input(func(now int64) { s.applyIn(&Input{Kind: InRecover, Time: now, TIDs: vs}) })
+}
+
+// SettleAt gives a storage's last TID read after Recover.
+func (s *Service) SettleAt(storage string, tid txn.TID) {
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InSettleAt, Time: now, TIDs: []StorageTID{{storage, tid}}})
+	})
+}
+
+// Restore sets a fresh Service to a snapshot: the fallback after an unclean
+// stop without a journal (every storage at the status file's last point,
+// watched from there, so that everything after it is held until accounted).
+func (s *Service) Restore(sn Snapshot) {
+	s.input(func(now int64) { s.applyIn(&Input{Kind: InRestore, Time: now, Snapshot: &sn}) })
+}
+
+// Quiet says whether nothing is in flight (for tests and shutdown).
+func (s *Service) Quiet() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Quiescent()
+}

@@ -1,0 +1,158 @@
+package tracker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+func fixedClock() func() time.Time {
+	t := time.Unix(1_700_000_000, 0)
+	return func() time.Time { t = t.Add(time.Millisecond); return t }
+}
+
+// A Service that dies (its journal left as the crash left it) is rebuilt
+// exactly by a replay, then Recover turns its participations into orphans
+// resolved from the history.
+func TestServiceJournalReplayAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
+	s := NewService(cfg)
+	_, err := s.OpenJournal(path, JournalOptions{})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	s.HistoryStart(sA, 10, false)
+	s.HistoryStart(sB, 20, false)
+	info := txn.Info{Client: "c", User: "u", Description: "T1"}
+	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
+	// T1 commits on A; the process dies while the client is between its
+	// finishes: B voted, its tpc_finish was never sent.
+	s.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sA, Key: key, Info: info})
+	s.Observe(txn.Event{Kind: txn.Begin, Part: 2, Storage: sB, Key: key, Info: info})
+	s.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
+	s.Observe(txn.Event{Kind: txn.Vote, Part: 2, OK: true})
+	s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
+	s.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 11})
+	s.History(txn.Commit{Storage: sA, TID: 11})
+	before := s.Status()
+	// No Close: the crash.
+
+	r := NewService(cfg)
+	st, err := r.OpenJournal(path, JournalOptions{Replay: true})
+	require.NoError(t, err)
+	require.Equal(t, 11, st.Replayed, "the first snapshot and ten inputs")
+	require.Empty(t, st.Damage)
+	after := r.Status()
+	before.Time, after.Time = 0, 0
+	require.Equal(t, before, after, "the replay rebuilds the state exactly")
+
+	r.Recover(map[string]txn.TID{sA: 11, sB: 20})
+	require.Len(t, r.Status().Pins, 1, "T1 is a partial commit")
+	require.Equal(t, PinPartial, r.Status().Pins[0].Kind)
+	v, _ := r.Published(sA)
+	require.Equal(t, txn.TID(10), v, "T1's A half is never published")
+	require.NoError(t, r.Close())
+	require.NoError(t, s.Close())
+}
+
+// The process dies after forwarding a tpc_finish: the participation is an
+// orphan; the history says whether it committed.
+func TestServiceRecoverResolvesOrphanFromHistory(t *testing.T) {
+	for _, committed := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "journal")
+		cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
+		s := NewService(cfg)
+		_, err := s.OpenJournal(path, JournalOptions{})
+		require.NoError(t, err)
+		s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+		s.HistoryStart(sA, 10, false)
+		s.HistoryStart(sB, 20, false)
+		info := txn.Info{Client: "c", User: "u", Description: "T1", Extension: "{}"}
+		key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
+		s.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sA, Key: key, Info: info})
+		s.Observe(txn.Event{Kind: txn.Begin, Part: 2, Storage: sB, Key: key, Info: info})
+		s.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
+		s.Observe(txn.Event{Kind: txn.Vote, Part: 2, OK: true})
+		s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
+		s.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 11})
+		s.Observe(txn.Event{Kind: txn.FinishSent, Part: 2})
+
+		r := NewService(cfg)
+		_, err = r.OpenJournal(path, JournalOptions{Replay: true})
+		require.NoError(t, err)
+		live := map[string]txn.TID{sA: 11, sB: 20}
+		if committed {
+			live[sB] = 21
+		}
+		r.Recover(live)
+		r.History(txn.Commit{Storage: sA, TID: 11, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
+		if committed {
+			r.History(txn.Commit{Storage: sB, TID: 21, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
+			a, _ := r.Published(sA)
+			b, _ := r.Published(sB)
+			require.Equal(t, []txn.TID{11, 21}, []txn.TID{a, b})
+			require.Empty(t, r.Status().Pins)
+		} else {
+			require.Len(t, r.Status().Pins, 1)
+			require.Equal(t, PinPartial, r.Status().Pins[0].Kind)
+			a, _ := r.Published(sA)
+			require.Equal(t, txn.TID(10), a)
+		}
+		r.Close()
+		s.Close()
+	}
+}
+
+func TestServiceJournalRotatesWhenQuiet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	s := NewService(ServiceConfig{Clock: fixedClock()})
+	_, err := s.OpenJournal(path, JournalOptions{RotateSize: 1})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10}, true)
+	s.HistoryStart(sA, 10, false)
+	s.ClassicBegin("t", []string{sA})
+	s.Tick()
+	require.Zero(t, s.JournalStats().Rotations-1, "not while a transaction is in flight")
+	s.ClassicCommit("t", map[string]txn.TID{sA: 11}, nil)
+	s.History(txn.Commit{Storage: sA, TID: 11})
+	s.Tick()
+	st := s.JournalStats()
+	require.Equal(t, uint64(2), st.Rotations) // the start, then this one
+	before := s.Status()
+	r := NewService(ServiceConfig{Clock: fixedClock()})
+	got, err := r.OpenJournal(path, JournalOptions{Replay: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Replayed, "only the snapshot")
+	v, _ := r.Published(sA)
+	require.Equal(t, txn.TID(11), v)
+	p, ok := r.HistoryPosition(sA)
+	require.True(t, ok)
+	require.Equal(t, txn.TID(11), p)
+	require.Equal(t, before.Storages, r.Status().Storages)
+	require.NoError(t, s.Close())
+	require.NoError(t, r.Close())
+}
+
+func TestServiceJournalUndecodableRecordIsCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	s := NewService(ServiceConfig{Clock: fixedClock()})
+	_, err := s.OpenJournal(path, JournalOptions{})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10}, true)
+	require.NoError(t, s.jr.j.Append([]byte{99, 1, 2})) // a future version's record
+	s.Tick()
+	require.NoError(t, s.Close())
+	r := NewService(ServiceConfig{Clock: fixedClock()})
+	st, err := r.OpenJournal(path, JournalOptions{Replay: true})
+	require.NoError(t, err)
+	require.Equal(t, 2, st.Replayed)
+	require.Contains(t, st.Damage, "input version 99")
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, st.Size, info.Size(), "cut at the bad record")
+	require.NoError(t, r.Close())
+}
