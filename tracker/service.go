@@ -324,7 +324,7 @@ func (s *Service) Published(storage string) (txn.TID, bool) {
 // status file, waiting for the disk outside the lock. Inputs after Close
 // are still applied but not written.
 func (s *Service) Close() error {
-	jerr := s.closeJournal()
+	jerr := s.CloseJournal()
 	s.mu.Lock()
 	if s.closed || s.sf == nil {
 		s.closed = true

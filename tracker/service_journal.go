@@ -195,7 +195,8 @@ func (s *Service) JournalStats() JournalStats {
 	return st
 }
 
-func (s *Service) closeJournal() error {
+// CloseJournal syncs and closes the journal (Close does it too).
+func (s *Service) CloseJournal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.jr.j == nil {

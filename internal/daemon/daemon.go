@@ -24,6 +24,7 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/history"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
@@ -57,6 +58,8 @@ type Daemon struct {
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
 	pidWritten bool
+
+	gt groundTruth // groundtruth.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -101,10 +104,20 @@ func Start(opts Options) (d *Daemon, err error) {
 		ids = append(ids, s.ID)
 	}
 	d.Tracker = tracker.NewService(tracker.ServiceConfig{
-		Config:     tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids},
+		Config: tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids,
+			UnaccountedGrace: cfg.UnaccountedGrace},
 		Logger:     d.Log.Named("tracker"),
 		StatusFile: d.sf,
+		OnRecord:   d.onRecord,
 	})
+	d.gt.watchers = map[string]*history.Watcher{}
+	d.gt.unacc = make(chan tracker.Record, 64)
+	d.gt.ctx, d.gt.cancel = context.WithCancel(context.Background())
+	d.wg.Add(1)
+	go d.describeUnaccounted()
+	if err := d.openJournal(clean); err != nil {
+		return d, err
+	}
 
 	if len(cfg.ZEO) > 0 {
 		d.Proxy = zeoproxy.New(proxyConfig(cfg, d.Log), d.Tracker)
@@ -258,7 +271,22 @@ func (d *Daemon) bootstrap(clean bool) {
 		}
 		cancel()
 	}
+	if !clean {
+		// The participations the previous process had in flight end with
+		// its connections; the history resolves the ones in doubt.
+		d.Tracker.Recover(values)
+	}
 	d.Tracker.Bootstrap(values, clean)
+	for _, s := range d.cfg.Storages {
+		if s.ZEO == nil {
+			continue
+		}
+		if v, ok := values[s.ID]; ok {
+			d.watchFrom(s, v)
+		} else if _, watched := d.Tracker.HistoryPosition(s.ID); watched {
+			d.watchFrom(s, 0) // the replayed journal knows where it stands
+		}
+	}
 	for _, r := range failed {
 		d.wg.Add(1)
 		go d.retryBootstrap(r)
@@ -279,7 +307,13 @@ func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
 		cancel()
 		if err == nil {
 			d.Log.Info("bootstrap (late)", "storage", res.Storage, "last_tid", res.TID.Hex())
+			if !d.prevClean {
+				d.Tracker.SettleAt(res.Storage, res.TID)
+			}
 			d.Tracker.Bootstrap(map[string]txn.TID{res.Storage: res.TID}, true)
+			if s := d.cfg.StorageByID(res.Storage); s != nil && s.ZEO != nil {
+				d.watchFrom(s, res.TID)
+			}
 			return
 		}
 		backoff = min(2*backoff, time.Minute)
@@ -405,6 +439,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 closeAll:
 	close(d.stop)
+	if d.gt.cancel != nil {
+		d.gt.cancel()
+	}
 	if d.Proxy != nil {
 		d.Proxy.Close()
 	}
@@ -436,6 +473,12 @@ closeAll:
 
 // abortStart releases what a failed Start had opened.
 func (d *Daemon) abortStart() {
+	if d.gt.cancel != nil {
+		d.gt.cancel()
+	}
+	if d.Tracker != nil {
+		_ = d.Tracker.CloseJournal()
+	}
 	if d.Proxy != nil {
 		d.Proxy.Close()
 	}
