@@ -173,21 +173,11 @@ func appendPickleValue(b []byte, v Value, proto, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return b, errTooComplex
 	}
-	var err error
 	switch x := v.(type) {
 	case nil:
-		b = append(b, opNone)
+		return append(b, opNone), nil
 	case bool:
-		switch {
-		case proto >= 2 && x:
-			b = append(b, opNewTrue)
-		case proto >= 2:
-			b = append(b, opNewFalse)
-		case x:
-			b = append(b, "I01\n"...)
-		default:
-			b = append(b, "I00\n"...)
-		}
+		return appendPickleBool(b, x, proto), nil
 	case int:
 		return appendPickleInt(b, int64(x), proto), nil
 	case int64:
@@ -195,101 +185,141 @@ func appendPickleValue(b []byte, v Value, proto, depth int) ([]byte, error) {
 	case uint64:
 		return appendPickleValue(b, Uint64Value(x), proto, depth)
 	case *big.Int:
-		if x.IsInt64() {
-			return appendPickleInt(b, x.Int64(), proto), nil
-		}
-		if proto >= 2 {
-			return appendLong1(b, x)
-		}
-		b = append(b, opLong)
-		b = x.Append(b, 10)
-		b = append(b, "L\n"...)
+		return appendPickleBigInt(b, x, proto)
 	case float64:
 		b = append(b, opBinFloat)
-		b = binary.BigEndian.AppendUint64(b, math.Float64bits(x))
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(x)), nil
 	case []byte:
-		if proto >= 3 {
-			if len(x) < 256 {
-				b = append(b, opShortBinBytes, byte(len(x)))
-			} else {
-				b = append(b, opBinBytes)
-				b = binary.LittleEndian.AppendUint32(b, uint32(len(x)))
-			}
-		} else {
-			b = appendBinString(b, len(x))
-		}
-		b = append(b, x...)
+		return appendPickleBytes(b, x, proto), nil
 	case string:
-		if proto >= 3 {
-			b = append(b, opBinUnicode)
-			b = binary.LittleEndian.AppendUint32(b, uint32(len(x)))
-		} else {
-			b = appendBinString(b, len(x))
-		}
-		b = append(b, x...)
+		return appendPickleString(b, x, proto), nil
 	case Tuple:
-		if len(x) == 0 {
-			return append(b, opEmptyTuple), nil
-		}
-		if proto >= 2 && len(x) <= 3 {
-			for _, e := range x {
-				if b, err = appendPickleValue(b, e, proto, depth+1); err != nil {
-					return b, err
-				}
-			}
-			return append(b, opTuple1+byte(len(x)-1)), nil
-		}
+		return appendPickleTuple(b, x, proto, depth)
+	case List:
+		return appendPickleList(b, x, proto, depth)
+	case Dict:
+		return appendPickleDict(b, x, proto, depth)
+	default:
+		return b, fmt.Errorf("pickle: cannot encode %T", v)
+	}
+}
+
+func appendPickleBool(b []byte, x bool, proto int) []byte {
+	switch {
+	case proto >= 2 && x:
+		return append(b, opNewTrue)
+	case proto >= 2:
+		return append(b, opNewFalse)
+	case x:
+		return append(b, "I01\n"...)
+	default:
+		return append(b, "I00\n"...)
+	}
+}
+
+func appendPickleBigInt(b []byte, x *big.Int, proto int) ([]byte, error) {
+	if x.IsInt64() {
+		return appendPickleInt(b, x.Int64(), proto), nil
+	}
+	if proto >= 2 {
+		return appendLong1(b, x)
+	}
+	b = append(b, opLong)
+	b = x.Append(b, 10)
+	return append(b, "L\n"...), nil
+}
+
+func appendPickleBytes(b, x []byte, proto int) []byte {
+	switch {
+	case proto < 3:
+		b = appendBinString(b, len(x))
+	case len(x) < 256:
+		b = append(b, opShortBinBytes, byte(len(x)))
+	default:
+		b = append(b, opBinBytes)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(x)))
+	}
+	return append(b, x...)
+}
+
+func appendPickleString(b []byte, x string, proto int) []byte {
+	if proto >= 3 {
+		b = append(b, opBinUnicode)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(x)))
+	} else {
+		b = appendBinString(b, len(x))
+	}
+	return append(b, x...)
+}
+
+func appendPickleTuple(b []byte, x Tuple, proto, depth int) ([]byte, error) {
+	if len(x) == 0 {
+		return append(b, opEmptyTuple), nil
+	}
+	short := proto >= 2 && len(x) <= 3
+	if !short {
 		b = append(b, opMark)
-		for _, e := range x {
+	}
+	var err error
+	for _, e := range x {
+		if b, err = appendPickleValue(b, e, proto, depth+1); err != nil {
+			return b, err
+		}
+	}
+	if short {
+		return append(b, opTuple1+byte(len(x)-1)), nil
+	}
+	return append(b, opTuple), nil
+}
+
+// Python batches appends and setitems by 1000; a batch of one uses the
+// single-item opcode.
+const pickleBatch = 1000
+
+func appendPickleList(b []byte, x List, proto, depth int) ([]byte, error) {
+	b = append(b, opEmptyList)
+	var err error
+	for i := 0; i < len(x); i += pickleBatch {
+		batch := x[i:min(i+pickleBatch, len(x))]
+		if len(batch) > 1 {
+			b = append(b, opMark)
+		}
+		for _, e := range batch {
 			if b, err = appendPickleValue(b, e, proto, depth+1); err != nil {
 				return b, err
 			}
 		}
-		b = append(b, opTuple)
-	case List:
-		b = append(b, opEmptyList)
-		// Python batches appends by 1000; a batch of one uses APPEND.
-		for i := 0; i < len(x); i += 1000 {
-			batch := x[i:min(i+1000, len(x))]
-			if len(batch) > 1 {
-				b = append(b, opMark)
-			}
-			for _, e := range batch {
-				if b, err = appendPickleValue(b, e, proto, depth+1); err != nil {
-					return b, err
-				}
-			}
-			if len(batch) > 1 {
-				b = append(b, opAppends)
-			} else {
-				b = append(b, opAppend)
-			}
-		}
-	case Dict:
-		b = append(b, opEmptyDict)
-		for i := 0; i < len(x); i += 1000 {
-			batch := x[i:min(i+1000, len(x))]
-			if len(batch) > 1 {
-				b = append(b, opMark)
-			}
-			for _, it := range batch {
-				if b, err = appendPickleValue(b, it.Key, proto, depth+1); err != nil {
-					return b, err
-				}
-				if b, err = appendPickleValue(b, it.Value, proto, depth+1); err != nil {
-					return b, err
-				}
-			}
-			if len(batch) > 1 {
-				b = append(b, opSetItems)
-			} else {
-				b = append(b, opSetItem)
-			}
-		}
-	default:
-		return b, fmt.Errorf("pickle: cannot encode %T", v)
+		b = append(b, batchEnd(len(batch), opAppend, opAppends))
 	}
 	return b, nil
+}
+
+func appendPickleDict(b []byte, x Dict, proto, depth int) ([]byte, error) {
+	b = append(b, opEmptyDict)
+	var err error
+	for i := 0; i < len(x); i += pickleBatch {
+		batch := x[i:min(i+pickleBatch, len(x))]
+		if len(batch) > 1 {
+			b = append(b, opMark)
+		}
+		for _, it := range batch {
+			if b, err = appendPickleValue(b, it.Key, proto, depth+1); err != nil {
+				return b, err
+			}
+			if b, err = appendPickleValue(b, it.Value, proto, depth+1); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, batchEnd(len(batch), opSetItem, opSetItems))
+	}
+	return b, nil
+}
+
+func batchEnd(n int, one, many byte) byte {
+	if n > 1 {
+		return many
+	}
+	return one
 }
 
 func appendBinString(b []byte, n int) []byte {
