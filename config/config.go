@@ -22,13 +22,13 @@ import (
 type Config struct {
 	File string // the file it was read from, as given to Load/Parse
 
-	StatusFile        string        // status file (TID log) path; "" = none
+	StatusFile string // status file (TID log) path; "" = none
 	// JournalFile is the tracker's write-ahead journal (crash recovery);
 	// default: StatusFile + ".journal"; "" without a status file.
 	JournalFile string
 	// UnaccountedGrace: how long a commit the storage's history shows and no
 	// report accounts for waits for a late report before it is reported.
-	UnaccountedGrace time.Duration
+	UnaccountedGrace  time.Duration
 	BurstPeriod       time.Duration // min time between two "d" lines
 	FullDumpPeriod    time.Duration // max time between two "f" lines
 	PIDFile           string        // "" = no pid file
