@@ -40,6 +40,7 @@ type unaccounted struct {
 	tid      txn.TID
 	seen     int64 // input time it was reported by the history
 	reported bool
+	blind    bool // seen while a blind connection was open on the storage
 }
 
 // awaiting is an accounted commit above hist: a committed participation
@@ -102,7 +103,7 @@ func (m *Machine) History(now int64, c txn.Commit) {
 			Msg: "in-doubt participation of the previous run resolved from the storage's history: committed"})
 		m.committed(pt, tid)
 	} else {
-		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now})
+		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now, blind: s.blind > 0})
 		if len(s.unacc) == 1 && !s.warnOnly {
 			m.hold(m.one(i))
 		}
@@ -305,6 +306,26 @@ func (m *Machine) reportUnaccounted(now int64) {
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
 	}
+}
+
+// accountBlind accounts for the commits seen while the storage was blind,
+// up to lastTID (Unblind).
+func (m *Machine) accountBlind(i int32, lastTID txn.TID) {
+	s := &m.st[i]
+	k := 0
+	for _, u := range s.unacc {
+		if u.blind && u.tid <= lastTID {
+			continue
+		}
+		s.unacc[k] = u
+		k++
+	}
+	if k == len(s.unacc) {
+		return
+	}
+	clear(s.unacc[k:])
+	s.unacc = s.unacc[:k]
+	m.unaccChanged(i)
 }
 
 // acceptUnaccounted is the operator's decision on an unaccounted pin: the

@@ -201,3 +201,23 @@ func TestLastTIDDoesNotPassHistory(t *testing.T) {
 	h.hist(sA, 12)
 	require.Equal(t, txn.TID(11), h.pub(sA), "12 is unaccounted")
 }
+
+// A blind connection's commits are accounted for when it closes, up to the
+// last TID read then (rule 5), not the commits seen before it opened.
+func TestUnblindAccountsForTheBlindCommits(t *testing.T) {
+	h := watched(t, false)
+	h.hist(sA, 11) // a direct commit before the blind connection
+	h.m.Blind(h.tick(), sA, "ZEO 4")
+	h.drain()
+	h.hist(sA, 12) // the blind connection's
+	h.m.Unblind(h.tick(), sA, 12)
+	h.drain()
+	st := h.m.Status()
+	require.Equal(t, []txn.TID{11}, st.Storages[0].Unaccounted)
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.tickAt(time.Minute)
+	require.Len(t, h.m.Pins(), 1)
+	require.NoError(t, h.m.AcceptPartial(h.tick(), h.m.Pins()[0].ID))
+	h.drain()
+	require.Equal(t, txn.TID(12), h.pub(sA))
+}

@@ -199,6 +199,12 @@ func (m *Machine) Unblind(now int64, name string, lastTID txn.TID) {
 	}
 	s.blind--
 	if s.blind == 0 {
+		// What the blind connections committed unseen, up to the last TID
+		// read after they closed, is accounted for by this rule
+		// (docs/design.md, rule 5); only it, not commits seen before.
+		if lastTID != 0 {
+			m.accountBlind(i, lastTID)
+		}
 		p := s.blindPin
 		s.blindPin = nil
 		m.releasePin(p, false, false)
