@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
@@ -58,9 +57,6 @@ type JournalOptions struct {
 	// RotateSize (default DefaultJournalRotate).
 	RotateSize int64
 }
-
-// errStopReplay ends a replay at a record that cannot be used.
-var errStopReplay = errors.New("record cannot be replayed")
 
 // OpenJournal opens the journal at path before any input; with Replay it
 // replays it first. A torn or corrupt tail, or a record that does not
