@@ -6,6 +6,9 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
+// SourceSeq returns the last Seq applied from a remote observer (0: none).
+func (m *Machine) SourceSeq(source string) uint64 { return m.sources[source] }
+
 // InputKind says which input of the Machine an Input is.
 type InputKind uint8
 
@@ -49,10 +52,22 @@ type Input struct {
 	Flag     bool
 	Pin      uint64
 	Snapshot *Snapshot
+	// Source and Seq number the inputs of a remote observer (a sidecar's
+	// report stream): an input whose Seq is not above the last one applied
+	// from its Source is a resend and is ignored, so that replays and
+	// resends apply each report once. Empty Source: a local input.
+	Source string
+	Seq    uint64
 }
 
 // Apply applies one input. Only InAccept can fail (no such pin).
 func (m *Machine) Apply(in *Input) error {
+	if in.Source != "" {
+		if in.Seq <= m.sources[in.Source] {
+			return nil // already applied: a resend
+		}
+		m.sources[in.Source] = in.Seq
+	}
 	switch in.Kind {
 	case InEvent:
 		m.Step(in.Time, in.Event)

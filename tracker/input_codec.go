@@ -55,6 +55,8 @@ func AppendInput(dst []byte, in *Input) []byte {
 	}
 	dst = appendBool(dst, in.Flag)
 	dst = binary.AppendUvarint(dst, in.Pin)
+	dst = appendStr(dst, in.Source)
+	dst = binary.AppendUvarint(dst, in.Seq)
 	sn := in.Snapshot
 	dst = appendBool(dst, sn != nil)
 	if sn != nil {
@@ -71,6 +73,11 @@ func AppendInput(dst []byte, in *Input) []byte {
 			dst = appendBool(dst, s.Watched)
 			dst = appendBool(dst, s.WarnOnly)
 			dst = binary.AppendUvarint(dst, uint64(s.Hist))
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(sn.Sources)))
+		for _, v := range sn.Sources {
+			dst = appendStr(dst, v.Source)
+			dst = binary.AppendUvarint(dst, v.Seq)
 		}
 	}
 	return dst
@@ -131,6 +138,8 @@ func DecodeInput(b []byte) (Input, error) {
 	}
 	in.Flag = d.bool()
 	in.Pin = d.uvarint()
+	in.Source = d.str()
+	in.Seq = d.uvarint()
 	if d.bool() {
 		sn := &Snapshot{NextPin: d.uvarint(), Bootstrapped: d.bool(), BootRequested: d.bool()}
 		if n := d.count(); n > 0 {
@@ -145,6 +154,12 @@ func DecodeInput(b []byte) (Input, error) {
 				s.Watched = d.bool()
 				s.WarnOnly = d.bool()
 				s.Hist = txn.TID(d.uvarint())
+			}
+		}
+		if n := d.count(); n > 0 {
+			sn.Sources = make([]SourceSeq, n)
+			for k := range sn.Sources {
+				sn.Sources[k] = SourceSeq{Source: d.str(), Seq: d.uvarint()}
 			}
 		}
 		in.Snapshot = sn

@@ -21,9 +21,11 @@ func sampleInputs() []Input {
 		{Kind: InHistoryStart, Time: 9, TIDs: []StorageTID{{sA, 10}}, Flag: true},
 		{Kind: InTick, Time: 10},
 		{Kind: InAccept, Time: 11, Pin: 3},
+		{Kind: InEvent, Time: 11, Event: txn.Event{Kind: txn.Vote, Part: 1<<40 | 3, OK: true}, Source: "zope-host-1", Seq: 12345},
 		{Kind: InRecover, Time: 12, TIDs: []StorageTID{{sA, 30}, {sB, 40}}},
 		{Kind: InRestore, Time: 13, Snapshot: &Snapshot{NextPin: 9, Bootstrapped: true, BootRequested: true,
-			Storages: []StorageSnapshot{{Storage: sA, Published: 5, HasPublished: true, Transient: 6, Known: true, Watched: true, Hist: 6}}}},
+			Storages: []StorageSnapshot{{Storage: sA, Published: 5, HasPublished: true, Transient: 6, Known: true, Watched: true, Hist: 6}},
+			Sources:  []SourceSeq{{"zope-host-1", 12345}}}},
 	}
 }
 

@@ -98,6 +98,8 @@ type Machine struct {
 	recs []Record
 	ctr  Counters
 
+	sources map[string]uint64 // input.go: last Seq applied per remote observer
+
 	scratch     []int32
 	doneScratch []doneCommit
 	u64a, u64b  []uint64
@@ -113,6 +115,7 @@ func New(cfg Config) *Machine {
 		parts:   make(map[txn.PartID]*part),
 		keyed:   make(map[txn.Key]*linkSet),
 		classic: make(map[string]*ctxn),
+		sources: make(map[string]uint64),
 		clean:   true,
 		nextPin: 1,
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
@@ -147,14 +148,25 @@ type StorageSnapshot struct {
 // Snapshot is the state of a quiescent Machine.
 type Snapshot struct {
 	Storages      []StorageSnapshot
+	Sources       []SourceSeq // remote observers' last Seq applied, by name
 	NextPin       uint64
 	Bootstrapped  bool
 	BootRequested bool
 }
 
+// SourceSeq is one remote observer's position in a Snapshot.
+type SourceSeq struct {
+	Source string
+	Seq    uint64
+}
+
 // Snapshot returns the state; only meaningful when Quiescent.
 func (m *Machine) Snapshot() Snapshot {
 	sn := Snapshot{NextPin: m.nextPin, Bootstrapped: m.bootstrapped, BootRequested: m.bootRequested}
+	for src, seq := range m.sources {
+		sn.Sources = append(sn.Sources, SourceSeq{src, seq})
+	}
+	slices.SortFunc(sn.Sources, func(a, b SourceSeq) int { return strings.Compare(a.Source, b.Source) })
 	for _, i := range m.sorted {
 		s := &m.st[i]
 		sn.Storages = append(sn.Storages, StorageSnapshot{Storage: s.name, Published: s.published, HasPublished: s.hasPublished,
@@ -177,6 +189,9 @@ func (m *Machine) Restore(now int64, sn Snapshot) {
 		if v.Known {
 			m.markKnown(i)
 		}
+	}
+	for _, v := range sn.Sources {
+		m.sources[v.Source] = max(m.sources[v.Source], v.Seq)
 	}
 	m.nextPin = max(m.nextPin, sn.NextPin)
 	m.bootRequested = m.bootRequested || sn.BootRequested

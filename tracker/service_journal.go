@@ -255,3 +255,30 @@ func (s *Service) Quiet() bool {
 	defer s.mu.Unlock()
 	return s.m.Quiescent()
 }
+
+// ---- remote observers (a sidecar's report stream) ----
+
+// ObserveFrom applies the participation event numbered seq in the ordered
+// report stream of source (a sidecar). A seq at or below the last one
+// applied from source is a resend and is ignored; the journal keeps the
+// numbering, so resends after a restart of either side apply each report
+// once. It returns the last seq applied from source (what to acknowledge).
+func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
+	in := Input{Kind: InEvent, Event: ev, Source: source, Seq: seq}
+	var last uint64
+	s.input(func(now int64) {
+		in.Time = now
+		if seq > s.m.SourceSeq(source) {
+			s.applyIn(&in)
+		}
+		last = s.m.SourceSeq(source)
+	})
+	return last
+}
+
+// SourceSeq returns the last seq applied from a remote observer.
+func (s *Service) SourceSeq(source string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.SourceSeq(source)
+}

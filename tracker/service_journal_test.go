@@ -157,3 +157,29 @@ func TestServiceJournalUndecodableRecordIsCut(t *testing.T) {
 	require.Equal(t, st.Size, info.Size(), "cut at the bad record")
 	require.NoError(t, r.Close())
 }
+
+// A sidecar's reports are applied once, whatever is resent, across a crash
+// and replay of the tracker.
+func TestServiceObserveFromDeduplicatesAcrossReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	cfg := ServiceConfig{Clock: fixedClock()}
+	s := NewService(cfg)
+	_, err := s.OpenJournal(path, JournalOptions{})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10}, true)
+	begin := txn.Event{Kind: txn.Begin, Part: 1 << 40, Storage: sA, Key: "k"}
+	require.Equal(t, uint64(1), s.ObserveFrom("side1", 1, begin))
+	require.Equal(t, uint64(1), s.ObserveFrom("side1", 1, begin), "a resend")
+	require.Equal(t, uint64(2), s.ObserveFrom("side1", 2, txn.Event{Kind: txn.Vote, Part: 1 << 40, OK: true}))
+	require.Zero(t, s.Counters().Warnings, "the resent Begin was not applied twice")
+
+	r := NewService(cfg)
+	_, err = r.OpenJournal(path, JournalOptions{Replay: true})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), r.SourceSeq("side1"))
+	require.Equal(t, uint64(2), r.ObserveFrom("side1", 2, txn.Event{Kind: txn.Vote, Part: 1 << 40, OK: true}))
+	require.Equal(t, uint64(3), r.ObserveFrom("side1", 3, txn.Event{Kind: txn.Aborted, Part: 1 << 40}))
+	require.Zero(t, r.Counters().Warnings)
+	require.NoError(t, r.Close())
+	require.NoError(t, s.Close())
+}
