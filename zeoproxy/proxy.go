@@ -55,7 +55,11 @@ type Config struct {
 	MaxConns int
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
-	Logger      hclog.Logger
+	// PartIDBase is added to every participation id this proxy allocates:
+	// proxies that report to one tracker (sidecars) take distinct bases so
+	// that their ids never meet.
+	PartIDBase uint64
+	Logger     hclog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -233,7 +237,7 @@ func (p *Proxy) InFlight() int {
 	return n
 }
 
-func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.partSeq.Add(1)) }
+func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.cfg.PartIDBase + p.partSeq.Add(1)) }
 
 // noteTID records a TID committed through the proxy (or read at bootstrap).
 func (p *Proxy) noteTID(storage string, tid txn.TID) {
