@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -336,33 +337,16 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 // copyToRepo copies bytes [from, to) of f to repo/name through a temporary
 // file, returning the md5 and sha256 of the bytes.
 func copyToRepo(f *os.File, from, to int64, repo, name string, opts *Options, label string) (string, string, error) {
-	dst := filepath.Join(repo, name)
-	if _, err := os.Lstat(dst); err == nil {
-		return "", "", fmt.Errorf("%s already exists: refusing to overwrite it", dst)
-	}
-	tmp := filepath.Join(repo, name+".tidstorage-tmp")
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", "", err
-	}
 	hm, hs := md5.New(), sha256.New()
 	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, to-from)
-	_, err = io.Copy(io.MultiWriter(out, hm, hs, pr), io.NewSectionReader(f, from, to-from))
+	err := atomicfile.WriteNew(filepath.Join(repo, name), 0o644, func(out io.Writer) error {
+		_, err := io.Copy(io.MultiWriter(out, hm, hs, pr), io.NewSectionReader(f, from, to-from))
+		return err
+	})
 	pr.finish()
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
 	if err != nil {
-		os.Remove(tmp)
 		return "", "", err
 	}
-	syncDir(repo)
 	return hex.EncodeToString(hm.Sum(nil)), hex.EncodeToString(hs.Sum(nil)), nil
 }
 

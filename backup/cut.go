@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -105,7 +106,7 @@ func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 	if err := p.f.Sync(); err != nil {
 		return res, fmt.Errorf("sync %s: %w", p.Path, err)
 	}
-	syncDir(filepath.Dir(p.Path))
+	atomicfile.SyncDir(filepath.Dir(p.Path))
 	ix := fsdata.NewIndex()
 	c, err := fsdata.CutReader(p.f, p.Cut.Offset, p.Target, fsdata.ScanOptions{Name: p.Path, OnData: ix.Collect(p.Target)})
 	if err != nil {
@@ -134,30 +135,8 @@ func (p *CutPlan) Release() {
 // copyRange copies bytes [from, to) of f to a new file dst (which must not
 // exist), synced.
 func copyRange(f *os.File, from, to int64, dst string) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
+	return atomicfile.WriteNew(dst, 0o644, func(out io.Writer) error {
+		_, err := io.Copy(out, io.NewSectionReader(f, from, to-from))
 		return err
-	}
-	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(dst)
-		return err
-	}
-	syncDir(filepath.Dir(dst))
-	return nil
-}
-
-// syncDir makes a rename or create in dir durable; errors are ignored (some
-// filesystems do not support it).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	})
 }

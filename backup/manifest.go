@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 )
 
 // ManifestFormat identifies the manifest's schema.
@@ -112,7 +114,7 @@ func writeManifest(repo string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(manifestPath(repo, m.Stamp), append(b, '\n'))
+	return atomicfile.WriteFile(manifestPath(repo, m.Stamp), append(b, '\n'), 0o644)
 }
 
 // ReadManifest reads the manifest of set stamp in repo.
@@ -145,30 +147,4 @@ func Sets(repo string) ([]string, error) {
 	}
 	slices.Sort(stamps)
 	return stamps, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -195,7 +196,7 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 		return nil, err
 	}
 	ok = true
-	syncDir(filepath.Dir(out))
+	atomicfile.SyncDir(filepath.Dir(out))
 	if err := writeIndex(out, c.Magic, ix, pos); err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 		if err := os.MkdirAll(blobOut, 0o755); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(filepath.Join(blobOut, ".layout"), []byte(e.Blobs.Layout+"\n")); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(blobOut, ".layout"), []byte(e.Blobs.Layout+"\n"), 0o644); err != nil {
 			return nil, err
 		}
 		bp := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label+" blobs", e.Blobs.Bytes)
