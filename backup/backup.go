@@ -184,71 +184,27 @@ func md5Range(f *os.File, from, to int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// backupOne backs up one storage of a set: it decides between a full and
+// an incremental backup, finds the cut at target, writes the data file and
+// its ledger line, then the blobs.
 func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEntry, error) {
 	// One descriptor for the scan and the copy: a pack swapping the file in
 	// between cannot mix two files.
-	f, err := os.Open(s.DataFS)
+	f, e, err := openSource(s, target)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := st.Size()
-	e := &StorageEntry{ID: s.ID, Label: s.Label, DataFS: s.DataFS, Repository: s.Repository, TID: target.Hex(), SourceSize: size}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		e.SourceInode = sys.Ino
-	}
-	if _, err := os.Stat(s.DataFS + ".pack"); err == nil {
-		return nil, fmt.Errorf("%s.pack exists: a pack is in progress; back up after it", s.DataFS)
-	}
+	size := e.SourceSize
 
 	blobRecs := map[blobRecord]bool{}
 	scan := fsdata.ScanOptions{Name: s.DataFS}
 	if s.BlobDir != "" {
 		scan.OnData = blobCollector(target, blobRecs)
 	}
-
-	// Decide between a full and an incremental backup.
-	var prev *previous
-	var last datLine
-	if !opts.Full {
-		prev, err = findPrevious(s.Repository)
-		if err != nil {
-			return nil, err
-		}
-	}
-	reason := ""
-	switch {
-	case opts.Full:
-		reason = "--full"
-	case prev == nil:
-		reason = "no previous backup in the repository"
-	case prev.mismatch != "":
-		reason = prev.mismatch
-	default:
-		last = prev.lines[len(prev.lines)-1]
-		b, berr := fsdata.Boundary(f, size, last.End, s.DataFS)
-		switch {
-		case last.End > size:
-			reason = fmt.Sprintf("the Data.fs (%d bytes) is shorter than the last backup's end %d (packed?)", size, last.End)
-		case berr != nil:
-			reason = fmt.Sprintf("the last backup's end %d is no longer a transaction boundary (packed?): %v", last.End, berr)
-		case b.TID > target:
-			reason = fmt.Sprintf("the last backup ends after the point (tid %s > %s)", b.TID.Hex(), target.Hex())
-		default:
-			sum, err := md5Range(f, last.Start, last.End)
-			if err != nil {
-				return nil, err
-			}
-			if sum != last.MD5 {
-				reason = fmt.Sprintf("bytes %d-%d changed since the last backup (md5 %s, was %s): packed or rewritten", last.Start, last.End, sum, last.MD5)
-				break
-			}
-			scan.Start, scan.PrevTID = last.End, b.TID
-		}
+	prev, reason, err := extendable(f, size, s, target, opts.Full, &scan)
+	if err != nil {
+		return nil, err
 	}
 	incremental := scan.Start != 0
 	if !incremental {
@@ -262,64 +218,14 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 	if cut.Behind() {
 		return nil, fmt.Errorf("%s: its last committed transaction %s is before the point's TID %s: the file lacks transactions of the point", s.DataFS, cut.LastTID.Hex(), target.Hex())
 	}
-	e.Magic = cut.Magic
-	e.Size = cut.Offset
-	e.Exact = cut.Exact()
-	if cut.KeptTID != 0 {
-		e.KeptTID = cut.KeptTID.Hex()
-	}
-	if cut.Kept > 0 {
-		e.LastTxn = TxnRef{Pos: cut.LastTxn.Pos, Len: cut.LastTxn.Len, TID: cut.LastTxn.TID.Hex()}
-	} else if incremental {
-		h, _ := fsdata.Boundary(f, size, scan.Start, s.DataFS)
-		e.LastTxn = TxnRef{Pos: h.Pos, Len: h.Len, TID: h.TID.Hex()}
-	}
+	recordCut(e, cut, f, size, scan.Start, s.DataFS)
 	if !cut.Exact() {
 		opts.logf("%s: the point's TID %s is not in the Data.fs; backing up to the last transaction before it (%s)", s.Label, target.Hex(), e.KeptTID)
 	}
 
-	sums := carriedSHA256(s.Repository)
-	var lines []datLine
-	switch {
-	case incremental && cut.Offset == scan.Start:
-		e.Kind = "unchanged"
-		e.Dat = prev.dat
-		lines = prev.lines
-		opts.logf("%s: no new transaction up to the point since the last backup: nothing written", s.Label)
-	default:
-		from, ext := int64(0), ".fs"
-		if incremental {
-			from, ext = scan.Start, ".deltafs"
-			e.Kind = "incremental"
-			e.Dat = prev.dat
-			lines = prev.lines
-		} else {
-			e.Kind = "full"
-			e.Dat = stamp + ".dat"
-		}
-		name := stamp + ext
-		md5sum, shasum, err := copyToRepo(f, from, cut.Offset, s.Repository, name, opts, s.Label)
-		if err != nil {
-			return nil, err
-		}
-		sums[name] = shasum
-		line := datLine{Path: filepath.Join(s.Repository, name), Start: from, End: cut.Offset, MD5: md5sum}
-		if err := appendDat(filepath.Join(s.Repository, e.Dat), line, !incremental); err != nil {
-			// A data file the ledger does not know would still be joined
-			// by repozo -R: take it back.
-			os.Remove(filepath.Join(s.Repository, name))
-			return nil, err
-		}
-		lines = append(lines, line)
+	if err := writeData(e, f, s, stamp, prev, scan.Start, cut.Offset, opts); err != nil {
+		return nil, err
 	}
-	for _, l := range lines {
-		name := filepath.Base(l.Path)
-		if _, err := os.Stat(filepath.Join(s.Repository, name)); err != nil {
-			return nil, fmt.Errorf("the ledger %s names a missing data file: %w", e.Dat, err)
-		}
-		e.Files = append(e.Files, FileEntry{Name: name, Start: l.Start, End: l.End, MD5: l.MD5, SHA256: sums[name]})
-	}
-
 	if s.BlobDir != "" {
 		pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+s.Label+" blobs", 0)
 		b, err := backupBlobs(s.BlobDir, s.Repository, cut.KeptTID, blobRecs, pr)
@@ -332,6 +238,131 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 		e.Blobs = b
 	}
 	return e, nil
+}
+
+// openSource opens the storage's Data.fs and starts its manifest entry
+// with the file's facts. It refuses while a pack is in progress.
+func openSource(s Spec, target txn.TID) (*os.File, *StorageEntry, error) {
+	if _, err := os.Stat(s.DataFS + ".pack"); err == nil {
+		return nil, nil, fmt.Errorf("%s.pack exists: a pack is in progress; back up after it", s.DataFS)
+	}
+	f, err := os.Open(s.DataFS)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	e := &StorageEntry{ID: s.ID, Label: s.Label, DataFS: s.DataFS, Repository: s.Repository, TID: target.Hex(), SourceSize: st.Size()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		e.SourceInode = sys.Ino
+	}
+	return f, e, nil
+}
+
+// extendable decides between a full and an incremental backup. For an
+// incremental it returns the chain to extend and sets scan to start at the
+// chain's end; otherwise it returns why a full backup is needed.
+func extendable(f *os.File, size int64, s Spec, target txn.TID, full bool, scan *fsdata.ScanOptions) (*previous, string, error) {
+	if full {
+		return nil, "--full", nil
+	}
+	prev, err := findPrevious(s.Repository)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case prev == nil:
+		return nil, "no previous backup in the repository", nil
+	case prev.mismatch != "":
+		return nil, prev.mismatch, nil
+	}
+	last := prev.lines[len(prev.lines)-1]
+	if last.End > size {
+		return nil, fmt.Sprintf("the Data.fs (%d bytes) is shorter than the last backup's end %d (packed?)", size, last.End), nil
+	}
+	b, err := fsdata.Boundary(f, size, last.End, s.DataFS)
+	if err != nil {
+		return nil, fmt.Sprintf("the last backup's end %d is no longer a transaction boundary (packed?): %v", last.End, err), nil
+	}
+	if b.TID > target {
+		return nil, fmt.Sprintf("the last backup ends after the point (tid %s > %s)", b.TID.Hex(), target.Hex()), nil
+	}
+	sum, err := md5Range(f, last.Start, last.End)
+	if err != nil {
+		return nil, "", err
+	}
+	if sum != last.MD5 {
+		return nil, fmt.Sprintf("bytes %d-%d changed since the last backup (md5 %s, was %s): packed or rewritten", last.Start, last.End, sum, last.MD5), nil
+	}
+	scan.Start, scan.PrevTID = last.End, b.TID
+	return prev, "", nil
+}
+
+// recordCut fills the entry's facts about the cut: magic, size, kept
+// transaction (for an incremental that adds nothing, the chain's last one).
+func recordCut(e *StorageEntry, cut *fsdata.Cut, f *os.File, size, start int64, name string) {
+	e.Magic = cut.Magic
+	e.Size = cut.Offset
+	e.Exact = cut.Exact()
+	if cut.KeptTID != 0 {
+		e.KeptTID = cut.KeptTID.Hex()
+	}
+	if cut.Kept > 0 {
+		e.LastTxn = TxnRef{Pos: cut.LastTxn.Pos, Len: cut.LastTxn.Len, TID: cut.LastTxn.TID.Hex()}
+	} else if start != 0 {
+		h, _ := fsdata.Boundary(f, size, start, name)
+		e.LastTxn = TxnRef{Pos: h.Pos, Len: h.Len, TID: h.TID.Hex()}
+	}
+}
+
+// writeData writes bytes [start, end) as the set's data file (a full
+// backup when start is 0, else an incremental extending prev; nothing when
+// they are equal) with its ledger line, and lists the chain in the entry.
+func writeData(e *StorageEntry, f *os.File, s Spec, stamp string, prev *previous, start, end int64, opts *Options) error {
+	sums := carriedSHA256(s.Repository)
+	var lines []datLine
+	switch {
+	case start != 0 && end == start:
+		e.Kind = "unchanged"
+		e.Dat = prev.dat
+		lines = prev.lines
+		opts.logf("%s: no new transaction up to the point since the last backup: nothing written", s.Label)
+	default:
+		ext := ".fs"
+		if start != 0 {
+			ext = ".deltafs"
+			e.Kind = "incremental"
+			e.Dat = prev.dat
+			lines = prev.lines
+		} else {
+			e.Kind = "full"
+			e.Dat = stamp + ".dat"
+		}
+		name := stamp + ext
+		md5sum, shasum, err := copyToRepo(f, start, end, s.Repository, name, opts, s.Label)
+		if err != nil {
+			return err
+		}
+		sums[name] = shasum
+		line := datLine{Path: filepath.Join(s.Repository, name), Start: start, End: end, MD5: md5sum}
+		if err := appendDat(filepath.Join(s.Repository, e.Dat), line, start == 0); err != nil {
+			// A data file the ledger does not know would still be joined
+			// by repozo -R: take it back.
+			os.Remove(filepath.Join(s.Repository, name))
+			return err
+		}
+		lines = append(lines, line)
+	}
+	for _, l := range lines {
+		name := filepath.Base(l.Path)
+		if _, err := os.Stat(filepath.Join(s.Repository, name)); err != nil {
+			return fmt.Errorf("the ledger %s names a missing data file: %w", e.Dat, err)
+		}
+		e.Files = append(e.Files, FileEntry{Name: name, Start: l.Start, End: l.End, MD5: l.MD5, SHA256: sums[name]})
+	}
+	return nil
 }
 
 // copyToRepo copies bytes [from, to) of f to repo/name through a temporary

@@ -119,6 +119,9 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 	return done, nil
 }
 
+// restoreOne restores one storage of set m under dir: it joins the chain
+// into a temporary file, checks it by a full scan, puts it in place with a
+// fresh index, then copies the set's blobs.
 func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) (*Restored, error) {
 	repo := e.Repository
 	if opts.RepoOf != nil {
@@ -147,11 +150,27 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 	if len(e.Files) == 0 {
 		return nil, errors.New("manifest lists no data file")
 	}
+	magic, err := restoreDataFS(e, repo, out, kept, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Restored{ID: e.ID, DataFS: out, Size: e.Size, KeptTID: kept, Files: len(e.Files), Index: magic == fsdata.MagicFS30}
+	if e.Blobs != nil {
+		r.BlobDir = blobOut
+		if r.Blobs, err = restoreBlobs(e, filepath.Join(repo, blobPool), blobOut, opts); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
 
+// restoreDataFS joins the storage's chain into out.part, checks it, and
+// renames it to out with a fresh index; it returns the file's magic.
+func restoreDataFS(e *StorageEntry, repo, out string, kept txn.TID, opts *RestoreOptions) (string, error) {
 	part := out + ".part"
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	ok := false
 	defer func() {
@@ -160,85 +179,98 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 			os.Remove(part)
 		}
 	}()
+	if err := joinChain(f, repo, e, opts); err != nil {
+		return "", err
+	}
+	c, ix, err := checkRestored(f, part, e, kept)
+	if err != nil {
+		return "", err
+	}
+	// A stale index next to the restored file would point past it or at
+	// other revisions: replace it with a fresh one (FS30), or remove it.
+	if err := os.Remove(out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.Rename(part, out); err != nil {
+		return "", err
+	}
+	ok = true
+	atomicfile.SyncDir(filepath.Dir(out))
+	if err := writeIndex(out, c.Magic, ix, e.Size); err != nil {
+		return "", err
+	}
+	return c.Magic, nil
+}
+
+// joinChain appends the chain's data files to f, checking that their byte
+// ranges follow each other and end at the set's size, and syncs f.
+func joinChain(f *os.File, repo string, e *StorageEntry, opts *RestoreOptions) error {
 	pr := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label, e.Size)
 	var pos int64
 	for _, fe := range e.Files {
 		if fe.Start != pos {
-			return nil, fmt.Errorf("%s starts at byte %d, but the files before it end at %d", fe.Name, fe.Start, pos)
+			return fmt.Errorf("%s starts at byte %d, but the files before it end at %d", fe.Name, fe.Start, pos)
 		}
 		if err := joinFile(f, filepath.Join(repo, fe.Name), fe, pr); err != nil {
-			return nil, err
+			return err
 		}
 		pos = fe.End
 	}
 	pr.finish()
 	if pos != e.Size {
-		return nil, fmt.Errorf("the data files end at byte %d, the manifest says %d", pos, e.Size)
+		return fmt.Errorf("the data files end at byte %d, the manifest says %d", pos, e.Size)
 	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	ix := fsdata.NewIndex()
-	c, err := fsdata.CutReader(f, pos, kept, fsdata.ScanOptions{Name: part, OnData: ix.Collect(kept)})
-	if err != nil {
-		return nil, fmt.Errorf("check the restored file: %w", err)
-	}
-	if c.Committed != pos || c.Tail.Kind != fsdata.TailNone || c.LastTID != kept || (e.Magic != "" && c.Magic != e.Magic) {
-		return nil, fmt.Errorf("check the restored file: it ends with tid %s at %d (tail: %s, magic %s), the manifest says %s at %d (magic %s)",
-			c.LastTID.Hex(), c.Committed, c.Tail.Kind, c.Magic, kept.Hex(), pos, e.Magic)
-	}
-	// A stale index next to the restored file would point past it or at
-	// other revisions: replace it with a fresh one (FS30), or remove it.
-	if err := os.Remove(out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if err := os.Rename(part, out); err != nil {
-		return nil, err
-	}
-	ok = true
-	atomicfile.SyncDir(filepath.Dir(out))
-	if err := writeIndex(out, c.Magic, ix, pos); err != nil {
-		return nil, err
-	}
-	r := &Restored{ID: e.ID, DataFS: out, Size: pos, KeptTID: kept, Files: len(e.Files), Index: c.Magic == fsdata.MagicFS30}
+	return f.Sync()
+}
 
-	if e.Blobs != nil {
-		r.BlobDir = blobOut
-		pool := filepath.Join(repo, blobPool)
-		if err := os.MkdirAll(blobOut, 0o755); err != nil {
-			return nil, err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(blobOut, ".layout"), []byte(e.Blobs.Layout+"\n"), 0o644); err != nil {
-			return nil, err
-		}
-		bp := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label+" blobs", e.Blobs.Bytes)
-		for _, b := range e.Blobs.Files {
-			rel := filepath.FromSlash(b.Path)
-			if !filepath.IsLocal(rel) {
-				return nil, fmt.Errorf("manifest: blob path %q leaves the blob directory", b.Path)
-			}
-			src := filepath.Join(pool, rel)
-			st, err := os.Stat(src)
-			if err != nil {
-				return nil, fmt.Errorf("blob %s: %w", b.Path, err)
-			}
-			if st.Size() != b.Size {
-				return nil, fmt.Errorf("blob %s: %d bytes in the repository, the manifest says %d", b.Path, st.Size(), b.Size)
-			}
-			dst := filepath.Join(blobOut, rel)
-			if _, err := os.Lstat(dst); err == nil {
-				if err := os.Remove(dst); err != nil { // --force: replace it
-					return nil, err
-				}
-			}
-			if err := copyBlob(src, dst, bp); err != nil {
-				return nil, fmt.Errorf("blob %s: %w", b.Path, err)
-			}
-			r.Blobs++
-		}
-		bp.finish()
+// checkRestored scans the joined file with every format check: it must end
+// exactly with the kept transaction, with no tail, and have the recorded
+// magic. It returns the scan and the index built while scanning.
+func checkRestored(f *os.File, name string, e *StorageEntry, kept txn.TID) (*fsdata.Cut, *fsdata.Index, error) {
+	ix := fsdata.NewIndex()
+	c, err := fsdata.CutReader(f, e.Size, kept, fsdata.ScanOptions{Name: name, OnData: ix.Collect(kept)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("check the restored file: %w", err)
 	}
-	return r, nil
+	if c.Committed != e.Size || c.Tail.Kind != fsdata.TailNone || c.LastTID != kept || (e.Magic != "" && c.Magic != e.Magic) {
+		return nil, nil, fmt.Errorf("check the restored file: it ends with tid %s at %d (tail: %s, magic %s), the manifest says %s at %d (magic %s)",
+			c.LastTID.Hex(), c.Committed, c.Tail.Kind, c.Magic, kept.Hex(), e.Size, e.Magic)
+	}
+	return c, ix, nil
+}
+
+// restoreBlobs copies the set's blob files from the pool to blobOut (with
+// the .layout), checking their sizes; existing files are replaced (the
+// caller refused them unless forced).
+func restoreBlobs(e *StorageEntry, pool, blobOut string, opts *RestoreOptions) (int, error) {
+	if err := os.MkdirAll(blobOut, 0o755); err != nil {
+		return 0, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(blobOut, ".layout"), []byte(e.Blobs.Layout+"\n"), 0o644); err != nil {
+		return 0, err
+	}
+	bp := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label+" blobs", e.Blobs.Bytes)
+	n := 0
+	for _, b := range e.Blobs.Files {
+		rel := filepath.FromSlash(b.Path)
+		if !filepath.IsLocal(rel) {
+			return n, fmt.Errorf("manifest: blob path %q leaves the blob directory", b.Path)
+		}
+		src := filepath.Join(pool, rel)
+		st, err := os.Stat(src)
+		if err != nil {
+			return n, fmt.Errorf("blob %s: %w", b.Path, err)
+		}
+		if st.Size() != b.Size {
+			return n, fmt.Errorf("blob %s: %d bytes in the repository, the manifest says %d", b.Path, st.Size(), b.Size)
+		}
+		if err := copyBlob(src, filepath.Join(blobOut, rel), bp); err != nil {
+			return n, fmt.Errorf("blob %s: %w", b.Path, err)
+		}
+		n++
+	}
+	bp.finish()
+	return n, nil
 }
 
 // joinFile appends a repository data file (gunzipped if named *z) to out,

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/config"
 )
 
 const backupHelp = `
@@ -32,18 +31,9 @@ func runBackup(c *cli, args []string) int {
 	full := fs.Bool("full", false, "full backups, even where an incremental would do")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
-	if ok, code := c.parse(fs, args); !ok {
+	cfg, code, ok := c.loadConfig("backup", fs, path, args)
+	if !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return c.usageError("backup", "unexpected argument %q", fs.Arg(0))
-	}
-	if *path == "" {
-		return c.usageError("backup", "give the configuration with -c FILE")
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return c.fail("backup", err)
 	}
 	refs := storageRefs(cfg)
 	var specs []backup.Spec

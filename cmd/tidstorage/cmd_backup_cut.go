@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/config"
 )
 
 const cutHelp = `
@@ -36,18 +35,9 @@ func runCut(c *cli, args []string) int {
 	pf := addPointFlags(fs)
 	dry := fs.Bool("dry-run", false, "print what would be cut, change nothing")
 	behind := fs.Bool("allow-behind", false, "cut the other storages even if a file ends before its point's TID")
-	if ok, code := c.parse(fs, args); !ok {
+	cfg, code, ok := c.loadConfig("cut", fs, path, args)
+	if !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return c.usageError("cut", "unexpected argument %q", fs.Arg(0))
-	}
-	if *path == "" {
-		return c.usageError("cut", "give the configuration with -c FILE")
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return c.fail("cut", err)
 	}
 	refs := storageRefs(cfg)
 	point, source, err := pf.resolve(cfg, refs, c.stderr)
@@ -102,7 +92,7 @@ func runCut(c *cli, args []string) int {
 		return 0
 	}
 	now := time.Now()
-	code := 0
+	code = 0
 	for i, p := range plans {
 		label := planned[i].Label
 		if p.Noop() {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/config"
 )
 
 const restoreHelp = `
@@ -27,21 +26,12 @@ func runRestore(c *cli, args []string) int {
 	set := fs.String("set", "", "the set's `STAMP` (default: the newest)")
 	force := fs.Bool("force", false, "replace existing files at the destination")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
-	if ok, code := c.parse(fs, args); !ok {
+	cfg, code, ok := c.loadConfig("restore", fs, path, args)
+	if !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return c.usageError("restore", "unexpected argument %q", fs.Arg(0))
-	}
-	if *path == "" {
-		return c.usageError("restore", "give the configuration with -c FILE")
 	}
 	if *to == "" {
 		return c.usageError("restore", "give the destination with --to DIR")
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return c.fail("restore", err)
 	}
 	repoOf := map[string]string{}
 	var repos []string

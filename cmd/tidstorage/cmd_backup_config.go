@@ -1,0 +1,28 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/tidstorage/tidstorage/config"
+)
+
+// loadConfig finishes the parsing of a backup-family command that takes
+// -c FILE and no argument, and loads the configuration. When ok is false
+// the command stops with code (0 after --help, 2 for a usage error, 1 for a
+// bad configuration).
+func (c *cli) loadConfig(name string, fs *flag.FlagSet, path *string, args []string) (cfg *config.Config, code int, ok bool) {
+	if ok, code := c.parse(fs, args); !ok {
+		return nil, code, false
+	}
+	if fs.NArg() > 0 {
+		return nil, c.usageError(name, "unexpected argument %q", fs.Arg(0)), false
+	}
+	if *path == "" {
+		return nil, c.usageError(name, "give the configuration with -c FILE"), false
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return nil, c.fail(name, err), false
+	}
+	return cfg, 0, true
+}
