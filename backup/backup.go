@@ -278,6 +278,9 @@ func extendable(f *os.File, size int64, s Spec, target txn.TID, full bool, scan 
 	case prev.mismatch != "":
 		return nil, prev.mismatch, nil
 	}
+	if err := checkChain(s.Repository, prev); err != nil {
+		return nil, fmt.Sprintf("the repository's chain is damaged, not extending it: %v", err), nil
+	}
 	last := prev.lines[len(prev.lines)-1]
 	if last.End > size {
 		return nil, fmt.Sprintf("the Data.fs (%d bytes) is shorter than the last backup's end %d (packed?)", size, last.End), nil

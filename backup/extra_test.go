@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 // A blob record whose file is gone from blob_dir is reported.
@@ -66,4 +67,39 @@ func TestBackupOrphanDataFileStartsNewChain(t *testing.T) {
 	require.Equal(t, "full", m.Storages[0].Kind)
 	require.Contains(t, log.String(), "differs from its ledger")
 	f.checkRepozo(t, f.b.Repository, "", f.wb.New[2], 3)
+}
+
+// Issue 12, 3c, with real ZODB and repozo: a flipped byte in a middle
+// .deltafs makes the next backup start a new chain (saying why) instead of
+// extending the damaged one, and real repozo restores that newest set.
+func TestBackupDamagedMiddleDeltaStartsNewChain(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	_, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now})
+	require.NoError(t, err)
+	var m *backup.Manifest
+	for range 2 {
+		w := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "1")
+		m, err = backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, w.New[0])}, backup.Options{Now: now})
+		require.NoError(t, err)
+		require.Equal(t, "incremental", m.Storages[0].Kind)
+	}
+	middle := filepath.Join(f.b.Repository, m.Storages[0].Files[1].Name)
+	raw, err := os.ReadFile(middle)
+	require.NoError(t, err)
+	raw[len(raw)/2] ^= 0x01
+	require.NoError(t, os.Chmod(middle, 0o644))
+	require.NoError(t, os.WriteFile(middle, raw, 0o644))
+
+	w := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "1")
+	var log strings.Builder
+	m, err = backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, w.New[0])}, backup.Options{Now: now, Log: &log})
+	require.NoError(t, err)
+	require.Equal(t, "full", m.Storages[0].Kind)
+	require.Contains(t, log.String(), "chain is damaged, not extending it: "+middle+": md5")
+	f.checkRepozo(t, f.b.Repository, "", w.New[0], 6)
+	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
+	require.NoError(t, err)
+	r := zeotest.ReadFS(t, "--fs", rs[0].DataFS)
+	require.Equal(t, w.New[0], r.Last)
 }

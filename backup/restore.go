@@ -150,6 +150,9 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 	if len(e.Files) == 0 {
 		return nil, errors.New("manifest lists no data file")
 	}
+	if err := checkLedger(repo, e); err != nil {
+		return nil, err
+	}
 	magic, err := restoreDataFS(e, repo, out, kept, opts)
 	if err != nil {
 		return nil, err
