@@ -217,11 +217,7 @@ func TestBackupRewrittenSourceAndDamagedRepository(t *testing.T) {
 
 	// Damage the repository's full backup: restore names the file.
 	name := filepath.Join(f.b.Repository, m.Storages[0].Files[0].Name)
-	raw, err := os.ReadFile(name)
-	require.NoError(t, err)
-	raw[len(raw)/2] ^= 0xff
-	require.NoError(t, os.Chmod(name, 0o644))
-	require.NoError(t, os.WriteFile(name, raw, 0o644))
+	flipByte(t, name)
 	_, err = backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
 	require.ErrorContains(t, err, name+": md5")
 	_, err = os.Stat(filepath.Join(f.dir, "out", "b", "Data.fs"))

@@ -85,11 +85,7 @@ func TestBackupDamagedMiddleDeltaStartsNewChain(t *testing.T) {
 		require.Equal(t, "incremental", m.Storages[0].Kind)
 	}
 	middle := filepath.Join(f.b.Repository, m.Storages[0].Files[1].Name)
-	raw, err := os.ReadFile(middle)
-	require.NoError(t, err)
-	raw[len(raw)/2] ^= 0x01
-	require.NoError(t, os.Chmod(middle, 0o644))
-	require.NoError(t, os.WriteFile(middle, raw, 0o644))
+	flipByte(t, middle)
 
 	w := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "1")
 	var log strings.Builder
