@@ -104,15 +104,19 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 			return nil, fmt.Errorf("backup: storages %s and %s share the repository %s: give each its own", other, s.ID, s.Repository)
 		}
 		seen[abs] = s.ID
-		st, err := os.Stat(s.Repository)
-		if err != nil {
+		// Created on first use, as repozo users expect of a new storage.
+		if err := os.MkdirAll(s.Repository, 0o755); err != nil {
 			return nil, fmt.Errorf("backup: storage %s: repository: %w", s.ID, err)
-		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("backup: storage %s: repository %s is not a directory", s.ID, s.Repository)
 		}
 		repos = append(repos, s.Repository)
 	}
+	// Two writers of one repository would start two incrementals at the
+	// same offset, or delete what the other extends.
+	locks, err := lockRepositories(repos, "backup", opts.logf)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	defer unlockAll(locks)
 	stamp, err := nextStamp(opts.Now, repos)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)

@@ -206,7 +206,7 @@ func TestGoBackupRefusals(t *testing.T) {
 	notDir := s.spec
 	notDir.Repository = s.spec.DataFS
 	_, err = backup.Backup([]backup.Spec{notDir}, point, backup.Options{})
-	require.ErrorContains(t, err, "is not a directory")
+	require.ErrorContains(t, err, "not a directory")
 	require.NoError(t, os.WriteFile(s.spec.DataFS+".pack", nil, 0o644))
 	_, err = backup.Backup([]backup.Spec{s.spec}, point, backup.Options{})
 	require.ErrorContains(t, err, "a pack is in progress")

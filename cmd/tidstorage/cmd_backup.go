@@ -21,6 +21,13 @@ revisions up to that TID are copied to REPO/blobs/ (same layout as the blob
 directory). The set's manifest, <stamp>.tidstorage.json, is written to every
 repository last. See docs/backup.md.
 
+Repositories are created on first use and locked while the backup writes
+them (REPO/tidstorage.lock: a second backup is refused; a lock left by a
+killed process of this host is taken over). Before an incremental, every
+file of the chain it extends is re-read and checked against the ledger and
+the manifest: a damaged chain gets a new full backup, and the reason is
+printed.
+
 Stamps are UTC seconds, strictly increasing per repository. Progress lines go
 to stderr every --progress while copying.`
 
