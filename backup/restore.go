@@ -187,7 +187,7 @@ func restoreDataFS(e *StorageEntry, repo, out string, kept txn.TID, opts *Restor
 	}
 	c, ix, err := checkRestored(f, part, e, kept)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("check the restored file: %w", err)
 	}
 	// A stale index next to the restored file would point past it or at
 	// other revisions: replace it with a fresh one (FS30), or remove it.
@@ -229,14 +229,14 @@ func joinChain(f *os.File, repo string, e *StorageEntry, opts *RestoreOptions) e
 // checkRestored scans the joined file with every format check: it must end
 // exactly with the kept transaction, with no tail, and have the recorded
 // magic. It returns the scan and the index built while scanning.
-func checkRestored(f *os.File, name string, e *StorageEntry, kept txn.TID) (*fsdata.Cut, *fsdata.Index, error) {
+func checkRestored(f io.ReaderAt, name string, e *StorageEntry, kept txn.TID) (*fsdata.Cut, *fsdata.Index, error) {
 	ix := fsdata.NewIndex()
 	c, err := fsdata.CutReader(f, e.Size, kept, fsdata.ScanOptions{Name: name, OnData: ix.Collect(kept)})
 	if err != nil {
-		return nil, nil, fmt.Errorf("check the restored file: %w", err)
+		return nil, nil, err
 	}
 	if c.Committed != e.Size || c.Tail.Kind != fsdata.TailNone || c.LastTID != kept || (e.Magic != "" && c.Magic != e.Magic) {
-		return nil, nil, fmt.Errorf("check the restored file: it ends with tid %s at %d (tail: %s, magic %s), the manifest says %s at %d (magic %s)",
+		return nil, nil, fmt.Errorf("it ends with tid %s at %d (tail: %s, magic %s), the manifest says %s at %d (magic %s)",
 			c.LastTID.Hex(), c.Committed, c.Tail.Kind, c.Magic, kept.Hex(), e.Size, e.Magic)
 	}
 	return c, ix, nil

@@ -26,3 +26,16 @@ func (c *cli) loadConfig(name string, fs *flag.FlagSet, path *string, args []str
 	}
 	return cfg, 0, true
 }
+
+// configRepos returns the configured repositories, and each storage's by
+// id: the sets are found there, even if a repository moved since a backup.
+func configRepos(cfg *config.Config) (repos []string, repoOf func(id string) string) {
+	byID := map[string]string{}
+	for _, s := range cfg.Storages {
+		if s.Repository != "" {
+			byID[s.ID] = s.Repository
+			repos = append(repos, s.Repository)
+		}
+	}
+	return repos, func(id string) string { return byID[id] }
+}

@@ -33,14 +33,7 @@ func runRestore(c *cli, args []string) int {
 	if *to == "" {
 		return c.usageError("restore", "give the destination with --to DIR")
 	}
-	repoOf := map[string]string{}
-	var repos []string
-	for _, s := range cfg.Storages {
-		if s.Repository != "" {
-			repoOf[s.ID] = s.Repository
-			repos = append(repos, s.Repository)
-		}
-	}
+	repos, repoOf := configRepos(cfg)
 	m, err := backup.FindSet(repos, *set)
 	if err != nil {
 		return c.fail("restore", err)
@@ -48,7 +41,7 @@ func runRestore(c *cli, args []string) int {
 	fmt.Fprintf(c.stdout, "backup set %s (taken %s, point: %s)\n", m.Stamp, m.Time.Format(time.RFC3339), m.PointSource)
 	rs, err := backup.Restore(m, *to, backup.RestoreOptions{
 		Force:    *force,
-		RepoOf:   func(id string) string { return repoOf[id] },
+		RepoOf:   repoOf,
 		Progress: c.stderr, ProgressEvery: *every,
 	})
 	for _, r := range rs {

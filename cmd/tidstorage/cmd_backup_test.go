@@ -95,6 +95,14 @@ func TestBackupRestoreCommands(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "main: incremental, tid "+m2.New[1])
 	require.Contains(t, r.stdout, "catalog: incremental, tid "+c2.New[0])
+	// verify agrees with repozo -V on real ZODB files, and goes further.
+	r = run(t, "verify", "-c", s.cfg, "--read-data")
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "verified 2 set(s): all sound")
+	for _, repo := range []string{"repo-main", "repo-cat"} {
+		b, err := exec.Command(repozo, "-V", "-r", filepath.Join(s.dir, repo)).CombinedOutput()
+		require.NoError(t, err, string(b))
+	}
 
 	to := filepath.Join(s.dir, "restored")
 	r = run(t, "restore", "-c", s.cfg, "--to", to)

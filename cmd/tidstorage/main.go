@@ -48,6 +48,8 @@ func init() {
 			summary: "back up every storage to the coherent point, in repozo-compatible repositories"},
 		{name: "restore", args: "-c FILE --to DIR [--set STAMP] [--force]", run: runRestore, help: restoreHelp,
 			summary: "restore every storage of a backup set, verified"},
+		{name: "verify", args: "-c FILE [--set STAMP] [--read-data] [--json]", run: runVerify, help: verifyHelp,
+			summary: "check backup sets without restoring them: checksums, chain ends, blobs, coherence"},
 		{name: "cut", args: "-c FILE [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...] [--dry-run]", run: runCut, help: cutHelp,
 			summary: "cut every live Data.fs right after its coherent TID (after a crash), keeping what it removes"},
 		{name: "version", run: runVersion,

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/backup/fsdata/fsdatatest"
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// goSite is a configuration with one storage whose Data.fs the test
+// writes in Go (fsdatatest): the backup commands' own logic, without
+// Python. backupSite covers them against real ZODB.
+type goSite struct {
+	dir, cfg, fs, repo string
+	b                  *fsdatatest.Builder
+}
+
+func newGoSite(t *testing.T) *goSite {
+	dir := t.TempDir()
+	s := &goSite{dir: dir, cfg: filepath.Join(dir, "t.hcl"), fs: filepath.Join(dir, "Data.fs"), repo: filepath.Join(dir, "repo", "main")}
+	require.NoError(t, os.WriteFile(s.cfg, []byte(`storage "main" {
+  data_fs    = "Data.fs"
+  repository = "repo/main"
+}
+`), 0o644))
+	s.b = fsdatatest.New(fsdata.MagicFS30)
+	s.commit(t, 0x0100)
+	return s
+}
+
+func (s *goSite) commit(t *testing.T, tid txn.TID) {
+	t.Helper()
+	s.b.Add(fsdatatest.Txn{TID: tid, Recs: []fsdatatest.Rec{{OID: uint64(len(s.b.Pos)), Data: []byte("object")}}})
+	require.NoError(t, os.WriteFile(s.fs, s.b.Bytes(), 0o644))
+}
+
+func (s *goSite) backup(t *testing.T, tid txn.TID, extra ...string) result {
+	t.Helper()
+	r := run(t, append([]string{"backup", "-c", s.cfg, "--progress", "0", "--tid", "main=" + tid.Hex()}, extra...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	return r
+}
+
+// verify: 0 and one line per set when sound, 1 with the problem when a
+// file is damaged; --set checks one set.
+func TestVerifyCommand(t *testing.T) {
+	s := newGoSite(t)
+	r := run(t, "verify", "-c", s.cfg)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "no backup set found")
+	require.Contains(t, r.stderr, "tidstorage verify: open "+s.repo+": no such file")
+
+	s.backup(t, 0x0100)
+	s.commit(t, 0x0200)
+	s.backup(t, 0x0200)
+	r = run(t, "verify", "-c", s.cfg, "--read-data")
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, ": ok (1 storage(s), 1 data file(s) checked, 0 blob file(s))")
+	require.Contains(t, r.stdout, "verified 2 set(s): all sound")
+
+	delta, err := filepath.Glob(filepath.Join(s.repo, "*.deltafs"))
+	require.NoError(t, err)
+	require.Len(t, delta, 1)
+	require.NoError(t, os.Chmod(delta[0], 0o644))
+	require.NoError(t, os.WriteFile(delta[0], []byte("garbage"), 0o644))
+	r = run(t, "verify", "-c", s.cfg)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, ": DAMAGED")
+	require.Contains(t, r.stdout, "problem: main: "+delta[0]+": 7 bytes, the ledger says")
+	require.Contains(t, r.stdout, "verified 2 set(s): 1 with problems")
+
+	sets, err := filepath.Glob(filepath.Join(s.repo, "*.tidstorage.json"))
+	require.NoError(t, err)
+	first := filepath.Base(sets[0])[:19]
+	r = run(t, "verify", "-c", s.cfg, "--set", first, "--json")
+	require.Equal(t, 0, r.code, r.stdout)
+	require.Contains(t, r.stdout, `"Stamp": "`+first+`"`)
+
+	r = run(t, "verify", "-c", s.cfg, "extra")
+	require.Equal(t, 2, r.code)
+	r = run(t, "verify")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "give the configuration with -c FILE")
+}
