@@ -99,3 +99,27 @@ func TestBackupDamagedMiddleDeltaStartsNewChain(t *testing.T) {
 	r := zeotest.ReadFS(t, "--fs", rs[0].DataFS)
 	require.Equal(t, w.New[0], r.Last)
 }
+
+// Retention on a repository of real ZODB files: after forget, real repozo
+// still restores and verifies what is kept, and so does tidstorage.
+func TestForgetThenRealRepozo(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var last zeotest.FSWritten
+	for i := range 3 {
+		last = zeotest.WriteFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "1")
+		_, err := backup.Backup([]backup.Spec{f.a}, map[string]txn.TID{"A": hexTID(t, last.New[0])}, backup.Options{Now: now, Full: i != 1})
+		require.NoError(t, err)
+	}
+	plan, err := backup.Forget([]string{f.a.Repository}, 1, true, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, plan.Sets, 2)
+	f.checkRepozo(t, f.a.Repository, "", last.New[0], 6)
+	m, err := backup.FindSet([]string{f.a.Repository}, "")
+	require.NoError(t, err)
+	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
+	require.NoError(t, err)
+	r := zeotest.ReadFS(t, "--fs", rs[0].DataFS, "--blob-dir", rs[0].BlobDir)
+	require.Equal(t, last.New[0], r.Last)
+	require.Equal(t, "blob 6", *r.Blob)
+}

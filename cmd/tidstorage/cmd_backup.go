@@ -28,6 +28,8 @@ file of the chain it extends is re-read and checked against the ledger and
 the manifest: a damaged chain gets a new full backup, and the reason is
 printed.
 
+--keep N then applies retention as 'tidstorage forget --keep N --yes'.
+
 Stamps are UTC seconds, strictly increasing per repository. Progress lines go
 to stderr every --progress while copying.`
 
@@ -38,9 +40,13 @@ func runBackup(c *cli, args []string) int {
 	full := fs.Bool("full", false, "full backups, even where an incremental would do")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
+	keep := fs.Int("keep", 0, "after the backup, keep the newest `N` full chains of every repository and remove the rest (as 'forget --keep N --yes'; 0 = keep all)")
 	cfg, code, ok := c.loadConfig("backup", fs, path, args)
 	if !ok {
 		return code
+	}
+	if *keep < 0 {
+		return c.usageError("backup", "--keep N needs N >= 0")
 	}
 	refs := storageRefs(cfg)
 	var specs []backup.Spec
@@ -66,7 +72,22 @@ func runBackup(c *cli, args []string) int {
 	if err != nil {
 		return c.fail("backup", err)
 	}
-	if *asJSON {
+	code = c.printBackup(m, source, *asJSON)
+	if code == 0 && *keep > 0 {
+		repos, repoOf := configRepos(cfg)
+		plan, err := backup.Forget(repos, *keep, true, repoOf, c.logf(c.stderr))
+		if err != nil {
+			return c.fail("backup", err)
+		}
+		printForget(c.stderr, plan, true)
+	}
+	return code
+}
+
+// printBackup prints the set: its manifest as JSON, or one line per
+// storage.
+func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
+	if asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(m); err != nil {

@@ -87,3 +87,42 @@ func TestVerifyCommand(t *testing.T) {
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "give the configuration with -c FILE")
 }
+
+// forget: a dry run by default, --yes removes; backup --keep applies it.
+func TestForgetCommand(t *testing.T) {
+	s := newGoSite(t)
+	s.backup(t, 0x0100)
+	s.commit(t, 0x0200)
+	s.backup(t, 0x0200, "--full")
+	s.commit(t, 0x0300)
+	s.backup(t, 0x0300, "--full")
+	fulls := func() []string {
+		got, err := filepath.Glob(filepath.Join(s.repo, "*.fs"))
+		require.NoError(t, err)
+		return got
+	}
+	require.Len(t, fulls(), 3)
+
+	r := run(t, "forget", "-c", s.cfg, "--keep", "2")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "keeping 2 full chain(s)")
+	require.Contains(t, r.stdout, "would remove 3 file(s)")
+	require.Contains(t, r.stdout, "dry run: nothing was removed")
+	require.Len(t, fulls(), 3)
+
+	r = run(t, "forget", "-c", s.cfg, "--keep", "2", "--yes")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "removed 3 file(s)")
+	require.Len(t, fulls(), 2)
+
+	s.commit(t, 0x0400)
+	r = s.backup(t, 0x0400, "--full", "--keep", "1")
+	require.Contains(t, r.stderr, "removed 6 file(s)")
+	require.Len(t, fulls(), 1)
+	r = run(t, "verify", "-c", s.cfg)
+	require.Equal(t, 0, r.code, r.stdout)
+	require.Contains(t, r.stdout, "verified 1 set(s): all sound")
+
+	require.Equal(t, 2, run(t, "forget", "-c", s.cfg).code)
+	require.Equal(t, 2, run(t, "backup", "-c", s.cfg, "--keep", "-1").code)
+}

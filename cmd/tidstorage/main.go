@@ -50,6 +50,8 @@ func init() {
 			summary: "restore every storage of a backup set, verified"},
 		{name: "verify", args: "-c FILE [--set STAMP] [--read-data] [--json]", run: runVerify, help: verifyHelp,
 			summary: "check backup sets without restoring them: checksums, chain ends, blobs, coherence"},
+		{name: "forget", args: "-c FILE --keep N [--yes]", run: runForget, help: forgetHelp,
+			summary: "retention: keep the newest N full chains, remove older sets and unneeded blobs"},
 		{name: "cut", args: "-c FILE [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...] [--dry-run]", run: runCut, help: cutHelp,
 			summary: "cut every live Data.fs right after its coherent TID (after a crash), keeping what it removes"},
 		{name: "version", run: runVersion,
