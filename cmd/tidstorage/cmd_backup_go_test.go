@@ -126,3 +126,46 @@ func TestForgetCommand(t *testing.T) {
 	require.Equal(t, 2, run(t, "forget", "-c", s.cfg).code)
 	require.Equal(t, 2, run(t, "backup", "-c", s.cfg, "--keep", "-1").code)
 }
+
+// sets lists what restore --set/--at choose from; --at takes the newest
+// set at or before the date.
+func TestSetsAndRestoreAt(t *testing.T) {
+	s := newGoSite(t)
+	r := run(t, "sets", "-c", s.cfg)
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, "no backup set found")
+	s.backup(t, 0x0100)
+	s.commit(t, 0x0200)
+	s.backup(t, 0x0200)
+	stamps, err := filepath.Glob(filepath.Join(s.repo, "*.tidstorage.json"))
+	require.NoError(t, err)
+	require.Len(t, stamps, 2)
+	first, second := filepath.Base(stamps[0])[:19], filepath.Base(stamps[1])[:19]
+
+	r = run(t, "sets", "-c", s.cfg)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, first+"  taken ")
+	require.Contains(t, r.stdout, "files present")
+	require.Contains(t, r.stdout, "  main: full, tid 0000000000000100, ")
+	require.Contains(t, r.stdout, "  main: incremental, tid 0000000000000200, ")
+	r = run(t, "sets", "-c", s.cfg, "--json")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, `"stamp": "`+second+`"`)
+
+	to := filepath.Join(s.dir, "out")
+	r = run(t, "restore", "-c", s.cfg, "--to", to, "--at", first, "--progress", "0")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "backup set "+first)
+	got, err := os.ReadFile(filepath.Join(to, "main", "Data.fs"))
+	require.NoError(t, err)
+	require.Equal(t, s.b.Bytes()[:s.b.End[0]], got)
+	r = run(t, "restore", "-c", s.cfg, "--to", to, "--at", "2999-01-01", "--force", "--progress", "0")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "backup set "+second)
+
+	r = run(t, "restore", "-c", s.cfg, "--to", to, "--at", "1999-01-01")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "no backup set at or before 1999-01-01-00-00-00")
+	require.Equal(t, 2, run(t, "restore", "-c", s.cfg, "--to", to, "--at", "soon").code)
+	require.Equal(t, 2, run(t, "restore", "-c", s.cfg, "--to", to, "--at", first, "--set", first).code)
+}

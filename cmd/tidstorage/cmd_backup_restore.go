@@ -8,7 +8,8 @@ import (
 )
 
 const restoreHelp = `
-Restores every storage of a backup set (the newest, or --set STAMP) under
+Restores every storage of a backup set (the newest, --set STAMP, or the
+newest taken at or before --at DATE; 'tidstorage sets' lists them) under
 DIR/<label>/: the Data.fs joined from its full and incremental backups, each
 checked against the ledger's size and md5 (and the manifest's sha256), then
 scanned: it must end exactly with the set's TID for that storage. Its blob
@@ -24,6 +25,7 @@ func runRestore(c *cli, args []string) int {
 	path := configFlag(fs)
 	to := fs.String("to", "", "destination `DIR`")
 	set := fs.String("set", "", "the set's `STAMP` (default: the newest)")
+	at := fs.String("at", "", "restore the newest set taken at or before `DATE` (YYYY-MM-DD[-HH[-MM[-SS]]] UTC, as repozo -D, or RFC 3339)")
 	force := fs.Bool("force", false, "replace existing files at the destination")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	cfg, code, ok := c.loadConfig("restore", fs, path, args)
@@ -34,6 +36,22 @@ func runRestore(c *cli, args []string) int {
 		return c.usageError("restore", "give the destination with --to DIR")
 	}
 	repos, repoOf := configRepos(cfg)
+	if *at != "" {
+		if *set != "" {
+			return c.usageError("restore", "give --set or --at, not both")
+		}
+		date, err := backup.ParseDate(*at)
+		if err != nil {
+			return c.usageError("restore", "--at: %v", err)
+		}
+		stamps, problems := backup.AllStamps(repos)
+		for _, p := range problems {
+			fmt.Fprintf(c.stderr, "tidstorage restore: %s\n", p)
+		}
+		if *set, err = backup.StampAt(stamps, date); err != nil {
+			return c.fail("restore", err)
+		}
+	}
 	m, err := backup.FindSet(repos, *set)
 	if err != nil {
 		return c.fail("restore", err)

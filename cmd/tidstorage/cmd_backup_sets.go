@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/tidstorage/tidstorage/backup"
+)
+
+const setsHelp = `
+Lists the backup sets of the configured repositories, oldest first: stamp
+(the name 'restore --set' and 'repozo -D' take), when it was taken, total
+size of the Data.fs files it restores, and a quick state: "files present"
+when every data file is there with its size, or what is missing ('verify'
+checks the checksums). Under each set, one line per storage: full,
+incremental or unchanged, the TID it restores to, and its size.`
+
+func runSets(c *cli, args []string) int {
+	fs := c.flagSet("sets")
+	path := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print the sets (their manifests and problems) as JSON")
+	cfg, code, ok := c.loadConfig("sets", fs, path, args)
+	if !ok {
+		return code
+	}
+	repos, repoOf := configRepos(cfg)
+	if len(repos) == 0 {
+		return c.fail("sets", fmt.Errorf("%s: no storage has a repository", *path))
+	}
+	sets, problems := backup.ListSets(repos, repoOf)
+	for _, p := range problems {
+		fmt.Fprintf(c.stderr, "tidstorage sets: %s\n", p)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sets); err != nil {
+			return c.fail("sets", err)
+		}
+		return 0
+	}
+	if len(sets) == 0 {
+		fmt.Fprintf(c.stdout, "no backup set found\n")
+		return 0
+	}
+	for _, s := range sets {
+		state := "files present"
+		if len(s.Problems) > 0 {
+			state = fmt.Sprintf("INCOMPLETE (%d problem(s))", len(s.Problems))
+		}
+		fmt.Fprintf(c.stdout, "%s  taken %s  %s  %s\n", s.Stamp, s.Time.Format("2006-01-02T15:04:05Z"), backup.HumanBytes(s.Bytes), state)
+		for _, e := range s.Storages {
+			fmt.Fprintf(c.stdout, "  %s: %s, tid %s, %s\n", e.Label, e.Kind, e.KeptTID, backup.HumanBytes(e.Size))
+		}
+		for _, p := range s.Problems {
+			fmt.Fprintf(c.stdout, "  problem: %s\n", p)
+		}
+	}
+	return 0
+}
