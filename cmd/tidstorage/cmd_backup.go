@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -88,12 +87,7 @@ func runBackup(c *cli, args []string) int {
 // storage.
 func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
 	if asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(m); err != nil {
-			return c.fail("backup", err)
-		}
-		return 0
+		return c.printJSON("backup", m)
 	}
 	fmt.Fprintf(c.stdout, "backup set %s (point: %s)\n", m.Stamp, source)
 	for _, e := range m.Storages {

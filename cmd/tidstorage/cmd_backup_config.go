@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
+	"fmt"
 
 	"github.com/tidstorage/tidstorage/config"
 )
@@ -38,4 +40,28 @@ func configRepos(cfg *config.Config) (repos []string, repoOf func(id string) str
 		}
 	}
 	return repos, func(id string) string { return byID[id] }
+}
+
+// loadRepos is loadConfig for the commands that work on the repositories
+// alone (sets, verify, forget): it fails when none is configured.
+func (c *cli) loadRepos(name string, fs *flag.FlagSet, path *string, args []string) (repos []string, repoOf func(string) string, code int, ok bool) {
+	cfg, code, ok := c.loadConfig(name, fs, path, args)
+	if !ok {
+		return nil, nil, code, false
+	}
+	repos, repoOf = configRepos(cfg)
+	if len(repos) == 0 {
+		return nil, nil, c.fail(name, fmt.Errorf("%s: no storage has a repository", *path)), false
+	}
+	return repos, repoOf, 0, true
+}
+
+// printJSON prints v indented to stdout.
+func (c *cli) printJSON(name string, v any) int {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return c.fail(name, err)
+	}
+	return 0
 }

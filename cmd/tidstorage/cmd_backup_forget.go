@@ -25,16 +25,12 @@ func runForget(c *cli, args []string) int {
 	path := configFlag(fs)
 	keep := fs.Int("keep", 0, "keep the newest `N` full backups (and their incrementals) of every repository")
 	yes := fs.Bool("yes", false, "remove; without it, only print what would be removed")
-	cfg, code, ok := c.loadConfig("forget", fs, path, args)
+	repos, repoOf, code, ok := c.loadRepos("forget", fs, path, args)
 	if !ok {
 		return code
 	}
 	if *keep < 1 {
 		return c.usageError("forget", "give --keep N, N >= 1")
-	}
-	repos, repoOf := configRepos(cfg)
-	if len(repos) == 0 {
-		return c.fail("forget", fmt.Errorf("%s: no storage has a repository", *path))
 	}
 	plan, err := backup.Forget(repos, *keep, *yes, repoOf, c.logf(c.stderr))
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/tidstorage/tidstorage/backup"
@@ -19,25 +18,16 @@ func runSets(c *cli, args []string) int {
 	fs := c.flagSet("sets")
 	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print the sets (their manifests and problems) as JSON")
-	cfg, code, ok := c.loadConfig("sets", fs, path, args)
+	repos, repoOf, code, ok := c.loadRepos("sets", fs, path, args)
 	if !ok {
 		return code
-	}
-	repos, repoOf := configRepos(cfg)
-	if len(repos) == 0 {
-		return c.fail("sets", fmt.Errorf("%s: no storage has a repository", *path))
 	}
 	sets, problems := backup.ListSets(repos, repoOf)
 	for _, p := range problems {
 		fmt.Fprintf(c.stderr, "tidstorage sets: %s\n", p)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(sets); err != nil {
-			return c.fail("sets", err)
-		}
-		return 0
+		return c.printJSON("sets", sets)
 	}
 	if len(sets) == 0 {
 		fmt.Fprintf(c.stdout, "no backup set found\n")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/tidstorage/tidstorage/backup"
@@ -27,13 +26,9 @@ func runVerify(c *cli, args []string) int {
 	set := fs.String("set", "", "check only the set `STAMP`")
 	readData := fs.Bool("read-data", false, "also scan every chain's Data.fs format and read every blob file")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
-	cfg, code, ok := c.loadConfig("verify", fs, path, args)
+	repos, repoOf, code, ok := c.loadRepos("verify", fs, path, args)
 	if !ok {
 		return code
-	}
-	repos, repoOf := configRepos(cfg)
-	if len(repos) == 0 {
-		return c.fail("verify", fmt.Errorf("%s: no storage has a repository", *path))
 	}
 	stamps, problems := backup.AllStamps(repos)
 	if *set != "" {
@@ -50,10 +45,8 @@ func runVerify(c *cli, args []string) int {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(reports); err != nil {
-			return c.fail("verify", err)
+		if code := c.printJSON("verify", reports); code != 0 {
+			return code
 		}
 	} else {
 		for _, r := range reports {
