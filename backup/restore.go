@@ -60,7 +60,14 @@ type RestoreOptions struct {
 	Force bool
 	// RepoOf overrides a storage's repository by id (e.g. from the current
 	// configuration); nil or "" keeps the manifest's.
-	RepoOf        func(id string) string
+	RepoOf func(id string) string
+	// Dest, if set, gives each storage's destination instead of
+	// dir/<label>/ (restore in place: the configured data_fs and blob_dir).
+	Dest func(e *StorageEntry) (dataFS, blobDir string, err error)
+	// Aside, if not "", is a suffix: the Data.fs, its .index and the blob
+	// directory a restore replaces are renamed with it and kept, instead
+	// of being overwritten.
+	Aside         string
 	Progress      io.Writer
 	ProgressEvery time.Duration
 }
@@ -68,6 +75,7 @@ type RestoreOptions struct {
 // Restored is one restored storage.
 type Restored struct {
 	ID      string
+	Label   string
 	DataFS  string // restored file
 	BlobDir string // restored blob directory, "" if none
 	Size    int64
@@ -75,6 +83,9 @@ type Restored struct {
 	Files   int  // data files joined
 	Index   bool // a fresh .index was written
 	Blobs   int  // blob files restored
+	// Aside lists the replaced files and directories kept (with
+	// RestoreOptions.Aside).
+	Aside []string
 }
 
 // Target paths of a storage restored under dir.
@@ -93,9 +104,18 @@ func restorePaths(dir string, e *StorageEntry) (dataFS, blobDir string) {
 // Without Force it refuses, before writing anything, if a destination file
 // exists.
 func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
-	var clashes []string
+	if opts.Dest == nil {
+		opts.Dest = func(e *StorageEntry) (string, string, error) {
+			out, blobs := restorePaths(dir, e)
+			return out, blobs, nil
+		}
+	}
+	var clashes, inUse []string
 	for _, e := range m.Storages {
-		out, blobs := restorePaths(dir, e)
+		out, blobs, err := opts.Dest(e)
+		if err != nil {
+			return nil, fmt.Errorf("restore: storage %s: %w", e.Label, err)
+		}
 		for _, p := range []string{out, out + ".index", blobs} {
 			if p == "" {
 				continue
@@ -104,13 +124,26 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 				clashes = append(clashes, p)
 			}
 		}
+		// Every storage is checked before any is written: a site
+		// restored in part is worse than one not restored.
+		if _, err := os.Stat(out); err == nil {
+			lock, err := LockDataFS(out)
+			if err != nil {
+				inUse = append(inUse, err.Error())
+				continue
+			}
+			lock.Unlock()
+		}
+	}
+	if len(inUse) > 0 {
+		return nil, fmt.Errorf("restore: %s: %w", strings.Join(inUse, "; "), ErrInUse)
 	}
 	if len(clashes) > 0 && !opts.Force {
 		return nil, fmt.Errorf("restore: refusing to overwrite existing files (use --force):\n  %s", strings.Join(clashes, "\n  "))
 	}
 	var done []Restored
 	for _, e := range m.Storages {
-		r, err := restoreOne(m, e, dir, &opts)
+		r, err := restoreOne(e, &opts)
 		if err != nil {
 			return done, fmt.Errorf("restore: storage %s: %w", e.ID, err)
 		}
@@ -119,17 +152,21 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 	return done, nil
 }
 
-// restoreOne restores one storage of set m under dir: it joins the chain
-// into a temporary file, checks it by a full scan, puts it in place with a
-// fresh index, then copies the set's blobs.
-func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) (*Restored, error) {
+// restoreOne restores one storage of a set: it joins the chain into a
+// temporary file checked by a full scan, restores the set's blobs, then
+// puts the file in place (the replaced files kept aside if asked) with a
+// fresh index.
+func restoreOne(e *StorageEntry, opts *RestoreOptions) (*Restored, error) {
 	repo := e.Repository
 	if opts.RepoOf != nil {
 		if r := opts.RepoOf(e.ID); r != "" {
 			repo = r
 		}
 	}
-	out, blobOut := restorePaths(dir, e)
+	out, blobOut, err := opts.Dest(e)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, err
 	}
@@ -142,7 +179,6 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 	}
 	var kept txn.TID
 	if e.KeptTID != "" {
-		var err error
 		if kept, err = txn.ParseTID(e.KeptTID, txn.FormatHex); err != nil {
 			return nil, fmt.Errorf("manifest: kept_tid: %w", err)
 		}
@@ -153,56 +189,98 @@ func restoreOne(m *Manifest, e *StorageEntry, dir string, opts *RestoreOptions) 
 	if err := checkLedger(repo, e); err != nil {
 		return nil, err
 	}
-	magic, err := restoreDataFS(e, repo, out, kept, opts)
+	part := out + ".part"
+	c, ix, err := buildDataFS(e, repo, part, kept, opts)
 	if err != nil {
 		return nil, err
 	}
-	r := &Restored{ID: e.ID, DataFS: out, Size: e.Size, KeptTID: kept, Files: len(e.Files), Index: magic == fsdata.MagicFS30}
+	defer os.Remove(part) // gone once renamed; removed on failure
+	r := &Restored{ID: e.ID, Label: e.Label, DataFS: out, Size: e.Size, KeptTID: kept, Files: len(e.Files), Index: c.Magic == fsdata.MagicFS30}
+	blobTarget := blobOut
 	if e.Blobs != nil {
 		r.BlobDir = blobOut
-		if r.Blobs, err = restoreBlobs(e, filepath.Join(repo, blobPool), blobOut, opts); err != nil {
+		if opts.Aside != "" {
+			// Into a new directory, swapped in with the Data.fs.
+			blobTarget = blobOut + ".part"
+			if err := os.RemoveAll(blobTarget); err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(blobTarget) // gone once renamed
+		}
+		if r.Blobs, err = restoreBlobs(e, filepath.Join(repo, blobPool), blobTarget, opts); err != nil {
 			return nil, err
 		}
 	}
-	return r, nil
-}
-
-// restoreDataFS joins the storage's chain into out.part, checks it, and
-// renames it to out with a fresh index; it returns the file's magic.
-func restoreDataFS(e *StorageEntry, repo, out string, kept txn.TID, opts *RestoreOptions) (string, error) {
-	part := out + ".part"
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return "", err
-	}
-	ok := false
-	defer func() {
-		f.Close()
-		if !ok {
-			os.Remove(part)
+	if opts.Aside != "" {
+		if r.Aside, err = moveAside(opts.Aside, out, out+".index", r.BlobDir); err != nil {
+			return r, err
 		}
-	}()
-	if err := joinChain(f, repo, e, opts); err != nil {
-		return "", err
-	}
-	c, ix, err := checkRestored(f, part, e, kept)
-	if err != nil {
-		return "", fmt.Errorf("check the restored file: %w", err)
+		if blobTarget != blobOut {
+			if err := os.Rename(blobTarget, blobOut); err != nil {
+				return r, err
+			}
+		}
 	}
 	// A stale index next to the restored file would point past it or at
 	// other revisions: replace it with a fresh one (FS30), or remove it.
 	if err := os.Remove(out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", err
+		return r, err
 	}
 	if err := os.Rename(part, out); err != nil {
-		return "", err
+		return r, err
 	}
-	ok = true
 	atomicfile.SyncDir(filepath.Dir(out))
 	if err := writeIndex(out, c.Magic, ix, e.Size); err != nil {
-		return "", err
+		return r, err
 	}
-	return c.Magic, nil
+	return r, nil
+}
+
+// moveAside renames each existing path to path+suffix, returning the new
+// names. Nothing is deleted.
+func moveAside(suffix string, paths ...string) ([]string, error) {
+	var moved []string
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if _, err := os.Lstat(p + suffix); err == nil {
+			return moved, fmt.Errorf("%s already exists: not replacing it", p+suffix)
+		}
+		if err := os.Rename(p, p+suffix); err != nil {
+			return moved, fmt.Errorf("keep %s aside: %w", p, err)
+		}
+		moved = append(moved, p+suffix)
+	}
+	return moved, nil
+}
+
+// buildDataFS joins the storage's chain into part and checks it; it
+// returns the scan and the index built while checking. part is removed on
+// failure.
+func buildDataFS(e *StorageEntry, repo, part string, kept txn.TID, opts *RestoreOptions) (*fsdata.Cut, *fsdata.Index, error) {
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	c, ix, err := func() (*fsdata.Cut, *fsdata.Index, error) {
+		if err := joinChain(f, repo, e, opts); err != nil {
+			return nil, nil, err
+		}
+		c, ix, err := checkRestored(f, part, e, kept)
+		if err != nil {
+			return nil, nil, fmt.Errorf("check the restored file: %w", err)
+		}
+		return c, ix, nil
+	}()
+	if err != nil {
+		os.Remove(part)
+	}
+	return c, ix, err
 }
 
 // joinChain appends the chain's data files to f, checking that their byte

@@ -1,0 +1,67 @@
+package backup_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/backup"
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// Restore in place: the live files of every storage are replaced by the
+// set's, the replaced Data.fs, .index and blob directory are kept aside,
+// and nothing is written while any storage is held by a ZODB program.
+func TestGoRestoreInPlace(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newGoStore(t, dir, "a", true), newGoStore(t, dir, "b", false)
+	a.commit(t, 0x0200, "a1")
+	m, err := backup.Backup([]backup.Spec{a.spec, b.spec}, map[string]txn.TID{"a": 0x0200, "b": 0x0100}, backup.Options{Now: t0})
+	require.NoError(t, err)
+	// Life goes on after the set, then the site must go back to it.
+	a.commit(t, 0x0300, "a2")
+	b.commit(t, 0x0300, "b1")
+	liveA, liveB := readFile(t, a.spec.DataFS), readFile(t, b.spec.DataFS)
+	require.NoError(t, os.WriteFile(a.spec.DataFS+".index", []byte("live index"), 0o644))
+	live := map[string]backup.Spec{"a": a.spec, "b": b.spec}
+	opts := backup.RestoreOptions{
+		Dest: func(e *backup.StorageEntry) (string, string, error) {
+			return live[e.ID].DataFS, live[e.ID].BlobDir, nil
+		},
+		Aside: ".before-restore-X",
+	}
+
+	_, err = backup.Restore(m, "", opts)
+	require.ErrorContains(t, err, "refusing to overwrite existing files (use --force)")
+	opts.Force = true
+	lock, err := backup.LockDataFS(b.spec.DataFS) // b's ZEO is still running
+	require.NoError(t, err)
+	_, err = backup.Restore(m, "", opts)
+	require.ErrorIs(t, err, backup.ErrInUse)
+	require.NoError(t, lock.Unlock())
+	require.Equal(t, liveA, readFile(t, a.spec.DataFS), "a untouched while b was in use")
+	require.NoFileExists(t, a.spec.DataFS+".before-restore-X")
+
+	rs, err := backup.Restore(m, "", opts)
+	require.NoError(t, err)
+	require.Equal(t, a.b.Bytes()[:m.Storage("a").Size], readFile(t, a.spec.DataFS))
+	require.Equal(t, b.b.Bytes()[:m.Storage("b").Size], readFile(t, b.spec.DataFS))
+	require.Equal(t, liveA, readFile(t, a.spec.DataFS+".before-restore-X"))
+	require.Equal(t, liveB, readFile(t, b.spec.DataFS+".before-restore-X"))
+	require.Equal(t, "live index", string(readFile(t, a.spec.DataFS+".index.before-restore-X")))
+	require.NotEqual(t, "live index", string(readFile(t, a.spec.DataFS+".index")))
+	require.Equal(t, []string{a.spec.DataFS + ".before-restore-X", a.spec.DataFS + ".index.before-restore-X", a.spec.BlobDir + ".before-restore-X"}, rs[0].Aside)
+	// The blob directory is the set's: the later revision is only aside.
+	require.FileExists(t, filepath.Join(a.spec.BlobDir, bushyBlobPath(1, 0x0200)))
+	require.NoFileExists(t, filepath.Join(a.spec.BlobDir, bushyBlobPath(2, 0x0300)))
+	require.FileExists(t, filepath.Join(a.spec.BlobDir+".before-restore-X", bushyBlobPath(2, 0x0300)))
+	require.NoDirExists(t, a.spec.BlobDir+".part")
+
+	// The same suffix again would replace what was kept: refused.
+	_, err = backup.Restore(m, "", opts)
+	require.ErrorContains(t, err, "already exists: not replacing it")
+	require.NoDirExists(t, a.spec.BlobDir+".part")
+	require.NoFileExists(t, a.spec.DataFS+".part")
+}
