@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"compress/gzip"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -59,6 +60,10 @@ type Options struct {
 	// Full forces full backups; otherwise a storage whose repository holds
 	// a chain that the Data.fs still extends gets an incremental.
 	Full bool
+	// Gzip writes compressed data files (.fsz, .deltafsz) as repozo -z
+	// does: the ledger's md5 and the manifest's sha256 are of the
+	// uncompressed bytes, as repozo checks them.
+	Gzip bool
 	// Now is the backup's time (default time.Now).
 	Now time.Time
 	// PointSource describes where the point came from, for the manifest.
@@ -347,6 +352,9 @@ func writeData(e *StorageEntry, f *os.File, s Spec, stamp string, prev *previous
 			e.Kind = "full"
 			e.Dat = stamp + ".dat"
 		}
+		if opts.Gzip {
+			ext += "z"
+		}
 		name := stamp + ext
 		md5sum, shasum, err := copyToRepo(f, start, end, s.Repository, name, opts, s.Label)
 		if err != nil {
@@ -378,8 +386,15 @@ func copyToRepo(f *os.File, from, to int64, repo, name string, opts *Options, la
 	hm, hs := md5.New(), sha256.New()
 	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, to-from)
 	err := atomicfile.WriteNew(filepath.Join(repo, name), 0o644, func(out io.Writer) error {
-		_, err := io.Copy(io.MultiWriter(out, hm, hs, pr), io.NewSectionReader(f, from, to-from))
-		return err
+		if !opts.Gzip {
+			_, err := io.Copy(io.MultiWriter(out, hm, hs, pr), io.NewSectionReader(f, from, to-from))
+			return err
+		}
+		zw := gzip.NewWriter(out)
+		if _, err := io.Copy(io.MultiWriter(zw, hm, hs, pr), io.NewSectionReader(f, from, to-from)); err != nil {
+			return err
+		}
+		return zw.Close()
 	})
 	pr.finish()
 	if err != nil {

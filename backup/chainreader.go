@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -70,4 +71,50 @@ func (c *chainReader) Close() error {
 		f.Close()
 	}
 	return nil
+}
+
+// chainTail returns bytes [from, end of chain) of the file the chain
+// rebuilds, decompressing gzipped files as it streams through them.
+func chainTail(repo string, files []FileEntry, from int64) ([]byte, error) {
+	var out []byte
+	for _, fe := range files {
+		if fe.End <= from {
+			continue
+		}
+		err := func() error {
+			in, err := openData(filepath.Join(repo, fe.Name))
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			if skip := from - fe.Start; skip > 0 {
+				if _, err := io.CopyN(io.Discard, in, skip); err != nil {
+					return fmt.Errorf("%s: %w", fe.Name, err)
+				}
+			}
+			b, err := io.ReadAll(in)
+			if err != nil {
+				return fmt.Errorf("%s: %w", fe.Name, err)
+			}
+			out = append(out, b...)
+			return nil
+		}()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// offsetReader reads b as the bytes at offset base of a larger file.
+type offsetReader struct {
+	b    []byte
+	base int64
+}
+
+func (o offsetReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < o.base {
+		return 0, fmt.Errorf("offset %d is before the bytes read (%d)", off, o.base)
+	}
+	return bytes.NewReader(o.b).ReadAt(p, off-o.base)
 }

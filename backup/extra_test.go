@@ -123,3 +123,23 @@ func TestForgetThenRealRepozo(t *testing.T) {
 	require.Equal(t, last.New[0], r.Last)
 	require.Equal(t, "blob 6", *r.Blob)
 }
+
+// Gzipped sets of real ZODB files: real repozo restores and verifies them
+// (they are repozo -z files), and so does tidstorage.
+func TestGzipSetsRealRepozo(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	_, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[1])}, backup.Options{Now: now, Gzip: true})
+	require.NoError(t, err)
+	m, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now, Gzip: true})
+	require.NoError(t, err)
+	require.Equal(t, "2026-11-24-12-00-01.deltafsz", m.Storages[0].Files[1].Name)
+	f.checkRepozo(t, f.b.Repository, "", f.wb.New[2], 3)
+	f.checkRepozo(t, f.b.Repository, "2026-11-24-12-00-00", f.wb.New[1], 2)
+	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
+	require.NoError(t, err)
+	require.Equal(t, f.wb.New[2], zeotest.ReadFS(t, "--fs", rs[0].DataFS).Last)
+	for _, r := range backup.Verify([]string{f.b.Repository}, []string{m.Stamp}, backup.VerifyOptions{ReadData: true}) {
+		require.True(t, r.OK(), "%v", r.Problems)
+	}
+}

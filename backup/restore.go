@@ -357,20 +357,11 @@ func restoreBlobs(e *StorageEntry, pool, blobOut string, opts *RestoreOptions) (
 // joinFile appends a repository data file (gunzipped if named *z) to out,
 // checking its size and checksums against fe.
 func joinFile(out io.Writer, path string, fe FileEntry, pr *progress) error {
-	in, err := os.Open(path)
+	r, err := openData(path)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	var r io.Reader = in
-	if strings.HasSuffix(path, "z") {
-		zr, err := gzip.NewReader(in)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
+	defer r.Close()
 	hm, hs := md5.New(), sha256.New()
 	n, err := io.Copy(io.MultiWriter(out, hm, hs, pr), r)
 	if err != nil {
@@ -386,4 +377,33 @@ func joinFile(out io.Writer, path string, fe FileEntry, pr *progress) error {
 		return fmt.Errorf("%s: sha256 %s, the manifest says %s", path, got, fe.SHA256)
 	}
 	return nil
+}
+
+// openData opens a repository data file for reading its Data.fs bytes:
+// gunzipped when named *z (repozo -z's .fsz and .deltafsz).
+func openData(path string) (io.ReadCloser, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(path, "z") {
+		return in, nil
+	}
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return gzipFile{zr, in}, nil
+}
+
+// gzipFile closes the gzip stream and the file under it.
+type gzipFile struct {
+	*gzip.Reader
+	f *os.File
+}
+
+func (g gzipFile) Close() error {
+	g.Reader.Close()
+	return g.f.Close()
 }

@@ -166,15 +166,15 @@ func (v *verifier) chainEnd(repo string, e *StorageEntry) (string, error) {
 			return "", fmt.Errorf("manifest: kept_tid: %w", err)
 		}
 	}
+	name := filepath.Join(repo, e.Files[len(e.Files)-1].Name)
 	cr, err := openChain(repo, e.Files)
 	if errors.Is(err, errCompressed) {
-		return "compressed chain: its end is checked by restore only", nil
+		return v.compressedChainEnd(repo, e, name, kept)
 	}
 	if err != nil {
 		return "", err
 	}
 	defer cr.Close()
-	name := filepath.Join(repo, e.Files[len(e.Files)-1].Name)
 	if v.opts.ReadData {
 		if _, _, err := checkRestored(cr, name, e, kept); err != nil {
 			return "", fmt.Errorf("the chain read as one file: %w", err)
@@ -190,6 +190,48 @@ func (v *verifier) chainEnd(repo string, e *StorageEntry) (string, error) {
 	}
 	if h.TID != kept {
 		return "", fmt.Errorf("the chain ends with tid %s, the manifest says %s", h.TID.Hex(), kept.Hex())
+	}
+	return "", nil
+}
+
+// maxTailCheck bounds the memory a compressed chain's last transaction
+// may take to be checked without --read-data.
+const maxTailCheck = 64 << 20
+
+// compressedChainEnd is chainEnd for a chain with gzipped files, which
+// cannot be read at random offsets: with ReadData the chain is joined into
+// a temporary file and scanned; otherwise the last transaction the manifest
+// records is read from the stream and checked.
+func (v *verifier) compressedChainEnd(repo string, e *StorageEntry, name string, kept txn.TID) (string, error) {
+	if v.opts.ReadData {
+		tmp, err := os.CreateTemp("", "tidstorage-verify-*.fs")
+		if err != nil {
+			return "", err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if err := joinChain(tmp, repo, e, &RestoreOptions{}); err != nil {
+			return "", err
+		}
+		if _, _, err := checkRestored(tmp, name, e, kept); err != nil {
+			return "", fmt.Errorf("the chain read as one file: %w", err)
+		}
+		return "", nil
+	}
+	from := e.LastTxn.Pos
+	if e.Size-from > maxTailCheck || from <= 0 || from > e.Size {
+		return "compressed chain: its last transaction is checked by --read-data or restore", nil
+	}
+	tail, err := chainTail(repo, e.Files, from)
+	if err != nil {
+		return "", err
+	}
+	h, err := fsdata.Boundary(offsetReader{tail, from}, e.Size, e.Size, name)
+	if err != nil {
+		return "", fmt.Errorf("the chain does not end on a transaction: %w", err)
+	}
+	if h.TID != kept || h.Pos != from {
+		return "", fmt.Errorf("the chain ends with tid %s at %d, the manifest says %s at %d", h.TID.Hex(), h.Pos, kept.Hex(), from)
 	}
 	return "", nil
 }

@@ -27,6 +27,10 @@ file of the chain it extends is re-read and checked against the ledger and
 the manifest: a damaged chain gets a new full backup, and the reason is
 printed.
 
+--gzip (-z) writes gzipped files as repozo -z does (.fsz, .deltafsz; the
+ledger's md5 is of the uncompressed bytes): repozo -R, restore and verify read
+them, and a chain may mix both kinds.
+
 --keep N then applies retention as 'tidstorage forget --keep N --yes'.
 
 Stamps are UTC seconds, strictly increasing per repository. Progress lines go
@@ -37,6 +41,8 @@ func runBackup(c *cli, args []string) int {
 	path := configFlag(fs)
 	pf := addPointFlags(fs)
 	full := fs.Bool("full", false, "full backups, even where an incremental would do")
+	gz := fs.Bool("gzip", false, "write gzipped data files (.fsz, .deltafsz), as repozo -z")
+	fs.BoolVar(gz, "z", false, "same as --gzip")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
 	keep := fs.Int("keep", 0, "after the backup, keep the newest `N` full chains of every repository and remove the rest (as 'forget --keep N --yes'; 0 = keep all)")
@@ -65,7 +71,7 @@ func runBackup(c *cli, args []string) int {
 		return c.fail("backup", err)
 	}
 	m, err := backup.Backup(specs, point, backup.Options{
-		Full: *full, PointSource: source,
+		Full: *full, Gzip: *gz, PointSource: source,
 		Log: c.stderr, Progress: c.stderr, ProgressEvery: *every,
 	})
 	if err != nil {

@@ -169,3 +169,21 @@ func TestSetsAndRestoreAt(t *testing.T) {
 	require.Equal(t, 2, run(t, "restore", "-c", s.cfg, "--to", to, "--at", "soon").code)
 	require.Equal(t, 2, run(t, "restore", "-c", s.cfg, "--to", to, "--at", first, "--set", first).code)
 }
+
+// backup -z writes repozo -z files that restore and verify read.
+func TestBackupGzipFlag(t *testing.T) {
+	s := newGoSite(t)
+	r := s.backup(t, 0x0100, "-z")
+	require.Contains(t, r.stdout, ".fsz (")
+	s.commit(t, 0x0200)
+	r = s.backup(t, 0x0200, "--gzip")
+	require.Contains(t, r.stdout, ".deltafsz (")
+	r = run(t, "verify", "-c", s.cfg, "--read-data")
+	require.Equal(t, 0, r.code, r.stdout)
+	to := filepath.Join(s.dir, "out")
+	r = run(t, "restore", "-c", s.cfg, "--to", to, "--progress", "0")
+	require.Equal(t, 0, r.code, r.stderr)
+	got, err := os.ReadFile(filepath.Join(to, "main", "Data.fs"))
+	require.NoError(t, err)
+	require.Equal(t, s.b.Bytes(), got)
+}
