@@ -387,11 +387,11 @@ func copyToRepo(f *os.File, from, to int64, repo, name string, opts *Options, la
 	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, to-from)
 	err := atomicfile.WriteNew(filepath.Join(repo, name), 0o644, func(out io.Writer) error {
 		if !opts.Gzip {
-			_, err := io.Copy(io.MultiWriter(out, hm, hs, pr), io.NewSectionReader(f, from, to-from))
+			_, err := copyFanout(io.NewSectionReader(f, from, to-from), out, hm, hs, pr)
 			return err
 		}
 		zw := gzip.NewWriter(out)
-		if _, err := io.Copy(io.MultiWriter(zw, hm, hs, pr), io.NewSectionReader(f, from, to-from)); err != nil {
+		if _, err := copyFanout(io.NewSectionReader(f, from, to-from), zw, hm, hs, pr); err != nil {
 			return err
 		}
 		return zw.Close()

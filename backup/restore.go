@@ -363,7 +363,7 @@ func joinFile(out io.Writer, path string, fe FileEntry, pr *progress) error {
 	}
 	defer r.Close()
 	hm, hs := md5.New(), sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, hm, hs, pr), r)
+	n, err := copyFanout(r, out, hm, hs, pr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
