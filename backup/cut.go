@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,24 +21,47 @@ type CutPlan struct {
 	Path   string
 	Target txn.TID
 	Cut    *fsdata.Cut
-	lock   *Lock
-	f      *os.File
+	// InUse, for a preview, says which program holds the file: the real
+	// cut will refuse until it stops.
+	InUse string
+	lock  *Lock
+	f     *os.File
 }
 
 // PlanCut locks path (refusing if a ZODB process holds it) and finds where
 // to cut it after target. It refuses a file whose committed data ends before
 // target unless allowBehind: its storage lacks transactions of the point.
 func PlanCut(path string, target txn.TID, allowBehind bool) (*CutPlan, error) {
+	return planCut(path, target, allowBehind, false)
+}
+
+// PreviewCut is PlanCut for a dry run on a live system: when a ZEO server
+// holds the file, it still reads it (read-only, as of now) and says so in
+// InUse instead of refusing. A preview cannot be applied.
+func PreviewCut(path string, target txn.TID, allowBehind bool) (*CutPlan, error) {
+	return planCut(path, target, allowBehind, true)
+}
+
+func planCut(path string, target txn.TID, allowBehind, preview bool) (*CutPlan, error) {
+	p := &CutPlan{Path: path, Target: target}
 	lock, err := LockDataFS(path)
-	if err != nil {
+	switch {
+	case err != nil && preview && errors.Is(err, ErrInUse):
+		p.InUse = err.Error()
+	case err != nil:
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	p.lock = lock
+	mode := os.O_RDWR
+	if lock == nil {
+		mode = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, mode, 0)
 	if err != nil {
-		lock.Unlock()
+		p.Release()
 		return nil, err
 	}
-	p := &CutPlan{Path: path, Target: target, lock: lock, f: f}
+	p.f = f
 	st, err := f.Stat()
 	if err != nil {
 		p.Release()
@@ -85,6 +109,9 @@ func writeIndex(path, magic string, ix *fsdata.Index, pos int64) error {
 // writes a fresh index from that rescan. It releases the plan.
 func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 	defer p.Release()
+	if p.lock == nil {
+		return nil, fmt.Errorf("%s: a preview cannot be applied: the file is not locked", p.Path)
+	}
 	res := &CutResult{}
 	if p.Noop() {
 		return res, nil

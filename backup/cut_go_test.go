@@ -81,3 +81,30 @@ func TestGoCutFS21(t *testing.T) {
 	require.False(t, res.IndexWritten)
 	require.NoFileExists(t, path+".index")
 }
+
+// A preview reads a file a ZODB program holds, says so, and cannot be
+// applied.
+func TestGoPreviewCutWhileInUse(t *testing.T) {
+	dir := t.TempDir()
+	s := newGoStore(t, dir, "s", false)
+	s.commit(t, 0x0200, "x")
+	orig := readFile(t, s.spec.DataFS)
+	lock, err := backup.LockDataFS(s.spec.DataFS)
+	require.NoError(t, err)
+	defer lock.Unlock()
+	_, err = backup.PlanCut(s.spec.DataFS, 0x0100, false)
+	require.ErrorIs(t, err, backup.ErrInUse)
+	p, err := backup.PreviewCut(s.spec.DataFS, 0x0100, false)
+	require.NoError(t, err)
+	require.Contains(t, p.InUse, ".lock is held")
+	require.Equal(t, s.b.End[0], p.Cut.Offset)
+	_, err = p.Apply(t0)
+	require.ErrorContains(t, err, "a preview cannot be applied")
+	require.Equal(t, orig, readFile(t, s.spec.DataFS))
+	// Not in use: a preview holds the lock like a plan.
+	require.NoError(t, lock.Unlock())
+	p, err = backup.PreviewCut(s.spec.DataFS, 0x0100, false)
+	require.NoError(t, err)
+	require.Empty(t, p.InUse)
+	p.Release()
+}

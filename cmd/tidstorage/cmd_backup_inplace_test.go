@@ -38,6 +38,11 @@ storage "1" {
 	r = run(t, "restore", "-c", cfg, "--in-place", "--force", "--progress", "0")
 	require.Equal(t, 1, r.code, r.stdout)
 	require.Contains(t, r.stderr, "1.fs.lock is held")
+	// A cut preview works on the live system and names the holder.
+	r = run(t, "cut", "-c", cfg, "--dry-run", "--tid", "1="+w.New[1])
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "in use (the file as of now; the cut itself will refuse until it stops)")
+	require.Contains(t, r.stdout, "dry run: nothing was changed")
 	after, err := os.ReadFile(fs)
 	require.NoError(t, err)
 	require.Equal(t, before, after, "nothing written while ZEO runs")
