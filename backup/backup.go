@@ -99,7 +99,7 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 			return nil, fmt.Errorf("backup: storage %s: needs data_fs and repository", s.ID)
 		}
 		if _, ok := point[s.ID]; !ok {
-			return nil, fmt.Errorf("backup: storage %s: not in the point (nothing published for it)", s.ID)
+			return nil, fmt.Errorf("backup: storage %s: not in the point (%s has no TID for it)", s.ID, pointName(opts.PointSource))
 		}
 		abs, err := filepath.Abs(s.Repository)
 		if err != nil {
@@ -137,6 +137,14 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 		}
 		m.Storages = append(m.Storages, e)
 	}
+	// A run that changed nothing would only add a set identical to the
+	// previous one: a backup every few minutes of an idle site would bury
+	// the real sets under copies.
+	if prev := sameAsNewest(m, repos); prev != nil {
+		prev.SameAs = prev.Stamp
+		opts.logf("nothing new since set %s (same files, same TIDs): no new set written", prev.Stamp)
+		return prev, nil
+	}
 	// The manifest goes last: a set without one is incomplete and restore
 	// ignores it.
 	for _, s := range specs {
@@ -145,6 +153,46 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 		}
 	}
 	return m, nil
+}
+
+// sameAsNewest returns the newest set of the first repository if it
+// restores exactly what m would: the same storages, each unchanged since,
+// with the same kept TID, data files and blob files.
+func sameAsNewest(m *Manifest, repos []string) *Manifest {
+	for _, e := range m.Storages {
+		if e.Kind != "unchanged" || (e.Blobs != nil && e.Blobs.Copied > 0) {
+			return nil
+		}
+	}
+	stamps, err := Sets(repos[0])
+	if err != nil || len(stamps) == 0 {
+		return nil
+	}
+	prev, err := ReadManifest(repos[0], stamps[len(stamps)-1])
+	if err != nil || len(prev.Storages) != len(m.Storages) {
+		return nil
+	}
+	for _, e := range m.Storages {
+		p := prev.Storage(e.ID)
+		if p == nil || p.KeptTID != e.KeptTID || p.Size != e.Size || !slices.Equal(p.Files, e.Files) || !sameBlobs(p.Blobs, e.Blobs) {
+			return nil
+		}
+	}
+	return prev
+}
+
+func sameBlobs(a, b *BlobsEntry) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Layout == b.Layout && slices.Equal(a.Files, b.Files) && slices.Equal(a.Missing, b.Missing)
+}
+
+func pointName(source string) string {
+	if source == "" {
+		return "the point given"
+	}
+	return source
 }
 
 // previous is the chain a new incremental would extend.

@@ -107,6 +107,21 @@ func TestGoBackupChainAndRestore(t *testing.T) {
 		require.Equal(t, b.b.Bytes(), readFile(t, rs[1].DataFS))
 		require.Equal(t, "", rs[1].BlobDir)
 	}
+	// Nothing new up to the point: no new set, the newest is returned (and
+	// again on the next run).
+	before, err := backup.Sets(a.spec.Repository)
+	require.NoError(t, err)
+	for range 2 {
+		same, err := backup.Backup(specs, map[string]txn.TID{"a": 0x0400, "b": 0x0250}, backup.Options{Now: t0, Log: &log})
+		require.NoError(t, err)
+		require.Equal(t, m2.Stamp, same.SameAs)
+		require.Equal(t, m2.Stamp, same.Stamp)
+		after, err := backup.Sets(a.spec.Repository)
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+	}
+	require.Contains(t, log.String(), "nothing new since set "+m2.Stamp)
+
 	// --full starts a new chain with its own ledger.
 	m3, err := backup.Backup(specs, map[string]txn.TID{"a": 0x0400, "b": 0x0250}, backup.Options{Now: t0.Add(time.Hour), Full: true, Log: &log})
 	require.NoError(t, err)

@@ -29,6 +29,10 @@ type Manifest struct {
 	PointSource string            `json:"point_source"`
 	Point       map[string]string `json:"point"` // storage id → TID (16 hex digits)
 	Storages    []*StorageEntry   `json:"storages"`
+	// SameAs, set by Backup only, says that the run would have repeated
+	// this existing set (its stamp): nothing was written and Backup
+	// returned that set.
+	SameAs string `json:"-"`
 }
 
 // StorageEntry is one storage of a set.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup"
@@ -70,6 +71,19 @@ func runBackup(c *cli, args []string) int {
 	if err != nil {
 		return c.fail("backup", err)
 	}
+	if len(pf.tids) > 0 {
+		// A point given by hand names every storage or the run is refused:
+		// say which are missing in the flags' own terms.
+		var missing []string
+		for _, sp := range specs {
+			if _, ok := point[sp.ID]; !ok {
+				missing = append(missing, sp.Label)
+			}
+		}
+		if len(missing) > 0 {
+			return c.usageError("backup", "--tid: give a TID for every storage backed up; missing: %s", strings.Join(missing, ", "))
+		}
+	}
 	m, err := backup.Backup(specs, point, backup.Options{
 		Full: *full, Gzip: *gz, PointSource: source,
 		Log: c.stderr, Progress: c.stderr, ProgressEvery: *every,
@@ -94,6 +108,10 @@ func runBackup(c *cli, args []string) int {
 func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
 	if asJSON {
 		return c.printJSON("backup", m)
+	}
+	if m.SameAs != "" {
+		fmt.Fprintf(c.stdout, "nothing new since backup set %s (point: %s): no new set written\n", m.SameAs, source)
+		return 0
 	}
 	fmt.Fprintf(c.stdout, "backup set %s (point: %s)\n", m.Stamp, source)
 	for _, e := range m.Storages {
