@@ -268,7 +268,7 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 		opts.logf("%s: full backup: %s", s.Label, reason)
 	}
 
-	cut, err := fsdata.CutReader(f, size, target, scan)
+	copied, cut, err := scanAndCopy(f, size, target, scan, dataName(s, stamp, incremental, opts), s, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 		opts.logf("%s: the point's TID %s is not in the Data.fs; backing up to the last transaction before it (%s)", s.Label, target.Hex(), e.KeptTID)
 	}
 
-	if err := writeData(e, f, s, stamp, prev, scan.Start, cut.Offset, opts); err != nil {
+	if err := writeData(e, s, stamp, prev, scan.Start, cut.Offset, copied, opts); err != nil {
 		return nil, err
 	}
 	if s.BlobDir != "" {
@@ -380,7 +380,7 @@ func recordCut(e *StorageEntry, cut *fsdata.Cut, f *os.File, size, start int64, 
 // writeData writes bytes [start, end) as the set's data file (a full
 // backup when start is 0, else an incremental extending prev; nothing when
 // they are equal) with its ledger line, and lists the chain in the entry.
-func writeData(e *StorageEntry, f *os.File, s Spec, stamp string, prev *previous, start, end int64, opts *Options) error {
+func writeData(e *StorageEntry, s Spec, stamp string, prev *previous, start, end int64, copied *copyResult, opts *Options) error {
 	sums := carriedSHA256(s.Repository)
 	var lines []datLine
 	switch {
@@ -390,9 +390,7 @@ func writeData(e *StorageEntry, f *os.File, s Spec, stamp string, prev *previous
 		lines = prev.lines
 		opts.logf("%s: no new transaction up to the point since the last backup: nothing written", s.Label)
 	default:
-		ext := ".fs"
 		if start != 0 {
-			ext = ".deltafs"
 			e.Kind = "incremental"
 			e.Dat = prev.dat
 			lines = prev.lines
@@ -400,16 +398,13 @@ func writeData(e *StorageEntry, f *os.File, s Spec, stamp string, prev *previous
 			e.Kind = "full"
 			e.Dat = stamp + ".dat"
 		}
-		if opts.Gzip {
-			ext += "z"
+		name := copied.name
+		if copied.n != end-start {
+			os.Remove(filepath.Join(s.Repository, name))
+			return fmt.Errorf("copied %d bytes to %s, the scan kept %d", copied.n, name, end-start)
 		}
-		name := stamp + ext
-		md5sum, shasum, err := copyToRepo(f, start, end, s.Repository, name, opts, s.Label)
-		if err != nil {
-			return err
-		}
-		sums[name] = shasum
-		line := datLine{Path: filepath.Join(s.Repository, name), Start: start, End: end, MD5: md5sum}
+		sums[name] = copied.sha256
+		line := datLine{Path: filepath.Join(s.Repository, name), Start: start, End: end, MD5: copied.md5}
 		if err := appendDat(filepath.Join(s.Repository, e.Dat), line, start == 0); err != nil {
 			// A data file the ledger does not know would still be joined
 			// by repozo -R: take it back.
@@ -428,27 +423,84 @@ func writeData(e *StorageEntry, f *os.File, s Spec, stamp string, prev *previous
 	return nil
 }
 
-// copyToRepo copies bytes [from, to) of f to repo/name through a temporary
-// file, returning the md5 and sha256 of the bytes.
-func copyToRepo(f *os.File, from, to int64, repo, name string, opts *Options, label string) (string, string, error) {
+// dataName is the name of the data file a run writes: <stamp>.fs for a
+// full backup, .deltafs for an incremental, with a z when gzipped.
+func dataName(s Spec, stamp string, incremental bool, opts *Options) string {
+	ext := ".fs"
+	if incremental {
+		ext = ".deltafs"
+	}
+	if opts.Gzip {
+		ext += "z"
+	}
+	return stamp + ext
+}
+
+// copyResult is a data file written to the repository.
+type copyResult struct {
+	name        string
+	n           int64 // Data.fs bytes copied
+	md5, sha256 string
+}
+
+// scanAndCopy scans f for the cut after target and, at the same time,
+// copies the kept bytes to the repository as name: the copy follows the
+// scan (see feed). When the scan fails, finds the file behind the point or
+// finds nothing new, the copy is abandoned and no file is left; the copy
+// result is then nil.
+func scanAndCopy(f *os.File, size int64, target txn.TID, scan fsdata.ScanOptions, name string, s Spec, opts *Options) (*copyResult, *fsdata.Cut, error) {
+	fd := newFeed(scan.Start)
+	scan.OnKept = fd.advance
+	done := make(chan error, 1)
+	res := &copyResult{name: name}
+	go func() {
+		var err error
+		res.md5, res.sha256, res.n, err = copyToRepo(&feedReader{f: f, pos: scan.Start, feed: fd}, size-scan.Start, s.Repository, name, opts, s.Label)
+		done <- err
+	}()
+	cut, err := fsdata.CutReader(f, size, target, scan)
+	ok := err == nil && !cut.Behind() && cut.Offset != scan.Start
+	if ok {
+		fd.finish(cut.Offset, true)
+	} else {
+		fd.finish(0, false)
+	}
+	cerr := <-done
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !ok:
+		return nil, cut, nil
+	case cerr != nil:
+		return nil, nil, cerr
+	}
+	return res, cut, nil
+}
+
+// copyToRepo copies r to repo/name through a temporary file (gzipped if
+// asked), returning the md5 and sha256 of the bytes read and their count.
+// total is the expected size, for progress lines.
+func copyToRepo(r io.Reader, total int64, repo, name string, opts *Options, label string) (md5sum, shasum string, n int64, err error) {
 	hm, hs := md5.New(), sha256.New()
-	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, to-from)
-	err := atomicfile.WriteNew(filepath.Join(repo, name), 0o644, func(out io.Writer) error {
+	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, total)
+	err = atomicfile.WriteNew(filepath.Join(repo, name), 0o644, func(out io.Writer) error {
 		if !opts.Gzip {
-			_, err := copyFanout(io.NewSectionReader(f, from, to-from), out, hm, hs, pr)
+			var err error
+			n, err = copyFanout(r, out, hm, hs, pr)
 			return err
 		}
 		zw := gzip.NewWriter(out)
-		if _, err := copyFanout(io.NewSectionReader(f, from, to-from), zw, hm, hs, pr); err != nil {
+		var err error
+		if n, err = copyFanout(r, zw, hm, hs, pr); err != nil {
 			return err
 		}
 		return zw.Close()
 	})
 	pr.finish()
 	if err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
-	return hex.EncodeToString(hm.Sum(nil)), hex.EncodeToString(hs.Sum(nil)), nil
+	return hex.EncodeToString(hm.Sum(nil)), hex.EncodeToString(hs.Sum(nil)), n, nil
 }
 
 // appendDat appends a line to a repozo ledger (creating it for a full

@@ -241,3 +241,33 @@ func TestGoBackupProgress(t *testing.T) {
 	require.Contains(t, pr.String(), "(100.0%")
 	require.Contains(t, pr.String(), "backup s blobs: copied ")
 }
+
+// The copy follows the scan through a file of many blocks; a scan that
+// fails half way leaves no data file and no temporary file behind.
+func TestGoBackupCopyFollowsScan(t *testing.T) {
+	dir := t.TempDir()
+	s := newGoStore(t, dir, "s", false)
+	for i := range 40 {
+		s.commit(t, txn.TID(0x1000+i), strings.Repeat(string(rune('a'+i%26)), 200_000))
+	}
+	m, err := backup.Backup([]backup.Spec{s.spec}, map[string]txn.TID{"s": 0x1000 + 30}, backup.Options{Now: t0})
+	require.NoError(t, err)
+	e := m.Storages[0]
+	require.Equal(t, s.b.End[31], e.Size)
+	require.Equal(t, s.b.Bytes()[:e.Size], readFile(t, filepath.Join(s.spec.Repository, e.Files[0].Name)))
+	require.Equal(t, md5Hex(s.b.Bytes()[:e.Size]), e.Files[0].MD5)
+
+	// Damage a transaction after several blocks were copied.
+	data := readFile(t, s.spec.DataFS)
+	data[s.b.Pos[35]+16] = 'x' // status byte
+	require.NoError(t, os.WriteFile(s.spec.DataFS, data, 0o644))
+	_, err = backup.Backup([]backup.Spec{s.spec}, map[string]txn.TID{"s": 0x1000 + 39}, backup.Options{Now: t0, Full: true})
+	require.ErrorContains(t, err, "invalid status byte")
+	ents, err := os.ReadDir(s.spec.Repository)
+	require.NoError(t, err)
+	var names []string
+	for _, d := range ents {
+		names = append(names, d.Name())
+	}
+	require.ElementsMatch(t, []string{e.Files[0].Name, e.Dat, m.Stamp + ".tidstorage.json"}, names)
+}
