@@ -1,9 +1,13 @@
 package backup
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+
+	"github.com/tidstorage/tidstorage/backup/fsdata"
 )
 
 // checkChain re-reads every data file of the chain a new incremental would
@@ -58,4 +62,34 @@ func checkLedger(repo string, e *StorageEntry) error {
 		}
 	}
 	return nil
+}
+
+// quickExtendable is the quick check of a chain before an incremental: the
+// ledger's files are there with their sizes (uncompressed ones), and the
+// last transaction the chain holds, last, has the same bytes in the Data.fs
+// and in the repository. It returns why the chain cannot be extended, or "".
+func quickExtendable(f *os.File, repo string, prev *previous, last fsdata.TxnHeader) (string, error) {
+	files := make([]FileEntry, len(prev.lines))
+	for i, l := range prev.lines {
+		files[i] = FileEntry{Name: filepath.Base(l.Path), Start: l.Start, End: l.End, MD5: l.MD5}
+		if p := quickCheck(filepath.Join(repo, files[i].Name), files[i]); p != "" {
+			return "the repository's chain is damaged, not extending it: " + p, nil
+		}
+	}
+	end := last.End()
+	if end-last.Pos > maxTailCheck {
+		return "", nil // a huge last transaction: its boundary and TID were checked
+	}
+	saved, err := chainTail(repo, files, last.Pos)
+	if err != nil {
+		return "the repository's chain is damaged, not extending it: " + err.Error(), nil
+	}
+	live := make([]byte, end-last.Pos)
+	if _, err := f.ReadAt(live, last.Pos); err != nil {
+		return "", err
+	}
+	if !bytes.Equal(saved, live) {
+		return fmt.Sprintf("the last backed-up transaction (%s at %d) differs between the Data.fs and the repository: packed or rewritten", last.TID.Hex(), last.Pos), nil
+	}
+	return "", nil
 }

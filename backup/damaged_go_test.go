@@ -116,3 +116,46 @@ func TestGoRestoreChecksLedger(t *testing.T) {
 	_, err = backup.Restore(sets[2], filepath.Join(dir, "c"), backup.RestoreOptions{})
 	require.ErrorContains(t, err, "the chain's ledger")
 }
+
+// Quick mode checks sizes and the last transaction only (repozo -Q): it
+// catches a truncated file and a rewritten end, not a flipped byte in the
+// middle of the chain, which verify then reports.
+func TestGoBackupQuickChainCheck(t *testing.T) {
+	quick := func(t *testing.T, s *goStore, tid txn.TID) (*backup.Manifest, string) {
+		t.Helper()
+		var log strings.Builder
+		m, err := backup.Backup([]backup.Spec{s.spec}, map[string]txn.TID{"s": tid}, backup.Options{Now: t0, Quick: true, Log: &log})
+		require.NoError(t, err)
+		return m, log.String()
+	}
+	t.Run("extends", func(t *testing.T) {
+		s := newGoStore(t, t.TempDir(), "s", false)
+		sets := threeFileChain(t, s)
+		flipByte(t, filepath.Join(s.spec.Repository, sets[2].Storages[0].Files[1].Name))
+		s.commit(t, 0x0500, "more")
+		m, _ := quick(t, s, 0x0500)
+		require.Equal(t, "incremental", m.Storages[0].Kind, "quick mode does not read the middle")
+		rs := verifyAll(t, []string{s.spec.Repository}, backup.VerifyOptions{})
+		require.False(t, rs[len(rs)-1].OK(), "verify does")
+	})
+	t.Run("truncated", func(t *testing.T) {
+		s := newGoStore(t, t.TempDir(), "s", false)
+		sets := threeFileChain(t, s)
+		p := filepath.Join(s.spec.Repository, sets[2].Storages[0].Files[1].Name)
+		require.NoError(t, os.Chmod(p, 0o644))
+		require.NoError(t, os.Truncate(p, 5))
+		m, log := quick(t, s, 0x0400)
+		require.Equal(t, "full", m.Storages[0].Kind)
+		require.Contains(t, log, "5 bytes, the ledger says")
+	})
+	t.Run("rewritten end", func(t *testing.T) {
+		s := newGoStore(t, t.TempDir(), "s", false)
+		threeFileChain(t, s)
+		data := readFile(t, s.spec.DataFS)
+		data[s.b.End[3]-20] ^= 1 // inside the last backed-up transaction's pickle
+		require.NoError(t, os.WriteFile(s.spec.DataFS, data, 0o644))
+		m, log := quick(t, s, 0x0400)
+		require.Equal(t, "full", m.Storages[0].Kind)
+		require.Contains(t, log, "the last backed-up transaction (0000000000000400 at ")
+	})
+}

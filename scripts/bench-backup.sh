@@ -56,3 +56,4 @@ keep_last_set() { # drop the incremental of the previous run
 }
 best "repozo -B (incremental)" "keep_last_set; sleep 1" "$VENV/bin/repozo" -B -r rz -f Data.fs
 best "tidstorage backup (incremental)" "keep_last_set; sleep 1" ./tidstorage backup -c t.hcl --tid "s=$T2" --progress 0
+best "tidstorage backup -Q (incremental)" "keep_last_set; sleep 1" ./tidstorage backup -c t.hcl --tid "s=$T2" --progress 0 -Q

@@ -26,7 +26,9 @@ them (REPO/tidstorage.lock: a second backup is refused; a lock left by a
 killed process of this host is taken over). Before an incremental, every
 file of the chain it extends is re-read and checked against the ledger and
 the manifest: a damaged chain gets a new full backup, and the reason is
-printed.
+printed. --quick (-Q) checks only the chain files' sizes and its last
+transaction (as repozo -Q): an incremental then costs about its new bytes, and
+a damaged middle file is left to 'tidstorage verify'.
 
 --gzip (-z) writes gzipped files as repozo -z does (.fsz, .deltafsz; the
 ledger's md5 is of the uncompressed bytes): repozo -R, restore and verify read
@@ -43,6 +45,8 @@ func runBackup(c *cli, args []string) int {
 	pf := addPointFlags(fs)
 	full := fs.Bool("full", false, "full backups, even where an incremental would do")
 	gz := fs.Bool("gzip", false, "write gzipped data files (.fsz, .deltafsz), as repozo -z")
+	quick := fs.Bool("quick", false, "check the chain an incremental extends by sizes and its last transaction only (as repozo -Q), not by re-reading it")
+	fs.BoolVar(quick, "Q", false, "same as --quick")
 	fs.BoolVar(gz, "z", false, "same as --gzip")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
@@ -85,7 +89,7 @@ func runBackup(c *cli, args []string) int {
 		}
 	}
 	m, err := backup.Backup(specs, point, backup.Options{
-		Full: *full, Gzip: *gz, PointSource: source,
+		Full: *full, Gzip: *gz, Quick: *quick, PointSource: source,
 		Log: c.stderr, Progress: c.stderr, ProgressEvery: *every,
 	})
 	if err != nil {

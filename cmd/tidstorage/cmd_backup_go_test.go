@@ -187,3 +187,15 @@ func TestBackupGzipFlag(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, s.b.Bytes(), got)
 }
+
+// backup -Q extends a chain after the quick check.
+func TestBackupQuickFlag(t *testing.T) {
+	s := newGoSite(t)
+	s.backup(t, 0x0100)
+	s.commit(t, 0x0200)
+	r := s.backup(t, 0x0200, "-Q")
+	require.Contains(t, r.stdout, "main: incremental")
+	s.commit(t, 0x0300)
+	r = s.backup(t, 0x0300, "--quick")
+	require.Contains(t, r.stdout, "main: incremental")
+}
