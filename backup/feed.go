@@ -7,14 +7,15 @@ import (
 	"sync"
 )
 
-// errScanRefused stops a copy that ran alongside a scan whose result means
-// nothing is to be written (an error, a file behind the point, nothing new).
+// errScanRefused stops a reader whose producer gave up: a scan whose result
+// means nothing is to be copied, or a join that failed.
 var errScanRefused = errors.New("the scan found nothing to copy")
 
-// feed lets a copy follow a scan of the same file: the scan publishes how
-// far the bytes are known to be kept, the copy reads up to there and waits
-// for more. So a full backup reads the file once at the speed of the
-// slower of the two, instead of scanning it all and then copying it all.
+// feed lets a reader follow a producer through one file: the producer
+// publishes how far the bytes are ready, the reader reads up to there and
+// waits for more. A full backup's copy follows its scan (the bytes known to
+// be kept); a restore's check follows its join (the bytes written). The
+// file is then read once, at the speed of the slower of the two.
 type feed struct {
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -51,13 +52,14 @@ func (f *feed) finish(end int64, ok bool) {
 	f.cond.Broadcast()
 }
 
-// wait blocks until bytes past pos are kept or the scan is over.
-func (f *feed) wait(pos int64) (end int64, done, ok bool) {
+// wait blocks until the bytes before need are published or the producer
+// is done.
+func (f *feed) wait(need int64) (end int64, done, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	// Each wake-up follows an advance or the finish: the scan moves
-	// forward, and finish (deferred by its caller) always ends the loop.
-	for f.end <= pos && !f.done {
+	// Each wake-up follows an advance or the finish: the producer moves
+	// forward, and its caller always finishes the feed, ending the loop.
+	for f.end < need && !f.done {
 		f.cond.Wait()
 	}
 	return f.end, f.done, f.ok
@@ -71,7 +73,7 @@ type feedReader struct {
 }
 
 func (r *feedReader) Read(p []byte) (int, error) {
-	end, done, ok := r.feed.wait(r.pos)
+	end, done, ok := r.feed.wait(r.pos + 1)
 	switch {
 	case done && !ok:
 		return 0, errScanRefused
@@ -85,4 +87,41 @@ func (r *feedReader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return m, err
+}
+
+// feedReaderAt is an io.ReaderAt over a file being written: a read waits
+// until its bytes are published.
+type feedReaderAt struct {
+	f    *os.File
+	feed *feed
+}
+
+func (r *feedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	end, done, ok := r.feed.wait(off + int64(len(p)))
+	switch {
+	case done && !ok:
+		return 0, errScanRefused
+	case off >= end:
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), end-off))
+	m, err := r.f.ReadAt(p[:n], off)
+	if err == nil && m < len(p) {
+		err = io.EOF
+	}
+	return m, err
+}
+
+// publishingWriter writes to w and publishes the running total to fn.
+type publishingWriter struct {
+	w  io.Writer
+	n  int64
+	fn func(end int64)
+}
+
+func (p *publishingWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	p.fn(p.n)
+	return n, err
 }

@@ -267,32 +267,50 @@ func buildDataFS(e *StorageEntry, repo, part string, kept txn.TID, opts *Restore
 		return nil, nil, err
 	}
 	defer f.Close()
-	c, ix, err := func() (*fsdata.Cut, *fsdata.Index, error) {
-		if err := joinChain(f, repo, e, opts); err != nil {
-			return nil, nil, err
-		}
-		c, ix, err := checkRestored(f, part, e, kept)
-		if err != nil {
-			return nil, nil, fmt.Errorf("check the restored file: %w", err)
-		}
-		return c, ix, nil
+	// The check scans what the join has written so far, as it is written
+	// (see feed): the file is read once from the page cache, not joined
+	// and then read again.
+	fd := newFeed(0)
+	type checked struct {
+		c   *fsdata.Cut
+		ix  *fsdata.Index
+		err error
+	}
+	done := make(chan checked, 1)
+	go func() {
+		c, ix, err := checkRestored(&feedReaderAt{f: f, feed: fd}, part, e, kept)
+		done <- checked{c, ix, err}
 	}()
+	err = joinChain(f, repo, e, opts, fd.advance)
+	fd.finish(e.Size, err == nil)
+	res := <-done
+	switch {
+	case err != nil:
+	case res.err != nil:
+		err = fmt.Errorf("check the restored file: %w", res.err)
+	}
 	if err != nil {
 		os.Remove(part)
+		return nil, nil, err
 	}
-	return c, ix, err
+	return res.c, res.ix, nil
 }
 
 // joinChain appends the chain's data files to f, checking that their byte
-// ranges follow each other and end at the set's size, and syncs f.
-func joinChain(f *os.File, repo string, e *StorageEntry, opts *RestoreOptions) error {
+// ranges follow each other and end at the set's size, and syncs f. written,
+// if not nil, is told how far f is written after each block.
+func joinChain(f *os.File, repo string, e *StorageEntry, opts *RestoreOptions, written func(end int64)) error {
 	pr := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label, e.Size)
+	var out io.Writer = f
+	if written != nil {
+		out = &publishingWriter{w: f, fn: written}
+	}
 	var pos int64
 	for _, fe := range e.Files {
 		if fe.Start != pos {
 			return fmt.Errorf("%s starts at byte %d, but the files before it end at %d", fe.Name, fe.Start, pos)
 		}
-		if err := joinFile(f, filepath.Join(repo, fe.Name), fe, pr); err != nil {
+		if err := joinFile(out, filepath.Join(repo, fe.Name), fe, pr); err != nil {
 			return err
 		}
 		pos = fe.End

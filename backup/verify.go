@@ -210,7 +210,7 @@ func (v *verifier) compressedChainEnd(repo string, e *StorageEntry, name string,
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
-		if err := joinChain(tmp, repo, e, &RestoreOptions{}); err != nil {
+		if err := joinChain(tmp, repo, e, &RestoreOptions{}, nil); err != nil {
 			return "", err
 		}
 		if _, _, err := checkRestored(tmp, name, e, kept); err != nil {
