@@ -16,6 +16,9 @@ type SetInfo struct {
 	// Problems found by a quick check (no data read): repositories lacking
 	// the set's manifest, data files missing or of the wrong size.
 	Problems []string
+	// Verified is set by a caller that ran Verify on the set and found it
+	// sound.
+	Verified bool `json:",omitempty"`
 }
 
 // ListSets describes every set found in repos, oldest first; unreadable

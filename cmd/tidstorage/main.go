@@ -52,7 +52,7 @@ func init() {
 			summary: "check backup sets without restoring them: checksums, chain ends, blobs, coherence"},
 		{name: "forget", args: "-c FILE --keep N [--yes]", run: runForget, help: forgetHelp,
 			summary: "retention: keep the newest N full chains, remove older sets and unneeded blobs"},
-		{name: "sets", args: "-c FILE [--json]", run: runSets, help: setsHelp,
+		{name: "sets", args: "-c FILE [--verify] [--json]", run: runSets, help: setsHelp,
 			summary: "list the backup sets of the configured repositories"},
 		{name: "cut", args: "-c FILE [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...] [--dry-run]", run: runCut, help: cutHelp,
 			summary: "cut every live Data.fs right after its coherent TID (after a crash), keeping what it removes"},
