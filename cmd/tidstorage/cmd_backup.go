@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +35,11 @@ a damaged middle file is left to 'tidstorage verify'.
 ledger's md5 is of the uncompressed bytes): repozo -R, restore and verify read
 them, and a chain may mix both kinds.
 
+--snapshot DIR writes a full set of every storage that has a data_fs into
+DIR/<label>/ instead (each a repozo repository with its blobs pool and the
+set's manifest; 'restore' reads it with a configuration whose repositories
+point there), leaving the configured repositories and their chains alone.
+
 --keep N then applies retention as 'tidstorage forget --keep N --yes'.
 
 Stamps are UTC seconds, strictly increasing per repository. Progress lines go
@@ -50,6 +56,7 @@ func runBackup(c *cli, args []string) int {
 	fs.BoolVar(gz, "z", false, "same as --gzip")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
+	snapshot := fs.String("snapshot", "", "a full set of every storage with data_fs into `DIR`/<label>/ (repozo repositories), leaving the configured repositories alone")
 	keep := fs.Int("keep", 0, "after the backup, keep the newest `N` full chains of every repository and remove the rest (as 'forget --keep N --yes'; 0 = keep all)")
 	cfg, code, ok := c.loadConfig("backup", fs, path, args)
 	if !ok {
@@ -58,10 +65,18 @@ func runBackup(c *cli, args []string) int {
 	if *keep < 0 {
 		return c.usageError("backup", "--keep N needs N >= 0")
 	}
+	if *snapshot != "" && *keep > 0 {
+		return c.usageError("backup", "--keep applies to the configured repositories, not to a --snapshot")
+	}
 	refs := storageRefs(cfg)
 	var specs []backup.Spec
 	for _, s := range refs {
 		switch {
+		case *snapshot != "" && s.DataFS != "":
+			// A snapshot elsewhere (collective.recipe.backup's
+			// snapshotbackup): its own repositories, a full set.
+			specs = append(specs, backup.Spec{ID: s.ID, Label: s.Label, DataFS: s.DataFS, BlobDir: s.BlobDir, Repository: filepath.Join(*snapshot, s.Label)})
+		case *snapshot != "":
 		case s.DataFS != "" && s.Repository != "":
 			specs = append(specs, backup.Spec{ID: s.ID, Label: s.Label, DataFS: s.DataFS, BlobDir: s.BlobDir, Repository: s.Repository})
 		case s.DataFS != "" || s.Repository != "":
@@ -89,7 +104,7 @@ func runBackup(c *cli, args []string) int {
 		}
 	}
 	m, err := backup.Backup(specs, point, backup.Options{
-		Full: *full, Gzip: *gz, Quick: *quick, PointSource: source,
+		Full: *full || *snapshot != "", Gzip: *gz, Quick: *quick, PointSource: source,
 		Log: c.stderr, Progress: c.stderr, ProgressEvery: *every,
 	})
 	if err != nil {

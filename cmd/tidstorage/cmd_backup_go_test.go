@@ -203,3 +203,26 @@ func TestBackupQuickFlag(t *testing.T) {
 	r = s.backup(t, 0x0300, "--quick")
 	require.Contains(t, r.stdout, "main: incremental")
 }
+
+// backup --snapshot DIR: a full set elsewhere, the configured repository
+// untouched.
+func TestBackupSnapshot(t *testing.T) {
+	s := newGoSite(t)
+	s.backup(t, 0x0100)
+	s.commit(t, 0x0200)
+	before, err := os.ReadDir(s.repo)
+	require.NoError(t, err)
+	snap := filepath.Join(s.dir, "snap")
+	r := s.backup(t, 0x0200, "--snapshot", snap)
+	require.Contains(t, r.stdout, "main: full, tid 0000000000000200")
+	after, err := os.ReadDir(s.repo)
+	require.NoError(t, err)
+	require.Equal(t, len(before), len(after), "the configured repository is left alone")
+	fulls, err := filepath.Glob(filepath.Join(snap, "main", "*.fs"))
+	require.NoError(t, err)
+	require.Len(t, fulls, 1)
+	got, err := os.ReadFile(fulls[0])
+	require.NoError(t, err)
+	require.Equal(t, s.b.Bytes(), got)
+	require.Equal(t, 2, run(t, "backup", "-c", s.cfg, "--snapshot", snap, "--keep", "1").code)
+}

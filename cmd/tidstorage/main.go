@@ -44,7 +44,7 @@ func init() {
 			summary: "validate a configuration file and summarise it"},
 		{name: "tid", args: "[--from FORMAT] [--json] TID|TIME...", run: runTID, help: tidHelp,
 			summary: "convert TIDs between integer, hex, base64 and UTC time"},
-		{name: "backup", args: "-c FILE [--full] [-Q] [-z] [--keep N] [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...]", run: runBackup, help: backupHelp,
+		{name: "backup", args: "-c FILE [--full] [-Q] [-z] [--keep N | --snapshot DIR] [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...]", run: runBackup, help: backupHelp,
 			summary: "back up every storage to the coherent point, in repozo-compatible repositories"},
 		{name: "restore", args: "-c FILE (--to DIR | --in-place) [--set STAMP | --at DATE] [--force]", run: runRestore, help: restoreHelp,
 			summary: "restore every storage of a backup set, verified"},
