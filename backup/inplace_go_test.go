@@ -60,8 +60,11 @@ func TestGoRestoreInPlace(t *testing.T) {
 	require.NoDirExists(t, a.spec.BlobDir+".part")
 
 	// The same suffix again would replace what was kept: refused.
+	restoredA := readFile(t, a.spec.DataFS)
 	_, err = backup.Restore(m, "", opts)
 	require.ErrorContains(t, err, "already exists: not replacing it")
+	require.Equal(t, restoredA, readFile(t, a.spec.DataFS), "nothing moved aside when one name is taken")
+	require.DirExists(t, a.spec.BlobDir)
 	require.NoDirExists(t, a.spec.BlobDir+".part")
 	require.NoFileExists(t, a.spec.DataFS+".part")
 }

@@ -237,9 +237,11 @@ func restoreOne(e *StorageEntry, opts *RestoreOptions) (*Restored, error) {
 }
 
 // moveAside renames each existing path to path+suffix, returning the new
-// names. Nothing is deleted.
+// names. Nothing is deleted, and nothing is moved unless every new name is
+// free: a half-moved storage would have lost its live file without getting
+// the restored one.
 func moveAside(suffix string, paths ...string) ([]string, error) {
-	var moved []string
+	var todo []string
 	for _, p := range paths {
 		if p == "" {
 			continue
@@ -248,8 +250,12 @@ func moveAside(suffix string, paths ...string) ([]string, error) {
 			continue
 		}
 		if _, err := os.Lstat(p + suffix); err == nil {
-			return moved, fmt.Errorf("%s already exists: not replacing it", p+suffix)
+			return nil, fmt.Errorf("%s already exists: not replacing it", p+suffix)
 		}
+		todo = append(todo, p)
+	}
+	var moved []string
+	for _, p := range todo {
 		if err := os.Rename(p, p+suffix); err != nil {
 			return moved, fmt.Errorf("keep %s aside: %w", p, err)
 		}
