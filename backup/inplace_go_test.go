@@ -68,3 +68,33 @@ func TestGoRestoreInPlace(t *testing.T) {
 	require.NoDirExists(t, a.spec.BlobDir+".part")
 	require.NoFileExists(t, a.spec.DataFS+".part")
 }
+
+// A site is restored whole or not at all: when the second storage's chain
+// is damaged, the first storage's live files are untouched and nothing is
+// left beside them.
+func TestGoRestoreInPlaceAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newGoStore(t, dir, "a", true), newGoStore(t, dir, "b", false)
+	a.commit(t, 0x0200, "a1")
+	m, err := backup.Backup([]backup.Spec{a.spec, b.spec}, map[string]txn.TID{"a": 0x0200, "b": 0x0100}, backup.Options{Now: t0})
+	require.NoError(t, err)
+	a.commit(t, 0x0300, "a2")
+	liveA := readFile(t, a.spec.DataFS)
+	flipByte(t, filepath.Join(b.spec.Repository, m.Storage("b").Files[0].Name))
+	live := map[string]backup.Spec{"a": a.spec, "b": b.spec}
+	_, err = backup.Restore(m, "", backup.RestoreOptions{
+		Force: true, Aside: ".before-restore-X",
+		Dest: func(e *backup.StorageEntry) (string, string, error) { return live[e.ID].DataFS, live[e.ID].BlobDir, nil },
+	})
+	require.ErrorContains(t, err, "restore: storage b: ")
+	require.Equal(t, liveA, readFile(t, a.spec.DataFS))
+	require.FileExists(t, filepath.Join(a.spec.BlobDir, bushyBlobPath(2, 0x0300)))
+	for _, p := range []string{a.spec.DataFS + ".part", a.spec.BlobDir + ".part", a.spec.DataFS + ".before-restore-X", b.spec.DataFS + ".part"} {
+		require.NoFileExists(t, p)
+		require.NoDirExists(t, p)
+	}
+	// The lock of a was released: it can be cut, backed up, restored.
+	l, err := backup.LockDataFS(a.spec.DataFS)
+	require.NoError(t, err)
+	require.NoError(t, l.Unlock())
+}

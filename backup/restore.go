@@ -141,22 +141,61 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 	if len(clashes) > 0 && !opts.Force {
 		return nil, fmt.Errorf("restore: refusing to overwrite existing files (use --force):\n  %s", strings.Join(clashes, "\n  "))
 	}
-	var done []Restored
-	for _, e := range m.Storages {
-		r, err := restoreOne(e, &opts)
-		if err != nil {
-			return done, fmt.Errorf("restore: storage %s: %w", e.ID, err)
+	// Every storage is built and checked beside its destination first,
+	// then all are put in place: a chain that fails leaves the whole site
+	// as it was, not half restored.
+	var ready []*prepared
+	discard := func() {
+		for _, p := range ready {
+			p.discard()
 		}
-		done = append(done, *r)
+	}
+	for _, e := range m.Storages {
+		p, err := prepareOne(e, &opts)
+		if err != nil {
+			discard()
+			return nil, fmt.Errorf("restore: storage %s: %w", e.Label, err)
+		}
+		ready = append(ready, p)
+	}
+	defer discard()
+	var done []Restored
+	for _, p := range ready {
+		if err := p.install(&opts); err != nil {
+			return done, fmt.Errorf("restore: storage %s: %w", p.e.Label, err)
+		}
+		done = append(done, *p.r)
 	}
 	return done, nil
 }
 
-// restoreOne restores one storage of a set: it joins the chain into a
-// temporary file checked by a full scan, restores the set's blobs, then
-// puts the file in place (the replaced files kept aside if asked) with a
-// fresh index.
-func restoreOne(e *StorageEntry, opts *RestoreOptions) (*Restored, error) {
+// prepared is one storage built beside its destination, locked, ready to
+// be put in place.
+type prepared struct {
+	e          *StorageEntry
+	r          *Restored
+	out, part  string
+	blobTarget string // where the blobs were restored: the destination, or <blob dir>.part
+	c          *fsdata.Cut
+	ix         *fsdata.Index
+	lock       *Lock
+}
+
+// discard removes what was built and releases the lock; after install it
+// only releases the lock.
+func (p *prepared) discard() {
+	os.Remove(p.part)
+	if p.blobTarget != p.r.BlobDir {
+		os.RemoveAll(p.blobTarget)
+	}
+	p.lock.Unlock()
+}
+
+// prepareOne builds one storage of a set beside its destination: the
+// chain joined into <Data.fs>.part, checked by a full scan, and the set's
+// blobs (into <blob dir>.part when the replaced directory is kept aside).
+// The destination's Data.fs, if any, stays locked until discard.
+func prepareOne(e *StorageEntry, opts *RestoreOptions) (*prepared, error) {
 	repo := e.Repository
 	if opts.RepoOf != nil {
 		if r := opts.RepoOf(e.ID); r != "" {
@@ -170,70 +209,76 @@ func restoreOne(e *StorageEntry, opts *RestoreOptions) (*Restored, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, err
 	}
+	p := &prepared{e: e, out: out, part: out + ".part"}
 	if _, err := os.Stat(out); err == nil {
-		lock, err := LockDataFS(out)
-		if err != nil {
+		if p.lock, err = LockDataFS(out); err != nil {
 			return nil, err
 		}
-		defer lock.Unlock()
+	}
+	fail := func(err error) (*prepared, error) {
+		p.lock.Unlock()
+		return nil, err
 	}
 	var kept txn.TID
 	if e.KeptTID != "" {
 		if kept, err = txn.ParseTID(e.KeptTID, txn.FormatHex); err != nil {
-			return nil, fmt.Errorf("manifest: kept_tid: %w", err)
+			return fail(fmt.Errorf("manifest: kept_tid: %w", err))
 		}
 	}
 	if len(e.Files) == 0 {
-		return nil, errors.New("manifest lists no data file")
+		return fail(errors.New("manifest lists no data file"))
 	}
 	if err := checkLedger(repo, e); err != nil {
-		return nil, err
+		return fail(err)
 	}
-	part := out + ".part"
-	c, ix, err := buildDataFS(e, repo, part, kept, opts)
-	if err != nil {
-		return nil, err
+	if p.c, p.ix, err = buildDataFS(e, repo, p.part, kept, opts); err != nil {
+		return fail(err)
 	}
-	defer os.Remove(part) // gone once renamed; removed on failure
-	r := &Restored{ID: e.ID, Label: e.Label, DataFS: out, Size: e.Size, KeptTID: kept, Files: len(e.Files), Index: c.Magic == fsdata.MagicFS30}
-	blobTarget := blobOut
+	p.r = &Restored{ID: e.ID, Label: e.Label, DataFS: out, Size: e.Size, KeptTID: kept, Files: len(e.Files), Index: p.c.Magic == fsdata.MagicFS30}
+	p.blobTarget = blobOut
 	if e.Blobs != nil {
-		r.BlobDir = blobOut
+		p.r.BlobDir = blobOut
 		if opts.Aside != "" {
 			// Into a new directory, swapped in with the Data.fs.
-			blobTarget = blobOut + ".part"
-			if err := os.RemoveAll(blobTarget); err != nil {
+			p.blobTarget = blobOut + ".part"
+			if err := os.RemoveAll(p.blobTarget); err != nil {
+				p.discard()
 				return nil, err
 			}
-			defer os.RemoveAll(blobTarget) // gone once renamed
 		}
-		if r.Blobs, err = restoreBlobs(e, filepath.Join(repo, blobPool), blobTarget, opts); err != nil {
+		if p.r.Blobs, err = restoreBlobs(e, filepath.Join(repo, blobPool), p.blobTarget, opts); err != nil {
+			p.discard()
 			return nil, err
 		}
 	}
+	return p, nil
+}
+
+// install puts a prepared storage in place: the replaced files kept aside
+// if asked, the new Data.fs renamed in, a fresh index written.
+func (p *prepared) install(opts *RestoreOptions) error {
 	if opts.Aside != "" {
-		if r.Aside, err = moveAside(opts.Aside, out, out+".index", r.BlobDir); err != nil {
-			return r, err
+		var err error
+		if p.r.Aside, err = moveAside(opts.Aside, p.out, p.out+".index", p.r.BlobDir); err != nil {
+			return err
 		}
-		if blobTarget != blobOut {
-			if err := os.Rename(blobTarget, blobOut); err != nil {
-				return r, err
+		if p.blobTarget != p.r.BlobDir {
+			if err := os.Rename(p.blobTarget, p.r.BlobDir); err != nil {
+				return err
 			}
+			p.blobTarget = p.r.BlobDir
 		}
 	}
 	// A stale index next to the restored file would point past it or at
 	// other revisions: replace it with a fresh one (FS30), or remove it.
-	if err := os.Remove(out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return r, err
+	if err := os.Remove(p.out + ".index"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	if err := os.Rename(part, out); err != nil {
-		return r, err
+	if err := os.Rename(p.part, p.out); err != nil {
+		return err
 	}
-	atomicfile.SyncDir(filepath.Dir(out))
-	if err := writeIndex(out, c.Magic, ix, e.Size); err != nil {
-		return r, err
-	}
-	return r, nil
+	atomicfile.SyncDir(filepath.Dir(p.out))
+	return writeIndex(p.out, p.c.Magic, p.ix, p.e.Size)
 }
 
 // moveAside renames each existing path to path+suffix, returning the new
