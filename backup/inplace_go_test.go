@@ -15,25 +15,11 @@ import (
 // set's, the replaced Data.fs, .index and blob directory are kept aside,
 // and nothing is written while any storage is held by a ZODB program.
 func TestGoRestoreInPlace(t *testing.T) {
-	dir := t.TempDir()
-	a, b := newGoStore(t, dir, "a", true), newGoStore(t, dir, "b", false)
-	a.commit(t, 0x0200, "a1")
-	m, err := backup.Backup([]backup.Spec{a.spec, b.spec}, map[string]txn.TID{"a": 0x0200, "b": 0x0100}, backup.Options{Now: t0})
-	require.NoError(t, err)
-	// Life goes on after the set, then the site must go back to it.
-	a.commit(t, 0x0300, "a2")
-	b.commit(t, 0x0300, "b1")
+	a, b, m, opts := inPlaceSite(t)
 	liveA, liveB := readFile(t, a.spec.DataFS), readFile(t, b.spec.DataFS)
 	require.NoError(t, os.WriteFile(a.spec.DataFS+".index", []byte("live index"), 0o644))
-	live := map[string]backup.Spec{"a": a.spec, "b": b.spec}
-	opts := backup.RestoreOptions{
-		Dest: func(e *backup.StorageEntry) (string, string, error) {
-			return live[e.ID].DataFS, live[e.ID].BlobDir, nil
-		},
-		Aside: ".before-restore-X",
-	}
-
-	_, err = backup.Restore(m, "", opts)
+	opts.Force = false
+	_, err := backup.Restore(m, "", opts)
 	require.ErrorContains(t, err, "refusing to overwrite existing files (use --force)")
 	opts.Force = true
 	lock, err := backup.LockDataFS(b.spec.DataFS) // b's ZEO is still running
@@ -73,19 +59,10 @@ func TestGoRestoreInPlace(t *testing.T) {
 // is damaged, the first storage's live files are untouched and nothing is
 // left beside them.
 func TestGoRestoreInPlaceAllOrNothing(t *testing.T) {
-	dir := t.TempDir()
-	a, b := newGoStore(t, dir, "a", true), newGoStore(t, dir, "b", false)
-	a.commit(t, 0x0200, "a1")
-	m, err := backup.Backup([]backup.Spec{a.spec, b.spec}, map[string]txn.TID{"a": 0x0200, "b": 0x0100}, backup.Options{Now: t0})
-	require.NoError(t, err)
-	a.commit(t, 0x0300, "a2")
+	a, b, m, opts := inPlaceSite(t)
 	liveA := readFile(t, a.spec.DataFS)
 	flipByte(t, filepath.Join(b.spec.Repository, m.Storage("b").Files[0].Name))
-	live := map[string]backup.Spec{"a": a.spec, "b": b.spec}
-	_, err = backup.Restore(m, "", backup.RestoreOptions{
-		Force: true, Aside: ".before-restore-X",
-		Dest: func(e *backup.StorageEntry) (string, string, error) { return live[e.ID].DataFS, live[e.ID].BlobDir, nil },
-	})
+	_, err := backup.Restore(m, "", opts)
 	require.ErrorContains(t, err, "restore: storage b: ")
 	require.Equal(t, liveA, readFile(t, a.spec.DataFS))
 	require.FileExists(t, filepath.Join(a.spec.BlobDir, bushyBlobPath(2, 0x0300)))
@@ -97,4 +74,28 @@ func TestGoRestoreInPlaceAllOrNothing(t *testing.T) {
 	l, err := backup.LockDataFS(a.spec.DataFS)
 	require.NoError(t, err)
 	require.NoError(t, l.Unlock())
+}
+
+// inPlaceSite is two live storages (a with blobs) backed up as one set,
+// then both written after it; the options restore the set in place, forced,
+// keeping the replaced files with the suffix .before-restore-X.
+func inPlaceSite(t *testing.T) (a, b *goStore, m *backup.Manifest, opts backup.RestoreOptions) {
+	t.Helper()
+	dir := t.TempDir()
+	a, b = newGoStore(t, dir, "a", true), newGoStore(t, dir, "b", false)
+	a.commit(t, 0x0200, "a1")
+	m, err := backup.Backup([]backup.Spec{a.spec, b.spec}, map[string]txn.TID{"a": 0x0200, "b": 0x0100}, backup.Options{Now: t0})
+	require.NoError(t, err)
+	// Life goes on after the set, then the site must go back to it.
+	a.commit(t, 0x0300, "a2")
+	b.commit(t, 0x0300, "b1")
+	live := map[string]backup.Spec{"a": a.spec, "b": b.spec}
+	opts = backup.RestoreOptions{
+		Force: true,
+		Aside: ".before-restore-X",
+		Dest: func(e *backup.StorageEntry) (string, string, error) {
+			return live[e.ID].DataFS, live[e.ID].BlobDir, nil
+		},
+	}
+	return a, b, m, opts
 }
