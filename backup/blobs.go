@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -113,7 +114,7 @@ func backupBlobs(src, repo string, kept txn.TID, records map[blobRecord]bool, pr
 		if strings.TrimSpace(string(old)) != layout {
 			return nil, fmt.Errorf("%s/.layout says %q but %s is %q", pool, strings.TrimSpace(string(old)), src, layout)
 		}
-	} else if err := writeFileAtomic(filepath.Join(pool, ".layout"), []byte(layout+"\n")); err != nil {
+	} else if err := atomicfile.WriteFile(filepath.Join(pool, ".layout"), []byte(layout+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	e := &BlobsEntry{Dir: src, Layout: layout}
@@ -174,30 +175,11 @@ func copyBlob(src, dst string, pr *progress) error {
 		return err
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	return atomicfile.Write(dst, 0o444, func(out io.Writer) error {
+		if pr != nil {
+			out = io.MultiWriter(out, pr)
+		}
+		_, err := io.Copy(out, in)
 		return err
-	}
-	var w io.Writer = out
-	if pr != nil {
-		w = io.MultiWriter(out, pr)
-	}
-	_, err = io.Copy(w, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o444)
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	})
 }

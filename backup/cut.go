@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -19,24 +21,47 @@ type CutPlan struct {
 	Path   string
 	Target txn.TID
 	Cut    *fsdata.Cut
-	lock   *Lock
-	f      *os.File
+	// InUse, for a preview, says which program holds the file: the real
+	// cut will refuse until it stops.
+	InUse string
+	lock  *Lock
+	f     *os.File
 }
 
 // PlanCut locks path (refusing if a ZODB process holds it) and finds where
 // to cut it after target. It refuses a file whose committed data ends before
 // target unless allowBehind: its storage lacks transactions of the point.
 func PlanCut(path string, target txn.TID, allowBehind bool) (*CutPlan, error) {
+	return planCut(path, target, allowBehind, false)
+}
+
+// PreviewCut is PlanCut for a dry run on a live system: when a ZEO server
+// holds the file, it still reads it (read-only, as of now) and says so in
+// InUse instead of refusing. A preview cannot be applied.
+func PreviewCut(path string, target txn.TID, allowBehind bool) (*CutPlan, error) {
+	return planCut(path, target, allowBehind, true)
+}
+
+func planCut(path string, target txn.TID, allowBehind, preview bool) (*CutPlan, error) {
+	p := &CutPlan{Path: path, Target: target}
 	lock, err := LockDataFS(path)
-	if err != nil {
+	switch {
+	case err != nil && preview && errors.Is(err, ErrInUse):
+		p.InUse = err.Error()
+	case err != nil:
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	p.lock = lock
+	mode := os.O_RDWR
+	if lock == nil {
+		mode = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, mode, 0)
 	if err != nil {
-		lock.Unlock()
+		p.Release()
 		return nil, err
 	}
-	p := &CutPlan{Path: path, Target: target, lock: lock, f: f}
+	p.f = f
 	st, err := f.Stat()
 	if err != nil {
 		p.Release()
@@ -84,6 +109,9 @@ func writeIndex(path, magic string, ix *fsdata.Index, pos int64) error {
 // writes a fresh index from that rescan. It releases the plan.
 func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 	defer p.Release()
+	if p.lock == nil {
+		return nil, fmt.Errorf("%s: a preview cannot be applied: the file is not locked", p.Path)
+	}
 	res := &CutResult{}
 	if p.Noop() {
 		return res, nil
@@ -105,7 +133,7 @@ func (p *CutPlan) Apply(now time.Time) (*CutResult, error) {
 	if err := p.f.Sync(); err != nil {
 		return res, fmt.Errorf("sync %s: %w", p.Path, err)
 	}
-	syncDir(filepath.Dir(p.Path))
+	atomicfile.SyncDir(filepath.Dir(p.Path))
 	ix := fsdata.NewIndex()
 	c, err := fsdata.CutReader(p.f, p.Cut.Offset, p.Target, fsdata.ScanOptions{Name: p.Path, OnData: ix.Collect(p.Target)})
 	if err != nil {
@@ -134,30 +162,8 @@ func (p *CutPlan) Release() {
 // copyRange copies bytes [from, to) of f to a new file dst (which must not
 // exist), synced.
 func copyRange(f *os.File, from, to int64, dst string) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
+	return atomicfile.WriteNew(dst, 0o644, func(out io.Writer) error {
+		_, err := io.Copy(out, io.NewSectionReader(f, from, to-from))
 		return err
-	}
-	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(dst)
-		return err
-	}
-	syncDir(filepath.Dir(dst))
-	return nil
-}
-
-// syncDir makes a rename or create in dir durable; errors are ignored (some
-// filesystems do not support it).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 // A blob record whose file is gone from blob_dir is reported.
@@ -66,4 +67,79 @@ func TestBackupOrphanDataFileStartsNewChain(t *testing.T) {
 	require.Equal(t, "full", m.Storages[0].Kind)
 	require.Contains(t, log.String(), "differs from its ledger")
 	f.checkRepozo(t, f.b.Repository, "", f.wb.New[2], 3)
+}
+
+// Issue 12, 3c, with real ZODB and repozo: a flipped byte in a middle
+// .deltafs makes the next backup start a new chain (saying why) instead of
+// extending the damaged one, and real repozo restores that newest set.
+func TestBackupDamagedMiddleDeltaStartsNewChain(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	_, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now})
+	require.NoError(t, err)
+	var m *backup.Manifest
+	for range 2 {
+		w := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "1")
+		m, err = backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, w.New[0])}, backup.Options{Now: now})
+		require.NoError(t, err)
+		require.Equal(t, "incremental", m.Storages[0].Kind)
+	}
+	middle := filepath.Join(f.b.Repository, m.Storages[0].Files[1].Name)
+	flipByte(t, middle)
+
+	w := zeotest.WriteFS(t, "--fs", f.b.DataFS, "--count", "1")
+	var log strings.Builder
+	m, err = backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, w.New[0])}, backup.Options{Now: now, Log: &log})
+	require.NoError(t, err)
+	require.Equal(t, "full", m.Storages[0].Kind)
+	require.Contains(t, log.String(), "chain is damaged, not extending it: "+middle+": md5")
+	f.checkRepozo(t, f.b.Repository, "", w.New[0], 6)
+	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
+	require.NoError(t, err)
+	r := zeotest.ReadFS(t, "--fs", rs[0].DataFS)
+	require.Equal(t, w.New[0], r.Last)
+}
+
+// Retention on a repository of real ZODB files: after forget, real repozo
+// still restores and verifies what is kept, and so does tidstorage.
+func TestForgetThenRealRepozo(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var last zeotest.FSWritten
+	for i := range 3 {
+		last = zeotest.WriteFS(t, "--fs", f.a.DataFS, "--blob-dir", f.aBlobs, "--count", "1")
+		_, err := backup.Backup([]backup.Spec{f.a}, map[string]txn.TID{"A": hexTID(t, last.New[0])}, backup.Options{Now: now, Full: i != 1})
+		require.NoError(t, err)
+	}
+	plan, err := backup.Forget([]string{f.a.Repository}, 1, true, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, plan.Sets, 2)
+	f.checkRepozo(t, f.a.Repository, "", last.New[0], 6)
+	m, err := backup.FindSet([]string{f.a.Repository}, "")
+	require.NoError(t, err)
+	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
+	require.NoError(t, err)
+	r := zeotest.ReadFS(t, "--fs", rs[0].DataFS, "--blob-dir", rs[0].BlobDir)
+	require.Equal(t, last.New[0], r.Last)
+	require.Equal(t, "blob 6", *r.Blob)
+}
+
+// Gzipped sets of real ZODB files: real repozo restores and verifies them
+// (they are repozo -z files), and so does tidstorage.
+func TestGzipSetsRealRepozo(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	_, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[1])}, backup.Options{Now: now, Gzip: true})
+	require.NoError(t, err)
+	m, err := backup.Backup([]backup.Spec{f.b}, map[string]txn.TID{"B": hexTID(t, f.wb.New[2])}, backup.Options{Now: now, Gzip: true})
+	require.NoError(t, err)
+	require.Equal(t, "2026-11-24-12-00-01.deltafsz", m.Storages[0].Files[1].Name)
+	f.checkRepozo(t, f.b.Repository, "", f.wb.New[2], 3)
+	f.checkRepozo(t, f.b.Repository, "2026-11-24-12-00-00", f.wb.New[1], 2)
+	rs, err := backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
+	require.NoError(t, err)
+	require.Equal(t, f.wb.New[2], zeotest.ReadFS(t, "--fs", rs[0].DataFS).Last)
+	for _, r := range backup.Verify([]string{f.b.Repository}, []string{m.Stamp}, backup.VerifyOptions{ReadData: true}) {
+		require.True(t, r.OK(), "%v", r.Problems)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 )
 
 // ManifestFormat identifies the manifest's schema.
@@ -27,6 +29,10 @@ type Manifest struct {
 	PointSource string            `json:"point_source"`
 	Point       map[string]string `json:"point"` // storage id → TID (16 hex digits)
 	Storages    []*StorageEntry   `json:"storages"`
+	// SameAs, set by Backup only, says that the run would have repeated
+	// this existing set (its stamp): nothing was written and Backup
+	// returned that set.
+	SameAs string `json:"-"`
 }
 
 // StorageEntry is one storage of a set.
@@ -112,7 +118,7 @@ func writeManifest(repo string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(manifestPath(repo, m.Stamp), append(b, '\n'))
+	return atomicfile.WriteFile(manifestPath(repo, m.Stamp), append(b, '\n'), 0o644)
 }
 
 // ReadManifest reads the manifest of set stamp in repo.
@@ -145,30 +151,4 @@ func Sets(repo string) ([]string, error) {
 	}
 	slices.Sort(stamps)
 	return stamps, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
 }

@@ -43,7 +43,7 @@ func (p *progress) print(t time.Time) {
 		pct = float64(p.done) * 100 / float64(p.total)
 	}
 	rate := float64(p.done) / max(t.Sub(p.start).Seconds(), 1e-9)
-	fmt.Fprintf(p.w, "%s: copied %s of %s (%.1f%%, %s/s)\n", p.what, humanBytes(p.done), humanBytes(p.total), pct, humanBytes(int64(rate)))
+	fmt.Fprintf(p.w, "%s: copied %s of %s (%.1f%%, %s/s)\n", p.what, HumanBytes(p.done), HumanBytes(p.total), pct, HumanBytes(int64(rate)))
 	p.shown = true
 }
 
@@ -54,7 +54,8 @@ func (p *progress) finish() {
 	}
 }
 
-func humanBytes(n int64) string {
+// HumanBytes formats a size in binary units (1.5 MiB).
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -21,18 +20,9 @@ import (
 // published point; every set restores (verified) to files that ZODB opens
 // with equal paired counters, at exactly the point's TIDs.
 func TestBackupsAtPublishedPointsRestoreCoherent(t *testing.T) {
-	s := startSite(t,
-		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
-		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
-	s.client("commit", "--count", "1")
-	s.waitPublished(s.last())
+	s := startPairSite(t, true)
 
-	var specs []backup.Spec
-	for i, db := range []string{"a", "c"} {
-		repo := filepath.Join(s.dir, "repo-"+db)
-		require.NoError(t, os.MkdirAll(repo, 0o755))
-		specs = append(specs, backup.Spec{ID: s.ids[db], Label: db, DataFS: s.servers[i].DataFS("1"), Repository: repo})
-	}
+	specs := s.backupSpecs("a", "c")
 
 	var wg sync.WaitGroup
 	for w := 0; w < 3; w++ {
@@ -65,19 +55,7 @@ func TestBackupsAtPublishedPointsRestoreCoherent(t *testing.T) {
 	counters := map[int]bool{}
 	for i, st := range sets {
 		dir := filepath.Join(s.dir, fmt.Sprintf("restored-%d", i))
-		restored, err := backup.Restore(st.m, dir, backup.RestoreOptions{})
-		require.NoError(t, err)
-		args := []string{}
-		for _, r := range restored {
-			label := map[string]string{s.ids["a"]: "a", s.ids["c"]: "c"}[r.ID]
-			args = append(args, label+"="+r.DataFS)
-		}
-		var got map[string]struct {
-			LastTID string `json:"last_tid"`
-			Counter *int
-		}
-		out := zeotest.Python(t, "check_restored.py", args...)
-		require.NoError(t, json.Unmarshal(out, &got), string(out))
+		got, out := restoreAndRead(t, st.m, dir)
 		require.NotNil(t, got["a"].Counter)
 		require.Equal(t, *got["a"].Counter, *got["c"].Counter, "set %d restores to unequal counters: %s", i, out)
 		counters[*got["a"].Counter] = true
@@ -85,4 +63,49 @@ func TestBackupsAtPublishedPointsRestoreCoherent(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("%016x", st.point[s.ids["c"]]), got["c"].LastTID, "set %d: C at the point", i)
 	}
 	require.Greater(t, len(counters), 1, "the sets were taken while the writers ran")
+}
+
+// backupSpecs backs up storage "1" of the site's servers, one per database
+// name in order, each to backups/<db> (created on first use).
+func (s *site) backupSpecs(dbs ...string) []backup.Spec {
+	var specs []backup.Spec
+	for i, db := range dbs {
+		specs = append(specs, backup.Spec{ID: s.ids[db], Label: db, DataFS: s.servers[i].DataFS("1"),
+			Repository: filepath.Join(s.dir, "backups", db)})
+	}
+	return specs
+}
+
+type restoredDB struct {
+	LastTID string `json:"last_tid"`
+	Counter *int
+}
+
+// restoreAndRead restores set m under dir and opens every restored file
+// with ZODB: its last TID and counter by label (the database name).
+func restoreAndRead(t *testing.T, m *backup.Manifest, dir string) (map[string]restoredDB, string) {
+	t.Helper()
+	restored, err := backup.Restore(m, dir, backup.RestoreOptions{})
+	require.NoError(t, err)
+	args := []string{}
+	for _, r := range restored {
+		args = append(args, r.Label+"="+r.DataFS)
+	}
+	var got map[string]restoredDB
+	out := zeotest.Python(t, "check_restored.py", args...)
+	require.NoError(t, json.Unmarshal(out, &got), string(out))
+	return got, string(out)
+}
+
+// startPairSite starts a site of two ZEO servers, databases a and c (c
+// speaking msgpack if asked), with one paired transaction committed and
+// published.
+func startPairSite(t *testing.T, msgpackC bool) *site {
+	t.Helper()
+	s := startSite(t,
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: msgpackC})
+	s.client("paired", "--count", "1", "--seconds", "30", "--touch", "a,c")
+	s.waitPublished(s.last())
+	return s
 }

@@ -87,6 +87,9 @@ func CutReader(ra io.ReaderAt, size int64, target txn.TID, opts ScanOptions) (*C
 		if h.TID <= target {
 			c.Offset, c.KeptTID, c.LastTxn = h.End(), h.TID, h
 			c.Kept++
+			if opts.OnKept != nil {
+				opts.OnKept(c.Offset)
+			}
 			continue
 		}
 		if c.Removed == 0 {

@@ -1,4 +1,4 @@
-package fsdata
+package fsdata_test
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 
+	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/backup/fsdata/fsdatatest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -13,30 +15,30 @@ import (
 // a read outside the file; committed data ends on a transaction the scan
 // returned; the cut lies within it.
 func FuzzScan(f *testing.F) {
-	b := buildFS(MagicFS30, sampleTxns()...)
-	f.Add(b.data, uint64(0x0300))
-	f.Add(b.data[:len(b.data)-7], uint64(0x0500))
+	b := fsdatatest.Build(fsdata.MagicFS30, fsdatatest.Sample()...)
+	f.Add(b.Bytes(), uint64(0x0300))
+	f.Add(b.Bytes()[:len(b.Bytes())-7], uint64(0x0500))
 	f.Add([]byte("FS21"), uint64(1))
-	txns := sampleTxns()
-	txns[4].status = StatusCheckpoint
-	f.Add(buildFS(MagicFS21, txns...).data, uint64(0x0400))
+	txns := fsdatatest.Sample()
+	txns[4].Status = fsdata.StatusCheckpoint
+	f.Add(fsdatatest.Build(fsdata.MagicFS21, txns...).Bytes(), uint64(0x0400))
 	f.Fuzz(func(t *testing.T, data []byte, target uint64) {
-		s, err := NewScanner(bytes.NewReader(data), int64(len(data)), ScanOptions{OnData: func(*TxnHeader, *DataHeader, []byte) error { return nil }})
+		s, err := fsdata.NewScanner(bytes.NewReader(data), int64(len(data)), fsdata.ScanOptions{OnData: func(*fsdata.TxnHeader, *fsdata.DataHeader, []byte) error { return nil }})
 		if err != nil {
-			var fe *FormatError
+			var fe *fsdata.FormatError
 			if !errors.As(err, &fe) {
 				t.Fatalf("NewScanner: %v", err)
 			}
 			return
 		}
-		end := int64(HeaderSize)
+		end := int64(fsdata.HeaderSize)
 		for {
 			h, err := s.Next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
-				var fe *FormatError
+				var fe *fsdata.FormatError
 				if !errors.As(err, &fe) {
 					t.Fatalf("Next: %v", err)
 				}
@@ -50,7 +52,7 @@ func FuzzScan(f *testing.F) {
 		if s.Pos() != end || s.Tail().Offset != end || s.Tail().Size != int64(len(data))-end {
 			t.Fatalf("end %d, scanner at %d, tail %+v", end, s.Pos(), s.Tail())
 		}
-		c, err := CutReader(bytes.NewReader(data), int64(len(data)), txn.TID(target), ScanOptions{})
+		c, err := fsdata.CutReader(bytes.NewReader(data), int64(len(data)), txn.TID(target), fsdata.ScanOptions{})
 		if err != nil {
 			t.Fatalf("CutReader after a clean scan: %v", err)
 		}
@@ -62,20 +64,20 @@ func FuzzScan(f *testing.F) {
 
 // BenchmarkScan measures the forward scan with data record checks.
 func BenchmarkScan(b *testing.B) {
-	var txns []txnSpec
+	var txns []fsdatatest.Txn
 	pickle := bytes.Repeat([]byte("p"), 1000)
 	for i := 0; i < 2000; i++ {
-		recs := make([]recSpec, 8)
+		recs := make([]fsdatatest.Rec, 8)
 		for j := range recs {
-			recs[j] = recSpec{oid: uint64(i*8 + j), data: pickle}
+			recs[j] = fsdatatest.Rec{OID: uint64(i*8 + j), Data: pickle}
 		}
-		txns = append(txns, txnSpec{tid: txn.TID(0x03c0000000000000 + uint64(i)*1000), user: "/ bob", recs: recs})
+		txns = append(txns, fsdatatest.Txn{TID: txn.TID(0x03c0000000000000 + uint64(i)*1000), User: "/ bob", Recs: recs})
 	}
-	data := buildFS(MagicFS30, txns...).data
+	data := fsdatatest.Build(fsdata.MagicFS30, txns...).Bytes()
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c, err := CutReader(bytes.NewReader(data), int64(len(data)), 0x03c0000000000000+1000*1000, ScanOptions{})
+		c, err := fsdata.CutReader(bytes.NewReader(data), int64(len(data)), 0x03c0000000000000+1000*1000, fsdata.ScanOptions{})
 		if err != nil || c.Kept != 1001 {
 			b.Fatal(err, c.Kept)
 		}

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
-	"path/filepath"
 	"slices"
 
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -101,30 +100,7 @@ func (ix *Index) Write(w io.Writer, pos int64) error {
 // WriteFile writes the index to path (normally <Data.fs>.index) through a
 // synced temporary file and a rename.
 func (ix *Index) WriteFile(path string, pos int64) error {
-	tmp := path + ".index_tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	err = ix.Write(f, pos)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return ix.Write(w, pos) })
 }
 
 // pickler writes the few protocol-3 opcodes an index needs.

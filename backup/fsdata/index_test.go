@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // The bytes ZODB's fsIndex.save writes for the same map (Python 3, ZODB 6):
@@ -27,26 +25,4 @@ func TestIndexBytesMatchZODB(t *testing.T) {
 		require.Equal(t, want, hex.EncodeToString(b.Bytes()))
 	}
 	require.Error(t, NewIndex().Write(&b, 1<<48))
-}
-
-// Collect indexes the latest record of each oid up to the target,
-// deletions and undo back-pointers included.
-func TestIndexCollect(t *testing.T) {
-	b := buildFS(MagicFS30, sampleTxns()...)
-	for _, tc := range []struct {
-		target uint64
-		want   map[uint64]int64
-	}{
-		{0x0100, map[uint64]int64{0: b.poss[0] + TxnHeaderSize + 25}},
-		{0x0500, map[uint64]int64{
-			0: b.poss[1] + TxnHeaderSize + 5 + 3,
-			1: b.poss[3] + TxnHeaderSize + 4,
-			2: b.poss[4] + TxnHeaderSize,
-		}},
-	} {
-		ix := NewIndex()
-		_, err := CutReader(bytes.NewReader(b.data), int64(len(b.data)), 0x0500, ScanOptions{OnData: ix.Collect(txn.TID(tc.target))})
-		require.NoError(t, err)
-		require.Equal(t, tc.want, ix.m, "target %x", tc.target)
-	}
 }

@@ -58,6 +58,10 @@ type ScanOptions struct {
 	// and lengths are still checked). Faster on files with large pickles
 	// only when the reader is slow to discard.
 	SkipData bool
+	// OnKept, if set, is called by CutReader with the end of each committed
+	// transaction it keeps (TID <= the target), in file order: a consumer
+	// may copy the bytes up to there while the scan goes on.
+	OnKept func(end int64)
 	// OnData, if set, is called for each data record of each committed
 	// transaction, with up to the first 64 bytes of its pickle.
 	OnData func(txn *TxnHeader, rec *DataHeader, pickleHead []byte) error

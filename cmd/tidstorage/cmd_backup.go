@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/config"
 )
 
 const backupHelp = `
@@ -22,6 +22,26 @@ revisions up to that TID are copied to REPO/blobs/ (same layout as the blob
 directory). The set's manifest, <stamp>.tidstorage.json, is written to every
 repository last. See docs/backup.md.
 
+Repositories are created on first use and locked while the backup writes
+them (REPO/tidstorage.lock: a second backup is refused; a lock left by a
+killed process of this host is taken over). Before an incremental, every
+file of the chain it extends is re-read and checked against the ledger and
+the manifest: a damaged chain gets a new full backup, and the reason is
+printed. --quick (-Q) checks only the chain files' sizes and its last
+transaction (as repozo -Q): an incremental then costs about its new bytes, and
+a damaged middle file is left to 'tidstorage verify'.
+
+--gzip (-z) writes gzipped files as repozo -z does (.fsz, .deltafsz; the
+ledger's md5 is of the uncompressed bytes): repozo -R, restore and verify read
+them, and a chain may mix both kinds.
+
+--snapshot DIR writes a full set of every storage that has a data_fs into
+DIR/<label>/ instead (each a repozo repository with its blobs pool and the
+set's manifest; 'restore' reads it with a configuration whose repositories
+point there), leaving the configured repositories and their chains alone.
+
+--keep N then applies retention as 'tidstorage forget --keep N --yes'.
+
 Stamps are UTC seconds, strictly increasing per repository. Progress lines go
 to stderr every --progress while copying.`
 
@@ -30,25 +50,33 @@ func runBackup(c *cli, args []string) int {
 	path := configFlag(fs)
 	pf := addPointFlags(fs)
 	full := fs.Bool("full", false, "full backups, even where an incremental would do")
+	gz := fs.Bool("gzip", false, "write gzipped data files (.fsz, .deltafsz), as repozo -z")
+	quick := fs.Bool("quick", false, "check the chain an incremental extends by sizes and its last transaction only (as repozo -Q), not by re-reading it")
+	fs.BoolVar(quick, "Q", false, "same as --quick")
+	fs.BoolVar(gz, "z", false, "same as --gzip")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	asJSON := fs.Bool("json", false, "print the set's manifest as JSON")
-	if ok, code := c.parse(fs, args); !ok {
+	snapshot := fs.String("snapshot", "", "a full set of every storage with data_fs into `DIR`/<label>/ (repozo repositories), leaving the configured repositories alone")
+	keep := fs.Int("keep", 0, "after the backup, keep the newest `N` full chains of every repository and remove the rest (as 'forget --keep N --yes'; 0 = keep all)")
+	cfg, code, ok := c.loadConfig("backup", fs, path, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return c.usageError("backup", "unexpected argument %q", fs.Arg(0))
+	if *keep < 0 {
+		return c.usageError("backup", "--keep N needs N >= 0")
 	}
-	if *path == "" {
-		return c.usageError("backup", "give the configuration with -c FILE")
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return c.fail("backup", err)
+	if *snapshot != "" && *keep > 0 {
+		return c.usageError("backup", "--keep applies to the configured repositories, not to a --snapshot")
 	}
 	refs := storageRefs(cfg)
 	var specs []backup.Spec
 	for _, s := range refs {
 		switch {
+		case *snapshot != "" && s.DataFS != "":
+			// A snapshot elsewhere (collective.recipe.backup's
+			// snapshotbackup): its own repositories, a full set.
+			specs = append(specs, backup.Spec{ID: s.ID, Label: s.Label, DataFS: s.DataFS, BlobDir: s.BlobDir, Repository: filepath.Join(*snapshot, s.Label)})
+		case *snapshot != "":
 		case s.DataFS != "" && s.Repository != "":
 			specs = append(specs, backup.Spec{ID: s.ID, Label: s.Label, DataFS: s.DataFS, BlobDir: s.BlobDir, Repository: s.Repository})
 		case s.DataFS != "" || s.Repository != "":
@@ -62,19 +90,46 @@ func runBackup(c *cli, args []string) int {
 	if err != nil {
 		return c.fail("backup", err)
 	}
+	if len(pf.tids) > 0 {
+		// A point given by hand names every storage or the run is refused:
+		// say which are missing in the flags' own terms.
+		var missing []string
+		for _, sp := range specs {
+			if _, ok := point[sp.ID]; !ok {
+				missing = append(missing, sp.Label)
+			}
+		}
+		if len(missing) > 0 {
+			return c.usageError("backup", "--tid: give a TID for every storage backed up; missing: %s", strings.Join(missing, ", "))
+		}
+	}
 	m, err := backup.Backup(specs, point, backup.Options{
-		Full: *full, PointSource: source,
+		Full: *full || *snapshot != "", Gzip: *gz, Quick: *quick, PointSource: source,
 		Log: c.stderr, Progress: c.stderr, ProgressEvery: *every,
 	})
 	if err != nil {
 		return c.fail("backup", err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(m); err != nil {
+	code = c.printBackup(m, source, *asJSON)
+	if code == 0 && *keep > 0 {
+		repos, repoOf := configRepos(cfg)
+		plan, err := backup.Forget(repos, *keep, true, repoOf, c.logf(c.stderr))
+		if err != nil {
 			return c.fail("backup", err)
 		}
+		printForget(c.stderr, plan, true)
+	}
+	return code
+}
+
+// printBackup prints the set: its manifest as JSON, or one line per
+// storage.
+func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
+	if asJSON {
+		return c.printJSON("backup", m)
+	}
+	if m.SameAs != "" {
+		fmt.Fprintf(c.stdout, "nothing new since backup set %s (point: %s): no new set written\n", m.SameAs, source)
 		return 0
 	}
 	fmt.Fprintf(c.stdout, "backup set %s (point: %s)\n", m.Stamp, source)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup"
-	"github.com/tidstorage/tidstorage/config"
 )
 
 const cutHelp = `
@@ -28,7 +27,9 @@ Each file is locked as ZODB does (Data.fs.lock): the command refuses to run
 while a ZEO server or any ZODB program has a storage open, or while a pack is
 in progress. Every storage is checked before any is changed; a file whose
 data ends before the point (it lacks transactions of the point) is refused
-unless --allow-behind. --dry-run prints what would be done.`
+unless --allow-behind. --dry-run prints what would be done and changes
+nothing; it also works while a ZEO server runs (it reads the file as of now
+and says which program holds it).`
 
 func runCut(c *cli, args []string) int {
 	fs := c.flagSet("cut")
@@ -36,18 +37,9 @@ func runCut(c *cli, args []string) int {
 	pf := addPointFlags(fs)
 	dry := fs.Bool("dry-run", false, "print what would be cut, change nothing")
 	behind := fs.Bool("allow-behind", false, "cut the other storages even if a file ends before its point's TID")
-	if ok, code := c.parse(fs, args); !ok {
+	cfg, code, ok := c.loadConfig("cut", fs, path, args)
+	if !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return c.usageError("cut", "unexpected argument %q", fs.Arg(0))
-	}
-	if *path == "" {
-		return c.usageError("cut", "give the configuration with -c FILE")
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return c.fail("cut", err)
 	}
 	refs := storageRefs(cfg)
 	point, source, err := pf.resolve(cfg, refs, c.stderr)
@@ -75,7 +67,11 @@ func runCut(c *cli, args []string) int {
 			failed = true
 			continue
 		}
-		p, err := backup.PlanCut(s.DataFS, t, *behind)
+		plan := backup.PlanCut
+		if *dry {
+			plan = backup.PreviewCut
+		}
+		p, err := plan(s.DataFS, t, *behind)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "tidstorage cut: %s: %v\n", s.Label, err)
 			failed = true
@@ -95,6 +91,9 @@ func runCut(c *cli, args []string) int {
 	}
 	for i, p := range plans {
 		fmt.Fprintf(c.stdout, "%s: %s: tid %s: %s\n", planned[i].Label, p.Path, p.Target.Hex(), p.Cut.Summary())
+		if p.InUse != "" {
+			fmt.Fprintf(c.stdout, "  in use (the file as of now; the cut itself will refuse until it stops): %s\n", p.InUse)
+		}
 	}
 	if *dry {
 		release()
@@ -102,7 +101,7 @@ func runCut(c *cli, args []string) int {
 		return 0
 	}
 	now := time.Now()
-	code := 0
+	code = 0
 	for i, p := range plans {
 		label := planned[i].Label
 		if p.Noop() {

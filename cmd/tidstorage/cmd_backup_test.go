@@ -95,6 +95,14 @@ func TestBackupRestoreCommands(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "main: incremental, tid "+m2.New[1])
 	require.Contains(t, r.stdout, "catalog: incremental, tid "+c2.New[0])
+	// verify agrees with repozo -V on real ZODB files, and goes further.
+	r = run(t, "verify", "-c", s.cfg, "--read-data")
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "verified 2 set(s): all sound")
+	for _, repo := range []string{"repo-main", "repo-cat"} {
+		b, err := exec.Command(repozo, "-V", "-r", filepath.Join(s.dir, repo)).CombinedOutput()
+		require.NoError(t, err, string(b))
+	}
 
 	to := filepath.Join(s.dir, "restored")
 	r = run(t, "restore", "-c", s.cfg, "--to", to)
@@ -126,7 +134,7 @@ func TestBackupRestoreCommands(t *testing.T) {
 	r = run(t, "backup", "-c", s.cfg, "--dump", addr, "--progress", "1ns")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "(point: dump "+addr+")")
-	require.Contains(t, r.stdout, "main: unchanged, tid "+m2.New[1])
+	require.Contains(t, r.stdout, "nothing new since backup set ")
 	booting := startClassic(t, fixedBackend{point: map[string]txn.TID{}, booting: true})
 	r = run(t, "backup", "-c", s.cfg, "--dump", booting)
 	require.Equal(t, 1, r.code)
@@ -140,8 +148,8 @@ func TestBackupRestoreCommands(t *testing.T) {
 
 	// --tid overrides the status file; a storage missing from it fails.
 	r = run(t, "backup", "-c", s.cfg, "--tid", "main="+m2.New[0])
-	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "storage catalog: not in the point")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--tid: give a TID for every storage backed up; missing: catalog")
 	r = run(t, "backup", "-c", s.cfg, "--tid", "nope=1")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "want STORAGE=TID with a configured storage")

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Backup and restore side by side on one Data.fs with a warm page cache:
+# md5sum, cp, repozo and tidstorage (full backup, incremental backup of a few
+# new transactions, restore, verify). Best of 3 wall-clock runs each.
+# SIZE_MB sets the Data.fs size (default 1024); WORK the scratch directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${TIDSTORAGE_VENV:-$PWD/.venv-zeo}
+SIZE_MB=${SIZE_MB:-1024}
+WORK=${WORK:-$(mktemp -d)}
+trap 'rm -rf "$WORK"' EXIT
+go build -o "$WORK/tidstorage" ./cmd/tidstorage
+ROOT=$PWD
+py() { "$VENV/bin/python" "$ROOT/integration/python/backup_fs.py" "$@"; }
+last() { py read --fs "$WORK/Data.fs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["last"])'; }
+py write --fs "$WORK/Data.fs" --count "$SIZE_MB" --big 1000000 >/dev/null
+cat > "$WORK/t.hcl" <<HCL
+storage "s" {
+  data_fs    = "$WORK/Data.fs"
+  repository = "$WORK/repo"
+}
+HCL
+best() { # LABEL PRE CMD...: best of 3 runs of CMD, each after PRE
+  local label=$1 pre=$2 b=999; shift 2
+  for _ in 1 2 3; do
+    eval "$pre"
+    local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+    b=$(python3 -c "print(min($b, $e-$s))")
+  done
+  printf '%-34s %7.2f s\n' "$label" "$b"
+}
+cd "$WORK"
+T=$(last)
+cat Data.fs >/dev/null
+echo "== backup and restore, $(du -m Data.fs | cut -f1) MiB Data.fs, $(nproc) cores"
+best "md5sum" true md5sum Data.fs
+best "cp" "rm -f copy.fs" cp Data.fs copy.fs
+best "repozo -B -F" "rm -rf rz; mkdir rz" "$VENV/bin/repozo" -B -F -r rz -f Data.fs
+best "tidstorage backup (full)" "rm -rf repo" ./tidstorage backup -c t.hcl --tid "s=$T" --progress 0
+best "repozo -R" "rm -f out.fs" "$VENV/bin/repozo" -R -r rz -o out.fs
+best "tidstorage restore" "rm -rf out" ./tidstorage restore -c t.hcl --to out --progress 0
+best "tidstorage verify" true ./tidstorage verify -c t.hcl
+best "tidstorage verify --read-data" true ./tidstorage verify -c t.hcl --read-data
+# Incremental: a few new transactions on top of a fresh full backup.
+rm -rf repo rz; mkdir rz
+./tidstorage backup -c t.hcl --tid "s=$T" --progress 0 >/dev/null 2>&1
+"$VENV/bin/repozo" -B -F -r rz -f Data.fs >/dev/null 2>&1
+py write --fs Data.fs --count 3 >/dev/null
+T2=$(last)
+keep_last_set() { # drop the incremental of the previous run
+  for r in repo rz; do
+    ls "$r"/*.deltafs >/dev/null 2>&1 || continue
+    n=$(ls "$r"/*.deltafs | tail -1); rm -f "$n" "${n%.deltafs}".tidstorage.json "${n%.deltafs}".index
+    d=$(ls "$r"/*.dat); head -n 1 "$d" > "$d.new"; mv "$d.new" "$d"
+  done
+}
+best "repozo -B (incremental)" "keep_last_set; sleep 1" "$VENV/bin/repozo" -B -r rz -f Data.fs
+best "tidstorage backup (incremental)" "keep_last_set; sleep 1" ./tidstorage backup -c t.hcl --tid "s=$T2" --progress 0
+best "tidstorage backup -Q (incremental)" "keep_last_set; sleep 1" ./tidstorage backup -c t.hcl --tid "s=$T2" --progress 0 -Q
