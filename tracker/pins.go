@@ -223,11 +223,14 @@ type PinInfo struct {
 	Txn      string       // lost/none: classic transaction id
 	// Waiting lists storages that still need an observed commit.
 	Waiting []string
+	// Upto (unaccounted): the highest commit of the storage that accepting
+	// the pin accounts for; every unaccounted commit at or below it.
+	Upto txn.TID
 }
 
 func (m *Machine) pinInfo(p *pin) PinInfo {
 	pi := PinInfo{ID: p.id, Kind: p.kind, Since: p.since, Reason: p.reason, Key: p.key, Txn: p.txn,
-		Parts: append([]txn.PartID(nil), p.parts...)}
+		Parts: append([]txn.PartID(nil), p.parts...), Upto: p.upto}
 	for _, s := range p.sts {
 		pi.Storages = append(pi.Storages, m.st[s].name)
 		if p.waitLeft > 0 {

@@ -106,5 +106,11 @@ func adminHandler(d *daemon.Daemon) http.Handler {
 	if sf := d.StatusFile(); sf != nil {
 		src.StatusFile = sf.Stats
 	}
+	if d.Proxy != nil {
+		src.Watchers = d.Watchers // every proxied storage's history is watched
+	}
+	if d.Tracker.JournalStats().Path != "" {
+		src.Journal = d.Tracker.JournalStats
+	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }

@@ -109,6 +109,17 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels 
 
 func tidTime(v txn.TID) time.Time { return v.Time() }
 
+// allFamilies scrapes both fixtures (every source present between them).
+func allFamilies(t *testing.T) map[string]*dto.MetricFamily {
+	fams := scrape(t, serve(t, admintest.New(t).Sources(), nil).URL)
+	for name, fam := range scrape(t, serve(t, admintest.NewGroundTruth(t).Sources(), nil).URL) {
+		if _, ok := fams[name]; !ok {
+			fams[name] = fam
+		}
+	}
+	return fams
+}
+
 func TestMetrics(t *testing.T) {
 	f := admintest.New(t)
 	srv := serve(t, f.Sources(), nil)
@@ -169,7 +180,7 @@ func TestMetrics(t *testing.T) {
 	// Every family has a HELP, and every tidstorage_ metric is documented.
 	doc, err := os.ReadFile("../../docs/admin.md")
 	require.NoError(t, err)
-	for name, fam := range fams {
+	for name, fam := range allFamilies(t) {
 		require.NotEmpty(t, fam.GetHelp(), name)
 		if strings.HasPrefix(name, "tidstorage_") {
 			require.Contains(t, string(doc), "`"+name+"`", "docs/admin.md must describe %s", name)
@@ -186,8 +197,7 @@ func TestMetrics(t *testing.T) {
 
 // Documented metric names that the code no longer exports are stale docs.
 func TestDocsListNoUnknownMetric(t *testing.T) {
-	f := admintest.New(t)
-	fams := scrape(t, serve(t, f.Sources(), nil).URL)
+	fams := allFamilies(t)
 	doc, err := os.ReadFile("../../docs/admin.md")
 	require.NoError(t, err)
 	names := regexp.MustCompile("`(tidstorage_[a-z_]+)`").FindAllStringSubmatch(string(doc), -1)
@@ -204,7 +214,8 @@ func TestMetricsWithoutOptionalParts(t *testing.T) {
 	require.Equal(t, 0.0, value(t, fams, "tidstorage_bootstrapped"))
 	require.Equal(t, 0.0, value(t, fams, "tidstorage_pins", "kind", "partial"))
 	for name := range fams {
-		for _, absent := range []string{"tidstorage_proxy_", "tidstorage_classic_", "tidstorage_status_file_", "tidstorage_published_"} {
+		for _, absent := range []string{"tidstorage_proxy_", "tidstorage_classic_", "tidstorage_status_file_", "tidstorage_published_",
+			"tidstorage_history_", "tidstorage_journal_"} {
 			require.False(t, strings.HasPrefix(name, absent), "%s exported without its source", name)
 		}
 	}

@@ -2,12 +2,17 @@ package admin
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/history"
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
+	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // metric is one exported series family: its descriptor and value type.
@@ -43,10 +48,18 @@ var (
 	mStorageBusy    = gauge("storage_busy", "1 while the storage is in a group with something in flight (it publishes when the group drains).", "storage")
 	mBlindConns     = gauge("storage_blind_connections", "Open connections to the storage whose traffic cannot be decoded; the storage does not publish while non-zero.", "storage")
 	mBlindStorages  = gauge("blind_storages", "Storages with at least one blind connection.")
-	mPins           = gauge("pins", "Active pins holding published TIDs back, by kind: partial (partial commit, needs accept-partial), lost and none (classic transactions), blind.", "kind")
+	mPins           = gauge("pins", "Active pins holding published TIDs back, by kind: partial (partial commit, needs accept-partial), unaccounted (a commit nothing accounted for, needs accept-partial), lost and none (classic transactions), blind.", "kind")
 	mGroups         = gauge("busy_groups", "Groups of storages with something in flight.")
 	mInflightParts  = gauge("inflight_participations", "Participations (a transaction on one storage connection) known to the tracker: in flight, in doubt, or ended but waiting for the rest of their transaction.")
 	mInflightClassi = gauge("inflight_classic_transactions", "Classic protocol transactions between BEGIN and COMMIT/ABORT.")
+
+	// Tracker: ground truth (the storages' own history).
+	mWatched          = gauge("storage_watched", "1 if the storage's own history is watched (its published TID passes a commit only once it is accounted for), else 0.", "storage")
+	mUnaccHeld        = gauge("storage_unaccounted_held", "Unaccounted commits of the storage holding its publication (waiting for a late report, or until accepted); 0 for a warn-only storage.", "storage")
+	mHeldStorages     = gauge("held_storages", "Storages whose publication is held by unaccounted commits.")
+	mUnaccTotal       = counter("unaccounted_commits_total", "Unaccounted commits reported: the storage's history has them, no observed participation or classic COMMIT reported them.", "storage")
+	mAwaitingHist     = gauge("storage_awaiting_history", "Accounted commits of the storage that wait for its history to reach them before their transactions publish.", "storage")
+	mHistCommitsTotal = counter("tracker_history_commits_total", "Commits reported to the tracker by the storages' history.")
 
 	mEvents       = counter("tracker_events_total", "Inputs applied by the tracker.")
 	mPublications = counter("tracker_publications_total", "Storage values published (one per storage whose published TID moved).")
@@ -91,6 +104,19 @@ var (
 	mStatusEpochs    = counter("status_file_epochs_total", "New status file epochs started by this run (the storages went back; the old file is kept aside).")
 	mStatusBroken    = gauge("status_file_broken", "1 if appending to the status file stopped until restart (a torn line could not be cut back).")
 	mStatusLastWrite = gauge("status_file_last_write_timestamp_seconds", "Unix time of the last status file line (absent before the first).")
+
+	// History watchers.
+	mHistConnected  = gauge("history_connected", "1 while the storage's history watcher is registered on its ZEO server, else 0.", "storage")
+	mHistLag        = gauge("history_lag_seconds", "Time between the newest TID the storage's server reported and the last commit the watcher handed to the tracker (0 when caught up).", "storage")
+	mHistReconnects = counter("history_reconnects_total", "Reconnection attempts of the storage's history watcher after a failure or a lost connection.", "storage")
+	mHistDelivered  = counter("history_commits_total", "Commits the storage's history watcher handed to the tracker, by source (invalidation, iterator).", "storage", "source")
+
+	// Journal.
+	mJournalBytes     = gauge("journal_bytes", "Size of the tracker's journal file.")
+	mJournalRecords   = counter("journal_records_total", "Inputs appended to the journal by this run.")
+	mJournalRotations = counter("journal_rotations_total", "Times the journal restarted from a snapshot (at start, and when idle past its rotation size).")
+	mJournalErrors    = counter("journal_errors_total", "Failed journal appends or rotations (journaling stops until the next rotation).")
+	mJournalBroken    = gauge("journal_broken", "1 while journaling is stopped after a failure (until the next rotation), else 0.")
 )
 
 var trackerMetrics = []metric{
@@ -98,6 +124,7 @@ var trackerMetrics = []metric{
 	mStorageBusy, mBlindConns, mBlindStorages, mPins, mGroups, mInflightParts, mInflightClassi,
 	mEvents, mPublications, mPartsBegun, mPartsEnded, mInDoubt, mResolved, mPartials, mClassicBegun,
 	mClassicEnded, mWarnings, mCriticals, mPinsCreated, mPinsReleased, mPinsAccepted, mTxnsEnded,
+	mWatched, mUnaccHeld, mHeldStorages, mUnaccTotal, mAwaitingHist, mHistCommitsTotal,
 }
 
 var proxyMetrics = []metric{
@@ -109,9 +136,13 @@ var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicComman
 
 var statusFileMetrics = []metric{mStatusLines, mStatusBytes, mStatusErrors, mStatusEpochs, mStatusBroken, mStatusLastWrite}
 
+var historyMetrics = []metric{mHistConnected, mHistLag, mHistReconnects, mHistDelivered}
+
+var journalMetrics = []metric{mJournalBytes, mJournalRecords, mJournalRotations, mJournalErrors, mJournalBroken}
+
 // pinKinds are exported even at zero, so that an alert on
 // tidstorage_pins{kind="partial"} > 0 has a series to watch.
-var pinKinds = []tracker.PinKind{tracker.PinPartial, tracker.PinLost, tracker.PinNone, tracker.PinBlind}
+var pinKinds = []tracker.PinKind{tracker.PinPartial, tracker.PinUnaccounted, tracker.PinLost, tracker.PinNone, tracker.PinBlind}
 
 // collector reads the sources at scrape time.
 type collector struct{ src *Sources }
@@ -127,6 +158,12 @@ func (c collector) metrics() []metric {
 	if c.src.StatusFile != nil {
 		ms = append(ms, statusFileMetrics...)
 	}
+	if c.src.Watchers != nil {
+		ms = append(ms, historyMetrics...)
+	}
+	if c.src.Journal != nil {
+		ms = append(ms, journalMetrics...)
+	}
 	return ms
 }
 
@@ -136,119 +173,182 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	emit := func(m metric, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, labels...)
-	}
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	emit(mBuildInfo, 1, c.src.Version, runtime.Version())
+// emitter sends one sample of a metric.
+type emitter chan<- prometheus.Metric
 
-	now := c.src.now()
+func (e emitter) emit(m metric, v float64, labels ...string) {
+	e <- prometheus.MustNewConstMetric(m.desc, m.typ, v, labels...)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	e := emitter(ch)
+	e.emit(mBuildInfo, 1, c.src.Version, runtime.Version())
 	st := c.src.Tracker.Status()
-	emit(mBootstrapped, b2f(st.Bootstrapped))
-	emit(mCleanStart, b2f(st.CleanStart))
+	e.collectPoint(&st, c.src.now())
+	e.collectGroundTruth(&st)
+	e.collectCounters(&st.Counters)
+	if c.src.Proxy != nil {
+		e.collectProxy(c.src.Proxy())
+	}
+	if c.src.Classic != nil {
+		e.collectClassic(c.src.Classic())
+	}
+	if c.src.StatusFile != nil {
+		e.collectStatusFile(c.src.StatusFile())
+	}
+	if c.src.Watchers != nil {
+		e.collectHistory(c.src.Watchers())
+	}
+	if c.src.Journal != nil {
+		e.collectJournal(c.src.Journal())
+	}
+}
+
+// collectPoint: the published point, per storage, and what holds it.
+func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
+	e.emit(mBootstrapped, b2f(st.Bootstrapped))
+	e.emit(mCleanStart, b2f(st.CleanStart))
 	blind := 0
 	for _, s := range st.Storages {
 		if s.HasPublished {
 			t := txn.TID(s.Published).Time()
-			emit(mPublishedTID, float64(s.Published), s.ID)
-			emit(mPublishedTime, float64(t.UnixNano())/1e9, s.ID)
-			emit(mPublishedAge, now.Sub(t).Seconds(), s.ID)
+			e.emit(mPublishedTID, float64(s.Published), s.ID)
+			e.emit(mPublishedTime, float64(t.UnixNano())/1e9, s.ID)
+			e.emit(mPublishedAge, now.Sub(t).Seconds(), s.ID)
 		}
 		if s.Known {
-			emit(mTransientTID, float64(s.Transient), s.ID)
+			e.emit(mTransientTID, float64(s.Transient), s.ID)
 		}
-		emit(mStorageBusy, b2f(s.Busy), s.ID)
-		emit(mBlindConns, float64(s.Blind), s.ID)
+		e.emit(mStorageBusy, b2f(s.Busy), s.ID)
+		e.emit(mBlindConns, float64(s.Blind), s.ID)
 		if s.Blind > 0 {
 			blind++
 		}
 	}
-	emit(mBlindStorages, float64(blind))
+	e.emit(mBlindStorages, float64(blind))
 	pins := map[tracker.PinKind]int{}
 	for _, p := range st.Pins {
 		pins[p.Kind]++
 	}
 	for _, k := range pinKinds {
-		emit(mPins, float64(pins[k]), k.String())
+		e.emit(mPins, float64(pins[k]), k.String())
 	}
-	emit(mGroups, float64(len(st.Groups)))
-	emit(mInflightParts, float64(len(st.Parts)))
-	emit(mInflightClassi, float64(len(st.Classic)))
+	e.emit(mGroups, float64(len(st.Groups)))
+	e.emit(mInflightParts, float64(len(st.Parts)))
+	e.emit(mInflightClassi, float64(len(st.Classic)))
+}
 
-	k := st.Counters
-	emit(mEvents, float64(k.Events))
-	emit(mPublications, float64(k.Publications))
-	emit(mPartsBegun, float64(k.PartsBegun))
-	emit(mPartsEnded, float64(k.PartsCommitted), "committed")
-	emit(mPartsEnded, float64(k.PartsAborted), "aborted")
-	emit(mInDoubt, float64(k.InDoubt))
-	emit(mResolved, float64(k.Resolved))
-	emit(mPartials, float64(k.Partials))
-	emit(mClassicBegun, float64(k.ClassicBegun))
-	emit(mClassicEnded, float64(k.ClassicCommitted), "committed")
-	emit(mClassicEnded, float64(k.ClassicAborted), "aborted")
-	emit(mClassicEnded, float64(k.ClassicLost), "lost")
-	emit(mWarnings, float64(k.Warnings))
-	emit(mCriticals, float64(k.Criticals))
-	emit(mPinsCreated, float64(k.PinsCreated))
-	emit(mPinsReleased, float64(k.PinsReleased))
-	emit(mPinsAccepted, float64(k.PinsAccepted))
-	emit(mTxnsEnded, float64(k.TransactionsEnded))
+// collectGroundTruth: watched storages and their unaccounted commits.
+func (e emitter) collectGroundTruth(st *tracker.Status) {
+	held := 0
+	for _, s := range st.Storages {
+		e.emit(mWatched, b2f(s.Watched), s.ID)
+		if !s.Watched {
+			continue
+		}
+		n := 0
+		if !s.WarnOnly {
+			n = len(s.Unaccounted)
+		}
+		if n > 0 {
+			held++
+		}
+		e.emit(mUnaccHeld, float64(n), s.ID)
+		e.emit(mUnaccTotal, float64(s.UnaccountedTotal), s.ID)
+		e.emit(mAwaitingHist, float64(s.AwaitingHistory), s.ID)
+	}
+	e.emit(mHeldStorages, float64(held))
+}
 
-	if c.src.Proxy != nil {
-		p := c.src.Proxy()
-		emit(mProxyConnsOpen, float64(p.ConnsOpen))
-		emit(mProxyConnsTotal, float64(p.ConnsTotal))
-		emit(mProxyFrames, float64(p.FramesC2S), "client_to_server")
-		emit(mProxyFrames, float64(p.FramesS2C), "server_to_client")
-		emit(mProxyBytes, float64(p.BytesC2S), "client_to_server")
-		emit(mProxyBytes, float64(p.BytesS2C), "server_to_client")
-		emit(mProxyBegins, float64(p.Begins))
-		emit(mProxyCommits, float64(p.Commits))
-		emit(mProxyAborts, float64(p.Aborts))
-		emit(mProxyVotesFail, float64(p.VotesFailed))
-		emit(mProxyInDoubt, float64(p.InDoubt))
-		emit(mProxyResolved, float64(p.ResolvedCommitted), "committed")
-		emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
-		emit(mProxyDecodeErrs, float64(p.DecodeErrors))
+func (e emitter) collectCounters(k *tracker.Counters) {
+	e.emit(mEvents, float64(k.Events))
+	e.emit(mPublications, float64(k.Publications))
+	e.emit(mPartsBegun, float64(k.PartsBegun))
+	e.emit(mPartsEnded, float64(k.PartsCommitted), "committed")
+	e.emit(mPartsEnded, float64(k.PartsAborted), "aborted")
+	e.emit(mInDoubt, float64(k.InDoubt))
+	e.emit(mResolved, float64(k.Resolved))
+	e.emit(mPartials, float64(k.Partials))
+	e.emit(mClassicBegun, float64(k.ClassicBegun))
+	e.emit(mClassicEnded, float64(k.ClassicCommitted), "committed")
+	e.emit(mClassicEnded, float64(k.ClassicAborted), "aborted")
+	e.emit(mClassicEnded, float64(k.ClassicLost), "lost")
+	e.emit(mWarnings, float64(k.Warnings))
+	e.emit(mCriticals, float64(k.Criticals))
+	e.emit(mPinsCreated, float64(k.PinsCreated))
+	e.emit(mPinsReleased, float64(k.PinsReleased))
+	e.emit(mPinsAccepted, float64(k.PinsAccepted))
+	e.emit(mTxnsEnded, float64(k.TransactionsEnded))
+	e.emit(mHistCommitsTotal, float64(k.HistoryCommits))
+}
+
+func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
+	e.emit(mProxyConnsOpen, float64(p.ConnsOpen))
+	e.emit(mProxyConnsTotal, float64(p.ConnsTotal))
+	e.emit(mProxyFrames, float64(p.FramesC2S), "client_to_server")
+	e.emit(mProxyFrames, float64(p.FramesS2C), "server_to_client")
+	e.emit(mProxyBytes, float64(p.BytesC2S), "client_to_server")
+	e.emit(mProxyBytes, float64(p.BytesS2C), "server_to_client")
+	e.emit(mProxyBegins, float64(p.Begins))
+	e.emit(mProxyCommits, float64(p.Commits))
+	e.emit(mProxyAborts, float64(p.Aborts))
+	e.emit(mProxyVotesFail, float64(p.VotesFailed))
+	e.emit(mProxyInDoubt, float64(p.InDoubt))
+	e.emit(mProxyResolved, float64(p.ResolvedCommitted), "committed")
+	e.emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
+	e.emit(mProxyDecodeErrs, float64(p.DecodeErrors))
+}
+
+func (e emitter) collectClassic(s classic.Stats) {
+	e.emit(mClassicConnsActive, float64(s.ConnectionsActive))
+	e.emit(mClassicConns, float64(s.ConnectionsAccepted), "accepted")
+	e.emit(mClassicConns, float64(s.ConnectionsRefused), "refused")
+	e.emit(mClassicConns, float64(s.ConnectionsDenied), "denied")
+	for _, cmd := range []struct {
+		name string
+		n    uint64
+	}{{"begin", s.Commands.Begin}, {"abort", s.Commands.Abort}, {"commit", s.Commands.Commit},
+		{"dump", s.Commands.Dump}, {"bootstraped", s.Commands.Bootstraped}, {"quit", s.Commands.Quit}} {
+		e.emit(mClassicCommands, float64(cmd.n), cmd.name)
 	}
-	if c.src.Classic != nil {
-		s := c.src.Classic()
-		emit(mClassicConnsActive, float64(s.ConnectionsActive))
-		emit(mClassicConns, float64(s.ConnectionsAccepted), "accepted")
-		emit(mClassicConns, float64(s.ConnectionsRefused), "refused")
-		emit(mClassicConns, float64(s.ConnectionsDenied), "denied")
-		for _, cmd := range []struct {
-			name string
-			n    uint64
-		}{{"begin", s.Commands.Begin}, {"abort", s.Commands.Abort}, {"commit", s.Commands.Commit},
-			{"dump", s.Commands.Dump}, {"bootstraped", s.Commands.Bootstraped}, {"quit", s.Commands.Quit}} {
-			emit(mClassicCommands, float64(cmd.n), cmd.name)
-		}
-		emit(mClassicProtoErrs, float64(s.ProtocolErrors))
-		emit(mClassicTorn, float64(s.TornCommands))
+	e.emit(mClassicProtoErrs, float64(s.ProtocolErrors))
+	e.emit(mClassicTorn, float64(s.TornCommands))
+}
+
+func (e emitter) collectStatusFile(s statusfile.Stats) {
+	e.emit(mStatusLines, float64(s.Lines))
+	e.emit(mStatusBytes, float64(s.Bytes))
+	e.emit(mStatusErrors, float64(s.Errors))
+	e.emit(mStatusEpochs, float64(s.Epochs))
+	e.emit(mStatusBroken, b2f(s.Broken != ""))
+	if !s.LastWrite.IsZero() {
+		e.emit(mStatusLastWrite, float64(s.LastWrite.UnixNano())/1e9)
 	}
-	if c.src.StatusFile != nil {
-		s := c.src.StatusFile()
-		emit(mStatusLines, float64(s.Lines))
-		emit(mStatusBytes, float64(s.Bytes))
-		emit(mStatusErrors, float64(s.Errors))
-		emit(mStatusEpochs, float64(s.Epochs))
-		broken := 0.0
-		if s.Broken != "" {
-			broken = 1
-		}
-		emit(mStatusBroken, broken)
-		if !s.LastWrite.IsZero() {
-			emit(mStatusLastWrite, float64(s.LastWrite.UnixNano())/1e9)
-		}
+}
+
+func (e emitter) collectHistory(ws map[string]history.Status) {
+	for id, w := range ws {
+		e.emit(mHistConnected, b2f(w.Connected), id)
+		e.emit(mHistLag, w.Lag.Seconds(), id)
+		e.emit(mHistReconnects, float64(w.Reconnects), id)
+		e.emit(mHistDelivered, float64(w.Delivered-w.FromIterator), id, "invalidation")
+		e.emit(mHistDelivered, float64(w.FromIterator), id, "iterator")
 	}
+}
+
+func (e emitter) collectJournal(j tracker.JournalStats) {
+	e.emit(mJournalBytes, float64(j.Size))
+	e.emit(mJournalRecords, float64(j.Records))
+	e.emit(mJournalRotations, float64(j.Rotations))
+	e.emit(mJournalErrors, float64(j.Errors))
+	e.emit(mJournalBroken, b2f(j.Broken != ""))
 }
 
 // newRegistry returns a registry of its own (not the global one, so that

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/history"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
@@ -31,6 +32,11 @@ type Sources struct {
 	Proxy      func() zeoproxy.MetricsSnapshot // nil if no proxy
 	Classic    func() classic.Stats            // nil if the classic endpoint is disabled
 	StatusFile func() statusfile.Stats         // nil if no status file
+	// Watchers gives each watched storage's history watcher (ground
+	// truth), by storage id; nil if the daemon watches none (no proxy).
+	Watchers func() map[string]history.Status
+	// Journal gives the tracker's journal figures; nil without a journal.
+	Journal func() tracker.JournalStats
 	// Accept, if set, replaces Tracker.AcceptPartial for POST
 	// /accept-partial (the daemon checks the storages' live state first).
 	Accept  func(pin uint64) error

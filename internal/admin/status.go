@@ -1,10 +1,15 @@
 package admin
 
 import (
+	"sort"
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
+	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/tracker/history"
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
+	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // StatusDoc is the /status document. The CLI decodes it with this same
@@ -33,6 +38,10 @@ type StatusDoc struct {
 	Proxy           *ProxyDoc           `json:"proxy,omitempty"`            // absent without ZEO blocks
 	ClassicEndpoint *ClassicEndpointDoc `json:"classic_endpoint,omitempty"` // absent when disabled
 	StatusFile      *StatusFileDoc      `json:"status_file,omitempty"`      // absent without a status file
+	Journal         *JournalDoc         `json:"journal,omitempty"`          // absent without a journal
+	// History lists the watchers of the storages' own history (ground
+	// truth), by storage id; absent when no storage is watched.
+	History []HistoryDoc `json:"history,omitempty"`
 }
 
 // TIDDoc is one TID in every form an operator may need.
@@ -64,6 +73,29 @@ type StorageDoc struct {
 	// BlindConnections counts open connections whose traffic cannot be
 	// decoded; while non-zero the storage's group does not publish.
 	BlindConnections int `json:"blind_connections"`
+
+	// Ground truth (docs/admin.md, "Ground truth and unaccounted commits").
+	// Watched: the storage's own history is watched, and its published TID
+	// passes a commit only once that commit is accounted for. WarnOnly:
+	// unaccounted commits are reported but do not hold it (unaccounted =
+	// "warn").
+	Watched  bool `json:"watched"`
+	WarnOnly bool `json:"warn_only"`
+	// HistoryPosition is the highest TID the storage's history has
+	// reported (nil unless watched): publication never passes it.
+	HistoryPosition *TIDDoc `json:"history_position,omitempty"`
+	// Unaccounted lists the commits the history showed that nothing
+	// accounted for yet, oldest first (the TID's time is the commit's).
+	// Unless WarnOnly they hold the storage just below the first of them
+	// (HeldByUnaccounted): while the grace lasts, waiting for a late report,
+	// then until accepted (a pin of kind unaccounted).
+	Unaccounted       []TIDDoc `json:"unaccounted,omitempty"`
+	HeldByUnaccounted bool     `json:"held_by_unaccounted"`
+	// UnaccountedTotal counts the unaccounted commits reported since start.
+	UnaccountedTotal uint64 `json:"unaccounted_total"`
+	// AwaitingHistory counts accounted commits above HistoryPosition: their
+	// transactions stay unpublished until the history reaches them.
+	AwaitingHistory int `json:"awaiting_history"`
 }
 
 // GroupDoc is one busy group of storages that publish together.
@@ -95,7 +127,7 @@ type ClassicTxnDoc struct {
 // TIDs where they are.
 type PinDoc struct {
 	ID   uint64 `json:"id"`
-	Kind string `json:"kind"` // partial, lost, none, blind
+	Kind string `json:"kind"` // partial, lost, none, blind, unaccounted
 	// Reason is the tracker's account; for a partial commit it names the
 	// client, user, description, extension, and the storages with the TIDs
 	// committed and the participations that did not commit.
@@ -111,6 +143,10 @@ type PinDoc struct {
 	Key            string    `json:"key,omitempty"`
 	Txn            string    `json:"txn,omitempty"`
 	Waiting        []string  `json:"waiting,omitempty"`
+	// Unaccounted (kind unaccounted): the storage's commits that accepting
+	// the pin accounts for, oldest first; Upto is the last of them.
+	Unaccounted []TIDDoc `json:"unaccounted,omitempty"`
+	Upto        *TIDDoc  `json:"upto,omitempty"`
 	// Acceptable is true when accept-partial can release the pin (every
 	// kind but blind, which ends only when its connections close).
 	Acceptable bool `json:"acceptable"`
@@ -143,6 +179,9 @@ type CountersDoc struct {
 	PinsReleased      uint64 `json:"pins_released"`
 	PinsAccepted      uint64 `json:"pins_accepted"`
 	TransactionsEnded uint64 `json:"transactions_ended"`
+	HistoryCommits    uint64 `json:"history_commits"`
+	Unaccounted       uint64 `json:"unaccounted_commits"`
+	AwaitingHistory   uint64 `json:"awaiting_history"`
 }
 
 // ProxyDoc mirrors zeoproxy.MetricsSnapshot.
@@ -187,12 +226,75 @@ type StatusFileDoc struct {
 	LastAside string     `json:"last_aside,omitempty"`
 }
 
-// PartialPins returns the pins of kind partial.
-func (d *StatusDoc) PartialPins() []PinDoc {
+// JournalDoc mirrors tracker.JournalStats.
+type JournalDoc struct {
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes"`
+	Records   uint64 `json:"records"` // appended by this run
+	Rotations uint64 `json:"rotations"`
+	Errors    uint64 `json:"errors"`
+	// Broken says why appending stopped until the next rotation ("" while
+	// it works): a crash meanwhile holds publication until accepted.
+	Broken string `json:"broken,omitempty"`
+	// Replayed counts the inputs replayed at start (after an unclean stop);
+	// Damage describes a torn or corrupt tail cut at start.
+	Replayed int    `json:"replayed"`
+	Damage   string `json:"damage,omitempty"`
+}
+
+// HistoryDoc is one storage's history watcher (tracker/history.Status).
+type HistoryDoc struct {
+	Storage string `json:"storage"`
+	Addr    string `json:"addr"`
+	Name    string `json:"name"`
+	// Connected: registered on the storage now; Since: when that last
+	// changed.
+	Connected bool       `json:"connected"`
+	Since     *time.Time `json:"since,omitempty"`
+	// LastTID: the last commit handed to the tracker; ServerTID: the
+	// highest TID the server reported; LagSeconds: the time between them.
+	LastTID    *TIDDoc `json:"last_tid,omitempty"`
+	ServerTID  *TIDDoc `json:"server_tid,omitempty"`
+	LagSeconds float64 `json:"lag_seconds"`
+	Pending    int     `json:"pending"`
+	Connects   uint64  `json:"connects"`
+	Reconnects uint64  `json:"reconnects"`
+	// Delivered commits, FromIterator of them read from the iterator.
+	Delivered    uint64 `json:"delivered"`
+	FromIterator uint64 `json:"from_iterator"`
+	Overflows    uint64 `json:"overflows"`
+	Repairs      uint64 `json:"repairs"`
+	Anomalies    uint64 `json:"anomalies"`
+	// LastError: why the last connection ended or failed, and when.
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+}
+
+// PinsOfKind returns the pins of one kind (tracker.PinKind's name).
+func (d *StatusDoc) PinsOfKind(kind string) []PinDoc {
 	var out []PinDoc
 	for _, p := range d.Pins {
-		if p.Kind == tracker.PinPartial.String() {
+		if p.Kind == kind {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// PartialPins returns the pins of kind partial.
+func (d *StatusDoc) PartialPins() []PinDoc { return d.PinsOfKind(tracker.PinPartial.String()) }
+
+// UnaccountedPins returns the pins of kind unaccounted.
+func (d *StatusDoc) UnaccountedPins() []PinDoc {
+	return d.PinsOfKind(tracker.PinUnaccounted.String())
+}
+
+// HeldStorages returns the storages held by unaccounted commits.
+func (d *StatusDoc) HeldStorages() []StorageDoc {
+	var out []StorageDoc
+	for _, s := range d.Storages {
+		if s.HeldByUnaccounted {
+			out = append(out, s)
 		}
 	}
 	return out
@@ -222,20 +324,8 @@ func BuildStatus(src *Sources) StatusDoc {
 		t := time.Unix(0, ns).UTC()
 		return t, now.Sub(t).Seconds()
 	}
-	published := map[string]*TIDDoc{}
 	for _, s := range st.Storages {
-		sd := StorageDoc{ID: s.ID, Busy: s.Busy, Group: s.Group, BlindConnections: s.Blind}
-		if s.HasPublished {
-			p := NewTIDDoc(s.Published)
-			lag := now.Sub(p.Time).Seconds()
-			sd.Published, sd.LagSeconds = &p, &lag
-			published[s.ID] = &p
-		}
-		if s.Known {
-			t := NewTIDDoc(s.Transient)
-			sd.Transient = &t
-		}
-		doc.Storages = append(doc.Storages, sd)
+		doc.Storages = append(doc.Storages, storageDoc(&s, now))
 	}
 	for _, g := range st.Groups {
 		doc.Groups = append(doc.Groups, GroupDoc{Storages: g.Storages, InFlight: g.InFlight})
@@ -253,52 +343,152 @@ func BuildStatus(src *Sources) StatusDoc {
 		doc.Classic = append(doc.Classic, cd)
 	}
 	for _, p := range st.Pins {
-		pd := PinDoc{ID: p.ID, Kind: p.Kind.String(), Reason: p.Reason, Storages: p.Storages,
-			Key: string(p.Key), Txn: p.Txn, Waiting: p.Waiting, Acceptable: p.Kind != tracker.PinBlind}
+		pd := pinDoc(&doc, &p, parts)
 		pd.Since, pd.AgeSeconds = age(p.Since)
-		for _, s := range p.Storages {
-			pd.Held = append(pd.Held, HeldDoc{Storage: s, Published: published[s]})
-		}
-		for _, id := range p.Parts {
-			pd.Parts = append(pd.Parts, uint64(id))
-			if part, ok := parts[uint64(id)]; ok {
-				pd.Participations = append(pd.Participations, part)
-			}
-		}
 		doc.Pins = append(doc.Pins, pd)
 	}
 	if src.Proxy != nil {
-		m := src.Proxy()
-		doc.Proxy = &ProxyDoc{
-			ConnectionsOpen: m.ConnsOpen, ConnectionsTotal: m.ConnsTotal,
-			Begins: m.Begins, Commits: m.Commits, Aborts: m.Aborts, VotesFailed: m.VotesFailed, InDoubt: m.InDoubt,
-			ResolvedCommitted: m.ResolvedCommitted, ResolvedAborted: m.ResolvedAborted, DecodeErrors: m.DecodeErrors,
-			BytesC2S: m.BytesC2S, BytesS2C: m.BytesS2C, FramesC2S: m.FramesC2S, FramesS2C: m.FramesS2C,
-		}
+		doc.Proxy = proxyDoc(src.Proxy())
 	}
 	if src.Classic != nil {
-		s := src.Classic()
-		doc.ClassicEndpoint = &ClassicEndpointDoc{
-			ConnectionsAccepted: s.ConnectionsAccepted, ConnectionsActive: s.ConnectionsActive,
-			ConnectionsRefused: s.ConnectionsRefused, ConnectionsDenied: s.ConnectionsDenied,
-			Commands: map[string]uint64{
-				"begin": s.Commands.Begin, "abort": s.Commands.Abort, "commit": s.Commands.Commit,
-				"dump": s.Commands.Dump, "bootstraped": s.Commands.Bootstraped, "quit": s.Commands.Quit,
-			},
-			ProtocolErrors: s.ProtocolErrors, TornCommands: s.TornCommands,
-		}
+		doc.ClassicEndpoint = classicDoc(src.Classic())
 	}
 	if src.StatusFile != nil {
-		s := src.StatusFile()
-		sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, Bytes: s.Bytes, Errors: s.Errors, LastError: s.LastError,
-			Broken: s.Broken, Epochs: s.Epochs, LastAside: s.LastAside}
-		if !s.LastWrite.IsZero() {
-			t := s.LastWrite.UTC()
-			sd.LastWrite = &t
-		}
-		doc.StatusFile = sd
+		doc.StatusFile = statusFileDoc(src.StatusFile())
+	}
+	if src.Journal != nil {
+		j := src.Journal()
+		doc.Journal = &JournalDoc{Path: j.Path, SizeBytes: j.Size, Records: j.Records, Rotations: j.Rotations,
+			Errors: j.Errors, Broken: j.Broken, Replayed: j.Replayed, Damage: j.Damage}
+	}
+	if src.Watchers != nil {
+		doc.History = historyDocs(src.Watchers())
 	}
 	return doc
+}
+
+func storageDoc(s *tracker.StorageStatus, now time.Time) StorageDoc {
+	sd := StorageDoc{ID: s.ID, Busy: s.Busy, Group: s.Group, BlindConnections: s.Blind,
+		Watched: s.Watched, WarnOnly: s.WarnOnly, UnaccountedTotal: s.UnaccountedTotal, AwaitingHistory: s.AwaitingHistory}
+	if s.HasPublished {
+		p := NewTIDDoc(s.Published)
+		lag := now.Sub(p.Time).Seconds()
+		sd.Published, sd.LagSeconds = &p, &lag
+	}
+	if s.Known {
+		t := NewTIDDoc(s.Transient)
+		sd.Transient = &t
+	}
+	if s.Watched {
+		h := NewTIDDoc(s.History)
+		sd.HistoryPosition = &h
+	}
+	for _, u := range s.Unaccounted {
+		sd.Unaccounted = append(sd.Unaccounted, NewTIDDoc(u))
+	}
+	sd.HeldByUnaccounted = s.Watched && !s.WarnOnly && len(s.Unaccounted) > 0
+	return sd
+}
+
+// pinDoc describes a pin; doc's storages are already filled in.
+func pinDoc(doc *StatusDoc, p *tracker.PinInfo, parts map[uint64]PartDoc) PinDoc {
+	pd := PinDoc{ID: p.ID, Kind: p.Kind.String(), Reason: p.Reason, Storages: p.Storages,
+		Key: string(p.Key), Txn: p.Txn, Waiting: p.Waiting, Acceptable: p.Kind != tracker.PinBlind}
+	for _, id := range p.Storages {
+		h := HeldDoc{Storage: id}
+		for k := range doc.Storages {
+			if s := &doc.Storages[k]; s.ID == id {
+				h.Published = s.Published
+				if p.Kind == tracker.PinUnaccounted {
+					for _, u := range s.Unaccounted {
+						if u.Int <= p.Upto {
+							pd.Unaccounted = append(pd.Unaccounted, u)
+						}
+					}
+				}
+			}
+		}
+		pd.Held = append(pd.Held, h)
+	}
+	if p.Kind == tracker.PinUnaccounted {
+		u := NewTIDDoc(p.Upto)
+		pd.Upto = &u
+	}
+	for _, id := range p.Parts {
+		pd.Parts = append(pd.Parts, uint64(id))
+		if part, ok := parts[uint64(id)]; ok {
+			pd.Participations = append(pd.Participations, part)
+		}
+	}
+	return pd
+}
+
+func proxyDoc(m zeoproxy.MetricsSnapshot) *ProxyDoc {
+	return &ProxyDoc{
+		ConnectionsOpen: m.ConnsOpen, ConnectionsTotal: m.ConnsTotal,
+		Begins: m.Begins, Commits: m.Commits, Aborts: m.Aborts, VotesFailed: m.VotesFailed, InDoubt: m.InDoubt,
+		ResolvedCommitted: m.ResolvedCommitted, ResolvedAborted: m.ResolvedAborted, DecodeErrors: m.DecodeErrors,
+		BytesC2S: m.BytesC2S, BytesS2C: m.BytesS2C, FramesC2S: m.FramesC2S, FramesS2C: m.FramesS2C,
+	}
+}
+
+func classicDoc(s classic.Stats) *ClassicEndpointDoc {
+	return &ClassicEndpointDoc{
+		ConnectionsAccepted: s.ConnectionsAccepted, ConnectionsActive: s.ConnectionsActive,
+		ConnectionsRefused: s.ConnectionsRefused, ConnectionsDenied: s.ConnectionsDenied,
+		Commands: map[string]uint64{
+			"begin": s.Commands.Begin, "abort": s.Commands.Abort, "commit": s.Commands.Commit,
+			"dump": s.Commands.Dump, "bootstraped": s.Commands.Bootstraped, "quit": s.Commands.Quit,
+		},
+		ProtocolErrors: s.ProtocolErrors, TornCommands: s.TornCommands,
+	}
+}
+
+func statusFileDoc(s statusfile.Stats) *StatusFileDoc {
+	sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, Bytes: s.Bytes, Errors: s.Errors, LastError: s.LastError,
+		Broken: s.Broken, Epochs: s.Epochs, LastAside: s.LastAside}
+	if !s.LastWrite.IsZero() {
+		t := s.LastWrite.UTC()
+		sd.LastWrite = &t
+	}
+	return sd
+}
+
+// historyDocs lists the watchers by storage id.
+func historyDocs(ws map[string]history.Status) []HistoryDoc {
+	ids := make([]string, 0, len(ws))
+	for id := range ws {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []HistoryDoc
+	for _, id := range ids {
+		w := ws[id]
+		hd := HistoryDoc{Storage: id, Addr: w.Addr, Name: w.Name, Connected: w.Connected,
+			LagSeconds: w.Lag.Seconds(), Pending: w.Pending, Connects: w.Connects, Reconnects: w.Reconnects,
+			Delivered: w.Delivered, FromIterator: w.FromIterator, Overflows: w.Overflows, Repairs: w.Repairs,
+			Anomalies: w.Anomalies, LastError: w.LastError}
+		hd.Since = utcPtr(w.Since)
+		hd.LastErrorAt = utcPtr(w.LastErrorAt)
+		if w.LastTID != 0 {
+			t := NewTIDDoc(w.LastTID)
+			hd.LastTID = &t
+		}
+		if w.ServerTID != 0 {
+			t := NewTIDDoc(w.ServerTID)
+			hd.ServerTID = &t
+		}
+		out = append(out, hd)
+	}
+	return out
+}
+
+func utcPtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func countersDoc(c tracker.Counters) CountersDoc {
@@ -310,5 +500,6 @@ func countersDoc(c tracker.Counters) CountersDoc {
 		ClassicLost: c.ClassicLost, Warnings: c.Warnings, Criticals: c.Criticals,
 		PinsCreated: c.PinsCreated, PinsReleased: c.PinsReleased, PinsAccepted: c.PinsAccepted,
 		TransactionsEnded: c.TransactionsEnded,
+		HistoryCommits:    c.HistoryCommits, Unaccounted: c.Unaccounted, AwaitingHistory: c.AwaitingHistory,
 	}
 }
