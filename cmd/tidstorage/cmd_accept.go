@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tidstorage/tidstorage/internal/admin"
 )
@@ -18,6 +19,16 @@ to the held TIDs (see 'tidstorage status'), start ZEO and restart
 'tidstorage serve': an accept after a cut is refused, since it would
 publish TIDs cut away. Lost and none pins can be accepted too; blind pins
 cannot (they end when their connections close).
+
+An unaccounted pin holds one storage below commits that its own history
+shows and that nothing accounted for: no proxied client and no classic
+COMMIT reported them (a client that bypasses the proxy, or a crash of
+tidstorage). Identify each commit first (the ERROR log "unaccounted commit"
+gives its time, user and description) and check the other storages for the
+rest of its transaction (docs/admin.md, "Ground truth and unaccounted
+commits"). Accepting says you decided the commits are whole, or halves you
+accept: they count as accounted for, and the storage publishes past them.
+Commits after those the pin lists are checked as usual.
 
 Without --yes nothing is changed: the pin is described and the command
 exits with status 2. With --yes it is accepted (POST /accept-partial).
@@ -65,8 +76,7 @@ func runAcceptPartial(c *cli, args []string) int {
 		}
 		fmt.Fprintf(c.stdout, "Would accept:\n")
 		printPin(c.stdout, &p, "  ")
-		fmt.Fprintf(c.stdout, "The live state of %d storage%s becomes the new baseline. Nothing was changed.\n",
-			len(p.Storages), plural(len(p.Storages)))
+		fmt.Fprintf(c.stdout, "%s Nothing was changed.\n", acceptMeaning(&p))
 		fmt.Fprintf(c.stderr, "tidstorage accept-partial: add --yes to accept pin %d: tidstorage accept-partial %s --yes %d\n", pin, af.hint(), pin)
 		return 2
 	}
@@ -89,6 +99,18 @@ func runAcceptPartial(c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "  published now at %s: %s\n", h.Storage, tidText(h.Published))
 	}
 	return 0
+}
+
+// acceptMeaning says what accepting p decides.
+func acceptMeaning(p *admin.PinDoc) string {
+	if p.Kind == "unaccounted" && p.Upto != nil {
+		return fmt.Sprintf("Accepting says you have decided that these commits of %s, which no proxied client and no classic\n"+
+			"COMMIT reported, are whole transactions or halves you accept (identify each from the ERROR log \"unaccounted\n"+
+			"commit\": time, user, description; check the other storages for the rest of its transaction). They then count\n"+
+			"as accounted for and the storage's publication passes them, up to %s;\nlater commits are checked as usual.",
+			strings.Join(p.Storages, ", "), p.Upto.Hex)
+	}
+	return fmt.Sprintf("The live state of %d storage%s becomes the new baseline.", len(p.Storages), plural(len(p.Storages)))
 }
 
 // noSuchPin explains a missing pin and lists the active ones.

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tidstorage/tidstorage/config"
@@ -21,17 +20,22 @@ import (
 const statusHelp = `
 Fetches /status from the admin endpoint of a running 'tidstorage serve' and
 prints: the bootstrap state; every storage with its published TID (hex and
-UTC time), its lag (now minus that time) and whether it is busy or blind;
-the transactions in flight; and the pins that hold published TIDs back,
-partial commits first. The address is -a (HOST:PORT or an http:// URL), or
-the admin listen address of the configuration given with -c. With --json
-the /status document is printed unchanged (see docs/admin.md).
+UTC time), its lag (now minus that time) and whether it is busy, blind or
+held; the transactions in flight; the pins that hold published TIDs back,
+partial commits first, then the storages held by commits that nothing
+accounted for (ground truth), each with the accept-partial command to run
+once decided; the storages' history watchers; the journal. The address is
+-a (HOST:PORT or an http:// URL), or the admin listen address of the
+configuration given with -c. With --json the /status document is printed
+unchanged (see docs/admin.md).
 
 Exit status: 0 when the status was printed; 1 when the daemon cannot be
 reached or answers something else; 3 when the status was printed and shows
-at least one partial commit (an operator must decide: see accept-partial).`
+at least one partial commit or unaccounted pin (an operator must decide:
+see accept-partial).`
 
-// exitPartial is status's exit code when partial commits are pending.
+// exitPartial is status's exit code when an operator must decide: partial
+// commits or unaccounted commits are pinned.
 const exitPartial = 3
 
 // adminFlags are the flags that locate the admin endpoint.
@@ -171,7 +175,7 @@ func runStatus(c *cli, args []string) int {
 	} else {
 		printStatus(c.stdout, &doc, base, af.hint())
 	}
-	if len(doc.PartialPins()) > 0 {
+	if len(doc.PartialPins()) > 0 || len(doc.UnaccountedPins()) > 0 {
 		return exitPartial
 	}
 	return 0
@@ -191,152 +195,3 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
-
-const tsLayout = "2006-01-02 15:04:05.000000"
-
-// age formats seconds for people: whole seconds past a minute.
-func age(sec float64) string {
-	d := time.Duration(sec * float64(time.Second))
-	switch {
-	case d < 0:
-		return "-" + age(-sec)
-	case d < 10*time.Second:
-		return d.Round(time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
-}
-
-func tidText(t *admin.TIDDoc) string {
-	if t == nil {
-		return "-"
-	}
-	return t.Hex + "  " + t.Time.UTC().Format(tsLayout)
-}
-
-func printStatus(w io.Writer, d *admin.StatusDoc, base, hint string) {
-	fmt.Fprintf(w, "tidstorage %s at %s, %s UTC\n", d.Version, base, d.Time.UTC().Format("2006-01-02 15:04:05"))
-	switch {
-	case !d.Bootstrapped:
-		fmt.Fprintf(w, "Bootstrap: NOT DONE: nothing is published until every storage has a known TID\n")
-	case d.CleanStart:
-		fmt.Fprintf(w, "Bootstrap: done (the previous run stopped cleanly)\n")
-	default:
-		fmt.Fprintf(w, "Bootstrap: done, after an UNCLEAN stop: the live files may hold half a transaction from then; the last coherent point before it is in the status file\n")
-	}
-	if d.TrackerFailure != "" {
-		fmt.Fprintf(w, "!! TRACKER FAILED: %s\n!! Publication stopped at the last good point below; traffic is still relayed. Restart tidstorage.\n", d.TrackerFailure)
-	}
-
-	fmt.Fprintf(w, "\nStorages:\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(d.Storages) == 0 {
-		fmt.Fprintf(w, "  none known yet\n")
-	} else {
-		fmt.Fprintf(tw, "  STORAGE\tPUBLISHED TID\tTIME (UTC)\tLAG\tSTATE\n")
-	}
-	for _, s := range d.Storages {
-		pub, when, lag := "-", "-", "-"
-		if s.Published != nil {
-			pub, when = s.Published.Hex, s.Published.Time.UTC().Format(tsLayout)
-		}
-		if s.LagSeconds != nil {
-			lag = age(*s.LagSeconds)
-		}
-		var state []string
-		if s.BlindConnections > 0 {
-			state = append(state, fmt.Sprintf("BLIND (%d connection%s)", s.BlindConnections, plural(s.BlindConnections)))
-		}
-		if s.Busy {
-			state = append(state, fmt.Sprintf("busy (group %d)", s.Group))
-		}
-		if s.Transient != nil && (s.Published == nil || s.Transient.Int != s.Published.Int) {
-			state = append(state, "committed up to "+s.Transient.Hex)
-		}
-		if len(state) == 0 {
-			state = append(state, "idle")
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.ID, pub, when, lag, strings.Join(state, ", "))
-	}
-	tw.Flush()
-
-	fmt.Fprintf(w, "\nIn flight: %d participation%s, %d classic transaction%s\n",
-		len(d.Participations), plural(len(d.Participations)), len(d.Classic), plural(len(d.Classic)))
-	for _, p := range d.Participations {
-		fmt.Fprintf(w, "  participation %d on %s: %s, for %s\n", p.ID, p.Storage, p.State, age(p.AgeSeconds))
-	}
-	for _, t := range d.Classic {
-		fmt.Fprintf(w, "  classic %s on %s: for %s\n", t.ID, strings.Join(t.Storages, ", "), age(t.AgeSeconds))
-	}
-
-	partials := d.PartialPins()
-	if len(partials) > 0 {
-		fmt.Fprintf(w, "\n!! %d PARTIAL COMMIT%s: a transaction committed on some storages and not on others.\n",
-			len(partials), pluralUpper(len(partials)))
-		fmt.Fprintf(w, "!! Their published TIDs stay where they are until you decide (see docs/admin.md).\n")
-		for _, p := range partials {
-			printPin(w, &p, "!! ")
-			fmt.Fprintf(w, "   accept the live state as the new baseline: tidstorage accept-partial %s --yes %d\n", hint, p.ID)
-		}
-	}
-	var others []admin.PinDoc
-	for _, p := range d.Pins {
-		if p.Kind != "partial" {
-			others = append(others, p)
-		}
-	}
-	if len(others) > 0 {
-		fmt.Fprintf(w, "\nOther pins (holding published TIDs back):\n")
-		for _, p := range others {
-			printPin(w, &p, "  ")
-		}
-	}
-
-	if p := d.Proxy; p != nil {
-		fmt.Fprintf(w, "\nProxy: %d connection%s open (%d accepted); 2PC: %d begun, %d committed, %d aborted, %d failed votes, %d in doubt; %d decode errors\n",
-			p.ConnectionsOpen, plural(int(p.ConnectionsOpen)), p.ConnectionsTotal, p.Begins, p.Commits, p.Aborts,
-			p.VotesFailed, p.InDoubt, p.DecodeErrors)
-	}
-	if ce := d.ClassicEndpoint; ce != nil {
-		fmt.Fprintf(w, "Classic endpoint: %d connection%s active (%d accepted, %d refused, %d denied); %d BEGIN, %d COMMIT, %d ABORT, %d DUMP; %d protocol errors\n",
-			ce.ConnectionsActive, plural(int(ce.ConnectionsActive)), ce.ConnectionsAccepted, ce.ConnectionsRefused, ce.ConnectionsDenied,
-			ce.Commands["begin"], ce.Commands["commit"], ce.Commands["abort"], ce.Commands["dump"], ce.ProtocolErrors)
-	}
-	if sf := d.StatusFile; sf != nil {
-		fmt.Fprintf(w, "Status file: %s, %d lines", sf.Path, sf.Lines)
-		if sf.LastWrite != nil {
-			fmt.Fprintf(w, ", last at %s UTC", sf.LastWrite.UTC().Format("2006-01-02 15:04:05"))
-		}
-		if sf.Errors > 0 {
-			fmt.Fprintf(w, "; %d WRITE ERROR%s, last: %s", sf.Errors, pluralUpper(int(sf.Errors)), sf.LastError)
-		}
-		if sf.Broken != "" {
-			fmt.Fprintf(w, "; APPENDING STOPPED until restart: %s", sf.Broken)
-		}
-		if sf.Epochs > 0 {
-			fmt.Fprintf(w, "; a new epoch began at start (the storages went back), the previous one is %s", sf.LastAside)
-		}
-		fmt.Fprintln(w)
-	}
-	k := d.Counters
-	fmt.Fprintf(w, "Tracker: %d publications, %d partial commits, %d warnings, %d criticals, %d pins accepted\n",
-		k.Publications, k.Partials, k.Warnings, k.Criticals, k.PinsAccepted)
-}
-
-// printPin prints a pin's description, each line prefixed.
-func printPin(w io.Writer, p *admin.PinDoc, prefix string) {
-	fmt.Fprintf(w, "%spin %d (%s) since %s UTC (%s ago) on %s\n", prefix, p.ID, p.Kind,
-		p.Since.UTC().Format("2006-01-02 15:04:05"), age(p.AgeSeconds), strings.Join(p.Storages, ", "))
-	fmt.Fprintf(w, "%s  %s\n", prefix, p.Reason)
-	for _, h := range p.Held {
-		fmt.Fprintf(w, "%s  held at %s: %s\n", prefix, h.Storage, tidText(h.Published))
-	}
-	if p.Txn != "" {
-		fmt.Fprintf(w, "%s  classic transaction %s\n", prefix, p.Txn)
-	}
-	if len(p.Waiting) > 0 {
-		fmt.Fprintf(w, "%s  waiting for a commit on %s\n", prefix, strings.Join(p.Waiting, ", "))
-	}
-}
-
-func pluralUpper(n int) string { return strings.ToUpper(plural(n)) }

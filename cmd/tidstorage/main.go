@@ -39,7 +39,7 @@ func init() {
 		{name: "dump", args: "[-a HOST:PORT | -c FILE] [--json]", run: runDump, help: dumpHelp,
 			summary: "print the published point of a running server (classic DUMP)"},
 		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] PIN", run: runAcceptPartial, help: acceptHelp,
-			summary: "accept a reported partial commit as the new baseline"},
+			summary: "accept a reported partial commit as the new baseline, or unaccounted commits once decided"},
 		{name: "config check", args: "-c FILE", run: runConfigCheck, help: configCheckHelp,
 			summary: "validate a configuration file and summarise it"},
 		{name: "tid", args: "[--from FORMAT] [--json] TID|TIME...", run: runTID, help: tidHelp,

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// startGroundTruth serves the admin endpoint of a tracker in the state of
+// admintest.NewGroundTruth (B held by an unaccounted commit).
+func startGroundTruth(t *testing.T) (*admintest.GroundTruth, *httptest.Server) {
+	f := admintest.NewGroundTruth(t)
+	srv := httptest.NewServer(admin.NewHandler(f.Sources(), hclog.NewNullLogger()))
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func TestStatusGroundTruth(t *testing.T) {
+	f, srv := startGroundTruth(t)
+	r := run(t, "status", "-a", srv.URL)
+	require.Equal(t, exitPartial, r.code, "an unaccounted pin waits for the operator: exit 3\n%s", r.stderr)
+	out := r.stdout
+	t.Log(out)
+	line := func(prefix string) string {
+		t.Helper()
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return l
+			}
+		}
+		t.Fatalf("no line %q in\n%s", prefix, out)
+		return ""
+	}
+	require.Contains(t, line(admintest.A+"  "), "1 awaiting history")
+	require.Contains(t, line(admintest.B+"  "), "HELD by 1 unaccounted commit")
+	require.Contains(t, line(admintest.C+"  "), "warn-only (1 unaccounted commit reported, not held)")
+
+	b2 := txn.TID(f.TB2)
+	require.Contains(t, out, "!! 1 STORAGE HELD by commits that nothing accounted for")
+	require.Contains(t, out, "!! "+admintest.B+": published "+txn.TID(f.TB1).Hex())
+	require.Contains(t, out, "!!   unaccounted commit "+b2.Hex()+"  2026-11-24 11:58:30.000000 (1m30s ago)")
+	pin := strconv.FormatUint(f.UnaccountedPin, 10)
+	require.Contains(t, out, "   pin "+pin+" (unaccounted) since 2026-11-24 11:59:30 UTC covers the commits up to "+b2.Hex())
+	require.Contains(t, out, "tidstorage accept-partial -a "+srv.URL+" --yes "+pin)
+	require.NotContains(t, out, "Other pins")
+
+	require.Contains(t, out, "History watchers (each storage's own commits, read from its ZEO server):")
+	w := line(admintest.C + "  DISCONNECTED")
+	require.Contains(t, w, "2026-11-24 11:59:40")
+	require.Contains(t, w, "connection refused (2s ago)")
+	require.Regexp(t, `connected +2026-11-24 11:45:00 +`+txn.TID(f.TA1).Hex()+` +1m50s +0 +-`, line(admintest.A+"  connected"))
+
+	require.Regexp(t, `Journal: .*status\.journal, [0-9.]+ KiB, [0-9]+ records, 1 rotation\n`, out)
+	require.Contains(t, out, "Tracker: 5 publications, 0 partial commits, 2 unaccounted commits")
+
+	// While the grace lasts, the storage is held and not reported yet.
+	f.Tracker.History(txn.Commit{Storage: admintest.A, TID: f.TA2})
+	f.Tracker.History(txn.Commit{Storage: admintest.A, TID: admintest.TIDAt(t, -1)})
+	r = run(t, "status", "-a", srv.URL)
+	require.Contains(t, r.stdout, "!! 2 STORAGES HELD")
+	require.Contains(t, r.stdout, "not reported yet: waiting for a late report")
+}
+
+func TestAcceptUnaccounted(t *testing.T) {
+	f, srv := startGroundTruth(t)
+	pin := strconv.FormatUint(f.UnaccountedPin, 10)
+	b2 := txn.TID(f.TB2).Hex()
+
+	r := run(t, "accept-partial", "-a", srv.URL, pin)
+	require.Equal(t, 2, r.code, r.stderr)
+	t.Log(r.stdout)
+	require.Contains(t, r.stdout, "Would accept:\n  pin "+pin+" (unaccounted)")
+	require.Contains(t, r.stdout, "    unaccounted commit "+b2+"  2026-11-24 11:58:30.000000\n")
+	require.Contains(t, r.stdout, "Accepting says you have decided that these commits of "+admintest.B)
+	require.Contains(t, r.stdout, "are whole transactions or halves you accept")
+	require.Contains(t, r.stdout, "publication passes them, up to "+b2+";\nlater commits are checked as usual. Nothing was changed.")
+	require.Len(t, f.Tracker.Status().Pins, 1)
+
+	r = run(t, "accept-partial", "-a", srv.URL, "--yes", pin)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Accepted pin "+pin+" (unaccounted) on 1 storage.")
+	require.Contains(t, r.stdout, fmt.Sprintf("published now at %s: %s", admintest.B, b2))
+	v, _ := f.Tracker.Published(admintest.B)
+	require.Equal(t, f.TB2, v)
+
+	r = run(t, "status", "-a", srv.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stdout, "HELD")
+}
