@@ -1,12 +1,14 @@
 package admin_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/internal/admin"
@@ -150,7 +152,8 @@ func TestAcceptUnaccounted(t *testing.T) {
 					})
 				}
 			}
-			srv := serve(t, src, nil)
+			var logBuf bytes.Buffer
+			srv := serve(t, src, hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info}))
 			code, body := post(t, srv.URL+"/accept-partial?pin="+itoa(f.UnaccountedPin))
 			require.Equal(t, http.StatusOK, code, body)
 			var res admin.AcceptResult
@@ -161,6 +164,8 @@ func TestAcceptUnaccounted(t *testing.T) {
 			require.Empty(t, st.Pins)
 			require.Empty(t, st.Storages[1].Unaccounted)
 			require.Equal(t, uint64(1), st.Counters.PinsAccepted)
+			require.Contains(t, logBuf.String(), "the storage's unaccounted commits it covers count as accounted for")
+			require.Contains(t, logBuf.String(), "upto="+f.TB2.Hex())
 		})
 	}
 }

@@ -73,7 +73,7 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
   GET  /status                  JSON status document
   GET  /healthz                 200 while the process serves (503 if the tracker failed)
   GET  /readyz                  200 once the tracker is bootstrapped
-  POST /accept-partial?pin=N    accept a partial commit as the new baseline
+  POST /accept-partial?pin=N    accept a partial commit as the new baseline, or unaccounted commits once decided
 `)
 }
 
@@ -147,9 +147,13 @@ func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 		// Created between the snapshot and the call: report what we can.
 		pin = PinDoc{ID: id}
 	}
-	h.log.Warn("operator accepted a pin: its storages' live state is the new baseline",
-		"pin", id, "kind", pin.Kind, "storages", strings.Join(pin.Storages, ", "), "reason", pin.Reason,
-		"remote", r.RemoteAddr)
+	msg := "operator accepted a pin: its storages' live state is the new baseline"
+	args := []any{"pin", id, "kind", pin.Kind, "storages", strings.Join(pin.Storages, ", "), "reason", pin.Reason}
+	if pin.Upto != nil {
+		msg = "operator accepted a pin: the storage's unaccounted commits it covers count as accounted for"
+		args = append(args, "upto", pin.Upto.Hex)
+	}
+	h.log.Warn(msg, append(args, "remote", r.RemoteAddr)...)
 	after := BuildStatus(h.src)
 	res := AcceptResult{Accepted: true, Pin: pin, Published: []HeldDoc{}}
 	for _, s := range pin.Storages {
