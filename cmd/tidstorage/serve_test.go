@@ -113,12 +113,28 @@ zeo "b" {
 		require.Equal(t, want[s.ID], s.Published.Hex, s.ID)
 	}
 	require.Empty(t, doc.Pins)
+	// Ground truth wired: every proxied storage watched, its watcher
+	// connected, nothing held; the journal beside the status file.
+	require.Len(t, doc.History, 3)
+	for _, s := range doc.Storages {
+		require.True(t, s.Watched, s.ID)
+		require.False(t, s.HeldByUnaccounted, s.ID)
+	}
+	for _, h := range doc.History {
+		require.True(t, h.Connected, h.Storage)
+	}
+	require.NotNil(t, doc.Journal)
+	require.Equal(t, statusPath+".journal", doc.Journal.Path)
+	require.Positive(t, doc.Journal.Records)
 	resp, err := http.Get("http://" + adminAddr + "/metrics")
 	require.NoError(t, err)
 	var metrics bytes.Buffer
 	_, _ = metrics.ReadFrom(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, metrics.String(), "tidstorage_")
+	require.Contains(t, metrics.String(), "tidstorage_history_connected{")
+	require.Contains(t, metrics.String(), "tidstorage_journal_bytes ")
+	require.Contains(t, metrics.String(), `tidstorage_held_storages 0`)
 
 	// USR1 writes the tracker state to the log.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGUSR1))
