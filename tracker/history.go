@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -326,6 +327,69 @@ func (m *Machine) accountBlind(i int32, lastTID txn.TID) {
 	clear(s.unacc[k:])
 	s.unacc = s.unacc[:k]
 	m.unaccChanged(i)
+}
+
+// acceptAllUnaccounted accepts every unaccounted pin at once. The tracker
+// cannot tell which unaccounted commits of different storages belong to one
+// transaction (a client that bypassed the proxy may have committed on A and
+// B), so accepting one storage's hold alone could publish half of such a
+// transaction while the other half is still held: the decision covers them
+// all, and waits until every held commit has been reported to the operator.
+func (m *Machine) acceptAllUnaccounted() error {
+	for _, i := range m.sorted {
+		s := &m.st[i]
+		if s.warnOnly {
+			continue
+		}
+		for _, u := range s.unacc {
+			if !u.reported {
+				return ErrUnaccountedPending
+			}
+		}
+	}
+	var ps []*pin
+	for _, p := range m.pins {
+		if p.kind == PinUnaccounted {
+			ps = append(ps, p)
+		}
+	}
+	// Hold the union across the releases so that nothing publishes
+	// between two of them.
+	var sts []int32
+	for _, p := range ps {
+		sts = append(sts, p.sts[0])
+	}
+	m.hold(sts)
+	for _, p := range ps {
+		m.acceptUnaccounted(p)
+		m.releasePin(p, true, true)
+	}
+	m.release(sts[0])
+	return nil
+}
+
+// Suspect holds storage name below tid as if its history had shown tid
+// unaccounted: after an unclean stop with no journal and no point to resume
+// from, the live state of the storage is unknown, and it is published only
+// once the operator accepts it.
+func (m *Machine) Suspect(now int64, name string, tid txn.TID) {
+	m.step(now)
+	if tid == 0 {
+		return
+	}
+	i := m.intern(name)
+	s := &m.st[i]
+	k, _ := slices.BinarySearchFunc(s.unacc, tid, func(u unaccounted, t txn.TID) int { return cmp.Compare(u.tid, t) })
+	if k < len(s.unacc) && s.unacc[k].tid == tid {
+		return
+	}
+	s.unacc = slices.Insert(s.unacc, k, unaccounted{tid: tid, seen: now})
+	if len(s.unacc) == 1 && !s.warnOnly {
+		m.hold(m.one(i))
+	}
+	if g := s.group; g != nil {
+		m.advance(g)
+	}
 }
 
 // acceptUnaccounted is the operator's decision on an unaccounted pin: the

@@ -221,3 +221,50 @@ func TestUnblindAccountsForTheBlindCommits(t *testing.T) {
 	h.drain()
 	require.Equal(t, txn.TID(12), h.pub(sA))
 }
+
+// A client that bypassed the proxy committed X on A and on B: accepting
+// either pin accepts both at once, never one half alone; and not before
+// both were reported.
+func TestAcceptingUnaccountedPinsIsAllOrNothing(t *testing.T) {
+	h := watched(t, false)
+	h.hist(sA, 11)
+	h.tickAt(10 * time.Second) // A's reported
+	h.hist(sB, 21)             // B's seen, not reported yet
+	pins := h.m.Pins()
+	require.Len(t, pins, 1)
+	require.ErrorIs(t, h.m.AcceptPartial(h.tick(), pins[0].ID), ErrUnaccountedPending)
+	h.drain()
+	require.Equal(t, txn.TID(10), h.pub(sA))
+	h.tickAt(10 * time.Second)
+	pins = h.m.Pins()
+	require.Len(t, pins, 2)
+	require.NoError(t, h.m.AcceptPartial(h.tick(), pins[0].ID))
+	h.drain()
+	require.Empty(t, h.m.Pins())
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	for _, r := range h.all {
+		if r.Kind == RecPublished && r.Storage == sA && r.TID == 11 {
+			// B must have been published in the same input.
+			require.Equal(t, txn.TID(21), h.pub(sB))
+		}
+	}
+}
+
+// After an unclean stop with nothing to resume from, a storage is held at
+// its live state until accepted.
+func TestSuspectHoldsUntilAccepted(t *testing.T) {
+	h := newHarness(t, Config{Storages: []string{sA}})
+	h.watch(sA, 30, false)
+	h.m.Suspect(h.tick(), sA, 30)
+	h.drain()
+	h.boot(map[string]txn.TID{sA: 30})
+	_, ok := h.m.Published(sA)
+	require.False(t, ok, "nothing is published before the operator decides")
+	h.tickAt(10 * time.Second)
+	pins := h.m.Pins()
+	require.Len(t, pins, 1)
+	require.NoError(t, h.m.AcceptPartial(h.tick(), pins[0].ID))
+	h.drain()
+	require.Equal(t, txn.TID(30), h.pub(sA))
+}

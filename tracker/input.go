@@ -26,10 +26,11 @@ const (
 	InRecover                            // TIDs: live last TIDs
 	InRestore                            // Snapshot
 	InSettleAt                           // TIDs[0]
+	InSuspect                            // TIDs[0]
 )
 
 var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
-	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at"}
+	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect"}
 
 func (k InputKind) String() string {
 	if k != 0 && int(k) < len(inputKindNames) {
@@ -98,6 +99,10 @@ func (m *Machine) Apply(in *Input) error {
 	case InSettleAt:
 		if len(in.TIDs) == 1 {
 			m.SettleAt(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)
+		}
+	case InSuspect:
+		if len(in.TIDs) == 1 {
+			m.Suspect(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)
 		}
 	case InRestore:
 		if in.Snapshot != nil {

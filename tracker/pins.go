@@ -140,6 +140,10 @@ func (m *Machine) releasePin(p *pin, accepted, keep bool) {
 // ErrNoSuchPin is returned by AcceptPartial for an unknown or released pin.
 var ErrNoSuchPin = errors.New("tracker: no such pin")
 
+// ErrUnaccountedPending is returned by AcceptPartial for an unaccounted pin
+// while another storage holds an unaccounted commit not reported yet.
+var ErrUnaccountedPending = errors.New("tracker: another storage has an unaccounted commit not reported yet; accept again once it is (after unaccounted_grace)")
+
 // ErrBlindPin is returned by AcceptPartial for a blind pin, which only
 // Unblind can release.
 var ErrBlindPin = errors.New("tracker: a blind storage cannot be accepted, only unblinded")
@@ -157,7 +161,7 @@ func (m *Machine) AcceptPartial(now int64, id uint64) error {
 			case PinConfirm:
 				continue
 			case PinUnaccounted:
-				m.acceptUnaccounted(p)
+				return m.acceptAllUnaccounted()
 			}
 			m.releasePin(p, true, true)
 			return nil

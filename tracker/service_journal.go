@@ -249,6 +249,14 @@ func (s *Service) Restore(sn Snapshot) {
 	s.input(func(now int64) { s.applyIn(&Input{Kind: InRestore, Time: now, Snapshot: &sn}) })
 }
 
+// Suspect holds a storage whose state after an unclean stop is unknown
+// until the operator accepts it (see Machine.Suspect).
+func (s *Service) Suspect(storage string, tid txn.TID) {
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InSuspect, Time: now, TIDs: []StorageTID{{storage, tid}}})
+	})
+}
+
 // Quiet says whether nothing is in flight (for tests and shutdown).
 func (s *Service) Quiet() bool {
 	s.mu.Lock()

@@ -275,6 +275,9 @@ func (d *Daemon) bootstrap(clean bool) {
 		// The participations the previous process had in flight end with
 		// its connections; the history resolves the ones in doubt.
 		d.Tracker.Recover(values)
+		for id, v := range values {
+			d.suspectLive(id, v)
+		}
 	}
 	d.Tracker.Bootstrap(values, clean)
 	for _, s := range d.cfg.Storages {
@@ -309,6 +312,7 @@ func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
 			d.Log.Info("bootstrap (late)", "storage", res.Storage, "last_tid", res.TID.Hex())
 			if !d.prevClean {
 				d.Tracker.SettleAt(res.Storage, res.TID)
+				d.suspectLive(res.Storage, res.TID)
 			}
 			d.Tracker.Bootstrap(map[string]txn.TID{res.Storage: res.TID}, true)
 			if s := d.cfg.StorageByID(res.Storage); s != nil && s.ZEO != nil {

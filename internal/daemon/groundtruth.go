@@ -30,6 +30,10 @@ type groundTruth struct {
 	unacc    chan tracker.Record // unaccounted commits to describe (metadata lookup)
 	ctx      context.Context
 	cancel   context.CancelFunc
+	// suspect: after an unclean stop with no journal, the proxied storages
+	// the status file has no point for: each is held at its live state
+	// until the operator accepts it.
+	suspect map[string]bool
 }
 
 // openJournal opens the tracker's journal; after an unclean stop it replays
@@ -61,16 +65,21 @@ func (d *Daemon) openJournal(clean bool) error {
 			"error", err)
 	}
 	sn := tracker.Snapshot{Bootstrapped: len(point) > 0, BootRequested: len(point) > 0}
+	d.gt.suspect = map[string]bool{}
 	for _, s := range cfg.Storages {
+		if s.ZEO == nil {
+			continue
+		}
 		v, ok := point[s.ID]
-		if !ok || s.ZEO == nil {
+		if !ok {
+			d.gt.suspect[s.ID] = true
 			continue
 		}
 		sn.Storages = append(sn.Storages, tracker.StorageSnapshot{Storage: s.ID, Published: v, HasPublished: true,
 			Transient: v, Known: true, Watched: true, WarnOnly: s.WarnUnaccounted, Hist: v})
 	}
-	d.Log.Error("unclean stop and no journal to replay: publication resumes from the status file's last point; every commit since is held and reported as unaccounted until accepted",
-		"status_file", cfg.StatusFile, "storages", len(sn.Storages))
+	d.Log.Error("unclean stop and no journal to replay: publication resumes from the status file's last point; every commit since is held and reported as unaccounted until accepted; a storage with no point there is held at its live state until accepted",
+		"status_file", cfg.StatusFile, "storages_with_a_point", len(sn.Storages), "storages_without", len(d.gt.suspect))
 	d.Tracker.Restore(sn)
 	return nil
 }
@@ -89,6 +98,14 @@ func lastStatusPoint(path string) (map[string]txn.TID, error) {
 		return nil, err
 	}
 	return res.Point, nil
+}
+
+// suspectLive holds a storage that has no point to resume from (see
+// groundTruth.suspect) at its live last TID.
+func (d *Daemon) suspectLive(id string, live txn.TID) {
+	if d.gt.suspect[id] {
+		d.Tracker.Suspect(id, live)
+	}
 }
 
 // watchFrom makes storage s watched (from after, unless the replayed
