@@ -288,5 +288,8 @@ func TestWatcherServerUnreachableAtStart(t *testing.T) {
 	st = w.Snapshot()
 	require.True(t, st.Connected)
 	require.EqualValues(t, 1, st.Connects)
-	require.EqualValues(t, 3, st.FromIterator)
+	// Usually all three come from the iterator; under heavy load a connection
+	// queued in the forwarder's backlog may register before the last commits,
+	// which then come as invalidations: exactly once either way (above).
+	require.LessOrEqual(t, st.FromIterator, uint64(3))
 }
