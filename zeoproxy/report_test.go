@@ -4,8 +4,10 @@ package zeoproxy_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -16,7 +18,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
@@ -105,27 +109,60 @@ func reportIdle(t *testing.T) {
 		n, heap/1024, per/1024)
 }
 
+// reportZODB runs one real ZODB client against runzeo directly, through a
+// bare relay (io.Copy both ways, no observation: the floor any TCP relay
+// costs) and through the proxy feeding a real tracker.Service with its
+// journal (what `tidstorage serve` runs), alternating rounds so that all
+// three see the same machine noise. CPU is this process's (the relay's);
+// the client and runzeo are other processes.
 func reportZODB(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
-	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, newRecorder())
+	svc := tracker.NewService(tracker.ServiceConfig{})
+	_, err := svc.OpenJournal(filepath.Join(t.TempDir(), "journal"), tracker.JournalOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Close() })
+	svc.Bootstrap(map[string]txn.TID{}, true)
+	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, svc)
+	bare := startBareRelay(t, srv.Addr)
 	rate := func(addr string) float64 {
 		out := zeotest.Python(t, "bench_commits.py", "--addr", addr, "--seconds", "5")
 		v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 		require.NoError(t, err)
 		return v
 	}
-	var d, pr, cpu float64
-	for r := 0; r < 3; r++ { // alternate to share the machine's noise
+	const rounds = 3
+	var d, br, pr, bcpu, pcpu float64
+	for r := 0; r < rounds; r++ { // alternate to share the machine's noise
 		d += rate(srv.Addr)
 		before := cpuSeconds()
+		br += rate(bare)
+		bcpu += cpuSeconds() - before
+		before = cpuSeconds()
 		pr += rate(p.Addrs()[0].String())
-		cpu += cpuSeconds() - before
+		pcpu += cpuSeconds() - before
 	}
-	// The proxy's own CPU (this process: the Python client and runzeo are
-	// other processes) per proxied transaction: on a 2-core machine shared
-	// by client, server and proxy, this is what the proxy takes from them.
-	printf("real ZODB small commits (1 client process, runzeo, 3x5 s each, alternating): direct %.0f txn/s, proxy %.0f txn/s, ratio %.3f; proxy CPU %.0f µs per proxied transaction (%.0f%% of a core)\n",
-		d/3, pr/3, pr/d, cpu/(pr*5)*1e6, cpu/15*100)
+	bper, pper := bcpu/(br*5)*1e6, pcpu/(pr*5)*1e6
+	js := svc.JournalStats()
+	printf("real ZODB small commits (1 client process, runzeo, %dx5 s each, alternating): direct %.0f txn/s, bare relay %.0f txn/s, proxy+tracker+journal %.0f txn/s; throughput proxy/bare %.3f; relay CPU per transaction: bare %.0f µs, proxy %.0f µs, ratio %.2f; journal %d records, %d bytes\n",
+		rounds, d/rounds, br/rounds, pr/rounds, pr/br, bper, pper, pper/bper, js.Records, js.Size)
+}
+
+// startBareRelay forwards every connection to upstream with io.Copy both
+// ways and nothing else.
+func startBareRelay(t *testing.T, upstream string) string {
+	ln := zeotest.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		s, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		done := make(chan struct{}, 2)
+		go func() { _, _ = io.Copy(s, c); done <- struct{}{} }()
+		go func() { _, _ = io.Copy(c, s); done <- struct{}{} }()
+		<-done
+	})
+	return ln.Addr().String()
 }
 
 // startIdleSink announces Z5 on every connection and then only waits, with
