@@ -41,7 +41,8 @@ type unaccounted struct {
 	tid      txn.TID
 	seen     int64 // input time it was reported by the history
 	reported bool
-	blind    bool // seen while a blind connection was open on the storage
+	blind    bool       // seen while a blind connection was open on the storage
+	meta     txn.Commit // with HasMeta once the metadata is known (recover.go)
 }
 
 // awaiting is an accounted commit above hist: a committed participation
@@ -84,7 +85,11 @@ func (m *Machine) History(now int64, c txn.Commit) {
 		return
 	}
 	if tid <= s.hist {
-		return // a replay of what the history already said (reconnect overlap)
+		// A replay of what the history already said (reconnect overlap),
+		// or the iterator re-reading it after a crash: it may bring the
+		// metadata of a held commit that is an orphan's (recover.go).
+		m.rehear(i, c)
+		return
 	}
 	s.hist = tid
 	m.ctr.HistoryCommits++
@@ -99,12 +104,9 @@ func (m *Machine) History(now int64, c txn.Commit) {
 	} else if pt := m.orphanOf(i, c); pt != nil {
 		// A participation of the previous process, in doubt: this is its
 		// commit (recover.go).
-		m.ctr.Resolved++
-		m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: name, TID: tid,
-			Msg: "in-doubt participation of the previous run resolved from the storage's history: committed"})
-		m.committed(pt, tid)
+		m.orphanCommitted(pt, tid)
 	} else {
-		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now, blind: s.blind > 0})
+		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now, blind: s.blind > 0, meta: c})
 		if len(s.unacc) == 1 && !s.warnOnly {
 			m.hold(m.one(i))
 		}

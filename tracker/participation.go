@@ -57,6 +57,10 @@ type part struct {
 	// orphan: in flight when the previous process died (Recover); its
 	// outcome comes from the storage's history (recover.go).
 	orphan bool
+	// ambiguous: an orphan one of whose candidate commits was matched by
+	// metadata shared with another orphan (recover.go): whatever outcome
+	// it was given may be the other's.
+	ambiguous bool
 }
 
 // linkSet groups the participations linked by correlation key (docs/design.md,
@@ -70,6 +74,7 @@ type linkSet struct {
 	accepting  int32 // in flight and not yet sent tpc_finish
 	lastFailed uint64
 	began      int64
+	ambiguous  bool // an ambiguous orphan resolution (recover.go)
 	// caps: per storage, the lowest finCap of its participations sent
 	// tpc_finish (what frontier.go needs, whatever the set's length).
 	caps []doneCommit
@@ -407,6 +412,11 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	}
 	var bad []*part
 	for _, p := range ls.parts {
+		if ls.ambiguous && p.ambiguous && len(ls.parts) > 1 {
+			// Its outcome is a guess: the set may be half committed.
+			bad = append(bad, p)
+			continue
+		}
 		if p.votedAt == 0 || p.state == PartCommitted {
 			continue
 		}
@@ -452,6 +462,10 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	for _, p := range ls.parts {
 		if p.state == PartCommitted {
 			cs = append(cs, doneCommit{p.st, p.tid - 1, p.tid})
+		} else if p.ambiguous {
+			// It may have committed anywhere above what was known when
+			// tpc_finish was sent: keep its storage below (unknown hi).
+			cs = append(cs, doneCommit{st: p.st, lo: p.finCap})
 		}
 	}
 	pn := m.newPin(PinPartial, sts, cs, b.String())

@@ -49,6 +49,20 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 		i := m.intern(v.Storage)
 		s := &m.st[i]
 		s.settleAt, s.settling = v.TID, true
+		// The history may have reported an orphan's commit before the
+		// crash (ZEO invalidates before it answers the committer): it is
+		// held unaccounted; with its metadata, it is the orphan's.
+		var held []txn.Commit
+		for _, u := range s.unacc {
+			if u.meta.HasMeta {
+				held = append(held, u.meta)
+			}
+		}
+		for _, c := range held {
+			if pt := m.orphanOf(i, c); pt != nil {
+				m.orphanCommitted(pt, c.TID)
+			}
+		}
 		m.settle(i)
 	}
 	m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
@@ -74,11 +88,16 @@ func (m *Machine) SettleAt(now int64, name string, tid txn.TID) {
 }
 
 // orphanOf returns the orphan participation on storage i whose commit c is.
+// When several orphans match (identical metadata), the commit is given to
+// the lowest id, but it may be another's: every candidate's linked set is
+// marked ambiguous, and checkPartial pins such a set if it spans more than
+// one participation (its outcome on this storage is not known).
 func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
 	if !c.HasMeta {
 		return nil
 	}
 	var best *part
+	n := 0
 	for _, pt := range m.parts {
 		if !pt.orphan || pt.st != i || pt.state != PartInDoubt || pt.finCap >= c.TID {
 			continue
@@ -87,19 +106,74 @@ func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
 		if in.User != c.User || in.Description != c.Description || in.Extension != c.Extension {
 			continue
 		}
+		n++
 		if best == nil || pt.id < best.id {
 			best = pt
+		}
+	}
+	if n > 1 {
+		for _, pt := range m.parts {
+			if pt.orphan && pt.st == i && pt.state == PartInDoubt && pt.finCap < c.TID {
+				in := pt.ls.info
+				if in.User == c.User && in.Description == c.Description && in.Extension == c.Extension {
+					pt.ambiguous = true
+					pt.ls.ambiguous = true
+				}
+			}
 		}
 	}
 	return best
 }
 
+// orphanCommitted resolves an orphan with its commit found in the history.
+func (m *Machine) orphanCommitted(pt *part, tid txn.TID) {
+	m.ctr.Resolved++
+	m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: m.st[pt.st].name, TID: tid,
+		Msg: "in-doubt participation of the previous run resolved from the storage's history: committed"})
+	m.committed(pt, tid)
+}
+
+// rehear takes a history commit at or below hist again: if it is a held
+// (unaccounted) commit whose metadata was not known, it may be an orphan's.
+// After Recover the Service re-reads, with the iterator, every commit above
+// each storage's published TID, so that orphans whose commits were
+// reported before the crash without metadata are matched.
+func (m *Machine) rehear(i int32, c txn.Commit) {
+	s := &m.st[i]
+	if !c.HasMeta {
+		return
+	}
+	k := slices.IndexFunc(s.unacc, func(u unaccounted) bool { return u.tid == c.TID })
+	if k < 0 || s.unacc[k].meta.HasMeta {
+		return
+	}
+	s.unacc[k].meta = c
+	if pt := m.orphanOf(i, c); pt != nil {
+		m.orphanCommitted(pt, c.TID)
+	}
+	m.settle(i)
+	if g := s.group; g != nil {
+		m.advance(g)
+	}
+}
+
 // settle ends the orphans of storage i once its history reached the last
-// TID read at restart: they did not commit.
+// TID read at restart: they did not commit. It waits while a held commit
+// that may be an orphan's has no metadata yet (rehear).
 func (m *Machine) settle(i int32) {
 	s := &m.st[i]
 	if !s.settling || !s.watched || s.hist < s.settleAt {
 		return
+	}
+	for _, u := range s.unacc {
+		if u.meta.HasMeta {
+			continue
+		}
+		for _, pt := range m.parts {
+			if pt.orphan && pt.st == i && pt.state == PartInDoubt && pt.finCap < u.tid {
+				return
+			}
+		}
 	}
 	s.settling = false
 	var left []*part
