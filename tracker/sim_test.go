@@ -44,6 +44,7 @@ type spart struct {
 	state    simPartState
 	tid      txn.TID // truth: committed TID, 0 if not committed
 	truthSet bool    // in doubt: truth decided
+	reported bool    // reported unaccounted (RecUnaccounted)
 }
 
 type stxn struct {
@@ -72,6 +73,10 @@ type stxn struct {
 	committed int
 	ended     int
 	faulty    bool // crash / connection loss involved
+	info      txn.Info
+	direct    bool // a client that bypasses the proxy
+	unseen    bool // committed over a blind connection
+	crashed   bool // in flight through a tracker that crashed
 	exempt    bool // accepted partial or unclean restart
 	active    bool
 }
@@ -119,6 +124,16 @@ type simStats struct {
 	quiesces                       int
 	exemptUnclean                  int
 	maxLag                         int
+	// Ground truth, bypassing clients, tracker crashes.
+	histCommits, histMeta, histLagMax int
+	directTxns, directHalves          int
+	unaccReports, unaccJustified      int
+	unaccPins, unaccAccepts           int
+	falseUnaccPins                    int
+	missedUnacc                       int
+	trackerCrashes, replayed          int
+	orphans, rotations                int
+	crashPartials, rereads            int
 }
 
 type simEvent struct {
@@ -248,6 +263,23 @@ func (s *simStats) add(o simStats) {
 	s.quiesces += o.quiesces
 	s.exemptUnclean += o.exemptUnclean
 	s.maxLag = max(s.maxLag, o.maxLag)
+	s.histCommits += o.histCommits
+	s.histMeta += o.histMeta
+	s.histLagMax = max(s.histLagMax, o.histLagMax)
+	s.directTxns += o.directTxns
+	s.directHalves += o.directHalves
+	s.unaccReports += o.unaccReports
+	s.unaccJustified += o.unaccJustified
+	s.unaccPins += o.unaccPins
+	s.unaccAccepts += o.unaccAccepts
+	s.falseUnaccPins += o.falseUnaccPins
+	s.missedUnacc += o.missedUnacc
+	s.trackerCrashes += o.trackerCrashes
+	s.replayed += o.replayed
+	s.orphans += o.orphans
+	s.rotations += o.rotations
+	s.crashPartials += o.crashPartials
+	s.rereads += o.rereads
 }
 
 // A seed replays exactly: same inputs, same records, same point.

@@ -52,6 +52,23 @@ type world struct {
 	accepts  []acceptAt
 	blind    []int // step at which each storage unblinds, 0 = not blind
 
+	// The journal since its last rotation: every input, encoded.
+	jbuf []byte
+	joff []int
+	// Ground truth: per storage, the commits its history has not reported
+	// yet (in TID order), and the step until which its watcher is stalled.
+	hq     [][]txn.Commit
+	hstall []int
+	// Unaccounted commits reported and not accepted, per storage; and the
+	// commits that nothing can account for (direct, unseen, lost classic
+	// ends, None), each of which must be reported.
+	unaccRep [][]*spart
+	needRep  []*spart
+	uaccepts []acceptAt // unaccounted pins the operator will look at
+	crashAt  int        // step of the next crash of the tracker
+	down     bool       // the tracker is dead (no history delivered)
+	rotated  bool       // the journal restarted from a snapshot
+
 	draining bool
 	noFaults bool
 	partials []*stxn // true partial commits, checked at quiescence
@@ -98,6 +115,10 @@ func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 	w.hasP = make([]bool, nst)
 	w.ptr = make([]int, nst)
 	w.blind = make([]int, nst)
+	w.hq = make([][]txn.Commit, nst)
+	w.hstall = make([]int, nst)
+	w.unaccRep = make([][]*spart, nst)
+	w.crashAt = 30_000 + rng.IntN(200_000)
 	nproxy := 3 + rng.IntN(6)
 	for i := 0; i < nproxy; i++ {
 		c := &sclient{name: fmt.Sprintf("10.0.0.%d", i+1), threads: make([]bool, 1+rng.IntN(4))}
@@ -111,13 +132,15 @@ func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 		w.clients = append(w.clients, &sclient{name: fmt.Sprintf("10.0.1.%d:8080", i+1), classic: true, threads: make([]bool, 1+rng.IntN(4))})
 	}
 	w.maxActive = 4 + rng.IntN(20)
-	w.cfg = Config{ClassicTimeout: 4 * time.Second}
+	w.cfg = Config{ClassicTimeout: 4 * time.Second, UnaccountedGrace: time.Second}
 	w.restart(true)
 	return w
 }
 
-// input applies one tracker input and checks the oracle after it.
-func (w *world) input(e simEvent, f func(now int64)) {
+// apply journals one tracker input (AppendInput, what the Service will
+// write ahead), applies it through Machine.Apply and checks the oracle
+// after it.
+func (w *world) apply(e simEvent, in Input) {
 	w.now += int64(time.Millisecond)
 	w.steps++
 	e.step = w.steps
@@ -126,10 +149,18 @@ func (w *world) input(e simEvent, f func(now int64)) {
 	if debugPIDs[e.pid] || (testing.Verbose() && w.target <= 5000) {
 		w.t.Logf("%s", e)
 	}
-	f(w.now)
-	if debugPIDs[e.pid] {
+	in.Time = w.now
+	w.joff = append(w.joff, len(w.jbuf))
+	w.jbuf = AppendInput(w.jbuf, &in)
+	if err := w.m.Apply(&in); err != nil {
+		w.fail("%s: %v", e, err)
+		return
+	}
+	if len(debugPIDs) > 0 {
 		for _, r := range w.m.Records() {
-			w.t.Logf("   -> %s %s %d %s", r.Kind, r.Storage, r.TID, r.Msg)
+			if debugPIDs[e.pid] || (r.Part != 0 && debugPIDs[r.Part]) || debugTIDs[r.TID] || (e.tid != 0 && debugTIDs[e.tid]) {
+				w.t.Logf("   %s -> %s %s %d part %d %s", e, r.Kind, r.Storage, r.TID, r.Part, r.Msg)
+			}
 		}
 	}
 	w.check()
@@ -144,12 +175,33 @@ func (w *world) restart(clean bool) {
 	}
 	w.resolves = w.resolves[:0]
 	w.accepts = w.accepts[:0]
+	w.uaccepts = w.uaccepts[:0]
 	for i := range w.blind {
 		w.blind[i] = 0
 	}
-	w.input(simEvent{kind: "bootstrap", ok: clean}, func(now int64) { w.m.Bootstrap(now, vals, clean) })
+	// Commits not yet reported are at or below the bootstrap TIDs: the new
+	// history starts above them (they count as accounted).
+	for s := range w.names {
+		w.hq[s], w.hstall[s] = nil, 0
+		for _, p := range w.unaccRep[s] {
+			p.tx.exempt = true
+		}
+		w.unaccRep[s] = nil
+	}
+	for _, p := range w.needRep {
+		if !p.reported {
+			p.tx.exempt = true
+		}
+	}
+	w.needRep = w.needRep[:0]
+	w.jbuf, w.joff, w.rotated = w.jbuf[:0], w.joff[:0], false
+	w.apply(simEvent{kind: "bootstrap", ok: clean}, Input{Kind: InBootstrap, TIDs: vals, Flag: clean})
 	if !w.m.Bootstrapped() {
 		w.fail("not bootstrapped after Bootstrap")
+	}
+	for i, n := range w.names {
+		w.apply(simEvent{kind: "history-start", st: i, tid: w.lastTID[i]},
+			Input{Kind: InHistoryStart, TIDs: []StorageTID{{n, w.lastTID[i]}}})
 	}
 	if !clean && w.m.Status().CleanStart {
 		w.fail("unclean start not reported")
@@ -163,6 +215,7 @@ func (w *world) commitTruth(sp *spart) {
 	w.commits[sp.st] = append(w.commits[sp.st], commitRec{w.tid, sp.tx, w.steps})
 	sp.tx.committed++
 	w.stats.commits++
+	w.queueHistory(sp)
 }
 
 // complete: every intended participation committed.
@@ -210,6 +263,15 @@ func (w *world) check() {
 			}
 		case RecPartial:
 			w.onPartial(r.Pin)
+		case RecUnaccounted:
+			w.onUnaccounted(r)
+		case RecAccounted:
+			w.onAccounted(r)
+		case RecPinned:
+			w.onPinned(r.Pin)
+		}
+		if w.failed {
+			return
 		}
 	}
 	w.m.ClearRecords()
@@ -292,11 +354,7 @@ func (w *world) accept(a acceptAt) {
 			sp.tx.exempt = true
 		}
 	}
-	w.input(simEvent{kind: "accept", tid: txn.TID(a.pin)}, func(now int64) {
-		if err := w.m.AcceptPartial(now, a.pin); err != nil {
-			w.fail("accept: %v", err)
-		}
-	})
+	w.apply(simEvent{kind: "accept", tid: txn.TID(a.pin)}, Input{Kind: InAccept, Pin: a.pin})
 }
 
 // ---- transactions ----
@@ -341,6 +399,7 @@ func (w *world) startTxn(probeStorage int) *stxn {
 		tx.probe = true
 		sts = []int{probeStorage}
 		tx.key = "probe"
+		tx.info = txn.Info{Description: "probe"}
 	} else {
 		sts = w.pick(0, n)
 	}
@@ -352,6 +411,7 @@ func (w *world) startTxn(probeStorage int) *stxn {
 		w.stats.classicTxns++
 		tx.classic = true
 		tx.cid = fmt.Sprintf("%s_%x", cl.name, 0x7f00+thread)
+		tx.info = txn.Info{User: "zope", Description: fmt.Sprintf("classic %d", tx.id)}
 		tx.phase = phCBegin
 		if !w.draining && !w.noFaults {
 			switch r := w.rng.IntN(1000); {
@@ -378,7 +438,9 @@ func (w *world) startTxn(probeStorage int) *stxn {
 		w.stats.proxyTxns++
 		tx.phase = phBegin
 		if cl != nil {
-			tx.key = txn.Key(cl.name + "|" + cl.metas[w.rng.IntN(len(cl.metas))])
+			meta := cl.metas[w.rng.IntN(len(cl.metas))]
+			tx.key = txn.Key(cl.name + "|" + meta)
+			tx.info = txn.Info{Client: cl.name, Description: meta}
 		}
 		if !tx.probe && !w.draining {
 			if w.rng.IntN(100) < 8 {
@@ -432,9 +494,8 @@ func (w *world) advance(tx *stxn) {
 	case phBegin:
 		p := tx.parts[tx.idx]
 		p.state = spBegun
-		w.input(simEvent{kind: "begin", pid: p.pid, st: p.st, txn: string(tx.key)}, func(now int64) {
-			w.m.PartBegin(now, p.pid, w.names[p.st], tx.key, txn.Info{})
-		})
+		w.event(simEvent{kind: "begin", pid: p.pid, st: p.st, txn: string(tx.key)},
+			txn.Event{Kind: txn.Begin, Part: p.pid, Storage: w.names[p.st], Key: tx.key, Info: tx.info})
 		tx.idx++
 		if tx.idx == len(tx.parts) {
 			tx.phase, tx.idx = phVote, 0
@@ -442,7 +503,7 @@ func (w *world) advance(tx *stxn) {
 	case phVote:
 		p := tx.parts[tx.idx]
 		ok := tx.idx != tx.voteFail
-		w.input(simEvent{kind: "vote", pid: p.pid, st: p.st, ok: ok}, func(now int64) { w.m.PartVote(now, p.pid, ok) })
+		w.event(simEvent{kind: "vote", pid: p.pid, st: p.st, ok: ok}, txn.Event{Kind: txn.Vote, Part: p.pid, OK: ok})
 		if !ok {
 			w.stats.conflicts++
 			tx.phase, tx.idx = phAbort, 0
@@ -471,7 +532,7 @@ func (w *world) advance(tx *stxn) {
 			tx.phase, tx.idx = phAbort, tx.idx+1
 		case spVoted:
 			p.state = spFinSent
-			w.input(simEvent{kind: "finish-sent", pid: p.pid, st: p.st}, func(now int64) { w.m.PartFinishSent(now, p.pid) })
+			w.event(simEvent{kind: "finish-sent", pid: p.pid, st: p.st}, txn.Event{Kind: txn.FinishSent, Part: p.pid})
 		case spFinSent:
 			if tx.idx == tx.connLoss {
 				// The connection drops after tpc_finish went out: the
@@ -489,7 +550,7 @@ func (w *world) advance(tx *stxn) {
 				w.stats.finishFails++
 				tx.faulty = true
 				w.endPart(p, spAborted)
-				w.input(simEvent{kind: "abort(finish failed)", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAborted(now, p.pid) })
+				w.event(simEvent{kind: "abort(finish failed)", pid: p.pid, st: p.st}, txn.Event{Kind: txn.Aborted, Part: p.pid})
 				tx.phase, tx.idx = phAbort, tx.idx+1
 				return
 			}
@@ -497,7 +558,7 @@ func (w *world) advance(tx *stxn) {
 			p.state = spServerDone
 		case spServerDone:
 			w.endPart(p, spCommitted)
-			w.input(simEvent{kind: "finished", pid: p.pid, st: p.st, tid: p.tid}, func(now int64) { w.m.PartFinished(now, p.pid, p.tid) })
+			w.event(simEvent{kind: "finished", pid: p.pid, st: p.st, tid: p.tid}, txn.Event{Kind: txn.Finished, Part: p.pid, TID: p.tid})
 			tx.idx++
 			if tx.idx == len(tx.parts) {
 				w.finishTxn(tx)
@@ -517,7 +578,7 @@ func (w *world) advance(tx *stxn) {
 			w.endPart(p, spAborted) // never begun
 		} else {
 			w.endPart(p, spAborted)
-			w.input(simEvent{kind: "abort", pid: p.pid, st: p.st}, func(now int64) { w.m.PartAborted(now, p.pid) })
+			w.event(simEvent{kind: "abort", pid: p.pid, st: p.st}, txn.Event{Kind: txn.Aborted, Part: p.pid})
 		}
 		tx.idx++
 	case phCBegin:
@@ -529,7 +590,7 @@ func (w *world) advance(tx *stxn) {
 			sts = append(sts, w.names[tx.extraBegin])
 			w.stats.classicSubset++
 		}
-		w.input(simEvent{kind: "BEGIN", txn: tx.cid}, func(now int64) { w.m.ClassicBegin(now, tx.cid, sts) })
+		w.apply(simEvent{kind: "BEGIN", txn: tx.cid}, Input{Kind: InClassicBegin, ID: tx.cid, Storages: sts})
 		tx.phase, tx.idx = phCCommit, 0
 		if tx.abortEarly {
 			tx.phase = phCEnd
@@ -552,11 +613,16 @@ func (w *world) advance(tx *stxn) {
 		}
 		if tx.loseEnd {
 			w.stats.classicLostEnds++
+			for _, p := range tx.parts {
+				if p.tid != 0 {
+					w.needRep = append(w.needRep, p) // nothing will account for it
+				}
+			}
 			w.finishTxn(tx)
 			return
 		}
 		if tx.abortEarly {
-			w.input(simEvent{kind: "ABORT", txn: tx.cid}, func(now int64) { w.m.ClassicAbort(now, tx.cid) })
+			w.apply(simEvent{kind: "ABORT", txn: tx.cid}, Input{Kind: InClassicAbort, ID: tx.cid})
 			w.finishTxn(tx)
 			return
 		}
@@ -571,8 +637,9 @@ func (w *world) advance(tx *stxn) {
 		}
 		if tx.noneIdx >= 0 {
 			w.stats.classicNone++
+			w.needRep = append(w.needRep, tx.parts[tx.noneIdx])
 		}
-		w.input(simEvent{kind: "COMMIT", txn: tx.cid}, func(now int64) { w.m.ClassicCommit(now, tx.cid, tids, none) })
+		w.apply(simEvent{kind: "COMMIT", txn: tx.cid}, Input{Kind: InClassicCommit, ID: tx.cid, TIDs: tids, Storages: none})
 		w.finishTxn(tx)
 	}
 }
@@ -587,7 +654,7 @@ func (w *world) lose(p *spart) {
 	} else {
 		w.endPart(p, spAborted)
 	}
-	w.input(simEvent{kind: "lost", pid: p.pid, st: p.st}, func(now int64) { w.m.PartLost(now, p.pid) })
+	w.event(simEvent{kind: "lost", pid: p.pid, st: p.st}, txn.Event{Kind: txn.Lost, Part: p.pid})
 }
 
 // crash kills a proxy client process: every open participation of every
@@ -631,9 +698,8 @@ func (w *world) resolve(i int) {
 		w.stats.truePartials++
 		w.partials = append(w.partials, p.tx)
 	}
-	w.input(simEvent{kind: "resolve", pid: p.pid, st: p.st, tid: p.tid, ok: committed}, func(now int64) {
-		w.m.PartResolved(now, p.pid, committed, p.tid)
-	})
+	w.event(simEvent{kind: "resolve", pid: p.pid, st: p.st, tid: p.tid, ok: committed},
+		txn.Event{Kind: txn.Resolved, Part: p.pid, OK: committed, TID: p.tid})
 }
 
 // ---- schedule ----
@@ -663,15 +729,31 @@ func (w *world) step() {
 			return
 		}
 	}
+	for i := 0; i < len(w.uaccepts); i++ {
+		if w.uaccepts[i].step <= w.steps {
+			a := w.uaccepts[i]
+			w.uaccepts = slices.Delete(w.uaccepts, i, i+1)
+			w.operator(a, false)
+			return
+		}
+	}
+	if !w.noFaults && w.steps >= w.crashAt {
+		w.crashAt = w.steps + 30_000 + w.rng.IntN(200_000)
+		w.crashTracker()
+		return
+	}
+	if w.rng.IntN(3) == 0 && w.deliverSome() {
+		return
+	}
 	for s, at := range w.blind {
 		if at != 0 && at <= w.steps {
 			w.blind[s] = 0
-			w.input(simEvent{kind: "unblind", st: s, tid: w.lastTID[s]}, func(now int64) { w.m.Unblind(now, w.names[s], w.lastTID[s]) })
+			w.event(simEvent{kind: "unblind", st: s, tid: w.lastTID[s]}, txn.Event{Kind: txn.Unblind, Storage: w.names[s], TID: w.lastTID[s]})
 			return
 		}
 	}
 	if w.steps%97 == 0 {
-		w.input(simEvent{kind: "tick"}, func(now int64) { w.m.Tick(now) })
+		w.apply(simEvent{kind: "tick"}, Input{Kind: InTick})
 		return
 	}
 	// An urgent classic transaction (it must end before the timeout,
@@ -700,23 +782,35 @@ func (w *world) step() {
 		if w.blind[s] == 0 {
 			w.stats.blinds++
 			w.blind[s] = w.steps + 100 + w.rng.IntN(3000)
-			w.input(simEvent{kind: "blind", st: s}, func(now int64) { w.m.Blind(now, w.names[s], "undecodable frames") })
+			w.event(simEvent{kind: "blind", st: s}, txn.Event{Kind: txn.Blind, Storage: w.names[s], Reason: "undecodable frames"})
 		}
 	case r < 40:
 		for s, at := range w.blind {
 			if at != 0 {
 				w.nextTx++
-				tx := &stxn{id: w.nextTx, parts: []*spart{{st: s}}}
+				tx := &stxn{id: w.nextTx, parts: []*spart{{st: s}}, unseen: true, noneIdx: -1,
+					info: txn.Info{Description: "unseen"}}
 				tx.parts[0].tx = tx
 				w.commitTruth(tx.parts[0])
 				tx.ended = 1
+				w.needRep = append(w.needRep, tx.parts[0])
 				break
 			}
 		}
 	case r < 45:
 		// The daemon reads a storage's last TID (releases lost/None pins).
 		s := w.rng.IntN(len(w.names))
-		w.input(simEvent{kind: "last-tid", st: s, tid: w.lastTID[s]}, func(now int64) { w.m.LastTID(now, w.names[s], w.lastTID[s]) })
+		w.lastTIDInput(s)
+	case r < 46 && !w.noFaults:
+		// A client that bypasses the proxy.
+		w.directTxn()
+	case r < 47:
+		// A watcher loses its connection: the history lags by many commits
+		// (caught up from the iterator, with metadata).
+		s := w.rng.IntN(len(w.names))
+		if w.hstall[s] <= w.steps {
+			w.hstall[s] = w.steps + 200 + w.rng.IntN(2000)
+		}
 	case r < 2500 && len(w.active) < w.maxActive:
 		if tx := w.startTxn(-1); tx != nil {
 			w.advance(tx)
@@ -806,21 +900,43 @@ func (w *world) quiesce() {
 	for s, at := range w.blind {
 		if at != 0 {
 			w.blind[s] = 0
-			w.input(simEvent{kind: "unblind", st: s}, func(now int64) { w.m.Unblind(now, w.names[s], w.lastTID[s]) })
+			w.event(simEvent{kind: "unblind", st: s}, txn.Event{Kind: txn.Unblind, Storage: w.names[s], TID: w.lastTID[s]})
 		}
 	}
+	// The history catches up: orphans of a crash settle, every commit is
+	// accounted for or held.
+	w.flushHistory()
 	w.now += 2 * int64(w.cfg.ClassicTimeout)
-	w.input(simEvent{kind: "tick"}, func(now int64) { w.m.Tick(now) })
+	w.apply(simEvent{kind: "tick"}, Input{Kind: InTick})
 	for len(w.accepts) > 0 && !w.failed {
 		a := w.accepts[0]
 		w.accepts = w.accepts[1:]
 		w.accept(a)
 	}
+	// The operator decides on every unaccounted pin left; each must hold a
+	// commit that nothing could account for.
+	w.uaccepts = w.uaccepts[:0]
+	for _, p := range w.m.Pins() {
+		if p.Kind == PinUnaccounted && !w.failed {
+			w.operator(acceptAt{pin: p.ID}, true)
+		}
+	}
+	if w.failed {
+		return
+	}
+	for _, p := range w.needRep {
+		if !p.reported && !p.tx.exempt {
+			w.stats.missedUnacc++
+			w.fail("commit %d on storage %d that nothing accounted for was never reported: %s", p.tid, p.st, p.tx)
+			return
+		}
+	}
+	w.needRep = w.needRep[:0]
 	// One commit on every storage, or reading its last TID, releases lost
 	// and None pins.
 	for s := range w.names {
 		if w.rng.IntN(2) == 0 {
-			w.input(simEvent{kind: "last-tid", st: s, tid: w.lastTID[s]}, func(now int64) { w.m.LastTID(now, w.names[s], w.lastTID[s]) })
+			w.lastTIDInput(s)
 			continue
 		}
 		tx := w.startTxn(s)
@@ -828,6 +944,7 @@ func (w *world) quiesce() {
 			w.advance(tx)
 		}
 	}
+	w.flushHistory() // the probes' commits
 	if w.failed {
 		return
 	}
@@ -855,6 +972,16 @@ func (w *world) quiesce() {
 		}
 	}
 	w.partials = w.partials[:0]
+	if !w.m.Quiescent() {
+		w.fail("not quiescent at rest: %+v", w.m.Status())
+		return
+	}
+	if w.rng.IntN(2) == 0 {
+		w.rotate()
+		if w.failed {
+			return
+		}
+	}
 	w.prune()
 	if w.rng.IntN(3) == 0 {
 		w.stats.restarts++
@@ -886,8 +1013,8 @@ func (w *world) prune() {
 
 func (tx *stxn) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "#%d{classic=%v cid=%q key=%q faulty=%v vf=%d ff=%d cl=%d lose=%v none=%d extra=%d early=%v parts:",
-		tx.id, tx.classic, tx.cid, tx.key, tx.faulty, tx.voteFail, tx.finishFail, tx.connLoss*100+tx.voteLoss, tx.loseEnd, tx.noneIdx, tx.extraBegin, tx.abortEarly)
+	fmt.Fprintf(&b, "#%d{direct=%v unseen=%v crashed=%v classic=%v cid=%q key=%q faulty=%v vf=%d ff=%d cl=%d lose=%v none=%d extra=%d early=%v parts:",
+		tx.id, tx.direct, tx.unseen, tx.crashed, tx.classic, tx.cid, tx.key, tx.faulty, tx.voteFail, tx.finishFail, tx.connLoss*100+tx.voteLoss, tx.loseEnd, tx.noneIdx, tx.extraBegin, tx.abortEarly)
 	for _, p := range tx.parts {
 		fmt.Fprintf(&b, " [pid=%d st=%d state=%d tid=%d]", p.pid, p.st, p.state, p.tid)
 	}
@@ -896,10 +1023,16 @@ func (tx *stxn) String() string {
 }
 
 var debugPIDs = map[txn.PartID]bool{}
+var debugTIDs = map[txn.TID]bool{}
 
 func init() {
 	for _, f := range strings.Fields(os.Getenv("SIM_DEBUG_PIDS")) {
 		n, _ := strconv.Atoi(f)
 		debugPIDs[txn.PartID(n)] = true
+	}
+	for _, f := range strings.Fields(os.Getenv("SIM_DEBUG_TIDS")) {
+		n, _ := strconv.ParseUint(f, 10, 64)
+		debugTIDs[txn.TID(n)] = true
+		debugPIDs[0] = false
 	}
 }

@@ -1,0 +1,371 @@
+package tracker
+
+// The simulation's ground truth (the storages' history), clients that
+// bypass the proxy, and crashes of the tracker with journal replay
+// (docs/design.md, "Ground truth"; issue 10).
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+func (w *world) event(e simEvent, ev txn.Event) { w.apply(e, Input{Kind: InEvent, Event: ev}) }
+
+func (w *world) lastTIDInput(s int) {
+	w.apply(simEvent{kind: "last-tid", st: s, tid: w.lastTID[s]},
+		Input{Kind: InLastTID, TIDs: []StorageTID{{w.names[s], w.lastTID[s]}}})
+}
+
+// ---- history ----
+
+// queueHistory adds a real commit to its storage's history, which reports
+// it later, in TID order: with metadata when it comes from the iterator
+// (a stalled watcher catching up), sometimes at once (ZEO invalidates the
+// other connections before it answers the committer).
+func (w *world) queueHistory(sp *spart) {
+	s := sp.st
+	in := sp.tx.info
+	c := txn.Commit{Storage: w.names[s], TID: sp.tid, User: in.User, Description: in.Description, Extension: in.Extension}
+	stalled := w.hstall[s] > w.steps
+	c.HasMeta = stalled || w.rng.IntN(5) == 0
+	w.hq[s] = append(w.hq[s], c)
+	w.stats.histLagMax = max(w.stats.histLagMax, len(w.hq[s]))
+	if !stalled && !w.down && w.rng.IntN(3) == 0 {
+		for len(w.hq[s]) > 0 && !w.failed {
+			w.deliver(s)
+		}
+	}
+}
+
+func (w *world) deliver(s int) {
+	c := w.hq[s][0]
+	w.hq[s] = w.hq[s][1:]
+	if len(w.hq[s]) == 0 {
+		w.hq[s] = nil
+	}
+	w.stats.histCommits++
+	if c.HasMeta {
+		w.stats.histMeta++
+	}
+	w.apply(simEvent{kind: "history", st: s, tid: c.TID, ok: c.HasMeta}, Input{Kind: InHistory, Commit: c})
+}
+
+// deliverSome reports the next commit of some storage whose watcher is not
+// stalled; false if there is none.
+func (w *world) deliverSome() bool {
+	n := len(w.names)
+	k := w.rng.IntN(n)
+	for j := 0; j < n; j++ {
+		s := (k + j) % n
+		if len(w.hq[s]) > 0 && w.hstall[s] <= w.steps {
+			w.deliver(s)
+			return true
+		}
+	}
+	return false
+}
+
+// flushHistory ends every stall and reports every commit.
+func (w *world) flushHistory() {
+	for s := range w.names {
+		w.hstall[s] = 0
+		for len(w.hq[s]) > 0 && !w.failed {
+			w.deliver(s)
+		}
+	}
+}
+
+// ---- clients that bypass the proxy ----
+
+// directTxn: a client connected to the ZEO servers directly commits on one
+// or two storages; on two, it may die between the two finishes.
+func (w *world) directTxn() {
+	n := min(1+w.rng.IntN(2), len(w.names))
+	w.nextTx++
+	tx := &stxn{id: w.nextTx, direct: true, voteFail: -1, finishFail: -1, connLoss: -1, voteLoss: -1, noneIdx: -1, extraBegin: -1,
+		info: txn.Info{User: "admin", Description: fmt.Sprintf("/maintenance/%d", w.nextTx)}}
+	if w.rng.IntN(4) == 0 {
+		tx.info = txn.Info{} // as anonymous as the proxied clients
+	}
+	for _, s := range w.pick(0, n) {
+		tx.parts = append(tx.parts, &spart{st: s, tx: tx})
+	}
+	w.stats.directTxns++
+	for i, p := range tx.parts {
+		if i == 1 && w.rng.IntN(2) == 0 {
+			w.stats.directHalves++ // dies between the two finishes
+			break
+		}
+		w.commitTruth(p)
+		p.state = spCommitted
+		w.needRep = append(w.needRep, p)
+	}
+	tx.ended = len(tx.parts)
+}
+
+// justified: nothing could have accounted for this commit (a bypassing
+// client, a blind connection, a classic COMMIT lost or carrying None).
+func (w *world) justified(p *spart) bool {
+	tx := p.tx
+	if tx.direct || tx.unseen {
+		return true
+	}
+	return tx.classic && (tx.loseEnd || (tx.noneIdx >= 0 && tx.parts[tx.noneIdx] == p))
+}
+
+func (w *world) commitPart(s int, tid txn.TID) *spart {
+	cs := w.commits[s]
+	k := sort.Search(len(cs), func(i int) bool { return cs[i].tid >= tid })
+	if k == len(cs) || cs[k].tid != tid {
+		return nil
+	}
+	for _, p := range cs[k].tx.parts {
+		if p.st == s && p.tid == tid {
+			return p
+		}
+	}
+	return nil
+}
+
+func (w *world) onUnaccounted(r *Record) {
+	s := slices.Index(w.names, r.Storage)
+	p := w.commitPart(s, r.TID)
+	if p == nil {
+		w.fail("unaccounted commit %d on storage %d that the world does not know", r.TID, s)
+		return
+	}
+	if p.reported {
+		w.fail("unaccounted commit %d on storage %d reported twice", r.TID, s)
+		return
+	}
+	p.reported = true
+	w.stats.unaccReports++
+	if w.justified(p) {
+		w.stats.unaccJustified++
+	}
+	w.unaccRep[s] = append(w.unaccRep[s], p)
+}
+
+func (w *world) onAccounted(r *Record) {
+	s := slices.Index(w.names, r.Storage)
+	w.unaccRep[s] = slices.DeleteFunc(w.unaccRep[s], func(p *spart) bool { return p.tid == r.TID })
+}
+
+func (w *world) onPinned(id uint64) {
+	for _, p := range w.m.Pins() {
+		if p.ID == id && p.Kind == PinUnaccounted {
+			w.stats.unaccPins++
+			w.uaccepts = append(w.uaccepts, acceptAt{w.steps + 20 + w.rng.IntN(400), id})
+		}
+	}
+}
+
+// operator looks at an unaccounted pin: it accepts it when a commit it
+// holds really had nobody to account for it; otherwise it waits (a late
+// report may still account for it). final: at rest, where a pin left that
+// nothing justifies is a false pin.
+func (w *world) operator(a acceptAt, final bool) {
+	var info *PinInfo
+	for _, p := range w.m.Pins() {
+		if p.ID == a.pin {
+			info = &p
+			break
+		}
+	}
+	if info == nil {
+		return // released: accounted for late
+	}
+	s := slices.Index(w.names, info.Storages[0])
+	just := false
+	for _, p := range w.unaccRep[s] {
+		just = just || w.justified(p)
+	}
+	if !just {
+		if !final {
+			w.uaccepts = append(w.uaccepts, acceptAt{w.steps + 1000, a.pin})
+			return
+		}
+		w.stats.falseUnaccPins++
+		var b []string
+		for _, p := range w.unaccRep[s] {
+			b = append(b, p.tx.String())
+		}
+		w.fail("false unaccounted pin %d on storage %d: %s; reported commits: %v", a.pin, s, info.Reason, b)
+		return
+	}
+	// The operator accepts the live state of the storage: what it holds
+	// is no longer expected to be wholly in or out.
+	for _, p := range w.unaccRep[s] {
+		p.tx.exempt = true
+	}
+	w.unaccRep[s] = nil
+	w.stats.unaccAccepts++
+	w.apply(simEvent{kind: "accept-unaccounted", st: s, tid: txn.TID(a.pin)}, Input{Kind: InAccept, Pin: a.pin})
+}
+
+// ---- crashes of the tracker ----
+
+// replay builds a fresh Machine from the journal.
+func (w *world) replay() *Machine {
+	m := New(w.cfg)
+	for k, off := range w.joff {
+		end := len(w.jbuf)
+		if k+1 < len(w.joff) {
+			end = w.joff[k+1]
+		}
+		in, err := DecodeInput(w.jbuf[off:end])
+		if err != nil {
+			w.fail("journal input %d: %v", k, err)
+			return nil
+		}
+		if err := m.Apply(&in); err != nil {
+			w.fail("replaying journal input %d (%s): %v", k, in.Kind, err)
+			return nil
+		}
+		m.ClearRecords()
+	}
+	w.stats.replayed += len(w.joff)
+	return m
+}
+
+// sameStatus compares the live Machine with a replayed one. Counters are
+// not in a Snapshot: after a rotation they restart from the snapshot's.
+func (w *world) sameStatus(live, got Status) {
+	if w.rotated {
+		// Neither are the counters nor the unclean-start flag (Recover
+		// sets it again): compare the rest.
+		live.Counters, got.Counters = Counters{}, Counters{}
+		live.CleanStart, got.CleanStart = true, true
+	}
+	if reflect.DeepEqual(live, got) {
+		return
+	}
+	lv, gv := reflect.ValueOf(live), reflect.ValueOf(got)
+	var diff []string
+	for i := 0; i < lv.NumField(); i++ {
+		if !reflect.DeepEqual(lv.Field(i).Interface(), gv.Field(i).Interface()) {
+			diff = append(diff, fmt.Sprintf("%s:\n  live   %+v\n  replay %+v", lv.Type().Field(i).Name, lv.Field(i).Interface(), gv.Field(i).Interface()))
+		}
+	}
+	w.fail("replayed journal (%d inputs) does not give the crashed Machine's state:\n%s", len(w.joff), diff)
+}
+
+// crashTracker kills the tracker process at a random moment: a fresh
+// Machine replays the journal (it must reach exactly the dead one's
+// state), every connection of the dead proxy is gone, and Recover gets
+// the storages' live last TIDs.
+func (w *world) crashTracker() {
+	w.stats.trackerCrashes++
+	live := w.m.Status()
+	m := w.replay()
+	if w.failed {
+		return
+	}
+	w.sameStatus(live, m.Status())
+	if w.failed {
+		return
+	}
+	w.m = m
+	w.down = true
+	// In-doubt participations: their truth was decided when their
+	// connection dropped; nobody will report it now but the history.
+	for _, p := range w.resolves {
+		if p.tid != 0 {
+			w.endPart(p, spCommitted)
+		} else {
+			w.endPart(p, spAborted)
+		}
+		if !p.tx.active && p.tx.truePartial() {
+			w.stats.truePartials++
+			w.partials = append(w.partials, p.tx)
+		}
+	}
+	w.resolves = w.resolves[:0]
+	for _, tx := range slices.Clone(w.active) {
+		if tx.classic {
+			// The patched Zope talks to ZEO itself; its line to the
+			// tracker broke, and it may drop its COMMIT or ABORT.
+			if w.rng.IntN(2) == 0 {
+				tx.loseEnd = true
+			}
+			continue
+		}
+		tx.faulty, tx.crashed = true, true
+		for _, p := range tx.parts {
+			switch p.state {
+			case spNew, spBegun, spVoted:
+				w.endPart(p, spAborted)
+			case spFinSent:
+				// The finish may have reached the server before the
+				// connection died.
+				w.stats.orphans++
+				if w.rng.IntN(2) == 0 {
+					w.commitTruth(p)
+					w.endPart(p, spCommitted)
+				} else {
+					w.endPart(p, spAborted)
+				}
+			case spServerDone:
+				w.stats.orphans++
+				w.endPart(p, spCommitted)
+			}
+		}
+		w.finishTxn(tx)
+		if tx.truePartial() {
+			w.stats.crashPartials++
+		}
+	}
+	for s := range w.blind {
+		w.blind[s] = 0 // blind connections died with the proxy
+	}
+	// The new process's watchers catch up from the iterator: metadata.
+	for s := range w.hq {
+		for k := range w.hq[s] {
+			w.hq[s][k].HasMeta = true
+		}
+	}
+	w.down = false
+	vals := make([]StorageTID, len(w.names))
+	for i, n := range w.names {
+		vals[i] = StorageTID{n, w.lastTID[i]}
+	}
+	w.apply(simEvent{kind: "recover"}, Input{Kind: InRecover, TIDs: vals})
+	// The new watchers re-read with the iterator, metadata included, what
+	// the history had already reported above the published point.
+	for s := range w.names {
+		for _, c := range w.commits[s][w.ptr[s]:] {
+			if len(w.hq[s]) > 0 && c.tid >= w.hq[s][0].TID {
+				break
+			}
+			p := w.commitPart(s, c.tid)
+			in := c.tx.info
+			w.stats.rereads++
+			w.apply(simEvent{kind: "history-reread", st: s, tid: c.tid, ok: true}, Input{Kind: InHistory,
+				Commit: txn.Commit{Storage: w.names[s], TID: p.tid, HasMeta: true, User: in.User, Description: in.Description, Extension: in.Extension}})
+			if w.failed {
+				return
+			}
+		}
+	}
+}
+
+// rotate restarts the journal from a snapshot of the quiescent Machine
+// (what the journal's rotation does) and checks that replaying it gives
+// the same state.
+func (w *world) rotate() {
+	w.stats.rotations++
+	sn := w.m.Snapshot()
+	w.jbuf, w.joff = w.jbuf[:0], w.joff[:0]
+	w.joff = append(w.joff, 0)
+	w.jbuf = AppendInput(w.jbuf, &Input{Kind: InRestore, Time: w.now, Snapshot: &sn})
+	w.rotated = true
+	m := w.replay()
+	if w.failed {
+		return
+	}
+	w.sameStatus(w.m.Status(), m.Status())
+}
