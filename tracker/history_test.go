@@ -359,3 +359,21 @@ func TestRecoverOrphanCommitReportedBeforeCrash(t *testing.T) {
 	require.Empty(t, h.m.Pins())
 	require.Equal(t, txn.TID(11), h.pub(sA))
 }
+
+// Found by the simulation: a blind connection dies with the process, but
+// its pin survived Recover and nothing could ever unblind it (a blind pin
+// cannot be accepted): the storage was never published again.
+func TestRecoverEndsBlindConnections(t *testing.T) {
+	h := watched(t, false)
+	h.m.Blind(h.tick(), sA, "undecodable frames")
+	h.drain()
+	h.hist(sA, 11) // committed unseen over the blind connection
+	h.recoverAt(map[string]txn.TID{sA: 11, sB: 20})
+	h.tickAt(time.Minute)
+	pins := h.m.Pins()
+	require.Len(t, pins, 1)
+	require.Equal(t, PinUnaccounted, pins[0].Kind, "the unseen commit is held, the dead connection is not")
+	require.NoError(t, h.m.AcceptPartial(h.tick(), pins[0].ID))
+	h.drain()
+	require.Equal(t, txn.TID(11), h.pub(sA))
+}

@@ -45,6 +45,22 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 		pt.orphan = true
 		m.lost(pt)
 	}
+	// The blind connections died with the process too: nothing will
+	// unblind them. Their storages are released as by Unblind with the
+	// live last TID (what they committed unseen is held by the history).
+	for _, v := range live {
+		i := m.intern(v.Storage)
+		if s := &m.st[i]; s.blind > 0 {
+			if v.TID != 0 && (!s.known || v.TID > s.transient) {
+				s.transient = v.TID
+				m.markKnown(i)
+			}
+			s.blind = 0
+			p := s.blindPin
+			s.blindPin = nil
+			m.releasePin(p, false, false)
+		}
+	}
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		s := &m.st[i]
