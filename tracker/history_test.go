@@ -377,3 +377,27 @@ func TestRecoverEndsBlindConnections(t *testing.T) {
 	h.drain()
 	require.Equal(t, txn.TID(11), h.pub(sA))
 }
+
+// While an orphan waits for the metadata of a held commit, a new commit
+// above the live last TID read at restart, with the same metadata, is not
+// the orphan's (nothing of the dead connections commits after it).
+func TestRecoverOrphanIgnoresCommitsAfterLive(t *testing.T) {
+	h := watched(t, false)
+	h.m.PartBegin(h.tick(), 1, sA, "t", txn.Info{Description: "/edit"})
+	h.drain()
+	h.vote(1, true)
+	h.fin(1)
+	h.hist(sA, 11)
+	h.recoverAt(map[string]txn.TID{sA: 11, sB: 20})
+	h.m.PartBegin(h.tick(), 5, sA, "t", txn.Info{Description: "/edit"})
+	h.drain()
+	h.vote(5, true)
+	h.fin(5)
+	h.histMeta(sA, 12, "/edit") // the new participation's commit
+	h.done(5, 12)
+	h.histMeta(sA, 11, "/edit") // the re-read: the orphan's
+	h.tickAt(time.Minute)
+	require.Zero(t, h.count(RecUnaccounted, ""))
+	require.Empty(t, h.m.Pins())
+	require.Equal(t, txn.TID(12), h.pub(sA))
+}

@@ -109,7 +109,10 @@ func (m *Machine) SettleAt(now int64, name string, tid txn.TID) {
 // marked ambiguous, and checkPartial pins such a set if it spans more than
 // one participation (its outcome on this storage is not known).
 func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
-	if !c.HasMeta {
+	// Nothing of the dead connections commits after the live last TID
+	// read at restart (ZEO aborts a disconnected client's transaction);
+	// before it is known (SettleAt), nothing bounds the match.
+	if !c.HasMeta || (m.st[i].settling && c.TID > m.st[i].settleAt) {
 		return nil
 	}
 	var best *part
@@ -182,7 +185,7 @@ func (m *Machine) settle(i int32) {
 		return
 	}
 	for _, u := range s.unacc {
-		if u.meta.HasMeta {
+		if u.meta.HasMeta || u.tid > s.settleAt {
 			continue
 		}
 		for _, pt := range m.parts {
