@@ -125,15 +125,15 @@ type simStats struct {
 	exemptUnclean                  int
 	maxLag                         int
 	// Ground truth, bypassing clients, tracker crashes.
-	histCommits, histMeta, histLagMax int
-	directTxns, directHalves          int
-	unaccReports, unaccJustified      int
-	unaccPins, unaccAccepts           int
-	falseUnaccPins                    int
-	missedUnacc                       int
-	trackerCrashes, replayed          int
-	orphans, rotations                int
-	crashPartials, rereads            int
+	histCommits, histMeta, histLagMax      int
+	directTxns, directHalves               int
+	unaccReports, unaccJustified           int
+	unaccPins, unaccAccepts                int
+	falseUnaccPins                         int
+	missedUnacc                            int
+	trackerCrashes, replayed               int
+	orphans, rotations                     int
+	crashPartials, rereads, crashFalsePins int
 }
 
 type simEvent struct {
@@ -280,6 +280,7 @@ func (s *simStats) add(o simStats) {
 	s.rotations += o.rotations
 	s.crashPartials += o.crashPartials
 	s.rereads += o.rereads
+	s.crashFalsePins += o.crashFalsePins
 }
 
 // A seed replays exactly: same inputs, same records, same point.

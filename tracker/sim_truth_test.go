@@ -6,6 +6,7 @@ package tracker
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -146,6 +147,8 @@ func (w *world) onUnaccounted(r *Record) {
 	w.stats.unaccReports++
 	if w.justified(p) {
 		w.stats.unaccJustified++
+	} else if os.Getenv("SIM_SHOW_UNJUSTIFIED") != "" {
+		w.t.Logf("input %d: unjustified unaccounted report %d on %d (held since ?): %s", w.steps, r.TID, s, p.tx)
 	}
 	w.unaccRep[s] = append(w.unaccRep[s], p)
 }
@@ -333,6 +336,11 @@ func (w *world) crashTracker() {
 	for i, n := range w.names {
 		vals[i] = StorageTID{n, w.lastTID[i]}
 	}
+	w.orphanIDs = w.orphanIDs[:0]
+	for _, p := range m.Status().Parts {
+		w.orphanIDs = append(w.orphanIDs, p.ID)
+	}
+	w.settleAt = slices.Clone(w.lastTID)
 	w.apply(simEvent{kind: "recover"}, Input{Kind: InRecover, TIDs: vals})
 	// The new watchers re-read with the iterator, metadata included, what
 	// the history had already reported above the published point.
@@ -349,6 +357,29 @@ func (w *world) crashTracker() {
 			if w.failed {
 				return
 			}
+		}
+	}
+}
+
+// settled: every storage's history reached the live TID read at Recover.
+func (w *world) settled() bool {
+	for s := range w.names {
+		if len(w.hq[s]) > 0 && w.hq[s][0].TID <= w.settleAt[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkOrphans: once the history reached the live TIDs, every orphan is
+// resolved, committed or not (Recover's promise).
+func (w *world) checkOrphans() {
+	ids := w.orphanIDs
+	w.orphanIDs = w.orphanIDs[:0]
+	for _, p := range w.m.Status().Parts {
+		if slices.Contains(ids, p.ID) {
+			w.fail("orphan %d (%s on %s) still in flight after the history reached the live TIDs", p.ID, p.State, p.Storage)
+			return
 		}
 	}
 }

@@ -67,7 +67,13 @@ type world struct {
 	uaccepts []acceptAt // unaccounted pins the operator will look at
 	crashAt  int        // step of the next crash of the tracker
 	down     bool       // the tracker is dead (no history delivered)
-	rotated  bool       // the journal restarted from a snapshot
+	// After a crash: the orphans, and the live last TIDs given to Recover;
+	// once every storage's history reached its live TID, no orphan may be
+	// left in flight.
+	orphanIDs []txn.PartID
+	settleAt  []txn.TID
+	rotated   bool // the journal restarted from a snapshot
+	rotatedAt int
 
 	draining bool
 	noFaults bool
@@ -176,6 +182,7 @@ func (w *world) restart(clean bool) {
 	w.resolves = w.resolves[:0]
 	w.accepts = w.accepts[:0]
 	w.uaccepts = w.uaccepts[:0]
+	w.orphanIDs = w.orphanIDs[:0]
 	for i := range w.blind {
 		w.blind[i] = 0
 	}
@@ -313,7 +320,7 @@ func (w *world) onPartial(id uint64) {
 		w.fail("partial pin %d not listed", id)
 		return
 	}
-	real, faulty := false, false
+	real, faulty, crashed := false, false, false
 	for _, pid := range info.Parts {
 		sp := w.byPID[pid]
 		if sp == nil {
@@ -321,6 +328,10 @@ func (w *world) onPartial(id uint64) {
 		}
 		real = real || sp.tx.truePartial()
 		faulty = faulty || sp.tx.faulty
+		crashed = crashed || sp.tx.crashed
+	}
+	if crashed && !real {
+		w.stats.crashFalsePins++
 	}
 	switch {
 	case real:
@@ -736,6 +747,15 @@ func (w *world) step() {
 			w.operator(a, false)
 			return
 		}
+	}
+	if len(w.orphanIDs) > 0 && w.settled() {
+		w.checkOrphans()
+		return
+	}
+	if w.steps%4096 == 0 && w.steps != w.rotatedAt && w.m.Quiescent() {
+		w.rotatedAt = w.steps
+		w.rotate() // the journal's rotation, at a quiet moment under load
+		return
 	}
 	if !w.noFaults && w.steps >= w.crashAt {
 		w.crashAt = w.steps + 30_000 + w.rng.IntN(200_000)
