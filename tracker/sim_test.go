@@ -195,6 +195,11 @@ func runSim(t *testing.T, seeds []uint64, per int, noFaults bool) (simStats, int
 	var total simStats
 	var hist [40]int
 	steps := 0
+	if testing.Short() && *simSeed == 0 {
+		// The race-detector run (scripts/test.sh): the world's checks and
+		// journal replays cost more than the Machine under -race.
+		per = max(1, per/8)
+	}
 	for _, seed := range seeds {
 		w := newWorldOpts(t, seed, per, noFaults)
 		w.run()
