@@ -138,4 +138,14 @@
 //     pin (safe; the operator accepts it).
 //   - A classic ABORT after part of a transaction committed (a Zope whose
 //     commit raised mid-finish) cannot be told from a clean abort.
+//   - After a crash (Recover), an orphan's outcome is read from the history
+//     by user, description and extension. Several orphans of one storage
+//     matching one commit pin their linked sets (safe); but a commit of a
+//     client that bypasses the proxy, made before the live last TID with
+//     the same metadata as a single orphan that did not commit, is taken
+//     for the orphan's (the simulation gives bypassing clients their own
+//     metadata). After Recover the Service must re-read each storage's
+//     history above its published TID with the iterator (History with
+//     metadata, at or below what was already reported): orphans whose
+//     commits were reported before the crash without metadata wait for it.
 package tracker

@@ -89,9 +89,8 @@ func (w *world) directTxn() {
 	w.nextTx++
 	tx := &stxn{id: w.nextTx, direct: true, voteFail: -1, finishFail: -1, connLoss: -1, voteLoss: -1, noneIdx: -1, extraBegin: -1,
 		info: txn.Info{User: "admin", Description: fmt.Sprintf("/maintenance/%d", w.nextTx)}}
-	if w.rng.IntN(4) == 0 {
-		tx.info = txn.Info{} // as anonymous as the proxied clients
-	}
+	// Its own metadata: one equal to an orphan's would be taken for the
+	// orphan's commit (tracker/doc.go, "What is not seen").
 	for _, s := range w.pick(0, n) {
 		tx.parts = append(tx.parts, &spart{st: s, tx: tx})
 	}
