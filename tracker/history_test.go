@@ -313,6 +313,7 @@ func TestRecoverAmbiguousOrphans(t *testing.T) {
 	h.tickAt(time.Minute)
 	pins := h.m.Pins()
 	require.Len(t, pins, 2, "both linked sets are in doubt")
+	require.Contains(t, pins[0].Reason, "outcome ambiguous")
 	for _, p := range pins {
 		if p.Parts[0] == 1 {
 			require.NoError(t, h.m.AcceptPartial(h.tick(), p.ID))

@@ -444,20 +444,29 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	var b strings.Builder
 	fmt.Fprintf(&b, "partial commit (client %q, user %q, description %q, extension %q):",
 		ls.info.Client, ls.info.User, ls.info.Description, ls.info.Extension)
-	var committed, missing []string
+	var committed, missing, guessed []string
 	for _, p := range ls.parts {
-		if p.state == PartCommitted {
+		if p.state == PartCommitted && !p.ambiguous {
 			committed = append(committed, fmt.Sprintf("%s@%d (participation %d)", m.st[p.st].name, p.tid, p.id))
 		}
 	}
 	for _, p := range bad {
-		missing = append(missing, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
+		if p.ambiguous {
+			guessed = append(guessed, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
+		} else {
+			missing = append(missing, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
+		}
 	}
 	sort.Strings(committed)
 	sort.Strings(missing)
-	committed, missing = clip(committed), clip(missing)
-	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s; group held until accepted",
-		strings.Join(committed, ", "), strings.Join(missing, ", "))
+	sort.Strings(guessed)
+	committed, missing, guessed = clip(committed), clip(missing), clip(guessed)
+	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s", strings.Join(committed, ", "), strings.Join(missing, ", "))
+	if len(guessed) > 0 {
+		fmt.Fprintf(&b, "; outcome ambiguous on %s (in flight at a crash of tidstorage; another transaction in flight then had the same metadata)",
+			strings.Join(guessed, ", "))
+	}
+	b.WriteString("; group held until accepted")
 	var cs []doneCommit
 	for _, p := range ls.parts {
 		if p.state == PartCommitted {
