@@ -77,6 +77,7 @@ type stxn struct {
 	direct    bool // a client that bypasses the proxy
 	unseen    bool // committed over a blind connection
 	crashed   bool // in flight through a tracker that crashed
+	orphaned  bool // a participation was an orphan of a crash
 	exempt    bool // accepted partial or unclean restart
 	active    bool
 }

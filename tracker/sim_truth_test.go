@@ -338,6 +338,9 @@ func (w *world) crashTracker() {
 	w.orphanIDs = w.orphanIDs[:0]
 	for _, p := range m.Status().Parts {
 		w.orphanIDs = append(w.orphanIDs, p.ID)
+		if sp := w.byPID[p.ID]; sp != nil {
+			sp.tx.orphaned = true
+		}
 	}
 	w.settleAt = slices.Clone(w.lastTID)
 	w.apply(simEvent{kind: "recover"}, Input{Kind: InRecover, TIDs: vals})

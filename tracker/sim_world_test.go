@@ -360,8 +360,11 @@ func (w *world) accept(a acceptAt) {
 	}
 	// The operator accepts the live state: the partial transactions in it
 	// are no longer expected to be wholly in or out.
+	// An orphan whose outcome was ambiguous (recover.go) may be either
+	// way: accepting its pin accepts that too.
+	ambiguous := strings.Contains(info.Reason, "outcome ambiguous")
 	for _, pid := range info.Parts {
-		if sp := w.byPID[pid]; sp != nil && sp.tx.truePartial() {
+		if sp := w.byPID[pid]; sp != nil && (sp.tx.truePartial() || (ambiguous && sp.tx.orphaned)) {
 			sp.tx.exempt = true
 		}
 	}
