@@ -47,7 +47,8 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 	}
 	// The blind connections died with the process too: nothing will
 	// unblind them. Their storages are released as by Unblind with the
-	// live last TID (what they committed unseen is held by the history).
+	// live last TID (rule 5: what they committed unseen, seen by the
+	// history while they were open, is accounted for up to it).
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		if s := &m.st[i]; s.blind > 0 {
@@ -56,6 +57,9 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 				m.markKnown(i)
 			}
 			s.blind = 0
+			if v.TID != 0 {
+				m.accountBlind(i, v.TID)
+			}
 			p := s.blindPin
 			s.blindPin = nil
 			m.releasePin(p, false, false)
