@@ -135,6 +135,7 @@ type simStats struct {
 	trackerCrashes, replayed               int
 	orphans, rotations                     int
 	crashPartials, rereads, crashFalsePins int
+	blindCovered, blindCoveredHalves       int
 }
 
 type simEvent struct {
@@ -287,6 +288,8 @@ func (s *simStats) add(o simStats) {
 	s.crashPartials += o.crashPartials
 	s.rereads += o.rereads
 	s.crashFalsePins += o.crashFalsePins
+	s.blindCovered += o.blindCovered
+	s.blindCoveredHalves += o.blindCoveredHalves
 }
 
 // A seed replays exactly: same inputs, same records, same point.
