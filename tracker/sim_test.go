@@ -200,7 +200,7 @@ func runSim(t *testing.T, seeds []uint64, per int, noFaults bool) (simStats, int
 	if testing.Short() && *simSeed == 0 {
 		// The race-detector run (scripts/test.sh): the world's checks and
 		// journal replays cost more than the Machine under -race.
-		per = max(1, per/8)
+		per = max(1, per/32)
 	}
 	for _, seed := range seeds {
 		w := newWorldOpts(t, seed, per, noFaults)
