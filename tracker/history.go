@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -365,6 +366,77 @@ func (m *Machine) acceptAllUnaccounted() error {
 	for _, p := range ps {
 		m.acceptUnaccounted(p)
 		m.releasePin(p, true, true)
+	}
+	m.release(sts[0])
+	return nil
+}
+
+// ErrHistoryBehind is returned by AcceptUnaccounted while a storage's
+// history has not yet reached the live last TID read for the accept: a
+// commit that may be another half of an accepted one is not seen yet.
+var ErrHistoryBehind = errors.New("tracker: a storage's history has not reached its live last TID yet; retry")
+
+// AcceptUnaccounted is the operator's accept of an unaccounted pin, made
+// exact with the live last TID of every watched storage read just before:
+// once each storage's history has reached its live TID, every commit held
+// as unaccounted at or below it, on every storage, is accepted in one input.
+// A bypassing client's transaction committed before the read is then
+// accepted whole (all its halves are in the histories by then), never one
+// half alone; what is committed after the read is not covered.
+func (m *Machine) AcceptUnaccounted(now int64, id uint64, live []StorageTID) error {
+	m.step(now)
+	var target *pin
+	for _, p := range m.pins {
+		if p.id == id {
+			target = p
+		}
+	}
+	if target == nil || target.kind != PinUnaccounted {
+		if target == nil {
+			return fmt.Errorf("%w: %d", ErrNoSuchPin, id)
+		}
+		return m.AcceptPartial(now, id)
+	}
+	for _, v := range live {
+		if i, ok := m.stIdx[v.Storage]; ok && m.st[i].watched && m.st[i].hist < v.TID {
+			return fmt.Errorf("%w: storage %s at %d, live %d", ErrHistoryBehind, v.Storage, m.st[i].hist, v.TID)
+		}
+	}
+	var sts []int32
+	for _, v := range live {
+		if i, ok := m.stIdx[v.Storage]; ok && len(m.st[i].unacc) > 0 && !m.st[i].warnOnly {
+			sts = append(sts, i)
+		}
+	}
+	if len(sts) == 0 {
+		m.releasePin(target, true, false)
+		return nil
+	}
+	m.hold(sts) // nothing publishes between two storages' releases
+	for _, i := range sts {
+		s := &m.st[i]
+		upto := live[0].TID
+		for _, v := range live {
+			if v.Storage == s.name {
+				upto = v.TID
+			}
+		}
+		n := 0
+		for n < len(s.unacc) && s.unacc[n].tid <= upto {
+			m.noteCommit(i, s.unacc[n].tid, 0)
+			n++
+		}
+		s.unacc = slices.Delete(s.unacc, 0, n)
+		if p := s.unaccPin; p != nil && (len(s.unacc) == 0 || s.unacc[0].tid > p.upto) {
+			s.unaccPin = nil
+			m.releasePin(p, true, true)
+		}
+		if len(s.unacc) == 0 {
+			m.release(i)
+		}
+	}
+	if !target.released {
+		m.releasePin(target, true, true)
 	}
 	m.release(sts[0])
 	return nil

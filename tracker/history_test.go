@@ -398,3 +398,28 @@ func TestRecoverOrphanIgnoresCommitsAfterLive(t *testing.T) {
 	require.Empty(t, h.m.Pins())
 	require.Equal(t, txn.TID(12), h.pub(sA))
 }
+
+// The live accept: every watched storage's history must reach the live TID
+// read for the accept, then every held commit up to it is accepted at once,
+// reported or not, so that no half of a bypassing transaction is left held
+// behind an accepted one.
+func TestAcceptUnaccountedWithLiveTIDs(t *testing.T) {
+	h := watched(t, false)
+	h.hist(sA, 11)
+	h.tickAt(10 * time.Second)
+	pins := h.m.Pins()
+	require.Len(t, pins, 1)
+	// B's half is committed (live 21) but its history has not shown it.
+	live := []StorageTID{{sA, 11}, {sB, 21}}
+	require.ErrorIs(t, h.m.AcceptUnaccounted(h.tick(), pins[0].ID, live), ErrHistoryBehind)
+	h.drain()
+	h.hist(sB, 21) // seen, not reported yet: accepted all the same
+	require.NoError(t, h.m.AcceptUnaccounted(h.tick(), pins[0].ID, live))
+	h.drain()
+	require.Empty(t, h.m.Pins())
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	// Later commits are not covered.
+	h.hist(sA, 12)
+	require.Equal(t, txn.TID(11), h.pub(sA))
+}

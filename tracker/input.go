@@ -27,10 +27,11 @@ const (
 	InRestore                            // Snapshot
 	InSettleAt                           // TIDs[0]
 	InSuspect                            // TIDs[0]
+	InAcceptUnaccounted                  // Pin, TIDs: every watched storage's live last TID
 )
 
 var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
-	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect"}
+	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect", "accept-unaccounted"}
 
 func (k InputKind) String() string {
 	if k != 0 && int(k) < len(inputKindNames) {
@@ -100,6 +101,8 @@ func (m *Machine) Apply(in *Input) error {
 		if len(in.TIDs) == 1 {
 			m.SettleAt(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)
 		}
+	case InAcceptUnaccounted:
+		return m.AcceptUnaccounted(in.Time, in.Pin, in.TIDs)
 	case InSuspect:
 		if len(in.TIDs) == 1 {
 			m.Suspect(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)

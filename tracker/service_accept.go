@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
@@ -27,6 +28,9 @@ type LiveReader func(storages []string) (map[string]txn.TID, error)
 // the live values are fed as LastTID (the live state is the baseline
 // accepted) and the pin is released.
 func (s *Service) AcceptPartialLive(pin uint64, live LiveReader) error {
+	if watched, ok := s.unaccountedPin(pin); ok {
+		return s.acceptUnaccountedLive(pin, watched, live)
+	}
 	storages, known, err := s.pinnedTransients(pin)
 	if err != nil {
 		return err
@@ -87,4 +91,48 @@ func (s *Service) pinnedTransients(pin uint64) ([]string, map[string]txn.TID, er
 		return p.Storages, known, nil
 	}
 	return nil, nil, fmt.Errorf("%w: %d", ErrNoSuchPin, pin)
+}
+
+// unaccountedPin reports whether pin is an unaccounted pin, with the
+// watched storages (what acceptUnaccountedLive must read).
+func (s *Service) unaccountedPin(pin uint64) ([]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.m.Pins() {
+		if p.ID == pin && p.Kind == PinUnaccounted {
+			var watched []string
+			for _, st := range s.m.Status().Storages {
+				if st.Watched && !st.WarnOnly {
+					watched = append(watched, st.ID)
+				}
+			}
+			return watched, true
+		}
+	}
+	return nil, false
+}
+
+// acceptUnaccountedLive reads every watched storage's live last TID and
+// accepts, in one input, every unaccounted commit up to them once the
+// histories have reached them (Machine.AcceptUnaccounted), retrying for a
+// few seconds while a history catches up.
+func (s *Service) acceptUnaccountedLive(pin uint64, watched []string, live LiveReader) error {
+	got, err := live(watched)
+	if err != nil {
+		return fmt.Errorf("tracker: accept pin %d: read the storages' last TIDs: %w", pin, err)
+	}
+	vs := sortedTIDs(got)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var aerr error
+		if !s.input(func(now int64) {
+			aerr = s.applyIn(&Input{Kind: InAcceptUnaccounted, Time: now, Pin: pin, TIDs: vs})
+		}) {
+			return errStopped
+		}
+		if !errors.Is(aerr, ErrHistoryBehind) || time.Now().After(deadline) {
+			return aerr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

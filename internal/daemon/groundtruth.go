@@ -117,6 +117,15 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 	if !ok {
 		return
 	}
+	if !d.prevClean {
+		// After a crash, hear again (from the iterator, with metadata) what
+		// the dead process's history had passed since the published point:
+		// an orphan's commit announced before the crash by a bare
+		// invalidation is recognised then (tracker/recover.go, rehear).
+		if pub, ok := d.Tracker.Published(s.ID); ok && pub < pos {
+			pos = pub
+		}
+	}
 	gt := &d.gt
 	gt.mu.Lock()
 	defer gt.mu.Unlock()
