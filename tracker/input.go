@@ -13,21 +13,21 @@ func (m *Machine) SourceSeq(source string) uint64 { return m.sources[source] }
 type InputKind uint8
 
 const (
-	InEvent         InputKind = iota + 1 // Event (Step)
-	InClassicBegin                       // ID, Storages
-	InClassicCommit                      // ID, TIDs, Storages (sent as None)
-	InClassicAbort                       // ID
-	InBootstrap                          // TIDs, Flag: clean
-	InLastTID                            // TIDs[0]
-	InHistoryStart                       // TIDs[0] (after), Flag: warn only
-	InHistory                            // Commit
-	InTick                               //
-	InAccept                             // Pin
-	InRecover                            // TIDs: live last TIDs
-	InRestore                            // Snapshot
-	InSettleAt                           // TIDs[0]
-	InSuspect                            // TIDs[0]
-	InAcceptUnaccounted                  // Pin, TIDs: every watched storage's live last TID
+	InEvent             InputKind = iota + 1 // Event (Step)
+	InClassicBegin                           // ID, Storages
+	InClassicCommit                          // ID, TIDs, Storages (sent as None)
+	InClassicAbort                           // ID
+	InBootstrap                              // TIDs, Flag: clean
+	InLastTID                                // TIDs[0]
+	InHistoryStart                           // TIDs[0] (after), Flag: warn only
+	InHistory                                // Commit
+	InTick                                   //
+	InAccept                                 // Pin
+	InRecover                                // TIDs: live last TIDs
+	InRestore                                // Snapshot
+	InSettleAt                               // TIDs[0]
+	InSuspect                                // TIDs[0]
+	InAcceptUnaccounted                      // Pin, TIDs: every watched storage's live last TID
 )
 
 var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
