@@ -142,12 +142,21 @@ func TestAcceptUnaccounted(t *testing.T) {
 		t.Run(map[bool]string{false: "tracker", true: "live"}[live], func(t *testing.T) {
 			f := admintest.NewGroundTruth(t)
 			src := f.Sources()
+			want := f.TB2
 			if live {
 				// The daemon's accept reads the live last TIDs first; B has
-				// committed once more since (not in its history yet).
+				// committed once more since, not in its history yet: the
+				// accept waits for the history to show it (the watcher's
+				// part, played here), then covers it too — it may be the
+				// other half of what is accepted.
 				tb3 := admintest.TIDAt(t, -1*time.Second)
+				want = tb3
 				src.Accept = func(pin uint64) error {
 					return f.Tracker.AcceptPartialLive(pin, func([]string) (map[string]txn.TID, error) {
+						go func() {
+							time.Sleep(100 * time.Millisecond)
+							f.Tracker.History(txn.Commit{Storage: admintest.B, TID: tb3})
+						}()
 						return map[string]txn.TID{admintest.B: tb3}, nil
 					})
 				}
@@ -159,7 +168,7 @@ func TestAcceptUnaccounted(t *testing.T) {
 			var res admin.AcceptResult
 			require.NoError(t, json.Unmarshal([]byte(body), &res))
 			require.Equal(t, "unaccounted", res.Pin.Kind)
-			require.Equal(t, []admin.HeldDoc{{Storage: admintest.B, Published: ptr(admin.NewTIDDoc(f.TB2))}}, res.Published)
+			require.Equal(t, []admin.HeldDoc{{Storage: admintest.B, Published: ptr(admin.NewTIDDoc(want))}}, res.Published)
 			st := f.Tracker.Status()
 			require.Empty(t, st.Pins)
 			require.Empty(t, st.Storages[1].Unaccounted)
