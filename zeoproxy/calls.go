@@ -124,6 +124,7 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 		// the old participation did not commit through this connection.
 		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here", "storage", c.storage, "phase", c.ph.String())
 		t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
+		c.endTenure(tenUnordered, 0)
 		c.pending.Store(0)
 		if c.finishDone != nil {
 			close(c.finishDone)
@@ -132,7 +133,6 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 	}
 	ext := zrpc.CanonicalText(tb.Extension)
 	c.part = c.l.p.newPartID()
-	c.floor = c.l.p.floorTID(c.storage)
 	c.ph = txn.PhaseBegun
 	info := txn.Info{Client: c.clientID(), User: string(tb.User), Description: string(tb.Description), Extension: ext}
 	c.begin = txn.Event{Kind: txn.Begin, Part: c.part, Storage: c.storage, Info: info,
@@ -160,13 +160,13 @@ func (c *conn) onCall(m zrpc.Method, msgid int64) {
 		c.finishID = msgid
 		c.finishDone = make(chan struct{})
 		c.pending.Add(1)
-		c.l.p.finishes[keyBucket(c.begin.Key)].Add(1)
 		t.Observe(txn.Event{Kind: txn.FinishSent, Part: c.part})
 	case zrpc.MethodTPCAbort:
 		if c.part == 0 || c.ph == txn.PhaseFinishing {
 			return // after a finish, tpc_abort is the transaction package's no-op cleanup
 		}
 		t.Observe(txn.Event{Kind: txn.Aborted, Part: c.part})
+		c.endTenure(tenNone, 0) // before the abort reaches the server
 		c.l.p.metrics.aborts.Add(1)
 		c.part, c.ph = 0, txn.PhaseIdle
 	}

@@ -43,7 +43,7 @@ type conn struct {
 	part       txn.PartID
 	ph         txn.Phase // where part stands, up to PhaseFinishing
 	begin      txn.Event
-	floor      txn.TID // last TID known on the storage when begin was seen
+	ten        *tenure // the commit-lock tenure of part, from its vote reply to its end
 	voteID     int64
 	finishID   int64
 	finishDone chan struct{} // closed when the pending finish reply is seen
@@ -51,7 +51,17 @@ type conn struct {
 	// pending counts outstanding calls whose reply the proxy must see; the
 	// server→client hot path only peeks frames while it is non-zero.
 	pending atomic.Int32
-	cs, sc  *pump
+	// seen is the highest TID relayed to the client in an
+	// invalidateTransaction or in its own tpc_finish reply: every commit up
+	// to it was made before this connection's next vote (docs/design.md,
+	// "In-doubt resolution"). Written by the server→client pump only.
+	seen atomic.Uint64
+	// scEnc is the encoding, as the server→client pump knows it (its own
+	// copy, taken under mu once the client's handshake is seen); scSkip:
+	// that direction is not observed (unknown, ZEO 4 or ruok).
+	scEnc  zrpc.Encoding
+	scSkip bool
+	cs, sc *pump
 }
 
 func (c *conn) serve() {
@@ -118,7 +128,7 @@ func (c *conn) finish() {
 			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
 				"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
+			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.endInDoubt())
 		case txn.PhaseIdle:
 		default:
 			if c.ph == txn.PhaseVoted {
@@ -126,6 +136,7 @@ func (c *conn) finish() {
 					"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
 			}
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
+			c.endTenure(tenUnordered, 0)
 		}
 		c.part, c.ph = 0, txn.PhaseIdle
 	}
@@ -181,4 +192,27 @@ func (c *conn) lockedMarkBlind(reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.markBlind(reason)
+}
+
+// endTenure ends the participation's tenure, if it has one (c.mu held).
+func (c *conn) endTenure(state tenureState, tid txn.TID) {
+	if c.ten != nil {
+		c.l.p.order(c.storage).end(c.ten, state, tid)
+		c.ten = nil
+	}
+}
+
+// endInDoubt ends the participation's tenure in doubt and returns it for
+// the resolution (c.mu held). A tpc_finish forwarded without a vote reply
+// seen (not a ZEO client's way) gets its tenure now: the proxy sees it
+// before the tpc_finish reaches the server, so it is ordered all the same.
+func (c *conn) endInDoubt() *tenure {
+	t := c.ten
+	if t == nil {
+		c.log.Warn("tpc_finish without a vote reply seen; ordering it from its tpc_finish", "storage", c.storage)
+		t = c.l.p.order(c.storage).voted(c.part, c.l.p.floorTID(c.storage), &c.seen)
+	}
+	c.ten = t
+	c.endTenure(tenInDoubt, 0)
+	return t
 }

@@ -87,14 +87,14 @@ type Proxy struct {
 	log     hclog.Logger
 	metrics Metrics
 
-	finishes finishTable // tpc_finish calls forwarded, by correlation-key hash
-	partSeq  atomic.Uint64
-	connSeq  atomic.Uint64
+	partSeq atomic.Uint64
+	connSeq atomic.Uint64
 
 	mu        sync.Mutex
 	listeners []*listener
 	lastTID   map[string]txn.TID // highest TID seen committed per storage id
 	seenTIDs  map[string]*tidRing
+	orders    map[string]*storageOrder // commit-lock tenures per storage id
 	closed    bool
 	wg        sync.WaitGroup
 	resolveWG sync.WaitGroup
@@ -106,7 +106,7 @@ type Proxy struct {
 func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, ctx: ctx, cancel: cancel}
+	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, ctx: ctx, cancel: cancel}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -254,8 +254,9 @@ func (p *Proxy) noteTID(storage string, tid txn.TID) {
 	r.add(tid)
 }
 
-// floorTID is the last TID known committed on storage: the in-doubt
-// resolution reads transactions after it.
+// floorTID is the highest TID known committed on storage. Read when a vote
+// reply is seen, it is a commit made before that vote (docs/design.md,
+// "In-doubt resolution").
 func (p *Proxy) floorTID(storage string) txn.TID {
 	p.mu.Lock()
 	defer p.mu.Unlock()

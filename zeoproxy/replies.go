@@ -6,7 +6,7 @@ import (
 )
 
 // Server → client: the replies to vote and tpc_finish, seen before they are
-// forwarded.
+// forwarded, and the TID of every invalidateTransaction.
 
 // s2cInspector observes server → client frames.
 type s2cInspector struct{ c *conn }
@@ -19,21 +19,51 @@ func (i s2cInspector) head(prefix []byte, size int) bool {
 	if c.s2cFrames == 1 {
 		return true // the server's announcement
 	}
-	if c.pending.Load() == 0 {
-		return false
+	if c.scEnc == 0 {
+		if c.scSkip || !c.learnEncoding() {
+			return false
+		}
 	}
-	h, err := zrpc.PeekMessage(c.enc, prefix)
+	h, err := zrpc.PeekMessage(c.scEnc, prefix)
 	if err != nil {
 		c.lockedMarkBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
 		return false
 	}
-	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt {
+	if h.Method == zrpc.MethodInvalidateTransaction {
+		// Every commit of another connection, in commit order, before this
+		// connection's next vote reply or tpc_finish reply (docs/design.md,
+		// "In-doubt resolution").
+		if tid, err := zrpc.PeekArgTID(c.scEnc, prefix, &h); err == nil {
+			if uint64(tid) > c.seen.Load() {
+				c.seen.Store(uint64(tid))
+			}
+		} else {
+			c.lockedMarkBlind("server frame " + itoa(c.s2cFrames) + ": invalidateTransaction: " + err.Error())
+		}
+		return false
+	}
+	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt || c.pending.Load() == 0 {
 		return false
 	}
 	c.mu.Lock()
 	want := (c.ph == txn.PhaseVoting && h.MsgID == c.voteID) || (c.ph == txn.PhaseFinishing && h.MsgID == c.finishID)
 	c.mu.Unlock()
 	return want
+}
+
+// learnEncoding copies the connection's encoding for the server→client pump
+// once the client's handshake has been seen; false while it is not known.
+// A direction that is not observed stops asking.
+func (c *conn) learnEncoding() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.unsup != "":
+		c.scSkip = true
+	case c.encKnown:
+		c.scEnc = c.enc
+	}
+	return c.scEnc != 0
 }
 
 func (i s2cInspector) whole(payload []byte) {
@@ -66,6 +96,10 @@ func (i s2cInspector) whole(payload []byte) {
 			c.ph = txn.PhaseBegun // conflicts: the client resolves them and votes again
 		default:
 			c.ph = txn.PhaseVoted
+			if c.ten != nil { // not a ZEO client's way: a second vote
+				c.endTenure(tenUnordered, 0)
+			}
+			c.ten = c.l.p.order(c.storage).voted(c.part, c.l.p.floorTID(c.storage), &c.seen)
 			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
 		}
 	case c.ph == txn.PhaseFinishing && r.MsgID == c.finishID:
@@ -77,14 +111,19 @@ func (i s2cInspector) whole(payload []byte) {
 			// written is unknown until the storage is read.
 			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
 			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.floor)
+			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.endInDoubt())
 		case ok:
 			t.Observe(txn.Event{Kind: txn.Finished, Part: c.part, TID: tid})
 			c.l.p.noteTID(c.storage, tid)
+			c.endTenure(tenCommitted, tid)
+			if uint64(tid) > c.seen.Load() {
+				c.seen.Store(uint64(tid))
+			}
 			c.l.p.metrics.commits.Add(1)
 		default:
 			// None: the server had no matching transaction: nothing committed.
 			t.Observe(txn.Event{Kind: txn.Resolved, Part: c.part, OK: false, TID: 0})
+			c.endTenure(tenNone, 0)
 		}
 		close(c.finishDone)
 		c.finishDone = nil

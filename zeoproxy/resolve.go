@@ -2,77 +2,124 @@ package zeoproxy
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
-// resolveDelays are the waits before each look at the storage. A tpc_finish
-// frame that reached the server is processed before the server notices the
-// lost connection, so the first look normally decides; the later ones cover a
-// busy server.
-var resolveDelays = []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second}
+// resolveWait bounds how long an in-doubt participation waits for a later
+// vote on its storage to decide it exactly (see storageOrder.decide); past
+// it, the storage's transactions decide alone (see fallback). A later vote
+// still held when it passes is waited for up to resolveHeldWait.
+var (
+	resolveWait     = 3 * time.Second
+	resolveHeldWait = 30 * time.Second
+	resolvePoll     = 100 * time.Millisecond
+)
 
-// resolveLater settles an in-doubt participation (tpc_finish forwarded, reply
-// never seen) by reading the storage's transactions committed after the
-// participation began, looking for its user, description and extension
-// (docs/design.md, rule 4). Until then the tracker keeps the storage pinned.
-//
-// What stays ambiguous: a transaction of another client with identical
-// metadata committed in the same window would be taken for this one (only
-// when the proxy did not see that one's own tpc_finish reply).
-func (p *Proxy) resolveLater(l *listener, storageName, storage string, b txn.Event, floor txn.TID) {
+// resolveLater settles an in-doubt participation (tpc_finish forwarded,
+// reply never seen) from the order of the commit lock on its storage
+// (docs/design.md, "In-doubt resolution"): if it committed, its commit is
+// the first one on the storage after the floor of its tenure, and whether
+// that commit is its own is told by the tenures that voted after it. Until
+// then the tracker keeps the storage pinned.
+func (p *Proxy) resolveLater(l *listener, storageName, storage string, b txn.Event, t *tenure) {
 	p.metrics.inDoubt.Add(1)
 	p.resolveWG.Add(1)
 	go func() {
 		defer p.resolveWG.Done()
 		log := l.log.With("storage", storage, "user", b.Info.User, "description", b.Info.Description)
-		backoff := time.Second
-		attempt, overlapped := 0, 0
+		o := p.order(storage)
+		r := &storageReader{p: p, l: l, name: storageName}
+		defer r.close()
+		var (
+			floor     txn.TID
+			haveFloor bool
+			x         *zrpc.TransactionInfo
+			since     time.Time
+			backoff   = time.Second
+		)
 		for {
-			if attempt < len(resolveDelays) {
-				if !p.sleep(resolveDelays[attempt]) {
-					return
+			o.mu.Lock()
+			if !haveFloor {
+				if floor, haveFloor = o.floorOf(t); haveFloor {
+					since = time.Now()
 				}
 			}
-			// A transaction of the same client with the same metadata (a
-			// retry: ClientDisconnected is a TransientError) may commit
-			// while we look. Its TID must not be taken for ours, so its
-			// reply must be seen (claimed) before the look, and a look it
-			// overlapped is done again.
-			p.waitSameKeyFinishes(storage, b)
-			seq := p.keyFinishes(b.Key)
-			tid, found, err := p.findCommit(l, storageName, storage, b, floor)
-			if err == nil && found && p.keyFinishes(b.Key) != seq && overlapped < 20 {
-				overlapped++
-				continue
+			readSeq := o.seq
+			o.mu.Unlock()
+			if haveFloor && x == nil {
+				ti, err := r.first(floor)
+				if err != nil {
+					log.Warn("cannot read the storage to resolve an in-doubt commit; retrying", "error", err, "retry_in", backoff)
+					if !p.sleep(backoff) {
+						return
+					}
+					backoff = min(2*backoff, time.Minute)
+					continue
+				}
+				x = ti
 			}
-			if err != nil {
-				log.Warn("cannot read the storage to resolve an in-doubt commit; retrying", "error", err, "retry_in", backoff)
-				if !p.sleep(backoff) {
+			if haveFloor {
+				var xTID txn.TID
+				if x != nil {
+					xTID = x.TID
+				}
+				o.mu.Lock()
+				v := o.decide(t, xTID, x != nil, readSeq)
+				how := "from the commit order"
+				if v == notCommittedRaced {
+					how = "from the commit order (a later in-doubt vote had not seen the commit)"
+				}
+				if waited := time.Since(since); v == undecided && waited >= resolveWait && (waited >= resolveHeldWait || !o.laterHeld(t)) {
+					v, how = fallback(x, b), "from the storage alone: no later vote on it to compare with"
+				}
+				if v != undecided {
+					committed := v == isCommitted
+					if committed && p.claimed(storage, xTID) {
+						// Another participation's finish reply carried it.
+						committed, how = false, "the first commit after its floor belongs to another participation"
+					}
+					o.settle(t, committed, xTID)
+					if committed {
+						p.noteTID(storage, xTID)
+					}
+					o.mu.Unlock()
+					if committed {
+						log.Info("in-doubt participation resolved: committed", "tid", xTID.Hex(), "floor", floor.Hex(), "how", how)
+						p.tracker.Observe(txn.Event{Kind: txn.Resolved, Part: b.Part, OK: true, TID: xTID})
+						p.metrics.resolvedCommitted.Add(1)
+					} else {
+						log.Info("in-doubt participation resolved: not committed", "floor", floor.Hex(), "how", how)
+						p.tracker.Observe(txn.Event{Kind: txn.Resolved, Part: b.Part, OK: false, TID: 0})
+						p.metrics.resolvedAborted.Add(1)
+					}
 					return
 				}
-				backoff = min(2*backoff, time.Minute)
-				continue
+				o.mu.Unlock()
 			}
-			if found {
-				log.Info("in-doubt participation resolved: committed", "tid", tid.Hex())
-				p.noteTID(storage, tid)
-				p.tracker.Observe(txn.Event{Kind: txn.Resolved, Part: b.Part, OK: true, TID: tid})
-				p.metrics.resolvedCommitted.Add(1)
-				return
-			}
-			attempt++
-			if attempt >= len(resolveDelays) {
-				log.Info("in-doubt participation resolved: not committed")
-				p.tracker.Observe(txn.Event{Kind: txn.Resolved, Part: b.Part, OK: false, TID: 0})
-				p.metrics.resolvedAborted.Add(1)
+			if !p.sleep(resolvePoll) {
 				return
 			}
 		}
 	}()
+}
+
+// fallback decides an in-doubt participation when no later vote on its
+// storage came to tell (the storage went quiet). The server processes a
+// whole tpc_finish frame before it notices the lost connection, so by now
+// its outcome is in the storage: no commit after the floor means it did not
+// commit; a first commit with its user, description and extension is taken
+// for its own. What this cannot tell apart: a client that bypasses the proxy
+// (or another proxy) committing with identical metadata right after it
+// (docs/design.md, "Out of reach").
+func fallback(x *zrpc.TransactionInfo, b txn.Event) verdict {
+	if x != nil && string(x.User) == b.Info.User && string(x.Description) == b.Info.Description &&
+		zrpc.CanonicalText(x.Extension) == b.Info.Extension {
+		return isCommitted
+	}
+	return notCommitted
 }
 
 func (p *Proxy) sleep(d time.Duration) bool {
@@ -84,36 +131,46 @@ func (p *Proxy) sleep(d time.Duration) bool {
 	}
 }
 
-// findCommit looks for a transaction with b's metadata after floor.
-func (p *Proxy) findCommit(l *listener, storageName, storage string, b txn.Event, floor txn.TID) (txn.TID, bool, error) {
-	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+// storageReader is a resolution's own read-only connection to the storage.
+type storageReader struct {
+	p    *Proxy
+	l    *listener
+	name string
+	c    *zrpc.Client
+}
+
+// first returns the first transaction committed after floor, nil if none.
+func (r *storageReader) first(floor txn.TID) (*zrpc.TransactionInfo, error) {
+	ctx, cancel := context.WithTimeout(r.p.ctx, 30*time.Second)
 	defer cancel()
-	network, addr := splitAddr(l.cfg.Upstream)
-	c, err := zrpc.Dial(ctx, network, addr, nil)
-	if err != nil {
-		return 0, false, err
-	}
-	defer c.Close()
-	if _, err := c.Register(ctx, storageName, true); err != nil {
-		return 0, false, err
+	if r.c == nil {
+		network, addr := splitAddr(r.l.cfg.Upstream)
+		c, err := zrpc.Dial(ctx, network, addr, nil)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Register(ctx, r.name, true); err != nil {
+			c.Close()
+			return nil, err
+		}
+		r.c = c
 	}
 	start := (floor + 1).Bytes()
-	for {
-		txns, more, err := c.Transactions(ctx, start[:], nil, 1000)
-		if err != nil {
-			return 0, false, err
-		}
-		for _, ti := range txns {
-			tid := ti.TID
-			if string(ti.User) == b.Info.User && string(ti.Description) == b.Info.Description && zrpc.CanonicalText(ti.Extension) == b.Info.Extension &&
-				!p.claimed(storage, tid) {
-				return tid, true, nil
-			}
-			start = (tid + 1).Bytes()
-		}
-		if !more {
-			return 0, false, nil
-		}
+	txns, _, err := r.c.Transactions(ctx, start[:], nil, 1)
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	if len(txns) == 0 {
+		return nil, nil
+	}
+	return txns[0], nil
+}
+
+func (r *storageReader) close() {
+	if r.c != nil {
+		r.c.Close()
+		r.c = nil
 	}
 }
 
@@ -146,53 +203,4 @@ func (p *Proxy) unblindLater(l *listener, storageName, storage string) {
 			backoff = min(2*backoff, 10*time.Second)
 		}
 	}()
-}
-
-// keyFinishes counts tpc_finish calls forwarded for correlation keys hashing
-// like key (a fixed table: collisions only cost a second look).
-func (p *Proxy) keyFinishes(key txn.Key) uint64 {
-	return p.finishes[keyBucket(key)].Load()
-}
-
-// keyBucket is FNV-1a over the key, without allocating.
-func keyBucket(key txn.Key) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return int(h % uint32(len(finishTable{})))
-}
-
-type finishTable [1024]atomic.Uint64
-
-// waitSameKeyFinishes waits (a bounded time) until no other participation of
-// the same key on the storage has a tpc_finish reply pending.
-func (p *Proxy) waitSameKeyFinishes(storage string, b txn.Event) {
-	deadline := time.Now().Add(p.cfg.FinishWait)
-	for time.Now().Before(deadline) && p.sameKeyFinishing(storage, b) {
-		if !p.sleep(20 * time.Millisecond) {
-			return
-		}
-	}
-}
-
-func (p *Proxy) sameKeyFinishing(storage string, b txn.Event) bool {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
-	for _, l := range ls {
-		l.mu.Lock()
-		for c := range l.conns {
-			c.mu.Lock()
-			busy := c.ph == txn.PhaseFinishing && c.part != b.Part && c.storage == storage && c.begin.Key == b.Key
-			c.mu.Unlock()
-			if busy {
-				l.mu.Unlock()
-				return true
-			}
-		}
-		l.mu.Unlock()
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -70,6 +71,14 @@ func checkPeek(t *testing.T, enc zrpc.Encoding, p []byte) {
 	id, intID := m.IntMsgID()
 	agree := m.Name == string(pk.Name) && m.Flags == pk.Flags &&
 		intID == (pk.MsgIDKind == zrpc.MsgIDInt) && (!intID || id == pk.MsgID)
+	if args, err := m.CallArgs(); agree && err == nil && pk.Method == zrpc.MethodInvalidateTransaction && len(args) == 2 {
+		// The relay takes the tid of every invalidation from the peek.
+		if tid, err := zrpc.PeekArgTID(enc, p, &pk); err == nil {
+			if b, ok := args[0].([]byte); !ok || len(b) != 8 || txn.TIDFromBytes([8]byte(b)) != tid {
+				agree = false
+			}
+		}
+	}
 	if agree {
 		return
 	}

@@ -367,3 +367,38 @@ func TestVoteResult(t *testing.T) {
 
 // tidBytes is the wire form of a TID (8 big-endian bytes).
 func tidBytes(t txn.TID) []byte { b := t.Bytes(); return b[:] }
+
+// The relay reads the tid of every invalidateTransaction it forwards from a
+// peek: it must agree with the full decode, in both encodings, without
+// allocating.
+func TestPeekInvalidationTID(t *testing.T) {
+	for _, enc := range []zrpc.Encoding{zrpc.Pickle, zrpc.Msgpack} {
+		for _, oids := range []int{0, 1, 500} {
+			list := make([][]byte, oids)
+			for i := range list {
+				list[i] = make([]byte, 8)
+			}
+			const tid = txn.TID(0x040d76a65abb2266)
+			b := tid.Bytes()
+			p, err := zrpc.EncodeMessage(enc, zrpc.AsyncMessage(&zrpc.InvalidateTransaction{TID: b[:], OIDs: list}))
+			require.NoError(t, err)
+			prefix := p[:min(len(p), 512)]
+			pk, err := zrpc.PeekMessage(enc, prefix)
+			require.NoError(t, err)
+			require.Equal(t, zrpc.MethodInvalidateTransaction, pk.Method)
+			got, err := zrpc.PeekArgTID(enc, prefix, &pk)
+			require.NoError(t, err)
+			require.Equal(t, tid, got)
+			require.Zero(t, testing.AllocsPerRun(100, func() { _, _ = zrpc.PeekArgTID(enc, prefix, &pk) }))
+			_, err = zrpc.PeekArgTID(enc, prefix[:pk.ArgsOff+3], &pk)
+			require.ErrorIs(t, err, zrpc.ErrPeekShort)
+		}
+		// Not a tid: a vote's txnid.
+		p, err := zrpc.EncodeMessage(enc, zrpc.CallMessage(3, &zrpc.Vote{TxnID: 12345}))
+		require.NoError(t, err)
+		pk, err := zrpc.PeekMessage(enc, p)
+		require.NoError(t, err)
+		_, err = zrpc.PeekArgTID(enc, p, &pk)
+		require.Error(t, err)
+	}
+}

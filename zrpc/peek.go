@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // MsgIDKind tells how a peeked msgid is encoded.
@@ -559,4 +561,56 @@ func mpSkipScalar(p []byte, i int) (int, error) {
 		}
 		return j, nil
 	}
+}
+
+// PeekArgTID reads, without allocating, the first argument of a call when it
+// is an 8-byte bytes value: the tid of the server's
+// invalidateTransaction(tid, oids). p must hold the bytes up to and including
+// that argument (a 512-byte prefix always does); pk comes from PeekMessage
+// on p. Anything else is an error.
+func PeekArgTID(enc Encoding, p []byte, pk *Peek) (txn.TID, error) {
+	if pk.Method == MethodReply {
+		return 0, errors.New("zrpc: peek: a reply has no arguments")
+	}
+	i := pk.ArgsOff
+	var b []byte
+	var err error
+	switch enc {
+	case Pickle:
+		// args: first ... TUPLE2 (ZEO's two-argument calls), or MARK first ... TUPLE
+		if i < len(p) && p[i] == opMark {
+			i++
+		}
+		switch {
+		case i >= len(p):
+			err = ErrPeekShort
+		case p[i] == opShortBinBytes || p[i] == opBinBytes || p[i] == opShortBinString || p[i] == opBinString:
+			b, _, err = pickleStr(p, i)
+		default:
+			err = pickleErr(p, i, "first argument is not bytes")
+		}
+	case Msgpack:
+		var n, j int
+		if n, j, err = mpArrayLen(p, i); err == nil {
+			switch {
+			case n < 1:
+				err = mpErr(p, i, "args are empty")
+			case j >= len(p):
+				err = ErrPeekShort
+			case p[j] == 0xc4 || p[j] == 0xc5 || p[j] == 0xc6:
+				b, _, err = mpStr(p, j)
+			default:
+				err = mpErr(p, j, "first argument is not bin")
+			}
+		}
+	default:
+		err = fmt.Errorf("zrpc: peek: unknown encoding %v", enc)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, errors.New("zrpc: peek: first argument is not an 8-byte tid")
+	}
+	return txn.TIDFromBytes([8]byte(b)), nil
 }
