@@ -210,7 +210,7 @@ func (c *conn) endInDoubt() *tenure {
 	t := c.ten
 	if t == nil {
 		c.log.Warn("tpc_finish without a vote reply seen; ordering it from its tpc_finish", "storage", c.storage)
-		t = c.l.p.order(c.storage).voted(c.part, c.l.p.floorTID(c.storage), &c.seen)
+		t = c.l.p.order(c.storage).voted(c.part, c.l.p.floorTID(c.storage), &c.seen, false)
 	}
 	c.ten = t
 	c.endTenure(tenInDoubt, 0)

@@ -13,7 +13,9 @@
 // Failures: a client that closes mid-commit leaves the server side open until
 // the pending tpc_finish reply arrives; a server that closes decides the
 // outcome from what was sent (aborted, or in doubt once tpc_finish was
-// forwarded — then resolved by reading the storage's transactions through a
-// zrpc.Client). Traffic the proxy cannot decode is still relayed, and the
+// forwarded — then resolved from the order of the storage's commit lock,
+// known from the vote replies and the relayed invalidations, and its
+// transactions read through a zrpc.Client: docs/design.md, "In-doubt
+// resolution"). Traffic the proxy cannot decode is still relayed, and the
 // storage is reported blind. The Tracker can never stop the relay.
 package zeoproxy

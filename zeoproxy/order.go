@@ -46,6 +46,10 @@ type tenure struct {
 	bound txn.TID        // seen, frozen when the tenure ended: every commit ≤ bound came before the vote
 	state tenureState
 	tid   txn.TID // when committed
+	// certified: floor is every commit before the vote (the vote reply was
+	// held until the storage's witness had seen them all), so a commit
+	// above floor came after the vote.
+	certified bool
 }
 
 // storageOrder is the tenures of one storage in the order their votes were
@@ -70,11 +74,11 @@ func (p *Proxy) order(storage string) *storageOrder {
 }
 
 // voted records a successful vote reply, seen before it is forwarded.
-func (o *storageOrder) voted(part txn.PartID, floor txn.TID, seen *atomic.Uint64) *tenure {
+func (o *storageOrder) voted(part txn.PartID, floor txn.TID, seen *atomic.Uint64, certified bool) *tenure {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seq++
-	t := &tenure{seq: o.seq, part: part, floor: max(floor, txn.TID(seen.Load())), live: seen, state: tenHeld}
+	t := &tenure{seq: o.seq, part: part, floor: max(floor, txn.TID(seen.Load())), live: seen, state: tenHeld, certified: certified}
 	o.tens = append(o.tens, t)
 	return t
 }
@@ -90,6 +94,19 @@ func (o *storageOrder) end(t *tenure, state tenureState, tid txn.TID) {
 	}
 	t.state, t.tid = state, tid
 	o.prune()
+}
+
+// contended reports a tenure held or in doubt: one whose commit the proxy
+// may not know yet, made in the same event-loop pass as a vote served now.
+func (o *storageOrder) contended() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, t := range o.tens {
+		if t.state == tenHeld || t.state == tenInDoubt {
+			return true
+		}
+	}
+	return false
 }
 
 // settle records an in-doubt tenure's resolution (o.mu held).
@@ -158,13 +175,15 @@ const (
 //   - a later committed tenure: x is t's iff x < its TID;
 //   - a later tenure whose bound (commits relayed to its client before it
 //     ended, all of them before its vote) reaches x: x is t's;
-//   - a later tenure that ended without committing says nothing: look past it;
+//   - a later certified tenure (its floor is every commit before its vote)
+//     decides: x is t's iff x ≤ its floor;
+//   - a later tenure that ended without committing says nothing more: look past it;
 //   - a later tenure still held: wait for its end (lost while voted, it may
 //     have ended before t began, and is skipped);
 //   - no commit after the floor, read once a later tenure had voted (so t's
 //     tenure was over on the server): t did not commit.
 //
-// A later tenure itself in doubt, whose bound does not reach x, is taken
+// An uncertified later tenure itself in doubt, whose bound does not reach x, is taken
 // as proof that x came after its vote (notCommittedRaced). That is exact
 // when ZEO delayed its vote for the lock (the invalidation of x is then
 // written before its vote reply); when its vote was served in the same
@@ -188,20 +207,18 @@ func (o *storageOrder) decide(t *tenure, x txn.TID, found bool, readSeq uint64) 
 			}
 			continue
 		}
-		switch u.state {
-		case tenCommitted:
+		switch {
+		case u.state == tenUnordered:
+		case u.state == tenCommitted:
 			if x < u.tid {
 				return isCommitted
 			}
 			return notCommitted
-		case tenNone:
-			if u.bound >= x {
-				return isCommitted
-			}
-		case tenInDoubt:
-			if u.bound >= x {
-				return isCommitted
-			}
+		case max(u.bound, u.floor) >= x:
+			return isCommitted
+		case u.certified:
+			return notCommitted // x came after u's vote, t's before
+		case u.state == tenInDoubt:
 			return notCommittedRaced
 		}
 	}

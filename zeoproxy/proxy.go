@@ -95,6 +95,7 @@ type Proxy struct {
 	lastTID   map[string]txn.TID // highest TID seen committed per storage id
 	seenTIDs  map[string]*tidRing
 	orders    map[string]*storageOrder // commit-lock tenures per storage id
+	witnesses map[string]*witness      // own read-only connections, per upstream and storage name
 	closed    bool
 	wg        sync.WaitGroup
 	resolveWG sync.WaitGroup
@@ -106,7 +107,7 @@ type Proxy struct {
 func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, ctx: ctx, cancel: cancel}
+	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -215,6 +216,7 @@ func (p *Proxy) Close() {
 	p.wg.Wait()
 	p.cancel()
 	p.resolveWG.Wait()
+	p.closeWitnesses()
 }
 
 // InFlight reports how many connections are inside a 2PC (for graceful stop).

@@ -99,7 +99,7 @@ func (i s2cInspector) whole(payload []byte) {
 			if c.ten != nil { // not a ZEO client's way: a second vote
 				c.endTenure(tenUnordered, 0)
 			}
-			c.ten = c.l.p.order(c.storage).voted(c.part, c.l.p.floorTID(c.storage), &c.seen)
+			c.ten = c.voted()
 			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
 		}
 	case c.ph == txn.PhaseFinishing && r.MsgID == c.finishID:
@@ -129,4 +129,26 @@ func (i s2cInspector) whole(payload []byte) {
 		c.finishDone = nil
 		c.part, c.ph = 0, txn.PhaseIdle
 	}
+}
+
+// voted starts the tenure of a successful vote (c.mu held). When another
+// tenure of the storage is still held or in doubt, its commit may have been
+// made in the event-loop pass that served this vote, with its invalidation
+// written after this vote reply: the reply is then held back until the
+// storage's witness has seen every commit made so far (docs/design.md,
+// "In-doubt resolution"). The voter holds the commit lock meanwhile, so that
+// is exactly every commit before this vote.
+func (c *conn) voted() *tenure {
+	p := c.l.p
+	o := p.order(c.storage)
+	floor := p.floorTID(c.storage)
+	certified := false
+	if o.contended() {
+		if cert, err := p.certify(c.l, c.storName); err != nil {
+			c.log.Warn("cannot read the storage's commits before a vote; the vote stays uncertified", "storage", c.storage, "error", err)
+		} else {
+			floor, certified = max(floor, cert), true
+		}
+	}
+	return o.voted(c.part, floor, &c.seen, certified)
 }
