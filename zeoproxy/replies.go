@@ -24,6 +24,9 @@ func (i s2cInspector) head(prefix []byte, size int) bool {
 			return false
 		}
 	}
+	if tupleMsgID(c.scEnc, prefix) {
+		return false // a loadBefore reply: neither an invalidation nor a 2PC reply
+	}
 	h, err := zrpc.PeekMessage(c.scEnc, prefix)
 	if err != nil {
 		c.lockedMarkBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
@@ -151,4 +154,18 @@ func (c *conn) voted() *tenure {
 		}
 	}
 	return o.voted(c.part, floor, &c.seen, certified)
+}
+
+// tupleMsgID recognises, from its first bytes, a frame whose msgid is not an
+// int: the reply to a loadBefore (msgid (oid, tid)), most of a server's
+// traffic. Invalidations (msgid 0) and the 2PC replies (int msgids) never
+// are. Anything it does not recognise is peeked in full.
+func tupleMsgID(enc zrpc.Encoding, p []byte) bool {
+	switch enc {
+	case zrpc.Pickle: // PROTO 3, MARK, then the msgid: bytes or MARK start a tuple
+		return len(p) > 3 && p[0] == 0x80 && p[2] == '(' && (p[3] == 'C' || p[3] == 'B' || p[3] == '(')
+	case zrpc.Msgpack: // array(4), then the msgid: an array
+		return len(p) > 1 && p[0] == 0x94 && (p[1]&0xf0 == 0x90 || p[1] == 0xdc)
+	}
+	return false
 }
