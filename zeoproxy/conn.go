@@ -49,7 +49,7 @@ type conn struct {
 	finishDone chan struct{} // closed when the pending finish reply is seen
 
 	// pending counts outstanding calls whose reply the proxy must see; the
-	// server→client hot path only peeks frames while it is non-zero.
+	// server→client path only looks for replies while it is non-zero.
 	pending atomic.Int32
 	// seen is the highest TID relayed to the client in an
 	// invalidateTransaction or in its own tpc_finish reply: every commit up
