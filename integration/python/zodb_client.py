@@ -6,6 +6,7 @@ object per line; TIDs are 16-hex strings.
 
   --db NAME=HOST:PORT/STORAGE   (repeatable; the first is the root database)
   --label L                     ZEO client_label of every storage (optional)
+  --wait-timeout S              how long a call waits for a lost connection (30)
 
 Commands:
   last                      {"NAME": tid-hex, ...} of each storage (lastTransaction)
@@ -27,6 +28,14 @@ Commands:
                             with a resource manager ordered between them whose
                             tpc_finish kills this process: T1 commits on 'first'
                             only. Prints the line {"pid": ...} before dying.
+                            With --block-until FILE the resource manager does not
+                            kill: it prints {"between": "1"} and waits (at most
+                            --block-seconds) for FILE to exist, then the commit
+                            goes on to 'then' (the test kills tidstorage or this
+                            process meanwhile).
+  history [--key K]         {"NAME": [[tid-hex, value], ...]}: root[K] (default
+                            'counter') after each transaction that wrote the root
+                            object, oldest first.
 """
 import os
 import time
@@ -70,6 +79,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--db", action="append", required=True)
     p.add_argument("--label", default=None, help="ZEO client_label of every storage")
+    p.add_argument("--wait-timeout", type=float, default=30,
+                   help="how long a call waits for a lost server connection to come back")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("last")
     sub.add_parser("read")
@@ -92,11 +103,17 @@ def main():
     cb.add_argument("--first", required=True)
     cb.add_argument("--then", required=True)
     cb.add_argument("--desc", default="T1")
+    cb.add_argument("--block-until", default=None)
+    cb.add_argument("--block-seconds", type=float, default=120)
+    hi = sub.add_parser("history")
+    hi.add_argument("--key", default="counter")
     args = p.parse_args()
     if args.cmd == "read-at":
         return read_at(args)
+    if args.cmd == "history":
+        return root_history(args)
 
-    dbs = open_dbs(args.db, label=args.label)
+    dbs = open_dbs(args.db, label=args.label, wait_timeout=args.wait_timeout)
     names = [db.database_name for db in dbs]
     try:
         if args.cmd == "last":
@@ -182,8 +199,10 @@ class Killer:
     """A resource manager whose tpc_finish kills the process, ordered
     between two storages by its sortKey."""
 
-    def __init__(self, key):
+    def __init__(self, key, block_until=None, block_seconds=0):
         self.key = key
+        self.block_until = block_until
+        self.block_seconds = block_seconds
 
     def sortKey(self):
         return self.key
@@ -201,6 +220,14 @@ class Killer:
         pass
 
     def tpc_finish(self, txn):
+        if self.block_until:
+            emit({"between": "1"})
+            deadline = time.time() + self.block_seconds
+            while not os.path.exists(self.block_until):
+                if time.time() > deadline:
+                    raise SystemExit("crash-between: %s never appeared" % self.block_until)
+                time.sleep(0.02)
+            return
         sys.stdout.flush()
         os._exit(17)
 
@@ -223,9 +250,12 @@ def crash_between(dbs, args):
     txn.note(args.desc)
     first.root()["counter"] = first.root().get("counter", 0) + 1
     then.root()["counter"] = then.root().get("counter", 0) + 1
-    txn.join(Killer(key))
+    txn.join(Killer(key, args.block_until, args.block_seconds))
     emit({"pid": str(os.getpid()), "first": kf, "then": kt})
     tm.commit()
+    if args.block_until:
+        emit({"committed": "1"})
+        return
     raise SystemExit("crash-between: the process should have died in tpc_finish")
 
 
@@ -241,6 +271,27 @@ def hold(dbs, args):
     emit({"holding": "1"})
     time.sleep(args.seconds)
     st.tpc_abort(txn)
+
+
+def root_history(args):
+    """root[key] after each transaction that wrote the root object."""
+    from ZODB.utils import z64
+    out = {}
+    for spec in args.db:
+        name, address, storage = parse_db(spec)
+        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+        db = ZODB.DB(cs)
+        try:
+            tids = [h["tid"] for h in cs.history(z64, size=1000000)]
+            vals = []
+            for tid in reversed(tids):
+                conn = db.open(at=tid)
+                vals.append([tid.hex(), conn.root().get(args.key)])
+                conn.close()
+            out[name] = vals
+        finally:
+            db.close()
+    emit(out)
 
 
 def read_at(args):
