@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -461,4 +463,80 @@ func (s *procSite) checkPaired(points []map[string]txn.TID, a, b string, limit i
 		checked++
 	}
 	return checked
+}
+
+// pairedHalves reads every paired value root['counter'] took in dbs a and
+// b (their whole history) and returns the TIDs of the values committed on
+// one of them only ("a@tid-hex"): partial commits. A paired commit writes
+// one new value in both; a later one cannot reuse it (its snapshot would
+// conflict), so a value on one side only is half a transaction.
+func (s *procSite) pairedHalves(a, b string) []string {
+	s.t.Helper()
+	var hist map[string][][2]any
+	require.NoError(s.t, json.Unmarshal(s.directClient("history"), &hist))
+	values := func(db string) map[float64]string {
+		out := map[float64]string{}
+		for _, e := range hist[db] {
+			if v, ok := e[1].(float64); ok {
+				out[v] = e[0].(string)
+			}
+		}
+		return out
+	}
+	va, vb := values(a), values(b)
+	var halves []string
+	for v, tid := range va {
+		if _, ok := vb[v]; !ok {
+			halves = append(halves, a+"@"+tid)
+		}
+	}
+	for v, tid := range vb {
+		if _, ok := va[v]; !ok {
+			halves = append(halves, b+"@"+tid)
+		}
+	}
+	sort.Strings(halves)
+	s.t.Logf("%d paired values on %s, %d on %s; committed on one side only: %v", len(va), a, len(vb), b, halves)
+	return halves
+}
+
+// requireHalvesReported requires every half transaction found in the
+// databases to be held by a pin: a partial pin naming its TID, or an
+// unaccounted pin of its storage.
+func (s *procSite) requireHalvesReported(halves []string) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		pins := s.pins("")
+		for _, h := range halves {
+			db, hex, _ := strings.Cut(h, "@")
+			tid := txn.TID(parseTID(s.t, hex))
+			held := false
+			for _, p := range pins {
+				switch p.Kind {
+				case "partial":
+					held = held || strings.Contains(p.Reason, fmt.Sprintf("@%d ", tid))
+				case "unaccounted":
+					held = held || slices.Contains(p.Storages, s.ids[db])
+				}
+			}
+			if !held {
+				return false
+			}
+		}
+		return true
+	}, zeotestWait, pollEvery, "partial commits %v are in the databases; pins %+v", halves, s.status().Pins)
+}
+
+// acceptAll accepts every acceptable pin, as the operator would once each
+// is understood, until none is left (bounded).
+func (s *procSite) acceptAll() {
+	s.t.Helper()
+	for tries := 0; tries < 10 && len(s.pins("")) > 0; tries++ {
+		for _, p := range s.pins("") {
+			s.t.Logf("pin %d (%s): %s", p.ID, p.Kind, p.Reason)
+			if p.Acceptable {
+				s.accept(p.ID)
+			}
+		}
+	}
 }

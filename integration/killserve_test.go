@@ -1,0 +1,186 @@
+package integration
+
+import (
+	"context"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/tracker/statusfile"
+)
+
+// Paired writers on two ZEO servers through `tidstorage serve`, which is
+// SIGKILLed at random moments (at least 20 times) and restarted each time on
+// the same configuration, status file and journal. The writers tolerate the
+// proxy going away (they retry after ClientDisconnected, and are restarted
+// if they die). Every sampled published point restores to equal paired
+// counters; published TIDs never go down across restarts (nor does the
+// status file start a new epoch); at rest, the point reaches every storage's
+// last TID with no operator action — unless a kill made a real partial
+// commit (a writer between its two finishes), which the databases show
+// (a counter value committed on one storage only): then it must have been
+// reported, and once accepted the point reaches the last TIDs.
+func TestServeKilledRepeatedlyUnderPairedLoad(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	began := time.Now()
+	s := startProcSite(t, procOptions{},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
+	idA, idC := s.ids["a"], s.ids["c"]
+	s.client("commit", "--count", "1", "--touch", "a,c")
+	s.waitPublished(s.last())
+	s.startSampling()
+
+	// Writers: each runs paired commits until the kill phase ends; one that
+	// exits early (a failure the retry loop does not cover) is replaced.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stopWriters atomic.Bool
+	var exits, failures atomic.Int64
+	var wg sync.WaitGroup
+	const writers = 3
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopWriters.Load() && ctx.Err() == nil {
+				cmd := zeotest.PythonCommand(ctx, t, "zodb_client.py", append(append([]string{"--wait-timeout", "10"}, s.dbs...),
+					"paired", "--count", "100000", "--seconds", "8", "--touch", "a,c", "--desc", "killserve")...)
+				if err := cmd.Run(); err != nil {
+					failures.Add(1)
+				}
+				exits.Add(1)
+			}
+		}()
+	}
+
+	const kills = 22
+	for i := 0; i < kills; i++ {
+		time.Sleep(time.Duration(200+rng.Intn(1300)) * time.Millisecond)
+		s.kill()
+		time.Sleep(time.Duration(rng.Intn(300)) * time.Millisecond)
+		s.start()
+	}
+	stopWriters.Store(true)
+	wg.Wait()
+	t.Logf("%d kills, %d starts, %d writer runs (%d failed) in %v", s.kills, s.starts, exits.Load(), failures.Load(), time.Since(began))
+
+	halves := s.pairedHalves("a", "c")
+	last := s.last()
+	if len(halves) == 0 {
+		s.waitPublished(last)
+		require.Empty(t, s.pins(""), "no partial commit happened: nothing may stay held")
+	} else {
+		// A real partial commit: it must be reported; the operator accepts.
+		s.requireHalvesReported(halves)
+	}
+	samples := s.stopSampling()
+	n := s.checkPaired(samples, "a", "c", 15)
+	t.Logf("%d distinct published points sampled, %d restored to equal counters", len(samples), n)
+
+	if len(halves) > 0 {
+		s.acceptAll()
+		s.waitPublished(last)
+		require.Empty(t, s.pins(""))
+	}
+	final := s.published()
+	require.Equal(t, last[idA], final[idA])
+	require.Equal(t, last[idC], final[idC])
+
+	// The status file: one epoch (no restart lowered a published TID), and it
+	// replays to the final point after a clean stop.
+	s.stopClean()
+	epochs, err := filepath.Glob(s.statusPath + ".epoch-*")
+	require.NoError(t, err)
+	require.Empty(t, epochs, "a restart started a new status file epoch: a published TID went down")
+	f, err := os.Open(s.statusPath)
+	require.NoError(t, err)
+	defer f.Close()
+	res, err := statusfile.Replay(f, statusfile.ReplayOptions{})
+	require.NoError(t, err)
+	require.Equal(t, map[string]txn.TID{idA: final[idA], idC: final[idC]}, res.Point)
+	t.Logf("total %v", time.Since(began))
+}
+
+// Paired writers through the proxy while the history watchers' connections
+// are cut (a Cutter between tidstorage and ZEO severs the read-only
+// connections) and one ZEO server is restarted. The watchers reconnect and
+// fill the gap from the storage's iterator: no commit is missed (the point
+// reaches every storage's last TID at rest) and no false hold remains (no
+// pin, unless the databases show a real partial commit, which a server
+// restart between a client's two finishes can make); every sampled point
+// restores to equal counters.
+func TestWatcherCutAndServerRestartUnderLoad(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	s := startProcSite(t, procOptions{},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
+	s.client("commit", "--count", "1", "--touch", "a,c")
+	s.waitPublished(s.last())
+	s.startSampling()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stopWriters atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopWriters.Load() && ctx.Err() == nil {
+				cmd := zeotest.PythonCommand(ctx, t, "zodb_client.py", append(append([]string{"--wait-timeout", "20"}, s.dbs...),
+					"paired", "--count", "100000", "--seconds", "6", "--touch", "a,c", "--desc", "watchercut")...)
+				_ = cmd.Run()
+			}
+		}()
+	}
+	cuts := 0
+	for i := 0; i < 8; i++ {
+		time.Sleep(time.Duration(300+rng.Intn(700)) * time.Millisecond)
+		cuts += s.cutters[rng.Intn(len(s.cutters))].SeverReadOnly()
+		if i == 4 {
+			s.servers[1].Restart()
+		}
+	}
+	time.Sleep(time.Second)
+	stopWriters.Store(true)
+	wg.Wait()
+	require.Greater(t, cuts, 0, "watcher connections were cut")
+	t.Logf("%d watcher connections cut, one server restarted", cuts)
+
+	halves := s.pairedHalves("a", "c")
+	last := s.last()
+	if len(halves) == 0 {
+		s.waitPublished(last)
+		require.Empty(t, s.pins(""), "no false hold at rest")
+	} else {
+		s.requireHalvesReported(halves)
+	}
+	samples := s.stopSampling()
+	n := s.checkPaired(samples, "a", "c", 12)
+	t.Logf("%d distinct published points sampled, %d restored to equal counters", len(samples), n)
+	if len(halves) > 0 {
+		s.acceptAll()
+		s.waitPublished(last)
+		require.Empty(t, s.pins(""))
+	}
+	watching := 0
+	for _, r := range s.logRecords() {
+		if r["@message"] == "watching storage" {
+			watching++
+		}
+	}
+	require.Greater(t, watching, 2, "the watchers reconnected")
+}
