@@ -83,6 +83,7 @@ func TestServeKilledRepeatedlyUnderPairedLoad(t *testing.T) {
 	} else {
 		// A real partial commit: it must be reported; the operator accepts.
 		s.requireHalvesReported(halves)
+		s.requirePinsExplained(halves)
 	}
 	samples := s.stopSampling()
 	n := s.checkPaired(samples, "a", "c", 15)
@@ -167,6 +168,7 @@ func TestWatcherCutAndServerRestartUnderLoad(t *testing.T) {
 		require.Empty(t, s.pins(""), "no false hold at rest")
 	} else {
 		s.requireHalvesReported(halves)
+		s.requirePinsExplained(halves)
 	}
 	samples := s.stopSampling()
 	n := s.checkPaired(samples, "a", "c", 12)

@@ -527,6 +527,32 @@ func (s *procSite) requireHalvesReported(halves []string) {
 	}, zeotestWait, pollEvery, "partial commits %v are in the databases; pins %+v", halves, s.status().Pins)
 }
 
+// requirePinsExplained requires every active pin to be explained by a half
+// transaction found in the databases: a partial pin must name the committed
+// TID of one, an unaccounted pin must cover one on its storage. Anything
+// else is a false hold that only an operator could release.
+func (s *procSite) requirePinsExplained(halves []string) {
+	s.t.Helper()
+	for _, p := range s.pins("") {
+		explained := false
+		for _, h := range halves {
+			db, hex, _ := strings.Cut(h, "@")
+			tid := txn.TID(parseTID(s.t, hex))
+			switch p.Kind {
+			case "partial":
+				explained = explained || strings.Contains(p.Reason, fmt.Sprintf("%s@%d ", s.ids[db], tid))
+			case "unaccounted":
+				var upto uint64
+				if i := strings.Index(p.Reason, "(up to "); i >= 0 {
+					_, _ = fmt.Sscanf(p.Reason[i:], "(up to %d)", &upto)
+				}
+				explained = explained || slices.Contains(p.Storages, s.ids[db]) && uint64(tid) <= upto
+			}
+		}
+		require.True(s.t, explained, "pin %d (%s) is not explained by the databases' half transactions %v: %s", p.ID, p.Kind, halves, p.Reason)
+	}
+}
+
 // acceptAll accepts every acceptable pin, as the operator would once each
 // is understood, until none is left (bounded).
 func (s *procSite) acceptAll() {
