@@ -15,7 +15,7 @@ Commands:
                             touched databases; one line per transaction with the
                             TID committed on each touched database.
   read                      {"NAME": {"counter": int|null}} at the current state.
-  read-at --at NAME=TID[,NAME=TID]
+  read-at --at NAME=TID[,NAME=TID] [--at ...]
                             {"NAME": {"counter": int|null}} as of each TID (inclusive).
   paired --count N --seconds S [--touch a,b]
                             up to N transactions (or S seconds), each setting
@@ -91,7 +91,7 @@ def main():
     c.add_argument("--user", default="")
     c.add_argument("--key", default="counter")
     ra = sub.add_parser("read-at")
-    ra.add_argument("--at", required=True)
+    ra.add_argument("--at", required=True, action="append")
     pa = sub.add_parser("paired")
     pa.add_argument("--count", type=int, default=100)
     pa.add_argument("--seconds", type=float, default=30)
@@ -295,22 +295,26 @@ def root_history(args):
 
 
 def read_at(args):
-    from ZODB.utils import p64
-    want = dict(item.split("=", 1) for item in args.at.split(","))
-    out = {}
-    for spec in args.db:
-        name, address, storage = parse_db(spec)
-        if name not in want:
-            continue
-        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
-        db = ZODB.DB(cs)
-        try:
-            conn = db.open(at=bytes.fromhex(want[name]))
-            out[name] = {"counter": conn.root().get("counter")}
-            conn.close()
-        finally:
+    """One output line per --at, in order; each storage is opened once."""
+    points = [dict(item.split("=", 1) for item in at.split(",")) for at in args.at]
+    names = set(n for p in points for n in p)
+    dbs = {}
+    try:
+        for spec in args.db:
+            name, address, storage = parse_db(spec)
+            if name in names:
+                cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+                dbs[name] = ZODB.DB(cs)
+        for want in points:
+            out = {}
+            for name, tid in want.items():
+                conn = dbs[name].open(at=bytes.fromhex(tid))
+                out[name] = {"counter": conn.root().get("counter")}
+                conn.close()
+            emit(out)
+    finally:
+        for db in dbs.values():
             db.close()
-    emit(out)
 
 
 if __name__ == "__main__":
