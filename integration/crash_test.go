@@ -98,6 +98,9 @@ func TestKilledBetweenFinishes(t *testing.T) {
 			if who == "serve" {
 				s.start()
 				s.waitLog("warn", "journal replayed after an unclean stop", nil)
+				doc := s.status()
+				require.NotNil(t, doc.Journal)
+				require.Positive(t, doc.Journal.Replayed, "the journal was replayed")
 			}
 
 			// More proxied commits on A (another key: the counters stay paired).
@@ -155,12 +158,21 @@ func TestDirectClientDiesBetweenFinishes(t *testing.T) {
 	s.client("commit", "--count", "3", "--touch", "a", "--key", "other", "--desc", "later")
 	pin := s.waitPin("unaccounted")
 	require.Equal(t, []string{idA}, pin.Storages)
+	require.NotNil(t, pin.Upto)
+	require.Equal(t, afterT[idA], pin.Upto.Int, "the pin covers T's A half")
 	s.waitLog("error", "unaccounted commit", map[string]string{"description": "T-direct-half", "tid": afterT[idA].Hex()})
+	for _, st := range s.status().Storages {
+		if st.ID == idA {
+			require.True(t, st.HeldByUnaccounted)
+			require.Equal(t, afterT[idA], st.Unaccounted[0].Int)
+		}
+	}
 	pub := s.published()
 	require.Less(t, pub[idA], afterT[idA], "T's A half must not be published")
 	require.Equal(t, before[idA], pub[idA])
 	out, _, code := s.cli("status", "-a", s.adminAddr)
 	t.Logf("tidstorage status (exit %d):\n%s", code, out)
+	require.Equal(t, 3, code, "status exits 3 while an unaccounted commit is held")
 	require.Contains(t, out, "unaccounted")
 
 	samples := s.stopSampling()
@@ -195,8 +207,15 @@ func TestDirectSingleStorageCommit(t *testing.T) {
 			s.waitLog("error", "unaccounted commit", map[string]string{"description": desc, "tid": tidD.Hex()})
 
 			if mode == "warn" {
-				s.waitPublished(s.last())
+				last := s.last()
+				s.waitPublished(last)
 				require.Empty(t, s.pins(""))
+				for _, st := range s.requireAtRest(last).Storages {
+					if st.ID == idA {
+						require.True(t, st.WarnOnly)
+						require.EqualValues(t, 1, st.UnaccountedTotal)
+					}
+				}
 				return
 			}
 			pin := s.waitPin("unaccounted")

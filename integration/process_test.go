@@ -547,15 +547,35 @@ func (s *procSite) requirePinsExplained(halves []string) {
 			case "partial":
 				explained = explained || strings.Contains(p.Reason, fmt.Sprintf("%s@%d ", s.ids[db], tid))
 			case "unaccounted":
-				var upto uint64
-				if i := strings.Index(p.Reason, "(up to "); i >= 0 {
-					_, _ = fmt.Sscanf(p.Reason[i:], "(up to %d)", &upto)
-				}
-				explained = explained || slices.Contains(p.Storages, s.ids[db]) && uint64(tid) <= upto
+				explained = explained || slices.Contains(p.Storages, s.ids[db]) && p.Upto != nil && tid <= p.Upto.Int
 			}
 		}
 		require.True(s.t, explained, "pin %d (%s) is not explained by the databases' half transactions %v: %s", p.ID, p.Kind, halves, p.Reason)
 	}
+}
+
+// requireAtRest requires, with no load, every storage watched, its history
+// watcher connected and caught up with last, and nothing unaccounted,
+// held or awaiting the history; it returns the /status document.
+func (s *procSite) requireAtRest(last map[string]txn.TID) admin.StatusDoc {
+	s.t.Helper()
+	var doc admin.StatusDoc
+	require.Eventually(s.t, func() bool {
+		doc = s.status()
+		for _, h := range doc.History {
+			if !h.Connected || h.LastTID == nil || h.LastTID.Int != last[h.Storage] {
+				return false
+			}
+		}
+		return len(doc.History) == len(last)
+	}, zeotestWait, pollEvery, "watchers not caught up with %v", last)
+	for _, st := range doc.Storages {
+		require.True(s.t, st.Watched, st.ID)
+		require.Empty(s.t, st.Unaccounted, st.ID)
+		require.False(s.t, st.HeldByUnaccounted, st.ID)
+		require.Zero(s.t, st.AwaitingHistory, st.ID)
+	}
+	return doc
 }
 
 // acceptAll accepts every acceptable pin, as the operator would once each
