@@ -483,7 +483,9 @@ func (s *procSite) pairedHalves(a, b string) []string {
 		out := map[float64]string{}
 		for _, e := range hist[db] {
 			if v, ok := e[1].(float64); ok {
-				out[v] = e[0].(string)
+				if _, seen := out[v]; !seen {
+					out[v] = e[0].(string) // the transaction that wrote it
+				}
 			}
 		}
 		return out

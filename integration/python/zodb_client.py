@@ -17,9 +17,9 @@ Commands:
   read                      {"NAME": {"counter": int|null}} at the current state.
   read-at --at NAME=TID[,NAME=TID] [--at ...]
                             {"NAME": {"counter": int|null}} as of each TID (inclusive).
-  paired --count N --seconds S [--touch a,b]
+  paired --count N --seconds S [--touch a,b] [--key K]
                             up to N transactions (or S seconds), each setting
-                            root['counter'] to the same new value in every touched
+                            root[K] (default 'counter') to the same new value in every touched
                             database; conflicts are retried. One line per commit.
   hold --seconds S           begins a two-phase commit on the first database and
                             keeps it open for S seconds (then aborts it).
@@ -97,6 +97,7 @@ def main():
     pa.add_argument("--seconds", type=float, default=30)
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
+    pa.add_argument("--key", default="counter")
     ho = sub.add_parser("hold")
     ho.add_argument("--seconds", type=float, default=60)
     cb = sub.add_parser("crash-between")
@@ -177,9 +178,9 @@ def paired(dbs, names, args):
             txn = tm.begin()
             txn.note(args.desc)
             roots = {n: conn.get_connection(n).root() for n in touch}
-            value = max(r.get("counter", 0) for r in roots.values()) + 1
+            value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
-                r["counter"] = value
+                r[args.key] = value
             tm.commit()
         except ConflictError:
             tm.abort()
