@@ -22,11 +22,11 @@ import (
 // and returns once the client is between T's tpc_finish on first and on
 // then (first committed, then not yet): its resource manager waits for the
 // gate file. wait returns the client's exit error.
-func (s *procSite) blockedBetween(first, then, desc string) (gate string, pid int, wait func() error) {
+func (s *procSite) blockedBetween(first, then, desc, waitTimeout string) (gate string, pid int, wait func() error) {
 	s.t.Helper()
 	gate = filepath.Join(s.dir, "gate-"+desc)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := zeotest.PythonCommand(ctx, s.t, "zodb_client.py", append(append([]string{"--wait-timeout", "2"}, s.dbs...),
+	cmd := zeotest.PythonCommand(ctx, s.t, "zodb_client.py", append(append([]string{"--wait-timeout", waitTimeout}, s.dbs...),
 		"crash-between", "--first", first, "--then", then, "--desc", desc, "--block-until", gate, "--block-seconds", "60")...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(s.t, err)
@@ -58,7 +58,7 @@ func (s *procSite) blockedBetween(first, then, desc string) (gate string, pid in
 				s.t.Logf("crash-between: %v\n%s", err, stderr.String())
 			}
 			return err
-		case <-time.After(zeotestWait):
+		case <-time.After(2 * zeotestWait):
 			s.t.Fatal("crash-between did not end")
 			return nil
 		}
@@ -73,7 +73,10 @@ func (s *procSite) blockedBetween(first, then, desc string) (gate string, pid in
 // partial commit is reported (a partial pin in /status and `tidstorage
 // status`, an ERROR log naming T), and accept-partial releases it.
 func TestKilledBetweenFinishes(t *testing.T) {
-	for _, who := range []string{"serve", "client"} {
+	// serve-back-first: serve is back before the client goes on, so the
+	// client's finish on B reaches ZEO through the new process, on a new
+	// connection that has no transaction: B still does not commit.
+	for _, who := range []string{"serve", "serve-back-first", "client"} {
 		t.Run(who, func(t *testing.T) {
 			s := startProcSite(t, procOptions{}, zeoSpec{storages: []string{"1", "2"}, dbNames: []string{"a", "b"}})
 			idA, idB := s.ids["a"], s.ids["b"]
@@ -83,20 +86,32 @@ func TestKilledBetweenFinishes(t *testing.T) {
 			s.startSampling()
 
 			desc := "T-" + who + "-killed"
-			gate, pid, wait := s.blockedBetween("a", "b", desc)
-			if who == "serve" {
+			timeout := "2"
+			if who == "serve-back-first" {
+				timeout = "30" // waits for the proxy to come back
+			}
+			gate, pid, wait := s.blockedBetween("a", "b", desc, timeout)
+			switch who {
+			case "serve":
 				s.kill()
 				require.NoError(t, os.WriteFile(gate, nil, 0o644))
 				require.Error(t, wait(), "T's finish on B fails: the proxy is gone")
-			} else {
+			case "serve-back-first":
+				s.kill()
+				s.start()
+				require.NoError(t, os.WriteFile(gate, nil, 0o644))
+				require.Error(t, wait(), "T's finish on B fails: its transaction died with the old connection")
+			default:
 				require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
 				require.Error(t, wait())
 			}
 			afterT := s.last()
 			require.Greater(t, afterT[idA], before[idA], "T committed on A")
 			require.Equal(t, before[idB], afterT[idB], "T never committed on B")
-			if who == "serve" {
-				s.start()
+			if who != "client" {
+				if who == "serve" {
+					s.start()
+				}
 				s.waitLog("warn", "journal replayed after an unclean stop", nil)
 				doc := s.status()
 				require.NotNil(t, doc.Journal)
