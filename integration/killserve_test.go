@@ -83,7 +83,6 @@ func TestServeKilledRepeatedlyUnderPairedLoad(t *testing.T) {
 	runs, failed = s.killsUnderLoad(ctx, rng, 10, [][]string{
 		{"--touch", "a", "--key", "solo", "--desc", "solo-a"}, {"--touch", "c", "--key", "solo", "--desc", "solo-c"}})
 	t.Logf("phase 2: %d kills in all, %d writer runs (%d failed), at %v", s.kills, runs, failed, time.Since(began))
-	require.Equal(t, halves, s.pairedHalves("a", "c"), "phase 2 made no half transaction")
 	last = s.last()
 	s.waitPublished(last)
 	require.Empty(t, s.pins(""), "no partial commit is possible in phase 2: nothing may stay held")
