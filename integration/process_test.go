@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -78,6 +79,8 @@ type procSite struct {
 	starts, kills                     int
 	samplerMu                         sync.Mutex
 	samples                           []map[string]txn.TID // distinct published points seen by the sampler
+	sampleAt                          []time.Time          // when each was first seen
+	accepted                          []accepted           // pins the test accepted
 	maxSeen                           map[string]txn.TID
 	decreased                         []string
 	stopSampler                       chan struct{}
@@ -395,6 +398,7 @@ func (s *procSite) waitLog(level, msg string, fields map[string]string) map[stri
 // restarts too).
 func (s *procSite) startSampling() {
 	s.stopSampler, s.samplerDone = make(chan struct{}), make(chan struct{})
+	s.samples, s.sampleAt = nil, nil
 	s.maxSeen = map[string]txn.TID{}
 	go func() {
 		defer close(s.samplerDone)
@@ -411,6 +415,7 @@ func (s *procSite) startSampling() {
 				}
 				if fmt.Sprint(p) != fmt.Sprint(prev) {
 					s.samples = append(s.samples, p)
+					s.sampleAt = append(s.sampleAt, time.Now())
 					prev = p
 				}
 				s.samplerMu.Unlock()
@@ -470,63 +475,111 @@ func (s *procSite) checkPaired(points []map[string]txn.TID, a, b string) int {
 	return len(kept)
 }
 
+// half is a value of the paired counter committed on one database only:
+// half of a transaction.
+type half struct {
+	db    string
+	tid   txn.TID
+	value int
+}
+
+func (h half) String() string { return fmt.Sprintf("%s@%s(%d)", h.db, h.tid.Hex(), h.value) }
+
 // pairedHalves reads every paired value root['counter'] took in dbs a and
-// b (their whole history) and returns the TIDs of the values committed on
-// one of them only ("a@tid-hex"): partial commits. A paired commit writes
-// one new value in both; a later one cannot reuse it (its snapshot would
-// conflict), so a value on one side only is half a transaction.
-func (s *procSite) pairedHalves(a, b string) []string {
+// b (their whole history) and returns the values committed on one of them
+// only: partial commits. A paired commit writes one new value in both; a
+// later one cannot reuse it (its snapshot would conflict), so a value on one
+// side only is half a transaction.
+func (s *procSite) pairedHalves(a, b string) []half {
 	s.t.Helper()
 	var hist map[string][][2]any
 	require.NoError(s.t, json.Unmarshal(s.directClient("history"), &hist))
-	values := func(db string) map[float64]string {
-		out := map[float64]string{}
+	values := func(db string) map[int]txn.TID {
+		out := map[int]txn.TID{}
 		for _, e := range hist[db] {
 			if v, ok := e[1].(float64); ok {
-				if _, seen := out[v]; !seen {
-					out[v] = e[0].(string) // the transaction that wrote it
+				if _, seen := out[int(v)]; !seen {
+					out[int(v)] = txn.TID(parseTID(s.t, e[0].(string))) // the transaction that wrote it
 				}
 			}
 		}
 		return out
 	}
 	va, vb := values(a), values(b)
-	var halves []string
+	var halves []half
 	for v, tid := range va {
 		if _, ok := vb[v]; !ok {
-			halves = append(halves, a+"@"+tid)
+			halves = append(halves, half{a, tid, v})
 		}
 	}
 	for v, tid := range vb {
 		if _, ok := va[v]; !ok {
-			halves = append(halves, b+"@"+tid)
+			halves = append(halves, half{b, tid, v})
 		}
 	}
-	sort.Strings(halves)
+	sort.Slice(halves, func(i, j int) bool { return halves[i].tid < halves[j].tid })
 	s.t.Logf("%d paired values on %s, %d on %s; committed on one side only: %v", len(va), a, len(vb), b, halves)
 	return halves
 }
 
+// pinTIDs returns the commits a pin names: a partial pin's committed TIDs,
+// an unaccounted pin's unaccounted commits.
+func pinTIDs(p admin.PinDoc) []txn.TID {
+	var out []txn.TID
+	if p.Kind == "unaccounted" {
+		for _, u := range p.Unaccounted {
+			out = append(out, u.Int)
+		}
+		if p.Upto != nil {
+			out = append(out, p.Upto.Int)
+		}
+		return out
+	}
+	for _, m := range committedTIDRe.FindAllStringSubmatch(p.Reason, -1) {
+		var v uint64
+		_, _ = fmt.Sscanf(m[1], "%d", &v)
+		out = append(out, txn.TID(v))
+	}
+	return out
+}
+
+var committedTIDRe = regexp.MustCompile(`\)@(\d+) `)
+
+// accepted is a pin the test accepted as the operator: when, and the
+// commits it named.
+type accepted struct {
+	at   time.Time
+	kind string
+	tids []txn.TID
+}
+
+// reported says whether h was named by an accepted pin (before t, unless t
+// is zero) or is named by an active one.
+func (s *procSite) reported(h half, pins []admin.PinDoc, before time.Time) bool {
+	for _, a := range s.accepted {
+		if (before.IsZero() || a.at.Before(before)) && slices.Contains(a.tids, h.tid) {
+			return true
+		}
+	}
+	if !before.IsZero() {
+		return false
+	}
+	for _, p := range pins {
+		if slices.Contains(pinTIDs(p), h.tid) {
+			return true
+		}
+	}
+	return false
+}
+
 // requireHalvesReported requires every half transaction found in the
-// databases to be held by a pin: a partial pin naming its TID, or an
-// unaccounted pin of its storage.
-func (s *procSite) requireHalvesReported(halves []string) {
+// databases to have been named by a pin: accepted already, or active.
+func (s *procSite) requireHalvesReported(halves []half) {
 	s.t.Helper()
 	require.Eventually(s.t, func() bool {
 		pins := s.pins("")
 		for _, h := range halves {
-			db, hex, _ := strings.Cut(h, "@")
-			tid := txn.TID(parseTID(s.t, hex))
-			held := false
-			for _, p := range pins {
-				switch p.Kind {
-				case "partial":
-					held = held || strings.Contains(p.Reason, fmt.Sprintf("@%d ", tid))
-				case "unaccounted":
-					held = held || slices.Contains(p.Storages, s.ids[db])
-				}
-			}
-			if !held {
+			if !s.reported(h, pins, time.Time{}) {
 				return false
 			}
 		}
@@ -534,26 +587,92 @@ func (s *procSite) requireHalvesReported(halves []string) {
 	}, zeotestWait, pollEvery, "partial commits %v are in the databases; pins %+v", halves, s.status().Pins)
 }
 
-// requirePinsExplained requires every active pin to be explained by a half
-// transaction found in the databases: a partial pin must name the committed
-// TID of one, an unaccounted pin must cover one on its storage. Anything
+// requirePinsExplained requires every pin, active or accepted by the test,
+// to name at least one half transaction found in the databases. Anything
 // else is a false hold that only an operator could release.
-func (s *procSite) requirePinsExplained(halves []string) {
+func (s *procSite) requirePinsExplained(halves []half) {
 	s.t.Helper()
-	for _, p := range s.pins("") {
-		explained := false
+	isHalf := func(tids []txn.TID) bool {
 		for _, h := range halves {
-			db, hex, _ := strings.Cut(h, "@")
-			tid := txn.TID(parseTID(s.t, hex))
-			switch p.Kind {
-			case "partial":
-				explained = explained || strings.Contains(p.Reason, fmt.Sprintf("%s@%d ", s.ids[db], tid))
-			case "unaccounted":
-				explained = explained || slices.Contains(p.Storages, s.ids[db]) && p.Upto != nil && tid <= p.Upto.Int
+			if slices.Contains(tids, h.tid) {
+				return true
 			}
 		}
-		require.True(s.t, explained, "pin %d (%s) is not explained by the databases' half transactions %v: %s", p.ID, p.Kind, halves, p.Reason)
+		return false
 	}
+	for _, p := range s.pins("") {
+		require.True(s.t, isHalf(pinTIDs(p)), "pin %d (%s) is not explained by the databases' half transactions %v: %s", p.ID, p.Kind, halves, p.Reason)
+	}
+	for _, a := range s.accepted {
+		require.True(s.t, isHalf(a.tids), "an accepted %s pin named %v, none a half transaction of %v", a.kind, a.tids, halves)
+	}
+}
+
+// acceptNow accepts, as the operator would, the pins active now (not
+// waiting for more); a refused accept is logged and left for later.
+func (s *procSite) acceptNow() {
+	s.t.Helper()
+	doc, ok := s.statusDoc()
+	if !ok {
+		return
+	}
+	for _, p := range doc.Pins {
+		if !p.Acceptable {
+			continue
+		}
+		rec := accepted{at: time.Now(), kind: p.Kind, tids: pinTIDs(p)}
+		out, errOut, code := s.cli("accept-partial", "-a", s.adminAddr, "--yes", fmt.Sprint(p.ID))
+		if code != 0 {
+			s.t.Logf("accept-partial %d refused for now (exit %d): %s %s", p.ID, code, out, errOut)
+			continue
+		}
+		s.accepted = append(s.accepted, rec)
+		s.t.Logf("accepted pin %d (%s) naming %v", p.ID, p.Kind, rec.tids)
+	}
+}
+
+// checkPairedAccepted is checkPaired for a run in which the test accepted
+// pins as it went: a point may hold a half transaction only if a pin
+// naming it had been accepted before the point was first seen.
+func (s *procSite) checkPairedAccepted(points []map[string]txn.TID, times []time.Time, a, b string, halves []half) int {
+	s.t.Helper()
+	ia, ib := s.ids[a], s.ids[b]
+	args := []string{"read-at"}
+	var idx []int
+	for i, p := range points {
+		if p[ia] != 0 && p[ib] != 0 {
+			args = append(args, "--at", fmt.Sprintf("%s=%016x,%s=%016x", a, p[ia], b, p[ib]))
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return 0
+	}
+	lines := strings.Split(strings.TrimSpace(string(s.directClient(args...))), "\n")
+	require.Len(s.t, lines, len(idx))
+	for k, line := range lines {
+		i := idx[k]
+		var got map[string]struct{ Counter *int }
+		require.NoError(s.t, json.Unmarshal([]byte(line), &got), line)
+		ca, cb := got[a].Counter, got[b].Counter
+		require.Equal(s.t, ca == nil, cb == nil, "point %d: %s", i, line)
+		if ca == nil || *ca == *cb {
+			continue
+		}
+		db, v := a, *ca
+		if *cb > *ca {
+			db, v = b, *cb
+		}
+		ok := false
+		for _, h := range halves {
+			if h.db == db && h.value == v {
+				ok = s.reported(h, nil, times[i])
+			}
+		}
+		require.True(s.t, ok, "point %d (%s %016x, %s %016x, first seen %s) restores to unequal counters %d/%d, and no accepted pin named the half (halves %v)",
+			i, a, points[i][ia], b, points[i][ib], times[i].Format(time.RFC3339Nano), *ca, *cb, halves)
+	}
+	return len(idx)
 }
 
 // requireAtRest requires, with no load, every storage watched, its history
@@ -588,7 +707,9 @@ func (s *procSite) acceptAll() {
 		for _, p := range s.pins("") {
 			s.t.Logf("pin %d (%s): %s", p.ID, p.Kind, p.Reason)
 			if p.Acceptable {
+				rec := accepted{at: time.Now(), kind: p.Kind, tids: pinTIDs(p)}
 				s.accept(p.ID)
+				s.accepted = append(s.accepted, rec)
 			}
 		}
 	}
