@@ -204,8 +204,12 @@ func (s *procSite) killsUnderLoad(ctx context.Context, rng *rand.Rand, kills int
 			for !stop.Load() && ctx.Err() == nil {
 				cmd := zeotest.PythonCommand(ctx, s.t, "zodb_client.py", append(append(append([]string{"--wait-timeout", "10"}, s.dbs...),
 					"paired", "--count", "100000", "--seconds", "8"), args...)...)
+				errOut := &zeotest.SyncBuffer{}
+				cmd.Stderr = errOut
 				if err := cmd.Run(); err != nil {
 					failed.Add(1)
+					msg := errOut.String()
+					s.t.Logf("writer %v ended with %v: %s", args, err, msg[max(0, len(msg)-600):])
 				}
 				runs.Add(1)
 			}
