@@ -183,3 +183,30 @@ func TestParseAddress(t *testing.T) {
 	require.True(t, named.overlaps(wild))
 	require.False(t, named.overlaps(Address{Network: "tcp", Host: "localhost", Port: 8101}))
 }
+
+// unaccounted = "warn" in a zeo storage block makes that storage only warn
+// about unaccounted commits; "hold" (the default) holds; anything else is an
+// error.
+func TestZEOStorageUnaccounted(t *testing.T) {
+	src := func(v string) []byte {
+		return []byte(fmt.Sprintf(`
+zeo "z" {
+  listen   = "127.0.0.1:8100"
+  upstream = "127.0.0.1:8200"
+  storage "1" {
+    unaccounted = %q
+  }
+  storage "2" {}
+}
+`, v))
+	}
+	for v, warn := range map[string]bool{"warn": true, "hold": false} {
+		cfg, err := Parse(src(v), "t.hcl")
+		require.NoError(t, err)
+		require.Equal(t, warn, cfg.ZEO[0].Storages[0].WarnUnaccounted, v)
+		require.False(t, cfg.ZEO[0].Storages[1].WarnUnaccounted)
+		require.Equal(t, warn, cfg.Storages[0].WarnUnaccounted, v)
+	}
+	_, err := Parse(src("ignore"), "t.hcl")
+	require.ErrorContains(t, err, "Invalid unaccounted")
+}

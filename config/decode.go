@@ -240,18 +240,6 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			}
 			sc := d.content(b.Body, storageSchema)
 			d.storageFiles(sc.Attributes, s)
-			if attr := sc.Attributes["unaccounted"]; attr != nil {
-				var v string
-				if d.str(attr, &v) {
-					switch v {
-					case "hold":
-					case "warn":
-						s.WarnUnaccounted = true
-					default:
-						d.errorf(attr.Expr.Range(), "Invalid unaccounted", `unaccounted must be "hold" (the default) or "warn", not %q`, v)
-					}
-				}
-			}
 			cfg.Storages = append(cfg.Storages, s)
 		}
 	}
@@ -367,6 +355,18 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 			s.Range = attr.Expr.Range()
 		}
 		d.storageFiles(sc.Attributes, s)
+		if attr := sc.Attributes["unaccounted"]; attr != nil {
+			var v string
+			if d.str(attr, &v) {
+				switch v {
+				case "hold":
+				case "warn":
+					s.WarnUnaccounted = true
+				default:
+					d.errorf(attr.Expr.Range(), "Invalid unaccounted", `unaccounted must be "hold" (the default) or "warn", not %q`, v)
+				}
+			}
+		}
 		z.Storages = append(z.Storages, s)
 	}
 	if len(c.Blocks) == 0 {

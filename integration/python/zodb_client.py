@@ -6,6 +6,7 @@ object per line; TIDs are 16-hex strings.
 
   --db NAME=HOST:PORT/STORAGE   (repeatable; the first is the root database)
   --label L                     ZEO client_label of every storage (optional)
+  --wait-timeout S              how long a call waits for a lost connection (30)
 
 Commands:
   last                      {"NAME": tid-hex, ...} of each storage (lastTransaction)
@@ -14,11 +15,11 @@ Commands:
                             touched databases; one line per transaction with the
                             TID committed on each touched database.
   read                      {"NAME": {"counter": int|null}} at the current state.
-  read-at --at NAME=TID[,NAME=TID]
+  read-at --at NAME=TID[,NAME=TID] [--at ...]
                             {"NAME": {"counter": int|null}} as of each TID (inclusive).
-  paired --count N --seconds S [--touch a,b]
+  paired --count N --seconds S [--touch a,b] [--key K]
                             up to N transactions (or S seconds), each setting
-                            root['counter'] to the same new value in every touched
+                            root[K] (default 'counter') to the same new value in every touched
                             database; conflicts are retried. One line per commit.
   hold --seconds S           begins a two-phase commit on the first database and
                             keeps it open for S seconds (then aborts it).
@@ -27,6 +28,14 @@ Commands:
                             with a resource manager ordered between them whose
                             tpc_finish kills this process: T1 commits on 'first'
                             only. Prints the line {"pid": ...} before dying.
+                            With --block-until FILE the resource manager does not
+                            kill: it prints {"between": "1"} and waits (at most
+                            --block-seconds) for FILE to exist, then the commit
+                            goes on to 'then' (the test kills tidstorage or this
+                            process meanwhile).
+  history [--key K]         {"NAME": [[tid-hex, value], ...]}: root[K] (default
+                            'counter') after each transaction that wrote the root
+                            object, oldest first.
 """
 import os
 import time
@@ -70,6 +79,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--db", action="append", required=True)
     p.add_argument("--label", default=None, help="ZEO client_label of every storage")
+    p.add_argument("--wait-timeout", type=float, default=30,
+                   help="how long a call waits for a lost server connection to come back")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("last")
     sub.add_parser("read")
@@ -80,23 +91,30 @@ def main():
     c.add_argument("--user", default="")
     c.add_argument("--key", default="counter")
     ra = sub.add_parser("read-at")
-    ra.add_argument("--at", required=True)
+    ra.add_argument("--at", required=True, action="append")
     pa = sub.add_parser("paired")
     pa.add_argument("--count", type=int, default=100)
     pa.add_argument("--seconds", type=float, default=30)
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
+    pa.add_argument("--key", default="counter")
     ho = sub.add_parser("hold")
     ho.add_argument("--seconds", type=float, default=60)
     cb = sub.add_parser("crash-between")
     cb.add_argument("--first", required=True)
     cb.add_argument("--then", required=True)
     cb.add_argument("--desc", default="T1")
+    cb.add_argument("--block-until", default=None)
+    cb.add_argument("--block-seconds", type=float, default=120)
+    hi = sub.add_parser("history")
+    hi.add_argument("--key", default="counter")
     args = p.parse_args()
     if args.cmd == "read-at":
         return read_at(args)
+    if args.cmd == "history":
+        return root_history(args)
 
-    dbs = open_dbs(args.db, label=args.label)
+    dbs = open_dbs(args.db, label=args.label, wait_timeout=args.wait_timeout)
     names = [db.database_name for db in dbs]
     try:
         if args.cmd == "last":
@@ -160,9 +178,9 @@ def paired(dbs, names, args):
             txn = tm.begin()
             txn.note(args.desc)
             roots = {n: conn.get_connection(n).root() for n in touch}
-            value = max(r.get("counter", 0) for r in roots.values()) + 1
+            value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
-                r["counter"] = value
+                r[args.key] = value
             tm.commit()
         except ConflictError:
             tm.abort()
@@ -182,8 +200,10 @@ class Killer:
     """A resource manager whose tpc_finish kills the process, ordered
     between two storages by its sortKey."""
 
-    def __init__(self, key):
+    def __init__(self, key, block_until=None, block_seconds=0):
         self.key = key
+        self.block_until = block_until
+        self.block_seconds = block_seconds
 
     def sortKey(self):
         return self.key
@@ -201,6 +221,14 @@ class Killer:
         pass
 
     def tpc_finish(self, txn):
+        if self.block_until:
+            emit({"between": "1"})
+            deadline = time.time() + self.block_seconds
+            while not os.path.exists(self.block_until):
+                if time.time() > deadline:
+                    raise SystemExit("crash-between: %s never appeared" % self.block_until)
+                time.sleep(0.02)
+            return
         sys.stdout.flush()
         os._exit(17)
 
@@ -223,9 +251,12 @@ def crash_between(dbs, args):
     txn.note(args.desc)
     first.root()["counter"] = first.root().get("counter", 0) + 1
     then.root()["counter"] = then.root().get("counter", 0) + 1
-    txn.join(Killer(key))
+    txn.join(Killer(key, args.block_until, args.block_seconds))
     emit({"pid": str(os.getpid()), "first": kf, "then": kt})
     tm.commit()
+    if args.block_until:
+        emit({"committed": "1"})
+        return
     raise SystemExit("crash-between: the process should have died in tpc_finish")
 
 
@@ -243,23 +274,48 @@ def hold(dbs, args):
     st.tpc_abort(txn)
 
 
-def read_at(args):
-    from ZODB.utils import p64
-    want = dict(item.split("=", 1) for item in args.at.split(","))
+def root_history(args):
+    """root[key] after each transaction that wrote the root object."""
+    from ZODB.utils import z64
     out = {}
     for spec in args.db:
         name, address, storage = parse_db(spec)
-        if name not in want:
-            continue
         cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
         db = ZODB.DB(cs)
         try:
-            conn = db.open(at=bytes.fromhex(want[name]))
-            out[name] = {"counter": conn.root().get("counter")}
-            conn.close()
+            tids = [h["tid"] for h in cs.history(z64, size=1000000)]
+            vals = []
+            for tid in reversed(tids):
+                conn = db.open(at=tid)
+                vals.append([tid.hex(), conn.root().get(args.key)])
+                conn.close()
+            out[name] = vals
         finally:
             db.close()
     emit(out)
+
+
+def read_at(args):
+    """One output line per --at, in order; each storage is opened once."""
+    points = [dict(item.split("=", 1) for item in at.split(",")) for at in args.at]
+    names = set(n for p in points for n in p)
+    dbs = {}
+    try:
+        for spec in args.db:
+            name, address, storage = parse_db(spec)
+            if name in names:
+                cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+                dbs[name] = ZODB.DB(cs)
+        for want in points:
+            out = {}
+            for name, tid in want.items():
+                conn = dbs[name].open(at=bytes.fromhex(tid))
+                out[name] = {"counter": conn.root().get("counter")}
+                conn.close()
+            emit(out)
+    finally:
+        for db in dbs.values():
+            db.close()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ type Cutter struct {
 	target string
 	armed  atomic.Pointer[armedCut]
 	cuts   atomic.Int64
+
+	connsMu sync.Mutex
+	conns   map[*cutConn]struct{} // open forwarded connections
 }
 
 type armedCut struct {
@@ -91,6 +94,7 @@ type cutConn struct {
 	mu         sync.Mutex
 	enc        zrpc.Encoding
 	storage    string
+	readOnly   bool // registered read-only
 	cutOnReply bool // CutBeforeFinish taken at the vote call
 	voteMsgID  int64
 }
@@ -102,8 +106,39 @@ func (c *Cutter) handle(down net.Conn) {
 		return
 	}
 	cc := &cutConn{c: c, down: down, up: up}
+	c.connsMu.Lock()
+	if c.conns == nil {
+		c.conns = map[*cutConn]struct{}{}
+	}
+	c.conns[cc] = struct{}{}
+	c.connsMu.Unlock()
+	defer func() {
+		c.connsMu.Lock()
+		delete(c.conns, cc)
+		c.connsMu.Unlock()
+	}()
 	go cc.serverToClient()
 	cc.clientToServer()
+}
+
+// SeverReadOnly severs, now, every open connection registered read-only (a
+// history watcher's, not a relayed client's) and returns how many.
+func (c *Cutter) SeverReadOnly() int {
+	c.connsMu.Lock()
+	var ro []*cutConn
+	for cc := range c.conns {
+		cc.mu.Lock()
+		if cc.readOnly {
+			ro = append(ro, cc)
+		}
+		cc.mu.Unlock()
+	}
+	c.connsMu.Unlock()
+	for _, cc := range ro {
+		cc.sever()
+	}
+	c.cuts.Add(int64(len(ro)))
+	return len(ro)
 }
 
 func (cc *cutConn) sever() {
@@ -169,7 +204,7 @@ func (cc *cutConn) inspectCall(payload []byte) Cut {
 		if m, err := zrpc.DecodeMessage(cc.enc, payload); err == nil {
 			if reg, ok := zrpc.DecodeCall(m); ok == nil {
 				if r, isReg := reg.(*zrpc.Register); isReg {
-					cc.storage = r.Storage
+					cc.storage, cc.readOnly = r.Storage, r.ReadOnly
 				}
 			}
 		}
