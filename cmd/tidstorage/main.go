@@ -84,6 +84,8 @@ func (c *cli) run(args []string) int {
 	case "-h", "-help", "--help":
 		c.usage(c.stdout)
 		return 0
+	case "-version", "--version":
+		return runVersion(c, args[1:])
 	}
 	cmd, rest := lookup(args)
 	if cmd == nil {

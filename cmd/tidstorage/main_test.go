@@ -305,3 +305,12 @@ func TestDumpErrors(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "bad_cidr.hcl:3:27: Invalid CIDR")
 }
+
+func TestVersionFlag(t *testing.T) {
+	v := run(t, "version")
+	for _, arg := range []string{"--version", "-version"} {
+		r := run(t, arg)
+		require.Equal(t, 0, r.code, arg)
+		require.Equal(t, v.stdout, r.stdout, arg)
+	}
+}

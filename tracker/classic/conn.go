@@ -58,7 +58,9 @@ func (c *conn) flush() error {
 }
 
 func (c *conn) serve() {
-	c.log.Info("client connected")
+	// Connect, quit and disconnect are DEBUG: a site polling DUMP opens and
+	// closes a connection each time, and two INFO lines per poll flood the log.
+	c.log.Debug("client connected")
 	opts := &c.s.opts
 	d := newDecoder(bufio.NewReaderSize(c, readBufSize), opts.MaxFieldSize, opts.MaxCount)
 	d.maxTotal = opts.MaxCommandSize
@@ -92,7 +94,7 @@ func (c *conn) serve() {
 			if len(c.out) > 0 && c.flush() != nil {
 				c.logWriteError()
 			}
-			c.log.Info("client quit")
+			c.log.Debug("client quit")
 			return
 		}
 		if len(c.out) >= flushThreshold && c.flush() != nil {
@@ -139,7 +141,7 @@ func (c *conn) end(err error) {
 	var ne net.Error
 	switch {
 	case err == io.EOF:
-		c.log.Info("client disconnected")
+		c.log.Debug("client disconnected")
 	case c.s.isClosed():
 		c.log.Debug("connection closed by server shutdown", "error", err)
 	case errors.Is(err, ErrProtocol):

@@ -422,3 +422,25 @@ func TestServerWriteTimeout(t *testing.T) {
 	require.Contains(t, e["error"], "timeout")
 	require.Eventually(t, func() bool { return srv.Stats().ConnectionsActive == 0 }, testTimeout, time.Millisecond)
 }
+
+// A client's connect, quit and disconnect are logged at DEBUG, never above:
+// a site that polls DUMP opens a connection per poll.
+func TestConnectQuitLoggedAtDebug(t *testing.T) {
+	addr, _, logs := startServer(t, fixedBackend{tids{"a": 1}}, Options{})
+	c := dial(t, addr)
+	peer := c.nc.LocalAddr().String()
+	_, err := c.Dump()
+	require.NoError(t, err)
+	require.NoError(t, c.Quit())
+	for _, msg := range []string{"client connected", "client quit"} {
+		e := requireLogEntry(t, logs, msg, peer)
+		require.Equal(t, "debug", e["@level"], msg)
+	}
+	c2 := dial(t, addr)
+	peer2 := c2.nc.LocalAddr().String()
+	_, err = c2.Dump()
+	require.NoError(t, err)
+	c2.Close()
+	e := requireLogEntry(t, logs, "client disconnected", peer2)
+	require.Equal(t, "debug", e["@level"])
+}
