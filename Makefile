@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: all build test demo bench venv clean
+.PHONY: all build test demo bench venv clean distclean
 
 all: build
 
@@ -20,5 +20,10 @@ demo:
 bench:
 	bash scripts/bench.sh
 
+# clean keeps the Python environment (.venv-zeo, slow to rebuild); distclean
+# removes it too. A venv placed elsewhere by TIDSTORAGE_VENV is never removed.
 clean:
 	rm -rf bin demo-run
+
+distclean: clean
+	rm -rf .venv-zeo
