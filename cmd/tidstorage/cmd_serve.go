@@ -96,7 +96,8 @@ func runServe(c *cli, args []string) int {
 
 // adminHandler mounts /metrics, /status, /healthz and /accept-partial.
 func adminHandler(d *daemon.Daemon) http.Handler {
-	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version()}
+	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version(),
+		PreviousRun: d.PreviousRun()}
 	if p := d.Proxy; p != nil {
 		src.Proxy = func() zeoproxy.MetricsSnapshot { return p.Metrics() }
 	}

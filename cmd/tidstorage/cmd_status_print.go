@@ -32,6 +32,9 @@ func tidText(t *admin.TIDDoc) string {
 	if t == nil {
 		return "-"
 	}
+	if t.Int == 0 {
+		return t.Hex + "  (empty storage)"
+	}
 	return t.Hex + "  " + t.Time.UTC().Format(tsLayout)
 }
 
@@ -51,6 +54,10 @@ func printHeader(w io.Writer, d *admin.StatusDoc, base string) {
 	switch {
 	case !d.Bootstrapped:
 		fmt.Fprintf(w, "Bootstrap: NOT DONE: nothing is published until every storage has a known TID\n")
+	case d.CleanStart && d.PreviousRun == "none":
+		fmt.Fprintf(w, "Bootstrap: done (first start: the status file was new or empty)\n")
+	case d.CleanStart && d.PreviousRun == "unknown":
+		fmt.Fprintf(w, "Bootstrap: done (no status file, so how a previous run stopped is not tracked)\n")
 	case d.CleanStart:
 		fmt.Fprintf(w, "Bootstrap: done (the previous run stopped cleanly)\n")
 	case d.Journal != nil && d.Journal.Replayed > 0:
@@ -75,15 +82,32 @@ func printStorages(w io.Writer, d *admin.StatusDoc) {
 	for _, s := range d.Storages {
 		watching = watching || s.Watched
 	}
+	hist := map[string]*admin.HistoryDoc{}
+	for i := range d.History {
+		hist[d.History[i].Storage] = &d.History[i]
+	}
 	for _, s := range d.Storages {
 		pub, when, lag := "-", "-", "-"
-		if s.Published != nil {
+		switch {
+		case s.Published != nil && s.Published.Int == 0:
+			// An empty storage: TID 0 has no meaningful time or lag.
+			pub, when = s.Published.Hex, "empty"
+		case s.Published != nil:
 			pub, when = s.Published.Hex, s.Published.Time.UTC().Format(tsLayout)
+			if s.LagSeconds != nil {
+				lag = age(*s.LagSeconds)
+			}
 		}
-		if s.LagSeconds != nil {
-			lag = age(*s.LagSeconds)
+		state := storageState(&s, watching)
+		if h := hist[s.ID]; h != nil && !h.Connected && h.LastError != "" {
+			// The reason first: "idle" would hide that its ZEO is unreachable.
+			down := "ZEO UNREACHABLE (history watcher): " + h.LastError
+			if len(state) == 1 && state[0] == "idle" {
+				state = nil
+			}
+			state = append([]string{down}, state...)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.ID, pub, when, lag, strings.Join(storageState(&s, watching), ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.ID, pub, when, lag, strings.Join(state, ", "))
 	}
 	tw.Flush()
 }
@@ -116,7 +140,14 @@ func storageState(s *admin.StorageDoc, watching bool) []string {
 		state = append(state, "history not watched")
 	}
 	if len(state) == 0 {
-		state = append(state, "idle")
+		switch {
+		case s.Published == nil:
+			state = append(state, "no published TID yet")
+		case s.Published.Int == 0:
+			state = append(state, "empty (no transaction yet)")
+		default:
+			state = append(state, "idle")
+		}
 	}
 	return state
 }
@@ -250,7 +281,11 @@ func printParts(w io.Writer, d *admin.StatusDoc) {
 }
 
 func printStatusFile(w io.Writer, sf *admin.StatusFileDoc) {
-	fmt.Fprintf(w, "Status file: %s, %d lines", sf.Path, sf.Lines)
+	if sf.FileLines >= sf.Lines {
+		fmt.Fprintf(w, "Status file: %s, %d line%s (%d written since start)", sf.Path, sf.FileLines, plural(int(sf.FileLines)), sf.Lines)
+	} else { // a daemon that does not count the file's lines
+		fmt.Fprintf(w, "Status file: %s, %d line%s written since start", sf.Path, sf.Lines, plural(int(sf.Lines)))
+	}
 	if sf.LastWrite != nil {
 		fmt.Fprintf(w, ", last at %s UTC", sf.LastWrite.UTC().Format("2006-01-02 15:04:05"))
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
@@ -79,7 +80,7 @@ func TestStatusSummary(t *testing.T) {
 
 	require.Contains(t, out, "Proxy: 3 connections open (7 accepted)")
 	require.Contains(t, out, "Classic endpoint: 1 connection active (1 accepted, 0 refused, 0 denied); 2 BEGIN, 1 COMMIT")
-	require.Contains(t, out, "Status file: /var/lib/tidstorage/status, 5 lines, last at 2026-11-24 11:59:50 UTC; 1 WRITE ERROR, last: statusfile: write: no space left on device")
+	require.Contains(t, out, "Status file: /var/lib/tidstorage/status, 12 lines (5 written since start), last at 2026-11-24 11:59:50 UTC; 1 WRITE ERROR, last: statusfile: write: no space left on device")
 
 	// Partial accepted: exit 0, no partial section.
 	require.NoError(t, f.Tracker.AcceptPartial(f.PartialPin))
@@ -110,7 +111,7 @@ func TestStatusBeforeBootstrap(t *testing.T) {
 	r := run(t, "status", "-a", srv.URL)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "Bootstrap: NOT DONE")
-	require.Regexp(t, `\n  \(\(\('localhost', 8100\),\), 'A'\) +- +- +- +idle\n`, r.stdout)
+	require.Regexp(t, `\n  \(\(\('localhost', 8100\),\), 'A'\) +- +- +- +no published TID yet\n`, r.stdout)
 
 	empty := httptest.NewServer(admin.NewHandler(admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{})}, nil))
 	defer empty.Close()
@@ -156,3 +157,46 @@ func TestStatusErrors(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Issue 12, item 8: the wording is truthful on a first start, for an empty
+// storage, a storage without a value yet and one whose ZEO is unreachable.
+func TestStatusWordingFirstStartEmptyUnreachable(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	zero := admin.NewTIDDoc(0)
+	lag := now.Sub(zero.Time).Seconds()
+	tb, err := txn.TIDFromTime(now.Add(-time.Minute))
+	require.NoError(t, err)
+	pubB := admin.NewTIDDoc(tb)
+	lagB := 60.0
+	errAt := now.Add(-5 * time.Second)
+	d := &admin.StatusDoc{Time: now, Version: "v", Bootstrapped: true, CleanStart: true, PreviousRun: "none",
+		Storages: []admin.StorageDoc{
+			{ID: "a", Published: &zero, LagSeconds: &lag, Watched: true},
+			{ID: "b", Published: &pubB, LagSeconds: &lagB, Watched: true},
+			{ID: "c", Watched: true},
+		},
+		History: []admin.HistoryDoc{
+			{Storage: "a", Connected: true},
+			{Storage: "b", LastError: "dial tcp 127.0.0.1:8100: connect: connection refused", LastErrorAt: &errAt},
+		},
+	}
+	var b strings.Builder
+	printStatus(&b, d, "http://x", "-a x")
+	out := b.String()
+	t.Log(out)
+	require.Contains(t, out, "Bootstrap: done (first start: the status file was new or empty)")
+	require.NotContains(t, out, "previous run stopped cleanly")
+	require.NotContains(t, out, "1900")
+	require.Regexp(t, `\n  a +0000000000000000 +empty +- +empty \(no transaction yet\)\n`, out)
+	require.Regexp(t, `\n  b +\S+ +2026-11-24 11:59:00.000000 +1m0s +ZEO UNREACHABLE \(history watcher\): dial tcp 127.0.0.1:8100: connect: connection refused\n`, out)
+	require.Regexp(t, `\n  c +- +- +- +no published TID yet\n`, out)
+
+	d.PreviousRun = "unknown"
+	b.Reset()
+	printStatus(&b, d, "http://x", "-a x")
+	require.Contains(t, b.String(), "Bootstrap: done (no status file, so how a previous run stopped is not tracked)")
+	d.PreviousRun = "clean"
+	b.Reset()
+	printStatus(&b, d, "http://x", "-a x")
+	require.Contains(t, b.String(), "Bootstrap: done (the previous run stopped cleanly)")
+}

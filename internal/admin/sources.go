@@ -42,6 +42,10 @@ type Sources struct {
 	Accept  func(pin uint64) error
 	Clock   func() time.Time // default time.Now; lags and ages are measured with it
 	Version string
+	// PreviousRun says how the run before this one ended: "clean",
+	// "unclean", "none" (a first start) or "unknown" (not tracked: no
+	// status file); "" leaves StatusDoc.CleanStart alone to say it.
+	PreviousRun string
 }
 
 func (s *Sources) now() time.Time {

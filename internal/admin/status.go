@@ -23,6 +23,10 @@ type StatusDoc struct {
 	// CleanStart is false when the previous run did not stop cleanly (the
 	// live files may hold half a transaction from that moment).
 	CleanStart bool `json:"clean_start"`
+	// PreviousRun: "clean", "unclean", "none" (a first start: the status
+	// file was new or empty) or "unknown" (no status file, so a previous
+	// run's stop is not tracked); absent from older daemons.
+	PreviousRun string `json:"previous_run,omitempty"`
 	// TrackerFailure says why the tracker stopped after an internal failure
 	// (empty while it works): publication stopped at the last good point,
 	// traffic is still relayed, a restart recovers.
@@ -216,7 +220,8 @@ type ClassicEndpointDoc struct {
 // StatusFileDoc mirrors statusfile.Stats.
 type StatusFileDoc struct {
 	Path      string     `json:"path"`
-	Lines     uint64     `json:"lines"`
+	Lines     uint64     `json:"lines"`      // written by this run
+	FileLines uint64     `json:"file_lines"` // in the file now, those before this run included
 	Bytes     uint64     `json:"bytes"`
 	Errors    uint64     `json:"errors"`
 	LastError string     `json:"last_error,omitempty"`
@@ -316,8 +321,8 @@ func BuildStatus(src *Sources) StatusDoc {
 	st := src.Tracker.Status()
 	doc := StatusDoc{
 		Time: now, Version: src.Version, Bootstrapped: st.Bootstrapped, CleanStart: st.CleanStart,
-		TrackerFailure: st.Broken,
-		Storages:       []StorageDoc{}, Groups: []GroupDoc{}, Participations: []PartDoc{},
+		PreviousRun: src.PreviousRun, TrackerFailure: st.Broken,
+		Storages: []StorageDoc{}, Groups: []GroupDoc{}, Participations: []PartDoc{},
 		Classic: []ClassicTxnDoc{}, Pins: []PinDoc{}, Counters: countersDoc(st.Counters),
 	}
 	age := func(ns int64) (time.Time, float64) {
@@ -445,7 +450,7 @@ func classicDoc(s classic.Stats) *ClassicEndpointDoc {
 }
 
 func statusFileDoc(s statusfile.Stats) *StatusFileDoc {
-	sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, Bytes: s.Bytes, Errors: s.Errors, LastError: s.LastError,
+	sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, FileLines: s.FileLines, Bytes: s.Bytes, Errors: s.Errors, LastError: s.LastError,
 		Broken: s.Broken, Epochs: s.Epochs, LastAside: s.LastAside}
 	if !s.LastWrite.IsZero() {
 		t := s.LastWrite.UTC()

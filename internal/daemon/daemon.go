@@ -57,6 +57,7 @@ type Daemon struct {
 	admin      *http.Server
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
+	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
 	gt groundTruth // groundtruth.go
@@ -98,6 +99,16 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	} else {
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
+	}
+	switch {
+	case cfg.StatusFile == "":
+		d.prevRun = PrevUnknown
+	case !clean:
+		d.prevRun = PrevUnclean
+	case d.sf.Stats().FileLines == 0:
+		d.prevRun = PrevNone
+	default:
+		d.prevRun = PrevClean
 	}
 	var ids []string
 	for _, s := range cfg.Storages {
@@ -186,6 +197,17 @@ func (d *Daemon) writePIDFile() error {
 	d.pidWritten = true
 	return nil
 }
+
+// What PreviousRun says of the run before this one.
+const (
+	PrevClean   = "clean"   // it stopped cleanly
+	PrevUnclean = "unclean" // it did not (the running marker was left)
+	PrevNone    = "none"    // there was none: the status file was new or empty
+	PrevUnknown = "unknown" // not tracked: no status file (the marker sits beside it)
+)
+
+// PreviousRun says how the run before this one ended (PrevClean...).
+func (d *Daemon) PreviousRun() string { return d.prevRun }
 
 // checkMarker reports whether the previous run stopped cleanly, and marks
 // this one as running. The marker sits beside the status file.

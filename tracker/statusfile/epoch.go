@@ -73,6 +73,8 @@ func (w *Writer) newEpoch() error {
 		"path", w.path, "previous_epoch", aside)
 	w.mu.Lock()
 	w.stats.Epochs++
+	w.base = -w.lines.count // the new file starts empty
+	w.stats.FileLines = 0
 	w.stats.LastAside = aside
 	w.mu.Unlock()
 	w.epochWhy, w.prev, w.prevE = "", nil, nil

@@ -5,8 +5,11 @@ import "time"
 // Stats are the status file's counters: the one type shown by /status,
 // `tidstorage status` and the metrics.
 type Stats struct {
-	Path      string
-	Lines     uint64    // lines written and fsynced by this run
+	Path  string
+	Lines uint64 // lines written and fsynced by this run
+	// FileLines: the lines the file holds now (those it held when opened,
+	// plus those written since; a new epoch's file counts from zero).
+	FileLines uint64
 	Bytes     uint64    // their bytes
 	Errors    uint64    // failed writes (each cut back and retried)
 	LastWrite time.Time // zero before the first line

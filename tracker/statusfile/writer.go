@@ -1,6 +1,7 @@
 package statusfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +50,8 @@ type Writer struct {
 	lines *lines
 	prev  *Result // what the file held at Open, for the epoch check (epoch.go)
 	prevE error   // the file did not replay at Open
+	// base + lines.count is the number of lines the file holds (Stats.FileLines).
+	base int64
 	// epochWhy, while not "", is why the next line must begin a new epoch
 	// (a new file, the old one kept aside): set when the point published by
 	// this run is below the file's for some storage, cleared once the
@@ -135,7 +138,14 @@ func Open(path string, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("statusfile: %w", err)
 	}
 	prev, prevErr := replayFile(path)
-	return newWriter(&Writer{path: path, f: f, osf: f, prev: prev, prevE: prevErr}, fi.Size(), opts), nil
+	w := &Writer{path: path, f: f, osf: f, prev: prev, prevE: prevErr}
+	if prev != nil {
+		w.base = int64(prev.LastLine)
+	} else if prevErr != nil {
+		w.base = countLines(path)
+	}
+	w.stats.FileLines = uint64(w.base)
+	return newWriter(w, fi.Size(), opts), nil
 }
 
 // Published notes a newly published value. It is staged until the next
@@ -323,6 +333,7 @@ func (w *Writer) account(err error) {
 	wrote := false
 	if n := uint64(w.lines.count); n != w.stats.Lines {
 		w.stats.Lines, w.stats.Bytes = n, uint64(w.lines.bytes)
+		w.stats.FileLines = uint64(w.base + w.lines.count)
 		w.stats.LastWrite = time.Now()
 		wrote = true
 	}
@@ -347,6 +358,25 @@ func (w *Writer) account(err error) {
 		w.logged = time.Now()
 		w.log.Error("status file write failed; the file ends at its last good line (a coherent point) and the write is retried every second with everything published meanwhile",
 			"path", w.path, "error", err, "failed_attempts", w.failing)
+	}
+}
+
+// countLines counts the newlines of the file at path (0 if unreadable): the
+// lines a file held that did not replay.
+func countLines(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var n int64
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := f.Read(buf)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		if err != nil {
+			return n
+		}
 	}
 }
 

@@ -333,6 +333,8 @@ func TestStartBeginsANewEpochWhenStoragesWentBack(t *testing.T) {
 	w.Stop(time.Unix(4, 0))
 	require.NoError(t, w.Close())
 	require.Zero(t, w.Stats().Epochs)
+	require.EqualValues(t, 2, w.Stats().Lines, "written by this run")
+	require.EqualValues(t, 4, w.Stats().FileLines, "the file's lines, those before this run included")
 	old += "3.00 f {'a': 12, 'b': 11}\n4.00 f {'a': 12, 'b': 11}\n"
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -350,6 +352,7 @@ func TestStartBeginsANewEpochWhenStoragesWentBack(t *testing.T) {
 	require.NoError(t, w.Close())
 	st := w.Stats()
 	require.EqualValues(t, 1, st.Epochs)
+	require.EqualValues(t, 2, st.FileLines, "the new epoch's file counts from zero")
 	require.True(t, strings.HasPrefix(st.LastAside, path+".epoch-"), st.LastAside)
 	b, err = os.ReadFile(st.LastAside)
 	require.NoError(t, err)
