@@ -38,6 +38,7 @@ admin {
 	require.NoError(t, err)
 	d, err := Start(Options{Config: cfg, Version: "test", Stderr: io.Discard})
 	require.NoError(t, err)
+	require.Equal(t, PrevClean, d.PreviousRun(), "the file has lines and no running marker")
 
 	cl, err := classic.Dial(d.classicLn.Addr().String(), 5*time.Second)
 	require.NoError(t, err)
@@ -55,8 +56,54 @@ admin {
 	require.Regexp(t, `^1.00 f \{'a': 1\}\n[0-9.]+ f \{'a': 5\}\n[0-9.]+ f \{'a': 5\}\n$`, string(b))
 	st := d.StatusFile().Stats()
 	require.EqualValues(t, 2, st.Lines)
+	require.EqualValues(t, 3, st.FileLines)
 	require.Zero(t, st.Errors)
 	torn, err := filepath.Glob(status + ".torn-*")
 	require.NoError(t, err)
 	require.Len(t, torn, 1)
+}
+
+// Issue 12, item 8: a first start says so (not "the previous run stopped
+// cleanly"), and a restart counts the lines the file already holds.
+func TestDaemonPreviousRun(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "t.hcl")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`status_file = "status"
+burst_period = "0s"
+classic {
+  listen = "127.0.0.1:0"
+}
+admin {
+  enabled = false
+}
+`), 0o644))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+	start := func() *Daemon {
+		d, err := Start(Options{Config: cfg, Version: "test", Stderr: io.Discard})
+		require.NoError(t, err)
+		return d
+	}
+	stop := func(d *Daemon) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, d.Shutdown(ctx))
+	}
+	d := start()
+	require.Equal(t, PrevNone, d.PreviousRun())
+	cl, err := classic.Dial(d.classicLn.Addr().String(), 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, cl.Begin("t1", []string{"a"}))
+	require.NoError(t, cl.Commit("t1", map[string]txn.TID{"a": 5}))
+	require.NoError(t, cl.Close())
+	require.Eventually(t, func() bool { return d.StatusFile().Stats().Lines >= 1 }, 10*time.Second, 10*time.Millisecond)
+	stop(d)
+	n := d.StatusFile().Stats().FileLines
+	require.NotZero(t, n)
+
+	d = start()
+	require.Equal(t, PrevClean, d.PreviousRun())
+	require.Equal(t, n, d.StatusFile().Stats().FileLines, "the lines of the previous run are counted")
+	require.Zero(t, d.StatusFile().Stats().Lines)
+	stop(d)
 }
