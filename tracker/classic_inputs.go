@@ -221,6 +221,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 // c, if known, gives the TIDs known at BEGIN (lower bounds of the None
 // storages' commits); without it the published TID is the best bound left.
 func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSts []int32, started uint64, c *ctxn) {
+	m.checkDecreasing(id, tids)
 	// The done transaction (or None pin) goes in first: noting a commit can
 	// release a pin and let the group advance, which must already see it.
 	cs := m.doneScratch[:0]
@@ -262,6 +263,26 @@ func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSt
 	}
 	for _, t := range tids {
 		m.noteCommit(m.stIdx[t.Storage], t.TID, started)
+	}
+}
+
+// checkDecreasing reports, as the original daemon did ("CRITICAL:
+// Decreasing update ignored"), each TID of a classic COMMIT at or below its
+// storage's published TID (below only, unless Config.ClassicOnly: behind a
+// proxy the same commit may be reported by both). The published TID never
+// decreases, so nothing is undone; but the commit was made before a point
+// already published, which may have been incoherent, and so may a backup
+// taken at it.
+func (m *Machine) checkDecreasing(id string, tids []StorageTID) {
+	for _, t := range tids {
+		s := &m.st[m.stIdx[t.Storage]]
+		if t.TID == 0 || !s.hasPublished || t.TID > s.published || (t.TID == s.published && !m.cfg.ClassicOnly) {
+			continue
+		}
+		m.emit(Record{Kind: RecCritical, Code: CodeClassicDecrease, Storage: s.name, TID: t.TID, Old: s.published, Txn: id,
+			Msg: fmt.Sprintf("Decreasing update ignored: COMMIT %q carries %s for storage %s, at or below its published %s; "+
+				"the published TID stays (a point published before this commit, and a backup taken at it, may be incoherent)",
+				id, t.TID.Hex(), s.name, s.published.Hex())})
 	}
 }
 

@@ -254,3 +254,47 @@ func TestNoMadeUpValues(t *testing.T) {
 	h.ccommit("t1", map[string]txn.TID{sA: 1, sB: 1})
 	require.Equal(t, []StorageTID{{sA, 2}, {sB, 1}, {sC, 1}}, h.m.AppendPublished(nil))
 }
+
+// Issue 12, item 7: a classic COMMIT carrying a TID at or below the
+// storage's published TID is reported CRITICAL, as the original's
+// "Decreasing update ignored"; the published TID keeps the maximum.
+func TestClassicDecreasingCommitIsCritical(t *testing.T) {
+	for _, classicOnly := range []bool{true, false} {
+		h := newHarness(t, Config{ClassicOnly: classicOnly})
+		h.boot(map[string]txn.TID{sA: 10, sB: 20})
+		h.cbegin("t1", sA, sB)
+		h.ccommit("t1", map[string]txn.TID{sA: 15, sB: 25})
+		require.Equal(t, txn.TID(15), h.pub(sA))
+		require.Zero(t, h.count(RecCritical, ""))
+
+		// Below the published TID: critical in both modes; max kept.
+		h.cbegin("t2", sA, sB)
+		h.ccommit("t2", map[string]txn.TID{sA: 12, sB: 26})
+		require.Equal(t, txn.TID(15), h.pub(sA), "the maximum is kept")
+		require.Equal(t, txn.TID(26), h.pub(sB), "the other storage's increase is applied")
+		require.Equal(t, 1, h.count(RecCritical, CodeClassicDecrease))
+		var crit Record
+		for _, r := range h.all {
+			if r.Code == CodeClassicDecrease {
+				crit = r
+			}
+		}
+		require.Equal(t, sA, crit.Storage)
+		require.Equal(t, txn.TID(12), crit.TID)
+		require.Equal(t, txn.TID(15), crit.Old)
+		require.Equal(t, "t2", crit.Txn)
+		require.Contains(t, crit.Msg, "Decreasing update ignored")
+		require.Contains(t, crit.Msg, txn.TID(12).Hex())
+
+		// Equal to the published TID: critical only without a proxy (with
+		// one, the proxy may have reported the same commit first).
+		h.ccommit("t3", map[string]txn.TID{sB: 26}) // without BEGIN: warned too
+		want := 1
+		if classicOnly {
+			want = 2
+		}
+		require.Equal(t, want, h.count(RecCritical, CodeClassicDecrease), "classic-only %v", classicOnly)
+		require.Equal(t, txn.TID(26), h.pub(sB))
+		require.EqualValues(t, want, h.m.Counters().Criticals)
+	}
+}

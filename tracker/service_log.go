@@ -61,7 +61,7 @@ func (s *Service) logRecord(e *logEntry) {
 	case RecWarning:
 		s.log.Warn(r.Msg, "code", string(r.Code))
 	case RecCritical:
-		s.log.Error("CRITICAL: "+r.Msg, "code", string(r.Code), "storage", r.Storage, "tid", uint64(r.TID), "published", uint64(r.Old))
+		s.log.Error("CRITICAL: "+r.Msg, "code", string(r.Code), "storage", r.Storage, "tid", r.TID.Hex(), "published", r.Old.Hex())
 	case RecPartial:
 		s.log.Error(r.Msg, "pin", r.Pin)
 	case RecInDoubt, RecLost, RecPinned:

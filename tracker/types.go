@@ -33,6 +33,12 @@ type Config struct {
 	// UnaccountedGrace: how long an unaccounted commit (history.go) waits
 	// for a late report before it is reported (it is held meanwhile).
 	UnaccountedGrace time.Duration
+	// ClassicOnly: the classic endpoint is the only source of commits (no
+	// proxied storage). A classic COMMIT carrying a TID equal to the
+	// published one is then a decreasing update, as in the original daemon;
+	// with a proxy it is the same commit reported twice (proxy and patched
+	// Zope share storage ids), and only a TID below the published one is.
+	ClassicOnly bool
 }
 
 // DefaultLagWarning is used when Config.LagWarning is zero.
@@ -109,6 +115,9 @@ const (
 	CodeHistoryUnwatched  Code = "history_unwatched"
 	CodeHistoryMissing    Code = "history_missing_commit"
 	CodeJournalFailed     Code = "journal_failed"
+	// CodeClassicDecrease: a classic COMMIT carried a TID at or below the
+	// storage's published TID (the original's "Decreasing update ignored").
+	CodeClassicDecrease Code = "classic_commit_decreasing"
 )
 
 // Record is one output of a step. The daemon drains them after each input

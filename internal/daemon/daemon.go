@@ -116,7 +116,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	}
 	d.Tracker = tracker.NewService(tracker.ServiceConfig{
 		Config: tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids,
-			UnaccountedGrace: cfg.UnaccountedGrace},
+			UnaccountedGrace: cfg.UnaccountedGrace, ClassicOnly: len(cfg.ZEO) == 0},
 		Logger:     d.Log.Named("tracker"),
 		StatusFile: d.sf,
 		OnRecord:   d.onRecord,
