@@ -537,13 +537,13 @@ func pinTIDs(p admin.PinDoc) []txn.TID {
 	}
 	for _, m := range committedTIDRe.FindAllStringSubmatch(p.Reason, -1) {
 		var v uint64
-		_, _ = fmt.Sscanf(m[1], "%d", &v)
+		_, _ = fmt.Sscanf(m[1], "%x", &v)
 		out = append(out, txn.TID(v))
 	}
 	return out
 }
 
-var committedTIDRe = regexp.MustCompile(`\)@(\d+) `)
+var committedTIDRe = regexp.MustCompile(`\)@([0-9a-f]{16}) `)
 
 // accepted is a pin the test accepted as the operator: when, and the
 // commits it named.

@@ -82,7 +82,7 @@ func (m *Machine) History(now int64, c txn.Commit) {
 	i := m.intern(name)
 	s := &m.st[i]
 	if !s.watched {
-		m.warn(CodeHistoryUnwatched, "history commit %d for storage %s, which is not watched (ignored)", tid, name)
+		m.warn(CodeHistoryUnwatched, "history commit %s for storage %s, which is not watched (ignored)", tid.Hex(), name)
 		return
 	}
 	if tid <= s.hist {
@@ -97,7 +97,7 @@ func (m *Machine) History(now int64, c txn.Commit) {
 	// Accounted reports the history has now passed without naming them
 	// were wrong (a TID that never committed): drop them.
 	for len(s.acc) > 0 && s.acc[0] < tid {
-		m.warn(CodeHistoryMissing, "storage %s: a commit reported at TID %d is not in the storage's history (next commit is %d)", name, s.acc[0], tid)
+		m.warn(CodeHistoryMissing, "storage %s: a commit reported at TID %s is not in the storage's history (next commit is %s)", name, s.acc[0].Hex(), tid.Hex())
 		s.acc = s.acc[1:]
 	}
 	if len(s.acc) > 0 && s.acc[0] == tid {
@@ -154,7 +154,7 @@ func (m *Machine) account(i int32, tid txn.TID) bool {
 		if s.unacc[k].tid == tid {
 			if s.unacc[k].reported {
 				m.emit(Record{Kind: RecAccounted, Storage: s.name, TID: tid,
-					Msg: fmt.Sprintf("storage %s: commit %d reported unaccounted is now accounted for", s.name, tid)})
+					Msg: fmt.Sprintf("storage %s: commit %s reported unaccounted is now accounted for", s.name, tid.Hex())})
 			}
 			s.unacc = slices.Delete(s.unacc, k, k+1)
 			m.unaccChanged(i)
@@ -293,7 +293,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 				held = "not held (the storage is configured to only warn)"
 			}
 			m.emit(Record{Kind: RecUnaccounted, Storage: s.name, TID: u.tid,
-				Msg: fmt.Sprintf("unaccounted commit %d on storage %s: the storage's history has it but no observed participation or classic COMMIT reported it; %s", u.tid, s.name, held)})
+				Msg: fmt.Sprintf("unaccounted commit %s on storage %s: the storage's history has it but no observed participation or classic COMMIT reported it; %s", u.tid.Hex(), s.name, held)})
 		}
 		if s.warnOnly {
 			s.unacc = slices.Delete(s.unacc, 0, due+1)
@@ -305,7 +305,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 			continue
 		}
 		p := m.newPin(PinUnaccounted, m.one(i), nil,
-			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %d): a client that bypasses the proxy, or a crash of tidstorage", s.name, upto))
+			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %s): a client that bypasses the proxy, or a crash of tidstorage", s.name, upto.Hex()))
 		p.upto = upto
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
@@ -399,7 +399,7 @@ func (m *Machine) AcceptUnaccounted(now int64, id uint64, live []StorageTID) err
 	}
 	for _, v := range live {
 		if i, ok := m.stIdx[v.Storage]; ok && m.st[i].watched && m.st[i].hist < v.TID {
-			return fmt.Errorf("%w: storage %s at %d, live %d", ErrHistoryBehind, v.Storage, m.st[i].hist, v.TID)
+			return fmt.Errorf("%w: storage %s at %s, live %s", ErrHistoryBehind, v.Storage, m.st[i].hist.Hex(), v.TID.Hex())
 		}
 	}
 	var sts []int32

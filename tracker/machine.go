@@ -299,7 +299,7 @@ func (m *Machine) publishValue(i int32, v txn.TID) {
 		}
 		if v < s.published {
 			m.emit(Record{Kind: RecCritical, Code: CodeDecreaseRefused, Storage: s.name, TID: v, Old: s.published,
-				Msg: fmt.Sprintf("refusing to publish %d for storage %s: below published %d (an earlier point may be inconsistent)", v, s.name, s.published)})
+				Msg: fmt.Sprintf("refusing to publish %s for storage %s: below published %s (an earlier point may be inconsistent)", v.Hex(), s.name, s.published.Hex())})
 			return
 		}
 	}
@@ -401,7 +401,7 @@ func (m *Machine) Bootstrap(now int64, values []StorageTID, clean bool) {
 		s := &m.st[i]
 		if s.hasPublished && v.TID < s.published {
 			m.emit(Record{Kind: RecCritical, Code: CodeBootstrapDecrease, Storage: s.name, TID: v.TID, Old: s.published,
-				Msg: fmt.Sprintf("bootstrap value %d of storage %s is below its published %d", v.TID, s.name, s.published)})
+				Msg: fmt.Sprintf("bootstrap value %s of storage %s is below its published %s", v.TID.Hex(), s.name, s.published.Hex())})
 		}
 		if !s.known || v.TID > s.transient {
 			s.transient = v.TID

@@ -447,7 +447,7 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	var committed, missing, guessed []string
 	for _, p := range ls.parts {
 		if p.state == PartCommitted && !p.ambiguous {
-			committed = append(committed, fmt.Sprintf("%s@%d (participation %d)", m.st[p.st].name, p.tid, p.id))
+			committed = append(committed, fmt.Sprintf("%s@%s (participation %d)", m.st[p.st].name, p.tid.Hex(), p.id))
 		}
 	}
 	for _, p := range bad {

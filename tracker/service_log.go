@@ -55,7 +55,7 @@ func (s *Service) logRecord(e *logEntry) {
 	r := &e.rec
 	switch r.Kind {
 	case RecPublished:
-		s.log.Trace("published", "storage", r.Storage, "tid", uint64(r.TID), "old", uint64(r.Old))
+		s.log.Trace("published", "storage", r.Storage, "tid", r.TID.Hex(), "old", r.Old.Hex())
 	case RecBootstrapped:
 		s.log.Info(r.Msg)
 	case RecWarning:
@@ -71,6 +71,6 @@ func (s *Service) logRecord(e *logEntry) {
 	case RecAccounted:
 		s.log.Info(r.Msg, "storage", r.Storage, "tid", r.TID.Hex())
 	case RecResolved, RecPinReleased:
-		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", uint64(r.TID))
+		s.log.Info(r.Msg, "pin", r.Pin, "participation", uint64(r.Part), "tid", r.TID.Hex())
 	}
 }

@@ -40,8 +40,8 @@ func (m *Machine) checkLag(now int64) {
 			why = fmt.Sprintf("its group {%s} has %d linked participation sets, %d classic transactions and %d pins in flight",
 				m.names(g.members), len(g.lsets), len(g.classic), len(g.pins))
 		}
-		m.warn(CodeGroupLag, "storage %s: published TID %d has not moved for %v while %d is committed: %s",
-			s.name, s.published, time.Duration(now-s.pubAt).Round(time.Second), s.transient, why)
+		m.warn(CodeGroupLag, "storage %s: published TID %s has not moved for %v while %s is committed: %s",
+			s.name, s.published.Hex(), time.Duration(now-s.pubAt).Round(time.Second), s.transient.Hex(), why)
 	}
 }
 
