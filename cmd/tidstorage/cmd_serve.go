@@ -97,7 +97,10 @@ func runServe(c *cli, args []string) int {
 // adminHandler mounts /metrics, /status, /healthz and /accept-partial.
 func adminHandler(d *daemon.Daemon) http.Handler {
 	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version(),
-		PreviousRun: d.PreviousRun()}
+		PreviousRun: d.PreviousRun(), Labels: map[string]string{}}
+	for _, r := range storageRefs(d.Config()) {
+		src.Labels[r.ID] = r.Label // the names backup and restore print
+	}
 	if p := d.Proxy; p != nil {
 		src.Proxy = func() zeoproxy.MetricsSnapshot { return p.Metrics() }
 	}

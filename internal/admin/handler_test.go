@@ -390,3 +390,25 @@ func TestHealthzReportsATrackerFailure(t *testing.T) {
 	require.Contains(t, rec.Body.String(), "injected")
 	require.Contains(t, admin.BuildStatus(&admin.Sources{Tracker: svc}).TrackerFailure, "injected")
 }
+
+// Issue 12, item 8: per-storage metrics carry the storage's label (the
+// name backups print) beside its id; "" for a storage without one.
+func TestMetricsCarryTheStorageLabel(t *testing.T) {
+	f := admintest.New(t)
+	src := f.Sources()
+	src.Labels = map[string]string{admintest.A: "main-A", admintest.B: "main-B"}
+	fams := scrape(t, serve(t, src, nil).URL)
+	require.Equal(t, float64(f.T1A), value(t, fams, "tidstorage_published_tid", "storage", admintest.A, "label", "main-A"))
+	require.Equal(t, 1.0, value(t, fams, "tidstorage_storage_busy", "storage", admintest.B, "label", "main-B"))
+	require.Equal(t, float64(f.BootC), value(t, fams, "tidstorage_published_tid", "storage", admintest.C, "label", ""))
+	for name, fam := range fams {
+		for _, m := range fam.Metric {
+			var hasStorage, hasLabel bool
+			for _, lp := range m.Label {
+				hasStorage = hasStorage || lp.GetName() == "storage"
+				hasLabel = hasLabel || lp.GetName() == "label"
+			}
+			require.Equal(t, hasStorage, hasLabel, "%s: a storage series carries its label", name)
+		}
+	}
+}

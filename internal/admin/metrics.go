@@ -16,13 +16,21 @@ import (
 )
 
 // metric is one exported series family: its descriptor and value type.
+// A family labelled by "storage" also carries "label", the storage's
+// configured name (Sources.Labels; "" for a storage the configuration does
+// not list), so that dashboards need not show repr ids.
 type metric struct {
-	desc *prometheus.Desc
-	typ  prometheus.ValueType
+	desc    *prometheus.Desc
+	typ     prometheus.ValueType
+	storage bool // the first label is "storage", followed by "label"
 }
 
 func newMetric(name, help string, typ prometheus.ValueType, labels ...string) metric {
-	return metric{prometheus.NewDesc("tidstorage_"+name, help, labels, nil), typ}
+	storage := len(labels) > 0 && labels[0] == "storage"
+	if storage {
+		labels = append([]string{"storage", "label"}, labels[1:]...)
+	}
+	return metric{prometheus.NewDesc("tidstorage_"+name, help, labels, nil), typ, storage}
 }
 
 func gauge(name, help string, labels ...string) metric {
@@ -173,11 +181,17 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// emitter sends one sample of a metric.
-type emitter chan<- prometheus.Metric
+// emitter sends one sample of a metric; labels gives each storage's label.
+type emitter struct {
+	ch     chan<- prometheus.Metric
+	labels map[string]string
+}
 
 func (e emitter) emit(m metric, v float64, labels ...string) {
-	e <- prometheus.MustNewConstMetric(m.desc, m.typ, v, labels...)
+	if m.storage {
+		labels = append([]string{labels[0], e.labels[labels[0]]}, labels[1:]...)
+	}
+	e.ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, labels...)
 }
 
 func b2f(b bool) float64 {
@@ -188,7 +202,7 @@ func b2f(b bool) float64 {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	e := emitter(ch)
+	e := emitter{ch: ch, labels: c.src.Labels}
 	e.emit(mBuildInfo, 1, c.src.Version, runtime.Version())
 	st := c.src.Tracker.Status()
 	e.collectPoint(&st, c.src.now())

@@ -39,7 +39,11 @@ type Sources struct {
 	Journal func() tracker.JournalStats
 	// Accept, if set, replaces Tracker.AcceptPartial for POST
 	// /accept-partial (the daemon checks the storages' live state first).
-	Accept  func(pin uint64) error
+	Accept func(pin uint64) error
+	// Labels gives each configured storage's label (the name backups use,
+	// "<zeo>-<name>" or the id), by storage id: the "label" label of the
+	// per-storage metrics. Nil: every label is "".
+	Labels  map[string]string
 	Clock   func() time.Time // default time.Now; lags and ages are measured with it
 	Version string
 	// PreviousRun says how the run before this one ended: "clean",

@@ -368,6 +368,9 @@ func (d *Daemon) StatusFile() *statusfile.Writer { return d.sf }
 // Version is the version the daemon was started with.
 func (d *Daemon) Version() string { return d.version }
 
+// Config returns the configuration the daemon runs with (not to be changed).
+func (d *Daemon) Config() *config.Config { return d.cfg }
+
 // Reopen is SIGHUP: the log file is reopened (after rotation), and the
 // configuration is read again for what can change safely while running: the
 // log level. Other changes are reported as needing a restart.
