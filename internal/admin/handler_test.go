@@ -412,3 +412,18 @@ func TestMetricsCarryTheStorageLabel(t *testing.T) {
 		}
 	}
 }
+
+// An empty storage (TID 0) has no time: no 1900 timestamp, age or lag.
+func TestEmptyStorageHasNoAge(t *testing.T) {
+	svc := tracker.NewService(tracker.ServiceConfig{Config: tracker.Config{Storages: []string{"e"}}})
+	svc.Bootstrap(map[string]txn.TID{"e": 0}, true)
+	src := admin.Sources{Tracker: svc}
+	fams := scrape(t, serve(t, src, nil).URL)
+	require.Equal(t, 0.0, value(t, fams, "tidstorage_published_tid", "storage", "e"))
+	require.NotContains(t, fams, "tidstorage_published_tid_age_seconds")
+	require.NotContains(t, fams, "tidstorage_published_tid_timestamp_seconds")
+	doc := admin.BuildStatus(&src)
+	require.Len(t, doc.Storages, 1)
+	require.NotNil(t, doc.Storages[0].Published)
+	require.Nil(t, doc.Storages[0].LagSeconds)
+}

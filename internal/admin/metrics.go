@@ -234,8 +234,10 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 		if s.HasPublished {
 			t := txn.TID(s.Published).Time()
 			e.emit(mPublishedTID, float64(s.Published), s.ID)
-			e.emit(mPublishedTime, float64(t.UnixNano())/1e9, s.ID)
-			e.emit(mPublishedAge, now.Sub(t).Seconds(), s.ID)
+			if s.Published != 0 { // an empty storage: TID 0 has no time (1900) nor age
+				e.emit(mPublishedTime, float64(t.UnixNano())/1e9, s.ID)
+				e.emit(mPublishedAge, now.Sub(t).Seconds(), s.ID)
+			}
 		}
 		if s.Known {
 			e.emit(mTransientTID, float64(s.Transient), s.ID)

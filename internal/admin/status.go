@@ -377,8 +377,11 @@ func storageDoc(s *tracker.StorageStatus, now time.Time) StorageDoc {
 		Watched: s.Watched, WarnOnly: s.WarnOnly, UnaccountedTotal: s.UnaccountedTotal, AwaitingHistory: s.AwaitingHistory}
 	if s.HasPublished {
 		p := NewTIDDoc(s.Published)
-		lag := now.Sub(p.Time).Seconds()
-		sd.Published, sd.LagSeconds = &p, &lag
+		sd.Published = &p
+		if s.Published != 0 { // an empty storage: TID 0 has no time, so no lag
+			lag := now.Sub(p.Time).Seconds()
+			sd.LagSeconds = &lag
+		}
 	}
 	if s.Known {
 		t := NewTIDDoc(s.Transient)
