@@ -173,10 +173,12 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 			}
 		}
 		m.hold(all) // hold across the pin release so nothing publishes half
+		m.markFresh(tids)
 		m.applyClassic(id, all, tids, noneSts, 0, c)
 		m.releasePin(p, false, false)
 		m.release(all[0])
 		m.ctr.ClassicCommitted++
+		m.checkBootstrapped()
 		return
 	}
 	m.unlinkCtxn(c)
@@ -207,6 +209,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 		m.warn(CodeCommitStorages, "COMMIT %q names storages {%s} but BEGIN named others; the transaction now covers {%s}",
 			id, m.names(sts), m.names(c.sts))
 	}
+	m.markFresh(tids)
 	if len(c.sts) > 0 {
 		m.applyClassic(id, c.sts, tids, noneSts, c.beganSeq, c)
 		m.release(c.sts[0])
@@ -214,6 +217,17 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 	m.freeCtxn(c)
 	m.ctr.ClassicCommitted++
 	m.ctr.TransactionsEnded++
+	m.checkBootstrapped()
+}
+
+// markFresh notes the storages a transaction whose BEGIN this machine saw
+// committed on (classicReady).
+func (m *Machine) markFresh(tids []StorageTID) {
+	for _, t := range tids {
+		if t.TID > 0 {
+			m.st[m.stIdx[t.Storage]].fresh = true
+		}
+	}
 }
 
 // applyClassic records a classic transaction's TIDs while its unit holds

@@ -298,3 +298,64 @@ func TestClassicDecreasingCommitIsCritical(t *testing.T) {
 		require.EqualValues(t, want, h.m.Counters().Criticals)
 	}
 }
+
+// Issue 12, item 7: with only the classic endpoint (Config.ClassicOnly), the
+// original's bootstrap rule: nothing is published until every configured or
+// known storage had a commit of a transaction that began after the start.
+func TestClassicOnlyBootstrapRule(t *testing.T) {
+	h := newHarness(t, Config{ClassicOnly: true, Storages: []string{sA}})
+	h.boot(nil)
+	require.False(t, h.m.Bootstrapped(), "nothing seen yet")
+
+	// A COMMIT whose BEGIN went to the previous process does not count,
+	// and makes its storage known: it must be seen fresh too.
+	h.ccommit("old", map[string]txn.TID{sA: 10, sB: 20})
+	require.False(t, h.m.Bootstrapped())
+	h.cbegin("t1", sA)
+	h.ccommit("t1", map[string]txn.TID{sA: 11})
+	require.False(t, h.m.Bootstrapped(), "B is known and has not had a transaction begun after the start")
+	_, ok := h.m.Published(sA)
+	require.False(t, ok, "nothing published before bootstrap")
+
+	// An abort does not count either.
+	h.cbegin("t2", sB)
+	h.cabort("t2")
+	require.False(t, h.m.Bootstrapped())
+
+	h.cbegin("t3", sB)
+	h.ccommit("t3", map[string]txn.TID{sB: 21})
+	require.True(t, h.m.Bootstrapped())
+	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.Equal(t, txn.TID(21), h.pub(sB))
+	require.Equal(t, 1, h.count(RecBootstrapped, ""))
+
+	// Without configured storages, at least one fresh commit is needed.
+	h = newHarness(t, Config{ClassicOnly: true})
+	h.boot(nil)
+	require.False(t, h.m.Bootstrapped(), "no transaction yet")
+	h.ccommit("old", map[string]txn.TID{sA: 10})
+	require.False(t, h.m.Bootstrapped())
+	h.cbegin("t1", sA)
+	h.ccommit("t1", map[string]txn.TID{sA: 11})
+	require.True(t, h.m.Bootstrapped())
+	require.Equal(t, txn.TID(11), h.pub(sA))
+
+	// Not classic-only: the configured storages' known values are enough
+	// (the proxy reads them at start), as before.
+	h = newHarness(t, Config{Storages: []string{sA}})
+	h.boot(map[string]txn.TID{sA: 10})
+	require.True(t, h.m.Bootstrapped())
+}
+
+// A snapshot taken after bootstrap restores it in classic-only mode too.
+func TestClassicOnlyBootstrapSurvivesRestore(t *testing.T) {
+	h := newHarness(t, Config{ClassicOnly: true})
+	h.boot(nil)
+	h.cbegin("t1", sA)
+	h.ccommit("t1", map[string]txn.TID{sA: 11})
+	require.True(t, h.m.Bootstrapped())
+	sn := h.m.Snapshot()
+	m := New(Config{ClassicOnly: true})
+	m.Restore(0, sn)
+	require.True(t, m.Bootstrapped())
+}

@@ -36,6 +36,9 @@ type storage struct {
 	awaiting   []awaiting // accounted commits above hist whose unit waits for the history
 	settleAt   txn.TID    // recover.go: the live last TID read at restart
 	settling   bool
+	// fresh: a classic transaction whose BEGIN this machine saw committed
+	// a TID here (Config.ClassicOnly's bootstrap rule).
+	fresh bool
 }
 
 // bound is the highest TID storage s may publish as far as its own history
@@ -92,6 +95,7 @@ type Machine struct {
 
 	bootstrapped  bool
 	bootRequested bool
+	bootRestored  bool // a snapshot said bootstrapped: the ClassicOnly rule is settled
 	clean         bool
 	missing       int // expected storages without a known value
 
@@ -366,12 +370,36 @@ func (m *Machine) markKnown(i int32) {
 }
 
 func (m *Machine) checkBootstrapped() {
-	if m.bootstrapped || !m.bootRequested || m.missing > 0 {
+	if m.bootstrapped || !m.bootRequested || m.missing > 0 || !m.classicReady() {
 		return
 	}
 	m.bootstrapped = true
 	m.emit(Record{Kind: RecBootstrapped, Msg: "bootstrap complete: publication starts"})
 	m.publishAll()
+}
+
+// classicReady applies the original daemon's bootstrap rule when the
+// classic endpoint is the only source (Config.ClassicOnly): nothing is
+// published until every storage configured or known has had a commit of a
+// transaction that began after the start (its BEGIN seen by this machine),
+// and at least one has. A COMMIT whose BEGIN went to the previous process
+// does not count: transactions begun before the start may be in flight on
+// storages nothing says are busy.
+func (m *Machine) classicReady() bool {
+	if !m.cfg.ClassicOnly || m.bootRestored {
+		return true
+	}
+	any := false
+	for i := range m.st {
+		s := &m.st[i]
+		switch {
+		case s.fresh:
+			any = true
+		case s.expected || s.known:
+			return false
+		}
+	}
+	return any
 }
 
 // publishAll publishes idle storages and advances busy groups.

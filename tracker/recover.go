@@ -294,6 +294,7 @@ func (m *Machine) Restore(now int64, sn Snapshot) {
 	m.bootRequested = m.bootRequested || sn.BootRequested
 	if sn.Bootstrapped {
 		m.bootRequested = true
+		m.bootRestored = true
 		m.missing = 0
 		m.checkBootstrapped()
 	}

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -20,3 +22,38 @@ func trackerFactory(t *testing.T, configured []string) Backend {
 func TestScenariosTracker(t *testing.T) { runScenarios(t, trackerFactory) }
 
 func TestBootstrapTracker(t *testing.T) { runBootstrapScenario(t, trackerFactory) }
+
+// The same against the tracker as a classic-only daemon runs it (no zeo
+// blocks: Config.ClassicOnly, the original's bootstrap rule).
+func classicOnlyFactory(t *testing.T, configured []string) Backend {
+	s := tracker.NewService(tracker.ServiceConfig{Config: tracker.Config{Storages: configured, ClassicTimeout: time.Hour, ClassicOnly: true}})
+	s.Bootstrap(nil, true)
+	return s
+}
+
+func TestScenariosClassicOnly(t *testing.T) { runScenarios(t, classicOnlyFactory) }
+
+func TestBootstrapClassicOnly(t *testing.T) { runBootstrapScenario(t, classicOnlyFactory) }
+
+// A COMMIT whose BEGIN the daemon never saw (sent to the process before a
+// restart) neither bootstraps nor publishes.
+func TestBootstrapClassicOnlyIgnoresCommitsBegunBefore(t *testing.T) {
+	a := "((('localhost', 8100),), '1')"
+	addr, _, _ := startServer(t, classicOnlyFactory(t, nil), Options{})
+	c := dial(t, addr)
+	require.NoError(t, c.Commit("before", tids{a: 5}))
+	done, err := c.Bootstraped()
+	require.NoError(t, err)
+	require.False(t, done)
+	got, err := c.Dump()
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.NoError(t, c.Begin("after", []string{a}))
+	require.NoError(t, c.Commit("after", tids{a: 6}))
+	done, err = c.Bootstraped()
+	require.NoError(t, err)
+	require.True(t, done)
+	got, err = c.Dump()
+	require.NoError(t, err)
+	require.Equal(t, tids{a: 6}, got)
+}
