@@ -52,6 +52,8 @@ func printStatus(w io.Writer, d *admin.StatusDoc, base, hint string) {
 func printHeader(w io.Writer, d *admin.StatusDoc, base string) {
 	fmt.Fprintf(w, "tidstorage %s at %s, %s UTC\n", d.Version, base, d.Time.UTC().Format("2006-01-02 15:04:05"))
 	switch {
+	case !d.Bootstrapped && d.Proxy == nil && d.ClassicEndpoint != nil:
+		fmt.Fprintf(w, "Bootstrap: NOT DONE: classic-only, nothing is published until every storage has had a commit of a transaction begun after the start\n")
 	case !d.Bootstrapped:
 		fmt.Fprintf(w, "Bootstrap: NOT DONE: nothing is published until every storage has a known TID\n")
 	case d.CleanStart && d.PreviousRun == "none":

@@ -191,6 +191,13 @@ func TestStatusWordingFirstStartEmptyUnreachable(t *testing.T) {
 	require.Regexp(t, `\n  b +\S+ +2026-11-24 11:59:00.000000 +1m0s +ZEO UNREACHABLE \(history watcher\): dial tcp 127.0.0.1:8100: connect: connection refused\n`, out)
 	require.Regexp(t, `\n  c +- +- +- +no published TID yet\n`, out)
 
+	d.Bootstrapped = false
+	d.ClassicEndpoint = &admin.ClassicEndpointDoc{}
+	b.Reset()
+	printStatus(&b, d, "http://x", "-a x")
+	require.Contains(t, b.String(), "Bootstrap: NOT DONE: classic-only, nothing is published until every storage has had a commit of a transaction begun after the start")
+	d.Bootstrapped, d.ClassicEndpoint = true, nil
+
 	d.PreviousRun = "unknown"
 	b.Reset()
 	printStatus(&b, d, "http://x", "-a x")
