@@ -210,6 +210,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 			id, m.names(sts), m.names(c.sts))
 	}
 	m.markFresh(tids)
+	m.checkDecreasing(id, tids)
 	if len(c.sts) > 0 {
 		m.applyClassic(id, c.sts, tids, noneSts, c.beganSeq, c)
 		m.release(c.sts[0])
@@ -235,7 +236,6 @@ func (m *Machine) markFresh(tids []StorageTID) {
 // c, if known, gives the TIDs known at BEGIN (lower bounds of the None
 // storages' commits); without it the published TID is the best bound left.
 func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSts []int32, started uint64, c *ctxn) {
-	m.checkDecreasing(id, tids)
 	// The done transaction (or None pin) goes in first: noting a commit can
 	// release a pin and let the group advance, which must already see it.
 	cs := m.doneScratch[:0]
@@ -286,7 +286,11 @@ func (m *Machine) applyClassic(id string, sts []int32, tids []StorageTID, noneSt
 // proxy the same commit may be reported by both). The published TID never
 // decreases, so nothing is undone; but the commit was made before a point
 // already published, which may have been incoherent, and so may a backup
-// taken at it.
+// taken at it. Only transactions whose BEGIN this process saw and that were
+// in flight are checked: a COMMIT without BEGIN (begun before a restart,
+// whose commit the bootstrap may already have read) and the late COMMIT of
+// a transaction declared lost (its pin held the storages for it) are
+// expected below, and are warned about as such.
 func (m *Machine) checkDecreasing(id string, tids []StorageTID) {
 	for _, t := range tids {
 		s := &m.st[m.stIdx[t.Storage]]

@@ -288,7 +288,8 @@ func TestClassicDecreasingCommitIsCritical(t *testing.T) {
 
 		// Equal to the published TID: critical only without a proxy (with
 		// one, the proxy may have reported the same commit first).
-		h.ccommit("t3", map[string]txn.TID{sB: 26}) // without BEGIN: warned too
+		h.cbegin("t3", sB)
+		h.ccommit("t3", map[string]txn.TID{sB: 26})
 		want := 1
 		if classicOnly {
 			want = 2
@@ -296,6 +297,12 @@ func TestClassicDecreasingCommitIsCritical(t *testing.T) {
 		require.Equal(t, want, h.count(RecCritical, CodeClassicDecrease), "classic-only %v", classicOnly)
 		require.Equal(t, txn.TID(26), h.pub(sB))
 		require.EqualValues(t, want, h.m.Counters().Criticals)
+
+		// Expected below, not critical: a COMMIT without BEGIN (begun
+		// before a restart), the late COMMIT of a lost transaction.
+		h.ccommit("before-restart", map[string]txn.TID{sA: 13})
+		require.Equal(t, want, h.count(RecCritical, CodeClassicDecrease))
+		require.Equal(t, txn.TID(15), h.pub(sA))
 	}
 }
 
