@@ -50,6 +50,19 @@ func ParseAddress(s string) (Address, error) {
 	return Address{Network: "tcp", Host: host, Port: port}, nil
 }
 
+// Loopback reports whether a is a TCP address on this host's loopback
+// ("localhost", 127.0.0.0/8, ::1).
+func (a Address) Loopback() bool {
+	if a.Network != "tcp" {
+		return false
+	}
+	if strings.EqualFold(a.Host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(a.Host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // IsZero reports whether a is the zero Address (not configured).
 func (a Address) IsZero() bool { return a.Network == "" }
 

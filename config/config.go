@@ -43,6 +43,13 @@ type Config struct {
 	Classic Classic
 	Admin   Admin
 
+	// Fleet, when set, makes this process a fleet tracker: sidecars report
+	// to it; its zeo blocks are watched, not proxied (no listen).
+	Fleet *Fleet
+	// Tracker, when set, makes this process a sidecar: it proxies its zeo
+	// blocks and reports to the tracker at Tracker.Address.
+	Tracker *TrackerLink
+
 	// ZEO lists the proxied ZEO servers in file order.
 	ZEO []*ZEO
 	// Storages lists every storage in file order: those of the zeo blocks and
@@ -107,10 +114,74 @@ type Admin struct {
 	Listen  Address
 }
 
+// Role is what `tidstorage serve` runs as, decided by the configuration.
+type Role int
+
+const (
+	RoleAllInOne Role = iota // proxies and tracker in one process (no fleet, no tracker block)
+	RoleTracker              // a fleet block: tracker of sidecars, watches its zeo blocks
+	RoleSidecar              // a tracker block: proxies, reports to a tracker
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleTracker:
+		return "tracker"
+	case RoleSidecar:
+		return "sidecar"
+	}
+	return "all-in-one"
+}
+
+// Role says what this configuration runs.
+func (c *Config) Role() Role {
+	switch {
+	case c.Fleet != nil:
+		return RoleTracker
+	case c.Tracker != nil:
+		return RoleSidecar
+	}
+	return RoleAllInOne
+}
+
+// Fleet is the tracker's listener for sidecars' report streams.
+type Fleet struct {
+	Listen Address
+	// TLS: nil = no TLS, only loopback peers are accepted.
+	TLS   *TLS
+	Range hcl.Range
+}
+
+// TrackerLink is a sidecar's link to its tracker.
+type TrackerLink struct {
+	Address Address
+	// Name is this sidecar's stable name (the source of its reports);
+	// default: the host name.
+	Name string
+	// BufferFile is the durable send buffer (a journal of the reports not
+	// yet acknowledged); "" = kept in memory only.
+	BufferFile string
+	// BufferEvents bounds the reports held unacknowledged; past it reports
+	// are dropped and a gap is declared.
+	BufferEvents int
+	// TLS: nil = no TLS, the tracker must be on loopback.
+	TLS   *TLS
+	Range hcl.Range
+}
+
+// TLS holds the files of one side of the fleet link.
+type TLS struct {
+	CertFile     string
+	KeyFile      string
+	CAFile       string // sidecar: the CA that signed the tracker's certificate
+	ClientCAFile string // tracker: the CA that signed the sidecars' certificates
+	ServerName   string // sidecar: the name in the tracker's certificate (default: the address's host)
+}
+
 // ZEO is one proxied ZEO server.
 type ZEO struct {
 	Name     string  // block label
-	Listen   Address // where the proxy accepts ZODB clients
+	Listen   Address // where the proxy accepts ZODB clients; zero on a fleet tracker (watched, not proxied)
 	Upstream Address // the real ZEO server
 	// ClientAddress is the address clients use to reach the proxy, as written
 	// in their zope.conf; default storage ids are built from it. Defaults to

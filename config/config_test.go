@@ -63,6 +63,15 @@ func dumpConfig(c *Config) string {
 	p("classic enabled=%v listen=%s allow=%v max_connections=%d",
 		c.Classic.Enabled, c.Classic.Listen, c.Classic.Allow, c.Classic.MaxConnections)
 	p("admin enabled=%v listen=%s", c.Admin.Enabled, c.Admin.Listen)
+	if c.Role() != RoleAllInOne {
+		p("role=%s", c.Role())
+	}
+	if f := c.Fleet; f != nil {
+		p("fleet listen=%s tls=%+v", f.Listen, f.TLS)
+	}
+	if t := c.Tracker; t != nil {
+		p("tracker address=%s name=%q buffer_file=%q buffer_events=%d tls=%+v", t.Address, t.Name, t.BufferFile, t.BufferEvents, t.TLS)
+	}
 	for _, z := range c.ZEO {
 		p("zeo %q listen=%s upstream=%s client_address=%s storages=%d", z.Name, z.Listen, z.Upstream, z.ClientAddress, len(z.Storages))
 	}

@@ -80,6 +80,8 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "limits"},
 		{Type: "classic"},
 		{Type: "admin"},
+		{Type: "fleet"},
+		{Type: "tracker"},
 		{Type: "zeo", LabelNames: []string{"name"}},
 		{Type: "storage", LabelNames: []string{"id"}},
 	},
@@ -102,9 +104,30 @@ var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "enabled"}, {Name: "listen"},
 }}
 
+var fleetSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "listen", Required: true}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "tls"}},
+}
+
+var trackerSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "address", Required: true}, {Name: "name"}, {Name: "buffer_file"}, {Name: "buffer_events"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+}
+
+var fleetTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}, {Name: "client_ca_file", Required: true},
+}}
+
+var trackerTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}, {Name: "ca_file", Required: true},
+	{Name: "server_name"},
+}}
+
 var zeoSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
-		{Name: "listen", Required: true},
+		{Name: "listen"},
 		{Name: "upstream", Required: true},
 		{Name: "client_address"},
 	},
@@ -128,6 +151,16 @@ type decoder struct {
 	explicitID map[*Storage]bool
 	// attrs keeps where each address was written, for cross-checks.
 	attrs map[*Address]*hcl.Attribute
+	role  Role
+}
+
+func hasBlock(blocks []*hcl.Block, kind string) bool {
+	for _, b := range blocks {
+		if b.Type == kind {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *decoder) errorf(rng hcl.Range, summary, format string, args ...any) {
@@ -198,7 +231,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	d.duration(a["classic_txn_timeout"], &cfg.ClassicTxnTimeout, time.Second)
 	d.duration(a["shutdown_timeout"], &cfg.ShutdownTimeout, 0)
 	d.boolean(a["client_label_identity"], &cfg.ClientLabelIdentity)
-	if cfg.StatusFile == "" {
+	if cfg.StatusFile == "" && !hasBlock(c.Blocks, "tracker") {
 		d.warnf(body.MissingItemRange(), "No status file",
 			"status_file is not set: published points are not written to disk, so backups can only use DUMP")
 	}
@@ -216,6 +249,32 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		lc := d.content(b.Body, adminSchema)
 		d.boolean(lc.Attributes["enabled"], &cfg.Admin.Enabled)
 		d.tcpAddress(lc.Attributes["listen"], &cfg.Admin.Listen)
+	}
+	if b := d.once(c.Blocks, "fleet"); b != nil {
+		cfg.Fleet = d.decodeFleet(b)
+	}
+	if b := d.once(c.Blocks, "tracker"); b != nil {
+		cfg.Tracker = d.decodeTrackerLink(b)
+	}
+	if cfg.Fleet != nil && cfg.Tracker != nil {
+		d.errorf(cfg.Tracker.Range, "Two roles",
+			"a fleet block (this process is the tracker, at %s) and a tracker block (this process is a sidecar) exclude each other",
+			pos(cfg.Fleet.Range))
+	}
+	d.role = cfg.Role()
+	if d.role == RoleSidecar {
+		for _, name := range []string{"status_file", "journal_file"} {
+			if attr := a[name]; attr != nil {
+				d.errorf(attr.Expr.Range(), "A sidecar publishes nothing",
+					"this configuration has a tracker block: it is a sidecar, which reports to the tracker and keeps no %s (its send buffer is tracker { buffer_file })", name)
+			}
+		}
+		cfg.StatusFile, cfg.JournalFile = "", ""
+		if b := d.once(c.Blocks, "classic"); b != nil {
+			d.warnf(b.DefRange, "Classic endpoint off on a sidecar",
+				"a sidecar has no tracker of its own: patched Zopes and DUMP talk to the tracker's classic endpoint; this block is ignored")
+		}
+		cfg.Classic.Enabled = false
 	}
 	zeoNames := map[string]hcl.Range{}
 	for _, b := range c.Blocks {
@@ -327,6 +386,16 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 	z := &ZEO{Name: b.Labels[0], Range: b.DefRange}
 	c := d.content(b.Body, zeoSchema)
 	listen := c.Attributes["listen"]
+	switch {
+	case listen != nil && d.role == RoleTracker:
+		d.errorf(listen.Expr.Range(), "A tracker does not proxy",
+			"this configuration has a fleet block: it is a tracker, which watches zeo %q through upstream and proxies nothing; "+
+				"remove listen (the ZODB clients connect to the sidecars)", z.Name)
+		listen = nil
+	case listen == nil && d.role != RoleTracker:
+		d.errorf(b.Body.MissingItemRange(), "Missing required argument",
+			"zeo %q needs listen, the address its ZODB clients connect to (only a fleet tracker's zeo blocks have none)", z.Name)
+	}
 	d.address(listen, &z.Listen, false)
 	d.address(c.Attributes["upstream"], &z.Upstream, false)
 	z.ClientAddress = z.Listen
@@ -375,6 +444,15 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 	}
 	// Default ids need an address clients actually dial.
 	if z.ClientAddress.IsZero() {
+		if d.role == RoleTracker {
+			for _, s := range z.Storages {
+				if !d.explicitID[s] {
+					d.errorf(s.Range, "No address for default storage ids",
+						"a tracker's zeo block has no listen: give storage %q of zeo %q an id (the one its sidecars use), or set client_address to the address the sidecars' clients dial",
+						s.Name, z.Name)
+				}
+			}
+		}
 		return z
 	}
 	needDefault := false
@@ -532,4 +610,66 @@ func (d *decoder) tcpAddress(attr *hcl.Attribute, dst *Address) {
 	}
 	*dst = a
 	d.attrs[dst] = attr
+}
+
+func (d *decoder) decodeFleet(b *hcl.Block) *Fleet {
+	f := &Fleet{Range: b.DefRange}
+	c := d.content(b.Body, fleetSchema)
+	if c == nil {
+		return f
+	}
+	d.tcpAddress(c.Attributes["listen"], &f.Listen)
+	if tb := d.once(c.Blocks, "tls"); tb != nil {
+		tc := d.content(tb.Body, fleetTLSSchema)
+		f.TLS = &TLS{}
+		d.path(tc.Attributes["cert_file"], &f.TLS.CertFile)
+		d.path(tc.Attributes["key_file"], &f.TLS.KeyFile)
+		d.path(tc.Attributes["client_ca_file"], &f.TLS.ClientCAFile)
+	} else if !f.Listen.IsZero() && !f.Listen.Loopback() {
+		at := b.DefRange
+		if a := c.Attributes["listen"]; a != nil {
+			at = a.Expr.Range()
+		}
+		d.warnf(at, "Fleet listener without TLS",
+			"no tls block: only sidecars on this host (loopback peers) are accepted; sidecars on other hosts need mutual TLS (tls { cert_file, key_file, client_ca_file })")
+	}
+	return f
+}
+
+func (d *decoder) decodeTrackerLink(b *hcl.Block) *TrackerLink {
+	t := &TrackerLink{Range: b.DefRange, BufferEvents: DefaultBufferEvents}
+	c := d.content(b.Body, trackerSchema)
+	if c == nil {
+		return t
+	}
+	addr := c.Attributes["address"]
+	d.address(addr, &t.Address, false)
+	if t.Address.IsUnix() {
+		d.errorf(addr.Expr.Range(), "Invalid address", "address: %s: the fleet link is TCP only, use host:port", t.Address)
+		t.Address = Address{}
+	}
+	if a := c.Attributes["name"]; a != nil && d.str(a, &t.Name) && t.Name == "" {
+		d.errorf(a.Expr.Range(), "Empty name", "remove name to use the host name, or give a non-empty one")
+	}
+	d.path(c.Attributes["buffer_file"], &t.BufferFile)
+	if a := c.Attributes["buffer_events"]; a != nil {
+		d.count(a, &t.BufferEvents)
+		if t.BufferEvents == 0 {
+			d.errorf(a.Expr.Range(), "Invalid number", "buffer_events must be at least 1: the send buffer is bounded")
+		}
+	}
+	if tb := d.once(c.Blocks, "tls"); tb != nil {
+		tc := d.content(tb.Body, trackerTLSSchema)
+		t.TLS = &TLS{}
+		d.path(tc.Attributes["cert_file"], &t.TLS.CertFile)
+		d.path(tc.Attributes["key_file"], &t.TLS.KeyFile)
+		d.path(tc.Attributes["ca_file"], &t.TLS.CAFile)
+		if a := tc.Attributes["server_name"]; a != nil {
+			d.str(a, &t.TLS.ServerName)
+		}
+	} else if !t.Address.IsZero() && !t.Address.Loopback() {
+		d.errorf(addr.Expr.Range(), "Fleet link without TLS",
+			"the tracker at %s is not on this host: add tls { cert_file, key_file, ca_file } (mutual TLS); without it only a tracker on loopback is allowed", t.Address)
+	}
+	return t
 }

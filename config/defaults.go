@@ -20,6 +20,7 @@ const (
 	DefaultMaxClassicCount       = 100000   // idem
 	DefaultMaxZEOConnections     = 4096
 	DefaultClassicMaxConnections = 1024
+	DefaultBufferEvents          = 1000000 // a sidecar's unacknowledged reports
 )
 
 // DefaultClassicAllow is the classic allow-list when none is given: loopback.

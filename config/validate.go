@@ -30,6 +30,9 @@ func (d *decoder) validate(cfg *Config) {
 	if cfg.Admin.Enabled {
 		ls = append(ls, listener{"the admin endpoint", cfg.Admin.Listen, d.attrs[&cfg.Admin.Listen]})
 	}
+	if f := cfg.Fleet; f != nil && !f.Listen.IsZero() {
+		ls = append(ls, listener{"the fleet listener", f.Listen, d.attrs[&f.Listen]})
+	}
 	for _, z := range cfg.ZEO {
 		if !z.Listen.IsZero() {
 			ls = append(ls, listener{fmt.Sprintf("zeo %q", z.Name), z.Listen, d.attrs[&z.Listen]})
