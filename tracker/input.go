@@ -23,7 +23,7 @@ const (
 	InHistory                                // Commit
 	InTick                                   //
 	InAccept                                 // Pin
-	InRecover                                // TIDs: live last TIDs
+	InRecover                                // TIDs: live last TIDs; Pin != 0: only the participations of ids Pin .. Pin+2^32-1 (a sidecar's run)
 	InRestore                                // Snapshot
 	InSettleAt                               // TIDs[0]
 	InSuspect                                // TIDs[0]
@@ -96,7 +96,11 @@ func (m *Machine) Apply(in *Input) error {
 	case InAccept:
 		return m.AcceptPartial(in.Time, in.Pin)
 	case InRecover:
-		m.Recover(in.Time, in.TIDs)
+		if in.Pin != 0 {
+			m.RecoverRun(in.Time, txn.PartID(in.Pin), in.TIDs)
+		} else {
+			m.Recover(in.Time, in.TIDs)
+		}
 	case InSettleAt:
 		if len(in.TIDs) == 1 {
 			m.SettleAt(in.Time, in.TIDs[0].Storage, in.TIDs[0].TID)

@@ -90,6 +90,62 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 			"publication waits until the storages' history accounts for every commit since", len(ids))})
 }
 
+// RunSpan is the participation ids of one run of a remote observer: a
+// sidecar's run takes the ids base .. base+RunSpan-1 (base = a random
+// incarnation << 32, zeoproxy.Config.PartIDBase).
+const RunSpan = 1 << 32
+
+// RecoverRun is Recover for one run of a remote observer that restarted (a
+// sidecar): only the participations with ids base .. base+RunSpan-1 are
+// lost with their connections (in doubt after tpc_finish, then settled by
+// the storages' history up to live, read by the sidecar after its
+// restart); the other observers' participations go on.
+func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
+	m.step(now)
+	var ids []txn.PartID
+	for id := range m.parts {
+		if id >= base && id-base < RunSpan {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		pt := m.parts[id]
+		pt.orphan = true
+		m.lost(pt)
+	}
+	for _, v := range live {
+		i := m.intern(v.Storage)
+		s := &m.st[i]
+		if !s.settling || v.TID > s.settleAt {
+			s.settleAt = v.TID
+		}
+		s.settling = true
+		// The history went on while the sidecar was down: an orphan's
+		// commit may be held unaccounted already (as in Recover).
+		var held []txn.Commit
+		for _, u := range s.unacc {
+			if u.meta.HasMeta {
+				held = append(held, u.meta)
+			}
+		}
+		for _, c := range held {
+			if pt := m.orphanOf(i, c); pt != nil {
+				m.orphanCommitted(pt, c.TID)
+			}
+		}
+		m.settle(i)
+		if g := s.group; g != nil {
+			m.advance(g)
+		}
+	}
+	if len(ids) > 0 {
+		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
+			"a sidecar restarted: %d participations of its previous run (ids from %d) were in flight; "+
+				"those that sent tpc_finish are resolved from the storages' history", len(ids), base)})
+	}
+}
+
 // SettleAt gives the last TID of a storage read after Recover (one that
 // could not be read at restart): its orphans are settled once the history
 // reaches it.

@@ -290,3 +290,21 @@ func (s *Service) SourceSeq(source string) uint64 {
 	defer s.mu.Unlock()
 	return s.m.SourceSeq(source)
 }
+
+// RecoverFrom applies, once, the report numbered seq of source saying that
+// its run with participation ids base .. base+RunSpan-1 is gone (the
+// sidecar restarted); live are the storages' last TIDs it read after its
+// restart (Machine.RecoverRun). It returns the last seq applied from
+// source.
+func (s *Service) RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64 {
+	in := Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)}
+	var last uint64
+	s.input(func(now int64) {
+		in.Time = now
+		if seq > s.m.SourceSeq(source) {
+			s.applyIn(&in)
+		}
+		last = s.m.SourceSeq(source)
+	})
+	return last
+}

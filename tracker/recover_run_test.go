@@ -1,0 +1,56 @@
+package tracker
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
+
+// A sidecar restarts with one participation of its previous run in doubt
+// (tpc_finish sent) and one of another sidecar in flight: RecoverFrom
+// settles the first from the history and leaves the second alone; the
+// report is applied once, across a restart of the tracker.
+func TestServiceRecoverFromOneRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
+	s := NewService(cfg)
+	_, err := s.OpenJournal(path, JournalOptions{})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	s.HistoryStart(sA, 10, false)
+	s.HistoryStart(sB, 20, false)
+	info := txn.Info{Client: "c", User: "u", Description: "T1", Extension: "{}"}
+	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
+	const run1, run2 = txn.PartID(7 << 32), txn.PartID(9 << 32)
+	seq := uint64(0)
+	from := func(src string, ev txn.Event) { seq++; s.ObserveFrom(src, seq, ev) }
+	from("s1", txn.Event{Kind: txn.Begin, Part: run1 + 1, Storage: sA, Key: key, Info: info})
+	from("s1", txn.Event{Kind: txn.Vote, Part: run1 + 1, OK: true})
+	from("s1", txn.Event{Kind: txn.FinishSent, Part: run1 + 1})
+	info2 := txn.Info{Client: "d", User: "u", Description: "T2", Extension: "{}"}
+	from("s2", txn.Event{Kind: txn.Begin, Part: run2 + 1, Storage: sB, Key: txn.NewKey("d", "u", "T2", "{}"), Info: info2})
+
+	// The sidecar s1 restarted; the tracker too, before the report.
+	require.NoError(t, s.CloseJournal())
+	r := NewService(cfg)
+	_, err = r.OpenJournal(path, JournalOptions{Replay: true})
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), r.SourceSeq("s1"))
+	require.Equal(t, uint64(10), r.RecoverFrom("s1", 10, run1, map[string]txn.TID{sA: 10}))
+	require.Equal(t, uint64(10), r.RecoverFrom("s1", 10, run1, map[string]txn.TID{sA: 10}), "a resend")
+	st := r.Status()
+	require.Empty(t, st.Pins)
+	a, _ := r.Published(sA)
+	require.Equal(t, txn.TID(10), a)
+	// s2's participation is still in flight: it commits normally.
+	r.ObserveFrom("s2", 11, txn.Event{Kind: txn.Vote, Part: run2 + 1, OK: true})
+	r.ObserveFrom("s2", 12, txn.Event{Kind: txn.FinishSent, Part: run2 + 1})
+	r.ObserveFrom("s2", 13, txn.Event{Kind: txn.Finished, Part: run2 + 1, TID: 21})
+	r.History(txn.Commit{Storage: sB, TID: 21, HasMeta: true, User: "u", Description: "T2", Extension: "{}"})
+	b, _ := r.Published(sB)
+	require.Equal(t, txn.TID(21), b)
+	require.True(t, r.Quiet())
+}
