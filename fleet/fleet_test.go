@@ -1,0 +1,201 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/fleet/fleettest"
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker"
+)
+
+const sA, sB = "A", "B"
+
+type rig struct {
+	t    *testing.T
+	svc  *tracker.Service
+	srv  *Server
+	addr string
+	tls  *tls.Config
+}
+
+func newRig(t *testing.T, tlsCfg *tls.Config) *rig {
+	svc := tracker.NewService(tracker.ServiceConfig{Config: tracker.Config{Storages: []string{sA, sB}}})
+	_, err := svc.OpenJournal(filepath.Join(t.TempDir(), "journal"), tracker.JournalOptions{})
+	require.NoError(t, err)
+	svc.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	svc.HistoryStart(sA, 10, false)
+	svc.HistoryStart(sB, 20, false)
+	r := &rig{t: t, svc: svc, tls: tlsCfg}
+	r.start("127.0.0.1:0")
+	t.Cleanup(func() { r.srv.Stop(); _ = svc.Close() })
+	return r
+}
+
+func (r *rig) start(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(r.t, err)
+	r.addr = ln.Addr().String()
+	r.srv = NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls})
+	go func() { _ = r.srv.Serve(ln) }()
+}
+
+func (r *rig) sidecar(cfg SidecarConfig) (*Sidecar, context.CancelFunc) {
+	cfg.Address = r.addr
+	if cfg.Name == "" {
+		cfg.Name = "s1"
+	}
+	if cfg.Storages == nil {
+		cfg.Storages = []string{sA, sB}
+	}
+	s, err := OpenSidecar(cfg)
+	require.NoError(r.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	stop := func() { cancel(); <-done; _ = s.Close() }
+	r.t.Cleanup(stop)
+	return s, func() { cancel(); <-done; _ = s.Close() }
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func commit(s *Sidecar, base uint64, n uint64, key txn.Key, info txn.Info, tids map[string]txn.TID) {
+	i := n
+	for _, st := range []string{sA, sB} {
+		s.Observe(txn.Event{Kind: txn.Begin, Part: txn.PartID(base + i), Storage: st, Key: key, Info: info})
+		i++
+	}
+	for j := n; j < i; j++ {
+		s.Observe(txn.Event{Kind: txn.Vote, Part: txn.PartID(base + j), OK: true})
+	}
+	i = n
+	for _, st := range []string{sA, sB} {
+		s.Observe(txn.Event{Kind: txn.FinishSent, Part: txn.PartID(base + i)})
+		s.Observe(txn.Event{Kind: txn.Finished, Part: txn.PartID(base + i), TID: tids[st]})
+		i++
+	}
+}
+
+func published(svc *tracker.Service) [2]txn.TID {
+	a, _ := svc.Published(sA)
+	b, _ := svc.Published(sB)
+	return [2]txn.TID{a, b}
+}
+
+// Reports reach the tracker; a tracker outage buffers them and they are
+// resent; a sidecar restart resends its buffer and recovers its previous
+// run's participation left in doubt from the history.
+func TestSidecarStreamResendRestart(t *testing.T) {
+	r := newRig(t, nil)
+	buf := filepath.Join(t.TempDir(), "buffer")
+	s, stop := r.sidecar(SidecarConfig{BufferFile: buf})
+	base := s.PartIDBase()
+	require.NotZero(t, base>>32)
+	info := txn.Info{Client: "h", User: "u", Description: "T1", Extension: "{}"}
+	key := txn.NewKey("h", "u", "T1", "{}")
+	commit(s, base, 1, key, info, map[string]txn.TID{sA: 11, sB: 21})
+	r.svc.History(txn.Commit{Storage: sA, TID: 11, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
+	r.svc.History(txn.Commit{Storage: sB, TID: 21, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
+	waitFor(t, "publication", func() bool { return published(r.svc) == [2]txn.TID{11, 21} })
+	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 })
+
+	// The tracker's listener goes away: reports are buffered.
+	r.srv.Stop()
+	waitFor(t, "disconnect", func() bool { return !s.Stats().Connected })
+	info2 := txn.Info{Client: "h", User: "u", Description: "T2", Extension: "{}"}
+	commit(s, base, 3, txn.NewKey("h", "u", "T2", "{}"), info2, map[string]txn.TID{sA: 12, sB: 22})
+	require.Equal(t, 8, s.Stats().Pending)
+	r.start(r.addr)
+	r.svc.History(txn.Commit{Storage: sA, TID: 12, HasMeta: true, User: "u", Description: "T2", Extension: "{}"})
+	r.svc.History(txn.Commit{Storage: sB, TID: 22, HasMeta: true, User: "u", Description: "T2", Extension: "{}"})
+	waitFor(t, "publication after reconnect", func() bool { return published(r.svc) == [2]txn.TID{12, 22} })
+	waitFor(t, "acks after reconnect", func() bool { return s.Stats().Pending == 0 })
+	require.EqualValues(t, 2, s.Stats().Connects)
+
+	// A participation in doubt when the sidecar dies, the reports of it
+	// unacknowledged (the tracker is away).
+	s.Observe(txn.Event{Kind: txn.Begin, Part: txn.PartID(base + 5), Storage: sA, Key: key, Info: info})
+	s.Observe(txn.Event{Kind: txn.Vote, Part: txn.PartID(base + 5), OK: true})
+	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 })
+	r.srv.Stop()
+	waitFor(t, "disconnect", func() bool { return !s.Stats().Connected })
+	s.Observe(txn.Event{Kind: txn.FinishSent, Part: txn.PartID(base + 5)})
+	stop()
+
+	s2, _ := r.sidecar(SidecarConfig{BufferFile: buf})
+	require.NotEqual(t, base, s2.PartIDBase())
+	require.Equal(t, 1, s2.PreviousRuns())
+	s2.Recover(map[string]txn.TID{sA: 12, sB: 22})
+	require.GreaterOrEqual(t, s2.Stats().Pending, 2, "at least the unacknowledged FinishSent and the recover")
+	r.start(r.addr)
+	waitFor(t, "recover applied", func() bool { return s2.Stats().Pending == 0 && r.svc.Quiet() })
+	require.Empty(t, r.svc.Status().Pins)
+	require.Equal(t, [2]txn.TID{12, 22}, published(r.svc))
+	require.Greater(t, r.svc.SourceSeq("s1"), uint64(time.Now().Add(-time.Minute).UnixNano()))
+}
+
+func TestSidecarUnknownStorageRefused(t *testing.T) {
+	r := newRig(t, nil)
+	s, _ := r.sidecar(SidecarConfig{Storages: []string{sA, "Z"}})
+	waitFor(t, "refusal", func() bool { return strings.Contains(s.Stats().LastError, "does not know") })
+	require.Contains(t, s.Stats().LastError, `"Z"`)
+	require.Zero(t, r.svc.SourceSeq("s1"))
+}
+
+func TestSidecarOverflowDeclaresGap(t *testing.T) {
+	r := newRig(t, nil)
+	r.srv.Stop()
+	s, _ := r.sidecar(SidecarConfig{BufferEvents: 3})
+	base := s.PartIDBase()
+	for i := range uint64(6) {
+		s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 1 + i)})
+	}
+	st := s.Stats()
+	require.EqualValues(t, 4, st.Dropped, "the first-start gap and two reports fill the buffer")
+	r.start(r.addr)
+	waitFor(t, "drain", func() bool { return s.Stats().Pending == 0 })
+	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 10)})
+	waitFor(t, "gap declared", func() bool {
+		src := r.srv.Sources()
+		return s.Stats().Pending == 0 && len(src) == 1 && src[0].Gaps == 1
+	})
+}
+
+func TestFleetMutualTLS(t *testing.T) {
+	c, err := fleettest.Write(t.TempDir())
+	require.NoError(t, err)
+	stls, err := ServerTLS(c.TrackerCert, c.TrackerKey, c.CA)
+	require.NoError(t, err)
+	r := newRig(t, stls)
+	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "")
+	require.NoError(t, err)
+	bad, _ := r.sidecar(SidecarConfig{Name: "rogue", TLS: rogue})
+	bad.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(bad.PartIDBase() + 1)})
+	waitFor(t, "refusal", func() bool { return bad.Stats().LastError != "" })
+	require.Contains(t, bad.Stats().LastError, "certificate")
+	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "")
+	require.NoError(t, err)
+	s, _ := r.sidecar(SidecarConfig{TLS: good})
+	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(s.PartIDBase() + 1)})
+	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 && s.Stats().Connected })
+	require.Zero(t, r.svc.SourceSeq("rogue"))
+	require.Len(t, r.srv.Sources(), 1)
+	require.Contains(t, r.srv.Sources()[0].Identity, "CN=sidecar")
+}

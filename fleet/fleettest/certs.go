@@ -1,0 +1,109 @@
+// Package fleettest makes throw-away certificates for tests of the fleet
+// link (and `make demo-fleet`).
+package fleettest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Certs are PEM files in one directory.
+type Certs struct {
+	CA                      string // ca.crt: signs the tracker and the good sidecar
+	TrackerCert, TrackerKey string // for 127.0.0.1 and localhost
+	SidecarCert, SidecarKey string // signed by CA
+	RogueCert, RogueKey     string // a client certificate signed by another CA
+	RogueCA                 string // that other CA
+}
+
+type authority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// Write creates the certificates in dir.
+func Write(dir string) (Certs, error) {
+	c := Certs{}
+	ca, err := newCA(dir, "ca", "tidstorage test CA")
+	if err != nil {
+		return c, err
+	}
+	rogue, err := newCA(dir, "rogue-ca", "someone else's CA")
+	if err != nil {
+		return c, err
+	}
+	c.CA, c.RogueCA = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "rogue-ca.crt")
+	if c.TrackerCert, c.TrackerKey, err = leaf(dir, "tracker", ca, true); err != nil {
+		return c, err
+	}
+	if c.SidecarCert, c.SidecarKey, err = leaf(dir, "sidecar", ca, false); err != nil {
+		return c, err
+	}
+	if c.RogueCert, c.RogueKey, err = leaf(dir, "rogue", rogue, false); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func newCA(dir, name, cn string) (*authority, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePEM(filepath.Join(dir, name+".crt"), "CERTIFICATE", der); err != nil {
+		return nil, err
+	}
+	return &authority{cert: cert, key: key}, nil
+}
+
+func leaf(dir, name string, ca *authority, server bool) (string, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return "", "", err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
+		return "", "", err
+	}
+	return certPath, keyPath, writePEM(keyPath, "EC PRIVATE KEY", kb)
+}
+
+func writePEM(path, kind string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
+}
