@@ -24,6 +24,12 @@ type rig struct {
 	srv  *Server
 	addr string
 	tls  *tls.Config
+	ln   net.Listener
+}
+
+func (r *rig) stop() {
+	r.srv.Stop()
+	_ = r.ln.Close()
 }
 
 func newRig(t *testing.T, tlsCfg *tls.Config) *rig {
@@ -35,16 +41,17 @@ func newRig(t *testing.T, tlsCfg *tls.Config) *rig {
 	svc.HistoryStart(sB, 20, false)
 	r := &rig{t: t, svc: svc, tls: tlsCfg}
 	r.start("127.0.0.1:0")
-	t.Cleanup(func() { r.srv.Stop(); _ = svc.Close() })
+	t.Cleanup(func() { r.stop(); _ = svc.Close() })
 	return r
 }
 
 func (r *rig) start(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(r.t, err)
-	r.addr = ln.Addr().String()
-	r.srv = NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls})
-	go func() { _ = r.srv.Serve(ln) }()
+	r.addr, r.ln = ln.Addr().String(), ln
+	srv := NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls})
+	r.srv = srv
+	go func() { _ = srv.Serve(ln) }()
 }
 
 func (r *rig) sidecar(cfg SidecarConfig) (*Sidecar, context.CancelFunc) {
@@ -117,7 +124,7 @@ func TestSidecarStreamResendRestart(t *testing.T) {
 	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 })
 
 	// The tracker's listener goes away: reports are buffered.
-	r.srv.Stop()
+	r.stop()
 	waitFor(t, "disconnect", func() bool { return !s.Stats().Connected })
 	info2 := txn.Info{Client: "h", User: "u", Description: "T2", Extension: "{}"}
 	commit(s, base, 3, txn.NewKey("h", "u", "T2", "{}"), info2, map[string]txn.TID{sA: 12, sB: 22})
@@ -134,7 +141,7 @@ func TestSidecarStreamResendRestart(t *testing.T) {
 	s.Observe(txn.Event{Kind: txn.Begin, Part: txn.PartID(base + 5), Storage: sA, Key: key, Info: info})
 	s.Observe(txn.Event{Kind: txn.Vote, Part: txn.PartID(base + 5), OK: true})
 	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 })
-	r.srv.Stop()
+	r.stop()
 	waitFor(t, "disconnect", func() bool { return !s.Stats().Connected })
 	s.Observe(txn.Event{Kind: txn.FinishSent, Part: txn.PartID(base + 5)})
 	stop()
@@ -161,7 +168,7 @@ func TestSidecarUnknownStorageRefused(t *testing.T) {
 
 func TestSidecarOverflowDeclaresGap(t *testing.T) {
 	r := newRig(t, nil)
-	r.srv.Stop()
+	r.stop()
 	s, _ := r.sidecar(SidecarConfig{BufferEvents: 3})
 	base := s.PartIDBase()
 	for i := range uint64(6) {
