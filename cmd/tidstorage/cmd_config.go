@@ -61,6 +61,25 @@ func plural(n int) string {
 // listens where, and the key of every storage.
 func summarize(w io.Writer, cfg *config.Config) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "role\t%s\t\n", cfg.Role())
+	if f := cfg.Fleet; f != nil {
+		auth := "mutual TLS"
+		if f.TLS == nil {
+			auth = "no TLS: accepts sidecars on this host (loopback) only"
+		}
+		fmt.Fprintf(tw, "fleet\t%s\t%s\n", f.Listen, auth)
+	}
+	if t := cfg.Tracker; t != nil {
+		auth := "mutual TLS"
+		if t.TLS == nil {
+			auth = "no TLS: the tracker must be on this host (loopback)"
+		}
+		name := t.Name
+		if name == "" {
+			name = "(host name)"
+		}
+		fmt.Fprintf(tw, "tracker\t%s\tas %s, %s\n", t.Address, name, auth)
+	}
 	if cfg.Classic.Enabled {
 		allow := make([]string, len(cfg.Classic.Allow))
 		for i, p := range cfg.Classic.Allow {
@@ -81,6 +100,10 @@ func summarize(w io.Writer, cfg *config.Config) {
 	}
 	fmt.Fprintf(tw, "status file\t%s\tburst %s, full dump %s\n", status, cfg.BurstPeriod, cfg.FullDumpPeriod)
 	for _, z := range cfg.ZEO {
+		if z.Listen.IsZero() {
+			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s (proxied by sidecars)\n", z.Name, z.Upstream)
+			continue
+		}
 		via := ""
 		if z.ClientAddress != z.Listen {
 			via = fmt.Sprintf(" (clients dial %s)", z.ClientAddress)

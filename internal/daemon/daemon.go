@@ -61,6 +61,7 @@ type Daemon struct {
 	pidWritten bool
 
 	gt groundTruth // groundtruth.go
+	fl fleetState  // fleet.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -114,6 +115,10 @@ func Start(opts Options) (d *Daemon, err error) {
 	for _, s := range cfg.Storages {
 		ids = append(ids, s.ID)
 	}
+	role := cfg.Role()
+	if role == config.RoleSidecar {
+		ids = nil // a sidecar's tracker is elsewhere; this one stays empty (admin)
+	}
 	d.Tracker = tracker.NewService(tracker.ServiceConfig{
 		Config: tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids,
 			UnaccountedGrace: cfg.UnaccountedGrace, ClassicOnly: len(cfg.ZEO) == 0},
@@ -130,8 +135,17 @@ func Start(opts Options) (d *Daemon, err error) {
 		return d, err
 	}
 
-	if len(cfg.ZEO) > 0 {
-		d.Proxy = zeoproxy.New(proxyConfig(cfg, d.Log), d.Tracker)
+	var observer txn.Observer = d.Tracker
+	pc := proxyConfig(cfg, d.Log)
+	if role == config.RoleSidecar {
+		if err := d.openSidecar(); err != nil {
+			return d, err
+		}
+		observer = d.fl.sidecar
+		pc.PartIDBase = d.fl.sidecar.PartIDBase()
+	}
+	if len(cfg.ZEO) > 0 && role != config.RoleTracker {
+		d.Proxy = zeoproxy.New(pc, observer)
 		if err := d.Proxy.Listen(); err != nil {
 			return d, err
 		}
@@ -142,7 +156,17 @@ func Start(opts Options) (d *Daemon, err error) {
 	if err := d.startAdmin(opts.AdminHandler); err != nil {
 		return d, err
 	}
-	d.bootstrap(clean)
+	switch role {
+	case config.RoleTracker:
+		d.bootstrapWatched()
+		if err := d.startFleetServer(); err != nil {
+			return d, err
+		}
+	case config.RoleSidecar:
+		d.startSidecarLink(d.sidecarBootstrap())
+	default:
+		d.bootstrap(clean)
+	}
 	if d.Proxy != nil {
 		d.Proxy.Serve()
 		for i, a := range d.Proxy.Addrs() {
@@ -270,6 +294,22 @@ func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 		}
 	}()
 	return nil
+}
+
+// sidecarBootstrap reads the proxied storages' last TIDs (the relay's floor
+// for in-doubt resolution, and what the tracker settles a previous run at).
+func (d *Daemon) sidecarBootstrap() map[string]txn.TID {
+	values := map[string]txn.TID{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range d.Proxy.Bootstrap(ctx) {
+		if r.Err != nil {
+			d.Log.Error("bootstrap: cannot read a storage's last TID", "storage", r.Storage, "error", r.Err)
+			continue
+		}
+		values[r.Storage] = r.TID
+	}
+	return values
 }
 
 // bootstrap reads every proxied storage's last TID before the proxy accepts
@@ -435,6 +475,12 @@ func (d *Daemon) DumpState() {
 	if d.Proxy != nil {
 		args = append(args, "proxy", fmt.Sprintf("%+v", d.Proxy.Metrics()))
 	}
+	if st, ok := d.FleetLink(); ok {
+		args = append(args, "fleet_link", fmt.Sprintf("%+v", st))
+	}
+	if src := d.FleetSources(); src != nil {
+		args = append(args, "fleet_sources", fmt.Sprintf("%+v", src))
+	}
 	d.Log.Info("SIGUSR1: tracker state", args...)
 }
 
@@ -474,6 +520,10 @@ closeAll:
 	if d.Proxy != nil {
 		d.Proxy.Close()
 	}
+	d.stopSidecarLink()
+	if d.fl.server != nil {
+		d.fl.server.Stop()
+	}
 	if d.Classic != nil {
 		_ = d.Classic.Close()
 	}
@@ -510,6 +560,14 @@ func (d *Daemon) abortStart() {
 	}
 	if d.Proxy != nil {
 		d.Proxy.Close()
+	}
+	if d.fl.sidecar != nil {
+		_ = d.fl.sidecar.Close()
+	}
+	if d.fl.server != nil {
+		d.fl.server.Stop()
+	} else if d.fl.ln != nil {
+		_ = d.fl.ln.Close()
 	}
 	if d.Classic != nil {
 		_ = d.Classic.Close()

@@ -43,7 +43,11 @@ func (d *Daemon) openJournal(clean bool) error {
 	cfg := d.cfg
 	replayed := 0
 	if cfg.JournalFile != "" {
-		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: !clean})
+		// A fleet tracker replays after a clean stop too: its sidecars kept
+		// running, with participations in flight and report streams whose
+		// numbering the journal keeps.
+		replay := !clean || cfg.Role() == config.RoleTracker
+		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: replay})
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
@@ -54,6 +58,8 @@ func (d *Daemon) openJournal(clean bool) error {
 		}
 		if !clean {
 			d.Log.Warn("journal replayed after an unclean stop", "journal", cfg.JournalFile, "inputs", replayed)
+		} else if replay && replayed > 0 {
+			d.Log.Info("journal replayed (fleet tracker)", "journal", cfg.JournalFile, "inputs", replayed)
 		}
 	}
 	if clean || replayed > 0 {

@@ -1,0 +1,249 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/zrpc"
+)
+
+// The fleet roles (docs/deploy.md): a tracker (a fleet block) watches its
+// zeo blocks' storages and applies the sidecars' report streams; a sidecar
+// (a tracker block) proxies and streams what it observes to its tracker.
+
+// fleetState is the role-specific part of a Daemon.
+type fleetState struct {
+	server  *fleet.Server // tracker role
+	ln      net.Listener
+	sidecar *fleet.Sidecar // sidecar role
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// Role is what this daemon runs as.
+func (d *Daemon) Role() config.Role { return d.cfg.Role() }
+
+// FleetSources returns the sidecars the tracker has seen (tracker role;
+// nil otherwise).
+func (d *Daemon) FleetSources() []fleet.SourceStats {
+	if d.fl.server == nil {
+		return nil
+	}
+	return d.fl.server.Sources()
+}
+
+// FleetLink returns the sidecar's link to its tracker (sidecar role).
+func (d *Daemon) FleetLink() (fleet.LinkStats, bool) {
+	if d.fl.sidecar == nil {
+		return fleet.LinkStats{}, false
+	}
+	return d.fl.sidecar.Stats(), true
+}
+
+// FleetAddr is the tracker's fleet listener address (nil otherwise).
+func (d *Daemon) FleetAddr() net.Addr {
+	if d.fl.ln == nil {
+		return nil
+	}
+	return d.fl.ln.Addr()
+}
+
+// openSidecar opens the sidecar's send buffer (sidecar role).
+func (d *Daemon) openSidecar() error {
+	tc := d.cfg.Tracker
+	name := tc.Name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return fmt.Errorf("sidecar: no name configured and no host name: %v", err)
+		}
+		name = h
+	}
+	var tlsCfg *tls.Config
+	if t := tc.TLS; t != nil {
+		sn := t.ServerName
+		if sn == "" {
+			sn = tc.Address.Host
+		}
+		var err error
+		if tlsCfg, err = fleet.ClientTLS(t.CertFile, t.KeyFile, t.CAFile, sn); err != nil {
+			return err
+		}
+	}
+	var ids []string
+	for _, s := range d.cfg.Storages {
+		if s.ZEO != nil {
+			ids = append(ids, s.ID)
+		}
+	}
+	sc, err := fleet.OpenSidecar(fleet.SidecarConfig{Name: name, Address: tc.Address.NetAddress(), TLS: tlsCfg,
+		BufferFile: tc.BufferFile, BufferEvents: tc.BufferEvents, Storages: ids, Version: d.version,
+		Logger: d.Log.Named("fleet")})
+	if err != nil {
+		return err
+	}
+	d.fl.sidecar = sc
+	d.Log.Info("sidecar", "name", name, "tracker", tc.Address.String(), "tls", tlsCfg != nil,
+		"buffer_file", tc.BufferFile, "part_id_base", sc.PartIDBase())
+	return nil
+}
+
+// startSidecarLink recovers the previous runs (after the bootstrap read the
+// storages' last TIDs) and starts the sender.
+func (d *Daemon) startSidecarLink(live map[string]txn.TID) {
+	sc := d.fl.sidecar
+	if n := sc.PreviousRuns(); n > 0 {
+		d.Log.Warn("sidecar restarted: the tracker will resolve the participations its previous run left in flight from the storages' history",
+			"previous_runs", n)
+		sc.Recover(live)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.fl.cancel, d.fl.done = cancel, make(chan struct{})
+	go func() { defer close(d.fl.done); sc.Run(ctx) }()
+}
+
+// stopSidecarLink gives the sender a moment to flush, then stops it and
+// closes the buffer (what is left is resent at the next start).
+func (d *Daemon) stopSidecarLink() {
+	sc := d.fl.sidecar
+	if sc == nil {
+		return
+	}
+	if d.fl.cancel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if !sc.Flush(ctx) {
+			st := sc.Stats()
+			d.Log.Warn("stopping with reports not acknowledged by the tracker; they are resent at the next start",
+				"pending", st.Pending, "buffer_file", st.BufferFile)
+		}
+		cancel()
+		d.fl.cancel()
+		<-d.fl.done
+	}
+	if err := sc.Close(); err != nil {
+		d.Log.Error("sidecar buffer close", "error", err)
+	}
+}
+
+// startFleetServer opens the tracker's fleet listener.
+func (d *Daemon) startFleetServer() error {
+	fc := d.cfg.Fleet
+	var tlsCfg *tls.Config
+	if t := fc.TLS; t != nil {
+		var err error
+		if tlsCfg, err = fleet.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", fc.Listen.NetAddress())
+	if err != nil {
+		return fmt.Errorf("fleet listener: listen on %s: %w", fc.Listen, err)
+	}
+	var ids []string
+	for _, s := range d.cfg.Storages {
+		ids = append(ids, s.ID)
+	}
+	d.fl.ln = ln
+	d.fl.server = fleet.NewServer(fleet.ServerConfig{Tracker: d.Tracker, Storages: ids, TLS: tlsCfg, Logger: d.Log.Named("fleet")})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.fl.server.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			d.Log.Error("fleet listener stopped", "error", err)
+		}
+	}()
+	mode := "mutual TLS"
+	if tlsCfg == nil {
+		mode = "no TLS: loopback sidecars only"
+	}
+	d.Log.Info("fleet listener: accepting sidecars", "address", ln.Addr().String(), "auth", mode)
+	return nil
+}
+
+// bootstrapWatched is the tracker role's bootstrap: the storages are not
+// proxied here, so their last TIDs are read over connections of our own.
+// After a replayed journal the tracker already stands where it stood (the
+// sidecars kept running: their participations are still in flight and
+// their reports resume from the tracker's last applied seq), so the
+// watchers just resume; only a storage the tracker never watched is
+// bootstrapped. Start the tracker before its sidecars the first time.
+func (d *Daemon) bootstrapWatched() {
+	values := map[string]txn.TID{}
+	var fresh []*config.Storage
+	for _, s := range d.cfg.Storages {
+		if s.ZEO == nil {
+			continue
+		}
+		if _, watched := d.Tracker.HistoryPosition(s.ID); watched {
+			d.watchFrom(s, 0)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		tid, err := lastTID(ctx, s)
+		cancel()
+		if err != nil {
+			d.Log.Error("bootstrap: cannot read a storage's last TID; retrying in the background", "storage", s.ID, "error", err)
+			d.wg.Add(1)
+			go d.retryWatched(s)
+			continue
+		}
+		d.Log.Info("bootstrap", "storage", s.ID, "last_tid", tid.Hex())
+		values[s.ID] = tid
+		fresh = append(fresh, s)
+	}
+	if len(values) > 0 || len(fresh) == 0 {
+		d.Tracker.Bootstrap(values, true)
+	}
+	for _, s := range fresh {
+		d.watchFrom(s, values[s.ID])
+	}
+}
+
+func (d *Daemon) retryWatched(s *config.Storage) {
+	defer d.wg.Done()
+	backoff := time.Second
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-time.After(backoff):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		tid, err := lastTID(ctx, s)
+		cancel()
+		if err == nil {
+			d.Log.Info("bootstrap (late)", "storage", s.ID, "last_tid", tid.Hex())
+			d.Tracker.Bootstrap(map[string]txn.TID{s.ID: tid}, true)
+			d.watchFrom(s, tid)
+			return
+		}
+		backoff = min(2*backoff, time.Minute)
+		d.Log.Warn("bootstrap retry failed", "storage", s.ID, "error", err, "retry_in", backoff)
+	}
+}
+
+func lastTID(ctx context.Context, s *config.Storage) (txn.TID, error) {
+	network, addr := "tcp", s.ZEO.Upstream.NetAddress()
+	if s.ZEO.Upstream.IsUnix() {
+		network = "unix"
+	}
+	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: 10 * time.Second})
+	if err != nil {
+		return 0, fmt.Errorf("server %s (%s): %w", s.ZEO.Name, s.ZEO.Upstream, err)
+	}
+	defer c.Close()
+	if _, err := c.Register(ctx, s.Name, true); err != nil {
+		return 0, fmt.Errorf("storage %q: register: %w", s.Name, err)
+	}
+	return c.LastTransaction(ctx)
+}
