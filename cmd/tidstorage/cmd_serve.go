@@ -110,11 +110,17 @@ func adminHandler(d *daemon.Daemon) http.Handler {
 	if sf := d.StatusFile(); sf != nil {
 		src.StatusFile = sf.Stats
 	}
-	if d.Proxy != nil {
-		src.Watchers = d.Watchers // every proxied storage's history is watched
+	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
+		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
 	}
 	if d.Tracker.JournalStats().Path != "" {
 		src.Journal = d.Tracker.JournalStats
+	}
+	switch d.Role() {
+	case config.RoleTracker:
+		src.Fleet = func() any { return map[string]any{"role": "tracker", "sidecars": d.FleetSources()} }
+	case config.RoleSidecar:
+		src.Fleet = func() any { st, _ := d.FleetLink(); return map[string]any{"role": "sidecar", "link": st} }
 	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,7 +200,7 @@ func (s *fleetSite) dump() map[string]txn.TID {
 
 func (s *fleetSite) waitPublished(want map[string]txn.TID, within time.Duration) {
 	s.t.Helper()
-	require.Eventually(s.t, func() bool {
+	ok := assert.Eventually(s.t, func() bool {
 		got := s.dump()
 		for k, v := range want {
 			if got[k] != v {
@@ -207,7 +208,12 @@ func (s *fleetSite) waitPublished(want map[string]txn.TID, within time.Duration)
 			}
 		}
 		return true
-	}, within, 50*time.Millisecond, "published %v, want %v; tracker log:\n%s", s.dump(), want, notable(filepath.Join(s.dir, "tracker.log"), 40))
+	}, within, 50*time.Millisecond)
+	if !ok {
+		r := run(s.t, "status", "-a", s.trackerAdm)
+		s.t.Fatalf("published %v, want %v\nstatus:\n%s\ntracker log:\n%s", s.dump(), want, r.stdout,
+			notable(filepath.Join(s.dir, "tracker.log"), 40))
+	}
 }
 
 // notable returns the last n WARN and ERROR lines of a log.
@@ -220,6 +226,15 @@ func notable(path string, n int) string {
 		}
 	}
 	return strings.Join(out[max(0, len(out)-n):], "\n")
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, url)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(v), url)
 }
 
 func tail(path string, n int) string {
@@ -425,6 +440,38 @@ func TestFleetTrackerAndSidecarKilledUnderLoad(t *testing.T) {
 	}
 	log := tail(filepath.Join(s.dir, "tracker.log"), 100000)
 	require.Contains(t, log, "sidecar restarted")
+
+	// The link's figures, on both sides.
+	var tf struct {
+		Role     string
+		Sidecars []struct {
+			Source    string
+			Connected bool
+			Applied   uint64
+			Connects  uint64
+		}
+	}
+	getJSON(t, "http://"+s.trackerAdm+"/fleet", &tf)
+	require.Equal(t, "tracker", tf.Role)
+	require.Len(t, tf.Sidecars, 2)
+	for _, sc := range tf.Sidecars {
+		require.True(t, sc.Connected, sc.Source)
+		require.NotZero(t, sc.Applied, sc.Source)
+	}
+	var sf struct {
+		Role string
+		Link struct {
+			Connected         bool
+			Incarnation       uint32
+			Sent, Acked       uint64
+			Pending, Capacity int
+		}
+	}
+	getJSON(t, "http://"+s.sidecars[0].admin+"/fleet", &sf)
+	require.Equal(t, "sidecar", sf.Role)
+	require.True(t, sf.Link.Connected)
+	require.NotZero(t, sf.Link.Sent)
+	require.Equal(t, 1000000, sf.Link.Capacity)
 	var notable []string
 	for _, l := range strings.Split(log, "\n") {
 		if strings.Contains(l, "[WARN]") || strings.Contains(l, "[ERROR]") {

@@ -46,6 +46,7 @@ func NewHandler(src Sources, log hclog.Logger) http.Handler {
 	mux.HandleFunc("GET /status", h.status)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
+	mux.HandleFunc("GET /fleet", h.fleet)
 	// A web page the operator has open could POST to a loopback address;
 	// the browser's Sec-Fetch-Site/Origin headers let us refuse that. Tools
 	// (curl, the CLI) send neither and pass.
@@ -73,6 +74,7 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
   GET  /status                  JSON status document
   GET  /healthz                 200 while the process serves (503 if the tracker failed)
   GET  /readyz                  200 once the tracker is bootstrapped
+  GET  /fleet                   JSON: a tracker's sidecars, or a sidecar's link (fleet roles)
   POST /accept-partial?pin=N    accept a partial commit as the new baseline, or unaccounted commits once decided
 `)
 }

@@ -50,6 +50,10 @@ type Sources struct {
 	// "unclean", "none" (a first start) or "unknown" (not tracked: no
 	// status file); "" leaves StatusDoc.CleanStart alone to say it.
 	PreviousRun string
+
+	// Fleet, if set, is served as JSON on GET /fleet: the tracker's
+	// sidecars, or a sidecar's link to its tracker (docs/deploy.md).
+	Fleet func() any
 }
 
 func (s *Sources) now() time.Time {
