@@ -54,3 +54,28 @@ func TestServiceRecoverFromOneRun(t *testing.T) {
 	require.Equal(t, txn.TID(21), b)
 	require.True(t, r.Quiet())
 }
+
+// The sidecar died after sending tpc_finish; the history reported the
+// commit before the sidecar's restart was reported: RecoverFrom matches the
+// orphan with that commit, already seen, instead of holding it unaccounted.
+func TestServiceRecoverFromMatchesCommitSeenBefore(t *testing.T) {
+	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
+	s := NewService(cfg)
+	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	s.HistoryStart(sA, 10, false)
+	s.HistoryStart(sB, 20, false)
+	info := txn.Info{Client: "c", User: "u", Description: "T1", Extension: "{}"}
+	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
+	const run = txn.PartID(5 << 32)
+	s.ObserveFrom("s1", 1, txn.Event{Kind: txn.Begin, Part: run + 1, Storage: sA, Key: key, Info: info})
+	s.ObserveFrom("s1", 2, txn.Event{Kind: txn.Vote, Part: run + 1, OK: true})
+	s.ObserveFrom("s1", 3, txn.Event{Kind: txn.FinishSent, Part: run + 1})
+	s.History(txn.Commit{Storage: sA, TID: 11, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
+	a, _ := s.Published(sA)
+	require.Equal(t, txn.TID(10), a)
+	s.RecoverFrom("s1", 10, run, map[string]txn.TID{sA: 11, sB: 20})
+	a, _ = s.Published(sA)
+	require.Equal(t, txn.TID(11), a)
+	require.Empty(t, s.Status().Pins)
+	require.True(t, s.Quiet())
+}

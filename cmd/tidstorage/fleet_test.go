@@ -507,3 +507,35 @@ func TestFleetRefusesWrongCertificateAndUnknownStorage(t *testing.T) {
 	require.False(t, fileContains(trackerLog, "sidecar connected"))
 	require.Empty(t, s.status().Pins)
 }
+
+// A client killed between the tpc_finish of two storages through a sidecar:
+// the tracker reports the partial commit with the client's process, and
+// never publishes its half, nor anything after it on those storages.
+func TestFleetPartialCommitThroughSidecar(t *testing.T) {
+	s := startFleet(t, 1)
+	sc := s.sidecars[0]
+	zeotest.Python(t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
+	before := s.last()
+	s.waitPublished(before, 30*time.Second)
+	_, err := zeotest.PythonErr(t, "zodb_client.py", append(s.dbs(sc), "crash-between", "--first", "a", "--then", "c", "--desc", "T1")...)
+	require.Error(t, err, "the client dies inside tpc_finish")
+	after := s.last()
+	require.Greater(t, after["A1"], before["A1"], "T1 committed on A1")
+	require.Equal(t, before["B1"], after["B1"], "T1 never committed on B1")
+	var pin admin.PinDoc
+	require.Eventually(t, func() bool {
+		for _, p := range s.status().Pins {
+			if p.Kind == "partial" {
+				pin = p
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 100*time.Millisecond, "partial commit reported; tracker log:\n%s", notable(filepath.Join(s.dir, "tracker.log"), 20))
+	require.ElementsMatch(t, []string{"A1", "B1"}, pin.Storages)
+	require.Contains(t, pin.Reason, "T1")
+	require.Contains(t, pin.Reason, "pid:", "the client process, known to the sidecar on its host")
+	require.Equal(t, before["A1"], s.dump()["A1"], "T1's half is not published")
+	r := run(t, "status", "-a", s.trackerAdm)
+	t.Logf("status:\n%s", r.stdout)
+}

@@ -145,8 +145,12 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 	}
 	w, err := history.New(history.Config{
 		Storage: s.ID, Network: network, Addr: addr, Name: s.Name, After: pos, AfterExact: true,
-		Sink:   d.historySink,
-		Logger: d.Log.Named("history").With("storage", s.ID),
+		// A fleet tracker matches the in-doubt participations of a restarted
+		// sidecar against commits its history already reported: it needs
+		// their metadata (tracker/recover.go, RecoverRun).
+		Metadata: d.cfg.Role() == config.RoleTracker,
+		Sink:     d.historySink,
+		Logger:   d.Log.Named("history").With("storage", s.ID),
 	})
 	if err != nil {
 		d.Log.Error("cannot watch a storage's history: its publication stops", "storage", s.ID, "error", err)
