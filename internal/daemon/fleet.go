@@ -201,6 +201,11 @@ func (d *Daemon) bootstrapWatched() {
 		values[s.ID] = tid
 		fresh = append(fresh, s)
 	}
+	if !d.prevClean {
+		for id, v := range values {
+			d.suspectLive(id, v) // no journal and no point to resume from: held at live
+		}
+	}
 	if len(values) > 0 || len(fresh) == 0 {
 		d.Tracker.Bootstrap(values, true)
 	}
