@@ -69,20 +69,7 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 		i := m.intern(v.Storage)
 		s := &m.st[i]
 		s.settleAt, s.settling = v.TID, true
-		// The history may have reported an orphan's commit before the
-		// crash (ZEO invalidates before it answers the committer): it is
-		// held unaccounted; with its metadata, it is the orphan's.
-		var held []txn.Commit
-		for _, u := range s.unacc {
-			if u.meta.HasMeta {
-				held = append(held, u.meta)
-			}
-		}
-		for _, c := range held {
-			if pt := m.orphanOf(i, c); pt != nil {
-				m.orphanCommitted(pt, c.TID)
-			}
-		}
+		m.resolveHeld(i)
 		m.settle(i)
 	}
 	m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
@@ -121,19 +108,7 @@ func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
 			s.settleAt = v.TID
 		}
 		s.settling = true
-		// The history went on while the sidecar was down: an orphan's
-		// commit may be held unaccounted already (as in Recover).
-		var held []txn.Commit
-		for _, u := range s.unacc {
-			if u.meta.HasMeta {
-				held = append(held, u.meta)
-			}
-		}
-		for _, c := range held {
-			if pt := m.orphanOf(i, c); pt != nil {
-				m.orphanCommitted(pt, c.TID)
-			}
-		}
+		m.resolveHeld(i) // the history went on while the sidecar was down
 		m.settle(i)
 		if g := s.group; g != nil {
 			m.advance(g)
@@ -202,6 +177,25 @@ func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
 		}
 	}
 	return best
+}
+
+// resolveHeld gives the orphans of storage i the commits its history
+// already reported: the history may have reported an orphan's commit
+// before the crash (ZEO invalidates before it answers the committer), or
+// while a restarted sidecar was down; it is held unaccounted and, with its
+// metadata, it is the orphan's.
+func (m *Machine) resolveHeld(i int32) {
+	var held []txn.Commit
+	for _, u := range m.st[i].unacc {
+		if u.meta.HasMeta {
+			held = append(held, u.meta)
+		}
+	}
+	for _, c := range held {
+		if pt := m.orphanOf(i, c); pt != nil {
+			m.orphanCommitted(pt, c.TID)
+		}
+	}
 }
 
 // orphanCommitted resolves an orphan with its commit found in the history.

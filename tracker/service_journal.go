@@ -272,14 +272,19 @@ func (s *Service) Quiet() bool {
 // numbering, so resends after a restart of either side apply each report
 // once. It returns the last seq applied from source (what to acknowledge).
 func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
-	in := Input{Kind: InEvent, Event: ev, Source: source, Seq: seq}
+	return s.applyFrom(&Input{Kind: InEvent, Event: ev, Source: source, Seq: seq})
+}
+
+// applyFrom applies a numbered input of a remote observer unless it is a
+// resend; it returns the last seq applied from its source.
+func (s *Service) applyFrom(in *Input) uint64 {
 	var last uint64
 	s.input(func(now int64) {
 		in.Time = now
-		if seq > s.m.SourceSeq(source) {
-			s.applyIn(&in)
+		if in.Seq > s.m.SourceSeq(in.Source) {
+			s.applyIn(in)
 		}
-		last = s.m.SourceSeq(source)
+		last = s.m.SourceSeq(in.Source)
 	})
 	return last
 }
@@ -297,14 +302,5 @@ func (s *Service) SourceSeq(source string) uint64 {
 // restart (Machine.RecoverRun). It returns the last seq applied from
 // source.
 func (s *Service) RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64 {
-	in := Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)}
-	var last uint64
-	s.input(func(now int64) {
-		in.Time = now
-		if seq > s.m.SourceSeq(source) {
-			s.applyIn(&in)
-		}
-		last = s.m.SourceSeq(source)
-	})
-	return last
+	return s.applyFrom(&Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)})
 }

@@ -50,9 +50,6 @@ type sidecarProc struct {
 	bufferFS string
 }
 
-// The storage ids, the same in every configuration.
-const fleetIDs = `storage "1" { id = "A1" }`
-
 func startFleet(t *testing.T, sidecars int) *fleetSite {
 	s := &fleetSite{t: t, dir: t.TempDir()}
 	s.zeoA = zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
