@@ -154,7 +154,7 @@ wait_jobs
 echo "== restore the backup set to demo-fleet-run/restored and open every storage with ZODB"
 "$bin" restore -c "$run/tracker.hcl" --to "$run/restored" --progress 0
 restored=$("$venv/bin/python" integration/python/check_restored.py \
-  main="$run/restored/main/zeo-a-1.fs" catalog="$run/restored/catalog/zeo-a-2.fs" sessions="$run/restored/sessions/zeo-b-1.fs")
+  main="$run/restored/zeo-a-1/zeo-a-1.fs" catalog="$run/restored/zeo-a-2/zeo-a-2.fs" sessions="$run/restored/zeo-b-1/zeo-b-1.fs")
 echo "$restored"
 "$venv/bin/python" - "$restored" <<'PY'
 import json, sys
