@@ -28,6 +28,7 @@ import (
 // satisfies it.
 type Applier interface {
 	ObserveFrom(source string, seq uint64, ev txn.Event) uint64
+	ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64
 	RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64
 	SourceSeq(source string) uint64
 }
@@ -184,6 +185,8 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 			}
 		}
 	}()
+	var seqs []uint64
+	var evs []txn.Event
 	for {
 		var m *fleetpb.SidecarMessage
 		select {
@@ -199,15 +202,28 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 		}
 		last := applied
 		var lag float64
+		// Consecutive events are applied in one batch (one lock, one
+		// journal write); recovers and gaps in order between them.
+		seqs, evs = seqs[:0], evs[:0]
+		flush := func() {
+			if len(evs) > 0 {
+				last = s.cfg.Tracker.ObserveBatchFrom(h.Source, seqs, evs)
+				clear(evs)
+				seqs, evs = seqs[:0], evs[:0]
+			}
+		}
 		for _, it := range m.Items {
 			switch b := it.Body.(type) {
 			case *fleetpb.Item_Event:
-				last = s.cfg.Tracker.ObserveFrom(h.Source, it.Seq, EventFromPB(b.Event))
+				seqs = append(seqs, it.Seq)
+				evs = append(evs, EventFromPB(b.Event))
 			case *fleetpb.Item_Recover:
+				flush()
 				last = s.cfg.Tracker.RecoverFrom(h.Source, it.Seq, txn.PartID(b.Recover.PartBase), tidsFromPB(b.Recover.Live))
 				log.Warn("fleet: sidecar restarted; its previous run's participations in flight are resolved from the storages' history",
 					"part_base", b.Recover.PartBase)
 			case *fleetpb.Item_Gap:
+				flush()
 				if it.Seq > last && (b.Gap.FromSeq != 0 || last != 0) {
 					s.mu.Lock()
 					l.st.Gaps++
@@ -220,6 +236,7 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 				lag = float64(s.cfg.Clock().UnixNano()-it.TimeUnixNano) / 1e9
 			}
 		}
+		flush()
 		applied = last
 		s.mu.Lock()
 		l.st.Applied, l.st.LagSeconds = last, lag

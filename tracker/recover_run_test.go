@@ -79,3 +79,33 @@ func TestServiceRecoverFromMatchesCommitSeenBefore(t *testing.T) {
 	require.Empty(t, s.Status().Pins)
 	require.True(t, s.Quiet())
 }
+
+// A batch of reports is journaled with one write and replays like single
+// ones; resends inside and across batches are ignored.
+func TestServiceObserveBatchFrom(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	cfg := ServiceConfig{Config: Config{Storages: []string{sA}}, Clock: fixedClock()}
+	s := NewService(cfg)
+	_, err := s.OpenJournal(path, JournalOptions{})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10}, true)
+	key := txn.NewKey("c", "u", "d", "")
+	evs := []txn.Event{
+		{Kind: txn.Begin, Part: 1, Storage: sA, Key: key, Info: txn.Info{Client: "c", User: "u", Description: "d"}},
+		{Kind: txn.Vote, Part: 1, OK: true},
+		{Kind: txn.FinishSent, Part: 1},
+	}
+	require.Equal(t, uint64(3), s.ObserveBatchFrom("s1", []uint64{1, 2, 3}, evs))
+	require.Equal(t, uint64(4), s.ObserveBatchFrom("s1", []uint64{2, 3, 4},
+		[]txn.Event{evs[1], evs[2], {Kind: txn.Finished, Part: 1, TID: 11}}))
+	a, _ := s.Published(sA)
+	require.Equal(t, txn.TID(11), a)
+	require.EqualValues(t, 5, s.JournalStats().Records, "bootstrap and four reports (the resends are not journaled)")
+	require.NoError(t, s.CloseJournal())
+	r := NewService(cfg)
+	_, err = r.OpenJournal(path, JournalOptions{Replay: true})
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), r.SourceSeq("s1"))
+	a, _ = r.Published(sA)
+	require.Equal(t, txn.TID(11), a)
+}

@@ -43,6 +43,9 @@ type JournalStats struct {
 type journalState struct {
 	j      *journal.Journal
 	buf    []byte
+	recs   [][]byte
+	offs   []int
+	batch  []Input
 	rotate int64
 	stats  JournalStats
 }
@@ -135,14 +138,40 @@ func (s *Service) record(in *Input) {
 		return
 	}
 	jr.buf = AppendInput(jr.buf[:0], in)
-	if err := jr.j.Append(jr.buf); err != nil {
+	s.journalErr(jr.j.Append(jr.buf), in.Time, 1)
+}
+
+// recordBatch journals inputs with one write (s.mu held).
+func (s *Service) recordBatch(ins []Input) {
+	jr := &s.jr
+	if jr.j == nil || jr.stats.Broken != "" || len(ins) == 0 {
+		return
+	}
+	jr.buf = jr.buf[:0]
+	jr.offs = jr.offs[:0]
+	for k := range ins {
+		jr.buf = AppendInput(jr.buf, &ins[k])
+		jr.offs = append(jr.offs, len(jr.buf))
+	}
+	jr.recs = jr.recs[:0]
+	from := 0
+	for _, to := range jr.offs {
+		jr.recs = append(jr.recs, jr.buf[from:to])
+		from = to
+	}
+	s.journalErr(jr.j.AppendBatch(jr.recs...), ins[0].Time, len(ins))
+}
+
+func (s *Service) journalErr(err error, now int64, n int) {
+	jr := &s.jr
+	if err != nil {
 		jr.stats.Errors++
 		jr.stats.Broken = err.Error()
-		s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: in.Time,
+		s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
 			Msg: "journal append failed: journaling stops until the tracker is next idle; a crash meanwhile holds publication until the operator accepts: " + err.Error()}})
 		return
 	}
-	jr.stats.Records++
+	jr.stats.Records += uint64(n)
 }
 
 // maybeRotate restarts the journal from a snapshot when it is due and the
@@ -273,6 +302,31 @@ func (s *Service) Quiet() bool {
 // once. It returns the last seq applied from source (what to acknowledge).
 func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
 	return s.applyFrom(&Input{Kind: InEvent, Event: ev, Source: source, Seq: seq})
+}
+
+// ObserveBatchFrom is ObserveFrom for consecutive reports of source
+// (seqs[k] numbers evs[k], ascending): one lock, one journal write.
+func (s *Service) ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64 {
+	var last uint64
+	s.input(func(now int64) {
+		jr := &s.jr
+		first := s.m.SourceSeq(source)
+		ins := jr.batch[:0]
+		for k := range evs {
+			if seqs[k] > first {
+				ins = append(ins, Input{Kind: InEvent, Time: now, Event: evs[k], Source: source, Seq: seqs[k]})
+				first = seqs[k]
+			}
+		}
+		s.recordBatch(ins)
+		for k := range ins {
+			_ = s.m.Apply(&ins[k])
+		}
+		clear(ins)
+		jr.batch = ins[:0]
+		last = s.m.SourceSeq(source)
+	})
+	return last
 }
 
 // applyFrom applies a numbered input of a remote observer unless it is a

@@ -178,11 +178,18 @@ func frame(dst, rec []byte) []byte {
 var ErrTooLarge = errors.New("journal: record too large")
 
 // Append writes one record with a single write call.
-func (j *Journal) Append(rec []byte) error {
-	if len(rec) > MaxRecord {
-		return ErrTooLarge
+func (j *Journal) Append(rec []byte) error { return j.AppendBatch(rec) }
+
+// AppendBatch writes records with a single write call: a crash keeps a
+// prefix of them at worst (the torn one is cut at the next Open).
+func (j *Journal) AppendBatch(recs ...[]byte) error {
+	j.buf = j.buf[:0]
+	for _, rec := range recs {
+		if len(rec) > MaxRecord {
+			return ErrTooLarge
+		}
+		j.buf = frame(j.buf, rec)
 	}
-	j.buf = frame(j.buf[:0], rec)
 	n, err := j.f.Write(j.buf)
 	j.size += int64(n)
 	if err != nil {
