@@ -72,7 +72,9 @@ func (m *Machine) Apply(in *Input) error {
 	}
 	switch in.Kind {
 	case InEvent:
+		m.remote = in.Source != ""
 		m.Step(in.Time, in.Event)
+		m.remote = false
 	case InClassicBegin:
 		m.ClassicBegin(in.Time, in.ID, in.Storages)
 	case InClassicCommit:

@@ -103,6 +103,7 @@ type Machine struct {
 	ctr  Counters
 
 	sources map[string]uint64 // input.go: last Seq applied per remote observer
+	remote  bool              // the event being applied is a remote observer's (Apply)
 
 	scratch     []int32
 	doneScratch []doneCommit

@@ -199,6 +199,14 @@ func (m *Machine) finishSent(pt *part) {
 	pt.state = PartFinishSent
 	pt.finAt = m.seq
 	pt.finCap = m.st[pt.st].transient
+	if m.remote {
+		// A remote observer's report comes late: other observers' later
+		// commits may already be known, so transient is no bound of this
+		// participation's own TID. The published TID is: an unaccounted
+		// commit holds publication below it, and this one is unaccounted
+		// until this participation's Finished comes.
+		pt.finCap = min(pt.finCap, m.st[pt.st].published)
+	}
 	ls := pt.ls
 	found := false
 	for k := range ls.caps {

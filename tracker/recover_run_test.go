@@ -109,3 +109,35 @@ func TestServiceObserveBatchFrom(t *testing.T) {
 	a, _ = r.Published(sA)
 	require.Equal(t, txn.TID(11), a)
 }
+
+// Reports of two sidecars interleave late: sidecar 2's later commit on A is
+// known before sidecar 1's tpc_finish report. When sidecar 1 then dies, its
+// orphan is still matched with its commit, which sits below what was known.
+func TestServiceRecoverFromAfterInterleavedReports(t *testing.T) {
+	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
+	s := NewService(cfg)
+	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	s.HistoryStart(sA, 10, false)
+	s.HistoryStart(sB, 20, false)
+	const run1, run2 = txn.PartID(5 << 32), txn.PartID(6 << 32)
+	i1 := txn.Info{Client: "c1", Description: "T1", Extension: "{}"}
+	i2 := txn.Info{Client: "c2", Description: "T2", Extension: "{}"}
+	k1, k2 := txn.NewKey("c1", "", "T1", "{}"), txn.NewKey("c2", "", "T2", "{}")
+	s.ObserveFrom("s1", 1, txn.Event{Kind: txn.Begin, Part: run1 + 1, Storage: sA, Key: k1, Info: i1})
+	s.ObserveFrom("s1", 2, txn.Event{Kind: txn.Vote, Part: run1 + 1, OK: true})
+	// T1 commits on A at 11, then T2 (sidecar 2) at 12; s2's reports come first.
+	s.ObserveFrom("s2", 1, txn.Event{Kind: txn.Begin, Part: run2 + 1, Storage: sA, Key: k2, Info: i2})
+	s.ObserveFrom("s2", 2, txn.Event{Kind: txn.Vote, Part: run2 + 1, OK: true})
+	s.ObserveFrom("s2", 3, txn.Event{Kind: txn.FinishSent, Part: run2 + 1})
+	s.ObserveFrom("s2", 4, txn.Event{Kind: txn.Finished, Part: run2 + 1, TID: 12})
+	s.History(txn.Commit{Storage: sA, TID: 11, HasMeta: true, Description: "T1", Extension: "{}"})
+	s.History(txn.Commit{Storage: sA, TID: 12, HasMeta: true, Description: "T2", Extension: "{}"})
+	s.ObserveFrom("s1", 3, txn.Event{Kind: txn.FinishSent, Part: run1 + 1})
+	a, _ := s.Published(sA)
+	require.Equal(t, txn.TID(10), a, "T1's commit is not accounted yet")
+	// Sidecar 1 dies before its Finished report.
+	s.RecoverFrom("s1", 10, run1, map[string]txn.TID{sA: 12, sB: 20})
+	a, _ = s.Published(sA)
+	require.Equal(t, txn.TID(12), a)
+	require.Empty(t, s.Status().Pins)
+}
