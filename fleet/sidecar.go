@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -334,8 +335,12 @@ func (s *Sidecar) Run(ctx context.Context) {
 	if s.cfg.TLS != nil {
 		creds = credentials.NewTLS(s.cfg.TLS)
 	}
+	// Reconnect within 5 s of the tracker's return (gRPC's default backoff
+	// grows to 2 minutes).
 	conn, err := grpc.NewClient(s.cfg.Address, grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second,
+			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second}}))
 	if err != nil {
 		s.log.Error("fleet: bad tracker address", "address", s.cfg.Address, "error", err)
 		return

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,6 +36,7 @@ type fleetSite struct {
 	zeoA, zeoB *zeotest.Server
 	certs      fleettest.Certs
 	fleetAddr  string
+	linkAddr   string // what sidecars dial (default fleetAddr)
 	classic    string
 	trackerAdm string
 	trackerCfg string
@@ -50,7 +53,7 @@ type sidecarProc struct {
 	bufferFS string
 }
 
-func startFleet(t *testing.T, sidecars int) *fleetSite {
+func startFleet(t *testing.T, sidecars int, link ...func(fleetAddr string) string) *fleetSite {
 	s := &fleetSite{t: t, dir: t.TempDir()}
 	s.zeoA = zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
 	s.zeoB = zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}, Msgpack: true})
@@ -91,6 +94,12 @@ zeo "b" {
 		s.certs.TrackerCert, s.certs.TrackerKey, s.certs.CA, s.zeoA.Addr, s.zeoB.Addr))
 	require.Equal(t, 0, run(t, "config", "check", "-c", s.trackerCfg).code)
 	s.tracker = startServe(t, s.trackerCfg, s.trackerAdm, "/readyz")
+	for _, l := range link {
+		s.linkAddr = l(s.fleetAddr)
+	}
+	if s.linkAddr == "" {
+		s.linkAddr = s.fleetAddr
+	}
 	for i := range sidecars {
 		s.sidecars = append(s.sidecars, s.newSidecar(fmt.Sprintf("zope%d", i+1), s.certs.SidecarCert, s.certs.SidecarKey))
 	}
@@ -148,7 +157,7 @@ zeo "b" {
   upstream = %q
   storage "1" { id = "B1" }
 }
-`, filepath.Join(s.dir, name+".log"), sc.admin, s.fleetAddr, name, sc.bufferFS, cert, key, s.certs.CA,
+`, filepath.Join(s.dir, name+".log"), sc.admin, s.linkAddr, name, sc.bufferFS, cert, key, s.certs.CA,
 		sc.pa, s.zeoA.Addr, sc.pb, s.zeoB.Addr))
 	r := run(t, "config", "check", "-c", sc.cfg)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -534,4 +543,106 @@ func TestFleetPartialCommitThroughSidecar(t *testing.T) {
 	require.Equal(t, before["A1"], s.dump()["A1"], "T1's half is not published")
 	r := run(t, "status", "-a", s.trackerAdm)
 	t.Logf("status:\n%s", r.stdout)
+}
+
+// linkCutter forwards TCP to the tracker's fleet listener and can cut every
+// connection through it and refuse new ones for a while (a network cut).
+type linkCutter struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	downTo time.Time
+}
+
+func newLinkCutter(t *testing.T, target string) *linkCutter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	c := &linkCutter{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); c.cut(0) })
+	go func() {
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			refused := time.Now().Before(c.downTo)
+			c.mu.Unlock()
+			if refused {
+				down.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			c.mu.Lock()
+			c.conns = append(c.conns, down, up)
+			c.mu.Unlock()
+			go func() { _, _ = io.Copy(up, down); up.Close() }()
+			go func() { _, _ = io.Copy(down, up); down.Close() }()
+		}
+	}()
+	return c
+}
+
+// cut closes every connection and refuses new ones for d.
+func (c *linkCutter) cut(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.downTo = time.Now().Add(d)
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
+}
+
+// The network between the sidecars and the tracker is cut twice for a few
+// seconds under load: ZEO traffic through the sidecars goes on, they
+// reconnect and resend, publication resumes, every sampled point restores
+// to equal counters.
+func TestFleetLinkCutUnderLoad(t *testing.T) {
+	var cutter *linkCutter
+	s := startFleet(t, 2, func(fleetAddr string) string {
+		cutter = newLinkCutter(t, fleetAddr)
+		return cutter.ln.Addr().String()
+	})
+	for _, sc := range s.sidecars {
+		zeotest.Python(t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
+	}
+	s.waitPublished(s.last(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sm := s.sample()
+	w1 := s.startWriter(ctx, s.sidecars[0], 20)
+	w2 := s.startWriter(ctx, s.sidecars[1], 20)
+	if !assert.Eventually(t, func() bool { return w1.commits.Load() > 5 && w2.commits.Load() > 5 }, 30*time.Second, 20*time.Millisecond) {
+		t.Fatalf("the writers do not commit: %d, %d\n%s\n%s\nzope1:\n%s\nzope2:\n%s\nzeoA:\n%s", w1.commits.Load(), w2.commits.Load(),
+			w1.err(), w2.err(), tail(filepath.Join(s.dir, "zope1.log"), 25), tail(filepath.Join(s.dir, "zope2.log"), 25), s.zeoA.Log())
+	}
+	for range 2 {
+		cutter.cut(2 * time.Second)
+		b1, b2 := w1.commits.Load(), w2.commits.Load()
+		if !assert.Eventually(t, func() bool { return w1.commits.Load() > b1+3 && w2.commits.Load() > b2+3 }, 30*time.Second,
+			20*time.Millisecond) {
+			t.Fatalf("no commits through both sidecars while the link is cut: %d→%d, %d→%d\n%s\n%s\nzope1:\n%s", b1, w1.commits.Load(),
+				b2, w2.commits.Load(), w1.err(), w2.err(), tail(filepath.Join(s.dir, "zope1.log"), 30))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	require.NoError(t, <-w1.done)
+	require.NoError(t, <-w2.done)
+	s.waitPublished(s.last(), 60*time.Second)
+	samples := append(sm.end(), s.dump())
+	checked := s.checkCoherent(samples, 10)
+	t.Logf("%d distinct published points sampled, %d restored to equal counters", len(samples), checked)
+	require.Empty(t, s.status().Pins)
+	var sf struct {
+		Link struct{ Connects, Resent uint64 }
+	}
+	getJSON(t, "http://"+s.sidecars[0].admin+"/fleet", &sf)
+	require.GreaterOrEqual(t, sf.Link.Connects, uint64(2), "reconnected after the cuts")
+	t.Logf("sidecar 1: %d connects, %d reports resent", sf.Link.Connects, sf.Link.Resent)
 }
