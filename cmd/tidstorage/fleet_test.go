@@ -104,7 +104,7 @@ zeo "b" {
 		s.sidecars = append(s.sidecars, s.newSidecar(fmt.Sprintf("zope%d", i+1), s.certs.SidecarCert, s.certs.SidecarKey))
 	}
 	for _, sc := range s.sidecars {
-		sc.sv = startServe(t, sc.cfg, sc.admin, "/healthz")
+		sc.sv = startServe(t, sc.cfg, sc.admin, "/readyz")
 	}
 	return s
 }

@@ -164,6 +164,9 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	case config.RoleSidecar:
 		d.startSidecarLink(d.sidecarBootstrap())
+		// Its empty tracker (admin only) is ready once the proxy serves:
+		// /readyz then says the sidecar is up.
+		d.Tracker.Bootstrap(nil, true)
 	default:
 		d.bootstrap(clean)
 	}
