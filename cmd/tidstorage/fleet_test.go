@@ -634,6 +634,14 @@ func TestFleetLinkCutUnderLoad(t *testing.T) {
 		b1, b2 := w1.commits.Load(), w2.commits.Load()
 		if !assert.Eventually(t, func() bool { return w1.commits.Load() > b1+3 && w2.commits.Load() > b2+3 }, 30*time.Second,
 			20*time.Millisecond) {
+			// Where are the sidecars stuck? Their goroutines, on stderr.
+			for _, sc := range s.sidecars {
+				_ = sc.sv.cmd.Process.Signal(syscall.SIGQUIT)
+			}
+			time.Sleep(time.Second)
+			for _, sc := range s.sidecars {
+				t.Logf("%s goroutines:\n%s", sc.name, sc.sv.stderr.String())
+			}
 			t.Fatalf("no commits through both sidecars while the link is cut: %d→%d, %d→%d\n%s\n%s\nzope1:\n%s", b1, w1.commits.Load(),
 				b2, w2.commits.Load(), w1.err(), w2.err(), tail(filepath.Join(s.dir, "zope1.log"), 30))
 		}
