@@ -15,13 +15,7 @@ import (
 // report is applied once, across a restart of the tracker.
 func TestServiceRecoverFromOneRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
-	s := NewService(cfg)
-	_, err := s.OpenJournal(path, JournalOptions{})
-	require.NoError(t, err)
-	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
-	s.HistoryStart(sA, 10, false)
-	s.HistoryStart(sB, 20, false)
+	cfg, s := watchedJournaled(t, path)
 	info := txn.Info{Client: "c", User: "u", Description: "T1", Extension: "{}"}
 	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
 	const run1, run2 = txn.PartID(7 << 32), txn.PartID(9 << 32)
@@ -36,7 +30,7 @@ func TestServiceRecoverFromOneRun(t *testing.T) {
 	// The sidecar s1 restarted; the tracker too, before the report.
 	require.NoError(t, s.CloseJournal())
 	r := NewService(cfg)
-	_, err = r.OpenJournal(path, JournalOptions{Replay: true})
+	_, err := r.OpenJournal(path, JournalOptions{Replay: true})
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), r.SourceSeq("s1"))
 	require.Equal(t, uint64(10), r.RecoverFrom("s1", 10, run1, map[string]txn.TID{sA: 10}))

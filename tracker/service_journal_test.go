@@ -20,13 +20,7 @@ func fixedClock() func() time.Time {
 // resolved from the history.
 func TestServiceJournalReplayAfterCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
-	s := NewService(cfg)
-	_, err := s.OpenJournal(path, JournalOptions{})
-	require.NoError(t, err)
-	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
-	s.HistoryStart(sA, 10, false)
-	s.HistoryStart(sB, 20, false)
+	cfg, s := watchedJournaled(t, path)
 	info := txn.Info{Client: "c", User: "u", Description: "T1"}
 	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
 	// T1 commits on A; the process dies while the client is between its
@@ -65,13 +59,7 @@ func TestServiceJournalReplayAfterCrash(t *testing.T) {
 func TestServiceRecoverResolvesOrphanFromHistory(t *testing.T) {
 	for _, committed := range []bool{true, false} {
 		path := filepath.Join(t.TempDir(), "journal")
-		cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
-		s := NewService(cfg)
-		_, err := s.OpenJournal(path, JournalOptions{})
-		require.NoError(t, err)
-		s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
-		s.HistoryStart(sA, 10, false)
-		s.HistoryStart(sB, 20, false)
+		cfg, s := watchedJournaled(t, path)
 		info := txn.Info{Client: "c", User: "u", Description: "T1", Extension: "{}"}
 		key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
 		s.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sA, Key: key, Info: info})
@@ -83,7 +71,7 @@ func TestServiceRecoverResolvesOrphanFromHistory(t *testing.T) {
 		s.Observe(txn.Event{Kind: txn.FinishSent, Part: 2})
 
 		r := NewService(cfg)
-		_, err = r.OpenJournal(path, JournalOptions{Replay: true})
+		_, err := r.OpenJournal(path, JournalOptions{Replay: true})
 		require.NoError(t, err)
 		live := map[string]txn.TID{sA: 11, sB: 20}
 		if committed {
@@ -182,4 +170,18 @@ func TestServiceObserveFromDeduplicatesAcrossReplay(t *testing.T) {
 	require.Zero(t, r.Counters().Warnings)
 	require.NoError(t, r.Close())
 	require.NoError(t, s.Close())
+}
+
+// watchedJournaled starts a Service with a journal at path, A at 10 and B at
+// 20, both watched from there; cfg restarts it after a "crash".
+func watchedJournaled(t *testing.T, path string) (ServiceConfig, *Service) {
+	t.Helper()
+	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
+	s := NewService(cfg)
+	_, err := s.OpenJournal(path, JournalOptions{})
+	require.NoError(t, err)
+	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
+	s.HistoryStart(sA, 10, false)
+	s.HistoryStart(sB, 20, false)
+	return cfg, s
 }

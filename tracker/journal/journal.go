@@ -1,8 +1,8 @@
 // Package journal is the tracker's write-ahead log: an append-only file of
 // records, each framed with its length and a CRC-32C, that the Service
 // writes before it applies an input and replays at start (etcd raft's WAL
-// is the model; docs/design.md, "Ground truth" and docs/admin.md, "The
-// journal").
+// is the model; docs/design.md, "Ground truth" and docs/admin.md, "Crash
+// recovery").
 //
 // Durability: Append is one write(2) of the whole frame, so a record
 // survives a crash of the process (SIGKILL, OOM) as soon as Append returns:
