@@ -178,7 +178,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 		m.releasePin(p, false, false)
 		m.release(all[0])
 		m.ctr.ClassicCommitted++
-		m.checkBootstrapped()
+		m.classicEnded()
 		return
 	}
 	m.unlinkCtxn(c)
@@ -218,7 +218,7 @@ func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []
 	m.freeCtxn(c)
 	m.ctr.ClassicCommitted++
 	m.ctr.TransactionsEnded++
-	m.checkBootstrapped()
+	m.classicEnded()
 }
 
 // markFresh notes the storages a transaction whose BEGIN this machine saw
@@ -337,4 +337,5 @@ func (m *Machine) ClassicAbort(now int64, id string) {
 	m.freeCtxn(c)
 	m.ctr.ClassicAborted++
 	m.ctr.TransactionsEnded++
+	m.classicEnded()
 }

@@ -262,6 +262,8 @@ func TestClassicDecreasingCommitIsCritical(t *testing.T) {
 	for _, classicOnly := range []bool{true, false} {
 		h := newHarness(t, Config{ClassicOnly: classicOnly})
 		h.boot(map[string]txn.TID{sA: 10, sB: 20})
+		h.cbegin("t0", sA, sB) // classic-only: meets the bootstrap rule
+		h.ccommit("t0", map[string]txn.TID{sA: 11, sB: 21})
 		h.cbegin("t1", sA, sB)
 		h.ccommit("t1", map[string]txn.TID{sA: 15, sB: 25})
 		require.Equal(t, txn.TID(15), h.pub(sA))
@@ -331,7 +333,13 @@ func TestClassicOnlyBootstrapRule(t *testing.T) {
 
 	h.cbegin("t3", sB)
 	h.ccommit("t3", map[string]txn.TID{sB: 21})
-	require.True(t, h.m.Bootstrapped())
+	require.True(t, h.m.ClassicBootstrapped(), "BOOTSTRAPED answers 1 once the rule is met")
+	require.False(t, h.m.Bootstrapped(), "publication has not started")
+	_, ok = h.m.Published(sA)
+	require.False(t, ok, "as the original: nothing published by the commit that met the rule")
+	require.Zero(t, h.count(RecBootstrapped, ""))
+	h.cbegin("t4", sA)
+	h.cabort("t4")
 	require.Equal(t, txn.TID(11), h.pub(sA))
 	require.Equal(t, txn.TID(21), h.pub(sB))
 	require.Equal(t, 1, h.count(RecBootstrapped, ""))
@@ -344,8 +352,10 @@ func TestClassicOnlyBootstrapRule(t *testing.T) {
 	require.False(t, h.m.Bootstrapped())
 	h.cbegin("t1", sA)
 	h.ccommit("t1", map[string]txn.TID{sA: 11})
-	require.True(t, h.m.Bootstrapped())
-	require.Equal(t, txn.TID(11), h.pub(sA))
+	require.True(t, h.m.ClassicBootstrapped())
+	h.cbegin("t2", sA)
+	h.ccommit("t2", map[string]txn.TID{sA: 12})
+	require.Equal(t, txn.TID(12), h.pub(sA))
 
 	// Not classic-only: the configured storages' known values are enough
 	// (the proxy reads them at start), as before.
@@ -360,6 +370,8 @@ func TestClassicOnlyBootstrapSurvivesRestore(t *testing.T) {
 	h.boot(nil)
 	h.cbegin("t1", sA)
 	h.ccommit("t1", map[string]txn.TID{sA: 11})
+	h.cbegin("t2", sA)
+	h.cabort("t2")
 	require.True(t, h.m.Bootstrapped())
 	sn := h.m.Snapshot()
 	m := New(Config{ClassicOnly: true})

@@ -224,11 +224,11 @@ func (s *Service) Dump() map[string]txn.TID {
 	return out
 }
 
-// Bootstrapped reports whether publication has started.
+// Bootstrapped is the classic BOOTSTRAPED answer (Machine.ClassicBootstrapped).
 func (s *Service) Bootstrapped() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m.Bootstrapped()
+	return s.m.ClassicBootstrapped()
 }
 
 // ---- participation events (txn.Observer) ----

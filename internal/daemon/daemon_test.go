@@ -44,6 +44,9 @@ admin {
 	require.NoError(t, err)
 	require.NoError(t, cl.Begin("t1", []string{"a"}))
 	require.NoError(t, cl.Commit("t1", map[string]txn.TID{"a": 5}))
+	// Classic-only: as the original, publication starts at the next end.
+	require.NoError(t, cl.Begin("t2", []string{"a"}))
+	require.NoError(t, cl.Abort("t2"))
 	require.NoError(t, cl.Close())
 	require.Eventually(t, func() bool { return d.StatusFile().Stats().Lines >= 1 }, 10*time.Second, 10*time.Millisecond)
 	require.ErrorIs(t, d.AcceptPartial(7), tracker.ErrNoSuchPin)
@@ -95,6 +98,9 @@ admin {
 	require.NoError(t, err)
 	require.NoError(t, cl.Begin("t1", []string{"a"}))
 	require.NoError(t, cl.Commit("t1", map[string]txn.TID{"a": 5}))
+	// Classic-only: as the original, publication starts at the next end.
+	require.NoError(t, cl.Begin("t2", []string{"a"}))
+	require.NoError(t, cl.Abort("t2"))
 	require.NoError(t, cl.Close())
 	require.Eventually(t, func() bool { return d.StatusFile().Stats().Lines >= 1 }, 10*time.Second, 10*time.Millisecond)
 	stop(d)

@@ -21,7 +21,7 @@ func trackerFactory(t *testing.T, configured []string) Backend {
 
 func TestScenariosTracker(t *testing.T) { runScenarios(t, trackerFactory) }
 
-func TestBootstrapTracker(t *testing.T) { runBootstrapScenario(t, trackerFactory) }
+func TestBootstrapTracker(t *testing.T) { runBootstrapScenario(t, trackerFactory, false) }
 
 // The same against the tracker as a classic-only daemon runs it (no zeo
 // blocks: Config.ClassicOnly, the original's bootstrap rule).
@@ -33,7 +33,7 @@ func classicOnlyFactory(t *testing.T, configured []string) Backend {
 
 func TestScenariosClassicOnly(t *testing.T) { runScenarios(t, classicOnlyFactory) }
 
-func TestBootstrapClassicOnly(t *testing.T) { runBootstrapScenario(t, classicOnlyFactory) }
+func TestBootstrapClassicOnly(t *testing.T) { runBootstrapScenario(t, classicOnlyFactory, true) }
 
 // A COMMIT whose BEGIN the daemon never saw (sent to the process before a
 // restart) neither bootstraps nor publishes.
@@ -53,6 +53,11 @@ func TestBootstrapClassicOnlyIgnoresCommitsBegunBefore(t *testing.T) {
 	done, err = c.Bootstraped()
 	require.NoError(t, err)
 	require.True(t, done)
+	got, err = c.Dump()
+	require.NoError(t, err)
+	require.Empty(t, got, "as the original: publication starts at the next transaction end")
+	require.NoError(t, c.Begin("next", []string{a}))
+	require.NoError(t, c.Abort("next"))
 	got, err = c.Dump()
 	require.NoError(t, err)
 	require.Equal(t, tids{a: 6}, got)
