@@ -351,9 +351,13 @@ func (s *Sidecar) Run(ctx context.Context) {
 	lastErr := ""
 	for ctx.Err() == nil {
 		began := time.Now()
+		s.mu.Lock()
+		connects := s.st.Connects
+		s.mu.Unlock()
 		err := s.session(ctx, client)
 		s.mu.Lock()
 		s.st.Connected = false
+		welcomed := s.st.Connects != connects
 		s.mu.Unlock()
 		if ctx.Err() != nil {
 			return
@@ -362,7 +366,9 @@ func (s *Sidecar) Run(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 		}
 		msg := describe(err)
-		if s.cfg.TLS != nil && status.Code(err) == codes.Unavailable && !strings.Contains(msg, "certificate") {
+		if s.cfg.TLS != nil && !welcomed && status.Code(err) == codes.Unavailable && !strings.Contains(msg, "certificate") {
+			// TLS 1.3 reports a refused client certificate after the
+			// handshake: as a reset, a broken pipe or EOF on first use.
 			msg += " (with TLS this is also how a refused certificate shows: check that the tracker's client_ca_file signed this cert_file; the tracker's log names the peer it refused)"
 		}
 		if msg != lastErr || backoff >= 5*time.Second {
@@ -468,7 +474,15 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 			msg.Items[i] = pi
 		}
 		if err := stream.Send(msg); err != nil {
-			return recvErr(stream, err)
+			// The status is in what the ack reader's Recv returns: only
+			// one goroutine may Recv on a stream (a second Recv here
+			// waited forever once the first had taken the error).
+			select {
+			case rerr := <-errc:
+				return rerr
+			case <-time.After(5 * time.Second):
+				return err
+			}
 		}
 		s.mu.Lock()
 		s.st.Sent += uint64(len(batch))
@@ -477,7 +491,8 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 	}
 }
 
-// recvErr: a failed Send hides the status; Recv tells it.
+// recvErr: a failed Send hides the status; Recv tells it (only while no
+// other goroutine receives on the stream).
 func recvErr(stream fleetpb.Fleet_ReportClient, err error) error {
 	if _, rerr := stream.Recv(); rerr != nil {
 		return rerr
