@@ -20,7 +20,11 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
-  - serves the classic line protocol for patched Zopes and old scripts.
+  - serves the classic line protocol for patched Zopes and old scripts;
+  - serves the admin endpoint (/metrics, /status, accept-partial); its
+    token file (admin.token_file, default: the status file + ".admin-token")
+    is created, mode 0600, if missing, and a token file that group or
+    others can read stops the start.
 
 Signals:
   HUP     reopen the log file (after logrotate) and apply a new log level
