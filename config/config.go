@@ -82,6 +82,11 @@ type Classic struct {
 	Listen         Address
 	Allow          []netip.Prefix // peers allowed to connect (tcp only)
 	MaxConnections int            // 0 = unlimited
+	// IdleTimeout closes a connection that has sent no command for that
+	// long, unless it has reported a transaction (BEGIN, COMMIT or ABORT:
+	// a patched Zope's one connection, which must not lose a report);
+	// 0 = never.
+	IdleTimeout time.Duration
 }
 
 // Allowed reports whether a peer at ip may use the classic endpoint.
@@ -112,7 +117,19 @@ func (c *Classic) IPNets() []*net.IPNet {
 type Admin struct {
 	Enabled bool
 	Listen  Address
+	// TokenFile holds the bearer token that POST requests need, and that
+	// /status needs to show what identifies clients. Default: StatusFile +
+	// ".admin-token" (a sidecar: its buffer_file + ".admin-token"); "" when
+	// there is neither: POSTs are then refused and /status is redacted.
+	TokenFile string
+	// AllowedHosts are the Host header values accepted besides the listen
+	// address itself: "name:port", or "name" for any port (lower case).
+	AllowedHosts []string
 }
+
+// AdminTokenSuffix is added to the status file's path (a sidecar's buffer
+// file's) to make the default admin token file.
+const AdminTokenSuffix = ".admin-token"
 
 // Role is what `tidstorage serve` runs as, decided by the configuration.
 type Role int

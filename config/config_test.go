@@ -60,9 +60,9 @@ func dumpConfig(c *Config) string {
 		c.BurstPeriod, c.FullDumpPeriod, c.ClassicTxnTimeout, c.ShutdownTimeout)
 	p("log level=%s format=%s file=%q", c.Log.Level, c.Log.Format, c.Log.File)
 	p("limits %+v", c.Limits)
-	p("classic enabled=%v listen=%s allow=%v max_connections=%d",
-		c.Classic.Enabled, c.Classic.Listen, c.Classic.Allow, c.Classic.MaxConnections)
-	p("admin enabled=%v listen=%s", c.Admin.Enabled, c.Admin.Listen)
+	p("classic enabled=%v listen=%s allow=%v max_connections=%d idle_timeout=%s",
+		c.Classic.Enabled, c.Classic.Listen, c.Classic.Allow, c.Classic.MaxConnections, c.Classic.IdleTimeout)
+	p("admin enabled=%v listen=%s token_file=%q allowed_hosts=%q", c.Admin.Enabled, c.Admin.Listen, c.Admin.TokenFile, c.Admin.AllowedHosts)
 	if c.Role() != RoleAllInOne {
 		p("role=%s", c.Role())
 	}

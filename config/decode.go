@@ -97,11 +97,11 @@ var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 }}
 
 var classicSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "enabled"}, {Name: "listen"}, {Name: "allow"}, {Name: "max_connections"},
+	{Name: "enabled"}, {Name: "listen"}, {Name: "allow"}, {Name: "max_connections"}, {Name: "idle_timeout"},
 }}
 
 var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "enabled"}, {Name: "listen"},
+	{Name: "enabled"}, {Name: "listen"}, {Name: "token_file"}, {Name: "allowed_hosts"},
 }}
 
 var fleetSchema = &hcl.BodySchema{
@@ -245,10 +245,9 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	if b := d.once(c.Blocks, "classic"); b != nil {
 		d.decodeClassic(b, &cfg.Classic)
 	}
-	if b := d.once(c.Blocks, "admin"); b != nil {
-		lc := d.content(b.Body, adminSchema)
-		d.boolean(lc.Attributes["enabled"], &cfg.Admin.Enabled)
-		d.tcpAddress(lc.Attributes["listen"], &cfg.Admin.Listen)
+	adminBlock := d.once(c.Blocks, "admin")
+	if adminBlock != nil {
+		d.decodeAdmin(adminBlock, &cfg.Admin)
 	}
 	if b := d.once(c.Blocks, "fleet"); b != nil {
 		cfg.Fleet = d.decodeFleet(b)
@@ -256,6 +255,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	if b := d.once(c.Blocks, "tracker"); b != nil {
 		cfg.Tracker = d.decodeTrackerLink(b)
 	}
+	d.defaultTokenFile(cfg, adminBlock, body)
 	if cfg.Fleet != nil && cfg.Tracker != nil {
 		d.errorf(cfg.Tracker.Range, "Two roles",
 			"a fleet block (this process is the tracker, at %s) and a tracker block (this process is a sidecar) exclude each other",
@@ -337,31 +337,42 @@ func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {
 	d.boolean(c.Attributes["enabled"], &cl.Enabled)
 	d.tcpAddress(c.Attributes["listen"], &cl.Listen)
 	d.count(c.Attributes["max_connections"], &cl.MaxConnections)
+	d.duration(c.Attributes["idle_timeout"], &cl.IdleTimeout, 0)
 	attr := c.Attributes["allow"]
 	if attr == nil {
 		return
 	}
+	cl.Allow = cl.Allow[:0]
+	d.stringList(attr, listMsg{"Invalid allow list", `allow must be a list of addresses or CIDR prefixes, e.g. ["127.0.0.0/8", "10.1.2.3"]`},
+		listMsg{"Invalid CIDR", `allow entries must be strings such as "10.0.0.0/8" or "10.1.2.3"`}, func(e hcl.Expression, s string) {
+			p, err := parsePrefix(s)
+			if err != nil {
+				d.errorf(e.Range(), "Invalid CIDR", "%v", err)
+				return
+			}
+			cl.Allow = append(cl.Allow, p)
+		})
+}
+
+// listMsg is the summary and detail of a diagnostic.
+type listMsg struct{ summary, detail string }
+
+// stringList decodes a list of strings, calling each for every string; a
+// value that is not a list is reported with notList, an entry that is not
+// a string with notString.
+func (d *decoder) stringList(attr *hcl.Attribute, notList, notString listMsg, each func(hcl.Expression, string)) {
 	exprs, diags := hcl.ExprList(attr.Expr)
 	if diags.HasErrors() {
-		d.errorf(attr.Expr.Range(), "Invalid allow list",
-			`allow must be a list of addresses or CIDR prefixes, e.g. ["127.0.0.0/8", "10.1.2.3"]`)
+		d.errorf(attr.Expr.Range(), notList.summary, "%s", notList.detail)
 		return
 	}
-	cl.Allow = cl.Allow[:0]
 	for _, e := range exprs {
-		var s string
-		if v, diags := e.Value(nil); diags.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
-			d.errorf(e.Range(), "Invalid CIDR", "allow entries must be strings such as \"10.0.0.0/8\" or \"10.1.2.3\"")
-			continue
-		} else {
-			s = v.AsString()
-		}
-		p, err := parsePrefix(s)
-		if err != nil {
-			d.errorf(e.Range(), "Invalid CIDR", "%v", err)
+		v, diags := e.Value(nil)
+		if diags.HasErrors() || v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+			d.errorf(e.Range(), notString.summary, "%s", notString.detail)
 			continue
 		}
-		cl.Allow = append(cl.Allow, p)
+		each(e, v.AsString())
 	}
 }
 

@@ -20,6 +20,7 @@ const (
 	DefaultMaxClassicCount       = 100000   // idem
 	DefaultMaxZEOConnections     = 4096
 	DefaultClassicMaxConnections = 1024
+	DefaultClassicIdleTimeout    = 10 * time.Minute
 	DefaultBufferEvents          = 1000000 // a sidecar's unacknowledged reports
 )
 
@@ -49,6 +50,7 @@ func defaults() *Config {
 			Listen:         classic,
 			Allow:          append([]netip.Prefix(nil), DefaultClassicAllow...),
 			MaxConnections: DefaultClassicMaxConnections,
+			IdleTimeout:    DefaultClassicIdleTimeout,
 		},
 		Admin: Admin{Enabled: true, Listen: admin},
 	}

@@ -23,6 +23,7 @@ func (l listener) where() string {
 // validate runs the checks that span blocks: listen collisions, proxies
 // pointing at themselves, duplicate upstreams and duplicate storage ids.
 func (d *decoder) validate(cfg *Config) {
+	d.warnExposedListeners(cfg)
 	var ls []listener
 	if cfg.Classic.Enabled {
 		ls = append(ls, listener{"the classic endpoint", cfg.Classic.Listen, d.attrs[&cfg.Classic.Listen]})

@@ -29,11 +29,16 @@ log {
 classic {
   listen = "127.0.0.1:9001"
   allow  = ["127.0.0.0/8", "::1", "10.1.0.0/16"] # addresses or CIDR prefixes
+  # idle_timeout = "10m" # close silent connections that never reported a transaction
 }
 
-# /metrics (Prometheus), /status (JSON, what `tidstorage status` shows), /healthz.
+# /metrics (Prometheus), /status (JSON, what `tidstorage status` shows), /healthz,
+# POST /accept-partial. Plain HTTP: keep it on loopback (SSH tunnel or a TLS
+# reverse proxy from elsewhere). POSTs and the unredacted /status need the token
+# in token_file (default: status_file + ".admin-token", created 0600 by serve).
 admin {
   listen = "127.0.0.1:9002"
+  # allowed_hosts = ["backup.example.com:9002"] # names a reverse proxy uses
 }
 
 # One zeo block per ZEO server. Zope/ZODB clients connect to `listen` instead

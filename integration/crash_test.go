@@ -127,7 +127,7 @@ func TestKilledBetweenFinishes(t *testing.T) {
 			require.Contains(t, pin.Storages, idA)
 			require.Contains(t, pin.Reason, desc)
 			s.waitLog("error", "partial commit", nil)
-			out, _, code := s.cli("status", "-a", s.adminAddr)
+			out, _, code := s.cli("status", "-c", s.cfgPath)
 			require.Equal(t, 3, code, "status exits 3 while a partial commit is pending")
 			require.Contains(t, out, "partial")
 
@@ -185,7 +185,7 @@ func TestDirectClientDiesBetweenFinishes(t *testing.T) {
 	pub := s.published()
 	require.Less(t, pub[idA], afterT[idA], "T's A half must not be published")
 	require.Equal(t, before[idA], pub[idA])
-	out, _, code := s.cli("status", "-a", s.adminAddr)
+	out, _, code := s.cli("status", "-c", s.cfgPath)
 	t.Logf("tidstorage status (exit %d):\n%s", code, out)
 	require.Equal(t, 3, code, "status exits 3 while an unaccounted commit is held")
 	require.Contains(t, out, "unaccounted")

@@ -210,8 +210,15 @@ func (s *procSite) stopClean() {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
+// get reads path from the admin endpoint with serve's admin token (the
+// file serve creates beside the status file), so /status is not redacted.
 func (s *procSite) get(path string) (int, []byte) {
-	resp, err := httpClient.Get("http://" + s.adminAddr + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.adminAddr+path, nil)
+	require.NoError(s.t, err)
+	if tok, err := admin.ReadToken(s.statusPath + ".admin-token"); err == nil {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, nil
 	}
@@ -341,10 +348,10 @@ func (s *procSite) cli(args ...string) (string, string, int) {
 // then with --yes, and requires success.
 func (s *procSite) accept(pin uint64) {
 	s.t.Helper()
-	out, errOut, code := s.cli("accept-partial", "-a", s.adminAddr, fmt.Sprint(pin))
+	out, errOut, code := s.cli("accept-partial", "-c", s.cfgPath, fmt.Sprint(pin))
 	require.Equal(s.t, 2, code, "dry run: %s %s", out, errOut)
 	require.Contains(s.t, out, "Would accept")
-	out, errOut, code = s.cli("accept-partial", "-a", s.adminAddr, "--yes", fmt.Sprint(pin))
+	out, errOut, code = s.cli("accept-partial", "-c", s.cfgPath, "--yes", fmt.Sprint(pin))
 	require.Equal(s.t, 0, code, "accept: %s %s", out, errOut)
 	s.t.Logf("accept-partial: %s", strings.TrimSpace(out))
 }
@@ -621,7 +628,7 @@ func (s *procSite) acceptNow() {
 			continue
 		}
 		rec := accepted{at: time.Now(), kind: p.Kind, tids: pinTIDs(p)}
-		out, errOut, code := s.cli("accept-partial", "-a", s.adminAddr, "--yes", fmt.Sprint(p.ID))
+		out, errOut, code := s.cli("accept-partial", "-c", s.cfgPath, "--yes", fmt.Sprint(p.ID))
 		if code != 0 {
 			s.t.Logf("accept-partial %d refused for now (exit %d): %s %s", p.ID, code, out, errOut)
 			continue

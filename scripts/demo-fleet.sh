@@ -141,7 +141,7 @@ sleep 1.5
 echo "== the storages' last transactions"
 client "$s1_a" "$s1_b" last
 echo "== tidstorage status (the tracker)"
-"$bin" status -a "127.0.0.1:$adm" || true
+"$bin" status -c "$run/tracker.hcl" || true
 echo "== the fleet, as the tracker sees it (GET /fleet)"
 "$venv/bin/python" -c "import json,urllib.request; d=json.load(urllib.request.urlopen('http://127.0.0.1:$adm/fleet')); [print('  %(Source)s connected=%(Connected)s applied_seq=%(Applied)s reports=%(Reports)s gaps=%(Gaps)s' % s) for s in d['sidecars']]"
 echo "== tidstorage dump (classic DUMP of the tracker)"

@@ -108,7 +108,7 @@ echo "== the storages' last transactions (read through the proxy)"
 client last
 sleep 1.5
 echo "== tidstorage status"
-"$bin" status -a "127.0.0.1:$adm" || true
+"$bin" status -c "$run/tidstorage.hcl" || true
 echo "== tidstorage dump (classic DUMP, as the original backup scripts read it)"
 "$bin" dump -a "127.0.0.1:$classic"
 echo "== more paired writers while a consistent backup is taken at the published point (status file's last line)"

@@ -33,10 +33,14 @@ Commits after those the pin lists are checked as usual.
 Without --yes nothing is changed: the pin is described and the command
 exits with status 2. With --yes it is accepted (POST /accept-partial).
 The address is -a (HOST:PORT or an http:// URL), or the admin listen address
-of the configuration given with -c.
+of the configuration given with -c. The request carries the admin token
+(Authorization: Bearer), read from --token-file or from the admin.token_file
+of -c FILE (default: the status file's path + ".admin-token"); run it as the
+user that runs serve, or one that can read that file.
 
-Exit status: 0 accepted; 1 the pin is not active or cannot be accepted, or
-the daemon cannot be reached; 2 usage error, or --yes missing.`
+Exit status: 0 accepted; 1 the pin is not active or cannot be accepted, the
+token cannot be read or is refused, or the daemon cannot be reached; 2 usage
+error, or --yes missing.`
 
 func runAcceptPartial(c *cli, args []string) int {
 	fs := c.flagSet("accept-partial")
@@ -60,7 +64,11 @@ func runAcceptPartial(c *cli, args []string) int {
 	if code != 0 {
 		return code
 	}
-	cl := af.client(base)
+	token, err := af.token()
+	if err != nil {
+		return c.fail("accept-partial", fmt.Errorf("the admin token is needed to accept a pin: %w", err))
+	}
+	cl := af.client(base, token)
 
 	if !*yes {
 		doc, _, err := cl.status()

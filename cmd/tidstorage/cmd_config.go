@@ -85,12 +85,21 @@ func summarize(w io.Writer, cfg *config.Config) {
 		for i, p := range cfg.Classic.Allow {
 			allow[i] = p.String()
 		}
-		fmt.Fprintf(tw, "classic\t%s\tallow %s\n", cfg.Classic.Listen, strings.Join(allow, ", "))
+		idle := "off"
+		if cfg.Classic.IdleTimeout > 0 {
+			idle = cfg.Classic.IdleTimeout.String()
+		}
+		fmt.Fprintf(tw, "classic\t%s\tallow %s, max %d connections, idle timeout %s\n", cfg.Classic.Listen, strings.Join(allow, ", "),
+			cfg.Classic.MaxConnections, idle)
 	} else {
 		fmt.Fprintf(tw, "classic\toff\t\n")
 	}
 	if cfg.Admin.Enabled {
-		fmt.Fprintf(tw, "admin\t%s\t/metrics /status /healthz\n", cfg.Admin.Listen)
+		token := "token " + cfg.Admin.TokenFile
+		if cfg.Admin.TokenFile == "" {
+			token = "no token file: POST refused, /status redacted"
+		}
+		fmt.Fprintf(tw, "admin\t%s\t/metrics /status /healthz, %s\n", cfg.Admin.Listen, token)
 	} else {
 		fmt.Fprintf(tw, "admin\toff\t\n")
 	}

@@ -26,7 +26,8 @@ func startGroundTruth(t *testing.T) (*admintest.GroundTruth, *httptest.Server) {
 
 func TestStatusGroundTruth(t *testing.T) {
 	f, srv := startGroundTruth(t)
-	r := run(t, "status", "-a", srv.URL)
+	tok := tokenFile(t)
+	r := run(t, "status", "-a", srv.URL, "--token-file", tok)
 	require.Equal(t, exitPartial, r.code, "an unaccounted pin waits for the operator: exit 3\n%s", r.stderr)
 	out := r.stdout
 	t.Log(out)
@@ -50,7 +51,7 @@ func TestStatusGroundTruth(t *testing.T) {
 	require.Contains(t, out, "!!   unaccounted commit "+b2.Hex()+"  2026-11-24 11:58:30.000000 (1m30s ago)")
 	pin := strconv.FormatUint(f.UnaccountedPin, 10)
 	require.Contains(t, out, "   pin "+pin+" (unaccounted) since 2026-11-24 11:59:30 UTC covers the commits up to "+b2.Hex())
-	require.Contains(t, out, "tidstorage accept-partial -a "+srv.URL+" --yes "+pin)
+	require.Contains(t, out, "tidstorage accept-partial -a "+srv.URL+" --token-file "+tok+" --yes "+pin)
 	require.NotContains(t, out, "Other pins")
 
 	require.Contains(t, out, "History watchers (each storage's own commits, read from its ZEO server):")
@@ -65,17 +66,18 @@ func TestStatusGroundTruth(t *testing.T) {
 	// While the grace lasts, the storage is held and not reported yet.
 	f.Tracker.History(txn.Commit{Storage: admintest.A, TID: f.TA2})
 	f.Tracker.History(txn.Commit{Storage: admintest.A, TID: admintest.TIDAt(t, -1)})
-	r = run(t, "status", "-a", srv.URL)
+	r = run(t, "status", "-a", srv.URL, "--token-file", tok)
 	require.Contains(t, r.stdout, "!! 2 STORAGES HELD")
 	require.Contains(t, r.stdout, "not reported yet: waiting for a late report")
 }
 
 func TestAcceptUnaccounted(t *testing.T) {
 	f, srv := startGroundTruth(t)
+	tok := tokenFile(t)
 	pin := strconv.FormatUint(f.UnaccountedPin, 10)
 	b2 := txn.TID(f.TB2).Hex()
 
-	r := run(t, "accept-partial", "-a", srv.URL, pin)
+	r := run(t, "accept-partial", "-a", srv.URL, "--token-file", tok, pin)
 	require.Equal(t, 2, r.code, r.stderr)
 	t.Log(r.stdout)
 	require.Contains(t, r.stdout, "Would accept:\n  pin "+pin+" (unaccounted)")
@@ -85,14 +87,14 @@ func TestAcceptUnaccounted(t *testing.T) {
 	require.Contains(t, r.stdout, "publication passes them, up to "+b2+";\nlater commits are checked as usual. Nothing was changed.")
 	require.Len(t, f.Tracker.Status().Pins, 1)
 
-	r = run(t, "accept-partial", "-a", srv.URL, "--yes", pin)
+	r = run(t, "accept-partial", "-a", srv.URL, "--token-file", tok, "--yes", pin)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "Accepted pin "+pin+" (unaccounted) on 1 storage.")
 	require.Contains(t, r.stdout, fmt.Sprintf("published now at %s: %s", admintest.B, b2))
 	v, _ := f.Tracker.Published(admintest.B)
 	require.Equal(t, f.TB2, v)
 
-	r = run(t, "status", "-a", srv.URL)
+	r = run(t, "status", "-a", srv.URL, "--token-file", tok)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NotContains(t, r.stdout, "HELD")
 }

@@ -20,7 +20,11 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
-  - serves the classic line protocol for patched Zopes and old scripts.
+  - serves the classic line protocol for patched Zopes and old scripts;
+  - serves the admin endpoint (/metrics, /status, accept-partial); its
+    token file (admin.token_file, default: the status file + ".admin-token")
+    is created, mode 0600, if missing, and a token file that group or
+    others can read stops the start.
 
 Signals:
   HUP     reopen the log file (after logrotate) and apply a new log level
@@ -56,10 +60,19 @@ func runServe(c *cli, args []string) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, AdminHandler: adminHandler})
+	token, tokenCreated, err := adminToken(cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
+	}
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
+		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+		return 1
+	}
+	if tokenCreated {
+		d.Log.Info("admin token file created: POST /accept-partial and the full /status need it", "path", cfg.Admin.TokenFile)
 	}
 	done := make(chan error, 1)
 	stopping := false
@@ -94,10 +107,20 @@ func runServe(c *cli, args []string) int {
 	}
 }
 
+// adminToken reads the admin token file, creating it if missing; "" when
+// the endpoint is off or has no token file (POSTs refused, /status
+// redacted). A file others may read stops the start.
+func adminToken(cfg *config.Config) (string, bool, error) {
+	if !cfg.Admin.Enabled || cfg.Admin.TokenFile == "" {
+		return "", false, nil
+	}
+	return admin.LoadOrCreateToken(cfg.Admin.TokenFile)
+}
+
 // adminHandler mounts /metrics, /status, /healthz and /accept-partial.
-func adminHandler(d *daemon.Daemon) http.Handler {
+func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version(),
-		PreviousRun: d.PreviousRun(), Labels: map[string]string{}}
+		PreviousRun: d.PreviousRun(), Labels: map[string]string{}, Token: token, AllowedHosts: d.Config().Admin.AllowedHosts}
 	for _, r := range storageRefs(d.Config()) {
 		src.Labels[r.ID] = r.Label // the names backup and restore print
 	}

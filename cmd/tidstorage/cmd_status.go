@@ -29,6 +29,11 @@ once decided; the storages' history watchers; the journal. The address is
 configuration given with -c. With --json the /status document is printed
 unchanged (see docs/admin.md).
 
+The admin token (--token-file, or admin.token_file of -c FILE) is sent when
+it can be read; without it client addresses and pids, users, descriptions,
+transaction ids and file paths show as <redacted>, and the header line says
+"(redacted: no credential)".
+
 Exit status: 0 when the status was printed; 1 when the daemon cannot be
 reached or answers something else; 3 when the status was printed and shows
 at least one partial commit or unaccounted pin (an operator must decide:
@@ -38,10 +43,13 @@ see accept-partial).`
 // commits or unaccounted commits are pinned.
 const exitPartial = 3
 
-// adminFlags are the flags that locate the admin endpoint.
+// adminFlags are the flags that locate the admin endpoint and its token.
 type adminFlags struct {
 	addr, config *string
 	timeout      *time.Duration
+	// tokenFile is --token-file; tokenPath is the file used (--token-file,
+	// or admin.token_file of -c FILE), set by baseURL.
+	tokenFile, tokenPath *string
 }
 
 func addAdminFlags(fs *flag.FlagSet) adminFlags {
@@ -49,12 +57,24 @@ func addAdminFlags(fs *flag.FlagSet) adminFlags {
 	fs.StringVar(f.addr, "address", "", "`HOST:PORT`, same as -a")
 	f.config = configFlag(fs)
 	f.timeout = fs.Duration("timeout", 10*time.Second, "connect and reply `TIMEOUT`")
+	f.tokenFile = fs.String("token-file", "", "admin token `FILE` (default: admin.token_file of -c FILE)")
+	f.tokenPath = new(string)
 	return f
+}
+
+// token reads the admin token from --token-file or the configuration's
+// token file; "" and why not when there is none or it cannot be read.
+func (f adminFlags) token() (string, error) {
+	if *f.tokenPath == "" {
+		return "", errors.New("no token file: give -c FILE (its admin.token_file) or --token-file FILE")
+	}
+	return admin.ReadToken(*f.tokenPath)
 }
 
 // baseURL resolves the flags to the endpoint's base URL (no trailing
 // slash); code is non-zero when the command must stop.
 func (f adminFlags) baseURL(c *cli, name string) (string, int) {
+	*f.tokenPath = *f.tokenFile
 	switch {
 	case *f.addr != "" && *f.config != "":
 		return "", c.usageError(name, "give -a or -c, not both")
@@ -64,6 +84,9 @@ func (f adminFlags) baseURL(c *cli, name string) (string, int) {
 		cfg, err := config.Load(*f.config)
 		if err != nil {
 			return "", c.fail(name, err)
+		}
+		if *f.tokenFile == "" {
+			*f.tokenPath = cfg.Admin.TokenFile
 		}
 		if !cfg.Admin.Enabled {
 			return "", c.fail(name, fmt.Errorf("%s: the admin endpoint is disabled (admin { enabled = false })", *f.config))
@@ -95,12 +118,13 @@ func (f adminFlags) baseURL(c *cli, name string) (string, int) {
 
 // adminClient talks to the admin endpoint.
 type adminClient struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string // sent as a bearer token when not ""
 }
 
-func (f adminFlags) client(base string) *adminClient {
-	return &adminClient{base: base, http: &http.Client{Timeout: *f.timeout}}
+func (f adminFlags) client(base, token string) *adminClient {
+	return &adminClient{base: base, http: &http.Client{Timeout: *f.timeout}, token: token}
 }
 
 // do sends a request and decodes a JSON reply into out when the status is
@@ -109,6 +133,9 @@ func (a *adminClient) do(method, path string, out any) (int, error) {
 	req, err := http.NewRequest(method, a.base+path, nil)
 	if err != nil {
 		return 0, err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
@@ -163,17 +190,28 @@ func runStatus(c *cli, args []string) int {
 	if code != 0 {
 		return code
 	}
-	doc, raw, err := af.client(base).status()
+	token, terr := af.token()
+	if terr != nil && *af.tokenFile != "" {
+		return c.fail("status", terr) // asked for by name: it must work
+	}
+	doc, raw, err := af.client(base, token).status()
 	if err != nil {
 		return c.fail("status", err)
 	}
 	if *asJSON {
+		if token == "" {
+			fmt.Fprintf(c.stderr, "tidstorage status: (redacted: no credential: %v)\n", terr)
+		}
 		c.stdout.Write(raw)
 		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
 			fmt.Fprintln(c.stdout)
 		}
 	} else {
-		printStatus(c.stdout, &doc, base, af.hint())
+		where := base
+		if token == "" {
+			where += " (redacted: no credential)"
+		}
+		printStatus(c.stdout, &doc, where, af.hint())
 	}
 	if len(doc.PartialPins()) > 0 || len(doc.UnaccountedPins()) > 0 {
 		return exitPartial
@@ -183,10 +221,14 @@ func runStatus(c *cli, args []string) int {
 
 // hint repeats the flags that located the endpoint, for suggested commands.
 func (f adminFlags) hint() string {
+	h := "-a " + shellQuote(*f.addr)
 	if *f.config != "" {
-		return "-c " + shellQuote(*f.config)
+		h = "-c " + shellQuote(*f.config)
 	}
-	return "-a " + shellQuote(*f.addr)
+	if *f.tokenFile != "" {
+		h += " --token-file " + shellQuote(*f.tokenFile)
+	}
+	return h
 }
 
 func shellQuote(s string) string {

@@ -270,6 +270,10 @@ func printParts(w io.Writer, d *admin.StatusDoc) {
 		fmt.Fprintf(w, "Classic endpoint: %d connection%s active (%d accepted, %d refused, %d denied); %d BEGIN, %d COMMIT, %d ABORT, %d DUMP; %d protocol errors\n",
 			ce.ConnectionsActive, plural(int(ce.ConnectionsActive)), ce.ConnectionsAccepted, ce.ConnectionsRefused, ce.ConnectionsDenied,
 			ce.Commands["begin"], ce.Commands["commit"], ce.Commands["abort"], ce.Commands["dump"], ce.ProtocolErrors)
+		if ce.ConnectionsIdleClosed+ce.ConnectionsEvicted > 0 {
+			fmt.Fprintf(w, "  idle connections closed: %d after idle_timeout, %d to admit a new one (max_connections reached)\n",
+				ce.ConnectionsIdleClosed, ce.ConnectionsEvicted)
+		}
 	}
 	if sf := d.StatusFile; sf != nil {
 		printStatusFile(w, sf)

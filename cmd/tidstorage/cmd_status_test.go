@@ -33,13 +33,21 @@ func startAdmin(t *testing.T) (*admintest.Fixture, *httptest.Server) {
 func adminConfig(t *testing.T, srv *httptest.Server) string {
 	cfg := filepath.Join(t.TempDir(), "t.hcl")
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("admin {\n  listen = %q\n}\n", addr)), 0o644))
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("admin {\n  listen = %q\n  token_file = %q\n}\n", addr, tokenFile(t))), 0o644))
 	return cfg
+}
+
+// tokenFile writes the fixtures' admin token to a file of its own.
+func tokenFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "admin.token")
+	require.NoError(t, os.WriteFile(p, []byte(admintest.Token+"\n"), 0o600))
+	return p
 }
 
 func TestStatusSummary(t *testing.T) {
 	f, srv := startAdmin(t)
-	r := run(t, "status", "-a", srv.URL)
+	tok := tokenFile(t)
+	r := run(t, "status", "-a", srv.URL, "--token-file", tok)
 	require.Equal(t, exitPartial, r.code, "partial commits pending: exit 3\n%s", r.stderr)
 	require.Empty(t, r.stderr)
 	out := r.stdout
@@ -73,7 +81,7 @@ func TestStatusSummary(t *testing.T) {
 	require.Contains(t, out, fmt.Sprintf("!! pin %d (partial) since 2026-11-24 11:59:30 UTC (30s ago) on %s, %s", f.PartialPin, admintest.A, admintest.B))
 	require.Contains(t, out, `client "127.0.0.1:50000 (pid 4242)", user "/plone admin", description "/plone/edit"`)
 	require.Contains(t, out, "!!   held at "+admintest.A+": "+txn.TID(f.T1A).Hex())
-	require.Contains(t, out, fmt.Sprintf("tidstorage accept-partial -a %s --yes %d", srv.URL, f.PartialPin))
+	require.Contains(t, out, fmt.Sprintf("tidstorage accept-partial -a %s --token-file %s --yes %d", srv.URL, tok, f.PartialPin))
 	require.Contains(t, out, "Other pins (holding published TIDs back):")
 	require.Contains(t, out, fmt.Sprintf("  pin %d (blind) since 2026-11-24 11:59:50 UTC (10s ago) on %s", f.BlindPin, admintest.C))
 	require.Contains(t, out, "undecodable frame from 127.0.0.1:50001")

@@ -216,7 +216,7 @@ func (s *fleetSite) waitPublished(want map[string]txn.TID, within time.Duration)
 		return true
 	}, within, 50*time.Millisecond)
 	if !ok {
-		r := run(s.t, "status", "-a", s.trackerAdm)
+		r := run(s.t, "status", "-c", s.trackerCfg)
 		s.t.Fatalf("published %v, want %v\nstatus:\n%s\ntracker log:\n%s", s.dump(), want, r.stdout,
 			notable(filepath.Join(s.dir, "tracker.log"), 40))
 	}
@@ -250,7 +250,7 @@ func tail(path string, n int) string {
 }
 
 func (s *fleetSite) status() admin.StatusDoc {
-	r := run(s.t, "status", "-a", s.trackerAdm, "--json")
+	r := run(s.t, "status", "-c", s.trackerCfg, "--json")
 	var doc admin.StatusDoc // (the exit status says whether pins hold publication)
 	require.NoError(s.t, json.Unmarshal([]byte(r.stdout), &doc), r.stderr)
 	return doc
@@ -564,7 +564,7 @@ func TestFleetPartialCommitThroughSidecar(t *testing.T) {
 	require.Contains(t, pin.Reason, "T1")
 	require.Contains(t, pin.Reason, "pid:", "the client process, known to the sidecar on its host")
 	require.Equal(t, before["A1"], s.dump()["A1"], "T1's half is not published")
-	r := run(t, "status", "-a", s.trackerAdm)
+	r := run(t, "status", "-c", s.trackerCfg)
 	t.Logf("status:\n%s", r.stdout)
 }
 

@@ -124,6 +124,20 @@ func TestServeRefusesBadStarts(t *testing.T) {
 	r = run(t, "serve", "-c", "../../config/testdata/bad_address.hcl")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "bad_address.hcl:", "errors name file:line:col")
+
+	// An admin token file that others may read stops the start, like ssh
+	// with a private key; nothing is created beside the status file.
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "status.admin-token")
+	require.NoError(t, os.WriteFile(tok, []byte(strings.Repeat("a", 64)+"\n"), 0o644))
+	cfg := filepath.Join(dir, "t.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("status_file = %q\nclassic {\n  listen = \"127.0.0.1:0\"\n}\nadmin {\n  listen = \"127.0.0.1:0\"\n}\n",
+		filepath.Join(dir, "status"))), 0o644))
+	r = run(t, "serve", "-c", cfg)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "tidstorage serve: admin token file "+tok+" is accessible by group or others (mode 0644)")
+	_, err := os.Stat(filepath.Join(dir, "status"))
+	require.ErrorIs(t, err, os.ErrNotExist, "refused before anything started")
 }
 
 func TestConfigCheckAcceptsTheExample(t *testing.T) {

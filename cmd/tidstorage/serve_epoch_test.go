@@ -237,7 +237,7 @@ func TestServeAcceptAfterCutIsRefused(t *testing.T) {
 		}, 30*time.Second, 100*time.Millisecond)
 
 		s.putBack(t, older)
-		r := run(t, "accept-partial", "-a", s.adminAddr, "--yes", fmt.Sprint(pin))
+		r := run(t, "accept-partial", "-c", s.cfg, "--yes", fmt.Sprint(pin))
 		require.Equal(t, 1, r.code, r.stdout)
 		require.Contains(t, r.stderr, "history went back")
 		require.Contains(t, r.stderr, "live last TID "+t0.Hex())

@@ -102,7 +102,7 @@ zeo "b" {
 		}
 		return fmt.Sprint(got) == fmt.Sprint(want)
 	}, 30*time.Second, 100*time.Millisecond, "dump never reached %v", want)
-	r := run(t, "status", "-a", adminAddr, "--json")
+	r := run(t, "status", "-c", cfgPath, "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	var doc admin.StatusDoc
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
@@ -135,6 +135,23 @@ zeo "b" {
 	require.Contains(t, metrics.String(), "tidstorage_history_connected{")
 	require.Contains(t, metrics.String(), "tidstorage_journal_bytes ")
 	require.Contains(t, metrics.String(), `tidstorage_held_storages 0`)
+
+	// Issue 13: serve created the admin token beside the status file, 0600;
+	// a rebinding request is misdirected, a POST without it unauthorized.
+	fi, err := os.Stat(statusPath + ".admin-token")
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	req, err := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/status", nil)
+	require.NoError(t, err)
+	req.Host = "rebind.evil.example:" + strings.Split(adminAddr, ":")[1]
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
+	resp, err = http.Post("http://"+adminAddr+"/accept-partial?pin=1", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 
 	// USR1 writes the tracker state to the log.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGUSR1))

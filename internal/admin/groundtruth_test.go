@@ -18,7 +18,7 @@ import (
 
 func TestGroundTruthStatus(t *testing.T) {
 	f := admintest.NewGroundTruth(t)
-	code, body := get(t, serve(t, f.Sources(), nil).URL+"/status")
+	code, body := get(t, serve(t, f.Sources(), nil).URL+"/status", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
 	var doc admin.StatusDoc
 	dec := json.NewDecoder(strings.NewReader(body))
@@ -89,7 +89,7 @@ func TestGroundTruthStatus(t *testing.T) {
 	require.Empty(t, doc.Journal.Damage)
 
 	// Not watched, no journal, no watchers: no ground truth keys.
-	_, body = get(t, serve(t, admintest.New(t).Sources(), nil).URL+"/status")
+	_, body = get(t, serve(t, admintest.New(t).Sources(), nil).URL+"/status", "Authorization", admintest.Bearer)
 	for _, k := range []string{`"history_position"`, `"unaccounted":`, `"journal"`, `"history"`, `"upto"`} {
 		require.NotContains(t, body, k)
 	}
@@ -163,7 +163,7 @@ func TestAcceptUnaccounted(t *testing.T) {
 			}
 			var logBuf bytes.Buffer
 			srv := serve(t, src, hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info}))
-			code, body := post(t, srv.URL+"/accept-partial?pin="+itoa(f.UnaccountedPin))
+			code, body := post(t, srv.URL+"/accept-partial?pin="+itoa(f.UnaccountedPin), "Authorization", admintest.Bearer)
 			require.Equal(t, http.StatusOK, code, body)
 			var res admin.AcceptResult
 			require.NoError(t, json.Unmarshal([]byte(body), &res))

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,9 @@ type ErrorDoc struct {
 }
 
 // NewHandler returns the admin endpoint. It reads src on every request and
-// starts no goroutine. src.Tracker is required.
+// starts no goroutine. src.Tracker is required. Every request must name the
+// endpoint in its Host header (421 otherwise); POSTs need src.Token
+// (security.go).
 func NewHandler(src Sources, log hclog.Logger) http.Handler {
 	if src.Tracker == nil {
 		panic("admin: Sources.Tracker is nil")
@@ -52,7 +55,7 @@ func NewHandler(src Sources, log hclog.Logger) http.Handler {
 	// (curl, the CLI) send neither and pass.
 	mux.Handle("POST /accept-partial", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.acceptPartial)))
 	mux.HandleFunc("GET /{$}", h.index)
-	return mux
+	return newGuard(src.Token, src.AllowedHosts, mux)
 }
 
 type handler struct {
@@ -76,11 +79,20 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
   GET  /readyz                  200 once the tracker is bootstrapped
   GET  /fleet                   JSON: a tracker's sidecars, or a sidecar's link (fleet roles)
   POST /accept-partial?pin=N    accept a partial commit as the new baseline, or unaccounted commits once decided
+
+POST needs Authorization: Bearer <token> (admin { token_file }); without it
+/status is redacted. /metrics, /healthz and /readyz need nothing.
 `)
 }
 
+// status serves the document; without the credential what identifies
+// clients, users, transactions and files is replaced by Redacted.
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, BuildStatus(h.src))
+	doc := BuildStatus(h.src)
+	if !authorized(r) {
+		doc.redact()
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 // healthz says the process is alive and serving HTTP; it fails only when
@@ -171,13 +183,18 @@ func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	// No HTML escaping: the document is JSON for tools, and Redacted reads
+	// as written.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		http.Error(w, "admin: encoding the reply: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	w.Write(b.Bytes())
 }

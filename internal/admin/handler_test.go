@@ -3,7 +3,6 @@ package admin_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,29 +36,17 @@ func serve(t *testing.T, src admin.Sources, log hclog.Logger) *httptest.Server {
 	return srv
 }
 
-func get(t *testing.T, url string) (int, string) {
+// get sends a GET with the header pairs given.
+func get(t *testing.T, url string, header ...string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	code, _, body := request(t, http.MethodGet, url, "", "", header...)
+	return code, body
 }
 
 func post(t *testing.T, url string, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, nil)
-	require.NoError(t, err)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	code, _, body := request(t, http.MethodPost, url, "", "", header...)
+	return code, body
 }
 
 // scrape returns the metric families of /metrics.
@@ -224,7 +211,7 @@ func TestMetricsWithoutOptionalParts(t *testing.T) {
 func TestStatus(t *testing.T) {
 	f := admintest.New(t)
 	srv := serve(t, f.Sources(), nil)
-	code, body := get(t, srv.URL+"/status")
+	code, body := get(t, srv.URL+"/status", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
 	var doc admin.StatusDoc
 	dec := json.NewDecoder(strings.NewReader(body))
@@ -290,7 +277,7 @@ func TestStatus(t *testing.T) {
 
 	// Optional parts absent: no key at all.
 	srv2 := serve(t, admin.Sources{Tracker: f.Tracker, Clock: f.Clock.Now}, nil)
-	_, body = get(t, srv2.URL+"/status")
+	_, body = get(t, srv2.URL+"/status", "Authorization", admintest.Bearer)
 	for _, k := range []string{`"proxy"`, `"classic_endpoint"`, `"status_file"`} {
 		require.NotContains(t, body, k)
 	}
@@ -326,26 +313,26 @@ func TestAcceptPartial(t *testing.T) {
 
 	code, _ := get(t, url+"?pin=1")
 	require.Equal(t, http.StatusMethodNotAllowed, code)
-	code, body := post(t, url)
+	code, body := post(t, url, "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, "missing pin")
-	code, body = post(t, url+"?pin=x")
+	code, body = post(t, url+"?pin=x", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, `is not a pin number`)
-	code, body = post(t, url+"?pin=999")
+	code, body = post(t, url+"?pin=999", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusNotFound, code)
 	require.Contains(t, body, "no active pin 999")
-	code, body = post(t, url+"?pin="+itoa(f.BlindPin))
+	code, body = post(t, url+"?pin="+itoa(f.BlindPin), "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusConflict, code)
 	require.Contains(t, body, "blind")
 
 	// A browser page of another origin cannot accept for the operator.
-	code, _ = post(t, url+"?pin="+itoa(f.PartialPin), "Sec-Fetch-Site", "cross-site")
+	code, _ = post(t, url+"?pin="+itoa(f.PartialPin), "Sec-Fetch-Site", "cross-site", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusForbidden, code)
 	require.Len(t, f.Tracker.Status().Pins, 2)
 	require.Empty(t, logBuf.String())
 
-	code, body = post(t, url+"?pin="+itoa(f.PartialPin))
+	code, body = post(t, url+"?pin="+itoa(f.PartialPin), "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
 	var res admin.AcceptResult
 	require.NoError(t, json.Unmarshal([]byte(body), &res))
@@ -366,7 +353,7 @@ func TestAcceptPartial(t *testing.T) {
 	require.Contains(t, logged, "pin="+itoa(f.PartialPin))
 	require.Contains(t, logged, "/plone/edit")
 
-	code, body = post(t, url+"?pin="+itoa(f.PartialPin))
+	code, body = post(t, url+"?pin="+itoa(f.PartialPin), "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusNotFound, code, body)
 }
 
@@ -377,17 +364,13 @@ func ptr[T any](v T) *T { return &v }
 // /healthz fails once the tracker stopped after an internal failure.
 func TestHealthzReportsATrackerFailure(t *testing.T) {
 	svc := tracker.NewService(tracker.ServiceConfig{OnRecord: func(tracker.Record) { panic("injected") }})
-	h := admin.NewHandler(admin.Sources{Tracker: svc}, nil)
-	get := func() *httptest.ResponseRecorder {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-		return rec
-	}
-	require.Equal(t, 200, get().Code)
+	srv := serve(t, admin.Sources{Tracker: svc}, nil)
+	code, _ := get(t, srv.URL+"/healthz")
+	require.Equal(t, 200, code)
 	svc.Bootstrap(map[string]txn.TID{"a": 1}, true) // its records reach the panicking hook
-	rec := get()
-	require.Equal(t, 503, rec.Code)
-	require.Contains(t, rec.Body.String(), "injected")
+	code, body := get(t, srv.URL+"/healthz")
+	require.Equal(t, 503, code)
+	require.Contains(t, body, "injected")
 	require.Contains(t, admin.BuildStatus(&admin.Sources{Tracker: svc}).TrackerFailure, "injected")
 }
 

@@ -104,6 +104,7 @@ var (
 	mClassicCommands    = counter("classic_commands_total", "Complete classic commands, by command (begin, abort, commit, dump, bootstraped, quit).", "command")
 	mClassicProtoErrs   = counter("classic_protocol_errors_total", "Classic connections closed for breaking the protocol.")
 	mClassicTorn        = counter("classic_torn_commands_total", "Classic commands discarded because the stream ended inside them.")
+	mClassicClosed      = counter("classic_connections_closed_total", "Classic connections closed by the server, by reason (idle: no command within idle_timeout; evicted: the idlest, to admit a new one at max_connections). Connections that reported a transaction are never closed either way.", "reason")
 
 	// Status file.
 	mStatusLines     = counter("status_file_lines_total", "Lines written to the status file.")
@@ -140,7 +141,7 @@ var proxyMetrics = []metric{
 	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs,
 }
 
-var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn}
+var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn, mClassicClosed}
 
 var statusFileMetrics = []metric{mStatusLines, mStatusBytes, mStatusErrors, mStatusEpochs, mStatusBroken, mStatusLastWrite}
 
@@ -336,6 +337,8 @@ func (e emitter) collectClassic(s classic.Stats) {
 	}
 	e.emit(mClassicProtoErrs, float64(s.ProtocolErrors))
 	e.emit(mClassicTorn, float64(s.TornCommands))
+	e.emit(mClassicClosed, float64(s.ConnectionsIdleClosed), "idle")
+	e.emit(mClassicClosed, float64(s.ConnectionsEvicted), "evicted")
 }
 
 func (e emitter) collectStatusFile(s statusfile.Stats) {

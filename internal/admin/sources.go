@@ -54,6 +54,14 @@ type Sources struct {
 	// Fleet, if set, is served as JSON on GET /fleet: the tracker's
 	// sidecars, or a sidecar's link to its tracker (docs/deploy.md).
 	Fleet func() any
+
+	// Token is the bearer token (the admin token file's content) that
+	// POST requests need and that /status needs to show what identifies
+	// clients; "" refuses every POST and always redacts /status.
+	Token string
+	// AllowedHosts are Host header values accepted besides the address a
+	// request came in on: "name:port", or "name" for any port.
+	AllowedHosts []string
 }
 
 func (s *Sources) now() time.Time {

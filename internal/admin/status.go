@@ -208,13 +208,17 @@ type ProxyDoc struct {
 
 // ClassicEndpointDoc mirrors classic.Stats.
 type ClassicEndpointDoc struct {
-	ConnectionsAccepted uint64            `json:"connections_accepted"`
-	ConnectionsActive   int64             `json:"connections_active"`
-	ConnectionsRefused  uint64            `json:"connections_refused"`
-	ConnectionsDenied   uint64            `json:"connections_denied"`
-	Commands            map[string]uint64 `json:"commands"`
-	ProtocolErrors      uint64            `json:"protocol_errors"`
-	TornCommands        uint64            `json:"torn_commands"`
+	ConnectionsAccepted uint64 `json:"connections_accepted"`
+	ConnectionsActive   int64  `json:"connections_active"`
+	ConnectionsRefused  uint64 `json:"connections_refused"`
+	ConnectionsDenied   uint64 `json:"connections_denied"`
+	// ConnectionsIdleClosed: closed after idle_timeout without a command;
+	// ConnectionsEvicted: closed while idle to admit a new connection.
+	ConnectionsIdleClosed uint64            `json:"connections_idle_closed"`
+	ConnectionsEvicted    uint64            `json:"connections_evicted"`
+	Commands              map[string]uint64 `json:"commands"`
+	ProtocolErrors        uint64            `json:"protocol_errors"`
+	TornCommands          uint64            `json:"torn_commands"`
 }
 
 // StatusFileDoc mirrors statusfile.Stats.
@@ -444,6 +448,7 @@ func classicDoc(s classic.Stats) *ClassicEndpointDoc {
 	return &ClassicEndpointDoc{
 		ConnectionsAccepted: s.ConnectionsAccepted, ConnectionsActive: s.ConnectionsActive,
 		ConnectionsRefused: s.ConnectionsRefused, ConnectionsDenied: s.ConnectionsDenied,
+		ConnectionsIdleClosed: s.ConnectionsIdleClosed, ConnectionsEvicted: s.ConnectionsEvicted,
 		Commands: map[string]uint64{
 			"begin": s.Commands.Begin, "abort": s.Commands.Abort, "commit": s.Commands.Commit,
 			"dump": s.Commands.Dump, "bootstraped": s.Commands.Bootstraped, "quit": s.Commands.Quit,

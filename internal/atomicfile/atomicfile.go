@@ -16,6 +16,22 @@ import (
 // Write creates or replaces path with what fill writes; the file gets mode
 // perm. On any error the temporary file is removed and path is unchanged.
 func Write(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	return write(path, perm, fill, os.Rename)
+}
+
+// Create is Write for a file that must not exist yet, atomically: the
+// temporary file is hard-linked to path, which fails (an error wrapping
+// fs.ErrExist) if path exists, whoever created it meanwhile.
+func Create(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	return write(path, perm, fill, func(tmp, path string) error {
+		err := os.Link(tmp, path)
+		os.Remove(tmp)
+		return err
+	})
+}
+
+// write fills a synced temporary file beside path, then hands it to put.
+func write(path string, perm os.FileMode, fill func(io.Writer) error, put func(tmp, path string) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -36,7 +52,7 @@ func Write(path string, perm os.FileMode, fill func(io.Writer) error) error {
 		err = os.Chmod(tmp, perm)
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = put(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)

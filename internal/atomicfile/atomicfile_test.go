@@ -57,3 +57,20 @@ func TestWriteNewRefusesExisting(t *testing.T) {
 	err = atomicfile.WriteFile(filepath.Join(dir, "missing", "f"), nil, 0o644)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 }
+
+func TestCreateNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	require.NoError(t, atomicfile.Create(p, 0o600, func(w io.Writer) error { _, err := w.Write([]byte("first")); return err }))
+	err := atomicfile.Create(p, 0o600, func(w io.Writer) error { _, err := w.Write([]byte("second")); return err })
+	require.ErrorIs(t, err, fs.ErrExist)
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.Equal(t, "first", string(b))
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "no temporary file left")
+}

@@ -267,7 +267,7 @@ func (d *Daemon) startClassic() error {
 	}
 	d.classicLn = ln
 	d.Classic = classic.NewServer(d.Tracker, classic.Options{Logger: d.Log, MaxFieldSize: int(d.cfg.Limits.MaxClassicField),
-		MaxCount: d.cfg.Limits.MaxClassicCount, MaxConns: cc.MaxConnections, Allow: cc.IPNets()})
+		MaxCount: d.cfg.Limits.MaxClassicCount, MaxConns: cc.MaxConnections, Allow: cc.IPNets(), IdleTimeout: cc.IdleTimeout})
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -456,7 +456,8 @@ func restartNeeded(old, cur *config.Config) bool {
 func summary(c *config.Config) []any {
 	out := []any{c.StatusFile, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
 		c.Log.File, c.Log.Format, c.Limits, c.Classic.Enabled, c.Classic.Listen.String(), fmt.Sprint(c.Classic.Allow),
-		c.Classic.MaxConnections, c.Admin.Enabled, c.Admin.Listen.String()}
+		c.Classic.MaxConnections, c.Classic.IdleTimeout, c.Admin.Enabled, c.Admin.Listen.String(), c.Admin.TokenFile,
+		fmt.Sprint(c.Admin.AllowedHosts)}
 	for _, z := range c.ZEO {
 		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
 	}

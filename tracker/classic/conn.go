@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,6 +30,16 @@ type conn struct {
 
 	out      []byte // replies not sent yet
 	writeErr error
+
+	// idleSince is when the connection began to wait for a command with
+	// nothing buffered (unix ns); 0 while a command is being read or run.
+	idleSince atomic.Int64
+	// reporter: it sent BEGIN, COMMIT or ABORT (a patched Zope). It is
+	// never closed for idleness nor evicted: its client would lose the
+	// first report written after the close.
+	reporter atomic.Bool
+	// evicted: closed to admit a new connection (the reserve).
+	evicted atomic.Bool
 }
 
 // Read feeds the decoder. Pending replies are sent before waiting for more
@@ -40,7 +51,11 @@ func (c *conn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if n > 0 {
+		c.idleSince.Store(0)
+	}
+	return n, err
 }
 
 func (c *conn) flush() error {
@@ -62,14 +77,19 @@ func (c *conn) serve() {
 	// closes a connection each time, and two INFO lines per poll flood the log.
 	c.log.Debug("client connected")
 	opts := &c.s.opts
-	d := newDecoder(bufio.NewReaderSize(c, readBufSize), opts.MaxFieldSize, opts.MaxCount)
+	br := bufio.NewReaderSize(c, readBufSize)
+	d := newDecoder(br, opts.MaxFieldSize, opts.MaxCount)
 	d.maxTotal = opts.MaxCommandSize
 	backend := c.s.backend
 	for {
-		if opts.IdleTimeout > 0 {
+		if opts.IdleTimeout > 0 && !c.reporter.Load() {
 			c.nc.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
 		}
+		if br.Buffered() == 0 {
+			c.idleSince.Store(time.Now().UnixNano())
+		}
 		cmd, err := d.readCommand()
+		c.idleSince.Store(0)
 		if err != nil {
 			c.end(err)
 			return
@@ -77,10 +97,13 @@ func (c *conn) serve() {
 		c.s.stats.commands[cmd.kind].Add(1)
 		switch cmd.kind {
 		case kindBegin:
+			c.becomeReporter()
 			backend.ClassicBegin(cmd.id, cmd.storages)
 		case kindAbort:
+			c.becomeReporter()
 			backend.ClassicAbort(cmd.id)
 		case kindCommit:
+			c.becomeReporter()
 			backend.ClassicCommit(cmd.id, cmd.tids, cmd.none)
 		case kindDump:
 			c.out = c.appendDump(c.out, backend.Dump())
@@ -101,6 +124,14 @@ func (c *conn) serve() {
 			c.logWriteError()
 			return
 		}
+	}
+}
+
+// becomeReporter marks a connection that reported a transaction: no idle
+// timeout (its read deadline is lifted) and no eviction from then on.
+func (c *conn) becomeReporter() {
+	if !c.reporter.Swap(true) && c.s.opts.IdleTimeout > 0 {
+		c.nc.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -144,11 +175,14 @@ func (c *conn) end(err error) {
 		c.log.Debug("client disconnected")
 	case c.s.isClosed():
 		c.log.Debug("connection closed by server shutdown", "error", err)
+	case c.evicted.Load():
+		c.log.Info("idle connection closed to admit a new one (max_connections reached)")
+	case errors.As(err, &ne) && ne.Timeout() && c.s.opts.IdleTimeout > 0:
+		c.s.stats.idleClosed.Add(1)
+		c.log.Info("closing idle connection", "idle_timeout", c.s.opts.IdleTimeout)
 	case errors.Is(err, ErrProtocol):
 		c.s.stats.protocolErrors.Add(1)
 		c.log.Error("closing connection: bad input", "error", err)
-	case errors.As(err, &ne) && ne.Timeout() && c.s.opts.IdleTimeout > 0:
-		c.log.Info("closing idle connection", "error", err, "idle_timeout", c.s.opts.IdleTimeout)
 	case errors.As(err, &fe) && (fe.cmd != "" || errors.Is(err, io.ErrUnexpectedEOF)):
 		c.s.stats.torn.Add(1)
 		c.log.Warn("connection ended inside a command; command discarded", "error", err)

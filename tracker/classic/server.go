@@ -48,10 +48,17 @@ type Options struct {
 	// read them (0: DefaultWriteTimeout).
 	WriteTimeout time.Duration
 	// IdleTimeout, if positive, closes a connection on which no command
-	// arrives for that long. Off by default: patched Zopes keep their
-	// connection open and silent between commits.
+	// arrives for that long, unless it has reported a transaction (BEGIN,
+	// COMMIT or ABORT): a patched Zope keeps one connection, silent between
+	// commits, and loses the first report it writes after a close. Off by
+	// default here; the configuration's default is 10 minutes.
 	IdleTimeout time.Duration
 }
+
+// evictMinIdle is how long a connection must have waited for a command
+// before it may be closed to admit a new one: a connection whose first
+// command is on its way is not idle.
+const evictMinIdle = 250 * time.Millisecond
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
@@ -83,7 +90,7 @@ type Server struct {
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]*conn
 	wg        sync.WaitGroup
 }
 
@@ -95,7 +102,7 @@ func NewServer(backend Backend, opts Options) *Server {
 		opts:      opts,
 		log:       opts.Logger.Named("classic"),
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[net.Conn]struct{}),
+		conns:     make(map[net.Conn]*conn),
 	}
 }
 
@@ -178,19 +185,28 @@ func (s *Server) admit(nc net.Conn) {
 		return
 	}
 	if s.opts.MaxConns > 0 && len(s.conns) >= s.opts.MaxConns {
-		s.mu.Unlock()
-		s.stats.refused.Add(1)
-		s.log.Warn("connection refused: too many connections", "peer", peer, "max_conns", s.opts.MaxConns)
-		nc.Close()
-		return
+		victim := s.idlest(time.Now())
+		if victim == nil {
+			s.mu.Unlock()
+			s.stats.refused.Add(1)
+			s.log.Warn("connection refused: too many connections", "peer", peer, "max_conns", s.opts.MaxConns,
+				"why", "every connection is busy, a reporter, or idle for less than "+evictMinIdle.String())
+			nc.Close()
+			return
+		}
+		// The reserve: the connection idle longest, which never reported a
+		// transaction, makes room. Its goroutine leaves the map.
+		victim.evicted.Store(true)
+		victim.nc.Close()
+		s.stats.evicted.Add(1)
 	}
-	s.conns[nc] = struct{}{}
+	c := &conn{s: s, nc: nc, peer: peer, log: s.log.With("peer", peer)}
+	s.conns[nc] = c
 	s.wg.Add(1)
 	s.mu.Unlock()
 
 	s.stats.accepted.Add(1)
 	s.stats.active.Add(1)
-	c := &conn{s: s, nc: nc, peer: peer, log: s.log.With("peer", peer)}
 	go func() {
 		defer s.wg.Done()
 		defer func() {
@@ -202,6 +218,25 @@ func (s *Server) admit(nc net.Conn) {
 		}()
 		c.serve()
 	}()
+}
+
+// idlest returns the connection that has waited longest for a command,
+// at least evictMinIdle, among those that never reported a transaction
+// and are not being evicted already; nil if there is none. s.mu is held.
+func (s *Server) idlest(now time.Time) *conn {
+	var best *conn
+	var bestSince int64
+	limit := now.Add(-evictMinIdle).UnixNano()
+	for _, c := range s.conns {
+		since := c.idleSince.Load()
+		if since == 0 || since > limit || c.reporter.Load() || c.evicted.Load() {
+			continue
+		}
+		if best == nil || since < bestSince {
+			best, bestSince = c, since
+		}
+	}
+	return best
 }
 
 func (s *Server) allowed(addr net.Addr) bool {

@@ -183,7 +183,9 @@ func TestServerConnectionLimit(t *testing.T) {
 	for _, c := range []*Client{c1, c2} {
 		_, err := c.Dump()
 		require.NoError(t, err)
+		require.NoError(t, c.Abort("x"), "a reporter: never evicted")
 	}
+	time.Sleep(evictMinIdle + 50*time.Millisecond)
 	extra := dialRaw(t, addr)
 	requireClosedByPeer(t, extra)
 	e := requireLogEntry(t, logs, "connection refused: too many connections", extra.LocalAddr().String())

@@ -9,6 +9,10 @@ type Stats struct {
 	ConnectionsActive   int64  // connections being served now
 	ConnectionsRefused  uint64 // closed at once: MaxConns reached
 	ConnectionsDenied   uint64 // closed at once: peer not in the allow-list
+	// ConnectionsIdleClosed: closed after IdleTimeout without a command;
+	// ConnectionsEvicted: closed, idle, to admit a new one at MaxConns.
+	ConnectionsIdleClosed uint64
+	ConnectionsEvicted    uint64
 
 	Commands CommandStats // complete commands handed to the backend or answered
 
@@ -26,6 +30,7 @@ type CommandStats struct {
 // cache line with the rest.
 type counters struct {
 	accepted, refused, denied atomic.Uint64
+	idleClosed, evicted       atomic.Uint64
 	active                    atomic.Int64
 	protocolErrors, torn      atomic.Uint64
 	_                         [64]byte
@@ -34,10 +39,12 @@ type counters struct {
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		ConnectionsAccepted: c.accepted.Load(),
-		ConnectionsActive:   c.active.Load(),
-		ConnectionsRefused:  c.refused.Load(),
-		ConnectionsDenied:   c.denied.Load(),
+		ConnectionsAccepted:   c.accepted.Load(),
+		ConnectionsActive:     c.active.Load(),
+		ConnectionsRefused:    c.refused.Load(),
+		ConnectionsDenied:     c.denied.Load(),
+		ConnectionsIdleClosed: c.idleClosed.Load(),
+		ConnectionsEvicted:    c.evicted.Load(),
 		Commands: CommandStats{
 			Begin:       c.commands[kindBegin].Load(),
 			Abort:       c.commands[kindAbort].Load(),

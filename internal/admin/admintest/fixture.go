@@ -151,5 +151,13 @@ func (f *Fixture) Sources() admin.Sources {
 		StatusFile: func() statusfile.Stats { return f.StatusFileStats },
 		Clock:      f.Clock.Now,
 		Version:    "v0.0.0-test",
+		Token:      Token,
 	}
 }
+
+// Token is the admin token of the fixtures' sources: tests send it as
+// "Authorization: Bearer "+Token (Bearer is the header value).
+const Token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// Bearer is the Authorization header value that carries Token.
+const Bearer = "Bearer " + Token

@@ -126,5 +126,6 @@ func (f *GroundTruth) Sources() admin.Sources {
 		Journal:  f.Tracker.JournalStats,
 		Clock:    f.Clock.Now,
 		Version:  "v0.0.0-test",
+		Token:    Token,
 	}
 }
