@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +20,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
+	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/fleet/fleetpb"
 	"github.com/tidstorage/tidstorage/fleet/fleettest"
 	"github.com/tidstorage/tidstorage/internal/admin"
 	"github.com/tidstorage/tidstorage/internal/txn"
@@ -277,9 +284,13 @@ type writer struct {
 func (w *writer) err() string { return w.stderr.String() }
 
 func (s *fleetSite) startWriter(ctx context.Context, sc *sidecarProc, seconds int) *writer {
+	return s.startWriterDesc(ctx, sc, seconds, "paired "+sc.name)
+}
+
+func (s *fleetSite) startWriterDesc(ctx context.Context, sc *sidecarProc, seconds int, desc string) *writer {
 	w := &writer{done: make(chan error, 1)}
 	cmd := zeotest.PythonCommand(ctx, s.t, "zodb_client.py", append(s.dbs(sc), "paired", "--count", "100000",
-		"--seconds", fmt.Sprint(seconds), "--touch", "a,c", "--desc", "paired "+sc.name)...)
+		"--seconds", fmt.Sprint(seconds), "--touch", "a,c", "--desc", desc)...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(s.t, err)
 	w.stderr = &zeotest.SyncBuffer{}
@@ -326,6 +337,7 @@ func (s *fleetSite) diagnoseStall(ws ...*writer) {
 type sampler struct {
 	mu      sync.Mutex
 	samples []map[string]txn.TID
+	at      []time.Time // when each sample was first seen
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -346,6 +358,7 @@ func (s *fleetSite) sample() *sampler {
 				if p["A1"] != prev["A1"] || p["B1"] != prev["B1"] {
 					sm.mu.Lock()
 					sm.samples = append(sm.samples, p)
+					sm.at = append(sm.at, time.Now())
 					sm.mu.Unlock()
 				}
 				prev = p
@@ -358,6 +371,23 @@ func (s *fleetSite) sample() *sampler {
 		}
 	}()
 	return sm
+}
+
+// longestStill is the longest time between two advances of the published
+// point seen between from and to.
+func (sm *sampler) longestStill(from, to time.Time) time.Duration {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	var longest time.Duration
+	prev := from
+	for _, at := range sm.at {
+		if at.Before(from) || at.After(to) {
+			continue
+		}
+		longest = max(longest, at.Sub(prev))
+		prev = at
+	}
+	return max(longest, to.Sub(prev))
 }
 
 func (sm *sampler) end() []map[string]txn.TID {
@@ -510,15 +540,97 @@ func TestFleetTrackerAndSidecarKilledUnderLoad(t *testing.T) {
 	require.Contains(t, tail(filepath.Join(s.dir, "zope1.log"), 100000), "connected to the tracker")
 }
 
+// Three sidecars (one per "Zope host"), two busy writer processes behind
+// each, all with identical transaction metadata (user, description): the
+// load that stalls publication when many processes of one remote host
+// share one identity at an all-in-one proxy. Through per-host sidecars each
+// process is known by its pid: publication keeps advancing under load,
+// every sampled point restores to equal counters, and at rest the point
+// reaches every storage's last TID.
+func TestFleetThreeSidecarsSameMetadataNoStall(t *testing.T) {
+	s := startFleet(t, 3)
+	for _, sc := range s.sidecars {
+		zeotest.Python(t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
+	}
+	s.waitPublished(s.last(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sm := s.sample()
+	const seconds = 20
+	var ws []*writer
+	for _, sc := range s.sidecars {
+		for range 2 {
+			ws = append(ws, s.startWriterDesc(ctx, sc, seconds, "same"))
+		}
+	}
+	require.Eventually(t, func() bool {
+		for _, w := range ws {
+			if w.commits.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 20*time.Millisecond, "every writer commits")
+	from := time.Now()
+	time.Sleep(12 * time.Second)
+	to := time.Now()
+	still := sm.longestStill(from, to)
+	total := int64(0)
+	for _, w := range ws {
+		require.NoError(t, <-w.done)
+		total += w.commits.Load()
+	}
+	s.waitPublished(s.last(), 60*time.Second)
+	samples := append(sm.end(), s.dump())
+	checked := s.checkCoherent(samples, 12)
+	t.Logf("%d commits by %d writers through %d sidecars; %d distinct points sampled, %d restored to equal counters; "+
+		"longest time the published point stood still under load: %v", total, len(ws), len(s.sidecars), len(samples), checked, still)
+	require.Less(t, still, 5*time.Second, "publication advances under load")
+	require.Empty(t, s.status().Pins)
+}
+
 // A peer with a certificate from another CA is refused with a clear error on
 // both sides, and changes nothing; so is a sidecar proxying storages the
 // tracker does not know.
 func TestFleetRefusesWrongCertificateAndUnknownStorage(t *testing.T) {
 	s := startFleet(t, 0)
+	trackerLog := filepath.Join(s.dir, "tracker.log")
+	before := s.dump()
+	require.NotNil(t, before)
+
+	// A peer that is not a sidecar at all: plain HTTP on the fleet port.
+	c, err := net.Dial("tcp", s.fleetAddr)
+	require.NoError(t, err)
+	_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: tracker\r\n\r\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadAll(c)
+	require.NoError(t, err, "the tracker closes the connection (EOF), it does not wait for more")
+	c.Close()
+	require.Eventually(t, func() bool { return fileContains(trackerLog, "TLS handshake failed") }, 30*time.Second, 100*time.Millisecond)
+
+	// A gRPC peer with a good certificate that does not say hello first.
+	tlsCfg, err := fleet.ClientTLS(s.certs.SidecarCert, s.certs.SidecarKey, s.certs.CA, "")
+	require.NoError(t, err)
+	conn, err := grpc.NewClient(s.fleetAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := fleetpb.NewFleetClient(conn).Report(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&fleetpb.SidecarMessage{Items: []*fleetpb.Item{{Seq: 1,
+		Body: &fleetpb.Item_Gap{Gap: &fleetpb.Gap{FromSeq: 0, ToSeq: 1, Reason: "not a sidecar"}}}}}))
+	_, err = stream.Recv()
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "hello")
+	require.Eventually(t, func() bool { return fileContains(trackerLog, "did not introduce itself as a sidecar") },
+		30*time.Second, 100*time.Millisecond)
+	require.Equal(t, before, s.dump(), "nothing published changed")
+	require.Empty(t, s.status().Pins)
+
 	rogue := s.newSidecar("rogue", s.certs.RogueCert, s.certs.RogueKey)
 	rogue.sv = startServe(t, rogue.cfg, rogue.admin, "/healthz")
-	trackerLog := filepath.Join(s.dir, "tracker.log")
-	require.Eventually(t, func() bool { return fileContains(trackerLog, "TLS handshake failed") }, 30*time.Second, 100*time.Millisecond)
 	require.Eventually(t, func() bool {
 		return fileContains(filepath.Join(s.dir, "rogue.log"), "certificate")
 	}, 30*time.Second, 100*time.Millisecond)
@@ -534,6 +646,10 @@ func TestFleetRefusesWrongCertificateAndUnknownStorage(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond)
 	require.False(t, fileContains(trackerLog, "sidecar connected"))
 	require.Empty(t, s.status().Pins)
+	require.Equal(t, before, s.dump(), "nothing published changed")
+	var tf struct{ Sidecars []json.RawMessage }
+	getJSON(t, "http://"+s.trackerAdm+"/fleet", &tf)
+	require.Empty(t, tf.Sidecars, "no peer was taken for a sidecar")
 }
 
 // A client killed between the tpc_finish of two storages through a sidecar:
