@@ -58,6 +58,8 @@ type Config struct {
 
 	// Warnings are problems that do not stop the daemon (e.g. no status file).
 	Warnings hcl.Diagnostics
+
+	paths []pathRef // CheckPaths
 }
 
 // Log configures logging (go-hclog).

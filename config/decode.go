@@ -60,6 +60,7 @@ func parse(src []byte, filename, base string) (*Config, error) {
 		return nil, &Error{Diagnostics: errs}
 	}
 	cfg.Warnings = warns
+	cfg.paths = d.paths
 	return cfg, nil
 }
 
@@ -152,6 +153,7 @@ type decoder struct {
 	// attrs keeps where each address was written, for cross-checks.
 	attrs map[*Address]*hcl.Attribute
 	role  Role
+	paths []pathRef // every path attribute, for Config.CheckPaths
 }
 
 func hasBlock(blocks []*hcl.Block, kind string) bool {
@@ -521,6 +523,7 @@ func (d *decoder) path(attr *hcl.Attribute, dst *string) {
 		s = filepath.Join(d.base, s)
 	}
 	*dst = s
+	d.paths = append(d.paths, pathRef{name: attr.Name, value: s, rng: attr.Expr.Range()})
 }
 
 func (d *decoder) boolean(attr *hcl.Attribute, dst *bool) {

@@ -13,7 +13,9 @@ import (
 const configCheckHelp = `
 Reads FILE, reports every error as file:line:col (all at once) and exits 1,
 or prints OK with the listen addresses and storages it describes and exits 0.
-Warnings go to stderr and do not change the exit code.`
+Warnings go to stderr and do not change the exit code: among them, paths
+that cannot work as written today (a certificate or data_fs that does not
+exist, the directory of a status, journal, log or pid file that does not).`
 
 func runConfigCheck(c *cli, args []string) int {
 	const name = "config check"
@@ -40,7 +42,7 @@ func runConfigCheck(c *cli, args []string) int {
 	case err != nil:
 		return c.fail(name, err)
 	}
-	for _, w := range cfg.Warnings {
+	for _, w := range append(cfg.Warnings, cfg.CheckPaths()...) {
 		fmt.Fprintln(c.stderr, config.FormatDiagnostic(w))
 	}
 	if !*quiet {
