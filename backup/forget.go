@@ -45,6 +45,14 @@ func Forget(repos []string, keep int, apply bool, repoOf func(id string) string,
 		return nil, fmt.Errorf("forget: %w", err)
 	}
 	defer unlockAll(locks)
+	if apply {
+		// Nobody may be restoring or verifying what is about to go.
+		rl, err := lockReaders(repos, true)
+		if err != nil {
+			return nil, fmt.Errorf("forget: %w", err)
+		}
+		defer rl.unlock()
+	}
 	p, err := planForget(repos, keep, repoOf)
 	if err != nil {
 		return nil, fmt.Errorf("forget: %w", err)

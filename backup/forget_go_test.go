@@ -3,6 +3,7 @@ package backup_test
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -86,4 +87,51 @@ func TestGoForget(t *testing.T) {
 	_, err = backup.Forget(repos, 1, true, nil, nil)
 	require.ErrorIs(t, err, backup.ErrLocked)
 	require.FileExists(t, filepath.Join(a.spec.Repository, stamp(2)+".fs"))
+}
+
+// A forget never removes files a restore or verify is reading: the readers'
+// lock (shared for them, exclusive for forget) refuses whichever comes
+// second, without waiting, and says who holds it.
+func TestGoForgetAndReadersExcludeEachOther(t *testing.T) {
+	dir := t.TempDir()
+	a := newGoStore(t, dir, "a", false)
+	for i, full := range []bool{false, true} {
+		tid := txn.TID(0x0200 + 0x100*i)
+		a.commit(t, tid, "a")
+		_, err := backup.Backup([]backup.Spec{a.spec}, map[string]txn.TID{"a": tid}, backup.Options{Now: t0, Full: full})
+		require.NoError(t, err)
+	}
+	repos := []string{a.spec.Repository}
+	stamps, err := backup.Sets(a.spec.Repository)
+	require.NoError(t, err)
+	m, err := backup.FindSet(repos, stamps[0])
+	require.NoError(t, err)
+
+	// A reader holds the lock (as a running restore does).
+	f, err := os.OpenFile(filepath.Join(a.spec.Repository, backup.ReadersLockName), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_SH))
+	_, err = backup.Forget(repos, 1, true, nil, nil)
+	require.ErrorIs(t, err, backup.ErrLocked)
+	require.ErrorContains(t, err, "a restore or verify is reading it")
+	require.FileExists(t, filepath.Join(a.spec.Repository, stamps[0]+".fs"), "nothing removed")
+	plan, err := backup.Forget(repos, 1, false, nil, nil)
+	require.NoError(t, err, "a dry run only reads")
+	require.Equal(t, []string{stamps[0]}, plan.Sets)
+	_, err = backup.Restore(m, filepath.Join(dir, "shared"), backup.RestoreOptions{})
+	require.NoError(t, err, "readers share the lock")
+
+	// A forget holds it: restore and verify refuse.
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
+	_, err = backup.Restore(m, filepath.Join(dir, "out"), backup.RestoreOptions{})
+	require.ErrorIs(t, err, backup.ErrLocked)
+	require.ErrorContains(t, err, "a forget is removing sets from it")
+	rep := backup.Verify(repos, stamps[:1], backup.VerifyOptions{})
+	require.False(t, rep[0].OK())
+	require.Contains(t, rep[0].Problems[0], "a forget is removing sets")
+	f.Close()
+
+	_, err = backup.Forget(repos, 1, true, nil, nil)
+	require.NoError(t, err)
+	require.NoFileExists(t, filepath.Join(a.spec.Repository, stamps[0]+".fs"))
 }

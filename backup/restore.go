@@ -141,6 +141,15 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 	if len(clashes) > 0 && !opts.Force {
 		return nil, fmt.Errorf("restore: refusing to overwrite existing files (use --force):\n  %s", strings.Join(clashes, "\n  "))
 	}
+	var repos []string
+	for _, e := range m.Storages {
+		repos = append(repos, restoreRepo(e, &opts))
+	}
+	rl, err := lockReaders(repos, false)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	defer rl.unlock()
 	// Every storage is built and checked beside its destination first,
 	// then all are put in place: a chain that fails leaves the whole site
 	// as it was, not half restored.
@@ -191,17 +200,22 @@ func (p *prepared) discard() {
 	p.lock.Unlock()
 }
 
+// restoreRepo is the repository storage e is restored from.
+func restoreRepo(e *StorageEntry, opts *RestoreOptions) string {
+	if opts.RepoOf != nil {
+		if r := opts.RepoOf(e.ID); r != "" {
+			return r
+		}
+	}
+	return e.Repository
+}
+
 // prepareOne builds one storage of a set beside its destination: the
 // chain joined into <Data.fs>.part, checked by a full scan, and the set's
 // blobs (into <blob dir>.part when the replaced directory is kept aside).
 // The destination's Data.fs, if any, stays locked until discard.
 func prepareOne(e *StorageEntry, opts *RestoreOptions) (*prepared, error) {
-	repo := e.Repository
-	if opts.RepoOf != nil {
-		if r := opts.RepoOf(e.ID); r != "" {
-			repo = r
-		}
-	}
+	repo := restoreRepo(e, opts)
 	out, blobOut, err := opts.Dest(e)
 	if err != nil {
 		return nil, err

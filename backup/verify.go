@@ -75,6 +75,14 @@ type verifier struct {
 func Verify(repos []string, stamps []string, opts VerifyOptions) []*SetReport {
 	v := &verifier{opts: opts, checked: map[string]error{}}
 	var reports []*SetReport
+	rl, err := lockReaders(repos, false)
+	if err != nil {
+		for _, stamp := range stamps {
+			reports = append(reports, &SetReport{Stamp: stamp, Problems: []string{"verify: " + err.Error()}})
+		}
+		return reports
+	}
+	defer rl.unlock()
 	for _, stamp := range stamps {
 		reports = append(reports, v.set(repos, stamp))
 	}
