@@ -56,6 +56,7 @@ type Service struct {
 	good     map[string]txn.TID // the published point as of the last completed input
 
 	logs       logQueue
+	unaccLog   LogLimiter      // guarded by logs.drainMu (logRecord)
 	jr         journalState    // service_journal.go
 	configured map[string]bool // the configured storage ids (nil: none configured)
 	unknown    map[string]bool // classic ids already warned about

@@ -53,6 +53,11 @@ func (s *Service) logRecord(e *logEntry) {
 		return
 	}
 	r := &e.rec
+	for _, sup := range s.unaccLog.Due(r.Time) {
+		s.log.Error("more unaccounted commits were not logged one by one (at most 10 a minute per storage; "+
+			"the metric tidstorage_unaccounted_commits_total and the pin count them all)",
+			"storage", sup.Storage, "commits", sup.Count, "last_tid", sup.Last.Hex())
+	}
 	switch r.Kind {
 	case RecPublished:
 		s.log.Trace("published", "storage", r.Storage, "tid", r.TID.Hex(), "old", r.Old.Hex())
@@ -67,7 +72,9 @@ func (s *Service) logRecord(e *logEntry) {
 	case RecInDoubt, RecLost, RecPinned:
 		s.log.Warn(r.Msg, "pin", r.Pin, "participation", uint64(r.Part))
 	case RecUnaccounted:
-		s.log.Error(r.Msg, "storage", r.Storage, "tid", r.TID.Hex(), "committed_at", r.TID.Time().Format("2006-01-02T15:04:05.000000Z"))
+		if s.unaccLog.Allow(r.Storage, r.TID, r.Time) {
+			s.log.Error(r.Msg, "storage", r.Storage, "tid", r.TID.Hex(), "committed_at", r.TID.Time().Format("2006-01-02T15:04:05.000000Z"))
+		}
 	case RecAccounted:
 		s.log.Info(r.Msg, "storage", r.Storage, "tid", r.TID.Hex())
 	case RecResolved, RecPinReleased:

@@ -28,8 +28,10 @@ type groundTruth struct {
 	mu       sync.Mutex
 	watchers map[string]*history.Watcher
 	unacc    chan tracker.Record // unaccounted commits to describe (metadata lookup)
-	ctx      context.Context
-	cancel   context.CancelFunc
+	// describeLimit: onRecord, under the tracker's lock.
+	describeLimit tracker.LogLimiter
+	ctx           context.Context
+	cancel        context.CancelFunc
 	// suspect: after an unclean stop with no journal, the proxied storages
 	// the status file has no point for: each is held at its live state
 	// until the operator accepts it.
@@ -182,7 +184,13 @@ func (d *Daemon) historySink(_ context.Context, c history.Commit) error {
 // onRecord sees every record under the tracker's lock: it only queues the
 // unaccounted commits for describeUnaccounted.
 func (d *Daemon) onRecord(r tracker.Record) {
+	// Described one by one within the tracker's log limit only: each
+	// description is a lookup in the storage's history.
 	if r.Kind == tracker.RecUnaccounted && d.gt.unacc != nil {
+		d.gt.describeLimit.Due(r.Time) // the tracker's log says what was not described
+		if !d.gt.describeLimit.Allow(r.Storage, r.TID, r.Time) {
+			return
+		}
 		select {
 		case d.gt.unacc <- r:
 		default: // the count and the pin say it anyway
