@@ -21,6 +21,7 @@ const (
 	DefaultMaxZEOConnections     = 4096
 	DefaultClassicMaxConnections = 1024
 	DefaultBufferEvents          = 1000000 // a sidecar's unacknowledged reports
+	DefaultBlindTimeout          = 5 * time.Minute
 )
 
 // DefaultClassicAllow is the classic allow-list when none is given: loopback.
