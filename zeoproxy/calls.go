@@ -61,6 +61,7 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		}
 		return true
 	case zrpc.MethodTPCBegin:
+		c.awaitIdentity() // the participation's key names the client
 		return true
 	case zrpc.MethodUnknown:
 		if c.l.p.cfg.LabelIdentity && bytes.Equal(h.Name, setClientLabel) {
@@ -116,7 +117,7 @@ func (i c2sInspector) whole(payload []byte) {
 		c.storName = reg.Storage
 		c.storage = c.l.storageID(reg.Storage)
 		// c.log stays as it is: the other direction's goroutine reads it.
-		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
+		c.log.Info("client registered", "storage", c.storage, "identity", c.ident(), "read_only", reg.ReadOnly)
 	case *zrpc.TPCBegin:
 		c.onBegin(call)
 	case *zrpc.UnknownCall:
@@ -132,10 +133,14 @@ func (i c2sInspector) whole(payload []byte) {
 // process, plus the ZEO client-label when the operator opted in
 // (Config.LabelIdentity). c.mu held.
 func (c *conn) clientID() string {
-	if c.l.p.cfg.LabelIdentity && c.label != "" {
-		return c.identity + " label:" + c.label
+	id := c.ident()
+	if id == "" {
+		id = c.host
 	}
-	return c.identity
+	if c.l.p.cfg.LabelIdentity && c.label != "" {
+		return id + " label:" + c.label
+	}
+	return id
 }
 
 // onBegin starts a participation (c.mu held).

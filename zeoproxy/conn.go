@@ -24,7 +24,12 @@ type conn struct {
 	server net.Conn
 	log    hclog.Logger // set once, before the pumps start
 
-	identity string // client identity for correlation (peer host or pid)
+	// identity is the client identity for correlation (peer host or
+	// process), set once by setIdentity, off the relay's path for loopback
+	// clients; idDone is closed then. host is the peer host's identity.
+	identity atomic.Pointer[string]
+	idDone   chan struct{}
+	host     string
 	label    string // ZEO client-label, when the client sent one
 
 	mu         sync.Mutex
@@ -199,8 +204,37 @@ func (c *conn) blindExpired() {
 		ids[i] = b.id
 	}
 	c.log.Error("closing a connection blind for longer than blind_timeout; its storages are published again once it is gone and their last TID is read",
-		"blind_timeout", c.l.cfg.BlindTimeout, "storages", ids, "identity", c.identity)
+		"blind_timeout", c.l.cfg.BlindTimeout, "storages", ids, "identity", c.ident())
 	c.closeBoth()
+}
+
+// identityWait bounds how long a tpc_begin waits for its connection's
+// identity; the resolver answers within a scan of /proc, so this is only a
+// guard against a stuck one.
+const identityWait = 30 * time.Second
+
+// setIdentity records the connection's client identity (once).
+func (c *conn) setIdentity(id string) {
+	c.identity.Store(&id)
+	close(c.idDone)
+}
+
+// ident is the identity if known yet, else "".
+func (c *conn) ident() string {
+	if id := c.identity.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
+// awaitIdentity waits until the identity is known, at most identityWait;
+// the caller does not hold c.mu.
+func (c *conn) awaitIdentity() {
+	select {
+	case <-c.idDone:
+	case <-time.After(identityWait):
+		c.log.Error("client identity not resolved in time; using the peer host", "wait", identityWait, "identity", c.host)
+	}
 }
 
 func (c *conn) closeBoth() {

@@ -121,6 +121,7 @@ type Proxy struct {
 	log     hclog.Logger
 	metrics Metrics
 	budget  *decodeBudget
+	owners  *owners // loopback clients' processes
 
 	partSeq atomic.Uint64
 	connSeq atomic.Uint64
@@ -143,7 +144,7 @@ func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel,
-		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait)}
+		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners()}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -255,6 +256,7 @@ func (p *Proxy) Close() {
 		l.closeAll()
 	}
 	p.wg.Wait()
+	p.owners.close()
 	p.cancel()
 	p.resolveWG.Wait()
 	p.closeWitnesses()
@@ -395,9 +397,15 @@ func (l *listener) handle(cc net.Conn) {
 		_ = cc.Close()
 		return
 	}
-	c := &conn{l: l, id: id, client: cc, server: sc, log: log}
-	c.identity = clientIdentity(cc)
-	log.Debug("connected", "identity", c.identity, "upstream", l.cfg.Upstream)
+	c := &conn{l: l, id: id, client: cc, server: sc, log: log, idDone: make(chan struct{})}
+	host, client, us, known := quickIdentity(cc)
+	c.host = host
+	if known {
+		c.setIdentity(host)
+	} else {
+		p.owners.resolve(c, client, us, host)
+	}
+	log.Debug("connected", "upstream", l.cfg.Upstream)
 	l.mu.Lock()
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
