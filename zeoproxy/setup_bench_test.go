@@ -27,23 +27,27 @@ func holdConns(b *testing.B, addr string, n int) {
 // resolved off this path (identity.go), so setup must not grow with them.
 func BenchmarkConnSetup(b *testing.B) {
 	sinkAddr := startZEOSink(b)
+	setup := func(b *testing.B, addr string) {
+		hello := make([]byte, 6)
+		b.ResetTimer()
+		for range b.N {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, hello); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	}
+	b.Run("direct", func(b *testing.B) { setup(b, sinkAddr) }) // the same without the proxy
 	for _, open := range []int{0, 1000, 4000} {
 		b.Run("open="+strconv.Itoa(open), func(b *testing.B) {
 			p := serveProxy(b, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "s", Listen: "127.0.0.1:0", Upstream: sinkAddr}}}, newRecorder())
 			addr := p.Addrs()[0].String()
 			holdConns(b, addr, open)
-			hello := make([]byte, 6)
-			b.ResetTimer()
-			for range b.N {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(c, hello); err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-			}
+			setup(b, addr)
 		})
 	}
 }
