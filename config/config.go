@@ -206,8 +206,11 @@ type ZEO struct {
 	// in their zope.conf; default storage ids are built from it. Defaults to
 	// Listen.
 	ClientAddress Address
-	Storages      []*Storage // in file order
-	Range         hcl.Range  // the block header, for messages
+	// BlindTimeout: a connection the proxy cannot decode (blind) is closed
+	// after that long; 0 never closes it.
+	BlindTimeout time.Duration
+	Storages     []*Storage // in file order
+	Range        hcl.Range  // the block header, for messages
 }
 
 // Storage is one storage: a ZEO storage behind a proxied server, or (ZEO ==

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -218,4 +219,21 @@ zeo "z" {
 	}
 	_, err := Parse(src("ignore"), "t.hcl")
 	require.ErrorContains(t, err, "Invalid unaccounted")
+}
+
+func TestBlindTimeout(t *testing.T) {
+	zeo := func(attr string) string {
+		return "status_file = \"/tmp/s\"\nzeo \"a\" {\n  listen = \"127.0.0.1:8100\"\n  upstream = \"127.0.0.1:8200\"\n" + attr + "  storage \"1\" {}\n}\n"
+	}
+	for attr, want := range map[string]time.Duration{
+		"":                          DefaultBlindTimeout,
+		"blind_timeout = \"30s\"\n": 30 * time.Second,
+		"blind_timeout = \"0s\"\n":  0,
+	} {
+		cfg, err := Parse([]byte(zeo(attr)), "x.hcl")
+		require.NoError(t, err, attr)
+		require.Equal(t, want, cfg.ZEO[0].BlindTimeout, attr)
+	}
+	_, err := Parse([]byte(zeo("blind_timeout = \"5\"\n")), "x.hcl")
+	require.ErrorContains(t, err, "x.hcl:5:17: Invalid duration")
 }

@@ -131,6 +131,7 @@ var zeoSchema = &hcl.BodySchema{
 		{Name: "listen"},
 		{Name: "upstream", Required: true},
 		{Name: "client_address"},
+		{Name: "blind_timeout"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "storage", LabelNames: []string{"name"}}},
 }
@@ -413,6 +414,8 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 	d.address(c.Attributes["upstream"], &z.Upstream, false)
 	z.ClientAddress = z.Listen
 	d.address(c.Attributes["client_address"], &z.ClientAddress, false)
+	z.BlindTimeout = DefaultBlindTimeout
+	d.duration(c.Attributes["blind_timeout"], &z.BlindTimeout, 0)
 
 	names := map[string]hcl.Range{}
 	for _, sb := range c.Blocks {

@@ -22,6 +22,7 @@ const (
 	DefaultClassicMaxConnections = 1024
 	DefaultClassicIdleTimeout    = 10 * time.Minute
 	DefaultBufferEvents          = 1000000 // a sidecar's unacknowledged reports
+	DefaultBlindTimeout          = 5 * time.Minute
 )
 
 // DefaultClassicAllow is the classic allow-list when none is given: loopback.

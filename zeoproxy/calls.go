@@ -17,6 +17,28 @@ type c2sInspector struct{ c *conn }
 
 func (i c2sInspector) unseen(reason string) { i.c.lockedMarkBlind("client stream: " + reason) }
 
+// limit: until the server has accepted its register, a client is held to
+// what real ZEO clients send before it (docs/zeo-protocol.md §1, "Memory").
+func (i c2sInspector) limit() int {
+	if i.c.proven.Load() {
+		return i.c.l.p.cfg.MaxDecode
+	}
+	return i.c.l.p.cfg.PreZEOMax
+}
+
+// skipped: a frame the proxy wanted whole was relayed undecoded. A
+// handshake that is not decoded leaves the connection unobserved.
+func (i c2sInspector) skipped(reason string) {
+	c := i.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.c2sFrames++
+	if c.c2sFrames == 1 {
+		c.unsup = "handshake not decoded: " + reason
+	}
+	c.markBlind("client frame " + itoa(c.c2sFrames) + ": " + reason)
+}
+
 func (i c2sInspector) head(prefix []byte, size int) bool {
 	c := i.c
 	if c.c2sFrames == 0 {
@@ -33,7 +55,13 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		return false
 	}
 	switch h.Method {
-	case zrpc.MethodRegister, zrpc.MethodTPCBegin:
+	case zrpc.MethodRegister:
+		if h.MsgIDKind == zrpc.MsgIDInt && !c.proven.Load() {
+			c.regWait.Store(h.MsgID) // its reply proves the client
+		}
+		return true
+	case zrpc.MethodTPCBegin:
+		c.awaitIdentity() // the participation's key names the client
 		return true
 	case zrpc.MethodUnknown:
 		if c.l.p.cfg.LabelIdentity && bytes.Equal(h.Name, setClientLabel) {
@@ -89,7 +117,7 @@ func (i c2sInspector) whole(payload []byte) {
 		c.storName = reg.Storage
 		c.storage = c.l.storageID(reg.Storage)
 		// c.log stays as it is: the other direction's goroutine reads it.
-		c.log.Info("client registered", "storage", c.storage, "identity", c.identity, "read_only", reg.ReadOnly)
+		c.log.Info("client registered", "storage", c.storage, "identity", c.ident(), "read_only", reg.ReadOnly)
 	case *zrpc.TPCBegin:
 		c.onBegin(call)
 	case *zrpc.UnknownCall:
@@ -105,10 +133,14 @@ func (i c2sInspector) whole(payload []byte) {
 // process, plus the ZEO client-label when the operator opted in
 // (Config.LabelIdentity). c.mu held.
 func (c *conn) clientID() string {
-	if c.l.p.cfg.LabelIdentity && c.label != "" {
-		return c.identity + " label:" + c.label
+	id := c.ident()
+	if id == "" {
+		id = c.host
 	}
-	return c.identity
+	if c.l.p.cfg.LabelIdentity && c.label != "" {
+		return id + " label:" + c.label
+	}
+	return id
 }
 
 // onBegin starts a participation (c.mu held).

@@ -24,7 +24,12 @@ type conn struct {
 	server net.Conn
 	log    hclog.Logger // set once, before the pumps start
 
-	identity string // client identity for correlation (peer host or pid)
+	// identity is the client identity for correlation (peer host or
+	// process), set once by setIdentity, off the relay's path for loopback
+	// clients; idDone is closed then. host is the peer host's identity.
+	identity atomic.Pointer[string]
+	idDone   chan struct{}
+	host     string
 	label    string // ZEO client-label, when the client sent one
 
 	mu         sync.Mutex
@@ -48,6 +53,16 @@ type conn struct {
 	finishID   int64
 	finishDone chan struct{} // closed when the pending finish reply is seen
 
+	// proven: the server answered a register of this client without error;
+	// until then its frames are decoded up to Config.PreZEOMax only.
+	// regWait is the msgid of the register whose reply is awaited (0: none).
+	proven   atomic.Bool
+	regWait  atomic.Int64
+	regTimer *time.Timer // closes the connection if it never proves to be ZEO
+	// blindTimer closes the connection once it has been blind for the
+	// server's BlindTimeout (c.mu).
+	blindTimer *time.Timer
+
 	// pending counts outstanding calls whose reply the proxy must see; the
 	// server→client path only looks for replies while it is non-zero.
 	pending atomic.Int32
@@ -68,16 +83,18 @@ func (c *conn) serve() {
 	defer c.l.connDone(c)
 	c.cs = &pump{
 		src: bufio.NewReaderSize(c.client, bufSize), dst: bufio.NewWriterSize(writeTagger{c.server}, bufSize),
-		insp: c2sInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+		insp: c2sInspector{c}, maxFrame: c.l.p.cfg.MaxFrame, budget: c.l.p.budget,
 		srcConn: c.client, dstConn: c.server,
 		framesCtr: &c.l.p.metrics.framesC2S, bytesCtr: &c.l.p.metrics.bytesC2S,
 	}
 	c.sc = &pump{
 		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
-		insp: s2cInspector{c}, maxWhole: c.l.p.cfg.MaxDecode, maxFrame: c.l.p.cfg.MaxFrame,
+		insp: s2cInspector{c}, maxFrame: c.l.p.cfg.MaxFrame, budget: c.l.p.budget,
 		srcConn: c.server, dstConn: c.client,
 		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,
 	}
+	c.regTimer = time.AfterFunc(c.l.p.cfg.RegisterTimeout, c.registerExpired)
+	defer c.regTimer.Stop()
 	scDone := make(chan struct{})
 	go func() {
 		err, _ := c.sc.run()
@@ -144,6 +161,85 @@ func (c *conn) finish() {
 		c.l.p.unblindLater(c.l, b.name, b.id)
 	}
 	c.blinded, c.blind = nil, false
+	if c.blindTimer != nil {
+		c.blindTimer.Stop()
+		c.blindTimer = nil
+	}
+}
+
+// prove records that the server accepted the client's register: the client
+// speaks ZEO, and its frames may be decoded up to Config.MaxDecode.
+func (c *conn) prove() {
+	c.proven.Store(true)
+	c.regTimer.Stop()
+}
+
+// registerExpired closes a connection that has not proven to be ZEO within
+// Config.RegisterTimeout of its accept: a real client registers at once.
+// A blind one is left to its server's BlindTimeout.
+func (c *conn) registerExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proven.Load() || c.blind {
+		return
+	}
+	c.l.p.metrics.unregisteredClosed.Add(1)
+	c.log.Warn("closing a connection that did not register in time", "register_timeout", c.l.p.cfg.RegisterTimeout,
+		"frames_c2s", c.c2sFrames, "unobserved", c.unsup)
+	c.closeBoth()
+}
+
+// blindExpired closes a connection that stayed blind for its server's
+// BlindTimeout, so that its storages can be published again once it is
+// gone (docs/zeo-protocol.md §1, "Blind connections").
+func (c *conn) blindExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.blind {
+		return
+	}
+	c.l.p.metrics.blindClosed.Add(1)
+	ids := make([]string, len(c.blinded))
+	for i, b := range c.blinded {
+		ids[i] = b.id
+	}
+	c.log.Error("closing a connection blind for longer than blind_timeout; its storages are published again once it is gone and their last TID is read",
+		"blind_timeout", c.l.cfg.BlindTimeout, "storages", ids, "identity", c.ident())
+	c.closeBoth()
+}
+
+// identityWait bounds how long a tpc_begin waits for its connection's
+// identity; the resolver answers within a scan of /proc, so this is only a
+// guard against a stuck one.
+const identityWait = 30 * time.Second
+
+// setIdentity records the connection's client identity (once).
+func (c *conn) setIdentity(id string) {
+	c.identity.Store(&id)
+	close(c.idDone)
+}
+
+// ident is the identity if known yet, else "".
+func (c *conn) ident() string {
+	if id := c.identity.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
+// awaitIdentity waits until the identity is known, at most identityWait;
+// the caller does not hold c.mu.
+func (c *conn) awaitIdentity() {
+	select {
+	case <-c.idDone:
+	case <-time.After(identityWait):
+		c.log.Error("client identity not resolved in time; using the peer host", "wait", identityWait, "identity", c.host)
+	}
+}
+
+func (c *conn) closeBoth() {
+	_ = c.client.Close()
+	_ = c.server.Close()
 }
 
 // blindRef is a storage made blind by a connection.
@@ -159,6 +255,7 @@ func (c *conn) markBlind(reason string) {
 		return
 	}
 	c.l.p.metrics.decodeErrors.Add(1)
+	defer c.startBlindTimer()
 	switch {
 	case c.registered:
 		c.blind = true
@@ -184,6 +281,14 @@ func (c *conn) markBlind(reason string) {
 		}
 	default:
 		c.log.Warn("undecodable traffic without a valid handshake; relaying unobserved (it cannot commit)", "reason", reason)
+	}
+}
+
+// startBlindTimer arms the blind timeout once the connection is blind (c.mu
+// held).
+func (c *conn) startBlindTimer() {
+	if c.blind && c.blindTimer == nil && c.l.cfg.BlindTimeout > 0 {
+		c.blindTimer = time.AfterFunc(c.l.cfg.BlindTimeout, c.blindExpired)
 	}
 }
 

@@ -29,6 +29,11 @@ type ServerConfig struct {
 	// Storages maps ZEO storage names to storage ids; they are bootstrapped
 	// and held back (blind) on undecodable traffic.
 	Storages map[string]string
+	// BlindTimeout closes a connection that has been blind that long (0:
+	// never): a blind connection holds its storage's publication back, and
+	// its ZODB client reconnects (docs/zeo-protocol.md §1, "Blind
+	// connections").
+	BlindTimeout time.Duration
 }
 
 // Config of the proxy.
@@ -39,6 +44,19 @@ type Config struct {
 	MaxFrame int
 	// MaxDecode: largest frame decoded whole (register, tpc_begin, replies).
 	MaxDecode int
+	// PreZEOMax: largest frame decoded whole from a client before it has
+	// proven to be ZEO (a register the server answered without error);
+	// default 64 KiB, what real ZEO clients send is a few hundred bytes.
+	PreZEOMax int
+	// DecodeBudget bounds the bytes held for decoding over all connections
+	// (frames decoded whole that do not fit in a connection's read buffer);
+	// default twice MaxDecode. DecodeWait is how long such a frame waits
+	// for its bytes before it is relayed undecoded (default 2 s).
+	DecodeBudget int
+	DecodeWait   time.Duration
+	// RegisterTimeout closes a connection that has neither proven to be ZEO
+	// nor gone blind that long after it was accepted (default 60 s).
+	RegisterTimeout time.Duration
 	// FinishWait bounds how long the server side is kept after the client
 	// left with a tpc_finish pending (default 60 s).
 	FinishWait time.Duration
@@ -69,6 +87,19 @@ func (c *Config) setDefaults() {
 	if c.MaxDecode == 0 {
 		c.MaxDecode = 16 << 20
 	}
+	if c.PreZEOMax == 0 {
+		c.PreZEOMax = DefaultPreZEOMax
+	}
+	c.PreZEOMax = min(c.PreZEOMax, c.MaxDecode)
+	if c.DecodeBudget == 0 {
+		c.DecodeBudget = 2 * c.MaxDecode
+	}
+	if c.DecodeWait == 0 {
+		c.DecodeWait = 2 * time.Second
+	}
+	if c.RegisterTimeout == 0 {
+		c.RegisterTimeout = 60 * time.Second
+	}
 	if c.FinishWait == 0 {
 		c.FinishWait = 60 * time.Second
 	}
@@ -80,12 +111,17 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// DefaultPreZEOMax is the default of Config.PreZEOMax.
+const DefaultPreZEOMax = 64 << 10
+
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
 type Proxy struct {
 	cfg     Config
 	tracker Tracker
 	log     hclog.Logger
 	metrics Metrics
+	budget  *decodeBudget
+	owners  *owners // loopback clients' processes
 
 	partSeq atomic.Uint64
 	connSeq atomic.Uint64
@@ -107,7 +143,8 @@ type Proxy struct {
 func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel}
+	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel,
+		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners()}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -116,6 +153,7 @@ type Metrics struct {
 	begins, commits, aborts, votesFailed, inDoubt    atomic.Int64
 	resolvedCommitted, resolvedAborted, decodeErrors atomic.Int64
 	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
+	blindClosed, unregisteredClosed                  atomic.Int64
 }
 
 // MetricsSnapshot is a copy of the counters.
@@ -124,6 +162,9 @@ type MetricsSnapshot struct {
 	Begins, Commits, Aborts, VotesFailed, InDoubt    int64
 	ResolvedCommitted, ResolvedAborted, DecodeErrors int64
 	BytesC2S, BytesS2C, FramesC2S, FramesS2C         int64
+	// BlindClosed counts blind connections closed after BlindTimeout;
+	// UnregisteredClosed those closed after RegisterTimeout.
+	BlindClosed, UnregisteredClosed int64
 }
 
 // Metrics returns a snapshot of the proxy's counters.
@@ -137,6 +178,7 @@ func (p *Proxy) Metrics() MetricsSnapshot {
 		DecodeErrors: m.decodeErrors.Load(),
 		BytesC2S:     m.bytesC2S.Load(), BytesS2C: m.bytesS2C.Load(),
 		FramesC2S: m.framesC2S.Load(), FramesS2C: m.framesS2C.Load(),
+		BlindClosed: m.blindClosed.Load(), UnregisteredClosed: m.unregisteredClosed.Load(),
 	}
 }
 
@@ -214,6 +256,7 @@ func (p *Proxy) Close() {
 		l.closeAll()
 	}
 	p.wg.Wait()
+	p.owners.close()
 	p.cancel()
 	p.resolveWG.Wait()
 	p.closeWitnesses()
@@ -354,9 +397,15 @@ func (l *listener) handle(cc net.Conn) {
 		_ = cc.Close()
 		return
 	}
-	c := &conn{l: l, id: id, client: cc, server: sc, log: log}
-	c.identity = clientIdentity(cc)
-	log.Debug("connected", "identity", c.identity, "upstream", l.cfg.Upstream)
+	c := &conn{l: l, id: id, client: cc, server: sc, log: log, idDone: make(chan struct{})}
+	host, client, us, known := quickIdentity(cc)
+	c.host = host
+	if known {
+		c.setIdentity(host)
+	} else {
+		p.owners.resolve(c, client, us, host)
+	}
+	log.Debug("connected", "upstream", l.cfg.Upstream)
 	l.mu.Lock()
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()

@@ -19,6 +19,11 @@ const peekSize = 512
 // frame that must be decoded whole usually fits in the read buffer.
 const bufSize = 8 << 10
 
+// scratchKeep is the largest buffer a pump keeps between frames for frames
+// decoded whole that do not fit in its read buffer; a bigger one is dropped
+// once used, so that an idle connection never holds more than that.
+const scratchKeep = 2 * bufSize
+
 // inspector looks at frames of one direction before they are forwarded.
 type inspector interface {
 	// head sees the first bytes of a frame's payload (all of it when
@@ -26,9 +31,15 @@ type inspector interface {
 	head(prefix []byte, size int) (wantAll bool)
 	// whole sees the whole payload of a frame head asked for.
 	whole(payload []byte)
-	// raw is called once when the direction stops being parsed as frames
+	// skipped is called instead of whole when a frame head asked for is not
+	// held for decoding (larger than limit, or the decode budget is spent);
+	// the frame is relayed all the same.
+	skipped(reason string)
+	// unseen is called once when the direction stops being parsed as frames
 	// (a length the proxy refuses); every later byte is copied blindly.
 	unseen(reason string)
+	// limit is the largest payload decoded whole at this point of the stream.
+	limit() int
 }
 
 // pump relays one direction frame by frame, showing each frame to insp
@@ -39,11 +50,13 @@ type pump struct {
 	src      *bufio.Reader
 	dst      *bufio.Writer
 	insp     inspector
-	maxWhole int // largest payload decoded whole; bigger ones are relayed unseen
 	maxFrame int // largest frame parsed; past it the direction is relayed raw
-	scratch  []byte
-	frames   uint64
-	bytes    uint64
+	// budget is the proxy-wide bound on bytes held for decoding (frames read
+	// whole that do not fit in src's buffer).
+	budget  *decodeBudget
+	scratch []byte
+	frames  uint64
+	bytes   uint64
 	// the raw connections under src and dst, for streaming large frames
 	srcConn io.Reader
 	dstConn io.Writer
@@ -80,36 +93,26 @@ func (p *pump) run() (err error, writeSide bool) {
 		wantAll := p.insp.head(buf[4:], n)
 		total := 4 + n
 		switch {
-		case wantAll && n <= pre:
+		case !wantAll:
+		case n > p.insp.limit():
+			p.insp.skipped("a " + itoa(n) + "-byte frame that must be decoded exceeds the decode limit of " + itoa(p.insp.limit()) + " bytes")
+		case n <= pre:
 			p.insp.whole(buf[4:])
-		case wantAll && total <= p.src.Size():
+		case total <= p.src.Size():
 			if buf, err = p.src.Peek(total); err != nil {
 				return p.forwardRest(err)
 			}
 			p.insp.whole(buf[4:])
-		case wantAll && n <= p.maxWhole:
-			if cap(p.scratch) < total {
-				p.scratch = make([]byte, total)
-			}
-			s := p.scratch[:total]
-			if got, err := io.ReadFull(p.src, s); err != nil {
-				if _, werr := p.dst.Write(s[:got]); werr != nil {
-					return werr, true
-				}
-				return p.flushThen(err)
-			}
-			p.insp.whole(s[4:])
-			if _, err := p.dst.Write(s); err != nil {
-				return err, true
+		case !p.budget.acquire(total):
+			p.insp.skipped("a " + itoa(n) + "-byte frame that must be decoded does not fit in the decode budget (" + itoa(p.budget.size) + " bytes over all connections)")
+		default:
+			err, writeSide := p.readWhole(total)
+			p.budget.release(total)
+			if err != nil {
+				return err, writeSide
 			}
 			p.count(total)
-			if cap(p.scratch) > 1<<20 {
-				p.scratch = nil // do not keep a rare huge frame's buffer
-			}
 			continue
-		case wantAll:
-			p.insp.unseen("a " + itoa(n) + "-byte frame that must be decoded exceeds the decode limit")
-			// still relayed below, unseen
 		}
 		if total <= p.src.Buffered() {
 			if buf, err = p.src.Peek(total); err != nil {
@@ -124,6 +127,29 @@ func (p *pump) run() (err error, writeSide bool) {
 		}
 		p.count(total)
 	}
+}
+
+// readWhole reads a frame larger than the read buffer into the scratch
+// buffer, shows it to the inspector and forwards it.
+func (p *pump) readWhole(total int) (error, bool) {
+	if cap(p.scratch) < total {
+		p.scratch = make([]byte, total)
+	}
+	s := p.scratch[:total]
+	if cap(p.scratch) > scratchKeep {
+		p.scratch = nil // do not keep a rare large frame's buffer
+	}
+	if got, err := io.ReadFull(p.src, s); err != nil {
+		if _, werr := p.dst.Write(s[:got]); werr != nil {
+			return werr, true
+		}
+		return p.flushThen(err)
+	}
+	p.insp.whole(s[4:])
+	if _, err := p.dst.Write(s); err != nil {
+		return err, true
+	}
+	return nil, false
 }
 
 // stream forwards a frame of which only a part is buffered (n < total): the

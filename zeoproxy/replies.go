@@ -13,6 +13,14 @@ type s2cInspector struct{ c *conn }
 
 func (i s2cInspector) unseen(reason string) { i.c.lockedMarkBlind("server stream: " + reason) }
 
+func (i s2cInspector) skipped(reason string) {
+	i.c.lockedMarkBlind("server frame " + itoa(i.c.s2cFrames) + ": " + reason)
+}
+
+// limit: the server is the configured upstream; its frames are held to
+// Config.MaxDecode (and the decode budget) only.
+func (i s2cInspector) limit() int { return i.c.l.p.cfg.MaxDecode }
+
 func (i s2cInspector) head(prefix []byte, size int) bool {
 	c := i.c
 	c.s2cFrames++
@@ -45,7 +53,17 @@ func (i s2cInspector) head(prefix []byte, size int) bool {
 		}
 		return false
 	}
-	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt || c.pending.Load() == 0 {
+	if h.Method != zrpc.MethodReply || h.MsgIDKind != zrpc.MsgIDInt {
+		return false
+	}
+	if w := c.regWait.Load(); w != 0 && h.MsgID == w {
+		c.regWait.Store(0)
+		if !h.IsError() {
+			c.prove()
+		}
+		return false
+	}
+	if c.pending.Load() == 0 {
 		return false
 	}
 	c.mu.Lock()

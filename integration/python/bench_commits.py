@@ -12,6 +12,8 @@ def main():
     p.add_argument("--addr", required=True)
     p.add_argument("--storage", default="1")
     p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--max-latency", action="store_true",
+                   help="also print the longest commit, in milliseconds")
     args = p.parse_args()
     host, _, port = args.addr.rpartition(":")
     db = ZODB.DB(ClientStorage((host, int(port)), storage=args.storage, wait_timeout=30))
@@ -24,15 +26,21 @@ def main():
     n = 0
     start = time.perf_counter()
     deadline = start + args.seconds
+    longest = 0.0
     while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
         tm.begin()
         root["n"] += 1
         tm.commit()
+        longest = max(longest, time.perf_counter() - t0)
         n += 1
     elapsed = time.perf_counter() - start
     conn.close()
     db.close()
-    print("%.1f" % (n / elapsed))
+    if args.max_latency:
+        print("%.1f %.1f" % (n / elapsed, longest * 1000))
+    else:
+        print("%.1f" % (n / elapsed))
 
 
 if __name__ == "__main__":

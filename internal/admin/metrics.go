@@ -97,6 +97,7 @@ var (
 	mProxyInDoubt    = counter("proxy_tpc_in_doubt_total", "Participations left in doubt (tpc_finish sent, reply never seen).")
 	mProxyResolved   = counter("proxy_in_doubt_resolved_total", "In-doubt participations resolved through the storage, by outcome (committed, aborted).", "outcome")
 	mProxyDecodeErrs = counter("proxy_decode_errors_total", "Connections whose traffic could not be decoded (the storage turns blind).")
+	mProxyBlindClose = counter("proxy_blind_closed_total", "Blind connections closed after the zeo block's blind_timeout.")
 
 	// Classic endpoint.
 	mClassicConnsActive = gauge("classic_connections_active", "Connections being served by the classic endpoint.")
@@ -138,7 +139,7 @@ var trackerMetrics = []metric{
 
 var proxyMetrics = []metric{
 	mProxyConnsOpen, mProxyConnsTotal, mProxyFrames, mProxyBytes, mProxyBegins, mProxyCommits, mProxyAborts,
-	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs,
+	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose,
 }
 
 var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn, mClassicClosed}
@@ -321,6 +322,7 @@ func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
 	e.emit(mProxyResolved, float64(p.ResolvedCommitted), "committed")
 	e.emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
 	e.emit(mProxyDecodeErrs, float64(p.DecodeErrors))
+	e.emit(mProxyBlindClose, float64(p.BlindClosed))
 }
 
 func (e emitter) collectClassic(s classic.Stats) {

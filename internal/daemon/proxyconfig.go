@@ -32,6 +32,7 @@ func proxyConfig(cfg *config.Config, log hclog.Logger) zeoproxy.Config {
 			Listen:        z.Listen.String(),
 			Upstream:      z.Upstream.String(),
 			ClientAddress: z.ClientAddress.String(),
+			BlindTimeout:  z.BlindTimeout,
 			Storages:      make(map[string]string, len(z.Storages)),
 		}
 		for _, s := range z.Storages {

@@ -100,3 +100,25 @@ func beginOn(t *testing.T, proxy, name string) {
 	_, err = c.Write(out)
 	require.NoError(t, err)
 }
+
+// blind_timeout reaches each proxied server's settings: the default, and
+// "0s" (never).
+func TestProxyConfigBlindTimeout(t *testing.T) {
+	cfg, err := config.Parse([]byte(`zeo "a" {
+  listen   = "127.0.0.1:8100"
+  upstream = "127.0.0.1:8200"
+  storage "1" {}
+}
+zeo "b" {
+  listen        = "127.0.0.1:8101"
+  upstream      = "127.0.0.1:8201"
+  blind_timeout = "0s"
+  storage "1" {}
+}
+`), "t.hcl")
+	require.NoError(t, err)
+	pc := proxyConfig(cfg, hclog.NewNullLogger())
+	require.Len(t, pc.Servers, 2)
+	require.Equal(t, config.DefaultBlindTimeout, pc.Servers[0].BlindTimeout)
+	require.Equal(t, time.Duration(0), pc.Servers[1].BlindTimeout)
+}
