@@ -206,3 +206,66 @@ func TestFleetMutualTLS(t *testing.T) {
 	require.Len(t, r.srv.Sources(), 1)
 	require.Contains(t, r.srv.Sources()[0].Identity, "CN=sidecar")
 }
+
+// The link's figures on both ends: a first start's gap is acknowledged (an
+// idle sidecar is not behind), reports are counted once when acknowledged
+// and applied, resends are counted as such, and a restart of the sidecar
+// is counted by the tracker.
+func TestLinkFigures(t *testing.T) {
+	r := newRig(t, nil)
+	s, stop := r.sidecar(SidecarConfig{})
+	waitFor(t, "the first start's gap acknowledged", func() bool { st := s.Stats(); return st.Connected && st.Pending == 0 })
+	st := s.Stats()
+	require.Zero(t, st.LagSeconds, "nothing pending: no lag")
+	require.EqualValues(t, 1, st.AckedReports)
+	require.EqualValues(t, 1, st.Gaps)
+	require.False(t, st.Since.IsZero())
+	src := r.srv.Sources()
+	require.Len(t, src, 1)
+	require.EqualValues(t, 1, src[0].AppliedReports)
+	require.Zero(t, src[0].Restarts)
+
+	base := s.PartIDBase()
+	before := time.Now()
+	for i := range uint64(5) {
+		s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 1 + i)})
+	}
+	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 })
+	st = s.Stats()
+	require.EqualValues(t, 6, st.AckedReports)
+	require.EqualValues(t, 6, st.Sent)
+	require.Zero(t, st.Resent)
+	src = r.srv.Sources()
+	require.EqualValues(t, 6, src[0].AppliedReports)
+	require.EqualValues(t, 6, src[0].Reports)
+	require.False(t, src[0].LastReport.Before(before.Truncate(time.Millisecond)), "the newest report's time: %v, observed after %v", src[0].LastReport, before)
+	require.True(t, src[0].Connected)
+
+	// The tracker goes away: pending reports age, and are sent again to the
+	// next stream when it comes back.
+	r.stop()
+	waitFor(t, "disconnect", func() bool { return !s.Stats().Connected })
+	waitFor(t, "the tracker sees the stream end", func() bool { return !r.srv.Sources()[0].Connected })
+	require.False(t, r.srv.Sources()[0].Since.IsZero())
+	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 10)})
+	time.Sleep(20 * time.Millisecond)
+	st = s.Stats()
+	require.Equal(t, 1, st.Pending)
+	require.GreaterOrEqual(t, st.LagSeconds, 0.02)
+	require.NotEmpty(t, st.LastError)
+	r.start(r.addr)
+	waitFor(t, "acks after reconnect", func() bool { return s.Stats().Pending == 0 })
+	st = s.Stats()
+	require.EqualValues(t, 7, st.AckedReports)
+	require.EqualValues(t, 2, st.Connects)
+	src = r.srv.Sources() // a new Server: it counts from its start
+	require.EqualValues(t, 1, src[0].AppliedReports)
+
+	// The sidecar restarts under the same name: a new incarnation.
+	stop()
+	s2, _ := r.sidecar(SidecarConfig{})
+	waitFor(t, "second run acknowledged", func() bool { st := s2.Stats(); return st.Connected && st.Pending == 0 })
+	src = r.srv.Sources()
+	require.EqualValues(t, 1, src[0].Restarts)
+	require.EqualValues(t, 2, src[0].Connects)
+}
