@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/internal/admin"
 	"github.com/tidstorage/tidstorage/internal/daemon"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -141,9 +142,9 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	}
 	switch d.Role() {
 	case config.RoleTracker:
-		src.Fleet = func() any { return map[string]any{"role": "tracker", "sidecars": d.FleetSources()} }
+		src.FleetSidecars = d.FleetSources
 	case config.RoleSidecar:
-		src.Fleet = func() any { st, _ := d.FleetLink(); return map[string]any{"role": "sidecar", "link": st} }
+		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }
