@@ -29,3 +29,15 @@ func Link() fleet.LinkStats {
 		Acked: 1800000000000009000, AckedReports: 8880, LastSeq: 1800000000000009120, Pending: 120, Capacity: 1000,
 		Gaps: 1, LagSeconds: 44, BufferFile: "/var/lib/tidstorage/sidecar.buffer", BufferSize: 65536}
 }
+
+// NoSidecars is a fleet tracker that no sidecar reached yet.
+func NoSidecars() []fleet.SourceStats { return nil }
+
+// LinkFull is a sidecar's link at T0: up since T0-5s, its send buffer 90 %
+// full and its buffer file no longer written.
+func LinkFull() fleet.LinkStats {
+	l := Link()
+	l.Connected, l.Since, l.Connects, l.LastError = true, T0.Add(-5*time.Second), 5, ""
+	l.Pending, l.BufferError = 900, "write: no space left on device"
+	return l
+}
