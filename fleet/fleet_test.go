@@ -2,8 +2,8 @@ package fleet
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +23,7 @@ type rig struct {
 	svc  *tracker.Service
 	srv  *Server
 	addr string
-	tls  *tls.Config
+	tls  *Certs
 	ln   net.Listener
 }
 
@@ -32,7 +32,7 @@ func (r *rig) stop() {
 	_ = r.ln.Close()
 }
 
-func newRig(t *testing.T, tlsCfg *tls.Config) *rig {
+func newRig(t *testing.T, tlsCfg *Certs) *rig {
 	svc := tracker.NewService(tracker.ServiceConfig{Config: tracker.Config{Storages: []string{sA, sB}}})
 	_, err := svc.OpenJournal(filepath.Join(t.TempDir(), "journal"), tracker.JournalOptions{})
 	require.NoError(t, err)
@@ -268,4 +268,121 @@ func TestLinkFigures(t *testing.T) {
 	src = r.srv.Sources()
 	require.EqualValues(t, 1, src[0].Restarts)
 	require.EqualValues(t, 2, src[0].Connects)
+}
+
+// replaceFile puts src's content at dst the way an operator renews a
+// certificate: written aside, then renamed over the old one.
+func replaceFile(t *testing.T, dst string, content []byte) {
+	t.Helper()
+	tmp := dst + ".new"
+	require.NoError(t, os.WriteFile(tmp, content, 0o600))
+	require.NoError(t, os.Rename(tmp, dst))
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
+
+// trackerPeerCN is the common name of the certificate the tracker at addr
+// presents to a new connection.
+func trackerPeerCN(t *testing.T, addr string, c fleettest.Certs) string {
+	t.Helper()
+	cn, err := c.PeerCN(addr)
+	require.NoError(t, err)
+	return cn
+}
+
+// Certificates are read again on Reload (SIGHUP): a client CA added lets a
+// refused sidecar in, a renewed tracker certificate is presented to new
+// connections, a renewed sidecar certificate is presented at its next
+// connection; a file that does not load is an error naming it, and the
+// previous certificates stay in use.
+func TestCertReload(t *testing.T) {
+	dir := t.TempDir()
+	c, err := fleettest.Write(dir)
+	require.NoError(t, err)
+	clientCA := filepath.Join(dir, "clients-ca.crt")
+	replaceFile(t, clientCA, readFile(t, c.CA))
+	stls, err := ServerTLS(c.TrackerCert, c.TrackerKey, clientCA)
+	require.NoError(t, err)
+	r := newRig(t, stls)
+	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c))
+
+	// A sidecar whose certificate another CA signed is refused.
+	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "")
+	require.NoError(t, err)
+	bad, _ := r.sidecar(SidecarConfig{Name: "rogue", TLS: rogue})
+	waitFor(t, "refusal", func() bool { return bad.Stats().LastError != "" })
+	require.False(t, bad.Stats().Connected)
+
+	// A broken client CA file: an error naming it, the old pool in use.
+	replaceFile(t, clientCA, []byte("not a certificate\n"))
+	err = stls.Reload()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "client_ca_file")
+	require.Contains(t, err.Error(), clientCA)
+	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c), "the sidecars' CA is still the old one")
+
+	// The rogue CA added: the sidecar that was refused gets in.
+	replaceFile(t, clientCA, append(readFile(t, c.CA), readFile(t, c.RogueCA)...))
+	require.NoError(t, stls.Reload())
+	deadline := time.Now().Add(30 * time.Second) // its reconnect backoff reaches 5 s
+	for !bad.Stats().Connected {
+		require.True(t, time.Now().Before(deadline), "the refused sidecar is not accepted after the reload: %s", bad.Stats().LastError)
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Len(t, r.srv.Sources(), 1)
+	require.Contains(t, r.srv.Sources()[0].Identity, "CN=rogue")
+
+	// The tracker's certificate renewed: new connections see the new one.
+	newDir := t.TempDir()
+	cert2, key2, err := c.Issue(newDir, "tracker-2", true)
+	require.NoError(t, err)
+	replaceFile(t, c.TrackerKey, readFile(t, key2))
+	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c), "not reloaded yet")
+	err = stls.Reload()
+	require.Error(t, err, "the new key with the old certificate")
+	require.Contains(t, err.Error(), c.TrackerCert)
+	require.Contains(t, err.Error(), c.TrackerKey)
+	replaceFile(t, c.TrackerCert, readFile(t, cert2))
+	require.NoError(t, stls.Reload())
+	require.Equal(t, "tracker-2", trackerPeerCN(t, r.addr, c))
+	require.Equal(t, "tracker-2", stls.Leaf().Subject.CommonName)
+
+	// A sidecar's certificate renewed: presented at its next connection.
+	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "")
+	require.NoError(t, err)
+	s, _ := r.sidecar(SidecarConfig{Name: "s1", TLS: good})
+	identity := func() string {
+		for _, src := range r.srv.Sources() {
+			if src.Source == "s1" && src.Connected {
+				return src.Identity
+			}
+		}
+		return ""
+	}
+	waitFor(t, "s1 connected", func() bool { return identity() != "" })
+	require.Equal(t, "CN=sidecar", identity())
+	side2, sideKey2, err := c.Issue(newDir, "sidecar-2", false)
+	require.NoError(t, err)
+	replaceFile(t, c.SidecarKey, []byte("garbage"))
+	err = good.Reload()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), c.SidecarKey)
+	replaceFile(t, c.SidecarCert, readFile(t, side2))
+	replaceFile(t, c.SidecarKey, readFile(t, sideKey2))
+	require.NoError(t, good.Reload())
+	require.Equal(t, "CN=sidecar", identity(), "the established stream keeps its certificate")
+	r.stop()
+	waitFor(t, "s1 disconnected", func() bool { return !s.Stats().Connected })
+	r.start(r.addr)
+	deadline = time.Now().Add(30 * time.Second)
+	for identity() == "" {
+		require.True(t, time.Now().Before(deadline), "s1 does not reconnect: %s", s.Stats().LastError)
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, "CN=sidecar-2", identity())
 }

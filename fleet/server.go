@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,9 +38,9 @@ type ServerConfig struct {
 	// Storages are the storage ids the tracker knows: a sidecar proxying
 	// another one is refused.
 	Storages []string
-	// TLS: nil = plaintext, loopback peers only. Otherwise it must require
-	// and verify client certificates.
-	TLS    *tls.Config
+	// TLS: nil = plaintext, loopback peers only. Each handshake uses the
+	// files read last (Certs.Reload).
+	TLS    *Certs
 	Logger hclog.Logger
 	Clock  func() time.Time
 }
@@ -102,7 +101,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	var creds credentials.TransportCredentials = insecure.NewCredentials()
 	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
+		creds = credentials.NewTLS(cfg.TLS.serverConfig())
 	}
 	s.grpc = grpc.NewServer(grpc.Creds(&checkedCreds{TransportCredentials: creds, log: s.log, loopbackOnly: cfg.TLS == nil}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -30,8 +28,9 @@ import (
 type SidecarConfig struct {
 	Name    string // the source name at the tracker (stable across restarts)
 	Address string // the tracker's fleet listener, host:port
-	// TLS: nil = plaintext (the tracker is on loopback).
-	TLS *tls.Config
+	// TLS: nil = plaintext (the tracker is on loopback). Each connection
+	// uses the files read last (Certs.Reload).
+	TLS *Certs
 	// BufferFile is the durable send buffer; "" = memory only.
 	BufferFile string
 	// BufferEvents bounds the reports held unacknowledged (default 1e6).
@@ -336,7 +335,7 @@ func (s *Sidecar) Stats() LinkStats {
 func (s *Sidecar) Run(ctx context.Context) {
 	creds := insecure.NewCredentials()
 	if s.cfg.TLS != nil {
-		creds = credentials.NewTLS(s.cfg.TLS)
+		creds = s.cfg.TLS.clientCreds()
 	}
 	// Reconnect within 5 s of the tracker's return (gRPC's default backoff
 	// grows to 2 minutes).

@@ -28,8 +28,11 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate) and apply a new log level
-          from the configuration (other changes need a restart)
+  HUP     reopen the log file (after logrotate), read the fleet link's TLS
+          files again (tracker and sidecar: new connections use them; files
+          that do not load are logged and the previous ones kept), and
+          apply a new log level from the configuration (other changes need
+          a restart)
   USR1    write the whole tracker state to the log
   TERM    stop accepting, let in-flight two-phase commits finish (up to
   INT     shutdown_timeout), write a final full status line, fsync, exit 0;

@@ -7,7 +7,7 @@ import (
 )
 
 // FleetDoc is the JSON document of GET /fleet: a fleet tracker's sidecars,
-// or a sidecar's link to its tracker (docs/deploy.md, "The link").
+// or a sidecar's link to its tracker (docs/deploy.md, "The link: figures").
 type FleetDoc struct {
 	Role string `json:"role"` // "tracker" or "sidecar"
 	// Sidecars: every sidecar the tracker saw since it started, by name.

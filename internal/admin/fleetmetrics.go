@@ -6,7 +6,7 @@ import (
 	"github.com/tidstorage/tidstorage/fleet"
 )
 
-// The fleet link's metrics (docs/deploy.md, "The link"): a sidecar's end
+// The fleet link's metrics (docs/deploy.md, "The link: figures"): a sidecar's end
 // (tidstorage_fleet_link_*, one link, no label) and the tracker's, one
 // series per sidecar (tidstorage_fleet_sidecar_*{source}: as many as the
 // fleet has sidecars). Read at scrape time from Sources.FleetLink and
