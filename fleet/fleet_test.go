@@ -2,8 +2,8 @@ package fleet
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +23,7 @@ type rig struct {
 	svc  *tracker.Service
 	srv  *Server
 	addr string
-	tls  *tls.Config
+	tls  *Certs
 	ln   net.Listener
 }
 
@@ -32,7 +32,7 @@ func (r *rig) stop() {
 	_ = r.ln.Close()
 }
 
-func newRig(t *testing.T, tlsCfg *tls.Config) *rig {
+func newRig(t *testing.T, tlsCfg *Certs) *rig {
 	svc := tracker.NewService(tracker.ServiceConfig{Config: tracker.Config{Storages: []string{sA, sB}}})
 	_, err := svc.OpenJournal(filepath.Join(t.TempDir(), "journal"), tracker.JournalOptions{})
 	require.NoError(t, err)
@@ -205,4 +205,184 @@ func TestFleetMutualTLS(t *testing.T) {
 	require.Zero(t, r.svc.SourceSeq("rogue"))
 	require.Len(t, r.srv.Sources(), 1)
 	require.Contains(t, r.srv.Sources()[0].Identity, "CN=sidecar")
+}
+
+// The link's figures on both ends: a first start's gap is acknowledged (an
+// idle sidecar is not behind), reports are counted once when acknowledged
+// and applied, resends are counted as such, and a restart of the sidecar
+// is counted by the tracker.
+func TestLinkFigures(t *testing.T) {
+	r := newRig(t, nil)
+	s, stop := r.sidecar(SidecarConfig{})
+	waitFor(t, "the first start's gap acknowledged", func() bool { st := s.Stats(); return st.Connected && st.Pending == 0 })
+	st := s.Stats()
+	require.Zero(t, st.LagSeconds, "nothing pending: no lag")
+	require.EqualValues(t, 1, st.AckedReports)
+	require.EqualValues(t, 1, st.Gaps)
+	require.False(t, st.Since.IsZero())
+	src := r.srv.Sources()
+	require.Len(t, src, 1)
+	require.EqualValues(t, 1, src[0].AppliedReports)
+	require.Zero(t, src[0].Restarts)
+
+	base := s.PartIDBase()
+	before := time.Now()
+	for i := range uint64(5) {
+		s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 1 + i)})
+	}
+	waitFor(t, "acks", func() bool { return s.Stats().Pending == 0 })
+	st = s.Stats()
+	require.EqualValues(t, 6, st.AckedReports)
+	require.EqualValues(t, 6, st.Sent)
+	require.Zero(t, st.Resent)
+	src = r.srv.Sources()
+	require.EqualValues(t, 6, src[0].AppliedReports)
+	require.EqualValues(t, 6, src[0].Reports)
+	require.False(t, src[0].LastReport.Before(before.Truncate(time.Millisecond)), "the newest report's time: %v, observed after %v", src[0].LastReport, before)
+	require.True(t, src[0].Connected)
+
+	// The tracker goes away: pending reports age, and are sent again to the
+	// next stream when it comes back.
+	r.stop()
+	waitFor(t, "disconnect", func() bool { return !s.Stats().Connected })
+	waitFor(t, "the tracker sees the stream end", func() bool { return !r.srv.Sources()[0].Connected })
+	require.False(t, r.srv.Sources()[0].Since.IsZero())
+	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 10)})
+	time.Sleep(20 * time.Millisecond)
+	st = s.Stats()
+	require.Equal(t, 1, st.Pending)
+	require.GreaterOrEqual(t, st.LagSeconds, 0.02)
+	require.NotEmpty(t, st.LastError)
+	r.start(r.addr)
+	waitFor(t, "acks after reconnect", func() bool { return s.Stats().Pending == 0 })
+	st = s.Stats()
+	require.EqualValues(t, 7, st.AckedReports)
+	require.EqualValues(t, 2, st.Connects)
+	src = r.srv.Sources() // a new Server: it counts from its start
+	require.EqualValues(t, 1, src[0].AppliedReports)
+
+	// The sidecar restarts under the same name: a new incarnation.
+	stop()
+	s2, _ := r.sidecar(SidecarConfig{})
+	waitFor(t, "second run acknowledged", func() bool { st := s2.Stats(); return st.Connected && st.Pending == 0 })
+	src = r.srv.Sources()
+	require.EqualValues(t, 1, src[0].Restarts)
+	require.EqualValues(t, 2, src[0].Connects)
+}
+
+// replaceFile puts src's content at dst the way an operator renews a
+// certificate: written aside, then renamed over the old one.
+func replaceFile(t *testing.T, dst string, content []byte) {
+	t.Helper()
+	tmp := dst + ".new"
+	require.NoError(t, os.WriteFile(tmp, content, 0o600))
+	require.NoError(t, os.Rename(tmp, dst))
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
+
+// trackerPeerCN is the common name of the certificate the tracker at addr
+// presents to a new connection.
+func trackerPeerCN(t *testing.T, addr string, c fleettest.Certs) string {
+	t.Helper()
+	cn, err := c.PeerCN(addr)
+	require.NoError(t, err)
+	return cn
+}
+
+// Certificates are read again on Reload (SIGHUP): a client CA added lets a
+// refused sidecar in, a renewed tracker certificate is presented to new
+// connections, a renewed sidecar certificate is presented at its next
+// connection; a file that does not load is an error naming it, and the
+// previous certificates stay in use.
+func TestCertReload(t *testing.T) {
+	dir := t.TempDir()
+	c, err := fleettest.Write(dir)
+	require.NoError(t, err)
+	clientCA := filepath.Join(dir, "clients-ca.crt")
+	replaceFile(t, clientCA, readFile(t, c.CA))
+	stls, err := ServerTLS(c.TrackerCert, c.TrackerKey, clientCA)
+	require.NoError(t, err)
+	r := newRig(t, stls)
+	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c))
+
+	// A sidecar whose certificate another CA signed is refused.
+	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "")
+	require.NoError(t, err)
+	bad, _ := r.sidecar(SidecarConfig{Name: "rogue", TLS: rogue})
+	waitFor(t, "refusal", func() bool { return bad.Stats().LastError != "" })
+	require.False(t, bad.Stats().Connected)
+
+	// A broken client CA file: an error naming it, the old pool in use.
+	replaceFile(t, clientCA, []byte("not a certificate\n"))
+	err = stls.Reload()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "client_ca_file")
+	require.Contains(t, err.Error(), clientCA)
+	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c), "the sidecars' CA is still the old one")
+
+	// The rogue CA added: the sidecar that was refused gets in.
+	replaceFile(t, clientCA, append(readFile(t, c.CA), readFile(t, c.RogueCA)...))
+	require.NoError(t, stls.Reload())
+	deadline := time.Now().Add(30 * time.Second) // its reconnect backoff reaches 5 s
+	for !bad.Stats().Connected {
+		require.True(t, time.Now().Before(deadline), "the refused sidecar is not accepted after the reload: %s", bad.Stats().LastError)
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Len(t, r.srv.Sources(), 1)
+	require.Contains(t, r.srv.Sources()[0].Identity, "CN=rogue")
+
+	// The tracker's certificate renewed: new connections see the new one.
+	newDir := t.TempDir()
+	cert2, key2, err := c.Issue(newDir, "tracker-2", true)
+	require.NoError(t, err)
+	replaceFile(t, c.TrackerKey, readFile(t, key2))
+	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c), "not reloaded yet")
+	err = stls.Reload()
+	require.Error(t, err, "the new key with the old certificate")
+	require.Contains(t, err.Error(), c.TrackerCert)
+	require.Contains(t, err.Error(), c.TrackerKey)
+	replaceFile(t, c.TrackerCert, readFile(t, cert2))
+	require.NoError(t, stls.Reload())
+	require.Equal(t, "tracker-2", trackerPeerCN(t, r.addr, c))
+	require.Equal(t, "tracker-2", stls.Leaf().Subject.CommonName)
+
+	// A sidecar's certificate renewed: presented at its next connection.
+	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "")
+	require.NoError(t, err)
+	s, _ := r.sidecar(SidecarConfig{Name: "s1", TLS: good})
+	identity := func() string {
+		for _, src := range r.srv.Sources() {
+			if src.Source == "s1" && src.Connected {
+				return src.Identity
+			}
+		}
+		return ""
+	}
+	waitFor(t, "s1 connected", func() bool { return identity() != "" })
+	require.Equal(t, "CN=sidecar", identity())
+	side2, sideKey2, err := c.Issue(newDir, "sidecar-2", false)
+	require.NoError(t, err)
+	replaceFile(t, c.SidecarKey, []byte("garbage"))
+	err = good.Reload()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), c.SidecarKey)
+	replaceFile(t, c.SidecarCert, readFile(t, side2))
+	replaceFile(t, c.SidecarKey, readFile(t, sideKey2))
+	require.NoError(t, good.Reload())
+	require.Equal(t, "CN=sidecar", identity(), "the established stream keeps its certificate")
+	r.stop()
+	waitFor(t, "s1 disconnected", func() bool { return !s.Stats().Connected })
+	r.start(r.addr)
+	deadline = time.Now().Add(30 * time.Second)
+	for identity() == "" {
+		require.True(t, time.Now().Before(deadline), "s1 does not reconnect: %s", s.Stats().LastError)
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, "CN=sidecar-2", identity())
 }

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,9 +38,9 @@ type ServerConfig struct {
 	// Storages are the storage ids the tracker knows: a sidecar proxying
 	// another one is refused.
 	Storages []string
-	// TLS: nil = plaintext, loopback peers only. Otherwise it must require
-	// and verify client certificates.
-	TLS    *tls.Config
+	// TLS: nil = plaintext, loopback peers only. Each handshake uses the
+	// files read last (Certs.Reload).
+	TLS    *Certs
 	Logger hclog.Logger
 	Clock  func() time.Time
 }
@@ -72,13 +71,20 @@ type SourceStats struct {
 	Incarnation uint32
 	Version     string
 	Connected   bool
-	Since       time.Time
+	Since       time.Time // when the stream came up, or (not Connected) went down
 	Connects    uint64
+	Restarts    uint64 // streams that came with a new incarnation (the sidecar restarted) since the tracker started
 	Applied     uint64 // last seq applied
 	Reports     uint64 // reports received (resends included)
-	Gaps        uint64
-	LagSeconds  float64 // observed → applied, of the last report
-	LastError   string
+	// AppliedReports counts the reports applied (resends of reports
+	// already applied are not).
+	AppliedReports uint64
+	// LastReport is when the newest applied report was observed, by the
+	// sidecar's clock (zero before the first).
+	LastReport time.Time
+	Gaps       uint64
+	LagSeconds float64 // observed → applied, of the last report
+	LastError  string
 }
 
 // NewServer returns the fleet endpoint; Serve starts it.
@@ -95,7 +101,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	var creds credentials.TransportCredentials = insecure.NewCredentials()
 	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
+		creds = credentials.NewTLS(cfg.TLS.serverConfig())
 	}
 	s.grpc = grpc.NewServer(grpc.Creds(&checkedCreds{TransportCredentials: creds, log: s.log, loopbackOnly: cfg.TLS == nil}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -202,24 +208,30 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 		}
 		last := applied
 		var lag float64
+		var newest int64
+		fresh := uint64(0)
 		// Consecutive events are applied in one batch (one lock, one
 		// journal write); recovers and gaps in order between them.
 		seqs, evs = seqs[:0], evs[:0]
 		flush := func() {
 			if len(evs) > 0 {
-				last = s.cfg.Tracker.ObserveBatchFrom(h.Source, seqs, evs)
+				last = max(last, s.cfg.Tracker.ObserveBatchFrom(h.Source, seqs, evs))
 				clear(evs)
 				seqs, evs = seqs[:0], evs[:0]
 			}
 		}
 		for _, it := range m.Items {
+			if it.Seq > applied {
+				fresh++
+				newest = max(newest, it.TimeUnixNano)
+			}
 			switch b := it.Body.(type) {
 			case *fleetpb.Item_Event:
 				seqs = append(seqs, it.Seq)
 				evs = append(evs, EventFromPB(b.Event))
 			case *fleetpb.Item_Recover:
 				flush()
-				last = s.cfg.Tracker.RecoverFrom(h.Source, it.Seq, txn.PartID(b.Recover.PartBase), tidsFromPB(b.Recover.Live))
+				last = max(last, s.cfg.Tracker.RecoverFrom(h.Source, it.Seq, txn.PartID(b.Recover.PartBase), tidsFromPB(b.Recover.Live)))
 				log.Warn("fleet: sidecar restarted; its previous run's participations in flight are resolved from the storages' history",
 					"part_base", b.Recover.PartBase)
 			case *fleetpb.Item_Gap:
@@ -231,6 +243,11 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 					log.Error("fleet: the sidecar declares a gap in its reports: the commits of that period are held as unaccounted until accepted",
 						"from_seq", b.Gap.FromSeq, "to_seq", b.Gap.ToSeq, "reason", b.Gap.Reason)
 				}
+				// A gap changes nothing in the tracker (the storages'
+				// history accounts for those commits): everything before it
+				// is applied, so it is acknowledged, lest a sidecar whose
+				// last report is a gap (a first start) look behind forever.
+				last = max(last, it.Seq)
 			}
 			if it.TimeUnixNano != 0 {
 				lag = float64(s.cfg.Clock().UnixNano()-it.TimeUnixNano) / 1e9
@@ -241,6 +258,10 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 		s.mu.Lock()
 		l.st.Applied, l.st.LagSeconds = last, lag
 		l.st.Reports += uint64(len(m.Items))
+		l.st.AppliedReports += fresh
+		if newest != 0 && (l.st.LastReport.IsZero() || newest > l.st.LastReport.UnixNano()) {
+			l.st.LastReport = time.Unix(0, newest)
+		}
 		s.mu.Unlock()
 		if err := stream.Send(&fleetpb.TrackerMessage{AckSeq: last}); err != nil {
 			return err
@@ -264,6 +285,9 @@ func (s *Server) attach(h *fleetpb.Hello, peerAddr, identity string, cancel cont
 	if old != nil {
 		l.st = old.st
 		l.gen = old.gen + 1
+		if old.st.Incarnation != h.Incarnation {
+			l.st.Restarts++
+		}
 		if old.st.Connected {
 			log.Warn("fleet: a second stream of this sidecar name replaces the first (a restart, or two sidecars with one name: names must be unique)",
 				"previous_peer", old.st.Peer, "previous_incarnation", old.st.Incarnation)
@@ -282,7 +306,7 @@ func (s *Server) detach(source string, l *link) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[source] == l {
-		l.st.Connected = false
+		l.st.Connected, l.st.Since = false, s.cfg.Clock()
 	}
 }
 

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -30,8 +28,9 @@ import (
 type SidecarConfig struct {
 	Name    string // the source name at the tracker (stable across restarts)
 	Address string // the tracker's fleet listener, host:port
-	// TLS: nil = plaintext (the tracker is on loopback).
-	TLS *tls.Config
+	// TLS: nil = plaintext (the tracker is on loopback). Each connection
+	// uses the files read last (Certs.Reload).
+	TLS *Certs
 	// BufferFile is the durable send buffer; "" = memory only.
 	BufferFile string
 	// BufferEvents bounds the reports held unacknowledged (default 1e6).
@@ -73,25 +72,27 @@ type Sidecar struct {
 
 // LinkStats describe a sidecar's link to its tracker (admin, logs).
 type LinkStats struct {
-	Source      string
-	Tracker     string
-	Connected   bool
-	Incarnation uint32
-	LastError   string
-	Connects    uint64
-	Observed    uint64 // reports numbered
-	Sent        uint64 // reports sent (resends included)
-	Resent      uint64 // reports sent again after a reconnect
-	Acked       uint64 // last seq acknowledged
-	LastSeq     uint64
-	Pending     int // reports held unacknowledged (the buffer fill)
-	Capacity    int
-	Dropped     uint64 // reports dropped by an overflow (declared gaps)
-	Gaps        uint64
-	LagSeconds  float64 // age of the oldest unacknowledged report
-	BufferFile  string
-	BufferSize  int64
-	BufferError string
+	Source       string
+	Tracker      string
+	Connected    bool
+	Since        time.Time // when the link came up, or (not Connected) went down; zero before the first attempt ends
+	Incarnation  uint32
+	LastError    string
+	Connects     uint64
+	Observed     uint64 // reports numbered
+	Sent         uint64 // reports sent (resends included)
+	Resent       uint64 // reports sent again after a reconnect
+	Acked        uint64 // last seq acknowledged
+	AckedReports uint64 // reports acknowledged (each counted once)
+	LastSeq      uint64
+	Pending      int // reports held unacknowledged (the buffer fill)
+	Capacity     int
+	Dropped      uint64 // reports dropped by an overflow (declared gaps)
+	Gaps         uint64
+	LagSeconds   float64 // age of the oldest unacknowledged report
+	BufferFile   string
+	BufferSize   int64
+	BufferError  string
 }
 
 // OpenSidecar opens (or creates) the send buffer, reads what a previous
@@ -272,6 +273,7 @@ func (s *Sidecar) ack(seq uint64) {
 			s.forgetRun(uint32(it.base >> 32))
 		}
 	}
+	s.st.AckedReports += uint64(n)
 	if n > 0 {
 		if n == len(s.q) {
 			s.q = s.q[:0]
@@ -343,7 +345,7 @@ const (
 func (s *Sidecar) Run(ctx context.Context) {
 	creds := insecure.NewCredentials()
 	if s.cfg.TLS != nil {
-		creds = credentials.NewTLS(s.cfg.TLS)
+		creds = s.cfg.TLS.clientCreds()
 	}
 	// Reconnect within 5 s of the tracker's return (gRPC's default backoff
 	// grows to 2 minutes).
@@ -366,6 +368,9 @@ func (s *Sidecar) Run(ctx context.Context) {
 		s.mu.Unlock()
 		err := s.session(ctx, client)
 		s.mu.Lock()
+		if s.st.Connected || s.st.Since.IsZero() {
+			s.st.Since = s.cfg.Clock()
+		}
 		s.st.Connected = false
 		welcomed := s.st.Connects != connects
 		s.mu.Unlock()
@@ -434,7 +439,7 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 	s.mu.Lock()
 	resend := s.sentSeq
 	s.sentSeq = applied
-	s.st.Connected = true
+	s.st.Connected, s.st.Since = true, s.cfg.Clock()
 	s.st.Connects++
 	s.st.LastError = ""
 	pending := len(s.q)

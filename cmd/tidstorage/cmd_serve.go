@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/internal/admin"
 	"github.com/tidstorage/tidstorage/internal/daemon"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -27,8 +28,11 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate) and apply a new log level
-          from the configuration (other changes need a restart)
+  HUP     reopen the log file (after logrotate), read the fleet link's TLS
+          files again (tracker and sidecar: new connections use them; files
+          that do not load are logged and the previous ones kept), and
+          apply a new log level from the configuration (other changes need
+          a restart)
   USR1    write the whole tracker state to the log
   TERM    stop accepting, let in-flight two-phase commits finish (up to
   INT     shutdown_timeout), write a final full status line, fsync, exit 0;
@@ -141,9 +145,9 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	}
 	switch d.Role() {
 	case config.RoleTracker:
-		src.Fleet = func() any { return map[string]any{"role": "tracker", "sidecars": d.FleetSources()} }
+		src.FleetSidecars = d.FleetSources
 	case config.RoleSidecar:
-		src.Fleet = func() any { st, _ := d.FleetLink(); return map[string]any{"role": "sidecar", "link": st} }
+		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }

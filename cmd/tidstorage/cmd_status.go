@@ -24,7 +24,12 @@ UTC time), its lag (now minus that time) and whether it is busy, blind or
 held; the transactions in flight; the pins that hold published TIDs back,
 partial commits first, then the storages held by commits that nothing
 accounted for (ground truth), each with the accept-partial command to run
-once decided; the storages' history watchers; the journal. The address is
+once decided; the storages' history watchers; the journal. In a fleet
+(from /fleet): on a tracker, a line per sidecar (connected, or down since
+when; reports applied; age of its newest report; lag; gaps; restarts); on
+a sidecar, its link to the tracker (up or down since when, the reports
+pending in its send buffer and their age, sent, acknowledged, resent,
+dropped, the last error). The address is
 -a (HOST:PORT or an http:// URL), or the admin listen address of the
 configuration given with -c. With --json the /status document is printed
 unchanged (see docs/admin.md).
@@ -176,6 +181,19 @@ func (a *adminClient) status() (admin.StatusDoc, []byte, error) {
 	return doc, raw, nil
 }
 
+// fleet fetches /fleet: nil in the all-in-one role (404).
+func (a *adminClient) fleet() (*admin.FleetDoc, error) {
+	var doc admin.FleetDoc
+	code, err := a.do(http.MethodGet, "/fleet", &doc)
+	if code == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &doc, nil
+}
+
 func runStatus(c *cli, args []string) int {
 	fs := c.flagSet("status")
 	af := addAdminFlags(fs)
@@ -211,7 +229,9 @@ func runStatus(c *cli, args []string) int {
 		if token == "" {
 			where += " (redacted: no credential)"
 		}
+		fl, ferr := af.client(base, token).fleet()
 		printStatus(c.stdout, &doc, where, af.hint())
+		printFleet(c.stdout, &doc, fl, ferr)
 	}
 	if len(doc.PartialPins()) > 0 || len(doc.UnaccountedPins()) > 0 {
 		return exitPartial

@@ -80,15 +80,7 @@ log {
 }
 classic { listen = %q }
 admin { listen = %q }
-fleet {
-  listen = %q
-  tls {
-    cert_file = %q
-    key_file = %q
-    client_ca_file = %q
-  }
-}
-zeo "a" {
+%szeo "a" {
   upstream = %q
   storage "1" { id = "A1" }
   storage "2" { id = "A2" }
@@ -97,8 +89,8 @@ zeo "b" {
   upstream = %q
   storage "1" { id = "B1" }
 }
-`, filepath.Join(s.dir, "tracker.status"), filepath.Join(s.dir, "tracker.log"), s.classic, s.trackerAdm, s.fleetAddr,
-		s.certs.TrackerCert, s.certs.TrackerKey, s.certs.CA, s.zeoA.Addr, s.zeoB.Addr))
+`, filepath.Join(s.dir, "tracker.status"), filepath.Join(s.dir, "tracker.log"), s.classic, s.trackerAdm,
+		s.certs.TrackerHCL(s.fleetAddr), s.zeoA.Addr, s.zeoB.Addr))
 	require.Equal(t, 0, run(t, "config", "check", "-c", s.trackerCfg).code)
 	s.tracker = startServe(t, s.trackerCfg, s.trackerAdm, "/readyz")
 	for _, l := range link {

@@ -6,9 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -23,6 +25,8 @@ type Certs struct {
 	SidecarCert, SidecarKey string // signed by CA
 	RogueCert, RogueKey     string // a client certificate signed by another CA
 	RogueCA                 string // that other CA
+
+	ca *authority // signs Issue's certificates
 }
 
 type authority struct {
@@ -41,6 +45,7 @@ func Write(dir string) (Certs, error) {
 	if err != nil {
 		return c, err
 	}
+	c.ca = ca
 	c.CA, c.RogueCA = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "rogue-ca.crt")
 	if c.TrackerCert, c.TrackerKey, err = leaf(dir, "tracker", ca, true); err != nil {
 		return c, err
@@ -52,6 +57,13 @@ func Write(dir string) (Certs, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// Issue writes dir/name.crt and dir/name.key, a new certificate signed by
+// the CA (a server certificate for 127.0.0.1 and localhost, or a client
+// one), for tests that renew certificates.
+func (c Certs) Issue(dir, name string, server bool) (certFile, keyFile string, err error) {
+	return leaf(dir, name, c.ca, server)
 }
 
 func newCA(dir, name, cn string) (*authority, error) {
@@ -106,4 +118,42 @@ func leaf(dir, name string, ca *authority, server bool) (string, string, error) 
 
 func writePEM(path, kind string, der []byte) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
+}
+
+// TrackerHCL is a tracker's fleet block listening on listen, with the
+// tracker's certificate and the CA as client_ca_file.
+func (c Certs) TrackerHCL(listen string) string {
+	return fmt.Sprintf(`fleet {
+  listen = %q
+  tls {
+    cert_file = %q
+    key_file = %q
+    client_ca_file = %q
+  }
+}
+`, listen, c.TrackerCert, c.TrackerKey, c.CA)
+}
+
+// PeerCN dials a fleet listener at addr as the sidecar of these
+// certificates and returns the common name of the certificate it presents.
+func (c Certs) PeerCN(addr string) (string, error) {
+	ca, err := os.ReadFile(c.CA)
+	if err != nil {
+		return "", err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return "", fmt.Errorf("%s: no certificate", c.CA)
+	}
+	cert, err := tls.LoadX509KeyPair(c.SidecarCert, c.SidecarKey)
+	if err != nil {
+		return "", err
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool,
+		Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1", NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		return "", fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName, nil
 }

@@ -1,13 +1,41 @@
 package admin
 
-import "net/http"
+import (
+	"net/http"
 
-// fleet serves the fleet link's figures (Sources.Fleet) as JSON; 404 in
-// the all-in-one role.
+	"github.com/tidstorage/tidstorage/fleet"
+)
+
+// FleetDoc is the JSON document of GET /fleet: a fleet tracker's sidecars,
+// or a sidecar's link to its tracker (docs/deploy.md, "The link: figures").
+type FleetDoc struct {
+	Role string `json:"role"` // "tracker" or "sidecar"
+	// Sidecars: every sidecar the tracker saw since it started, by name.
+	Sidecars []fleet.SourceStats `json:"sidecars,omitempty"`
+	// Link: the sidecar's link to its tracker.
+	Link *fleet.LinkStats `json:"link,omitempty"`
+}
+
+// BuildFleet returns the /fleet document; ok is false in the all-in-one
+// role (neither source set).
+func BuildFleet(src *Sources) (doc FleetDoc, ok bool) {
+	switch {
+	case src.FleetSidecars != nil:
+		return FleetDoc{Role: "tracker", Sidecars: src.FleetSidecars()}, true
+	case src.FleetLink != nil:
+		st := src.FleetLink()
+		return FleetDoc{Role: "sidecar", Link: &st}, true
+	}
+	return FleetDoc{}, false
+}
+
+// fleet serves the fleet link's figures as JSON; 404 in the all-in-one
+// role.
 func (h *handler) fleet(w http.ResponseWriter, r *http.Request) {
-	if h.src.Fleet == nil {
+	doc, ok := BuildFleet(h.src)
+	if !ok {
 		http.Error(w, "not a fleet tracker or sidecar", http.StatusNotFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.src.Fleet())
+	writeJSON(w, http.StatusOK, doc)
 }

@@ -96,10 +96,16 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels 
 
 func tidTime(v txn.TID) time.Time { return v.Time() }
 
-// allFamilies scrapes both fixtures (every source present between them).
+// allFamilies scrapes both fixtures and the fleet roles' sources (every
+// source present between them).
 func allFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	fams := scrape(t, serve(t, admintest.New(t).Sources(), nil).URL)
 	for name, fam := range scrape(t, serve(t, admintest.NewGroundTruth(t).Sources(), nil).URL) {
+		if _, ok := fams[name]; !ok {
+			fams[name] = fam
+		}
+	}
+	for name, fam := range scrape(t, serve(t, fleetSources(), nil).URL) {
 		if _, ok := fams[name]; !ok {
 			fams[name] = fam
 		}

@@ -174,6 +174,7 @@ func (c collector) metrics() []metric {
 	if c.src.Journal != nil {
 		ms = append(ms, journalMetrics...)
 	}
+	ms = append(ms, c.fleetMetrics()...)
 	return ms
 }
 
@@ -225,6 +226,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Journal != nil {
 		e.collectJournal(c.src.Journal())
 	}
+	e.collectFleet(c.src)
 }
 
 // collectPoint: the published point, per storage, and what holds it.

@@ -9,6 +9,7 @@ package admin
 import (
 	"time"
 
+	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/history"
@@ -51,9 +52,12 @@ type Sources struct {
 	// status file); "" leaves StatusDoc.CleanStart alone to say it.
 	PreviousRun string
 
-	// Fleet, if set, is served as JSON on GET /fleet: the tracker's
-	// sidecars, or a sidecar's link to its tracker (docs/deploy.md).
-	Fleet func() any
+	// FleetSidecars gives a fleet tracker's sidecars (every one seen since
+	// start), FleetLink a sidecar's link to its tracker; nil in other
+	// roles. Either is served as JSON on GET /fleet (FleetDoc) and
+	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
+	FleetSidecars func() []fleet.SourceStats
+	FleetLink     func() fleet.LinkStats
 
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies

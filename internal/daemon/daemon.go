@@ -414,9 +414,10 @@ func (d *Daemon) Version() string { return d.version }
 // Config returns the configuration the daemon runs with (not to be changed).
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
-// Reopen is SIGHUP: the log file is reopened (after rotation), and the
-// configuration is read again for what can change safely while running: the
-// log level. Other changes are reported as needing a restart.
+// Reopen is SIGHUP: the log file is reopened (after rotation), the fleet
+// link's TLS files are read again, and the configuration is read again for
+// what can change safely while running: the log level. Other changes are
+// reported as needing a restart.
 func (d *Daemon) Reopen() {
 	if d.logFile == nil {
 		d.Log.Info("SIGHUP: logging to stderr, nothing to reopen")
@@ -425,6 +426,7 @@ func (d *Daemon) Reopen() {
 	} else {
 		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
 	}
+	d.reloadFleetCerts()
 	if d.cfg.File == "" {
 		return
 	}
@@ -458,6 +460,12 @@ func summary(c *config.Config) []any {
 		c.Log.File, c.Log.Format, c.Limits, c.Classic.Enabled, c.Classic.Listen.String(), fmt.Sprint(c.Classic.Allow),
 		c.Classic.MaxConnections, c.Classic.IdleTimeout, c.Admin.Enabled, c.Admin.Listen.String(), c.Admin.TokenFile,
 		fmt.Sprint(c.Admin.AllowedHosts)}
+	if f := c.Fleet; f != nil {
+		out = append(out, "fleet", f.Listen.String(), fmt.Sprint(f.TLS))
+	}
+	if t := c.Tracker; t != nil {
+		out = append(out, "tracker", t.Address.String(), t.Name, t.BufferFile, t.BufferEvents, fmt.Sprint(t.TLS))
+	}
 	for _, z := range c.ZEO {
 		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/fleet/fleettest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -112,4 +114,63 @@ admin {
 	require.Equal(t, n, d.StatusFile().Stats().FileLines, "the lines of the previous run are counted")
 	require.Zero(t, d.StatusFile().Stats().Lines)
 	stop(d)
+}
+
+// SIGHUP (Reopen) reads the tracker's fleet TLS files again: a renewed
+// certificate is presented to new connections, and a file that does not
+// load is logged by name while the previous certificate stays in use.
+func TestReopenReloadsFleetCerts(t *testing.T) {
+	dir := t.TempDir()
+	c, err := fleettest.Write(dir)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	zeo := l.Addr().String() // nothing answers: the tracker retries its bootstrap in the background
+	require.NoError(t, l.Close())
+	cfgPath := filepath.Join(dir, "tracker.hcl")
+	logFile := filepath.Join(dir, "tracker.log")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`status_file = "status"
+log { file = "tracker.log" }
+admin { enabled = false }
+`+c.TrackerHCL("127.0.0.1:0")+`zeo "main" {
+  upstream = "`+zeo+`"
+  storage "1" { id = "A" }
+}
+`), 0o644))
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err)
+	d, err := Start(Options{Config: cfg, Version: "test", Stderr: os.Stderr})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.Shutdown(ctx)
+	})
+	peerCN := func() string {
+		cn, err := c.PeerCN(d.FleetAddr().String())
+		require.NoError(t, err)
+		return cn
+	}
+	logs := func() string {
+		b, err := os.ReadFile(logFile)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Equal(t, "tracker", peerCN())
+
+	require.NoError(t, os.WriteFile(c.TrackerCert, []byte("garbage"), 0o600))
+	d.Reopen()
+	require.Contains(t, logs(), "SIGHUP: the fleet TLS files do not load; the previous certificates stay in use")
+	require.Contains(t, logs(), c.TrackerCert)
+	require.Equal(t, "tracker", peerCN())
+
+	cert2, key2, err := c.Issue(t.TempDir(), "tracker-2", true)
+	require.NoError(t, err)
+	for src, dst := range map[string]string{cert2: c.TrackerCert, key2: c.TrackerKey} {
+		require.NoError(t, os.Rename(src, dst))
+	}
+	d.Reopen()
+	require.Contains(t, logs(), "SIGHUP: fleet TLS files reloaded: new connections use them")
+	require.Contains(t, logs(), "CN=tracker-2")
+	require.Equal(t, "tracker-2", peerCN())
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +25,7 @@ type fleetState struct {
 	server  *fleet.Server // tracker role
 	ln      net.Listener
 	sidecar *fleet.Sidecar // sidecar role
+	certs   *fleet.Certs   // either role, with a tls block: SIGHUP reloads them
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -69,7 +69,7 @@ func (d *Daemon) openSidecar() error {
 		}
 		name = h
 	}
-	var tlsCfg *tls.Config
+	var tlsCfg *fleet.Certs
 	if t := tc.TLS; t != nil {
 		sn := t.ServerName
 		if sn == "" {
@@ -79,6 +79,7 @@ func (d *Daemon) openSidecar() error {
 		if tlsCfg, err = fleet.ClientTLS(t.CertFile, t.KeyFile, t.CAFile, sn); err != nil {
 			return err
 		}
+		d.fl.certs = tlsCfg
 	}
 	var ids []string
 	for _, s := range d.cfg.Storages {
@@ -135,15 +136,39 @@ func (d *Daemon) stopSidecarLink() {
 	}
 }
 
+// reloadFleetCerts is SIGHUP's part for the fleet link: both roles read
+// their TLS files again (same paths); new connections use them, and files
+// that do not load leave the previous certificates in use.
+func (d *Daemon) reloadFleetCerts() {
+	c := d.fl.certs
+	if c == nil {
+		return
+	}
+	certFile, keyFile, caFile := c.Files()
+	if err := c.Reload(); err != nil {
+		d.Log.Error("SIGHUP: the fleet TLS files do not load; the previous certificates stay in use", "error", err)
+		return
+	}
+	args := []any{"cert_file", certFile, "key_file", keyFile, "ca_file", caFile}
+	if leaf := c.Leaf(); leaf != nil {
+		args = append(args, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		if time.Now().After(leaf.NotAfter) {
+			d.Log.Warn("SIGHUP: the fleet certificate read is expired: the other end will refuse new connections", args...)
+		}
+	}
+	d.Log.Info("SIGHUP: fleet TLS files reloaded: new connections use them", args...)
+}
+
 // startFleetServer opens the tracker's fleet listener.
 func (d *Daemon) startFleetServer() error {
 	fc := d.cfg.Fleet
-	var tlsCfg *tls.Config
+	var tlsCfg *fleet.Certs
 	if t := fc.TLS; t != nil {
 		var err error
 		if tlsCfg, err = fleet.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
 			return err
 		}
+		d.fl.certs = tlsCfg
 	}
 	ln, err := net.Listen("tcp", fc.Listen.NetAddress())
 	if err != nil {
