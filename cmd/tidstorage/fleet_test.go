@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,7 +27,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/fleet/fleetpb"
 	"github.com/tidstorage/tidstorage/fleet/fleettest"
 	"github.com/tidstorage/tidstorage/internal/admin"
@@ -602,8 +603,13 @@ func TestFleetRefusesWrongCertificateAndUnknownStorage(t *testing.T) {
 	require.Eventually(t, func() bool { return fileContains(trackerLog, "TLS handshake failed") }, 30*time.Second, 100*time.Millisecond)
 
 	// A gRPC peer with a good certificate that does not say hello first.
-	tlsCfg, err := fleet.ClientTLS(s.certs.SidecarCert, s.certs.SidecarKey, s.certs.CA, "")
+	cert, err := tls.LoadX509KeyPair(s.certs.SidecarCert, s.certs.SidecarKey)
 	require.NoError(t, err)
+	caPEM, err := os.ReadFile(s.certs.CA)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
 	conn, err := grpc.NewClient(s.fleetAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	require.NoError(t, err)
 	defer conn.Close()
