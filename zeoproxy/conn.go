@@ -230,6 +230,9 @@ func (c *conn) ident() string {
 // awaitIdentity waits until the identity is known, at most identityWait;
 // the caller does not hold c.mu.
 func (c *conn) awaitIdentity() {
+	if c.identity.Load() != nil {
+		return // known: no timer on the transaction's path
+	}
 	select {
 	case <-c.idDone:
 	case <-time.After(identityWait):
