@@ -222,7 +222,7 @@ func TestBackupRewrittenSourceAndDamagedRepository(t *testing.T) {
 	name := filepath.Join(f.b.Repository, m.Storages[0].Files[0].Name)
 	flipByte(t, name)
 	_, err = backup.Restore(m, filepath.Join(f.dir, "out"), backup.RestoreOptions{})
-	require.ErrorContains(t, err, name+": md5")
+	require.ErrorContains(t, err, name+": sha256")
 	_, err = os.Stat(filepath.Join(f.dir, "out", "b", "Data.fs"))
 	require.True(t, os.IsNotExist(err), "no output on failure")
 }

@@ -35,7 +35,7 @@ func checkChain(repo string, prev *previous) error {
 // checkDataFile re-reads a repository data file (gunzipped if named *z) and
 // checks its size and checksums against fe.
 func checkDataFile(path string, fe FileEntry) error {
-	return joinFile(io.Discard, path, fe, newProgress(nil, 0, "", 0))
+	return joinFile(io.Discard, path, fe, newProgress(nil, 0, "", 0), true)
 }
 
 // checkLedger checks that the chain's ledger (repo/e.Dat) lists exactly the

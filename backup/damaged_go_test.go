@@ -57,7 +57,7 @@ func TestGoBackupRefusesToExtendDamagedChain(t *testing.T) {
 	require.Equal(t, s.b.Bytes(), readFile(t, rs[0].DataFS))
 	// The damaged set itself is refused by restore, naming the file.
 	_, err = backup.Restore(sets[2], filepath.Join(dir, "old"), backup.RestoreOptions{})
-	require.ErrorContains(t, err, middle+": md5")
+	require.ErrorContains(t, err, middle+": sha256")
 }
 
 // A missing middle file or a ledger with a hole is damage too.

@@ -41,7 +41,7 @@ func TestGoRestoreChecks(t *testing.T) {
 			b := readFile(t, p)
 			b[len(b)/2] ^= 0xff
 			require.NoError(t, os.WriteFile(p, b, 0o644))
-		}, ".deltafs: md5 "},
+		}, ".deltafs: sha256 "},
 		{"short file", func(t *testing.T, s *goStore, m *backup.Manifest) {
 			p := filepath.Join(s.spec.Repository, m.Storages[0].Files[0].Name)
 			b := readFile(t, p)
