@@ -230,7 +230,15 @@ func runStatus(c *cli, args []string) int {
 			where += " (redacted: no credential)"
 		}
 		fl, ferr := af.client(base, token).fleet()
-		printStatus(c.stdout, &doc, where, af.hint())
+		if fl != nil && fl.Role == "sidecar" {
+			// Its own tracker is an empty admin shell: bootstrap, storages
+			// and pins are the tracker's.
+			fmt.Fprintf(c.stdout, "tidstorage %s at %s, %s UTC\n", doc.Version, where, doc.Time.UTC().Format("2006-01-02 15:04:05"))
+			fmt.Fprintf(c.stdout, "Role: sidecar: it proxies its Zopes' ZEO connections and reports to the tracker; "+
+				"the published point, pins and the status file are the tracker's (run tidstorage status against its admin endpoint)\n")
+		} else {
+			printStatus(c.stdout, &doc, where, af.hint())
+		}
 		printFleet(c.stdout, &doc, fl, ferr)
 	}
 	if len(doc.PartialPins()) > 0 || len(doc.UnaccountedPins()) > 0 {

@@ -53,6 +53,8 @@ func TestStatusFleetSidecar(t *testing.T) {
 		"  pending: 120 of 1000 reports, the oldest 44s old; buffer file /var/lib/tidstorage/sidecar.buffer, 64.0 KiB\n"+
 		"  reports: 9000 observed, 8950 sent, 8880 acknowledged, 70 resent, 0 dropped; 1 gap declared\n")
 	require.NotContains(t, out, "full")
+	require.Contains(t, out, "Role: sidecar: it proxies")
+	require.NotContains(t, out, "Bootstrap:", "a sidecar's empty admin tracker is not shown as the site's state")
 
 	out = fleetStatus(t, func(s *admin.Sources) { s.FleetLink = admintest.LinkFull })
 	require.Contains(t, out, "  link: connected since 2026-11-24 11:59:55 UTC (5s), 5 connects\n")
