@@ -26,7 +26,7 @@ func serveSources(t *testing.T, edit func(*admin.Sources)) *httptest.Server {
 // fleetStatus prints the status of the fixture's sources changed by edit.
 func fleetStatus(t *testing.T, edit func(*admin.Sources)) string {
 	t.Helper()
-	r := run(t, "status", "-a", serveSources(t, edit).URL)
+	r := run(t, "status", "-a", serveSources(t, edit).URL, "--token-file", tokenFile(t))
 	require.Equal(t, exitPartial, r.code, "the fixture's partial commit: exit 3\n%s", r.stderr)
 	t.Log(r.stdout)
 	return r.stdout
@@ -65,7 +65,7 @@ func TestStatusFleetSidecar(t *testing.T) {
 // All-in-one: no fleet section; a /fleet that fails is said, and the rest
 // is printed.
 func TestStatusFleetAbsentOrFailing(t *testing.T) {
-	require.NotContains(t, fleetStatus(t, func(*admin.Sources) {}), "Fleet")
+	require.NotContains(t, fleetStatus(t, func(*admin.Sources) {}), "\nFleet:")
 
 	h := admin.NewHandler(admintest.New(t).Sources(), hclog.NewNullLogger())
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

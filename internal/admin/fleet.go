@@ -37,5 +37,31 @@ func (h *handler) fleet(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not a fleet tracker or sidecar", http.StatusNotFound)
 		return
 	}
+	if !authorized(r) {
+		doc.redact()
+	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// redact blanks, as for /status, what identifies hosts and files: peer
+// addresses, certificate subjects, the tracker's address, the buffer file
+// and error texts (which name them). Names, states and counters stay: an
+// unauthenticated monitor still sees a link down or a gap.
+func (d *FleetDoc) redact() {
+	red := func(s *string) {
+		if *s != "" {
+			*s = Redacted
+		}
+	}
+	for i := range d.Sidecars {
+		sc := &d.Sidecars[i]
+		for _, s := range []*string{&sc.Peer, &sc.Identity, &sc.LastError} {
+			red(s)
+		}
+	}
+	if l := d.Link; l != nil {
+		for _, s := range []*string{&l.Tracker, &l.LastError, &l.BufferFile, &l.BufferError} {
+			red(s)
+		}
+	}
 }

@@ -23,7 +23,7 @@ func fleetSources() admin.Sources {
 
 func getFleet(t *testing.T, base string) admin.FleetDoc {
 	t.Helper()
-	code, body := get(t, base+"/fleet")
+	code, _, body := request(t, http.MethodGet, base, "/fleet", "", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
 	var doc admin.FleetDoc
 	require.NoError(t, json.Unmarshal([]byte(body), &doc))
@@ -31,7 +31,7 @@ func getFleet(t *testing.T, base string) admin.FleetDoc {
 }
 
 func TestFleetMetricsSidecar(t *testing.T) {
-	srv := serve(t, admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{}), FleetLink: admintest.Link}, nil)
+	srv := serve(t, admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{}), FleetLink: admintest.Link, Token: admintest.Token}, nil)
 	fams := scrape(t, srv.URL)
 	// admintest.Link: down, 120 of 1000 pending, the oldest 44 s old.
 	want := map[string]float64{
@@ -64,7 +64,7 @@ func TestFleetMetricsSidecar(t *testing.T) {
 }
 
 func TestFleetMetricsTracker(t *testing.T) {
-	srv := serve(t, admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{}), FleetSidecars: admintest.Sidecars,
+	srv := serve(t, admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{}), FleetSidecars: admintest.Sidecars, Token: admintest.Token,
 		Clock: func() time.Time { return admintest.T0 }}, nil)
 	fams := scrape(t, srv.URL)
 	v := func(name, source string) float64 { t.Helper(); return value(t, fams, name, "source", source) }

@@ -81,7 +81,7 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
   POST /accept-partial?pin=N    accept a partial commit as the new baseline, or unaccounted commits once decided
 
 POST needs Authorization: Bearer <token> (admin { token_file }); without it
-/status is redacted. /metrics, /healthz and /readyz need nothing.
+/status and /fleet are redacted. /metrics, /healthz and /readyz need nothing.
 `)
 }
 

@@ -205,3 +205,28 @@ func TestMetricsLabelsIdentifyNoClient(t *testing.T) {
 		}
 	}
 }
+
+// /fleet without the credential names no host, certificate or file; the
+// sidecars' names, states and counters stay.
+func TestFleetRedactedWithoutToken(t *testing.T) {
+	for _, tc := range []struct {
+		set     func(*admin.Sources)
+		secrets []string
+	}{
+		{func(s *admin.Sources) { s.FleetSidecars = admintest.Sidecars }, []string{"10.0.0.11:40100", "CN=zope1"}},
+		{func(s *admin.Sources) { s.FleetLink = admintest.Link }, []string{"10.0.0.5:9010", "/var/lib/tidstorage/sidecar.buffer", "connection refused"}},
+	} {
+		src := admintest.New(t).Sources()
+		tc.set(&src)
+		srv := serve(t, src, nil)
+		_, _, full := request(t, http.MethodGet, srv.URL, "/fleet", "", "Authorization", admintest.Bearer)
+		code, _, red := request(t, http.MethodGet, srv.URL, "/fleet", "")
+		require.Equal(t, http.StatusOK, code)
+		for _, secret := range tc.secrets {
+			require.Contains(t, full, secret)
+			require.NotContains(t, red, secret)
+		}
+		require.Contains(t, red, `"zope1"`, "names stay")
+		require.Contains(t, red, admin.Redacted)
+	}
+}
