@@ -582,6 +582,52 @@ func TestFleetThreeSidecarsSameMetadataNoStall(t *testing.T) {
 	require.Empty(t, s.status().Pins)
 }
 
+// The mixed topology (docs/deploy.md): Zopes behind a sidecar, and a
+// patched Zope (Products.TIDStorage) that talks to ZEO directly and reports
+// its transactions to the tracker's classic endpoint, both writing the same
+// paired counters. The tracker accounts the patched Zope's commits from its
+// classic reports (none is left unaccounted: without --classic this test
+// fails, the direct commits held as unaccounted), every sampled point
+// restores to equal counters, and at rest the point reaches every storage's
+// last TID.
+func TestFleetMixedSidecarAndPatchedZope(t *testing.T) {
+	s := startFleet(t, 1)
+	zeotest.Python(t, "zodb_client.py", append(s.dbs(s.sidecars[0]), "commit", "--count", "1", "--touch", "a,b,c")...)
+	s.waitPublished(s.last(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sm := s.sample()
+	const seconds = 15
+	viaSidecar := s.startWriter(ctx, s.sidecars[0], seconds)
+	patched := &writer{done: make(chan error, 1), stderr: &zeotest.SyncBuffer{}}
+	cmd := zeotest.PythonCommand(ctx, t, "zodb_client.py", append(s.dbs(nil), "paired", "--count", "100000",
+		"--seconds", fmt.Sprint(seconds), "--touch", "a,c", "--desc", "patched zope",
+		"--classic", s.classic, "--ids", "a=A1,c=B1")...)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = patched.stderr
+	require.NoError(t, cmd.Start())
+	patched.cmd = cmd
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			patched.commits.Add(1)
+		}
+		patched.done <- cmd.Wait()
+	}()
+	require.NoError(t, <-viaSidecar.done)
+	require.NoError(t, <-patched.done, patched.err())
+	require.Positive(t, viaSidecar.commits.Load())
+	require.Positive(t, patched.commits.Load())
+	s.waitPublished(s.last(), 60*time.Second)
+	samples := append(sm.end(), s.dump())
+	checked := s.checkCoherent(samples, 12)
+	t.Logf("%d commits through the sidecar, %d by the patched Zope; %d distinct points sampled, %d restored to equal counters",
+		viaSidecar.commits.Load(), patched.commits.Load(), len(samples), checked)
+	require.Empty(t, s.status().Pins, "the patched Zope's commits are accounted by its classic reports")
+	require.Zero(t, s.status().Counters.Unaccounted)
+}
+
 // A peer with a certificate from another CA is refused with a clear error on
 // both sides, and changes nothing; so is a sidecar proxying storages the
 // tracker does not know.

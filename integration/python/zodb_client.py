@@ -22,6 +22,8 @@ Commands:
                             root[K] (default 'counter') to the same new value in every touched
                             database; conflicts are retried after a jittered backoff.
                             One line per commit; conflict counts on stderr.
+                            --classic HOST:PORT --ids a=ID,b=ID also reports each
+                            transaction over the classic protocol, as a patched Zope.
   hold --seconds S           begins a two-phase commit on the first database and
                             keeps it open for S seconds (then aborts it).
   crash-between --first a --then b
@@ -104,6 +106,11 @@ def main():
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
     pa.add_argument("--key", default="counter")
+    pa.add_argument("--classic", default=None,
+                    help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
+                         "two-phase commit, COMMIT with the TIDs after it, ABORT on a conflict)")
+    pa.add_argument("--ids", default="",
+                    help="NAME=STORAGE_ID,...: the classic storage id of each touched database")
     ho = sub.add_parser("hold")
     ho.add_argument("--seconds", type=float, default=60)
     cb = sub.add_parser("crash-between")
@@ -177,6 +184,14 @@ def paired(dbs, names, args):
     touch = [t for t in args.touch.split(",") if t] or names
     tm = transaction.TransactionManager()
     conn = dbs[0].open(tm)
+    reporter, ids = None, {}
+    if args.classic:
+        # A patched Zope (Products.TIDStorage): its transaction hooks tell
+        # the daemon over the classic protocol (classic_client.py's Conn).
+        from classic_client import Conn
+        host, _, port = args.classic.rpartition(":")
+        reporter = Conn(host, int(port))
+        ids = dict(kv.split("=", 1) for kv in args.ids.split(",") if kv)
     deadline = time.time() + args.seconds
     done = conflicts = streak = 0
     reported = time.time()
@@ -187,6 +202,7 @@ def paired(dbs, names, args):
             sys.stderr.write("%d conflicts, %d commits\n" % (conflicts, done))
             sys.stderr.flush()
             reported = time.time()
+        txid = None
         try:
             txn = tm.begin()
             txn.note(args.desc)
@@ -194,9 +210,16 @@ def paired(dbs, names, args):
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
                 r[args.key] = value
+            if reporter:
+                txid = "%d-%d" % (os.getpid(), done + conflicts)
+                reporter.begin(txid, [ids[n] for n in touch])
             tm.commit()
+            if reporter:
+                reporter.commit(txid, {ids[n]: int.from_bytes(roots[n]._p_serial, "big") for n in touch})
         except ConflictError:
             tm.abort()
+            if reporter and txid:
+                reporter.abort(txid)
             conflicts += 1
             streak += 1
             # Jittered exponential backoff, as any retrying client needs.
@@ -205,6 +228,8 @@ def paired(dbs, names, args):
         except (ClientDisconnected, TransientError) as e:
             # A server or proxy restart: retry as Zope would.
             tm.abort()
+            if reporter and txid:
+                reporter.abort(txid)
             sys.stderr.write("retrying after %s\n" % type(e).__name__)
             time.sleep(0.1)
             continue
