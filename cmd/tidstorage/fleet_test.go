@@ -109,6 +109,13 @@ zeo "b" {
 	return s
 }
 
+// pyAddr is how ZEO's ClientStorage writes a server address in its
+// sortKey: the repr of a (host, port) tuple.
+func pyAddr(hostport string) string {
+	host, port, _ := net.SplitHostPort(hostport)
+	return fmt.Sprintf("('%s', %s)", host, port)
+}
+
 func writeFile(t *testing.T, path, text string) {
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 }
@@ -116,15 +123,16 @@ func writeFile(t *testing.T, path, text string) {
 func (s *fleetSite) newSidecar(name, cert, key string) *sidecarProc {
 	t := s.t
 	// ZODB orders a transaction's storages by their sortKey, which holds
-	// the address the client dials: every sidecar must order A before B,
-	// or writers through two sidecars lock A and B in opposite orders and
-	// deadlock in ZEO's commit locks (real sites use the same loopback
-	// ports on every host: docs/deploy.md).
+	// the address the client dials ("1:('127.0.0.1', 8100)", compared as
+	// text): every sidecar must order A and B as the ZEO servers' own
+	// addresses do, or writers through two sidecars, or a sidecar's and a
+	// patched Zope's that dials ZEO directly, lock A and B in opposite
+	// orders and deadlock in ZEO's commit locks (docs/deploy.md).
 	pa, pb := zeotest.FreePort(t), zeotest.FreePort(t)
 	for len(fmt.Sprint(pa)) != len(fmt.Sprint(pb)) {
 		pb = zeotest.FreePort(t)
 	}
-	if pa > pb {
+	if (pa > pb) != (pyAddr(s.zeoA.Addr) > pyAddr(s.zeoB.Addr)) {
 		pa, pb = pb, pa
 	}
 	sc := &sidecarProc{name: name, pa: pa, pb: pb,
