@@ -334,6 +334,24 @@ func (s *fleetSite) diagnoseStall(ws ...*writer) {
 	t.Logf("tracker log:\n%s", tail(filepath.Join(s.dir, "tracker.log"), 30))
 }
 
+// waitWriters waits for writers that were given a run time: a writer
+// still running a minute after its time is stuck (a commit-lock deadlock
+// between clients that order storages differently, a hung proxy): the test
+// says where everyone is instead of waiting for its context to kill them.
+func (s *fleetSite) waitWriters(ws ...*writer) {
+	s.t.Helper()
+	deadline := time.After(90 * time.Second)
+	for i, w := range ws {
+		select {
+		case err := <-w.done:
+			require.NoError(s.t, err, "writer %d: %s", i+1, w.err())
+		case <-deadline:
+			s.diagnoseStall(ws...)
+			s.t.Fatalf("writer %d did not end in time (%d commits)", i+1, w.commits.Load())
+		}
+	}
+}
+
 // sampler collects the distinct published points while the load runs.
 type sampler struct {
 	mu      sync.Mutex
@@ -472,8 +490,7 @@ func TestFleetTrackerAndSidecarKilledUnderLoad(t *testing.T) {
 	require.Eventually(t, func() bool { return w1.commits.Load() > c1 }, 30*time.Second, 20*time.Millisecond,
 		"sidecar 1's client reconnected and committed again")
 
-	require.NoError(t, <-w1.done)
-	require.NoError(t, <-w2.done)
+	s.waitWriters(w1, w2)
 	t.Logf("commits: %d through sidecar 1, %d through sidecar 2", w1.commits.Load(), w2.commits.Load())
 
 	last := s.last()
@@ -578,7 +595,7 @@ func TestFleetThreeSidecarsSameMetadataNoStall(t *testing.T) {
 	still := sm.longestStill(from, to)
 	total := int64(0)
 	for _, w := range ws {
-		require.NoError(t, <-w.done)
+		s.waitWriters(w)
 		total += w.commits.Load()
 	}
 	s.waitPublished(s.last(), 60*time.Second)
@@ -623,8 +640,7 @@ func TestFleetMixedSidecarAndPatchedZope(t *testing.T) {
 		}
 		patched.done <- cmd.Wait()
 	}()
-	require.NoError(t, <-viaSidecar.done)
-	require.NoError(t, <-patched.done, patched.err())
+	s.waitWriters(viaSidecar, patched)
 	require.Positive(t, viaSidecar.commits.Load())
 	require.Positive(t, patched.commits.Load())
 	s.waitPublished(s.last(), 60*time.Second)
@@ -908,8 +924,7 @@ func TestFleetLinkCutUnderLoad(t *testing.T) {
 			t.FailNow()
 		}
 	}
-	require.NoError(t, <-w1.done)
-	require.NoError(t, <-w2.done)
+	s.waitWriters(w1, w2)
 	s.waitPublished(s.last(), 60*time.Second)
 	samples := append(sm.end(), s.dump())
 	checked := s.checkCoherent(samples, 10)
