@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -450,48 +451,32 @@ func joinFile(out io.Writer, path string, fe FileEntry, pr *progress, both bool)
 	// computed from the same bytes at backup time), else the md5: md5 is
 	// the slowest pass over the data. Checking a chain (verify, before an
 	// incremental), both, as the ledger and the manifest say.
-	want := fe.End - fe.Start
-	if both {
-		hm, hs := md5.New(), sha256.New()
-		n, err := copyFanout(r, out, hm, hs, pr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if n != want {
-			return fmt.Errorf("%s: %d bytes, the ledger says %d (%d-%d)", path, n, want, fe.Start, fe.End)
-		}
-		if got := hex.EncodeToString(hm.Sum(nil)); got != fe.MD5 {
-			return fmt.Errorf("%s: md5 %s, the ledger says %s", path, got, fe.MD5)
-		}
-		if got := hex.EncodeToString(hs.Sum(nil)); fe.SHA256 != "" && got != fe.SHA256 {
-			return fmt.Errorf("%s: sha256 %s, the manifest says %s", path, got, fe.SHA256)
-		}
-		return nil
+	var hm, hs hash.Hash
+	ws := []io.Writer{out}
+	if both || fe.SHA256 == "" {
+		hm = md5.New()
+		ws = append(ws, hm)
 	}
 	if fe.SHA256 != "" {
-		hs := sha256.New()
-		n, err := copyFanout(r, out, hs, pr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if n != want {
-			return fmt.Errorf("%s: %d bytes, the ledger says %d (%d-%d)", path, n, want, fe.Start, fe.End)
-		}
-		if got := hex.EncodeToString(hs.Sum(nil)); got != fe.SHA256 {
-			return fmt.Errorf("%s: sha256 %s, the manifest says %s", path, got, fe.SHA256)
-		}
-		return nil
+		hs = sha256.New()
+		ws = append(ws, hs)
 	}
-	hm := md5.New()
-	n, err := copyFanout(r, out, hm, pr)
+	n, err := copyFanout(r, append(ws, pr)...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if n != want {
+	if want := fe.End - fe.Start; n != want {
 		return fmt.Errorf("%s: %d bytes, the ledger says %d (%d-%d)", path, n, want, fe.Start, fe.End)
 	}
-	if got := hex.EncodeToString(hm.Sum(nil)); got != fe.MD5 {
-		return fmt.Errorf("%s: md5 %s, the ledger says %s", path, got, fe.MD5)
+	if hm != nil {
+		if got := hex.EncodeToString(hm.Sum(nil)); got != fe.MD5 {
+			return fmt.Errorf("%s: md5 %s, the ledger says %s", path, got, fe.MD5)
+		}
+	}
+	if hs != nil {
+		if got := hex.EncodeToString(hs.Sum(nil)); got != fe.SHA256 {
+			return fmt.Errorf("%s: sha256 %s, the manifest says %s", path, got, fe.SHA256)
+		}
 	}
 	return nil
 }
