@@ -285,13 +285,16 @@ type writer struct {
 func (w *writer) err() string { return w.stderr.String() }
 
 func (s *fleetSite) startWriter(ctx context.Context, sc *sidecarProc, seconds int) *writer {
-	return s.startWriterDesc(ctx, sc, seconds, "paired "+sc.name)
+	return s.startPaired(ctx, s.dbs(sc), seconds, "paired "+sc.name)
 }
 
-func (s *fleetSite) startWriterDesc(ctx context.Context, sc *sidecarProc, seconds int, desc string) *writer {
+// startPaired runs a paired-counter writer on a and c with the given --db
+// arguments (s.dbs) and extra arguments of zodb_client.py's paired.
+func (s *fleetSite) startPaired(ctx context.Context, dbs []string, seconds int, desc string, extra ...string) *writer {
 	w := &writer{done: make(chan error, 1)}
-	cmd := zeotest.PythonCommand(ctx, s.t, "zodb_client.py", append(s.dbs(sc), "paired", "--count", "100000",
-		"--seconds", fmt.Sprint(seconds), "--touch", "a,c", "--desc", desc)...)
+	args := append(append(dbs, "paired", "--count", "100000", "--seconds", fmt.Sprint(seconds), "--touch", "a,c",
+		"--desc", desc), extra...)
+	cmd := zeotest.PythonCommand(ctx, s.t, "zodb_client.py", args...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(s.t, err)
 	w.stderr = &zeotest.SyncBuffer{}
@@ -310,6 +313,15 @@ func (s *fleetSite) startWriterDesc(ctx context.Context, sc *sidecarProc, second
 		w.done <- err
 	}()
 	return w
+}
+
+// commitThroughEach commits once through each sidecar on every storage and
+// waits until that is published: the site is live before the load starts.
+func (s *fleetSite) commitThroughEach() {
+	for _, sc := range s.sidecars {
+		zeotest.Python(s.t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
+	}
+	s.waitPublished(s.last(), 30*time.Second)
 }
 
 // diagnoseStall logs where stalled writers and the sidecars are: the
@@ -451,11 +463,7 @@ func (s *fleetSite) checkCoherent(samples []map[string]txn.TID, most int) int {
 // storage's last TID.
 func TestFleetTrackerAndSidecarKilledUnderLoad(t *testing.T) {
 	s := startFleet(t, 2)
-	// A first commit through each sidecar touching every storage.
-	for _, sc := range s.sidecars {
-		zeotest.Python(t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
-	}
-	s.waitPublished(s.last(), 30*time.Second)
+	s.commitThroughEach()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -567,10 +575,7 @@ func TestFleetTrackerAndSidecarKilledUnderLoad(t *testing.T) {
 // reaches every storage's last TID.
 func TestFleetThreeSidecarsSameMetadataNoStall(t *testing.T) {
 	s := startFleet(t, 3)
-	for _, sc := range s.sidecars {
-		zeotest.Python(t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
-	}
-	s.waitPublished(s.last(), 30*time.Second)
+	s.commitThroughEach()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sm := s.sample()
@@ -578,7 +583,7 @@ func TestFleetThreeSidecarsSameMetadataNoStall(t *testing.T) {
 	var ws []*writer
 	for _, sc := range s.sidecars {
 		for range 2 {
-			ws = append(ws, s.startWriterDesc(ctx, sc, seconds, "same"))
+			ws = append(ws, s.startPaired(ctx, s.dbs(sc), seconds, "same"))
 		}
 	}
 	require.Eventually(t, func() bool {
@@ -617,29 +622,13 @@ func TestFleetThreeSidecarsSameMetadataNoStall(t *testing.T) {
 // last TID.
 func TestFleetMixedSidecarAndPatchedZope(t *testing.T) {
 	s := startFleet(t, 1)
-	zeotest.Python(t, "zodb_client.py", append(s.dbs(s.sidecars[0]), "commit", "--count", "1", "--touch", "a,b,c")...)
-	s.waitPublished(s.last(), 30*time.Second)
+	s.commitThroughEach()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sm := s.sample()
 	const seconds = 15
 	viaSidecar := s.startWriter(ctx, s.sidecars[0], seconds)
-	patched := &writer{done: make(chan error, 1), stderr: &zeotest.SyncBuffer{}}
-	cmd := zeotest.PythonCommand(ctx, t, "zodb_client.py", append(s.dbs(nil), "paired", "--count", "100000",
-		"--seconds", fmt.Sprint(seconds), "--touch", "a,c", "--desc", "patched zope",
-		"--classic", s.classic, "--ids", "a=A1,c=B1")...)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = patched.stderr
-	require.NoError(t, cmd.Start())
-	patched.cmd = cmd
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			patched.commits.Add(1)
-		}
-		patched.done <- cmd.Wait()
-	}()
+	patched := s.startPaired(ctx, s.dbs(nil), seconds, "patched zope", "--classic", s.classic, "--ids", "a=A1,c=B1")
 	s.waitWriters(viaSidecar, patched)
 	require.Positive(t, viaSidecar.commits.Load())
 	require.Positive(t, patched.commits.Load())
@@ -861,10 +850,7 @@ func TestFleetLinkCutUnderLoad(t *testing.T) {
 		cutter = newLinkCutter(t, fleetAddr)
 		return cutter.ln.Addr().String()
 	})
-	for _, sc := range s.sidecars {
-		zeotest.Python(t, "zodb_client.py", append(s.dbs(sc), "commit", "--count", "1", "--touch", "a,b,c")...)
-	}
-	s.waitPublished(s.last(), 30*time.Second)
+	s.commitThroughEach()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sm := s.sample()
