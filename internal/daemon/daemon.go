@@ -362,6 +362,26 @@ func (d *Daemon) bootstrap(clean bool) {
 }
 
 func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
+	read := func(ctx context.Context) (txn.TID, error) {
+		res, err := d.Proxy.BootstrapOne(ctx, r.Server, r.Name)
+		return res.TID, err
+	}
+	d.retryLastTID(r.Storage, read, func(tid txn.TID) {
+		if !d.prevClean {
+			d.Tracker.SettleAt(r.Storage, tid)
+			d.suspectLive(r.Storage, tid)
+		}
+		d.Tracker.Bootstrap(map[string]txn.TID{r.Storage: tid}, true)
+		if s := d.cfg.StorageByID(r.Storage); s != nil && s.ZEO != nil {
+			d.watchFrom(s, tid)
+		}
+	})
+}
+
+// retryLastTID reads a storage whose server was unreachable at start
+// until it answers (backoff from 1 s to a minute, until the daemon stops),
+// then hands its last TID to done.
+func (d *Daemon) retryLastTID(storage string, read func(context.Context) (txn.TID, error), done func(txn.TID)) {
 	defer d.wg.Done()
 	backoff := time.Second
 	for {
@@ -371,22 +391,15 @@ func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
 		case <-time.After(backoff):
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		res, err := d.Proxy.BootstrapOne(ctx, r.Server, r.Name)
+		tid, err := read(ctx)
 		cancel()
 		if err == nil {
-			d.Log.Info("bootstrap (late)", "storage", res.Storage, "last_tid", res.TID.Hex())
-			if !d.prevClean {
-				d.Tracker.SettleAt(res.Storage, res.TID)
-				d.suspectLive(res.Storage, res.TID)
-			}
-			d.Tracker.Bootstrap(map[string]txn.TID{res.Storage: res.TID}, true)
-			if s := d.cfg.StorageByID(res.Storage); s != nil && s.ZEO != nil {
-				d.watchFrom(s, res.TID)
-			}
+			d.Log.Info("bootstrap (late)", "storage", storage, "last_tid", tid.Hex())
+			done(tid)
 			return
 		}
 		backoff = min(2*backoff, time.Minute)
-		d.Log.Warn("bootstrap retry failed", "storage", r.Storage, "error", err, "retry_in", backoff)
+		d.Log.Warn("bootstrap retry failed", "storage", storage, "error", err, "retry_in", backoff)
 	}
 }
 

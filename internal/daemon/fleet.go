@@ -240,26 +240,10 @@ func (d *Daemon) bootstrapWatched() {
 }
 
 func (d *Daemon) retryWatched(s *config.Storage) {
-	defer d.wg.Done()
-	backoff := time.Second
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-time.After(backoff):
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		tid, err := lastTID(ctx, s)
-		cancel()
-		if err == nil {
-			d.Log.Info("bootstrap (late)", "storage", s.ID, "last_tid", tid.Hex())
-			d.Tracker.Bootstrap(map[string]txn.TID{s.ID: tid}, true)
-			d.watchFrom(s, tid)
-			return
-		}
-		backoff = min(2*backoff, time.Minute)
-		d.Log.Warn("bootstrap retry failed", "storage", s.ID, "error", err, "retry_in", backoff)
-	}
+	d.retryLastTID(s.ID, func(ctx context.Context) (txn.TID, error) { return lastTID(ctx, s) }, func(tid txn.TID) {
+		d.Tracker.Bootstrap(map[string]txn.TID{s.ID: tid}, true)
+		d.watchFrom(s, tid)
+	})
 }
 
 func lastTID(ctx context.Context, s *config.Storage) (txn.TID, error) {
