@@ -7,46 +7,14 @@
 # everything it started. Leaves its files in demo-run/ for a look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
-venv=$(bash scripts/zeo-venv.sh)
-echo "== building tidstorage"
-make -s build
-bin=$root/bin/tidstorage
-run=$root/demo-run
-rm -rf "$run"
-mkdir -p "$run"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+run=$(pwd)/demo-run
+source scripts/demo-lib.sh
 zeo_a=$(free_port); zeo_b=$(free_port); px_a=$(free_port); px_b=$(free_port)
 classic=$(free_port); adm=$(free_port)
 
-start_zeo() { # name port storages...
-  local name=$1 port=$2; shift 2
-  {
-    echo "<zeo>"; echo "  address 127.0.0.1:$port"; echo "</zeo>"
-    for s in "$@"; do
-      echo "<filestorage $s>"; echo "  path $run/$name-$s.fs"; echo "  blob-dir $run/$name-$s.blobs"; echo "</filestorage>"
-    done
-  } > "$run/$name.conf"
-  "$venv/bin/runzeo" -C "$run/$name.conf" > "$run/$name.log" 2>&1 &
-  pids+=($!)
-}
 echo "== starting ZEO servers: zeo-a (storages 1, 2) on :$zeo_a, zeo-b (storage 1) on :$zeo_b"
 start_zeo zeo-a "$zeo_a" 1 2
 start_zeo zeo-b "$zeo_b" 1
-wait_port() {
-  for _ in $(seq 1 100); do
-    if "$venv/bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2; return 1
-}
 wait_port "$zeo_a"; wait_port "$zeo_b"
 
 mkdir -p "$run/backups/zeo-a-1" "$run/backups/zeo-a-2" "$run/backups/zeo-b-1"
