@@ -12,8 +12,8 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 func hexTID(t *testing.T, s string) txn.TID {

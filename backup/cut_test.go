@@ -13,7 +13,7 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
 // Cutting a real Data.fs after a middle TID: ZODB then opens it at that TID,

@@ -15,8 +15,8 @@ import (
 
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 // Backups of a Data.fs that a real ZODB process keeps committing to: each

@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 // blockedBetween starts crash-between with --block-until through the proxy

@@ -12,10 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/cmd/daemon"
 	"github.com/tidstorage/tidstorage/config"
-	"github.com/tidstorage/tidstorage/internal/daemon"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 // site is a running tidstorage in front of real ZEO servers.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
 // Issue 12, item 7: tidstorage is a drop-in for the original daemon. The

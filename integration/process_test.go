@@ -19,11 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 // The tests of this file run `tidstorage serve` as a separate process, so
@@ -215,7 +216,7 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 func (s *procSite) get(path string) (int, []byte) {
 	req, err := http.NewRequest(http.MethodGet, "http://"+s.adminAddr+path, nil)
 	require.NoError(s.t, err)
-	if tok, err := admin.ReadToken(s.statusPath + ".admin-token"); err == nil {
+	if tok, err := statusdoc.ReadToken(s.statusPath + ".admin-token"); err == nil {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := httpClient.Do(req)
@@ -228,8 +229,8 @@ func (s *procSite) get(path string) (int, []byte) {
 }
 
 // status is /status; ok is false while serve does not answer.
-func (s *procSite) statusDoc() (admin.StatusDoc, bool) {
-	var doc admin.StatusDoc
+func (s *procSite) statusDoc() (statusdoc.StatusDoc, bool) {
+	var doc statusdoc.StatusDoc
 	code, b := s.get("/status")
 	if code != http.StatusOK || json.Unmarshal(b, &doc) != nil {
 		return doc, false
@@ -237,14 +238,14 @@ func (s *procSite) statusDoc() (admin.StatusDoc, bool) {
 	return doc, true
 }
 
-func (s *procSite) status() admin.StatusDoc {
+func (s *procSite) status() statusdoc.StatusDoc {
 	s.t.Helper()
 	doc, ok := s.statusDoc()
 	require.True(s.t, ok, "/status does not answer")
 	return doc
 }
 
-func publishedOf(doc admin.StatusDoc) map[string]txn.TID {
+func publishedOf(doc statusdoc.StatusDoc) map[string]txn.TID {
 	out := map[string]txn.TID{}
 	for _, st := range doc.Storages {
 		if st.Published != nil {
@@ -257,8 +258,8 @@ func publishedOf(doc admin.StatusDoc) map[string]txn.TID {
 func (s *procSite) published() map[string]txn.TID { return publishedOf(s.status()) }
 
 // pins returns the active pins of a kind ("" for all).
-func (s *procSite) pins(kind string) []admin.PinDoc {
-	var out []admin.PinDoc
+func (s *procSite) pins(kind string) []statusdoc.PinDoc {
+	var out []statusdoc.PinDoc
 	for _, p := range s.status().Pins {
 		if kind == "" || p.Kind == kind {
 			out = append(out, p)
@@ -267,9 +268,9 @@ func (s *procSite) pins(kind string) []admin.PinDoc {
 	return out
 }
 
-func (s *procSite) waitPin(kind string) admin.PinDoc {
+func (s *procSite) waitPin(kind string) statusdoc.PinDoc {
 	s.t.Helper()
-	var pin admin.PinDoc
+	var pin statusdoc.PinDoc
 	require.Eventually(s.t, func() bool {
 		ps := s.pins(kind)
 		if len(ps) == 0 {
@@ -531,7 +532,7 @@ func (s *procSite) pairedHalves(a, b string) []half {
 
 // pinTIDs returns the commits a pin names: a partial pin's committed TIDs,
 // an unaccounted pin's unaccounted commits.
-func pinTIDs(p admin.PinDoc) []txn.TID {
+func pinTIDs(p statusdoc.PinDoc) []txn.TID {
 	var out []txn.TID
 	if p.Kind == "unaccounted" {
 		for _, u := range p.Unaccounted {
@@ -562,7 +563,7 @@ type accepted struct {
 
 // reported says whether h was named by an accepted pin (before t, unless t
 // is zero) or is named by an active one.
-func (s *procSite) reported(h half, pins []admin.PinDoc, before time.Time) bool {
+func (s *procSite) reported(h half, pins []statusdoc.PinDoc, before time.Time) bool {
 	for _, a := range s.accepted {
 		if (before.IsZero() || a.at.Before(before)) && slices.Contains(a.tids, h.tid) {
 			return true
@@ -685,9 +686,9 @@ func (s *procSite) checkPairedAccepted(points []map[string]txn.TID, times []time
 // requireAtRest requires, with no load, every storage watched, its history
 // watcher connected and caught up with last, and nothing unaccounted,
 // held or awaiting the history; it returns the /status document.
-func (s *procSite) requireAtRest(last map[string]txn.TID) admin.StatusDoc {
+func (s *procSite) requireAtRest(last map[string]txn.TID) statusdoc.StatusDoc {
 	s.t.Helper()
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	require.Eventually(s.t, func() bool {
 		doc = s.status()
 		for _, h := range doc.History {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
 )
 
 const acceptHelp = `
@@ -89,7 +89,7 @@ func runAcceptPartial(c *cli, args []string) int {
 		return 2
 	}
 
-	var res admin.AcceptResult
+	var res statusdoc.AcceptResult
 	status, err := cl.do(http.MethodPost, "/accept-partial?pin="+strconv.FormatUint(pin, 10), &res)
 	if err != nil {
 		if status == http.StatusNotFound {
@@ -110,7 +110,7 @@ func runAcceptPartial(c *cli, args []string) int {
 }
 
 // acceptMeaning says what accepting p decides.
-func acceptMeaning(p *admin.PinDoc) string {
+func acceptMeaning(p *statusdoc.PinDoc) string {
 	if p.Kind == "unaccounted" && p.Upto != nil {
 		return fmt.Sprintf("Accepting says you have decided that these commits of %s, which no proxied client and no classic\n"+
 			"COMMIT reported, are whole transactions or halves you accept (identify each from the ERROR log \"unaccounted\n"+
@@ -122,7 +122,7 @@ func acceptMeaning(p *admin.PinDoc) string {
 }
 
 // noSuchPin explains a missing pin and lists the active ones.
-func noSuchPin(doc *admin.StatusDoc, pin uint64) error {
+func noSuchPin(doc *statusdoc.StatusDoc, pin uint64) error {
 	if len(doc.Pins) == 0 {
 		return fmt.Errorf("no active pin %d: there are no pins at all (already accepted or released?)", pin)
 	}

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -95,7 +96,7 @@ func TestAdminCredential(t *testing.T) {
 	r = run(t, "status", "-a", srv.URL)
 	require.Equal(t, exitPartial, r.code, r.stderr)
 	require.Contains(t, r.stdout, "tidstorage v0.0.0-test at "+srv.URL+" (redacted: no credential), 2026-11-24")
-	require.Contains(t, r.stdout, admin.Redacted)
+	require.Contains(t, r.stdout, statusdoc.Redacted)
 	require.NotContains(t, r.stdout, "pid 4242")
 	require.NotContains(t, r.stdout, "/plone")
 	r = run(t, "status", "-a", srv.URL, "--json")

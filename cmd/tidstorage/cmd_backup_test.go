@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 )
 
 func tidInt(t *testing.T, hex string) txn.TID {

@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 

@@ -9,10 +9,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/cmd/daemon"
 	"github.com/tidstorage/tidstorage/config"
 	"github.com/tidstorage/tidstorage/fleet"
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/daemon"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/tidstorage/tidstorage/config"
-	"github.com/tidstorage/tidstorage/internal/admin"
 )
 
 const statusHelp = `
@@ -73,7 +74,7 @@ func (f adminFlags) token() (string, error) {
 	if *f.tokenPath == "" {
 		return "", errors.New("no token file: give -c FILE (its admin.token_file) or --token-file FILE")
 	}
-	return admin.ReadToken(*f.tokenPath)
+	return statusdoc.ReadToken(*f.tokenPath)
 }
 
 // baseURL resolves the flags to the endpoint's base URL (no trailing
@@ -156,7 +157,7 @@ func (a *adminClient) do(method, path string, out any) (int, error) {
 		return resp.StatusCode, fmt.Errorf("%s %s: reading the reply: %w", method, a.base+path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e admin.ErrorDoc
+		var e statusdoc.ErrorDoc
 		msg := strings.TrimSpace(string(body))
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			msg = e.Error
@@ -169,12 +170,12 @@ func (a *adminClient) do(method, path string, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func (a *adminClient) status() (admin.StatusDoc, []byte, error) {
+func (a *adminClient) status() (statusdoc.StatusDoc, []byte, error) {
 	var raw json.RawMessage
 	if _, err := a.do(http.MethodGet, "/status", &raw); err != nil {
-		return admin.StatusDoc{}, nil, err
+		return statusdoc.StatusDoc{}, nil, err
 	}
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return doc, nil, fmt.Errorf("GET %s/status: the reply is not a status document (%v)", a.base, err)
 	}
@@ -182,8 +183,8 @@ func (a *adminClient) status() (admin.StatusDoc, []byte, error) {
 }
 
 // fleet fetches /fleet: nil in the all-in-one role (404).
-func (a *adminClient) fleet() (*admin.FleetDoc, error) {
-	var doc admin.FleetDoc
+func (a *adminClient) fleet() (*statusdoc.FleetDoc, error) {
+	var doc statusdoc.FleetDoc
 	code, err := a.do(http.MethodGet, "/fleet", &doc)
 	if code == http.StatusNotFound {
 		return nil, nil

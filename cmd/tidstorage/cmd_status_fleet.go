@@ -6,13 +6,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/tidstorage/tidstorage/fleet"
-	"github.com/tidstorage/tidstorage/internal/admin"
 )
 
 // printFleet prints the fleet section of 'tidstorage status' from /fleet:
 // nothing in the all-in-one role (f nil, err nil).
-func printFleet(w io.Writer, d *admin.StatusDoc, f *admin.FleetDoc, err error) {
+func printFleet(w io.Writer, d *statusdoc.StatusDoc, f *statusdoc.FleetDoc, err error) {
 	switch {
 	case err != nil:
 		fmt.Fprintf(w, "\nFleet: cannot read the link's figures: %v\n", err)

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
 )
 
 // The text form of the /status document ('tidstorage status'), one
@@ -28,7 +28,7 @@ func age(sec float64) string {
 	}
 }
 
-func tidText(t *admin.TIDDoc) string {
+func tidText(t *statusdoc.TIDDoc) string {
 	if t == nil {
 		return "-"
 	}
@@ -38,7 +38,7 @@ func tidText(t *admin.TIDDoc) string {
 	return t.Hex + "  " + t.Time.UTC().Format(tsLayout)
 }
 
-func printStatus(w io.Writer, d *admin.StatusDoc, base, hint string) {
+func printStatus(w io.Writer, d *statusdoc.StatusDoc, base, hint string) {
 	printHeader(w, d, base)
 	printStorages(w, d)
 	printInFlight(w, d)
@@ -49,7 +49,7 @@ func printStatus(w io.Writer, d *admin.StatusDoc, base, hint string) {
 	printParts(w, d)
 }
 
-func printHeader(w io.Writer, d *admin.StatusDoc, base string) {
+func printHeader(w io.Writer, d *statusdoc.StatusDoc, base string) {
 	fmt.Fprintf(w, "tidstorage %s at %s, %s UTC\n", d.Version, base, d.Time.UTC().Format("2006-01-02 15:04:05"))
 	switch {
 	case !d.Bootstrapped && d.Proxy == nil && d.ClassicEndpoint != nil:
@@ -72,7 +72,7 @@ func printHeader(w io.Writer, d *admin.StatusDoc, base string) {
 	}
 }
 
-func printStorages(w io.Writer, d *admin.StatusDoc) {
+func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
 	fmt.Fprintf(w, "\nStorages:\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(d.Storages) == 0 {
@@ -84,7 +84,7 @@ func printStorages(w io.Writer, d *admin.StatusDoc) {
 	for _, s := range d.Storages {
 		watching = watching || s.Watched
 	}
-	hist := map[string]*admin.HistoryDoc{}
+	hist := map[string]*statusdoc.HistoryDoc{}
 	for i := range d.History {
 		hist[d.History[i].Storage] = &d.History[i]
 	}
@@ -116,7 +116,7 @@ func printStorages(w io.Writer, d *admin.StatusDoc) {
 
 // storageState describes a storage's row; watching: some storage's history
 // is watched (so that one that is not is worth saying).
-func storageState(s *admin.StorageDoc, watching bool) []string {
+func storageState(s *statusdoc.StorageDoc, watching bool) []string {
 	var state []string
 	if s.HeldByUnaccounted {
 		state = append(state, fmt.Sprintf("HELD by %d unaccounted commit%s", len(s.Unaccounted), plural(len(s.Unaccounted))))
@@ -154,7 +154,7 @@ func storageState(s *admin.StorageDoc, watching bool) []string {
 	return state
 }
 
-func printInFlight(w io.Writer, d *admin.StatusDoc) {
+func printInFlight(w io.Writer, d *statusdoc.StatusDoc) {
 	fmt.Fprintf(w, "\nIn flight: %d participation%s, %d classic transaction%s\n",
 		len(d.Participations), plural(len(d.Participations)), len(d.Classic), plural(len(d.Classic)))
 	for _, p := range d.Participations {
@@ -165,7 +165,7 @@ func printInFlight(w io.Writer, d *admin.StatusDoc) {
 	}
 }
 
-func printPartials(w io.Writer, d *admin.StatusDoc, hint string) {
+func printPartials(w io.Writer, d *statusdoc.StatusDoc, hint string) {
 	partials := d.PartialPins()
 	if len(partials) == 0 {
 		return
@@ -181,7 +181,7 @@ func printPartials(w io.Writer, d *admin.StatusDoc, hint string) {
 
 // printHeld lists the storages held by unaccounted commits, with their
 // pins (absent while the commits wait for a late report).
-func printHeld(w io.Writer, d *admin.StatusDoc, hint string) {
+func printHeld(w io.Writer, d *statusdoc.StatusDoc, hint string) {
 	held := d.HeldStorages()
 	if len(held) == 0 {
 		return
@@ -212,8 +212,8 @@ func printHeld(w io.Writer, d *admin.StatusDoc, hint string) {
 	}
 }
 
-func printOtherPins(w io.Writer, d *admin.StatusDoc) {
-	var others []admin.PinDoc
+func printOtherPins(w io.Writer, d *statusdoc.StatusDoc) {
+	var others []statusdoc.PinDoc
 	for _, p := range d.Pins {
 		if p.Kind != "partial" && p.Kind != "unaccounted" {
 			others = append(others, p)
@@ -229,7 +229,7 @@ func printOtherPins(w io.Writer, d *admin.StatusDoc) {
 }
 
 // printWatchers lists the storages' history watchers (ground truth).
-func printWatchers(w io.Writer, d *admin.StatusDoc) {
+func printWatchers(w io.Writer, d *statusdoc.StatusDoc) {
 	if len(d.History) == 0 {
 		return
 	}
@@ -259,7 +259,7 @@ func printWatchers(w io.Writer, d *admin.StatusDoc) {
 }
 
 // printParts prints one line per running part and the tracker's counters.
-func printParts(w io.Writer, d *admin.StatusDoc) {
+func printParts(w io.Writer, d *statusdoc.StatusDoc) {
 	fmt.Fprintln(w)
 	if p := d.Proxy; p != nil {
 		fmt.Fprintf(w, "Proxy: %d connection%s open (%d accepted); 2PC: %d begun, %d committed, %d aborted, %d failed votes, %d in doubt; %d decode errors\n",
@@ -286,7 +286,7 @@ func printParts(w io.Writer, d *admin.StatusDoc) {
 		k.Publications, k.Partials, k.Unaccounted, k.Warnings, k.Criticals, k.PinsAccepted)
 }
 
-func printStatusFile(w io.Writer, sf *admin.StatusFileDoc) {
+func printStatusFile(w io.Writer, sf *statusdoc.StatusFileDoc) {
 	if sf.FileLines >= sf.Lines {
 		fmt.Fprintf(w, "Status file: %s, %d line%s (%d written since start)", sf.Path, sf.FileLines, plural(int(sf.FileLines)), sf.Lines)
 	} else { // a daemon that does not count the file's lines
@@ -307,7 +307,7 @@ func printStatusFile(w io.Writer, sf *admin.StatusFileDoc) {
 	fmt.Fprintln(w)
 }
 
-func printJournal(w io.Writer, j *admin.JournalDoc) {
+func printJournal(w io.Writer, j *statusdoc.JournalDoc) {
 	fmt.Fprintf(w, "Journal: %s, %s, %d record%s, %d rotation%s", j.Path, sizeText(j.SizeBytes),
 		j.Records, plural(int(j.Records)), j.Rotations, plural(int(j.Rotations)))
 	if j.Replayed > 0 {
@@ -342,7 +342,7 @@ func sizeText(n int64) string {
 }
 
 // printPin prints a pin's description, each line prefixed.
-func printPin(w io.Writer, p *admin.PinDoc, prefix string) {
+func printPin(w io.Writer, p *statusdoc.PinDoc, prefix string) {
 	fmt.Fprintf(w, "%spin %d (%s) since %s UTC (%s ago) on %s\n", prefix, p.ID, p.Kind,
 		p.Since.UTC().Format("2006-01-02 15:04:05"), age(p.AgeSeconds), strings.Join(p.Storages, ", "))
 	fmt.Fprintf(w, "%s  %s\n", prefix, p.Reason)

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
@@ -103,7 +105,7 @@ func TestStatusJSONAndConfig(t *testing.T) {
 	cfg := adminConfig(t, srv)
 	r := run(t, "status", "-c", cfg, "--json")
 	require.Equal(t, exitPartial, r.code, r.stderr)
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
 	require.Equal(t, admin.BuildStatus(ptr(f.Sources())), doc, "--json prints the document unchanged")
 
@@ -170,20 +172,20 @@ func ptr[T any](v T) *T { return &v }
 // storage, a storage without a value yet and one whose ZEO is unreachable.
 func TestStatusWordingFirstStartEmptyUnreachable(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	zero := admin.NewTIDDoc(0)
+	zero := statusdoc.NewTIDDoc(0)
 	lag := now.Sub(zero.Time).Seconds()
 	tb, err := txn.TIDFromTime(now.Add(-time.Minute))
 	require.NoError(t, err)
-	pubB := admin.NewTIDDoc(tb)
+	pubB := statusdoc.NewTIDDoc(tb)
 	lagB := 60.0
 	errAt := now.Add(-5 * time.Second)
-	d := &admin.StatusDoc{Time: now, Version: "v", Bootstrapped: true, CleanStart: true, PreviousRun: "none",
-		Storages: []admin.StorageDoc{
+	d := &statusdoc.StatusDoc{Time: now, Version: "v", Bootstrapped: true, CleanStart: true, PreviousRun: "none",
+		Storages: []statusdoc.StorageDoc{
 			{ID: "a", Published: &zero, LagSeconds: &lag, Watched: true},
 			{ID: "b", Published: &pubB, LagSeconds: &lagB, Watched: true},
 			{ID: "c", Watched: true},
 		},
-		History: []admin.HistoryDoc{
+		History: []statusdoc.HistoryDoc{
 			{Storage: "a", Connected: true},
 			{Storage: "b", LastError: "dial tcp 127.0.0.1:8100: connect: connection refused", LastErrorAt: &errAt},
 		},
@@ -200,7 +202,7 @@ func TestStatusWordingFirstStartEmptyUnreachable(t *testing.T) {
 	require.Regexp(t, `\n  c +- +- +- +no published TID yet\n`, out)
 
 	d.Bootstrapped = false
-	d.ClassicEndpoint = &admin.ClassicEndpointDoc{}
+	d.ClassicEndpoint = &statusdoc.ClassicEndpointDoc{}
 	b.Reset()
 	printStatus(&b, d, "http://x", "-a x")
 	require.Contains(t, b.String(), "Bootstrap: NOT DONE: classic-only, nothing is published until every storage has had a commit of a transaction begun after the start")

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -29,9 +31,8 @@ import (
 
 	"github.com/tidstorage/tidstorage/fleet/fleetpb"
 	"github.com/tidstorage/tidstorage/fleet/fleettest"
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 )
 
@@ -257,9 +258,9 @@ func tail(path string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func (s *fleetSite) status() admin.StatusDoc {
+func (s *fleetSite) status() statusdoc.StatusDoc {
 	r := run(s.t, "status", "-c", s.trackerCfg, "--json")
-	var doc admin.StatusDoc // (the exit status says whether pins hold publication)
+	var doc statusdoc.StatusDoc // (the exit status says whether pins hold publication)
 	require.NoError(s.t, json.Unmarshal([]byte(r.stdout), &doc), r.stderr)
 	return doc
 }
@@ -729,7 +730,7 @@ func TestFleetPartialCommitThroughSidecar(t *testing.T) {
 	after := s.last()
 	require.Greater(t, after[firstID], before[firstID], "T1 committed on the first storage")
 	require.Equal(t, before[thenID], after[thenID], "T1 never committed on the other")
-	var pin admin.PinDoc
+	var pin statusdoc.PinDoc
 	require.Eventually(t, func() bool {
 		for _, p := range s.status().Pins {
 			if p.Kind == "partial" {

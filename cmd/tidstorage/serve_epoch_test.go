@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 )
@@ -253,11 +254,11 @@ func TestServeAcceptAfterCutIsRefused(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 }
 
-func statusDoc(t *testing.T, adminAddr string) admin.StatusDoc {
+func statusDoc(t *testing.T, adminAddr string) statusdoc.StatusDoc {
 	t.Helper()
 	r := run(t, "status", "-a", adminAddr, "--json")
 	require.Contains(t, []int{0, 3}, r.code, r.stderr)
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
 	return doc
 }

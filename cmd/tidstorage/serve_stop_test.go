@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
 // TERM waits for transactions in flight; a second TERM exits at once.

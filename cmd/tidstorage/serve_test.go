@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 )
 
@@ -104,7 +105,7 @@ zeo "b" {
 	}, 30*time.Second, 100*time.Millisecond, "dump never reached %v", want)
 	r := run(t, "status", "-c", cfgPath, "--json")
 	require.Equal(t, 0, r.code, r.stderr)
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
 	require.True(t, doc.Bootstrapped)
 	require.Len(t, doc.Storages, 3)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 	"github.com/tidstorage/tidstorage/tracker/history"
 )
 

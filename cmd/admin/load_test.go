@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
@@ -69,7 +69,7 @@ func TestScrapeWhileCommitting(t *testing.T) {
 }
 
 // BenchmarkScrape measures one /metrics and one /status request with 100
-// storages (run: go test -bench Scrape ./internal/admin/).
+// storages (run: go test -bench Scrape ./cmd/admin/).
 func BenchmarkScrape(b *testing.B) {
 	svc := tracker.NewService(tracker.ServiceConfig{})
 	boot := map[string]txn.TID{}

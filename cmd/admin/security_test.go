@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 )
 
 // request sends method to base+path with the Host header host ("" keeps
@@ -150,7 +152,7 @@ func TestTokenGuardsChanges(t *testing.T) {
 	require.Contains(t, body, "no admin token is configured")
 	require.True(t, pinActive(g, g.PartialPin))
 	_, _, body = request(t, http.MethodGet, srv.URL, "/status", "")
-	require.Contains(t, body, admin.Redacted)
+	require.Contains(t, body, statusdoc.Redacted)
 }
 
 // /status without the credential keeps its shape and hides what names
@@ -165,7 +167,7 @@ func TestStatusRedactedWithoutToken(t *testing.T) {
 		require.Contains(t, full, secret)
 		require.NotContains(t, red, secret)
 	}
-	var doc, all admin.StatusDoc
+	var doc, all statusdoc.StatusDoc
 	dec := json.NewDecoder(strings.NewReader(red))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&doc))
@@ -175,15 +177,15 @@ func TestStatusRedactedWithoutToken(t *testing.T) {
 	require.Equal(t, all.Counters, doc.Counters)
 	p, ok := doc.Pin(f.PartialPin)
 	require.True(t, ok)
-	require.Equal(t, admin.Redacted, p.Reason)
-	require.Equal(t, admin.Redacted, p.Key)
+	require.Equal(t, statusdoc.Redacted, p.Reason)
+	require.Equal(t, statusdoc.Redacted, p.Key)
 	require.Equal(t, "partial", p.Kind)
 	require.NotEmpty(t, doc.Participations)
 	for _, pd := range doc.Participations {
-		require.Equal(t, admin.Redacted, pd.Key)
+		require.Equal(t, statusdoc.Redacted, pd.Key)
 	}
-	require.Equal(t, admin.Redacted, doc.StatusFile.Path)
-	require.Equal(t, admin.Redacted, doc.StatusFile.LastError)
+	require.Equal(t, statusdoc.Redacted, doc.StatusFile.Path)
+	require.Equal(t, statusdoc.Redacted, doc.StatusFile.LastError)
 	require.Equal(t, all.StatusFile.Lines, doc.StatusFile.Lines)
 }
 
@@ -227,6 +229,6 @@ func TestFleetRedactedWithoutToken(t *testing.T) {
 			require.NotContains(t, red, secret)
 		}
 		require.Contains(t, red, `"zope1"`, "names stay")
-		require.Contains(t, red, admin.Redacted)
+		require.Contains(t, red, statusdoc.Redacted)
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/tracker"
 )
 
@@ -21,11 +23,11 @@ func fleetSources() admin.Sources {
 		FleetSidecars: admintest.Sidecars, FleetLink: admintest.Link}
 }
 
-func getFleet(t *testing.T, base string) admin.FleetDoc {
+func getFleet(t *testing.T, base string) statusdoc.FleetDoc {
 	t.Helper()
 	code, _, body := request(t, http.MethodGet, base, "/fleet", "", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
-	var doc admin.FleetDoc
+	var doc statusdoc.FleetDoc
 	require.NoError(t, json.Unmarshal([]byte(body), &doc))
 	return doc
 }

@@ -9,25 +9,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tidstorage/tidstorage/tracker"
 )
-
-// AcceptResult is the reply of a successful POST /accept-partial.
-type AcceptResult struct {
-	Accepted bool   `json:"accepted"`
-	Pin      PinDoc `json:"pin"` // as it was just before it was released
-	// Published lists the pinned storages' published TIDs after the
-	// release (they may have moved at once, if nothing else holds them).
-	Published []HeldDoc `json:"published"`
-}
-
-// ErrorDoc is the body of every JSON error reply.
-type ErrorDoc struct {
-	Error string `json:"error"`
-}
 
 // NewHandler returns the admin endpoint. It reads src on every request and
 // starts no goroutine. src.Tracker is required. Every request must name the
@@ -90,7 +78,7 @@ POST needs Authorization: Bearer <token> (admin { token_file }); without it
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	doc := BuildStatus(h.src)
 	if !authorized(r) {
-		doc.redact()
+		doc.Redact()
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
@@ -126,12 +114,12 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query().Get("pin")
 	if q == "" {
-		writeJSON(w, http.StatusBadRequest, ErrorDoc{"missing pin parameter: POST /accept-partial?pin=N"})
+		writeJSON(w, http.StatusBadRequest, statusdoc.ErrorDoc{Error: "missing pin parameter: POST /accept-partial?pin=N"})
 		return
 	}
 	id, err := strconv.ParseUint(q, 10, 64)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorDoc{fmt.Sprintf("pin %q is not a pin number", q)})
+		writeJSON(w, http.StatusBadRequest, statusdoc.ErrorDoc{Error: fmt.Sprintf("pin %q is not a pin number", q)})
 		return
 	}
 	before := BuildStatus(h.src)
@@ -143,23 +131,23 @@ func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 	err = accept(id)
 	switch {
 	case errors.Is(err, tracker.ErrNoSuchPin):
-		writeJSON(w, http.StatusNotFound, ErrorDoc{fmt.Sprintf("no active pin %d (already released, or never existed)", id)})
+		writeJSON(w, http.StatusNotFound, statusdoc.ErrorDoc{Error: fmt.Sprintf("no active pin %d (already released, or never existed)", id)})
 		return
 	case errors.Is(err, tracker.ErrBlindPin):
-		writeJSON(w, http.StatusConflict, ErrorDoc{fmt.Sprintf("pin %d is a blind storage: it ends when its undecodable connections close, it cannot be accepted", id)})
+		writeJSON(w, http.StatusConflict, statusdoc.ErrorDoc{Error: fmt.Sprintf("pin %d is a blind storage: it ends when its undecodable connections close, it cannot be accepted", id)})
 		return
 	case errors.Is(err, tracker.ErrHistoryWentBack):
 		h.log.Error("accept-partial refused: a storage's history went back", "pin", id, "error", err)
-		writeJSON(w, http.StatusConflict, ErrorDoc{err.Error()})
+		writeJSON(w, http.StatusConflict, statusdoc.ErrorDoc{Error: err.Error()})
 		return
 	case err != nil:
 		h.log.Error("accept-partial failed", "pin", id, "error", err)
-		writeJSON(w, http.StatusInternalServerError, ErrorDoc{err.Error()})
+		writeJSON(w, http.StatusInternalServerError, statusdoc.ErrorDoc{Error: err.Error()})
 		return
 	}
 	if !known {
 		// Created between the snapshot and the call: report what we can.
-		pin = PinDoc{ID: id}
+		pin = statusdoc.PinDoc{ID: id}
 	}
 	msg := "operator accepted a pin: its storages' live state is the new baseline"
 	args := []any{"pin", id, "kind", pin.Kind, "storages", strings.Join(pin.Storages, ", "), "reason", pin.Reason}
@@ -169,9 +157,9 @@ func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Warn(msg, append(args, "remote", r.RemoteAddr)...)
 	after := BuildStatus(h.src)
-	res := AcceptResult{Accepted: true, Pin: pin, Published: []HeldDoc{}}
+	res := statusdoc.AcceptResult{Accepted: true, Pin: pin, Published: []statusdoc.HeldDoc{}}
 	for _, s := range pin.Storages {
-		hd := HeldDoc{Storage: s}
+		hd := statusdoc.HeldDoc{Storage: s}
 		for _, sd := range after.Storages {
 			if sd.ID == s {
 				hd.Published = sd.Published

@@ -1,10 +1,6 @@
-package admin
+package statusdoc
 
-import (
-	"net/http"
-
-	"github.com/tidstorage/tidstorage/fleet"
-)
+import "github.com/tidstorage/tidstorage/fleet"
 
 // FleetDoc is the JSON document of GET /fleet: a fleet tracker's sidecars,
 // or a sidecar's link to its tracker (docs/deploy.md, "The link: figures").
@@ -16,38 +12,11 @@ type FleetDoc struct {
 	Link *fleet.LinkStats `json:"link,omitempty"`
 }
 
-// BuildFleet returns the /fleet document; ok is false in the all-in-one
-// role (neither source set).
-func BuildFleet(src *Sources) (doc FleetDoc, ok bool) {
-	switch {
-	case src.FleetSidecars != nil:
-		return FleetDoc{Role: "tracker", Sidecars: src.FleetSidecars()}, true
-	case src.FleetLink != nil:
-		st := src.FleetLink()
-		return FleetDoc{Role: "sidecar", Link: &st}, true
-	}
-	return FleetDoc{}, false
-}
-
-// fleet serves the fleet link's figures as JSON; 404 in the all-in-one
-// role.
-func (h *handler) fleet(w http.ResponseWriter, r *http.Request) {
-	doc, ok := BuildFleet(h.src)
-	if !ok {
-		http.Error(w, "not a fleet tracker or sidecar", http.StatusNotFound)
-		return
-	}
-	if !authorized(r) {
-		doc.redact()
-	}
-	writeJSON(w, http.StatusOK, doc)
-}
-
-// redact blanks, as for /status, what identifies hosts and files: peer
+// Redact blanks, as for /status, what identifies hosts and files: peer
 // addresses, certificate subjects, the tracker's address, the buffer file
 // and error texts (which name them). Names, states and counters stay: an
 // unauthenticated monitor still sees a link down or a gap.
-func (d *FleetDoc) redact() {
+func (d *FleetDoc) Redact() {
 	red := func(s *string) {
 		if *s != "" {
 			*s = Redacted

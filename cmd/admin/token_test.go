@@ -7,15 +7,17 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin"
 )
 
 func TestTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "status.admin-token")
-	_, err := admin.ReadToken(p)
+	_, err := statusdoc.ReadToken(p)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
 	tok, created, err := admin.LoadOrCreateToken(p)
@@ -39,7 +41,7 @@ func TestTokenFile(t *testing.T) {
 	_, _, err = admin.LoadOrCreateToken(p)
 	require.ErrorContains(t, err, "admin token file "+p+" is accessible by group or others (mode 0640)")
 	require.ErrorContains(t, err, "chmod 600 "+p)
-	_, err = admin.ReadToken(p)
+	_, err = statusdoc.ReadToken(p)
 	require.Error(t, err)
 
 	// A hand-written token must be long enough and one word.
@@ -49,11 +51,11 @@ func TestTokenFile(t *testing.T) {
 	require.ErrorContains(t, err, "holds 6 characters: a token needs at least 32")
 	spaced := filepath.Join(dir, "spaced")
 	require.NoError(t, os.WriteFile(spaced, []byte("0123456789abcdef 0123456789abcdef0123\n"), 0o600))
-	_, err = admin.ReadToken(spaced)
+	_, err = statusdoc.ReadToken(spaced)
 	require.ErrorContains(t, err, "one word")
 	hand := filepath.Join(dir, "hand")
 	require.NoError(t, os.WriteFile(hand, []byte("  0123456789abcdef0123456789abcdef  \n"), 0o600))
-	tok, err = admin.ReadToken(hand)
+	tok, err = statusdoc.ReadToken(hand)
 	require.NoError(t, err)
 	require.Equal(t, "0123456789abcdef0123456789abcdef", tok)
 

@@ -9,11 +9,6 @@ import (
 	"strings"
 )
 
-// Redacted replaces, in a /status document served without the credential,
-// every string that identifies a client or names a file (docs/admin.md,
-// "Running the admin endpoint safely").
-const Redacted = "<redacted>"
-
 // openPaths answer without the credential: probes and Prometheus scrapes.
 // Their content identifies no client.
 var openPaths = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true}
@@ -126,45 +121,4 @@ func localAddr(r *http.Request) string {
 		return la.String()
 	}
 	return "unknown address"
-}
-
-// redact blanks what identifies clients, their users and transactions, and
-// the daemon's files, keeping the document's shape: ids of storages, TIDs,
-// states and counters stay.
-func (d *StatusDoc) redact() {
-	red := func(s *string) {
-		if *s != "" {
-			*s = Redacted
-		}
-	}
-	red(&d.TrackerFailure)
-	for i := range d.Participations {
-		red(&d.Participations[i].Key)
-	}
-	for i := range d.Classic {
-		red(&d.Classic[i].ID)
-	}
-	for i := range d.Pins {
-		p := &d.Pins[i]
-		red(&p.Reason)
-		red(&p.Key)
-		red(&p.Txn)
-		for j := range p.Participations {
-			red(&p.Participations[j].Key)
-		}
-	}
-	if sf := d.StatusFile; sf != nil {
-		for _, s := range []*string{&sf.Path, &sf.LastError, &sf.Broken, &sf.LastAside} {
-			red(s)
-		}
-	}
-	if j := d.Journal; j != nil {
-		for _, s := range []*string{&j.Path, &j.Broken, &j.Damage} {
-			red(s)
-		}
-	}
-	for i := range d.History {
-		red(&d.History[i].Addr)
-		red(&d.History[i].LastError)
-	}
 }

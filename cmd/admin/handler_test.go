@@ -12,14 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/hashicorp/go-hclog"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 )
@@ -219,7 +221,7 @@ func TestStatus(t *testing.T) {
 	srv := serve(t, f.Sources(), nil)
 	code, body := get(t, srv.URL+"/status", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&doc))
@@ -244,7 +246,7 @@ func TestStatus(t *testing.T) {
 	require.Equal(t, f.BootC, c.Published.Int)
 
 	require.Len(t, doc.Participations, 1)
-	require.Equal(t, admin.PartDoc{ID: 3, Storage: sC, State: "voted", Key: doc.Participations[0].Key,
+	require.Equal(t, statusdoc.PartDoc{ID: 3, Storage: sC, State: "voted", Key: doc.Participations[0].Key,
 		Began: admintest.T0.Add(-5 * time.Second), AgeSeconds: 5}, doc.Participations[0])
 	require.Contains(t, doc.Participations[0].Key, "/plone/news/add")
 
@@ -263,7 +265,7 @@ func TestStatus(t *testing.T) {
 	require.Contains(t, p.Reason, "127.0.0.1:50000 (pid 4242)")
 	require.Contains(t, p.Reason, "/plone/edit")
 	require.Equal(t, []uint64{1, 2}, p.Parts)
-	require.Equal(t, []admin.HeldDoc{
+	require.Equal(t, []statusdoc.HeldDoc{
 		{Storage: sA, Published: a.Published},
 		{Storage: sB, Published: doc.Storages[1].Published},
 	}, p.Held)
@@ -340,15 +342,15 @@ func TestAcceptPartial(t *testing.T) {
 
 	code, body = post(t, url+"?pin="+itoa(f.PartialPin), "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
-	var res admin.AcceptResult
+	var res statusdoc.AcceptResult
 	require.NoError(t, json.Unmarshal([]byte(body), &res))
 	require.True(t, res.Accepted)
 	require.Equal(t, f.PartialPin, res.Pin.ID)
 	require.Equal(t, "partial", res.Pin.Kind)
 	// A publishes the commit the pin held back; B never got its half.
-	require.Equal(t, []admin.HeldDoc{
-		{Storage: sA, Published: ptr(admin.NewTIDDoc(f.T2A))},
-		{Storage: sB, Published: ptr(admin.NewTIDDoc(f.T1B))},
+	require.Equal(t, []statusdoc.HeldDoc{
+		{Storage: sA, Published: ptr(statusdoc.NewTIDDoc(f.T2A))},
+		{Storage: sB, Published: ptr(statusdoc.NewTIDDoc(f.T1B))},
 	}, res.Published)
 	v, _ := f.Tracker.Published(sA)
 	require.Equal(t, f.T2A, v)

@@ -1,15 +1,14 @@
-package admin
+// Package statusdoc holds the JSON documents of the admin endpoint
+// (/status, /fleet, /accept-partial; docs/admin.md) and what a client needs
+// to read them (the token file). The endpoint (cmd/cmd/admin) builds
+// them; the status command and the tests decode them with these same types,
+// without linking the endpoint or its metrics.
+package statusdoc
 
 import (
-	"sort"
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/tracker"
-	"github.com/tidstorage/tidstorage/tracker/classic"
-	"github.com/tidstorage/tidstorage/tracker/history"
-	"github.com/tidstorage/tidstorage/tracker/statusfile"
-	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 // StatusDoc is the /status document. The CLI decodes it with this same
@@ -291,11 +290,11 @@ func (d *StatusDoc) PinsOfKind(kind string) []PinDoc {
 }
 
 // PartialPins returns the pins of kind partial.
-func (d *StatusDoc) PartialPins() []PinDoc { return d.PinsOfKind(tracker.PinPartial.String()) }
+func (d *StatusDoc) PartialPins() []PinDoc { return d.PinsOfKind("partial") }
 
 // UnaccountedPins returns the pins of kind unaccounted.
 func (d *StatusDoc) UnaccountedPins() []PinDoc {
-	return d.PinsOfKind(tracker.PinUnaccounted.String())
+	return d.PinsOfKind("unaccounted")
 }
 
 // HeldStorages returns the storages held by unaccounted commits.
@@ -317,202 +316,4 @@ func (d *StatusDoc) Pin(id uint64) (PinDoc, bool) {
 		}
 	}
 	return PinDoc{}, false
-}
-
-// BuildStatus assembles the document from the sources.
-func BuildStatus(src *Sources) StatusDoc {
-	now := src.now().UTC()
-	st := src.Tracker.Status()
-	doc := StatusDoc{
-		Time: now, Version: src.Version, Bootstrapped: st.Bootstrapped, CleanStart: st.CleanStart,
-		PreviousRun: src.PreviousRun, TrackerFailure: st.Broken,
-		Storages: []StorageDoc{}, Groups: []GroupDoc{}, Participations: []PartDoc{},
-		Classic: []ClassicTxnDoc{}, Pins: []PinDoc{}, Counters: countersDoc(st.Counters),
-	}
-	age := func(ns int64) (time.Time, float64) {
-		t := time.Unix(0, ns).UTC()
-		return t, now.Sub(t).Seconds()
-	}
-	for _, s := range st.Storages {
-		doc.Storages = append(doc.Storages, storageDoc(&s, now))
-	}
-	for _, g := range st.Groups {
-		doc.Groups = append(doc.Groups, GroupDoc{Storages: g.Storages, InFlight: g.InFlight})
-	}
-	parts := map[uint64]PartDoc{}
-	for _, p := range st.Parts {
-		pd := PartDoc{ID: uint64(p.ID), Storage: p.Storage, State: p.State.String(), Key: string(p.Key)}
-		pd.Began, pd.AgeSeconds = age(p.Began)
-		parts[pd.ID] = pd
-		doc.Participations = append(doc.Participations, pd)
-	}
-	for _, c := range st.Classic {
-		cd := ClassicTxnDoc{ID: c.ID, Storages: c.Storages}
-		cd.Began, cd.AgeSeconds = age(c.Began)
-		doc.Classic = append(doc.Classic, cd)
-	}
-	for _, p := range st.Pins {
-		pd := pinDoc(&doc, &p, parts)
-		pd.Since, pd.AgeSeconds = age(p.Since)
-		doc.Pins = append(doc.Pins, pd)
-	}
-	if src.Proxy != nil {
-		doc.Proxy = proxyDoc(src.Proxy())
-	}
-	if src.Classic != nil {
-		doc.ClassicEndpoint = classicDoc(src.Classic())
-	}
-	if src.StatusFile != nil {
-		doc.StatusFile = statusFileDoc(src.StatusFile())
-	}
-	if src.Journal != nil {
-		j := src.Journal()
-		doc.Journal = &JournalDoc{Path: j.Path, SizeBytes: j.Size, Records: j.Records, Rotations: j.Rotations,
-			Errors: j.Errors, Broken: j.Broken, Replayed: j.Replayed, Damage: j.Damage}
-	}
-	if src.Watchers != nil {
-		doc.History = historyDocs(src.Watchers())
-	}
-	return doc
-}
-
-func storageDoc(s *tracker.StorageStatus, now time.Time) StorageDoc {
-	sd := StorageDoc{ID: s.ID, Busy: s.Busy, Group: s.Group, BlindConnections: s.Blind,
-		Watched: s.Watched, WarnOnly: s.WarnOnly, UnaccountedTotal: s.UnaccountedTotal, AwaitingHistory: s.AwaitingHistory}
-	if s.HasPublished {
-		p := NewTIDDoc(s.Published)
-		sd.Published = &p
-		if s.Published != 0 { // an empty storage: TID 0 has no time, so no lag
-			lag := now.Sub(p.Time).Seconds()
-			sd.LagSeconds = &lag
-		}
-	}
-	if s.Known {
-		t := NewTIDDoc(s.Transient)
-		sd.Transient = &t
-	}
-	if s.Watched {
-		h := NewTIDDoc(s.History)
-		sd.HistoryPosition = &h
-	}
-	for _, u := range s.Unaccounted {
-		sd.Unaccounted = append(sd.Unaccounted, NewTIDDoc(u))
-	}
-	sd.HeldByUnaccounted = s.Watched && !s.WarnOnly && len(s.Unaccounted) > 0
-	return sd
-}
-
-// pinDoc describes a pin; doc's storages are already filled in.
-func pinDoc(doc *StatusDoc, p *tracker.PinInfo, parts map[uint64]PartDoc) PinDoc {
-	pd := PinDoc{ID: p.ID, Kind: p.Kind.String(), Reason: p.Reason, Storages: p.Storages,
-		Key: string(p.Key), Txn: p.Txn, Waiting: p.Waiting, Acceptable: p.Kind != tracker.PinBlind}
-	for _, id := range p.Storages {
-		h := HeldDoc{Storage: id}
-		for k := range doc.Storages {
-			if s := &doc.Storages[k]; s.ID == id {
-				h.Published = s.Published
-				if p.Kind == tracker.PinUnaccounted {
-					for _, u := range s.Unaccounted {
-						if u.Int <= p.Upto {
-							pd.Unaccounted = append(pd.Unaccounted, u)
-						}
-					}
-				}
-			}
-		}
-		pd.Held = append(pd.Held, h)
-	}
-	if p.Kind == tracker.PinUnaccounted {
-		u := NewTIDDoc(p.Upto)
-		pd.Upto = &u
-	}
-	for _, id := range p.Parts {
-		pd.Parts = append(pd.Parts, uint64(id))
-		if part, ok := parts[uint64(id)]; ok {
-			pd.Participations = append(pd.Participations, part)
-		}
-	}
-	return pd
-}
-
-func proxyDoc(m zeoproxy.MetricsSnapshot) *ProxyDoc {
-	return &ProxyDoc{
-		ConnectionsOpen: m.ConnsOpen, ConnectionsTotal: m.ConnsTotal,
-		Begins: m.Begins, Commits: m.Commits, Aborts: m.Aborts, VotesFailed: m.VotesFailed, InDoubt: m.InDoubt,
-		ResolvedCommitted: m.ResolvedCommitted, ResolvedAborted: m.ResolvedAborted, DecodeErrors: m.DecodeErrors,
-		BytesC2S: m.BytesC2S, BytesS2C: m.BytesS2C, FramesC2S: m.FramesC2S, FramesS2C: m.FramesS2C,
-	}
-}
-
-func classicDoc(s classic.Stats) *ClassicEndpointDoc {
-	return &ClassicEndpointDoc{
-		ConnectionsAccepted: s.ConnectionsAccepted, ConnectionsActive: s.ConnectionsActive,
-		ConnectionsRefused: s.ConnectionsRefused, ConnectionsDenied: s.ConnectionsDenied,
-		ConnectionsIdleClosed: s.ConnectionsIdleClosed, ConnectionsEvicted: s.ConnectionsEvicted,
-		Commands: map[string]uint64{
-			"begin": s.Commands.Begin, "abort": s.Commands.Abort, "commit": s.Commands.Commit,
-			"dump": s.Commands.Dump, "bootstraped": s.Commands.Bootstraped, "quit": s.Commands.Quit,
-		},
-		ProtocolErrors: s.ProtocolErrors, TornCommands: s.TornCommands,
-	}
-}
-
-func statusFileDoc(s statusfile.Stats) *StatusFileDoc {
-	sd := &StatusFileDoc{Path: s.Path, Lines: s.Lines, FileLines: s.FileLines, Bytes: s.Bytes, Errors: s.Errors, LastError: s.LastError,
-		Broken: s.Broken, Epochs: s.Epochs, LastAside: s.LastAside}
-	if !s.LastWrite.IsZero() {
-		t := s.LastWrite.UTC()
-		sd.LastWrite = &t
-	}
-	return sd
-}
-
-// historyDocs lists the watchers by storage id.
-func historyDocs(ws map[string]history.Status) []HistoryDoc {
-	ids := make([]string, 0, len(ws))
-	for id := range ws {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	var out []HistoryDoc
-	for _, id := range ids {
-		w := ws[id]
-		hd := HistoryDoc{Storage: id, Addr: w.Addr, Name: w.Name, Connected: w.Connected,
-			LagSeconds: w.Lag.Seconds(), Pending: w.Pending, Connects: w.Connects, Reconnects: w.Reconnects,
-			Delivered: w.Delivered, FromIterator: w.FromIterator, Overflows: w.Overflows, Repairs: w.Repairs,
-			Anomalies: w.Anomalies, LastError: w.LastError}
-		hd.Since = utcPtr(w.Since)
-		hd.LastErrorAt = utcPtr(w.LastErrorAt)
-		if w.LastTID != 0 {
-			t := NewTIDDoc(w.LastTID)
-			hd.LastTID = &t
-		}
-		if w.ServerTID != 0 {
-			t := NewTIDDoc(w.ServerTID)
-			hd.ServerTID = &t
-		}
-		out = append(out, hd)
-	}
-	return out
-}
-
-func utcPtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
-func countersDoc(c tracker.Counters) CountersDoc {
-	return CountersDoc{
-		Events: c.Events, Publications: c.Publications,
-		PartsBegun: c.PartsBegun, PartsCommitted: c.PartsCommitted, PartsAborted: c.PartsAborted,
-		InDoubt: c.InDoubt, Resolved: c.Resolved, Partials: c.Partials,
-		ClassicBegun: c.ClassicBegun, ClassicCommitted: c.ClassicCommitted, ClassicAborted: c.ClassicAborted,
-		ClassicLost: c.ClassicLost, Warnings: c.Warnings, Criticals: c.Criticals,
-		PinsCreated: c.PinsCreated, PinsReleased: c.PinsReleased, PinsAccepted: c.PinsAccepted,
-		TransactionsEnded: c.TransactionsEnded,
-		HistoryCommits:    c.HistoryCommits, Unaccounted: c.Unaccounted, AwaitingHistory: c.AwaitingHistory,
-	}
 }

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/admin"
-	"github.com/tidstorage/tidstorage/internal/admin/admintest"
+	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -20,7 +21,7 @@ func TestGroundTruthStatus(t *testing.T) {
 	f := admintest.NewGroundTruth(t)
 	code, body := get(t, serve(t, f.Sources(), nil).URL+"/status", "Authorization", admintest.Bearer)
 	require.Equal(t, http.StatusOK, code, body)
-	var doc admin.StatusDoc
+	var doc statusdoc.StatusDoc
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&doc))
@@ -38,12 +39,12 @@ func TestGroundTruthStatus(t *testing.T) {
 
 	// B: held just below TB2, which nothing accounted for.
 	require.True(t, b.HeldByUnaccounted)
-	require.Equal(t, []admin.TIDDoc{admin.NewTIDDoc(f.TB2)}, b.Unaccounted)
+	require.Equal(t, []statusdoc.TIDDoc{statusdoc.NewTIDDoc(f.TB2)}, b.Unaccounted)
 	require.Equal(t, admintest.T0.Add(-90*time.Second), b.Unaccounted[0].Time)
 	require.Equal(t, f.TB1, b.Published.Int)
 	require.Equal(t, f.TB2, b.HistoryPosition.Int)
 	require.Equal(t, uint64(1), b.UnaccountedTotal)
-	require.Equal(t, []admin.StorageDoc{b}, doc.HeldStorages())
+	require.Equal(t, []statusdoc.StorageDoc{b}, doc.HeldStorages())
 
 	// C: warn-only: reported, not held.
 	require.True(t, c.WarnOnly)
@@ -57,10 +58,10 @@ func TestGroundTruthStatus(t *testing.T) {
 	require.Equal(t, f.UnaccountedPin, p.ID)
 	require.True(t, p.Acceptable)
 	require.Equal(t, []string{admintest.B}, p.Storages)
-	require.Equal(t, []admin.TIDDoc{admin.NewTIDDoc(f.TB2)}, p.Unaccounted)
+	require.Equal(t, []statusdoc.TIDDoc{statusdoc.NewTIDDoc(f.TB2)}, p.Unaccounted)
 	require.Equal(t, f.TB2, p.Upto.Int)
 	require.Contains(t, p.Reason, "nothing accounted for")
-	require.Equal(t, []admin.HeldDoc{{Storage: admintest.B, Published: b.Published}}, p.Held)
+	require.Equal(t, []statusdoc.HeldDoc{{Storage: admintest.B, Published: b.Published}}, p.Held)
 
 	require.Equal(t, uint64(2), doc.Counters.Unaccounted)
 	require.Equal(t, uint64(4), doc.Counters.HistoryCommits)
@@ -165,10 +166,10 @@ func TestAcceptUnaccounted(t *testing.T) {
 			srv := serve(t, src, hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info}))
 			code, body := post(t, srv.URL+"/accept-partial?pin="+itoa(f.UnaccountedPin), "Authorization", admintest.Bearer)
 			require.Equal(t, http.StatusOK, code, body)
-			var res admin.AcceptResult
+			var res statusdoc.AcceptResult
 			require.NoError(t, json.Unmarshal([]byte(body), &res))
 			require.Equal(t, "unaccounted", res.Pin.Kind)
-			require.Equal(t, []admin.HeldDoc{{Storage: admintest.B, Published: ptr(admin.NewTIDDoc(want))}}, res.Published)
+			require.Equal(t, []statusdoc.HeldDoc{{Storage: admintest.B, Published: ptr(statusdoc.NewTIDDoc(want))}}, res.Published)
 			st := f.Tracker.Status()
 			require.Empty(t, st.Pins)
 			require.Empty(t, st.Storages[1].Unaccounted)

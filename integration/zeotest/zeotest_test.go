@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tidstorage/tidstorage/internal/zeotest"
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
 // The harness itself: a real runzeo with two storages (each encoding), a real
