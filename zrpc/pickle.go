@@ -21,6 +21,14 @@ var errTooComplex = errors.New("value too deeply nested or too many shared refer
 // DecodePickle decodes one pickle (any protocol og-rek supports: ZEO 5's
 // protocol 3 and ZEO 4's protocol 1) into a canonical Value.
 func DecodePickle(p []byte) (Value, error) {
+	if v, ok := fastPickle(p); ok {
+		return v, nil
+	}
+	return decodePickleOgorek(p)
+}
+
+// decodePickleOgorek is DecodePickle through og-rek, for every pickle.
+func decodePickleOgorek(p []byte) (Value, error) {
 	d := ogorek.NewDecoderWithConfig(bytes.NewReader(p), &ogorek.DecoderConfig{StrictUnicode: true, PyDict: true})
 	v, err := d.Decode()
 	if err != nil {
