@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tidstorage/tidstorage/internal/rawconn"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
@@ -81,14 +82,16 @@ type conn struct {
 
 func (c *conn) serve() {
 	defer c.l.connDone(c)
+	clientR, clientW := rawconn.Split(c.client)
+	serverR, serverW := rawconn.Split(c.server)
 	c.cs = &pump{
-		src: bufio.NewReaderSize(c.client, bufSize), dst: bufio.NewWriterSize(writeTagger{c.server}, bufSize),
+		src: bufio.NewReaderSize(clientR, bufSize), dst: bufio.NewWriterSize(writeTagger{serverW}, bufSize),
 		insp: c2sInspector{c}, maxFrame: c.l.p.cfg.MaxFrame, budget: c.l.p.budget,
 		srcConn: c.client, dstConn: c.server,
 		framesCtr: &c.l.p.metrics.framesC2S, bytesCtr: &c.l.p.metrics.bytesC2S,
 	}
 	c.sc = &pump{
-		src: bufio.NewReaderSize(c.server, bufSize), dst: bufio.NewWriterSize(writeTagger{c.client}, bufSize),
+		src: bufio.NewReaderSize(serverR, bufSize), dst: bufio.NewWriterSize(writeTagger{clientW}, bufSize),
 		insp: s2cInspector{c}, maxFrame: c.l.p.cfg.MaxFrame, budget: c.l.p.budget,
 		srcConn: c.server, dstConn: c.client,
 		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,

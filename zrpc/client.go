@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidstorage/tidstorage/internal/rawconn"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -130,7 +131,10 @@ func newClient(ctx context.Context, conn net.Conn, o ClientOptions) (*Client, er
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	fr := NewFrameReader(conn)
+	// Raw reads (package rawconn): a watcher's connection wakes on every
+	// commit of its storage.
+	r, _ := rawconn.Split(conn)
+	fr := NewFrameReader(r)
 	fr.SetMaxFrameSize(o.MaxFrameSize)
 	hello, err := fr.ReadFrame()
 	if err != nil {
