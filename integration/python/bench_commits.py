@@ -1,5 +1,10 @@
-"""Small ZODB commits as fast as one client can: prints transactions/s."""
+"""Small ZODB commits as fast as one client can: prints transactions/s.
+
+--storage takes a comma-separated list: every transaction then changes one
+object in each of those storages (a two-phase commit over all of them).
+"""
 import argparse
+import sys
 import time
 
 import transaction
@@ -10,19 +15,32 @@ from ZEO.ClientStorage import ClientStorage
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--addr", required=True)
-    p.add_argument("--storage", default="1")
+    p.add_argument("--storage", default="1",
+                   help="storage name, or several separated by commas")
     p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--start-at", type=float, default=0,
+                   help="connect first, then wait until this time (seconds since the epoch) to start "
+                        "committing, so that concurrent clients are measured over the same window")
     p.add_argument("--max-latency", action="store_true",
                    help="also print the longest commit, in milliseconds")
     args = p.parse_args()
     host, _, port = args.addr.rpartition(":")
-    db = ZODB.DB(ClientStorage((host, int(port)), storage=args.storage, wait_timeout=30))
     tm = transaction.TransactionManager()
-    conn = db.open(tm)
-    root = conn.root()
+    dbs, roots = [], []
+    for name in args.storage.split(","):
+        db = ZODB.DB(ClientStorage((host, int(port)), storage=name, wait_timeout=30))
+        dbs.append(db)
+        roots.append(db.open(tm).root())
     tm.begin()
-    root["n"] = 0
+    for root in roots:
+        root["n"] = 0
     tm.commit()
+    if args.start_at:
+        delay = args.start_at - time.time()
+        if delay < 0:
+            sys.stderr.write("bench_commits: ready %.2f s after --start-at\n" % -delay)
+        else:
+            time.sleep(delay)
     n = 0
     start = time.perf_counter()
     deadline = start + args.seconds
@@ -30,13 +48,14 @@ def main():
     while time.perf_counter() < deadline:
         t0 = time.perf_counter()
         tm.begin()
-        root["n"] += 1
+        for root in roots:
+            root["n"] += 1
         tm.commit()
         longest = max(longest, time.perf_counter() - t0)
         n += 1
     elapsed = time.perf_counter() - start
-    conn.close()
-    db.close()
+    for db in dbs:
+        db.close()
     if args.max_latency:
         print("%.1f %.1f" % (n / elapsed, longest * 1000))
     else:
