@@ -27,6 +27,12 @@ type ClientOptions struct {
 	// (invalidateTransaction, info, receiveBlob*). It runs on the reader
 	// goroutine: return quickly and do not call the client from it.
 	OnAsync func(*Message)
+	// OnInvalidate, if set, receives the TID of every invalidateTransaction
+	// instead of OnAsync and Asyncs, read from the frame without decoding
+	// it (zero allocations: a watcher's connection gets one per commit of
+	// its storage). A frame whose TID cannot be read that way is decoded
+	// and handed to OnAsync and Asyncs as any other. Same rules as OnAsync.
+	OnInvalidate func(txn.TID)
 	// Asyncs, if set, also receives every server-initiated one-way call, in
 	// the order the server sent them. See AsyncWait for a full channel.
 	Asyncs chan<- *Message
@@ -215,6 +221,9 @@ func (c *Client) readLoop(fr *FrameReader) {
 			c.fail(fmt.Errorf("%w: read: %w", ErrClientClosed, err))
 			return
 		}
+		if c.opts.OnInvalidate != nil && c.peekInvalidation(p) {
+			continue
+		}
 		m, err := DecodeMessage(c.enc, p)
 		if err != nil {
 			c.conn.Close()
@@ -241,6 +250,21 @@ func (c *Client) readLoop(fr *FrameReader) {
 			ch <- m // buffered
 		}
 	}
+}
+
+// peekInvalidation hands an invalidateTransaction's TID to OnInvalidate,
+// read by peeking; false for any other frame, or one that does not peek.
+func (c *Client) peekInvalidation(p []byte) bool {
+	pk, err := PeekMessage(c.enc, p)
+	if err != nil || pk.Method != MethodInvalidateTransaction {
+		return false
+	}
+	tid, err := PeekArgTID(c.enc, p, &pk)
+	if err != nil {
+		return false
+	}
+	c.opts.OnInvalidate(tid)
+	return true
 }
 
 // Call sends a sync call and waits for its reply. An error reply is

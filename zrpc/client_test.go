@@ -187,3 +187,38 @@ func TestClientHandshakeErrors(t *testing.T) {
 	var ne net.Error
 	require.True(t, errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
+
+// OnInvalidate gets every invalidateTransaction's TID, read without
+// decoding the frame; other one-way calls, and an invalidation whose TID
+// is not 8 bytes, still go to OnAsync, decoded.
+func TestClientOnInvalidate(t *testing.T) {
+	for _, enc := range []string{"Z5", "M5"} {
+		t.Run(enc, func(t *testing.T) {
+			addr := fakeServer(t, enc, func(w func(*zrpc.Message), _ net.Conn, m *zrpc.Message) {
+				id, _ := m.IntMsgID()
+				w(zrpc.AsyncMessage(&zrpc.UnknownCall{Name: "invalidateTransaction", Arguments: zrpc.Tuple{tidBytes(7), zrpc.List{tidBytes(1)}}}))
+				w(zrpc.AsyncMessage(&zrpc.Info{Info: zrpc.Dict{{Key: "length", Value: int64(5)}}}))
+				w(zrpc.AsyncMessage(&zrpc.UnknownCall{Name: "invalidateTransaction", Arguments: zrpc.Tuple{[]byte("short"), zrpc.List{}}}))
+				w(zrpc.AsyncMessage(&zrpc.UnknownCall{Name: "invalidateTransaction", Arguments: zrpc.Tuple{tidBytes(9), zrpc.List{}}}))
+				w(zrpc.NewReply(id, tidBytes(9)))
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var mu sync.Mutex
+			var tids []txn.TID
+			var asyncs []string
+			c, err := zrpc.Dial(ctx, "tcp", addr, &zrpc.ClientOptions{
+				OnInvalidate: func(t txn.TID) { mu.Lock(); tids = append(tids, t); mu.Unlock() },
+				OnAsync:      func(m *zrpc.Message) { mu.Lock(); asyncs = append(asyncs, m.Name); mu.Unlock() },
+			})
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.LastTransaction(ctx) // its reply comes after the one-way calls
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, []txn.TID{7, 9}, tids)
+			require.Equal(t, []string{"info", "invalidateTransaction"}, asyncs)
+		})
+	}
+}
