@@ -250,6 +250,27 @@ func (s *Service) History(c txn.Commit) {
 	})
 }
 
+// HistoryBatch reports consecutive commits of watched storages, each in TID
+// order: History for each, under one lock, with one journal write.
+func (s *Service) HistoryBatch(cs []txn.Commit) {
+	if len(cs) == 0 {
+		return
+	}
+	s.input(func(now int64) {
+		jr := &s.jr
+		ins := jr.batch[:0]
+		for _, c := range cs {
+			ins = append(ins, Input{Kind: InHistory, Time: now, Commit: c})
+		}
+		s.recordBatch(ins)
+		for k := range ins {
+			_ = s.m.Apply(&ins[k])
+		}
+		clear(ins)
+		jr.batch = ins[:0]
+	})
+}
+
 // HistoryPosition is where a watched storage's history resumes.
 func (s *Service) HistoryPosition(storage string) (txn.TID, bool) {
 	s.mu.Lock()

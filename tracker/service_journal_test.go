@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -184,4 +185,45 @@ func watchedJournaled(t *testing.T, path string) (ServiceConfig, *Service) {
 	s.HistoryStart(sA, 10, false)
 	s.HistoryStart(sB, 20, false)
 	return cfg, s
+}
+
+// HistoryBatch is History for each commit: the same state, every commit
+// journaled (in one write), and a replay rebuilds it exactly.
+func TestServiceHistoryBatch(t *testing.T) {
+	dir := t.TempDir()
+	info := txn.Info{Client: "c", User: "u", Description: "T1"}
+	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
+	commits := []txn.Commit{{Storage: sA, TID: 11}, {Storage: sA, TID: 12, HasMeta: true, User: "x", Description: "bypass"}}
+	var states []Status
+	for _, batch := range []bool{false, true} {
+		path := filepath.Join(dir, fmt.Sprint(batch))
+		cfg, s := watchedJournaled(t, path)
+		s.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sA, Key: key, Info: info})
+		s.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
+		s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
+		s.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 11})
+		if batch {
+			s.HistoryBatch(commits)
+			s.HistoryBatch(nil)
+		} else {
+			for _, c := range commits {
+				s.History(c)
+			}
+		}
+		st := s.Status()
+		require.EqualValues(t, 9, s.JournalStats().Records, "bootstrap, two starts, four events, two commits")
+		r := NewService(cfg)
+		_, err := r.OpenJournal(path, JournalOptions{Replay: true})
+		require.NoError(t, err)
+		replayed := r.Status()
+		st.Time, replayed.Time = 0, 0
+		st.Counters.Events, replayed.Counters.Events = 0, 0
+		require.Equal(t, st, replayed)
+		states = append(states, st)
+		require.NoError(t, r.Close())
+		require.NoError(t, s.Close())
+	}
+	require.Equal(t, states[0], states[1])
+	require.Equal(t, sA, states[1].Storages[0].ID)
+	require.Equal(t, txn.TID(11), states[1].Storages[0].Published, "T1 published; the commit nobody reported holds A below it")
 }

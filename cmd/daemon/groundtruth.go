@@ -145,14 +145,18 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 	if z.Upstream.IsUnix() {
 		network = "unix"
 	}
+	var scratch []txn.Commit // the watcher's goroutine's
 	w, err := history.New(history.Config{
 		Storage: s.ID, Network: network, Addr: addr, Name: s.Name, After: pos, AfterExact: true,
 		// A fleet tracker matches the in-doubt participations of a restarted
 		// sidecar against commits its history already reported: it needs
 		// their metadata (tracker/recover.go, RecoverRun).
 		Metadata: d.cfg.Role() == config.RoleTracker,
-		Sink:     d.historySink,
-		Logger:   d.Log.Named("history").With("storage", s.ID),
+		BatchSink: func(_ context.Context, cs []history.Commit) error {
+			d.historyBatch(cs, &scratch)
+			return nil
+		},
+		Logger: d.Log.Named("history").With("storage", s.ID),
 	})
 	if err != nil {
 		d.Log.Error("cannot watch a storage's history: its publication stops", "storage", s.ID, "error", err)
@@ -170,15 +174,22 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 	}()
 }
 
-// historySink hands one commit of a storage's history to the tracker.
-func (d *Daemon) historySink(_ context.Context, c history.Commit) error {
-	tc := txn.Commit{Storage: c.Storage, TID: c.TID}
-	if m := c.Meta; m != nil {
-		tc.HasMeta, tc.User, tc.Description = true, m.User, m.Description
-		tc.Extension = zrpc.CanonicalText(m.Extension)
+// historyBatch hands commits of a storage's history to the tracker, in one
+// input call (one lock, one journal write); scratch is the calling
+// watcher's.
+func (d *Daemon) historyBatch(cs []history.Commit, scratch *[]txn.Commit) {
+	tcs := (*scratch)[:0]
+	for _, c := range cs {
+		tc := txn.Commit{Storage: c.Storage, TID: c.TID}
+		if m := c.Meta; m != nil {
+			tc.HasMeta, tc.User, tc.Description = true, m.User, m.Description
+			tc.Extension = zrpc.CanonicalText(m.Extension)
+		}
+		tcs = append(tcs, tc)
 	}
-	d.Tracker.History(tc)
-	return nil
+	d.Tracker.HistoryBatch(tcs)
+	clear(tcs)
+	*scratch = tcs[:0]
 }
 
 // onRecord sees every record under the tracker's lock: it only queues the

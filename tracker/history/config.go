@@ -19,6 +19,16 @@ import (
 // which returns it; the commit is then considered not delivered.
 type Sink func(ctx context.Context, c Commit) error
 
+// BatchSink receives commits as Sink does, several at a time: every new
+// commit one wake-up of the watcher found (the invalidations received
+// meanwhile), or up to MaxBatch commits read from the iterator. The slice
+// is the watcher's: it is reused after the call returns. An error means
+// none of them was delivered.
+type BatchSink func(ctx context.Context, cs []Commit) error
+
+// MaxBatch bounds the commits handed to a BatchSink at once.
+const MaxBatch = 256
+
 // Config describes one watched storage.
 type Config struct {
 	// Storage is the storage id copied into every Commit (the tracker's key).
@@ -35,8 +45,10 @@ type Config struct {
 	// AfterExact: After is the last accounted TID even when it is zero (an
 	// empty storage at bootstrap), so every commit is delivered.
 	AfterExact bool
-	// Sink receives the commits (required).
-	Sink Sink
+	// Sink receives the commits one by one; BatchSink, used instead when
+	// set, several at a time (one of them is required).
+	Sink      Sink
+	BatchSink BatchSink
 	// Metadata makes every commit carry its Meta: invalidations are then
 	// only a signal and the commits are read from the iterator (about one
 	// more round trip per commit).
@@ -70,7 +82,7 @@ func (c *Config) check() error {
 	if c.Addr == "" {
 		return fmt.Errorf("history: storage %s: config: empty address", c.Storage)
 	}
-	if c.Sink == nil {
+	if c.Sink == nil && c.BatchSink == nil {
 		return fmt.Errorf("history: storage %s: config: no sink", c.Storage)
 	}
 	if c.Network == "" {

@@ -29,6 +29,7 @@ type collector struct {
 	mu      sync.Mutex
 	commits []history.Commit
 	gate    chan struct{}
+	batches []int // sizes of the batches a BatchSink got
 }
 
 func (c *collector) sink(ctx context.Context, cm history.Commit) error {
@@ -44,6 +45,20 @@ func (c *collector) sink(ctx context.Context, cm history.Commit) error {
 	}
 	c.mu.Lock()
 	c.commits = append(c.commits, cm)
+	c.mu.Unlock()
+	return nil
+}
+
+// batchSink is sink for a BatchSink: it copies the batch (the watcher
+// reuses the slice) and records its size.
+func (c *collector) batchSink(ctx context.Context, cs []history.Commit) error {
+	for _, cm := range cs {
+		if err := c.sink(ctx, cm); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.batches = append(c.batches, len(cs))
 	c.mu.Unlock()
 	return nil
 }

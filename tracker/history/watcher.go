@@ -36,6 +36,11 @@ type Watcher struct {
 	// loop goroutine only
 	last    txn.TID
 	started bool
+	batch   []Commit // commits read, not delivered yet
+	// checked: last was delivered (or found in the iterator) on the
+	// current connection, so a fill need not read it again to see that
+	// the storage still holds it.
+	checked bool
 
 	serverTID atomic.Uint64 // highest TID the server mentioned
 
@@ -104,6 +109,7 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 		Heartbeat:        cfg.Heartbeat,
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 		OnAsync:          func(m *zrpc.Message) { w.onAsync(p, m) },
+		OnInvalidate:     func(t txn.TID) { w.maxServerTID(t); p.push(t) },
 	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	c, err := zrpc.Dial(dctx, cfg.Network, cfg.Addr, opts)
@@ -125,6 +131,7 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 		}
 	}
 	w.connected(c, p)
+	w.checked = false
 	if r < w.last {
 		return true, fatal{fmt.Errorf("history: storage %s at %s: last transaction %s (%s) is below the last commit seen %s (%s): %w",
 			cfg.Storage, cfg.Addr, r.Hex(), r, w.last.Hex(), w.last, ErrRewound)}
@@ -171,13 +178,18 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 				}
 				continue
 			}
+			top := w.last
 			for _, t := range buf {
-				if t <= w.last {
+				if t <= top {
 					continue // already read from the iterator
 				}
-				if err := w.deliver(ctx, Commit{Storage: cfg.Storage, TID: t}); err != nil {
+				top = t
+				if err := w.add(ctx, Commit{Storage: cfg.Storage, TID: t}); err != nil {
 					return err
 				}
+			}
+			if err := w.flush(ctx); err != nil {
+				return err
 			}
 		case <-poll.C:
 			lt, err := c.LastTransaction(ctx)
@@ -208,15 +220,26 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 // fill delivers, from the storage's iterator, every commit after w.last up
 // to stop (0: the storage's last when the server opens the iterator). It
 // starts at w.last itself to check that the storage still holds it.
+//
+// Once the current connection has seen w.last, the fill starts after it,
+// and a fill bounded by stop ends at stop without asking for more: one
+// round trip per commit (with Config.Metadata, every commit is read so).
 func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error {
 	cfg := &w.cfg
 	from := w.last
-	it, err := c.Iterate(ctx, from, stop)
+	start := from
+	if w.checked {
+		start = from + 1
+	}
+	if stop != 0 && start > stop {
+		return nil
+	}
+	it, err := c.Iterate(ctx, start, stop)
 	if err != nil {
 		return fmt.Errorf("history: storage %s: fill from %s: %w", cfg.Storage, from.Hex(), err)
 	}
 	defer it.Close(ctx)
-	first := true
+	first := !w.checked
 	n := 0
 	for {
 		ti, err := it.Next(ctx)
@@ -236,13 +259,20 @@ func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error 
 				w.count(func(s *Status) { s.Anomalies++ })
 			}
 		}
-		if ti.TID <= w.last {
+		if ti.TID <= w.readUpTo() {
+			w.checked = w.checked || ti.TID == w.last
 			continue
 		}
-		if err := w.deliver(ctx, Commit{Storage: cfg.Storage, TID: ti.TID, Meta: metaOf(ti)}); err != nil {
+		if err := w.add(ctx, Commit{Storage: cfg.Storage, TID: ti.TID, Meta: metaOf(ti)}); err != nil {
 			return err
 		}
 		n++
+		if ti.TID == stop {
+			break // the server would only answer that the iterator ended
+		}
+	}
+	if err := w.flush(ctx); err != nil {
+		return err
 	}
 	if n > 0 {
 		w.count(func(s *Status) { s.FromIterator += uint64(n) })
@@ -251,17 +281,59 @@ func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error 
 	return nil
 }
 
-// deliver hands one commit to the sink and moves w.last.
-func (w *Watcher) deliver(ctx context.Context, c Commit) error {
-	if err := w.cfg.Sink(ctx, c); err != nil {
+// readUpTo is the last TID read, delivered or not.
+func (w *Watcher) readUpTo() txn.TID {
+	if n := len(w.batch); n > 0 {
+		return w.batch[n-1].TID
+	}
+	return w.last
+}
+
+// add queues a commit for delivery (a Sink gets it at once; a BatchSink
+// when MaxBatch are queued or at the next flush).
+func (w *Watcher) add(ctx context.Context, c Commit) error {
+	w.batch = append(w.batch, c)
+	if w.cfg.BatchSink != nil && len(w.batch) < MaxBatch {
+		return nil
+	}
+	return w.flush(ctx)
+}
+
+// flush hands the queued commits to the sink and moves w.last.
+func (w *Watcher) flush(ctx context.Context) error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	defer func() {
+		clear(w.batch)
+		w.batch = w.batch[:0]
+	}()
+	var err error
+	if w.cfg.BatchSink != nil {
+		err = w.cfg.BatchSink(ctx, w.batch)
+	} else {
+		for _, c := range w.batch {
+			if err = w.cfg.Sink(ctx, c); err != nil {
+				break
+			}
+			w.delivered(c.TID, 1)
+		}
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fatal{fmt.Errorf("history: storage %s: sink refused %s: %w", w.cfg.Storage, c.TID.Hex(), err)}
+		return fatal{fmt.Errorf("history: storage %s: sink refused %s: %w", w.cfg.Storage, w.readUpTo().Hex(), err)}
 	}
-	w.last = c.TID
-	w.count(func(s *Status) { s.LastTID = c.TID; s.Delivered++ })
+	if w.cfg.BatchSink != nil {
+		w.delivered(w.readUpTo(), len(w.batch))
+	}
 	return nil
+}
+
+func (w *Watcher) delivered(t txn.TID, n int) {
+	w.last, w.checked = t, true
+	w.count(func(s *Status) { s.LastTID = t; s.Delivered += uint64(n) })
 }
 
 // onAsync runs on the connection's reader goroutine: it must not block.

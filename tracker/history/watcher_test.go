@@ -193,6 +193,55 @@ func TestWatcherSlowSinkOverflow(t *testing.T) {
 	require.Zero(t, st.Lag)
 }
 
+// A BatchSink gets every commit once, in order, with or without metadata,
+// while clients commit concurrently and the connection is cut: batches of
+// invalidations, and metadata fills that start after the last commit the
+// connection has seen and end at the commit announced.
+func TestWatcherBatchSink(t *testing.T) {
+	for _, meta := range []bool{false, true} {
+		t.Run(fmt.Sprintf("metadata=%v", meta), func(t *testing.T) {
+			srv := zeotest.StartServer(t, zeotest.ServerOptions{})
+			fwd := newForwarder(t, srv.Addr)
+			start := commitTIDs(t, zeotest.Python(t, "zodb_client.py", "--db", "a="+srv.Addr+"/1", "commit", "--count", "1"))[0]
+			col := &collector{}
+			w, err := history.New(history.Config{Storage: "s1", Addr: fwd.Addr(), After: start, BatchSink: col.batchSink,
+				Metadata: meta, MinBackoff: 20 * time.Millisecond})
+			require.NoError(t, err)
+			run(t, w)
+			require.Eventually(t, func() bool { return w.Snapshot().Connected }, 30*time.Second, 10*time.Millisecond)
+			wait := load(t, srv.Addr, 3, func(i int) []string {
+				return []string{"commit", "--count", "30", "--key", fmt.Sprintf("k%d", i), "--desc", fmt.Sprintf("client %d", i)}
+			})
+			time.Sleep(300 * time.Millisecond)
+			require.Positive(t, fwd.Sever())
+			committed := wait()
+			require.Len(t, committed, 90)
+			last := lastTID(t, srv.Addr, "1")
+			waitCaughtUp(t, w, last, 30*time.Second)
+			requireExactlyOnce(t, col.tids(), storageTIDs(t, srv.Addr, "1", start))
+			col.mu.Lock()
+			defer col.mu.Unlock()
+			n := 0
+			for _, b := range col.batches {
+				require.Positive(t, b)
+				require.LessOrEqual(t, b, history.MaxBatch)
+				n += b
+			}
+			require.Equal(t, len(col.commits), n)
+			for _, c := range col.commits {
+				require.Equal(t, meta, c.Meta != nil, "commit %s", c.TID.Hex())
+				if meta {
+					require.Contains(t, c.Meta.Description, "client ")
+				}
+			}
+			st := w.Snapshot()
+			require.EqualValues(t, len(col.commits), st.Delivered)
+			require.Zero(t, st.Anomalies)
+			require.Positive(t, st.Reconnects)
+		})
+	}
+}
+
 // With Metadata every commit carries user, description and extension.
 func TestWatcherMetadata(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Msgpack: true})
