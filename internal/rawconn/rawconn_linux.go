@@ -122,3 +122,25 @@ func (w *rawWriter) write(fd uintptr) bool {
 	}
 	return true
 }
+
+// WriteFile writes b to f with raw write(2) calls (f's RawConn): for the
+// small appends of a write-ahead log on the relay's path (tracker/journal),
+// which, through os.File.Write, would wake sysmon as a socket write does.
+// A regular file's write never waits for the poller; it may sleep in the
+// kernel (a disk too slow for the dirty pages), holding its Go P
+// meanwhile, which the caller accepts: the journal's caller holds the
+// tracker's lock through the write anyway.
+func WriteFile(f *os.File, b []byte) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f.Write(b)
+	}
+	w := rawWriter{rc: rc, p: b}
+	if err := rc.Write(w.write); err != nil {
+		return w.n, &os.PathError{Op: "write", Path: f.Name(), Err: err} // a closed file
+	}
+	if w.errno != 0 {
+		return w.n, &os.PathError{Op: "write", Path: f.Name(), Err: w.errno}
+	}
+	return w.n, nil
+}

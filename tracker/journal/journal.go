@@ -24,6 +24,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/tidstorage/tidstorage/internal/rawconn"
 )
 
 // magic starts every journal file; the byte after it is the format version.
@@ -190,7 +192,7 @@ func (j *Journal) AppendBatch(recs ...[]byte) error {
 		}
 		j.buf = frame(j.buf, rec)
 	}
-	n, err := j.f.Write(j.buf)
+	n, err := rawconn.WriteFile(j.f, j.buf) // no sysmon wake-up per append (package rawconn)
 	j.size += int64(n)
 	if err != nil {
 		// A partial frame would be cut at the next open; cut it now so
