@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tidstorage/tidstorage/fleet/fleetpb"
+	"github.com/tidstorage/tidstorage/internal/rawconn"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -333,7 +334,9 @@ func (c *checkedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Auth
 		raw.Close()
 		return nil, nil, errors.New("fleet: only loopback peers are accepted without TLS")
 	}
-	conn, ai, err := c.TransportCredentials.ServerHandshake(raw)
+	// Raw socket I/O (package rawconn): a report stream wakes the tracker
+	// for every batch of reports.
+	conn, ai, err := c.TransportCredentials.ServerHandshake(rawconn.Wrap(raw))
 	if err != nil {
 		c.log.Error("fleet: TLS handshake failed: the peer is not a sidecar with a certificate signed by client_ca_file; refused",
 			"peer", raw.RemoteAddr().String(), "error", err)

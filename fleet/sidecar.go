@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tidstorage/tidstorage/fleet/fleetpb"
+	"github.com/tidstorage/tidstorage/internal/rawconn"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/journal"
 )
@@ -350,7 +352,15 @@ func (s *Sidecar) Run(ctx context.Context) {
 	}
 	// Reconnect within 5 s of the tracker's return (gRPC's default backoff
 	// grows to 2 minutes).
-	conn, err := grpc.NewClient(s.cfg.Address, grpc.WithTransportCredentials(creds),
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawconn.Wrap(c), nil // raw socket I/O (package rawconn)
+	}
+	conn, err := grpc.NewClient(s.cfg.Address, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(dial),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second,
 			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second}}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -71,6 +72,7 @@ var ErrAsyncOverflow = errors.New("zrpc: async channel full")
 // ClientOptions.Heartbeat for a bounded detection time.
 type Client struct {
 	conn  net.Conn
+	w     io.Writer // conn's writer (package rawconn)
 	proto Protocol
 	enc   Encoding
 	opts  ClientOptions
@@ -137,9 +139,10 @@ func newClient(ctx context.Context, conn net.Conn, o ClientOptions) (*Client, er
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	// Raw reads (package rawconn): a watcher's connection wakes on every
-	// commit of its storage.
-	r, _ := rawconn.Split(conn)
+	// Raw reads and writes (package rawconn): a watcher's connection wakes
+	// on every commit of its storage, and with metadata calls the iterator
+	// for each.
+	r, w := rawconn.Split(conn)
 	fr := NewFrameReader(r)
 	fr.SetMaxFrameSize(o.MaxFrameSize)
 	hello, err := fr.ReadFrame()
@@ -166,6 +169,7 @@ func newClient(ctx context.Context, conn net.Conn, o ClientOptions) (*Client, er
 	conn.SetDeadline(time.Time{})
 	c := &Client{
 		conn:    conn,
+		w:       w,
 		proto:   answer,
 		enc:     answer.Encoding,
 		opts:    o,
@@ -343,7 +347,7 @@ func (c *Client) send(ctx context.Context, m *Message) error {
 	}
 	dl, _ := ctx.Deadline()
 	c.conn.SetWriteDeadline(dl)
-	_, err = c.conn.Write(b)
+	_, err = c.w.Write(b)
 	if err != nil {
 		// a partial frame leaves the stream unusable
 		c.conn.Close()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -104,6 +105,16 @@ func TestFleetReport(t *testing.T) {
 		}
 		line += fmt.Sprintf("  tracker process CPU %6.1f µs/txn", float64(tl.cpuTracker.Microseconds())/tl.txns)
 		fmt.Println(line)
+	}
+	if dir := os.Getenv("FLEET_PERF"); dir != "" {
+		// A CPU profile of the tracker process during one more sidecar round.
+		out := filepath.Join(dir, "tracker.data")
+		rec := exec.Command("perf", "record", "-F", "999", "-g", "-o", out, "-p", strconv.Itoa(s.tracker.cmd.Process.Pid), "--", "sleep", "6")
+		rec.Stderr = os.Stderr
+		require.NoError(t, rec.Start())
+		zeotest.Python(t, "bench_commits.py", "--addr", paths[2].addr, "--storage", "1", "--seconds", "5")
+		require.NoError(t, rec.Wait())
+		fmt.Printf("perf record of the fleet tracker: %s\n", out)
 	}
 	aioCPU := float64(tallies["all-in-one"].cpuProxy) / tallies["all-in-one"].txns
 	scCPU := float64(tallies["sidecar"].cpuProxy) / tallies["sidecar"].txns

@@ -11,6 +11,32 @@ import (
 // Split returns c's reader and writer: raw system calls when c is a TCP or
 // Unix socket, c itself otherwise (TLS, pipes).
 func Split(c net.Conn) (io.Reader, io.Writer) {
+	if r, w, ok := split(c); ok {
+		return r, w
+	}
+	return c, c
+}
+
+// Wrap returns c with its Read and Write replaced by Split's (c itself
+// when it is not a plain socket): for a connection handed to a library
+// (gRPC) that only sees a net.Conn.
+func Wrap(c net.Conn) net.Conn {
+	if r, w, ok := split(c); ok {
+		return &conn{Conn: c, r: r, w: w}
+	}
+	return c
+}
+
+type conn struct {
+	net.Conn
+	r *rawReader
+	w *rawWriter
+}
+
+func (c *conn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *conn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+func split(c net.Conn) (*rawReader, *rawWriter, bool) {
 	var sc syscall.Conn
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -18,17 +44,17 @@ func Split(c net.Conn) (io.Reader, io.Writer) {
 	case *net.UnixConn:
 		sc = c
 	default:
-		return c, c
+		return nil, nil, false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return c, c
+		return nil, nil, false
 	}
 	r := &rawReader{rc: rc}
 	r.fn = r.read
 	w := &rawWriter{rc: rc}
 	w.fn = w.write
-	return r, w
+	return r, w, true
 }
 
 // rawReader reads a socket; fn is its read method bound once, so that a

@@ -142,3 +142,20 @@ func TestWriteFile(t *testing.T) {
 	_, err = rawconn.WriteFile(ro, []byte("x"))
 	require.Error(t, err, "a file opened read-only")
 }
+
+// Wrap keeps the connection's other methods and reads and writes raw.
+func TestWrap(t *testing.T) {
+	a, b := pair(t, "tcp")
+	wa := rawconn.Wrap(a)
+	require.Equal(t, a.RemoteAddr(), wa.RemoteAddr())
+	_, err := wa.Write([]byte("ping"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(rawconn.Wrap(b), buf)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(buf))
+	p, q := net.Pipe()
+	defer p.Close()
+	defer q.Close()
+	require.Equal(t, p, rawconn.Wrap(p))
+}
