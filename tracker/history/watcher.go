@@ -276,7 +276,9 @@ func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error 
 	}
 	if n > 0 {
 		w.count(func(s *Status) { s.FromIterator += uint64(n) })
-		cfg.Logger.Debug("filled from the iterator", "storage", cfg.Storage, "from", from.Hex(), "commits", n)
+		if stop == 0 { // a gap; with Metadata every commit is read so, not worth a line each
+			cfg.Logger.Debug("filled from the iterator", "storage", cfg.Storage, "from", from.Hex(), "commits", n)
+		}
 	}
 	return nil
 }
