@@ -1,7 +1,6 @@
 package zeoproxy
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/tidstorage/tidstorage/internal/rawconn"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
@@ -82,20 +80,9 @@ type conn struct {
 
 func (c *conn) serve() {
 	defer c.l.connDone(c)
-	clientR, clientW := rawconn.Split(c.client)
-	serverR, serverW := rawconn.Split(c.server)
-	c.cs = &pump{
-		src: bufio.NewReaderSize(clientR, bufSize), dst: bufio.NewWriterSize(writeTagger{serverW}, bufSize),
-		insp: c2sInspector{c}, maxFrame: c.l.p.cfg.MaxFrame, budget: c.l.p.budget,
-		srcConn: c.client, dstConn: c.server,
-		framesCtr: &c.l.p.metrics.framesC2S, bytesCtr: &c.l.p.metrics.bytesC2S,
-	}
-	c.sc = &pump{
-		src: bufio.NewReaderSize(serverR, bufSize), dst: bufio.NewWriterSize(writeTagger{clientW}, bufSize),
-		insp: s2cInspector{c}, maxFrame: c.l.p.cfg.MaxFrame, budget: c.l.p.budget,
-		srcConn: c.server, dstConn: c.client,
-		framesCtr: &c.l.p.metrics.framesS2C, bytesCtr: &c.l.p.metrics.bytesS2C,
-	}
+	m := &c.l.p.metrics
+	c.cs = newPump(c.client, c.server, c2sInspector{c}, c.l.p, &m.framesC2S, &m.bytesC2S)
+	c.sc = newPump(c.server, c.client, s2cInspector{c}, c.l.p, &m.framesS2C, &m.bytesS2C)
 	c.regTimer = time.AfterFunc(c.l.p.cfg.RegisterTimeout, c.registerExpired)
 	defer c.regTimer.Stop()
 	scDone := make(chan struct{})
@@ -127,6 +114,8 @@ func (c *conn) serve() {
 	_ = c.server.Close()
 	_ = c.client.Close()
 	<-scDone
+	c.cs.release()
+	c.sc.release()
 	c.finish()
 }
 

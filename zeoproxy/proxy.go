@@ -123,8 +123,9 @@ type Proxy struct {
 	budget  *decodeBudget
 	owners  *owners // loopback clients' processes
 
-	partSeq atomic.Uint64
-	connSeq atomic.Uint64
+	partSeq  atomic.Uint64
+	connSeq  atomic.Uint64
+	stopping atomic.Bool // set by Close before it closes the connections
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -201,7 +202,7 @@ func (p *Proxy) Listen() error {
 		if sc.ClientAddress == "" {
 			sc.ClientAddress = sc.Listen
 		}
-		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{},
+		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{}, setup: make(chan struct{}, setupSlots),
 			log: p.log.Named("zeo").With("server", sc.Name)}
 		p.mu.Lock()
 		p.listeners = append(p.listeners, l)
@@ -249,6 +250,7 @@ func (p *Proxy) Close() {
 		return
 	}
 	p.closed = true
+	p.stopping.Store(true)
 	ls := p.listeners
 	p.mu.Unlock()
 	for _, l := range ls {
@@ -349,7 +351,11 @@ type listener struct {
 	log   hclog.Logger
 	mu    sync.Mutex
 	conns map[*conn]struct{}
+	setup chan struct{} // setupSlots tokens
 }
+
+// setupSlots bounds the connections of one listener being set up at once.
+const setupSlots = 8
 
 func (l *listener) storageID(name string) string {
 	if id, ok := l.cfg.Storages[name]; ok && id != "" {
@@ -388,9 +394,15 @@ func (l *listener) handle(cc net.Conn) {
 		_ = cc.Close()
 		return
 	}
+	// At most setupSlots connections of a listener are set up at once: a
+	// burst of new connections then waits, parked, instead of filling the
+	// scheduler's run queues ahead of the relays of committing clients
+	// (each setup is a dial, four buffers, goroutines, an identity).
+	l.setup <- struct{}{}
 	network, addr := splitAddr(l.cfg.Upstream)
 	sc, err := net.DialTimeout(network, addr, p.cfg.DialTimeout)
 	if err != nil {
+		<-l.setup
 		// The client sees a closed connection, as if the server were down,
 		// and retries as ZEO clients do.
 		log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
@@ -407,10 +419,18 @@ func (l *listener) handle(cc net.Conn) {
 	}
 	log.Debug("connected", "upstream", l.cfg.Upstream)
 	l.mu.Lock()
+	if p.stopping.Load() { // Close has run or is running closeAll: it would miss this one
+		l.mu.Unlock()
+		<-l.setup
+		_ = cc.Close()
+		_ = sc.Close()
+		return
+	}
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
 	p.metrics.connsOpen.Add(1)
 	p.metrics.connsTotal.Add(1)
+	<-l.setup
 	c.serve()
 }
 

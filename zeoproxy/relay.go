@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
+
+	"github.com/tidstorage/tidstorage/internal/rawconn"
 )
 
 // peekSize is how much of a frame's payload is looked at before it is
@@ -65,6 +69,37 @@ type pump struct {
 }
 
 var errWrite = errors.New("write failed")
+
+// The pumps' buffers are pooled: a connection's four (32 KiB) are taken at
+// its start and given back at its end, so that connections that come and
+// go (a Zope restarting, health checks) do not allocate and clear them
+// each time.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+)
+
+// newPump returns a pump relaying src to dst, reading and writing the
+// sockets by raw system calls (package rawconn), with pooled buffers.
+func newPump(src, dst net.Conn, insp inspector, p *Proxy, framesCtr, bytesCtr *atomic.Int64) *pump {
+	r, _ := rawconn.Split(src)
+	_, w := rawconn.Split(dst)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(writeTagger{w})
+	return &pump{src: br, dst: bw, insp: insp, maxFrame: p.cfg.MaxFrame, budget: p.budget,
+		srcConn: src, dstConn: dst, framesCtr: framesCtr, bytesCtr: bytesCtr}
+}
+
+// release gives the pump's buffers back once it has stopped for good.
+func (p *pump) release() {
+	p.src.Reset(nil)
+	readers.Put(p.src)
+	p.dst.Reset(nil)
+	writers.Put(p.dst)
+	p.src, p.dst, p.scratch = nil, nil, nil
+}
 
 func (p *pump) run() (err error, writeSide bool) {
 	for {
