@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Backup and restore side by side on one Data.fs with a warm page cache:
-# md5sum, cp, repozo and tidstorage (full backup, incremental backup of a few
-# new transactions, restore, verify). Best of 3 wall-clock runs each.
+# md5sum, cp, repozo and tidstorage. Full backup, restore and verify: medians
+# of interleaved rounds (scripts/bench-backup.py; ROUNDS, default 5;
+# BASE=/path/to/an/older/tidstorage adds its commands to the same rounds);
+# then what each restore step costs; then an incremental backup of a few new
+# transactions (best of 3).
 # SIZE_MB sets the Data.fs size (default 1024); WORK the scratch directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,15 +34,12 @@ best() { # LABEL PRE CMD...: best of 3 runs of CMD, each after PRE
 }
 cd "$WORK"
 T=$(last)
-cat Data.fs >/dev/null
-echo "== backup and restore, $(du -m Data.fs | cut -f1) MiB Data.fs, $(nproc) cores"
-best "md5sum" true md5sum Data.fs
-best "cp" "rm -f copy.fs" cp Data.fs copy.fs
-best "repozo -B -F" "rm -rf rz; mkdir rz" "$VENV/bin/repozo" -B -F -r rz -f Data.fs
-best "tidstorage backup (full)" "rm -rf repo" ./tidstorage backup -c t.hcl --tid "s=$T" --progress 0
-best "repozo -R" "rm -f out.fs" "$VENV/bin/repozo" -R -r rz -o out.fs
-best "tidstorage restore" "rm -rf out" ./tidstorage restore -c t.hcl --to out --progress 0
-best "tidstorage verify" true ./tidstorage verify -c t.hcl
+python3 "$ROOT/scripts/bench-backup.py" --work "$WORK" --tidstorage ./tidstorage --venv "$VENV" --tid "$T" \
+  --rounds "${ROUNDS:-5}" ${BASE:+--base "$BASE"}
+rm -rf repo
+./tidstorage backup -c t.hcl --tid "s=$T" --progress 0 >/dev/null 2>&1
+(cd "$ROOT" && RESTORE_REPO="$WORK/repo" go test -tags report -run TestReportRestoreSteps -v -count 1 ./backup/ |
+  grep -v -E '^(=== RUN|--- PASS|PASS$|ok )')
 best "tidstorage verify --read-data" true ./tidstorage verify -c t.hcl --read-data
 # Incremental: a few new transactions on top of a fresh full backup.
 rm -rf repo rz; mkdir rz

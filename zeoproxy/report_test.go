@@ -32,6 +32,8 @@ func TestReport(t *testing.T) {
 	t.Run("latency", reportLatency)
 	t.Run("idle", reportIdle)
 	t.Run("zodb", reportZODB)
+	t.Run("setup", reportSetup)
+	t.Run("burst", reportBurst)
 }
 
 func printf(format string, a ...any) { fmt.Fprintf(os.Stdout, format, a...) }
@@ -71,10 +73,16 @@ func reportLatency(t *testing.T) {
 func reportIdle(t *testing.T) {
 	// The proxy holds two sockets per connection; the client and sink ends
 	// live in this process too, so 4 descriptors per connection count
-	// against RLIMIT_NOFILE.
-	n := 2000
+	// against RLIMIT_NOFILE. IDLE_CONNS lists the counts measured, in
+	// increasing order, one proxy: 1000,4000 by default.
+	counts := []int{1000, 4000}
 	if v := os.Getenv("IDLE_CONNS"); v != "" {
-		n, _ = strconv.Atoi(v)
+		counts = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			require.NoError(t, err)
+			counts = append(counts, n)
+		}
 	}
 	sink := startIdleSink(t)
 	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
@@ -82,31 +90,83 @@ func reportIdle(t *testing.T) {
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	conns := make([]net.Conn, 0, n)
+	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for i := 0; i < n; i++ {
-		c, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		conns = append(conns, c)
-		buf := make([]byte, 6)
-		_, err = c.Read(buf) // the sink's Z5, through the proxy
-		require.NoError(t, err)
+	for _, n := range counts {
+		for len(conns) < n {
+			c, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			conns = append(conns, c)
+			buf := make([]byte, 6)
+			_, err = c.Read(buf) // the sink's Z5, through the proxy
+			require.NoError(t, err)
+		}
+		time.Sleep(1500 * time.Millisecond) // spares expire
+		var after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		require.EqualValues(t, n, p.Metrics().ConnsOpen)
+		// Counted for the whole test process: the proxy, plus the idle
+		// sink's goroutine and 16-byte buffer, plus the client ends: an
+		// upper bound.
+		per := float64(after.Sys-before.Sys) / float64(n)
+		heap := float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse) / float64(n)
+		printf("idle connections: %d held; memory per connection (proxy + idle sink + client ends, heap+stacks in use) %.1f KiB; Sys growth %.1f KiB  [goal <= 64 KiB]\n",
+			n, heap/1024, per/1024)
 	}
-	time.Sleep(500 * time.Millisecond)
-	var after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	require.EqualValues(t, n, p.Metrics().ConnsOpen)
-	// Counted for the whole test process: the proxy, plus the idle sink's
-	// goroutine and 16-byte buffer, plus the client ends: an upper bound.
-	per := float64(after.Sys-before.Sys) / float64(n)
-	heap := float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse) / float64(n)
-	printf("idle connections: %d held; memory per connection (proxy + idle sink + client ends, heap+stacks in use) %.1f KiB; Sys growth %.1f KiB\n",
-		n, heap/1024, per/1024)
+}
+
+// reportSetup times connection setup (dial to the server's announcement
+// read), directly to a Go ZEO sink and through the proxy, 5 interleaved
+// rounds of 500 connections each, one after the other.
+func reportSetup(t *testing.T) {
+	sink := startZEOSink(t)
+	p := serveProxy(t, zeoproxy.Config{Servers: []zeoproxy.ServerConfig{{Name: "sink", Listen: "127.0.0.1:0", Upstream: sink}}}, newRecorder())
+	measure := func(addr string, n int) []time.Duration {
+		d := make([]time.Duration, n)
+		hello := make([]byte, 6)
+		for i := range d {
+			start := time.Now()
+			c, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, hello)
+			require.NoError(t, err)
+			d[i] = time.Since(start)
+			c.Close()
+		}
+		return d
+	}
+	var direct, proxied []time.Duration
+	var ratios []float64
+	for range 5 {
+		dd, pd := measure(sink, 500), measure(p.Addrs()[0].String(), 500)
+		direct, proxied = append(direct, dd...), append(proxied, pd...)
+		ratios = append(ratios, float64(medianDur(pd))/float64(medianDur(dd)))
+	}
+	sort.Float64s(ratios)
+	printf("connection setup (dial to announcement, 5x500 interleaved): direct p50 %v, proxy p50 %v; RATIO proxy/direct median of rounds %.2f (rounds %.2f - %.2f)  [goal <= 1.5]\n",
+		medianDur(direct).Round(time.Microsecond), medianDur(proxied).Round(time.Microsecond), ratios[2], ratios[0], ratios[4])
+}
+
+func medianDur(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// reportBurst: a writer's longest commit alone and while 2,000 loopback
+// connections are opened through the same proxy, twice each, interleaved.
+func reportBurst(t *testing.T) {
+	for range 2 {
+		alone := burstRun(t, 0)
+		b := burstRun(t, 2000)
+		printf("burst of %d connections opened in %v, identified after %v; writer's longest commit: alone %.0f ms (%.0f commits/s), during the burst %.0f ms (%.0f commits/s)  [goal: burst <= 50 ms]\n",
+			b.conns, b.opened.Round(time.Millisecond), b.resolved.Round(time.Millisecond), alone.longest, alone.tps, b.longest, b.tps)
+	}
 }
 
 // reportZODB runs one real ZODB client against runzeo directly, through a
