@@ -170,7 +170,7 @@ func commitWindow(t *testing.T, p relayPath, storages string, clients, secs int)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := zeotest.PythonErr(t, "bench_commits.py", "--addr", p.addr, "--storage", storages,
+			out, err := zeotest.PythonErr(t, "bench_commits.py", "--addr", p.addr, "--storage", storages, "--key", fmt.Sprintf("c%d", i),
 				"--seconds", strconv.Itoa(secs), "--start-at", fmt.Sprintf("%.3f", float64(startAt.UnixNano())/1e9))
 			if err == nil {
 				rates[i], err = strconv.ParseFloat(strings.TrimSpace(string(out)), 64)

@@ -2,6 +2,8 @@
 
 --storage takes a comma-separated list: every transaction then changes one
 object in each of those storages (a two-phase commit over all of them).
+--key gives concurrent clients objects of their own (no conflicts); without
+it every transaction changes the root.
 """
 import argparse
 import sys
@@ -9,7 +11,9 @@ import time
 
 import transaction
 import ZODB
+from persistent.mapping import PersistentMapping
 from ZEO.ClientStorage import ClientStorage
+from ZODB.POSException import ConflictError
 
 
 def main():
@@ -21,6 +25,8 @@ def main():
     p.add_argument("--start-at", type=float, default=0,
                    help="connect first, then wait until this time (seconds since the epoch) to start "
                         "committing, so that concurrent clients are measured over the same window")
+    p.add_argument("--key", default="",
+                   help="change root[KEY]['n'] (created if needed) instead of root['n']")
     p.add_argument("--max-latency", action="store_true",
                    help="also print the longest commit, in milliseconds")
     args = p.parse_args()
@@ -31,10 +37,27 @@ def main():
         db = ZODB.DB(ClientStorage((host, int(port)), storage=name, wait_timeout=30))
         dbs.append(db)
         roots.append(db.open(tm).root())
-    tm.begin()
-    for root in roots:
-        root["n"] = 0
-    tm.commit()
+    if args.key:
+        for _ in range(50):  # concurrent clients create their objects at once
+            try:
+                tm.begin()
+                for root in roots:
+                    if args.key not in root:
+                        root[args.key] = PersistentMapping(n=0)
+                tm.commit()
+                break
+            except ConflictError:
+                tm.abort()
+                time.sleep(0.05)
+        else:
+            raise SystemExit("bench_commits: could not create root[%r]" % args.key)
+        targets = [root[args.key] for root in roots]
+    else:
+        tm.begin()
+        for root in roots:
+            root["n"] = 0
+        tm.commit()
+        targets = roots
     if args.start_at:
         delay = args.start_at - time.time()
         if delay < 0:
@@ -48,8 +71,8 @@ def main():
     while time.perf_counter() < deadline:
         t0 = time.perf_counter()
         tm.begin()
-        for root in roots:
-            root["n"] += 1
+        for obj in targets:
+            obj["n"] += 1
         tm.commit()
         longest = max(longest, time.perf_counter() - t0)
         n += 1
