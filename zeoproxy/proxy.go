@@ -467,7 +467,7 @@ func (l *listener) connDone(c *conn) {
 // direct connection. A spare not taken within spareKeep is closed. The
 // server sees a spare as a connection that has not answered its
 // announcement yet, which ZEO allows; one that expires shows in its log as
-// a connection that came and went (docs/zeo-protocol.md §1, "Memory").
+// a connection that came and went (docs/zeo-protocol.md §1, "Connection setup").
 func (l *listener) upstream() (net.Conn, error) {
 	now := time.Now()
 	l.smu.Lock()
