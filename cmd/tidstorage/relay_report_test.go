@@ -69,10 +69,17 @@ func TestRelayReport(t *testing.T) {
 	// Main comparison: one client, two-storage transactions.
 	two := "1,2"
 	res := map[string][]window{}
-	for range rounds {
+	for r := range rounds {
+		line := fmt.Sprintf("round %d:", r+1)
 		for _, p := range paths {
-			res[p.name] = append(res[p.name], commitWindow(t, p, two, 1, secs))
+			w := commitWindow(t, p, two, 1, secs)
+			res[p.name] = append(res[p.name], w)
+			line += fmt.Sprintf("  %s %.0f txn/s", p.name, w.rate())
+			if p.pid != 0 {
+				line += fmt.Sprintf(" %.0f µs/txn", w.cpuPerTxn())
+			}
 		}
+		fmt.Printf("%s  (load %s)\n", line, loadavg())
 	}
 	for _, p := range paths {
 		ws := res[p.name]
