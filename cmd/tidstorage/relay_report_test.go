@@ -34,7 +34,8 @@ import (
 // RELAY_ROUNDS (default 5) and RELAY_SECONDS (default 5) set the rounds of
 // the main comparison; RELAY_SCALING=0 skips the clients × storages table.
 // RELAY_PERF=DIR also records `perf record -g` of both relays during one
-// extra round each (DIR/aio.data, DIR/bare.data).
+// extra round each (DIR/aio.data, DIR/bare.data). RELAY_BASE_BIN=PATH adds
+// another tidstorage binary (an earlier commit) to the main rounds.
 //
 // The all-in-one proxies server A only; direct and bare rounds commit on
 // server B (the same storages), so that the all-in-one's history watchers
@@ -44,12 +45,19 @@ func TestRelayReport(t *testing.T) {
 	storages := []string{"1", "2", "3", "4", "5", "6", "7", "8"}
 	zeoA := zeotest.StartServer(t, zeotest.ServerOptions{Storages: storages})
 	zeoB := zeotest.StartServer(t, zeotest.ServerOptions{Storages: storages})
-	aio := startReportAIO(t, zeoA.Addr, storages)
+	aio := startReportAIO(t, bin, zeoA.Addr, storages)
 	bare := startBareRelay(t, zeoB.Addr)
 	paths := []relayPath{
 		{name: "direct", addr: zeoB.Addr},
 		{name: "bare", addr: bare.addr, pid: bare.pid},
 		{name: "all-in-one", addr: aio.addr, pid: aio.sv.cmd.Process.Pid},
+	}
+	if base := os.Getenv("RELAY_BASE_BIN"); base != "" {
+		// Another tidstorage binary (an earlier commit) in the same rounds,
+		// on a server of its own.
+		zeoC := zeotest.StartServer(t, zeotest.ServerOptions{Storages: storages})
+		b := startReportAIO(t, base, zeoC.Addr, storages)
+		paths = append(paths, relayPath{name: "base", addr: b.addr, pid: b.sv.cmd.Process.Pid})
 	}
 	fmt.Printf("machine: %d cores, load average %s\n", nprocs(), loadavg())
 	if hold := os.Getenv("RELAY_HOLD"); hold != "" {
@@ -91,6 +99,11 @@ func TestRelayReport(t *testing.T) {
 		}
 		fmt.Println(line)
 	}
+	if res["base"] != nil {
+		fmt.Printf("RATIO base ÷ bare relay, CPU per transaction: median %.2f (rounds: %s); throughput %.3f\n",
+			medianF(ratios(res["base"], res["bare"], window.cpuPerTxn)), fmtList(ratios(res["base"], res["bare"], window.cpuPerTxn)),
+			medianF(ratios(res["base"], res["bare"], window.rate)))
+	}
 	cpuRatio := ratios(res["all-in-one"], res["bare"], window.cpuPerTxn)
 	rateRatio := ratios(res["all-in-one"], res["bare"], window.rate)
 	fmt.Printf("RATIO all-in-one ÷ bare relay, CPU per transaction: median %.2f (rounds: %s)  [goal <= 1.15]\n",
@@ -107,7 +120,7 @@ func TestRelayReport(t *testing.T) {
 
 	if dir := os.Getenv("RELAY_PERF"); dir != "" {
 		for _, p := range paths[1:] {
-			out := filepath.Join(dir, map[string]string{"bare": "bare.data", "all-in-one": "aio.data"}[p.name])
+			out := filepath.Join(dir, map[string]string{"bare": "bare.data", "all-in-one": "aio.data", "base": "base.data"}[p.name])
 			rec := exec.Command("perf", "record", "-F", "999", "-g", "-o", out, "-p", strconv.Itoa(p.pid), "--", "sleep", strconv.Itoa(secs+2))
 			rec.Stderr = os.Stderr
 			require.NoError(t, rec.Start())
@@ -128,7 +141,7 @@ func TestRelayReport(t *testing.T) {
 		for _, clients := range []int{1, 4, 16} {
 			sc := map[string][]window{}
 			for range 3 {
-				for _, p := range paths[1:] {
+				for _, p := range paths[1:3] {
 					sc[p.name] = append(sc[p.name], commitWindow(t, p, st, clients, secs))
 				}
 			}
@@ -246,7 +259,7 @@ type reportAIO struct {
 
 // startReportAIO runs `tidstorage serve` with its defaults (journal and
 // history watchers on) proxying every storage of upstream.
-func startReportAIO(t *testing.T, upstream string, storages []string) *reportAIO {
+func startReportAIO(t *testing.T, exe, upstream string, storages []string) *reportAIO {
 	dir := t.TempDir()
 	a := &reportAIO{addr: fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t)), classic: fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))}
 	adm := fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
@@ -265,7 +278,7 @@ zeo "a" {
   upstream = %q
 %s}
 `, filepath.Join(dir, "status"), filepath.Join(dir, "aio.log"), a.classic, adm, a.addr, upstream, blocks.String()))
-	a.sv = startServe(t, cfg, adm, "/readyz")
+	a.sv = startServeBin(t, exe, cfg, adm, "/readyz")
 	return a
 }
 

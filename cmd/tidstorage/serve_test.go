@@ -231,7 +231,13 @@ func (sv *serving) stopClean(t *testing.T) {
 // is still running.
 func startServe(t *testing.T, cfgPath, adminAddr, path string) *serving {
 	t.Helper()
-	sv := &serving{cmd: exec.Command(bin, "serve", "-c", cfgPath), stderr: &zeotest.SyncBuffer{}, done: make(chan struct{})}
+	return startServeBin(t, bin, cfgPath, adminAddr, path)
+}
+
+// startServeBin is startServe with another tidstorage binary.
+func startServeBin(t *testing.T, exe, cfgPath, adminAddr, path string) *serving {
+	t.Helper()
+	sv := &serving{cmd: exec.Command(exe, "serve", "-c", cfgPath), stderr: &zeotest.SyncBuffer{}, done: make(chan struct{})}
 	sv.cmd.Stderr = sv.stderr
 	require.NoError(t, sv.cmd.Start())
 	go func() { sv.err = sv.cmd.Wait(); close(sv.done) }()
