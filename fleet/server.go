@@ -26,7 +26,6 @@ import (
 // Applier is what the Server needs of the tracker; *tracker.Service
 // satisfies it.
 type Applier interface {
-	ObserveFrom(source string, seq uint64, ev txn.Event) uint64
 	ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64
 	RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64
 	SourceSeq(source string) uint64

@@ -152,6 +152,10 @@ func OpenSidecar(cfg SidecarConfig) (*Sidecar, error) {
 		}
 	}
 	s.st.Incarnation = s.run
+	if rp.old > 0 && damaged == "" {
+		damaged = fmt.Sprintf("%d reports in the buffer's first format were not read", rp.old)
+		s.log.Error("sidecar buffer: reports written by an earlier version are not read; they are a declared gap", "file", cfg.BufferFile, "reports", rp.old)
+	}
 	if fresh || damaged != "" {
 		reason := "no send buffer from a previous run (first start, buffer_file lost, or none configured)"
 		if damaged != "" {
