@@ -225,16 +225,27 @@ func (s *Sidecar) Observe(ev txn.Event) {
 		s.st.Dropped++
 		return
 	}
-	if s.gapFrom != 0 {
-		g := item{seq: s.seq - 1, time: now, kind: recGap, gapFrom: s.gapFrom,
-			reason: fmt.Sprintf("sidecar buffer overflow (%d reports)", s.seq-s.gapFrom)}
-		s.gapFrom = 0
-		s.journalLocked(&g)
-		s.pushLocked(g)
-	}
+	s.declareGapLocked(s.seq-1, now)
 	it := item{seq: s.seq, time: now, kind: recEvent, ev: ev}
 	s.journalLocked(&it)
 	s.pushLocked(it)
+}
+
+// declareGapLocked ends the overflow in progress, if any, at seq (the last
+// report dropped): the gap is queued at once, so that the tracker hears of
+// it as soon as the buffer has room again (Observe, or ack), not at the
+// next report, which an idle sidecar may not make for long.
+func (s *Sidecar) declareGapLocked(seq uint64, now int64) {
+	if s.gapFrom == 0 || len(s.q) >= s.cfg.BufferEvents {
+		return
+	}
+	g := item{seq: seq, time: now, kind: recGap, gapFrom: s.gapFrom,
+		reason: fmt.Sprintf("sidecar buffer overflow (%d reports)", seq+1-s.gapFrom)}
+	s.gapFrom = 0
+	s.journalLocked(&g)
+	s.pushLocked(g)
+	s.log.Warn("sidecar buffer has room again: the reports dropped are declared a gap to the tracker",
+		"from_seq", g.gapFrom, "to_seq", g.seq)
 }
 
 func (s *Sidecar) journalLocked(it *item) {
@@ -287,6 +298,7 @@ func (s *Sidecar) ack(seq uint64) {
 			s.q = s.q[n:]
 		}
 	}
+	s.declareGapLocked(s.seq, s.cfg.Clock().UnixNano())
 	if s.j != nil && s.j.Size() > s.cfg.RotateSize && len(s.q) <= 4096 && s.gapFrom == 0 {
 		s.rec = appendState(s.rec[:0], s.seq, s.runs, s.q)
 		if err := s.j.Rotate(s.rec); err != nil {

@@ -166,7 +166,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		d.startSidecarLink(d.sidecarBootstrap())
 		// Its empty tracker (admin only) is ready once the proxy serves:
 		// /readyz then says the sidecar is up.
-		d.Tracker.Bootstrap(nil, true)
+		d.Tracker.Bootstrap(nil, d.prevClean)
 	default:
 		d.bootstrap(clean)
 	}

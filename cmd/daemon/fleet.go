@@ -231,9 +231,11 @@ func (d *Daemon) bootstrapWatched() {
 			d.suspectLive(id, v) // no journal and no point to resume from: held at live
 		}
 	}
-	if len(values) > 0 || len(fresh) == 0 {
-		d.Tracker.Bootstrap(values, true)
-	}
+	// How the previous run stopped is said the same way everywhere (the
+	// log, /status, the metrics, tidstorage status): a SIGKILLed tracker
+	// starts unclean, although its replayed journal and the sidecars'
+	// resends leave nothing to resolve.
+	d.Tracker.Bootstrap(values, d.prevClean)
 	for _, s := range fresh {
 		d.watchFrom(s, values[s.ID])
 	}
