@@ -250,7 +250,9 @@ func (m *Machine) explained(i int32) bool {
 	}
 	for _, ls := range g.lsets {
 		for _, p := range ls.parts {
-			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) {
+			// A participation a sidecar's gap left in flight explains
+			// nothing: its later reports were lost (Gap).
+			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) && !p.gapped {
 				return true
 			}
 		}
