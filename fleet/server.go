@@ -222,6 +222,38 @@ func (s *Server) Awaited() []string {
 	return out
 }
 
+// ErrSidecarsBehind: an operator's accept waits while a sidecar the
+// tracker expects is down, resending or refused (Server.Behind).
+var ErrSidecarsBehind = errors.New("fleet: a sidecar is behind: its resend may account for what the accept would take " +
+	"as the new baseline; retry once it is back and caught up (tidstorage status), or retire it if it is gone for good")
+
+// Behind says, per sidecar the tracker waits for (the Awaited storages'
+// reason), its name and why: down, resending, or refused.
+func (s *Server) Behind() []string {
+	expected := s.cfg.Tracker.Sources()
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, name := range expected {
+		if l := s.links[name]; l == nil {
+			out = append(out, name+" has not reconnected since the tracker started")
+		} else if !l.st.Connected {
+			out = append(out, name+" is down")
+		}
+	}
+	for name, l := range s.links {
+		if l.st.Connected && l.st.Applied < l.target {
+			out = append(out, name+" is resending")
+		}
+		if len(l.refusedStorages) > 0 && now.Sub(l.st.LastRefusedAt) < refusedAwaited {
+			out = append(out, "a sidecar named "+name+" is refused")
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // ErrConnected: a connected sidecar cannot be retired.
 var ErrConnected = errors.New("fleet: the sidecar is connected: stop it first, then retire it")
 

@@ -58,6 +58,9 @@ type Sources struct {
 	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
+	// FleetRetire forgets a sidecar gone for good (POST /fleet/retire;
+	// a fleet tracker only).
+	FleetRetire func(name string) error
 
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies

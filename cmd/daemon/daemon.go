@@ -412,7 +412,14 @@ func (d *Daemon) tick() {
 		case <-d.stop:
 			return
 		case <-t.C:
-			d.Tracker.Tick()
+			// The storages a sidecar is behind on (down, resending,
+			// refused) wait for its resend before their unaccounted
+			// commits are reported (fleet.Server.Awaited).
+			var awaited []string
+			if d.fl.server != nil {
+				awaited = d.fl.server.Awaited()
+			}
+			d.Tracker.Tick(awaited...)
 		}
 	}
 }
