@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
 // metric returns the text lines of the admin endpoint's /metrics that
@@ -187,6 +189,9 @@ func TestFleetThreeSidecarsOneName(t *testing.T) {
 		return holder != nil && len(refused) == 2
 	}, 30*time.Second, 100*time.Millisecond, "one holder, two refused")
 
+	// The databases' roots, made once (three writers creating them at once
+	// conflict).
+	zeotest.Python(t, "zodb_client.py", append(s.dbs(holder), "commit", "--count", "1", "--touch", "a,b,c")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sm := s.sample()
