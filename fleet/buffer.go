@@ -114,15 +114,8 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 || r.bad {
-		r.bad = true
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+// varint reads binary.AppendVarint's zig-zag encoding.
+func (r *reader) varint() int64 { return protowire.DecodeZigZag(r.uvarint()) }
 
 func (r *reader) byte() byte {
 	if len(r.b) == 0 || r.bad {

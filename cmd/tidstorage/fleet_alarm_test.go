@@ -63,21 +63,12 @@ func (s *fleetSite) noAlarm(when string) {
 // says "unclean" in the log, /status, the metrics and tidstorage status,
 // and still raises no alarm.
 func TestFleetRoutineRestartRaisesNoAlarm(t *testing.T) {
-	var cutter *linkCutter
-	s := startFleet(t, 2, func(fleetAddr string) string {
-		cutter = newLinkCutter(t, fleetAddr)
-		return cutter.ln.Addr().String()
-	})
-	s.commitThroughEach()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sm := s.sample()
-	w1 := s.startWriter(ctx, s.sidecars[0], 40)
-	w2 := s.startWriter(ctx, s.sidecars[1], 40)
-	require.Eventually(t, func() bool { return w1.commits.Load() > 5 && w2.commits.Load() > 5 }, 30*time.Second, 20*time.Millisecond)
+	s, cutter, sm, w1, w2 := startCutFleetUnderLoad(t, ctx, 40)
 
-	// A routine restart (TERM), the sidecars kept away for 9 s after it:
-	// longer than unaccounted_grace (5 s).
+	// A routine restart (TERM), the sidecars kept away for some 10 s after
+	// it: longer than unaccounted_grace (5 s).
 	s.tracker.stopClean(t)
 	cutter.cut(12 * time.Second)
 	time.Sleep(time.Second)
