@@ -20,3 +20,6 @@ func (p *Proxy) ClientIdentities() []string {
 	}
 	return out
 }
+
+// Stopping reports whether Drain has begun holding new transactions.
+func (p *Proxy) Stopping() bool { return p.stop.stopping.Load() }

@@ -24,8 +24,10 @@ Commands:
                             One line per commit; conflict counts on stderr.
                             --classic HOST:PORT --ids a=ID,b=ID also reports each
                             transaction over the classic protocol, as a patched Zope.
-  hold --seconds S           begins a two-phase commit on the first database and
-                            keeps it open for S seconds (then aborts it).
+  hold --seconds S [--vote]  begins a two-phase commit on the first database and
+                            keeps it open for S seconds (then aborts it); with
+                            --vote it votes first (the server holds the commit
+                            lock: the transaction is in its commit).
   crash-between --first a --then b
                             commits a transaction T1 writing 'first' and 'then'
                             with a resource manager ordered between them whose
@@ -113,6 +115,7 @@ def main():
                     help="NAME=STORAGE_ID,...: the classic storage id of each touched database")
     ho = sub.add_parser("hold")
     ho.add_argument("--seconds", type=float, default=60)
+    ho.add_argument("--vote", action="store_true")
     cb = sub.add_parser("crash-between")
     cb.add_argument("--first", required=True)
     cb.add_argument("--then", required=True)
@@ -315,9 +318,13 @@ def hold(dbs, args):
     st = dbs[0].storage
     txn = TransactionMetaData(description="held")
     st.tpc_begin(txn)
-    # tpc_begin is a one-way call: a synchronous one on the same connection
-    # makes sure it reached the server (and the proxy) before we say so.
-    st.server_status()
+    if args.vote:
+        st.tpc_vote(txn)
+    else:
+        # tpc_begin is a one-way call: a synchronous one on the same
+        # connection makes sure it reached the server (and the proxy) before
+        # we say so.
+        st.server_status()
     emit({"holding": "1"})
     time.sleep(args.seconds)
     st.tpc_abort(txn)
