@@ -24,6 +24,9 @@ Commands:
                             One line per commit; conflict counts on stderr.
                             --classic HOST:PORT --ids a=ID,b=ID also reports each
                             transaction over the classic protocol, as a patched Zope.
+                            --unique-desc makes each attempt's description unique
+                            ("<desc> <pid>-<n>"), so that an oracle can match a
+                            transaction's commits across storages.
   hold --seconds S [--vote]  begins a two-phase commit on the first database and
                             keeps it open for S seconds (then aborts it); with
                             --vote it votes first (the server holds the commit
@@ -111,6 +114,7 @@ def main():
     pa.add_argument("--classic", default=None,
                     help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
                          "two-phase commit, COMMIT with the TIDs after it, ABORT on a conflict)")
+    pa.add_argument("--unique-desc", action="store_true")
     pa.add_argument("--ids", default="",
                     help="NAME=STORAGE_ID,...: the classic storage id of each touched database")
     ho = sub.add_parser("hold")
@@ -196,7 +200,7 @@ def paired(dbs, names, args):
         reporter = Conn(host, int(port))
         ids = dict(kv.split("=", 1) for kv in args.ids.split(",") if kv)
     deadline = time.time() + args.seconds
-    done = conflicts = streak = 0
+    done = conflicts = streak = attempts = 0
     reported = time.time()
     while done < args.count and time.time() < deadline:
         if conflicts and time.time() - reported >= 1:
@@ -208,7 +212,8 @@ def paired(dbs, names, args):
         txid = None
         try:
             txn = tm.begin()
-            txn.note(args.desc)
+            attempts += 1
+            txn.note("%s %d-%d" % (args.desc, os.getpid(), attempts) if args.unique_desc else args.desc)
             roots = {n: conn.get_connection(n).root() for n in touch}
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
