@@ -43,13 +43,19 @@ func TestTermRestartsUnderPairedLoadNeverSplitATransaction(t *testing.T) {
 	var stop atomic.Bool
 	var runs, failed atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < 3; w++ {
+	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			args := []string{"paired", "--count", "100000", "--seconds", "8", "--touch", "a,c", "--desc", desc, "--unique-desc"}
+			if w == 0 {
+				// A slow client: each of its transactions stands committed
+				// on its first storage (by sort key) and voted on the other
+				// for 150 ms, where a stop that closes connections splits it.
+				args = append(args, "--between-ms", "150")
+			}
 			for !stop.Load() && ctx.Err() == nil {
-				cmd := zeotest.PythonCommand(ctx, t, "zodb_client.py", append(append([]string{"--wait-timeout", "10"}, s.dbs...),
-					"paired", "--count", "100000", "--seconds", "8", "--touch", "a,c", "--desc", desc, "--unique-desc")...)
+				cmd := zeotest.PythonCommand(ctx, t, "zodb_client.py", append(append([]string{"--wait-timeout", "10"}, s.dbs...), args...)...)
 				errOut := &zeotest.SyncBuffer{}
 				cmd.Stderr = errOut
 				if err := cmd.Run(); err != nil && !stop.Load() {
@@ -75,6 +81,7 @@ func TestTermRestartsUnderPairedLoadNeverSplitATransaction(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
+	require.Empty(t, s.pins("partial"), "the tracker reported a partial commit")
 	s.stopWith(syscall.SIGTERM)
 	t.Logf("%d stops in %v (each %v), %d writer runs (%d failed)", stops+1, time.Since(began), durations, runs.Load(), failed.Load())
 

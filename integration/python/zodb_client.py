@@ -24,6 +24,10 @@ Commands:
                             One line per commit; conflict counts on stderr.
                             --classic HOST:PORT --ids a=ID,b=ID also reports each
                             transaction over the classic protocol, as a patched Zope.
+                            --between-ms M: a resource manager ordered between the
+                            touched databases sleeps M ms in its tpc_finish, so that
+                            each transaction stands committed on the first and voted
+                            on the last for that long (a slow client).
                             --unique-desc makes each attempt's description unique
                             ("<desc> <pid>-<n>"), so that an oracle can match a
                             transaction's commits across storages.
@@ -115,6 +119,7 @@ def main():
                     help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
                          "two-phase commit, COMMIT with the TIDs after it, ABORT on a conflict)")
     pa.add_argument("--unique-desc", action="store_true")
+    pa.add_argument("--between-ms", type=float, default=0)
     pa.add_argument("--ids", default="",
                     help="NAME=STORAGE_ID,...: the classic storage id of each touched database")
     ho = sub.add_parser("hold")
@@ -199,6 +204,11 @@ def paired(dbs, names, args):
         host, _, port = args.classic.rpartition(":")
         reporter = Conn(host, int(port))
         ids = dict(kv.split("=", 1) for kv in args.ids.split(",") if kv)
+    between = None
+    if args.between_ms:
+        keys = sorted(conn.get_connection(n).sortKey() for n in touch)
+        between = keys[0] + "\U0010ffff"  # right after the first database
+        assert keys[0] < between < keys[-1], keys
     deadline = time.time() + args.seconds
     done = conflicts = streak = attempts = 0
     reported = time.time()
@@ -218,6 +228,8 @@ def paired(dbs, names, args):
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
                 r[args.key] = value
+            if between:
+                txn.join(Pause(between, args.between_ms / 1000.0))
             if reporter:
                 txid = "%d-%d" % (os.getpid(), done + conflicts)
                 reporter.begin(txid, [ids[n] for n in touch])
@@ -251,6 +263,27 @@ def paired(dbs, names, args):
         time.sleep(random.uniform(0, 0.004))
         emit(dict({n: roots[n]._p_serial.hex() for n in touch}, counter=str(value)))
     conn.close()
+
+
+class Pause:
+    """A resource manager ordered between two storages (by its sortKey)
+    whose tpc_finish sleeps: the transaction stands finished on the first
+    storage and voted on the other meanwhile."""
+
+    def __init__(self, key, seconds):
+        self.key = key
+        self.seconds = seconds
+
+    def sortKey(self):
+        return self.key
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_vote = tpc_abort = abort
+
+    def tpc_finish(self, txn):
+        time.sleep(self.seconds)
 
 
 class Killer:
