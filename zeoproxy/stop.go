@@ -38,6 +38,12 @@ import (
 //     timeout (a client that stopped talking mid-commit) is cut: the
 //     connections are closed all the same, and the cut is named in the log.
 //
+// Safety rests on the last two points alone. A tpc_begin held by mistake
+// (its transaction's connections do not share a key) costs time, never a
+// split: the connection's vote is behind the held frame, so the transaction
+// never has every vote answered, never sends tpc_finish, and is aborted
+// everywhere when the connections close.
+//
 // Lock order: gate, then a listener's mu, then a conn's mu (then p.mu).
 
 // stopState is the proxy's stop (fields of Proxy).
