@@ -222,11 +222,16 @@ func (p *Proxy) Addrs() []net.Addr {
 	return out
 }
 
+// listenersNow is a copy of the listeners, taken under p.mu.
+func (p *Proxy) listenersNow() []*listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*listener(nil), p.listeners...)
+}
+
 // Serve accepts connections on every listener until Close.
 func (p *Proxy) Serve() {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); l.accept() }()

@@ -132,9 +132,7 @@ func (p *Proxy) linkedOpen(self *conn, key txn.Key) bool {
 
 // eachConn calls f on every open connection until it returns false.
 func (p *Proxy) eachConn(f func(*conn) bool) {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		l.mu.Lock()
 		for c := range l.conns {
@@ -272,9 +270,7 @@ func cutCommits(cut []committingConn, silent map[*conn]time.Duration) []CutCommi
 // closeConns closes every connection at once, then lets the held frames go
 // (their writes fail on the closed connections).
 func (p *Proxy) closeConns() {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		l.closeAll()
 	}

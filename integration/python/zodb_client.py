@@ -265,14 +265,12 @@ def paired(dbs, names, args):
     conn.close()
 
 
-class Pause:
-    """A resource manager ordered between two storages (by its sortKey)
-    whose tpc_finish sleeps: the transaction stands finished on the first
-    storage and voted on the other meanwhile."""
+class SortedResource:
+    """A resource manager that only takes a place in the commit order (its
+    sortKey); subclasses act in tpc_finish."""
 
-    def __init__(self, key, seconds):
+    def __init__(self, key):
         self.key = key
-        self.seconds = seconds
 
     def sortKey(self):
         return self.key
@@ -283,32 +281,29 @@ class Pause:
     tpc_begin = commit = tpc_vote = tpc_abort = abort
 
     def tpc_finish(self, txn):
+        pass
+
+
+class Pause(SortedResource):
+    """Ordered between two storages, its tpc_finish sleeps: the transaction
+    stands finished on the first storage and voted on the other meanwhile."""
+
+    def __init__(self, key, seconds):
+        SortedResource.__init__(self, key)
+        self.seconds = seconds
+
+    def tpc_finish(self, txn):
         time.sleep(self.seconds)
 
 
-class Killer:
-    """A resource manager whose tpc_finish kills the process, ordered
-    between two storages by its sortKey."""
+class Killer(SortedResource):
+    """Ordered between two storages, its tpc_finish kills the process (or,
+    with block_until, waits for that file)."""
 
     def __init__(self, key, block_until=None, block_seconds=0):
-        self.key = key
+        SortedResource.__init__(self, key)
         self.block_until = block_until
         self.block_seconds = block_seconds
-
-    def sortKey(self):
-        return self.key
-
-    def abort(self, txn):
-        pass
-
-    def tpc_begin(self, txn):
-        pass
-
-    def commit(self, txn):
-        pass
-
-    def tpc_vote(self, txn):
-        pass
 
     def tpc_finish(self, txn):
         if self.block_until:
@@ -321,9 +316,6 @@ class Killer:
             return
         sys.stdout.flush()
         os._exit(17)
-
-    def tpc_abort(self, txn):
-        pass
 
 
 def crash_between(dbs, args):
