@@ -38,7 +38,8 @@ import (
 //     timeout (a client that stopped talking mid-commit) is cut: the
 //     connections are closed all the same, and the cut is named in the log.
 //
-// Safety rests on the last two points alone. A tpc_begin held by mistake
+// Safety rests on the third point alone (a cut for silence aside: it is
+// logged, and the stop counts as unclean). A tpc_begin held by mistake
 // (its transaction's connections do not share a key) costs time, never a
 // split: the connection's vote is behind the held frame, so the transaction
 // never has every vote answered, never sends tpc_finish, and is aborted
