@@ -333,16 +333,9 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 		return s.refuse(h, peerAddr, storages, codes.PermissionDenied, msg, log)
 	}
 	applied := s.cfg.Tracker.SourceSeq(h.Source)
-	if h.LastSeq != 0 && h.LastSeq < applied {
-		msg := fmt.Sprintf("the tracker applied reports numbered up to %d under the name %q, beyond the last this sidecar "+
-			"numbered (%d): another sidecar reported under this name. Give every sidecar its own name (tracker.name, or "+
-			"with TLS its certificate's); if the other one is gone for good, `tidstorage fleet retire %s` on the tracker "+
-			"frees the name", applied, h.Source, h.LastSeq, h.Source)
-		return s.refuse(h, peerAddr, storages, codes.FailedPrecondition, msg, log)
-	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	l, err := s.attach(h, storages, peerAddr, identity, cancel, log)
+	l, err := s.attach(h, storages, applied, peerAddr, identity, cancel, log)
 	if err != nil {
 		return err
 	}
@@ -467,18 +460,31 @@ func quoteAll(v []string) []string {
 // stream holds it: a second sidecar under one name is refused (the first
 // keeps its stream), and only a stream gone quiet past quietAfter (a
 // restarted sidecar's old connection not yet noticed dead) is taken over.
-func (s *Server) attach(h *fleetpb.Hello, storages []string, peerAddr, identity string, cancel context.CancelFunc, log hclog.Logger) (*link, error) {
+//
+// A sidecar whose numbering is behind what the tracker applied under its
+// name (applied) is refused too: another sidecar used the name, and its
+// reports would be taken for resends.
+func (s *Server) attach(h *fleetpb.Hello, storages []string, applied uint64, peerAddr, identity string, cancel context.CancelFunc,
+	log hclog.Logger) (*link, error) {
 	now := s.cfg.Clock()
 	s.mu.Lock()
 	old := s.links[h.Source]
+	if old != nil && old.st.Connected && now.Sub(old.lastRecv) < quietAfter {
+		s.mu.Unlock()
+		msg := fmt.Sprintf("the name %q is held by a live stream from %s (incarnation %d, connected since %s): "+
+			"two sidecars report under one name; give each its own name (tracker.name, or with TLS its certificate's)",
+			h.Source, old.st.Peer, old.st.Incarnation, old.st.Since.UTC().Format(time.RFC3339))
+		return nil, s.refuse(h, peerAddr, storages, codes.AlreadyExists, msg, log.With("holder_peer", old.st.Peer))
+	}
+	if h.LastSeq != 0 && h.LastSeq < applied {
+		s.mu.Unlock()
+		msg := fmt.Sprintf("the tracker applied reports numbered up to %d under the name %q, beyond the last this sidecar "+
+			"numbered (%d): another sidecar reported under this name. Give every sidecar its own name (tracker.name, or "+
+			"with TLS its certificate's); if the other one is gone for good, `tidstorage fleet retire %s` on the tracker "+
+			"frees the name", applied, h.Source, h.LastSeq, h.Source)
+		return nil, s.refuse(h, peerAddr, storages, codes.FailedPrecondition, msg, log)
+	}
 	if old != nil && old.st.Connected {
-		if quiet := now.Sub(old.lastRecv); quiet < quietAfter {
-			s.mu.Unlock()
-			msg := fmt.Sprintf("the name %q is held by a live stream from %s (incarnation %d, connected since %s): "+
-				"two sidecars report under one name; give each its own name (tracker.name, or with TLS its certificate's)",
-				h.Source, old.st.Peer, old.st.Incarnation, old.st.Since.UTC().Format(time.RFC3339))
-			return nil, s.refuse(h, peerAddr, storages, codes.AlreadyExists, msg, log.With("holder_peer", old.st.Peer))
-		}
 		log.Warn("fleet: the stream holding this name was quiet; a new stream takes it over (a restarted sidecar)",
 			"previous_peer", old.st.Peer, "previous_incarnation", old.st.Incarnation, "quiet", now.Sub(old.lastRecv).Round(time.Second))
 		old.cancel()
