@@ -25,6 +25,8 @@ type rig struct {
 	addr string
 	tls  *Certs
 	ln   net.Listener
+	// clock: the server's (default the time).
+	clock func() time.Time
 }
 
 func (r *rig) stop() {
@@ -49,7 +51,7 @@ func (r *rig) start(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(r.t, err)
 	r.addr, r.ln = ln.Addr().String(), ln
-	srv := NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls})
+	srv := NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls, Clock: r.clock})
 	r.srv = srv
 	go func() { _ = srv.Serve(ln) }()
 }

@@ -3,7 +3,9 @@ package fleet
 import (
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -135,4 +137,27 @@ func TestExpectedSidecarsAwaited(t *testing.T) {
 	require.NoError(t, r.srv.Retire("s1"))
 	require.Empty(t, r.srv.Awaited())
 	require.False(t, slices.ContainsFunc(r.srv.Sources(), func(s SourceStats) bool { return strings.EqualFold(s.Source, "s1") }))
+}
+
+// A stream that brought nothing (not even a heartbeat) for longer than the
+// keepalive is taken over at once by a new stream of its name (a restarted
+// sidecar whose old connection is not noticed dead yet); the sidecar that
+// held it is then refused like any second stream.
+func TestQuietStreamTakenOver(t *testing.T) {
+	r := newRig(t, nil)
+	var mu sync.Mutex
+	now := time.Now()
+	r.stop()
+	r.clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r.start(r.addr)
+	old, _ := r.sidecar(SidecarConfig{})
+	waitFor(t, "connected", func() bool { return old.Stats().Connected && old.Stats().Pending == 0 })
+	mu.Lock()
+	now = now.Add(quietAfter + time.Second)
+	mu.Unlock()
+	restarted, _ := r.sidecar(SidecarConfig{})
+	waitFor(t, "takeover", func() bool { return restarted.Stats().Connected && restarted.Stats().Pending == 0 })
+	waitFor(t, "the old one refused", func() bool { return strings.Contains(old.Stats().Refused, "held by a live stream") })
+	row := sourceRow(r, "s1")
+	require.Equal(t, restarted.Stats().Incarnation, row.Incarnation)
 }
