@@ -306,6 +306,10 @@ func runFleetSim(t *testing.T, seed uint64, steps int, noAwaited bool) *fleetSim
 	for _, st := range w.names {
 		require.Equal(t, w.last[st], w.pub[st], "storage %s published at rest", st)
 	}
+	// A sidecar gone for good is retired: no longer expected.
+	require.Contains(t, w.m.Sources(), "zope3")
+	_ = w.apply(Input{Kind: InRetire, ID: "zope3"})
+	require.Equal(t, []string{"zope1", "zope2"}, w.m.Sources())
 	// The journal replays to the same state.
 	r := New(w.cfg)
 	for _, b := range w.journal {
