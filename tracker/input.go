@@ -75,16 +75,7 @@ func (m *Machine) settleGapped(live []StorageTID) {
 		}
 		m.lost(pt)
 	}
-	for _, v := range live {
-		i := m.intern(v.Storage)
-		s := &m.st[i]
-		if !s.settling || v.TID > s.settleAt {
-			s.settleAt = v.TID
-		}
-		s.settling = true
-		m.resolveHeld(i)
-		m.settle(i)
-	}
+	m.settleOrphansAt(live)
 	m.emit(Record{Kind: RecWarning, Code: CodeGapSettled, Msg: fmt.Sprintf(
 		"accept: %d participations in flight when their sidecar declared a gap are resolved from the storages' history", len(ids))})
 }
