@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -88,6 +89,10 @@ func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
 	for i := range d.History {
 		hist[d.History[i].Storage] = &d.History[i]
 	}
+	names := map[string]string{}
+	for _, s := range d.Storages {
+		names[s.ID] = storageName(s.ID, s.Label)
+	}
 	for _, s := range d.Storages {
 		pub, when, lag := "-", "-", "-"
 		switch {
@@ -100,23 +105,31 @@ func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
 				lag = age(*s.LagSeconds)
 			}
 		}
-		state := storageState(&s, watching)
+		state := storageState(&s, d, watching, names)
 		if h := hist[s.ID]; h != nil && !h.Connected && h.LastError != "" {
 			// The reason first: "idle" would hide that its ZEO is unreachable.
 			down := "ZEO UNREACHABLE (history watcher): " + h.LastError
-			if len(state) == 1 && state[0] == "idle" {
+			if len(state) == 1 && state[0] == idleState {
 				state = nil
 			}
 			state = append([]string{down}, state...)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.ID, pub, when, lag, strings.Join(state, ", "))
+		if len(state) == 1 && state[0] == idleState {
+			// Lag is how far publication is behind the storage: none when
+			// its last commit is published, however long ago that was.
+			lag = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", names[s.ID], pub, when, lag, strings.Join(state, ", "))
 	}
 	tw.Flush()
 }
 
+// idleState is the state of a storage whose last commit is published.
+const idleState = "idle: its last commit is published"
+
 // storageState describes a storage's row; watching: some storage's history
 // is watched (so that one that is not is worth saying).
-func storageState(s *statusdoc.StorageDoc, watching bool) []string {
+func storageState(s *statusdoc.StorageDoc, d *statusdoc.StatusDoc, watching bool, names map[string]string) []string {
 	var state []string
 	if s.HeldByUnaccounted {
 		state = append(state, fmt.Sprintf("HELD by %d unaccounted commit%s", len(s.Unaccounted), plural(len(s.Unaccounted))))
@@ -125,7 +138,23 @@ func storageState(s *statusdoc.StorageDoc, watching bool) []string {
 		state = append(state, fmt.Sprintf("BLIND (%d connection%s)", s.BlindConnections, plural(s.BlindConnections)))
 	}
 	if s.Busy {
-		state = append(state, fmt.Sprintf("busy (group %d)", s.Group))
+		busy := "busy: a transaction in flight"
+		if s.Group >= 0 && s.Group < len(d.Groups) {
+			g := d.Groups[s.Group]
+			if g.InFlight > 1 {
+				busy = fmt.Sprintf("busy: %d participations in flight", g.InFlight)
+			}
+			var with []string
+			for _, o := range g.Storages {
+				if o != s.ID {
+					with = append(with, cmp.Or(names[o], o))
+				}
+			}
+			if len(with) > 0 {
+				busy += ", publishes together with " + strings.Join(with, " and ")
+			}
+		}
+		state = append(state, busy)
 	}
 	if s.Transient != nil && (s.Published == nil || s.Transient.Int != s.Published.Int) {
 		state = append(state, "committed up to "+s.Transient.Hex)
@@ -148,7 +177,7 @@ func storageState(s *statusdoc.StorageDoc, watching bool) []string {
 		case s.Published.Int == 0:
 			state = append(state, "empty (no transaction yet)")
 		default:
-			state = append(state, "idle")
+			state = append(state, idleState)
 		}
 	}
 	return state

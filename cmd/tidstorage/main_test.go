@@ -299,6 +299,34 @@ func TestDump(t *testing.T) {
 	require.Equal(t, "A8eWAzXVL0g=", out.Storages["((('localhost', 8200),), '2')"].Base64)
 }
 
+// TID 0 (a storage without a transaction) is "empty", as status says, not
+// 1900-01-01; with -c a storage whose label is another name shows both.
+func TestDumpEmptyAndNames(t *testing.T) {
+	addr := startClassic(t, fixedBackend{point: map[string]txn.TID{"((('localhost', 8100),), '1')": 0, "main": 272351243011436356}})
+	cfg := filepath.Join(t.TempDir(), "t.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`classic {
+  listen = %q
+}
+zeo "z" {
+  listen   = "localhost:8100"
+  upstream = "localhost:8200"
+  storage "1" {}
+}
+zeo "m" {
+  listen   = "localhost:8101"
+  upstream = "localhost:8201"
+  storage "1" { id = "main" }
+}
+`, addr)), 0o644))
+	r := run(t, "dump", "-c", cfg)
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, []string{"z-1", "=", "((('localhost',", "8100),),", "'1')", "0", "0000000000000000", "empty"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"main", "272351243011436356", "03c7960335d52f44", "2018-05-16T21:55:12.61705136Z"}, strings.Fields(lines[1]),
+		"an id that is a plain name is the storage's only name")
+}
+
 func TestDumpBeforeBootstrap(t *testing.T) {
 	addr := startClassic(t, fixedBackend{point: map[string]txn.TID{}, booting: true})
 	r := run(t, "dump", "-a", addr)
@@ -318,9 +346,15 @@ func TestDumpErrors(t *testing.T) {
 	l.Close()
 	r := run(t, "dump", "-a", addr, "--timeout", "2s")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "tidstorage dump: classic: dial "+addr)
+	require.Contains(t, r.stderr, "tidstorage dump: cannot reach a classic endpoint at "+addr+" (is 'tidstorage serve' running there? give -a HOST:PORT or -c FILE): connection refused")
 
-	require.Equal(t, 2, run(t, "dump").code)
+	// Without -a or -c: the default classic address (README's "tidstorage
+	// dump"), which may or may not answer on this machine.
+	r = run(t, "dump", "--timeout", "2s")
+	require.NotEqual(t, 2, r.code, "not a usage error: %s", r.stderr)
+	if r.code != 0 {
+		require.Contains(t, r.stderr, "at 127.0.0.1:9001 ")
+	}
 	require.Equal(t, 2, run(t, "dump", "-a", addr, "-c", "x.hcl").code)
 	r = run(t, "dump", "-c", "../../config/testdata/bad_cidr.hcl")
 	require.Equal(t, 1, r.code)
