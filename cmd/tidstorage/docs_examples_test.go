@@ -270,15 +270,15 @@ func TestDocumentedExamplesChecker(t *testing.T) {
 	flags := commandFlags(t)
 	for line, want := range map[string]string{
 		"tidstorage backup -c FILE [--full] [-Q] [-z] [--keep N | --snapshot DIR]": "",
-		"tidstorage status -a 127.0.0.1:9002 --token-file …":                      "",
-		"tidstorage status --json | jq .storages":                                   "",
-		"tidstorage config check -c tidstorage.hcl":                                 "",
-		"tidstorage --version":                                                      "",
-		"tidstorage help backup":                                                    "",
-		"tidstorage backup --no-such":                                               "backup has no flag -no-such",
-		"tidstorage frobnicate -c x":                                                `no command "frobnicate"`,
-		"tidstorage config -c x":                                                    `"config" is a group`,
-		"tidstorage --frob":                                                         "no top-level flag --frob",
+		"tidstorage status -a 127.0.0.1:9002 --token-file …":                       "",
+		"tidstorage status --json | jq .storages":                                  "",
+		"tidstorage config check -c tidstorage.hcl":                                "",
+		"tidstorage --version":                                                     "",
+		"tidstorage help backup":                                                   "",
+		"tidstorage backup --no-such":                                              "backup has no flag -no-such",
+		"tidstorage frobnicate -c x":                                               `no command "frobnicate"`,
+		"tidstorage config -c x":                                                   `"config" is a group`,
+		"tidstorage --frob":                                                        "no top-level flag --frob",
 	} {
 		cmds := findCommands(line)
 		require.Len(t, cmds, 1, line)
