@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -108,10 +110,43 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 }
 
+// The version comes from Go's build information: a binary built from a git
+// checkout names its module version (a pseudo-version with the commit) and
+// the commit; "dev" only when Go recorded nothing (go build -buildvcs=false,
+// or a git worktree, whose .git is a file Go does not follow).
 func TestVersion(t *testing.T) {
 	r := run(t, "version")
 	require.Equal(t, 0, r.code)
 	require.True(t, strings.HasPrefix(r.stdout, "tidstorage "), r.stdout)
+	info, err := exec.Command("go", "version", "-m", bin).Output()
+	require.NoError(t, err)
+	if m := regexp.MustCompile(`\tbuild\tvcs.revision=([0-9a-f]{12})`).FindSubmatch(info); m != nil {
+		require.NotContains(t, r.stdout, "tidstorage dev ")
+		require.Contains(t, r.stdout, "(commit "+string(m[1]), r.stdout)
+	} else {
+		require.True(t, strings.HasPrefix(r.stdout, "tidstorage dev ("), "no VCS information recorded:\n%s\n%s", r.stdout, info)
+	}
+
+	for _, c := range []struct {
+		main     string
+		settings map[string]string
+		given    string
+		want     string
+	}{
+		{"v0.0.0-20261124120000-0123456789ab+dirty", map[string]string{"vcs.revision": "0123456789abcdef", "vcs.modified": "true"}, "dev", "v0.0.0-20261124120000-0123456789ab+dirty"},
+		{"v1.2.0", map[string]string{"vcs.revision": "0123456789abcdef"}, "dev", "v1.2.0"},
+		{"(devel)", map[string]string{"vcs.revision": "0123456789abcdef", "vcs.modified": "true"}, "dev", "devel-0123456789ab+dirty"},
+		{"(devel)", nil, "dev", "dev"},
+		{"v1.2.0", nil, "v9.9.9", "v9.9.9"},
+	} {
+		bi := &debug.BuildInfo{Main: debug.Module{Version: c.main}}
+		for k, v := range c.settings {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: k, Value: v})
+		}
+		got, rev, _ := fromBuildInfo(bi, c.given)
+		require.Equal(t, c.want, got, c)
+		require.Equal(t, c.settings["vcs.revision"], rev)
+	}
 }
 
 func TestServeRefusesBadStarts(t *testing.T) {
