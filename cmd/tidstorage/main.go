@@ -252,9 +252,11 @@ func configFlag(fs *flag.FlagSet) *string {
 	return p
 }
 
-// fail prints "tidstorage CMD: err" and returns exit code 1.
+// fail prints "tidstorage CMD: err" and returns exit code 1. An error that
+// already begins with the command's name ("restore: storage …", from the
+// package doing the work) does not repeat it.
 func (c *cli) fail(name string, err error) int {
-	fmt.Fprintf(c.stderr, "tidstorage %s: %v\n", name, err)
+	fmt.Fprintf(c.stderr, "tidstorage %s: %s\n", name, strings.TrimPrefix(err.Error(), name+": "))
 	return 1
 }
 

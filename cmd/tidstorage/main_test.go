@@ -178,7 +178,7 @@ func TestServeRefusesBadStarts(t *testing.T) {
 func TestConfigCheckAcceptsTheExample(t *testing.T) {
 	r := run(t, "config", "check", "-c", "../../examples/tidstorage.hcl")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.True(t, strings.HasPrefix(r.stdout, "OK ../../examples/tidstorage.hcl\n"), r.stdout)
+	require.True(t, strings.HasPrefix(r.stdout, "OK ../../examples/tidstorage.hcl, with 7 warnings (printed on stderr)\n"), r.stdout)
 	// The example's paths (/var/lib/tidstorage, /srv/zeo1, ...) do not
 	// exist here: config check says so, and says nothing else.
 	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
@@ -189,7 +189,7 @@ func TestConfigCheckAcceptsTheExample(t *testing.T) {
 	require.Contains(t, r.stderr, `tidstorage.hcl:56:18: warning: Path does not exist: data_fs "/srv/zeo1/var/Data.fs" does not exist`)
 	for _, want := range []string{
 		"127.0.0.1:9001", "127.0.0.1:9002", `zeo "main"`, `zeo "sessions"`, "storages: 4",
-		"((('zeo1.example.com', 8100),), '1')", "((('zeo1.example.com', 8100),), 'catalog')",
+		"main-1 = ((('zeo1.example.com', 8100),), '1')", "main-catalog = ((('zeo1.example.com', 8100),), 'catalog')",
 	} {
 		require.Contains(t, r.stdout, want)
 	}
@@ -403,4 +403,28 @@ func TestVersionFlag(t *testing.T) {
 		require.Equal(t, 0, r.code, arg)
 		require.Equal(t, v.stdout, r.stdout, arg)
 	}
+}
+
+// A sidecar has no status file by design: config check shows its send
+// buffer instead, and warns about nothing of the kind.
+func TestConfigCheckSidecar(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "sidecar.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte(`tracker {
+  address     = "127.0.0.1:9010"
+  name        = "zope1"
+  buffer_file = "/tmp/sidecar.buffer"
+}
+zeo "main" {
+  listen   = "127.0.0.1:8100"
+  upstream = "127.0.0.1:8200"
+  storage "1" { id = "main" }
+}
+`), 0o644))
+	r := run(t, "config", "check", "-c", cfg)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stderr)
+	require.True(t, strings.HasPrefix(r.stdout, "OK "+cfg+"\n"), r.stdout)
+	require.Regexp(t, `\nsend buffer +/tmp/sidecar.buffer +up to 1000000 reports\n`, r.stdout)
+	require.NotContains(t, r.stdout, "status file")
+	require.Regexp(t, `\n  main +zeo "main" storage "1" *\n`, r.stdout, "an id that is a plain name is the storage's one name")
 }
