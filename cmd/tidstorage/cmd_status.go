@@ -225,6 +225,7 @@ func runStatus(c *cli, args []string) int {
 	fs := c.flagSet("status")
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the /status JSON document unchanged")
+	all := fs.Bool("all", false, "list every unaccounted commit (by default, more than 5 of one storage are summarised: count, first, last, a sample)")
 	if ok, code := c.parse(fs, args); !ok {
 		return code
 	}
@@ -264,7 +265,7 @@ func runStatus(c *cli, args []string) int {
 			fmt.Fprintf(c.stdout, "Role: sidecar: it proxies its Zopes' ZEO connections and reports to the tracker; "+
 				"the published point, pins and the status file are the tracker's (run tidstorage status against its admin endpoint)\n")
 		} else {
-			printStatus(c.stdout, &doc, where, af.hint())
+			printStatus(c.stdout, &doc, where, af.hint(), printOptions{all: *all})
 		}
 		printFleet(c.stdout, &doc, fl, ferr)
 	}

@@ -35,11 +35,11 @@ func init() {
 	commands = []*command{
 		{name: "serve", args: "-c FILE", run: runServe, help: serveHelp,
 			summary: "run the daemon: ZEO proxies, classic endpoint, admin endpoint"},
-		{name: "status", args: "[-c FILE | -a HOST:PORT] [--json]", run: runStatus, help: statusHelp,
+		{name: "status", args: "[-c FILE | -a HOST:PORT] [--all] [--json]", run: runStatus, help: statusHelp,
 			summary: "show the running daemon's storages, published TIDs, in-flight and partial commits"},
 		{name: "dump", args: "[-a HOST:PORT | -c FILE] [--json]", run: runDump, help: dumpHelp,
 			summary: "print the published point of a running server (classic DUMP)"},
-		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] PIN", run: runAcceptPartial, help: acceptHelp,
+		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] [--all] PIN", run: runAcceptPartial, help: acceptHelp,
 			summary: "accept a reported partial commit as the new baseline, or unaccounted commits once decided"},
 		{name: "config check", args: "-c FILE", run: runConfigCheck, help: configCheckHelp,
 			summary: "validate a configuration file and summarise it"},
