@@ -102,6 +102,15 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 		sp, spErr = readStatusPoint(cfg.StatusFile, warn)
 	}
 	if live != nil {
+		for _, st := range cfg.Storages {
+			if _, ok := live.point[st.ID]; !ok {
+				fmt.Fprintf(warn, "warning: the daemon at %s does not publish %s: it is not this configuration's, or has not published it yet; not using its point\n", live.where, st.ID)
+				live, liveErr = nil, fmt.Errorf("the daemon at %s does not publish %s", live.where, st.ID)
+				break
+			}
+		}
+	}
+	if live != nil {
 		if sp != nil {
 			if why := notAhead(live.point, sp.point); why != "" {
 				fmt.Fprintf(warn, "warning: the daemon at %s is not the one writing %s (%s): using the status file\n", live.where, cfg.StatusFile, why)
