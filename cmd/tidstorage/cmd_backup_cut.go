@@ -14,9 +14,11 @@ coherent point: the end of the last committed transaction whose TID is <= the
 point's, dropping later transactions and any in-progress or torn tail, so
 that all storages agree again.
 
-The point comes from the status file's last line (status_file of the
-configuration, or --status-file), from a running server (--dump), or from
---tid STORAGE=TID for each storage.
+The point is the running daemon's current one (asked at the configuration's
+admin endpoint, else its classic endpoint), else the status file's last line
+(status_file of the configuration; the command then says how old it is); or
+the last line of --status-file, a running server's DUMP (--dump), or --tid
+STORAGE=TID for each storage.
 
 Nothing is destroyed: the removed bytes are saved to
 <Data.fs>.cut-<tid>-<UTC stamp> first, and the stale <Data.fs>.index (it

@@ -36,7 +36,7 @@ func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func addPointFlags(fs *flag.FlagSet) *pointFlags {
 	p := &pointFlags{}
-	fs.StringVar(&p.statusFile, "status-file", "", "take the point from the last line of status `FILE` (default: status_file of the configuration)")
+	fs.StringVar(&p.statusFile, "status-file", "", "take the point from the last line of status `FILE` (default: the running daemon's current point, else the last line of the configuration's status_file)")
 	fs.StringVar(&p.dump, "dump", "", "take the point from a running server's classic DUMP at `HOST:PORT`")
 	fs.Var(&p.tids, "tid", "give the point yourself, `STORAGE=TID` for each storage (id or label; TID as for 'tidstorage tid'); repeatable")
 	fs.DurationVar(&p.timeout, "timeout", 10*time.Second, "connect and reply `TIMEOUT` for --dump")

@@ -25,7 +25,9 @@ UTC time), its lag (now minus that time) and whether it is busy, blind or
 held; the transactions in flight; the pins that hold published TIDs back,
 partial commits first, then the storages held by commits that nothing
 accounted for (ground truth), each with the accept-partial command to run
-once decided; the storages' history watchers; the journal. In a fleet
+once decided (more than 5 unaccounted commits of one storage are summarised:
+count, first and last, a sample; --all lists every one); the storages'
+history watchers; the journal. In a fleet
 (from /fleet): on a tracker, a line per sidecar (connected, or down since
 when; reports applied; age of its newest report; lag; gaps; restarts); on
 a sidecar, its link to the tracker (up or down since when, the reports
