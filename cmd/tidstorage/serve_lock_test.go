@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -132,6 +133,9 @@ zeo "main" {
 	time.Sleep(2 * time.Second)
 	prefix, err := os.ReadFile(statusPath)
 	require.NoError(t, err)
+	journal := statusPath + ".journal"
+	jprefix, err := os.ReadFile(journal)
+	require.NoError(t, err)
 	for range 3 {
 		refused()
 		time.Sleep(300 * time.Millisecond)
@@ -140,6 +144,12 @@ zeo "main" {
 	now, err := os.ReadFile(statusPath)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(now), string(prefix)), "the status file was only appended to")
+	// The live journal (not rotated while the load runs: it is far below
+	// its rotation size) was only appended to: not truncated, no hole.
+	jnow, err := os.ReadFile(journal)
+	require.NoError(t, err)
+	require.Greater(t, len(jnow), len(jprefix), "the load went on being journaled")
+	require.True(t, bytes.Equal(jnow[:len(jprefix)], jprefix), "the journal was only appended to")
 	for _, f := range []string{"tidstorage.status.running", "tidstorage.pid"} {
 		b, err := os.ReadFile(filepath.Join(state, f))
 		require.NoError(t, err)
