@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 
 	"github.com/tidstorage/tidstorage/config"
 	"github.com/tidstorage/tidstorage/internal/lockfile"
@@ -39,7 +40,7 @@ func StateFiles(cfg *config.Config) []string {
 // StateLock holds the locks of a role's files for the life of the process.
 type StateLock struct {
 	locks     []*lockfile.Lock
-	takeovers []string // stale locks of killed processes, taken over: logged once the log is open
+	takeovers []string // stale locks taken over, locks not taken (a full or read-only disk): logged once the log is open
 }
 
 // ErrStateLocked means another process runs on the same files.
@@ -60,20 +61,34 @@ func LockState(cfg *config.Config) (*StateLock, error) {
 		command = fmt.Sprintf("tidstorage serve -c %s (%s)", cfg.File, cfg.Role())
 	}
 	sl := &StateLock{}
-	locks, err := lockfile.AcquireAll(paths, command, func(path string, old lockfile.Holder) {
-		sl.takeovers = append(sl.takeovers, fmt.Sprintf("%s: taking over the lock of a process that is gone (%s)", path, old))
-	})
-	var held *lockfile.HeldError
-	switch {
-	case errors.As(err, &held) && held.Foreign:
-		return nil, fmt.Errorf("%w: %v; nothing was read or changed", ErrStateLocked, held)
-	case errors.As(err, &held):
-		return nil, fmt.Errorf("%w: %s is held by %s; stop that one first, or give this one other files (nothing was read or changed)",
-			ErrStateLocked, held.Path, held.Holder)
-	case err != nil:
-		return nil, err
+	for _, path := range paths {
+		l, err := lockfile.Acquire(path, command, func(old lockfile.Holder) {
+			sl.takeovers = append(sl.takeovers, fmt.Sprintf("%s: taking over the lock of a process that is gone (%s)", path, old))
+		})
+		var held *lockfile.HeldError
+		switch {
+		case errors.As(err, &held) && held.Foreign:
+			sl.Release()
+			return nil, fmt.Errorf("%w: %v; nothing was read or changed", ErrStateLocked, held)
+		case errors.As(err, &held):
+			sl.Release()
+			return nil, fmt.Errorf("%w: %s is held by %s; stop that one first, or give this one other files (nothing was read or changed)",
+				ErrStateLocked, held.Path, held.Holder)
+		case errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+			// A read-only or full state directory must not stop the relay
+			// (docs/admin.md, "One process per state"): serve unlocked, and
+			// say so.
+			sl.takeovers = append(sl.takeovers, fmt.Sprintf("%v: serving without this lock: a second serve on these files would not be refused", err))
+			continue
+		case err != nil:
+			sl.Release()
+			return nil, err
+		}
+		if l.Unwritten != nil {
+			sl.takeovers = append(sl.takeovers, fmt.Sprintf("%v: the lock is held, but a refused process may name a former holder", l.Unwritten))
+		}
+		sl.locks = append(sl.locks, l)
 	}
-	sl.locks = locks
 	return sl, nil
 }
 

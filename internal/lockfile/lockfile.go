@@ -62,6 +62,11 @@ func (e *HeldError) Unwrap() error { return ErrHeld }
 type Lock struct {
 	path string
 	f    *os.File
+	// Unwritten, when not nil, says why this process could not write itself
+	// into the lock file (a full disk, a read-only file system): the flock
+	// is held all the same, but a refused process may be told a stale
+	// holder.
+	Unwritten error
 }
 
 // Acquire takes the lock of path (the lock file itself, created if missing)
@@ -79,6 +84,13 @@ func Acquire(path, command string, takeover func(Holder)) (*Lock, error) {
 	// our flock is on a file nobody else sees; try again on the new one.
 	for range 5 {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if errors.Is(err, syscall.EROFS) {
+			// A read-only file system: an existing lock file still takes an
+			// flock through a read-only descriptor.
+			if ro, rerr := os.Open(path); rerr == nil {
+				f, err = ro, nil
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
@@ -103,6 +115,8 @@ func Acquire(path, command string, takeover func(Holder)) (*Lock, error) {
 				takeover(old)
 			}
 		}
+		// The flock is the lock; the content only names the holder, so a
+		// file that cannot be written (a full disk) does not undo it.
 		b, _ := json.Marshal(Holder{PID: os.Getpid(), Host: host, Boot: boot, Time: time.Now().UTC(), Command: command})
 		err = f.Truncate(0)
 		if err == nil {
@@ -111,11 +125,11 @@ func Acquire(path, command string, takeover func(Holder)) (*Lock, error) {
 		if err == nil {
 			err = f.Sync()
 		}
+		l := &Lock{path: path, f: f}
 		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			l.Unwritten = fmt.Errorf("lock %s: naming this process in it: %w", path, err)
 		}
-		return &Lock{path: path, f: f}, nil
+		return l, nil
 	}
 	return nil, fmt.Errorf("lock %s: the lock file keeps changing: %w", path, ErrHeld)
 }

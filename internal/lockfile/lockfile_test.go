@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,4 +127,48 @@ func TestForeignHolder(t *testing.T) {
 	l, err = Acquire(path, "me", nil)
 	require.NoError(t, err, "a file that names nobody is not a holder")
 	l.Release()
+}
+
+// A full or read-only file system does not undo the lock: on a full one the
+// flock is taken and the failure to name the holder is reported; on a
+// read-only one an existing lock file is still flocked, and a missing one
+// is an EROFS error (the daemon then serves unlocked and says so). Needs a
+// small tmpfs: root only.
+func TestFullAndReadOnlyFileSystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	existing := filepath.Join(dir, "existing.lock")
+	require.NoError(t, os.WriteFile(existing, nil, 0o644))
+	fill, err := os.Create(filepath.Join(dir, "fill"))
+	require.NoError(t, err)
+	for {
+		if _, err := fill.Write(make([]byte, 4096)); err != nil {
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			break
+		}
+	}
+	fill.Close()
+
+	l, err := Acquire(filepath.Join(dir, "full.lock"), "full", nil)
+	require.NoError(t, err, "a full disk does not stop the lock")
+	require.ErrorIs(t, l.Unwritten, syscall.ENOSPC)
+	_, err = Acquire(filepath.Join(dir, "full.lock"), "second", nil)
+	require.ErrorIs(t, err, ErrHeld, "the flock holds all the same")
+	l.Release()
+
+	require.NoError(t, exec.Command("mount", "-o", "remount,ro", dir).Run())
+	l, err = Acquire(existing, "ro", nil)
+	require.NoError(t, err, "an existing lock file is flocked through a read-only descriptor")
+	require.Error(t, l.Unwritten, "it cannot say who holds it")
+	_, err = Acquire(existing, "second", nil)
+	require.ErrorIs(t, err, ErrHeld)
+	l.Release()
+	_, err = Acquire(filepath.Join(dir, "new.lock"), "ro", nil)
+	require.ErrorIs(t, err, syscall.EROFS)
 }
