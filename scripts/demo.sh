@@ -81,7 +81,7 @@ echo "== tidstorage status"
 "$bin" status -c "$run/tidstorage.hcl" || true
 echo "== tidstorage dump (classic DUMP, as the original backup scripts read it)"
 "$bin" dump -a "127.0.0.1:$classic"
-echo "== more paired writers while a consistent backup is taken at the published point (status file's last line)"
+echo "== more paired writers while a consistent backup is taken at the published point (the running daemon's current one)"
 for i in 1 2; do client paired --count 15 --touch main,sessions --desc "during backup" >/dev/null & done
 "$bin" backup -c "$run/tidstorage.hcl" --progress 0
 wait_jobs
