@@ -111,15 +111,30 @@ func summarize(w io.Writer, cfg *config.Config) {
 	}
 	fmt.Fprintf(tw, "status file\t%s\tburst %s, full dump %s\n", status, cfg.BurstPeriod, cfg.FullDumpPeriod)
 	for _, z := range cfg.ZEO {
+		upTLS := ""
+		if t := z.UpstreamTLS; t != nil {
+			upTLS = fmt.Sprintf(" over TLS (server name %s", t.ServerName)
+			if t.CertFile != "" {
+				upTLS += ", client certificate"
+			}
+			upTLS += ")"
+		}
 		if z.Listen.IsZero() {
-			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s (proxied by sidecars)\n", z.Name, z.Upstream)
+			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s%s (proxied by sidecars)\n", z.Name, z.Upstream, upTLS)
 			continue
 		}
 		via := ""
 		if z.ClientAddress != z.Listen {
 			via = fmt.Sprintf(" (clients dial %s)", z.ClientAddress)
 		}
-		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s\n", z.Name, z.Listen, z.Upstream, via)
+		listen := z.Listen.String()
+		if t := z.TLS; t != nil {
+			listen += " TLS"
+			if t.ClientCAFile != "" {
+				listen += " (client certificates required)"
+			}
+		}
+		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s%s\n", z.Name, listen, z.Upstream, upTLS, via)
 	}
 	tw.Flush()
 	// Storage ids are long: their own columns.

@@ -153,7 +153,9 @@ func (c *TLSCerts) ClientConfig(certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		// Presented whatever CAs the server names, as OpenSSL does (Go
+		// would otherwise send none to a server of another CA).
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return cfg, nil
 }

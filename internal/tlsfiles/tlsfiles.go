@@ -48,6 +48,7 @@ const (
 
 // Set is one end's loaded files.
 type Set struct {
+	block string
 	role  Role
 	files Files
 	cur   atomic.Pointer[loaded]
@@ -61,15 +62,17 @@ type loaded struct {
 // Expiry is when one loaded certificate file stops being valid: the
 // earliest NotAfter of the certificates in it (a CA file may hold several).
 type Expiry struct {
+	Block    string // the configuration block: zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls
 	File     string
 	Attr     string // cert_file, client_ca_file or ca_file
 	Subject  string // of the certificate that expires first
 	NotAfter time.Time
 }
 
-// New loads the files of one end. Errors name the attribute and the file.
-func New(role Role, f Files) (*Set, error) {
-	s := &Set{role: role, files: f}
+// New loads the files of one end, those of a configuration block (block
+// names it in Expiries). Errors name the attribute and the file.
+func New(block string, role Role, f Files) (*Set, error) {
+	s := &Set{block: block, role: role, files: f}
 	return s, s.Reload()
 }
 
@@ -103,7 +106,13 @@ func (s *Set) Config() *tls.Config { return s.cur.Load().cfg }
 
 // Expiries lists the loaded certificate files (own certificate first, then
 // the CA file), with when each expires.
-func (s *Set) Expiries() []Expiry { return s.cur.Load().expiries }
+func (s *Set) Expiries() []Expiry {
+	out := append([]Expiry(nil), s.cur.Load().expiries...)
+	for i := range out {
+		out[i].Block = s.block
+	}
+	return out
+}
 
 // Files are the paths the Set reads.
 func (s *Set) Files() Files { return s.files }
