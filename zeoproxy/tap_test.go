@@ -22,9 +22,9 @@ type tap struct {
 	// the client's TLS and dials the target over TLS, and records the
 	// plaintext.
 	srvTLS, cliTLS *tls.Config
-	mu     sync.Mutex
-	conns  []*tapConn
-	wg     sync.WaitGroup
+	mu             sync.Mutex
+	conns          []*tapConn
+	wg             sync.WaitGroup
 }
 
 type tapConn struct {
