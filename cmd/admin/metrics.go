@@ -102,7 +102,7 @@ var (
 	mProxyTLSRefused = counter("proxy_tls_refused_total", "TLS handshakes refused or failed, by side (client, upstream) and reason (not_tls, timeout, no_certificate, bad_certificate, peer_refused, closed, other); nothing reached the ZEO server.", "side", "reason")
 
 	// TLS files.
-	mCertExpiry = gauge("certificate_expiry_timestamp_seconds", "Unix time at which a loaded certificate file stops being valid (the earliest end of the certificates in it), by TLS block (zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls), attribute and file.", "block", "attribute", "file")
+	mCertExpiry = gauge("certificate_expiry_timestamp_seconds", "Unix time at which a loaded certificate file stops being valid (the earliest end of the certificates in it), by TLS block (zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls) and attribute (cert_file, client_ca_file, ca_file).", "block", "attribute")
 
 	// Classic endpoint.
 	mClassicConnsActive = gauge("classic_connections_active", "Connections being served by the classic endpoint.")
@@ -236,7 +236,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Certificates != nil {
 		for _, x := range c.src.Certificates() {
-			e.emit(mCertExpiry, float64(x.NotAfter.Unix()), x.Block, x.Attr, x.File)
+			e.emit(mCertExpiry, float64(x.NotAfter.Unix()), x.Block, x.Attr)
 		}
 	}
 	e.collectFleet(c.src)
