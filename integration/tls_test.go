@@ -38,6 +38,20 @@ func (s *procSite) metricValue(name, labels string) (float64, bool) {
 	return v, true
 }
 
+// writers runs n client processes with args through the proxy at once;
+// the returned function waits for them.
+func (s *procSite) writers(n int, args ...string) func() {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.client(args...)
+		}()
+	}
+	return wg.Wait
+}
+
 // Paired counters through the TLS proxy on two ZEO servers: every sampled
 // point restores to equal counters. Then a client killed between its two
 // tpc_finish: the partial commit is reported and its half never
@@ -53,15 +67,7 @@ func TestTLSPairedCountersAndKilledClient(t *testing.T) {
 	s.waitPublished(s.last())
 
 	s.startSampling()
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.client("paired", "--count", "15", "--seconds", "60", "--touch", "a,b,c", "--desc", "paired-tls")
-		}()
-	}
-	wg.Wait()
+	s.writers(3, "paired", "--count", "15", "--seconds", "60", "--touch", "a,b,c", "--desc", "paired-tls")()
 	s.waitPublished(s.last())
 	samples := s.stopSampling()
 	require.GreaterOrEqual(t, len(samples), 3, "publication keeps up")
@@ -141,14 +147,7 @@ func TestTLSCertificateReloadUnderLoad(t *testing.T) {
 	listen := strings.SplitN(strings.TrimPrefix(s.dbs[len(s.dbs)-1], "b="), "/", 2)[0]
 
 	s.startSampling()
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.client("paired", "--count", "400", "--seconds", "12", "--touch", "a,b", "--desc", "renewal")
-		}()
-	}
+	wait := s.writers(2, "paired", "--count", "400", "--seconds", "12", "--touch", "a,b", "--desc", "renewal")
 	for i := 1; i <= 3; i++ {
 		time.Sleep(2 * time.Second)
 		notAfter := time.Now().Add(time.Duration(48+i) * time.Hour).Truncate(time.Second)
@@ -174,7 +173,7 @@ func TestTLSCertificateReloadUnderLoad(t *testing.T) {
 	s.waitLog("error", "SIGHUP: TLS files do not load; the previous certificates stay in use", map[string]string{"zeo": "z0"})
 	require.Equal(t, good, peerCert(t, certs, listen).SerialNumber, "the previous certificate stays in use")
 
-	wg.Wait()
+	wait()
 	last := s.last()
 	s.waitPublished(last)
 	samples := s.stopSampling()
