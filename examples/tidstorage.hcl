@@ -49,6 +49,20 @@ zeo "main" {
                                            # needed for default ids because 0.0.0.0 is not dialable
   upstream       = "127.0.0.1:8200"        # the real ZEO server, moved to another port
 
+  # ZEO over TLS (docs/deploy.md, "ZEO over TLS"): terminate the clients' TLS
+  # (zope.conf <clientstorage> with <ssl>) and/or re-originate it to a ZEO
+  # server with <ssl>. Either block alone works. HUP reads the files again.
+  # tls {
+  #   cert_file      = "/etc/tidstorage/zeo-proxy.crt"
+  #   key_file       = "/etc/tidstorage/zeo-proxy.key"
+  #   client_ca_file = "/etc/tidstorage/zope-ca.crt"  # optional: require client certificates
+  # }
+  # upstream_tls {
+  #   ca_file   = "/etc/tidstorage/zeo-ca.crt"        # signs the server's certificate
+  #   cert_file = "/etc/tidstorage/zeo-client.crt"    # for the server's <ssl> authenticate
+  #   key_file  = "/etc/tidstorage/zeo-client.key"
+  # }
+
   # One storage block per ZEO storage name the server serves. The storage id
   # (the key in dump, status file and backups) defaults to what a patched
   # Zope would report: ((('zeo1.example.com', 8100),), '1').

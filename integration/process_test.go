@@ -103,8 +103,8 @@ type procOptions struct {
 	// tls: every ZEO server speaks TLS only and requires client
 	// certificates (<ssl> with authenticate); tidstorage terminates the
 	// clients' TLS (client certificates required) and re-originates it;
-	// the clients, through the proxy or directly, present tls.Client. No
-	// cutter then: the upstream is the ZEO server itself.
+	// the clients, through the proxy or directly, present tls.Client; the
+	// cutters terminate and re-originate TLS.
 	tls *zeotest.TLSCerts
 }
 
@@ -129,12 +129,12 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	for i, sp := range specs {
 		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, TLS: opts.tls})
 		s.servers = append(s.servers, srv)
-		upstream := srv.Addr
-		if opts.tls == nil {
-			cutter := zeotest.StartCutter(t, srv.Addr)
-			s.cutters = append(s.cutters, cutter)
-			upstream = cutter.Addr()
+		cutter := zeotest.StartCutter(t, srv.Addr)
+		if opts.tls != nil {
+			cutter = zeotest.StartTLSCutter(t, srv.Addr, opts.tls)
 		}
+		s.cutters = append(s.cutters, cutter)
+		upstream := cutter.Addr()
 		port := zeotest.FreePort(t)
 		listen := fmt.Sprintf("127.0.0.1:%d", port)
 		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, upstream)

@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"regexp"
@@ -116,10 +117,35 @@ func TestTLSPairedCountersAndKilledClient(t *testing.T) {
 			require.True(t, strings.HasSuffix(line, " 0"), "nothing refused: %s", line)
 		}
 	}
+	for _, r := range s.logRecords() {
+		require.NotContains(t, fmt.Sprint(r["@message"]), "cannot read the storage's commits before a vote",
+			"the witness connections talk TLS to ZEO")
+	}
 	exp, ok := s.metricValue("tidstorage_certificate_expiry_timestamp_seconds",
 		`{attribute="cert_file",block="zeo.z0.tls"}`)
 	require.True(t, ok, "the listener's certificate expiry is exported")
 	require.InDelta(t, float64(time.Now().Add(24*time.Hour).Unix()), exp, 3600)
+}
+
+// The proxy loses the TLS connection to ZEO right after a tpc_finish went
+// out (cut between the proxy and ZEO, behind a TLS-terminating cutter):
+// the participation is in doubt and resolved, over a new upstream TLS
+// connection, as committed from the storage's iterator; publication goes on.
+func TestTLSInDoubtResolvedOverTLS(t *testing.T) {
+	certs := zeotest.WriteTLSCerts(t)
+	s := startProcSite(t, procOptions{tls: certs}, zeoSpec{storages: []string{"1", "2"}, dbNames: []string{"a", "b"}})
+	s.client("commit", "--count", "1")
+	s.waitPublished(s.last())
+	s.cutters[0].Arm("2", zeotest.CutAfterFinish)
+	_, _ = zeotest.PythonErr(t, "zodb_client.py", append(append([]string{}, s.dbs...), "commit", "--count", "1", "--desc", "cut-after")...)
+	require.Equal(t, 1, s.cutters[0].Cuts())
+	last := s.last()
+	s.waitPublished(last)
+	require.Empty(t, s.pins(""))
+	v, ok := s.metricValue("tidstorage_proxy_in_doubt_resolved_total", `{outcome="committed"}`)
+	require.True(t, ok)
+	require.Equal(t, 1.0, v, "resolved as committed through the storage, over TLS")
+	s.requireAtRest(last)
 }
 
 // peerCert returns the certificate the proxy at addr presents now.

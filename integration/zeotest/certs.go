@@ -160,6 +160,24 @@ func (c *TLSCerts) ClientConfig(certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// ServerConfig is a Go server's TLS configuration presenting certFile and
+// keyFile and requiring client certificates signed by CA, as ZEO's <ssl>
+// with authenticate does.
+func (c *TLSCerts) ServerConfig(certFile, keyFile string) (*tls.Config, error) {
+	b, err := os.ReadFile(c.CA)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
+		MinVersion: tls.VersionTLS12}, nil
+}
+
 // PythonArgs are zodb_client.py's options for TLS to a server whose
 // certificate CA signed, presenting certFile and keyFile ("" for none).
 func (c *TLSCerts) PythonArgs(certFile, keyFile string) []string {
