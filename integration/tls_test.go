@@ -90,6 +90,7 @@ func TestTLSPairedCountersAndKilledClient(t *testing.T) {
 	pin := s.waitPin("partial")
 	require.Contains(t, pin.Storages, idA)
 	require.Contains(t, pin.Reason, desc)
+	require.Contains(t, pin.Reason, "pid:", "the client process is known under TLS too")
 	pub := s.published()
 	require.Equal(t, before[idA], pub[idA], "T's A half is not published")
 	require.Equal(t, before[idB], pub[idB])

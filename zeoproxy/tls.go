@@ -210,9 +210,12 @@ func (l *listener) terminate(raw net.Conn, log hclog.Logger) (net.Conn, bool) {
 	_ = raw.SetDeadline(time.Time{})
 	l.mu.Lock()
 	delete(l.handshaking, raw)
+	closing := l.closing
 	l.mu.Unlock()
 	if err != nil {
-		l.refused(0, raw.RemoteAddr().String(), err, log)
+		if !closing { // not a refusal: the proxy is closing
+			l.refused(0, raw.RemoteAddr().String(), err, log)
+		}
 		_ = raw.Close()
 		return nil, false
 	}
