@@ -15,7 +15,10 @@ Reads FILE, reports every error as file:line:col (all at once) and exits 1,
 or prints OK with the listen addresses and storages it describes and exits 0.
 Warnings go to stderr and do not change the exit code: among them, paths
 that cannot work as written today (a certificate or data_fs that does not
-exist, the directory of a status, journal, log or pid file that does not).`
+exist, the directory of a status, journal, log or pid file that does not),
+and TLS files that exist but do not load (a certificate that does not match
+its key, a CA file without a certificate) or whose certificate is expired or
+expires within 30 days.`
 
 func runConfigCheck(c *cli, args []string) int {
 	const name = "config check"

@@ -28,9 +28,10 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate), read the fleet link's TLS
-          files again (tracker and sidecar: new connections use them; files
-          that do not load are logged and the previous ones kept), and
+  HUP     reopen the log file (after logrotate), read the TLS files again
+          (the fleet link's, and every zeo block's tls and upstream_tls: new
+          connections use them; files that do not load are logged and the
+          previous ones kept), and
           apply a new log level from the configuration (other changes need
           a restart)
   USR1    write the whole tracker state to the log
