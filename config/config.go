@@ -33,7 +33,7 @@ type Config struct {
 	FullDumpPeriod    time.Duration // max time between two "f" lines
 	PIDFile           string        // "" = no pid file
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
-	ShutdownTimeout   time.Duration // on TERM, how long in-flight 2PCs may take to finish
+	ShutdownTimeout   time.Duration // on TERM, how long a client may stay silent in the middle of a commit before the stop cuts it
 	// ClientLabelIdentity adds ZEO's client-label to the client identity
 	// used to correlate one transaction's connections (zeoproxy.Config.LabelIdentity).
 	ClientLabelIdentity bool

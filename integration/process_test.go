@@ -100,6 +100,7 @@ type serveProc struct {
 type procOptions struct {
 	storageHCL map[string]string // db name -> lines added to its storage block
 	grace      string            // unaccounted_grace (default "1s")
+	topHCL     string            // lines added at the top level
 	// tls: every ZEO server speaks TLS only and requires client
 	// certificates (<ssl> with authenticate); tidstorage terminates the
 	// clients' TLS (client certificates required) and re-originates it;
@@ -119,7 +120,7 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	s.adminAddr = fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	s.classicAddr = fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	var b strings.Builder
-	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n", s.statusPath, s.grace)
+	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n%s\n", s.statusPath, s.grace, opts.topHCL)
 	fmt.Fprintf(&b, "log {\n  file = %q\n  level = \"debug\"\n  format = \"json\"\n}\n", s.logPath)
 	fmt.Fprintf(&b, "classic {\n  listen = %q\n}\nadmin {\n  listen = %q\n}\n", s.classicAddr, s.adminAddr)
 	if c := opts.tls; c != nil {
@@ -129,9 +130,11 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	for i, sp := range specs {
 		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, TLS: opts.tls})
 		s.servers = append(s.servers, srv)
-		cutter := zeotest.StartCutter(t, srv.Addr)
+		var cutter *zeotest.Cutter
 		if opts.tls != nil {
 			cutter = zeotest.StartTLSCutter(t, srv.Addr, opts.tls)
+		} else {
+			cutter = zeotest.StartCutter(t, srv.Addr)
 		}
 		s.cutters = append(s.cutters, cutter)
 		upstream := cutter.Addr()

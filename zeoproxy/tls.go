@@ -198,7 +198,7 @@ func (l *listener) terminate(raw net.Conn, log hclog.Logger) (net.Conn, bool) {
 	p := l.p
 	tc := tls.Server(raw, l.cfg.TLS())
 	l.mu.Lock()
-	if l.closing {
+	if l.closed {
 		l.mu.Unlock()
 		_ = raw.Close()
 		return nil, false
@@ -210,10 +210,10 @@ func (l *listener) terminate(raw net.Conn, log hclog.Logger) (net.Conn, bool) {
 	_ = raw.SetDeadline(time.Time{})
 	l.mu.Lock()
 	delete(l.handshaking, raw)
-	closing := l.closing
+	closed := l.closed
 	l.mu.Unlock()
 	if err != nil {
-		if !closing { // not a refusal: the proxy is closing
+		if !closed { // not a refusal: the proxy is closing
 			l.refused(0, raw.RemoteAddr().String(), err, log)
 		}
 		_ = raw.Close()
