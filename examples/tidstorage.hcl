@@ -49,6 +49,19 @@ zeo "main" {
                                            # needed for default ids because 0.0.0.0 is not dialable
   upstream       = "127.0.0.1:8200"        # the real ZEO server, moved to another port
 
+  # One storage block per ZEO storage name the server serves. The storage id
+  # (the key in dump, status file and backups) defaults to what a patched
+  # Zope would report: ((('zeo1.example.com', 8100),), '1').
+  storage "1" {
+    data_fs    = "/srv/zeo1/var/Data.fs"   # for the backup commands
+    blob_dir   = "/srv/zeo1/var/blobs"
+    repository = "/backup/zeo1-main"
+  }
+  storage "catalog" {
+    data_fs    = "/srv/zeo1/var/Catalog.fs"
+    repository = "/backup/zeo1-catalog"
+  }
+
   # ZEO over TLS (docs/deploy.md, "ZEO over TLS"): terminate the clients' TLS
   # (zope.conf <clientstorage> with <ssl>) and/or re-originate it to a ZEO
   # server with <ssl>. Either block alone works. HUP reads the files again.
@@ -62,19 +75,6 @@ zeo "main" {
   #   cert_file = "/etc/tidstorage/zeo-client.crt"    # for the server's <ssl> authenticate
   #   key_file  = "/etc/tidstorage/zeo-client.key"
   # }
-
-  # One storage block per ZEO storage name the server serves. The storage id
-  # (the key in dump, status file and backups) defaults to what a patched
-  # Zope would report: ((('zeo1.example.com', 8100),), '1').
-  storage "1" {
-    data_fs    = "/srv/zeo1/var/Data.fs"   # for the backup commands
-    blob_dir   = "/srv/zeo1/var/blobs"
-    repository = "/backup/zeo1-main"
-  }
-  storage "catalog" {
-    data_fs    = "/srv/zeo1/var/Catalog.fs"
-    repository = "/backup/zeo1-catalog"
-  }
 }
 
 zeo "sessions" {
