@@ -66,8 +66,9 @@ type Daemon struct {
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt groundTruth // groundtruth.go
-	fl fleetState  // fleet.go
+	gt  groundTruth // groundtruth.go
+	fl  fleetState  // fleet.go
+	tls tlsState    // tls.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -101,6 +102,9 @@ func Start(opts Options) (d *Daemon, err error) {
 		d.Log.Warn(note)
 	}
 	if err := d.writePIDFile(); err != nil {
+		return d, err
+	}
+	if err := d.loadTLS(); err != nil {
 		return d, err
 	}
 	clean := d.checkMarker()
@@ -154,6 +158,7 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	var observer txn.Observer = d.Tracker
 	pc := proxyConfig(cfg, d.Log)
+	d.applyTLS(&pc)
 	if role == config.RoleSidecar {
 		if err := d.openSidecar(); err != nil {
 			return d, err
@@ -445,7 +450,8 @@ func (d *Daemon) Version() string { return d.version }
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
 // Reopen is SIGHUP: the log file is reopened (after rotation), the fleet
-// link's TLS files are read again, and the configuration is read again for
+// link's and the zeo blocks' TLS files are read again, and the
+// configuration is read again for
 // what can change safely while running: the log level. Other changes are
 // reported as needing a restart.
 func (d *Daemon) Reopen() {
@@ -457,6 +463,7 @@ func (d *Daemon) Reopen() {
 		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
 	}
 	d.reloadFleetCerts()
+	d.reloadTLS()
 	if d.cfg.File == "" {
 		return
 	}
@@ -497,7 +504,7 @@ func summary(c *config.Config) []any {
 		out = append(out, "tracker", t.Address.String(), t.Name, t.BufferFile, t.BufferEvents, fmt.Sprint(t.TLS))
 	}
 	for _, z := range c.ZEO {
-		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
+		out = append(out, z.Name, z.Listen.String(), z.Upstream.String(), fmt.Sprint(z.TLS), fmt.Sprint(z.UpstreamTLS))
 	}
 	for _, s := range c.Storages {
 		out = append(out, s.ID, s.DataFS, s.BlobDir, s.Repository)

@@ -152,6 +152,7 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		// their metadata (tracker/recover.go, RecoverRun).
 		Metadata: d.cfg.Role() == config.RoleTracker,
 		Sink:     d.historySink,
+		TLS:      d.upstreamTLS(z),
 		Logger:   d.Log.Named("history"), // its lines name the storage
 	})
 	if err != nil {

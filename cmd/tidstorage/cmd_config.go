@@ -17,7 +17,10 @@ or prints OK with the listen addresses and storages it describes and exits 0
 name it otherwise: docs/backup.md, "Names"). Warnings go to stderr, before
 the OK line that counts them, and do not change the exit code: among them, paths
 that cannot work as written today (a certificate or data_fs that does not
-exist, the directory of a status, journal, log or pid file that does not).`
+exist, the directory of a status, journal, log or pid file that does not),
+and TLS files that exist but do not load (a certificate that does not match
+its key, a CA file without a certificate) or whose certificate is expired or
+expires within 30 days.`
 
 func runConfigCheck(c *cli, args []string) int {
 	const name = "config check"
@@ -126,15 +129,30 @@ func summarize(w io.Writer, cfg *config.Config) {
 		fmt.Fprintf(tw, "status file\t%s\ta line every %s after commits, a full one every %s\n", cfg.StatusFile, cfg.BurstPeriod, cfg.FullDumpPeriod)
 	}
 	for _, z := range cfg.ZEO {
+		upTLS := ""
+		if t := z.UpstreamTLS; t != nil {
+			upTLS = fmt.Sprintf(" over TLS (server name %s", t.ServerName)
+			if t.CertFile != "" {
+				upTLS += ", client certificate"
+			}
+			upTLS += ")"
+		}
 		if z.Listen.IsZero() {
-			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s (proxied by sidecars)\n", z.Name, z.Upstream)
+			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s%s (proxied by sidecars)\n", z.Name, z.Upstream, upTLS)
 			continue
 		}
 		via := ""
 		if z.ClientAddress != z.Listen {
 			via = fmt.Sprintf(" (clients dial %s)", z.ClientAddress)
 		}
-		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s\n", z.Name, z.Listen, z.Upstream, via)
+		listen := z.Listen.String()
+		if t := z.TLS; t != nil {
+			listen += " TLS"
+			if t.ClientCAFile != "" {
+				listen += " (client certificates required)"
+			}
+		}
+		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s%s\n", z.Name, listen, z.Upstream, upTLS, via)
 	}
 	tw.Flush()
 	labels := map[string]string{}
