@@ -39,6 +39,11 @@ type Options struct {
 	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
 	// /status, ...) from the running daemon.
 	AdminHandler func(d *Daemon) http.Handler
+	// StateLock, if set, is the lock of the configuration's files, taken by
+	// the caller (LockState) before it read any of them (the admin token);
+	// Start takes it itself otherwise. Either way the Daemon releases it when
+	// it stops, or when Start fails.
+	StateLock *StateLock
 }
 
 // Daemon is a running tidstorage.
@@ -55,13 +60,15 @@ type Daemon struct {
 
 	classicLn  net.Listener
 	admin      *http.Server
+	lock       *StateLock
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt groundTruth // groundtruth.go
-	fl fleetState  // fleet.go
+	gt  groundTruth // groundtruth.go
+	fl  fleetState  // fleet.go
+	tls tlsState    // tls.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -73,8 +80,16 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now()}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock}
+	// One process per state: the files are locked before anything of them
+	// is read or written (the log file included).
+	if d.lock == nil {
+		if d.lock, err = LockState(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openLog(opts.Stderr); err != nil {
+		d.lock.Release()
 		return nil, err
 	}
 	defer func() {
@@ -83,7 +98,13 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	}()
 	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	for _, note := range d.lock.takeovers {
+		d.Log.Warn(note)
+	}
 	if err := d.writePIDFile(); err != nil {
+		return d, err
+	}
+	if err := d.loadTLS(); err != nil {
 		return d, err
 	}
 	clean := d.checkMarker()
@@ -98,7 +119,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		if err != nil {
 			return d, fmt.Errorf("status file: %w", err)
 		}
-	} else {
+	} else if cfg.Role() != config.RoleSidecar { // a sidecar publishes nothing: it has none
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
 	}
 	switch {
@@ -137,6 +158,7 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	var observer txn.Observer = d.Tracker
 	pc := proxyConfig(cfg, d.Log)
+	d.applyTLS(&pc)
 	if role == config.RoleSidecar {
 		if err := d.openSidecar(); err != nil {
 			return d, err
@@ -435,7 +457,8 @@ func (d *Daemon) Version() string { return d.version }
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
 // Reopen is SIGHUP: the log file is reopened (after rotation), the fleet
-// link's TLS files are read again, and the configuration is read again for
+// link's and the zeo blocks' TLS files are read again, and the
+// configuration is read again for
 // what can change safely while running: the log level. Other changes are
 // reported as needing a restart.
 func (d *Daemon) Reopen() {
@@ -447,6 +470,7 @@ func (d *Daemon) Reopen() {
 		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
 	}
 	d.reloadFleetCerts()
+	d.reloadTLS()
 	if d.cfg.File == "" {
 		return
 	}
@@ -487,7 +511,7 @@ func summary(c *config.Config) []any {
 		out = append(out, "tracker", t.Address.String(), t.Name, t.BufferFile, t.BufferEvents, fmt.Sprint(t.TLS))
 	}
 	for _, z := range c.ZEO {
-		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
+		out = append(out, z.Name, z.Listen.String(), z.Upstream.String(), fmt.Sprint(z.TLS), fmt.Sprint(z.UpstreamTLS))
 	}
 	for _, s := range c.Storages {
 		out = append(out, s.ID, s.DataFS, s.BlobDir, s.Repository)
@@ -582,6 +606,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.logFile != nil {
 		_ = d.logFile.Close()
 	}
+	d.lock.Release()
 	return err
 }
 
@@ -621,4 +646,8 @@ func (d *Daemon) abortStart() {
 	if d.pidWritten {
 		_ = os.Remove(d.cfg.PIDFile)
 	}
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+	d.lock.Release()
 }

@@ -18,6 +18,10 @@ import (
 )
 
 const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
+  - first locks the files it owns (status file, journal, send buffer, admin
+    token, pid file: <file>.lock): a second serve on any of them is refused
+    at once, naming the running one's pid and host, before it reads or
+    writes anything; a lock left by a killed process is taken over;
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
@@ -28,9 +32,10 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate), read the fleet link's TLS
-          files again (tracker and sidecar: new connections use them; files
-          that do not load are logged and the previous ones kept), and
+  HUP     reopen the log file (after logrotate), read the TLS files again
+          (the fleet link's, and every zeo block's tls and upstream_tls: new
+          connections use them; files that do not load are logged and the
+          previous ones kept), and
           apply a new log level from the configuration (other changes need
           a restart)
   USR1    write the whole tracker state to the log
@@ -68,12 +73,20 @@ func runServe(c *cli, args []string) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	token, tokenCreated, err := adminToken(cfg)
+	// Nothing of the state is read before its lock is held: a second serve
+	// on the same files stops here.
+	lock, err := daemon.LockState(cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
 	}
-	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
+	token, tokenCreated, err := adminToken(cfg)
+	if err != nil {
+		lock.Release()
+		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+		return 1
+	}
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
 		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
@@ -142,6 +155,9 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	}
 	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
 		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
+	}
+	if daemon.HasTLS(d.Config()) {
+		src.Certificates = d.Certificates
 	}
 	if d.Tracker.JournalStats().Path != "" {
 		src.Journal = d.Tracker.JournalStats
