@@ -188,8 +188,17 @@ func TestFleetThreeSidecarsOneName(t *testing.T) {
 	sm := s.sample()
 	var ws []*writer
 	for _, sc := range s.sidecars {
-		ws = append(ws, s.startWriter(ctx, sc, 8))
+		ws = append(ws, s.startWriter(ctx, sc, 15))
 	}
+	// Every writer commits (Python starts slowly on a loaded machine).
+	require.Eventually(t, func() bool {
+		for _, w := range ws {
+			if w.commits.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 50*time.Millisecond, "a writer commits through each sidecar, refused or not")
 	s.waitWriters(ws...)
 	for i, w := range ws {
 		require.NotZero(t, w.commits.Load(), "writer %d commits through its sidecar, refused or not", i+1)
