@@ -326,8 +326,12 @@ func runFleetSim(t *testing.T, seed uint64, steps int, noAwaited bool) *fleetSim
 
 func TestSimulationFleetStreams(t *testing.T) {
 	alarms, gaps, accepts := 0, 0, 0
-	for seed := uint64(1); seed <= 4; seed++ {
-		w := runFleetSim(t, seed, 25_000, false)
+	seeds, steps := uint64(4), 25_000
+	if testing.Short() {
+		seeds = 2
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
+		w := runFleetSim(t, seed, steps, false)
 		t.Logf("seed %d: %d transactions, %d gaps, %d unaccounted reported (every one lost in a gap), %d accepts",
 			seed, len(w.txns), w.gaps, w.alarms, w.accepts)
 		alarms += w.alarms
@@ -344,6 +348,9 @@ func TestSimulationFleetStreams(t *testing.T) {
 // behind), the same schedules raise false alarms: the oracle sees the
 // difference.
 func TestSimulationFleetStreamsNeedAwaited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a check of the oracle (the run without -short makes it)")
+	}
 	w := runFleetSim(t, 1, 25_000, true)
 	require.NotZero(t, w.falses, "late resends reported unaccounted when the tracker does not wait for them")
 }
