@@ -106,6 +106,9 @@ func (m *Machine) History(now int64, c txn.Commit) {
 		// A participation of the previous process, in doubt: this is its
 		// commit (recover.go).
 		m.orphanCommitted(pt, tid)
+	} else if tid <= s.floor {
+		// The previous run published past it: accounted for then
+		// (recover.go, the floor).
 	} else {
 		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now, blind: s.blind > 0, meta: c})
 		if len(s.unacc) == 1 && !s.warnOnly {
@@ -148,7 +151,9 @@ func (m *Machine) account(i int32, tid txn.TID) bool {
 		if !found {
 			s.acc = slices.Insert(s.acc, k, tid)
 		}
-		return true
+		// At or below the floor the previous run's published point vouches
+		// for it; the history still consumes it from acc.
+		return tid > s.floor
 	}
 	for k := range s.unacc {
 		if s.unacc[k].tid == tid {
@@ -192,7 +197,7 @@ func (m *Machine) confirm(i int32) {
 	var due []awaiting
 	keep := s.awaiting[:0]
 	for _, a := range s.awaiting {
-		if a.tid <= s.hist {
+		if a.tid <= s.vouched() {
 			due = append(due, a)
 		} else {
 			keep = append(keep, a)
@@ -220,7 +225,7 @@ func (m *Machine) confirm(i int32) {
 func (m *Machine) holdClassic(sts []int32, cs []doneCommit) {
 	var pending []doneCommit
 	for _, c := range cs {
-		if s := &m.st[c.st]; s.watched && c.hi > s.hist {
+		if s := &m.st[c.st]; s.watched && c.hi > s.vouched() {
 			pending = append(pending, c)
 		}
 	}

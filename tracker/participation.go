@@ -61,6 +61,13 @@ type part struct {
 	// metadata shared with another orphan (recover.go): whatever outcome
 	// it was given may be the other's.
 	ambiguous bool
+	// damaged: an orphan whose outcome the journal lost with a damaged tail
+	// (recover.go): it is resolved once its storage's history reached the
+	// live TID, from the commits that carry its metadata (ncand of them,
+	// counted up to 2; cand the first).
+	damaged bool
+	ncand   uint8
+	cand    txn.TID
 }
 
 // linkSet groups the participations linked by correlation key (docs/design.md,

@@ -115,6 +115,9 @@ const (
 	CodeHistoryUnwatched  Code = "history_unwatched"
 	CodeHistoryMissing    Code = "history_missing_commit"
 	CodeJournalFailed     Code = "journal_failed"
+	// CodeOutcomeUnknown: after a damaged journal, a participation's
+	// outcome could not be read from the storage's history (recover.go).
+	CodeOutcomeUnknown Code = "outcome_unknown"
 	// CodeClassicDecrease: a classic COMMIT carried a TID at or below the
 	// storage's published TID (the original's "Decreasing update ignored").
 	CodeClassicDecrease Code = "classic_commit_decreasing"

@@ -338,8 +338,15 @@ func (d *Daemon) bootstrap(clean bool) {
 	}
 	if !clean {
 		// The participations the previous process had in flight end with
-		// its connections; the history resolves the ones in doubt.
-		d.Tracker.Recover(values)
+		// its connections; the history resolves the ones in doubt. The
+		// point it published last is a floor for the replayed state: a
+		// journal that ends behind it (damaged, or no longer written) must
+		// not make published TIDs go back.
+		floor, err := lastStatusPoint(d.cfg.StatusFile)
+		if err != nil && d.cfg.StatusFile != "" {
+			d.Log.Warn("the status file's last point cannot be read: no floor for the replayed state", "error", err)
+		}
+		d.Tracker.Recover(values, floor)
 		for id, v := range values {
 			d.suspectLive(id, v)
 		}
