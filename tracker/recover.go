@@ -183,6 +183,7 @@ func (m *Machine) applyFloor(live, floor []StorageTID) {
 		}
 	}
 }
+
 // RunSpan is the participation ids of one run of a remote observer: a
 // sidecar's run takes the ids base .. base+RunSpan-1 (base = a random
 // incarnation << 32, zeoproxy.Config.PartIDBase).
