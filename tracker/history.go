@@ -277,6 +277,11 @@ func (m *Machine) reportUnaccounted(now int64) {
 		// The last commit due decides: everything below it is due too.
 		due := -1
 		for k := range s.unacc {
+			if s.unacc[k].tid <= s.floor {
+				// Accounted for by the previous run's published point; it
+				// waits only for the orphans it may belong to (settle).
+				continue
+			}
 			age := now - s.unacc[k].seen
 			if !s.unacc[k].reported && age >= grace && (age >= m.timeout || !m.explained(i)) {
 				due = k
@@ -287,7 +292,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 		}
 		for k := 0; k <= due; k++ {
 			u := &s.unacc[k]
-			if u.reported {
+			if u.reported || u.tid <= s.floor {
 				continue
 			}
 			u.reported = true
@@ -350,7 +355,7 @@ func (m *Machine) acceptAllUnaccounted() error {
 			continue
 		}
 		for _, u := range s.unacc {
-			if !u.reported {
+			if !u.reported && u.tid > s.floor {
 				return ErrUnaccountedPending
 			}
 		}

@@ -316,6 +316,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 		}
 		dst = binary.AppendUvarint(dst, uint64(s.settleAt))
 		dst = appendBool(dst, s.settling)
+		dst = appendBool(dst, s.blindSettle)
 		dst = appendBool(dst, s.fresh)
 	}
 	return dst
@@ -588,6 +589,7 @@ func (m *Machine) restoreImage(b []byte) error {
 		}
 		s.settleAt = txn.TID(d.uvarint())
 		s.settling = d.bool()
+		s.blindSettle = d.bool()
 		s.fresh = d.bool()
 		if _, dup := fresh.stIdx[s.name]; dup {
 			d.fail(fmt.Errorf("storage %q twice", s.name))

@@ -40,6 +40,10 @@ type storage struct {
 	awaiting   []awaiting // accounted commits above hist whose unit waits for the history
 	settleAt   txn.TID    // recover.go: the live last TID read at restart
 	settling   bool
+	// blindSettle: the storage was blind when the previous process died:
+	// the commits seen meanwhile are accounted for up to settleAt once
+	// its orphans are resolved (recover.go).
+	blindSettle bool
 	// fresh: a classic transaction whose BEGIN this machine saw committed
 	// a TID here (Config.ClassicOnly's bootstrap rule).
 	fresh bool

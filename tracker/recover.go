@@ -69,6 +69,8 @@ func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 			m.damageOrphan(m.parts[id], voteSeq)
 		}
 	}
+	// The floor first: nothing that ends below publishes under it.
+	m.applyFloor(live, floor)
 	for _, id := range ids {
 		pt := m.parts[id]
 		pt.orphan = true
@@ -78,6 +80,8 @@ func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 	// unblind them. Their storages are released as by Unblind with the
 	// live last TID (rule 5: what they committed unseen, seen by the
 	// history while they were open, is accounted for up to it).
+	// The commits they made are accounted for once the storage settled:
+	// an orphan's commit made while one was open is its, first.
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		if s := &m.st[i]; s.blind > 0 {
@@ -86,15 +90,12 @@ func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 				m.markKnown(i)
 			}
 			s.blind = 0
-			if v.TID != 0 {
-				m.accountBlind(i, v.TID)
-			}
+			s.blindSettle = v.TID != 0
 			p := s.blindPin
 			s.blindPin = nil
 			m.releasePin(p, false, false)
 		}
 	}
-	m.applyFloor(live, floor)
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		s := &m.st[i]
@@ -160,6 +161,7 @@ func (m *Machine) damageOrphan(pt *part, voteSeq uint64) {
 // published point (see Recover), for the storages whose live TID has not
 // gone below it.
 func (m *Machine) applyFloor(live, floor []StorageTID) {
+	var raised []int32
 	for _, f := range floor {
 		if f.TID == 0 {
 			continue
@@ -177,10 +179,16 @@ func (m *Machine) applyFloor(live, floor []StorageTID) {
 			s.transient = f.TID
 		}
 		m.markKnown(i)
-		m.confirm(i)
+		raised = append(raised, i)
+	}
+	// Every storage at its floor first, then what the floor releases.
+	for _, i := range raised {
 		if m.bootstrapped {
-			m.publishValue(i, f.TID)
+			m.publishValue(i, m.st[i].floor)
 		}
+	}
+	for _, i := range raised {
+		m.confirm(i)
 	}
 }
 
@@ -417,25 +425,34 @@ func (m *Machine) settle(i int32) {
 		}
 		m.ctr.Resolved++
 		switch {
-		case !pt.damaged:
+		case !pt.damaged && !pt.ambiguous:
 			m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name,
 				Msg: "in-doubt participation of the previous run resolved from the storage's history: not committed"})
-		case pt.ncand == 0:
+		case pt.damaged && pt.ncand == 0:
 			m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name,
 				Msg: fmt.Sprintf("participation of the previous run, whose outcome the damaged journal lost, resolved from the storage's history: not committed (no commit carries its metadata up to %s)", s.settleAt.Hex())})
 		default:
+			// Its commit may be one given to another orphan with the same
+			// metadata (orphanOf), or one of several candidates.
 			pt.ambiguous = true
 			pt.ls.ambiguous = true
-			why := "several commits carry its metadata"
-			if pt.ncand == 1 {
-				why = "another participation in flight then had the same metadata"
+			why := "another participation in flight then had the same metadata and may own the commit that carries it"
+			if pt.damaged {
+				why = "the damaged journal lost it, and " + why
+				if pt.ncand > 1 {
+					why = "the damaged journal lost it, and several commits carry its metadata"
+				}
 			}
 			m.emit(Record{Kind: RecWarning, Code: CodeOutcomeUnknown, Storage: s.name, Part: pt.id, Msg: fmt.Sprintf(
-				"participation %d on storage %s of the previous run: outcome UNKNOWN (the damaged journal lost it, and %s up to %s); "+
+				"participation %d on storage %s of the previous run: outcome UNKNOWN (%s, up to %s); "+
 					"a transaction it belongs to with other participations is pinned as a possible partial commit", pt.id, s.name, why, s.settleAt.Hex())})
 		}
 		m.end(pt, PartAborted)
 		m.leave(pt)
+	}
+	if s.blindSettle {
+		s.blindSettle = false
+		m.accountBlind(i, s.settleAt)
 	}
 	if s.floor > 0 {
 		n := 0
