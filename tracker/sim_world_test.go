@@ -70,7 +70,7 @@ type world struct {
 	// crashMin + [0, crashSpan) inputs between crashes; one in damageOdds
 	// loses the journal's tail.
 	crashMin, crashSpan, damageOdds int
-	down     bool       // the tracker is dead (no history delivered)
+	down                            bool // the tracker is dead (no history delivered)
 	// After a crash: the orphans, and the live last TIDs given to Recover;
 	// once every storage's history reached its live TID, no orphan may be
 	// left in flight.
