@@ -68,6 +68,7 @@ var rootSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "status_file"},
 		{Name: "journal_file"},
+		{Name: "journal_max_size"},
 		{Name: "unaccounted_grace"},
 		{Name: "burst_period"},
 		{Name: "full_dump_period"},
@@ -225,6 +226,12 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		cfg.JournalFile = ""
 		if cfg.StatusFile != "" {
 			cfg.JournalFile = cfg.StatusFile + ".journal"
+		}
+	}
+	if attr := a["journal_max_size"]; attr != nil {
+		d.size(attr, &cfg.JournalMaxSize)
+		if cfg.JournalMaxSize < MinJournalMaxSize {
+			d.errorf(attr.Expr.Range(), "Invalid size", "journal_max_size: at least %d bytes", MinJournalMaxSize)
 		}
 	}
 	d.duration(a["unaccounted_grace"], &cfg.UnaccountedGrace, 0)

@@ -219,15 +219,15 @@ func (s *Service) journalBroken(now int64, err error, what string) {
 		return
 	}
 	jr.j.MarkBroken()
-	s.holdLocked(holdJournal, "the journal cannot be written ("+ioReason(err)+")")
+	s.holdLocked(holdJournal, "the journal cannot be written ("+IOReason(err)+")")
 	s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
 		Msg: what + ": journaling stops and PUBLICATION IS HELD (the point answered and written stays where it is; ZODB traffic is relayed as usual) " +
 			"until the journal can be written again: a rotation is tried every second: " + err.Error()}})
 }
 
-// ioReason names the system error of err without its path (for /status,
-// which shows it without the admin token).
-func ioReason(err error) string {
+// IOReason names the system error of err without its path (for /status,
+// which shows the reason of a publication hold without the admin token).
+func IOReason(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		return errno.Error()

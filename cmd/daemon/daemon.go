@@ -56,6 +56,7 @@ type Daemon struct {
 	classicLn  net.Listener
 	admin      *http.Server
 	marker     string // exists while running: its presence at start means the last stop was unclean
+	markerErr  error  // the marker could not be written yet (publication held; tick retries)
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
@@ -126,6 +127,9 @@ func Start(opts Options) (d *Daemon, err error) {
 		StatusFile: d.sf,
 		OnRecord:   d.onRecord,
 	})
+	if d.markerErr != nil {
+		d.Tracker.HoldPublication(holdMarker, "the running marker cannot be written ("+tracker.IOReason(d.markerErr)+")")
+	}
 	d.gt.watchers = map[string]*history.Watcher{}
 	d.gt.unacc = make(chan tracker.Record, 64)
 	d.gt.ctx, d.gt.cancel = context.WithCancel(context.Background())
@@ -249,11 +253,45 @@ func (d *Daemon) checkMarker() bool {
 		d.Log.Error("the previous run did not stop cleanly: the live storages may hold half a transaction; the last coherent point before the crash is in the status file",
 			"status_file", d.cfg.StatusFile)
 	}
-	if err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		d.Log.Warn("cannot write the running marker; an unclean stop will go unnoticed next time", "error", err)
-		d.marker = ""
+	if err := d.writeMarker(); err != nil {
+		// Without it, a crash would pass for a clean stop at the next start:
+		// publication is held until it can be written (tick).
+		d.markerErr = err
+		d.Log.Error("cannot write the running marker beside the status file: PUBLICATION IS HELD until it can be written (tried every second); ZODB traffic is relayed as usual",
+			"marker", d.marker, "error", err)
 	}
 	return clean
+}
+
+// writeMarker writes the running marker. A marker left by a write that
+// failed half-way (a full disk: the file was made, its content was not)
+// still marks the run.
+func (d *Daemon) writeMarker() error {
+	err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	if err != nil {
+		if _, serr := os.Stat(d.marker); serr == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// holdMarker is the cause of a publication hold while the running marker
+// cannot be written.
+const holdMarker = "marker"
+
+// retryMarker writes the running marker that could not be written at start
+// and ends the publication hold it caused (tick).
+func (d *Daemon) retryMarker() {
+	if d.markerErr == nil {
+		return
+	}
+	if err := d.writeMarker(); err != nil {
+		return
+	}
+	d.markerErr = nil
+	d.Tracker.ReleasePublication(holdMarker)
+	d.Log.Warn("the running marker is written: publication resumes", "marker", d.marker)
 }
 
 func (d *Daemon) startClassic() error {
@@ -419,6 +457,7 @@ func (d *Daemon) tick() {
 		case <-d.stop:
 			return
 		case <-t.C:
+			d.retryMarker()
 			d.Tracker.Tick()
 		}
 	}
@@ -476,7 +515,7 @@ func restartNeeded(old, cur *config.Config) bool {
 }
 
 func summary(c *config.Config) []any {
-	out := []any{c.StatusFile, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
+	out := []any{c.StatusFile, c.JournalFile, c.JournalMaxSize, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
 		c.Log.File, c.Log.Format, c.Limits, c.Classic.Enabled, c.Classic.Listen.String(), fmt.Sprint(c.Classic.Allow),
 		c.Classic.MaxConnections, c.Classic.IdleTimeout, c.Admin.Enabled, c.Admin.Listen.String(), c.Admin.TokenFile,
 		fmt.Sprint(c.Admin.AllowedHosts)}

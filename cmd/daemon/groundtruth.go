@@ -49,7 +49,7 @@ func (d *Daemon) openJournal(clean bool) error {
 		// running, with participations in flight and report streams whose
 		// numbering the journal keeps.
 		replay := !clean || cfg.Role() == config.RoleTracker
-		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: replay})
+		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: replay, RotateSize: cfg.JournalMaxSize})
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -65,15 +66,26 @@ func runServe(c *cli, args []string) int {
 	defer signal.Stop(sigs)
 
 	token, tokenCreated, err := adminToken(cfg)
+	tokenErr := err
 	if err != nil {
-		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
-		return 1
+		if _, serr := os.Stat(cfg.Admin.TokenFile); !errors.Is(serr, os.ErrNotExist) {
+			fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+			return 1
+		}
+		// It does not exist and cannot be made (a full or read-only
+		// state directory): the relay must not depend on it. The
+		// endpoint runs without a token (POST refused, /status
+		// redacted) until a restart can make it.
 	}
 	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
 		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
+	}
+	if tokenErr != nil {
+		d.Log.Error("the admin token file cannot be created: the admin endpoint refuses every POST and redacts /status until tidstorage is restarted with a writable state directory",
+			"path", cfg.Admin.TokenFile, "error", tokenErr)
 	}
 	if tokenCreated {
 		d.Log.Info("admin token file created: POST /accept-partial and the full /status need it", "path", cfg.Admin.TokenFile)

@@ -70,6 +70,9 @@ func printHeader(w io.Writer, d *statusdoc.StatusDoc, base string) {
 	if d.TrackerFailure != "" {
 		fmt.Fprintf(w, "!! TRACKER FAILED: %s\n!! Publication stopped at the last good point below; traffic is still relayed. Restart tidstorage.\n", d.TrackerFailure)
 	}
+	if d.PublicationHeld != "" {
+		fmt.Fprintf(w, "!! PUBLICATION HELD: %s.\n!! The point below stays where it was until the state directory takes the files again (tried every second); ZODB traffic is relayed as usual.\n", d.PublicationHeld)
+	}
 }
 
 func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
@@ -320,7 +323,10 @@ func printJournal(w io.Writer, j *statusdoc.JournalDoc) {
 		fmt.Fprintf(w, "; %d ERROR%s", j.Errors, pluralUpper(int(j.Errors)))
 	}
 	if j.Broken != "" {
-		fmt.Fprintf(w, "; JOURNALING STOPPED until the tracker is next idle (a crash meanwhile holds publication until accepted): %s", j.Broken)
+		fmt.Fprintf(w, "; JOURNALING STOPPED, publication held, until a rotation succeeds (tried every second): %s", j.Broken)
+	}
+	if j.Reserve != "" {
+		fmt.Fprintf(w, "; the reserve file for a rotation on a full disk is missing: %s", j.Reserve)
 	}
 	fmt.Fprintln(w)
 }
