@@ -314,8 +314,13 @@ func (m *Machine) reportUnaccounted(now int64) {
 			p.upto = max(p.upto, upto)
 			continue
 		}
+		why := "a client that bypasses the proxy, or a crash of tidstorage"
+		if m.lostReports {
+			why = "a client that bypasses the proxy, or a commit whose report was lost with the damaged journal's tail at the last restart " +
+				"(each may be whole or half of a transaction: check before accepting)"
+		}
 		p := m.newPin(PinUnaccounted, m.one(i), nil,
-			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %s): a client that bypasses the proxy, or a crash of tidstorage", s.name, upto.Hex()))
+			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %s): %s", s.name, upto.Hex(), why))
 		p.upto = upto
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})

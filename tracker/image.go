@@ -138,6 +138,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 	dst = appendBool(dst, m.bootArmed)
 	dst = binary.AppendUvarint(dst, m.bootSeq)
 	dst = appendBool(dst, m.clean)
+	dst = appendBool(dst, m.lostReports)
 	dst = appendCounters(dst, &m.ctr)
 	srcs := make([]string, 0, len(m.sources))
 	for k := range m.sources {
@@ -392,6 +393,7 @@ func (m *Machine) restoreImage(b []byte) error {
 	fresh.bootArmed = d.bool()
 	fresh.bootSeq = d.uvarint()
 	fresh.clean = d.bool()
+	fresh.lostReports = d.bool()
 	fs := counterFields(&fresh.ctr)
 	if n := d.count(); n == len(fs) {
 		for _, f := range fs {

@@ -14,7 +14,7 @@ import (
 func TestImageCoversEveryField(t *testing.T) {
 	covered := map[reflect.Type][]string{
 		reflect.TypeOf(Machine{}): {"seq", "now", "nextPin", "bootstrapped", "bootRequested", "bootRestored", "bootArmed", "bootSeq",
-			"clean", "ctr", "sources", "pins", "st", "parts", "keyed", "classic", "cHead",
+			"clean", "lostReports", "ctr", "sources", "pins", "st", "parts", "keyed", "classic", "cHead",
 			// derived from the configuration or the tables, or scratch
 			"cfg", "timeout", "stIdx", "sorted", "missing", "freeGroups", "freeDone", "freeParts", "freeLS",
 			"freeClassic", "recs", "remote", "scratch", "doneScratch", "u64a", "u64b", "oneIdx"},

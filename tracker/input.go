@@ -29,10 +29,11 @@ const (
 	InSuspect                                // TIDs[0]
 	InAcceptUnaccounted                      // Pin, TIDs: every watched storage's live last TID
 	InImage                                  // Image: the whole state (image.go), a rotated journal's first record
+	InFloor                                  // TIDs: live last TIDs; Floor (recover.go)
 )
 
 var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
-	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect", "accept-unaccounted", "image"}
+	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect", "accept-unaccounted", "image", "floor"}
 
 func (k InputKind) String() string {
 	if k != 0 && int(k) < len(inputKindNames) {
@@ -126,6 +127,8 @@ func (m *Machine) Apply(in *Input) error {
 		}
 	case InImage:
 		return m.restoreImage(in.Image)
+	case InFloor:
+		m.Floor(in.Time, in.TIDs, in.Floor)
 	default:
 		m.step(in.Time)
 		m.warn(CodeBadOrder, "unknown input kind %v (ignored)", in.Kind)

@@ -106,6 +106,10 @@ type Machine struct {
 	pins    []*pin // active pins, ascending id
 	nextPin uint64
 
+	// lostReports: this run recovered from a journal that lost its tail
+	// (recover.go): an unaccounted commit may be one whose report went
+	// with it.
+	lostReports   bool
 	bootstrapped  bool
 	bootRequested bool
 	bootRestored  bool // a snapshot said bootstrapped: the ClassicOnly rule is settled

@@ -60,6 +60,7 @@ func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 	}
 	slices.Sort(ids)
 	if damaged {
+		m.lostReports = true
 		// An orphan not yet sent tpc_finish at the cut may have voted
 		// after it: its vote counts as later than everything journaled,
 		// and its finish later still.
@@ -154,6 +155,19 @@ func (m *Machine) damageOrphan(pt *part, voteSeq uint64) {
 	ls.accepting--
 	if ls.accepting == 0 && m.keyed[ls.key] == ls {
 		delete(m.keyed, ls.key)
+	}
+}
+
+// Floor applies the previous run's last published point as a floor
+// (applyFloor) without ending anything in flight: a fleet tracker's start,
+// whose sidecars' participations go on.
+func (m *Machine) Floor(now int64, live, floor []StorageTID) {
+	m.step(now)
+	m.applyFloor(live, floor)
+	for _, i := range m.sorted {
+		if g := m.st[i].group; g != nil {
+			m.advance(g)
+		}
 	}
 }
 

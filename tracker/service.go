@@ -168,6 +168,7 @@ func (s *Service) after(now int64) {
 	s.m.ClearRecords()
 	tick := s.tick
 	s.tick = false
+
 	if s.sf == nil || s.closed {
 		return
 	}
@@ -238,6 +239,9 @@ func (s *Service) Dump() map[string]txn.TID {
 func (s *Service) Bootstrapped() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, recovering := s.holds[holdRecovery]; recovering {
+		return false
+	}
 	return s.m.ClassicBootstrapped()
 }
 
@@ -260,7 +264,10 @@ func (s *Service) Observe(ev txn.Event) {
 // connection was accepted, and whether the previous run stopped cleanly.
 func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
 	vs := sortedTIDs(values)
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean}) })
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean})
+		s.releaseLocked(holdRecovery, now)
+	})
 }
 
 // errStopped is returned to the operator once the Service has failed.
@@ -302,6 +309,9 @@ func (s *Service) Status() Status {
 	st := s.m.Status()
 	st.Broken = s.broken
 	st.Held = s.held
+	if _, recovering := s.holds[holdRecovery]; recovering {
+		st.Bootstrapped = false // nothing is published before Recover
+	}
 	if s.broken != "" || s.held != "" {
 		// The machine may be half-way through an input, or publication
 		// is held: show the point that Dump answers.

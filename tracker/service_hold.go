@@ -15,8 +15,12 @@ import (
 // not held up), and when the last hold ends the point it publishes by then
 // is exposed at once.
 
-// holdJournal is the cause of a hold while the journal cannot be written.
-const holdJournal = "journal"
+// Causes of a hold: the journal cannot be written; a replayed journal
+// waits for Recover (service_journal.go, afterReplay).
+const (
+	holdJournal  = "journal"
+	holdRecovery = "recovery"
+)
 
 // HoldPublication holds publication for cause (with a reason for /status,
 // which shows it without the admin token: no paths) until

@@ -149,18 +149,14 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 
 // afterReplay makes the Service's outputs match the replayed Machine: the
 // last good point, and the status file's staged values (s.mu held).
+//
+// Nothing is published until Recover (or, on a fleet tracker, Floor or
+// Bootstrap) has run: the replayed point may be below the one the previous
+// run published last (a damaged journal), which is its floor; answering it
+// meanwhile would make published TIDs go back, and a first status line
+// below the file's last would begin a new epoch.
 func (s *Service) afterReplay() {
-	s.tids = s.m.AppendPublished(s.tids[:0])
-	for _, t := range s.tids {
-		s.good[t.Storage] = t.TID
-		if s.sf != nil {
-			s.sf.Published(t.Storage, t.TID)
-		}
-	}
-	if s.sf != nil && s.m.Bootstrapped() {
-		s.sf.Start(s.clock())
-		s.sfStarted = true
-	}
+	s.holdLocked(holdRecovery, "recovering the previous run's state (waiting for the storages' last TIDs)")
 	s.ended = s.m.ctr.TransactionsEnded
 }
 
@@ -333,6 +329,19 @@ func (s *Service) Recover(live, floor map[string]txn.TID) {
 	vs, fs := sortedTIDs(live), sortedTIDs(floor)
 	s.input(func(now int64) {
 		s.applyIn(&Input{Kind: InRecover, Time: now, TIDs: vs, Floor: fs, Flag: s.jr.damaged})
+		s.releaseLocked(holdRecovery, now)
+	})
+}
+
+// Floor raises the replayed state to the point the previous run published
+// last, for the storages whose live last TID has not gone below it (see
+// Machine.Floor): a fleet tracker's start, which replays its journal and
+// does not Recover (its sidecars go on).
+func (s *Service) Floor(live, floor map[string]txn.TID) {
+	vs, fs := sortedTIDs(live), sortedTIDs(floor)
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InFloor, Time: now, TIDs: vs, Floor: fs})
+		s.releaseLocked(holdRecovery, now)
 	})
 }
 

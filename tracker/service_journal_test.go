@@ -32,17 +32,19 @@ func TestServiceJournalReplayAfterCrash(t *testing.T) {
 	s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
 	s.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 11})
 	s.History(txn.Commit{Storage: sA, TID: 11})
-	before := s.Status()
+	before := s.m.Status()
 	// No Close: the crash.
 
 	r := NewService(cfg)
 	st, err := r.OpenJournal(path, JournalOptions{Replay: true})
 	require.NoError(t, err)
-	require.Equal(t, 11, st.Replayed, "the first snapshot and ten inputs")
+	require.Equal(t, 11, st.Replayed, "the first image and ten inputs")
 	require.Empty(t, st.Damage)
-	after := r.Status()
+	require.Contains(t, r.Status().Held, "recovering", "nothing is published before Recover")
+	require.Empty(t, r.Dump())
+	after := r.m.Status()
 	before.Time, after.Time = 0, 0
-	before.Counters.Events, after.Counters.Events = 0, 0 // the replay also counts the first snapshot
+	before.Counters.Events, after.Counters.Events = 0, 0 // the replay also counts the first image
 	require.Equal(t, before, after, "the replay rebuilds the state exactly")
 
 	r.Recover(map[string]txn.TID{sA: 11, sB: 20}, nil)
@@ -115,17 +117,19 @@ func TestServiceJournalRotatesWhileBusy(t *testing.T) {
 	require.Less(t, st.Size, int64(4096))
 	s.Observe(txn.Event{Kind: txn.Vote, Part: 2, OK: true})
 	s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
-	before := s.Status()
+	before := s.m.Status()
 
 	r := NewService(cfg)
 	got, err := r.OpenJournal(path, JournalOptions{Replay: true, RotateSize: 1})
 	require.NoError(t, err)
 	require.Equal(t, 3, got.Replayed, "the image and two inputs")
-	after := r.Status()
+	after := r.m.Status()
 	before.Time, after.Time = 0, 0
 	require.Equal(t, before, after, "the replay rebuilds the busy state exactly")
 
-	// Both go on alike, through another rotation of the replayed one.
+	// Both go on alike, through another rotation of the replayed one (a
+	// fleet tracker's start: no Recover, its sidecars go on).
+	r.Floor(nil, nil)
 	r.Tick()
 	s.Tick()
 	for _, x := range []*Service{s, r} {
@@ -140,7 +144,7 @@ func TestServiceJournalRotatesWhileBusy(t *testing.T) {
 	}
 	a, b := s.Status(), r.Status()
 	a.Time, b.Time = 0, 0
-	a.Counters.Events, b.Counters.Events = 0, 0 // r applied one more Tick
+	a.Counters.Events, b.Counters.Events = 0, 0 // r applied one more Tick and the Floor
 	require.Equal(t, a, b)
 	v, _ := r.Published(sA)
 	require.Equal(t, txn.TID(12), v)

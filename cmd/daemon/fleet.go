@@ -231,6 +231,13 @@ func (d *Daemon) bootstrapWatched() {
 			d.suspectLive(id, v) // no journal and no point to resume from: held at live
 		}
 	}
+	if d.Tracker.JournalStats().Replayed > 0 {
+		// The replayed journal may end behind the point this tracker
+		// published last (a damaged tail): that point is its floor.
+		if floor, err := lastStatusPoint(d.cfg.StatusFile); err == nil {
+			d.Tracker.Floor(values, floor)
+		}
+	}
 	if len(values) > 0 || len(fresh) == 0 {
 		d.Tracker.Bootstrap(values, true)
 	}

@@ -63,6 +63,10 @@ func runServe(c *cli, args []string) int {
 	// the start is not lost.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	// A file-size limit (RLIMIT_FSIZE, systemd's LimitFSIZE) reached by the
+	// status file, the journal or the log must fail that write (EFBIG),
+	// which is handled like a full disk, not kill the relay.
+	signal.Ignore(syscall.SIGXFSZ)
 	defer signal.Stop(sigs)
 
 	token, tokenCreated, err := adminToken(cfg)

@@ -105,6 +105,8 @@ def main():
     pa.add_argument("--seconds", type=float, default=30)
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
+    pa.add_argument("--unique-desc", action="store_true",
+                    help="append the process id and the attempt number to each transaction's description")
     pa.add_argument("--key", default="counter")
     pa.add_argument("--classic", default=None,
                     help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
@@ -205,7 +207,10 @@ def paired(dbs, names, args):
         txid = None
         try:
             txn = tm.begin()
-            txn.note(args.desc)
+            if args.unique_desc:
+                txn.note("%s %d-%d" % (args.desc, os.getpid(), done + conflicts))
+            else:
+                txn.note(args.desc)
             roots = {n: conn.get_connection(n).root() for n in touch}
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
