@@ -459,29 +459,47 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	var b strings.Builder
 	fmt.Fprintf(&b, "partial commit (client %q, user %q, description %q, extension %q):",
 		ls.info.Client, ls.info.User, ls.info.Description, ls.info.Extension)
-	var committed, missing, guessed []string
+	var committed, missing, guessed, unknown []string
 	for _, p := range ls.parts {
 		if p.state == PartCommitted && !p.ambiguous {
 			committed = append(committed, fmt.Sprintf("%s@%s (participation %d)", m.st[p.st].name, p.tid.Hex(), p.id))
 		}
 	}
 	for _, p := range bad {
-		if p.ambiguous {
+		switch {
+		case p.ambiguous && p.damaged:
+			unknown = append(unknown, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
+		case p.ambiguous:
 			guessed = append(guessed, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
-		} else {
+		default:
 			missing = append(missing, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
 		}
 	}
 	sort.Strings(committed)
 	sort.Strings(missing)
 	sort.Strings(guessed)
-	committed, missing, guessed = clip(committed), clip(missing), clip(guessed)
-	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s", strings.Join(committed, ", "), strings.Join(missing, ", "))
+	sort.Strings(unknown)
+	committed, missing, guessed, unknown = clip(committed), clip(missing), clip(guessed), clip(unknown)
+	if len(committed) > 0 {
+		fmt.Fprintf(&b, " committed on %s;", strings.Join(committed, ", "))
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(&b, " voted then not committed on %s;", strings.Join(missing, ", "))
+	}
 	if len(guessed) > 0 {
-		fmt.Fprintf(&b, "; outcome ambiguous on %s (in flight at a crash of tidstorage; another transaction in flight then had the same metadata)",
+		fmt.Fprintf(&b, " outcome ambiguous on %s (in flight at a crash of tidstorage; another transaction in flight then had the same metadata);",
 			strings.Join(guessed, ", "))
 	}
-	b.WriteString("; group held until accepted")
+	if len(unknown) > 0 {
+		fmt.Fprintf(&b, " outcome unknown on %s (in flight where the damaged journal ends; the storage's history cannot tell: several commits, or another participation, carry its metadata);",
+			strings.Join(unknown, ", "))
+	}
+	if len(missing) > 0 && len(guessed)+len(unknown) == 0 {
+		b.WriteString(" a real half: accepting publishes it, cutting the storages back to the held TIDs removes it;")
+	} else {
+		b.WriteString(" possibly a half: look at the storages' transactions with this metadata; accept if every half is there, else cut the storages back to the held TIDs;")
+	}
+	b.WriteString(" group held until accepted")
 	var cs []doneCommit
 	for _, p := range ls.parts {
 		if p.state == PartCommitted {

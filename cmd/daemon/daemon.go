@@ -374,13 +374,15 @@ func (d *Daemon) bootstrap(clean bool) {
 		}
 		cancel()
 	}
+	var floor map[string]txn.TID
 	if !clean {
 		// The participations the previous process had in flight end with
 		// its connections; the history resolves the ones in doubt. The
 		// point it published last is a floor for the replayed state: a
 		// journal that ends behind it (damaged, or no longer written) must
 		// not make published TIDs go back.
-		floor, err := lastStatusPoint(d.cfg.StatusFile)
+		var err error
+		floor, err = lastStatusPoint(d.cfg.StatusFile)
 		if err != nil && d.cfg.StatusFile != "" {
 			d.Log.Warn("the status file's last point cannot be read: no floor for the replayed state", "error", err)
 		}
@@ -395,6 +397,13 @@ func (d *Daemon) bootstrap(clean bool) {
 			continue
 		}
 		if v, ok := values[s.ID]; ok {
+			// A storage the replayed journal does not watch yet (it lost
+			// its tail before) is watched from the point published last,
+			// not from its live state: what the dead process committed
+			// since is accounted for by the history, or held.
+			if f, ok := floor[s.ID]; ok && f < v {
+				v = f
+			}
 			d.watchFrom(s, v)
 		} else if _, watched := d.Tracker.HistoryPosition(s.ID); watched {
 			d.watchFrom(s, 0) // the replayed journal knows where it stands
