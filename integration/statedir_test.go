@@ -252,6 +252,19 @@ func (s *procSite) finishChecked(idA, idC string, seen map[uint64]statusdoc.PinD
 	require.Equal(s.t, last[idC], final[idC])
 }
 
+// pairedSampledSite starts serve in front of two ZEO servers (storages a
+// and c, pickle and msgpack), publishes a first paired commit and starts
+// the sampler.
+func pairedSampledSite(t *testing.T, opts procOptions) (s *procSite, idA, idC string) {
+	s = startProcSite(t, opts,
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
+	s.client("commit", "--count", "1", "--touch", "a,c")
+	s.waitPublished(s.last())
+	s.startSampling()
+	return s, s.ids["a"], s.ids["c"]
+}
+
 // The state disk fills up under paired load: ZODB commits go on, publication
 // is held (the reason on /status, the metric, the log), serve is SIGKILLed
 // and starts again on the full disk and relays; once space is back,
@@ -259,13 +272,7 @@ func (s *procSite) finishChecked(idA, idC string, seen map[uint64]statusdoc.PinD
 // coherent and never goes back.
 func TestServeStateDirFullUnderLoad(t *testing.T) {
 	disk := newStateDisk(t, "24m")
-	s := startProcSite(t, procOptions{stateDir: disk.dir, journalMax: "1MiB"},
-		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
-		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
-	idA, idC := s.ids["a"], s.ids["c"]
-	s.client("commit", "--count", "1", "--touch", "a,c")
-	s.waitPublished(s.last())
-	s.startSampling()
+	s, idA, idC := pairedSampledSite(t, procOptions{stateDir: disk.dir, journalMax: "1MiB"})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	stop := s.writers(ctx, 2, "--touch", "a,c", "--desc", "statedir", "--unique-desc")
@@ -381,13 +388,7 @@ func TestServeDamagedJournalUnderLoad(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
-	s := startProcSite(t, procOptions{},
-		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}},
-		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
-	idA, idC := s.ids["a"], s.ids["c"]
-	s.client("commit", "--count", "1", "--touch", "a,c")
-	s.waitPublished(s.last())
-	s.startSampling()
+	s, idA, idC := pairedSampledSite(t, procOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	stop := s.writers(ctx, 3, "--touch", "a,c", "--desc", "damaged", "--unique-desc")

@@ -214,6 +214,14 @@ func (m *Machine) finishSent(pt *part) {
 		// until this participation's Finished comes.
 		pt.finCap = min(pt.finCap, m.st[pt.st].published)
 	}
+	m.capFinish(pt)
+}
+
+// capFinish records in pt's link set that pt, sent tpc_finish, caps its
+// storage at pt.finCap (frontier.go), and that it no longer accepts new
+// participations (a transaction never gains participations once it started
+// finishing).
+func (m *Machine) capFinish(pt *part) {
 	ls := pt.ls
 	found := false
 	for k := range ls.caps {
@@ -225,9 +233,9 @@ func (m *Machine) finishSent(pt *part) {
 	if !found {
 		ls.caps = append(ls.caps, doneCommit{st: pt.st, lo: pt.finCap})
 	}
-	pt.ls.accepting--
-	if pt.ls.accepting == 0 && m.keyed[pt.ls.key] == pt.ls {
-		delete(m.keyed, pt.ls.key)
+	ls.accepting--
+	if ls.accepting == 0 && m.keyed[ls.key] == ls {
+		delete(m.keyed, ls.key)
 	}
 }
 

@@ -141,21 +141,7 @@ func (m *Machine) damageOrphan(pt *part, voteSeq uint64) {
 	if s.watched {
 		pt.finCap = max(pt.finCap, s.hist)
 	}
-	ls := pt.ls
-	found := false
-	for k := range ls.caps {
-		if ls.caps[k].st == pt.st {
-			ls.caps[k].lo = min(ls.caps[k].lo, pt.finCap)
-			found = true
-		}
-	}
-	if !found {
-		ls.caps = append(ls.caps, doneCommit{st: pt.st, lo: pt.finCap})
-	}
-	ls.accepting--
-	if ls.accepting == 0 && m.keyed[ls.key] == ls {
-		delete(m.keyed, ls.key)
-	}
+	m.capFinish(pt)
 }
 
 // Floor applies the previous run's last published point as a floor

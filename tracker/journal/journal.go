@@ -149,7 +149,8 @@ func (j *Journal) load(f *os.File, replay func([]byte) error) (*Damage, error) {
 		// New, or torn inside its header (a full disk at creation):
 		// nothing was ever appended.
 		if j.werr == nil {
-			if err := f.Truncate(0); err == nil {
+			err := f.Truncate(0)
+			if err == nil {
 				_, err = f.Seek(0, io.SeekStart)
 			}
 			if err == nil {
