@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -122,4 +123,26 @@ func BenchmarkImage(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkJournalRotateBusy: a rotation of the journal (on the test's
+// disk) from the image of a busy tracker, as Tick does it under the lock:
+// the image, a temporary file, two fsyncs, a rename.
+func BenchmarkJournalRotateBusy(b *testing.B) {
+	w := busyMachine(&testing.T{}, 2, 20000)
+	s := NewService(ServiceConfig{Config: w.cfg})
+	s.m = w.m
+	if _, err := s.OpenJournal(filepath.Join(b.TempDir(), "journal"), JournalOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	defer s.CloseJournal()
+	for b.Loop() {
+		s.mu.Lock()
+		err := s.rotateLocked(1)
+		s.mu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.JournalStats().Size), "journal-bytes")
 }
