@@ -269,6 +269,11 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			pos(cfg.Fleet.Range))
 	}
 	d.role = cfg.Role()
+	if d.role == RoleSidecar && (adminBlock == nil || d.content(adminBlock.Body, adminSchema).Attributes["listen"] == nil) {
+		// Its own default, so that a tracker and a sidecar on one host (a
+		// first try, a tracker host that also runs Zope) do not collide.
+		cfg.Admin.Listen, _ = ParseAddress(DefaultSidecarAdminListen)
+	}
 	if d.role == RoleSidecar {
 		for _, name := range []string{"status_file", "journal_file"} {
 			if attr := a[name]; attr != nil {

@@ -46,9 +46,11 @@ type Sources struct {
 	// Accept, if set, replaces Tracker.AcceptPartial for POST
 	// /accept-partial (the daemon checks the storages' live state first).
 	Accept func(pin uint64) error
-	// Labels gives each configured storage's label (the name backups use,
-	// "<zeo>-<name>" or the id), by storage id: the "label" label of the
-	// per-storage metrics. Nil: every label is "".
+	// Labels gives each configured storage's label (the name backups use:
+	// the id when it is a plain name, else "<zeo>-<name>" or the id's safe
+	// form; docs/backup.md, "Names"), by storage id: the "label" label of the
+	// per-storage metrics, and /status's label where it differs from the id.
+	// Nil: every label is "".
 	Labels  map[string]string
 	Clock   func() time.Time // default time.Now; lags and ages are measured with it
 	Version string

@@ -39,6 +39,11 @@ type Options struct {
 	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
 	// /status, ...) from the running daemon.
 	AdminHandler func(d *Daemon) http.Handler
+	// StateLock, if set, is the lock of the configuration's files, taken by
+	// the caller (LockState) before it read any of them (the admin token);
+	// Start takes it itself otherwise. Either way the Daemon releases it when
+	// it stops, or when Start fails.
+	StateLock *StateLock
 }
 
 // Daemon is a running tidstorage.
@@ -55,6 +60,7 @@ type Daemon struct {
 
 	classicLn  net.Listener
 	admin      *http.Server
+	lock       *StateLock
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
@@ -74,8 +80,16 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now()}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock}
+	// One process per state: the files are locked before anything of them
+	// is read or written (the log file included).
+	if d.lock == nil {
+		if d.lock, err = LockState(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openLog(opts.Stderr); err != nil {
+		d.lock.Release()
 		return nil, err
 	}
 	defer func() {
@@ -84,6 +98,9 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	}()
 	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	for _, note := range d.lock.takeovers {
+		d.Log.Warn(note)
+	}
 	if err := d.writePIDFile(); err != nil {
 		return d, err
 	}
@@ -102,7 +119,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		if err != nil {
 			return d, fmt.Errorf("status file: %w", err)
 		}
-	} else {
+	} else if cfg.Role() != config.RoleSidecar { // a sidecar publishes nothing: it has none
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
 	}
 	switch {
@@ -582,6 +599,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.logFile != nil {
 		_ = d.logFile.Close()
 	}
+	d.lock.Release()
 	return err
 }
 
@@ -621,4 +639,8 @@ func (d *Daemon) abortStart() {
 	if d.pidWritten {
 		_ = os.Remove(d.cfg.PIDFile)
 	}
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+	d.lock.Release()
 }

@@ -153,7 +153,7 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		Metadata: d.cfg.Role() == config.RoleTracker,
 		Sink:     d.historySink,
 		TLS:      d.upstreamTLS(z),
-		Logger:   d.Log.Named("history").With("storage", s.ID),
+		Logger:   d.Log.Named("history"), // its lines name the storage
 	})
 	if err != nil {
 		d.Log.Error("cannot watch a storage's history: its publication stops", "storage", s.ID, "error", err)

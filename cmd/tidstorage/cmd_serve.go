@@ -18,6 +18,10 @@ import (
 )
 
 const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
+  - first locks the files it owns (status file, journal, send buffer, admin
+    token, pid file: <file>.lock): a second serve on any of them is refused
+    at once, naming the running one's pid and host, before it reads or
+    writes anything; a lock left by a killed process is taken over;
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
@@ -69,12 +73,20 @@ func runServe(c *cli, args []string) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	token, tokenCreated, err := adminToken(cfg)
+	// Nothing of the state is read before its lock is held: a second serve
+	// on the same files stops here.
+	lock, err := daemon.LockState(cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
 	}
-	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
+	token, tokenCreated, err := adminToken(cfg)
+	if err != nil {
+		lock.Release()
+		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+		return 1
+	}
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
 		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
