@@ -157,9 +157,9 @@ func (s *procSite) metric(name string) string {
 	return ""
 }
 
-// writers runs n paired writers through the proxy until stop is called;
+// looping runs n paired writers through the proxy until stop is called;
 // they retry through restarts of serve.
-func (s *procSite) writers(ctx context.Context, n int, args ...string) (stop func() int64) {
+func (s *procSite) looping(ctx context.Context, n int, args ...string) (stop func() int64) {
 	var halt atomic.Bool
 	var runs atomic.Int64
 	var wg sync.WaitGroup
@@ -272,10 +272,10 @@ func pairedSampledSite(t *testing.T, opts procOptions) (s *procSite, idA, idC st
 // coherent and never goes back.
 func TestServeStateDirFullUnderLoad(t *testing.T) {
 	disk := newStateDisk(t, "24m")
-	s, idA, idC := pairedSampledSite(t, procOptions{stateDir: disk.dir, journalMax: "1MiB"})
+	s, idA, idC := pairedSampledSite(t, procOptions{stateDir: disk.dir, topHCL: `journal_max_size = "1MiB"`})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	stop := s.writers(ctx, 2, "--touch", "a,c", "--desc", "statedir", "--unique-desc")
+	stop := s.looping(ctx, 2, "--touch", "a,c", "--desc", "statedir", "--unique-desc")
 	defer stop()
 	time.Sleep(2 * time.Second)
 
@@ -358,7 +358,7 @@ func TestServeReadOnlyStateDir(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stop := s.writers(ctx, 1, "--touch", "a,c", "--desc", "readonly", "--unique-desc")
+	stop := s.looping(ctx, 1, "--touch", "a,c", "--desc", "readonly", "--unique-desc")
 	defer stop()
 	s.requireMoves(idC)
 	require.Empty(t, s.published(), "nothing published while held since the start")
@@ -395,7 +395,7 @@ func TestServeDamagedJournalUnderLoad(t *testing.T) {
 	s, idA, idC := pairedSampledSite(t, procOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	stop := s.writers(ctx, 3, "--touch", "a,c", "--desc", "damaged", "--unique-desc")
+	stop := s.looping(ctx, 3, "--touch", "a,c", "--desc", "damaged", "--unique-desc")
 	defer stop()
 	journal := s.statusPath + ".journal"
 	seen := map[uint64]statusdoc.PinDoc{}

@@ -311,20 +311,40 @@ func (m *Machine) reportUnaccounted(now int64) {
 		}
 		upto := s.unacc[due].tid
 		if p := s.unaccPin; p != nil {
+			// The pin now covers more: its reason says the whole range.
 			p.upto = max(p.upto, upto)
+			p.reason = m.unaccountedReason(i, p.upto)
 			continue
 		}
-		why := "a client that bypasses the proxy, or a crash of tidstorage"
-		if m.lostReports {
-			why = "a client that bypasses the proxy, or a commit whose report was lost with the damaged journal's tail at the last restart " +
-				"(each may be whole or half of a transaction: check before accepting)"
-		}
-		p := m.newPin(PinUnaccounted, m.one(i), nil,
-			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %s): %s", s.name, upto.Hex(), why))
+		p := m.newPin(PinUnaccounted, m.one(i), nil, m.unaccountedReason(i, upto))
 		p.upto = upto
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
 	}
+}
+
+// unaccountedReason is an unaccounted pin's reason: the range of commits it
+// covers (those at or below the floor wait only for settle, recover.go),
+// and what they may be.
+func (m *Machine) unaccountedReason(i int32, upto txn.TID) string {
+	s := &m.st[i]
+	first := upto
+	for _, u := range s.unacc {
+		if u.tid > s.floor {
+			first = u.tid
+			break
+		}
+	}
+	span := "commit " + upto.Hex()
+	if first < upto {
+		span = "commits from " + first.Hex() + " to " + upto.Hex()
+	}
+	why := "a client that bypasses the proxy, or a crash of tidstorage"
+	if m.lostReports {
+		why = "a client that bypasses the proxy, or a commit whose report was lost with the damaged journal's tail at the last restart " +
+			"(each may be whole or half of a transaction: check before accepting)"
+	}
+	return fmt.Sprintf("storage %s has %s that nothing accounted for: %s", s.name, span, why)
 }
 
 // accountBlind accounts for the commits seen while the storage was blind,

@@ -134,10 +134,10 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 		jr.damaged = opts.Replay
 	}
 	if werr := j.WriteErr(); werr != nil {
-		s.journalBroken(now, werr, "the journal cannot be written at start")
+		s.journalBroken(now, werr, "journal "+path+": it cannot be written at start")
 	} else if !opts.Replay || jr.stats.Replayed == 0 {
 		if err := s.rotateLocked(now); err != nil {
-			s.journalBroken(now, err, "the journal cannot be written at start")
+			s.journalBroken(now, err, "journal "+path+": it cannot be written at start")
 		}
 	}
 	if jr.stats.Replayed > 0 {
@@ -199,7 +199,7 @@ func (s *Service) recordBatch(ins []Input) {
 func (s *Service) journalErr(err error, now int64, n int) {
 	if err != nil {
 		s.jr.stats.Errors++
-		s.journalBroken(now, err, "journal append failed")
+		s.journalBroken(now, err, "journal "+s.jr.stats.Path+": append failed")
 		return
 	}
 	s.jr.stats.Records += uint64(n)
@@ -243,7 +243,7 @@ func (s *Service) maybeRotate(now int64) {
 		jr.stats.Errors++
 		jr.stats.Broken = err.Error()
 		if broken == "" {
-			s.journalBroken(now, err, "journal rotation failed")
+			s.journalBroken(now, err, "journal "+jr.stats.Path+": rotation failed (the journal stays as it was; its new copy, written beside it first, was removed)")
 		}
 		return
 	}

@@ -45,7 +45,7 @@ func pinActive(f *admintest.Fixture, id uint64) bool {
 	return false
 }
 
-// Issue 13, item 1: what a browser sends after DNS rebinding (the page's
+// What a browser sends after DNS rebinding (the page's
 // own name, resolved to the endpoint) is refused before anything else,
 // the pin stays, and /status does not leak.
 func TestDNSRebindingIsRefused(t *testing.T) {
@@ -194,6 +194,7 @@ func TestStatusRedactedWithoutToken(t *testing.T) {
 func TestMetricsLabelsIdentifyNoClient(t *testing.T) {
 	allowed := map[string]bool{"storage": true, "label": true, "kind": true, "outcome": true, "direction": true,
 		"command": true, "result": true, "reason": true, "source": true, "version": true, "goversion": true,
+		"side": true, "block": true, "attribute": true,
 		"cause": true} // promhttp's own error counter
 	fams := allFamilies(t)
 	require.NotEmpty(t, fams)
