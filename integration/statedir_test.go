@@ -285,8 +285,12 @@ func TestServeStateDirFullUnderLoad(t *testing.T) {
 		// The reserve beside the journal lets the first rotation on the
 		// full disk succeed, which frees the old journal: publication
 		// resumes until that space is used too. Fill it.
-		time.Sleep(1500 * time.Millisecond)
-		t.Logf("journal after the first rotation on the full disk: %+v", s.status().Journal)
+		var j *statusdoc.JournalDoc
+		require.Eventually(t, func() bool {
+			j = s.status().Journal
+			return j != nil && j.Rotations >= 2 && j.Broken == "" && j.Reserve != ""
+		}, zeotestWait, pollEvery, "no rotation on the full disk from the reserve")
+		t.Logf("journal after the rotation on the full disk (the reserve given up for it): %+v", j)
 		disk.fill(s.pid())
 		doc = s.waitHeld(true)
 	}
