@@ -175,6 +175,9 @@ func (c collector) metrics() []metric {
 		ms = append(ms, journalMetrics...)
 	}
 	ms = append(ms, c.fleetMetrics()...)
+	if c.src.Archive != nil {
+		ms = append(ms, archiveMetrics...)
+	}
 	return ms
 }
 
@@ -227,6 +230,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		e.collectJournal(c.src.Journal())
 	}
 	e.collectFleet(c.src)
+	if c.src.Archive != nil {
+		e.collectArchive(c.src.Archive())
+	}
 }
 
 // collectPoint: the published point, per storage, and what holds it.

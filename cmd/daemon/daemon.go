@@ -61,6 +61,8 @@ type Daemon struct {
 	pidWritten bool
 
 	gt groundTruth // groundtruth.go
+	arch       *Archiving // archive.go; nil without an archive block
+	archCancel context.CancelFunc
 	fl fleetState  // fleet.go
 
 	stop     chan struct{}
@@ -176,6 +178,7 @@ func Start(opts Options) (d *Daemon, err error) {
 			d.Log.Info("accepting ZODB clients", "zeo", cfg.ZEO[i].Name, "listen", a.String(), "upstream", cfg.ZEO[i].Upstream.String())
 		}
 	}
+	d.startArchive()
 	d.wg.Add(1)
 	go d.tick()
 	return d, nil
@@ -557,6 +560,7 @@ closeAll:
 		_ = d.admin.Shutdown(sctx)
 		cancel()
 	}
+	d.stopArchive()
 	d.wg.Wait()
 	err := d.Tracker.Close() // the final full line, fsynced, and the file closed
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidstorage/tidstorage/backup"
+	"github.com/tidstorage/tidstorage/cmd/daemon"
 	"github.com/tidstorage/tidstorage/config"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -138,19 +138,10 @@ type storageRef struct {
 // storages of a zeo block, the id for top-level ones; duplicates get a
 // number.
 func storageRefs(cfg *config.Config) []*storageRef {
+	labels := daemon.StorageLabels(cfg)
 	refs := make([]*storageRef, 0, len(cfg.Storages))
-	used := map[string]bool{}
-	for _, s := range cfg.Storages {
-		label := backup.Label(s.ID)
-		if s.ZEO != nil {
-			label = backup.Label(s.ZEO.Name, s.Name)
-		}
-		base := label
-		for n := 2; used[label]; n++ {
-			label = fmt.Sprintf("%s-%d", base, n)
-		}
-		used[label] = true
-		refs = append(refs, &storageRef{Storage: s, Label: label})
+	for i, s := range cfg.Storages {
+		refs = append(refs, &storageRef{Storage: s, Label: labels[i]})
 	}
 	return refs
 }
