@@ -60,10 +60,10 @@ type Daemon struct {
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt groundTruth // groundtruth.go
-	arch       *Archiving // archive.go; nil without an archive block
+	gt         groundTruth // groundtruth.go
+	arch       *Archiving  // archive.go; nil without an archive block
 	archCancel context.CancelFunc
-	fl fleetState  // fleet.go
+	fl         fleetState // fleet.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
