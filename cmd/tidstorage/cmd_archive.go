@@ -58,19 +58,6 @@ the window's start), each base only once every kept point is in a newer one
 of the same storage, then the blob files no kept base references. Without
 --yes it prints what it would remove and changes nothing.`
 
-func init() {
-	// Two-word commands first: lookup takes the first name that matches.
-	commands = append([]*command{
-		{name: "archive list", args: "-c FILE [--json]", run: runArchiveList, help: archiveListHelp,
-			summary: "list the archive: restorable window, bases, sizes, lock"},
-		{name: "archive verify", args: "-c FILE [--read-data]", run: runArchiveVerify, help: archiveVerifyHelp,
-			summary: "check the archive without restoring it (--read-data: every object's sha256)"},
-		{name: "archive prune", args: "-c FILE [--retention D] [--yes]", run: runArchivePrune, help: archivePruneHelp,
-			summary: "apply the archive's retention by hand, printing what it removes"},
-		{name: "archive", args: "-c FILE [--status-file F | --dump HOST:PORT]", run: runArchive, help: archiveHelp,
-			summary: "archive every published point to the object store continuously (a ZEO host without serve)"},
-	}, commands...)
-}
 
 // loadArchive loads a configuration that must have an archive block.
 func (c *cli) loadArchive(name string, fs *flag.FlagSet, path *string, args []string) (*config.Config, archive.Store, int, bool) {
