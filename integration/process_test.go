@@ -100,6 +100,9 @@ type serveProc struct {
 type procOptions struct {
 	storageHCL map[string]string // db name -> lines added to its storage block
 	grace      string            // unaccounted_grace (default "1s")
+	// storageHCLFor, if set, gives the lines of a storage block from its
+	// server (data_fs, blob_dir...), after storageHCL's.
+	storageHCLFor func(db string, srv *zeotest.Server, name string) string
 }
 
 func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
@@ -117,7 +120,7 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	fmt.Fprintf(&b, "log {\n  file = %q\n  level = \"debug\"\n  format = \"json\"\n}\n", s.logPath)
 	fmt.Fprintf(&b, "classic {\n  listen = %q\n}\nadmin {\n  listen = %q\n}\n", s.classicAddr, s.adminAddr)
 	for i, sp := range specs {
-		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack})
+		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, Blobs: sp.blobs})
 		s.servers = append(s.servers, srv)
 		cutter := zeotest.StartCutter(t, srv.Addr)
 		s.cutters = append(s.cutters, cutter)
@@ -126,7 +129,11 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, cutter.Addr())
 		for j, name := range sp.storages {
 			db := sp.dbNames[j]
-			fmt.Fprintf(&b, "  storage %q {\n%s\n  }\n", name, s.storageHCL[db])
+			more := ""
+			if opts.storageHCLFor != nil {
+				more = opts.storageHCLFor(db, srv, name)
+			}
+			fmt.Fprintf(&b, "  storage %q {\n%s\n%s\n  }\n", name, s.storageHCL[db], more)
 			s.dbs = append(s.dbs, "--db", db+"="+listen+"/"+name)
 			s.direct = append(s.direct, "--db", db+"="+srv.Addr+"/"+name)
 			s.ids[db] = fmt.Sprintf("((('127.0.0.1', %d),), %s)", port, pyRepr(name))

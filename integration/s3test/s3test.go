@@ -57,14 +57,24 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		// Build into a directory of our own, then rename: test binaries of
+		// several packages may build at once.
+		tmp, err := os.MkdirTemp(dir, "build-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		defer os.RemoveAll(tmp)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "install", "github.com/versity/versitygw/cmd/versitygw@"+Version)
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+		cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=")
 		cmd.Dir = os.TempDir()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("building versitygw %s: %v\n%s", Version, err, out)
+			return
 		}
+		buildErr = os.Rename(filepath.Join(tmp, "versitygw"), binPath)
 	})
 	if buildErr != nil {
 		t.Fatalf("s3test: %v", buildErr)
