@@ -58,7 +58,6 @@ the window's start), each base only once every kept point is in a newer one
 of the same storage, then the blob files no kept base references. Without
 --yes it prints what it would remove and changes nothing.`
 
-
 // loadArchive loads a configuration that must have an archive block.
 func (c *cli) loadArchive(name string, fs *flag.FlagSet, path *string, args []string) (*config.Config, archive.Store, int, bool) {
 	cfg, code, ok := c.loadConfig(name, fs, path, args)
