@@ -55,12 +55,13 @@ type Options struct {
 // Archiver ships published points to a Store (docs/backup.md, "Continuous
 // archive"). One goroutine calls Ship/Run; Status may be called from any.
 type Archiver struct {
-	o     Options
-	lease lease
-	seq   uint64
-	last  *Record
-	state map[string]*StorageRecord  // by storage id: what the last record says
-	blobs map[string]map[string]bool // label → blob paths already in the store
+	o       Options
+	lease   lease
+	renewed time.Time // when the lease was last renewed
+	seq     uint64
+	last    *Record
+	state   map[string]*StorageRecord  // by storage id: what the last record says
+	blobs   map[string]map[string]bool // label → blob paths already in the store
 
 	mu sync.Mutex
 	st Status
@@ -86,6 +87,7 @@ func Open(ctx context.Context, o Options) (*Archiver, error) {
 	if err := ensureMarker(ctx, o.Store, o.Now()); err != nil {
 		return nil, err
 	}
+	a.renewed = a.lease.Started
 	if err := acquire(ctx, o.Store, a.lease, func(old string) {
 		o.Logf("warn", "archive: taking over a stale lock", "store", o.Store.String(), "previous", old)
 	}); err != nil {
@@ -190,6 +192,20 @@ func readRecord(ctx context.Context, s Store, key string) (*Record, error) {
 	return &r, nil
 }
 
+// renew renews the lease once a third of its time has passed (two
+// requests), so that an idle archive costs few requests.
+func (a *Archiver) renew(ctx context.Context) error {
+	now := a.o.Now()
+	if !a.renewed.IsZero() && now.Sub(a.renewed) < a.o.LeaseTTL/3 {
+		return nil
+	}
+	if err := renew(ctx, a.o.Store, &a.lease, now, a.o.LeaseTTL); err != nil {
+		return err
+	}
+	a.renewed = now
+	return nil
+}
+
 // Close releases the lease.
 func (a *Archiver) Close(ctx context.Context) error { return release(ctx, a.o.Store, &a.lease) }
 
@@ -222,7 +238,7 @@ type shipment struct {
 // then the timeline record. A failure leaves no record, hence nothing half
 // restorable; the next Ship starts again from the last record.
 func (a *Archiver) Ship(ctx context.Context, p Point) (*Record, error) {
-	if err := renew(ctx, a.o.Store, &a.lease, a.o.Now(), a.o.LeaseTTL); err != nil {
+	if err := a.renew(ctx); err != nil {
 		return nil, err
 	}
 	seq := a.seq + 1

@@ -87,7 +87,7 @@ func (a *Archiver) Run(ctx context.Context, src Source, o RunOptions) {
 		}
 		a.measureLag(p, &waiting)
 		if a.Shipped(p) {
-			if err := renew(ctx, a.o.Store, &a.lease, a.o.Now(), a.o.LeaseTTL); err != nil {
+			if err := a.renew(ctx); err != nil {
 				a.failed(err)
 			}
 		} else if _, err := a.Ship(ctx, p); err != nil {
