@@ -21,6 +21,7 @@ import (
 	"github.com/tidstorage/tidstorage/archive"
 	"github.com/tidstorage/tidstorage/integration/s3test"
 	"github.com/tidstorage/tidstorage/integration/zeotest"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -310,4 +311,100 @@ archive {
 	out, errOut, code = s.cli("archive", "verify", "-c", archCfg, "--read-data")
 	require.Equal(t, 0, code, out+errOut)
 	t.Logf("total %v", time.Since(began))
+}
+
+// serve archives by itself when its configuration has an archive block
+// (here a directory, file://): paired writers commit through it; it is
+// SIGKILLed between two phases of writes and started again (it resumes the
+// archive, taking over its own stale lock); /status, /metrics and
+// `tidstorage status` show the archive; restores at moments sampled while
+// the writers ran give equal counters, the pair's blob, and never a point
+// after the moment.
+func TestServeArchivesToDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := startProcSite(t, procOptions{storageHCLFor: archiveSiteHCL, extraHCL: fmt.Sprintf(`
+archive {
+  url       = "file://%s"
+  interval  = "100ms"
+  retention = "7d"
+}
+`, dir)},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"a"}, blobs: true},
+		zeoSpec{storages: []string{"1"}, dbNames: []string{"c"}, msgpack: true})
+	pairs := parsePairs(t, s.client("paired", "--count", "1", "--touch", "a,c", "--blob"))
+	var mu sync.Mutex
+	var moments []time.Time
+	phase := func() {
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(300 * time.Millisecond):
+					mu.Lock()
+					moments = append(moments, time.Now())
+					mu.Unlock()
+				}
+			}
+		}()
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := s.client("paired", "--count", "40", "--seconds", "30", "--touch", "a,c", "--blob")
+				mu.Lock()
+				pairs = append(pairs, parsePairs(t, out)...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		close(stop)
+	}
+	phase()
+	s.kill()
+	s.start()
+	phase()
+	final := s.last()
+	s.waitPublished(final)
+	var doc *statusdoc.ArchiveDoc
+	require.Eventually(t, func() bool {
+		doc = archiveDoc(t, s)
+		return doc != nil && doc.Shipments > 0 && doc.LagSeconds == 0 && archiveList(t, s, s.cfgPath).Newest.Storages[s.ids["a"]].TID == final[s.ids["a"]].Hex()
+	}, 30*time.Second, 100*time.Millisecond, "the archive reaches the published point: %+v, %v", doc, final)
+	require.Equal(t, "running", doc.State)
+	logText, err := os.ReadFile(s.logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(logText), "taking over a stale lock", "the restarted serve took over its own lock")
+	out, errOut, code := s.cli("status", "-c", s.cfgPath)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "Archive: file://"+dir+", running; last shipment")
+	code, metrics := s.get("/metrics")
+	require.Equal(t, 200, code)
+	require.Contains(t, string(metrics), "tidstorage_archive_shipments_total")
+
+	step := max(1, len(moments)/8)
+	checked := 0
+	for i := 0; i < len(moments); i += step {
+		restoreMoment(t, s, s.cfgPath, moments[i], pairs)
+		checked++
+	}
+	_, last := restoreMoment(t, s, s.cfgPath, time.Now(), pairs)
+	maxValue := 0
+	for _, p := range pairs {
+		maxValue = max(maxValue, p.value)
+	}
+	require.Equal(t, maxValue, last)
+	t.Logf("%d pairs, %d moments restored", len(pairs), checked+1)
+	out, errOut, code = s.cli("archive", "verify", "-c", s.cfgPath, "--read-data")
+	require.Equal(t, 0, code, out+errOut)
+}
+
+func archiveDoc(t *testing.T, s *procSite) *statusdoc.ArchiveDoc {
+	doc, ok := s.statusDoc()
+	if !ok {
+		return nil
+	}
+	return doc.Archive
 }

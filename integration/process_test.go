@@ -103,6 +103,7 @@ type procOptions struct {
 	// storageHCLFor, if set, gives the lines of a storage block from its
 	// server (data_fs, blob_dir...), after storageHCL's.
 	storageHCLFor func(db string, srv *zeotest.Server, name string) string
+	extraHCL      string // appended to the configuration
 }
 
 func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
@@ -140,6 +141,7 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 		}
 		b.WriteString("}\n")
 	}
+	b.WriteString(opts.extraHCL)
 	s.cfgPath = filepath.Join(s.dir, "tidstorage.hcl")
 	require.NoError(t, os.WriteFile(s.cfgPath, []byte(b.String()), 0o644))
 	s.start()

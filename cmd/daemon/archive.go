@@ -171,15 +171,26 @@ func (d *Daemon) startArchive() {
 		d.Log.Error("archive: not started", "error", err)
 		return
 	}
-	d.arch, d.archCancel = g, cancel
+	d.archCancel = cancel
+	d.arch.Store(g)
 }
 
-// Archive returns the running archive (nil without one).
-func (d *Daemon) Archive() *Archiving { return d.arch }
+// Archive returns the running archive (nil without one, or before Start
+// has started it).
+func (d *Daemon) Archive() *Archiving { return d.arch.Load() }
+
+// ArchiveDoc is the archive's part of /status and /metrics: nil until it is
+// started.
+func (d *Daemon) ArchiveDoc() *statusdoc.ArchiveDoc {
+	if g := d.arch.Load(); g != nil {
+		return g.Doc()
+	}
+	return nil
+}
 
 func (d *Daemon) stopArchive() {
-	if d.arch != nil {
+	if g := d.arch.Load(); g != nil {
 		d.archCancel()
-		d.arch.Wait()
+		g.Wait()
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,8 +61,8 @@ type Daemon struct {
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt         groundTruth // groundtruth.go
-	arch       *Archiving  // archive.go; nil without an archive block
+	gt         groundTruth               // groundtruth.go
+	arch       atomic.Pointer[Archiving] // archive.go; nil without an archive block
 	archCancel context.CancelFunc
 	fl         fleetState // fleet.go
 

@@ -140,8 +140,8 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
 		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
 	}
-	if g := d.Archive(); g != nil {
-		src.Archive = g.Doc
+	if d.Config().Archive != nil && d.Role() != config.RoleSidecar {
+		src.Archive = d.ArchiveDoc
 	}
 	if d.Tracker.JournalStats().Path != "" {
 		src.Journal = d.Tracker.JournalStats
