@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/archive"
@@ -261,7 +262,7 @@ func TestShipResumeRestore(t *testing.T) {
 			_, _, err = restoreAt(t, f.store, p1.Time.Add(-time.Second), f.specs())
 			require.ErrorContains(t, err, "no restorable point at or before")
 
-			res, err := archive.Verify(ctx, f.store, true)
+			res, err := archive.Verify(ctx, f.store, true, nil)
 			require.NoError(t, err)
 			require.Empty(t, res.Problems)
 			require.Equal(t, 3, res.Points)
@@ -320,7 +321,7 @@ func TestInterruptedShipmentLeavesNoPoint(t *testing.T) {
 	dir, _, err := restoreAt(t, store, p4.Time, f.specs())
 	require.NoError(t, err)
 	f.requireRestored(dir, f.a, f.a.b.Bytes(), p4.TIDs[f.a.spec.ID])
-	res, err := archive.Verify(ctx, store, true)
+	res, err := archive.Verify(ctx, store, true, nil)
 	require.NoError(t, err)
 	require.Empty(t, res.Problems)
 }
@@ -412,7 +413,7 @@ func TestRetention(t *testing.T) {
 			}
 			_, _, err = restoreAt(t, f.store, f.points[2].Time, f.specs())
 			require.Error(t, err)
-			res, err := archive.Verify(ctx, f.store, true)
+			res, err := archive.Verify(ctx, f.store, true, nil)
 			require.NoError(t, err)
 			require.Empty(t, res.Problems)
 			sum, err := archive.Summarize(ctx, f.store)
@@ -433,7 +434,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 	_, err = a.Ship(ctx, f.commitBoth("x"))
 	require.NoError(t, err)
 	require.NoError(t, a.Close(ctx))
-	res, err := archive.Verify(ctx, store, true)
+	res, err := archive.Verify(ctx, store, true, nil)
 	require.NoError(t, err)
 	require.Empty(t, res.Problems)
 	segs, err := filepath.Glob(filepath.Join(dir, "data", "cat-1", "*", "*.fs"))
@@ -443,10 +444,10 @@ func TestVerifyFindsDamage(t *testing.T) {
 	require.NoError(t, err)
 	b[len(b)-20] ^= 0xff
 	require.NoError(t, os.WriteFile(segs[0], b, 0o644))
-	res, err = archive.Verify(ctx, store, false)
+	res, err = archive.Verify(ctx, store, false, nil)
 	require.NoError(t, err)
 	require.Empty(t, res.Problems, "without --read-data only the structure is checked")
-	res, err = archive.Verify(ctx, store, true)
+	res, err = archive.Verify(ctx, store, true, nil)
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Problems)
 	require.Contains(t, strings.Join(res.Problems, "\n"), "damaged")
@@ -454,4 +455,51 @@ func TestVerifyFindsDamage(t *testing.T) {
 	require.ErrorContains(t, err, "damaged")
 }
 
-var _ = bytes.Equal
+// With recipients, what leaves the host is encrypted: no Data.fs or blob
+// byte is readable in the store; a restore needs the identity.
+func TestEncryptedArchive(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := archive.NewFileStore(dir)
+	require.NoError(t, err)
+	id, err := age.GenerateX25519Identity()
+	require.NoError(t, err)
+	f := newFixture(t, store)
+	a, err := archive.Open(ctx, archive.Options{Store: store, Storages: f.specs(), Command: "test", Now: f.clock.Now,
+		Recipients: []age.Recipient{id.Recipient()}})
+	require.NoError(t, err)
+	_, err = a.Ship(ctx, f.commitBoth("secret-payload"))
+	require.NoError(t, err)
+	require.NoError(t, a.Close(ctx))
+	n := 0
+	require.NoError(t, filepath.WalkDir(filepath.Join(dir), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".fs") || strings.Contains(p, ".blob#")) {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		require.True(t, bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")), p)
+		require.NotContains(t, string(b), "secret-payload", p)
+		require.NotContains(t, string(b), "FS30", p)
+		n++
+		return nil
+	}))
+	require.GreaterOrEqual(t, n, 3, "segments of both storages and a blob file")
+
+	rec, err := archive.FindPoint(ctx, store, archive.Selector{})
+	require.NoError(t, err)
+	_, err = archive.Restore(ctx, store, rec, archive.RestoreOptions{Dest: t.TempDir(), Storages: f.specs()})
+	require.ErrorContains(t, err, "--identity")
+	out := t.TempDir()
+	_, err = archive.Restore(ctx, store, rec, archive.RestoreOptions{Dest: out, Storages: f.specs(), Identities: []age.Identity{id}})
+	require.NoError(t, err)
+	p := f.points[len(f.points)-1]
+	f.requireRestored(out, f.a, f.a.b.Bytes(), p.TIDs[f.a.spec.ID])
+	f.requireRestored(out, f.b, f.b.b.Bytes(), p.TIDs[f.b.spec.ID])
+	res, err := archive.Verify(ctx, store, true, []age.Identity{id})
+	require.NoError(t, err)
+	require.Empty(t, res.Problems)
+	res, err = archive.Verify(ctx, store, true, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Problems, "without the identity --read-data cannot check the content")
+}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
 	"github.com/tidstorage/tidstorage/internal/txn"
@@ -50,12 +52,16 @@ type Options struct {
 	// missing blobs). Nil: nothing.
 	Logf func(level, msg string, args ...any)
 	Now  func() time.Time
+	// Recipients, when set, encrypt the segments, blob files and blob
+	// lists before they leave the host (age).
+	Recipients []age.Recipient
 }
 
 // Archiver ships published points to a Store (docs/backup.md, "Continuous
 // archive"). One goroutine calls Ship/Run; Status may be called from any.
 type Archiver struct {
 	o       Options
+	enc     *encrypter // nil: objects are stored as they are
 	lease   lease
 	renewed time.Time // when the lease was last renewed
 	seq     uint64
@@ -82,6 +88,10 @@ func Open(ctx context.Context, o Options) (*Archiver, error) {
 		o.Logf = func(string, string, ...any) {}
 	}
 	a := &Archiver{o: o, state: map[string]*StorageRecord{}, blobs: map[string]map[string]bool{}}
+	var err error
+	if a.enc, err = newEncrypter(o.Recipients); err != nil {
+		return nil, err
+	}
 	a.st.Store = o.Store.String()
 	a.lease = newLease(o.Command, o.Now(), o.LeaseTTL)
 	if err := ensureMarker(ctx, o.Store, o.Now()); err != nil {
@@ -441,7 +451,7 @@ func (a *Archiver) shipStorage(ctx context.Context, sh *shipment, target txn.TID
 			return 0, err
 		}
 		hr := &hashingReader{r: io.NewSectionReader(sh.f, sh.start, cut.Offset-sh.start), h: sha256.New()}
-		if err := a.o.Store.Put(ctx, key, hr, cut.Offset-sh.start); err != nil {
+		if err := a.put(ctx, key, hr, cut.Offset-sh.start); err != nil {
 			return 0, err
 		}
 		if got := hex.EncodeToString(hr.h.Sum(nil)); got != sum {
@@ -481,7 +491,7 @@ func (a *Archiver) uploadBlobs(ctx context.Context, s StorageSpec, paths []strin
 		if err == nil {
 			var sum string
 			if sum, err = hashRange(f, 0, st.Size()); err == nil {
-				err = a.o.Store.Put(ctx, blobKey(s.Label, p, sum), io.NewSectionReader(f, 0, st.Size()), st.Size())
+				err = a.put(ctx, blobKey(s.Label, p, sum), io.NewSectionReader(f, 0, st.Size()), st.Size())
 			}
 		}
 		f.Close()
@@ -499,6 +509,16 @@ func (a *Archiver) uploadBlobs(ctx context.Context, s StorageSpec, paths []strin
 			"storage", s.Label, "count", len(missing), "first", missing[0])
 	}
 	return n, nil
+}
+
+// put stores an object of the archive's content (encrypted with
+// recipients).
+func (a *Archiver) put(ctx context.Context, key string, r io.Reader, size int64) error {
+	er, n, err := a.enc.wrap(r, size)
+	if err != nil {
+		return err
+	}
+	return a.o.Store.Put(ctx, key, er, n)
 }
 
 func hashRange(f io.ReaderAt, from, to int64) (string, error) {

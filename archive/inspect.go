@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/tidstorage/tidstorage/backup/fsdata"
 )
 
@@ -130,7 +132,7 @@ type VerifyResult struct {
 // readData every segment and blob object is read and checked against its
 // sha256, and each base is scanned with every format check up to its
 // newest point, which must end with that point's transaction.
-func Verify(ctx context.Context, s Store, readData bool) (*VerifyResult, error) {
+func Verify(ctx context.Context, s Store, readData bool, ids []age.Identity) (*VerifyResult, error) {
 	res := &VerifyResult{}
 	tl, err := listTimeline(ctx, s)
 	if err != nil {
@@ -170,12 +172,12 @@ func Verify(ctx context.Context, s Store, readData bool) (*VerifyResult, error) 
 			e.offsets[sr.Offset] = true
 		}
 	}
-	ids := make([]string, 0, len(ends))
+	keys := make([]string, 0, len(ends))
 	for id := range ends {
-		ids = append(ids, id)
+		keys = append(keys, id)
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	sort.Strings(keys)
+	for _, id := range keys {
 		e := ends[id]
 		res.Bases++
 		segs, err := chain(ctx, s, e.label, e.base, e.sr.Offset)
@@ -196,7 +198,7 @@ func Verify(ctx context.Context, s Store, readData bool) (*VerifyResult, error) 
 			}
 		}
 		if readData {
-			if err := verifyBase(ctx, s, e.sr, segs, res); err != nil {
+			if err := verifyBase(ctx, s, e.sr, segs, ids, res); err != nil {
 				res.Problems = append(res.Problems, fmt.Sprintf("%s: %v", id, err))
 			}
 		}
@@ -211,7 +213,7 @@ func Verify(ctx context.Context, s Store, readData bool) (*VerifyResult, error) 
 			if !ok {
 				continue
 			}
-			if err := fetchChecked(ctx, s, b.Key, b.SHA256, o.Size, io.Discard); err != nil {
+			if err := fetchChecked(ctx, s, b.Key, b.SHA256, o.Size, true, ids, io.Discard); err != nil {
 				res.Problems = append(res.Problems, err.Error())
 			}
 			res.Objects++
@@ -222,14 +224,14 @@ func Verify(ctx context.Context, s Store, readData bool) (*VerifyResult, error) 
 }
 
 // verifyBase reads a base's chain through a temporary file and scans it.
-func verifyBase(ctx context.Context, s Store, sr *StorageRecord, segs []segment, res *VerifyResult) error {
+func verifyBase(ctx context.Context, s Store, sr *StorageRecord, segs []segment, ids []age.Identity, res *VerifyResult) error {
 	f, err := createTemp()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	for _, sg := range segs {
-		if err := fetchChecked(ctx, s, sg.Key, sg.SHA256, sg.To-sg.From, io.NewOffsetWriter(f, sg.From)); err != nil {
+		if err := fetchChecked(ctx, s, sg.Key, sg.SHA256, sg.To-sg.From, false, ids, io.NewOffsetWriter(f, sg.From)); err != nil {
 			return err
 		}
 		res.Objects++

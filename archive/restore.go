@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
 	"github.com/tidstorage/tidstorage/internal/atomicfile"
@@ -154,7 +156,9 @@ type RestoreOptions struct {
 	// not among them is restored as Data.fs and blobs.
 	Storages []StorageSpec
 	Force    bool
-	Logf     func(format string, args ...any)
+	// Identities decrypt an archive written with recipients.
+	Identities []age.Identity
+	Logf       func(format string, args ...any)
 }
 
 // RestoredStorage is what Restore wrote for one storage.
@@ -207,7 +211,7 @@ func Restore(ctx context.Context, s Store, rec *Record, o RestoreOptions) ([]Res
 	}
 	var out []RestoredStorage
 	for _, t := range targets {
-		r, err := restoreOne(ctx, s, rec, t.id, t.dataFS, t.blobDir, o.Logf)
+		r, err := restoreOne(ctx, s, rec, t.id, t.dataFS, t.blobDir, o.Identities, o.Logf)
 		if err != nil {
 			return out, fmt.Errorf("restore %s: %w", rec.Storages[t.id].Label, err)
 		}
@@ -216,7 +220,7 @@ func Restore(ctx context.Context, s Store, rec *Record, o RestoreOptions) ([]Res
 	return out, nil
 }
 
-func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir string, logf func(string, ...any)) (*RestoredStorage, error) {
+func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir string, ids []age.Identity, logf func(string, ...any)) (*RestoredStorage, error) {
 	sr := rec.Storages[id]
 	segs, err := chain(ctx, s, sr.Label, sr.Base, sr.Offset)
 	if err != nil {
@@ -235,7 +239,7 @@ func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir s
 		os.Remove(part)
 	}()
 	for _, seg := range segs {
-		if err := fetchChecked(ctx, s, seg.Key, seg.SHA256, seg.To-seg.From, io.NewOffsetWriter(f, seg.From)); err != nil {
+		if err := fetchChecked(ctx, s, seg.Key, seg.SHA256, seg.To-seg.From, false, ids, io.NewOffsetWriter(f, seg.From)); err != nil {
 			return nil, err
 		}
 	}
@@ -280,7 +284,7 @@ func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir s
 	res := &RestoredStorage{ID: id, Label: sr.Label, DataFS: dataFS, KeptTID: kept, Size: cut.Offset, Segments: len(segs)}
 	if len(refs) > 0 || sr.Layout != "" {
 		res.BlobDir = blobDir
-		n, missing, err := restoreBlobs(ctx, s, sr, refs, blobDir)
+		n, missing, err := restoreBlobs(ctx, s, sr, refs, blobDir, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +296,7 @@ func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir s
 	return res, nil
 }
 
-func restoreBlobs(ctx context.Context, s Store, sr *StorageRecord, refs map[backup.BlobRef]bool, dir string) (int, []string, error) {
+func restoreBlobs(ctx context.Context, s Store, sr *StorageRecord, refs map[backup.BlobRef]bool, dir string, ids []age.Identity) (int, []string, error) {
 	layout := sr.Layout
 	if layout == "" {
 		layout = "bushy"
@@ -327,7 +331,7 @@ func restoreBlobs(ctx context.Context, s Store, sr *StorageRecord, refs map[back
 			return n, nil, err
 		}
 		err := atomicfile.Write(dst, 0o444, func(w io.Writer) error {
-			return fetchChecked(ctx, s, b.Key, b.SHA256, b.Size, w)
+			return fetchChecked(ctx, s, b.Key, b.SHA256, b.Size, true, ids, w)
 		})
 		if err != nil {
 			return n, nil, err
@@ -338,19 +342,25 @@ func restoreBlobs(ctx context.Context, s Store, sr *StorageRecord, refs map[back
 	return n, missing, nil
 }
 
-// fetchChecked copies an object to w, checking its size and sha256.
-func fetchChecked(ctx context.Context, s Store, key, sum string, size int64, w io.Writer) error {
+// fetchChecked copies an object's content to w (decrypted when it is an age
+// file), checking its sha256 and its size: size is the content's length,
+// or (stored) the object's length, checked only when it is not encrypted.
+func fetchChecked(ctx context.Context, s Store, key, sum string, size int64, stored bool, ids []age.Identity, w io.Writer) error {
 	rc, err := s.Get(ctx, key)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
+	r, encrypted, err := plaintext(rc, ids, key)
+	if err != nil {
+		return err
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), rc)
+	n, err := io.Copy(io.MultiWriter(w, h), r)
 	if err != nil {
 		return fmt.Errorf("%s: read %s: %w", s, key, err)
 	}
-	if n != size {
+	if (!stored || !encrypted) && n != size {
 		return fmt.Errorf("%s: %s is %d bytes, want %d", s, key, n, size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -87,8 +88,8 @@ func (d *decoder) decodeArchive(b *hcl.Block) *Archive {
 	if attr := c.Attributes["recipients"]; attr != nil {
 		d.stringList(attr, listMsg{"Invalid recipients", `recipients must be a list of age public keys, e.g. ["age1..."]`},
 			listMsg{"Invalid recipient", `each recipient is an age public key in double quotes ("age1...")`}, func(e hcl.Expression, s string) {
-				if !strings.HasPrefix(s, "age1") {
-					d.errorf(e.Range(), "Invalid recipient", "%q is not an age public key (age1...)", s)
+				if _, err := age.ParseX25519Recipient(s); err != nil {
+					d.errorf(e.Range(), "Invalid recipient", "%q is not an age public key (age1...): %v", s, err)
 					return
 				}
 				ar.Recipients = append(ar.Recipients, s)

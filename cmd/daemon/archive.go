@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/archive"
@@ -77,6 +78,12 @@ func StartArchiving(ctx context.Context, cfg *config.Config, command string, src
 	if err != nil {
 		return nil, err
 	}
+	var recipients []age.Recipient
+	if len(ar.Recipients) > 0 {
+		if recipients, err = archive.ParseRecipients(ar.Recipients); err != nil {
+			return nil, err
+		}
+	}
 	g := &Archiving{state: "starting", store: store.String(), done: make(chan struct{})}
 	logf := func(level, msg string, args ...any) {
 		switch level {
@@ -93,7 +100,7 @@ func StartArchiving(ctx context.Context, cfg *config.Config, command string, src
 		var a *archive.Archiver
 		logged := false
 		for wait := ar.Interval; ; wait = min(2*wait, 30*time.Second) {
-			a, err = archive.Open(ctx, archive.Options{Store: store, Storages: specs, Command: command, Logf: logf,
+			a, err = archive.Open(ctx, archive.Options{Store: store, Storages: specs, Command: command, Logf: logf, Recipients: recipients,
 				LeaseTTL: max(30*time.Second, 10*ar.Interval)})
 			if err == nil {
 				break

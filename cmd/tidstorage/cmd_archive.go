@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	fage "filippo.io/age"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/archive"
@@ -49,7 +50,8 @@ const archiveVerifyHelp = `
 Checks the archive without restoring it: every restorable point's bases are
 present and their segments join up to the point's offset. --read-data also
 reads every object and checks its sha256, and scans each base up to its
-newest point with every format check. Exit status 1 when anything is wrong.`
+newest point with every format check (an encrypted archive needs
+--identity FILE). Exit status 1 when anything is wrong.`
 
 const archivePruneHelp = `
 Retention by hand (the archiver applies it every 10 minutes): removes the
@@ -235,11 +237,16 @@ func runArchiveVerify(c *cli, args []string) int {
 	fs := c.flagSet("archive verify")
 	path := configFlag(fs)
 	readData := fs.Bool("read-data", false, "read every object and check its sha256; scan every base")
+	identity := fs.String("identity", "", "age identity `FILE` to decrypt an encrypted archive (with --read-data)")
 	_, store, code, ok := c.loadArchive("archive verify", fs, path, args)
 	if !ok {
 		return code
 	}
-	res, err := archive.Verify(context.Background(), store, *readData)
+	ids, err := readIdentities(*identity)
+	if err != nil {
+		return c.fail("archive verify", err)
+	}
+	res, err := archive.Verify(context.Background(), store, *readData, ids)
 	if err != nil {
 		return c.fail("archive verify", err)
 	}
@@ -306,8 +313,20 @@ func runArchivePrune(c *cli, args []string) int {
 	return 0
 }
 
+// readIdentities reads an age identity file ("" = none).
+func readIdentities(path string) ([]fage.Identity, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return archive.ReadIdentities(path)
+}
+
 // restoreFromArchive is `restore --from-archive`.
-func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to string, force bool) int {
+func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to string, force bool, identity string) int {
+	ids, err := readIdentities(identity)
+	if err != nil {
+		return c.fail("restore", err)
+	}
 	if cfg.Archive == nil {
 		return c.fail("restore", errors.New("--from-archive: the configuration has no archive block"))
 	}
@@ -350,7 +369,7 @@ func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to
 		return c.fail("restore", err)
 	}
 	fmt.Fprintf(c.stdout, "archive point %s (published %s, shipped %s, from %s)\n", rec.Time.Format(time.RFC3339Nano), rec.Time.Format(time.RFC3339Nano), rec.Shipped.Format(time.RFC3339), rec.Source)
-	rs, err := archive.Restore(ctx, store, rec, archive.RestoreOptions{Dest: to, Storages: daemon.ArchiveSpecs(cfg), Force: force,
+	rs, err := archive.Restore(ctx, store, rec, archive.RestoreOptions{Dest: to, Storages: daemon.ArchiveSpecs(cfg), Force: force, Identities: ids,
 		Logf: func(format string, args ...any) { fmt.Fprintf(c.stderr, format+"\n", args...) }})
 	for _, r := range rs {
 		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d segment(s), ends with tid %s, index written", r.Label, r.DataFS, r.Size, r.Segments, r.KeptTID.Hex())

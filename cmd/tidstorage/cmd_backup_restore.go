@@ -32,7 +32,8 @@ point at or before --at TIME (RFC 3339, fractions of a second allowed, or
 YYYY-MM-DD[-HH[-MM[-SS]]] UTC; default: the newest), or the newest whose TIDs
 are at or below the --tid STORAGE=TID given, under --to DIR/<label>/: each
 Data.fs joined from its segments (sha256 checked), scanned to end exactly
-with that point's transaction, with a fresh index and its blob files.`
+with that point's transaction, with a fresh index and its blob files. An
+archive written with recipients needs the identity file: --identity FILE.`
 
 func runRestore(c *cli, args []string) int {
 	fs := c.flagSet("restore")
@@ -44,6 +45,7 @@ func runRestore(c *cli, args []string) int {
 	force := fs.Bool("force", false, "replace existing files at the destination")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
 	fromArchive := fs.Bool("from-archive", false, "restore from the configuration's archive: the newest point at or before --at TIME (RFC 3339 with fractions, or YYYY-MM-DD[-HH[-MM[-SS]]] UTC), or at or below --tid")
+	identity := fs.String("identity", "", "with --from-archive: age identity `FILE` of an encrypted archive")
 	var tids stringList
 	fs.Var(&tids, "tid", "with --from-archive: the newest point whose TID of `STORAGE=TID` is at or below TID (id or label); repeatable")
 	cfg, code, ok := c.loadConfig("restore", fs, path, args)
@@ -57,7 +59,7 @@ func runRestore(c *cli, args []string) int {
 		case *inPlace || *set != "":
 			return c.usageError("restore", "--from-archive takes --at or --tid, not --set or --in-place")
 		}
-		return restoreFromArchive(c, cfg, *at, tids, *to, *force)
+		return restoreFromArchive(c, cfg, *at, tids, *to, *force, *identity)
 	}
 	if len(tids) > 0 {
 		return c.usageError("restore", "--tid needs --from-archive")
