@@ -368,7 +368,7 @@ func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to
 	if err != nil {
 		return c.fail("restore", err)
 	}
-	fmt.Fprintf(c.stdout, "archive point %s (published %s, shipped %s, from %s)\n", rec.Time.Format(time.RFC3339Nano), rec.Time.Format(time.RFC3339Nano), rec.Shipped.Format(time.RFC3339), rec.Source)
+	fmt.Fprintf(c.stdout, "archive point %s (shipped %s, from %s)\n", rec.Time.Format(time.RFC3339Nano), rec.Shipped.Format(time.RFC3339Nano), rec.Source)
 	rs, err := archive.Restore(ctx, store, rec, archive.RestoreOptions{Dest: to, Storages: daemon.ArchiveSpecs(cfg), Force: force, Identities: ids,
 		Logf: func(format string, args ...any) { fmt.Fprintf(c.stderr, format+"\n", args...) }})
 	for _, r := range rs {
