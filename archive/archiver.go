@@ -337,7 +337,10 @@ func (a *Archiver) prepare(s StorageSpec, target txn.TID, seq uint64) (*shipment
 		sh.rec = &StorageRecord{Label: s.Label, Base: prev.Base, Magic: prev.Magic, Layout: prev.Layout}
 		return sh, nil
 	}
-	base := fmt.Sprintf("%010d", seq)
+	// Named by the shipment that starts it (bases sort in shipment order)
+	// and the time: a retried shipment after a crash never adds to the
+	// objects of an attempt that read another file.
+	base := fmt.Sprintf("%010d-%x", seq, a.o.Now().UnixNano())
 	if prev != nil {
 		a.o.Logf("warn", "archive: a new base begins: "+why, "storage", s.Label, "base", base, "previous_base", prev.Base)
 	} else {

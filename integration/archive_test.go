@@ -282,7 +282,7 @@ archive {
 		}()
 		var rec archive.Record
 		require.NoError(t, json.Unmarshal(b, &rec))
-		if rec.Storages[s.ids["a"]].Base != "0000000001" {
+		if !strings.HasPrefix(rec.Storages[s.ids["a"]].Base, "0000000001-") {
 			cutoff = rec.Time
 			break
 		}
