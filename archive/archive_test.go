@@ -504,3 +504,73 @@ func TestEncryptedArchive(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Problems, "without the identity --read-data cannot check the content")
 }
+
+// An expired lease is taken over (and said); the previous holder then finds
+// it lost at its next renewal and ships nothing more.
+func TestLeaseTakeover(t *testing.T) {
+	ctx := context.Background()
+	store, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	f := newFixture(t, store)
+	first, err := archive.Open(ctx, archive.Options{Store: store, Storages: f.specs(), Command: "first", Now: f.clock.Now, LeaseTTL: time.Minute})
+	require.NoError(t, err)
+	_, err = first.Ship(ctx, f.points[0])
+	require.NoError(t, err)
+	f.clock.Add(2 * time.Minute) // the first one stalls past its lease
+	l := &logs{}
+	second, err := archive.Open(ctx, archive.Options{Store: store, Storages: f.specs(), Command: "second", Now: f.clock.Now, Logf: l.Logf})
+	require.NoError(t, err)
+	require.Len(t, l.grep("taking over a stale lock"), 1)
+	require.NotEmpty(t, l.grep("lease expired"))
+	_, err = first.Ship(ctx, f.commitBoth("late"))
+	require.ErrorIs(t, err, archive.ErrLocked)
+	require.ErrorContains(t, err, "second")
+	p := f.commitBoth("second's")
+	_, err = second.Ship(ctx, p)
+	require.NoError(t, err)
+	require.NoError(t, second.Close(ctx))
+	rec, err := archive.FindPoint(ctx, store, archive.Selector{})
+	require.NoError(t, err)
+	require.Equal(t, p.TIDs[f.a.spec.ID].Hex(), rec.Storages[f.a.spec.ID].TID)
+}
+
+// Run ships while the point moves, logs once when the store fails and once
+// when it is back, and counts what it did.
+func TestRunLogsOutageOnce(t *testing.T) {
+	fs, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	store := &failingStore{Store: fs}
+	f := newFixture(t, store)
+	a := f.open()
+	var mu sync.Mutex
+	cur := f.points[0]
+	src := func(context.Context) (archive.Point, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return cur, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx, src, archive.RunOptions{Interval: 5 * time.Millisecond}); close(done) }()
+	require.Eventually(t, func() bool { return a.Status().Shipments == 1 }, 5*time.Second, 5*time.Millisecond)
+	store.set("data/")
+	mu.Lock()
+	cur = f.commitBoth("during outage")
+	mu.Unlock()
+	require.Eventually(t, func() bool { return a.Status().Errors >= 3 }, 5*time.Second, 5*time.Millisecond)
+	f.clock.Add(3 * time.Second)
+	require.Eventually(t, func() bool { return a.Status().LagSeconds >= 3 }, 5*time.Second, 5*time.Millisecond, "the lag grows while the point waits")
+	st := a.Status()
+	require.True(t, st.Failing)
+	require.Greater(t, st.LagBytes, int64(0))
+	store.set("")
+	require.Eventually(t, func() bool { return a.Status().Shipments == 2 }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	<-done
+	st = a.Status()
+	require.False(t, st.Failing)
+	require.Equal(t, 0.0, st.LagSeconds)
+	require.Len(t, f.logs.grep("cannot write to the object store"), 1, "logged once for the whole outage")
+	require.Len(t, f.logs.grep("the object store is back"), 1)
+	require.NoError(t, a.Close(context.Background()))
+}
