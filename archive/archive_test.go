@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/archive"
+	"github.com/tidstorage/tidstorage/backup"
 	"github.com/tidstorage/tidstorage/backup/fsdata"
 	"github.com/tidstorage/tidstorage/backup/fsdata/fsdatatest"
 	"github.com/tidstorage/tidstorage/integration/s3test"
@@ -573,4 +574,60 @@ func TestRunLogsOutageOnce(t *testing.T) {
 	require.Len(t, f.logs.grep("cannot write to the object store"), 1, "logged once for the whole outage")
 	require.Len(t, f.logs.grep("the object store is back"), 1)
 	require.NoError(t, a.Close(context.Background()))
+}
+
+// In place: refused while a ZODB program holds a Data.fs, and without
+// --force; then every storage's live files are replaced, kept aside.
+func TestRestoreInPlace(t *testing.T) {
+	ctx := context.Background()
+	store, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	f := newFixture(t, store)
+	a := f.open()
+	p2 := f.commitBoth("two")
+	_, err = a.Ship(ctx, p2)
+	require.NoError(t, err)
+	require.NoError(t, a.Close(ctx))
+	wantA, wantB := append([]byte(nil), f.a.b.Bytes()...), append([]byte(nil), f.b.b.Bytes()...)
+	f.commitBoth("after the archive") // the live files move on
+	live := map[string]archive.StorageSpec{f.a.spec.ID: f.a.spec, f.b.spec.ID: f.b.spec}
+	inPlace := func(id string) (string, string, error) { return live[id].DataFS, live[id].BlobDir, nil }
+	rec, err := archive.FindPoint(ctx, store, archive.Selector{})
+	require.NoError(t, err)
+
+	_, err = archive.Restore(ctx, store, rec, archive.RestoreOptions{InPlace: inPlace, Aside: ".before"})
+	require.ErrorContains(t, err, "--force")
+	lock, err := backup.LockDataFS(f.b.spec.DataFS) // a ZEO server holds B
+	require.NoError(t, err)
+	_, err = archive.Restore(ctx, store, rec, archive.RestoreOptions{InPlace: inPlace, Aside: ".before", Force: true})
+	require.ErrorIs(t, err, backup.ErrInUse)
+	require.NoError(t, lock.Unlock())
+	got, err := os.ReadFile(f.a.spec.DataFS)
+	require.NoError(t, err)
+	require.Equal(t, f.a.b.Bytes(), got, "nothing written while a storage was held")
+
+	rs, err := archive.Restore(ctx, store, rec, archive.RestoreOptions{InPlace: inPlace, Aside: ".before", Force: true})
+	require.NoError(t, err)
+	require.Len(t, rs, 2)
+	got, err = os.ReadFile(f.a.spec.DataFS)
+	require.NoError(t, err)
+	require.Equal(t, wantA, got)
+	got, err = os.ReadFile(f.b.spec.DataFS)
+	require.NoError(t, err)
+	require.Equal(t, wantB, got)
+	kept, err := os.ReadFile(f.a.spec.DataFS + ".before")
+	require.NoError(t, err)
+	require.Equal(t, f.a.b.Bytes(), kept, "the replaced file is kept")
+	_, err = os.Stat(f.a.spec.BlobDir + ".before")
+	require.NoError(t, err, "the replaced blob directory is kept")
+	_, err = os.Stat(f.a.spec.DataFS + ".index")
+	require.NoError(t, err)
+	n := 0
+	_ = filepath.WalkDir(f.a.spec.BlobDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".blob") {
+			n++
+		}
+		return err
+	})
+	require.Equal(t, 1, n, "the blob file of the point (the root has none)")
 }

@@ -159,6 +159,14 @@ type RestoreOptions struct {
 	// Identities decrypt an archive written with recipients.
 	Identities []age.Identity
 	Logf       func(format string, args ...any)
+	// InPlace, if set, gives each storage's live files (by id) instead of
+	// Dest: every storage is restored beside its live file first, and only
+	// when all are ready do the restored files take the live ones' place;
+	// the replaced Data.fs, .index and blob directory are renamed with the
+	// Aside suffix and kept. Every live Data.fs is locked (Data.fs.lock)
+	// meanwhile: nothing is written while a ZEO server holds one.
+	InPlace func(id string) (dataFS, blobDir string, err error)
+	Aside   string
 }
 
 // RestoredStorage is what Restore wrote for one storage.
@@ -169,6 +177,7 @@ type RestoredStorage struct {
 	Segments                   int
 	Blobs                      int
 	MissingBlobs               []string
+	Aside                      []string // in place: the replaced files kept
 }
 
 // Restore writes every storage of rec under o.Dest: each Data.fs ends
@@ -189,21 +198,45 @@ func Restore(ctx context.Context, s Store, rec *Record, o RestoreOptions) ([]Res
 	}
 	sort.Strings(ids)
 	// Check the destinations first: nothing is written if one is taken.
-	type target struct{ id, dataFS, blobDir string }
+	type target struct{ id, dataFS, blobDir, live, liveBlobs string }
 	var targets []target
 	for _, id := range ids {
 		sr := rec.Storages[id]
-		name, blobName := "Data.fs", "blobs"
-		if sp, ok := specs[id]; ok {
-			name = filepath.Base(sp.DataFS)
-			if sp.BlobDir != "" {
-				blobName = filepath.Base(sp.BlobDir)
+		var t target
+		if o.InPlace != nil {
+			live, liveBlobs, err := o.InPlace(id)
+			if err != nil {
+				return nil, fmt.Errorf("restore %s in place: %w", sr.Label, err)
 			}
+			if sr.Layout != "" && liveBlobs == "" {
+				return nil, fmt.Errorf("restore %s in place: the archive has blobs but no blob_dir is configured", sr.Label)
+			}
+			lock, err := backup.LockDataFS(live)
+			if err != nil {
+				return nil, err
+			}
+			defer lock.Unlock()
+			t = target{id: id, dataFS: live + ".archive-restore", live: live, liveBlobs: liveBlobs}
+			if liveBlobs != "" {
+				t.blobDir = liveBlobs + ".archive-restore"
+			}
+		} else {
+			name, blobName := "Data.fs", "blobs"
+			if sp, ok := specs[id]; ok {
+				name = filepath.Base(sp.DataFS)
+				if sp.BlobDir != "" {
+					blobName = filepath.Base(sp.BlobDir)
+				}
+			}
+			dir := filepath.Join(o.Dest, sr.Label)
+			t = target{id: id, dataFS: filepath.Join(dir, name), blobDir: filepath.Join(dir, blobName)}
 		}
-		dir := filepath.Join(o.Dest, sr.Label)
-		t := target{id, filepath.Join(dir, name), filepath.Join(dir, blobName)}
-		for _, p := range []string{t.dataFS, t.blobDir} {
-			if _, err := os.Lstat(p); err == nil && !o.Force {
+		check := []string{t.dataFS, t.blobDir}
+		if t.live != "" {
+			check = []string{t.live, t.liveBlobs}
+		}
+		for _, p := range check {
+			if _, err := os.Lstat(p); p != "" && err == nil && !o.Force {
 				return nil, fmt.Errorf("%s exists (use --force to replace it)", p)
 			}
 		}
@@ -211,13 +244,65 @@ func Restore(ctx context.Context, s Store, rec *Record, o RestoreOptions) ([]Res
 	}
 	var out []RestoredStorage
 	for _, t := range targets {
+		if t.live != "" {
+			// Leftovers of an interrupted in-place restore.
+			for _, p := range []string{t.dataFS, t.dataFS + ".index", t.blobDir} {
+				if p != "" {
+					if err := os.RemoveAll(p); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
 		r, err := restoreOne(ctx, s, rec, t.id, t.dataFS, t.blobDir, o.Identities, o.Logf)
 		if err != nil {
 			return out, fmt.Errorf("restore %s: %w", rec.Storages[t.id].Label, err)
 		}
 		out = append(out, *r)
 	}
+	if o.InPlace == nil {
+		return out, nil
+	}
+	// Every storage is ready: the restored files take the live ones' place.
+	for i, t := range targets {
+		aside, err := swapIn(t.live, t.liveBlobs, t.dataFS, t.blobDir, out[i].BlobDir != "", o.Aside)
+		out[i].Aside = aside
+		out[i].DataFS = t.live
+		if out[i].BlobDir != "" {
+			out[i].BlobDir = t.liveBlobs
+		}
+		if err != nil {
+			return out, fmt.Errorf("restore %s in place: %w", out[i].Label, err)
+		}
+	}
 	return out, nil
+}
+
+// swapIn keeps the live files aside (suffix) and renames the restored ones
+// into their place.
+func swapIn(live, liveBlobs, restored, restoredBlobs string, blobs bool, suffix string) ([]string, error) {
+	var aside []string
+	moves := [][2]string{{live, restored}, {live + ".index", restored + ".index"}}
+	if blobs {
+		moves = append(moves, [2]string{liveBlobs, restoredBlobs})
+	}
+	for _, m := range moves {
+		if _, err := os.Lstat(m[0]); err == nil {
+			if err := os.Rename(m[0], m[0]+suffix); err != nil {
+				return aside, err
+			}
+			aside = append(aside, m[0]+suffix)
+		}
+	}
+	for _, m := range moves {
+		if _, err := os.Lstat(m[1]); err == nil {
+			if err := os.Rename(m[1], m[0]); err != nil {
+				return aside, err
+			}
+		}
+	}
+	atomicfile.SyncDir(filepath.Dir(live))
+	return aside, nil
 }
 
 func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir string, ids []age.Identity, logf func(string, ...any)) (*RestoredStorage, error) {
@@ -267,7 +352,7 @@ func restoreOne(ctx context.Context, s Store, rec *Record, id, dataFS, blobDir s
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	for _, stale := range []string{dataFS + ".index", dataFS + ".lock", dataFS + ".tmp"} {
+	for _, stale := range []string{dataFS + ".index", dataFS + ".tmp"} {
 		if err := os.Remove(stale); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}

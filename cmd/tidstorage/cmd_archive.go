@@ -321,9 +321,17 @@ func readIdentities(path string) ([]fage.Identity, error) {
 	return archive.ReadIdentities(path)
 }
 
+// archiveRestore are the flags of `restore --from-archive`.
+type archiveRestore struct {
+	at, to, identity string
+	tids             []string
+	inPlace, force   bool
+}
+
 // restoreFromArchive is `restore --from-archive`.
-func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to string, force bool, identity string) int {
-	ids, err := readIdentities(identity)
+func restoreFromArchive(c *cli, cfg *config.Config, o archiveRestore) int {
+	at, tids := o.at, o.tids
+	ids, err := readIdentities(o.identity)
 	if err != nil {
 		return c.fail("restore", err)
 	}
@@ -369,8 +377,24 @@ func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to
 		return c.fail("restore", err)
 	}
 	fmt.Fprintf(c.stdout, "archive point %s (shipped %s, from %s)\n", rec.Time.Format(time.RFC3339Nano), rec.Shipped.Format(time.RFC3339Nano), rec.Source)
-	rs, err := archive.Restore(ctx, store, rec, archive.RestoreOptions{Dest: to, Storages: daemon.ArchiveSpecs(cfg), Force: force, Identities: ids,
-		Logf: func(format string, args ...any) { fmt.Fprintf(c.stderr, format+"\n", args...) }})
+	specs := daemon.ArchiveSpecs(cfg)
+	ro := archive.RestoreOptions{Dest: o.to, Storages: specs, Force: o.force, Identities: ids,
+		Logf: func(format string, args ...any) { fmt.Fprintf(c.stderr, format+"\n", args...) }}
+	if o.inPlace {
+		live := map[string]archive.StorageSpec{}
+		for _, sp := range specs {
+			live[sp.ID] = sp
+		}
+		ro.InPlace = func(id string) (string, string, error) {
+			sp, ok := live[id]
+			if !ok {
+				return "", "", fmt.Errorf("no data_fs configured for it (id %s)", id)
+			}
+			return sp.DataFS, sp.BlobDir, nil
+		}
+		ro.Aside = ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+	}
+	rs, err := archive.Restore(ctx, store, rec, ro)
 	for _, r := range rs {
 		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d segment(s), ends with tid %s, index written", r.Label, r.DataFS, r.Size, r.Segments, r.KeptTID.Hex())
 		if r.BlobDir != "" {
@@ -378,8 +402,19 @@ func restoreFromArchive(c *cli, cfg *config.Config, at string, tids []string, to
 		}
 		fmt.Fprintln(c.stdout)
 	}
+	for _, r := range rs {
+		for _, p := range r.Aside {
+			fmt.Fprintf(c.stdout, "%s: kept the replaced %s\n", r.Label, p)
+		}
+	}
 	if err != nil {
 		return c.fail("restore", err)
+	}
+	if o.inPlace {
+		fmt.Fprintf(c.stdout, "next: start the ZEO server(s) of these storages again, then tidstorage serve\n")
+		if cfg.StatusFile != "" {
+			fmt.Fprintf(c.stdout, "before starting tidstorage serve: move its status file %s aside (it records points after this one)\n", cfg.StatusFile)
+		}
 	}
 	return 0
 }

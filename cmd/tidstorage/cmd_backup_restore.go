@@ -32,7 +32,9 @@ point at or before --at TIME (RFC 3339, fractions of a second allowed, or
 YYYY-MM-DD[-HH[-MM[-SS]]] UTC; default: the newest), or the newest whose TIDs
 are at or below the --tid STORAGE=TID given, under --to DIR/<label>/: each
 Data.fs joined from its segments (sha256 checked), scanned to end exactly
-with that point's transaction, with a fresh index and its blob files. An
+with that point's transaction, with a fresh index and its blob files; with
+--in-place, to the configured files as for sets (every live Data.fs locked,
+every storage restored beside it first, the replaced files kept). An
 archive written with recipients needs the identity file: --identity FILE.`
 
 func runRestore(c *cli, args []string) int {
@@ -54,12 +56,12 @@ func runRestore(c *cli, args []string) int {
 	}
 	if *fromArchive {
 		switch {
-		case *to == "":
-			return c.usageError("restore", "--from-archive restores under --to DIR")
-		case *inPlace || *set != "":
-			return c.usageError("restore", "--from-archive takes --at or --tid, not --set or --in-place")
+		case (*to == "") == !*inPlace:
+			return c.usageError("restore", "give the destination: --to DIR or --in-place")
+		case *set != "":
+			return c.usageError("restore", "--from-archive takes --at or --tid, not --set")
 		}
-		return restoreFromArchive(c, cfg, *at, tids, *to, *force, *identity)
+		return restoreFromArchive(c, cfg, archiveRestore{at: *at, tids: tids, to: *to, inPlace: *inPlace, force: *force, identity: *identity})
 	}
 	if len(tids) > 0 {
 		return c.usageError("restore", "--tid needs --from-archive")

@@ -46,7 +46,7 @@ func init() {
 			summary: "convert TIDs between integer, hex, base64 and UTC time"},
 		{name: "backup", args: "-c FILE [--full] [-Q] [-z] [--keep N | --snapshot DIR] [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...]", run: runBackup, help: backupHelp,
 			summary: "back up every storage to the coherent point, in repozo-compatible repositories"},
-		{name: "restore", args: "-c FILE (--to DIR | --in-place) [--set STAMP | --at DATE] [--force] | -c FILE --from-archive --to DIR [--at TIME | --tid STORAGE=TID...] [--identity FILE]", run: runRestore, help: restoreHelp,
+		{name: "restore", args: "-c FILE (--to DIR | --in-place) [--set STAMP | --at DATE] [--force] | -c FILE --from-archive (--to DIR | --in-place) [--at TIME | --tid STORAGE=TID...] [--identity FILE] [--force]", run: runRestore, help: restoreHelp,
 			summary: "restore every storage of a backup set, verified"},
 		{name: "verify", args: "-c FILE [--set STAMP] [--read-data] [--json]", run: runVerify, help: verifyHelp,
 			summary: "check backup sets without restoring them: checksums, chain ends, blobs, coherence"},
