@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"sort"
@@ -167,7 +168,8 @@ func statusFileSource(path string) archive.Source {
 		if res.Applied == 0 {
 			return archive.Point{}, fmt.Errorf("%s holds no point yet", path)
 		}
-		p := archive.Point{Time: time.Unix(0, int64(res.Time*1e9)).UTC(), TIDs: map[string]txn.TID{},
+		// The line's time, to the microsecond (the file writes fractions).
+		p := archive.Point{Time: time.UnixMicro(int64(math.Round(res.Time * 1e6))).UTC(), TIDs: map[string]txn.TID{},
 			Source: fmt.Sprintf("status file %s, line %d", path, res.LastLine)}
 		if res.Time == 0 {
 			p.Time = time.Now()
