@@ -377,16 +377,9 @@ const checkLen = 64 << 10
 // check hashes the first and the last bytes of [0, end).
 func check(f io.ReaderAt, end int64) (Check, error) {
 	c := Check{HeadLen: min(end, checkLen), TailFrom: max(0, end-checkLen)}
-	sum := func(from, to int64) (string, error) {
-		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(f, from, to-from)); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
-	}
 	var err error
-	if c.Head, err = sum(0, c.HeadLen); err == nil {
-		c.Tail, err = sum(c.TailFrom, end)
+	if c.Head, err = hashRange(f, 0, c.HeadLen); err == nil {
+		c.Tail, err = hashRange(f, c.TailFrom, end)
 	}
 	return c, err
 }

@@ -41,14 +41,20 @@ type SizeCount struct {
 	Bytes int64 `json:"bytes"`
 }
 
+// listPoints lists the timeline and the present bases.
+func listPoints(ctx context.Context, s Store) ([]timelineEntry, map[string]map[string]bool, error) {
+	tl, err := listTimeline(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	bases, err := listBases(ctx, s)
+	return tl, bases, err
+}
+
 // Summarize lists an archive.
 func Summarize(ctx context.Context, s Store) (*Summary, error) {
 	sum := &Summary{Store: s.String(), Blobs: map[string]SizeCount{}}
-	tl, err := listTimeline(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	bases, err := listBases(ctx, s)
+	tl, bases, err := listPoints(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +140,7 @@ type VerifyResult struct {
 // newest point, which must end with that point's transaction.
 func Verify(ctx context.Context, s Store, readData bool, ids []age.Identity) (*VerifyResult, error) {
 	res := &VerifyResult{}
-	tl, err := listTimeline(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	bases, err := listBases(ctx, s)
+	tl, bases, err := listPoints(ctx, s)
 	if err != nil {
 		return nil, err
 	}

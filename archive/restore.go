@@ -31,16 +31,12 @@ type Selector struct {
 // FindPoint returns the record of the point sel chooses among the points
 // whose bases are all present.
 func FindPoint(ctx context.Context, s Store, sel Selector) (*Record, error) {
-	tl, err := listTimeline(ctx, s)
+	tl, bases, err := listPoints(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	if len(tl) == 0 {
 		return nil, fmt.Errorf("%s holds no restorable point", s)
-	}
-	bases, err := listBases(ctx, s)
-	if err != nil {
-		return nil, err
 	}
 	for i := len(tl) - 1; i >= 0; i-- {
 		e := tl[i]

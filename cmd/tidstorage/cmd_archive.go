@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -351,26 +350,8 @@ func restoreFromArchive(c *cli, cfg *config.Config, o archiveRestore) int {
 		}
 	}
 	if len(tids) > 0 {
-		refs := storageRefs(cfg)
-		sel.TIDs = map[string]txn.TID{}
-		for _, arg := range tids {
-			var ref *storageRef
-			var value string
-			for _, r := range refs {
-				for _, name := range []string{r.ID, r.Label} {
-					if v, ok := strings.CutPrefix(arg, name+"="); ok && (ref == nil || len(name) > len(ref.ID)) {
-						ref, value = r, v
-					}
-				}
-			}
-			if ref == nil {
-				return c.usageError("restore", "--tid %q: want STORAGE=TID with a configured storage id or label (%s)", arg, labels(refs))
-			}
-			t, err := txn.ParseTID(value, txn.FormatAuto)
-			if err != nil {
-				return c.usageError("restore", "--tid %q: %v", arg, err)
-			}
-			sel.TIDs[ref.ID] = t
+		if sel.TIDs, err = parseTIDArgs(storageRefs(cfg), tids); err != nil {
+			return c.usageError("restore", "%v", err)
 		}
 	}
 	ctx := context.Background()

@@ -52,25 +52,9 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 	}
 	switch {
 	case len(p.tids) > 0:
-		point := map[string]txn.TID{}
-		for _, arg := range p.tids {
-			var ref *storageRef
-			var value string
-			for _, s := range storages {
-				for _, name := range []string{s.ID, s.Label} {
-					if v, ok := strings.CutPrefix(arg, name+"="); ok && (ref == nil || len(name) > len(ref.ID)) {
-						ref, value = s, v
-					}
-				}
-			}
-			if ref == nil {
-				return nil, "", fmt.Errorf("--tid %q: want STORAGE=TID with a configured storage id or label (%s)", arg, labels(storages))
-			}
-			t, err := txn.ParseTID(value, txn.FormatAuto)
-			if err != nil {
-				return nil, "", fmt.Errorf("--tid %q: %w", arg, err)
-			}
-			point[ref.ID] = t
+		point, err := parseTIDArgs(storages, p.tids)
+		if err != nil {
+			return nil, "", err
 		}
 		return point, "--tid", nil
 	case p.dump != "":
@@ -125,6 +109,32 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 	}
 	when := time.Unix(0, int64(res.Time*1e9)).UTC().Format(time.RFC3339)
 	return point, fmt.Sprintf("status file %s, line %d (%s)", path, res.LastLine, when), nil
+}
+
+// parseTIDArgs reads --tid STORAGE=TID values: STORAGE a storage id or
+// label (the longest that matches), TID any form `tidstorage tid` reads.
+func parseTIDArgs(storages []*storageRef, args []string) (map[string]txn.TID, error) {
+	point := map[string]txn.TID{}
+	for _, arg := range args {
+		var ref *storageRef
+		var value string
+		for _, s := range storages {
+			for _, name := range []string{s.ID, s.Label} {
+				if v, ok := strings.CutPrefix(arg, name+"="); ok && (ref == nil || len(name) > len(ref.ID)) {
+					ref, value = s, v
+				}
+			}
+		}
+		if ref == nil {
+			return nil, fmt.Errorf("--tid %q: want STORAGE=TID with a configured storage id or label (%s)", arg, labels(storages))
+		}
+		t, err := txn.ParseTID(value, txn.FormatAuto)
+		if err != nil {
+			return nil, fmt.Errorf("--tid %q: %w", arg, err)
+		}
+		point[ref.ID] = t
+	}
+	return point, nil
 }
 
 // storageRef is a configured storage with its label (its directory name on
