@@ -631,3 +631,32 @@ func TestRestoreInPlace(t *testing.T) {
 	})
 	require.Equal(t, 1, n, "the blob file of the point (the root has none)")
 }
+
+// When Run stops, the point of that moment is shipped once more: a clean
+// stop of serve archives its last commits.
+func TestRunShipsTheLastPointAtStop(t *testing.T) {
+	store, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	f := newFixture(t, store)
+	a := f.open()
+	var mu sync.Mutex
+	cur := f.points[0]
+	src := func(context.Context) (archive.Point, error) { mu.Lock(); defer mu.Unlock(); return cur, nil }
+	_, err = a.Ship(context.Background(), cur)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	// An interval that never ticks: only the stop can ship.
+	go func() { a.Run(ctx, src, archive.RunOptions{Interval: time.Hour}); close(done) }()
+	mu.Lock()
+	cur = f.commitBoth("last")
+	mu.Unlock()
+	cancel()
+	<-done
+	require.Len(t, f.logs.grep("shipped the last point at stop"), 1)
+	require.True(t, a.Shipped(cur))
+	require.NoError(t, a.Close(context.Background()))
+	rec, err := archive.FindPoint(context.Background(), store, archive.Selector{})
+	require.NoError(t, err)
+	require.Equal(t, cur.TIDs[f.a.spec.ID].Hex(), rec.Storages[f.a.spec.ID].TID)
+}

@@ -70,6 +70,7 @@ func (a *Archiver) Run(ctx context.Context, src Source, o RunOptions) {
 	for {
 		select {
 		case <-ctx.Done():
+			a.final(src)
 			return
 		case <-t.C:
 		}
@@ -115,6 +116,22 @@ func (a *Archiver) Run(ctx context.Context, src Source, o RunOptions) {
 			}
 		}
 	}
+}
+
+// final ships the source's point once more when Run stops (a clean stop of
+// serve: the last commits are archived too), within a few seconds.
+func (a *Archiver) final(src Source) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := src(ctx)
+	if err != nil || a.Shipped(p) {
+		return
+	}
+	if _, err := a.Ship(ctx, p); err != nil {
+		a.o.Logf("warn", "archive: the last point could not be shipped at stop; the next run ships it", "error", err.Error())
+		return
+	}
+	a.o.Logf("info", "archive: shipped the last point at stop")
 }
 
 func (a *Archiver) measureLag(p Point, waiting *time.Time) {
