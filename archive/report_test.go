@@ -219,15 +219,16 @@ func lagReport(t *testing.T, ctx context.Context, s3 archive.Store, dir string) 
 		}, archive.RunOptions{Interval: time.Second})
 		close(done)
 	}()
-	// What the site would lose with its host, sampled every 50 ms: now
-	// minus the time of the newest restorable point.
+	// What the site would lose with its host, sampled every 50 ms: the
+	// archive lag (now minus the newest restorable point while commits
+	// wait to be shipped).
 	var lags []float64
 	start := time.Now()
 	reqs0 := cs.n.Load()
 	for time.Since(start) < time.Duration(secs)*time.Second {
 		time.Sleep(50 * time.Millisecond)
-		if lp := a.Status().LastPoint; !lp.IsZero() {
-			lags = append(lags, time.Since(lp).Seconds())
+		if st := a.Status(); !st.LastPoint.IsZero() {
+			lags = append(lags, st.LagSeconds)
 		}
 	}
 	reqs := cs.n.Load() - reqs0

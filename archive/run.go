@@ -17,9 +17,10 @@ type Status struct {
 	LastShipment time.Time          `json:"last_shipment"`
 	LastPoint    time.Time          `json:"last_point"`
 	LastTIDs     map[string]txn.TID `json:"-"`
-	// LagSeconds: how long the newest published point has waited to be
-	// shipped (0 when it is shipped). LagBytes: committed bytes of the
-	// Data.fs files not shipped yet (measured at each attempt).
+	// LagSeconds: the loss window, now minus the newest restorable point's
+	// time while the published point has moved past it (0 when it is
+	// shipped). LagBytes: committed bytes of the Data.fs files not shipped
+	// yet (measured at each attempt).
 	LagSeconds   float64 `json:"lag_seconds"`
 	LagBytes     int64   `json:"lag_bytes"`
 	Shipments    uint64  `json:"shipments"`
@@ -147,13 +148,20 @@ func (a *Archiver) measureLag(p Point, waiting *time.Time) {
 		}
 		lagBytes += max(0, st.Size()-off)
 	}
+	// The loss window: what the site would lose with its host now, the
+	// commits since the newest restorable point (0 when the published
+	// point is shipped). Before any point, since the first one was seen.
 	now := a.o.Now()
 	lag := 0.0
 	if !a.Shipped(p) {
 		if waiting.IsZero() {
 			*waiting = now
 		}
-		lag = now.Sub(*waiting).Seconds()
+		since := *waiting
+		if a.last != nil && a.last.Time.Before(since) {
+			since = a.last.Time
+		}
+		lag = now.Sub(since).Seconds()
 	}
 	a.mu.Lock()
 	a.st.LagBytes, a.st.LagSeconds = lagBytes, lag

@@ -5,7 +5,7 @@ import "github.com/tidstorage/tidstorage/internal/statusdoc"
 // The continuous archive's metrics (docs/admin.md, docs/backup.md
 // "Continuous archive"), read at scrape time from Sources.Archive.
 var (
-	mArchiveLagSeconds = gauge("archive_lag_seconds", "How long the newest published point has waited to be shipped to the archive (0 once shipped): what the site would lose with its whole host.")
+	mArchiveLagSeconds = gauge("archive_lag_seconds", "The loss window: now minus the newest restorable point while the published point has moved past it (0 once shipped): what the site would lose with its whole host.")
 	mArchiveLagBytes   = gauge("archive_lag_bytes", "Committed bytes of the archived Data.fs files not shipped yet.")
 	mArchiveLastOK     = gauge("archive_last_success_timestamp_seconds", "Unix time of the last shipment that made a point restorable (0 before the first of this run).")
 	mArchiveLastPoint  = gauge("archive_last_point_timestamp_seconds", "Unix time of the newest restorable point in the archive.")

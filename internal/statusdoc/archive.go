@@ -10,8 +10,9 @@ type ArchiveDoc struct {
 	// yet in this run), LastPoint that point's time.
 	LastShipment time.Time `json:"last_shipment"`
 	LastPoint    time.Time `json:"last_point"`
-	// LagSeconds: how long the newest published point has waited to be
-	// shipped; LagBytes: committed Data.fs bytes not shipped yet.
+	// LagSeconds: the loss window (now minus the newest restorable point
+	// while the published point has moved past it); LagBytes: committed
+	// Data.fs bytes not shipped yet.
 	LagSeconds   float64 `json:"lag_seconds"`
 	LagBytes     int64   `json:"lag_bytes"`
 	Shipments    uint64  `json:"shipments"`
