@@ -87,7 +87,7 @@ func (a *Archiver) Run(ctx context.Context, src Source, o RunOptions) {
 			a.o.Logf("info", "archive: the published point is readable again")
 			srcFailing = false
 		}
-		a.measureLag(p, &waiting)
+		a.measureLag(p, &waiting, o.Interval)
 		if a.Shipped(p) {
 			if err := a.renew(ctx); err != nil {
 				a.failed(err)
@@ -109,7 +109,7 @@ func (a *Archiver) Run(ctx context.Context, src Source, o RunOptions) {
 		packing = false
 		waiting = time.Time{}
 		a.succeeded()
-		a.measureLag(p, &waiting)
+		a.measureLag(p, &waiting, o.Interval)
 		if o.Retention > 0 && time.Since(lastPrune) >= o.PruneEvery {
 			lastPrune = time.Now()
 			if _, err := a.Prune(ctx, o.Retention, true); err != nil {
@@ -135,7 +135,7 @@ func (a *Archiver) final(src Source) {
 	a.o.Logf("info", "archive: shipped the last point at stop")
 }
 
-func (a *Archiver) measureLag(p Point, waiting *time.Time) {
+func (a *Archiver) measureLag(p Point, waiting *time.Time, interval time.Duration) {
 	var lagBytes int64
 	for _, s := range a.o.Storages {
 		st, err := os.Stat(s.DataFS)
@@ -157,8 +157,12 @@ func (a *Archiver) measureLag(p Point, waiting *time.Time) {
 		if waiting.IsZero() {
 			*waiting = now
 		}
-		since := *waiting
-		if a.last != nil && a.last.Time.Before(since) {
+		// The first commit not shipped came after the previous look at
+		// the point (one interval before it was first seen moved) and
+		// after the newest restorable point: measure from the later of
+		// the two (an upper bound of the loss, at most one interval over).
+		since := waiting.Add(-interval)
+		if a.last != nil && a.last.Time.After(since) {
 			since = a.last.Time
 		}
 		lag = now.Sub(since).Seconds()
