@@ -660,3 +660,35 @@ func TestRunShipsTheLastPointAtStop(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, cur.TIDs[f.a.spec.ID].Hex(), rec.Storages[f.a.spec.ID].TID)
 }
+
+// A failure on this host (a storage missing from the point) is not logged
+// as the object store's.
+func TestLocalFailureLoggedAsSuch(t *testing.T) {
+	store, err := archive.NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	f := newFixture(t, store)
+	a := f.open()
+	p := f.points[0]
+	bad := archive.Point{Time: p.Time, TIDs: map[string]txn.TID{f.a.spec.ID: p.TIDs[f.a.spec.ID]}, Source: "test"}
+	var mu sync.Mutex
+	cur := bad
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		a.Run(ctx, func(context.Context) (archive.Point, error) { mu.Lock(); defer mu.Unlock(); return cur, nil },
+			archive.RunOptions{Interval: 5 * time.Millisecond})
+		close(done)
+	}()
+	require.Eventually(t, func() bool { return a.Status().Errors >= 2 }, 5*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	cur = p
+	mu.Unlock()
+	require.Eventually(t, func() bool { return a.Status().Shipments == 1 }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	<-done
+	require.Len(t, f.logs.grep("cannot ship the published point from this host"), 1)
+	require.Contains(t, f.logs.grep("cannot ship")[0], "is not in the point")
+	require.Empty(t, f.logs.grep("object store"))
+	require.Len(t, f.logs.grep("shipping works again"), 1)
+	require.NoError(t, a.Close(context.Background()))
+}

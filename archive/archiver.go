@@ -68,12 +68,29 @@ type Archiver struct {
 	state   map[string]*StorageRecord  // by storage id: what the last record says
 	blobs   map[string]map[string]bool // label → blob paths already in the store
 
+	failLocal bool // the current failure streak is on this host, not the store's
+
 	mu sync.Mutex
 	st Status
 }
 
 // errPack is returned while a pack runs on a storage: nothing is shipped.
 var errPack = errors.New("a pack is in progress")
+
+// localError is a failure on this host (a Data.fs that cannot be read or
+// does not hold the point, a storage missing from the point), as opposed
+// to one of the object store: Run logs the two differently.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+func local(err error) error {
+	if err == nil || errors.Is(err, errPack) {
+		return err
+	}
+	return &localError{err}
+}
 
 // Open takes the archive's lease and reads where the last run stopped.
 func Open(ctx context.Context, o Options) (*Archiver, error) {
@@ -265,14 +282,14 @@ func (a *Archiver) Ship(ctx context.Context, p Point) (*Record, error) {
 	for _, s := range a.o.Storages {
 		target, ok := p.TIDs[s.ID]
 		if !ok {
-			return nil, fmt.Errorf("storage %s (%s) is not in the point (%s)", s.Label, s.ID, p.Source)
+			return nil, local(fmt.Errorf("storage %s (%s) is not in the point (%s)", s.Label, s.ID, p.Source))
 		}
 		sh, err := a.prepare(s, target, seq)
 		if sh != nil {
 			parts = append(parts, sh)
 		}
 		if err != nil {
-			return nil, err
+			return nil, local(err)
 		}
 	}
 	var shippedBytes int64
@@ -398,10 +415,10 @@ func (a *Archiver) shipStorage(ctx context.Context, sh *shipment, target txn.TID
 	}
 	cut, err := fsdata.CutReader(sh.f, sh.size, target, opts)
 	if err != nil {
-		return 0, err
+		return 0, local(err)
 	}
 	if cut.Behind() && cut.LastTID != 0 {
-		return 0, fmt.Errorf("%s ends at tid %s, before the point's %s: it lacks transactions of the point", sh.spec.DataFS, cut.LastTID.Hex(), target.Hex())
+		return 0, local(fmt.Errorf("%s ends at tid %s, before the point's %s: it lacks transactions of the point", sh.spec.DataFS, cut.LastTID.Hex(), target.Hex()))
 	}
 	r := sh.rec
 	r.Magic, r.TID, r.Offset = cut.Magic, target.Hex(), cut.Offset
@@ -420,7 +437,7 @@ func (a *Archiver) shipStorage(ctx context.Context, sh *shipment, target txn.TID
 	if sh.spec.BlobDir != "" {
 		layout, err := backup.BlobLayout(sh.spec.BlobDir)
 		if err != nil {
-			return 0, err
+			return 0, local(err)
 		}
 		r.Layout = layout
 		for ref := range refs {
@@ -431,7 +448,7 @@ func (a *Archiver) shipStorage(ctx context.Context, sh *shipment, target txn.TID
 	if cut.Offset > sh.start {
 		sum, err := hashRange(sh.f, sh.start, cut.Offset)
 		if err != nil {
-			return 0, err
+			return 0, local(err)
 		}
 		key := segmentKey(sh.spec.Label, r.Base, sh.start, cut.Offset, sum)
 		if len(paths) > 0 {
@@ -455,7 +472,7 @@ func (a *Archiver) shipStorage(ctx context.Context, sh *shipment, target txn.TID
 		n = cut.Offset - sh.start + bn
 	}
 	if r.Check, err = check(sh.f, cut.Offset); err != nil {
-		return 0, err
+		return 0, local(err)
 	}
 	return n, nil
 }

@@ -178,7 +178,16 @@ func (a *Archiver) failed(err error) {
 	first := !a.st.Failing
 	a.st.Failing, a.st.LastError = true, err.Error()
 	a.mu.Unlock()
+	var le *localError
 	if first {
+		a.failLocal = errors.As(err, &le)
+	}
+	switch {
+	case !first:
+	case errors.As(err, &le):
+		a.o.Logf("error", "archive: cannot ship the published point from this host; retrying every interval (logged again when it works)",
+			"error", err.Error())
+	default:
 		a.o.Logf("error", "archive: cannot write to the object store; retrying every interval (logged again when it is back)",
 			"store", a.o.Store.String(), "error", err.Error())
 	}
@@ -189,7 +198,10 @@ func (a *Archiver) succeeded() {
 	was := a.st.Failing
 	a.st.Failing = false
 	a.mu.Unlock()
-	if was {
+	switch {
+	case was && a.failLocal:
+		a.o.Logf("info", "archive: shipping works again on this host")
+	case was:
 		a.o.Logf("info", "archive: the object store is back; shipping resumed", "store", a.o.Store.String())
 	}
 }
