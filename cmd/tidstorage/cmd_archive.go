@@ -213,6 +213,23 @@ func runArchiveList(c *cli, args []string) int {
 			fmt.Fprintf(w, "  %s: tid %s, %s in base %s\n", sr.Label, sr.TID, backup.HumanBytes(sr.Offset), sr.Base)
 		}
 	}
+	if sum.Newest != nil && cfg.StatusFile != "" {
+		// The lag behind the published point, as the status file has it.
+		if p, err := statusFileSource(cfg.StatusFile)(context.Background()); err == nil {
+			behind := false
+			for id, sr := range sum.Newest.Storages {
+				if t, ok := p.TIDs[id]; ok && t.Hex() != sr.TID {
+					behind = true
+				}
+			}
+			if behind {
+				fmt.Fprintf(w, "the published point (%s, %s) is NOT archived yet: the archive is %s behind it\n", p.Source,
+					p.Time.Format(time.RFC3339Nano), p.Time.Sub(sum.Newest.Time).Round(time.Millisecond))
+			} else {
+				fmt.Fprintf(w, "the published point (%s) is archived\n", p.Source)
+			}
+		}
+	}
 	for _, b := range sum.Bases {
 		state := ""
 		if !b.Present {

@@ -68,6 +68,11 @@ func TestArchiveCommands(t *testing.T) {
 	require.NotContains(t, r.stdout, "locked by", "released on TERM")
 	require.Contains(t, r.stdout, "restorable from "+t1.UTC().Format(time.RFC3339Nano))
 	require.Contains(t, r.stdout, "main: tid 0000000000000200")
+	require.Contains(t, r.stdout, "the published point (status file "+status+", line 2) is archived")
+	s.commit(t, 0x0300)
+	line(t2.Add(time.Second), 0x0300)
+	r = run(t, "archive", "list", "-c", s.cfg)
+	require.Contains(t, r.stdout, "is NOT archived yet: the archive is 1s behind it")
 
 	restore := func(args ...string) (result, []byte) {
 		dir := t.TempDir()
@@ -86,7 +91,7 @@ func TestArchiveCommands(t *testing.T) {
 	require.Equal(t, s.b.Bytes()[:s.b.End[0]], b)
 	r, b = restore()
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, s.b.Bytes(), b, "the newest point")
+	require.Equal(t, s.b.Bytes()[:s.b.End[1]], b, "the newest point")
 	require.Contains(t, r.stdout, "ends with tid 0000000000000200")
 	r, _ = restore("--at", t1.Add(-time.Second).Format(time.RFC3339Nano))
 	require.Equal(t, 1, r.code)
