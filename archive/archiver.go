@@ -417,7 +417,7 @@ func (a *Archiver) shipStorage(ctx context.Context, sh *shipment, target txn.TID
 	if err != nil {
 		return 0, local(err)
 	}
-	if cut.Behind() && cut.LastTID != 0 {
+	if cut.Behind() {
 		return 0, local(fmt.Errorf("%s ends at tid %s, before the point's %s: it lacks transactions of the point", sh.spec.DataFS, cut.LastTID.Hex(), target.Hex()))
 	}
 	r := sh.rec
