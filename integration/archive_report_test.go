@@ -25,8 +25,8 @@ import (
 // one not; a real ZODB client commits small transactions as fast as it can
 // through each in turn (3 rounds of 10 s); the serve process's CPU per
 // transaction (its archiver included), and, while the archiving one runs,
-// the loss window (tidstorage_archive_lag_seconds: now minus the newest
-// restorable point while commits are not shipped yet) every 50 ms.
+// the loss window (now minus the newest restorable point, while the client
+// commits) every 50 ms.
 //
 //	go test -tags report -run TestArchiveRelayReport -v -count 1 ./integration/
 func TestArchiveRelayReport(t *testing.T) {
@@ -61,14 +61,19 @@ archive {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					// While the client commits without pause, now minus the
+					// newest restorable point is what the site would lose;
+					// the first 2 s of a round are skipped (the point of the
+					// idle time before it is still the newest).
+					began := time.Now()
 					for {
 						select {
 						case <-stop:
 							return
 						case <-time.After(50 * time.Millisecond):
 						}
-						if d := archiveDoc(t, on); d != nil && !d.LastPoint.IsZero() {
-							lags = append(lags, d.LagSeconds)
+						if d := archiveDoc(t, on); d != nil && !d.LastPoint.IsZero() && time.Since(began) > 2*time.Second {
+							lags = append(lags, time.Since(d.LastPoint).Seconds())
 						}
 					}
 				}()
@@ -101,7 +106,7 @@ archive {
 	if len(lags) > 0 {
 		p := func(q float64) float64 { return lags[min(len(lags)-1, int(q*float64(len(lags))))] }
 		d := archiveDoc(t, on)
-		fmt.Printf("loss window (archive lag, every 50 ms, interval 1s): p50 %.2f s, p99 %.2f s, max %.2f s over %d samples; %d shipments\n",
+		fmt.Printf("loss window (now minus the newest restorable point while committing, every 50 ms, interval 1s): p50 %.2f s, p99 %.2f s, max %.2f s over %d samples; %d shipments\n",
 			p(0.5), p(0.99), lags[len(lags)-1], len(lags), d.Shipments)
 	}
 }
