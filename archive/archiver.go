@@ -70,8 +70,9 @@ type Archiver struct {
 
 	failLocal bool // the current failure streak is on this host, not the store's
 
-	mu sync.Mutex
-	st Status
+	mu       sync.Mutex
+	st       Status
+	lagSince time.Time // while the published point waits: the loss window starts here
 }
 
 // errPack is returned while a pack runs on a storage: nothing is shipped.

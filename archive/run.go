@@ -19,7 +19,7 @@ type Status struct {
 	LastTIDs     map[string]txn.TID `json:"-"`
 	// LagSeconds: the loss window, now minus the newest restorable point's
 	// time while the published point has moved past it (0 when it is
-	// shipped). LagBytes: committed bytes of the Data.fs files not shipped
+	// shipped), as of the last look at the point (every interval). LagBytes: committed bytes of the Data.fs files not shipped
 	// yet (measured at each attempt).
 	LagSeconds   float64 `json:"lag_seconds"`
 	LagBytes     int64   `json:"lag_bytes"`
@@ -38,6 +38,9 @@ func (a *Archiver) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.st
+	if !a.lagSince.IsZero() {
+		s.LagSeconds = a.o.Now().Sub(a.lagSince).Seconds() // grows between looks while it waits
+	}
 	s.LastTIDs = make(map[string]txn.TID, len(a.st.LastTIDs))
 	for k, v := range a.st.LastTIDs {
 		s.LastTIDs[k] = v
@@ -153,6 +156,7 @@ func (a *Archiver) measureLag(p Point, waiting *time.Time, interval time.Duratio
 	// point is shipped). Before any point, since the first one was seen.
 	now := a.o.Now()
 	lag := 0.0
+	var lagSince time.Time
 	if !a.Shipped(p) {
 		if waiting.IsZero() {
 			*waiting = now
@@ -165,10 +169,10 @@ func (a *Archiver) measureLag(p Point, waiting *time.Time, interval time.Duratio
 		if a.last != nil && a.last.Time.After(since) {
 			since = a.last.Time
 		}
-		lag = now.Sub(since).Seconds()
+		lag, lagSince = now.Sub(since).Seconds(), since
 	}
 	a.mu.Lock()
-	a.st.LagBytes, a.st.LagSeconds = lagBytes, lag
+	a.st.LagBytes, a.st.LagSeconds, a.lagSince = lagBytes, lag, lagSince
 	a.mu.Unlock()
 }
 
