@@ -2,6 +2,7 @@ package zeoproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,15 @@ type ServerConfig struct {
 	// its ZODB client reconnects (docs/zeo-protocol.md §1, "Blind
 	// connections").
 	BlindTimeout time.Duration
+	// TLS, if set, terminates TLS on Listen: it is called for each accepted
+	// connection and returns the server configuration (certificate, client
+	// CAs); the handshake ends, within Config.HandshakeTimeout, before the
+	// upstream is dialled. Nil: plaintext clients.
+	TLS func() *tls.Config
+	// UpstreamTLS, if set, re-originates TLS to Upstream, for the relayed
+	// connections and the proxy's own (bootstrap, witness, in-doubt
+	// resolution); called for each dial. Nil: plaintext.
+	UpstreamTLS func() *tls.Config
 }
 
 // Config of the proxy.
@@ -73,6 +83,9 @@ type Config struct {
 	MaxConns int
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
+	// HandshakeTimeout bounds each TLS handshake, with a client or with
+	// the server (default 10 s).
+	HandshakeTimeout time.Duration
 	// PartIDBase is added to every participation id this proxy allocates:
 	// proxies that report to one tracker (sidecars) take distinct bases so
 	// that their ids never meet.
@@ -106,6 +119,9 @@ func (c *Config) setDefaults() {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
 	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -116,12 +132,13 @@ const DefaultPreZEOMax = 64 << 10
 
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
 type Proxy struct {
-	cfg     Config
-	tracker Tracker
-	log     hclog.Logger
-	metrics Metrics
-	budget  *decodeBudget
-	owners  *owners // loopback clients' processes
+	cfg      Config
+	tracker  Tracker
+	log      hclog.Logger
+	metrics  Metrics
+	refusals refusalLog // TLS refusals, logged once per peer and kind a minute
+	budget   *decodeBudget
+	owners   *owners // loopback clients' processes
 
 	partSeq atomic.Uint64
 	connSeq atomic.Uint64
@@ -135,6 +152,7 @@ type Proxy struct {
 	closed    bool
 	wg        sync.WaitGroup
 	resolveWG sync.WaitGroup
+	stop      stopState
 	ctx       context.Context
 	cancel    context.CancelFunc
 }
@@ -144,7 +162,7 @@ func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel,
-		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners()}
+		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners(), stop: stopState{released: make(chan struct{})}}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -154,6 +172,7 @@ type Metrics struct {
 	resolvedCommitted, resolvedAborted, decodeErrors atomic.Int64
 	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
 	blindClosed, unregisteredClosed                  atomic.Int64
+	tls                                              tlsCounters
 }
 
 // MetricsSnapshot is a copy of the counters.
@@ -165,12 +184,18 @@ type MetricsSnapshot struct {
 	// BlindClosed counts blind connections closed after BlindTimeout;
 	// UnregisteredClosed those closed after RegisterTimeout.
 	BlindClosed, UnregisteredClosed int64
+	// TLSHandshakesClient and TLSHandshakesUpstream count the TLS
+	// handshakes that succeeded with clients and with ZEO servers;
+	// TLSRefused the ones refused, by side and reason (every pair, zeros
+	// included).
+	TLSHandshakesClient, TLSHandshakesUpstream int64
+	TLSRefused                                 []TLSRefusal
 }
 
 // Metrics returns a snapshot of the proxy's counters.
 func (p *Proxy) Metrics() MetricsSnapshot {
 	m := &p.metrics
-	return MetricsSnapshot{
+	s := MetricsSnapshot{
 		ConnsOpen: m.connsOpen.Load(), ConnsTotal: m.connsTotal.Load(), ConnsRefused: m.connsRefused.Load(),
 		Begins: m.begins.Load(), Commits: m.commits.Load(), Aborts: m.aborts.Load(),
 		VotesFailed: m.votesFailed.Load(), InDoubt: m.inDoubt.Load(),
@@ -180,6 +205,8 @@ func (p *Proxy) Metrics() MetricsSnapshot {
 		FramesC2S: m.framesC2S.Load(), FramesS2C: m.framesS2C.Load(),
 		BlindClosed: m.blindClosed.Load(), UnregisteredClosed: m.unregisteredClosed.Load(),
 	}
+	m.tls.snapshot(&s)
+	return s
 }
 
 // Listen opens every configured listener; Serve accepts on them.
@@ -201,7 +228,7 @@ func (p *Proxy) Listen() error {
 		if sc.ClientAddress == "" {
 			sc.ClientAddress = sc.Listen
 		}
-		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{},
+		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{}, handshaking: map[net.Conn]struct{}{},
 			log: p.log.Named("zeo").With("server", sc.Name)}
 		p.mu.Lock()
 		p.listeners = append(p.listeners, l)
@@ -221,11 +248,16 @@ func (p *Proxy) Addrs() []net.Addr {
 	return out
 }
 
+// listenersNow is a copy of the listeners, taken under p.mu.
+func (p *Proxy) listenersNow() []*listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*listener(nil), p.listeners...)
+}
+
 // Serve accepts connections on every listener until Close.
 func (p *Proxy) Serve() {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); l.accept() }()
@@ -253,33 +285,13 @@ func (p *Proxy) Close() {
 	p.mu.Unlock()
 	for _, l := range ls {
 		_ = l.ln.Close()
-		l.closeAll()
 	}
+	p.closeConns()
 	p.wg.Wait()
 	p.owners.close()
 	p.cancel()
 	p.resolveWG.Wait()
 	p.closeWitnesses()
-}
-
-// InFlight reports how many connections are inside a 2PC (for graceful stop).
-func (p *Proxy) InFlight() int {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
-	n := 0
-	for _, l := range ls {
-		l.mu.Lock()
-		for c := range l.conns {
-			c.mu.Lock()
-			if c.part != 0 {
-				n++
-			}
-			c.mu.Unlock()
-		}
-		l.mu.Unlock()
-	}
-	return n
 }
 
 func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.cfg.PartIDBase + p.partSeq.Add(1)) }
@@ -343,12 +355,16 @@ func splitAddr(a string) (network, addr string) {
 
 // listener is one proxied ZEO server.
 type listener struct {
-	p     *Proxy
-	cfg   ServerConfig
-	ln    net.Listener
-	log   hclog.Logger
-	mu    sync.Mutex
-	conns map[*conn]struct{}
+	p      *Proxy
+	cfg    ServerConfig
+	ln     net.Listener
+	log    hclog.Logger
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool // closeAll was called: a connection dialled meanwhile is closed at once
+	// handshaking are the accepted sockets in their TLS handshake (closed
+	// by closeAll too).
+	handshaking map[net.Conn]struct{}
 }
 
 func (l *listener) storageID(name string) string {
@@ -378,27 +394,39 @@ func (l *listener) accept() {
 	}
 }
 
-func (l *listener) handle(cc net.Conn) {
+func (l *listener) handle(raw net.Conn) {
 	p := l.p
 	id := p.connSeq.Add(1)
-	log := l.log.With("conn", id, "client", cc.RemoteAddr().String())
+	log := l.log.With("conn", id, "client", raw.RemoteAddr().String())
 	if p.cfg.MaxConns > 0 && p.metrics.connsOpen.Load() >= int64(p.cfg.MaxConns) {
 		log.Error("connection limit reached; closing the new connection", "max_connections", p.cfg.MaxConns)
 		p.metrics.connsRefused.Add(1)
-		_ = cc.Close()
+		_ = raw.Close()
 		return
 	}
-	network, addr := splitAddr(l.cfg.Upstream)
-	sc, err := net.DialTimeout(network, addr, p.cfg.DialTimeout)
+	cc := raw
+	if l.cfg.TLS != nil {
+		var ok bool
+		if cc, ok = l.terminate(raw, log); !ok {
+			return
+		}
+	}
+	sc, err := l.dialUpstream()
 	if err != nil {
 		// The client sees a closed connection, as if the server were down,
 		// and retries as ZEO clients do.
-		log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		var he *handshakeError
+		if errors.As(err, &he) {
+			l.refused(1, l.cfg.Upstream, he.err, log)
+		} else {
+			log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		}
 		_ = cc.Close()
 		return
 	}
 	c := &conn{l: l, id: id, client: cc, server: sc, log: log, idDone: make(chan struct{})}
-	host, client, us, known := quickIdentity(cc)
+	// The identity comes from the socket itself, under TLS if any.
+	host, client, us, known := quickIdentity(raw)
 	c.host = host
 	if known {
 		c.setIdentity(host)
@@ -407,6 +435,11 @@ func (l *listener) handle(cc net.Conn) {
 	}
 	log.Debug("connected", "upstream", l.cfg.Upstream)
 	l.mu.Lock()
+	if l.closed { // the proxy closed its connections while this one was dialled
+		l.mu.Unlock()
+		c.closeBoth()
+		return
+	}
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
 	p.metrics.connsOpen.Add(1)
@@ -433,8 +466,12 @@ func (l *listener) connDone(c *conn) {
 func (l *listener) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	for c := range l.conns {
 		_ = c.client.Close()
 		_ = c.server.Close()
+	}
+	for raw := range l.handshaking {
+		_ = raw.Close()
 	}
 }

@@ -98,6 +98,11 @@ var (
 	mProxyResolved   = counter("proxy_in_doubt_resolved_total", "In-doubt participations resolved through the storage, by outcome (committed, aborted).", "outcome")
 	mProxyDecodeErrs = counter("proxy_decode_errors_total", "Connections whose traffic could not be decoded (the storage turns blind).")
 	mProxyBlindClose = counter("proxy_blind_closed_total", "Blind connections closed after the zeo block's blind_timeout.")
+	mProxyTLSOK      = counter("proxy_tls_handshakes_total", "TLS handshakes completed by the ZEO proxy, by side (client: a ZODB client with a zeo block's tls; upstream: the ZEO server with upstream_tls).", "side")
+	mProxyTLSRefused = counter("proxy_tls_refused_total", "TLS handshakes refused or failed, by side (client, upstream) and reason (not_tls, timeout, no_certificate, bad_certificate, peer_refused, closed, other); nothing reached the ZEO server.", "side", "reason")
+
+	// TLS files.
+	mCertExpiry = gauge("certificate_expiry_timestamp_seconds", "Unix time at which a loaded certificate file stops being valid (the earliest end of the certificates in it), by TLS block (zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls) and attribute (cert_file, client_ca_file, ca_file).", "block", "attribute")
 
 	// Classic endpoint.
 	mClassicConnsActive = gauge("classic_connections_active", "Connections being served by the classic endpoint.")
@@ -139,7 +144,7 @@ var trackerMetrics = []metric{
 
 var proxyMetrics = []metric{
 	mProxyConnsOpen, mProxyConnsTotal, mProxyFrames, mProxyBytes, mProxyBegins, mProxyCommits, mProxyAborts,
-	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose,
+	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose, mProxyTLSOK, mProxyTLSRefused,
 }
 
 var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn, mClassicClosed}
@@ -173,6 +178,9 @@ func (c collector) metrics() []metric {
 	}
 	if c.src.Journal != nil {
 		ms = append(ms, journalMetrics...)
+	}
+	if c.src.Certificates != nil {
+		ms = append(ms, mCertExpiry)
 	}
 	ms = append(ms, c.fleetMetrics()...)
 	if c.src.Archive != nil {
@@ -228,6 +236,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Journal != nil {
 		e.collectJournal(c.src.Journal())
+	}
+	if c.src.Certificates != nil {
+		for _, x := range c.src.Certificates() {
+			e.emit(mCertExpiry, float64(x.NotAfter.Unix()), x.Block, x.Attr)
+		}
 	}
 	e.collectFleet(c.src)
 	if c.src.Archive != nil {
@@ -331,6 +344,11 @@ func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
 	e.emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
 	e.emit(mProxyDecodeErrs, float64(p.DecodeErrors))
 	e.emit(mProxyBlindClose, float64(p.BlindClosed))
+	e.emit(mProxyTLSOK, float64(p.TLSHandshakesClient), zeoproxy.SideClient)
+	e.emit(mProxyTLSOK, float64(p.TLSHandshakesUpstream), zeoproxy.SideUpstream)
+	for _, r := range p.TLSRefused {
+		e.emit(mProxyTLSRefused, float64(r.Count), r.Side, r.Reason)
+	}
 }
 
 func (e emitter) collectClassic(s classic.Stats) {

@@ -17,15 +17,16 @@ import (
 )
 
 // StorageLabels labels every configured storage, in configuration order:
-// "<zeo>-<name>" for the storages of a zeo block, the id's safe form for
-// top-level ones; duplicates get a number. Backups, restores and the
+// the id when it is already a safe name, else "<zeo>-<name>" for the
+// storages of a zeo block and the id's safe form for top-level ones;
+// duplicates get a number. Backups, restores and the
 // archive name storages (and their directories) with them.
 func StorageLabels(cfg *config.Config) []string {
 	labels := make([]string, 0, len(cfg.Storages))
 	used := map[string]bool{}
 	for _, s := range cfg.Storages {
 		label := backup.Label(s.ID)
-		if s.ZEO != nil {
+		if s.ZEO != nil && label != s.ID {
 			label = backup.Label(s.ZEO.Name, s.Name)
 		}
 		base := label

@@ -40,6 +40,11 @@ type Options struct {
 	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
 	// /status, ...) from the running daemon.
 	AdminHandler func(d *Daemon) http.Handler
+	// StateLock, if set, is the lock of the configuration's files, taken by
+	// the caller (LockState) before it read any of them (the admin token);
+	// Start takes it itself otherwise. Either way the Daemon releases it when
+	// it stops, or when Start fails.
+	StateLock *StateLock
 }
 
 // Daemon is a running tidstorage.
@@ -56,6 +61,7 @@ type Daemon struct {
 
 	classicLn  net.Listener
 	admin      *http.Server
+	lock       *StateLock
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
@@ -65,6 +71,7 @@ type Daemon struct {
 	arch       atomic.Pointer[Archiving] // archive.go; nil without an archive block
 	archCancel context.CancelFunc
 	fl         fleetState // fleet.go
+	tls        tlsState   // tls.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -76,8 +83,16 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now()}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock}
+	// One process per state: the files are locked before anything of them
+	// is read or written (the log file included).
+	if d.lock == nil {
+		if d.lock, err = LockState(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openLog(opts.Stderr); err != nil {
+		d.lock.Release()
 		return nil, err
 	}
 	defer func() {
@@ -86,7 +101,13 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	}()
 	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	for _, note := range d.lock.takeovers {
+		d.Log.Warn(note)
+	}
 	if err := d.writePIDFile(); err != nil {
+		return d, err
+	}
+	if err := d.loadTLS(); err != nil {
 		return d, err
 	}
 	clean := d.checkMarker()
@@ -101,7 +122,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		if err != nil {
 			return d, fmt.Errorf("status file: %w", err)
 		}
-	} else {
+	} else if cfg.Role() != config.RoleSidecar { // a sidecar publishes nothing: it has none
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
 	}
 	switch {
@@ -140,6 +161,7 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	var observer txn.Observer = d.Tracker
 	pc := proxyConfig(cfg, d.Log)
+	d.applyTLS(&pc)
 	if role == config.RoleSidecar {
 		if err := d.openSidecar(); err != nil {
 			return d, err
@@ -432,7 +454,8 @@ func (d *Daemon) Version() string { return d.version }
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
 // Reopen is SIGHUP: the log file is reopened (after rotation), the fleet
-// link's TLS files are read again, and the configuration is read again for
+// link's and the zeo blocks' TLS files are read again, and the
+// configuration is read again for
 // what can change safely while running: the log level. Other changes are
 // reported as needing a restart.
 func (d *Daemon) Reopen() {
@@ -444,6 +467,7 @@ func (d *Daemon) Reopen() {
 		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
 	}
 	d.reloadFleetCerts()
+	d.reloadTLS()
 	if d.cfg.File == "" {
 		return
 	}
@@ -484,7 +508,7 @@ func summary(c *config.Config) []any {
 		out = append(out, "tracker", t.Address.String(), t.Name, t.BufferFile, t.BufferEvents, fmt.Sprint(t.TLS))
 	}
 	for _, z := range c.ZEO {
-		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
+		out = append(out, z.Name, z.Listen.String(), z.Upstream.String(), fmt.Sprint(z.TLS), fmt.Sprint(z.UpstreamTLS))
 	}
 	for _, s := range c.Storages {
 		out = append(out, s.ID, s.DataFS, s.BlobDir, s.Repository)
@@ -513,9 +537,13 @@ func (d *Daemon) DumpState() {
 	d.Log.Info("SIGUSR1: tracker state", args...)
 }
 
-// Shutdown stops gracefully: stop accepting, let in-flight 2PCs finish (until
-// ctx is done), close every connection, write the final full status line and
-// fsync it, remove the running marker and the pid file.
+// Shutdown stops gracefully without splitting a transaction
+// (docs/admin.md, "Stopping"): stop accepting and hold new transactions, let
+// every transaction that has voted run to its end on every storage, close
+// every connection at once, write the final full status line and fsync it,
+// remove the running marker and the pid file. A client that stays silent in
+// the middle of a commit for shutdown_timeout, or the end of ctx, cuts the
+// wait short; the stop then counts as unclean.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() { err = d.shutdown(ctx) })
@@ -523,25 +551,24 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 }
 
 func (d *Daemon) shutdown(ctx context.Context) error {
-	d.Log.Info("stopping: no new connections; waiting for transactions in flight")
-	if d.Proxy != nil {
-		d.Proxy.StopAccepting()
-	}
-	// The classic endpoint stays open during the grace period: patched
-	// Zopes report the end of their transactions there.
+	// The classic endpoint stays open meanwhile: patched Zopes report the
+	// end of their transactions there.
 	cut := false
 	if d.Proxy != nil {
-		for n := d.Proxy.InFlight(); n > 0; n = d.Proxy.InFlight() {
-			select {
-			case <-ctx.Done():
-				d.Log.Error("stop timeout: closing connections with transactions still in flight; this stop counts as unclean", "in_flight", n)
-				cut = true
-				goto closeAll
-			case <-time.After(50 * time.Millisecond):
-			}
+		d.Log.Info("stopping: no new connections or transactions; waiting for the transactions that have voted to finish on every storage",
+			"shutdown_timeout", d.cfg.ShutdownTimeout)
+		res := d.Proxy.Drain(ctx, d.cfg.ShutdownTimeout)
+		if len(res.Cut) > 0 {
+			cut = true
+			d.Log.Error("stop timeout: connections closed with transactions in their commit; this stop counts as unclean",
+				"cut", len(res.Cut), "waited", res.Waited.Round(time.Millisecond))
+		} else {
+			d.Log.Info("stopping: no transaction in its commit; every connection closed",
+				"waited", res.Waited.Round(time.Millisecond), "held", res.Held)
 		}
+	} else {
+		d.Log.Info("stopping")
 	}
-closeAll:
 	close(d.stop)
 	if d.gt.cancel != nil {
 		d.gt.cancel()
@@ -577,6 +604,7 @@ closeAll:
 	if d.logFile != nil {
 		_ = d.logFile.Close()
 	}
+	d.lock.Release()
 	return err
 }
 
@@ -616,4 +644,8 @@ func (d *Daemon) abortStart() {
 	if d.pidWritten {
 		_ = os.Remove(d.cfg.PIDFile)
 	}
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+	d.lock.Release()
 }

@@ -132,6 +132,7 @@ func TestReopenReloadsFleetCerts(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(`status_file = "status"
 log { file = "tracker.log" }
 admin { enabled = false }
+classic { listen = "127.0.0.1:0" }
 `+c.TrackerHCL("127.0.0.1:0")+`zeo "main" {
   upstream = "`+zeo+`"
   storage "1" { id = "A" }

@@ -18,6 +18,10 @@ import (
 )
 
 const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
+  - first locks the files it owns (status file, journal, send buffer, admin
+    token, pid file: <file>.lock): a second serve on any of them is refused
+    at once, naming the running one's pid and host, before it reads or
+    writes anything; a lock left by a killed process is taken over;
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
@@ -28,15 +32,20 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate), read the fleet link's TLS
-          files again (tracker and sidecar: new connections use them; files
-          that do not load are logged and the previous ones kept), and
+  HUP     reopen the log file (after logrotate), read the TLS files again
+          (the fleet link's, and every zeo block's tls and upstream_tls: new
+          connections use them; files that do not load are logged and the
+          previous ones kept), and
           apply a new log level from the configuration (other changes need
           a restart)
   USR1    write the whole tracker state to the log
-  TERM    stop accepting, let in-flight two-phase commits finish (up to
-  INT     shutdown_timeout), write a final full status line, fsync, exit 0;
-          a second TERM/INT exits at once (status 1).
+  TERM    stop without splitting a transaction: stop accepting, hold new
+  INT     transactions (their clients retry on the next process), let every
+          transaction that has voted finish on every storage, then close
+          every connection at once; write a final full status line, fsync,
+          exit 0. A client silent in the middle of a commit for
+          shutdown_timeout (default 5m) is cut, and the stop counts as
+          unclean. A second TERM/INT exits at once (status 1).
 
 Exit status: 0 after a clean stop, 1 on a bad configuration or a failed
 start (the errors say why and where).`
@@ -64,12 +73,20 @@ func runServe(c *cli, args []string) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	token, tokenCreated, err := adminToken(cfg)
+	// Nothing of the state is read before its lock is held: a second serve
+	// on the same files stops here.
+	lock, err := daemon.LockState(cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
 	}
-	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
+	token, tokenCreated, err := adminToken(cfg)
+	if err != nil {
+		lock.Release()
+		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+		return 1
+	}
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
 		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
@@ -100,12 +117,11 @@ func runServe(c *cli, args []string) int {
 					return 1
 				}
 				stopping = true
-				d.Log.Info("stop requested", "signal", s.String(), "grace", cfg.ShutdownTimeout)
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-					defer cancel()
-					done <- d.Shutdown(ctx)
-				}()
+				d.Log.Info("stop requested", "signal", s.String(), "shutdown_timeout", cfg.ShutdownTimeout)
+				// No deadline: shutdown_timeout bounds how long a client may
+				// stay silent in the middle of a commit (docs/admin.md,
+				// "Stopping"); a second signal exits at once.
+				go func() { done <- d.Shutdown(context.Background()) }()
 			}
 		}
 	}
@@ -142,6 +158,9 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	}
 	if d.Config().Archive != nil && d.Role() != config.RoleSidecar {
 		src.Archive = d.ArchiveDoc
+	}
+	if daemon.HasTLS(d.Config()) {
+		src.Certificates = d.Certificates
 	}
 	if d.Tracker.JournalStats().Path != "" {
 		src.Journal = d.Tracker.JournalStats
