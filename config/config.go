@@ -53,6 +53,10 @@ type Config struct {
 	// blocks and reports to the tracker at Tracker.Address.
 	Tracker *TrackerLink
 
+	// Archive, when set, archives every storage with a data_fs to an
+	// object store (serve and `tidstorage archive`).
+	Archive *Archive
+
 	// ZEO lists the proxied ZEO servers in file order.
 	ZEO []*ZEO
 	// Storages lists every storage in file order: those of the zeo blocks and

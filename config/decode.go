@@ -87,6 +87,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "admin"},
 		{Type: "fleet"},
 		{Type: "tracker"},
+		{Type: "archive"},
 		{Type: "zeo", LabelNames: []string{"name"}},
 		{Type: "storage", LabelNames: []string{"id"}},
 	},
@@ -268,6 +269,9 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	}
 	if b := d.once(c.Blocks, "tracker"); b != nil {
 		cfg.Tracker = d.decodeTrackerLink(b)
+	}
+	if b := d.once(c.Blocks, "archive"); b != nil {
+		cfg.Archive = d.decodeArchive(b)
 	}
 	d.defaultTokenFile(cfg, adminBlock, body)
 	if cfg.Fleet != nil && cfg.Tracker != nil {

@@ -114,6 +114,10 @@ type procOptions struct {
 	// which also holds the configuration and the log).
 	stateDir string
 	wrap     []string // run serve as wrap... tidstorage serve -c FILE
+	// storageHCLFor, if set, gives the lines of a storage block from its
+	// server (data_fs, blob_dir...), after storageHCL's.
+	storageHCLFor func(db string, srv *zeotest.Server, name string) string
+	extraHCL      string // appended to the configuration
 }
 
 func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
@@ -138,7 +142,7 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 		s.direct = c.PythonArgs(c.Client, c.ClientKey)
 	}
 	for i, sp := range specs {
-		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, TLS: opts.tls})
+		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, Blobs: sp.blobs, TLS: opts.tls})
 		s.servers = append(s.servers, srv)
 		var cutter *zeotest.Cutter
 		if opts.tls != nil {
@@ -157,13 +161,18 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 		}
 		for j, name := range sp.storages {
 			db := sp.dbNames[j]
-			fmt.Fprintf(&b, "  storage %q {\n%s\n  }\n", name, s.storageHCL[db])
+			more := ""
+			if opts.storageHCLFor != nil {
+				more = opts.storageHCLFor(db, srv, name)
+			}
+			fmt.Fprintf(&b, "  storage %q {\n%s\n%s\n  }\n", name, s.storageHCL[db], more)
 			s.dbs = append(s.dbs, "--db", db+"="+listen+"/"+name)
 			s.direct = append(s.direct, "--db", db+"="+srv.Addr+"/"+name)
 			s.ids[db] = fmt.Sprintf("((('127.0.0.1', %d),), %s)", port, pyRepr(name))
 		}
 		b.WriteString("}\n")
 	}
+	b.WriteString(opts.extraHCL)
 	s.cfgPath = filepath.Join(s.dir, "tidstorage.hcl")
 	require.NoError(t, os.WriteFile(s.cfgPath, []byte(b.String()), 0o644))
 	s.start()

@@ -184,6 +184,9 @@ func (c collector) metrics() []metric {
 		ms = append(ms, mCertExpiry)
 	}
 	ms = append(ms, c.fleetMetrics()...)
+	if c.src.Archive != nil {
+		ms = append(ms, archiveMetrics...)
+	}
 	return ms
 }
 
@@ -241,6 +244,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	e.collectFleet(c.src)
+	if c.src.Archive != nil {
+		e.collectArchive(c.src.Archive())
+	}
 }
 
 // collectPoint: the published point, per storage, and what holds it.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
 	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -65,6 +66,11 @@ type Sources struct {
 	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
+
+	// Archive gives the continuous archive's state; nil without an archive
+	// block (it returns a document with State "starting" before the store
+	// was reached).
+	Archive func() *statusdoc.ArchiveDoc
 
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies

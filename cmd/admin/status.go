@@ -72,6 +72,9 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 	if src.Watchers != nil {
 		doc.History = historyDocs(src.Watchers())
 	}
+	if src.Archive != nil {
+		doc.Archive = src.Archive()
+	}
 	return doc
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,9 +68,11 @@ type Daemon struct {
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt  groundTruth // groundtruth.go
-	fl  fleetState  // fleet.go
-	tls tlsState    // tls.go
+	gt         groundTruth               // groundtruth.go
+	arch       atomic.Pointer[Archiving] // archive.go; nil without an archive block
+	archCancel context.CancelFunc
+	fl         fleetState // fleet.go
+	tls        tlsState   // tls.go
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -202,6 +205,7 @@ func Start(opts Options) (d *Daemon, err error) {
 			d.Log.Info("accepting ZODB clients", "zeo", cfg.ZEO[i].Name, "listen", a.String(), "upstream", cfg.ZEO[i].Upstream.String())
 		}
 	}
+	d.startArchive()
 	d.wg.Add(1)
 	go d.tick()
 	return d, nil
@@ -639,6 +643,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		_ = d.admin.Shutdown(sctx)
 		cancel()
 	}
+	d.stopArchive()
 	d.wg.Wait()
 	err := d.Tracker.Close() // the final full line, fsynced, and the file closed
 	if err != nil {

@@ -172,6 +172,9 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
 		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
 	}
+	if d.Config().Archive != nil && d.Role() != config.RoleSidecar {
+		src.Archive = d.ArchiveDoc
+	}
 	if daemon.HasTLS(d.Config()) {
 		src.Certificates = d.Certificates
 	}

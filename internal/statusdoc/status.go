@@ -48,6 +48,7 @@ type StatusDoc struct {
 	ClassicEndpoint *ClassicEndpointDoc `json:"classic_endpoint,omitempty"` // absent when disabled
 	StatusFile      *StatusFileDoc      `json:"status_file,omitempty"`      // absent without a status file
 	Journal         *JournalDoc         `json:"journal,omitempty"`          // absent without a journal
+	Archive         *ArchiveDoc         `json:"archive,omitempty"`          // absent without an archive block
 	// History lists the watchers of the storages' own history (ground
 	// truth), by storage id; absent when no storage is watched.
 	History []HistoryDoc `json:"history,omitempty"`
