@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
@@ -254,7 +255,9 @@ func (m *Machine) explained(i int32) bool {
 	}
 	for _, ls := range g.lsets {
 		for _, p := range ls.parts {
-			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) {
+			// A participation a sidecar's gap left in flight explains
+			// nothing: its later reports were lost (Gap).
+			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) && !p.gapped {
 				return true
 			}
 		}
@@ -269,10 +272,19 @@ func (m *Machine) reportUnaccounted(now int64) {
 	if grace == 0 {
 		grace = DefaultUnaccountedGrace
 	}
+	resend := int64(m.cfg.ResendWait)
+	if resend == 0 {
+		resend = int64(DefaultResendWait)
+	}
+	resend = max(resend, grace)
 	for _, i := range m.sorted {
 		s := &m.st[i]
 		if len(s.unacc) == 0 {
 			continue
+		}
+		wait, awaited := grace, containsIdx(m.awaited, i)
+		if awaited {
+			wait = resend
 		}
 		// The last commit due decides: everything below it is due too.
 		due := -1
@@ -283,7 +295,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 				continue
 			}
 			age := now - s.unacc[k].seen
-			if !s.unacc[k].reported && age >= grace && (age >= m.timeout || !m.explained(i)) {
+			if !s.unacc[k].reported && age >= wait && (age >= m.timeout || !m.explained(i)) {
 				due = k
 			}
 		}
@@ -301,6 +313,9 @@ func (m *Machine) reportUnaccounted(now int64) {
 			held := "held: publication of the storage stops just below it until it is accepted (tidstorage accept-partial) or accounted for"
 			if s.warnOnly {
 				held = "not held (the storage is configured to only warn)"
+			}
+			if awaited {
+				held += fmt.Sprintf("; a sidecar that proxies it was still behind after %v (down, resending or refused: see tidstorage status)", time.Duration(resend))
 			}
 			m.emit(Record{Kind: RecUnaccounted, Storage: s.name, TID: u.tid,
 				Msg: fmt.Sprintf("unaccounted commit %s on storage %s: the storage's history has it but no observed participation or classic COMMIT reported it; %s", u.tid.Hex(), s.name, held)})
@@ -385,11 +400,22 @@ func (m *Machine) acceptAllUnaccounted() error {
 			}
 		}
 	}
+	var live []StorageTID
+	for _, i := range m.sorted {
+		if s := &m.st[i]; s.watched {
+			live = append(live, StorageTID{s.name, s.hist})
+		}
+	}
+	m.settleGapped(live)
+	m.capRemoteInFlight()
 	var ps []*pin
 	for _, p := range m.pins {
 		if p.kind == PinUnaccounted {
 			ps = append(ps, p)
 		}
+	}
+	if len(ps) == 0 {
+		return nil // settling accounted for them all
 	}
 	// Hold the union across the releases so that nothing publishes
 	// between two of them.
@@ -437,6 +463,8 @@ func (m *Machine) AcceptUnaccounted(now int64, id uint64, live []StorageTID) err
 			return fmt.Errorf("%w: storage %s at %s, live %s", ErrHistoryBehind, v.Storage, m.st[i].hist.Hex(), v.TID.Hex())
 		}
 	}
+	m.settleGapped(live)
+	m.capRemoteInFlight()
 	var sts []int32
 	for _, v := range live {
 		if i, ok := m.stIdx[v.Storage]; ok && len(m.st[i].unacc) > 0 && !m.st[i].warnOnly {

@@ -213,6 +213,8 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 			dst = appendBool(dst, pt.damaged)
 			dst = binary.AppendUvarint(dst, uint64(pt.ncand))
 			dst = binary.AppendUvarint(dst, uint64(pt.cand))
+			dst = appendStr(dst, pt.src)
+			dst = appendBool(dst, pt.gapped)
 			dst = appendBool(dst, m.parts[pt.id] == pt)
 		}
 	}
@@ -461,6 +463,8 @@ func (m *Machine) restoreImage(b []byte) error {
 			pt.damaged = d.bool()
 			pt.ncand = uint8(d.uvarint())
 			pt.cand = txn.TID(d.uvarint())
+			pt.src = d.str()
+			pt.gapped = d.bool()
 			if d.bool() {
 				fresh.parts[pt.id] = pt
 			}

@@ -18,13 +18,13 @@ func TestImageCoversEveryField(t *testing.T) {
 			"clean", "lostReports", "ctr", "sources", "pins", "st", "parts", "keyed", "classic", "cHead",
 			// derived from the configuration or the tables, or scratch
 			"cfg", "timeout", "stIdx", "sorted", "missing", "freeGroups", "freeDone", "freeParts", "freeLS",
-			"freeClassic", "recs", "remote", "scratch", "doneScratch", "u64a", "u64b", "oneIdx"},
+			"freeClassic", "recs", "remote", "src", "awaited", "scratch", "doneScratch", "u64a", "u64b", "oneIdx"},
 		reflect.TypeOf(storage{}): {"name", "published", "transient", "hasPublished", "known", "expected", "group", "commits", "blind",
 			"blindPin", "waiters", "pubAt", "lagWarned", "watched", "warnOnly", "hist", "floor", "acc", "unacc",
 			"unaccPin", "unaccTotal", "awaiting", "settleAt", "settling", "blindSettle", "fresh",
 			"cand", "best", "bestOK"}, // scratch of advance
 		reflect.TypeOf(part{}): {"id", "st", "ls", "state", "began", "votedAt", "finAt", "endedAt", "tid", "finCap", "excused",
-			"finFailed", "lostConn", "orphan", "ambiguous", "damaged", "ncand", "cand"},
+			"finFailed", "lostConn", "orphan", "ambiguous", "damaged", "ncand", "cand", "src", "gapped"},
 		reflect.TypeOf(linkSet{}):     {"key", "info", "parts", "inflight", "accepting", "lastFailed", "began", "ambiguous", "caps"},
 		reflect.TypeOf(pin{}):         {"id", "seq", "kind", "since", "reason", "sts", "cs", "waitLeft", "parts", "key", "txn", "released", "upto"},
 		reflect.TypeOf(ctxn{}):        {"id", "sts", "caps", "began", "beganSeq", "prev", "next", "pin"},

@@ -125,7 +125,9 @@ type Machine struct {
 	ctr  Counters
 
 	sources map[string]uint64 // input.go: last Seq applied per remote observer
+	awaited []int32           // Tick: storages a remote observer is behind on
 	remote  bool              // the event being applied is a remote observer's (Apply)
+	src     string            // and that observer's name
 
 	scratch     []int32
 	doneScratch []doneCommit

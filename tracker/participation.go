@@ -68,6 +68,11 @@ type part struct {
 	damaged bool
 	ncand   uint8
 	cand    txn.TID
+	// src is the remote observer that reported its begin ("" local);
+	// gapped: in flight when src declared a gap, so some of its reports
+	// may be lost (Gap, settled at the operator's accept).
+	src    string
+	gapped bool
 }
 
 // linkSet groups the participations linked by correlation key (docs/design.md,
@@ -144,7 +149,7 @@ func (m *Machine) PartBegin(now int64, p txn.PartID, storageName string, key txn
 		m.keyed[key] = ls
 	}
 	pt := m.newPart()
-	pt.id, pt.st, pt.ls, pt.state, pt.began = p, s, ls, PartBegun, now
+	pt.id, pt.st, pt.ls, pt.state, pt.began, pt.src = p, s, ls, PartBegun, now, m.src
 	m.parts[p] = pt
 	if len(ls.parts) > 0 {
 		m.join(ls.parts[0].st, s)
@@ -197,7 +202,9 @@ func (m *Machine) finishSent(pt *part) {
 	switch pt.state {
 	case PartVoted:
 	case PartBegun, PartVoteFailed:
-		m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s", pt.id, pt.state)
+		if !pt.gapped {
+			m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s", pt.id, pt.state)
+		}
 		pt.votedAt = m.seq
 	default:
 		m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s (ignored)", pt.id, pt.state)

@@ -216,6 +216,19 @@ func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
 		pt.orphan = true
 		m.lost(pt)
 	}
+	m.settleOrphansAt(live)
+	if len(ids) > 0 {
+		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
+			"a sidecar restarted: %d participations of its previous run (ids from %d) were in flight; "+
+				"those that sent tpc_finish are resolved from the storages' history", len(ids), base)})
+	}
+}
+
+// settleOrphansAt: nothing of the orphans' connections commits after live
+// (each storage's last TID read once they were gone); each storage's
+// orphans take the commits its history already reported (it went on while
+// their observer was away), and the rest settle once it reaches live.
+func (m *Machine) settleOrphansAt(live []StorageTID) {
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		s := &m.st[i]
@@ -223,16 +236,11 @@ func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
 			s.settleAt = v.TID
 		}
 		s.settling = true
-		m.resolveHeld(i) // the history went on while the sidecar was down
+		m.resolveHeld(i)
 		m.settle(i)
 		if g := s.group; g != nil {
 			m.advance(g)
 		}
-	}
-	if len(ids) > 0 {
-		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
-			"a sidecar restarted: %d participations of its previous run (ids from %d) were in flight; "+
-				"those that sent tpc_finish are resolved from the storages' history", len(ids), base)})
 	}
 }
 

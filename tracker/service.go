@@ -293,10 +293,11 @@ func (s *Service) LastTID(storage string, tid txn.TID) {
 }
 
 // Tick declares timed-out classic transactions lost and lets a due status
-// line be written (or a failed one retried). Call it every second or so.
-func (s *Service) Tick() {
+// line be written (or a failed one retried). Call it every second or so;
+// awaited are the storages a sidecar is known to be behind on (Machine.Tick).
+func (s *Service) Tick(awaited ...string) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InTick, Time: now})
+		s.applyIn(&Input{Kind: InTick, Time: now, Storages: awaited})
 		s.tick = true
 		s.maybeRotate(now)
 	})

@@ -447,3 +447,23 @@ func (s *Service) SourceSeq(source string) uint64 {
 func (s *Service) RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64 {
 	return s.applyFrom(&Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)})
 }
+
+// Sources returns the remote observers (sidecars) the tracker has applied
+// reports from and not retired: those it expects back after a restart.
+func (s *Service) Sources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Sources()
+}
+
+// Retire forgets a remote observer gone for good (Machine.Retire).
+func (s *Service) Retire(source string) {
+	s.input(func(now int64) { s.applyIn(&Input{Kind: InRetire, Time: now, ID: source}) })
+}
+
+// GapFrom applies, once, the report numbered seq of source declaring that
+// its earlier reports up to seq are lost (Machine.Gap). It returns the last
+// seq applied from source.
+func (s *Service) GapFrom(source string, seq uint64) uint64 {
+	return s.applyFrom(&Input{Kind: InGap, Source: source, Seq: seq})
+}

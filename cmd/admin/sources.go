@@ -66,6 +66,9 @@ type Sources struct {
 	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
+	// FleetRetire forgets a sidecar gone for good (POST /fleet/retire;
+	// a fleet tracker only).
+	FleetRetire func(name string) error
 
 	// Archive gives the continuous archive's state; nil without an archive
 	// block (it returns a document with State "starting" before the store

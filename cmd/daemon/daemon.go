@@ -195,7 +195,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		d.startSidecarLink(d.sidecarBootstrap())
 		// Its empty tracker (admin only) is ready once the proxy serves:
 		// /readyz then says the sidecar is up.
-		d.Tracker.Bootstrap(nil, true)
+		d.Tracker.Bootstrap(nil, d.prevClean)
 	default:
 		d.bootstrap(clean)
 	}
@@ -493,7 +493,14 @@ func (d *Daemon) tick() {
 			return
 		case <-t.C:
 			d.retryMarker()
-			d.Tracker.Tick()
+			// The storages a sidecar is behind on (down, resending,
+			// refused) wait for its resend before their unaccounted
+			// commits are reported (fleet.Server.Awaited).
+			var awaited []string
+			if d.fl.server != nil {
+				awaited = d.fl.server.Awaited()
+			}
+			d.Tracker.Tick(awaited...)
 		}
 	}
 }

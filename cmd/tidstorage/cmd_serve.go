@@ -184,6 +184,7 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	switch d.Role() {
 	case config.RoleTracker:
 		src.FleetSidecars = d.FleetSources
+		src.FleetRetire = d.RetireSidecar
 	case config.RoleSidecar:
 		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}

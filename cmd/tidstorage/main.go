@@ -41,6 +41,8 @@ func init() {
 			summary: "print the published point of a running server (classic DUMP)"},
 		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] [--all] PIN", run: runAcceptPartial, help: acceptHelp,
 			summary: "accept a reported partial commit as the new baseline, or unaccounted commits once decided"},
+		{name: "fleet retire", args: "[-c FILE | -a HOST:PORT] [--yes] NAME", run: runFleetRetire, help: fleetRetireHelp,
+			summary: "forget a sidecar gone for good (fleet tracker)"},
 		{name: "config check", args: "-c FILE", run: runConfigCheck, help: configCheckHelp,
 			summary: "validate a configuration file and summarise it"},
 		{name: "tid", args: "[--from FORMAT] [--json] TID|TIME...", run: runTID, help: tidHelp,
