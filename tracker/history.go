@@ -107,6 +107,9 @@ func (m *Machine) History(now int64, c txn.Commit) {
 		// A participation of the previous process, in doubt: this is its
 		// commit (recover.go).
 		m.orphanCommitted(pt, tid)
+	} else if tid <= s.floor {
+		// The previous run published past it: accounted for then
+		// (recover.go, the floor).
 	} else {
 		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now, blind: s.blind > 0, meta: c})
 		if len(s.unacc) == 1 && !s.warnOnly {
@@ -149,7 +152,9 @@ func (m *Machine) account(i int32, tid txn.TID) bool {
 		if !found {
 			s.acc = slices.Insert(s.acc, k, tid)
 		}
-		return true
+		// At or below the floor the previous run's published point vouches
+		// for it; the history still consumes it from acc.
+		return tid > s.floor
 	}
 	for k := range s.unacc {
 		if s.unacc[k].tid == tid {
@@ -193,7 +198,7 @@ func (m *Machine) confirm(i int32) {
 	var due []awaiting
 	keep := s.awaiting[:0]
 	for _, a := range s.awaiting {
-		if a.tid <= s.hist {
+		if a.tid <= s.vouched() {
 			due = append(due, a)
 		} else {
 			keep = append(keep, a)
@@ -221,7 +226,7 @@ func (m *Machine) confirm(i int32) {
 func (m *Machine) holdClassic(sts []int32, cs []doneCommit) {
 	var pending []doneCommit
 	for _, c := range cs {
-		if s := &m.st[c.st]; s.watched && c.hi > s.hist {
+		if s := &m.st[c.st]; s.watched && c.hi > s.vouched() {
 			pending = append(pending, c)
 		}
 	}
@@ -284,6 +289,11 @@ func (m *Machine) reportUnaccounted(now int64) {
 		// The last commit due decides: everything below it is due too.
 		due := -1
 		for k := range s.unacc {
+			if s.unacc[k].tid <= s.floor {
+				// Accounted for by the previous run's published point; it
+				// waits only for the orphans it may belong to (settle).
+				continue
+			}
 			age := now - s.unacc[k].seen
 			if !s.unacc[k].reported && age >= wait && (age >= m.timeout || !m.explained(i)) {
 				due = k
@@ -294,7 +304,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 		}
 		for k := 0; k <= due; k++ {
 			u := &s.unacc[k]
-			if u.reported {
+			if u.reported || u.tid <= s.floor {
 				continue
 			}
 			u.reported = true
@@ -318,10 +328,10 @@ func (m *Machine) reportUnaccounted(now int64) {
 		if p := s.unaccPin; p != nil {
 			// The pin now covers more: its reason says the whole range.
 			p.upto = max(p.upto, upto)
-			p.reason = unaccountedReason(s.name, s.unacc[0].tid, p.upto)
+			p.reason = m.unaccountedReason(i, p.upto)
 			continue
 		}
-		p := m.newPin(PinUnaccounted, m.one(i), nil, unaccountedReason(s.name, s.unacc[0].tid, upto))
+		p := m.newPin(PinUnaccounted, m.one(i), nil, m.unaccountedReason(i, upto))
 		p.upto = upto
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
@@ -329,13 +339,27 @@ func (m *Machine) reportUnaccounted(now int64) {
 }
 
 // unaccountedReason is an unaccounted pin's reason: the range of commits it
-// covers (those from first to upto that nothing accounted for).
-func unaccountedReason(storage string, first, upto txn.TID) string {
+// covers (those at or below the floor wait only for settle, recover.go),
+// and what they may be.
+func (m *Machine) unaccountedReason(i int32, upto txn.TID) string {
+	s := &m.st[i]
+	first := upto
+	for _, u := range s.unacc {
+		if u.tid > s.floor {
+			first = u.tid
+			break
+		}
+	}
 	span := "commit " + upto.Hex()
 	if first < upto {
 		span = "commits from " + first.Hex() + " to " + upto.Hex()
 	}
-	return fmt.Sprintf("storage %s has %s that nothing accounted for: a client that bypasses the proxy, or a crash of tidstorage", storage, span)
+	why := "a client that bypasses the proxy, or a crash of tidstorage"
+	if m.lostReports {
+		why = "a client that bypasses the proxy, or a commit whose report was lost with the damaged journal's tail at the last restart " +
+			"(each may be whole or half of a transaction: check before accepting)"
+	}
+	return fmt.Sprintf("storage %s has %s that nothing accounted for: %s", s.name, span, why)
 }
 
 // accountBlind accounts for the commits seen while the storage was blind,
@@ -371,7 +395,7 @@ func (m *Machine) acceptAllUnaccounted() error {
 			continue
 		}
 		for _, u := range s.unacc {
-			if !u.reported {
+			if !u.reported && u.tid > s.floor {
 				return ErrUnaccountedPending
 			}
 		}

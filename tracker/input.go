@@ -120,17 +120,19 @@ const (
 	InHistory                                // Commit
 	InTick                                   // Storages: awaited (Machine.Tick)
 	InAccept                                 // Pin
-	InRecover                                // TIDs: live last TIDs; Pin != 0: only the participations of ids Pin .. Pin+2^32-1 (a sidecar's run)
+	InRecover                                // TIDs: live last TIDs; Floor; Flag: the journal's tail was lost; Pin != 0: only the participations of ids Pin .. Pin+2^32-1 (a sidecar's run)
 	InRestore                                // Snapshot
 	InSettleAt                               // TIDs[0]
 	InSuspect                                // TIDs[0]
 	InAcceptUnaccounted                      // Pin, TIDs: every watched storage's live last TID
+	InImage                                  // Image: the whole state (image.go), a rotated journal's first record
+	InFloor                                  // TIDs: live last TIDs; Floor (recover.go)
 	InRetire                                 // ID: a remote observer gone for good (Machine.Retire)
 	InGap                                    // Source, Seq: the observer's reports up to Seq are lost (Machine.Gap)
 )
 
 var inputKindNames = [...]string{"", "event", "classic-begin", "classic-commit", "classic-abort", "bootstrap",
-	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect", "accept-unaccounted", "retire", "gap"}
+	"last-tid", "history-start", "history", "tick", "accept", "recover", "restore", "settle-at", "suspect", "accept-unaccounted", "image", "floor", "retire", "gap"}
 
 func (k InputKind) String() string {
 	if k != 0 && int(k) < len(inputKindNames) {
@@ -153,6 +155,11 @@ type Input struct {
 	Flag     bool
 	Pin      uint64
 	Snapshot *Snapshot
+	// Floor (InRecover): the point the previous run published last (its
+	// status file's last line), for the storages whose live last TID is at
+	// or above it. Image (InImage): Machine.AppendImage's bytes.
+	Floor []StorageTID
+	Image []byte
 	// Source and Seq number the inputs of a remote observer (a sidecar's
 	// report stream): an input whose Seq is not above the last one applied
 	// from its Source is a resend and is ignored, so that replays and
@@ -161,7 +168,8 @@ type Input struct {
 	Seq    uint64
 }
 
-// Apply applies one input. Only InAccept can fail (no such pin).
+// Apply applies one input. Only InAccept can fail (no such pin), and
+// InImage (an image that does not decode leaves the Machine as it was).
 func (m *Machine) Apply(in *Input) error {
 	if in.Source != "" {
 		if in.Seq <= m.sources[in.Source] {
@@ -202,7 +210,7 @@ func (m *Machine) Apply(in *Input) error {
 		if in.Pin != 0 {
 			m.RecoverRun(in.Time, txn.PartID(in.Pin), in.TIDs)
 		} else {
-			m.Recover(in.Time, in.TIDs)
+			m.Recover(in.Time, in.TIDs, in.Floor, in.Flag)
 		}
 	case InSettleAt:
 		if len(in.TIDs) == 1 {
@@ -220,6 +228,10 @@ func (m *Machine) Apply(in *Input) error {
 		if in.Snapshot != nil {
 			m.Restore(in.Time, *in.Snapshot)
 		}
+	case InImage:
+		return m.restoreImage(in.Image)
+	case InFloor:
+		m.Floor(in.Time, in.TIDs, in.Floor)
 	default:
 		m.step(in.Time)
 		m.warn(CodeBadOrder, "unknown input kind %v (ignored)", in.Kind)

@@ -126,6 +126,9 @@ const (
 	CodeHistoryUnwatched  Code = "history_unwatched"
 	CodeHistoryMissing    Code = "history_missing_commit"
 	CodeJournalFailed     Code = "journal_failed"
+	// CodeOutcomeUnknown: after a damaged journal, a participation's
+	// outcome could not be read from the storage's history (recover.go).
+	CodeOutcomeUnknown Code = "outcome_unknown"
 	// CodeRetired: the operator retired a sidecar (Machine.Retire).
 	CodeRetired Code = "sidecar_retired"
 	// CodeGapSettled: an accept settled participations a sidecar's gap

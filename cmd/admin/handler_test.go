@@ -109,9 +109,11 @@ func allFamilies(t *testing.T) map[string]*dto.MetricFamily {
 			fams[name] = fam
 		}
 	}
-	for name, fam := range scrape(t, serve(t, fleetSources(), nil).URL) {
-		if _, ok := fams[name]; !ok {
-			fams[name] = fam
+	for _, src := range []admin.Sources{fleetSources(), archiveSources(&statusdoc.ArchiveDoc{})} {
+		for name, fam := range scrape(t, serve(t, src, nil).URL) {
+			if _, ok := fams[name]; !ok {
+				fams[name] = fam
+			}
 		}
 	}
 	return fams

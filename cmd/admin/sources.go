@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
 	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -68,6 +69,11 @@ type Sources struct {
 	// FleetRetire forgets a sidecar gone for good (POST /fleet/retire;
 	// a fleet tracker only).
 	FleetRetire func(name string) error
+
+	// Archive gives the continuous archive's state; nil without an archive
+	// block (it returns a document with State "starting" before the store
+	// was reached).
+	Archive func() *statusdoc.ArchiveDoc
 
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies

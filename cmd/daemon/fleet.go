@@ -245,11 +245,20 @@ func (d *Daemon) bootstrapWatched() {
 			d.suspectLive(id, v) // no journal and no point to resume from: held at live
 		}
 	}
+	if d.Tracker.JournalStats().Replayed > 0 {
+		// The replayed journal may end behind the point this tracker
+		// published last (a damaged tail): that point is its floor.
+		if floor, err := lastStatusPoint(d.cfg.StatusFile); err == nil {
+			d.Tracker.Floor(values, floor)
+		}
+	}
 	// How the previous run stopped is said the same way everywhere (the
 	// log, /status, the metrics, tidstorage status): a SIGKILLed tracker
 	// starts unclean, although its replayed journal and the sidecars'
 	// resends leave nothing to resolve.
-	d.Tracker.Bootstrap(values, d.prevClean)
+	if len(values) > 0 || len(fresh) == 0 {
+		d.Tracker.Bootstrap(values, d.prevClean)
+	}
 	for _, s := range fresh {
 		d.watchFrom(s, values[s.ID])
 	}
