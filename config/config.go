@@ -75,6 +75,15 @@ type Limits struct {
 	MaxClassicField   int64 // largest field (one line) of the classic protocol, bytes
 	MaxClassicCount   int   // largest count of a classic list or dict (BEGIN storages, COMMIT dict)
 	MaxZEOConnections int   // client connections over all zeo listeners; 0 = unlimited
+	// MaxPreRegisterFrame: largest frame decoded whole from a ZEO client
+	// before the server accepted its register (zeoproxy.Config.PreZEOMax).
+	MaxPreRegisterFrame int64
+	// DecodeBudget bounds the bytes held for decoding over all ZEO
+	// connections (zeoproxy.Config.DecodeBudget); 0 = twice MaxFrameSize.
+	DecodeBudget int64
+	// RegisterTimeout closes a ZEO client connection that has not
+	// registered (nor gone blind) that long after it was accepted.
+	RegisterTimeout time.Duration
 }
 
 // Classic is the classic line-protocol endpoint (patched Zopes, dump tools).

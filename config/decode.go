@@ -94,7 +94,7 @@ var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "max_frame_size"}, {Name: "max_classic_field"}, {Name: "max_classic_count"},
-	{Name: "max_zeo_connections"},
+	{Name: "max_zeo_connections"}, {Name: "max_pre_register_frame"}, {Name: "decode_budget"}, {Name: "register_timeout"},
 }}
 
 var classicSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -333,6 +333,18 @@ func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
 	d.size(c.Attributes["max_classic_field"], &l.MaxClassicField)
 	d.count(c.Attributes["max_classic_count"], &l.MaxClassicCount)
 	d.count(c.Attributes["max_zeo_connections"], &l.MaxZEOConnections)
+	d.size(c.Attributes["max_pre_register_frame"], &l.MaxPreRegisterFrame)
+	d.size(c.Attributes["decode_budget"], &l.DecodeBudget)
+	d.duration(c.Attributes["register_timeout"], &l.RegisterTimeout, time.Second)
+	// A frame over the budget, or a pre-register frame over the decode
+	// limit, could never be decoded: say so rather than turn storages
+	// blind at run time.
+	if a := c.Attributes["decode_budget"]; a != nil && l.DecodeBudget > 0 && l.DecodeBudget < l.MaxFrameSize {
+		d.errorf(a.Expr.Range(), "Invalid size", "decode_budget (%d bytes) is below max_frame_size (%d bytes): a frame between the two could never be decoded", l.DecodeBudget, l.MaxFrameSize)
+	}
+	if a := c.Attributes["max_pre_register_frame"]; a != nil && l.MaxPreRegisterFrame > l.MaxFrameSize {
+		d.errorf(a.Expr.Range(), "Invalid size", "max_pre_register_frame (%d bytes) is above max_frame_size (%d bytes)", l.MaxPreRegisterFrame, l.MaxFrameSize)
+	}
 }
 
 func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {

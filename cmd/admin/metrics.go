@@ -98,6 +98,11 @@ var (
 	mProxyResolved   = counter("proxy_in_doubt_resolved_total", "In-doubt participations resolved through the storage, by outcome (committed, aborted).", "outcome")
 	mProxyDecodeErrs = counter("proxy_decode_errors_total", "Connections whose traffic could not be decoded (the storage turns blind).")
 	mProxyBlindClose = counter("proxy_blind_closed_total", "Blind connections closed after the zeo block's blind_timeout.")
+	// The relay's limits (limits block), each counted when it refuses.
+	mProxyUnregistered = gauge("proxy_connections_unregistered", "Client connections open whose register the ZEO server has not accepted yet (closed after limits.register_timeout).")
+	mProxyRefused      = counter("proxy_connections_refused_total", "Client connections closed at once because limits.max_zeo_connections were open.")
+	mProxyRegTimeouts  = counter("proxy_register_timeouts_total", "Client connections closed because they did not register within limits.register_timeout.")
+	mProxyUndecoded    = counter("proxy_frames_undecoded_total", "Frames the relay had to decode and relayed undecoded (their storage turns blind), by reason: pre_register_limit (over limits.max_pre_register_frame before register), decode_limit (over limits.max_frame_size), decode_budget (limits.decode_budget spent).", "reason")
 
 	// Classic endpoint.
 	mClassicConnsActive = gauge("classic_connections_active", "Connections being served by the classic endpoint.")
@@ -140,6 +145,7 @@ var trackerMetrics = []metric{
 var proxyMetrics = []metric{
 	mProxyConnsOpen, mProxyConnsTotal, mProxyFrames, mProxyBytes, mProxyBegins, mProxyCommits, mProxyAborts,
 	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose,
+	mProxyUnregistered, mProxyRefused, mProxyRegTimeouts, mProxyUndecoded,
 }
 
 var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn, mClassicClosed}
@@ -175,6 +181,9 @@ func (c collector) metrics() []metric {
 		ms = append(ms, journalMetrics...)
 	}
 	ms = append(ms, c.fleetMetrics()...)
+	if c.src.Certificates != nil {
+		ms = append(ms, mCertExpiry)
+	}
 	return ms
 }
 
@@ -227,6 +236,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		e.collectJournal(c.src.Journal())
 	}
 	e.collectFleet(c.src)
+	if c.src.Certificates != nil {
+		e.collectCertificates(c.src.Certificates())
+	}
 }
 
 // collectPoint: the published point, per storage, and what holds it.
@@ -325,6 +337,12 @@ func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
 	e.emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
 	e.emit(mProxyDecodeErrs, float64(p.DecodeErrors))
 	e.emit(mProxyBlindClose, float64(p.BlindClosed))
+	e.emit(mProxyUnregistered, float64(p.Unregistered))
+	e.emit(mProxyRefused, float64(p.ConnsRefused))
+	e.emit(mProxyRegTimeouts, float64(p.UnregisteredClosed))
+	e.emit(mProxyUndecoded, float64(p.SkippedPreRegister), "pre_register_limit")
+	e.emit(mProxyUndecoded, float64(p.SkippedLimit), "decode_limit")
+	e.emit(mProxyUndecoded, float64(p.SkippedBudget), "decode_budget")
 }
 
 func (e emitter) collectClassic(s classic.Stats) {

@@ -59,6 +59,10 @@ type Sources struct {
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
 
+	// Certificates gives the expiry of every certificate file loaded (the
+	// fleet link's); nil when none is.
+	Certificates func() []Certificate
+
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies
 	// clients; "" refuses every POST and always redacts /status.

@@ -157,6 +157,10 @@ admin { enabled = false }
 		return string(b)
 	}
 	require.Equal(t, "tracker", peerCN())
+	// fleettest's certificates, the CA's too, are valid for 24 hours.
+	cert, ca := d.FleetCerts().Expiry()
+	require.WithinDuration(t, time.Now().Add(24*time.Hour), cert, time.Minute)
+	require.WithinDuration(t, time.Now().Add(24*time.Hour), ca, time.Minute)
 
 	require.NoError(t, os.WriteFile(c.TrackerCert, []byte("garbage"), 0o600))
 	d.Reopen()

@@ -136,6 +136,10 @@ func (d *Daemon) stopSidecarLink() {
 	}
 }
 
+// FleetCerts are the fleet link's TLS files in use (either role); nil
+// without a tls block.
+func (d *Daemon) FleetCerts() *fleet.Certs { return d.fl.certs }
+
 // reloadFleetCerts is SIGHUP's part for the fleet link: both roles read
 // their TLS files again (same paths); new connections use them, and files
 // that do not load leave the previous certificates in use.

@@ -149,5 +149,11 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	case config.RoleSidecar:
 		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}
+	if certs := d.FleetCerts(); certs != nil {
+		src.Certificates = func() []admin.Certificate {
+			cert, ca := certs.Expiry()
+			return []admin.Certificate{{Kind: "certificate", Label: "fleet", NotAfter: cert}, {Kind: "ca", Label: "fleet", NotAfter: ca}}
+		}
+	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }
