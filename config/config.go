@@ -28,10 +28,14 @@ type Config struct {
 	JournalFile string
 	// UnaccountedGrace: how long a commit the storage's history shows and no
 	// report accounts for waits for a late report before it is reported.
-	UnaccountedGrace  time.Duration
-	BurstPeriod       time.Duration // min time between two "d" lines
-	FullDumpPeriod    time.Duration // max time between two "f" lines
-	PIDFile           string        // "" = no pid file
+	UnaccountedGrace time.Duration
+	BurstPeriod      time.Duration // min time between two "d" lines
+	FullDumpPeriod   time.Duration // max time between two "f" lines
+	PIDFile          string        // "" = no pid file
+	// BackupMetricsFile is where backup, verify and forget write their
+	// outcome in the Prometheus text format (node_exporter's textfile
+	// collector), and where status reads the last backup's age; "" = none.
+	BackupMetricsFile string
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
 	ShutdownTimeout   time.Duration // on TERM, how long in-flight 2PCs may take to finish
 	// ClientLabelIdentity adds ZEO's client-label to the client identity

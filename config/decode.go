@@ -75,6 +75,7 @@ var rootSchema = &hcl.BodySchema{
 		{Name: "classic_txn_timeout"},
 		{Name: "shutdown_timeout"},
 		{Name: "client_label_identity"},
+		{Name: "backup_metrics_file"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
@@ -229,6 +230,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	}
 	d.duration(a["unaccounted_grace"], &cfg.UnaccountedGrace, 0)
 	d.path(a["pid_file"], &cfg.PIDFile)
+	d.path(a["backup_metrics_file"], &cfg.BackupMetricsFile)
 	d.duration(a["burst_period"], &cfg.BurstPeriod, 0)
 	d.duration(a["full_dump_period"], &cfg.FullDumpPeriod, 0)
 	d.duration(a["classic_txn_timeout"], &cfg.ClassicTxnTimeout, time.Second)
