@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,10 +148,15 @@ func TestBackupMetricsFileConcurrentWriters(t *testing.T) {
 func TestBackupMetricsPushgateway(t *testing.T) {
 	type req struct{ method, path, body string }
 	var (
-		mu   sync.Mutex
-		reqs []req
+		mu     sync.Mutex
+		reqs   []req
+		refuse atomic.Bool
 	)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			http.Error(w, "nope", http.StatusBadRequest)
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		reqs = append(reqs, req{r.Method, r.URL.Path, string(b)})
@@ -163,12 +169,13 @@ func TestBackupMetricsPushgateway(t *testing.T) {
 	host, err := os.Hostname()
 	require.NoError(t, err)
 	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, reqs, 1)
-	require.Equal(t, http.MethodPost, reqs[0].method)
-	require.Equal(t, "/metrics/job/tidstorage_backup/instance/"+host+"/command/backup", reqs[0].path)
+	got := append([]req(nil), reqs...)
+	mu.Unlock()
+	require.Len(t, got, 1)
+	require.Equal(t, http.MethodPost, got[0].method)
+	require.Equal(t, "/metrics/job/tidstorage_backup/instance/"+host+"/command/backup", got[0].path)
 	// Every family, without the command label: the grouping key carries it.
-	dec := expfmt.NewDecoder(strings.NewReader(reqs[0].body), expfmt.NewFormat(expfmt.TypeProtoDelim))
+	dec := expfmt.NewDecoder(strings.NewReader(got[0].body), expfmt.NewFormat(expfmt.TypeProtoDelim))
 	var names []string
 	for {
 		var f dto.MetricFamily
@@ -185,7 +192,7 @@ func TestBackupMetricsPushgateway(t *testing.T) {
 
 	// A Pushgateway that refuses: the backup still succeeds, the error is
 	// printed.
-	gw.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", http.StatusBadRequest) })
+	refuse.Store(true)
 	s.commit(t, 0x0200)
 	r := run(t, "backup", "-c", s.cfg, "--progress", "0", "--tid", "main=0000000000000200", "--pushgateway", gw.URL)
 	require.Equal(t, 0, r.code, r.stderr)
