@@ -53,6 +53,7 @@ var (
 	mPublishedTime  = gauge("published_tid_timestamp_seconds", "Unix time of the storage's published TID.", "storage")
 	mPublishedAge   = gauge("published_tid_age_seconds", "Seconds between now and the time of the storage's published TID (grows while nothing commits).", "storage")
 	mTransientTID   = gauge("transient_tid", "Highest TID known committed on the storage (published or not yet).", "storage")
+	mPubLag         = gauge("publication_lag_seconds", "Time between the storage's highest TID known committed and its published TID (0 when every known commit is published): how far the point trails the storage's commits.", "storage")
 	mStorageBusy    = gauge("storage_busy", "1 while the storage is in a group with something in flight (it publishes when the group drains).", "storage")
 	mBlindConns     = gauge("storage_blind_connections", "Open connections to the storage whose traffic cannot be decoded; the storage does not publish while non-zero.", "storage")
 	mBlindStorages  = gauge("blind_storages", "Storages with at least one blind connection.")
@@ -135,7 +136,7 @@ var (
 )
 
 var trackerMetrics = []metric{
-	mBuildInfo, mBootstrapped, mCleanStart, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID,
+	mBuildInfo, mBootstrapped, mCleanStart, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID, mPubLag,
 	mStorageBusy, mBlindConns, mBlindStorages, mPins, mGroups, mInflightParts, mInflightClassi,
 	mEvents, mPublications, mPartsBegun, mPartsEnded, mInDoubt, mResolved, mPartials, mClassicBegun,
 	mClassicEnded, mWarnings, mCriticals, mPinsCreated, mPinsReleased, mPinsAccepted, mTxnsEnded,
@@ -257,6 +258,9 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 		}
 		if s.Known {
 			e.emit(mTransientTID, float64(s.Transient), s.ID)
+			if s.HasPublished {
+				e.emit(mPubLag, publicationLag(s.Published, s.Transient).Seconds(), s.ID)
+			}
 		}
 		e.emit(mStorageBusy, b2f(s.Busy), s.ID)
 		e.emit(mBlindConns, float64(s.Blind), s.ID)
@@ -275,6 +279,16 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 	e.emit(mGroups, float64(len(st.Groups)))
 	e.emit(mInflightParts, float64(len(st.Parts)))
 	e.emit(mInflightClassi, float64(len(st.Classic)))
+}
+
+// publicationLag is the time between a storage's transient and published
+// TIDs; 0 when the published one is the newest known (or TID 0 stands for
+// an empty storage).
+func publicationLag(published, transient txn.TID) time.Duration {
+	if transient <= published || published == 0 {
+		return 0
+	}
+	return transient.Time().Sub(published.Time())
 }
 
 // collectGroundTruth: watched storages and their unaccounted commits.
