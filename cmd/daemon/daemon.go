@@ -39,6 +39,9 @@ type Options struct {
 	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
 	// /status, ...) from the running daemon.
 	AdminHandler func(d *Daemon) http.Handler
+	// OnTick, if set, is called from the daemon's once-a-second tick (after
+	// the tracker's), until the daemon stops: the status page's lag history.
+	OnTick func(now time.Time)
 }
 
 // Daemon is a running tidstorage.
@@ -60,8 +63,9 @@ type Daemon struct {
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt groundTruth // groundtruth.go
-	fl fleetState  // fleet.go
+	gt     groundTruth // groundtruth.go
+	fl     fleetState  // fleet.go
+	onTick func(time.Time)
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -73,7 +77,7 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now()}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), onTick: opts.OnTick}
 	if err := d.openLog(opts.Stderr); err != nil {
 		return nil, err
 	}
@@ -411,8 +415,11 @@ func (d *Daemon) tick() {
 		select {
 		case <-d.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			d.Tracker.Tick()
+			if d.onTick != nil {
+				d.onTick(now)
+			}
 		}
 	}
 }
