@@ -110,6 +110,12 @@ func (h *handler) pageData(doc *statusdoc.StatusDoc, fl statusdoc.FleetDoc, isFl
 	if h.src.LagHistory != nil {
 		lags = h.src.LagHistory.series(now)
 	}
+	partialPin := map[string]uint64{}
+	for _, p := range doc.PartialPins() {
+		for _, id := range p.Storages {
+			partialPin[id] = p.ID
+		}
+	}
 	watcher := map[string]statusdoc.HistoryDoc{}
 	for _, w := range doc.History {
 		watcher[w.Storage] = w
@@ -137,6 +143,8 @@ func (h *handler) pageData(doc *statusdoc.StatusDoc, fl statusdoc.FleetDoc, isFl
 		switch {
 		case s.Published == nil:
 			state, ps.Bad = append(state, "not published yet"), true
+		case partialPin[s.ID] != 0:
+			state, ps.Bad = append(state, fmt.Sprintf("HELD by a partial commit (pin %d)", partialPin[s.ID])), true
 		case s.HeldByUnaccounted:
 			state, ps.Bad = append(state, fmt.Sprintf("HELD by %d unaccounted commit(s)", len(s.Unaccounted))), true
 		}

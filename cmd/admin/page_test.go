@@ -52,6 +52,7 @@ func TestStatusPage(t *testing.T) {
 	pin := doc.PartialPins()[0]
 	require.Contains(t, page, "tidstorage accept-partial -c CONFIG --yes "+strconv.FormatUint(pin.ID, 10), "the command, without the config's path")
 	require.Contains(t, page, "BLIND (1 connection(s))")
+	require.Contains(t, page, "HELD by a partial commit (pin "+strconv.FormatUint(pin.ID, 10)+")")
 	require.Contains(t, page, "redacted: no credential")
 	require.Contains(t, page, "Last success")
 	require.Contains(t, page, "3h0m0s ago")
