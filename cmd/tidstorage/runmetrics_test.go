@@ -220,3 +220,13 @@ func TestStatusShowsLastBackup(t *testing.T) {
 	r = run(t, "status", "-a", srv.URL, "--token-file", tokenFile(t))
 	require.NotContains(t, r.stdout, "Backups")
 }
+
+// Every family of the metrics file is documented (docs/admin.md, "Backup
+// freshness").
+func TestBackupMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/admin.md")
+	require.NoError(t, err)
+	for _, m := range runMetrics {
+		require.Contains(t, string(doc), "| `"+m.name+"` |")
+	}
+}
