@@ -64,7 +64,6 @@ type runOutcome struct {
 type runRecorder struct {
 	file, pushURL *string
 	out           runOutcome
-	stderr        io.Writer
 }
 
 // addRunMetricsFlags registers --metrics-file and --pushgateway.
