@@ -135,24 +135,7 @@ func TestMixinNamesOnlyExportedMetrics(t *testing.T) {
 
 	// All-in-one, with repositories for the backup commands.
 	proxy := freeAddr(t)
-	aio := serve(t, dir, "aio", fmt.Sprintf(`status_file = "aio.status"
-burst_period = "0s"
-backup_metrics_file = "backup.prom"
-classic { listen = "127.0.0.1:0" }
-admin { listen = %q }
-zeo "main" {
-  listen   = %q
-  upstream = %q
-  storage "1" {
-    data_fs    = %q
-    repository = "repo/1"
-  }
-  storage "2" {
-    data_fs    = %q
-    repository = "repo/2"
-  }
-}
-`, freeAddr(t), proxy, zeo.Addr, zeo.DataFS("1"), zeo.DataFS("2")))
+	aio := serve(t, dir, "aio", zeo.SiteHCL(freeAddr(t), proxy))
 	zeotest.Python(t, "zodb_client.py", "--db", "a="+proxy+"/1", "--db", "b="+proxy+"/2", "commit", "--count", "3", "--touch", "a,b")
 	var fams map[string]*dto.MetricFamily
 	require.Eventually(t, func() bool {

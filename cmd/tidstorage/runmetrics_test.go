@@ -83,11 +83,7 @@ func TestBackupMetricsFile(t *testing.T) {
 	okVerify := metricsOf(t, mf, "last_success_timestamp_seconds")["verify"]
 
 	// A damaged set: verify fails, its last success stays.
-	delta, err := filepath.Glob(filepath.Join(s.repo, "*.deltafs"))
-	require.NoError(t, err)
-	require.Len(t, delta, 1)
-	require.NoError(t, os.Chmod(delta[0], 0o644))
-	require.NoError(t, os.WriteFile(delta[0], []byte("garbage"), 0o644))
+	s.damageDelta(t)
 	r = run(t, "verify", "-c", s.cfg)
 	require.Equal(t, 1, r.code)
 	require.Equal(t, map[string]float64{"backup": 1, "verify": 0}, metricsOf(t, mf, "last_run_success"))

@@ -67,24 +67,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	proxy := fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	cfg := filepath.Join(dir, "site.hcl")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`status_file = "status"
-burst_period = "0s"
-backup_metrics_file = "backup.prom"
-classic { listen = "127.0.0.1:0" }
-admin { listen = %q }
-zeo "main" {
-  listen   = %q
-  upstream = %q
-  storage "1" {
-    data_fs    = %q
-    repository = "repo/1"
-  }
-  storage "2" {
-    data_fs    = %q
-    repository = "repo/2"
-  }
-}
-`, adminAddr, proxy, zeo.Addr, zeo.DataFS("1"), zeo.DataFS("2"))), 0o644))
+	require.NoError(t, os.WriteFile(cfg, []byte(zeo.SiteHCL(adminAddr, proxy)), 0o644))
 	startServe(t, cfg, adminAddr, "/readyz")
 
 	dbs := []string{"--db", "a=" + proxy + "/1", "--db", "b=" + proxy + "/2"}
