@@ -282,34 +282,36 @@ func shortDur(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// sparkline draws lag samples over the last window as an inline SVG
-// polyline (0 at the bottom, the window's largest lag at the top); an
-// empty string without samples.
+// sparkline draws lag samples as an inline SVG polyline, from the oldest
+// sample kept (at most window ago) to now, 0 at the bottom and the largest
+// lag at the top; an empty string without samples.
 func sparkline(pts []lagPoint, now time.Time, window time.Duration) template.HTML {
 	if len(pts) == 0 {
 		return ""
 	}
 	const w, h = 160.0, 24.0
+	span := min(max(now.Sub(pts[0].t), time.Minute), window)
 	top := 0.0
 	for _, p := range pts {
 		top = max(top, p.lag)
 	}
 	var b strings.Builder
+	var x, y float64
 	for i, p := range pts {
-		x := w - float64(now.Sub(p.t))/float64(window)*w
-		y := h - 1
+		x = max(w-float64(now.Sub(p.t))/float64(span)*w, 0)
+		y = h - 2
 		if top > 0 {
-			y = h - 1 - p.lag/top*(h-2)
+			y = h - 2 - p.lag/top*(h-4)
 		}
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%.1f,%.1f", max(x, 0), y)
+		fmt.Fprintf(&b, "%.1f,%.1f", x, y)
 	}
-	title := "publication lag over the last hour: max " + shortDur(time.Duration(top*float64(time.Second)))
+	title := fmt.Sprintf("publication lag over the last %s: max %s", shortDur(span), shortDur(time.Duration(top*float64(time.Second))))
 	return template.HTML(fmt.Sprintf(`<svg class="spark" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s"><title>%s</title>`+
-		`<line x1="0" y1="%.1f" x2="%d" y2="%.1f" class="base"/><polyline points="%s"/></svg>`,
-		int(w), int(h), int(w), int(h), template.HTMLEscapeString(title), template.HTMLEscapeString(title), h-1, int(w), h-1, b.String()))
+		`<line x1="0" y1="%.1f" x2="%d" y2="%.1f" class="base"/><polyline points="%s"/><circle cx="%.1f" cy="%.1f" r="2"/></svg>`,
+		int(w), int(h), int(w), int(h), template.HTMLEscapeString(title), template.HTMLEscapeString(title), h-2, int(w), h-2, b.String(), min(x, w-2), y))
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -328,7 +330,7 @@ code,.tid{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
 .alert{border-left:4px solid #b32d2e;background:#fcf0f1;padding:.6em 1em;margin:.6em 0}
 .alert code{background:#fff;padding:.1em .3em;display:inline-block;margin-top:.3em}
 .good{border-left:4px solid #00a32a;background:#edfaef;padding:.6em 1em}
-svg.spark polyline{fill:none;stroke:#2271b1;stroke-width:1.5}svg.spark .base{stroke:#dcdcde;stroke-width:1}
+svg.spark polyline{fill:none;stroke:#2271b1;stroke-width:1.5}svg.spark circle{fill:#2271b1}svg.spark .base{stroke:#dcdcde;stroke-width:1}
 footer{margin-top:2em;color:#646970;font-size:.9em}
 </style></head>
 <body>
@@ -341,7 +343,7 @@ footer{margin-top:2em;color:#646970;font-size:.9em}
 {{if and (not .Problems) .Bootstrapped (not .Failure)}}<div class="good">Every storage publishes; nothing waits for an operator.</div>{{end}}
 
 <h2>Storages</h2>
-<table id="storages"><tr><th>Storage</th><th>Published TID</th><th>Time (UTC)</th><th>Point age</th><th>Publication lag</th><th>Last hour</th><th>State</th></tr>
+<table id="storages"><tr><th>Storage</th><th>Published TID</th><th>Time (UTC)</th><th>Point age</th><th>Publication lag</th><th>Lag, last hour</th><th>State</th></tr>
 {{range .Storages}}<tr><td title="{{.ID}}">{{.Label}}</td><td class="tid">{{.TID}}</td><td>{{.Time}}</td><td>{{.Age}}</td><td>{{.Lag}}</td><td>{{.Spark}}</td><td class="{{if .Bad}}bad{{else}}ok{{end}}">{{.State}}</td></tr>
 {{end}}</table>
 <p class="meta">{{.InFlight}}.</p>

@@ -100,5 +100,5 @@ func TestLagHistorySparkline(t *testing.T) {
 	_, _, page := request(t, http.MethodGet, serve(t, src, nil).URL, "/", "", "Accept", browser)
 	require.Equal(t, 3, strings.Count(page, `<svg class="spark"`), "one per storage")
 	require.Contains(t, page, "<polyline points=")
-	require.Contains(t, page, "publication lag over the last hour: max 1m30s", "A: T2 is 90 s after its published T1")
+	require.Contains(t, page, "publication lag over the last 1h0m0s: max 1m30s", "A: T2 is 90 s after its published T1")
 }

@@ -86,6 +86,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return json.Unmarshal(b, &doc) == nil && len(doc.PartialPins()) == 1
 	}, 30*time.Second, 100*time.Millisecond, "the partial commit is pinned")
+	if os.Getenv("TIDSTORAGE_SCREENSHOT") != "" {
+		// For the picture: a minute more of commits on the held storage,
+		// so that its lag grows along the sparkline.
+		for range 6 {
+			zeotest.Python(t, "zodb_client.py", append(dbs, "commit", "--count", "1", "--touch", "a")...)
+			time.Sleep(10 * time.Second)
+		}
+	}
 	time.Sleep(1500 * time.Millisecond) // a lag sample or two
 
 	dom := headless(t, browser, "http://"+adminAddr+"/", "--dump-dom")
@@ -113,7 +121,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	require.Contains(t, dom, fmt.Sprintf("tidstorage accept-partial -c CONFIG --yes %d", pin.ID))
 	require.NotContains(t, dom, "secret-edit", "the partial commit's description needs the token")
 	require.Contains(t, dom, `id="watchers"`)
-	require.Regexp(t, `<td>tidstorage backup</td><td>\d+s ago</td><td class="ok">ok</td>`, dom)
+	require.Regexp(t, `<td>tidstorage backup</td><td>[0-9hms.]+ ago</td><td class="ok">ok</td>`, dom)
 	require.Contains(t, dom, "redacted: no credential")
 
 	shot := filepath.Join(t.TempDir(), "status-page.png")
