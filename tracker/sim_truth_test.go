@@ -2,7 +2,7 @@ package tracker
 
 // The simulation's ground truth (the storages' history), clients that
 // bypass the proxy, and crashes of the tracker with journal replay
-// (docs/design.md, "Ground truth"; issue 10).
+// (docs/design.md, "Ground truth").
 
 import (
 	"errors"

@@ -47,7 +47,7 @@ func heapInuse() uint64 {
 	return m.HeapInuse
 }
 
-// The attack of issue 13: 8 connections each announce a 60 MiB first frame
+// The attack bounded in docs/zeo-protocol.md: 8 connections each announce a 60 MiB first frame
 // and send all of it but one byte. The proxy used to read each whole before
 // forwarding anything (480 MiB held); now a client that has not proven to be
 // ZEO is decoded up to 64 KiB only, so the frames are streamed upstream and

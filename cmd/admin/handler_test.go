@@ -419,7 +419,7 @@ func TestHealthzReportsATrackerFailure(t *testing.T) {
 	require.Contains(t, admin.BuildStatus(&admin.Sources{Tracker: svc}).TrackerFailure, "injected")
 }
 
-// Issue 12, item 8: per-storage metrics carry the storage's label (the
+// Per-storage metrics carry the storage's label (the
 // name backups print) beside its id; "" for a storage without one.
 func TestMetricsCarryTheStorageLabel(t *testing.T) {
 	f := admintest.New(t)

@@ -45,7 +45,7 @@ func pinActive(f *admintest.Fixture, id uint64) bool {
 	return false
 }
 
-// Issue 13, item 1: what a browser sends after DNS rebinding (the page's
+// What a browser sends after DNS rebinding (the page's
 // own name, resolved to the endpoint) is refused before anything else,
 // the pin stays, and /status does not leak.
 func TestDNSRebindingIsRefused(t *testing.T) {

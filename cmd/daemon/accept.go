@@ -9,7 +9,7 @@ import (
 )
 
 // AcceptPartial is the operator's accept (POST /accept-partial), checked
-// against the storages themselves (issue 12, item 2): the live last TIDs of
+// against the storages themselves: the live last TIDs of
 // the pinned storages that the proxy serves are read through its own
 // connection, and the accept is refused if one went back below what the
 // tracker saw committed (a cut or a restore while the daemon ran), instead

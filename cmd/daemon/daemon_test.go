@@ -68,7 +68,7 @@ admin {
 	require.Len(t, torn, 1)
 }
 
-// Issue 12, item 8: a first start says so (not "the previous run stopped
+// A first start says so (not "the previous run stopped
 // cleanly"), and a restart counts the lines the file already holds.
 func TestDaemonPreviousRun(t *testing.T) {
 	dir := t.TempDir()

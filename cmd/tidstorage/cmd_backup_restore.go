@@ -120,8 +120,8 @@ func printInPlaceAdvice(c *cli, statusFile string, rs []backup.Restored) {
 	}
 	fmt.Fprintf(c.stdout, "next: start the ZEO server(s) of these storages again, then tidstorage serve\n")
 	if statusFile != "" {
-		// Until serve handles a history that goes back (issue 12, item
-		// 1), its status file would hold points after this set and later
+		// Until serve handles a history that goes back, its
+		// status file would hold points after this set and later
 		// backups and cuts would refuse its lines.
 		fmt.Fprintf(c.stdout, "before starting tidstorage serve: move its status file %s aside (it records points after this set)\n", statusFile)
 	}

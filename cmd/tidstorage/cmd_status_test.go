@@ -168,7 +168,7 @@ func TestStatusErrors(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// Issue 12, item 8: the wording is truthful on a first start, for an empty
+// The wording is truthful on a first start, for an empty
 // storage, a storage without a value yet and one whose ZEO is unreachable.
 func TestStatusWordingFirstStartEmptyUnreachable(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
