@@ -37,7 +37,7 @@ type Config struct {
 	// collector), and where status reads the last backup's age; "" = none.
 	BackupMetricsFile string
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
-	ShutdownTimeout   time.Duration // on TERM, how long in-flight 2PCs may take to finish
+	ShutdownTimeout   time.Duration // on TERM, how long a client may stay silent in the middle of a commit before the stop cuts it
 	// ClientLabelIdentity adds ZEO's client-label to the client identity
 	// used to correlate one transaction's connections (zeoproxy.Config.LabelIdentity).
 	ClientLabelIdentity bool

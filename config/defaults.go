@@ -12,7 +12,7 @@ const (
 	DefaultBurstPeriod           = 30 * time.Second // the original's sample setting
 	DefaultFullDumpPeriod        = 5 * time.Minute  // idem
 	DefaultClassicTxnTimeout     = 10 * time.Minute
-	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultShutdownTimeout       = 5 * time.Minute
 	DefaultLogLevel              = "info"
 	DefaultLogFormat             = "text"
 	DefaultMaxFrameSize          = 64 << 20

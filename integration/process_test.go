@@ -100,6 +100,7 @@ type serveProc struct {
 type procOptions struct {
 	storageHCL map[string]string // db name -> lines added to its storage block
 	grace      string            // unaccounted_grace (default "1s")
+	topHCL     string            // lines added at the top level
 }
 
 func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
@@ -113,7 +114,7 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	s.adminAddr = fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	s.classicAddr = fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	var b strings.Builder
-	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n", s.statusPath, s.grace)
+	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n%s\n", s.statusPath, s.grace, opts.topHCL)
 	fmt.Fprintf(&b, "log {\n  file = %q\n  level = \"debug\"\n  format = \"json\"\n}\n", s.logPath)
 	fmt.Fprintf(&b, "classic {\n  listen = %q\n}\nadmin {\n  listen = %q\n}\n", s.classicAddr, s.adminAddr)
 	for i, sp := range specs {

@@ -25,9 +25,7 @@ type BootstrapResult struct {
 // TIDs read are also the floor for in-doubt resolution.
 func (p *Proxy) Bootstrap(ctx context.Context) []BootstrapResult {
 	var out []BootstrapResult
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		names := make([]string, 0, len(l.cfg.Storages))
 		for name := range l.cfg.Storages {
@@ -48,9 +46,7 @@ func (p *Proxy) Bootstrap(ctx context.Context) []BootstrapResult {
 
 // BootstrapOne retries one storage (after a failed Bootstrap).
 func (p *Proxy) BootstrapOne(ctx context.Context, server, name string) (BootstrapResult, error) {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		if l.cfg.Name != server {
 			continue

@@ -135,6 +135,7 @@ type Proxy struct {
 	closed    bool
 	wg        sync.WaitGroup
 	resolveWG sync.WaitGroup
+	stop      stopState
 	ctx       context.Context
 	cancel    context.CancelFunc
 }
@@ -144,7 +145,7 @@ func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel,
-		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners()}
+		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners(), stop: stopState{released: make(chan struct{})}}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -248,11 +249,16 @@ func (p *Proxy) Addrs() []net.Addr {
 	return out
 }
 
+// listenersNow is a copy of the listeners, taken under p.mu.
+func (p *Proxy) listenersNow() []*listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*listener(nil), p.listeners...)
+}
+
 // Serve accepts connections on every listener until Close.
 func (p *Proxy) Serve() {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); l.accept() }()
@@ -280,33 +286,13 @@ func (p *Proxy) Close() {
 	p.mu.Unlock()
 	for _, l := range ls {
 		_ = l.ln.Close()
-		l.closeAll()
 	}
+	p.closeConns()
 	p.wg.Wait()
 	p.owners.close()
 	p.cancel()
 	p.resolveWG.Wait()
 	p.closeWitnesses()
-}
-
-// InFlight reports how many connections are inside a 2PC (for graceful stop).
-func (p *Proxy) InFlight() int {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
-	n := 0
-	for _, l := range ls {
-		l.mu.Lock()
-		for c := range l.conns {
-			c.mu.Lock()
-			if c.part != 0 {
-				n++
-			}
-			c.mu.Unlock()
-		}
-		l.mu.Unlock()
-	}
-	return n
 }
 
 func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.cfg.PartIDBase + p.partSeq.Add(1)) }
@@ -370,12 +356,13 @@ func splitAddr(a string) (network, addr string) {
 
 // listener is one proxied ZEO server.
 type listener struct {
-	p     *Proxy
-	cfg   ServerConfig
-	ln    net.Listener
-	log   hclog.Logger
-	mu    sync.Mutex
-	conns map[*conn]struct{}
+	p      *Proxy
+	cfg    ServerConfig
+	ln     net.Listener
+	log    hclog.Logger
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool // closeAll was called: a connection dialled meanwhile is closed at once
 }
 
 func (l *listener) storageID(name string) string {
@@ -434,6 +421,11 @@ func (l *listener) handle(cc net.Conn) {
 	}
 	log.Debug("connected", "upstream", l.cfg.Upstream)
 	l.mu.Lock()
+	if l.closed { // the proxy closed its connections while this one was dialled
+		l.mu.Unlock()
+		c.closeBoth()
+		return
+	}
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
 	p.metrics.connsOpen.Add(1)
@@ -462,6 +454,7 @@ func (l *listener) connDone(c *conn) {
 func (l *listener) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	for c := range l.conns {
 		_ = c.client.Close()
 		_ = c.server.Close()

@@ -516,9 +516,13 @@ func (d *Daemon) DumpState() {
 	d.Log.Info("SIGUSR1: tracker state", args...)
 }
 
-// Shutdown stops gracefully: stop accepting, let in-flight 2PCs finish (until
-// ctx is done), close every connection, write the final full status line and
-// fsync it, remove the running marker and the pid file.
+// Shutdown stops gracefully without splitting a transaction
+// (docs/admin.md, "Stopping"): stop accepting and hold new transactions, let
+// every transaction that has voted run to its end on every storage, close
+// every connection at once, write the final full status line and fsync it,
+// remove the running marker and the pid file. A client that stays silent in
+// the middle of a commit for shutdown_timeout, or the end of ctx, cuts the
+// wait short; the stop then counts as unclean.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() { err = d.shutdown(ctx) })
@@ -526,25 +530,24 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 }
 
 func (d *Daemon) shutdown(ctx context.Context) error {
-	d.Log.Info("stopping: no new connections; waiting for transactions in flight")
-	if d.Proxy != nil {
-		d.Proxy.StopAccepting()
-	}
-	// The classic endpoint stays open during the grace period: patched
-	// Zopes report the end of their transactions there.
+	// The classic endpoint stays open meanwhile: patched Zopes report the
+	// end of their transactions there.
 	cut := false
 	if d.Proxy != nil {
-		for n := d.Proxy.InFlight(); n > 0; n = d.Proxy.InFlight() {
-			select {
-			case <-ctx.Done():
-				d.Log.Error("stop timeout: closing connections with transactions still in flight; this stop counts as unclean", "in_flight", n)
-				cut = true
-				goto closeAll
-			case <-time.After(50 * time.Millisecond):
-			}
+		d.Log.Info("stopping: no new connections or transactions; waiting for the transactions that have voted to finish on every storage",
+			"shutdown_timeout", d.cfg.ShutdownTimeout)
+		res := d.Proxy.Drain(ctx, d.cfg.ShutdownTimeout)
+		if len(res.Cut) > 0 {
+			cut = true
+			d.Log.Error("stop timeout: connections closed with transactions in their commit; this stop counts as unclean",
+				"cut", len(res.Cut), "waited", res.Waited.Round(time.Millisecond))
+		} else {
+			d.Log.Info("stopping: no transaction in its commit; every connection closed",
+				"waited", res.Waited.Round(time.Millisecond), "held", res.Held)
 		}
+	} else {
+		d.Log.Info("stopping")
 	}
-closeAll:
 	close(d.stop)
 	if d.gt.cancel != nil {
 		d.gt.cancel()

@@ -24,8 +24,17 @@ Commands:
                             One line per commit; conflict counts on stderr.
                             --classic HOST:PORT --ids a=ID,b=ID also reports each
                             transaction over the classic protocol, as a patched Zope.
-  hold --seconds S           begins a two-phase commit on the first database and
-                            keeps it open for S seconds (then aborts it).
+                            --between-ms M: a resource manager ordered between the
+                            touched databases sleeps M ms in its tpc_finish, so that
+                            each transaction stands committed on the first and voted
+                            on the last for that long (a slow client).
+                            --unique-desc makes each attempt's description unique
+                            ("<desc> <pid>-<n>"), so that an oracle can match a
+                            transaction's commits across storages.
+  hold --seconds S [--vote]  begins a two-phase commit on the first database and
+                            keeps it open for S seconds (then aborts it); with
+                            --vote it votes first (the server holds the commit
+                            lock: the transaction is in its commit).
   crash-between --first a --then b
                             commits a transaction T1 writing 'first' and 'then'
                             with a resource manager ordered between them whose
@@ -109,10 +118,13 @@ def main():
     pa.add_argument("--classic", default=None,
                     help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
                          "two-phase commit, COMMIT with the TIDs after it, ABORT on a conflict)")
+    pa.add_argument("--unique-desc", action="store_true")
+    pa.add_argument("--between-ms", type=float, default=0)
     pa.add_argument("--ids", default="",
                     help="NAME=STORAGE_ID,...: the classic storage id of each touched database")
     ho = sub.add_parser("hold")
     ho.add_argument("--seconds", type=float, default=60)
+    ho.add_argument("--vote", action="store_true")
     cb = sub.add_parser("crash-between")
     cb.add_argument("--first", required=True)
     cb.add_argument("--then", required=True)
@@ -192,8 +204,13 @@ def paired(dbs, names, args):
         host, _, port = args.classic.rpartition(":")
         reporter = Conn(host, int(port))
         ids = dict(kv.split("=", 1) for kv in args.ids.split(",") if kv)
+    between = None
+    if args.between_ms:
+        keys = sorted(conn.get_connection(n).sortKey() for n in touch)
+        between = keys[0] + "\U0010ffff"  # right after the first database
+        assert keys[0] < between < keys[-1], keys
     deadline = time.time() + args.seconds
-    done = conflicts = streak = 0
+    done = conflicts = streak = attempts = 0
     reported = time.time()
     while done < args.count and time.time() < deadline:
         if conflicts and time.time() - reported >= 1:
@@ -205,11 +222,14 @@ def paired(dbs, names, args):
         txid = None
         try:
             txn = tm.begin()
-            txn.note(args.desc)
+            attempts += 1
+            txn.note("%s %d-%d" % (args.desc, os.getpid(), attempts) if args.unique_desc else args.desc)
             roots = {n: conn.get_connection(n).root() for n in touch}
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
                 r[args.key] = value
+            if between:
+                txn.join(Pause(between, args.between_ms / 1000.0))
             if reporter:
                 txid = "%d-%d" % (os.getpid(), done + conflicts)
                 reporter.begin(txid, [ids[n] for n in touch])
@@ -245,14 +265,12 @@ def paired(dbs, names, args):
     conn.close()
 
 
-class Killer:
-    """A resource manager whose tpc_finish kills the process, ordered
-    between two storages by its sortKey."""
+class SortedResource:
+    """A resource manager that only takes a place in the commit order (its
+    sortKey); subclasses act in tpc_finish."""
 
-    def __init__(self, key, block_until=None, block_seconds=0):
+    def __init__(self, key):
         self.key = key
-        self.block_until = block_until
-        self.block_seconds = block_seconds
 
     def sortKey(self):
         return self.key
@@ -260,14 +278,32 @@ class Killer:
     def abort(self, txn):
         pass
 
-    def tpc_begin(self, txn):
+    tpc_begin = commit = tpc_vote = tpc_abort = abort
+
+    def tpc_finish(self, txn):
         pass
 
-    def commit(self, txn):
-        pass
 
-    def tpc_vote(self, txn):
-        pass
+class Pause(SortedResource):
+    """Ordered between two storages, its tpc_finish sleeps: the transaction
+    stands finished on the first storage and voted on the other meanwhile."""
+
+    def __init__(self, key, seconds):
+        SortedResource.__init__(self, key)
+        self.seconds = seconds
+
+    def tpc_finish(self, txn):
+        time.sleep(self.seconds)
+
+
+class Killer(SortedResource):
+    """Ordered between two storages, its tpc_finish kills the process (or,
+    with block_until, waits for that file)."""
+
+    def __init__(self, key, block_until=None, block_seconds=0):
+        SortedResource.__init__(self, key)
+        self.block_until = block_until
+        self.block_seconds = block_seconds
 
     def tpc_finish(self, txn):
         if self.block_until:
@@ -280,9 +316,6 @@ class Killer:
             return
         sys.stdout.flush()
         os._exit(17)
-
-    def tpc_abort(self, txn):
-        pass
 
 
 def crash_between(dbs, args):
@@ -315,9 +348,13 @@ def hold(dbs, args):
     st = dbs[0].storage
     txn = TransactionMetaData(description="held")
     st.tpc_begin(txn)
-    # tpc_begin is a one-way call: a synchronous one on the same connection
-    # makes sure it reached the server (and the proxy) before we say so.
-    st.server_status()
+    if args.vote:
+        st.tpc_vote(txn)
+    else:
+        # tpc_begin is a one-way call: a synchronous one on the same
+        # connection makes sure it reached the server (and the proxy) before
+        # we say so.
+        st.server_status()
     emit({"holding": "1"})
     time.sleep(args.seconds)
     st.tpc_abort(txn)
