@@ -63,7 +63,8 @@ type Config struct {
 	// Warnings are problems that do not stop the daemon (e.g. no status file).
 	Warnings hcl.Diagnostics
 
-	paths []pathRef // CheckPaths
+	paths   []pathRef // CheckPaths
+	tlsRefs []tlsRef  // CheckPaths
 }
 
 // Log configures logging (go-hclog).
@@ -201,13 +202,22 @@ type TrackerLink struct {
 	Range hcl.Range
 }
 
-// TLS holds the files of one side of the fleet link.
+// TLS holds the files of one TLS end: a side of the fleet link, or a zeo
+// block's tls (clients -> tidstorage) or upstream_tls (tidstorage -> ZEO).
 type TLS struct {
-	CertFile     string
-	KeyFile      string
-	CAFile       string // sidecar: the CA that signed the tracker's certificate
-	ClientCAFile string // tracker: the CA that signed the sidecars' certificates
-	ServerName   string // sidecar: the name in the tracker's certificate (default: the address's host)
+	CertFile string // upstream_tls: "" when the ZEO server does not authenticate clients
+	KeyFile  string
+	// CAFile: the CA that signed the server's certificate (a sidecar: the
+	// tracker's; upstream_tls: the ZEO server's, "" = the system's roots).
+	CAFile string
+	// ClientCAFile: the CA that must sign the clients' certificates (a
+	// tracker: the sidecars'; a zeo block's tls: the ZODB clients', ""
+	// asks for no client certificate).
+	ClientCAFile string
+	// ServerName: the name the server's certificate must hold (a sidecar:
+	// default the address's host, left ""; upstream_tls: the upstream's
+	// host when not written).
+	ServerName string
 }
 
 // ZEO is one proxied ZEO server.
@@ -222,8 +232,15 @@ type ZEO struct {
 	// BlindTimeout: a connection the proxy cannot decode (blind) is closed
 	// after that long; 0 never closes it.
 	BlindTimeout time.Duration
-	Storages     []*Storage // in file order
-	Range        hcl.Range  // the block header, for messages
+	// TLS, when set, terminates TLS at Listen: the ZODB clients talk TLS to
+	// tidstorage (their zope.conf's <ssl>). Nil: plaintext clients.
+	TLS *TLS
+	// UpstreamTLS, when set, re-originates TLS to Upstream: the proxy's
+	// connections, the history watchers, the bootstrap and in-doubt
+	// resolution talk TLS to the ZEO server. Nil: plaintext.
+	UpstreamTLS *TLS
+	Storages    []*Storage // in file order
+	Range       hcl.Range  // the block header, for messages
 }
 
 // Storage is one storage: a ZEO storage behind a proxied server, or (ZEO ==

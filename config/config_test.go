@@ -75,6 +75,12 @@ func dumpConfig(c *Config) string {
 	}
 	for _, z := range c.ZEO {
 		p("zeo %q listen=%s upstream=%s client_address=%s storages=%d", z.Name, z.Listen, z.Upstream, z.ClientAddress, len(z.Storages))
+		if z.TLS != nil {
+			p("  tls=%+v", *z.TLS)
+		}
+		if z.UpstreamTLS != nil {
+			p("  upstream_tls=%+v", *z.UpstreamTLS)
+		}
 	}
 	for _, s := range c.Storages {
 		zeo := "-"

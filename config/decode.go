@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 )
 
 // Load reads and validates the configuration file at path. Relative paths in
@@ -61,6 +63,7 @@ func parse(src []byte, filename, base string) (*Config, error) {
 	}
 	cfg.Warnings = warns
 	cfg.paths = d.paths
+	cfg.tlsRefs = d.tlsRefs
 	return cfg, nil
 }
 
@@ -134,7 +137,7 @@ var zeoSchema = &hcl.BodySchema{
 		{Name: "client_address"},
 		{Name: "blind_timeout"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "storage", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "storage", LabelNames: []string{"name"}}, {Type: "tls"}, {Type: "upstream_tls"}},
 }
 
 var zeoStorageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -153,9 +156,10 @@ type decoder struct {
 	// explicitID marks zeo storages whose id was written, not derived.
 	explicitID map[*Storage]bool
 	// attrs keeps where each address was written, for cross-checks.
-	attrs map[*Address]*hcl.Attribute
-	role  Role
-	paths []pathRef // every path attribute, for Config.CheckPaths
+	attrs   map[*Address]*hcl.Attribute
+	role    Role
+	paths   []pathRef // every path attribute, for Config.CheckPaths
+	tlsRefs []tlsRef  // every TLS block, for Config.CheckPaths
 }
 
 func hasBlock(blocks []*hcl.Block, kind string) bool {
@@ -267,6 +271,11 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			pos(cfg.Fleet.Range))
 	}
 	d.role = cfg.Role()
+	if d.role == RoleSidecar && (adminBlock == nil || d.content(adminBlock.Body, adminSchema).Attributes["listen"] == nil) {
+		// Its own default, so that a tracker and a sidecar on one host (a
+		// first try, a tracker host that also runs Zope) do not collide.
+		cfg.Admin.Listen, _ = ParseAddress(DefaultSidecarAdminListen)
+	}
 	if d.role == RoleSidecar {
 		for _, name := range []string{"status_file", "journal_file"} {
 			if attr := a[name]; attr != nil {
@@ -430,9 +439,13 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 	d.address(c.Attributes["client_address"], &z.ClientAddress, false)
 	z.BlindTimeout = DefaultBlindTimeout
 	d.duration(c.Attributes["blind_timeout"], &z.BlindTimeout, 0)
+	d.decodeZEOTLS(z, c)
 
 	names := map[string]hcl.Range{}
 	for _, sb := range c.Blocks {
+		if sb.Type != "storage" {
+			continue
+		}
 		s := &Storage{Name: sb.Labels[0], ZEO: z, Range: sb.LabelRanges[0]}
 		if s.Name == "" {
 			d.errorf(sb.LabelRanges[0], "Empty storage name",
@@ -468,7 +481,7 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 		}
 		z.Storages = append(z.Storages, s)
 	}
-	if len(c.Blocks) == 0 {
+	if !hasBlock(c.Blocks, "storage") {
 		d.errorf(b.DefRange, "Missing storage block",
 			`zeo %q needs at least one storage block naming a storage of the server, e.g. storage "1" { }`, z.Name)
 	}
@@ -651,11 +664,7 @@ func (d *decoder) decodeFleet(b *hcl.Block) *Fleet {
 	}
 	d.tcpAddress(c.Attributes["listen"], &f.Listen)
 	if tb := d.once(c.Blocks, "tls"); tb != nil {
-		tc := d.content(tb.Body, fleetTLSSchema)
-		f.TLS = &TLS{}
-		d.path(tc.Attributes["cert_file"], &f.TLS.CertFile)
-		d.path(tc.Attributes["key_file"], &f.TLS.KeyFile)
-		d.path(tc.Attributes["client_ca_file"], &f.TLS.ClientCAFile)
+		f.TLS, _ = d.tlsBlock(tb, fleetTLSSchema, "fleet tls", tlsfiles.Server)
 	} else if !f.Listen.IsZero() && !f.Listen.Loopback() {
 		at := b.DefRange
 		if a := c.Attributes["listen"]; a != nil {
@@ -690,11 +699,8 @@ func (d *decoder) decodeTrackerLink(b *hcl.Block) *TrackerLink {
 		}
 	}
 	if tb := d.once(c.Blocks, "tls"); tb != nil {
-		tc := d.content(tb.Body, trackerTLSSchema)
-		t.TLS = &TLS{}
-		d.path(tc.Attributes["cert_file"], &t.TLS.CertFile)
-		d.path(tc.Attributes["key_file"], &t.TLS.KeyFile)
-		d.path(tc.Attributes["ca_file"], &t.TLS.CAFile)
+		var tc *hcl.BodyContent
+		t.TLS, tc = d.tlsBlock(tb, trackerTLSSchema, "tracker tls", tlsfiles.Client)
 		if a := tc.Attributes["server_name"]; a != nil {
 			d.str(a, &t.TLS.ServerName)
 		}

@@ -9,6 +9,7 @@ import (
 const (
 	DefaultClassicListen         = "127.0.0.1:9001" // the original daemon's port
 	DefaultAdminListen           = "127.0.0.1:9002"
+	DefaultSidecarAdminListen    = "127.0.0.1:9003" // a sidecar's: not the tracker's on the same host
 	DefaultBurstPeriod           = 30 * time.Second // the original's sample setting
 	DefaultFullDumpPeriod        = 5 * time.Minute  // idem
 	DefaultClassicTxnTimeout     = 10 * time.Minute

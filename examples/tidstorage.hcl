@@ -61,6 +61,20 @@ zeo "main" {
     data_fs    = "/srv/zeo1/var/Catalog.fs"
     repository = "/backup/zeo1-catalog"
   }
+
+  # ZEO over TLS (docs/deploy.md, "ZEO over TLS"): terminate the clients' TLS
+  # (zope.conf <clientstorage> with <ssl>) and/or re-originate it to a ZEO
+  # server with <ssl>. Either block alone works. HUP reads the files again.
+  # tls {
+  #   cert_file      = "/etc/tidstorage/zeo-proxy.crt"
+  #   key_file       = "/etc/tidstorage/zeo-proxy.key"
+  #   client_ca_file = "/etc/tidstorage/zope-ca.crt"  # optional: require client certificates
+  # }
+  # upstream_tls {
+  #   ca_file   = "/etc/tidstorage/zeo-ca.crt"        # signs the server's certificate
+  #   cert_file = "/etc/tidstorage/zeo-client.crt"    # for the server's <ssl> authenticate
+  #   key_file  = "/etc/tidstorage/zeo-client.key"
+  # }
 }
 
 zeo "sessions" {

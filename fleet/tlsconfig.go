@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -27,7 +25,6 @@ type Certs struct {
 	caAttr     string // the CA file's name in the configuration, for errors
 	serverName string
 	cur        atomic.Pointer[tls.Config] // complete: certificate, CA pool
-	caExpiry   atomic.Int64               // Unix nanoseconds: the earliest NotAfter of the CA file read last
 }
 
 // ServerTLS is the tracker's mutual-TLS configuration: its certificate, and
@@ -51,52 +48,8 @@ func (c *Certs) Reload() error {
 	if err != nil {
 		return err
 	}
-	caExpiry, err := earliestExpiry(c.caFile)
-	if err != nil {
-		return fmt.Errorf("fleet tls: %s: %w", c.caAttr, err)
-	}
 	c.cur.Store(cfg)
-	c.caExpiry.Store(caExpiry.UnixNano())
 	return nil
-}
-
-// Expiry is when the certificates in use stop being valid: this end's
-// certificate, and the earliest of the CA file's (the other end's
-// certificates cannot verify past it). Zero times if unknown.
-func (c *Certs) Expiry() (cert, ca time.Time) {
-	if leaf := c.Leaf(); leaf != nil {
-		cert = leaf.NotAfter
-	}
-	if ns := c.caExpiry.Load(); ns != 0 {
-		ca = time.Unix(0, ns)
-	}
-	return cert, ca
-}
-
-// earliestExpiry is the earliest NotAfter of the PEM certificates in path.
-func earliestExpiry(path string) (time.Time, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	var first time.Time
-	for {
-		var blk *pem.Block
-		if blk, b = pem.Decode(b); blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		crt, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%s: %w", path, err)
-		}
-		if first.IsZero() || crt.NotAfter.Before(first) {
-			first = crt.NotAfter
-		}
-	}
-	return first, nil
 }
 
 func (c *Certs) load() (*tls.Config, error) {

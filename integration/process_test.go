@@ -101,6 +101,12 @@ type procOptions struct {
 	storageHCL map[string]string // db name -> lines added to its storage block
 	grace      string            // unaccounted_grace (default "1s")
 	topHCL     string            // lines added at the top level
+	// tls: every ZEO server speaks TLS only and requires client
+	// certificates (<ssl> with authenticate); tidstorage terminates the
+	// clients' TLS (client certificates required) and re-originates it;
+	// the clients, through the proxy or directly, present tls.Client; the
+	// cutters terminate and re-originate TLS.
+	tls *zeotest.TLSCerts
 }
 
 func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
@@ -117,14 +123,28 @@ func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n%s\n", s.statusPath, s.grace, opts.topHCL)
 	fmt.Fprintf(&b, "log {\n  file = %q\n  level = \"debug\"\n  format = \"json\"\n}\n", s.logPath)
 	fmt.Fprintf(&b, "classic {\n  listen = %q\n}\nadmin {\n  listen = %q\n}\n", s.classicAddr, s.adminAddr)
+	if c := opts.tls; c != nil {
+		s.dbs = c.PythonArgs(c.Client, c.ClientKey)
+		s.direct = c.PythonArgs(c.Client, c.ClientKey)
+	}
 	for i, sp := range specs {
-		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack})
+		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, TLS: opts.tls})
 		s.servers = append(s.servers, srv)
-		cutter := zeotest.StartCutter(t, srv.Addr)
+		var cutter *zeotest.Cutter
+		if opts.tls != nil {
+			cutter = zeotest.StartTLSCutter(t, srv.Addr, opts.tls)
+		} else {
+			cutter = zeotest.StartCutter(t, srv.Addr)
+		}
 		s.cutters = append(s.cutters, cutter)
+		upstream := cutter.Addr()
 		port := zeotest.FreePort(t)
 		listen := fmt.Sprintf("127.0.0.1:%d", port)
-		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, cutter.Addr())
+		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, upstream)
+		if c := opts.tls; c != nil {
+			fmt.Fprintf(&b, "  tls {\n    cert_file = %q\n    key_file = %q\n    client_ca_file = %q\n  }\n", c.Proxy, c.ProxyKey, c.CA)
+			fmt.Fprintf(&b, "  upstream_tls {\n    ca_file = %q\n    cert_file = %q\n    key_file = %q\n  }\n", c.CA, c.Upstream, c.UpstreamKey)
+		}
 		for j, name := range sp.storages {
 			db := sp.dbNames[j]
 			fmt.Fprintf(&b, "  storage %q {\n%s\n  }\n", name, s.storageHCL[db])

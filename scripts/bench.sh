@@ -12,6 +12,8 @@ echo "== zeoproxy (Go load generator against a Go ZEO sink, direct vs proxy)"
 go test -run '^$' -bench . -benchtime 2s -count 3 -benchmem ./zeoproxy/
 echo "== zeoproxy report (latency, idle memory, real ZODB workload direct vs proxy)"
 IDLE_CONNS=${IDLE_CONNS:-4500} go test -tags report -run 'TestReport' -v -count 1 ./zeoproxy/ | grep -E '^(sync|idle|real|ok|FAIL)'
+echo "== zeoproxy TLS report (direct, plaintext proxy, direct TLS, TLS proxy: latency, CPU, setup)"
+go test -tags report -run 'TestTLSReport' -v -count 1 ./zeoproxy/ | grep -E '^(sync|real|latency|proxy CPU|connection|ok|FAIL)'
 echo "== fleet: a sidecar against the all-in-one proxy, real ZEO, separate processes"
 go test -tags report -run TestFleetReport -v -count 1 ./cmd/tidstorage/ | grep -E '^(publication|round trip|added|direct|all-in-one|sidecar|ok|FAIL)'
 go test -run '^$' -bench . -benchtime 400000x -count 3 ./fleet/

@@ -67,6 +67,8 @@ wait_port "$adm"; wait_port "$px_a"; wait_port "$px_b"
 dbs=(--db "main=127.0.0.1:$px_a/1" --db "catalog=127.0.0.1:$px_a/2" --db "sessions=127.0.0.1:$px_b/1")
 client() { "$venv/bin/python" integration/python/zodb_client.py "${dbs[@]}" "$@"; }
 echo "== workload through the proxy: 10 cross-storage transactions (main+catalog+sessions), 5 on catalog only, 4 concurrent paired writers"
+echo "   (the paired writers update the same counters at once on purpose: their conflicts show below as aborted"
+echo "   transactions and failed votes, which ZODB retries; none of them is an error)"
 client commit --count 10 --touch main,catalog,sessions --desc "cross-storage" >/dev/null
 client commit --count 5 --touch catalog --desc "catalog only" >/dev/null
 for i in 1 2 3 4; do client paired --count 10 --touch main,sessions --desc "paired" >/dev/null & done
@@ -79,7 +81,7 @@ echo "== tidstorage status"
 "$bin" status -c "$run/tidstorage.hcl" || true
 echo "== tidstorage dump (classic DUMP, as the original backup scripts read it)"
 "$bin" dump -a "127.0.0.1:$classic"
-echo "== more paired writers while a consistent backup is taken at the published point (status file's last line)"
+echo "== more paired writers while a consistent backup is taken at the published point (the running daemon's current one)"
 for i in 1 2; do client paired --count 15 --touch main,sessions --desc "during backup" >/dev/null & done
 "$bin" backup -c "$run/tidstorage.hcl" --progress 0
 wait_jobs

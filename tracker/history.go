@@ -301,15 +301,26 @@ func (m *Machine) reportUnaccounted(now int64) {
 		}
 		upto := s.unacc[due].tid
 		if p := s.unaccPin; p != nil {
+			// The pin now covers more: its reason says the whole range.
 			p.upto = max(p.upto, upto)
+			p.reason = unaccountedReason(s.name, s.unacc[0].tid, p.upto)
 			continue
 		}
-		p := m.newPin(PinUnaccounted, m.one(i), nil,
-			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %s): a client that bypasses the proxy, or a crash of tidstorage", s.name, upto.Hex()))
+		p := m.newPin(PinUnaccounted, m.one(i), nil, unaccountedReason(s.name, s.unacc[0].tid, upto))
 		p.upto = upto
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
 	}
+}
+
+// unaccountedReason is an unaccounted pin's reason: the range of commits it
+// covers (those from first to upto that nothing accounted for).
+func unaccountedReason(storage string, first, upto txn.TID) string {
+	span := "commit " + upto.Hex()
+	if first < upto {
+		span = "commits from " + first.Hex() + " to " + upto.Hex()
+	}
+	return fmt.Sprintf("storage %s has %s that nothing accounted for: a client that bypasses the proxy, or a crash of tidstorage", storage, span)
 }
 
 // accountBlind accounts for the commits seen while the storage was blind,

@@ -168,7 +168,7 @@ func (s *Service) journalErr(err error, now int64, n int) {
 		jr.stats.Errors++
 		jr.stats.Broken = err.Error()
 		s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
-			Msg: "journal append failed: journaling stops until the tracker is next idle; a crash meanwhile holds publication until the operator accepts: " + err.Error()}})
+			Msg: "journal " + jr.stats.Path + ": append failed: journaling stops until the tracker is next idle; a crash meanwhile holds publication until the operator accepts: " + err.Error()}})
 		return
 	}
 	jr.stats.Records += uint64(n)
@@ -186,7 +186,7 @@ func (s *Service) maybeRotate(now int64) {
 		jr.stats.Errors++
 		if broken == "" {
 			s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
-				Msg: "journal rotation failed: " + err.Error()}})
+				Msg: "journal " + jr.stats.Path + ": rotation failed (the journal stays as it was; its new copy, written beside it first, was removed): " + err.Error()}})
 		}
 		jr.stats.Broken = err.Error()
 		return

@@ -2,6 +2,7 @@ package zeoproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,15 @@ type ServerConfig struct {
 	// its ZODB client reconnects (docs/zeo-protocol.md §1, "Blind
 	// connections").
 	BlindTimeout time.Duration
+	// TLS, if set, terminates TLS on Listen: it is called for each accepted
+	// connection and returns the server configuration (certificate, client
+	// CAs); the handshake ends, within Config.HandshakeTimeout, before the
+	// upstream is dialled. Nil: plaintext clients.
+	TLS func() *tls.Config
+	// UpstreamTLS, if set, re-originates TLS to Upstream, for the relayed
+	// connections and the proxy's own (bootstrap, witness, in-doubt
+	// resolution); called for each dial. Nil: plaintext.
+	UpstreamTLS func() *tls.Config
 }
 
 // Config of the proxy.
@@ -73,6 +83,9 @@ type Config struct {
 	MaxConns int
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
+	// HandshakeTimeout bounds each TLS handshake, with a client or with
+	// the server (default 10 s).
+	HandshakeTimeout time.Duration
 	// PartIDBase is added to every participation id this proxy allocates:
 	// proxies that report to one tracker (sidecars) take distinct bases so
 	// that their ids never meet.
@@ -106,6 +119,9 @@ func (c *Config) setDefaults() {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
 	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -116,12 +132,13 @@ const DefaultPreZEOMax = 64 << 10
 
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
 type Proxy struct {
-	cfg     Config
-	tracker Tracker
-	log     hclog.Logger
-	metrics Metrics
-	budget  *decodeBudget
-	owners  *owners // loopback clients' processes
+	cfg      Config
+	tracker  Tracker
+	log      hclog.Logger
+	metrics  Metrics
+	refusals refusalLog // TLS refusals, logged once per peer and kind a minute
+	budget   *decodeBudget
+	owners   *owners // loopback clients' processes
 
 	partSeq atomic.Uint64
 	connSeq atomic.Uint64
@@ -155,6 +172,7 @@ type Metrics struct {
 	resolvedCommitted, resolvedAborted, decodeErrors atomic.Int64
 	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
 	blindClosed, unregisteredClosed                  atomic.Int64
+	tls                                              tlsCounters
 	// Frames relayed undecoded for want of a limit (each makes its
 	// connection's storage blind), and connections not yet registered.
 	skippedPreRegister, skippedLimit, skippedBudget atomic.Int64
@@ -184,6 +202,12 @@ type MetricsSnapshot struct {
 	// BlindClosed counts blind connections closed after BlindTimeout;
 	// UnregisteredClosed those closed after RegisterTimeout.
 	BlindClosed, UnregisteredClosed int64
+	// TLSHandshakesClient and TLSHandshakesUpstream count the TLS
+	// handshakes that succeeded with clients and with ZEO servers;
+	// TLSRefused the ones refused, by side and reason (every pair, zeros
+	// included).
+	TLSHandshakesClient, TLSHandshakesUpstream int64
+	TLSRefused                                 []TLSRefusal
 	// SkippedPreRegister, SkippedLimit and SkippedBudget count frames
 	// relayed undecoded because they exceeded PreZEOMax (before register),
 	// MaxDecode, or the decode budget.
@@ -196,7 +220,7 @@ type MetricsSnapshot struct {
 // Metrics returns a snapshot of the proxy's counters.
 func (p *Proxy) Metrics() MetricsSnapshot {
 	m := &p.metrics
-	return MetricsSnapshot{
+	s := MetricsSnapshot{
 		ConnsOpen: m.connsOpen.Load(), ConnsTotal: m.connsTotal.Load(), ConnsRefused: m.connsRefused.Load(),
 		Begins: m.begins.Load(), Commits: m.commits.Load(), Aborts: m.aborts.Load(),
 		VotesFailed: m.votesFailed.Load(), InDoubt: m.inDoubt.Load(),
@@ -208,6 +232,8 @@ func (p *Proxy) Metrics() MetricsSnapshot {
 		SkippedPreRegister: m.skippedPreRegister.Load(), SkippedLimit: m.skippedLimit.Load(),
 		SkippedBudget: m.skippedBudget.Load(), Unregistered: m.unregistered.Load(),
 	}
+	m.tls.snapshot(&s)
+	return s
 }
 
 // Listen opens every configured listener; Serve accepts on them.
@@ -229,7 +255,7 @@ func (p *Proxy) Listen() error {
 		if sc.ClientAddress == "" {
 			sc.ClientAddress = sc.Listen
 		}
-		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{},
+		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{}, handshaking: map[net.Conn]struct{}{},
 			log: p.log.Named("zeo").With("server", sc.Name)}
 		p.mu.Lock()
 		p.listeners = append(p.listeners, l)
@@ -363,6 +389,9 @@ type listener struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool // closeAll was called: a connection dialled meanwhile is closed at once
+	// handshaking are the accepted sockets in their TLS handshake (closed
+	// by closeAll too).
+	handshaking map[net.Conn]struct{}
 }
 
 func (l *listener) storageID(name string) string {
@@ -392,27 +421,39 @@ func (l *listener) accept() {
 	}
 }
 
-func (l *listener) handle(cc net.Conn) {
+func (l *listener) handle(raw net.Conn) {
 	p := l.p
 	id := p.connSeq.Add(1)
-	log := l.log.With("conn", id, "client", cc.RemoteAddr().String())
+	log := l.log.With("conn", id, "client", raw.RemoteAddr().String())
 	if p.cfg.MaxConns > 0 && p.metrics.connsOpen.Load() >= int64(p.cfg.MaxConns) {
 		log.Error("connection limit reached; closing the new connection", "max_connections", p.cfg.MaxConns)
 		p.metrics.connsRefused.Add(1)
-		_ = cc.Close()
+		_ = raw.Close()
 		return
 	}
-	network, addr := splitAddr(l.cfg.Upstream)
-	sc, err := net.DialTimeout(network, addr, p.cfg.DialTimeout)
+	cc := raw
+	if l.cfg.TLS != nil {
+		var ok bool
+		if cc, ok = l.terminate(raw, log); !ok {
+			return
+		}
+	}
+	sc, err := l.dialUpstream()
 	if err != nil {
 		// The client sees a closed connection, as if the server were down,
 		// and retries as ZEO clients do.
-		log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		var he *handshakeError
+		if errors.As(err, &he) {
+			l.refused(1, l.cfg.Upstream, he.err, log)
+		} else {
+			log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		}
 		_ = cc.Close()
 		return
 	}
 	c := &conn{l: l, id: id, client: cc, server: sc, log: log, idDone: make(chan struct{})}
-	host, client, us, known := quickIdentity(cc)
+	// The identity comes from the socket itself, under TLS if any.
+	host, client, us, known := quickIdentity(raw)
 	c.host = host
 	if known {
 		c.setIdentity(host)
@@ -458,5 +499,8 @@ func (l *listener) closeAll() {
 	for c := range l.conns {
 		_ = c.client.Close()
 		_ = c.server.Close()
+	}
+	for raw := range l.handshaking {
+		_ = raw.Close()
 	}
 }

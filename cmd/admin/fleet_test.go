@@ -20,10 +20,7 @@ import (
 // other), so that one scrape shows every fleet family.
 func fleetSources() admin.Sources {
 	return admin.Sources{Tracker: tracker.NewService(tracker.ServiceConfig{}), Clock: func() time.Time { return admintest.T0 },
-		FleetSidecars: admintest.Sidecars, FleetLink: admintest.Link,
-		Certificates: func() []admin.Certificate {
-			return []admin.Certificate{{Kind: "certificate", Label: "fleet", NotAfter: admintest.T0.Add(30 * 24 * time.Hour)}}
-		}}
+		FleetSidecars: admintest.Sidecars, FleetLink: admintest.Link}
 }
 
 func getFleet(t *testing.T, base string) statusdoc.FleetDoc {

@@ -174,7 +174,6 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, 4.0, v("tidstorage_proxy_frames_undecoded_total", "reason", "pre_register_limit"))
 	require.Equal(t, 5.0, v("tidstorage_proxy_frames_undecoded_total", "reason", "decode_limit"))
 	require.Equal(t, 6.0, v("tidstorage_proxy_frames_undecoded_total", "reason", "decode_budget"))
-	require.NotContains(t, fams, "tidstorage_certificate_expiry_timestamp_seconds", "no certificate loaded")
 	require.Equal(t, 5.0, v("tidstorage_status_file_lines_total"))
 	require.Equal(t, 1.0, v("tidstorage_status_file_write_errors_total"))
 
@@ -198,19 +197,6 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, float64(f.T2A), value(t, fams, "tidstorage_published_tid", "storage", sA))
 	require.Equal(t, 0.0, value(t, fams, "tidstorage_pins", "kind", "partial"))
 	require.Equal(t, 1.0, value(t, fams, "tidstorage_tracker_pins_accepted_total"))
-}
-
-// Each certificate loaded is exported with its expiry; one not known
-// (zero) is left out.
-func TestCertificateExpiryMetric(t *testing.T) {
-	src := admintest.New(t).Sources()
-	exp := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
-	src.Certificates = func() []admin.Certificate {
-		return []admin.Certificate{{Kind: "certificate", Label: "fleet", NotAfter: exp}, {Kind: "ca", Label: "fleet"}}
-	}
-	fams := scrape(t, serve(t, src, nil).URL)
-	require.Equal(t, float64(exp.Unix()), value(t, fams, "tidstorage_certificate_expiry_timestamp_seconds", "kind", "certificate", "label", "fleet"))
-	require.Len(t, fams["tidstorage_certificate_expiry_timestamp_seconds"].GetMetric(), 1)
 }
 
 // Documented metric names that the code no longer exports are stale docs.

@@ -104,6 +104,11 @@ var (
 	mProxyRefused      = counter("proxy_connections_refused_total", "Client connections closed at once because limits.max_zeo_connections were open.")
 	mProxyRegTimeouts  = counter("proxy_register_timeouts_total", "Client connections closed because they did not register within limits.register_timeout.")
 	mProxyUndecoded    = counter("proxy_frames_undecoded_total", "Frames the relay had to decode and relayed undecoded (their storage turns blind), by reason: pre_register_limit (over limits.max_pre_register_frame before register), decode_limit (over limits.max_frame_size), decode_budget (limits.decode_budget spent).", "reason")
+	mProxyTLSOK        = counter("proxy_tls_handshakes_total", "TLS handshakes completed by the ZEO proxy, by side (client: a ZODB client with a zeo block's tls; upstream: the ZEO server with upstream_tls).", "side")
+	mProxyTLSRefused   = counter("proxy_tls_refused_total", "TLS handshakes refused or failed, by side (client, upstream) and reason (not_tls, timeout, no_certificate, bad_certificate, peer_refused, closed, other); nothing reached the ZEO server.", "side", "reason")
+
+	// TLS files.
+	mCertExpiry = gauge("certificate_expiry_timestamp_seconds", "Unix time at which a loaded certificate file stops being valid (the earliest end of the certificates in it), by TLS block (zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls) and attribute (cert_file, client_ca_file, ca_file).", "block", "attribute")
 
 	// Classic endpoint.
 	mClassicConnsActive = gauge("classic_connections_active", "Connections being served by the classic endpoint.")
@@ -145,7 +150,7 @@ var trackerMetrics = []metric{
 
 var proxyMetrics = []metric{
 	mProxyConnsOpen, mProxyConnsTotal, mProxyFrames, mProxyBytes, mProxyBegins, mProxyCommits, mProxyAborts,
-	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose,
+	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose, mProxyTLSOK, mProxyTLSRefused,
 	mProxyUnregistered, mProxyRefused, mProxyRegTimeouts, mProxyUndecoded,
 }
 
@@ -181,10 +186,10 @@ func (c collector) metrics() []metric {
 	if c.src.Journal != nil {
 		ms = append(ms, journalMetrics...)
 	}
-	ms = append(ms, c.fleetMetrics()...)
 	if c.src.Certificates != nil {
 		ms = append(ms, mCertExpiry)
 	}
+	ms = append(ms, c.fleetMetrics()...)
 	return ms
 }
 
@@ -236,10 +241,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Journal != nil {
 		e.collectJournal(c.src.Journal())
 	}
-	e.collectFleet(c.src)
 	if c.src.Certificates != nil {
-		e.collectCertificates(c.src.Certificates())
+		for _, x := range c.src.Certificates() {
+			e.emit(mCertExpiry, float64(x.NotAfter.Unix()), x.Block, x.Attr)
+		}
 	}
+	e.collectFleet(c.src)
 }
 
 // collectPoint: the published point, per storage, and what holds it.
@@ -357,6 +364,11 @@ func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
 	e.emit(mProxyUndecoded, float64(p.SkippedPreRegister), "pre_register_limit")
 	e.emit(mProxyUndecoded, float64(p.SkippedLimit), "decode_limit")
 	e.emit(mProxyUndecoded, float64(p.SkippedBudget), "decode_budget")
+	e.emit(mProxyTLSOK, float64(p.TLSHandshakesClient), zeoproxy.SideClient)
+	e.emit(mProxyTLSOK, float64(p.TLSHandshakesUpstream), zeoproxy.SideUpstream)
+	for _, r := range p.TLSRefused {
+		e.emit(mProxyTLSRefused, float64(r.Count), r.Side, r.Reason)
+	}
 }
 
 func (e emitter) collectClassic(s classic.Stats) {

@@ -197,6 +197,7 @@ func TestStatusRedactedWithoutToken(t *testing.T) {
 func TestMetricsLabelsIdentifyNoClient(t *testing.T) {
 	allowed := map[string]bool{"storage": true, "label": true, "kind": true, "outcome": true, "direction": true,
 		"command": true, "result": true, "reason": true, "source": true, "version": true, "goversion": true,
+		"side": true, "block": true, "attribute": true,
 		"cause": true} // promhttp's own error counter
 	fams := allFamilies(t)
 	require.NotEmpty(t, fams)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/history"
@@ -38,12 +39,18 @@ type Sources struct {
 	Watchers func() map[string]history.Status
 	// Journal gives the tracker's journal figures; nil without a journal.
 	Journal func() tracker.JournalStats
+	// Certificates gives every loaded TLS certificate file (zeo blocks'
+	// tls and upstream_tls, the fleet link) with when it expires
+	// (tidstorage_certificate_expiry_timestamp_seconds); nil without TLS.
+	Certificates func() []tlsfiles.Expiry
 	// Accept, if set, replaces Tracker.AcceptPartial for POST
 	// /accept-partial (the daemon checks the storages' live state first).
 	Accept func(pin uint64) error
-	// Labels gives each configured storage's label (the name backups use,
-	// "<zeo>-<name>" or the id), by storage id: the "label" label of the
-	// per-storage metrics. Nil: every label is "".
+	// Labels gives each configured storage's label (the name backups use:
+	// the id when it is a plain name, else "<zeo>-<name>" or the id's safe
+	// form; docs/backup.md, "Names"), by storage id: the "label" label of the
+	// per-storage metrics, and /status's label where it differs from the id.
+	// Nil: every label is "".
 	Labels  map[string]string
 	Clock   func() time.Time // default time.Now; lags and ages are measured with it
 	Version string
@@ -58,10 +65,6 @@ type Sources struct {
 	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
-
-	// Certificates gives the expiry of every certificate file loaded (the
-	// fleet link's); nil when none is.
-	Certificates func() []Certificate
 
 	// For the status page (GET / from a browser): LagHistory, the storages'
 	// publication lag over the last hour (the daemon ticks it; nil: no

@@ -28,7 +28,11 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 		return t, now.Sub(t).Seconds()
 	}
 	for _, s := range st.Storages {
-		doc.Storages = append(doc.Storages, storageDoc(&s, now))
+		sd := storageDoc(&s, now)
+		if l := src.Labels[s.ID]; l != s.ID {
+			sd.Label = l
+		}
+		doc.Storages = append(doc.Storages, sd)
 	}
 	for _, g := range st.Groups {
 		doc.Groups = append(doc.Groups, statusdoc.GroupDoc{Storages: g.Storages, InFlight: g.InFlight})

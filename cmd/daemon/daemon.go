@@ -42,6 +42,11 @@ type Options struct {
 	// OnTick, if set, is called from the daemon's once-a-second tick (after
 	// the tracker's), until the daemon stops: the status page's lag history.
 	OnTick func(now time.Time)
+	// StateLock, if set, is the lock of the configuration's files, taken by
+	// the caller (LockState) before it read any of them (the admin token);
+	// Start takes it itself otherwise. Either way the Daemon releases it when
+	// it stops, or when Start fails.
+	StateLock *StateLock
 }
 
 // Daemon is a running tidstorage.
@@ -58,6 +63,7 @@ type Daemon struct {
 
 	classicLn  net.Listener
 	admin      *http.Server
+	lock       *StateLock
 	marker     string // exists while running: its presence at start means the last stop was unclean
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
@@ -65,6 +71,7 @@ type Daemon struct {
 
 	gt     groundTruth // groundtruth.go
 	fl     fleetState  // fleet.go
+	tls    tlsState    // tls.go
 	onTick func(time.Time)
 
 	stop     chan struct{}
@@ -77,8 +84,16 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), onTick: opts.OnTick}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock, onTick: opts.OnTick}
+	// One process per state: the files are locked before anything of them
+	// is read or written (the log file included).
+	if d.lock == nil {
+		if d.lock, err = LockState(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openLog(opts.Stderr); err != nil {
+		d.lock.Release()
 		return nil, err
 	}
 	defer func() {
@@ -87,7 +102,13 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	}()
 	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	for _, note := range d.lock.takeovers {
+		d.Log.Warn(note)
+	}
 	if err := d.writePIDFile(); err != nil {
+		return d, err
+	}
+	if err := d.loadTLS(); err != nil {
 		return d, err
 	}
 	clean := d.checkMarker()
@@ -102,7 +123,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		if err != nil {
 			return d, fmt.Errorf("status file: %w", err)
 		}
-	} else {
+	} else if cfg.Role() != config.RoleSidecar { // a sidecar publishes nothing: it has none
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
 	}
 	switch {
@@ -141,6 +162,7 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	var observer txn.Observer = d.Tracker
 	pc := proxyConfig(cfg, d.Log)
+	d.applyTLS(&pc)
 	if role == config.RoleSidecar {
 		if err := d.openSidecar(); err != nil {
 			return d, err
@@ -435,7 +457,8 @@ func (d *Daemon) Version() string { return d.version }
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
 // Reopen is SIGHUP: the log file is reopened (after rotation), the fleet
-// link's TLS files are read again, and the configuration is read again for
+// link's and the zeo blocks' TLS files are read again, and the
+// configuration is read again for
 // what can change safely while running: the log level. Other changes are
 // reported as needing a restart.
 func (d *Daemon) Reopen() {
@@ -447,6 +470,7 @@ func (d *Daemon) Reopen() {
 		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
 	}
 	d.reloadFleetCerts()
+	d.reloadTLS()
 	if d.cfg.File == "" {
 		return
 	}
@@ -487,7 +511,7 @@ func summary(c *config.Config) []any {
 		out = append(out, "tracker", t.Address.String(), t.Name, t.BufferFile, t.BufferEvents, fmt.Sprint(t.TLS))
 	}
 	for _, z := range c.ZEO {
-		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
+		out = append(out, z.Name, z.Listen.String(), z.Upstream.String(), fmt.Sprint(z.TLS), fmt.Sprint(z.UpstreamTLS))
 	}
 	for _, s := range c.Storages {
 		out = append(out, s.ID, s.DataFS, s.BlobDir, s.Repository)
@@ -582,6 +606,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.logFile != nil {
 		_ = d.logFile.Close()
 	}
+	d.lock.Release()
 	return err
 }
 
@@ -621,4 +646,8 @@ func (d *Daemon) abortStart() {
 	if d.pidWritten {
 		_ = os.Remove(d.cfg.PIDFile)
 	}
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+	d.lock.Release()
 }

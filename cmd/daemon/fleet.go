@@ -136,10 +136,6 @@ func (d *Daemon) stopSidecarLink() {
 	}
 }
 
-// FleetCerts are the fleet link's TLS files in use (either role); nil
-// without a tls block.
-func (d *Daemon) FleetCerts() *fleet.Certs { return d.fl.certs }
-
 // reloadFleetCerts is SIGHUP's part for the fleet link: both roles read
 // their TLS files again (same paths); new connections use them, and files
 // that do not load leave the previous certificates in use.
@@ -218,7 +214,7 @@ func (d *Daemon) bootstrapWatched() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		tid, err := lastTID(ctx, s)
+		tid, err := d.lastTID(ctx, s)
 		cancel()
 		if err != nil {
 			d.Log.Error("bootstrap: cannot read a storage's last TID; retrying in the background", "storage", s.ID, "error", err)
@@ -244,18 +240,18 @@ func (d *Daemon) bootstrapWatched() {
 }
 
 func (d *Daemon) retryWatched(s *config.Storage) {
-	d.retryLastTID(s.ID, func(ctx context.Context) (txn.TID, error) { return lastTID(ctx, s) }, func(tid txn.TID) {
+	d.retryLastTID(s.ID, func(ctx context.Context) (txn.TID, error) { return d.lastTID(ctx, s) }, func(tid txn.TID) {
 		d.Tracker.Bootstrap(map[string]txn.TID{s.ID: tid}, true)
 		d.watchFrom(s, tid)
 	})
 }
 
-func lastTID(ctx context.Context, s *config.Storage) (txn.TID, error) {
+func (d *Daemon) lastTID(ctx context.Context, s *config.Storage) (txn.TID, error) {
 	network, addr := "tcp", s.ZEO.Upstream.NetAddress()
 	if s.ZEO.Upstream.IsUnix() {
 		network = "unix"
 	}
-	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: 10 * time.Second})
+	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: 10 * time.Second, TLS: d.upstreamTLSConfig(s.ZEO)})
 	if err != nil {
 		return 0, fmt.Errorf("server %s (%s): %w", s.ZEO.Name, s.ZEO.Upstream, err)
 	}

@@ -152,7 +152,8 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		// their metadata (tracker/recover.go, RecoverRun).
 		Metadata: d.cfg.Role() == config.RoleTracker,
 		Sink:     d.historySink,
-		Logger:   d.Log.Named("history").With("storage", s.ID),
+		TLS:      d.upstreamTLS(z),
+		Logger:   d.Log.Named("history"), // its lines name the storage
 	})
 	if err != nil {
 		d.Log.Error("cannot watch a storage's history: its publication stops", "storage", s.ID, "error", err)

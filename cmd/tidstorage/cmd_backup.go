@@ -11,8 +11,11 @@ import (
 
 const backupHelp = `
 Backs up every storage that has data_fs and repository, all to the same
-coherent point (the status file's last line, --dump, or --tid), as one backup
-set. For each storage, the Data.fs bytes up to the end of its last committed
+coherent point, as one backup set. The point is the running daemon's current
+one (asked at the configuration's admin endpoint, else its classic endpoint),
+else the status file's last line (written every burst_period: the command
+then says how old it is), or --status-file, --dump, --tid; see docs/backup.md,
+"The point". For each storage, the Data.fs bytes up to the end of its last committed
 transaction with TID <= the point's are written to its repository in
 repozo's format: a full backup <stamp>.fs, or an incremental <stamp>.deltafs
 when the file still extends the repository's last backup (same bytes, same
@@ -166,7 +169,7 @@ func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
 		if kept == "" {
 			kept = "none"
 		}
-		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", e.Label, e.Kind, e.TID, kept, e.Size)
+		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", storageName(e.ID, e.Label), e.Kind, e.TID, kept, e.Size)
 		if e.Kind != "unchanged" {
 			last := e.Files[len(e.Files)-1]
 			fmt.Fprintf(c.stdout, ", wrote %s (%d bytes)", last.Name, last.End-last.Start)

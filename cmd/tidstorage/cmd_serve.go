@@ -18,6 +18,10 @@ import (
 )
 
 const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
+  - first locks the files it owns (status file, journal, send buffer, admin
+    token, pid file: <file>.lock): a second serve on any of them is refused
+    at once, naming the running one's pid and host, before it reads or
+    writes anything; a lock left by a killed process is taken over;
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
@@ -28,9 +32,10 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate), read the fleet link's TLS
-          files again (tracker and sidecar: new connections use them; files
-          that do not load are logged and the previous ones kept), and
+  HUP     reopen the log file (after logrotate), read the TLS files again
+          (the fleet link's, and every zeo block's tls and upstream_tls: new
+          connections use them; files that do not load are logged and the
+          previous ones kept), and
           apply a new log level from the configuration (other changes need
           a restart)
   USR1    write the whole tracker state to the log
@@ -68,15 +73,23 @@ func runServe(c *cli, args []string) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
+	// Nothing of the state is read before its lock is held: a second serve
+	// on the same files stops here.
+	lock, err := daemon.LockState(cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+		return 1
+	}
 	token, tokenCreated, err := adminToken(cfg)
 	if err != nil {
+		lock.Release()
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
 	}
 	// The status page's lag history: made with the admin handler, ticked by
 	// the daemon (its tick starts after the handler is made).
 	var lags *admin.LagHistory
-	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
 		AdminHandler: func(d *daemon.Daemon) http.Handler {
 			lags = admin.NewLagHistory(d.Tracker)
 			return adminHandler(d, token, lags)
@@ -165,6 +178,9 @@ func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.H
 	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
 		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
 	}
+	if daemon.HasTLS(d.Config()) {
+		src.Certificates = d.Certificates
+	}
 	if d.Tracker.JournalStats().Path != "" {
 		src.Journal = d.Tracker.JournalStats
 	}
@@ -173,12 +189,6 @@ func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.H
 		src.FleetSidecars = d.FleetSources
 	case config.RoleSidecar:
 		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
-	}
-	if certs := d.FleetCerts(); certs != nil {
-		src.Certificates = func() []admin.Certificate {
-			cert, ca := certs.Expiry()
-			return []admin.Certificate{{Kind: "certificate", Label: "fleet", NotAfter: cert}, {Kind: "ca", Label: "fleet", NotAfter: ca}}
-		}
 	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }

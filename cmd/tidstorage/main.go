@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 )
@@ -34,11 +35,11 @@ func init() {
 	commands = []*command{
 		{name: "serve", args: "-c FILE", run: runServe, help: serveHelp,
 			summary: "run the daemon: ZEO proxies, classic endpoint, admin endpoint"},
-		{name: "status", args: "[-c FILE | -a HOST:PORT] [--json]", run: runStatus, help: statusHelp,
+		{name: "status", args: "[-c FILE | -a HOST:PORT] [--all] [--json]", run: runStatus, help: statusHelp,
 			summary: "show the running daemon's storages, published TIDs, in-flight and partial commits"},
 		{name: "dump", args: "[-a HOST:PORT | -c FILE] [--json]", run: runDump, help: dumpHelp,
 			summary: "print the published point of a running server (classic DUMP)"},
-		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] PIN", run: runAcceptPartial, help: acceptHelp,
+		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] [--all] PIN", run: runAcceptPartial, help: acceptHelp,
 			summary: "accept a reported partial commit as the new baseline, or unaccounted commits once decided"},
 		{name: "config check", args: "-c FILE", run: runConfigCheck, help: configCheckHelp,
 			summary: "validate a configuration file and summarise it"},
@@ -63,8 +64,51 @@ func init() {
 	}
 }
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
+// version is what the binary says it is: -ldflags "-X main.version=v1.2.3"
+// when given, else the module version Go recorded at build time (a tag, or a
+// pseudo-version naming the commit: v0.0.0-20261124120000-0123456789ab,
+// "+dirty" for a modified work tree), else "dev".
 var version = "dev"
+
+// revision is the VCS commit the binary was built from, "" when unknown;
+// modified says the work tree had changes.
+var revision, modified = "", false
+
+func init() {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, revision, modified = fromBuildInfo(bi, version)
+	}
+}
+
+// fromBuildInfo reads the version, the VCS revision and whether the tree
+// was modified from Go's build information; given is the version set by
+// -ldflags ("dev" when not).
+func fromBuildInfo(bi *debug.BuildInfo, given string) (version, revision string, modified bool) {
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	version = given
+	if version != "dev" {
+		return version, revision, modified
+	}
+	switch v := bi.Main.Version; {
+	case v != "" && v != "(devel)":
+		version = v
+	case revision != "":
+		version = "devel-" + short(revision)
+		if modified {
+			version += "+dirty"
+		}
+	}
+	return version, revision, modified
+}
+
+func short(rev string) string { return rev[:min(12, len(rev))] }
 
 // cli carries the process's outputs so that tests can capture them.
 type cli struct {
@@ -208,9 +252,11 @@ func configFlag(fs *flag.FlagSet) *string {
 	return p
 }
 
-// fail prints "tidstorage CMD: err" and returns exit code 1.
+// fail prints "tidstorage CMD: err" and returns exit code 1. An error that
+// already begins with the command's name ("restore: storage …", from the
+// package doing the work) does not repeat it.
 func (c *cli) fail(name string, err error) int {
-	fmt.Fprintf(c.stderr, "tidstorage %s: %v\n", name, err)
+	fmt.Fprintf(c.stderr, "tidstorage %s: %s\n", name, strings.TrimPrefix(err.Error(), name+": "))
 	return 1
 }
 
@@ -245,6 +291,14 @@ func runVersion(c *cli, args []string) int {
 	if ok, code := c.parse(fs, args); !ok {
 		return code
 	}
-	fmt.Fprintf(c.stdout, "tidstorage %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	built := ""
+	if revision != "" {
+		built = "commit " + short(revision)
+		if modified {
+			built += " with local changes"
+		}
+		built += ", "
+	}
+	fmt.Fprintf(c.stdout, "tidstorage %s (%s%s, %s/%s)\n", version, built, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return 0
 }

@@ -6,6 +6,8 @@ import transaction
 import ZODB
 from ZEO.ClientStorage import ClientStorage
 
+import zeo_ssl
+
 
 def main():
     p = argparse.ArgumentParser()
@@ -14,9 +16,11 @@ def main():
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--max-latency", action="store_true",
                    help="also print the longest commit, in milliseconds")
+    zeo_ssl.add_arguments(p)
     args = p.parse_args()
     host, _, port = args.addr.rpartition(":")
-    db = ZODB.DB(ClientStorage((host, int(port)), storage=args.storage, wait_timeout=30))
+    db = ZODB.DB(ClientStorage((host, int(port)), storage=args.storage, wait_timeout=30,
+                                **zeo_ssl.options(args)))
     tm = transaction.TransactionManager()
     conn = db.open(tm)
     root = conn.root()

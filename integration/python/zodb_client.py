@@ -7,6 +7,8 @@ object per line; TIDs are 16-hex strings.
   --db NAME=HOST:PORT/STORAGE   (repeatable; the first is the root database)
   --label L                     ZEO client_label of every storage (optional)
   --wait-timeout S              how long a call waits for a lost connection (30)
+  --ssl-ca FILE [--ssl-cert FILE --ssl-key FILE] [--ssl-server-hostname NAME]
+                                TLS to every server, as zope.conf's <ssl> (zeo_ssl.py)
 
 Commands:
   last                      {"NAME": tid-hex, ...} of each storage (lastTransaction)
@@ -62,6 +64,11 @@ import transaction
 import ZODB
 from ZEO.ClientStorage import ClientStorage
 
+import zeo_ssl
+
+# ClientStorage keyword arguments for TLS (--ssl-*), set by main.
+SSL = {}
+
 
 def parse_db(spec):
     name, _, rest = spec.partition("=")
@@ -80,7 +87,7 @@ def open_dbs(specs, read_only=False, wait_timeout=30, label=None):
     for spec in specs:
         name, address, storage = parse_db(spec)
         cs = ClientStorage(address, storage=storage, read_only=read_only,
-                           wait_timeout=wait_timeout, client_label=label)
+                           wait_timeout=wait_timeout, client_label=label, **SSL)
         dbs.append(ZODB.DB(cs, databases=databases, database_name=name))
     return dbs
 
@@ -98,6 +105,7 @@ def main():
     p.add_argument("--label", default=None, help="ZEO client_label of every storage")
     p.add_argument("--wait-timeout", type=float, default=30,
                    help="how long a call waits for a lost server connection to come back")
+    zeo_ssl.add_arguments(p)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("last")
     sub.add_parser("read")
@@ -134,6 +142,7 @@ def main():
     hi = sub.add_parser("history")
     hi.add_argument("--key", default="counter")
     args = p.parse_args()
+    SSL.update(zeo_ssl.options(args))
     if args.cmd == "read-at":
         return read_at(args)
     if args.cmd == "history":
@@ -366,7 +375,7 @@ def root_history(args):
     out = {}
     for spec in args.db:
         name, address, storage = parse_db(spec)
-        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30, **SSL)
         db = ZODB.DB(cs)
         try:
             tids = [h["tid"] for h in cs.history(z64, size=1000000)]
@@ -390,7 +399,7 @@ def read_at(args):
         for spec in args.db:
             name, address, storage = parse_db(spec)
             if name in names:
-                cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+                cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30, **SSL)
                 dbs[name] = ZODB.DB(cs)
         for want in points:
             out = {}

@@ -62,6 +62,11 @@ func NewTIDDoc(t txn.TID) TIDDoc {
 // StorageDoc is one storage.
 type StorageDoc struct {
 	ID string `json:"id"`
+	// Label is the storage's name in backups, restores and metrics when the
+	// configuration gives it one other than its id (a default id is the
+	// repr of a tuple, no directory name: docs/backup.md, "Names"); absent
+	// when it is the id.
+	Label string `json:"label,omitempty"`
 	// Published is nil until the storage has a published TID.
 	Published *TIDDoc `json:"published,omitempty"`
 	// LagSeconds is the document's time minus the published TID's time: how

@@ -105,6 +105,9 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 		OnAsync:          func(m *zrpc.Message) { w.onAsync(p, m) },
 	}
+	if cfg.TLS != nil {
+		opts.TLS = cfg.TLS()
+	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	c, err := zrpc.Dial(dctx, cfg.Network, cfg.Addr, opts)
 	cancel()
