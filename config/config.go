@@ -26,6 +26,9 @@ type Config struct {
 	// JournalFile is the tracker's write-ahead journal (crash recovery);
 	// default: StatusFile + ".journal"; "" without a status file.
 	JournalFile string
+	// JournalMaxSize: past this size the journal restarts from an image of
+	// the tracker at the next second, busy or not.
+	JournalMaxSize int64
 	// UnaccountedGrace: how long a commit the storage's history shows and no
 	// report accounts for waits for a late report before it is reported.
 	UnaccountedGrace time.Duration
@@ -53,6 +56,10 @@ type Config struct {
 	// Tracker, when set, makes this process a sidecar: it proxies its zeo
 	// blocks and reports to the tracker at Tracker.Address.
 	Tracker *TrackerLink
+
+	// Archive, when set, archives every storage with a data_fs to an
+	// object store (serve and `tidstorage archive`).
+	Archive *Archive
 
 	// ZEO lists the proxied ZEO servers in file order.
 	ZEO []*ZEO

@@ -71,6 +71,7 @@ var rootSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "status_file"},
 		{Name: "journal_file"},
+		{Name: "journal_max_size"},
 		{Name: "unaccounted_grace"},
 		{Name: "burst_period"},
 		{Name: "full_dump_period"},
@@ -87,6 +88,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "admin"},
 		{Type: "fleet"},
 		{Type: "tracker"},
+		{Type: "archive"},
 		{Type: "zeo", LabelNames: []string{"name"}},
 		{Type: "storage", LabelNames: []string{"id"}},
 	},
@@ -232,6 +234,12 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			cfg.JournalFile = cfg.StatusFile + ".journal"
 		}
 	}
+	if attr := a["journal_max_size"]; attr != nil {
+		d.size(attr, &cfg.JournalMaxSize)
+		if cfg.JournalMaxSize < MinJournalMaxSize {
+			d.errorf(attr.Expr.Range(), "Invalid size", "journal_max_size: at least %d bytes", MinJournalMaxSize)
+		}
+	}
 	d.duration(a["unaccounted_grace"], &cfg.UnaccountedGrace, 0)
 	d.path(a["pid_file"], &cfg.PIDFile)
 	d.path(a["backup_metrics_file"], &cfg.BackupMetricsFile)
@@ -263,6 +271,9 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	}
 	if b := d.once(c.Blocks, "tracker"); b != nil {
 		cfg.Tracker = d.decodeTrackerLink(b)
+	}
+	if b := d.once(c.Blocks, "archive"); b != nil {
+		cfg.Archive = d.decodeArchive(b)
 	}
 	d.defaultTokenFile(cfg, adminBlock, body)
 	if cfg.Fleet != nil && cfg.Tracker != nil {

@@ -18,7 +18,9 @@ const (
 	DefaultLogFormat             = "text"
 	DefaultMaxFrameSize          = 64 << 20
 	DefaultMaxClassicField       = 64 << 10 // tracker/classic's default too
-	DefaultMaxClassicCount       = 100000   // idem
+	DefaultJournalMaxSize        = 64 << 20 // tracker.DefaultJournalRotate
+	MinJournalMaxSize            = 64 << 10
+	DefaultMaxClassicCount       = 100000 // idem
 	DefaultMaxZEOConnections     = 4096
 	DefaultClassicMaxConnections = 1024
 	DefaultClassicIdleTimeout    = 10 * time.Minute
@@ -42,6 +44,7 @@ func defaults() *Config {
 		FullDumpPeriod:    DefaultFullDumpPeriod,
 		ClassicTxnTimeout: DefaultClassicTxnTimeout,
 		ShutdownTimeout:   DefaultShutdownTimeout,
+		JournalMaxSize:    DefaultJournalMaxSize,
 		Log:               Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Limits: Limits{
 			MaxFrameSize:        DefaultMaxFrameSize,

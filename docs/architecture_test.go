@@ -46,6 +46,7 @@ func layers(t *testing.T) map[string]int {
 // harnesses may import anything and be imported by tests only.
 var harnesses = map[string]bool{
 	"integration/zeotest":      true,
+	"integration/s3test":       true,
 	"cmd/admin/admintest":      true,
 	"backup/fsdata/fsdatatest": true,
 	"fleet/fleettest":          true,

@@ -95,3 +95,18 @@ storage "((('zeo3.example.com', 8100),), '1')" {
   data_fs    = "/srv/zeo3/var/Data.fs"
   repository = "/backup/zeo3"
 }
+
+# The continuous archive (docs/backup.md, "Continuous archive"): serve ships
+# every published point of the storages with data_fs to an object store;
+# `tidstorage restore --from-archive --at TIME` restores any moment of the
+# window. Credentials come from the AWS environment, never from this file.
+# Uncomment to use:
+#
+# archive {
+#   url        = "s3://tidstorage/site1"   # or "file:///mnt/offsite/tidstorage"
+#   endpoint   = "https://s3.example.com"  # an S3-compatible server; AWS when left out
+#   region     = "us-east-1"
+#   path_style = true
+#   interval   = "1s"
+#   retention  = "30d"
+# }

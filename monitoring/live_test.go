@@ -126,7 +126,8 @@ func addNames(names map[string]bool, fams map[string]*dto.MetricFamily) {
 // Every metric the mixin names is exported: by a running all-in-one
 // daemon in front of a real ZEO server (after real ZODB commits through
 // it), by a fleet tracker and a sidecar linked with mutual TLS, and by the
-// backup commands' metrics file, or is recorded by rules.yaml, or is
+// backup commands' metrics file (the all-in-one also archives to a
+// directory), or is recorded by rules.yaml, or is
 // declared in optional-metrics.txt with the feature that exports it.
 func TestMixinNamesOnlyExportedMetrics(t *testing.T) {
 	zeo := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
@@ -135,7 +136,7 @@ func TestMixinNamesOnlyExportedMetrics(t *testing.T) {
 
 	// All-in-one, with repositories for the backup commands.
 	proxy := freeAddr(t)
-	aio := serve(t, dir, "aio", zeo.SiteHCL(freeAddr(t), proxy))
+	aio := serve(t, dir, "aio", zeo.SiteHCL(freeAddr(t), proxy)+fmt.Sprintf("archive {\n  url = %q\n}\n", "file://"+filepath.Join(dir, "archive")))
 	zeotest.Python(t, "zodb_client.py", "--db", "a="+proxy+"/1", "--db", "b="+proxy+"/2", "commit", "--count", "3", "--touch", "a,b")
 	var fams map[string]*dto.MetricFamily
 	require.Eventually(t, func() bool {

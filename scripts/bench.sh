@@ -18,3 +18,7 @@ echo "== fleet: a sidecar against the all-in-one proxy, real ZEO, separate proce
 go test -tags report -run TestFleetReport -v -count 1 ./cmd/tidstorage/ | grep -E '^(publication|round trip|added|direct|all-in-one|sidecar|ok|FAIL)'
 go test -run '^$' -bench . -benchtime 400000x -count 3 ./fleet/
 echo "== backup and restore (scripts/bench-backup.sh; SIZE_MB=1024)"; bash scripts/bench-backup.sh
+echo "== archive: ship and restore a 1 GiB base against a local versitygw, lag and requests (SIZE_MB=1024)"
+SIZE_MB=${SIZE_MB:-1024} go test -tags report -run TestArchiveReport -v -count 1 -timeout 30m ./archive/ | grep -E '^(ship|restore|lag|ok|FAIL)'
+echo "== archive: serve's CPU per transaction with and without the archiver, loss window, real ZEO"
+go test -tags report -run TestArchiveRelayReport -v -count 1 ./integration/ | grep -E '^(archive|with|loss|ok|FAIL)'

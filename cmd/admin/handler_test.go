@@ -3,6 +3,7 @@ package admin_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/internal/statusdoc"
 
 	"github.com/hashicorp/go-hclog"
@@ -107,9 +109,11 @@ func allFamilies(t *testing.T) map[string]*dto.MetricFamily {
 			fams[name] = fam
 		}
 	}
-	for name, fam := range scrape(t, serve(t, fleetSources(), nil).URL) {
-		if _, ok := fams[name]; !ok {
-			fams[name] = fam
+	for _, src := range []admin.Sources{fleetSources(), archiveSources(&statusdoc.ArchiveDoc{})} {
+		for name, fam := range scrape(t, serve(t, src, nil).URL) {
+			if _, ok := fams[name]; !ok {
+				fams[name] = fam
+			}
 		}
 	}
 	return fams
@@ -440,4 +444,35 @@ func TestEmptyStorageHasNoAge(t *testing.T) {
 	require.Len(t, doc.Storages, 1)
 	require.NotNil(t, doc.Storages[0].Published)
 	require.Nil(t, doc.Storages[0].LagSeconds)
+}
+
+func TestFleetRetire(t *testing.T) {
+	f := admintest.New(t)
+	src := f.Sources()
+	url := "/fleet/retire"
+	srv := serve(t, src, hclog.NewNullLogger())
+	code, body := post(t, srv.URL+url+"?name=zope9", "Authorization", admintest.Bearer)
+	require.Equal(t, http.StatusNotFound, code, "not a fleet tracker")
+	require.Contains(t, body, "not a fleet tracker")
+
+	var retired []string
+	src.FleetRetire = func(name string) error {
+		if name == "busy" {
+			return fmt.Errorf("%w (busy from 10.0.0.7:4242)", fleet.ErrConnected)
+		}
+		retired = append(retired, name)
+		return nil
+	}
+	srv = serve(t, src, hclog.NewNullLogger())
+	code, _ = post(t, srv.URL+url+"?name=zope9")
+	require.Equal(t, http.StatusUnauthorized, code, "the admin token is needed")
+	code, body = post(t, srv.URL+url, "Authorization", admintest.Bearer)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "missing name")
+	code, body = post(t, srv.URL+url+"?name=busy", "Authorization", admintest.Bearer)
+	require.Equal(t, http.StatusConflict, code)
+	require.Contains(t, body, "stop it first")
+	code, body = post(t, srv.URL+url+"?name=zope9", "Authorization", admintest.Bearer)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, []string{"zope9"}, retired)
 }

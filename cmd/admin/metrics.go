@@ -49,6 +49,7 @@ var (
 	// Tracker.
 	mBootstrapped   = gauge("bootstrapped", "1 once the tracker publishes (every storage has a known TID), else 0.")
 	mCleanStart     = gauge("clean_start", "1 if the previous run stopped cleanly, 0 if the live files may hold half a transaction from its end.")
+	mHeld           = gauge("publication_held", "1 while publication is held because the state directory cannot record it (the journal or the running marker cannot be written; /status publication_held says why): the point answered and written stays where it was, ZODB traffic is relayed as usual.")
 	mPublishedTID   = gauge("published_tid", "Published (coherent) TID of the storage, as a number (float: exact to about 64 TID units, use /status for the exact value).", "storage")
 	mPublishedTime  = gauge("published_tid_timestamp_seconds", "Unix time of the storage's published TID.", "storage")
 	mPublishedAge   = gauge("published_tid_age_seconds", "Seconds between now and the time of the storage's published TID (grows while nothing commits).", "storage")
@@ -135,13 +136,13 @@ var (
 	// Journal.
 	mJournalBytes     = gauge("journal_bytes", "Size of the tracker's journal file.")
 	mJournalRecords   = counter("journal_records_total", "Inputs appended to the journal by this run.")
-	mJournalRotations = counter("journal_rotations_total", "Times the journal restarted from a snapshot (at start, and when idle past its rotation size).")
-	mJournalErrors    = counter("journal_errors_total", "Failed journal appends or rotations (journaling stops until the next rotation).")
-	mJournalBroken    = gauge("journal_broken", "1 while journaling is stopped after a failure (until the next rotation), else 0.")
+	mJournalRotations = counter("journal_rotations_total", "Times the journal restarted from an image of the tracker (at start, past its rotation size, and to recover after a failure).")
+	mJournalErrors    = counter("journal_errors_total", "Failed journal appends or rotations (journaling stops, and publication is held, until a rotation succeeds).")
+	mJournalBroken    = gauge("journal_broken", "1 while journaling is stopped after a failure (publication is held until a rotation succeeds, tried every second), else 0.")
 )
 
 var trackerMetrics = []metric{
-	mBuildInfo, mBootstrapped, mCleanStart, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID, mPubLag,
+	mBuildInfo, mBootstrapped, mCleanStart, mHeld, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID, mPubLag,
 	mStorageBusy, mBlindConns, mBlindStorages, mPins, mGroups, mInflightParts, mInflightClassi,
 	mEvents, mPublications, mPartsBegun, mPartsEnded, mInDoubt, mResolved, mPartials, mClassicBegun,
 	mClassicEnded, mWarnings, mCriticals, mPinsCreated, mPinsReleased, mPinsAccepted, mTxnsEnded,
@@ -190,6 +191,9 @@ func (c collector) metrics() []metric {
 		ms = append(ms, mCertExpiry)
 	}
 	ms = append(ms, c.fleetMetrics()...)
+	if c.src.Archive != nil {
+		ms = append(ms, archiveMetrics...)
+	}
 	return ms
 }
 
@@ -247,12 +251,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	e.collectFleet(c.src)
+	if c.src.Archive != nil {
+		e.collectArchive(c.src.Archive())
+	}
 }
 
 // collectPoint: the published point, per storage, and what holds it.
 func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 	e.emit(mBootstrapped, b2f(st.Bootstrapped))
 	e.emit(mCleanStart, b2f(st.CleanStart))
+	e.emit(mHeld, b2f(st.Held != ""))
 	blind := 0
 	for _, s := range st.Storages {
 		if s.HasPublished {

@@ -41,6 +41,7 @@ type pageData struct {
 	FleetRows                  []pageFleetRow
 	Backups                    []pageBackup
 	BackupsError               string
+	Archive                    *pageArchive
 	Problems                   int
 }
 
@@ -65,6 +66,12 @@ type pageWatcher struct {
 type pageFleetRow struct {
 	Name, State, Detail string
 	Bad                 bool
+}
+
+type pageArchive struct {
+	State, LastPoint, Lag string
+	Errors                uint64
+	Bad                   bool
 }
 
 type pageBackup struct {
@@ -207,6 +214,18 @@ func (h *handler) pageData(doc *statusdoc.StatusDoc, fl statusdoc.FleetDoc, isFl
 				d.Problems++
 			}
 		}
+	}
+	if a := doc.Archive; a != nil {
+		pa := &pageArchive{State: a.State, LastPoint: "none yet", Lag: shortDur(time.Duration(a.LagSeconds * float64(time.Second))),
+			Errors: a.Errors, Bad: a.Failing}
+		if !a.LastPoint.IsZero() {
+			pa.LastPoint = shortDur(now.Sub(a.LastPoint)) + " ago"
+		}
+		if a.Failing {
+			pa.State += ", FAILING (the object store cannot be written)"
+			d.Problems++
+		}
+		d.Archive = pa
 	}
 	if h.src.Backups != nil {
 		runs, err := h.src.Backups()
@@ -366,6 +385,10 @@ footer{margin-top:2em;color:#646970;font-size:.9em}
 <table id="backups"><tr><th>Command</th><th>Last success</th><th>Last run</th></tr>
 {{range .Backups}}<tr><td>tidstorage {{.Command}}</td><td>{{.Success}}</td><td class="{{if .Bad}}bad{{else}}ok{{end}}">{{.Last}}</td></tr>
 {{else}}<tr><td colspan="3">no run recorded yet</td></tr>{{end}}</table>{{end}}
+
+{{with .Archive}}<h2>Archive</h2>
+<table id="archive"><tr><th>State</th><th>Newest restorable point</th><th>Loss window</th><th>Errors</th></tr>
+<tr><td class="{{if .Bad}}bad{{else}}ok{{end}}">{{.State}}</td><td>{{.LastPoint}}</td><td>{{.Lag}}</td><td>{{.Errors}}</td></tr></table>{{end}}
 
 <footer>tidstorage status page: the same figures as <code>tidstorage status</code>, <code>/status</code> and <code>/metrics</code>. {{if .Redacted}}Client addresses, users, descriptions and file names are redacted without the admin token.{{end}}</footer>
 </body></html>

@@ -33,6 +33,10 @@ func TestStatusPage(t *testing.T) {
 			{Command: "verify", LastRun: admintest.T0.Add(-time.Hour), LastSuccess: admintest.T0.Add(-50 * time.Hour), OK: false},
 		}, nil
 	}
+	src.Archive = func() *statusdoc.ArchiveDoc {
+		return &statusdoc.ArchiveDoc{Store: "s3://secret-bucket/site", State: "running", LastPoint: admintest.T0.Add(-4 * time.Second),
+			LagSeconds: 4, Errors: 2, LastError: "PUT s3://secret-bucket: refused"}
+	}
 	srv := serve(t, src, nil)
 
 	code, hdr, page := request(t, http.MethodGet, srv.URL, "/", "", "Accept", browser)
@@ -57,6 +61,8 @@ func TestStatusPage(t *testing.T) {
 	require.Contains(t, page, "Last success")
 	require.Contains(t, page, "3h0m0s ago")
 	require.Contains(t, page, "FAILED 1h0m0s ago")
+	require.Contains(t, page, `<td class="ok">running</td><td>4s ago</td><td>4s</td><td>2</td>`, "the archive")
+	require.NotContains(t, page, "secret-bucket", "the store is not shown")
 
 	// Redacted as /status is: what it hides, the page does not show.
 	full := admin.BuildStatus(&src)

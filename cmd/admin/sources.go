@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
 	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -65,6 +66,14 @@ type Sources struct {
 	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
+	// FleetRetire forgets a sidecar gone for good (POST /fleet/retire;
+	// a fleet tracker only).
+	FleetRetire func(name string) error
+
+	// Archive gives the continuous archive's state; nil without an archive
+	// block (it returns a document with State "starting" before the store
+	// was reached).
+	Archive func() *statusdoc.ArchiveDoc
 
 	// For the status page (GET / from a browser): LagHistory, the storages'
 	// publication lag over the last hour (the daemon ticks it; nil: no

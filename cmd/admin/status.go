@@ -19,7 +19,7 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 	st := src.Tracker.Status()
 	doc := statusdoc.StatusDoc{
 		Time: now, Version: src.Version, Bootstrapped: st.Bootstrapped, CleanStart: st.CleanStart,
-		PreviousRun: src.PreviousRun, TrackerFailure: st.Broken,
+		PreviousRun: src.PreviousRun, TrackerFailure: st.Broken, PublicationHeld: st.Held,
 		Storages: []statusdoc.StorageDoc{}, Groups: []statusdoc.GroupDoc{}, Participations: []statusdoc.PartDoc{},
 		Classic: []statusdoc.ClassicTxnDoc{}, Pins: []statusdoc.PinDoc{}, Counters: countersDoc(st.Counters),
 	}
@@ -66,10 +66,14 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 	if src.Journal != nil {
 		j := src.Journal()
 		doc.Journal = &statusdoc.JournalDoc{Path: j.Path, SizeBytes: j.Size, Records: j.Records, Rotations: j.Rotations,
-			Errors: j.Errors, Broken: j.Broken, Replayed: j.Replayed, Damage: j.Damage}
+			Errors: j.Errors, Broken: j.Broken, Replayed: j.Replayed, Damage: j.Damage, Reserve: j.Reserve,
+			LastRotationSeconds: j.LastRotation.Seconds()}
 	}
 	if src.Watchers != nil {
 		doc.History = historyDocs(src.Watchers())
+	}
+	if src.Archive != nil {
+		doc.Archive = src.Archive()
 	}
 	return doc
 }

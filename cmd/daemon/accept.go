@@ -3,7 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/tidstorage/tidstorage/fleet"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
@@ -16,6 +19,15 @@ import (
 // of publishing a TID the storage no longer has. Storages only classic
 // clients report cannot be read and are accepted as before.
 func (d *Daemon) AcceptPartial(pin uint64) error {
+	if d.fl.server != nil {
+		// A sidecar's resend may still account for what the accept would
+		// take as the new baseline, or end a transaction half of which it
+		// would publish: the accept waits until every sidecar the tracker
+		// expects is back and caught up (or retired).
+		if behind := d.fl.server.Behind(); len(behind) > 0 {
+			return fmt.Errorf("%w: %s", fleet.ErrSidecarsBehind, strings.Join(behind, "; "))
+		}
+	}
 	if d.Proxy == nil {
 		return d.Tracker.AcceptPartial(pin)
 	}

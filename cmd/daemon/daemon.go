@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,14 +66,17 @@ type Daemon struct {
 	admin      *http.Server
 	lock       *StateLock
 	marker     string // exists while running: its presence at start means the last stop was unclean
+	markerErr  error  // the marker could not be written yet (publication held; tick retries)
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt     groundTruth // groundtruth.go
-	fl     fleetState  // fleet.go
-	tls    tlsState    // tls.go
-	onTick func(time.Time)
+	gt         groundTruth               // groundtruth.go
+	arch       atomic.Pointer[Archiving] // archive.go; nil without an archive block
+	archCancel context.CancelFunc
+	fl         fleetState // fleet.go
+	tls        tlsState   // tls.go
+	onTick     func(time.Time)
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -151,6 +155,9 @@ func Start(opts Options) (d *Daemon, err error) {
 		StatusFile: d.sf,
 		OnRecord:   d.onRecord,
 	})
+	if d.markerErr != nil {
+		d.Tracker.HoldPublication(holdMarker, "the running marker cannot be written ("+tracker.IOReason(d.markerErr)+")")
+	}
 	d.gt.watchers = map[string]*history.Watcher{}
 	d.gt.unacc = make(chan tracker.Record, 64)
 	d.gt.ctx, d.gt.cancel = context.WithCancel(context.Background())
@@ -192,7 +199,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		d.startSidecarLink(d.sidecarBootstrap())
 		// Its empty tracker (admin only) is ready once the proxy serves:
 		// /readyz then says the sidecar is up.
-		d.Tracker.Bootstrap(nil, true)
+		d.Tracker.Bootstrap(nil, d.prevClean)
 	default:
 		d.bootstrap(clean)
 	}
@@ -202,6 +209,7 @@ func Start(opts Options) (d *Daemon, err error) {
 			d.Log.Info("accepting ZODB clients", "zeo", cfg.ZEO[i].Name, "listen", a.String(), "upstream", cfg.ZEO[i].Upstream.String())
 		}
 	}
+	d.startArchive()
 	d.wg.Add(1)
 	go d.tick()
 	return d, nil
@@ -275,11 +283,45 @@ func (d *Daemon) checkMarker() bool {
 		d.Log.Error("the previous run did not stop cleanly: the live storages may hold half a transaction; the last coherent point before the crash is in the status file",
 			"status_file", d.cfg.StatusFile)
 	}
-	if err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		d.Log.Warn("cannot write the running marker; an unclean stop will go unnoticed next time", "error", err)
-		d.marker = ""
+	if err := d.writeMarker(); err != nil {
+		// Without it, a crash would pass for a clean stop at the next start:
+		// publication is held until it can be written (tick).
+		d.markerErr = err
+		d.Log.Error("cannot write the running marker beside the status file: PUBLICATION IS HELD until it can be written (tried every second); ZODB traffic is relayed as usual",
+			"marker", d.marker, "error", err)
 	}
 	return clean
+}
+
+// writeMarker writes the running marker. A marker left by a write that
+// failed half-way (a full disk: the file was made, its content was not)
+// still marks the run.
+func (d *Daemon) writeMarker() error {
+	err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	if err != nil {
+		if _, serr := os.Stat(d.marker); serr == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// holdMarker is the cause of a publication hold while the running marker
+// cannot be written.
+const holdMarker = "marker"
+
+// retryMarker writes the running marker that could not be written at start
+// and ends the publication hold it caused (tick).
+func (d *Daemon) retryMarker() {
+	if d.markerErr == nil {
+		return
+	}
+	if err := d.writeMarker(); err != nil {
+		return
+	}
+	d.markerErr = nil
+	d.Tracker.ReleasePublication(holdMarker)
+	d.Log.Warn("the running marker is written: publication resumes", "marker", d.marker)
 }
 
 func (d *Daemon) startClassic() error {
@@ -362,10 +404,19 @@ func (d *Daemon) bootstrap(clean bool) {
 		}
 		cancel()
 	}
+	var floor map[string]txn.TID
 	if !clean {
 		// The participations the previous process had in flight end with
-		// its connections; the history resolves the ones in doubt.
-		d.Tracker.Recover(values)
+		// its connections; the history resolves the ones in doubt. The
+		// point it published last is a floor for the replayed state: a
+		// journal that ends behind it (damaged, or no longer written) must
+		// not make published TIDs go back.
+		var err error
+		floor, err = lastStatusPoint(d.cfg.StatusFile)
+		if err != nil && d.cfg.StatusFile != "" {
+			d.Log.Warn("the status file's last point cannot be read: no floor for the replayed state", "error", err)
+		}
+		d.Tracker.Recover(values, floor)
 		for id, v := range values {
 			d.suspectLive(id, v)
 		}
@@ -376,6 +427,13 @@ func (d *Daemon) bootstrap(clean bool) {
 			continue
 		}
 		if v, ok := values[s.ID]; ok {
+			// A storage the replayed journal does not watch yet (it lost
+			// its tail before) is watched from the point published last,
+			// not from its live state: what the dead process committed
+			// since is accounted for by the history, or held.
+			if f, ok := floor[s.ID]; ok && f < v {
+				v = f
+			}
 			d.watchFrom(s, v)
 		} else if _, watched := d.Tracker.HistoryPosition(s.ID); watched {
 			d.watchFrom(s, 0) // the replayed journal knows where it stands
@@ -438,7 +496,15 @@ func (d *Daemon) tick() {
 		case <-d.stop:
 			return
 		case now := <-t.C:
-			d.Tracker.Tick()
+			d.retryMarker()
+			// The storages a sidecar is behind on (down, resending,
+			// refused) wait for its resend before their unaccounted
+			// commits are reported (fleet.Server.Awaited).
+			var awaited []string
+			if d.fl.server != nil {
+				awaited = d.fl.server.Awaited()
+			}
+			d.Tracker.Tick(awaited...)
 			if d.onTick != nil {
 				d.onTick(now)
 			}
@@ -500,7 +566,7 @@ func restartNeeded(old, cur *config.Config) bool {
 }
 
 func summary(c *config.Config) []any {
-	out := []any{c.StatusFile, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
+	out := []any{c.StatusFile, c.JournalFile, c.JournalMaxSize, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
 		c.Log.File, c.Log.Format, c.Limits, c.Classic.Enabled, c.Classic.Listen.String(), fmt.Sprint(c.Classic.Allow),
 		c.Classic.MaxConnections, c.Classic.IdleTimeout, c.Admin.Enabled, c.Admin.Listen.String(), c.Admin.TokenFile,
 		fmt.Sprint(c.Admin.AllowedHosts)}
@@ -591,6 +657,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		_ = d.admin.Shutdown(sctx)
 		cancel()
 	}
+	d.stopArchive()
 	d.wg.Wait()
 	err := d.Tracker.Close() // the final full line, fsynced, and the file closed
 	if err != nil {

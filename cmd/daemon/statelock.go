@@ -74,7 +74,8 @@ func LockState(cfg *config.Config) (*StateLock, error) {
 			sl.Release()
 			return nil, fmt.Errorf("%w: %s is held by %s; stop that one first, or give this one other files (nothing was read or changed)",
 				ErrStateLocked, held.Path, held.Holder)
-		case errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		case errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+			errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EACCES):
 			// A read-only or full state directory must not stop the relay
 			// (docs/admin.md, "One process per state"): serve unlocked, and
 			// say so.

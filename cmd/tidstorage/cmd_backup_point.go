@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidstorage/tidstorage/backup"
+	"github.com/tidstorage/tidstorage/cmd/daemon"
 	"github.com/tidstorage/tidstorage/config"
 	"github.com/tidstorage/tidstorage/internal/statusdoc"
 	"github.com/tidstorage/tidstorage/internal/txn"
@@ -57,25 +57,9 @@ func (p *pointFlags) resolve(cfg *config.Config, storages []*storageRef, warn io
 	}
 	switch {
 	case len(p.tids) > 0:
-		point := map[string]txn.TID{}
-		for _, arg := range p.tids {
-			var ref *storageRef
-			var value string
-			for _, s := range storages {
-				for _, name := range []string{s.ID, s.Label} {
-					if v, ok := strings.CutPrefix(arg, name+"="); ok && (ref == nil || len(name) > len(ref.ID)) {
-						ref, value = s, v
-					}
-				}
-			}
-			if ref == nil {
-				return nil, "", fmt.Errorf("--tid %q: want STORAGE=TID with a configured storage id or label (%s)", arg, labels(storages))
-			}
-			t, err := txn.ParseTID(value, txn.FormatAuto)
-			if err != nil {
-				return nil, "", fmt.Errorf("--tid %q: %w", arg, err)
-			}
-			point[ref.ID] = t
+		point, err := parseTIDArgs(storages, p.tids)
+		if err != nil {
+			return nil, "", err
 		}
 		return point, "--tid", nil
 	case p.dump != "":
@@ -287,6 +271,32 @@ func notAhead(live, file map[string]txn.TID) string {
 	return ""
 }
 
+// parseTIDArgs reads --tid STORAGE=TID values: STORAGE a storage id or
+// label (the longest that matches), TID any form `tidstorage tid` reads.
+func parseTIDArgs(storages []*storageRef, args []string) (map[string]txn.TID, error) {
+	point := map[string]txn.TID{}
+	for _, arg := range args {
+		var ref *storageRef
+		var value string
+		for _, s := range storages {
+			for _, name := range []string{s.ID, s.Label} {
+				if v, ok := strings.CutPrefix(arg, name+"="); ok && (ref == nil || len(name) > len(ref.ID)) {
+					ref, value = s, v
+				}
+			}
+		}
+		if ref == nil {
+			return nil, fmt.Errorf("--tid %q: want STORAGE=TID with a configured storage id or label (%s)", arg, labels(storages))
+		}
+		t, err := txn.ParseTID(value, txn.FormatAuto)
+		if err != nil {
+			return nil, fmt.Errorf("--tid %q: %w", arg, err)
+		}
+		point[ref.ID] = t
+	}
+	return point, nil
+}
+
 // storageRef is a configured storage with its label (its directory name on
 // restore).
 type storageRef struct {
@@ -300,19 +310,10 @@ type storageRef struct {
 // repr of a tuple) "<zeo>-<name>" for the storages of a zeo block and the
 // id's safe form for top-level ones; duplicates get a number.
 func storageRefs(cfg *config.Config) []*storageRef {
+	labels := daemon.StorageLabels(cfg)
 	refs := make([]*storageRef, 0, len(cfg.Storages))
-	used := map[string]bool{}
-	for _, s := range cfg.Storages {
-		label := backup.Label(s.ID)
-		if s.ZEO != nil && label != s.ID {
-			label = backup.Label(s.ZEO.Name, s.Name)
-		}
-		base := label
-		for n := 2; used[label]; n++ {
-			label = fmt.Sprintf("%s-%d", base, n)
-		}
-		used[label] = true
-		refs = append(refs, &storageRef{Storage: s, Label: label})
+	for i, s := range cfg.Storages {
+		refs = append(refs, &storageRef{Storage: s, Label: labels[i]})
 	}
 	return refs
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -71,6 +72,10 @@ func runServe(c *cli, args []string) int {
 	// the start is not lost.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	// A file-size limit (RLIMIT_FSIZE, systemd's LimitFSIZE) reached by the
+	// status file, the journal or the log must fail that write (EFBIG),
+	// which is handled like a full disk, not kill the relay.
+	signal.Ignore(syscall.SIGXFSZ)
 	defer signal.Stop(sigs)
 
 	// Nothing of the state is read before its lock is held: a second serve
@@ -81,10 +86,17 @@ func runServe(c *cli, args []string) int {
 		return 1
 	}
 	token, tokenCreated, err := adminToken(cfg)
+	tokenErr := err
 	if err != nil {
-		lock.Release()
-		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
-		return 1
+		if _, serr := os.Stat(cfg.Admin.TokenFile); !errors.Is(serr, os.ErrNotExist) {
+			lock.Release()
+			fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+			return 1
+		}
+		// It does not exist and cannot be made (a full or read-only
+		// state directory): the relay must not depend on it. The
+		// endpoint runs without a token (POST refused, /status
+		// redacted) until a restart can make it.
 	}
 	// The status page's lag history: made with the admin handler, ticked by
 	// the daemon (its tick starts after the handler is made).
@@ -102,6 +114,10 @@ func runServe(c *cli, args []string) int {
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
+	}
+	if tokenErr != nil {
+		d.Log.Error("the admin token file cannot be created: the admin endpoint refuses every POST and redacts /status until tidstorage is restarted with a writable state directory",
+			"path", cfg.Admin.TokenFile, "error", tokenErr)
 	}
 	if tokenCreated {
 		d.Log.Info("admin token file created: POST /accept-partial and the full /status need it", "path", cfg.Admin.TokenFile)
@@ -178,6 +194,9 @@ func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.H
 	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
 		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
 	}
+	if d.Config().Archive != nil && d.Role() != config.RoleSidecar {
+		src.Archive = d.ArchiveDoc
+	}
 	if daemon.HasTLS(d.Config()) {
 		src.Certificates = d.Certificates
 	}
@@ -187,6 +206,7 @@ func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.H
 	switch d.Role() {
 	case config.RoleTracker:
 		src.FleetSidecars = d.FleetSources
+		src.FleetRetire = d.RetireSidecar
 	case config.RoleSidecar:
 		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}

@@ -83,6 +83,9 @@ func printHeader(w io.Writer, d *statusdoc.StatusDoc, base string) {
 	if d.TrackerFailure != "" {
 		fmt.Fprintf(w, "!! TRACKER FAILED: %s\n!! Publication stopped at the last good point below; traffic is still relayed. Restart tidstorage.\n", d.TrackerFailure)
 	}
+	if d.PublicationHeld != "" {
+		fmt.Fprintf(w, "!! PUBLICATION HELD: %s.\n!! The point below stays where it was until the state directory takes the files again (tried every second); ZODB traffic is relayed as usual.\n", d.PublicationHeld)
+	}
 }
 
 func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
@@ -321,6 +324,9 @@ func printParts(w io.Writer, d *statusdoc.StatusDoc) {
 	if j := d.Journal; j != nil {
 		printJournal(w, j)
 	}
+	if a := d.Archive; a != nil {
+		printArchive(w, a, d.Time)
+	}
 	k := d.Counters
 	fmt.Fprintf(w, "Tracker: %d publications, %d partial commits, %d unaccounted commits, %d warnings, %d criticals, %d pins accepted\n",
 		k.Publications, k.Partials, k.Unaccounted, k.Warnings, k.Criticals, k.PinsAccepted)
@@ -360,7 +366,25 @@ func printJournal(w io.Writer, j *statusdoc.JournalDoc) {
 		fmt.Fprintf(w, "; %d ERROR%s", j.Errors, pluralUpper(int(j.Errors)))
 	}
 	if j.Broken != "" {
-		fmt.Fprintf(w, "; JOURNALING STOPPED until the tracker is next idle (a crash meanwhile holds publication until accepted): %s", j.Broken)
+		fmt.Fprintf(w, "; JOURNALING STOPPED, publication held, until a rotation succeeds (tried every second): %s", j.Broken)
+	}
+	if j.Reserve != "" {
+		fmt.Fprintf(w, "; the reserve file for a rotation on a full disk is missing: %s", j.Reserve)
+	}
+	fmt.Fprintln(w)
+}
+
+func printArchive(w io.Writer, a *statusdoc.ArchiveDoc, now time.Time) {
+	fmt.Fprintf(w, "Archive: %s, %s", a.Store, a.State)
+	if !a.LastShipment.IsZero() {
+		fmt.Fprintf(w, "; last shipment %s ago (point of %s UTC), %d this run, %s", age(now.Sub(a.LastShipment).Seconds()),
+			a.LastPoint.UTC().Format("2006-01-02 15:04:05.000"), a.Shipments, sizeText(a.BytesShipped))
+	}
+	fmt.Fprintf(w, "; lag %s, %s", age(a.LagSeconds), sizeText(a.LagBytes))
+	if a.Failing {
+		fmt.Fprintf(w, "; FAILING (%d error%s): %s", a.Errors, plural(int(a.Errors)), a.LastError)
+	} else if a.Errors > 0 {
+		fmt.Fprintf(w, "; %d error%s before, last: %s", a.Errors, plural(int(a.Errors)), a.LastError)
 	}
 	fmt.Fprintln(w)
 }

@@ -81,13 +81,18 @@ def parse_db(spec):
     return name, address, storage or "1"
 
 
-def open_dbs(specs, read_only=False, wait_timeout=30, label=None):
+def open_dbs(specs, read_only=False, wait_timeout=30, label=None, blob_cache=False):
     databases = {}
     dbs = []
     for spec in specs:
         name, address, storage = parse_db(spec)
+        kw = {}
+        if blob_cache:
+            # A private blob cache: the client can store and load blobs.
+            import tempfile
+            kw["blob_dir"] = tempfile.mkdtemp(prefix="zodb-client-blobs-")
         cs = ClientStorage(address, storage=storage, read_only=read_only,
-                           wait_timeout=wait_timeout, client_label=label, **SSL)
+                           wait_timeout=wait_timeout, client_label=label, **SSL, **kw)
         dbs.append(ZODB.DB(cs, databases=databases, database_name=name))
     return dbs
 
@@ -123,6 +128,8 @@ def main():
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
     pa.add_argument("--key", default="counter")
+    pa.add_argument("--blob", action="store_true",
+                    help="also store root['blob'], a new ZODB Blob holding the value, in the first touched database")
     pa.add_argument("--classic", default=None,
                     help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
                          "two-phase commit, COMMIT with the TIDs after it, ABORT on a conflict)")
@@ -139,6 +146,8 @@ def main():
     cb.add_argument("--desc", default="T1")
     cb.add_argument("--block-until", default=None)
     cb.add_argument("--block-seconds", type=float, default=120)
+    pk = sub.add_parser("pack")
+    pk.add_argument("--touch", default="", help="the databases to pack (default: all)")
     hi = sub.add_parser("history")
     hi.add_argument("--key", default="counter")
     args = p.parse_args()
@@ -148,7 +157,8 @@ def main():
     if args.cmd == "history":
         return root_history(args)
 
-    dbs = open_dbs(args.db, label=args.label, wait_timeout=args.wait_timeout)
+    dbs = open_dbs(args.db, label=args.label, wait_timeout=args.wait_timeout,
+                   blob_cache=getattr(args, "blob", False))
     names = [db.database_name for db in dbs]
     try:
         if args.cmd == "last":
@@ -189,6 +199,12 @@ def main():
             conn.close()
         elif args.cmd == "paired":
             paired(dbs, names, args)
+        elif args.cmd == "pack":
+            touch = [t for t in args.touch.split(",") if t] or names
+            for db in dbs:
+                if db.database_name in touch:
+                    db.pack()
+            emit({"packed": touch})
         elif args.cmd == "crash-between":
             crash_between(dbs, args)
         elif args.cmd == "hold":
@@ -237,6 +253,12 @@ def paired(dbs, names, args):
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
                 r[args.key] = value
+            if args.blob:
+                from ZODB.blob import Blob
+                b = Blob()
+                with b.open("w") as f:
+                    f.write(b"%d" % value)
+                roots[touch[0]]["blob"] = b
             if between:
                 txn.join(Pause(between, args.between_ms / 1000.0))
             if reporter:
