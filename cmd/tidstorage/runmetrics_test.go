@@ -169,7 +169,14 @@ func TestBackupMetricsPushgateway(t *testing.T) {
 	mu.Unlock()
 	require.Len(t, got, 1)
 	require.Equal(t, http.MethodPost, got[0].method)
-	require.Equal(t, "/metrics/job/tidstorage_backup/instance/"+host+"/command/backup", got[0].path)
+	// The grouping key, in whatever order the client writes it.
+	parts := strings.Split(strings.TrimPrefix(got[0].path, "/metrics/"), "/")
+	require.Len(t, parts, 6, got[0].path)
+	key := map[string]string{}
+	for i := 0; i+1 < len(parts); i += 2 {
+		key[parts[i]] = parts[i+1]
+	}
+	require.Equal(t, map[string]string{"job": "tidstorage_backup", "instance": host, "command": "backup"}, key, got[0].path)
 	// Every family, without the command label: the grouping key carries it.
 	dec := expfmt.NewDecoder(strings.NewReader(got[0].body), expfmt.NewFormat(expfmt.TypeProtoDelim))
 	var names []string
