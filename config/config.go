@@ -31,10 +31,14 @@ type Config struct {
 	JournalMaxSize int64
 	// UnaccountedGrace: how long a commit the storage's history shows and no
 	// report accounts for waits for a late report before it is reported.
-	UnaccountedGrace  time.Duration
-	BurstPeriod       time.Duration // min time between two "d" lines
-	FullDumpPeriod    time.Duration // max time between two "f" lines
-	PIDFile           string        // "" = no pid file
+	UnaccountedGrace time.Duration
+	BurstPeriod      time.Duration // min time between two "d" lines
+	FullDumpPeriod   time.Duration // max time between two "f" lines
+	PIDFile          string        // "" = no pid file
+	// BackupMetricsFile is where backup, verify and forget write their
+	// outcome in the Prometheus text format (node_exporter's textfile
+	// collector), and where status reads the last backup's age; "" = none.
+	BackupMetricsFile string
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
 	ShutdownTimeout   time.Duration // on TERM, how long a client may stay silent in the middle of a commit before the stop cuts it
 	// ClientLabelIdentity adds ZEO's client-label to the client identity
@@ -83,6 +87,15 @@ type Limits struct {
 	MaxClassicField   int64 // largest field (one line) of the classic protocol, bytes
 	MaxClassicCount   int   // largest count of a classic list or dict (BEGIN storages, COMMIT dict)
 	MaxZEOConnections int   // client connections over all zeo listeners; 0 = unlimited
+	// MaxPreRegisterFrame: largest frame decoded whole from a ZEO client
+	// before the server accepted its register (zeoproxy.Config.PreZEOMax).
+	MaxPreRegisterFrame int64
+	// DecodeBudget bounds the bytes held for decoding over all ZEO
+	// connections (zeoproxy.Config.DecodeBudget); 0 = twice MaxFrameSize.
+	DecodeBudget int64
+	// RegisterTimeout closes a ZEO client connection that has not
+	// registered (nor gone blind) that long after it was accepted.
+	RegisterTimeout time.Duration
 }
 
 // Classic is the classic line-protocol endpoint (patched Zopes, dump tools).

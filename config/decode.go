@@ -79,6 +79,7 @@ var rootSchema = &hcl.BodySchema{
 		{Name: "classic_txn_timeout"},
 		{Name: "shutdown_timeout"},
 		{Name: "client_label_identity"},
+		{Name: "backup_metrics_file"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
@@ -99,7 +100,7 @@ var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "max_frame_size"}, {Name: "max_classic_field"}, {Name: "max_classic_count"},
-	{Name: "max_zeo_connections"},
+	{Name: "max_zeo_connections"}, {Name: "max_pre_register_frame"}, {Name: "decode_budget"}, {Name: "register_timeout"},
 }}
 
 var classicSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -241,6 +242,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	}
 	d.duration(a["unaccounted_grace"], &cfg.UnaccountedGrace, 0)
 	d.path(a["pid_file"], &cfg.PIDFile)
+	d.path(a["backup_metrics_file"], &cfg.BackupMetricsFile)
 	d.duration(a["burst_period"], &cfg.BurstPeriod, 0)
 	d.duration(a["full_dump_period"], &cfg.FullDumpPeriod, 0)
 	d.duration(a["classic_txn_timeout"], &cfg.ClassicTxnTimeout, time.Second)
@@ -353,6 +355,18 @@ func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
 	d.size(c.Attributes["max_classic_field"], &l.MaxClassicField)
 	d.count(c.Attributes["max_classic_count"], &l.MaxClassicCount)
 	d.count(c.Attributes["max_zeo_connections"], &l.MaxZEOConnections)
+	d.size(c.Attributes["max_pre_register_frame"], &l.MaxPreRegisterFrame)
+	d.size(c.Attributes["decode_budget"], &l.DecodeBudget)
+	d.duration(c.Attributes["register_timeout"], &l.RegisterTimeout, time.Second)
+	// A frame over the budget, or a pre-register frame over the decode
+	// limit, could never be decoded: say so rather than turn storages
+	// blind at run time.
+	if a := c.Attributes["decode_budget"]; a != nil && l.DecodeBudget > 0 && l.DecodeBudget < l.MaxFrameSize {
+		d.errorf(a.Expr.Range(), "Invalid size", "decode_budget (%d bytes) is below max_frame_size (%d bytes): a frame between the two could never be decoded", l.DecodeBudget, l.MaxFrameSize)
+	}
+	if a := c.Attributes["max_pre_register_frame"]; a != nil && l.MaxPreRegisterFrame > l.MaxFrameSize {
+		d.errorf(a.Expr.Range(), "Invalid size", "max_pre_register_frame (%d bytes) is above max_frame_size (%d bytes)", l.MaxPreRegisterFrame, l.MaxFrameSize)
+	}
 }
 
 func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {

@@ -26,6 +26,8 @@ const (
 	DefaultClassicIdleTimeout    = 10 * time.Minute
 	DefaultBufferEvents          = 1000000 // a sidecar's unacknowledged reports
 	DefaultBlindTimeout          = 5 * time.Minute
+	DefaultMaxPreRegisterFrame   = 64 << 10 // zeoproxy.DefaultPreZEOMax
+	DefaultRegisterTimeout       = 60 * time.Second
 )
 
 // DefaultClassicAllow is the classic allow-list when none is given: loopback.
@@ -45,10 +47,12 @@ func defaults() *Config {
 		JournalMaxSize:    DefaultJournalMaxSize,
 		Log:               Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Limits: Limits{
-			MaxFrameSize:      DefaultMaxFrameSize,
-			MaxClassicField:   DefaultMaxClassicField,
-			MaxClassicCount:   DefaultMaxClassicCount,
-			MaxZEOConnections: DefaultMaxZEOConnections,
+			MaxFrameSize:        DefaultMaxFrameSize,
+			MaxClassicField:     DefaultMaxClassicField,
+			MaxClassicCount:     DefaultMaxClassicCount,
+			MaxZEOConnections:   DefaultMaxZEOConnections,
+			MaxPreRegisterFrame: DefaultMaxPreRegisterFrame,
+			RegisterTimeout:     DefaultRegisterTimeout,
 		},
 		Classic: Classic{
 			Enabled:        true,

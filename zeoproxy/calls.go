@@ -27,8 +27,9 @@ func (i c2sInspector) limit() int {
 
 // skipped: a frame the proxy wanted whole was relayed undecoded. A
 // handshake that is not decoded leaves the connection unobserved.
-func (i c2sInspector) skipped(reason string) {
+func (i c2sInspector) skipped(overBudget bool, reason string) {
 	c := i.c
+	c.l.p.metrics.countSkipped(overBudget, !c.proven.Load())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.c2sFrames++

@@ -55,6 +55,7 @@ type conn struct {
 	// until then its frames are decoded up to Config.PreZEOMax only.
 	// regWait is the msgid of the register whose reply is awaited (0: none).
 	proven   atomic.Bool
+	regLeft  atomic.Bool // counted out of Metrics.unregistered (proven, or ended)
 	regWait  atomic.Int64
 	regTimer *time.Timer // closes the connection if it never proves to be ZEO
 	// blindTimer closes the connection once it has been blind for the
@@ -224,6 +225,15 @@ func (c *conn) apply(s step) {
 func (c *conn) prove() {
 	c.proven.Store(true)
 	c.regTimer.Stop()
+	c.leaveUnregistered()
+}
+
+// leaveUnregistered takes the connection out of the count of those not yet
+// registered, once: when it proves to be ZEO, or when it ends.
+func (c *conn) leaveUnregistered() {
+	if c.regLeft.CompareAndSwap(false, true) {
+		c.l.p.metrics.unregistered.Add(-1)
+	}
 }
 
 // registerExpired closes a connection that has not proven to be ZEO within

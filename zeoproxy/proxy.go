@@ -173,6 +173,24 @@ type Metrics struct {
 	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
 	blindClosed, unregisteredClosed                  atomic.Int64
 	tls                                              tlsCounters
+	// Frames relayed undecoded for want of a limit (each makes its
+	// connection's storage blind), and connections not yet registered.
+	skippedPreRegister, skippedLimit, skippedBudget atomic.Int64
+	unregistered                                    atomic.Int64
+}
+
+// countSkipped counts a frame the relay wanted whole and relayed undecoded:
+// over the decode budget, over PreZEOMax (before the client registered), or
+// over MaxDecode.
+func (m *Metrics) countSkipped(overBudget, preRegister bool) {
+	switch {
+	case overBudget:
+		m.skippedBudget.Add(1)
+	case preRegister:
+		m.skippedPreRegister.Add(1)
+	default:
+		m.skippedLimit.Add(1)
+	}
 }
 
 // MetricsSnapshot is a copy of the counters.
@@ -190,6 +208,13 @@ type MetricsSnapshot struct {
 	// included).
 	TLSHandshakesClient, TLSHandshakesUpstream int64
 	TLSRefused                                 []TLSRefusal
+	// SkippedPreRegister, SkippedLimit and SkippedBudget count frames
+	// relayed undecoded because they exceeded PreZEOMax (before register),
+	// MaxDecode, or the decode budget.
+	SkippedPreRegister, SkippedLimit, SkippedBudget int64
+	// Unregistered is the count of open client connections whose register
+	// the server has not accepted yet.
+	Unregistered int64
 }
 
 // Metrics returns a snapshot of the proxy's counters.
@@ -204,6 +229,8 @@ func (p *Proxy) Metrics() MetricsSnapshot {
 		BytesC2S:     m.bytesC2S.Load(), BytesS2C: m.bytesS2C.Load(),
 		FramesC2S: m.framesC2S.Load(), FramesS2C: m.framesS2C.Load(),
 		BlindClosed: m.blindClosed.Load(), UnregisteredClosed: m.unregisteredClosed.Load(),
+		SkippedPreRegister: m.skippedPreRegister.Load(), SkippedLimit: m.skippedLimit.Load(),
+		SkippedBudget: m.skippedBudget.Load(), Unregistered: m.unregistered.Load(),
 	}
 	m.tls.snapshot(&s)
 	return s
@@ -444,12 +471,14 @@ func (l *listener) handle(raw net.Conn) {
 	l.mu.Unlock()
 	p.metrics.connsOpen.Add(1)
 	p.metrics.connsTotal.Add(1)
+	p.metrics.unregistered.Add(1) // until prove, or the end of the connection
 	c.serve()
 }
 
 func (l *listener) connDone(c *conn) {
 	p := l.p
 	p.metrics.connsOpen.Add(-1)
+	c.leaveUnregistered()
 	l.mu.Lock()
 	delete(l.conns, c)
 	l.mu.Unlock()

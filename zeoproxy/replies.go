@@ -13,7 +13,8 @@ type s2cInspector struct{ c *conn }
 
 func (i s2cInspector) unseen(reason string) { i.c.lockedMarkBlind("server stream: " + reason) }
 
-func (i s2cInspector) skipped(reason string) {
+func (i s2cInspector) skipped(overBudget bool, reason string) {
+	i.c.l.p.metrics.countSkipped(overBudget, false)
 	i.c.lockedMarkBlind("server frame " + itoa(i.c.s2cFrames) + ": " + reason)
 }
 

@@ -44,7 +44,7 @@ func NewHandler(src Sources, log hclog.Logger) http.Handler {
 	// (curl, the CLI) send neither and pass.
 	mux.Handle("POST /accept-partial", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.acceptPartial)))
 	mux.Handle("POST /fleet/retire", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.retire)))
-	mux.HandleFunc("GET /{$}", h.index)
+	mux.HandleFunc("GET /{$}", h.page) // the status page for browsers, the list below for others
 	return newGuard(src.Token, src.AllowedHosts, mux)
 }
 
@@ -68,6 +68,7 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
   GET  /healthz                 200 while the process serves (503 if the tracker failed)
   GET  /readyz                  200 once the tracker is bootstrapped
   GET  /fleet                   JSON: a tracker's sidecars, or a sidecar's link (fleet roles)
+  GET  /                        this list; a browser (Accept: text/html) gets the status page
   POST /accept-partial?pin=N    accept a partial commit as the new baseline, or unaccounted commits once decided
   POST /fleet/retire?name=NAME  forget a sidecar gone for good (fleet tracker)
 

@@ -54,6 +54,7 @@ var (
 	mPublishedTime  = gauge("published_tid_timestamp_seconds", "Unix time of the storage's published TID.", "storage")
 	mPublishedAge   = gauge("published_tid_age_seconds", "Seconds between now and the time of the storage's published TID (grows while nothing commits).", "storage")
 	mTransientTID   = gauge("transient_tid", "Highest TID known committed on the storage (published or not yet).", "storage")
+	mPubLag         = gauge("publication_lag_seconds", "Time between the storage's highest TID known committed and its published TID (0 when every known commit is published): how far the point trails the storage's commits.", "storage")
 	mStorageBusy    = gauge("storage_busy", "1 while the storage is in a group with something in flight (it publishes when the group drains).", "storage")
 	mBlindConns     = gauge("storage_blind_connections", "Open connections to the storage whose traffic cannot be decoded; the storage does not publish while non-zero.", "storage")
 	mBlindStorages  = gauge("blind_storages", "Storages with at least one blind connection.")
@@ -99,8 +100,13 @@ var (
 	mProxyResolved   = counter("proxy_in_doubt_resolved_total", "In-doubt participations resolved through the storage, by outcome (committed, aborted).", "outcome")
 	mProxyDecodeErrs = counter("proxy_decode_errors_total", "Connections whose traffic could not be decoded (the storage turns blind).")
 	mProxyBlindClose = counter("proxy_blind_closed_total", "Blind connections closed after the zeo block's blind_timeout.")
-	mProxyTLSOK      = counter("proxy_tls_handshakes_total", "TLS handshakes completed by the ZEO proxy, by side (client: a ZODB client with a zeo block's tls; upstream: the ZEO server with upstream_tls).", "side")
-	mProxyTLSRefused = counter("proxy_tls_refused_total", "TLS handshakes refused or failed, by side (client, upstream) and reason (not_tls, timeout, no_certificate, bad_certificate, peer_refused, closed, other); nothing reached the ZEO server.", "side", "reason")
+	// The relay's limits (limits block), each counted when it refuses.
+	mProxyUnregistered = gauge("proxy_connections_unregistered", "Client connections open whose register the ZEO server has not accepted yet (closed after limits.register_timeout).")
+	mProxyRefused      = counter("proxy_connections_refused_total", "Client connections closed at once because limits.max_zeo_connections were open.")
+	mProxyRegTimeouts  = counter("proxy_register_timeouts_total", "Client connections closed because they did not register within limits.register_timeout.")
+	mProxyUndecoded    = counter("proxy_frames_undecoded_total", "Frames the relay had to decode and relayed undecoded (their storage turns blind), by reason: pre_register_limit (over limits.max_pre_register_frame before register), decode_limit (over limits.max_frame_size), decode_budget (limits.decode_budget spent).", "reason")
+	mProxyTLSOK        = counter("proxy_tls_handshakes_total", "TLS handshakes completed by the ZEO proxy, by side (client: a ZODB client with a zeo block's tls; upstream: the ZEO server with upstream_tls).", "side")
+	mProxyTLSRefused   = counter("proxy_tls_refused_total", "TLS handshakes refused or failed, by side (client, upstream) and reason (not_tls, timeout, no_certificate, bad_certificate, peer_refused, closed, other); nothing reached the ZEO server.", "side", "reason")
 
 	// TLS files.
 	mCertExpiry = gauge("certificate_expiry_timestamp_seconds", "Unix time at which a loaded certificate file stops being valid (the earliest end of the certificates in it), by TLS block (zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls) and attribute (cert_file, client_ca_file, ca_file).", "block", "attribute")
@@ -136,7 +142,7 @@ var (
 )
 
 var trackerMetrics = []metric{
-	mBuildInfo, mBootstrapped, mCleanStart, mHeld, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID,
+	mBuildInfo, mBootstrapped, mCleanStart, mHeld, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID, mPubLag,
 	mStorageBusy, mBlindConns, mBlindStorages, mPins, mGroups, mInflightParts, mInflightClassi,
 	mEvents, mPublications, mPartsBegun, mPartsEnded, mInDoubt, mResolved, mPartials, mClassicBegun,
 	mClassicEnded, mWarnings, mCriticals, mPinsCreated, mPinsReleased, mPinsAccepted, mTxnsEnded,
@@ -146,6 +152,7 @@ var trackerMetrics = []metric{
 var proxyMetrics = []metric{
 	mProxyConnsOpen, mProxyConnsTotal, mProxyFrames, mProxyBytes, mProxyBegins, mProxyCommits, mProxyAborts,
 	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose, mProxyTLSOK, mProxyTLSRefused,
+	mProxyUnregistered, mProxyRefused, mProxyRegTimeouts, mProxyUndecoded,
 }
 
 var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn, mClassicClosed}
@@ -266,6 +273,9 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 		}
 		if s.Known {
 			e.emit(mTransientTID, float64(s.Transient), s.ID)
+			if s.HasPublished {
+				e.emit(mPubLag, publicationLag(s.Published, s.Transient).Seconds(), s.ID)
+			}
 		}
 		e.emit(mStorageBusy, b2f(s.Busy), s.ID)
 		e.emit(mBlindConns, float64(s.Blind), s.ID)
@@ -284,6 +294,16 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 	e.emit(mGroups, float64(len(st.Groups)))
 	e.emit(mInflightParts, float64(len(st.Parts)))
 	e.emit(mInflightClassi, float64(len(st.Classic)))
+}
+
+// publicationLag is the time between a storage's transient and published
+// TIDs; 0 when the published one is the newest known (or TID 0 stands for
+// an empty storage).
+func publicationLag(published, transient txn.TID) time.Duration {
+	if transient <= published || published == 0 {
+		return 0
+	}
+	return transient.Time().Sub(published.Time())
 }
 
 // collectGroundTruth: watched storages and their unaccounted commits.
@@ -346,6 +366,12 @@ func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
 	e.emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
 	e.emit(mProxyDecodeErrs, float64(p.DecodeErrors))
 	e.emit(mProxyBlindClose, float64(p.BlindClosed))
+	e.emit(mProxyUnregistered, float64(p.Unregistered))
+	e.emit(mProxyRefused, float64(p.ConnsRefused))
+	e.emit(mProxyRegTimeouts, float64(p.UnregisteredClosed))
+	e.emit(mProxyUndecoded, float64(p.SkippedPreRegister), "pre_register_limit")
+	e.emit(mProxyUndecoded, float64(p.SkippedLimit), "decode_limit")
+	e.emit(mProxyUndecoded, float64(p.SkippedBudget), "decode_budget")
 	e.emit(mProxyTLSOK, float64(p.TLSHandshakesClient), zeoproxy.SideClient)
 	e.emit(mProxyTLSOK, float64(p.TLSHandshakesUpstream), zeoproxy.SideUpstream)
 	for _, r := range p.TLSRefused {

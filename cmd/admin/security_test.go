@@ -134,10 +134,13 @@ func TestTokenGuardsChanges(t *testing.T) {
 	require.Contains(t, body, "does not match")
 	require.True(t, pinActive(f, f.PartialPin))
 	// Probes and scrapes need nothing, and ignore a stale token.
-	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/"} {
+	for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
 		code, _, _ := request(t, http.MethodGet, srv.URL, p, "", "Authorization", "Bearer stale")
 		require.Equal(t, http.StatusOK, code, p)
 	}
+	// The status page is redacted as /status is: a wrong token is an error.
+	code, _, _ = request(t, http.MethodGet, srv.URL, "/", "", "Authorization", "Bearer stale")
+	require.Equal(t, http.StatusUnauthorized, code)
 	code, _, body = request(t, http.MethodPost, srv.URL, pin, "", "Authorization", "bearer  "+admintest.Token+" ")
 	require.Equal(t, http.StatusOK, code, body)
 	require.False(t, pinActive(f, f.PartialPin))

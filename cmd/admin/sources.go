@@ -75,6 +75,15 @@ type Sources struct {
 	// was reached).
 	Archive func() *statusdoc.ArchiveDoc
 
+	// For the status page (GET / from a browser): LagHistory, the storages'
+	// publication lag over the last hour (the daemon ticks it; nil: no
+	// sparklines); Backups, the backup commands' last runs from the backup
+	// metrics file (nil: none configured); ConfigFile, the configuration's
+	// path for the commands the page suggests (shown with the token only).
+	LagHistory *LagHistory
+	Backups    func() ([]BackupRun, error)
+	ConfigFile string
+
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies
 	// clients; "" refuses every POST and always redacts /status.

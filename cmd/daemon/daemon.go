@@ -40,6 +40,9 @@ type Options struct {
 	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
 	// /status, ...) from the running daemon.
 	AdminHandler func(d *Daemon) http.Handler
+	// OnTick, if set, is called from the daemon's once-a-second tick (after
+	// the tracker's), until the daemon stops: the status page's lag history.
+	OnTick func(now time.Time)
 	// StateLock, if set, is the lock of the configuration's files, taken by
 	// the caller (LockState) before it read any of them (the admin token);
 	// Start takes it itself otherwise. Either way the Daemon releases it when
@@ -73,6 +76,7 @@ type Daemon struct {
 	archCancel context.CancelFunc
 	fl         fleetState // fleet.go
 	tls        tlsState   // tls.go
+	onTick     func(time.Time)
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -84,7 +88,7 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock, onTick: opts.OnTick}
 	// One process per state: the files are locked before anything of them
 	// is read or written (the log file included).
 	if d.lock == nil {
@@ -491,7 +495,7 @@ func (d *Daemon) tick() {
 		select {
 		case <-d.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			d.retryMarker()
 			// The storages a sidecar is behind on (down, resending,
 			// refused) wait for its resend before their unaccounted
@@ -501,6 +505,9 @@ func (d *Daemon) tick() {
 				awaited = d.fl.server.Awaited()
 			}
 			d.Tracker.Tick(awaited...)
+			if d.onTick != nil {
+				d.onTick(now)
+			}
 		}
 	}
 }

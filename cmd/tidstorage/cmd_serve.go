@@ -98,8 +98,19 @@ func runServe(c *cli, args []string) int {
 		// endpoint runs without a token (POST refused, /status
 		// redacted) until a restart can make it.
 	}
+	// The status page's lag history: made with the admin handler, ticked by
+	// the daemon (its tick starts after the handler is made).
+	var lags *admin.LagHistory
 	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
-		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
+		AdminHandler: func(d *daemon.Daemon) http.Handler {
+			lags = admin.NewLagHistory(d.Tracker)
+			return adminHandler(d, token, lags)
+		},
+		OnTick: func(now time.Time) {
+			if lags != nil {
+				lags.Tick(now)
+			}
+		}})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
@@ -154,9 +165,20 @@ func adminToken(cfg *config.Config) (string, bool, error) {
 }
 
 // adminHandler mounts /metrics, /status, /healthz and /accept-partial.
-func adminHandler(d *daemon.Daemon, token string) http.Handler {
+func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.Handler {
 	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version(),
-		PreviousRun: d.PreviousRun(), Labels: map[string]string{}, Token: token, AllowedHosts: d.Config().Admin.AllowedHosts}
+		PreviousRun: d.PreviousRun(), Labels: map[string]string{}, Token: token, AllowedHosts: d.Config().Admin.AllowedHosts,
+		LagHistory: lags, ConfigFile: d.Config().File}
+	if path := d.Config().BackupMetricsFile; path != "" {
+		src.Backups = func() ([]admin.BackupRun, error) {
+			runs, err := readLastRuns(path)
+			var out []admin.BackupRun
+			for _, r := range runs {
+				out = append(out, admin.BackupRun{Command: r.command, LastRun: r.lastRun, LastSuccess: r.success, OK: r.ok})
+			}
+			return out, err
+		}
+	}
 	for _, r := range storageRefs(d.Config()) {
 		src.Labels[r.ID] = r.Label // the names backup and restore print
 	}

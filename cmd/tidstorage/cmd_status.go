@@ -45,7 +45,11 @@ transaction ids and file paths show as <redacted>, and the header line says
 Exit status: 0 when the status was printed; 1 when the daemon cannot be
 reached or answers something else; 3 when the status was printed and shows
 at least one partial commit or unaccounted pin (an operator must decide:
-see accept-partial).`
+see accept-partial).
+
+With a backup metrics file (--metrics-file, or backup_metrics_file of -c
+FILE), it ends with the age of the last successful backup, verify and
+forget, and says when their last run failed.`
 
 // exitPartial is status's exit code when an operator must decide: partial
 // commits or unaccounted commits are pinned.
@@ -228,6 +232,7 @@ func runStatus(c *cli, args []string) int {
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the /status JSON document unchanged")
 	all := fs.Bool("all", false, "list every unaccounted commit (by default, more than 5 of one storage are summarised: count, first, last, a sample)")
+	metricsFile := fs.String("metrics-file", "", "the backup commands' metrics `FILE`, for the last backup's age (default: backup_metrics_file of -c FILE)")
 	if ok, code := c.parse(fs, args); !ok {
 		return code
 	}
@@ -270,11 +275,27 @@ func runStatus(c *cli, args []string) int {
 			printStatus(c.stdout, &doc, where, af.hint(), printOptions{all: *all})
 		}
 		printFleet(c.stdout, &doc, fl, ferr)
+		if path := af.backupMetricsFile(*metricsFile); path != "" {
+			printLastRuns(c.stdout, path, time.Now())
+		}
 	}
 	if len(doc.PartialPins()) > 0 || len(doc.UnaccountedPins()) > 0 {
 		return exitPartial
 	}
 	return 0
+}
+
+// backupMetricsFile is flag, or else the backup_metrics_file of -c FILE
+// (already loaded once by baseURL); "" when neither names one.
+func (f adminFlags) backupMetricsFile(flag string) string {
+	if flag != "" || *f.config == "" {
+		return flag
+	}
+	cfg, err := config.Load(*f.config)
+	if err != nil {
+		return ""
+	}
+	return cfg.BackupMetricsFile
 }
 
 // hint repeats the flags that located the endpoint, for suggested commands.

@@ -285,3 +285,26 @@ func (l *SyncBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// SiteHCL is an all-in-one configuration for tests of the whole daemon:
+// a status file written at every publication, the backup commands' metrics
+// file, the classic endpoint on a free port, the admin endpoint at admin,
+// and one zeo block "main" listening at listen in front of s, with each of
+// s's storages backed up to repo/<name> (paths relative to the file).
+func (s *Server) SiteHCL(admin, listen string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `status_file = "status"
+burst_period = "0s"
+backup_metrics_file = "backup.prom"
+classic { listen = "127.0.0.1:0" }
+admin { listen = %q }
+zeo "main" {
+  listen   = %q
+  upstream = %q
+`, admin, listen, s.Addr)
+	for _, name := range s.opts.Storages {
+		fmt.Fprintf(&b, "  storage %q {\n    data_fs    = %q\n    repository = %q\n  }\n", name, s.DataFS(name), "repo/"+name)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}

@@ -138,6 +138,7 @@ func New(t testing.TB) *Fixture {
 	// The proxy needs ZEO servers; its counters are plain values here.
 	f.ProxyStats = zeoproxy.MetricsSnapshot{ConnsOpen: 3, ConnsTotal: 7, Begins: 2, Commits: 1, Aborts: 0,
 		VotesFailed: 0, InDoubt: 0, DecodeErrors: 1, BytesC2S: 123456, BytesS2C: 654321, FramesC2S: 100, FramesS2C: 99,
+		ConnsRefused: 2, UnregisteredClosed: 3, SkippedPreRegister: 4, SkippedLimit: 5, SkippedBudget: 6, Unregistered: 1,
 		TLSHandshakesClient: 7, TLSHandshakesUpstream: 7,
 		TLSRefused: []zeoproxy.TLSRefusal{{Side: zeoproxy.SideClient, Reason: zeoproxy.ReasonNoCertificate, Count: 2}}}
 	f.StatusFileStats = statusfile.Stats{Path: "/var/lib/tidstorage/status", Lines: 5, FileLines: 12, Errors: 1,
