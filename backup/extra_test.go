@@ -69,7 +69,7 @@ func TestBackupOrphanDataFileStartsNewChain(t *testing.T) {
 	f.checkRepozo(t, f.b.Repository, "", f.wb.New[2], 3)
 }
 
-// Issue 12, 3c, with real ZODB and repozo: a flipped byte in a middle
+// With real ZODB and repozo: a flipped byte in a middle
 // .deltafs makes the next backup start a new chain (saying why) instead of
 // extending the damaged one, and real repozo restores that newest set.
 func TestBackupDamagedMiddleDeltaStartsNewChain(t *testing.T) {

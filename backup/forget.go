@@ -223,6 +223,15 @@ func planBlobs(rf *RepoForget, kept map[string]*Manifest, repoOf func(string) st
 	})
 }
 
+// Bytes is the size of everything the plan removes, over its repositories.
+func (p *ForgetPlan) Bytes() int64 {
+	var n int64
+	for _, r := range p.Repos {
+		n += r.Bytes
+	}
+	return n
+}
+
 // apply removes the manifests first (a set without its manifest is
 // invisible to restore), then data files, ledgers and blobs, then the blob
 // directories left empty.

@@ -26,14 +26,21 @@ type Config struct {
 	// JournalFile is the tracker's write-ahead journal (crash recovery);
 	// default: StatusFile + ".journal"; "" without a status file.
 	JournalFile string
+	// JournalMaxSize: past this size the journal restarts from an image of
+	// the tracker at the next second, busy or not.
+	JournalMaxSize int64
 	// UnaccountedGrace: how long a commit the storage's history shows and no
 	// report accounts for waits for a late report before it is reported.
-	UnaccountedGrace  time.Duration
-	BurstPeriod       time.Duration // min time between two "d" lines
-	FullDumpPeriod    time.Duration // max time between two "f" lines
-	PIDFile           string        // "" = no pid file
+	UnaccountedGrace time.Duration
+	BurstPeriod      time.Duration // min time between two "d" lines
+	FullDumpPeriod   time.Duration // max time between two "f" lines
+	PIDFile          string        // "" = no pid file
+	// BackupMetricsFile is where backup, verify and forget write their
+	// outcome in the Prometheus text format (node_exporter's textfile
+	// collector), and where status reads the last backup's age; "" = none.
+	BackupMetricsFile string
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
-	ShutdownTimeout   time.Duration // on TERM, how long in-flight 2PCs may take to finish
+	ShutdownTimeout   time.Duration // on TERM, how long a client may stay silent in the middle of a commit before the stop cuts it
 	// ClientLabelIdentity adds ZEO's client-label to the client identity
 	// used to correlate one transaction's connections (zeoproxy.Config.LabelIdentity).
 	ClientLabelIdentity bool
@@ -50,6 +57,10 @@ type Config struct {
 	// blocks and reports to the tracker at Tracker.Address.
 	Tracker *TrackerLink
 
+	// Archive, when set, archives every storage with a data_fs to an
+	// object store (serve and `tidstorage archive`).
+	Archive *Archive
+
 	// ZEO lists the proxied ZEO servers in file order.
 	ZEO []*ZEO
 	// Storages lists every storage in file order: those of the zeo blocks and
@@ -59,7 +70,8 @@ type Config struct {
 	// Warnings are problems that do not stop the daemon (e.g. no status file).
 	Warnings hcl.Diagnostics
 
-	paths []pathRef // CheckPaths
+	paths   []pathRef // CheckPaths
+	tlsRefs []tlsRef  // CheckPaths
 }
 
 // Log configures logging (go-hclog).
@@ -75,6 +87,15 @@ type Limits struct {
 	MaxClassicField   int64 // largest field (one line) of the classic protocol, bytes
 	MaxClassicCount   int   // largest count of a classic list or dict (BEGIN storages, COMMIT dict)
 	MaxZEOConnections int   // client connections over all zeo listeners; 0 = unlimited
+	// MaxPreRegisterFrame: largest frame decoded whole from a ZEO client
+	// before the server accepted its register (zeoproxy.Config.PreZEOMax).
+	MaxPreRegisterFrame int64
+	// DecodeBudget bounds the bytes held for decoding over all ZEO
+	// connections (zeoproxy.Config.DecodeBudget); 0 = twice MaxFrameSize.
+	DecodeBudget int64
+	// RegisterTimeout closes a ZEO client connection that has not
+	// registered (nor gone blind) that long after it was accepted.
+	RegisterTimeout time.Duration
 }
 
 // Classic is the classic line-protocol endpoint (patched Zopes, dump tools).
@@ -188,13 +209,22 @@ type TrackerLink struct {
 	Range hcl.Range
 }
 
-// TLS holds the files of one side of the fleet link.
+// TLS holds the files of one TLS end: a side of the fleet link, or a zeo
+// block's tls (clients -> tidstorage) or upstream_tls (tidstorage -> ZEO).
 type TLS struct {
-	CertFile     string
-	KeyFile      string
-	CAFile       string // sidecar: the CA that signed the tracker's certificate
-	ClientCAFile string // tracker: the CA that signed the sidecars' certificates
-	ServerName   string // sidecar: the name in the tracker's certificate (default: the address's host)
+	CertFile string // upstream_tls: "" when the ZEO server does not authenticate clients
+	KeyFile  string
+	// CAFile: the CA that signed the server's certificate (a sidecar: the
+	// tracker's; upstream_tls: the ZEO server's, "" = the system's roots).
+	CAFile string
+	// ClientCAFile: the CA that must sign the clients' certificates (a
+	// tracker: the sidecars'; a zeo block's tls: the ZODB clients', ""
+	// asks for no client certificate).
+	ClientCAFile string
+	// ServerName: the name the server's certificate must hold (a sidecar:
+	// default the address's host, left ""; upstream_tls: the upstream's
+	// host when not written).
+	ServerName string
 }
 
 // ZEO is one proxied ZEO server.
@@ -209,8 +239,15 @@ type ZEO struct {
 	// BlindTimeout: a connection the proxy cannot decode (blind) is closed
 	// after that long; 0 never closes it.
 	BlindTimeout time.Duration
-	Storages     []*Storage // in file order
-	Range        hcl.Range  // the block header, for messages
+	// TLS, when set, terminates TLS at Listen: the ZODB clients talk TLS to
+	// tidstorage (their zope.conf's <ssl>). Nil: plaintext clients.
+	TLS *TLS
+	// UpstreamTLS, when set, re-originates TLS to Upstream: the proxy's
+	// connections, the history watchers, the bootstrap and in-doubt
+	// resolution talk TLS to the ZEO server. Nil: plaintext.
+	UpstreamTLS *TLS
+	Storages    []*Storage // in file order
+	Range       hcl.Range  // the block header, for messages
 }
 
 // Storage is one storage: a ZEO storage behind a proxied server, or (ZEO ==

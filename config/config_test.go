@@ -75,6 +75,12 @@ func dumpConfig(c *Config) string {
 	}
 	for _, z := range c.ZEO {
 		p("zeo %q listen=%s upstream=%s client_address=%s storages=%d", z.Name, z.Listen, z.Upstream, z.ClientAddress, len(z.Storages))
+		if z.TLS != nil {
+			p("  tls=%+v", *z.TLS)
+		}
+		if z.UpstreamTLS != nil {
+			p("  upstream_tls=%+v", *z.UpstreamTLS)
+		}
 	}
 	for _, s := range c.Storages {
 		zeo := "-"
@@ -236,4 +242,16 @@ func TestBlindTimeout(t *testing.T) {
 	}
 	_, err := Parse([]byte(zeo("blind_timeout = \"5\"\n")), "x.hcl")
 	require.ErrorContains(t, err, "x.hcl:5:17: Invalid duration")
+}
+
+func TestJournalMaxSize(t *testing.T) {
+	cfg, err := Parse([]byte("status_file = \"s\"\n"), "x.hcl")
+	require.NoError(t, err)
+	require.Equal(t, int64(DefaultJournalMaxSize), cfg.JournalMaxSize)
+	cfg, err = Parse([]byte("status_file = \"s\"\njournal_max_size = \"1MiB\"\n"), "x.hcl")
+	require.NoError(t, err)
+	require.Equal(t, int64(1<<20), cfg.JournalMaxSize)
+	_, err = Parse([]byte("status_file = \"s\"\njournal_max_size = \"1KiB\"\n"), "x.hcl")
+	require.ErrorContains(t, err, "x.hcl:2:")
+	require.ErrorContains(t, err, "journal_max_size: at least 65536 bytes")
 }

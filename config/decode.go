@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 )
 
 // Load reads and validates the configuration file at path. Relative paths in
@@ -61,6 +63,7 @@ func parse(src []byte, filename, base string) (*Config, error) {
 	}
 	cfg.Warnings = warns
 	cfg.paths = d.paths
+	cfg.tlsRefs = d.tlsRefs
 	return cfg, nil
 }
 
@@ -68,6 +71,7 @@ var rootSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "status_file"},
 		{Name: "journal_file"},
+		{Name: "journal_max_size"},
 		{Name: "unaccounted_grace"},
 		{Name: "burst_period"},
 		{Name: "full_dump_period"},
@@ -75,6 +79,7 @@ var rootSchema = &hcl.BodySchema{
 		{Name: "classic_txn_timeout"},
 		{Name: "shutdown_timeout"},
 		{Name: "client_label_identity"},
+		{Name: "backup_metrics_file"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "log"},
@@ -83,6 +88,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "admin"},
 		{Type: "fleet"},
 		{Type: "tracker"},
+		{Type: "archive"},
 		{Type: "zeo", LabelNames: []string{"name"}},
 		{Type: "storage", LabelNames: []string{"id"}},
 	},
@@ -94,7 +100,7 @@ var logSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "max_frame_size"}, {Name: "max_classic_field"}, {Name: "max_classic_count"},
-	{Name: "max_zeo_connections"},
+	{Name: "max_zeo_connections"}, {Name: "max_pre_register_frame"}, {Name: "decode_budget"}, {Name: "register_timeout"},
 }}
 
 var classicSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -133,7 +139,7 @@ var zeoSchema = &hcl.BodySchema{
 		{Name: "client_address"},
 		{Name: "blind_timeout"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "storage", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "storage", LabelNames: []string{"name"}}, {Type: "tls"}, {Type: "upstream_tls"}},
 }
 
 var zeoStorageSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -152,9 +158,10 @@ type decoder struct {
 	// explicitID marks zeo storages whose id was written, not derived.
 	explicitID map[*Storage]bool
 	// attrs keeps where each address was written, for cross-checks.
-	attrs map[*Address]*hcl.Attribute
-	role  Role
-	paths []pathRef // every path attribute, for Config.CheckPaths
+	attrs   map[*Address]*hcl.Attribute
+	role    Role
+	paths   []pathRef // every path attribute, for Config.CheckPaths
+	tlsRefs []tlsRef  // every TLS block, for Config.CheckPaths
 }
 
 func hasBlock(blocks []*hcl.Block, kind string) bool {
@@ -227,8 +234,15 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			cfg.JournalFile = cfg.StatusFile + ".journal"
 		}
 	}
+	if attr := a["journal_max_size"]; attr != nil {
+		d.size(attr, &cfg.JournalMaxSize)
+		if cfg.JournalMaxSize < MinJournalMaxSize {
+			d.errorf(attr.Expr.Range(), "Invalid size", "journal_max_size: at least %d bytes", MinJournalMaxSize)
+		}
+	}
 	d.duration(a["unaccounted_grace"], &cfg.UnaccountedGrace, 0)
 	d.path(a["pid_file"], &cfg.PIDFile)
+	d.path(a["backup_metrics_file"], &cfg.BackupMetricsFile)
 	d.duration(a["burst_period"], &cfg.BurstPeriod, 0)
 	d.duration(a["full_dump_period"], &cfg.FullDumpPeriod, 0)
 	d.duration(a["classic_txn_timeout"], &cfg.ClassicTxnTimeout, time.Second)
@@ -258,6 +272,9 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	if b := d.once(c.Blocks, "tracker"); b != nil {
 		cfg.Tracker = d.decodeTrackerLink(b)
 	}
+	if b := d.once(c.Blocks, "archive"); b != nil {
+		cfg.Archive = d.decodeArchive(b)
+	}
 	d.defaultTokenFile(cfg, adminBlock, body)
 	if cfg.Fleet != nil && cfg.Tracker != nil {
 		d.errorf(cfg.Tracker.Range, "Two roles",
@@ -265,6 +282,11 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			pos(cfg.Fleet.Range))
 	}
 	d.role = cfg.Role()
+	if d.role == RoleSidecar && (adminBlock == nil || d.content(adminBlock.Body, adminSchema).Attributes["listen"] == nil) {
+		// Its own default, so that a tracker and a sidecar on one host (a
+		// first try, a tracker host that also runs Zope) do not collide.
+		cfg.Admin.Listen, _ = ParseAddress(DefaultSidecarAdminListen)
+	}
 	if d.role == RoleSidecar {
 		for _, name := range []string{"status_file", "journal_file"} {
 			if attr := a[name]; attr != nil {
@@ -333,6 +355,18 @@ func (d *decoder) decodeLimits(b *hcl.Block, l *Limits) {
 	d.size(c.Attributes["max_classic_field"], &l.MaxClassicField)
 	d.count(c.Attributes["max_classic_count"], &l.MaxClassicCount)
 	d.count(c.Attributes["max_zeo_connections"], &l.MaxZEOConnections)
+	d.size(c.Attributes["max_pre_register_frame"], &l.MaxPreRegisterFrame)
+	d.size(c.Attributes["decode_budget"], &l.DecodeBudget)
+	d.duration(c.Attributes["register_timeout"], &l.RegisterTimeout, time.Second)
+	// A frame over the budget, or a pre-register frame over the decode
+	// limit, could never be decoded: say so rather than turn storages
+	// blind at run time.
+	if a := c.Attributes["decode_budget"]; a != nil && l.DecodeBudget > 0 && l.DecodeBudget < l.MaxFrameSize {
+		d.errorf(a.Expr.Range(), "Invalid size", "decode_budget (%d bytes) is below max_frame_size (%d bytes): a frame between the two could never be decoded", l.DecodeBudget, l.MaxFrameSize)
+	}
+	if a := c.Attributes["max_pre_register_frame"]; a != nil && l.MaxPreRegisterFrame > l.MaxFrameSize {
+		d.errorf(a.Expr.Range(), "Invalid size", "max_pre_register_frame (%d bytes) is above max_frame_size (%d bytes)", l.MaxPreRegisterFrame, l.MaxFrameSize)
+	}
 }
 
 func (d *decoder) decodeClassic(b *hcl.Block, cl *Classic) {
@@ -416,9 +450,13 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 	d.address(c.Attributes["client_address"], &z.ClientAddress, false)
 	z.BlindTimeout = DefaultBlindTimeout
 	d.duration(c.Attributes["blind_timeout"], &z.BlindTimeout, 0)
+	d.decodeZEOTLS(z, c)
 
 	names := map[string]hcl.Range{}
 	for _, sb := range c.Blocks {
+		if sb.Type != "storage" {
+			continue
+		}
 		s := &Storage{Name: sb.Labels[0], ZEO: z, Range: sb.LabelRanges[0]}
 		if s.Name == "" {
 			d.errorf(sb.LabelRanges[0], "Empty storage name",
@@ -454,7 +492,7 @@ func (d *decoder) decodeZEO(b *hcl.Block) *ZEO {
 		}
 		z.Storages = append(z.Storages, s)
 	}
-	if len(c.Blocks) == 0 {
+	if !hasBlock(c.Blocks, "storage") {
 		d.errorf(b.DefRange, "Missing storage block",
 			`zeo %q needs at least one storage block naming a storage of the server, e.g. storage "1" { }`, z.Name)
 	}
@@ -637,11 +675,7 @@ func (d *decoder) decodeFleet(b *hcl.Block) *Fleet {
 	}
 	d.tcpAddress(c.Attributes["listen"], &f.Listen)
 	if tb := d.once(c.Blocks, "tls"); tb != nil {
-		tc := d.content(tb.Body, fleetTLSSchema)
-		f.TLS = &TLS{}
-		d.path(tc.Attributes["cert_file"], &f.TLS.CertFile)
-		d.path(tc.Attributes["key_file"], &f.TLS.KeyFile)
-		d.path(tc.Attributes["client_ca_file"], &f.TLS.ClientCAFile)
+		f.TLS, _ = d.tlsBlock(tb, fleetTLSSchema, "fleet tls", tlsfiles.Server)
 	} else if !f.Listen.IsZero() && !f.Listen.Loopback() {
 		at := b.DefRange
 		if a := c.Attributes["listen"]; a != nil {
@@ -676,11 +710,8 @@ func (d *decoder) decodeTrackerLink(b *hcl.Block) *TrackerLink {
 		}
 	}
 	if tb := d.once(c.Blocks, "tls"); tb != nil {
-		tc := d.content(tb.Body, trackerTLSSchema)
-		t.TLS = &TLS{}
-		d.path(tc.Attributes["cert_file"], &t.TLS.CertFile)
-		d.path(tc.Attributes["key_file"], &t.TLS.KeyFile)
-		d.path(tc.Attributes["ca_file"], &t.TLS.CAFile)
+		var tc *hcl.BodyContent
+		t.TLS, tc = d.tlsBlock(tb, trackerTLSSchema, "tracker tls", tlsfiles.Client)
 		if a := tc.Attributes["server_name"]; a != nil {
 			d.str(a, &t.TLS.ServerName)
 		}

@@ -15,7 +15,7 @@ func TestDocsCoverEverySetting(t *testing.T) {
 	require.NoError(t, err)
 	for _, schema := range []*hcl.BodySchema{
 		rootSchema, logSchema, limitsSchema, classicSchema, adminSchema, zeoSchema, zeoStorageSchema, storageSchema,
-		fleetSchema, trackerSchema, fleetTLSSchema, trackerTLSSchema,
+		fleetSchema, trackerSchema, fleetTLSSchema, trackerTLSSchema, zeoTLSSchema, upstreamTLSSchema, archiveSchema,
 	} {
 		for _, a := range schema.Attributes {
 			require.Contains(t, string(doc), "| `"+a.Name+"` |", "docs/config.md lacks a table row for %q", a.Name)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -35,9 +36,12 @@ type pathRef struct {
 // CheckPaths looks at the file system now and returns a warning, at the
 // attribute, for each path that cannot work as written: a certificate or
 // Data.fs that does not exist, a status file, journal, log or pid file
-// whose directory does not exist. `config check` prints them; they are
-// warnings because the paths may be created between the check and the
-// start (a volume mounted by the service manager, a first backup).
+// whose directory does not exist; and for TLS files that exist but do not
+// load (a certificate that does not match its key, a CA file without a
+// certificate) or a certificate expired or expiring within ExpiryWarning.
+// `config check` prints them; they are warnings because the files may be
+// put right between the check and the start (a volume mounted by the
+// service manager, a first backup, a renewal).
 func (c *Config) CheckPaths() hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, p := range c.paths {
@@ -71,5 +75,5 @@ func (c *Config) CheckPaths() hcl.Diagnostics {
 			}
 		}
 	}
-	return diags
+	return append(diags, c.checkTLS(time.Now())...)
 }

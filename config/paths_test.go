@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Issue 12, item 7: config check warns about paths that cannot work as
+// Config check warns about paths that cannot work as
 // written, at the attribute, and not about those that can.
 func TestCheckPaths(t *testing.T) {
 	dir := t.TempDir()

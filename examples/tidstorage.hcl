@@ -61,6 +61,20 @@ zeo "main" {
     data_fs    = "/srv/zeo1/var/Catalog.fs"
     repository = "/backup/zeo1-catalog"
   }
+
+  # ZEO over TLS (docs/deploy.md, "ZEO over TLS"): terminate the clients' TLS
+  # (zope.conf <clientstorage> with <ssl>) and/or re-originate it to a ZEO
+  # server with <ssl>. Either block alone works. HUP reads the files again.
+  # tls {
+  #   cert_file      = "/etc/tidstorage/zeo-proxy.crt"
+  #   key_file       = "/etc/tidstorage/zeo-proxy.key"
+  #   client_ca_file = "/etc/tidstorage/zope-ca.crt"  # optional: require client certificates
+  # }
+  # upstream_tls {
+  #   ca_file   = "/etc/tidstorage/zeo-ca.crt"        # signs the server's certificate
+  #   cert_file = "/etc/tidstorage/zeo-client.crt"    # for the server's <ssl> authenticate
+  #   key_file  = "/etc/tidstorage/zeo-client.key"
+  # }
 }
 
 zeo "sessions" {
@@ -81,3 +95,18 @@ storage "((('zeo3.example.com', 8100),), '1')" {
   data_fs    = "/srv/zeo3/var/Data.fs"
   repository = "/backup/zeo3"
 }
+
+# The continuous archive (docs/backup.md, "Continuous archive"): serve ships
+# every published point of the storages with data_fs to an object store;
+# `tidstorage restore --from-archive --at TIME` restores any moment of the
+# window. Credentials come from the AWS environment, never from this file.
+# Uncomment to use:
+#
+# archive {
+#   url        = "s3://tidstorage/site1"   # or "file:///mnt/offsite/tidstorage"
+#   endpoint   = "https://s3.example.com"  # an S3-compatible server; AWS when left out
+#   region     = "us-east-1"
+#   path_style = true
+#   interval   = "1s"
+#   retention  = "30d"
+# }

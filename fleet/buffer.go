@@ -4,9 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
-	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/journal"
 )
 
@@ -14,24 +17,36 @@ import (
 // checksummed, torn tail cut, atomic Rotate) whose records are, by their
 // first byte:
 //
-//	'E' an event:   tracker.AppendInput of Input{Kind: InEvent, Time, Event, Seq}
-//	'R' a recover:  tracker.AppendInput of Input{Kind: InRecover, Time, Pin: part base, TIDs: live, Seq}
-//	'G' a gap:      uvarint from, uvarint to, reason
+//	'e' an event:   varint time, uvarint seq, then the txn.Event: kind byte,
+//	                uvarint part, storage, uvarint TID, ok byte, key, client,
+//	                user, description, extension, reason (strings are a
+//	                uvarint length and the bytes)
+//	'r' a recover:  varint time, uvarint seq, uvarint part base, uvarint n,
+//	                n × (storage, uvarint TID): the live last TIDs
+//	'G' a gap:      uvarint from, uvarint to, varint time, reason
 //	'I' a run:      uint32 incarnation (appended at each start)
 //	'S' a state:    uvarint last seq, uvarint n, n × uint32 incarnation, then
 //	                the pending items, each a uvarint length and a record
-//	                ('E', 'R' or 'G'): the first record after a rotation.
+//	                ('e', 'r' or 'G'): the first record after a rotation.
+//
+// The encoding is the fleet's own (the tracker's journal has its own
+// format for its inputs). Records 'E' and 'R' of the first format (the
+// tracker's input encoding) are not read: a buffer that still held some
+// declares a gap.
 //
 // Seqs only grow across restarts (a start takes at least the wall clock in
 // nanoseconds), so that a lost or damaged buffer can never make new reports
 // look like resends to the tracker.
 
 const (
-	recEvent   = 'E'
-	recRecover = 'R'
+	recEvent   = 'e'
+	recRecover = 'r'
 	recGap     = 'G'
 	recRun     = 'I'
 	recState   = 'S'
+	// The first format's event and recover records (not read).
+	recOldEvent   = 'E'
+	recOldRecover = 'R'
 )
 
 // item is one report waiting for the tracker's acknowledgement.
@@ -51,14 +66,29 @@ func (it *item) appendRecord(dst []byte) []byte {
 	switch it.kind {
 	case recEvent:
 		dst = append(dst, recEvent)
-		return tracker.AppendInput(dst, &tracker.Input{Kind: tracker.InEvent, Time: it.time, Event: it.ev, Seq: it.seq})
+		dst = binary.AppendVarint(dst, it.time)
+		dst = binary.AppendUvarint(dst, it.seq)
+		e := &it.ev
+		dst = append(dst, byte(e.Kind))
+		dst = binary.AppendUvarint(dst, uint64(e.Part))
+		dst = protowire.AppendString(dst, e.Storage)
+		dst = binary.AppendUvarint(dst, uint64(e.TID))
+		dst = protowire.AppendVarint(dst, protowire.EncodeBool(e.OK))
+		for _, s := range [...]string{string(e.Key), e.Info.Client, e.Info.User, e.Info.Description, e.Info.Extension, e.Reason} {
+			dst = protowire.AppendString(dst, s)
+		}
+		return dst
 	case recRecover:
 		dst = append(dst, recRecover)
-		in := tracker.Input{Kind: tracker.InRecover, Time: it.time, Pin: it.base, Seq: it.seq}
-		for s, t := range it.live {
-			in.TIDs = append(in.TIDs, tracker.StorageTID{Storage: s, TID: t})
+		dst = binary.AppendVarint(dst, it.time)
+		dst = binary.AppendUvarint(dst, it.seq)
+		dst = binary.AppendUvarint(dst, it.base)
+		dst = binary.AppendUvarint(dst, uint64(len(it.live)))
+		for _, st := range slices.Sorted(maps.Keys(it.live)) {
+			dst = protowire.AppendString(dst, st)
+			dst = binary.AppendUvarint(dst, uint64(it.live[st]))
 		}
-		return tracker.AppendInput(dst, &in)
+		return dst
 	default:
 		dst = append(dst, recGap)
 		dst = binary.AppendUvarint(dst, it.gapFrom)
@@ -68,46 +98,92 @@ func (it *item) appendRecord(dst []byte) []byte {
 	}
 }
 
+// reader decodes a record's fields; the first failure sticks.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || r.bad {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// varint reads binary.AppendVarint's zig-zag encoding.
+func (r *reader) varint() int64 { return protowire.DecodeZigZag(r.uvarint()) }
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 || r.bad {
+		r.bad = true
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) str() string {
+	v, n := protowire.ConsumeBytes(r.b)
+	if n < 0 || r.bad {
+		r.bad = true
+		return ""
+	}
+	r.b = r.b[n:]
+	return string(v)
+}
+
+// errOldFormat: a record of the first buffer format.
+var errOldFormat = errors.New("a report in the first buffer format (not read)")
+
 func decodeItem(rec []byte) (item, error) {
 	if len(rec) == 0 {
 		return item{}, errors.New("empty record")
 	}
+	r := reader{b: rec[1:]}
+	var it item
 	switch rec[0] {
-	case recEvent, recRecover:
-		in, err := tracker.DecodeInput(rec[1:])
-		if err != nil {
-			return item{}, err
+	case recEvent:
+		it = item{kind: recEvent, time: r.varint(), seq: r.uvarint()}
+		e := &it.ev
+		e.Kind = txn.EventKind(r.byte())
+		e.Part = txn.PartID(r.uvarint())
+		e.Storage = r.str()
+		e.TID = txn.TID(r.uvarint())
+		e.OK = r.byte() == 1
+		e.Key = txn.Key(r.str())
+		e.Info = txn.Info{Client: r.str(), User: r.str(), Description: r.str(), Extension: r.str()}
+		e.Reason = r.str()
+	case recRecover:
+		it = item{kind: recRecover, time: r.varint(), seq: r.uvarint(), base: r.uvarint()}
+		n := r.uvarint()
+		if n > uint64(len(r.b)) {
+			return item{}, errors.New("bad recover record")
 		}
-		it := item{seq: in.Seq, time: in.Time, kind: rec[0]}
-		if rec[0] == recEvent {
-			it.ev = in.Event
-		} else {
-			it.base = in.Pin
-			it.live = map[string]txn.TID{}
-			for _, v := range in.TIDs {
-				it.live[v.Storage] = v.TID
-			}
+		it.live = make(map[string]txn.TID, n)
+		for range n {
+			st := r.str()
+			it.live[st] = txn.TID(r.uvarint())
 		}
-		return it, nil
 	case recGap:
-		b := rec[1:]
-		from, n := binary.Uvarint(b)
-		if n <= 0 {
+		it = item{kind: recGap, gapFrom: r.uvarint(), seq: r.uvarint(), time: r.varint()}
+		if r.bad {
 			return item{}, errors.New("bad gap record")
 		}
-		b = b[n:]
-		to, n := binary.Uvarint(b)
-		if n <= 0 {
-			return item{}, errors.New("bad gap record")
-		}
-		b = b[n:]
-		t, n := binary.Varint(b)
-		if n <= 0 {
-			return item{}, errors.New("bad gap record")
-		}
-		return item{kind: recGap, gapFrom: from, seq: to, time: t, reason: string(b[n:])}, nil
+		it.reason, r.b = string(r.b), nil
+	case recOldEvent, recOldRecover:
+		return item{}, errOldFormat
+	default:
+		return item{}, fmt.Errorf("unknown record type %q", rec[0])
 	}
-	return item{}, fmt.Errorf("unknown record type %q", rec[0])
+	if r.bad || len(r.b) != 0 {
+		return item{}, fmt.Errorf("bad record %q", rec[0])
+	}
+	return it, nil
 }
 
 // replayed is what a buffer file held.
@@ -117,6 +193,7 @@ type replayed struct {
 	recovered map[uint64]bool
 	items     []item
 	records   int
+	old       int // reports of the first format, not read (a gap)
 }
 
 func (r *replayed) add(rec []byte) error {
@@ -165,6 +242,10 @@ func (r *replayed) add(rec []byte) error {
 
 func (r *replayed) addItem(rec []byte) error {
 	it, err := decodeItem(rec)
+	if errors.Is(err, errOldFormat) {
+		r.old++
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", journal.ErrCut, err)
 	}

@@ -2,7 +2,7 @@
 // (docs/deploy.md): a sidecar's zeoproxy reports to a Sidecar, which numbers
 // each txn.Event, appends it to its durable send buffer and streams it over
 // gRPC; the tracker's Server applies each report once with
-// tracker.Service.ObserveFrom and acknowledges it.
+// tracker.Service.ObserveBatchFrom and acknowledges it.
 package fleet
 
 import (

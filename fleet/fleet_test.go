@@ -25,6 +25,8 @@ type rig struct {
 	addr string
 	tls  *Certs
 	ln   net.Listener
+	// clock: the server's (default the time).
+	clock func() time.Time
 }
 
 func (r *rig) stop() {
@@ -49,7 +51,7 @@ func (r *rig) start(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(r.t, err)
 	r.addr, r.ln = ln.Addr().String(), ln
-	srv := NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls})
+	srv := NewServer(ServerConfig{Tracker: r.svc, Storages: []string{sA, sB}, TLS: r.tls, Clock: r.clock})
 	r.srv = srv
 	go func() { _ = srv.Serve(ln) }()
 }
@@ -177,12 +179,17 @@ func TestSidecarOverflowDeclaresGap(t *testing.T) {
 	st := s.Stats()
 	require.EqualValues(t, 4, st.Dropped, "the first-start gap and two reports fill the buffer")
 	r.start(r.addr)
-	waitFor(t, "drain", func() bool { return s.Stats().Pending == 0 })
-	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 10)})
+	// Declared as soon as the tracker's acknowledgements make room, not at
+	// the sidecar's next report (an idle sidecar would hide it).
 	waitFor(t, "gap declared", func() bool {
 		src := r.srv.Sources()
 		return s.Stats().Pending == 0 && len(src) == 1 && src[0].Gaps == 1
 	})
+	require.EqualValues(t, 2, s.Stats().Gaps, "the first start's and the overflow's")
+	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(base + 10)})
+	waitFor(t, "drain", func() bool { return s.Stats().Pending == 0 })
+	require.EqualValues(t, 2, s.Stats().Gaps)
+	require.EqualValues(t, 1, r.srv.Sources()[0].Gaps)
 }
 
 func TestFleetMutualTLS(t *testing.T) {

@@ -27,11 +27,29 @@ import (
 // Applier is what the Server needs of the tracker; *tracker.Service
 // satisfies it.
 type Applier interface {
-	ObserveFrom(source string, seq uint64, ev txn.Event) uint64
 	ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64
 	RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64
+	GapFrom(source string, seq uint64) uint64
 	SourceSeq(source string) uint64
+	// Sources are the sidecars the tracker applied reports from and did
+	// not retire: those it expects back after its own restart.
+	Sources() []string
+	Retire(source string)
 }
+
+// quietAfter: a stream that brought nothing for this long (not even the
+// sidecar's heartbeat, sent every heartbeatEvery while idle) is taken over
+// by a new stream of the same name: the sidecar restarted and the old
+// connection has not been noticed dead yet (the keepalives notice it within
+// 15 s). A live stream is never taken over: a second sidecar under the same
+// name is refused.
+const (
+	quietAfter     = 15 * time.Second
+	heartbeatEvery = 5 * time.Second
+	// refusedAwaited: how long after its last refused attempt a refused
+	// sidecar's storages count as awaited (it retries at least this often).
+	refusedAwaited = 90 * time.Second
+)
 
 // ServerConfig configures the tracker's fleet listener.
 type ServerConfig struct {
@@ -54,14 +72,22 @@ type Server struct {
 	known map[string]bool
 	grpc  *grpc.Server
 
-	mu    sync.Mutex
-	links map[string]*link
+	mu      sync.Mutex
+	links   map[string]*link
+	started time.Time
 }
 
 type link struct {
-	st     SourceStats
-	cancel context.CancelFunc
-	gen    uint64
+	st       SourceStats
+	cancel   context.CancelFunc
+	gen      uint64
+	target   uint64    // the hello's last seq: resent once applied
+	lastRecv time.Time // last message on the stream (heartbeats included)
+	// refusedStorages: the storages of the refused sidecar (awaited while
+	// it retries).
+	refusedStorages []string
+	refusedRun      uint32 // its incarnation: once it holds the name, nothing waits for it
+	lastRefusalLog  time.Time
 }
 
 // SourceStats describe one sidecar as the tracker sees it.
@@ -86,6 +112,21 @@ type SourceStats struct {
 	Gaps       uint64
 	LagSeconds float64 // observed → applied, of the last report
 	LastError  string
+	// Storages are the storage ids it proxies (its hello).
+	Storages []string `json:",omitempty"`
+	// Resending: connected, and what it buffered while it was away is not
+	// all applied yet; its storages' unaccounted commits wait for it.
+	Resending bool `json:",omitempty"`
+	// Expected: a sidecar the tracker applied reports from before its own
+	// start and that has not reconnected yet.
+	Expected bool `json:",omitempty"`
+	// Refused counts the streams refused under this name (a second live
+	// sidecar with the same name, a name its certificate does not carry, a
+	// numbering behind the tracker's); LastRefused says the last one's
+	// peer and why, at LastRefusedAt.
+	Refused       uint64    `json:",omitempty"`
+	LastRefused   string    `json:",omitempty"`
+	LastRefusedAt time.Time `json:",omitempty"`
 }
 
 // NewServer returns the fleet endpoint; Serve starts it.
@@ -96,7 +137,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, known: map[string]bool{}, links: map[string]*link{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, known: map[string]bool{}, links: map[string]*link{}, started: cfg.Clock()}
 	for _, id := range cfg.Storages {
 		s.known[id] = true
 	}
@@ -119,24 +160,134 @@ func (s *Server) Stop() { s.grpc.Stop() }
 
 // Sources returns every sidecar seen since start, by name.
 func (s *Server) Sources() []SourceStats {
+	expected := s.cfg.Tracker.Sources()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]SourceStats, 0, len(s.links))
 	for _, l := range s.links {
-		out = append(out, l.st)
+		st := l.st
+		st.Resending = st.Connected && st.Applied < l.target
+		out = append(out, st)
+	}
+	for _, name := range expected {
+		if s.links[name] == nil {
+			out = append(out, SourceStats{Source: name, Expected: true, Since: s.started,
+				LastError: "not reconnected since the tracker started", Applied: s.cfg.Tracker.SourceSeq(name)})
+		}
 	}
 	slices.SortFunc(out, func(a, b SourceStats) int { return strings.Compare(a.Source, b.Source) })
 	return out
+}
+
+// Awaited returns the storages whose unaccounted commits a sidecar's resend
+// may still account for (tracker.Machine.Tick): those of every sidecar the
+// tracker expects that is down or has not resent all it buffered, and of a
+// refused sidecar still retrying. A sidecar whose storages are not known
+// (not reconnected since the tracker started) holds them all.
+func (s *Server) Awaited() []string {
+	expected := s.cfg.Tracker.Sources()
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := map[string]bool{}
+	add := func(sts []string) {
+		if len(sts) == 0 {
+			for id := range s.known {
+				set[id] = true
+			}
+		}
+		for _, id := range sts {
+			set[id] = true
+		}
+	}
+	for _, name := range expected {
+		if l := s.links[name]; l == nil {
+			add(nil)
+		} else if !l.st.Connected {
+			add(l.st.Storages)
+		}
+	}
+	for _, l := range s.links {
+		if l.st.Connected && l.st.Applied < l.target {
+			add(l.st.Storages)
+		}
+		if len(l.refusedStorages) > 0 && now.Sub(l.st.LastRefusedAt) < refusedAwaited {
+			add(l.refusedStorages)
+		}
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ErrSidecarsBehind: an operator's accept waits while a sidecar the
+// tracker expects is down, resending or refused (Server.Behind).
+var ErrSidecarsBehind = errors.New("fleet: a sidecar is behind: its resend may account for what the accept would take " +
+	"as the new baseline; retry once it is back and caught up (tidstorage status), or retire it if it is gone for good")
+
+// Behind says, per sidecar the tracker waits for (the Awaited storages'
+// reason), its name and why: down, resending, or refused.
+func (s *Server) Behind() []string {
+	expected := s.cfg.Tracker.Sources()
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, name := range expected {
+		if l := s.links[name]; l == nil {
+			out = append(out, name+" has not reconnected since the tracker started")
+		} else if !l.st.Connected {
+			out = append(out, name+" is down")
+		}
+	}
+	for name, l := range s.links {
+		if l.st.Connected && l.st.Applied < l.target {
+			out = append(out, name+" is resending")
+		}
+		if len(l.refusedStorages) > 0 && now.Sub(l.st.LastRefusedAt) < refusedAwaited {
+			out = append(out, "a sidecar named "+name+" is refused")
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ErrConnected: a connected sidecar cannot be retired.
+var ErrConnected = errors.New("fleet: the sidecar is connected: stop it first, then retire it")
+
+// Retire forgets a sidecar gone for good (tidstorage fleet retire): its
+// row is dropped, and the tracker no longer expects it back.
+func (s *Server) Retire(name string) error {
+	s.mu.Lock()
+	l := s.links[name]
+	if l != nil && l.st.Connected {
+		s.mu.Unlock()
+		return fmt.Errorf("%w (%s from %s)", ErrConnected, name, l.st.Peer)
+	}
+	delete(s.links, name)
+	s.mu.Unlock()
+	if l == nil && !slices.Contains(s.cfg.Tracker.Sources(), name) {
+		return fmt.Errorf("fleet: no sidecar %q is known", name)
+	}
+	s.cfg.Tracker.Retire(name)
+	s.log.Warn("fleet: sidecar retired: the tracker no longer expects it", "source", name)
+	return nil
 }
 
 // Report is one sidecar's stream.
 func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 	ctx := stream.Context()
 	peerAddr, identity := "?", ""
+	var certNames []string
 	if p, ok := peer.FromContext(ctx); ok {
 		peerAddr = p.Addr.String()
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
-			identity = ti.State.PeerCertificates[0].Subject.String()
+			c := ti.State.PeerCertificates[0]
+			identity = c.Subject.String()
+			certNames = append([]string{c.Subject.CommonName}, c.DNSNames...)
 		}
 	}
 	m, err := stream.Recv()
@@ -167,15 +318,36 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 		log.Error("fleet: sidecar refused: " + msg)
 		return status.Error(codes.FailedPrecondition, msg)
 	}
+	storages := make([]string, len(h.Storages))
+	for k, b := range h.Storages {
+		storages[k] = string(b)
+	}
+	slices.Sort(storages)
+	// With mutual TLS a sidecar's name is derived from its certificate:
+	// it must be the subject's common name or one of its DNS names, so
+	// that a fleet certificate cannot report under another sidecar's name.
+	if identity != "" && !slices.Contains(certNames, h.Source) {
+		msg := fmt.Sprintf("sidecar name %q is not in its certificate (subject %q, names %s): with mutual TLS a sidecar "+
+			"reports under a name its certificate carries (its common name or a DNS name): issue it a certificate for "+
+			"that name, or leave tracker.name unset to use the certificate's common name", h.Source, identity,
+			strings.Join(quoteAll(certNames), ", "))
+		return s.refuse(h, peerAddr, storages, codes.PermissionDenied, msg, log)
+	}
+	applied := s.cfg.Tracker.SourceSeq(h.Source)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	l := s.attach(h, peerAddr, identity, cancel, log)
+	l, err := s.attach(h, storages, applied, peerAddr, identity, cancel, log)
+	if err != nil {
+		return err
+	}
 	defer s.detach(h.Source, l)
-	applied := s.cfg.Tracker.SourceSeq(h.Source)
 	if err := stream.Send(&fleetpb.TrackerMessage{Welcome: &fleetpb.Welcome{AppliedSeq: applied}}); err != nil {
 		return err
 	}
-	log.Info("fleet: sidecar connected", "incarnation", h.Incarnation, "applied_seq", applied, "identity", identity)
+	log.Info("fleet: sidecar connected", "incarnation", h.Incarnation, "applied_seq", applied, "last_seq", h.LastSeq,
+		"resend", h.LastSeq > applied, "identity", identity)
+	// What this stream may acknowledge: never a seq it did not bring.
+	maxSeq := applied
 	recv := make(chan *fleetpb.SidecarMessage)
 	errc := make(chan error, 1)
 	go func() {
@@ -206,6 +378,9 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 			s.setErr(l, err)
 			return err
 		case m = <-recv:
+		}
+		if n := len(m.Items); n > 0 {
+			maxSeq = max(maxSeq, m.Items[n-1].Seq)
 		}
 		last := applied
 		var lag float64
@@ -244,19 +419,23 @@ func (s *Server) Report(stream fleetpb.Fleet_ReportServer) error {
 					log.Error("fleet: the sidecar declares a gap in its reports: the commits of that period are held as unaccounted until accepted",
 						"from_seq", b.Gap.FromSeq, "to_seq", b.Gap.ToSeq, "reason", b.Gap.Reason)
 				}
-				// A gap changes nothing in the tracker (the storages'
-				// history accounts for those commits): everything before it
-				// is applied, so it is acknowledged, lest a sidecar whose
-				// last report is a gap (a first start) look behind forever.
-				last = max(last, it.Seq)
+				// The tracker applies a gap as an input of its own: its
+				// participations in flight lost their later reports
+				// (tracker.Machine.Gap).
+				last = max(last, s.cfg.Tracker.GapFrom(h.Source, it.Seq))
 			}
 			if it.TimeUnixNano != 0 {
 				lag = float64(s.cfg.Clock().UnixNano()-it.TimeUnixNano) / 1e9
 			}
 		}
 		flush()
+		last = min(last, maxSeq)
 		applied = last
 		s.mu.Lock()
+		l.lastRecv = s.cfg.Clock()
+		if last >= l.target && l.st.Applied < l.target {
+			log.Info("fleet: the sidecar's resend is applied: it is caught up", "applied_seq", last)
+		}
 		l.st.Applied, l.st.LagSeconds = last, lag
 		l.st.Reports += uint64(len(m.Items))
 		l.st.AppliedReports += fresh
@@ -278,29 +457,87 @@ func quoteAll(v []string) []string {
 	return out
 }
 
-func (s *Server) attach(h *fleetpb.Hello, peerAddr, identity string, cancel context.CancelFunc, log hclog.Logger) *link {
+// attach makes this stream the holder of its name, unless another live
+// stream holds it: a second sidecar under one name is refused (the first
+// keeps its stream), and only a stream gone quiet past quietAfter (a
+// restarted sidecar's old connection not yet noticed dead) is taken over.
+//
+// A sidecar whose numbering is behind what the tracker applied under its
+// name (applied) is refused too: another sidecar used the name, and its
+// reports would be taken for resends.
+func (s *Server) attach(h *fleetpb.Hello, storages []string, applied uint64, peerAddr, identity string, cancel context.CancelFunc,
+	log hclog.Logger) (*link, error) {
+	now := s.cfg.Clock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old := s.links[h.Source]
-	l := &link{cancel: cancel}
+	if old != nil && old.st.Connected && now.Sub(old.lastRecv) < quietAfter {
+		s.mu.Unlock()
+		msg := fmt.Sprintf("the name %q is held by a live stream from %s (incarnation %d, connected since %s): "+
+			"two sidecars report under one name; give each its own name (tracker.name, or with TLS its certificate's)",
+			h.Source, old.st.Peer, old.st.Incarnation, old.st.Since.UTC().Format(time.RFC3339))
+		return nil, s.refuse(h, peerAddr, storages, codes.AlreadyExists, msg, log.With("holder_peer", old.st.Peer))
+	}
+	if h.LastSeq != 0 && h.LastSeq < applied {
+		s.mu.Unlock()
+		msg := fmt.Sprintf("the tracker applied reports numbered up to %d under the name %q, beyond the last this sidecar "+
+			"numbered (%d): another sidecar reported under this name. Give every sidecar its own name (tracker.name, or "+
+			"with TLS its certificate's); if the other one is gone for good, `tidstorage fleet retire %s` on the tracker "+
+			"frees the name", applied, h.Source, h.LastSeq, h.Source)
+		return nil, s.refuse(h, peerAddr, storages, codes.FailedPrecondition, msg, log)
+	}
+	if old != nil && old.st.Connected {
+		log.Warn("fleet: the stream holding this name was quiet; a new stream takes it over (a restarted sidecar)",
+			"previous_peer", old.st.Peer, "previous_incarnation", old.st.Incarnation, "quiet", now.Sub(old.lastRecv).Round(time.Second))
+		old.cancel()
+	}
+	defer s.mu.Unlock()
+	l := &link{cancel: cancel, target: h.LastSeq, lastRecv: now}
 	if old != nil {
 		l.st = old.st
 		l.gen = old.gen + 1
+		l.refusedStorages, l.refusedRun, l.lastRefusalLog = old.refusedStorages, old.refusedRun, old.lastRefusalLog
+		if l.refusedRun == h.Incarnation {
+			l.refusedStorages = nil // the refused sidecar is this one, now connected
+		}
 		if old.st.Incarnation != h.Incarnation {
 			l.st.Restarts++
 		}
-		if old.st.Connected {
-			log.Warn("fleet: a second stream of this sidecar name replaces the first (a restart, or two sidecars with one name: names must be unique)",
-				"previous_peer", old.st.Peer, "previous_incarnation", old.st.Incarnation)
-			old.cancel()
-		}
 	}
 	l.st.Source, l.st.Peer, l.st.Identity = h.Source, peerAddr, identity
-	l.st.Incarnation, l.st.Version = h.Incarnation, h.Version
-	l.st.Connected, l.st.Since, l.st.LastError = true, s.cfg.Clock(), ""
+	l.st.Incarnation, l.st.Version, l.st.Storages = h.Incarnation, h.Version, storages
+	l.st.Connected, l.st.Since, l.st.LastError = true, now, ""
+	l.st.Applied = s.cfg.Tracker.SourceSeq(h.Source)
 	l.st.Connects++
 	s.links[h.Source] = l
-	return l
+	return l, nil
+}
+
+// refuse records and logs a refused stream under name (rate-limited per
+// name) and returns the status the sidecar gets: it logs it, shows it in
+// tidstorage status, and retries with backoff.
+func (s *Server) refuse(h *fleetpb.Hello, peerAddr string, storages []string, code codes.Code, msg string, log hclog.Logger) error {
+	name := h.Source
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	l := s.links[name]
+	if l == nil {
+		l = &link{st: SourceStats{Source: name, Peer: peerAddr, Storages: storages, Since: now}}
+		s.links[name] = l
+	}
+	logIt := now.Sub(l.lastRefusalLog) >= time.Minute || !strings.HasPrefix(l.st.LastRefused, peerAddr+": ")
+	l.st.Refused++
+	l.st.LastRefused = fmt.Sprintf("%s: %s", peerAddr, msg)
+	l.st.LastRefusedAt = now
+	l.refusedStorages, l.refusedRun = storages, h.Incarnation
+	if logIt {
+		l.lastRefusalLog = now
+	}
+	n := l.st.Refused
+	s.mu.Unlock()
+	if logIt {
+		log.Error("fleet: sidecar refused: "+msg, "refused", n)
+	}
+	return status.Error(code, msg)
 }
 
 func (s *Server) detach(source string, l *link) {

@@ -95,6 +95,10 @@ type LinkStats struct {
 	BufferFile   string
 	BufferSize   int64
 	BufferError  string
+	// Refused: why the tracker refused this sidecar's last attempt ("" once
+	// connected): a name another live sidecar holds, a name its
+	// certificate does not carry, storages it does not know.
+	Refused string `json:",omitempty"`
 }
 
 // OpenSidecar opens (or creates) the send buffer, reads what a previous
@@ -154,6 +158,10 @@ func OpenSidecar(cfg SidecarConfig) (*Sidecar, error) {
 		}
 	}
 	s.st.Incarnation = s.run
+	if rp.old > 0 && damaged == "" {
+		damaged = fmt.Sprintf("%d reports in the buffer's first format were not read", rp.old)
+		s.log.Error("sidecar buffer: reports written by an earlier version are not read; they are a declared gap", "file", cfg.BufferFile, "reports", rp.old)
+	}
 	if fresh || damaged != "" {
 		reason := "no send buffer from a previous run (first start, buffer_file lost, or none configured)"
 		if damaged != "" {
@@ -223,16 +231,27 @@ func (s *Sidecar) Observe(ev txn.Event) {
 		s.st.Dropped++
 		return
 	}
-	if s.gapFrom != 0 {
-		g := item{seq: s.seq - 1, time: now, kind: recGap, gapFrom: s.gapFrom,
-			reason: fmt.Sprintf("sidecar buffer overflow (%d reports)", s.seq-s.gapFrom)}
-		s.gapFrom = 0
-		s.journalLocked(&g)
-		s.pushLocked(g)
-	}
+	s.declareGapLocked(s.seq-1, now)
 	it := item{seq: s.seq, time: now, kind: recEvent, ev: ev}
 	s.journalLocked(&it)
 	s.pushLocked(it)
+}
+
+// declareGapLocked ends the overflow in progress, if any, at seq (the last
+// report dropped): the gap is queued at once, so that the tracker hears of
+// it as soon as the buffer has room again (Observe, or ack), not at the
+// next report, which an idle sidecar may not make for long.
+func (s *Sidecar) declareGapLocked(seq uint64, now int64) {
+	if s.gapFrom == 0 || len(s.q) >= s.cfg.BufferEvents {
+		return
+	}
+	g := item{seq: seq, time: now, kind: recGap, gapFrom: s.gapFrom,
+		reason: fmt.Sprintf("sidecar buffer overflow (%d reports)", seq+1-s.gapFrom)}
+	s.gapFrom = 0
+	s.journalLocked(&g)
+	s.pushLocked(g)
+	s.log.Warn("sidecar buffer has room again: the reports dropped are declared a gap to the tracker",
+		"from_seq", g.gapFrom, "to_seq", g.seq)
 }
 
 func (s *Sidecar) journalLocked(it *item) {
@@ -285,6 +304,7 @@ func (s *Sidecar) ack(seq uint64) {
 			s.q = s.q[n:]
 		}
 	}
+	s.declareGapLocked(s.seq, s.cfg.Clock().UnixNano())
 	if s.j != nil && s.j.Size() > s.cfg.RotateSize && len(s.q) <= 4096 && s.gapFrom == 0 {
 		s.rec = appendState(s.rec[:0], s.seq, s.runs, s.q)
 		if err := s.j.Rotate(s.rec); err != nil {
@@ -392,25 +412,39 @@ func (s *Sidecar) Run(ctx context.Context) {
 			backoff = 100 * time.Millisecond
 		}
 		msg := describe(err)
+		maxBackoff := 5 * time.Second
+		refused := ""
+		switch status.Code(err) {
+		case codes.AlreadyExists, codes.FailedPrecondition, codes.PermissionDenied:
+			// Refused by the tracker (a name another sidecar holds, a
+			// name its certificate does not carry, unknown storages):
+			// retried, less often; the reports stay buffered meanwhile.
+			refused = status.Convert(err).Message()
+			maxBackoff = 30 * time.Second
+		}
 		if s.cfg.TLS != nil && !welcomed && status.Code(err) == codes.Unavailable && !strings.Contains(msg, "certificate") {
 			// TLS 1.3 reports a refused client certificate after the
 			// handshake: as a reset, a broken pipe or EOF on first use.
 			msg += " (with TLS this is also how a refused certificate shows: check that the tracker's client_ca_file signed this cert_file; the tracker's log names the peer it refused)"
 		}
-		if msg != lastErr || backoff >= 5*time.Second {
+		switch {
+		case refused != "" && (msg != lastErr || backoff >= maxBackoff):
+			s.log.Error("fleet: the tracker refuses this sidecar; reports are buffered, and it retries (ZEO traffic is not affected): "+refused,
+				"tracker", s.cfg.Address, "source", s.cfg.Name, "retry_in", backoff)
+		case refused == "" && (msg != lastErr || backoff >= maxBackoff):
 			s.log.Error("fleet: link to the tracker down; reports are buffered and resent when it is back (ZEO traffic is not affected)",
 				"tracker", s.cfg.Address, "error", msg, "retry_in", backoff)
 		}
 		lastErr = msg
 		s.mu.Lock()
-		s.st.LastError = msg
+		s.st.LastError, s.st.Refused = msg, refused
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -431,7 +465,10 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 	if err != nil {
 		return err
 	}
-	hello := &fleetpb.Hello{Source: s.cfg.Name, Incarnation: s.run, Version: s.cfg.Version}
+	s.mu.Lock()
+	lastSeq := s.seq
+	s.mu.Unlock()
+	hello := &fleetpb.Hello{Source: s.cfg.Name, Incarnation: s.run, Version: s.cfg.Version, LastSeq: lastSeq}
 	for _, id := range s.cfg.Storages {
 		hello.Storages = append(hello.Storages, []byte(id))
 	}
@@ -452,7 +489,7 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 	s.sentSeq = applied
 	s.st.Connected, s.st.Since = true, s.cfg.Clock()
 	s.st.Connects++
-	s.st.LastError = ""
+	s.st.LastError, s.st.Refused = "", ""
 	pending := len(s.q)
 	s.mu.Unlock()
 	s.log.Info("fleet: connected to the tracker", "tracker", s.cfg.Address, "source", s.cfg.Name,
@@ -471,6 +508,8 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 	var batch []item
 	linger := time.NewTimer(0)
 	defer linger.Stop()
+	heartbeat := time.NewTimer(heartbeatEvery)
+	defer heartbeat.Stop()
 	for {
 		batch = s.next(batch, maxBatch)
 		if len(batch) == 0 {
@@ -479,6 +518,14 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 				return err
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-heartbeat.C:
+				// An idle sidecar still says it is alive: the tracker
+				// refuses a second stream under its name while it does.
+				heartbeat.Reset(heartbeatEvery)
+				if err := stream.Send(&fleetpb.SidecarMessage{}); err != nil {
+					return sendErr(errc, err)
+				}
+				continue
 			case <-s.wake:
 			}
 			// Let a few more reports join this message: one gRPC message
@@ -511,16 +558,9 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 			msg.Items[i] = pi
 		}
 		if err := stream.Send(msg); err != nil {
-			// The status is in what the ack reader's Recv returns: only
-			// one goroutine may Recv on a stream (a second Recv here
-			// waited forever once the first had taken the error).
-			select {
-			case rerr := <-errc:
-				return rerr
-			case <-time.After(5 * time.Second):
-				return err
-			}
+			return sendErr(errc, err)
 		}
+		heartbeat.Reset(heartbeatEvery)
 		s.mu.Lock()
 		s.st.Sent += uint64(len(batch))
 		s.st.Resent += uint64(resent)
@@ -533,6 +573,18 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 				return ctx.Err()
 			}
 		}
+	}
+}
+
+// sendErr: after a failed Send, the status is in what the ack reader's
+// Recv returns: only one goroutine may Recv on a stream (a second Recv
+// waited forever once the first had taken the error).
+func sendErr(errc <-chan error, err error) error {
+	select {
+	case rerr := <-errc:
+		return rerr
+	case <-time.After(5 * time.Second):
+		return err
 	}
 }
 

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -37,10 +38,18 @@ func TestBackupsAtPublishedPointsRestoreCoherent(t *testing.T) {
 		point map[string]txn.TID
 	}
 	var sets []set
+	var prev map[string]txn.TID
 	for i := 0; i < 4; i++ {
+		// Each set at a newer point than the last while the writers run
+		// (they start slowly on a loaded machine), waiting at most 10 s.
 		time.Sleep(300 * time.Millisecond)
-		point := map[string]txn.TID{}
 		raw := s.published()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (raw[s.ids["a"]] == 0 || maps.Equal(raw, prev)); {
+			time.Sleep(50 * time.Millisecond)
+			raw = s.published()
+		}
+		prev = raw
+		point := map[string]txn.TID{}
 		for _, sp := range specs {
 			point[sp.ID] = txn.TID(raw[sp.ID])
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
-// The day of the restore, as a drill (issue 12): paired writers commit on
+// The day of the restore, as a drill: paired writers commit on
 // two ZEO servers through tidstorage while backup sets are taken at the
 // published point with retention; the site crashes; an older set is
 // restored in place; ZEO and tidstorage start again (the status file moved

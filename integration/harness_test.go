@@ -38,6 +38,7 @@ type zeoSpec struct {
 	storages []string
 	dbNames  []string
 	msgpack  bool
+	blobs    bool // every storage of the server has a blob directory
 }
 
 func startSite(t *testing.T, specs ...zeoSpec) *site {
@@ -47,7 +48,7 @@ func startSite(t *testing.T, specs ...zeoSpec) *site {
 	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\n", filepath.Join(s.dir, "tidstorage.status"))
 	b.WriteString("log {\n  level = \"debug\"\n}\nclassic {\n  listen = \"127.0.0.1:0\"\n}\nadmin {\n  listen = \"127.0.0.1:0\"\n}\n")
 	for i, sp := range specs {
-		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack})
+		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, Blobs: sp.blobs})
 		s.servers = append(s.servers, srv)
 		cutter := zeotest.StartCutter(t, srv.Addr)
 		s.cutters = append(s.cutters, cutter)

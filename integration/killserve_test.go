@@ -194,6 +194,24 @@ func TestWatcherCutAndServerRestartUnderLoad(t *testing.T) {
 // returns the writer runs and how many of them failed.
 func (s *procSite) killsUnderLoad(ctx context.Context, rng *rand.Rand, kills int, afterStart func(), writers [][]string) (int64, int64) {
 	s.t.Helper()
+	return s.underPairedLoad(ctx, writers, func() {
+		for i := 0; i < kills; i++ {
+			time.Sleep(time.Duration(200+rng.Intn(1300)) * time.Millisecond)
+			s.kill()
+			time.Sleep(time.Duration(rng.Intn(300)) * time.Millisecond)
+			s.start()
+			if afterStart != nil {
+				afterStart()
+			}
+		}
+	})
+}
+
+// underPairedLoad runs one `paired` writer per entry of writers (its extra
+// arguments), each restarted when it ends, through the proxy while during
+// runs; it returns the writer runs and how many of them failed.
+func (s *procSite) underPairedLoad(ctx context.Context, writers [][]string, during func()) (int64, int64) {
+	s.t.Helper()
 	var stop atomic.Bool
 	var runs, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -215,15 +233,7 @@ func (s *procSite) killsUnderLoad(ctx context.Context, rng *rand.Rand, kills int
 			}
 		}()
 	}
-	for i := 0; i < kills; i++ {
-		time.Sleep(time.Duration(200+rng.Intn(1300)) * time.Millisecond)
-		s.kill()
-		time.Sleep(time.Duration(rng.Intn(300)) * time.Millisecond)
-		s.start()
-		if afterStart != nil {
-			afterStart()
-		}
-	}
+	during()
 	stop.Store(true)
 	wg.Wait()
 	return runs.Load(), failed.Load()

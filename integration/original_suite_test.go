@@ -17,7 +17,7 @@ import (
 	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
-// Issue 12, item 7: tidstorage is a drop-in for the original daemon. The
+// Tidstorage is a drop-in for the original daemon. The
 // original Products.TIDStorage suite (tests/testTIDServer.py, 11 tests) runs
 // unchanged but for Python 3 (integration/python/original_suite.py) against
 // `tidstorage serve` with only the classic endpoint, as a separate process.

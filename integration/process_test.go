@@ -79,6 +79,7 @@ type procSite struct {
 	sv                                *serveProc
 	starts, kills                     int
 	samplerMu                         sync.Mutex
+	samplerGen                        int                  // bumped by samplerFloor
 	samples                           []map[string]txn.TID // distinct published points seen by the sampler
 	sampleAt                          []time.Time          // when each was first seen
 	accepted                          []accepted           // pins the test accepted
@@ -88,6 +89,7 @@ type procSite struct {
 	samplerDone                       chan struct{}
 	storageHCL                        map[string]string // db name -> extra lines in its storage block
 	grace                             string
+	wrap                              []string // command prefix of serve (procOptions.wrap)
 }
 
 type serveProc struct {
@@ -100,39 +102,77 @@ type serveProc struct {
 type procOptions struct {
 	storageHCL map[string]string // db name -> lines added to its storage block
 	grace      string            // unaccounted_grace (default "1s")
+	topHCL     string            // lines added at the top level
+	// tls: every ZEO server speaks TLS only and requires client
+	// certificates (<ssl> with authenticate); tidstorage terminates the
+	// clients' TLS (client certificates required) and re-originates it;
+	// the clients, through the proxy or directly, present tls.Client; the
+	// cutters terminate and re-originate TLS.
+	tls *zeotest.TLSCerts
+	// stateDir holds the status file, and beside it the journal, the
+	// running marker and the admin token (default: the test's directory,
+	// which also holds the configuration and the log).
+	stateDir string
+	wrap     []string // run serve as wrap... tidstorage serve -c FILE
+	// storageHCLFor, if set, gives the lines of a storage block from its
+	// server (data_fs, blob_dir...), after storageHCL's.
+	storageHCLFor func(db string, srv *zeotest.Server, name string) string
+	extraHCL      string // appended to the configuration
 }
 
 func startProcSite(t *testing.T, opts procOptions, specs ...zeoSpec) *procSite {
 	t.Helper()
-	s := &procSite{t: t, dir: t.TempDir(), ids: map[string]string{}, storageHCL: opts.storageHCL, grace: opts.grace}
+	s := &procSite{t: t, dir: t.TempDir(), ids: map[string]string{}, storageHCL: opts.storageHCL, grace: opts.grace, wrap: opts.wrap}
 	if s.grace == "" {
 		s.grace = "1s"
 	}
 	s.statusPath = filepath.Join(s.dir, "tidstorage.status")
+	if opts.stateDir != "" {
+		s.statusPath = filepath.Join(opts.stateDir, "tidstorage.status")
+	}
 	s.logPath = filepath.Join(s.dir, "tidstorage.log")
 	s.adminAddr = fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	s.classicAddr = fmt.Sprintf("127.0.0.1:%d", zeotest.FreePort(t))
 	var b strings.Builder
-	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n", s.statusPath, s.grace)
+	fmt.Fprintf(&b, "status_file = %q\nburst_period = \"0s\"\nfull_dump_period = \"1m\"\nunaccounted_grace = %q\n%s\n", s.statusPath, s.grace, opts.topHCL)
 	fmt.Fprintf(&b, "log {\n  file = %q\n  level = \"debug\"\n  format = \"json\"\n}\n", s.logPath)
 	fmt.Fprintf(&b, "classic {\n  listen = %q\n}\nadmin {\n  listen = %q\n}\n", s.classicAddr, s.adminAddr)
+	if c := opts.tls; c != nil {
+		s.dbs = c.PythonArgs(c.Client, c.ClientKey)
+		s.direct = c.PythonArgs(c.Client, c.ClientKey)
+	}
 	for i, sp := range specs {
-		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack})
+		srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: sp.storages, Msgpack: sp.msgpack, Blobs: sp.blobs, TLS: opts.tls})
 		s.servers = append(s.servers, srv)
-		cutter := zeotest.StartCutter(t, srv.Addr)
+		var cutter *zeotest.Cutter
+		if opts.tls != nil {
+			cutter = zeotest.StartTLSCutter(t, srv.Addr, opts.tls)
+		} else {
+			cutter = zeotest.StartCutter(t, srv.Addr)
+		}
 		s.cutters = append(s.cutters, cutter)
+		upstream := cutter.Addr()
 		port := zeotest.FreePort(t)
 		listen := fmt.Sprintf("127.0.0.1:%d", port)
-		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, cutter.Addr())
+		fmt.Fprintf(&b, "zeo \"z%d\" {\n  listen = %q\n  upstream = %q\n", i, listen, upstream)
+		if c := opts.tls; c != nil {
+			fmt.Fprintf(&b, "  tls {\n    cert_file = %q\n    key_file = %q\n    client_ca_file = %q\n  }\n", c.Proxy, c.ProxyKey, c.CA)
+			fmt.Fprintf(&b, "  upstream_tls {\n    ca_file = %q\n    cert_file = %q\n    key_file = %q\n  }\n", c.CA, c.Upstream, c.UpstreamKey)
+		}
 		for j, name := range sp.storages {
 			db := sp.dbNames[j]
-			fmt.Fprintf(&b, "  storage %q {\n%s\n  }\n", name, s.storageHCL[db])
+			more := ""
+			if opts.storageHCLFor != nil {
+				more = opts.storageHCLFor(db, srv, name)
+			}
+			fmt.Fprintf(&b, "  storage %q {\n%s\n%s\n  }\n", name, s.storageHCL[db], more)
 			s.dbs = append(s.dbs, "--db", db+"="+listen+"/"+name)
 			s.direct = append(s.direct, "--db", db+"="+srv.Addr+"/"+name)
 			s.ids[db] = fmt.Sprintf("((('127.0.0.1', %d),), %s)", port, pyRepr(name))
 		}
 		b.WriteString("}\n")
 	}
+	b.WriteString(opts.extraHCL)
 	s.cfgPath = filepath.Join(s.dir, "tidstorage.hcl")
 	require.NoError(t, os.WriteFile(s.cfgPath, []byte(b.String()), 0o644))
 	s.start()
@@ -162,7 +202,8 @@ func pyRepr(s string) string { return "'" + s + "'" }
 func (s *procSite) start() {
 	t := s.t
 	t.Helper()
-	sv := &serveProc{cmd: exec.Command(tidstorageBin(t), "serve", "-c", s.cfgPath), done: make(chan struct{}), out: &zeotest.SyncBuffer{}}
+	argv := append(append([]string{}, s.wrap...), tidstorageBin(t), "serve", "-c", s.cfgPath)
+	sv := &serveProc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{}), out: &zeotest.SyncBuffer{}}
 	sv.cmd.Stdout, sv.cmd.Stderr = sv.out, sv.out
 	require.NoError(t, sv.cmd.Start())
 	go func() { sv.err = sv.cmd.Wait(); close(sv.done) }()
@@ -412,16 +453,22 @@ func (s *procSite) startSampling() {
 		defer close(s.samplerDone)
 		var prev map[string]txn.TID
 		for {
+			s.samplerMu.Lock()
+			gen := s.samplerGen
+			s.samplerMu.Unlock()
 			if doc, ok := s.statusDoc(); ok && doc.Bootstrapped {
 				p := publishedOf(doc)
 				s.samplerMu.Lock()
+				if gen != s.samplerGen {
+					p = nil // read before a new floor was set (samplerFloor)
+				}
 				for k, v := range p {
 					if v < s.maxSeen[k] {
 						s.decreased = append(s.decreased, fmt.Sprintf("%s: %s after %s", k, v.Hex(), s.maxSeen[k].Hex()))
 					}
 					s.maxSeen[k] = max(s.maxSeen[k], v)
 				}
-				if fmt.Sprint(p) != fmt.Sprint(prev) {
+				if p != nil && fmt.Sprint(p) != fmt.Sprint(prev) {
 					s.samples = append(s.samples, p)
 					s.sampleAt = append(s.sampleAt, time.Now())
 					prev = p
@@ -624,11 +671,21 @@ func (s *procSite) acceptNow() {
 	if !ok {
 		return
 	}
+	unaccountedDone := false
 	for _, p := range doc.Pins {
-		if !p.Acceptable {
+		if !p.Acceptable || (p.Kind == "unaccounted" && unaccountedDone) {
 			continue
 		}
 		rec := accepted{at: time.Now(), kind: p.Kind, tids: pinTIDs(p)}
+		if p.Kind == "unaccounted" {
+			// Accepting one accepts every unaccounted pin (all-or-nothing).
+			unaccountedDone = true
+			for _, q := range doc.Pins {
+				if q.Kind == "unaccounted" && q.ID != p.ID {
+					rec.tids = append(rec.tids, pinTIDs(q)...)
+				}
+			}
+		}
 		out, errOut, code := s.cli("accept-partial", "-c", s.cfgPath, "--yes", fmt.Sprint(p.ID))
 		if code != 0 {
 			s.t.Logf("accept-partial %d refused for now (exit %d): %s %s", p.ID, code, out, errOut)
@@ -712,12 +769,20 @@ func (s *procSite) requireAtRest(last map[string]txn.TID) statusdoc.StatusDoc {
 func (s *procSite) acceptAll() {
 	s.t.Helper()
 	for tries := 0; tries < 10 && len(s.pins("")) > 0; tries++ {
+		// One at a time: accepting an unaccounted pin accepts every
+		// unaccounted pin (all-or-nothing).
 		for _, p := range s.pins("") {
 			s.t.Logf("pin %d (%s): %s", p.ID, p.Kind, p.Reason)
 			if p.Acceptable {
 				rec := accepted{at: time.Now(), kind: p.Kind, tids: pinTIDs(p)}
+				if p.Kind == "unaccounted" {
+					for _, q := range s.pins("unaccounted") {
+						rec.tids = append(rec.tids, pinTIDs(q)...)
+					}
+				}
 				s.accept(p.ID)
 				s.accepted = append(s.accepted, rec)
+				break
 			}
 		}
 	}

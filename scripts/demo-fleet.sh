@@ -98,6 +98,8 @@ client() { # sidecar-port-a sidecar-port-b args...
 }
 wait_jobs() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
 echo "== workload: cross-storage transactions through both sidecars, then 2 paired writers through each"
+echo "   (the paired writers update the same counters at once on purpose: their conflicts count as aborted"
+echo "   transactions and failed votes, which ZODB retries; none of them is an error)"
 client "$s1_a" "$s1_b" commit --count 5 --touch main,catalog,sessions --desc "cross-storage via zope1" >/dev/null
 client "$s2_a" "$s2_b" commit --count 5 --touch main,catalog,sessions --desc "cross-storage via zope2" >/dev/null
 for i in 1 2; do
@@ -119,10 +121,10 @@ client "$s1_a" "$s1_b" paired --count 15 --touch main,sessions --desc "during ba
 client "$s2_a" "$s2_b" paired --count 15 --touch main,sessions --desc "during backup via zope2" >/dev/null &
 "$bin" backup -c "$run/tracker.hcl" --progress 0
 wait_jobs
-echo "== restore the backup set to demo-fleet-run/restored and open every storage with ZODB"
+echo "== restore the backup set to demo-fleet-run/restored (a directory per storage, named by its id: main, catalog, sessions) and open every storage with ZODB"
 "$bin" restore -c "$run/tracker.hcl" --to "$run/restored" --progress 0
 restored=$("$venv/bin/python" integration/python/check_restored.py \
-  main="$run/restored/zeo-a-1/zeo-a-1.fs" catalog="$run/restored/zeo-a-2/zeo-a-2.fs" sessions="$run/restored/zeo-b-1/zeo-b-1.fs")
+  main="$run/restored/main/zeo-a-1.fs" catalog="$run/restored/catalog/zeo-a-2.fs" sessions="$run/restored/sessions/zeo-b-1.fs")
 echo "$restored"
 "$venv/bin/python" - "$restored" <<'PY'
 import json, sys

@@ -22,3 +22,5 @@ if go list ./tracker >/dev/null 2>&1; then
   echo "== go test -race -short ./tracker (Service wrapper, short simulation)"
   go test -count=1 -race -short -timeout 10m ./tracker
 fi
+echo "== monitoring/ (a module of its own: the mixin's rules, dashboard and rule unit tests, against live daemons)"
+(cd monitoring && go vet ./... && go test -count=1 -timeout 15m ./...)

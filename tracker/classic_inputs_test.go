@@ -255,7 +255,7 @@ func TestNoMadeUpValues(t *testing.T) {
 	require.Equal(t, []StorageTID{{sA, 2}, {sB, 1}, {sC, 1}}, h.m.AppendPublished(nil))
 }
 
-// Issue 12, item 7: a classic COMMIT carrying a TID at or below the
+// A classic COMMIT carrying a TID at or below the
 // storage's published TID is reported CRITICAL, as the original's
 // "Decreasing update ignored"; the published TID keeps the maximum.
 func TestClassicDecreasingCommitIsCritical(t *testing.T) {
@@ -308,7 +308,7 @@ func TestClassicDecreasingCommitIsCritical(t *testing.T) {
 	}
 }
 
-// Issue 12, item 7: with only the classic endpoint (Config.ClassicOnly), the
+// With only the classic endpoint (Config.ClassicOnly), the
 // original's bootstrap rule: nothing is published until every configured or
 // known storage had a commit of a transaction that began after the start.
 func TestClassicOnlyBootstrapRule(t *testing.T) {

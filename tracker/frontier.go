@@ -150,15 +150,18 @@ func (m *Machine) advance(g *group) {
 			}
 		}
 	}
-	// The highest known commit at or below each bound.
+	// The highest known commit at or below each bound. The previous run's
+	// published point (floor, recover.go) is coherent whatever the replayed
+	// state still holds in flight below it.
 	for _, i := range g.members {
 		s := &m.st[i]
+		s.cand = max(s.cand, s.floor)
 		s.best, s.bestOK = s.published, s.hasPublished
 		if s.transient <= s.cand {
 			s.best, s.bestOK = s.transient, true
-		} else if s.watched && s.hist <= s.cand && s.hist > 0 && (s.hist > s.best || !s.bestOK) {
+		} else if v := s.vouched(); s.watched && v <= s.cand && v > 0 && (v > s.best || !s.bestOK) {
 			// A real commit the history vouches for, all below it accounted.
-			s.best, s.bestOK = s.hist, true
+			s.best, s.bestOK = v, true
 		}
 	}
 	for _, d := range g.done {

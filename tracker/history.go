@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
@@ -106,6 +107,9 @@ func (m *Machine) History(now int64, c txn.Commit) {
 		// A participation of the previous process, in doubt: this is its
 		// commit (recover.go).
 		m.orphanCommitted(pt, tid)
+	} else if tid <= s.floor {
+		// The previous run published past it: accounted for then
+		// (recover.go, the floor).
 	} else {
 		s.unacc = append(s.unacc, unaccounted{tid: tid, seen: now, blind: s.blind > 0, meta: c})
 		if len(s.unacc) == 1 && !s.warnOnly {
@@ -148,7 +152,9 @@ func (m *Machine) account(i int32, tid txn.TID) bool {
 		if !found {
 			s.acc = slices.Insert(s.acc, k, tid)
 		}
-		return true
+		// At or below the floor the previous run's published point vouches
+		// for it; the history still consumes it from acc.
+		return tid > s.floor
 	}
 	for k := range s.unacc {
 		if s.unacc[k].tid == tid {
@@ -192,7 +198,7 @@ func (m *Machine) confirm(i int32) {
 	var due []awaiting
 	keep := s.awaiting[:0]
 	for _, a := range s.awaiting {
-		if a.tid <= s.hist {
+		if a.tid <= s.vouched() {
 			due = append(due, a)
 		} else {
 			keep = append(keep, a)
@@ -220,7 +226,7 @@ func (m *Machine) confirm(i int32) {
 func (m *Machine) holdClassic(sts []int32, cs []doneCommit) {
 	var pending []doneCommit
 	for _, c := range cs {
-		if s := &m.st[c.st]; s.watched && c.hi > s.hist {
+		if s := &m.st[c.st]; s.watched && c.hi > s.vouched() {
 			pending = append(pending, c)
 		}
 	}
@@ -249,7 +255,9 @@ func (m *Machine) explained(i int32) bool {
 	}
 	for _, ls := range g.lsets {
 		for _, p := range ls.parts {
-			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) {
+			// A participation a sidecar's gap left in flight explains
+			// nothing: its later reports were lost (Gap).
+			if p.st == i && (p.state == PartFinishSent || p.state == PartInDoubt) && !p.gapped {
 				return true
 			}
 		}
@@ -264,16 +272,30 @@ func (m *Machine) reportUnaccounted(now int64) {
 	if grace == 0 {
 		grace = DefaultUnaccountedGrace
 	}
+	resend := int64(m.cfg.ResendWait)
+	if resend == 0 {
+		resend = int64(DefaultResendWait)
+	}
+	resend = max(resend, grace)
 	for _, i := range m.sorted {
 		s := &m.st[i]
 		if len(s.unacc) == 0 {
 			continue
 		}
+		wait, awaited := grace, containsIdx(m.awaited, i)
+		if awaited {
+			wait = resend
+		}
 		// The last commit due decides: everything below it is due too.
 		due := -1
 		for k := range s.unacc {
+			if s.unacc[k].tid <= s.floor {
+				// Accounted for by the previous run's published point; it
+				// waits only for the orphans it may belong to (settle).
+				continue
+			}
 			age := now - s.unacc[k].seen
-			if !s.unacc[k].reported && age >= grace && (age >= m.timeout || !m.explained(i)) {
+			if !s.unacc[k].reported && age >= wait && (age >= m.timeout || !m.explained(i)) {
 				due = k
 			}
 		}
@@ -282,7 +304,7 @@ func (m *Machine) reportUnaccounted(now int64) {
 		}
 		for k := 0; k <= due; k++ {
 			u := &s.unacc[k]
-			if u.reported {
+			if u.reported || u.tid <= s.floor {
 				continue
 			}
 			u.reported = true
@@ -291,6 +313,9 @@ func (m *Machine) reportUnaccounted(now int64) {
 			held := "held: publication of the storage stops just below it until it is accepted (tidstorage accept-partial) or accounted for"
 			if s.warnOnly {
 				held = "not held (the storage is configured to only warn)"
+			}
+			if awaited {
+				held += fmt.Sprintf("; a sidecar that proxies it was still behind after %v (down, resending or refused: see tidstorage status)", time.Duration(resend))
 			}
 			m.emit(Record{Kind: RecUnaccounted, Storage: s.name, TID: u.tid,
 				Msg: fmt.Sprintf("unaccounted commit %s on storage %s: the storage's history has it but no observed participation or classic COMMIT reported it; %s", u.tid.Hex(), s.name, held)})
@@ -301,15 +326,40 @@ func (m *Machine) reportUnaccounted(now int64) {
 		}
 		upto := s.unacc[due].tid
 		if p := s.unaccPin; p != nil {
+			// The pin now covers more: its reason says the whole range.
 			p.upto = max(p.upto, upto)
+			p.reason = m.unaccountedReason(i, p.upto)
 			continue
 		}
-		p := m.newPin(PinUnaccounted, m.one(i), nil,
-			fmt.Sprintf("storage %s has commits that nothing accounted for (up to %s): a client that bypasses the proxy, or a crash of tidstorage", s.name, upto.Hex()))
+		p := m.newPin(PinUnaccounted, m.one(i), nil, m.unaccountedReason(i, upto))
 		p.upto = upto
 		s.unaccPin = p
 		m.emit(Record{Kind: RecPinned, Storage: s.name, Pin: p.id, Msg: p.reason})
 	}
+}
+
+// unaccountedReason is an unaccounted pin's reason: the range of commits it
+// covers (those at or below the floor wait only for settle, recover.go),
+// and what they may be.
+func (m *Machine) unaccountedReason(i int32, upto txn.TID) string {
+	s := &m.st[i]
+	first := upto
+	for _, u := range s.unacc {
+		if u.tid > s.floor {
+			first = u.tid
+			break
+		}
+	}
+	span := "commit " + upto.Hex()
+	if first < upto {
+		span = "commits from " + first.Hex() + " to " + upto.Hex()
+	}
+	why := "a client that bypasses the proxy, or a crash of tidstorage"
+	if m.lostReports {
+		why = "a client that bypasses the proxy, or a commit whose report was lost with the damaged journal's tail at the last restart " +
+			"(each may be whole or half of a transaction: check before accepting)"
+	}
+	return fmt.Sprintf("storage %s has %s that nothing accounted for: %s", s.name, span, why)
 }
 
 // accountBlind accounts for the commits seen while the storage was blind,
@@ -345,16 +395,27 @@ func (m *Machine) acceptAllUnaccounted() error {
 			continue
 		}
 		for _, u := range s.unacc {
-			if !u.reported {
+			if !u.reported && u.tid > s.floor {
 				return ErrUnaccountedPending
 			}
 		}
 	}
+	var live []StorageTID
+	for _, i := range m.sorted {
+		if s := &m.st[i]; s.watched {
+			live = append(live, StorageTID{s.name, s.hist})
+		}
+	}
+	m.settleGapped(live)
+	m.capRemoteInFlight()
 	var ps []*pin
 	for _, p := range m.pins {
 		if p.kind == PinUnaccounted {
 			ps = append(ps, p)
 		}
+	}
+	if len(ps) == 0 {
+		return nil // settling accounted for them all
 	}
 	// Hold the union across the releases so that nothing publishes
 	// between two of them.
@@ -402,6 +463,8 @@ func (m *Machine) AcceptUnaccounted(now int64, id uint64, live []StorageTID) err
 			return fmt.Errorf("%w: storage %s at %s, live %s", ErrHistoryBehind, v.Storage, m.st[i].hist.Hex(), v.TID.Hex())
 		}
 	}
+	m.settleGapped(live)
+	m.capRemoteInFlight()
 	var sts []int32
 	for _, v := range live {
 		if i, ok := m.stIdx[v.Storage]; ok && len(m.st[i].unacc) > 0 && !m.st[i].warnOnly {

@@ -278,7 +278,7 @@ func (h *harness) recoverAt(live map[string]txn.TID) {
 			vs = append(vs, StorageTID{s, v})
 		}
 	}
-	h.m.Recover(h.tick(), vs)
+	h.m.Recover(h.tick(), vs, nil, false)
 	h.drain()
 }
 

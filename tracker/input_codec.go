@@ -11,9 +11,15 @@ import (
 // The journal's encoding of an Input: a version byte, then every field in a
 // fixed order (varints and length-prefixed strings). Empty fields cost a
 // byte, which keeps the format one simple sequence; the journal frames and
-// checksums each encoded input (tracker/journal).
+// checksums each encoded input (tracker/journal). Version 2 is version 1
+// followed by the fields added later (Floor, Image): an input that has none
+// of them is still written as version 1, so older journals and the hot path
+// keep their bytes.
 
-const inputVersion = 1
+const (
+	inputVersion  = 1
+	inputVersion2 = 2
+)
 
 // maxDecodeCount bounds counts read from a record, so a damaged record
 // cannot make the decoder allocate without limit (the checksum makes this a
@@ -22,6 +28,7 @@ const maxDecodeCount = 1 << 20
 
 // AppendInput appends the encoding of in to dst.
 func AppendInput(dst []byte, in *Input) []byte {
+	start := len(dst)
 	dst = append(dst, inputVersion, byte(in.Kind))
 	dst = binary.AppendVarint(dst, in.Time)
 	e := &in.Event
@@ -80,6 +87,16 @@ func AppendInput(dst []byte, in *Input) []byte {
 			dst = binary.AppendUvarint(dst, v.Seq)
 		}
 	}
+	if len(in.Floor) > 0 || len(in.Image) > 0 {
+		dst[start] = inputVersion2
+		dst = binary.AppendUvarint(dst, uint64(len(in.Floor)))
+		for _, t := range in.Floor {
+			dst = appendStr(dst, t.Storage)
+			dst = binary.AppendUvarint(dst, uint64(t.TID))
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(in.Image)))
+		dst = append(dst, in.Image...)
+	}
 	return dst
 }
 
@@ -99,8 +116,9 @@ func appendBool(dst []byte, b bool) []byte {
 func DecodeInput(b []byte) (Input, error) {
 	d := decoder{b: b}
 	var in Input
-	if v := d.byte(); d.err == nil && v != inputVersion {
-		return in, fmt.Errorf("tracker: input version %d, want %d", v, inputVersion)
+	v := d.byte()
+	if d.err == nil && v != inputVersion && v != inputVersion2 {
+		return in, fmt.Errorf("tracker: input version %d, want %d or %d", v, inputVersion, inputVersion2)
 	}
 	in.Kind = InputKind(d.byte())
 	in.Time = d.varint()
@@ -163,6 +181,22 @@ func DecodeInput(b []byte) (Input, error) {
 			}
 		}
 		in.Snapshot = sn
+	}
+	if v == inputVersion2 {
+		if n := d.count(); n > 0 {
+			in.Floor = make([]StorageTID, n)
+			for k := range in.Floor {
+				in.Floor[k] = StorageTID{Storage: d.str(), TID: txn.TID(d.uvarint())}
+			}
+		}
+		if n := d.uvarint(); d.err == nil {
+			if n > uint64(len(d.b)) {
+				d.fail(errShort)
+			} else {
+				in.Image = append([]byte(nil), d.b[:n]...)
+				d.b = d.b[n:]
+			}
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d bytes left over", len(d.b))

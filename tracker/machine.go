@@ -26,9 +26,13 @@ type storage struct {
 	pubAt        int64   // time of the last publication
 	lagWarned    int64
 	// Ground truth (history.go).
-	watched    bool
-	warnOnly   bool
-	hist       txn.TID       // every commit at or below hist was reported by the history
+	watched  bool
+	warnOnly bool
+	hist     txn.TID // every commit at or below hist was reported by the history
+	// floor: the point the previous run published (its status file's last
+	// line) when the replayed journal ends behind it (recover.go): every
+	// commit at or below it is accounted for and vouched for.
+	floor      txn.TID
 	acc        []txn.TID     // accounted commits above hist, ascending
 	unacc      []unaccounted // history commits nothing accounted for, ascending
 	unaccPin   *pin
@@ -36,6 +40,10 @@ type storage struct {
 	awaiting   []awaiting // accounted commits above hist whose unit waits for the history
 	settleAt   txn.TID    // recover.go: the live last TID read at restart
 	settling   bool
+	// blindSettle: the storage was blind when the previous process died:
+	// the commits seen meanwhile are accounted for up to settleAt once
+	// its orphans are resolved (recover.go).
+	blindSettle bool
 	// fresh: a classic transaction whose BEGIN this machine saw committed
 	// a TID here (Config.ClassicOnly's bootstrap rule).
 	fresh bool
@@ -47,8 +55,13 @@ func (s *storage) bound() txn.TID {
 	if !s.watched {
 		return s.transient
 	}
-	return min(s.transient, s.hist)
+	return min(s.transient, s.vouched())
 }
+
+// vouched is how far the storage's history vouches for its commits: its own
+// position, or the previous run's published point (floor) when that is
+// higher (recover.go).
+func (s *storage) vouched() txn.TID { return max(s.hist, s.floor) }
 
 // group is a set of storages linked by in-flight units (participations,
 // classic transactions, pins). While busy it publishes what it safely can
@@ -93,6 +106,10 @@ type Machine struct {
 	pins    []*pin // active pins, ascending id
 	nextPin uint64
 
+	// lostReports: this run recovered from a journal that lost its tail
+	// (recover.go): an unaccounted commit may be one whose report went
+	// with it.
+	lostReports   bool
 	bootstrapped  bool
 	bootRequested bool
 	bootRestored  bool // a snapshot said bootstrapped: the ClassicOnly rule is settled
@@ -108,7 +125,9 @@ type Machine struct {
 	ctr  Counters
 
 	sources map[string]uint64 // input.go: last Seq applied per remote observer
+	awaited []int32           // Tick: storages a remote observer is behind on
 	remote  bool              // the event being applied is a remote observer's (Apply)
+	src     string            // and that observer's name
 
 	scratch     []int32
 	doneScratch []doneCommit
@@ -296,7 +315,7 @@ func (m *Machine) release(s int32) {
 }
 
 func (m *Machine) publish(i int32) {
-	if s := &m.st[i]; s.known && (!s.watched || s.hist > 0 || s.transient == 0) {
+	if s := &m.st[i]; s.known && (!s.watched || s.vouched() > 0 || s.transient == 0) {
 		m.publishValue(i, s.bound())
 	}
 }

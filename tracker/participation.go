@@ -61,6 +61,18 @@ type part struct {
 	// metadata shared with another orphan (recover.go): whatever outcome
 	// it was given may be the other's.
 	ambiguous bool
+	// damaged: an orphan whose outcome the journal lost with a damaged tail
+	// (recover.go): it is resolved once its storage's history reached the
+	// live TID, from the commits that carry its metadata (ncand of them,
+	// counted up to 2; cand the first).
+	damaged bool
+	ncand   uint8
+	cand    txn.TID
+	// src is the remote observer that reported its begin ("" local);
+	// gapped: in flight when src declared a gap, so some of its reports
+	// may be lost (Gap, settled at the operator's accept).
+	src    string
+	gapped bool
 }
 
 // linkSet groups the participations linked by correlation key (docs/design.md,
@@ -137,7 +149,7 @@ func (m *Machine) PartBegin(now int64, p txn.PartID, storageName string, key txn
 		m.keyed[key] = ls
 	}
 	pt := m.newPart()
-	pt.id, pt.st, pt.ls, pt.state, pt.began = p, s, ls, PartBegun, now
+	pt.id, pt.st, pt.ls, pt.state, pt.began, pt.src = p, s, ls, PartBegun, now, m.src
 	m.parts[p] = pt
 	if len(ls.parts) > 0 {
 		m.join(ls.parts[0].st, s)
@@ -190,7 +202,9 @@ func (m *Machine) finishSent(pt *part) {
 	switch pt.state {
 	case PartVoted:
 	case PartBegun, PartVoteFailed:
-		m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s", pt.id, pt.state)
+		if !pt.gapped {
+			m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s", pt.id, pt.state)
+		}
 		pt.votedAt = m.seq
 	default:
 		m.warn(CodeBadOrder, "tpc_finish for participation %d in state %s (ignored)", pt.id, pt.state)
@@ -207,6 +221,14 @@ func (m *Machine) finishSent(pt *part) {
 		// until this participation's Finished comes.
 		pt.finCap = min(pt.finCap, m.st[pt.st].published)
 	}
+	m.capFinish(pt)
+}
+
+// capFinish records in pt's link set that pt, sent tpc_finish, caps its
+// storage at pt.finCap (frontier.go), and that it no longer accepts new
+// participations (a transaction never gains participations once it started
+// finishing).
+func (m *Machine) capFinish(pt *part) {
 	ls := pt.ls
 	found := false
 	for k := range ls.caps {
@@ -218,9 +240,9 @@ func (m *Machine) finishSent(pt *part) {
 	if !found {
 		ls.caps = append(ls.caps, doneCommit{st: pt.st, lo: pt.finCap})
 	}
-	pt.ls.accepting--
-	if pt.ls.accepting == 0 && m.keyed[pt.ls.key] == pt.ls {
-		delete(m.keyed, pt.ls.key)
+	ls.accepting--
+	if ls.accepting == 0 && m.keyed[ls.key] == ls {
+		delete(m.keyed, ls.key)
 	}
 }
 
@@ -452,29 +474,47 @@ func (m *Machine) checkPartial(ls *linkSet) bool {
 	var b strings.Builder
 	fmt.Fprintf(&b, "partial commit (client %q, user %q, description %q, extension %q):",
 		ls.info.Client, ls.info.User, ls.info.Description, ls.info.Extension)
-	var committed, missing, guessed []string
+	var committed, missing, guessed, unknown []string
 	for _, p := range ls.parts {
 		if p.state == PartCommitted && !p.ambiguous {
 			committed = append(committed, fmt.Sprintf("%s@%s (participation %d)", m.st[p.st].name, p.tid.Hex(), p.id))
 		}
 	}
 	for _, p := range bad {
-		if p.ambiguous {
+		switch {
+		case p.ambiguous && p.damaged:
+			unknown = append(unknown, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
+		case p.ambiguous:
 			guessed = append(guessed, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
-		} else {
+		default:
 			missing = append(missing, fmt.Sprintf("%s (participation %d)", m.st[p.st].name, p.id))
 		}
 	}
 	sort.Strings(committed)
 	sort.Strings(missing)
 	sort.Strings(guessed)
-	committed, missing, guessed = clip(committed), clip(missing), clip(guessed)
-	fmt.Fprintf(&b, " committed on %s; voted then not committed on %s", strings.Join(committed, ", "), strings.Join(missing, ", "))
+	sort.Strings(unknown)
+	committed, missing, guessed, unknown = clip(committed), clip(missing), clip(guessed), clip(unknown)
+	if len(committed) > 0 {
+		fmt.Fprintf(&b, " committed on %s;", strings.Join(committed, ", "))
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(&b, " voted then not committed on %s;", strings.Join(missing, ", "))
+	}
 	if len(guessed) > 0 {
-		fmt.Fprintf(&b, "; outcome ambiguous on %s (in flight at a crash of tidstorage; another transaction in flight then had the same metadata)",
+		fmt.Fprintf(&b, " outcome ambiguous on %s (in flight at a crash of tidstorage; another transaction in flight then had the same metadata);",
 			strings.Join(guessed, ", "))
 	}
-	b.WriteString("; group held until accepted")
+	if len(unknown) > 0 {
+		fmt.Fprintf(&b, " outcome unknown on %s (in flight where the damaged journal ends; the storage's history cannot tell: several commits, or another participation, carry its metadata);",
+			strings.Join(unknown, ", "))
+	}
+	if len(missing) > 0 && len(guessed)+len(unknown) == 0 {
+		b.WriteString(" a real half: accepting publishes it, cutting the storages back to the held TIDs removes it;")
+	} else {
+		b.WriteString(" possibly a half: look at the storages' transactions with this metadata; accept if every half is there, else cut the storages back to the held TIDs;")
+	}
+	b.WriteString(" group held until accepted")
 	var cs []doneCommit
 	for _, p := range ls.parts {
 		if p.state == PartCommitted {

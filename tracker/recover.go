@@ -32,7 +32,26 @@ import (
 
 // Recover marks every participation in flight as lost with its connection
 // (in doubt after tpc_finish) and records each storage's last TID read now.
-func (m *Machine) Recover(now int64, live []StorageTID) {
+//
+// floor is the point the previous run published last (its status file's
+// last line): when the replayed journal ends behind it (a damaged tail cut,
+// or appends that failed before the crash), it is the replayed state's
+// floor, so that published TIDs never decrease across the restart; a
+// storage whose live last TID is below it went back (a restore in place, a
+// cut) and gets no floor. Every commit at or below the floor is accounted
+// for: the previous run published past it.
+//
+// damaged says that the journal's tail was lost: what the previous run
+// observed after its last good record is gone, so a participation that had
+// not been sent tpc_finish there may have voted and committed since. Every
+// participation in flight is then an orphan whose outcome is read from the
+// history once it reached the live TID: the one commit in its window that
+// carries its metadata is its commit, none means it did not commit, and
+// several (or one another orphan with the same metadata could own) leave
+// its outcome unknown, which pins its transaction when it spans several
+// participations. It is never concluded that it did not commit on a storage
+// whose history has a commit it could own.
+func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 	m.step(now)
 	m.clean = false
 	ids := make([]txn.PartID, 0, len(m.parts))
@@ -40,6 +59,19 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	if damaged {
+		m.lostReports = true
+		// An orphan not yet sent tpc_finish at the cut may have voted
+		// after it: its vote counts as later than everything journaled,
+		// and its finish later still.
+		voteSeq := m.seq
+		m.seq++
+		for _, id := range ids {
+			m.damageOrphan(m.parts[id], voteSeq)
+		}
+	}
+	// The floor first: nothing that ends below publishes under it.
+	m.applyFloor(live, floor)
 	for _, id := range ids {
 		pt := m.parts[id]
 		pt.orphan = true
@@ -49,6 +81,8 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 	// unblind them. Their storages are released as by Unblind with the
 	// live last TID (rule 5: what they committed unseen, seen by the
 	// history while they were open, is accounted for up to it).
+	// The commits they made are accounted for once the storage settled:
+	// an orphan's commit made while one was open is its, first.
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		if s := &m.st[i]; s.blind > 0 {
@@ -57,9 +91,7 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 				m.markKnown(i)
 			}
 			s.blind = 0
-			if v.TID != 0 {
-				m.accountBlind(i, v.TID)
-			}
+			s.blindSettle = v.TID != 0
 			p := s.blindPin
 			s.blindPin = nil
 			m.releasePin(p, false, false)
@@ -72,9 +104,92 @@ func (m *Machine) Recover(now int64, live []StorageTID) {
 		m.resolveHeld(i)
 		m.settle(i)
 	}
-	m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
-		"recovered from the journal after an unclean stop: %d participations of the previous run were in flight; "+
-			"publication waits until the storages' history accounts for every commit since", len(ids))})
+	msg := fmt.Sprintf("recovered from the journal after an unclean stop: %d participations of the previous run were in flight; "+
+		"publication waits until the storages' history accounts for every commit since", len(ids))
+	if damaged {
+		msg = fmt.Sprintf("recovered from a DAMAGED journal after an unclean stop: what the previous run observed after its last good record is lost; "+
+			"the %d participations in flight there are resolved from the storages' history (committed, not committed, or unknown: reported); "+
+			"commits after the previous run's last published point that nothing accounts for are held as unaccounted", len(ids))
+	}
+	m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: msg})
+	for _, i := range m.sorted {
+		if g := m.st[i].group; g != nil {
+			m.advance(g)
+		}
+	}
+}
+
+// damageOrphan prepares a participation of a journal whose tail was lost:
+// one not yet sent tpc_finish is taken as sent it (its vote at voteSeq, its
+// finish after it), capped at what its storage had committed or reported
+// by the end of the journal (its own commit, if any, is later); every one
+// is resolved by counting its candidate commits (settle).
+func (m *Machine) damageOrphan(pt *part, voteSeq uint64) {
+	pt.damaged = true
+	switch pt.state {
+	case PartBegun, PartVoted:
+	default:
+		return
+	}
+	if pt.state == PartBegun {
+		pt.votedAt = voteSeq
+	}
+	pt.state = PartFinishSent
+	pt.finAt = m.seq
+	s := &m.st[pt.st]
+	pt.finCap = s.transient
+	if s.watched {
+		pt.finCap = max(pt.finCap, s.hist)
+	}
+	m.capFinish(pt)
+}
+
+// Floor applies the previous run's last published point as a floor
+// (applyFloor) without ending anything in flight: a fleet tracker's start,
+// whose sidecars' participations go on.
+func (m *Machine) Floor(now int64, live, floor []StorageTID) {
+	m.step(now)
+	m.applyFloor(live, floor)
+	for _, i := range m.sorted {
+		if g := m.st[i].group; g != nil {
+			m.advance(g)
+		}
+	}
+}
+
+// applyFloor raises the replayed state to the previous run's last
+// published point (see Recover), for the storages whose live TID has not
+// gone below it.
+func (m *Machine) applyFloor(live, floor []StorageTID) {
+	var raised []int32
+	for _, f := range floor {
+		if f.TID == 0 {
+			continue
+		}
+		if k := slices.IndexFunc(live, func(v StorageTID) bool { return v.Storage == f.Storage }); k >= 0 && live[k].TID < f.TID {
+			continue // the storage went back: no floor (a new epoch of the status file)
+		}
+		i := m.intern(f.Storage)
+		s := &m.st[i]
+		if s.hasPublished && f.TID <= s.published {
+			continue
+		}
+		s.floor = max(s.floor, f.TID)
+		if !s.known || f.TID > s.transient {
+			s.transient = f.TID
+		}
+		m.markKnown(i)
+		raised = append(raised, i)
+	}
+	// Every storage at its floor first, then what the floor releases.
+	for _, i := range raised {
+		if m.bootstrapped {
+			m.publishValue(i, m.st[i].floor)
+		}
+	}
+	for _, i := range raised {
+		m.confirm(i)
+	}
 }
 
 // RunSpan is the participation ids of one run of a remote observer: a
@@ -101,6 +216,19 @@ func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
 		pt.orphan = true
 		m.lost(pt)
 	}
+	m.settleOrphansAt(live)
+	if len(ids) > 0 {
+		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
+			"a sidecar restarted: %d participations of its previous run (ids from %d) were in flight; "+
+				"those that sent tpc_finish are resolved from the storages' history", len(ids), base)})
+	}
+}
+
+// settleOrphansAt: nothing of the orphans' connections commits after live
+// (each storage's last TID read once they were gone); each storage's
+// orphans take the commits its history already reported (it went on while
+// their observer was away), and the rest settle once it reaches live.
+func (m *Machine) settleOrphansAt(live []StorageTID) {
 	for _, v := range live {
 		i := m.intern(v.Storage)
 		s := &m.st[i]
@@ -108,16 +236,11 @@ func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
 			s.settleAt = v.TID
 		}
 		s.settling = true
-		m.resolveHeld(i) // the history went on while the sidecar was down
+		m.resolveHeld(i)
 		m.settle(i)
 		if g := s.group; g != nil {
 			m.advance(g)
 		}
-	}
-	if len(ids) > 0 {
-		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
-			"a sidecar restarted: %d participations of its previous run (ids from %d) were in flight; "+
-				"those that sent tpc_finish are resolved from the storages' history", len(ids), base)})
 	}
 }
 
@@ -142,12 +265,24 @@ func (m *Machine) SettleAt(now int64, name string, tid txn.TID) {
 // When several orphans match (identical metadata), the commit is given to
 // the lowest id, but it may be another's: every candidate's linked set is
 // marked ambiguous, and checkPartial pins such a set if it spans more than
-// one participation (its outcome on this storage is not known).
+// one participation (its outcome on this storage is not known). An orphan
+// of a damaged journal is not resolved here: c is counted as one of its
+// candidates (settle resolves it).
 func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
 	// Nothing of the dead connections commits after the live last TID
 	// read at restart (ZEO aborts a disconnected client's transaction);
 	// before it is known (SettleAt), nothing bounds the match.
-	if !c.HasMeta || (m.st[i].settling && c.TID > m.st[i].settleAt) {
+	if m.st[i].settling && c.TID > m.st[i].settleAt {
+		return nil
+	}
+	if !c.HasMeta {
+		// A damaged orphan's candidate cannot be told: its outcome is
+		// unknown rather than wrongly "not committed".
+		for _, pt := range m.parts {
+			if pt.damaged && pt.st == i && pt.state == PartInDoubt && pt.finCap < c.TID {
+				pt.ncand = 2
+			}
+		}
 		return nil
 	}
 	var best *part
@@ -160,6 +295,15 @@ func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
 		if in.User != c.User || in.Description != c.Description || in.Extension != c.Extension {
 			continue
 		}
+		if pt.damaged {
+			if pt.ncand == 0 || pt.cand != c.TID {
+				if pt.ncand == 0 {
+					pt.cand = c.TID
+				}
+				pt.ncand = min(pt.ncand+1, 2)
+			}
+			continue
+		}
 		n++
 		if best == nil || pt.id < best.id {
 			best = pt
@@ -167,7 +311,7 @@ func (m *Machine) orphanOf(i int32, c txn.Commit) *part {
 	}
 	if n > 1 {
 		for _, pt := range m.parts {
-			if pt.orphan && pt.st == i && pt.state == PartInDoubt && pt.finCap < c.TID {
+			if pt.orphan && !pt.damaged && pt.st == i && pt.state == PartInDoubt && pt.finCap < c.TID {
 				in := pt.ls.info
 				if in.User == c.User && in.Description == c.Description && in.Extension == c.Extension {
 					pt.ambiguous = true
@@ -231,8 +375,11 @@ func (m *Machine) rehear(i int32, c txn.Commit) {
 }
 
 // settle ends the orphans of storage i once its history reached the last
-// TID read at restart: they did not commit. It waits while a held commit
-// that may be an orphan's has no metadata yet (rehear).
+// TID read at restart: they did not commit — or, for an orphan of a
+// damaged journal, the history's commits that carry its metadata decide
+// (Recover). It waits while a held commit that may be an orphan's has no
+// metadata yet (rehear). Then the held commits at or below the floor are
+// accounted for: the previous run published past them.
 func (m *Machine) settle(i int32) {
 	s := &m.st[i]
 	if !s.settling || !s.watched || s.hist < s.settleAt {
@@ -256,13 +403,79 @@ func (m *Machine) settle(i int32) {
 		}
 	}
 	slices.SortFunc(left, func(a, b *part) int { return cmp.Compare(a.id, b.id) })
+	// A damaged orphan's one candidate is its commit unless another
+	// damaged orphan of this storage with the same metadata could own it.
+	contested := func(pt *part) bool {
+		for _, q := range left {
+			if q != pt && q.damaged && q.ncand > 0 && sameMeta(q.ls.info, pt.ls.info) {
+				return true
+			}
+		}
+		return false
+	}
+	var committed []*part
+	var cTIDs []txn.TID
 	for _, pt := range left {
+		if pt.damaged && pt.ncand == 1 && !contested(pt) {
+			committed = append(committed, pt)
+			cTIDs = append(cTIDs, pt.cand)
+		}
+	}
+	for k, pt := range committed {
 		m.ctr.Resolved++
-		m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name,
-			Msg: "in-doubt participation of the previous run resolved from the storage's history: not committed"})
+		m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name, TID: cTIDs[k],
+			Msg: "participation of the previous run, whose outcome the damaged journal lost, resolved from the storage's history: committed (the one commit carrying its metadata)"})
+		m.committed(pt, cTIDs[k])
+	}
+	for _, pt := range left {
+		if pt.state != PartInDoubt {
+			continue
+		}
+		m.ctr.Resolved++
+		switch {
+		case !pt.damaged && !pt.ambiguous:
+			m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name,
+				Msg: "in-doubt participation of the previous run resolved from the storage's history: not committed"})
+		case pt.damaged && pt.ncand == 0:
+			m.emit(Record{Kind: RecResolved, Part: pt.id, Storage: s.name,
+				Msg: fmt.Sprintf("participation of the previous run, whose outcome the damaged journal lost, resolved from the storage's history: not committed (no commit carries its metadata up to %s)", s.settleAt.Hex())})
+		default:
+			// Its commit may be one given to another orphan with the same
+			// metadata (orphanOf), or one of several candidates.
+			pt.ambiguous = true
+			pt.ls.ambiguous = true
+			why := "another participation in flight then had the same metadata and may own the commit that carries it"
+			if pt.damaged {
+				why = "the damaged journal lost it, and " + why
+				if pt.ncand > 1 {
+					why = "the damaged journal lost it, and several commits carry its metadata"
+				}
+			}
+			m.emit(Record{Kind: RecWarning, Code: CodeOutcomeUnknown, Storage: s.name, Part: pt.id, Msg: fmt.Sprintf(
+				"participation %d on storage %s of the previous run: outcome UNKNOWN (%s, up to %s); "+
+					"a transaction it belongs to with other participations is pinned as a possible partial commit", pt.id, s.name, why, s.settleAt.Hex())})
+		}
 		m.end(pt, PartAborted)
 		m.leave(pt)
 	}
+	if s.blindSettle {
+		s.blindSettle = false
+		m.accountBlind(i, s.settleAt)
+	}
+	if s.floor > 0 {
+		n := 0
+		for n < len(s.unacc) && s.unacc[n].tid <= s.floor {
+			n++
+		}
+		if n > 0 {
+			s.unacc = slices.Delete(s.unacc, 0, n)
+			m.unaccChanged(i)
+		}
+	}
+}
+
+func sameMeta(a, b txn.Info) bool {
+	return a.User == b.User && a.Description == b.Description && a.Extension == b.Extension
 }
 
 // Quiescent reports whether nothing is in flight or held: the state is then
@@ -348,4 +561,25 @@ func (m *Machine) Restore(now int64, sn Snapshot) {
 		m.missing = 0
 		m.checkBootstrapped()
 	}
+}
+
+// HistoryResume is where the watcher of a watched storage resumes after
+// Recover: its history position, or just below the lowest held commit whose
+// metadata is not known yet, so that the iterator reports it again with its
+// metadata (rehear) — an orphan's commit announced before the crash by a
+// bare invalidation is recognised then. ok is false if it is not watched.
+func (m *Machine) HistoryResume(name string) (txn.TID, bool) {
+	i, ok := m.stIdx[name]
+	if !ok || !m.st[i].watched {
+		return 0, false
+	}
+	s := &m.st[i]
+	pos := s.hist
+	for _, u := range s.unacc {
+		if !u.meta.HasMeta && u.tid <= pos {
+			pos = u.tid - 1
+			break
+		}
+	}
+	return pos, true
 }

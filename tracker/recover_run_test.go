@@ -32,6 +32,7 @@ func TestServiceRecoverFromOneRun(t *testing.T) {
 	r := NewService(cfg)
 	_, err := r.OpenJournal(path, JournalOptions{Replay: true})
 	require.NoError(t, err)
+	r.Bootstrap(nil, true) // a fleet tracker's start ends the recovery hold
 	require.Equal(t, uint64(3), r.SourceSeq("s1"))
 	require.Equal(t, uint64(10), r.RecoverFrom("s1", 10, run1, map[string]txn.TID{sA: 10}))
 	require.Equal(t, uint64(10), r.RecoverFrom("s1", 10, run1, map[string]txn.TID{sA: 10}), "a resend")
@@ -100,6 +101,9 @@ func TestServiceObserveBatchFrom(t *testing.T) {
 	_, err = r.OpenJournal(path, JournalOptions{Replay: true})
 	require.NoError(t, err)
 	require.Equal(t, uint64(4), r.SourceSeq("s1"))
+	_, held := r.Published(sA)
+	require.False(t, held, "nothing is published before the recovery ends")
+	r.Bootstrap(nil, true)
 	a, _ = r.Published(sA)
 	require.Equal(t, txn.TID(11), a)
 }

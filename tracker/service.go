@@ -53,7 +53,12 @@ type Service struct {
 	tids     []StorageTID
 	closed   bool
 	broken   string             // why the Service stopped after a panic
-	good     map[string]txn.TID // the published point as of the last completed input
+	good     map[string]txn.TID // the published point as of the last completed input, or when publication was held
+	// holds: why publication is held, by cause (service_hold.go); held
+	// joins them ("" while nothing holds it).
+	holds     map[string]string
+	held      string
+	sfStarted bool // the status file was given its first full line (Start)
 
 	logs       logQueue
 	unaccLog   LogLimiter      // guarded by logs.drainMu (logRecord)
@@ -148,24 +153,29 @@ func (s *Service) after(now int64) {
 		}
 		switch r.Kind {
 		case RecPublished:
+			if s.held != "" {
+				break // exposed when the hold ends (releaseLocked)
+			}
 			published = true
 			s.good[r.Storage] = r.TID
 			if s.sf != nil && !s.closed {
 				s.sf.Published(r.Storage, r.TID)
 			}
 		case RecBootstrapped:
-			started = true
+			started = s.held == ""
 		}
 	}
 	s.m.ClearRecords()
 	tick := s.tick
 	s.tick = false
+
 	if s.sf == nil || s.closed {
 		return
 	}
 	t := time.Unix(0, now)
 	if started {
 		s.sf.Start(t)
+		s.sfStarted = true
 	} else if e := s.m.ctr.TransactionsEnded; e != s.ended || published || tick {
 		// The original wrote only when a transaction ended; a Tick writes a
 		// line that became due meanwhile, or retries a failed one.
@@ -210,7 +220,7 @@ func (s *Service) ClassicAbort(id string) {
 func (s *Service) Dump() map[string]txn.TID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.broken != "" {
+	if s.broken != "" || s.held != "" {
 		out := make(map[string]txn.TID, len(s.good))
 		for k, v := range s.good {
 			out[k] = v
@@ -229,6 +239,9 @@ func (s *Service) Dump() map[string]txn.TID {
 func (s *Service) Bootstrapped() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, recovering := s.holds[holdRecovery]; recovering {
+		return false
+	}
 	return s.m.ClassicBootstrapped()
 }
 
@@ -251,7 +264,10 @@ func (s *Service) Observe(ev txn.Event) {
 // connection was accepted, and whether the previous run stopped cleanly.
 func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
 	vs := sortedTIDs(values)
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean}) })
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean})
+		s.releaseLocked(holdRecovery, now)
+	})
 }
 
 // errStopped is returned to the operator once the Service has failed.
@@ -277,10 +293,11 @@ func (s *Service) LastTID(storage string, tid txn.TID) {
 }
 
 // Tick declares timed-out classic transactions lost and lets a due status
-// line be written (or a failed one retried). Call it every second or so.
-func (s *Service) Tick() {
+// line be written (or a failed one retried). Call it every second or so;
+// awaited are the storages a sidecar is known to be behind on (Machine.Tick).
+func (s *Service) Tick(awaited ...string) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InTick, Time: now})
+		s.applyIn(&Input{Kind: InTick, Time: now, Storages: awaited})
 		s.tick = true
 		s.maybeRotate(now)
 	})
@@ -292,9 +309,13 @@ func (s *Service) Status() Status {
 	defer s.mu.Unlock()
 	st := s.m.Status()
 	st.Broken = s.broken
-	if s.broken != "" {
-		// The machine may be half-way through an input: show the point
-		// that Dump answers, the last good one.
+	st.Held = s.held
+	if _, recovering := s.holds[holdRecovery]; recovering {
+		st.Bootstrapped = false // nothing is published before Recover
+	}
+	if s.broken != "" || s.held != "" {
+		// The machine may be half-way through an input, or publication
+		// is held: show the point that Dump answers.
 		for i := range st.Storages {
 			v, ok := s.good[st.Storages[i].ID]
 			st.Storages[i].Published, st.Storages[i].HasPublished = v, ok
@@ -314,7 +335,7 @@ func (s *Service) Counters() Counters {
 func (s *Service) Published(storage string) (txn.TID, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.broken != "" {
+	if s.broken != "" || s.held != "" {
 		v, ok := s.good[storage]
 		return v, ok
 	}

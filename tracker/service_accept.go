@@ -11,7 +11,7 @@ import (
 // ErrHistoryWentBack is returned by AcceptPartialLive when a pinned
 // storage's live last TID is below a TID the tracker knows was committed
 // there: the storage lost history (a cut, a restore in place) and accepting
-// would publish a TID it no longer has (issue 12, item 2).
+// would publish a TID it no longer has.
 var ErrHistoryWentBack = errors.New("tracker: a storage's history went back")
 
 // LiveReader reads the last committed TID of storages from the storages

@@ -7,7 +7,7 @@ import "fmt"
 const CodeUnconfiguredID Code = "classic_unconfigured_storage"
 
 // checkClassicIDs warns once per id about classic reports for storage ids
-// that no configured storage has (issue 12, item 3). They are still tracked
+// that no configured storage has. They are still tracked
 // and published — a patched Zope's BEGIN lists every storage its
 // transaction touches, and ignoring one would let a point cut that
 // transaction — but such an id is usually a typo or a storage moved

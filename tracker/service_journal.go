@@ -1,7 +1,10 @@
 package tracker
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
+	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker/journal"
@@ -15,15 +18,25 @@ import (
 // replayed through a fresh Machine, which then holds exactly the dead
 // process's state; Recover and the storages' history do the rest.
 //
-// The journal restarts from a snapshot (Machine.Snapshot) when it grew past
-// RotateSize and the Machine is quiescent, checked every Tick. A failed
-// append stops journaling (a journal with a hole would replay a different
-// state) until the next rotation; a crash meanwhile costs publication, not
-// correctness: what the journal lacks, the history reports as unaccounted.
+// The journal restarts from an image of the whole Machine (image.go) at the
+// first Tick after it grew past RotateSize, busy or not, so its size stays
+// bounded under constant load and while a pin is held. A journal that
+// cannot be written (a full or read-only disk, at start or on an append)
+// stops journaling — a journal with a hole would replay a different state —
+// and holds publication: the point answered and written stays where it was,
+// so that no published TID can go back after a crash meanwhile. The relay is
+// not held up. A rotation is tried at every Tick and, once it succeeds, the
+// journal is whole again (the image holds everything) and publication
+// resumes. The rotation that frees a full disk's space uses a reserve file
+// kept beside the journal (journal.Options.Reserve).
 
-// DefaultJournalRotate is the size past which the journal restarts from a
-// snapshot at the next quiescent Tick.
+// DefaultJournalRotate is the size past which the journal restarts from an
+// image at the next Tick.
 const DefaultJournalRotate = 64 << 20
+
+// DefaultJournalReserve is the size of the reserve file kept beside the
+// journal for the rotation that frees a full disk.
+const DefaultJournalReserve = 4 << 20
 
 // JournalStats describes the journal, for /status and metrics.
 type JournalStats struct {
@@ -35,9 +48,14 @@ type JournalStats struct {
 	// Broken says why appending stopped ("" while it works).
 	Broken string
 	// Replayed counts the inputs replayed at start; Damage describes a
-	// tail cut at open ("" if none).
+	// tail cut at open, or appends that had stopped before the previous
+	// run ended ("" if none).
 	Replayed int
 	Damage   string
+	// Reserve says why the reserve file is missing ("" when it is there).
+	Reserve string
+	// LastRotation is how long the last rotation held the tracker's lock.
+	LastRotation time.Duration
 }
 
 type journalState struct {
@@ -48,6 +66,8 @@ type journalState struct {
 	batch  []Input
 	rotate int64
 	stats  JournalStats
+	// damaged: the replayed journal lost its tail (Recover is told).
+	damaged bool
 }
 
 // JournalOptions configure OpenJournal.
@@ -63,7 +83,10 @@ type JournalOptions struct {
 
 // OpenJournal opens the journal at path before any input; with Replay it
 // replays it first. A torn or corrupt tail, or a record that does not
-// decode, is cut and reported in the stats (never fatal).
+// decode, is cut and reported in the stats (never fatal). A journal that
+// cannot be written is not fatal either: journaling stops and publication
+// is held until a rotation succeeds (Broken). The error is for a file that
+// is not a journal, or one that cannot be read.
 func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,17 +96,27 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 		jr.rotate = DefaultJournalRotate
 	}
 	jr.stats = JournalStats{Path: path}
+	jopts := opts.Options
+	jopts.Degraded = true
+	if jopts.Reserve == 0 {
+		jopts.Reserve = DefaultJournalReserve
+	}
 	var undecodable error
-	j, dmg, err := journal.Open(path, opts.Options, func(rec []byte) error {
+	j, dmg, err := journal.Open(path, jopts, func(rec []byte) error {
 		if !opts.Replay {
 			return nil
 		}
 		in, err := DecodeInput(rec)
+		if err == nil && in.Kind == InImage {
+			err = s.m.Apply(&in) // an image that does not restore changes nothing
+		}
 		if err != nil {
 			undecodable = err
 			return fmt.Errorf("%w: %w", journal.ErrCut, err)
 		}
-		_ = s.m.Apply(&in) // an accept of a pin that is gone fails as it did
+		if in.Kind != InImage {
+			_ = s.m.Apply(&in) // an accept of a pin that is gone fails as it did
+		}
 		s.m.ClearRecords()
 		jr.stats.Replayed++
 		return nil
@@ -92,15 +125,19 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 		return jr.stats, err
 	}
 	jr.j = j
+	now := s.clock().UnixNano()
 	if dmg != nil {
 		jr.stats.Damage = fmt.Sprintf("%d bytes cut at offset %d: %s", dmg.Cut, dmg.Offset, dmg.Reason)
 		if undecodable != nil {
 			jr.stats.Damage += ": " + undecodable.Error()
 		}
+		jr.damaged = opts.Replay
 	}
-	if !opts.Replay || jr.stats.Replayed == 0 {
-		if err := s.rotateLocked(s.clock().UnixNano()); err != nil {
-			return jr.stats, err
+	if werr := j.WriteErr(); werr != nil {
+		s.journalBroken(now, werr, "journal "+path+": it cannot be written at start")
+	} else if !opts.Replay || jr.stats.Replayed == 0 {
+		if err := s.rotateLocked(now); err != nil {
+			s.journalBroken(now, err, "journal "+path+": it cannot be written at start")
 		}
 	}
 	if jr.stats.Replayed > 0 {
@@ -112,17 +149,14 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 
 // afterReplay makes the Service's outputs match the replayed Machine: the
 // last good point, and the status file's staged values (s.mu held).
+//
+// Nothing is published until Recover (or, on a fleet tracker, Floor or
+// Bootstrap) has run: the replayed point may be below the one the previous
+// run published last (a damaged journal), which is its floor; answering it
+// meanwhile would make published TIDs go back, and a first status line
+// below the file's last would begin a new epoch.
 func (s *Service) afterReplay() {
-	s.tids = s.m.AppendPublished(s.tids[:0])
-	for _, t := range s.tids {
-		s.good[t.Storage] = t.TID
-		if s.sf != nil {
-			s.sf.Published(t.Storage, t.TID)
-		}
-	}
-	if s.sf != nil && s.m.Bootstrapped() {
-		s.sf.Start(s.clock())
-	}
+	s.holdLocked(holdRecovery, "recovering the previous run's state (waiting for the storages' last TIDs)")
 	s.ended = s.m.ctr.TransactionsEnded
 }
 
@@ -163,49 +197,78 @@ func (s *Service) recordBatch(ins []Input) {
 }
 
 func (s *Service) journalErr(err error, now int64, n int) {
-	jr := &s.jr
 	if err != nil {
-		jr.stats.Errors++
-		jr.stats.Broken = err.Error()
-		s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
-			Msg: "journal append failed: journaling stops until the tracker is next idle; a crash meanwhile holds publication until the operator accepts: " + err.Error()}})
+		s.jr.stats.Errors++
+		s.journalBroken(now, err, "journal "+s.jr.stats.Path+": append failed")
 		return
 	}
-	jr.stats.Records += uint64(n)
+	s.jr.stats.Records += uint64(n)
 }
 
-// maybeRotate restarts the journal from a snapshot when it is due and the
-// Machine is quiescent (s.mu held; Tick).
+// journalBroken stops journaling after err and holds publication until a
+// rotation succeeds (s.mu held).
+func (s *Service) journalBroken(now int64, err error, what string) {
+	jr := &s.jr
+	first := jr.stats.Broken == ""
+	jr.stats.Broken = err.Error()
+	if !first {
+		return
+	}
+	jr.j.MarkBroken()
+	s.holdLocked(holdJournal, "the journal cannot be written ("+IOReason(err)+")")
+	s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
+		Msg: what + ": journaling stops and PUBLICATION IS HELD (the point answered and written stays where it is; ZODB traffic is relayed as usual) " +
+			"until the journal can be written again: a rotation is tried every second: " + err.Error()}})
+}
+
+// IOReason names the system error of err without its path (for /status,
+// which shows the reason of a publication hold without the admin token).
+func IOReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return "an I/O error"
+}
+
+// maybeRotate restarts the journal from an image when it is due, or when it
+// is broken (s.mu held; Tick).
 func (s *Service) maybeRotate(now int64) {
 	jr := &s.jr
-	if jr.j == nil || (jr.stats.Broken == "" && jr.j.Size() < jr.rotate) || !s.m.Quiescent() {
+	if jr.j == nil || (jr.stats.Broken == "" && jr.j.Size() < jr.rotate) {
 		return
 	}
 	broken := jr.stats.Broken
 	if err := s.rotateLocked(now); err != nil {
 		jr.stats.Errors++
-		if broken == "" {
-			s.logs.push(logEntry{rec: Record{Kind: RecCritical, Code: CodeJournalFailed, Time: now,
-				Msg: "journal rotation failed: " + err.Error()}})
-		}
 		jr.stats.Broken = err.Error()
+		if broken == "" {
+			s.journalBroken(now, err, "journal "+jr.stats.Path+": rotation failed (the journal stays as it was; its new copy, written beside it first, was removed)")
+		}
 		return
 	}
 	if broken != "" {
 		s.logs.push(logEntry{rec: Record{Kind: RecWarning, Code: CodeJournalFailed, Time: now,
-			Msg: "journal restarted from a snapshot: crash recovery works again"}})
+			Msg: "the journal is written again (restarted from an image of the tracker): crash recovery works again and publication resumes"}})
 	}
 }
 
 func (s *Service) rotateLocked(now int64) error {
 	jr := &s.jr
-	sn := s.m.Snapshot()
-	jr.buf = AppendInput(jr.buf[:0], &Input{Kind: InRestore, Time: now, Snapshot: &sn})
+	t0 := time.Now()
+	jr.buf = AppendInput(jr.buf[:0], &Input{Kind: InImage, Time: now, Image: s.m.AppendImage(nil)})
 	if err := jr.j.Rotate(jr.buf); err != nil {
 		return err
 	}
+	jr.stats.LastRotation = time.Since(t0)
 	jr.stats.Rotations++
 	jr.stats.Broken = ""
+	if r := jr.j.ReserveErr(); r != nil {
+		jr.stats.Reserve = r.Error()
+	} else {
+		jr.stats.Reserve = ""
+	}
+	s.releaseLocked(holdJournal, now)
 	return nil
 }
 
@@ -279,10 +342,36 @@ func (s *Service) HistoryPosition(storage string) (txn.TID, bool) {
 }
 
 // Recover ends the participations of the previous process after a replay
-// (see Machine.Recover); live are the storages' last TIDs read now.
-func (s *Service) Recover(live map[string]txn.TID) {
-	vs := sortedTIDs(live)
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InRecover, Time: now, TIDs: vs}) })
+// (see Machine.Recover); live are the storages' last TIDs read now, floor
+// the point the previous run published last (its status file's last
+// line). Whether the replayed journal lost its tail is the Service's to
+// say (OpenJournal).
+func (s *Service) Recover(live, floor map[string]txn.TID) {
+	vs, fs := sortedTIDs(live), sortedTIDs(floor)
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InRecover, Time: now, TIDs: vs, Floor: fs, Flag: s.jr.damaged})
+		s.releaseLocked(holdRecovery, now)
+	})
+}
+
+// Floor raises the replayed state to the point the previous run published
+// last, for the storages whose live last TID has not gone below it (see
+// Machine.Floor): a fleet tracker's start, which replays its journal and
+// does not Recover (its sidecars go on).
+func (s *Service) Floor(live, floor map[string]txn.TID) {
+	vs, fs := sortedTIDs(live), sortedTIDs(floor)
+	s.input(func(now int64) {
+		s.applyIn(&Input{Kind: InFloor, Time: now, TIDs: vs, Floor: fs})
+		s.releaseLocked(holdRecovery, now)
+	})
+}
+
+// HistoryResume is where a watched storage's watcher resumes after Recover
+// (see Machine.HistoryResume).
+func (s *Service) HistoryResume(storage string) (txn.TID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.HistoryResume(storage)
 }
 
 // SettleAt gives a storage's last TID read after Recover.
@@ -378,4 +467,24 @@ func (s *Service) SourceSeq(source string) uint64 {
 // source.
 func (s *Service) RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64 {
 	return s.applyFrom(&Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)})
+}
+
+// Sources returns the remote observers (sidecars) the tracker has applied
+// reports from and not retired: those it expects back after a restart.
+func (s *Service) Sources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.Sources()
+}
+
+// Retire forgets a remote observer gone for good (Machine.Retire).
+func (s *Service) Retire(source string) {
+	s.input(func(now int64) { s.applyIn(&Input{Kind: InRetire, Time: now, ID: source}) })
+}
+
+// GapFrom applies, once, the report numbered seq of source declaring that
+// its earlier reports up to seq are lost (Machine.Gap). It returns the last
+// seq applied from source.
+func (s *Service) GapFrom(source string, seq uint64) uint64 {
+	return s.applyFrom(&Input{Kind: InGap, Source: source, Seq: seq})
 }

@@ -33,20 +33,22 @@ func TestServiceJournalReplayAfterCrash(t *testing.T) {
 	s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
 	s.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 11})
 	s.History(txn.Commit{Storage: sA, TID: 11})
-	before := s.Status()
+	before := s.m.Status()
 	// No Close: the crash.
 
 	r := NewService(cfg)
 	st, err := r.OpenJournal(path, JournalOptions{Replay: true})
 	require.NoError(t, err)
-	require.Equal(t, 11, st.Replayed, "the first snapshot and ten inputs")
+	require.Equal(t, 11, st.Replayed, "the first image and ten inputs")
 	require.Empty(t, st.Damage)
-	after := r.Status()
+	require.Contains(t, r.Status().Held, "recovering", "nothing is published before Recover")
+	require.Empty(t, r.Dump())
+	after := r.m.Status()
 	before.Time, after.Time = 0, 0
-	before.Counters.Events, after.Counters.Events = 0, 0 // the replay also counts the first snapshot
+	before.Counters.Events, after.Counters.Events = 0, 0 // the replay also counts the first image
 	require.Equal(t, before, after, "the replay rebuilds the state exactly")
 
-	r.Recover(map[string]txn.TID{sA: 11, sB: 20})
+	r.Recover(map[string]txn.TID{sA: 11, sB: 20}, nil)
 	require.Len(t, r.Status().Pins, 1, "T1 is a partial commit")
 	require.Equal(t, PinPartial, r.Status().Pins[0].Kind)
 	v, _ := r.Published(sA)
@@ -78,7 +80,7 @@ func TestServiceRecoverResolvesOrphanFromHistory(t *testing.T) {
 		if committed {
 			live[sB] = 21
 		}
-		r.Recover(live)
+		r.Recover(live, nil)
 		r.History(txn.Commit{Storage: sA, TID: 11, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
 		if committed {
 			r.History(txn.Commit{Storage: sB, TID: 21, HasMeta: true, User: "u", Description: "T1", Extension: "{}"})
@@ -97,34 +99,99 @@ func TestServiceRecoverResolvesOrphanFromHistory(t *testing.T) {
 	}
 }
 
-func TestServiceJournalRotatesWhenQuiet(t *testing.T) {
+// The journal rotates at the first Tick past its size while transactions
+// are in flight and a pin is held: the replay of the image and the records
+// after it gives the live state, and both go on alike.
+func TestServiceJournalRotatesWhileBusy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	s := NewService(ServiceConfig{Clock: fixedClock()})
-	_, err := s.OpenJournal(path, JournalOptions{RotateSize: 1})
-	require.NoError(t, err)
-	s.Bootstrap(map[string]txn.TID{sA: 10}, true)
-	s.HistoryStart(sA, 10, false)
+	cfg, s := watchedJournaledSize(t, path, 1)
+	info := txn.Info{Client: "c", User: "u", Description: "T1"}
+	key := txn.NewKey(info.Client, info.User, info.Description, info.Extension)
 	s.ClassicBegin("t", []string{sA})
-	s.Tick()
-	require.Zero(t, s.JournalStats().Rotations-1, "not while a transaction is in flight")
-	s.ClassicCommit("t", map[string]txn.TID{sA: 11}, nil)
-	s.History(txn.Commit{Storage: sA, TID: 11})
+	s.Observe(txn.Event{Kind: txn.Begin, Part: 1, Storage: sA, Key: key, Info: info})
+	s.Observe(txn.Event{Kind: txn.Begin, Part: 2, Storage: sB, Key: key, Info: info})
+	s.Observe(txn.Event{Kind: txn.Vote, Part: 1, OK: true})
+	s.Observe(txn.Event{Kind: txn.Blind, Storage: sB, Reason: "x"}) // a pin
 	s.Tick()
 	st := s.JournalStats()
-	require.Equal(t, uint64(2), st.Rotations) // the start, then this one
-	before := s.Status()
-	r := NewService(ServiceConfig{Clock: fixedClock()})
-	got, err := r.OpenJournal(path, JournalOptions{Replay: true})
+	require.Equal(t, uint64(2), st.Rotations, "the start, then busy")
+	require.Less(t, st.Size, int64(4096))
+	s.Observe(txn.Event{Kind: txn.Vote, Part: 2, OK: true})
+	s.Observe(txn.Event{Kind: txn.FinishSent, Part: 1})
+	before := s.m.Status()
+
+	r := NewService(cfg)
+	got, err := r.OpenJournal(path, JournalOptions{Replay: true, RotateSize: 1})
 	require.NoError(t, err)
-	require.Equal(t, 1, got.Replayed, "only the snapshot")
+	require.Equal(t, 3, got.Replayed, "the image and two inputs")
+	after := r.m.Status()
+	before.Time, after.Time = 0, 0
+	require.Equal(t, before, after, "the replay rebuilds the busy state exactly")
+
+	// Both go on alike, through another rotation of the replayed one (a
+	// fleet tracker's start: no Recover, its sidecars go on).
+	r.Floor(nil, nil)
+	r.Tick()
+	s.Tick()
+	for _, x := range []*Service{s, r} {
+		x.Observe(txn.Event{Kind: txn.FinishSent, Part: 2})
+		x.Observe(txn.Event{Kind: txn.Finished, Part: 1, TID: 11})
+		x.Observe(txn.Event{Kind: txn.Finished, Part: 2, TID: 21})
+		x.History(txn.Commit{Storage: sA, TID: 11})
+		x.History(txn.Commit{Storage: sB, TID: 21})
+		x.ClassicCommit("t", map[string]txn.TID{sA: 12}, nil)
+		x.History(txn.Commit{Storage: sA, TID: 12})
+		x.Observe(txn.Event{Kind: txn.Unblind, Storage: sB, TID: 21})
+	}
+	a, b := s.Status(), r.Status()
+	a.Time, b.Time = 0, 0
+	a.Counters.Events, b.Counters.Events = 0, 0 // r applied one more Tick and the Floor
+	require.Equal(t, a, b)
 	v, _ := r.Published(sA)
-	require.Equal(t, txn.TID(11), v)
-	p, ok := r.HistoryPosition(sA)
-	require.True(t, ok)
-	require.Equal(t, txn.TID(11), p)
-	require.Equal(t, before.Storages, r.Status().Storages)
+	require.Equal(t, txn.TID(12), v)
+	v, _ = r.Published(sB)
+	require.Equal(t, txn.TID(21), v)
 	require.NoError(t, s.Close())
 	require.NoError(t, r.Close())
+}
+
+// A journal that cannot be written holds publication (the point stays, the
+// inputs are still applied); a rotation that succeeds ends the hold and
+// exposes the point the tracker reached meanwhile.
+func TestServiceJournalBrokenHoldsPublication(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "journal")
+	_, s := watchedJournaledSize(t, path, 64<<20)
+	s.ClassicBegin("t", []string{sA})
+	s.ClassicCommit("t", map[string]txn.TID{sA: 11}, nil)
+	s.History(txn.Commit{Storage: sA, TID: 11})
+	v, _ := s.Published(sA)
+	require.Equal(t, txn.TID(11), v)
+
+	// Appends fail from now on (a closed descriptor: EBADF, a real
+	// failed write; the full disk is produced in cmd/daemon's tests).
+	require.NoError(t, s.jr.j.Close())
+	s.ClassicBegin("t", []string{sA})
+	s.ClassicCommit("t", map[string]txn.TID{sA: 12}, nil)
+	s.History(txn.Commit{Storage: sA, TID: 12})
+	st := s.Status()
+	require.Contains(t, st.Held, "the journal cannot be written")
+	v, _ = s.Published(sA)
+	require.Equal(t, txn.TID(11), v, "held")
+	require.Equal(t, map[string]txn.TID{sA: 11, sB: 20}, s.Dump())
+	require.Equal(t, txn.TID(11), st.Storages[0].Published)
+	require.NotEmpty(t, s.JournalStats().Broken)
+	_, err := os.Stat(path + ".broken")
+	require.NoError(t, err, "the sentinel tells the next start that the tail is missing")
+
+	s.Tick() // the rotation succeeds: a new file
+	require.Empty(t, s.Status().Held)
+	require.Empty(t, s.JournalStats().Broken)
+	v, _ = s.Published(sA)
+	require.Equal(t, txn.TID(12), v, "what the tracker reached meanwhile")
+	_, err = os.Stat(path + ".broken")
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, s.Close())
 }
 
 func TestServiceJournalUndecodableRecordIsCut(t *testing.T) {
@@ -176,10 +243,14 @@ func TestServiceObserveFromDeduplicatesAcrossReplay(t *testing.T) {
 // watchedJournaled starts a Service with a journal at path, A at 10 and B at
 // 20, both watched from there; cfg restarts it after a "crash".
 func watchedJournaled(t *testing.T, path string) (ServiceConfig, *Service) {
+	return watchedJournaledSize(t, path, 0)
+}
+
+func watchedJournaledSize(t *testing.T, path string, rotate int64) (ServiceConfig, *Service) {
 	t.Helper()
 	cfg := ServiceConfig{Config: Config{Storages: []string{sA, sB}}, Clock: fixedClock()}
 	s := NewService(cfg)
-	_, err := s.OpenJournal(path, JournalOptions{})
+	_, err := s.OpenJournal(path, JournalOptions{RotateSize: rotate})
 	require.NoError(t, err)
 	s.Bootstrap(map[string]txn.TID{sA: 10, sB: 20}, true)
 	s.HistoryStart(sA, 10, false)

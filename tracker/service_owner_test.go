@@ -45,7 +45,7 @@ func (p *lockProbe) Write(b []byte) (int, error) {
 
 func (p *lockProbe) String() string { p.mu.Lock(); defer p.mu.Unlock(); return p.buf.String() }
 
-// Issue 9, item 3: nothing is logged under the tracker's lock.
+// Nothing is logged under the tracker's lock.
 func TestServiceLogsOutsideTheLock(t *testing.T) {
 	probe := &lockProbe{t: t}
 	log := hclog.New(&hclog.LoggerOptions{Output: probe, Level: hclog.Trace})
@@ -60,7 +60,7 @@ func TestServiceLogsOutsideTheLock(t *testing.T) {
 	require.Contains(t, out, "bootstrap complete")
 	require.Contains(t, out, "previous run ended uncleanly")
 	require.Contains(t, out, "published")
-	// Issue 12, item 3: an id no configured storage has is warned about
+	// An id no configured storage has is warned about
 	// once, and still tracked and published.
 	require.Equal(t, 1, bytes.Count([]byte(out), []byte(`classic client reports storage "bogus-storage"`)), out)
 	require.Equal(t, map[string]txn.TID{sA: 11, sB: 20, "bogus-storage": 3}, svc.Dump())
@@ -123,7 +123,7 @@ func partialService(t *testing.T) (*tracker.Service, uint64) {
 	return svc, st.Pins[0].ID
 }
 
-// Issue 12, item 2: after a cut, A's live last TID (10, the held point) is
+// After a cut, A's live last TID (10, the held point) is
 // below the 40 the tracker saw committed: accepting would publish 40, a TID
 // cut away. The accept is refused, saying why and what to do; nothing
 // changes.

@@ -2,7 +2,7 @@ package tracker
 
 // The simulation's ground truth (the storages' history), clients that
 // bypass the proxy, and crashes of the tracker with journal replay
-// (docs/design.md, "Ground truth"; issue 10).
+// (docs/design.md, "Ground truth").
 
 import (
 	"errors"
@@ -125,7 +125,7 @@ func (w *world) directTxn() {
 // client, a blind connection, a classic COMMIT lost or carrying None).
 func (w *world) justified(p *spart) bool {
 	tx := p.tx
-	if tx.direct || tx.unseen {
+	if tx.direct || tx.unseen || tx.lostReport || tx.misattributed {
 		return true
 	}
 	return tx.classic && (tx.loseEnd || (tx.noneIdx >= 0 && tx.parts[tx.noneIdx] == p))
@@ -270,22 +270,9 @@ func (w *world) replay() *Machine {
 	return m
 }
 
-// sameStatus compares the live Machine with a replayed one. Counters are
-// not in a Snapshot: after a rotation they restart from the snapshot's.
+// sameStatus compares the live Machine with a replayed one: after a
+// rotation too, the image holds everything (counters included).
 func (w *world) sameStatus(live, got Status) {
-	if w.rotated {
-		// Neither are the counters nor the unclean-start flag (Recover
-		// sets it again): compare the rest.
-		live.Counters, got.Counters = Counters{}, Counters{}
-		live.CleanStart, got.CleanStart = true, true
-		live.Storages, got.Storages = slices.Clone(live.Storages), slices.Clone(got.Storages)
-		for k := range live.Storages {
-			live.Storages[k].UnaccountedTotal = 0
-		}
-		for k := range got.Storages {
-			got.Storages[k].UnaccountedTotal = 0
-		}
-	}
 	if reflect.DeepEqual(live, got) {
 		return
 	}
@@ -302,17 +289,40 @@ func (w *world) sameStatus(live, got Status) {
 // crashTracker kills the tracker process at a random moment: a fresh
 // Machine replays the journal (it must reach exactly the dead one's
 // state), every connection of the dead proxy is gone, and Recover gets
-// the storages' live last TIDs.
+// the storages' live last TIDs. Sometimes the journal lost its tail (a
+// damaged block, a cut file, appends that had stopped): the replay then
+// ends at an earlier state, Recover gets the point the dead process
+// published last as a floor and is told of the damage.
 func (w *world) crashTracker() {
 	w.stats.trackerCrashes++
 	live := w.m.Status()
+	lo := max(w.jbase, w.pruneJoff)
+	damaged := !w.noFaults && w.rng.IntN(w.damageOdds) == 0 && len(w.joff) > lo+1
+	if damaged {
+		k := lo + w.rng.IntN(len(w.joff)-lo)
+		w.jbuf, w.joff = w.jbuf[:w.joff[k]], w.joff[:k]
+		w.stats.damagedCrashes++
+		w.damaged = true
+		if os.Getenv("SIM_DEBUG_CRASH") != "" {
+			w.t.Logf("damaged crash at %d: journal cut at record %d of %d", w.steps, k, len(w.joff))
+		}
+	}
+	w.shadow = nil
 	m := w.replay()
 	if w.failed {
 		return
 	}
-	w.sameStatus(live, m.Status())
-	if w.failed {
-		return
+	if !damaged {
+		w.sameStatus(live, m.Status())
+		if w.failed {
+			return
+		}
+	}
+	var floor []StorageTID
+	for s, n := range w.names {
+		if w.hasP[s] {
+			floor = append(floor, StorageTID{n, w.P[s]}) // the status file's last line
+		}
 	}
 	w.m = m
 	w.down = true
@@ -383,10 +393,39 @@ func (w *world) crashTracker() {
 		w.orphanIDs = append(w.orphanIDs, p.ID)
 		if sp := w.byPID[p.ID]; sp != nil {
 			sp.tx.orphaned = true
+			if damaged {
+				sp.tx.faulty, sp.tx.crashed = true, true
+				w.stats.damagedOrphans++
+			}
 		}
 	}
+	if damaged {
+		w.afterDamage(floor)
+	}
 	w.settleAt = slices.Clone(w.lastTID)
-	w.apply(simEvent{kind: "recover"}, Input{Kind: InRecover, TIDs: vals})
+	in := Input{Kind: InRecover, TIDs: vals}
+	if damaged {
+		in.Floor, in.Flag = floor, true
+	}
+	w.apply(simEvent{kind: "recover", ok: damaged}, in)
+	if damaged {
+		// The new watchers resume where the replayed tracker stands (below
+		// the held commits it knows without metadata) and read everything
+		// since with the iterator.
+		for s, n := range w.names {
+			pos, _ := w.m.HistoryResume(n)
+			w.hq[s] = w.hq[s][:0]
+			for _, c := range w.commits[s] {
+				if c.tid <= pos {
+					continue
+				}
+				p := w.commitPart(s, c.tid)
+				in := c.tx.info
+				w.hq[s] = append(w.hq[s], txn.Commit{Storage: n, TID: p.tid, HasMeta: true, User: in.User, Description: in.Description, Extension: in.Extension})
+			}
+		}
+		return
+	}
 	// The new watchers re-read with the iterator, metadata included, what
 	// the history had already reported above the published point.
 	for s := range w.names {
@@ -404,6 +443,78 @@ func (w *world) crashTracker() {
 			}
 		}
 	}
+}
+
+// afterDamage makes the oracle's bookkeeping match a Machine replayed from a
+// journal that lost its tail: what it reported after the cut (unaccounted
+// commits, pins) is gone, and the commits after the point the dead process
+// published last lost their reports.
+func (w *world) afterDamage(floor []StorageTID) {
+	fl := make([]txn.TID, len(w.names))
+	for _, f := range floor {
+		fl[slices.Index(w.names, f.Storage)] = f.TID
+	}
+	for s := range w.names {
+		for _, c := range w.commits[s] {
+			p := w.commitPart(s, c.tid)
+			if p == nil {
+				continue
+			}
+			if c.tid > fl[s] {
+				c.tx.lostReport = true
+			}
+			p.reported = false
+		}
+		w.unaccRep[s] = nil
+		i := w.m.stIdx[w.names[s]]
+		for _, u := range w.m.st[i].unacc {
+			if p := w.commitPart(s, u.tid); p != nil && u.reported {
+				p.reported = true
+				w.unaccRep[s] = append(w.unaccRep[s], p)
+			}
+		}
+	}
+	for _, p := range w.needRep {
+		if p.tid <= fl[p.st] {
+			p.reported = true // the dead process published past it: accepted
+		}
+	}
+	w.accepts, w.uaccepts = w.accepts[:0], w.uaccepts[:0]
+	for _, p := range w.m.Pins() {
+		switch p.Kind {
+		case PinPartial:
+			w.accepts = append(w.accepts, acceptAt{w.steps + 20 + w.rng.IntN(400), p.ID})
+		case PinUnaccounted:
+			w.uaccepts = append(w.uaccepts, acceptAt{w.steps + 20 + w.rng.IntN(400), p.ID})
+		}
+	}
+}
+
+// onResolved checks an orphan's outcome against the truth: "not committed"
+// is never said of a participation that committed. One taken for another's
+// commit is the documented residue of identical metadata (counted; both
+// transactions are then no longer expected wholly in or out).
+func (w *world) onResolved(r *Record) {
+	sp := w.byPID[r.Part]
+	if sp == nil || (r.TID == sp.tid) {
+		return
+	}
+	if r.TID == 0 {
+		w.fail("participation %d resolved as not committed, but it committed at %d: %s", r.Part, sp.tid, sp.tx)
+		return
+	}
+	other := w.commitPart(sp.st, r.TID)
+	if other == nil || other.tx.info.User != sp.tx.info.User || other.tx.info.Description != sp.tx.info.Description ||
+		other.tx.info.Extension != sp.tx.info.Extension {
+		w.fail("participation %d resolved as committed at %d, which is not its commit (%d) nor one with its metadata: %s", r.Part, r.TID, sp.tid, sp.tx)
+		return
+	}
+	w.stats.misattributed++
+	if sp.tid == 0 {
+		w.stats.falseCommitted++ // it did not commit: its transaction may be a partial commit taken as whole
+	}
+	sp.tx.exempt, other.tx.exempt = true, true
+	sp.tx.misattributed, other.tx.misattributed = true, true
 }
 
 // settled: every storage's history reached the live TID read at Recover.
@@ -429,19 +540,49 @@ func (w *world) checkOrphans() {
 	}
 }
 
-// rotate restarts the journal from a snapshot of the quiescent Machine
-// (what the journal's rotation does) and checks that replaying it gives
-// the same state.
+// rotate restarts the journal from an image of the Machine, busy or not
+// (what the journal's rotation does), checks that replaying it gives the
+// same state, and goes on with the replayed Machine while the one it was
+// taken from follows the same inputs for a while (followShadow).
 func (w *world) rotate() {
 	w.stats.rotations++
-	sn := w.m.Snapshot()
+	if !w.m.Quiescent() {
+		w.stats.busyRotations++
+	}
+	img := w.m.AppendImage(nil)
 	w.jbuf, w.joff = w.jbuf[:0], w.joff[:0]
 	w.joff = append(w.joff, 0)
-	w.jbuf = AppendInput(w.jbuf, &Input{Kind: InRestore, Time: w.now, Snapshot: &sn})
-	w.rotated = true
+	w.jbuf = AppendInput(w.jbuf, &Input{Kind: InImage, Time: w.now, Image: img})
+	w.jbase, w.pruneJoff = 1, 1
 	m := w.replay()
 	if w.failed {
 		return
 	}
 	w.sameStatus(w.m.Status(), m.Status())
+	if again := m.AppendImage(nil); !slices.Equal(img, again) {
+		w.fail("the image of a restored Machine differs from the image it was restored from")
+		return
+	}
+	w.shadow, w.shadowLeft = w.m, 500
+	w.m = m
+}
+
+// followShadow applies in to the shadow Machine too: the same records, the
+// same error, and after shadowLeft inputs the same state.
+func (w *world) followShadow(in *Input) {
+	err := w.shadow.Apply(in)
+	if !errors.Is(err, w.applyErr) && (err == nil) != (w.applyErr == nil) {
+		w.fail("%s: the Machine restored from an image answered %v, the original %v", in.Kind, w.applyErr, err)
+		return
+	}
+	if a, b := w.m.Records(), w.shadow.Records(); (len(a) > 0 || len(b) > 0) && !reflect.DeepEqual(a, b) {
+		w.fail("%s: the Machine restored from an image gave other records than the original:\n  restored %+v\n  original %+v", in.Kind, a, b)
+		return
+	}
+	w.shadow.ClearRecords()
+	w.shadowLeft--
+	if w.shadowLeft == 0 {
+		w.sameStatus(w.shadow.Status(), w.m.Status())
+		w.shadow = nil
+	}
 }

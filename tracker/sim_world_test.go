@@ -67,15 +67,30 @@ type world struct {
 	needRep  []*spart
 	uaccepts []acceptAt // unaccounted pins the operator will look at
 	crashAt  int        // step of the next crash of the tracker
-	down     bool       // the tracker is dead (no history delivered)
+	// crashMin + [0, crashSpan) inputs between crashes; one in damageOdds
+	// loses the journal's tail.
+	crashMin, crashSpan, damageOdds int
+	down                            bool // the tracker is dead (no history delivered)
 	// After a crash: the orphans, and the live last TIDs given to Recover;
 	// once every storage's history reached its live TID, no orphan may be
 	// left in flight.
 	orphanIDs []txn.PartID
 	settleAt  []txn.TID
-	rotated   bool // the journal restarted from a snapshot
 	applyErr  error
 	rotatedAt int
+	// jbase: the journal's first records that start it (an image, or a
+	// restart's bootstrap and history starts): a damaged journal keeps
+	// them. pruneJoff: the journal's length when the oracle last pruned
+	// its history (a cut never goes below: the history before is gone).
+	jbase, pruneJoff int
+	// shadow: after a rotation under load the Machine restored from the
+	// image goes on, and the one it was taken from follows the same
+	// inputs for shadowLeft more: their records must stay equal.
+	shadow     *Machine
+	shadowLeft int
+	// damaged: the journal lost its tail at a crash since the last
+	// restart (a classic BEGIN may have gone with it).
+	damaged bool
 
 	draining bool
 	noFaults bool
@@ -126,7 +141,8 @@ func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 	w.hq = make([][]txn.Commit, nst)
 	w.hstall = make([]int, nst)
 	w.unaccRep = make([][]*spart, nst)
-	w.crashAt = 30_000 + rng.IntN(200_000)
+	w.crashMin, w.crashSpan, w.damageOdds = 30_000, 200_000, 3
+	w.crashAt = w.crashMin + rng.IntN(w.crashSpan)
 	nproxy := 3 + rng.IntN(6)
 	for i := 0; i < nproxy; i++ {
 		c := &sclient{name: fmt.Sprintf("10.0.0.%d", i+1), threads: make([]bool, 1+rng.IntN(4))}
@@ -161,6 +177,12 @@ func (w *world) apply(e simEvent, in Input) {
 	w.joff = append(w.joff, len(w.jbuf))
 	w.jbuf = AppendInput(w.jbuf, &in)
 	w.applyErr = w.m.Apply(&in)
+	if w.shadow != nil {
+		w.followShadow(&in)
+		if w.failed {
+			return
+		}
+	}
 	if w.applyErr != nil && !errors.Is(w.applyErr, ErrUnaccountedPending) {
 		w.fail("%s: %v", e, w.applyErr)
 		return
@@ -204,7 +226,7 @@ func (w *world) restart(clean bool) {
 		}
 	}
 	w.needRep = w.needRep[:0]
-	w.jbuf, w.joff, w.rotated = w.jbuf[:0], w.joff[:0], false
+	w.jbuf, w.joff, w.shadow, w.damaged = w.jbuf[:0], w.joff[:0], nil, false
 	w.apply(simEvent{kind: "bootstrap", ok: clean}, Input{Kind: InBootstrap, TIDs: vals, Flag: clean})
 	if !w.m.Bootstrapped() {
 		w.fail("not bootstrapped after Bootstrap")
@@ -213,6 +235,7 @@ func (w *world) restart(clean bool) {
 		w.apply(simEvent{kind: "history-start", st: i, tid: w.lastTID[i]},
 			Input{Kind: InHistoryStart, TIDs: []StorageTID{{n, w.lastTID[i]}}})
 	}
+	w.jbase, w.pruneJoff = len(w.joff), len(w.joff)
 	if !clean && w.m.Status().CleanStart {
 		w.fail("unclean start not reported")
 	}
@@ -267,6 +290,14 @@ func (w *world) check() {
 		case RecWarning:
 			switch r.Code {
 			case CodeBeginTwice, CodeCommitStorages, CodeCommitNone, CodeUncleanStart, CodeGroupLag:
+			case CodeOutcomeUnknown:
+				w.stats.unknownOutcomes++
+			case CodeCommitNoBegin, CodeAbortNoBegin:
+				if !w.damaged {
+					w.fail("unexpected warning %s: %s", r.Code, r.Msg)
+					return
+				}
+				// A classic BEGIN lost with a damaged journal's tail.
 			default:
 				w.fail("unexpected warning %s: %s", r.Code, r.Msg)
 				return
@@ -279,6 +310,8 @@ func (w *world) check() {
 			w.onAccounted(r)
 		case RecPinned:
 			w.onPinned(r.Pin)
+		case RecResolved:
+			w.onResolved(r)
 		}
 		if w.failed {
 			return
@@ -365,7 +398,7 @@ func (w *world) accept(a acceptAt) {
 	// are no longer expected to be wholly in or out.
 	// An orphan whose outcome was ambiguous (recover.go) may be either
 	// way: accepting its pin accepts that too.
-	ambiguous := strings.Contains(info.Reason, "outcome ambiguous")
+	ambiguous := strings.Contains(info.Reason, "outcome ambiguous") || strings.Contains(info.Reason, "outcome unknown")
 	for _, pid := range info.Parts {
 		if sp := w.byPID[pid]; sp != nil && (sp.tx.truePartial() || (ambiguous && sp.tx.orphaned)) {
 			sp.tx.exempt = true
@@ -758,13 +791,13 @@ func (w *world) step() {
 		w.checkOrphans()
 		return
 	}
-	if w.steps%4096 == 0 && w.steps != w.rotatedAt && w.m.Quiescent() {
+	if w.steps%4096 == 0 && w.steps != w.rotatedAt {
 		w.rotatedAt = w.steps
-		w.rotate() // the journal's rotation, at a quiet moment under load
+		w.rotate() // the journal's rotation, under load
 		return
 	}
 	if !w.noFaults && w.steps >= w.crashAt {
-		w.crashAt = w.steps + 30_000 + w.rng.IntN(200_000)
+		w.crashAt = w.steps + w.crashMin + w.rng.IntN(w.crashSpan)
 		w.crashTracker()
 		return
 	}
@@ -1030,6 +1063,7 @@ func (w *world) realTID(s int, v txn.TID) bool {
 }
 
 func (w *world) prune() {
+	w.pruneJoff = len(w.joff)
 	clear(w.byPID)
 	for s := range w.commits {
 		w.pruned[s] = w.lastTID[s]

@@ -64,6 +64,9 @@ type Status struct {
 	// Broken says why the Service stopped after an internal failure ("" while
 	// it works); the point it still answers is the last good one.
 	Broken string
+	// Held says why publication is held ("" while it is not): the point
+	// answered and written stays where it was (Service.HoldPublication).
+	Held string
 }
 
 // Status returns a snapshot (allocates; not for the hot path).

@@ -8,8 +8,20 @@ import (
 // Tick declares lost every classic transaction in flight for longer than
 // the timeout, warns about lagging storages and reports unaccounted commits
 // that waited long enough (history.go). The daemon calls it periodically.
-func (m *Machine) Tick(now int64) {
+//
+// awaited are the storages on which a reporting observer is known to be
+// behind at this tick: a sidecar whose stream is down, reconnecting and
+// resending what it buffered, or refused (the daemon knows the sidecars,
+// fleet.Server). Their unaccounted commits wait ResendWait instead of
+// UnaccountedGrace: the resend may still account for them.
+func (m *Machine) Tick(now int64, awaited ...string) {
 	m.step(now)
+	m.awaited = m.awaited[:0]
+	for _, name := range awaited {
+		if i, ok := m.stIdx[name]; ok {
+			m.awaited = append(m.awaited, i)
+		}
+	}
 	for c := m.cHead.next; c != &m.cHead; c = m.cHead.next {
 		if now-c.began < m.timeout {
 			break

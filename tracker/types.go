@@ -33,6 +33,12 @@ type Config struct {
 	// UnaccountedGrace: how long an unaccounted commit (history.go) waits
 	// for a late report before it is reported (it is held meanwhile).
 	UnaccountedGrace time.Duration
+	// ResendWait: how long an unaccounted commit of a storage that a
+	// reporting observer is known to be behind on (a sidecar reconnecting
+	// and resending, or refused; Tick's awaited storages) waits for that
+	// resend before it is reported (default DefaultResendWait; never less
+	// than UnaccountedGrace).
+	ResendWait time.Duration
 	// ClassicOnly: the classic endpoint is the only source of commits (no
 	// proxied storage). A classic COMMIT carrying a TID equal to the
 	// published one is then a decreasing update, as in the original daemon;
@@ -40,6 +46,11 @@ type Config struct {
 	// Zope share storage ids), and only a TID below the published one is.
 	ClassicOnly bool
 }
+
+// DefaultResendWait is used when Config.ResendWait is zero: well past a
+// sidecar's reconnect backoff (5 s at most), a tracker's restart and the
+// resend of a full buffer.
+const DefaultResendWait = time.Minute
 
 // DefaultLagWarning is used when Config.LagWarning is zero.
 const DefaultLagWarning = 5 * time.Minute
@@ -115,6 +126,14 @@ const (
 	CodeHistoryUnwatched  Code = "history_unwatched"
 	CodeHistoryMissing    Code = "history_missing_commit"
 	CodeJournalFailed     Code = "journal_failed"
+	// CodeOutcomeUnknown: after a damaged journal, a participation's
+	// outcome could not be read from the storage's history (recover.go).
+	CodeOutcomeUnknown Code = "outcome_unknown"
+	// CodeRetired: the operator retired a sidecar (Machine.Retire).
+	CodeRetired Code = "sidecar_retired"
+	// CodeGapSettled: an accept settled participations a sidecar's gap
+	// left in flight (Machine.Gap).
+	CodeGapSettled Code = "sidecar_gap_settled"
 	// CodeClassicDecrease: a classic COMMIT carried a TID at or below the
 	// storage's published TID (the original's "Decreasing update ignored").
 	CodeClassicDecrease Code = "classic_commit_decreasing"

@@ -24,6 +24,12 @@ type benchClient struct {
 func dialBench(tb testing.TB, addr string) *benchClient {
 	c, err := net.Dial("tcp", addr)
 	require.NoError(tb, err)
+	return newBenchClient(tb, c)
+}
+
+// newBenchClient runs the ZEO handshake on c (a plain or TLS connection).
+func newBenchClient(tb testing.TB, c net.Conn) *benchClient {
+	tb.Helper()
 	tb.Cleanup(func() { c.Close() })
 	bc := &benchClient{c: c, br: bufio.NewReaderSize(c, 64<<10), bw: bufio.NewWriterSize(c, 64<<10)}
 	bc.readFrame(tb) // Z5

@@ -25,9 +25,7 @@ type BootstrapResult struct {
 // TIDs read are also the floor for in-doubt resolution.
 func (p *Proxy) Bootstrap(ctx context.Context) []BootstrapResult {
 	var out []BootstrapResult
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		names := make([]string, 0, len(l.cfg.Storages))
 		for name := range l.cfg.Storages {
@@ -48,9 +46,7 @@ func (p *Proxy) Bootstrap(ctx context.Context) []BootstrapResult {
 
 // BootstrapOne retries one storage (after a failed Bootstrap).
 func (p *Proxy) BootstrapOne(ctx context.Context, server, name string) (BootstrapResult, error) {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		if l.cfg.Name != server {
 			continue
@@ -67,7 +63,7 @@ func (p *Proxy) BootstrapOne(ctx context.Context, server, name string) (Bootstra
 
 func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, name string) (txn.TID, error) {
 	network, addr := splitAddr(l.cfg.Upstream)
-	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: p.cfg.DialTimeout})
+	c, err := zrpc.Dial(ctx, network, addr, l.clientOptions(zrpc.ClientOptions{CallTimeout: p.cfg.DialTimeout}))
 	if err != nil {
 		return 0, fmt.Errorf("server %s (%s): %w", l.cfg.Name, l.cfg.Upstream, err)
 	}

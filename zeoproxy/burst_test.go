@@ -29,7 +29,7 @@ print("open", flush=True)
 sys.stdin.read()
 `
 
-// Issue 13: 2,000 loopback connections at once used to cost 7 to 25 ms of
+// 2,000 loopback connections at once used to cost 7 to 25 ms of
 // /proc parsing each, before the relay started, and stalled a committing
 // writer for up to 16 s. Now the identities are resolved off the relay's
 // path, in batches: a writer committing through the same proxy meanwhile

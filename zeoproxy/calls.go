@@ -3,7 +3,6 @@ package zeoproxy
 import (
 	"bytes"
 
-	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -28,8 +27,9 @@ func (i c2sInspector) limit() int {
 
 // skipped: a frame the proxy wanted whole was relayed undecoded. A
 // handshake that is not decoded leaves the connection unobserved.
-func (i c2sInspector) skipped(reason string) {
+func (i c2sInspector) skipped(overBudget bool, reason string) {
 	c := i.c
+	c.l.p.metrics.countSkipped(overBudget, !c.proven.Load())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.c2sFrames++
@@ -70,7 +70,13 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
 		c.c2sFrames++
 		c.mu.Lock()
-		c.onCall(h.Method, h.MsgID)
+		if h.Method != zrpc.MethodTPCAbort && c.l.p.stop.stopping.Load() {
+			// Read under c.mu: a stop's closing scan sees this call.
+			c.mu.Unlock()
+			c.l.p.admitCall(c, h.Method, h.MsgID) // may hold the frame
+			return false
+		}
+		c.apply(c.tx.call(h.Method, h.MsgID))
 		c.mu.Unlock()
 		return false
 	}
@@ -143,63 +149,17 @@ func (c *conn) clientID() string {
 	return id
 }
 
-// onBegin starts a participation (c.mu held).
+// onBegin starts a participation (c.mu held). While the proxy stops, the
+// stop's gate decides first, and a new transaction's tpc_begin is held
+// (docs/admin.md, "Stopping"); c.mu is released meanwhile.
 func (c *conn) onBegin(tb *zrpc.TPCBegin) {
-	t := c.l.p.tracker
-	if !c.registered {
-		c.log.Warn("tpc_begin before register; ignored")
+	p := c.l.p
+	info, key := beginOf(tb, c.clientID())
+	if p.stop.stopping.Load() && c.registered {
+		c.mu.Unlock()
+		p.admitBegin(c, info, key) // may hold the frame
+		c.mu.Lock()
 		return
 	}
-	if c.part != 0 && c.ph != txn.PhaseIdle {
-		// ZEO allows one transaction per connection; a new tpc_begin means
-		// the server will refuse it or the old one ended unseen. Either way
-		// the old participation did not commit through this connection.
-		c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here", "storage", c.storage, "phase", c.ph.String())
-		t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-		c.endTenure(tenUnordered, 0)
-		c.pending.Store(0)
-		if c.finishDone != nil {
-			close(c.finishDone)
-			c.finishDone = nil
-		}
-	}
-	ext := zrpc.CanonicalText(tb.Extension)
-	c.part = c.l.p.newPartID()
-	c.ph = txn.PhaseBegun
-	info := txn.Info{Client: c.clientID(), User: string(tb.User), Description: string(tb.Description), Extension: ext}
-	c.begin = txn.Event{Kind: txn.Begin, Part: c.part, Storage: c.storage, Info: info,
-		Key: txn.NewKey(info.Client, info.User, info.Description, ext)}
-	t.Observe(c.begin)
-	c.l.p.metrics.begins.Add(1)
-}
-
-// onCall records a sync 2PC call before it is forwarded (c.mu held).
-func (c *conn) onCall(m zrpc.Method, msgid int64) {
-	t := c.l.p.tracker
-	switch m {
-	case zrpc.MethodVote:
-		if c.part == 0 {
-			return
-		}
-		c.ph = txn.PhaseVoting
-		c.voteID = msgid
-		c.pending.Add(1)
-	case zrpc.MethodTPCFinish:
-		if c.part == 0 {
-			return
-		}
-		c.ph = txn.PhaseFinishing
-		c.finishID = msgid
-		c.finishDone = make(chan struct{})
-		c.pending.Add(1)
-		t.Observe(txn.Event{Kind: txn.FinishSent, Part: c.part})
-	case zrpc.MethodTPCAbort:
-		if c.part == 0 || c.ph == txn.PhaseFinishing {
-			return // after a finish, tpc_abort is the transaction package's no-op cleanup
-		}
-		t.Observe(txn.Event{Kind: txn.Aborted, Part: c.part})
-		c.endTenure(tenNone, 0) // before the abort reaches the server
-		c.l.p.metrics.aborts.Add(1)
-		c.part, c.ph = 0, txn.PhaseIdle
-	}
+	c.apply(c.tx.tpcBegin(p.newPartID(), c.storage, info, key))
 }

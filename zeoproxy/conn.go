@@ -44,18 +44,17 @@ type conn struct {
 	blind      bool
 	hsValid    bool       // the client's handshake names a real protocol: it may go on to commit
 	blinded    []blindRef // storages this connection made blind
-	part       txn.PartID
-	ph         txn.Phase // where part stands, up to PhaseFinishing
-	begin      txn.Event
-	ten        *tenure // the commit-lock tenure of part, from its vote reply to its end
-	voteID     int64
-	finishID   int64
-	finishDone chan struct{} // closed when the pending finish reply is seen
+	// tx is the connection's two-phase commit (docs/zeo-protocol.md §10);
+	// apply does what its steps say.
+	tx         twoPC
+	ten        *tenure       // the commit-lock tenure of tx.part, from its vote reply to its end
+	finishDone chan struct{} // open while a tpc_finish reply is awaited (tx in FINISHING)
 
 	// proven: the server answered a register of this client without error;
 	// until then its frames are decoded up to Config.PreZEOMax only.
 	// regWait is the msgid of the register whose reply is awaited (0: none).
 	proven   atomic.Bool
+	regLeft  atomic.Bool // counted out of Metrics.unregistered (proven, or ended)
 	regWait  atomic.Int64
 	regTimer *time.Timer // closes the connection if it never proves to be ZEO
 	// blindTimer closes the connection once it has been blind for the
@@ -130,25 +129,7 @@ func (c *conn) logEnd(side string, err error) {
 func (c *conn) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.l.p.tracker
-	if c.part != 0 {
-		switch c.ph {
-		case txn.PhaseFinishing:
-			c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
-				"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
-			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.endInDoubt())
-		case txn.PhaseIdle:
-		default:
-			if c.ph == txn.PhaseVoted {
-				c.log.Warn("connection lost while voted: the server aborts the transaction",
-					"storage", c.storage, "user", c.begin.Info.User, "description", c.begin.Info.Description)
-			}
-			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-			c.endTenure(tenUnordered, 0)
-		}
-		c.part, c.ph = 0, txn.PhaseIdle
-	}
+	c.apply(c.tx.lost())
 	for _, b := range c.blinded {
 		c.l.p.unblindLater(c.l, b.name, b.id)
 	}
@@ -159,11 +140,92 @@ func (c *conn) finish() {
 	}
 }
 
+// apply does what a step of the connection's two-phase commit says (c.mu
+// held), before the frame that caused it is forwarded (docs/design.md,
+// rule 1): a successful vote's tenure starts before the vote is reported;
+// the events are reported in order; then the tenure ends as the step says,
+// or the outcome in doubt is resolved.
+func (c *conn) apply(s step) {
+	p := c.l.p
+	b := &c.tx.begin
+	switch s.kind {
+	case stepNone:
+		return
+	case stepBeginUnregister:
+		c.log.Warn("tpc_begin before register; ignored")
+		return
+	case stepBegun:
+		if s.replaced {
+			c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here",
+				"storage", c.storage, "phase", s.from.String())
+		}
+	case stepVoted:
+		if c.ten != nil { // not a ZEO client's way: a second vote
+			c.endTenure(tenUnordered, 0)
+		}
+		c.ten = c.voted(s.part)
+	case stepLost:
+		if s.from == txn.PhaseVoted {
+			c.log.Warn("connection lost while voted: the server aborts the transaction",
+				"storage", c.storage, "user", b.Info.User, "description", b.Info.Description)
+		}
+	case stepLostFinishing:
+		c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
+			"storage", c.storage, "user", b.Info.User, "description", b.Info.Description)
+	}
+	for _, e := range s.events() {
+		p.tracker.Observe(e)
+	}
+	switch s.kind {
+	case stepBegun:
+		if s.replaced {
+			c.endTenure(tenUnordered, 0)
+		}
+		p.metrics.begins.Add(1)
+	case stepVoteFailed:
+		p.metrics.votesFailed.Add(1)
+	case stepCommitted:
+		tid := s.ev[0].TID
+		p.noteTID(c.storage, tid)
+		c.endTenure(tenCommitted, tid)
+		if uint64(tid) > c.seen.Load() {
+			c.seen.Store(uint64(tid))
+		}
+		p.metrics.commits.Add(1)
+	case stepNotCommitted:
+		c.endTenure(tenNone, 0)
+	case stepAborted:
+		c.endTenure(tenNone, 0) // before the abort reaches the server
+		p.metrics.aborts.Add(1)
+	case stepLost:
+		c.endTenure(tenUnordered, 0)
+	case stepFinishFailed, stepLostFinishing:
+		p.resolveLater(c.l, c.storName, c.storage, *b, c.endInDoubt(s.part))
+	}
+	c.pending.Store(c.tx.awaiting())
+	switch finishing := c.tx.ph == txn.PhaseFinishing; {
+	case finishing && c.finishDone == nil:
+		c.finishDone = make(chan struct{})
+	case !finishing && c.finishDone != nil:
+		close(c.finishDone)
+		c.finishDone = nil
+	}
+}
+
 // prove records that the server accepted the client's register: the client
 // speaks ZEO, and its frames may be decoded up to Config.MaxDecode.
 func (c *conn) prove() {
 	c.proven.Store(true)
 	c.regTimer.Stop()
+	c.leaveUnregistered()
+}
+
+// leaveUnregistered takes the connection out of the count of those not yet
+// registered, once: when it proves to be ZEO, or when it ends.
+func (c *conn) leaveUnregistered() {
+	if c.regLeft.CompareAndSwap(false, true) {
+		c.l.p.metrics.unregistered.Add(-1)
+	}
 }
 
 // registerExpired closes a connection that has not proven to be ZEO within
@@ -302,15 +364,15 @@ func (c *conn) endTenure(state tenureState, tid txn.TID) {
 	}
 }
 
-// endInDoubt ends the participation's tenure in doubt and returns it for
+// endInDoubt ends participation part's tenure in doubt and returns it for
 // the resolution (c.mu held). A tpc_finish forwarded without a vote reply
 // seen (not a ZEO client's way) gets its tenure now: the proxy sees it
 // before the tpc_finish reaches the server, so it is ordered all the same.
-func (c *conn) endInDoubt() *tenure {
+func (c *conn) endInDoubt(part txn.PartID) *tenure {
 	t := c.ten
 	if t == nil {
 		c.log.Warn("tpc_finish without a vote reply seen; ordering it from its tpc_finish", "storage", c.storage)
-		t = c.l.p.order(c.storage).voted(c.part, c.l.p.floorTID(c.storage), &c.seen, false)
+		t = c.l.p.order(c.storage).voted(part, c.l.p.floorTID(c.storage), &c.seen, false)
 	}
 	c.ten = t
 	c.endTenure(tenInDoubt, 0)

@@ -18,4 +18,10 @@
 // transactions read through a zrpc.Client: docs/design.md, "In-doubt
 // resolution"). Traffic the proxy cannot decode is still relayed, and the
 // storage is reported blind. The Tracker can never stop the relay.
+//
+// Each connection's two-phase commit is a pure value (twoPC,
+// docs/zeo-protocol.md §10); the pumps only frame, inspect and forward. A
+// stop (Proxy.Drain) holds new transactions, lets those that have voted
+// finish on every storage and closes every connection at once
+// (docs/admin.md, "Stopping").
 package zeoproxy

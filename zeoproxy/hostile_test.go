@@ -47,7 +47,7 @@ func heapInuse() uint64 {
 	return m.HeapInuse
 }
 
-// The attack of issue 13: 8 connections each announce a 60 MiB first frame
+// The attack bounded in docs/zeo-protocol.md: 8 connections each announce a 60 MiB first frame
 // and send all of it but one byte. The proxy used to read each whole before
 // forwarding anything (480 MiB held); now a client that has not proven to be
 // ZEO is decoded up to 64 KiB only, so the frames are streamed upstream and
@@ -171,6 +171,8 @@ func TestDecodeLimitsAndBudget(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return p.Metrics().DecodeErrors == 1 }, zeotestWait, pollEvery)
 	require.Empty(t, rec.snapshot(), "no storage configured: the unproven connection blinds nothing")
+	m := p.Metrics()
+	require.Equal(t, [3]int64{1, 0, 0}, [3]int64{m.SkippedPreRegister, m.SkippedLimit, m.SkippedBudget}, "over PreZEOMax, counted as such")
 
 	// Proven: A holds 900 KiB of the 1.5 MiB budget with a tpc_begin it has
 	// not finished sending; B's 900 KiB tpc_begin cannot get its bytes.
@@ -186,6 +188,9 @@ func TestDecodeLimitsAndBudget(t *testing.T) {
 		ev := rec.snapshot()
 		return len(ev) == 1 && strings.Contains(ev[0], "decode budget")
 	}, zeotestWait, pollEvery, "events %v", rec.snapshot())
+	m = p.Metrics()
+	require.Equal(t, [3]int64{1, 0, 1}, [3]int64{m.SkippedPreRegister, m.SkippedLimit, m.SkippedBudget}, "B's frame: over the budget")
+	require.Equal(t, int64(0), m.Unregistered, "A and B registered, the first one is gone")
 	_, err = a.Write(fa[len(fa)-1:])
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -210,12 +215,14 @@ func TestRegisterTimeout(t *testing.T) {
 	defer c.Close()
 	_, err = c.Write(frame([]byte("Z5")))
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { return p.Metrics().Unregistered == 1 }, zeotestWait, pollEvery, "accepted, not registered")
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(zeotestWait)))
 	start := time.Now()
 	_, err = io.Copy(io.Discard, c) // the announcement, then the proxy closes
 	require.NoError(t, err)
 	require.Less(t, time.Since(start), zeotestWait)
 	require.Equal(t, int64(1), p.Metrics().UnregisteredClosed)
+	require.Eventually(t, func() bool { return p.Metrics().Unregistered == 0 }, zeotestWait, pollEvery, "closed: no longer counted")
 }
 
 // A blind connection is closed after its server's BlindTimeout, and

@@ -2,6 +2,7 @@ package zeoproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,6 +36,15 @@ type ServerConfig struct {
 	// its ZODB client reconnects (docs/zeo-protocol.md §1, "Blind
 	// connections").
 	BlindTimeout time.Duration
+	// TLS, if set, terminates TLS on Listen: it is called for each accepted
+	// connection and returns the server configuration (certificate, client
+	// CAs); the handshake ends, within Config.HandshakeTimeout, before the
+	// upstream is dialled. Nil: plaintext clients.
+	TLS func() *tls.Config
+	// UpstreamTLS, if set, re-originates TLS to Upstream, for the relayed
+	// connections and the proxy's own (bootstrap, witness, in-doubt
+	// resolution); called for each dial. Nil: plaintext.
+	UpstreamTLS func() *tls.Config
 }
 
 // Config of the proxy.
@@ -74,6 +84,9 @@ type Config struct {
 	MaxConns int
 	// DialTimeout for upstream connections (default 10 s).
 	DialTimeout time.Duration
+	// HandshakeTimeout bounds each TLS handshake, with a client or with
+	// the server (default 10 s).
+	HandshakeTimeout time.Duration
 	// PartIDBase is added to every participation id this proxy allocates:
 	// proxies that report to one tracker (sidecars) take distinct bases so
 	// that their ids never meet.
@@ -107,6 +120,9 @@ func (c *Config) setDefaults() {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
 	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -117,12 +133,13 @@ const DefaultPreZEOMax = 64 << 10
 
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
 type Proxy struct {
-	cfg     Config
-	tracker Tracker
-	log     hclog.Logger
-	metrics Metrics
-	budget  *decodeBudget
-	owners  *owners // loopback clients' processes
+	cfg      Config
+	tracker  Tracker
+	log      hclog.Logger
+	metrics  Metrics
+	refusals refusalLog // TLS refusals, logged once per peer and kind a minute
+	budget   *decodeBudget
+	owners   *owners // loopback clients' processes
 
 	partSeq  atomic.Uint64
 	connSeq  atomic.Uint64
@@ -137,6 +154,7 @@ type Proxy struct {
 	closed    bool
 	wg        sync.WaitGroup
 	resolveWG sync.WaitGroup
+	stop      stopState
 	ctx       context.Context
 	cancel    context.CancelFunc
 }
@@ -146,7 +164,7 @@ func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel,
-		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners()}
+		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners(), stop: stopState{released: make(chan struct{})}}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -156,6 +174,25 @@ type Metrics struct {
 	resolvedCommitted, resolvedAborted, decodeErrors atomic.Int64
 	bytesC2S, bytesS2C, framesC2S, framesS2C         atomic.Int64
 	blindClosed, unregisteredClosed                  atomic.Int64
+	tls                                              tlsCounters
+	// Frames relayed undecoded for want of a limit (each makes its
+	// connection's storage blind), and connections not yet registered.
+	skippedPreRegister, skippedLimit, skippedBudget atomic.Int64
+	unregistered                                    atomic.Int64
+}
+
+// countSkipped counts a frame the relay wanted whole and relayed undecoded:
+// over the decode budget, over PreZEOMax (before the client registered), or
+// over MaxDecode.
+func (m *Metrics) countSkipped(overBudget, preRegister bool) {
+	switch {
+	case overBudget:
+		m.skippedBudget.Add(1)
+	case preRegister:
+		m.skippedPreRegister.Add(1)
+	default:
+		m.skippedLimit.Add(1)
+	}
 }
 
 // MetricsSnapshot is a copy of the counters.
@@ -167,12 +204,25 @@ type MetricsSnapshot struct {
 	// BlindClosed counts blind connections closed after BlindTimeout;
 	// UnregisteredClosed those closed after RegisterTimeout.
 	BlindClosed, UnregisteredClosed int64
+	// TLSHandshakesClient and TLSHandshakesUpstream count the TLS
+	// handshakes that succeeded with clients and with ZEO servers;
+	// TLSRefused the ones refused, by side and reason (every pair, zeros
+	// included).
+	TLSHandshakesClient, TLSHandshakesUpstream int64
+	TLSRefused                                 []TLSRefusal
+	// SkippedPreRegister, SkippedLimit and SkippedBudget count frames
+	// relayed undecoded because they exceeded PreZEOMax (before register),
+	// MaxDecode, or the decode budget.
+	SkippedPreRegister, SkippedLimit, SkippedBudget int64
+	// Unregistered is the count of open client connections whose register
+	// the server has not accepted yet.
+	Unregistered int64
 }
 
 // Metrics returns a snapshot of the proxy's counters.
 func (p *Proxy) Metrics() MetricsSnapshot {
 	m := &p.metrics
-	return MetricsSnapshot{
+	s := MetricsSnapshot{
 		ConnsOpen: m.connsOpen.Load(), ConnsTotal: m.connsTotal.Load(), ConnsRefused: m.connsRefused.Load(),
 		Begins: m.begins.Load(), Commits: m.commits.Load(), Aborts: m.aborts.Load(),
 		VotesFailed: m.votesFailed.Load(), InDoubt: m.inDoubt.Load(),
@@ -181,7 +231,11 @@ func (p *Proxy) Metrics() MetricsSnapshot {
 		BytesC2S:     m.bytesC2S.Load(), BytesS2C: m.bytesS2C.Load(),
 		FramesC2S: m.framesC2S.Load(), FramesS2C: m.framesS2C.Load(),
 		BlindClosed: m.blindClosed.Load(), UnregisteredClosed: m.unregisteredClosed.Load(),
+		SkippedPreRegister: m.skippedPreRegister.Load(), SkippedLimit: m.skippedLimit.Load(),
+		SkippedBudget: m.skippedBudget.Load(), Unregistered: m.unregistered.Load(),
 	}
+	m.tls.snapshot(&s)
+	return s
 }
 
 // Listen opens every configured listener; Serve accepts on them.
@@ -203,8 +257,9 @@ func (p *Proxy) Listen() error {
 		if sc.ClientAddress == "" {
 			sc.ClientAddress = sc.Listen
 		}
-		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{}, setup: make(chan struct{}, setupSlots),
-			log: p.log.Named("zeo").With("server", sc.Name)}
+		l := &listener{p: p, cfg: sc, ln: ln, conns: map[*conn]struct{}{}, handshaking: map[net.Conn]struct{}{},
+			setup: make(chan struct{}, setupSlots),
+			log:   p.log.Named("zeo").With("server", sc.Name)}
 		p.mu.Lock()
 		p.listeners = append(p.listeners, l)
 		p.mu.Unlock()
@@ -223,11 +278,16 @@ func (p *Proxy) Addrs() []net.Addr {
 	return out
 }
 
+// listenersNow is a copy of the listeners, taken under p.mu.
+func (p *Proxy) listenersNow() []*listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*listener(nil), p.listeners...)
+}
+
 // Serve accepts connections on every listener until Close.
 func (p *Proxy) Serve() {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
+	ls := p.listenersNow()
 	for _, l := range ls {
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); l.accept() }()
@@ -251,12 +311,14 @@ func (p *Proxy) Close() {
 		return
 	}
 	p.closed = true
-	p.stopping.Store(true)
 	ls := p.listeners
 	p.mu.Unlock()
+	p.stopping.Store(true)
 	for _, l := range ls {
 		_ = l.ln.Close()
-		l.closeAll()
+	}
+	p.closeConns()
+	for _, l := range ls {
 		l.closeSpare()
 	}
 	p.wg.Wait()
@@ -264,26 +326,6 @@ func (p *Proxy) Close() {
 	p.cancel()
 	p.resolveWG.Wait()
 	p.closeWitnesses()
-}
-
-// InFlight reports how many connections are inside a 2PC (for graceful stop).
-func (p *Proxy) InFlight() int {
-	p.mu.Lock()
-	ls := append([]*listener(nil), p.listeners...)
-	p.mu.Unlock()
-	n := 0
-	for _, l := range ls {
-		l.mu.Lock()
-		for c := range l.conns {
-			c.mu.Lock()
-			if c.part != 0 {
-				n++
-			}
-			c.mu.Unlock()
-		}
-		l.mu.Unlock()
-	}
-	return n
 }
 
 func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.cfg.PartIDBase + p.partSeq.Add(1)) }
@@ -347,13 +389,17 @@ func splitAddr(a string) (network, addr string) {
 
 // listener is one proxied ZEO server.
 type listener struct {
-	p     *Proxy
-	cfg   ServerConfig
-	ln    net.Listener
-	log   hclog.Logger
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	setup chan struct{} // setupSlots tokens
+	p      *Proxy
+	cfg    ServerConfig
+	ln     net.Listener
+	log    hclog.Logger
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool // closeAll was called: a connection dialled meanwhile is closed at once
+	// handshaking are the accepted sockets in their TLS handshake (closed
+	// by closeAll too).
+	handshaking map[net.Conn]struct{}
+	setup       chan struct{} // setupSlots tokens
 
 	smu      sync.Mutex
 	spare    net.Conn  // an upstream connection dialled ahead (upstream)
@@ -391,32 +437,47 @@ func (l *listener) accept() {
 	}
 }
 
-func (l *listener) handle(cc net.Conn) {
+func (l *listener) handle(raw net.Conn) {
 	p := l.p
 	id := p.connSeq.Add(1)
-	log := l.log.With("conn", id, "client", cc.RemoteAddr().String())
+	log := l.log.With("conn", id, "client", raw.RemoteAddr().String())
 	if p.cfg.MaxConns > 0 && p.metrics.connsOpen.Load() >= int64(p.cfg.MaxConns) {
 		log.Error("connection limit reached; closing the new connection", "max_connections", p.cfg.MaxConns)
 		p.metrics.connsRefused.Add(1)
-		_ = cc.Close()
+		_ = raw.Close()
 		return
+	}
+	cc := raw
+	if l.cfg.TLS != nil {
+		var ok bool
+		if cc, ok = l.terminate(raw, log); !ok {
+			return
+		}
 	}
 	// At most setupSlots connections of a listener are set up at once: a
 	// burst of new connections then waits, parked, instead of filling the
 	// scheduler's run queues ahead of the relays of committing clients
-	// (each setup is a dial, four buffers, goroutines, an identity).
+	// (each setup is a dial, four buffers, goroutines, an identity). The
+	// slot is taken after the client's TLS handshake: a slow or hostile
+	// client never holds one.
 	l.setup <- struct{}{}
 	sc, err := l.upstream()
 	if err != nil {
 		<-l.setup
 		// The client sees a closed connection, as if the server were down,
 		// and retries as ZEO clients do.
-		log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		var he *handshakeError
+		if errors.As(err, &he) {
+			l.refused(1, l.cfg.Upstream, he.err, log)
+		} else {
+			log.Warn("upstream unreachable; closing client connection", "upstream", l.cfg.Upstream, "error", err)
+		}
 		_ = cc.Close()
 		return
 	}
 	c := &conn{l: l, id: id, client: cc, server: sc, log: log, idDone: make(chan struct{})}
-	host, client, us, known := quickIdentity(cc)
+	// The identity comes from the socket itself, under TLS if any.
+	host, client, us, known := quickIdentity(raw)
 	c.host = host
 	if known {
 		c.setIdentity(host)
@@ -425,17 +486,17 @@ func (l *listener) handle(cc net.Conn) {
 	}
 	log.Debug("connected", "upstream", l.cfg.Upstream)
 	l.mu.Lock()
-	if p.stopping.Load() { // Close has run or is running closeAll: it would miss this one
+	if l.closed { // the proxy closed its connections while this one was dialled
 		l.mu.Unlock()
 		<-l.setup
-		_ = cc.Close()
-		_ = sc.Close()
+		c.closeBoth()
 		return
 	}
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
 	p.metrics.connsOpen.Add(1)
 	p.metrics.connsTotal.Add(1)
+	p.metrics.unregistered.Add(1) // until prove, or the end of the connection
 	<-l.setup
 	c.serve()
 }
@@ -443,6 +504,7 @@ func (l *listener) handle(cc net.Conn) {
 func (l *listener) connDone(c *conn) {
 	p := l.p
 	p.metrics.connsOpen.Add(-1)
+	c.leaveUnregistered()
 	l.mu.Lock()
 	delete(l.conns, c)
 	l.mu.Unlock()
@@ -469,6 +531,9 @@ func (l *listener) connDone(c *conn) {
 // announcement yet, which ZEO allows; one that expires shows in its log as
 // a connection that came and went (docs/zeo-protocol.md §1, "Connection setup").
 func (l *listener) upstream() (net.Conn, error) {
+	if l.cfg.UpstreamTLS != nil {
+		return l.dialUpstream() // no spares: a TLS connection's liveness is not seen from its socket
+	}
 	now := time.Now()
 	l.smu.Lock()
 	c := l.spare
@@ -482,7 +547,7 @@ func (l *listener) upstream() (net.Conn, error) {
 	}
 	var err error
 	if c == nil {
-		c, err = l.dialUpstream(l.p.ctx)
+		c, err = l.dialPlain(l.p.ctx)
 	}
 	if err == nil && burst {
 		l.refill()
@@ -496,7 +561,8 @@ const (
 	spareKeep   = time.Second
 )
 
-func (l *listener) dialUpstream(ctx context.Context) (net.Conn, error) {
+// dialPlain dials a plaintext upstream (spares are for those only).
+func (l *listener) dialPlain(ctx context.Context) (net.Conn, error) {
 	network, addr := splitAddr(l.cfg.Upstream)
 	d := net.Dialer{Timeout: l.p.cfg.DialTimeout}
 	return d.DialContext(ctx, network, addr)
@@ -515,7 +581,7 @@ func (l *listener) refill() {
 	l.p.resolveWG.Add(1)
 	go func() {
 		defer l.p.resolveWG.Done()
-		c, err := l.dialUpstream(l.p.ctx)
+		c, err := l.dialPlain(l.p.ctx)
 		l.smu.Lock()
 		l.filling = false
 		if err == nil && l.spare == nil && !l.p.stopping.Load() {
@@ -556,8 +622,12 @@ func (l *listener) closeSpare() {
 func (l *listener) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	for c := range l.conns {
 		_ = c.client.Close()
 		_ = c.server.Close()
+	}
+	for raw := range l.handshaking {
+		_ = raw.Close()
 	}
 }

@@ -36,9 +36,9 @@ type inspector interface {
 	// whole sees the whole payload of a frame head asked for.
 	whole(payload []byte)
 	// skipped is called instead of whole when a frame head asked for is not
-	// held for decoding (larger than limit, or the decode budget is spent);
-	// the frame is relayed all the same.
-	skipped(reason string)
+	// held for decoding (larger than limit, or the decode budget is spent:
+	// overBudget); the frame is relayed all the same.
+	skipped(overBudget bool, reason string)
 	// unseen is called once when the direction stops being parsed as frames
 	// (a length the proxy refuses); every later byte is copied blindly.
 	unseen(reason string)
@@ -130,7 +130,7 @@ func (p *pump) run() (err error, writeSide bool) {
 		switch {
 		case !wantAll:
 		case n > p.insp.limit():
-			p.insp.skipped("a " + itoa(n) + "-byte frame that must be decoded exceeds the decode limit of " + itoa(p.insp.limit()) + " bytes")
+			p.insp.skipped(false, "a "+itoa(n)+"-byte frame that must be decoded exceeds the decode limit of "+itoa(p.insp.limit())+" bytes")
 		case n <= pre:
 			p.insp.whole(buf[4:])
 		case total <= p.src.Size():
@@ -139,7 +139,7 @@ func (p *pump) run() (err error, writeSide bool) {
 			}
 			p.insp.whole(buf[4:])
 		case !p.budget.acquire(total):
-			p.insp.skipped("a " + itoa(n) + "-byte frame that must be decoded does not fit in the decode budget (" + itoa(p.budget.size) + " bytes over all connections)")
+			p.insp.skipped(true, "a "+itoa(n)+"-byte frame that must be decoded does not fit in the decode budget ("+itoa(p.budget.size)+" bytes over all connections)")
 		default:
 			err, writeSide := p.readWhole(total)
 			p.budget.release(total)

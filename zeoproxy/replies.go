@@ -13,7 +13,8 @@ type s2cInspector struct{ c *conn }
 
 func (i s2cInspector) unseen(reason string) { i.c.lockedMarkBlind("server stream: " + reason) }
 
-func (i s2cInspector) skipped(reason string) {
+func (i s2cInspector) skipped(overBudget bool, reason string) {
+	i.c.l.p.metrics.countSkipped(overBudget, false)
 	i.c.lockedMarkBlind("server frame " + itoa(i.c.s2cFrames) + ": " + reason)
 }
 
@@ -67,7 +68,7 @@ func (i s2cInspector) head(prefix []byte, size int) bool {
 		return false
 	}
 	c.mu.Lock()
-	want := (c.ph == txn.PhaseVoting && h.MsgID == c.voteID) || (c.ph == txn.PhaseFinishing && h.MsgID == c.finishID)
+	want := c.tx.awaits(h.MsgID)
 	c.mu.Unlock()
 	return want
 }
@@ -104,62 +105,21 @@ func (i s2cInspector) whole(payload []byte) {
 		c.markBlind("server frame " + itoa(c.s2cFrames) + ": " + err.Error())
 		return
 	}
-	t := c.l.p.tracker
-	switch {
-	case c.ph == txn.PhaseVoting && r.MsgID == c.voteID:
-		c.pending.Add(-1)
-		switch {
-		case r.IsError():
-			c.ph = txn.PhaseVoteFailed
-			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: false})
-			c.l.p.metrics.votesFailed.Add(1)
-		case !r.Voted():
-			c.ph = txn.PhaseBegun // conflicts: the client resolves them and votes again
-		default:
-			c.ph = txn.PhaseVoted
-			if c.ten != nil { // not a ZEO client's way: a second vote
-				c.endTenure(tenUnordered, 0)
-			}
-			c.ten = c.voted()
-			t.Observe(txn.Event{Kind: txn.Vote, Part: c.part, OK: true})
-		}
-	case c.ph == txn.PhaseFinishing && r.MsgID == c.finishID:
-		c.pending.Add(-1)
-		tid, ok := r.TID()
-		switch {
-		case r.IsError():
-			// The storage failed inside tpc_finish: whether anything was
-			// written is unknown until the storage is read.
-			c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
-			t.Observe(txn.Event{Kind: txn.Lost, Part: c.part})
-			c.l.p.resolveLater(c.l, c.storName, c.storage, c.begin, c.endInDoubt())
-		case ok:
-			t.Observe(txn.Event{Kind: txn.Finished, Part: c.part, TID: tid})
-			c.l.p.noteTID(c.storage, tid)
-			c.endTenure(tenCommitted, tid)
-			if uint64(tid) > c.seen.Load() {
-				c.seen.Store(uint64(tid))
-			}
-			c.l.p.metrics.commits.Add(1)
-		default:
-			// None: the server had no matching transaction: nothing committed.
-			t.Observe(txn.Event{Kind: txn.Resolved, Part: c.part, OK: false, TID: 0})
-			c.endTenure(tenNone, 0)
-		}
-		close(c.finishDone)
-		c.finishDone = nil
-		c.part, c.ph = 0, txn.PhaseIdle
+	st := c.tx.reply(r)
+	if st.kind == stepFinishFailed {
+		c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
 	}
+	c.apply(st)
 }
 
-// voted starts the tenure of a successful vote (c.mu held). When another
+// voted starts the tenure of part's successful vote (c.mu held). When another
 // tenure of the storage is still held or in doubt, its commit may have been
 // made in the event-loop pass that served this vote, with its invalidation
 // written after this vote reply: the reply is then held back until the
 // storage's witness has seen every commit made so far (docs/design.md,
 // "In-doubt resolution"). The voter holds the commit lock meanwhile, so that
 // is exactly every commit before this vote.
-func (c *conn) voted() *tenure {
+func (c *conn) voted(part txn.PartID) *tenure {
 	p := c.l.p
 	o := p.order(c.storage)
 	floor := p.floorTID(c.storage)
@@ -171,7 +131,7 @@ func (c *conn) voted() *tenure {
 			floor, certified = max(floor, cert), true
 		}
 	}
-	return o.voted(c.part, floor, &c.seen, certified)
+	return o.voted(part, floor, &c.seen, certified)
 }
 
 // tupleMsgID recognises, from its first bytes, a frame whose msgid is not an

@@ -145,7 +145,7 @@ func (r *storageReader) first(floor txn.TID) (*zrpc.TransactionInfo, error) {
 	defer cancel()
 	if r.c == nil {
 		network, addr := splitAddr(r.l.cfg.Upstream)
-		c, err := zrpc.Dial(ctx, network, addr, nil)
+		c, err := zrpc.Dial(ctx, network, addr, r.l.clientOptions(zrpc.ClientOptions{}))
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package zeoproxy_test
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"net"
 	"sort"
@@ -17,9 +18,13 @@ import (
 type tap struct {
 	ln     net.Listener
 	target string
-	mu     sync.Mutex
-	conns  []*tapConn
-	wg     sync.WaitGroup
+	// srvTLS and cliTLS, when set, make the tap a TLS one: it terminates
+	// the client's TLS and dials the target over TLS, and records the
+	// plaintext.
+	srvTLS, cliTLS *tls.Config
+	mu             sync.Mutex
+	conns          []*tapConn
+	wg             sync.WaitGroup
 }
 
 type tapConn struct {
@@ -27,10 +32,12 @@ type tapConn struct {
 	c2s, s2c []byte
 }
 
-func startTap(t *testing.T, target string) *tap {
+func startTap(t *testing.T, target string) *tap { return startTLSTap(t, target, nil, nil) }
+
+func startTLSTap(t *testing.T, target string, srvTLS, cliTLS *tls.Config) *tap {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	tp := &tap{ln: ln, target: target}
+	tp := &tap{ln: ln, target: target, srvTLS: srvTLS, cliTLS: cliTLS}
 	go tp.accept()
 	t.Cleanup(func() { ln.Close() })
 	return tp
@@ -48,6 +55,12 @@ func (tp *tap) accept() {
 		if err != nil {
 			c.Close()
 			continue
+		}
+		if tp.srvTLS != nil {
+			c = tls.Server(c, tp.srvTLS)
+		}
+		if tp.cliTLS != nil {
+			s = tls.Client(s, tp.cliTLS)
 		}
 		tc := &tapConn{}
 		tp.mu.Lock()

@@ -53,7 +53,7 @@ func (p *Proxy) certify(l *listener, name string) (txn.TID, error) {
 	}
 	if c == nil {
 		network, addr := splitAddr(l.cfg.Upstream)
-		nc, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{OnAsync: w.onAsync})
+		nc, err := zrpc.Dial(ctx, network, addr, l.clientOptions(zrpc.ClientOptions{OnAsync: w.onAsync}))
 		if err != nil {
 			w.mu.Unlock()
 			return 0, err

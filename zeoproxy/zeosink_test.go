@@ -2,6 +2,7 @@ package zeoproxy_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"testing"
 
@@ -14,7 +15,10 @@ import (
 // announces Z5, answers every sync call with a reply carrying the same msgid
 // and None, and swallows async calls. It shows the proxy's own ceiling, with
 // no storage behind it.
-func startZEOSink(tb testing.TB) string {
+func startZEOSink(tb testing.TB) string { return startZEOSinkWith(tb, nil) }
+
+// startZEOSinkWith is startZEOSink speaking TLS with cfg (nil: plaintext).
+func startZEOSinkWith(tb testing.TB, cfg *tls.Config) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	tb.Cleanup(func() { ln.Close() })
@@ -23,6 +27,9 @@ func startZEOSink(tb testing.TB) string {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if cfg != nil {
+				c = tls.Server(c, cfg)
 			}
 			go serveSink(c)
 		}

@@ -2,6 +2,7 @@ package zrpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,11 @@ type ClientOptions struct {
 	Heartbeat time.Duration
 	// HeartbeatTimeout bounds each ping (default: Heartbeat).
 	HeartbeatTimeout time.Duration
+	// TLS, if set, makes Dial talk TLS to the server (a ZEO server with
+	// <ssl>): the TLS handshake runs first, bounded like the ZEO
+	// handshake, and its configuration is used as is (RootCAs,
+	// ServerName, client Certificates).
+	TLS *tls.Config
 }
 
 // ErrClientClosed is wrapped by errors of calls on a closed or broken client.
@@ -109,6 +115,14 @@ func Dial(ctx context.Context, network, addr string, opts *ClientOptions) (*Clie
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("zrpc: dial %s: %w", addr, err)
+	}
+	if o.TLS != nil {
+		tc := tls.Client(conn, o.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("zrpc: %s: TLS handshake: %w", addr, err)
+		}
+		conn = tc
 	}
 	c, err := newClient(ctx, conn, o)
 	if err != nil {

@@ -26,6 +26,7 @@ var (
 	mLinkLag         = gauge("fleet_link_lag_seconds", "Age of the oldest unacknowledged report (0 when none is pending).")
 	mLinkBufferBytes = gauge("fleet_link_buffer_bytes", "Size of the send buffer file (absent without buffer_file).")
 	mLinkBufferBroke = gauge("fleet_link_buffer_broken", "1 once appending to the send buffer file failed (reports kept in memory only: a restart is then a gap), else 0.")
+	mLinkRefused     = gauge("fleet_link_refused", "1 while the tracker refuses this sidecar (a name another live sidecar holds, a name its certificate does not carry, unknown storages), else 0.")
 
 	// Tracker, per sidecar.
 	mSidecarConnected = gauge("fleet_sidecar_connected", "1 while the sidecar's report stream is up, else 0; by source (the sidecar's name).", "source")
@@ -35,14 +36,15 @@ var (
 	mSidecarApplied   = counter("fleet_sidecar_reports_applied_total", "Reports of the sidecar applied by the tracker (resends of applied reports are not).", "source")
 	mSidecarGaps      = counter("fleet_sidecar_gaps_total", "Gaps the sidecar declared in its reports (their commits are held as unaccounted until accepted).", "source")
 	mSidecarAge       = gauge("fleet_sidecar_last_report_age_seconds", "Now minus the time the newest applied report of the sidecar was observed (by the sidecar's clock); grows while its proxy is idle. Absent before its first report.", "source")
+	mSidecarRefused   = counter("fleet_sidecar_streams_refused_total", "Streams refused under the sidecar's name since the tracker started (a second live sidecar with that name, a name its certificate does not carry, a numbering behind the tracker's).", "source")
 	mSidecarLag       = gauge("fleet_sidecar_lag_seconds", "Time from observed on the sidecar to applied on the tracker, of the last report received (sidecar's clock against the tracker's).", "source")
 )
 
 var fleetLinkMetrics = []metric{mLinkConnected, mLinkConnects, mLinkObserved, mLinkSent, mLinkResent, mLinkAcked,
-	mLinkDropped, mLinkGaps, mLinkPending, mLinkCapacity, mLinkLag, mLinkBufferBytes, mLinkBufferBroke}
+	mLinkDropped, mLinkGaps, mLinkPending, mLinkCapacity, mLinkLag, mLinkBufferBytes, mLinkBufferBroke, mLinkRefused}
 
 var fleetSidecarMetrics = []metric{mSidecarConnected, mSidecarConnects, mSidecarRestarts, mSidecarReceived,
-	mSidecarApplied, mSidecarGaps, mSidecarAge, mSidecarLag}
+	mSidecarApplied, mSidecarGaps, mSidecarAge, mSidecarLag, mSidecarRefused}
 
 // fleetMetrics are the fleet families the sources export.
 func (c collector) fleetMetrics() []metric {
@@ -82,6 +84,7 @@ func (e emitter) collectFleetLink(l fleet.LinkStats) {
 		e.emit(mLinkBufferBytes, float64(l.BufferSize))
 	}
 	e.emit(mLinkBufferBroke, b2f(l.BufferError != ""))
+	e.emit(mLinkRefused, b2f(l.Refused != ""))
 }
 
 func (e emitter) collectFleetSidecars(sources []fleet.SourceStats, now time.Time) {
@@ -96,5 +99,6 @@ func (e emitter) collectFleetSidecars(sources []fleet.SourceStats, now time.Time
 			e.emit(mSidecarAge, now.Sub(s.LastReport).Seconds(), s.Source)
 		}
 		e.emit(mSidecarLag, s.LagSeconds, s.Source)
+		e.emit(mSidecarRefused, float64(s.Refused), s.Source)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/internal/statusdoc"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,7 +43,8 @@ func NewHandler(src Sources, log hclog.Logger) http.Handler {
 	// the browser's Sec-Fetch-Site/Origin headers let us refuse that. Tools
 	// (curl, the CLI) send neither and pass.
 	mux.Handle("POST /accept-partial", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.acceptPartial)))
-	mux.HandleFunc("GET /{$}", h.index)
+	mux.Handle("POST /fleet/retire", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.retire)))
+	mux.HandleFunc("GET /{$}", h.page) // the status page for browsers, the list below for others
 	return newGuard(src.Token, src.AllowedHosts, mux)
 }
 
@@ -66,7 +68,9 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
   GET  /healthz                 200 while the process serves (503 if the tracker failed)
   GET  /readyz                  200 once the tracker is bootstrapped
   GET  /fleet                   JSON: a tracker's sidecars, or a sidecar's link (fleet roles)
+  GET  /                        this list; a browser (Accept: text/html) gets the status page
   POST /accept-partial?pin=N    accept a partial commit as the new baseline, or unaccounted commits once decided
+  POST /fleet/retire?name=NAME  forget a sidecar gone for good (fleet tracker)
 
 POST needs Authorization: Bearer <token> (admin { token_file }); without it
 /status and /fleet are redacted. /metrics, /healthz and /readyz need nothing.
@@ -136,6 +140,10 @@ func (h *handler) acceptPartial(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, tracker.ErrBlindPin):
 		writeJSON(w, http.StatusConflict, statusdoc.ErrorDoc{Error: fmt.Sprintf("pin %d is a blind storage: it ends when its undecodable connections close, it cannot be accepted", id)})
 		return
+	case errors.Is(err, fleet.ErrSidecarsBehind):
+		h.log.Warn("accept-partial refused: a sidecar is behind", "pin", id, "error", err)
+		writeJSON(w, http.StatusConflict, statusdoc.ErrorDoc{Error: err.Error()})
+		return
 	case errors.Is(err, tracker.ErrHistoryWentBack):
 		h.log.Error("accept-partial refused: a storage's history went back", "pin", id, "error", err)
 		writeJSON(w, http.StatusConflict, statusdoc.ErrorDoc{Error: err.Error()})
@@ -185,4 +193,27 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	w.Write(b.Bytes())
+}
+
+// retire forgets a sidecar gone for good (fleet tracker).
+func (h *handler) retire(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	switch {
+	case h.src.FleetRetire == nil:
+		writeJSON(w, http.StatusNotFound, statusdoc.ErrorDoc{Error: "this daemon is not a fleet tracker: nothing to retire"})
+		return
+	case name == "":
+		writeJSON(w, http.StatusBadRequest, statusdoc.ErrorDoc{Error: "missing name parameter: POST /fleet/retire?name=NAME"})
+		return
+	}
+	if err := h.src.FleetRetire(name); err != nil {
+		code := http.StatusNotFound
+		if errors.Is(err, fleet.ErrConnected) {
+			code = http.StatusConflict
+		}
+		writeJSON(w, code, statusdoc.ErrorDoc{Error: err.Error()})
+		return
+	}
+	h.log.Warn("operator retired a sidecar", "source", name, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"retired": name})
 }

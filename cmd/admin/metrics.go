@@ -49,10 +49,12 @@ var (
 	// Tracker.
 	mBootstrapped   = gauge("bootstrapped", "1 once the tracker publishes (every storage has a known TID), else 0.")
 	mCleanStart     = gauge("clean_start", "1 if the previous run stopped cleanly, 0 if the live files may hold half a transaction from its end.")
+	mHeld           = gauge("publication_held", "1 while publication is held because the state directory cannot record it (the journal or the running marker cannot be written; /status publication_held says why): the point answered and written stays where it was, ZODB traffic is relayed as usual.")
 	mPublishedTID   = gauge("published_tid", "Published (coherent) TID of the storage, as a number (float: exact to about 64 TID units, use /status for the exact value).", "storage")
 	mPublishedTime  = gauge("published_tid_timestamp_seconds", "Unix time of the storage's published TID.", "storage")
 	mPublishedAge   = gauge("published_tid_age_seconds", "Seconds between now and the time of the storage's published TID (grows while nothing commits).", "storage")
 	mTransientTID   = gauge("transient_tid", "Highest TID known committed on the storage (published or not yet).", "storage")
+	mPubLag         = gauge("publication_lag_seconds", "Time between the storage's highest TID known committed and its published TID (0 when every known commit is published): how far the point trails the storage's commits.", "storage")
 	mStorageBusy    = gauge("storage_busy", "1 while the storage is in a group with something in flight (it publishes when the group drains).", "storage")
 	mBlindConns     = gauge("storage_blind_connections", "Open connections to the storage whose traffic cannot be decoded; the storage does not publish while non-zero.", "storage")
 	mBlindStorages  = gauge("blind_storages", "Storages with at least one blind connection.")
@@ -98,6 +100,16 @@ var (
 	mProxyResolved   = counter("proxy_in_doubt_resolved_total", "In-doubt participations resolved through the storage, by outcome (committed, aborted).", "outcome")
 	mProxyDecodeErrs = counter("proxy_decode_errors_total", "Connections whose traffic could not be decoded (the storage turns blind).")
 	mProxyBlindClose = counter("proxy_blind_closed_total", "Blind connections closed after the zeo block's blind_timeout.")
+	// The relay's limits (limits block), each counted when it refuses.
+	mProxyUnregistered = gauge("proxy_connections_unregistered", "Client connections open whose register the ZEO server has not accepted yet (closed after limits.register_timeout).")
+	mProxyRefused      = counter("proxy_connections_refused_total", "Client connections closed at once because limits.max_zeo_connections were open.")
+	mProxyRegTimeouts  = counter("proxy_register_timeouts_total", "Client connections closed because they did not register within limits.register_timeout.")
+	mProxyUndecoded    = counter("proxy_frames_undecoded_total", "Frames the relay had to decode and relayed undecoded (their storage turns blind), by reason: pre_register_limit (over limits.max_pre_register_frame before register), decode_limit (over limits.max_frame_size), decode_budget (limits.decode_budget spent).", "reason")
+	mProxyTLSOK        = counter("proxy_tls_handshakes_total", "TLS handshakes completed by the ZEO proxy, by side (client: a ZODB client with a zeo block's tls; upstream: the ZEO server with upstream_tls).", "side")
+	mProxyTLSRefused   = counter("proxy_tls_refused_total", "TLS handshakes refused or failed, by side (client, upstream) and reason (not_tls, timeout, no_certificate, bad_certificate, peer_refused, closed, other); nothing reached the ZEO server.", "side", "reason")
+
+	// TLS files.
+	mCertExpiry = gauge("certificate_expiry_timestamp_seconds", "Unix time at which a loaded certificate file stops being valid (the earliest end of the certificates in it), by TLS block (zeo.NAME.tls, zeo.NAME.upstream_tls, fleet.tls, tracker.tls) and attribute (cert_file, client_ca_file, ca_file).", "block", "attribute")
 
 	// Classic endpoint.
 	mClassicConnsActive = gauge("classic_connections_active", "Connections being served by the classic endpoint.")
@@ -124,13 +136,13 @@ var (
 	// Journal.
 	mJournalBytes     = gauge("journal_bytes", "Size of the tracker's journal file.")
 	mJournalRecords   = counter("journal_records_total", "Inputs appended to the journal by this run.")
-	mJournalRotations = counter("journal_rotations_total", "Times the journal restarted from a snapshot (at start, and when idle past its rotation size).")
-	mJournalErrors    = counter("journal_errors_total", "Failed journal appends or rotations (journaling stops until the next rotation).")
-	mJournalBroken    = gauge("journal_broken", "1 while journaling is stopped after a failure (until the next rotation), else 0.")
+	mJournalRotations = counter("journal_rotations_total", "Times the journal restarted from an image of the tracker (at start, past its rotation size, and to recover after a failure).")
+	mJournalErrors    = counter("journal_errors_total", "Failed journal appends or rotations (journaling stops, and publication is held, until a rotation succeeds).")
+	mJournalBroken    = gauge("journal_broken", "1 while journaling is stopped after a failure (publication is held until a rotation succeeds, tried every second), else 0.")
 )
 
 var trackerMetrics = []metric{
-	mBuildInfo, mBootstrapped, mCleanStart, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID,
+	mBuildInfo, mBootstrapped, mCleanStart, mHeld, mPublishedTID, mPublishedTime, mPublishedAge, mTransientTID, mPubLag,
 	mStorageBusy, mBlindConns, mBlindStorages, mPins, mGroups, mInflightParts, mInflightClassi,
 	mEvents, mPublications, mPartsBegun, mPartsEnded, mInDoubt, mResolved, mPartials, mClassicBegun,
 	mClassicEnded, mWarnings, mCriticals, mPinsCreated, mPinsReleased, mPinsAccepted, mTxnsEnded,
@@ -139,7 +151,8 @@ var trackerMetrics = []metric{
 
 var proxyMetrics = []metric{
 	mProxyConnsOpen, mProxyConnsTotal, mProxyFrames, mProxyBytes, mProxyBegins, mProxyCommits, mProxyAborts,
-	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose,
+	mProxyVotesFail, mProxyInDoubt, mProxyResolved, mProxyDecodeErrs, mProxyBlindClose, mProxyTLSOK, mProxyTLSRefused,
+	mProxyUnregistered, mProxyRefused, mProxyRegTimeouts, mProxyUndecoded,
 }
 
 var classicMetrics = []metric{mClassicConnsActive, mClassicConns, mClassicCommands, mClassicProtoErrs, mClassicTorn, mClassicClosed}
@@ -174,7 +187,13 @@ func (c collector) metrics() []metric {
 	if c.src.Journal != nil {
 		ms = append(ms, journalMetrics...)
 	}
+	if c.src.Certificates != nil {
+		ms = append(ms, mCertExpiry)
+	}
 	ms = append(ms, c.fleetMetrics()...)
+	if c.src.Archive != nil {
+		ms = append(ms, archiveMetrics...)
+	}
 	return ms
 }
 
@@ -226,13 +245,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Journal != nil {
 		e.collectJournal(c.src.Journal())
 	}
+	if c.src.Certificates != nil {
+		for _, x := range c.src.Certificates() {
+			e.emit(mCertExpiry, float64(x.NotAfter.Unix()), x.Block, x.Attr)
+		}
+	}
 	e.collectFleet(c.src)
+	if c.src.Archive != nil {
+		e.collectArchive(c.src.Archive())
+	}
 }
 
 // collectPoint: the published point, per storage, and what holds it.
 func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 	e.emit(mBootstrapped, b2f(st.Bootstrapped))
 	e.emit(mCleanStart, b2f(st.CleanStart))
+	e.emit(mHeld, b2f(st.Held != ""))
 	blind := 0
 	for _, s := range st.Storages {
 		if s.HasPublished {
@@ -245,6 +273,9 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 		}
 		if s.Known {
 			e.emit(mTransientTID, float64(s.Transient), s.ID)
+			if s.HasPublished {
+				e.emit(mPubLag, publicationLag(s.Published, s.Transient).Seconds(), s.ID)
+			}
 		}
 		e.emit(mStorageBusy, b2f(s.Busy), s.ID)
 		e.emit(mBlindConns, float64(s.Blind), s.ID)
@@ -263,6 +294,16 @@ func (e emitter) collectPoint(st *tracker.Status, now time.Time) {
 	e.emit(mGroups, float64(len(st.Groups)))
 	e.emit(mInflightParts, float64(len(st.Parts)))
 	e.emit(mInflightClassi, float64(len(st.Classic)))
+}
+
+// publicationLag is the time between a storage's transient and published
+// TIDs; 0 when the published one is the newest known (or TID 0 stands for
+// an empty storage).
+func publicationLag(published, transient txn.TID) time.Duration {
+	if transient <= published || published == 0 {
+		return 0
+	}
+	return transient.Time().Sub(published.Time())
 }
 
 // collectGroundTruth: watched storages and their unaccounted commits.
@@ -325,6 +366,17 @@ func (e emitter) collectProxy(p zeoproxy.MetricsSnapshot) {
 	e.emit(mProxyResolved, float64(p.ResolvedAborted), "aborted")
 	e.emit(mProxyDecodeErrs, float64(p.DecodeErrors))
 	e.emit(mProxyBlindClose, float64(p.BlindClosed))
+	e.emit(mProxyUnregistered, float64(p.Unregistered))
+	e.emit(mProxyRefused, float64(p.ConnsRefused))
+	e.emit(mProxyRegTimeouts, float64(p.UnregisteredClosed))
+	e.emit(mProxyUndecoded, float64(p.SkippedPreRegister), "pre_register_limit")
+	e.emit(mProxyUndecoded, float64(p.SkippedLimit), "decode_limit")
+	e.emit(mProxyUndecoded, float64(p.SkippedBudget), "decode_budget")
+	e.emit(mProxyTLSOK, float64(p.TLSHandshakesClient), zeoproxy.SideClient)
+	e.emit(mProxyTLSOK, float64(p.TLSHandshakesUpstream), zeoproxy.SideUpstream)
+	for _, r := range p.TLSRefused {
+		e.emit(mProxyTLSRefused, float64(r.Count), r.Side, r.Reason)
+	}
 }
 
 func (e emitter) collectClassic(s classic.Stats) {

@@ -9,9 +9,10 @@ import (
 	"strings"
 )
 
-// openPaths answer without the credential: probes and Prometheus scrapes.
-// Their content identifies no client.
-var openPaths = map[string]bool{"/": true, "/healthz": true, "/readyz": true, "/metrics": true}
+// openPaths answer without the credential, and ignore one: probes and
+// Prometheus scrapes. Their content identifies no client. (GET /, the
+// status page, is redacted without the credential, as /status is.)
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 type ctxKey struct{}
 

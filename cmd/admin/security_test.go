@@ -45,7 +45,7 @@ func pinActive(f *admintest.Fixture, id uint64) bool {
 	return false
 }
 
-// Issue 13, item 1: what a browser sends after DNS rebinding (the page's
+// What a browser sends after DNS rebinding (the page's
 // own name, resolved to the endpoint) is refused before anything else,
 // the pin stays, and /status does not leak.
 func TestDNSRebindingIsRefused(t *testing.T) {
@@ -134,10 +134,13 @@ func TestTokenGuardsChanges(t *testing.T) {
 	require.Contains(t, body, "does not match")
 	require.True(t, pinActive(f, f.PartialPin))
 	// Probes and scrapes need nothing, and ignore a stale token.
-	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/"} {
+	for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
 		code, _, _ := request(t, http.MethodGet, srv.URL, p, "", "Authorization", "Bearer stale")
 		require.Equal(t, http.StatusOK, code, p)
 	}
+	// The status page is redacted as /status is: a wrong token is an error.
+	code, _, _ = request(t, http.MethodGet, srv.URL, "/", "", "Authorization", "Bearer stale")
+	require.Equal(t, http.StatusUnauthorized, code)
 	code, _, body = request(t, http.MethodPost, srv.URL, pin, "", "Authorization", "bearer  "+admintest.Token+" ")
 	require.Equal(t, http.StatusOK, code, body)
 	require.False(t, pinActive(f, f.PartialPin))
@@ -194,6 +197,7 @@ func TestStatusRedactedWithoutToken(t *testing.T) {
 func TestMetricsLabelsIdentifyNoClient(t *testing.T) {
 	allowed := map[string]bool{"storage": true, "label": true, "kind": true, "outcome": true, "direction": true,
 		"command": true, "result": true, "reason": true, "source": true, "version": true, "goversion": true,
+		"side": true, "block": true, "attribute": true,
 		"cause": true} // promhttp's own error counter
 	fams := allFamilies(t)
 	require.NotEmpty(t, fams)

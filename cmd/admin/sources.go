@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/fleet"
+	"github.com/tidstorage/tidstorage/internal/statusdoc"
+	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
 	"github.com/tidstorage/tidstorage/tracker/history"
@@ -38,12 +40,18 @@ type Sources struct {
 	Watchers func() map[string]history.Status
 	// Journal gives the tracker's journal figures; nil without a journal.
 	Journal func() tracker.JournalStats
+	// Certificates gives every loaded TLS certificate file (zeo blocks'
+	// tls and upstream_tls, the fleet link) with when it expires
+	// (tidstorage_certificate_expiry_timestamp_seconds); nil without TLS.
+	Certificates func() []tlsfiles.Expiry
 	// Accept, if set, replaces Tracker.AcceptPartial for POST
 	// /accept-partial (the daemon checks the storages' live state first).
 	Accept func(pin uint64) error
-	// Labels gives each configured storage's label (the name backups use,
-	// "<zeo>-<name>" or the id), by storage id: the "label" label of the
-	// per-storage metrics. Nil: every label is "".
+	// Labels gives each configured storage's label (the name backups use:
+	// the id when it is a plain name, else "<zeo>-<name>" or the id's safe
+	// form; docs/backup.md, "Names"), by storage id: the "label" label of the
+	// per-storage metrics, and /status's label where it differs from the id.
+	// Nil: every label is "".
 	Labels  map[string]string
 	Clock   func() time.Time // default time.Now; lags and ages are measured with it
 	Version string
@@ -58,6 +66,23 @@ type Sources struct {
 	// exported as the tidstorage_fleet_* metrics (docs/deploy.md).
 	FleetSidecars func() []fleet.SourceStats
 	FleetLink     func() fleet.LinkStats
+	// FleetRetire forgets a sidecar gone for good (POST /fleet/retire;
+	// a fleet tracker only).
+	FleetRetire func(name string) error
+
+	// Archive gives the continuous archive's state; nil without an archive
+	// block (it returns a document with State "starting" before the store
+	// was reached).
+	Archive func() *statusdoc.ArchiveDoc
+
+	// For the status page (GET / from a browser): LagHistory, the storages'
+	// publication lag over the last hour (the daemon ticks it; nil: no
+	// sparklines); Backups, the backup commands' last runs from the backup
+	// metrics file (nil: none configured); ConfigFile, the configuration's
+	// path for the commands the page suggests (shown with the token only).
+	LagHistory *LagHistory
+	Backups    func() ([]BackupRun, error)
+	ConfigFile string
 
 	// Token is the bearer token (the admin token file's content) that
 	// POST requests need and that /status needs to show what identifies

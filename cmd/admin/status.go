@@ -19,7 +19,7 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 	st := src.Tracker.Status()
 	doc := statusdoc.StatusDoc{
 		Time: now, Version: src.Version, Bootstrapped: st.Bootstrapped, CleanStart: st.CleanStart,
-		PreviousRun: src.PreviousRun, TrackerFailure: st.Broken,
+		PreviousRun: src.PreviousRun, TrackerFailure: st.Broken, PublicationHeld: st.Held,
 		Storages: []statusdoc.StorageDoc{}, Groups: []statusdoc.GroupDoc{}, Participations: []statusdoc.PartDoc{},
 		Classic: []statusdoc.ClassicTxnDoc{}, Pins: []statusdoc.PinDoc{}, Counters: countersDoc(st.Counters),
 	}
@@ -28,7 +28,11 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 		return t, now.Sub(t).Seconds()
 	}
 	for _, s := range st.Storages {
-		doc.Storages = append(doc.Storages, storageDoc(&s, now))
+		sd := storageDoc(&s, now)
+		if l := src.Labels[s.ID]; l != s.ID {
+			sd.Label = l
+		}
+		doc.Storages = append(doc.Storages, sd)
 	}
 	for _, g := range st.Groups {
 		doc.Groups = append(doc.Groups, statusdoc.GroupDoc{Storages: g.Storages, InFlight: g.InFlight})
@@ -62,10 +66,14 @@ func BuildStatus(src *Sources) statusdoc.StatusDoc {
 	if src.Journal != nil {
 		j := src.Journal()
 		doc.Journal = &statusdoc.JournalDoc{Path: j.Path, SizeBytes: j.Size, Records: j.Records, Rotations: j.Rotations,
-			Errors: j.Errors, Broken: j.Broken, Replayed: j.Replayed, Damage: j.Damage}
+			Errors: j.Errors, Broken: j.Broken, Replayed: j.Replayed, Damage: j.Damage, Reserve: j.Reserve,
+			LastRotationSeconds: j.LastRotation.Seconds()}
 	}
 	if src.Watchers != nil {
 		doc.History = historyDocs(src.Watchers())
+	}
+	if src.Archive != nil {
+		doc.Archive = src.Archive()
 	}
 	return doc
 }

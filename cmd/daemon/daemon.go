@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,14 @@ type Options struct {
 	// AdminHandler, if set, builds the admin endpoint's handler (/metrics,
 	// /status, ...) from the running daemon.
 	AdminHandler func(d *Daemon) http.Handler
+	// OnTick, if set, is called from the daemon's once-a-second tick (after
+	// the tracker's), until the daemon stops: the status page's lag history.
+	OnTick func(now time.Time)
+	// StateLock, if set, is the lock of the configuration's files, taken by
+	// the caller (LockState) before it read any of them (the admin token);
+	// Start takes it itself otherwise. Either way the Daemon releases it when
+	// it stops, or when Start fails.
+	StateLock *StateLock
 }
 
 // Daemon is a running tidstorage.
@@ -55,13 +64,19 @@ type Daemon struct {
 
 	classicLn  net.Listener
 	admin      *http.Server
+	lock       *StateLock
 	marker     string // exists while running: its presence at start means the last stop was unclean
+	markerErr  error  // the marker could not be written yet (publication held; tick retries)
 	prevClean  bool
 	prevRun    string // PreviousRun's answer, set at start
 	pidWritten bool
 
-	gt groundTruth // groundtruth.go
-	fl fleetState  // fleet.go
+	gt         groundTruth               // groundtruth.go
+	arch       atomic.Pointer[Archiving] // archive.go; nil without an archive block
+	archCancel context.CancelFunc
+	fl         fleetState // fleet.go
+	tls        tlsState   // tls.go
+	onTick     func(time.Time)
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -73,8 +88,16 @@ type Daemon struct {
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now()}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock, onTick: opts.OnTick}
+	// One process per state: the files are locked before anything of them
+	// is read or written (the log file included).
+	if d.lock == nil {
+		if d.lock, err = LockState(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openLog(opts.Stderr); err != nil {
+		d.lock.Release()
 		return nil, err
 	}
 	defer func() {
@@ -83,7 +106,13 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	}()
 	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	for _, note := range d.lock.takeovers {
+		d.Log.Warn(note)
+	}
 	if err := d.writePIDFile(); err != nil {
+		return d, err
+	}
+	if err := d.loadTLS(); err != nil {
 		return d, err
 	}
 	clean := d.checkMarker()
@@ -98,7 +127,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		if err != nil {
 			return d, fmt.Errorf("status file: %w", err)
 		}
-	} else {
+	} else if cfg.Role() != config.RoleSidecar { // a sidecar publishes nothing: it has none
 		d.Log.Warn("no status_file configured: published points are not recorded for backups")
 	}
 	switch {
@@ -126,6 +155,9 @@ func Start(opts Options) (d *Daemon, err error) {
 		StatusFile: d.sf,
 		OnRecord:   d.onRecord,
 	})
+	if d.markerErr != nil {
+		d.Tracker.HoldPublication(holdMarker, "the running marker cannot be written ("+tracker.IOReason(d.markerErr)+")")
+	}
 	d.gt.watchers = map[string]*history.Watcher{}
 	d.gt.unacc = make(chan tracker.Record, 64)
 	d.gt.ctx, d.gt.cancel = context.WithCancel(context.Background())
@@ -137,6 +169,7 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	var observer txn.Observer = d.Tracker
 	pc := proxyConfig(cfg, d.Log)
+	d.applyTLS(&pc)
 	if role == config.RoleSidecar {
 		if err := d.openSidecar(); err != nil {
 			return d, err
@@ -166,7 +199,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		d.startSidecarLink(d.sidecarBootstrap())
 		// Its empty tracker (admin only) is ready once the proxy serves:
 		// /readyz then says the sidecar is up.
-		d.Tracker.Bootstrap(nil, true)
+		d.Tracker.Bootstrap(nil, d.prevClean)
 	default:
 		d.bootstrap(clean)
 	}
@@ -176,6 +209,7 @@ func Start(opts Options) (d *Daemon, err error) {
 			d.Log.Info("accepting ZODB clients", "zeo", cfg.ZEO[i].Name, "listen", a.String(), "upstream", cfg.ZEO[i].Upstream.String())
 		}
 	}
+	d.startArchive()
 	d.wg.Add(1)
 	go d.tick()
 	return d, nil
@@ -249,11 +283,45 @@ func (d *Daemon) checkMarker() bool {
 		d.Log.Error("the previous run did not stop cleanly: the live storages may hold half a transaction; the last coherent point before the crash is in the status file",
 			"status_file", d.cfg.StatusFile)
 	}
-	if err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		d.Log.Warn("cannot write the running marker; an unclean stop will go unnoticed next time", "error", err)
-		d.marker = ""
+	if err := d.writeMarker(); err != nil {
+		// Without it, a crash would pass for a clean stop at the next start:
+		// publication is held until it can be written (tick).
+		d.markerErr = err
+		d.Log.Error("cannot write the running marker beside the status file: PUBLICATION IS HELD until it can be written (tried every second); ZODB traffic is relayed as usual",
+			"marker", d.marker, "error", err)
 	}
 	return clean
+}
+
+// writeMarker writes the running marker. A marker left by a write that
+// failed half-way (a full disk: the file was made, its content was not)
+// still marks the run.
+func (d *Daemon) writeMarker() error {
+	err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	if err != nil {
+		if _, serr := os.Stat(d.marker); serr == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// holdMarker is the cause of a publication hold while the running marker
+// cannot be written.
+const holdMarker = "marker"
+
+// retryMarker writes the running marker that could not be written at start
+// and ends the publication hold it caused (tick).
+func (d *Daemon) retryMarker() {
+	if d.markerErr == nil {
+		return
+	}
+	if err := d.writeMarker(); err != nil {
+		return
+	}
+	d.markerErr = nil
+	d.Tracker.ReleasePublication(holdMarker)
+	d.Log.Warn("the running marker is written: publication resumes", "marker", d.marker)
 }
 
 func (d *Daemon) startClassic() error {
@@ -336,10 +404,19 @@ func (d *Daemon) bootstrap(clean bool) {
 		}
 		cancel()
 	}
+	var floor map[string]txn.TID
 	if !clean {
 		// The participations the previous process had in flight end with
-		// its connections; the history resolves the ones in doubt.
-		d.Tracker.Recover(values)
+		// its connections; the history resolves the ones in doubt. The
+		// point it published last is a floor for the replayed state: a
+		// journal that ends behind it (damaged, or no longer written) must
+		// not make published TIDs go back.
+		var err error
+		floor, err = lastStatusPoint(d.cfg.StatusFile)
+		if err != nil && d.cfg.StatusFile != "" {
+			d.Log.Warn("the status file's last point cannot be read: no floor for the replayed state", "error", err)
+		}
+		d.Tracker.Recover(values, floor)
 		for id, v := range values {
 			d.suspectLive(id, v)
 		}
@@ -350,6 +427,13 @@ func (d *Daemon) bootstrap(clean bool) {
 			continue
 		}
 		if v, ok := values[s.ID]; ok {
+			// A storage the replayed journal does not watch yet (it lost
+			// its tail before) is watched from the point published last,
+			// not from its live state: what the dead process committed
+			// since is accounted for by the history, or held.
+			if f, ok := floor[s.ID]; ok && f < v {
+				v = f
+			}
 			d.watchFrom(s, v)
 		} else if _, watched := d.Tracker.HistoryPosition(s.ID); watched {
 			d.watchFrom(s, 0) // the replayed journal knows where it stands
@@ -411,8 +495,19 @@ func (d *Daemon) tick() {
 		select {
 		case <-d.stop:
 			return
-		case <-t.C:
-			d.Tracker.Tick()
+		case now := <-t.C:
+			d.retryMarker()
+			// The storages a sidecar is behind on (down, resending,
+			// refused) wait for its resend before their unaccounted
+			// commits are reported (fleet.Server.Awaited).
+			var awaited []string
+			if d.fl.server != nil {
+				awaited = d.fl.server.Awaited()
+			}
+			d.Tracker.Tick(awaited...)
+			if d.onTick != nil {
+				d.onTick(now)
+			}
 		}
 	}
 }
@@ -428,7 +523,8 @@ func (d *Daemon) Version() string { return d.version }
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
 // Reopen is SIGHUP: the log file is reopened (after rotation), the fleet
-// link's TLS files are read again, and the configuration is read again for
+// link's and the zeo blocks' TLS files are read again, and the
+// configuration is read again for
 // what can change safely while running: the log level. Other changes are
 // reported as needing a restart.
 func (d *Daemon) Reopen() {
@@ -440,6 +536,7 @@ func (d *Daemon) Reopen() {
 		d.Log.Info("SIGHUP: log file reopened", "path", d.cfg.Log.File)
 	}
 	d.reloadFleetCerts()
+	d.reloadTLS()
 	if d.cfg.File == "" {
 		return
 	}
@@ -469,7 +566,7 @@ func restartNeeded(old, cur *config.Config) bool {
 }
 
 func summary(c *config.Config) []any {
-	out := []any{c.StatusFile, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
+	out := []any{c.StatusFile, c.JournalFile, c.JournalMaxSize, c.BurstPeriod, c.FullDumpPeriod, c.PIDFile, c.ClassicTxnTimeout, c.ShutdownTimeout,
 		c.Log.File, c.Log.Format, c.Limits, c.Classic.Enabled, c.Classic.Listen.String(), fmt.Sprint(c.Classic.Allow),
 		c.Classic.MaxConnections, c.Classic.IdleTimeout, c.Admin.Enabled, c.Admin.Listen.String(), c.Admin.TokenFile,
 		fmt.Sprint(c.Admin.AllowedHosts)}
@@ -480,7 +577,7 @@ func summary(c *config.Config) []any {
 		out = append(out, "tracker", t.Address.String(), t.Name, t.BufferFile, t.BufferEvents, fmt.Sprint(t.TLS))
 	}
 	for _, z := range c.ZEO {
-		out = append(out, z.Name, z.Listen.String(), z.Upstream.String())
+		out = append(out, z.Name, z.Listen.String(), z.Upstream.String(), fmt.Sprint(z.TLS), fmt.Sprint(z.UpstreamTLS))
 	}
 	for _, s := range c.Storages {
 		out = append(out, s.ID, s.DataFS, s.BlobDir, s.Repository)
@@ -509,9 +606,13 @@ func (d *Daemon) DumpState() {
 	d.Log.Info("SIGUSR1: tracker state", args...)
 }
 
-// Shutdown stops gracefully: stop accepting, let in-flight 2PCs finish (until
-// ctx is done), close every connection, write the final full status line and
-// fsync it, remove the running marker and the pid file.
+// Shutdown stops gracefully without splitting a transaction
+// (docs/admin.md, "Stopping"): stop accepting and hold new transactions, let
+// every transaction that has voted run to its end on every storage, close
+// every connection at once, write the final full status line and fsync it,
+// remove the running marker and the pid file. A client that stays silent in
+// the middle of a commit for shutdown_timeout, or the end of ctx, cuts the
+// wait short; the stop then counts as unclean.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() { err = d.shutdown(ctx) })
@@ -519,25 +620,24 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 }
 
 func (d *Daemon) shutdown(ctx context.Context) error {
-	d.Log.Info("stopping: no new connections; waiting for transactions in flight")
-	if d.Proxy != nil {
-		d.Proxy.StopAccepting()
-	}
-	// The classic endpoint stays open during the grace period: patched
-	// Zopes report the end of their transactions there.
+	// The classic endpoint stays open meanwhile: patched Zopes report the
+	// end of their transactions there.
 	cut := false
 	if d.Proxy != nil {
-		for n := d.Proxy.InFlight(); n > 0; n = d.Proxy.InFlight() {
-			select {
-			case <-ctx.Done():
-				d.Log.Error("stop timeout: closing connections with transactions still in flight; this stop counts as unclean", "in_flight", n)
-				cut = true
-				goto closeAll
-			case <-time.After(50 * time.Millisecond):
-			}
+		d.Log.Info("stopping: no new connections or transactions; waiting for the transactions that have voted to finish on every storage",
+			"shutdown_timeout", d.cfg.ShutdownTimeout)
+		res := d.Proxy.Drain(ctx, d.cfg.ShutdownTimeout)
+		if len(res.Cut) > 0 {
+			cut = true
+			d.Log.Error("stop timeout: connections closed with transactions in their commit; this stop counts as unclean",
+				"cut", len(res.Cut), "waited", res.Waited.Round(time.Millisecond))
+		} else {
+			d.Log.Info("stopping: no transaction in its commit; every connection closed",
+				"waited", res.Waited.Round(time.Millisecond), "held", res.Held)
 		}
+	} else {
+		d.Log.Info("stopping")
 	}
-closeAll:
 	close(d.stop)
 	if d.gt.cancel != nil {
 		d.gt.cancel()
@@ -557,6 +657,7 @@ closeAll:
 		_ = d.admin.Shutdown(sctx)
 		cancel()
 	}
+	d.stopArchive()
 	d.wg.Wait()
 	err := d.Tracker.Close() // the final full line, fsynced, and the file closed
 	if err != nil {
@@ -572,6 +673,7 @@ closeAll:
 	if d.logFile != nil {
 		_ = d.logFile.Close()
 	}
+	d.lock.Release()
 	return err
 }
 
@@ -611,4 +713,8 @@ func (d *Daemon) abortStart() {
 	if d.pidWritten {
 		_ = os.Remove(d.cfg.PIDFile)
 	}
+	if d.logFile != nil {
+		_ = d.logFile.Close()
+	}
+	d.lock.Release()
 }

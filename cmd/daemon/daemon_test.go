@@ -68,7 +68,7 @@ admin {
 	require.Len(t, torn, 1)
 }
 
-// Issue 12, item 8: a first start says so (not "the previous run stopped
+// A first start says so (not "the previous run stopped
 // cleanly"), and a restart counts the lines the file already holds.
 func TestDaemonPreviousRun(t *testing.T) {
 	dir := t.TempDir()
@@ -132,6 +132,7 @@ func TestReopenReloadsFleetCerts(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(`status_file = "status"
 log { file = "tracker.log" }
 admin { enabled = false }
+classic { listen = "127.0.0.1:0" }
 `+c.TrackerHCL("127.0.0.1:0")+`zeo "main" {
   upstream = "`+zeo+`"
   storage "1" { id = "A" }

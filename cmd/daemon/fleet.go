@@ -42,6 +42,15 @@ func (d *Daemon) FleetSources() []fleet.SourceStats {
 	return d.fl.server.Sources()
 }
 
+// RetireSidecar forgets a sidecar gone for good (tracker role): POST
+// /fleet/retire, tidstorage fleet retire.
+func (d *Daemon) RetireSidecar(name string) error {
+	if d.fl.server == nil {
+		return errors.New("fleet retire: this daemon is not a fleet tracker")
+	}
+	return d.fl.server.Retire(name)
+}
+
 // FleetLink returns the sidecar's link to its tracker (sidecar role).
 func (d *Daemon) FleetLink() (fleet.LinkStats, bool) {
 	if d.fl.sidecar == nil {
@@ -62,13 +71,6 @@ func (d *Daemon) FleetAddr() net.Addr {
 func (d *Daemon) openSidecar() error {
 	tc := d.cfg.Tracker
 	name := tc.Name
-	if name == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return fmt.Errorf("sidecar: no name configured and no host name: %v", err)
-		}
-		name = h
-	}
 	var tlsCfg *fleet.Certs
 	if t := tc.TLS; t != nil {
 		sn := t.ServerName
@@ -80,6 +82,18 @@ func (d *Daemon) openSidecar() error {
 			return err
 		}
 		d.fl.certs = tlsCfg
+		// With mutual TLS the name is derived from the certificate
+		// (docs/deploy.md, "Sidecar names"): its common name by default.
+		if leaf := tlsCfg.Leaf(); name == "" && leaf != nil && leaf.Subject.CommonName != "" {
+			name = leaf.Subject.CommonName
+		}
+	}
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return fmt.Errorf("sidecar: no name configured and no host name: %v", err)
+		}
+		name = h
 	}
 	var ids []string
 	for _, s := range d.cfg.Storages {
@@ -214,7 +228,7 @@ func (d *Daemon) bootstrapWatched() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		tid, err := lastTID(ctx, s)
+		tid, err := d.lastTID(ctx, s)
 		cancel()
 		if err != nil {
 			d.Log.Error("bootstrap: cannot read a storage's last TID; retrying in the background", "storage", s.ID, "error", err)
@@ -231,8 +245,19 @@ func (d *Daemon) bootstrapWatched() {
 			d.suspectLive(id, v) // no journal and no point to resume from: held at live
 		}
 	}
+	if d.Tracker.JournalStats().Replayed > 0 {
+		// The replayed journal may end behind the point this tracker
+		// published last (a damaged tail): that point is its floor.
+		if floor, err := lastStatusPoint(d.cfg.StatusFile); err == nil {
+			d.Tracker.Floor(values, floor)
+		}
+	}
+	// How the previous run stopped is said the same way everywhere (the
+	// log, /status, the metrics, tidstorage status): a SIGKILLed tracker
+	// starts unclean, although its replayed journal and the sidecars'
+	// resends leave nothing to resolve.
 	if len(values) > 0 || len(fresh) == 0 {
-		d.Tracker.Bootstrap(values, true)
+		d.Tracker.Bootstrap(values, d.prevClean)
 	}
 	for _, s := range fresh {
 		d.watchFrom(s, values[s.ID])
@@ -240,18 +265,18 @@ func (d *Daemon) bootstrapWatched() {
 }
 
 func (d *Daemon) retryWatched(s *config.Storage) {
-	d.retryLastTID(s.ID, func(ctx context.Context) (txn.TID, error) { return lastTID(ctx, s) }, func(tid txn.TID) {
+	d.retryLastTID(s.ID, func(ctx context.Context) (txn.TID, error) { return d.lastTID(ctx, s) }, func(tid txn.TID) {
 		d.Tracker.Bootstrap(map[string]txn.TID{s.ID: tid}, true)
 		d.watchFrom(s, tid)
 	})
 }
 
-func lastTID(ctx context.Context, s *config.Storage) (txn.TID, error) {
+func (d *Daemon) lastTID(ctx context.Context, s *config.Storage) (txn.TID, error) {
 	network, addr := "tcp", s.ZEO.Upstream.NetAddress()
 	if s.ZEO.Upstream.IsUnix() {
 		network = "unix"
 	}
-	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: 10 * time.Second})
+	c, err := zrpc.Dial(ctx, network, addr, &zrpc.ClientOptions{CallTimeout: 10 * time.Second, TLS: d.upstreamTLSConfig(s.ZEO)})
 	if err != nil {
 		return 0, fmt.Errorf("server %s (%s): %w", s.ZEO.Name, s.ZEO.Upstream, err)
 	}

@@ -49,7 +49,7 @@ func (d *Daemon) openJournal(clean bool) error {
 		// running, with participations in flight and report streams whose
 		// numbering the journal keeps.
 		replay := !clean || cfg.Role() == config.RoleTracker
-		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: replay})
+		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: replay, RotateSize: cfg.JournalMaxSize})
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
@@ -126,12 +126,12 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		return
 	}
 	if !d.prevClean {
-		// After a crash, hear again (from the iterator, with metadata) what
-		// the dead process's history had passed since the published point:
-		// an orphan's commit announced before the crash by a bare
+		// After a crash, hear again (from the iterator, with metadata) the
+		// held commits the dead process's history had reported without
+		// it: an orphan's commit announced before the crash by a bare
 		// invalidation is recognised then (tracker/recover.go, rehear).
-		if pub, ok := d.Tracker.Published(s.ID); ok && pub < pos {
-			pos = pub
+		if p, ok := d.Tracker.HistoryResume(s.ID); ok && p < pos {
+			pos = p
 		}
 	}
 	gt := &d.gt
@@ -156,7 +156,8 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 			d.historyBatch(cs, &scratch)
 			return nil
 		},
-		Logger: d.Log.Named("history").With("storage", s.ID),
+		TLS:    d.upstreamTLS(z),
+		Logger: d.Log.Named("history"), // its lines name the storage
 	})
 	if err != nil {
 		d.Log.Error("cannot watch a storage's history: its publication stops", "storage", s.ID, "error", err)

@@ -20,11 +20,14 @@ const finishWait = 60 * time.Second
 // client_address by the same rule.
 func proxyConfig(cfg *config.Config, log hclog.Logger) zeoproxy.Config {
 	pc := zeoproxy.Config{
-		MaxDecode:     int(cfg.Limits.MaxFrameSize),
-		MaxConns:      cfg.Limits.MaxZEOConnections,
-		FinishWait:    finishWait,
-		LabelIdentity: cfg.ClientLabelIdentity,
-		Logger:        log,
+		MaxDecode:       int(cfg.Limits.MaxFrameSize),
+		PreZEOMax:       int(cfg.Limits.MaxPreRegisterFrame),
+		DecodeBudget:    int(cfg.Limits.DecodeBudget), // 0: twice MaxDecode
+		RegisterTimeout: cfg.Limits.RegisterTimeout,
+		MaxConns:        cfg.Limits.MaxZEOConnections,
+		FinishWait:      finishWait,
+		LabelIdentity:   cfg.ClientLabelIdentity,
+		Logger:          log,
 	}
 	for _, z := range cfg.ZEO {
 		sc := zeoproxy.ServerConfig{

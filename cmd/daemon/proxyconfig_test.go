@@ -122,3 +122,28 @@ zeo "b" {
 	require.Equal(t, config.DefaultBlindTimeout, pc.Servers[0].BlindTimeout)
 	require.Equal(t, time.Duration(0), pc.Servers[1].BlindTimeout)
 }
+
+// The relay's limits come from the limits block; without one, the relay's
+// own defaults (zeoproxy) are the documented ones.
+func TestProxyConfigLimits(t *testing.T) {
+	cfg, err := config.Parse([]byte(`limits {
+  max_frame_size         = "32MiB"
+  max_pre_register_frame = "16KiB"
+  decode_budget          = "96MiB"
+  register_timeout       = "20s"
+}
+`), "t.hcl")
+	require.NoError(t, err)
+	pc := proxyConfig(cfg, hclog.NewNullLogger())
+	require.Equal(t, 32<<20, pc.MaxDecode)
+	require.Equal(t, 16<<10, pc.PreZEOMax)
+	require.Equal(t, 96<<20, pc.DecodeBudget)
+	require.Equal(t, 20*time.Second, pc.RegisterTimeout)
+
+	cfg, err = config.Parse(nil, "empty.hcl")
+	require.NoError(t, err)
+	pc = proxyConfig(cfg, hclog.NewNullLogger())
+	require.Equal(t, zeoproxy.DefaultPreZEOMax, pc.PreZEOMax)
+	require.Equal(t, config.DefaultRegisterTimeout, pc.RegisterTimeout)
+	require.Zero(t, pc.DecodeBudget, "zeoproxy's default: twice max_frame_size")
+}

@@ -46,6 +46,7 @@ func runAcceptPartial(c *cli, args []string) int {
 	fs := c.flagSet("accept-partial")
 	af := addAdminFlags(fs)
 	yes := fs.Bool("yes", false, "really accept (without it, only show what would be accepted)")
+	all := fs.Bool("all", false, "without --yes, list every unaccounted commit the pin covers (by default, more than 5 are summarised)")
 	if ok, code := c.parse(fs, args); !ok {
 		return code
 	}
@@ -83,7 +84,7 @@ func runAcceptPartial(c *cli, args []string) int {
 			return c.fail("accept-partial", fmt.Errorf("pin %d is a %s pin: it cannot be accepted (%s)", pin, p.Kind, p.Reason))
 		}
 		fmt.Fprintf(c.stdout, "Would accept:\n")
-		printPin(c.stdout, &p, "  ")
+		printPin(c.stdout, &p, "  ", doc.Time, printOptions{all: *all})
 		fmt.Fprintf(c.stdout, "%s Nothing was changed.\n", acceptMeaning(&p))
 		fmt.Fprintf(c.stderr, "tidstorage accept-partial: add --yes to accept pin %d: tidstorage accept-partial %s --yes %d\n", pin, af.hint(), pin)
 		return 2

@@ -72,7 +72,7 @@ func TestAcceptPartialRefusals(t *testing.T) {
 	require.Equal(t, 2, run(t, "accept-partial", "1").code)
 }
 
-// Issue 13, item 1: accept-partial needs the admin token; status works
+// Accept-partial needs the admin token; status works
 // without it, redacted, and says so.
 func TestAdminCredential(t *testing.T) {
 	f, srv := startAdmin(t)

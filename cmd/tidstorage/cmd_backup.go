@@ -11,8 +11,11 @@ import (
 
 const backupHelp = `
 Backs up every storage that has data_fs and repository, all to the same
-coherent point (the status file's last line, --dump, or --tid), as one backup
-set. For each storage, the Data.fs bytes up to the end of its last committed
+coherent point, as one backup set. The point is the running daemon's current
+one (asked at the configuration's admin endpoint, else its classic endpoint),
+else the status file's last line (written every burst_period: the command
+then says how old it is), or --status-file, --dump, --tid; see docs/backup.md,
+"The point". For each storage, the Data.fs bytes up to the end of its last committed
 transaction with TID <= the point's are written to its repository in
 repozo's format: a full backup <stamp>.fs, or an incremental <stamp>.deltafs
 when the file still extends the repository's last backup (same bytes, same
@@ -45,8 +48,9 @@ point there), leaving the configured repositories and their chains alone.
 Stamps are UTC seconds, strictly increasing per repository. Progress lines go
 to stderr every --progress while copying.`
 
-func runBackup(c *cli, args []string) int {
+func runBackup(c *cli, args []string) (code int) {
 	fs := c.flagSet("backup")
+	rec := addRunMetricsFlags(fs, "backup")
 	path := configFlag(fs)
 	pf := addPointFlags(fs)
 	full := fs.Bool("full", false, "full backups, even where an incremental would do")
@@ -62,6 +66,8 @@ func runBackup(c *cli, args []string) int {
 	if !ok {
 		return code
 	}
+	rec.use(cfg)
+	defer func() { c.finishRun(rec, code) }()
 	if *keep < 0 {
 		return c.usageError("backup", "--keep N needs N >= 0")
 	}
@@ -110,16 +116,41 @@ func runBackup(c *cli, args []string) int {
 	if err != nil {
 		return c.fail("backup", err)
 	}
+	if m.SameAs == "" {
+		rec.out.sets = 1
+		rec.out.bytes = writtenBytes(m)
+	} else {
+		rec.out.bytes = 0
+	}
 	code = c.printBackup(m, source, *asJSON)
 	if code == 0 && *keep > 0 {
+		// The retention that follows is forget's run: its outcome is
+		// recorded as forget's, the backup's stands.
+		frec := &runRecorder{file: rec.file, pushURL: rec.pushURL, out: runOutcome{command: "forget", start: time.Now(), bytes: -1}}
 		repos, repoOf := configRepos(cfg)
 		plan, err := backup.Forget(repos, *keep, true, repoOf, c.logf(c.stderr))
 		if err != nil {
+			c.finishRun(frec, 1)
 			return c.fail("backup", err)
 		}
+		frec.out.sets, frec.out.bytes = len(plan.Sets), plan.Bytes()
+		c.finishRun(frec, 0)
 		printForget(c.stderr, plan, true)
 	}
 	return code
+}
+
+// writtenBytes are the data bytes a set wrote: each storage's last file
+// (the full backup or the incremental of this run).
+func writtenBytes(m *backup.Manifest) int64 {
+	var n int64
+	for _, e := range m.Storages {
+		if e.Kind != "unchanged" && len(e.Files) > 0 {
+			last := e.Files[len(e.Files)-1]
+			n += last.End - last.Start
+		}
+	}
+	return n
 }
 
 // printBackup prints the set: its manifest as JSON, or one line per
@@ -138,7 +169,7 @@ func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
 		if kept == "" {
 			kept = "none"
 		}
-		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", e.Label, e.Kind, e.TID, kept, e.Size)
+		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", storageName(e.ID, e.Label), e.Kind, e.TID, kept, e.Size)
 		if e.Kind != "unchanged" {
 			last := e.Files[len(e.Files)-1]
 			fmt.Fprintf(c.stdout, ", wrote %s (%d bytes)", last.Name, last.End-last.Start)

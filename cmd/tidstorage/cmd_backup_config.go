@@ -45,15 +45,22 @@ func configRepos(cfg *config.Config) (repos []string, repoOf func(id string) str
 // loadRepos is loadConfig for the commands that work on the repositories
 // alone (sets, verify, forget): it fails when none is configured.
 func (c *cli) loadRepos(name string, fs *flag.FlagSet, path *string, args []string) (repos []string, repoOf func(string) string, code int, ok bool) {
-	cfg, code, ok := c.loadConfig(name, fs, path, args)
+	_, repos, repoOf, code, ok = c.loadReposConfig(name, fs, path, args)
+	return repos, repoOf, code, ok
+}
+
+// loadReposConfig is loadRepos that also returns the configuration (nil
+// when it did not load).
+func (c *cli) loadReposConfig(name string, fs *flag.FlagSet, path *string, args []string) (cfg *config.Config, repos []string, repoOf func(string) string, code int, ok bool) {
+	cfg, code, ok = c.loadConfig(name, fs, path, args)
 	if !ok {
-		return nil, nil, code, false
+		return cfg, nil, nil, code, false
 	}
 	repos, repoOf = configRepos(cfg)
 	if len(repos) == 0 {
-		return nil, nil, c.fail(name, fmt.Errorf("%s: no storage has a repository", *path)), false
+		return cfg, nil, nil, c.fail(name, fmt.Errorf("%s: no storage has a repository", *path)), false
 	}
-	return repos, repoOf, 0, true
+	return cfg, repos, repoOf, 0, true
 }
 
 // printJSON prints v indented to stdout.

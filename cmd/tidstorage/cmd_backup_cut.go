@@ -14,9 +14,11 @@ coherent point: the end of the last committed transaction whose TID is <= the
 point's, dropping later transactions and any in-progress or torn tail, so
 that all storages agree again.
 
-The point comes from the status file's last line (status_file of the
-configuration, or --status-file), from a running server (--dump), or from
---tid STORAGE=TID for each storage.
+The point is the running daemon's current one (asked at the configuration's
+admin endpoint, else its classic endpoint), else the status file's last line
+(status_file of the configuration; the command then says how old it is); or
+the last line of --status-file, a running server's DUMP (--dump), or --tid
+STORAGE=TID for each storage.
 
 Nothing is destroyed: the removed bytes are saved to
 <Data.fs>.cut-<tid>-<UTC stamp> first, and the stale <Data.fs>.index (it
@@ -90,7 +92,7 @@ func runCut(c *cli, args []string) int {
 		return 1
 	}
 	for i, p := range plans {
-		fmt.Fprintf(c.stdout, "%s: %s: tid %s: %s\n", planned[i].Label, p.Path, p.Target.Hex(), p.Cut.Summary())
+		fmt.Fprintf(c.stdout, "%s: %s: tid %s: %s\n", storageName(planned[i].ID, planned[i].Label), p.Path, p.Target.Hex(), p.Cut.Summary())
 		if p.InUse != "" {
 			fmt.Fprintf(c.stdout, "  in use (the file as of now; the cut itself will refuse until it stops): %s\n", p.InUse)
 		}
@@ -103,7 +105,7 @@ func runCut(c *cli, args []string) int {
 	now := time.Now()
 	code = 0
 	for i, p := range plans {
-		label := planned[i].Label
+		label := storageName(planned[i].ID, planned[i].Label)
 		if p.Noop() {
 			p.Release()
 			fmt.Fprintf(c.stdout, "%s: already ends right after the point: unchanged\n", label)

@@ -20,12 +20,18 @@ Without --yes it only prints what it would remove. The repositories are
 locked meanwhile (no backup can run). 'tidstorage backup --keep N' does the
 same after a successful backup.`
 
-func runForget(c *cli, args []string) int {
+func runForget(c *cli, args []string) (code int) {
 	fs := c.flagSet("forget")
+	rec := addRunMetricsFlags(fs, "forget")
 	path := configFlag(fs)
 	keep := fs.Int("keep", 0, "keep the newest `N` full backups (and their incrementals) of every repository")
 	yes := fs.Bool("yes", false, "remove; without it, only print what would be removed")
-	repos, repoOf, code, ok := c.loadRepos("forget", fs, path, args)
+	cfg, repos, repoOf, code, ok := c.loadReposConfig("forget", fs, path, args)
+	if cfg != nil && *yes {
+		// A dry run removes nothing: it is not an outcome to record.
+		rec.use(cfg)
+		defer func() { c.finishRun(rec, code) }()
+	}
 	if !ok {
 		return code
 	}
@@ -36,6 +42,7 @@ func runForget(c *cli, args []string) int {
 	if err != nil {
 		return c.fail("forget", err)
 	}
+	rec.out.sets, rec.out.bytes = len(plan.Sets), plan.Bytes()
 	printForget(c.stdout, plan, *yes)
 	if !*yes {
 		fmt.Fprintf(c.stdout, "dry run: nothing was removed (add --yes to remove)\n")

@@ -46,6 +46,18 @@ func (s *goSite) backup(t *testing.T, tid txn.TID, extra ...string) result {
 	return r
 }
 
+// damageDelta overwrites the repository's one incremental with 7 bytes
+// of garbage and returns its path.
+func (s *goSite) damageDelta(t *testing.T) string {
+	t.Helper()
+	delta, err := filepath.Glob(filepath.Join(s.repo, "*.deltafs"))
+	require.NoError(t, err)
+	require.Len(t, delta, 1)
+	require.NoError(t, os.Chmod(delta[0], 0o644))
+	require.NoError(t, os.WriteFile(delta[0], []byte("garbage"), 0o644))
+	return delta[0]
+}
+
 // verify: 0 and one line per set when sound, 1 with the problem when a
 // file is damaged; --set checks one set.
 func TestVerifyCommand(t *testing.T) {
@@ -63,15 +75,11 @@ func TestVerifyCommand(t *testing.T) {
 	require.Contains(t, r.stdout, ": ok (1 storage(s), 1 data file(s) checked, 0 blob file(s))")
 	require.Contains(t, r.stdout, "verified 2 set(s): all sound")
 
-	delta, err := filepath.Glob(filepath.Join(s.repo, "*.deltafs"))
-	require.NoError(t, err)
-	require.Len(t, delta, 1)
-	require.NoError(t, os.Chmod(delta[0], 0o644))
-	require.NoError(t, os.WriteFile(delta[0], []byte("garbage"), 0o644))
+	delta := s.damageDelta(t)
 	r = run(t, "verify", "-c", s.cfg)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stdout, ": DAMAGED")
-	require.Contains(t, r.stdout, "problem: main: "+delta[0]+": 7 bytes, the ledger says")
+	require.Contains(t, r.stdout, "problem: main: "+delta+": 7 bytes, the ledger says")
 	require.Contains(t, r.stdout, "verified 2 set(s): 1 with problems")
 
 	sets, err := filepath.Glob(filepath.Join(s.repo, "*.tidstorage.json"))

@@ -24,7 +24,18 @@ what to restart. Every storage is checked first: nothing is written while a
 ZEO server or any ZODB program holds one of the Data.fs (Data.fs.lock).
 
 Existing files at the destination are not overwritten unless --force (which
-also refuses while a ZODB program holds the destination's Data.fs.lock).`
+also refuses while a ZODB program holds the destination's Data.fs.lock).
+
+--from-archive restores from the configuration's archive block instead
+(docs/backup.md, "Continuous archive"): every storage at the newest archived
+point at or before --at TIME (RFC 3339, fractions of a second allowed, or
+YYYY-MM-DD[-HH[-MM[-SS]]] UTC; default: the newest), or the newest whose TIDs
+are at or below the --tid STORAGE=TID given, under --to DIR/<label>/: each
+Data.fs joined from its segments (sha256 checked), scanned to end exactly
+with that point's transaction, with a fresh index and its blob files; with
+--in-place, to the configured files as for sets (every live Data.fs locked,
+every storage restored beside it first, the replaced files kept). An
+archive written with recipients needs the identity file: --identity FILE.`
 
 func runRestore(c *cli, args []string) int {
 	fs := c.flagSet("restore")
@@ -35,9 +46,25 @@ func runRestore(c *cli, args []string) int {
 	at := fs.String("at", "", "restore the newest set taken at or before `DATE` (YYYY-MM-DD[-HH[-MM[-SS]]] UTC, as repozo -D, or RFC 3339)")
 	force := fs.Bool("force", false, "replace existing files at the destination")
 	every := fs.Duration("progress", 10*time.Second, "print progress to stderr every `INTERVAL` (0 = never)")
+	fromArchive := fs.Bool("from-archive", false, "restore from the configuration's archive: the newest point at or before --at TIME (RFC 3339 with fractions, or YYYY-MM-DD[-HH[-MM[-SS]]] UTC), or at or below --tid")
+	identity := fs.String("identity", "", "with --from-archive: age identity `FILE` of an encrypted archive")
+	var tids stringList
+	fs.Var(&tids, "tid", "with --from-archive: the newest point whose TID of `STORAGE=TID` is at or below TID (id or label); repeatable")
 	cfg, code, ok := c.loadConfig("restore", fs, path, args)
 	if !ok {
 		return code
+	}
+	if *fromArchive {
+		switch {
+		case (*to == "") == !*inPlace:
+			return c.usageError("restore", "give the destination: --to DIR or --in-place")
+		case *set != "":
+			return c.usageError("restore", "--from-archive takes --at or --tid, not --set")
+		}
+		return restoreFromArchive(c, cfg, archiveRestore{at: *at, tids: tids, to: *to, inPlace: *inPlace, force: *force, identity: *identity})
+	}
+	if len(tids) > 0 {
+		return c.usageError("restore", "--tid needs --from-archive")
 	}
 	if (*to == "") == !*inPlace {
 		return c.usageError("restore", "give the destination: --to DIR or --in-place")
@@ -75,7 +102,7 @@ func runRestore(c *cli, args []string) int {
 	}
 	rs, err := backup.Restore(m, *to, opts)
 	for _, r := range rs {
-		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d file(s), ends with tid %s", r.Label, r.DataFS, r.Size, r.Files, r.KeptTID.Hex())
+		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d file(s), ends with tid %s", storageName(r.ID, r.Label), r.DataFS, r.Size, r.Files, r.KeptTID.Hex())
 		if r.Index {
 			fmt.Fprintf(c.stdout, ", index written")
 		}
@@ -120,8 +147,8 @@ func printInPlaceAdvice(c *cli, statusFile string, rs []backup.Restored) {
 	}
 	fmt.Fprintf(c.stdout, "next: start the ZEO server(s) of these storages again, then tidstorage serve\n")
 	if statusFile != "" {
-		// Until serve handles a history that goes back (issue 12, item
-		// 1), its status file would hold points after this set and later
+		// Until serve handles a history that goes back, its
+		// status file would hold points after this set and later
 		// backups and cuts would refuse its lines.
 		fmt.Fprintf(c.stdout, "before starting tidstorage serve: move its status file %s aside (it records points after this set)\n", statusFile)
 	}

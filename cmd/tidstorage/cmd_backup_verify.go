@@ -20,13 +20,18 @@ restore does) and reads every blob file through.
 Prints one line per set, then a summary; exit status 0 when every set is
 sound, 1 otherwise (for a cron job to alert on).`
 
-func runVerify(c *cli, args []string) int {
+func runVerify(c *cli, args []string) (code int) {
 	fs := c.flagSet("verify")
+	rec := addRunMetricsFlags(fs, "verify")
 	path := configFlag(fs)
 	set := fs.String("set", "", "check only the set `STAMP`")
 	readData := fs.Bool("read-data", false, "also scan every chain's Data.fs format and read every blob file")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
-	repos, repoOf, code, ok := c.loadRepos("verify", fs, path, args)
+	cfg, repos, repoOf, code, ok := c.loadReposConfig("verify", fs, path, args)
+	if cfg != nil {
+		rec.use(cfg)
+		defer func() { c.finishRun(rec, code) }()
+	}
 	if !ok {
 		return code
 	}
@@ -44,6 +49,7 @@ func runVerify(c *cli, args []string) int {
 			bad++
 		}
 	}
+	rec.out.sets, rec.out.errors = len(reports), bad
 	if *asJSON {
 		if code := c.printJSON("verify", reports); code != 0 {
 			return code

@@ -12,10 +12,15 @@ import (
 
 const configCheckHelp = `
 Reads FILE, reports every error as file:line:col (all at once) and exits 1,
-or prints OK with the listen addresses and storages it describes and exits 0.
-Warnings go to stderr and do not change the exit code: among them, paths
+or prints OK with the listen addresses and storages it describes and exits 0
+(each storage by its id, preceded by "LABEL =" when backups and restores
+name it otherwise: docs/backup.md, "Names"). Warnings go to stderr, before
+the OK line that counts them, and do not change the exit code: among them, paths
 that cannot work as written today (a certificate or data_fs that does not
-exist, the directory of a status, journal, log or pid file that does not).`
+exist, the directory of a status, journal, log or pid file that does not),
+and TLS files that exist but do not load (a certificate that does not match
+its key, a CA file without a certificate) or whose certificate is expired or
+expires within 30 days.`
 
 func runConfigCheck(c *cli, args []string) int {
 	const name = "config check"
@@ -42,11 +47,17 @@ func runConfigCheck(c *cli, args []string) int {
 	case err != nil:
 		return c.fail(name, err)
 	}
-	for _, w := range append(cfg.Warnings, cfg.CheckPaths()...) {
+	warnings := append(cfg.Warnings, cfg.CheckPaths()...)
+	for _, w := range warnings {
 		fmt.Fprintln(c.stderr, config.FormatDiagnostic(w))
 	}
 	if !*quiet {
-		fmt.Fprintf(c.stdout, "OK %s\n", *path)
+		if n := len(warnings); n > 0 {
+			// Warnings went to stderr first; the verdict says they exist.
+			fmt.Fprintf(c.stdout, "OK %s, with %d warning%s (printed on stderr)\n", *path, n, plural(n))
+		} else {
+			fmt.Fprintf(c.stdout, "OK %s\n", *path)
+		}
 		summarize(c.stdout, cfg)
 	}
 	return 0
@@ -105,23 +116,49 @@ func summarize(w io.Writer, cfg *config.Config) {
 	} else {
 		fmt.Fprintf(tw, "admin\toff\t\n")
 	}
-	status := "none"
-	if cfg.StatusFile != "" {
-		status = cfg.StatusFile
+	switch {
+	case cfg.Role() == config.RoleSidecar:
+		buffer := "none: reports in memory only (a restart is a gap)"
+		if cfg.Tracker.BufferFile != "" {
+			buffer = cfg.Tracker.BufferFile
+		}
+		fmt.Fprintf(tw, "send buffer\t%s\tup to %d reports\n", buffer, cfg.Tracker.BufferEvents)
+	case cfg.StatusFile == "":
+		fmt.Fprintf(tw, "status file\tnone\tpublished points are not recorded\n")
+	default:
+		fmt.Fprintf(tw, "status file\t%s\ta line every %s after commits, a full one every %s\n", cfg.StatusFile, cfg.BurstPeriod, cfg.FullDumpPeriod)
 	}
-	fmt.Fprintf(tw, "status file\t%s\tburst %s, full dump %s\n", status, cfg.BurstPeriod, cfg.FullDumpPeriod)
 	for _, z := range cfg.ZEO {
+		upTLS := ""
+		if t := z.UpstreamTLS; t != nil {
+			upTLS = fmt.Sprintf(" over TLS (server name %s", t.ServerName)
+			if t.CertFile != "" {
+				upTLS += ", client certificate"
+			}
+			upTLS += ")"
+		}
 		if z.Listen.IsZero() {
-			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s (proxied by sidecars)\n", z.Name, z.Upstream)
+			fmt.Fprintf(tw, "zeo %q\twatched\tupstream %s%s (proxied by sidecars)\n", z.Name, z.Upstream, upTLS)
 			continue
 		}
 		via := ""
 		if z.ClientAddress != z.Listen {
 			via = fmt.Sprintf(" (clients dial %s)", z.ClientAddress)
 		}
-		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s\n", z.Name, z.Listen, z.Upstream, via)
+		listen := z.Listen.String()
+		if t := z.TLS; t != nil {
+			listen += " TLS"
+			if t.ClientCAFile != "" {
+				listen += " (client certificates required)"
+			}
+		}
+		fmt.Fprintf(tw, "zeo %q\t%s\t-> upstream %s%s%s\n", z.Name, listen, z.Upstream, upTLS, via)
 	}
 	tw.Flush()
+	labels := map[string]string{}
+	for _, r := range storageRefs(cfg) {
+		labels[r.ID] = r.Label
+	}
 	// Storage ids are long: their own columns.
 	fmt.Fprintf(w, "storages: %d\n", len(cfg.Storages))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -137,7 +174,7 @@ func summarize(w io.Writer, cfg *config.Config) {
 		if s.Repository != "" {
 			files += " repository " + s.Repository
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.ID, where, strings.TrimSpace(files))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", storageName(s.ID, labels[s.ID]), where, strings.TrimSpace(files))
 	}
 	tw.Flush()
 }

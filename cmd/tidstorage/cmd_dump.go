@@ -15,15 +15,18 @@ import (
 const dumpHelp = `
 Connects to a classic endpoint (tidstorage, or the original TIDStorage
 daemon), sends DUMP and prints every published storage id with its TID as
-integer, hex and UTC time, sorted by storage id. The address is -a, or the
-classic listen address of the configuration given with -c. With --json the
+integer, hex and UTC time ("empty" for TID 0: a storage without a
+transaction), sorted by storage id. The address is -a, or the classic listen
+address of the configuration given with -c (which also names each storage
+as backups do, when that name is not its id), or else the default classic
+address 127.0.0.1:9001. With --json the
 output is {"bootstrapped": bool, "storages": {"<id>": {int, hex, base64, time,
 ...}}}. An empty point (nothing published yet, e.g. before bootstrap) is not
 an error.`
 
 func runDump(c *cli, args []string) int {
 	fs := c.flagSet("dump")
-	addr := fs.String("a", "", "classic endpoint `HOST:PORT` (default: classic.listen of -c FILE)")
+	addr := fs.String("a", "", "classic endpoint `HOST:PORT` (default: classic.listen of -c FILE, else "+config.DefaultClassicListen+")")
 	fs.StringVar(addr, "address", "", "`HOST:PORT`, same as -a")
 	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -34,25 +37,28 @@ func runDump(c *cli, args []string) int {
 	if fs.NArg() > 0 {
 		return c.usageError("dump", "unexpected argument %q", fs.Arg(0))
 	}
+	labels := map[string]string{}
 	switch {
 	case *addr != "" && *path != "":
 		return c.usageError("dump", "give -a or -c, not both")
 	case *addr == "" && *path == "":
-		return c.usageError("dump", "give the server's address with -a HOST:PORT, or a configuration with -c FILE")
+		*addr = config.DefaultClassicListen
 	case *path != "":
 		cfg, err := config.Load(*path)
 		if err != nil {
 			return c.fail("dump", err)
 		}
-		if !cfg.Classic.Enabled {
-			return c.fail("dump", fmt.Errorf("%s: the classic endpoint is disabled", *path))
+		if *addr, err = classicAddr(cfg); err != nil {
+			return c.fail("dump", fmt.Errorf("%s: %w", *path, err))
 		}
-		*addr = cfg.Classic.Listen.NetAddress()
+		for _, r := range storageRefs(cfg) {
+			labels[r.ID] = r.Label
+		}
 	}
 
 	cl, err := classic.Dial(*addr, *timeout)
 	if err != nil {
-		return c.fail("dump", err)
+		return c.fail("dump", fmt.Errorf("cannot reach a classic endpoint at %s (is 'tidstorage serve' running there? give -a HOST:PORT or -c FILE): %w", *addr, rootCause(err)))
 	}
 	defer cl.Close()
 	point, err := cl.Dump()
@@ -93,7 +99,11 @@ func runDump(c *cli, args []string) int {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	for _, id := range ids {
 		t := txn.TID(point[id])
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", id, uint64(t), t.Hex(), t.Time().Format(time.RFC3339Nano))
+		when := "empty"
+		if t != 0 {
+			when = t.Time().Format(time.RFC3339Nano)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", storageName(id, labels[id]), uint64(t), t.Hex(), when)
 	}
 	tw.Flush()
 	return 0

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	"github.com/tidstorage/tidstorage/cmd/admin"
 	"github.com/tidstorage/tidstorage/cmd/admin/admintest"
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker"
 )
 
 // startGroundTruth serves the admin endpoint of a tracker in the state of
@@ -81,7 +83,7 @@ func TestAcceptUnaccounted(t *testing.T) {
 	require.Equal(t, 2, r.code, r.stderr)
 	t.Log(r.stdout)
 	require.Contains(t, r.stdout, "Would accept:\n  pin "+pin+" (unaccounted)")
-	require.Contains(t, r.stdout, "    unaccounted commit "+b2+"  2026-11-24 11:58:30.000000\n")
+	require.Contains(t, r.stdout, "    unaccounted commit "+b2+"  2026-11-24 11:58:30.000000 (1m30s ago)\n")
 	require.Contains(t, r.stdout, "Accepting says you have decided that these commits of "+admintest.B)
 	require.Contains(t, r.stdout, "are whole transactions or halves you accept")
 	require.Contains(t, r.stdout, "publication passes them, up to "+b2+";\nlater commits are checked as usual. Nothing was changed.")
@@ -97,4 +99,52 @@ func TestAcceptUnaccounted(t *testing.T) {
 	r = run(t, "status", "-a", srv.URL, "--token-file", tok)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NotContains(t, r.stdout, "HELD")
+}
+
+// Many unaccounted commits (a crash, a long outage) make a report, not a
+// flood: status and the accept dry run summarise each storage's (count,
+// first and last with their times, a sample) unless --all; the pin's
+// reason names the whole range it covers, also once it grew.
+func TestUnaccountedSummaries(t *testing.T) {
+	f, srv := startGroundTruth(t)
+	tok := tokenFile(t)
+	const n = 300
+	var last txn.TID
+	for i := range n {
+		last = admintest.TIDAt(t, -80*time.Second+time.Duration(i)*100*time.Millisecond)
+		f.Tracker.History(txn.Commit{Storage: admintest.B, TID: last})
+	}
+	f.Clock.Set(admintest.T0.Add(5 * time.Minute))
+	f.Tracker.Tick()
+	first := txn.TID(f.TB2)
+	pin := strconv.FormatUint(f.UnaccountedPin, 10)
+	var p tracker.PinInfo
+	for _, q := range f.Tracker.Status().Pins {
+		if q.ID == f.UnaccountedPin {
+			p = q
+		}
+	}
+	require.Equal(t, last, p.Upto, "the pin grew to cover the new commits")
+	require.Contains(t, p.Reason, "commits from "+first.Hex()+" to "+last.Hex()+" that nothing accounted for")
+
+	r := run(t, "status", "-a", srv.URL, "--token-file", tok)
+	require.Equal(t, exitPartial, r.code, r.stderr)
+	t.Log(r.stdout)
+	require.Less(t, strings.Count(r.stdout, "\n"), 60, "a summary, not one line per commit")
+	require.Contains(t, r.stdout, fmt.Sprintf("!!   %d unaccounted commits over ", n+1))
+	require.Contains(t, r.stdout, ", from "+first.Hex()+"  2026-11-24 11:58:30.000000 (6m30s ago) to "+last.Hex())
+	require.Contains(t, r.stdout, "the first ones: "+first.Hex()+", ")
+	require.Contains(t, r.stdout, "(--all lists every one;")
+	require.Contains(t, r.stdout, "covers the commits up to "+last.Hex())
+	r = run(t, "status", "-a", srv.URL, "--token-file", tok, "--all")
+	require.Equal(t, n+1, strings.Count(r.stdout, "!!   unaccounted commit "))
+
+	r = run(t, "accept-partial", "-a", srv.URL, "--token-file", tok, pin)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Less(t, strings.Count(r.stdout, "\n"), 20, r.stdout)
+	require.Contains(t, r.stdout, fmt.Sprintf("    %d unaccounted commits over ", n+1))
+	require.Contains(t, r.stdout, "commits from "+first.Hex()+" to "+last.Hex())
+	r = run(t, "accept-partial", "-a", srv.URL, "--token-file", tok, "--all", pin)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Equal(t, n+1, strings.Count(r.stdout, "    unaccounted commit "))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,10 @@ import (
 )
 
 const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
+  - first locks the files it owns (status file, journal, send buffer, admin
+    token, pid file: <file>.lock): a second serve on any of them is refused
+    at once, naming the running one's pid and host, before it reads or
+    writes anything; a lock left by a killed process is taken over;
   - reads every proxied storage's last TID before accepting ZODB clients
     (the first coherent point), then relays ZEO traffic unchanged and
     publishes coherent points to the status file, DUMP, /status, /metrics;
@@ -28,15 +33,20 @@ const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
     others can read stops the start.
 
 Signals:
-  HUP     reopen the log file (after logrotate), read the fleet link's TLS
-          files again (tracker and sidecar: new connections use them; files
-          that do not load are logged and the previous ones kept), and
+  HUP     reopen the log file (after logrotate), read the TLS files again
+          (the fleet link's, and every zeo block's tls and upstream_tls: new
+          connections use them; files that do not load are logged and the
+          previous ones kept), and
           apply a new log level from the configuration (other changes need
           a restart)
   USR1    write the whole tracker state to the log
-  TERM    stop accepting, let in-flight two-phase commits finish (up to
-  INT     shutdown_timeout), write a final full status line, fsync, exit 0;
-          a second TERM/INT exits at once (status 1).
+  TERM    stop without splitting a transaction: stop accepting, hold new
+  INT     transactions (their clients retry on the next process), let every
+          transaction that has voted finish on every storage, then close
+          every connection at once; write a final full status line, fsync,
+          exit 0. A client silent in the middle of a commit for
+          shutdown_timeout (default 5m) is cut, and the stop counts as
+          unclean. A second TERM/INT exits at once (status 1).
 
 Exit status: 0 after a clean stop, 1 on a bad configuration or a failed
 start (the errors say why and where).`
@@ -62,18 +72,52 @@ func runServe(c *cli, args []string) int {
 	// the start is not lost.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	// A file-size limit (RLIMIT_FSIZE, systemd's LimitFSIZE) reached by the
+	// status file, the journal or the log must fail that write (EFBIG),
+	// which is handled like a full disk, not kill the relay.
+	signal.Ignore(syscall.SIGXFSZ)
 	defer signal.Stop(sigs)
 
-	token, tokenCreated, err := adminToken(cfg)
+	// Nothing of the state is read before its lock is held: a second serve
+	// on the same files stops here.
+	lock, err := daemon.LockState(cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
 	}
-	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr,
-		AdminHandler: func(d *daemon.Daemon) http.Handler { return adminHandler(d, token) }})
+	token, tokenCreated, err := adminToken(cfg)
+	tokenErr := err
+	if err != nil {
+		if _, serr := os.Stat(cfg.Admin.TokenFile); !errors.Is(serr, os.ErrNotExist) {
+			lock.Release()
+			fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
+			return 1
+		}
+		// It does not exist and cannot be made (a full or read-only
+		// state directory): the relay must not depend on it. The
+		// endpoint runs without a token (POST refused, /status
+		// redacted) until a restart can make it.
+	}
+	// The status page's lag history: made with the admin handler, ticked by
+	// the daemon (its tick starts after the handler is made).
+	var lags *admin.LagHistory
+	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
+		AdminHandler: func(d *daemon.Daemon) http.Handler {
+			lags = admin.NewLagHistory(d.Tracker)
+			return adminHandler(d, token, lags)
+		},
+		OnTick: func(now time.Time) {
+			if lags != nil {
+				lags.Tick(now)
+			}
+		}})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "tidstorage serve: %v\n", err)
 		return 1
+	}
+	if tokenErr != nil {
+		d.Log.Error("the admin token file cannot be created: the admin endpoint refuses every POST and redacts /status until tidstorage is restarted with a writable state directory",
+			"path", cfg.Admin.TokenFile, "error", tokenErr)
 	}
 	if tokenCreated {
 		d.Log.Info("admin token file created: POST /accept-partial and the full /status need it", "path", cfg.Admin.TokenFile)
@@ -100,12 +144,11 @@ func runServe(c *cli, args []string) int {
 					return 1
 				}
 				stopping = true
-				d.Log.Info("stop requested", "signal", s.String(), "grace", cfg.ShutdownTimeout)
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-					defer cancel()
-					done <- d.Shutdown(ctx)
-				}()
+				d.Log.Info("stop requested", "signal", s.String(), "shutdown_timeout", cfg.ShutdownTimeout)
+				// No deadline: shutdown_timeout bounds how long a client may
+				// stay silent in the middle of a commit (docs/admin.md,
+				// "Stopping"); a second signal exits at once.
+				go func() { done <- d.Shutdown(context.Background()) }()
 			}
 		}
 	}
@@ -122,9 +165,20 @@ func adminToken(cfg *config.Config) (string, bool, error) {
 }
 
 // adminHandler mounts /metrics, /status, /healthz and /accept-partial.
-func adminHandler(d *daemon.Daemon, token string) http.Handler {
+func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.Handler {
 	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version(),
-		PreviousRun: d.PreviousRun(), Labels: map[string]string{}, Token: token, AllowedHosts: d.Config().Admin.AllowedHosts}
+		PreviousRun: d.PreviousRun(), Labels: map[string]string{}, Token: token, AllowedHosts: d.Config().Admin.AllowedHosts,
+		LagHistory: lags, ConfigFile: d.Config().File}
+	if path := d.Config().BackupMetricsFile; path != "" {
+		src.Backups = func() ([]admin.BackupRun, error) {
+			runs, err := readLastRuns(path)
+			var out []admin.BackupRun
+			for _, r := range runs {
+				out = append(out, admin.BackupRun{Command: r.command, LastRun: r.lastRun, LastSuccess: r.success, OK: r.ok})
+			}
+			return out, err
+		}
+	}
 	for _, r := range storageRefs(d.Config()) {
 		src.Labels[r.ID] = r.Label // the names backup and restore print
 	}
@@ -140,12 +194,19 @@ func adminHandler(d *daemon.Daemon, token string) http.Handler {
 	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
 		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
 	}
+	if d.Config().Archive != nil && d.Role() != config.RoleSidecar {
+		src.Archive = d.ArchiveDoc
+	}
+	if daemon.HasTLS(d.Config()) {
+		src.Certificates = d.Certificates
+	}
 	if d.Tracker.JournalStats().Path != "" {
 		src.Journal = d.Tracker.JournalStats
 	}
 	switch d.Role() {
 	case config.RoleTracker:
 		src.FleetSidecars = d.FleetSources
+		src.FleetRetire = d.RetireSidecar
 	case config.RoleSidecar:
 		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}

@@ -25,7 +25,9 @@ UTC time), its lag (now minus that time) and whether it is busy, blind or
 held; the transactions in flight; the pins that hold published TIDs back,
 partial commits first, then the storages held by commits that nothing
 accounted for (ground truth), each with the accept-partial command to run
-once decided; the storages' history watchers; the journal. In a fleet
+once decided (more than 5 unaccounted commits of one storage are summarised:
+count, first and last, a sample; --all lists every one); the storages'
+history watchers; the journal. In a fleet
 (from /fleet): on a tracker, a line per sidecar (connected, or down since
 when; reports applied; age of its newest report; lag; gaps; restarts); on
 a sidecar, its link to the tracker (up or down since when, the reports
@@ -43,7 +45,11 @@ transaction ids and file paths show as <redacted>, and the header line says
 Exit status: 0 when the status was printed; 1 when the daemon cannot be
 reached or answers something else; 3 when the status was printed and shows
 at least one partial commit or unaccounted pin (an operator must decide:
-see accept-partial).`
+see accept-partial).
+
+With a backup metrics file (--metrics-file, or backup_metrics_file of -c
+FILE), it ends with the age of the last successful backup, verify and
+forget, and says when their last run failed.`
 
 // exitPartial is status's exit code when an operator must decide: partial
 // commits or unaccounted commits are pinned.
@@ -94,22 +100,11 @@ func (f adminFlags) baseURL(c *cli, name string) (string, int) {
 		if *f.tokenFile == "" {
 			*f.tokenPath = cfg.Admin.TokenFile
 		}
-		if !cfg.Admin.Enabled {
-			return "", c.fail(name, fmt.Errorf("%s: the admin endpoint is disabled (admin { enabled = false })", *f.config))
+		base, err := adminBase(cfg)
+		if err != nil {
+			return "", c.fail(name, fmt.Errorf("%s: %w", *f.config, err))
 		}
-		a := cfg.Admin.Listen
-		if a.Port == 0 {
-			return "", c.fail(name, fmt.Errorf("%s: admin.listen has port 0 (a free port chosen at start): give the address with -a", *f.config))
-		}
-		host := a.Host
-		// A wildcard listen address is reached on loopback.
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			host = "127.0.0.1"
-			if ip != nil && ip.To4() == nil {
-				host = "::1"
-			}
-		}
-		return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port)), 0
+		return base, 0
 	}
 	s := *f.addr
 	if !strings.Contains(s, "://") {
@@ -120,6 +115,43 @@ func (f adminFlags) baseURL(c *cli, name string) (string, int) {
 		return "", c.usageError(name, "-a %q is not HOST:PORT or an http:// URL", *f.addr)
 	}
 	return strings.TrimSuffix(u.String(), "/"), 0
+}
+
+// adminBase is the URL of cfg's admin endpoint, as reached from this host.
+func adminBase(cfg *config.Config) (string, error) {
+	if !cfg.Admin.Enabled {
+		return "", errors.New("the admin endpoint is disabled (admin { enabled = false })")
+	}
+	a := cfg.Admin.Listen
+	if a.Port == 0 {
+		return "", errors.New("admin.listen has port 0 (a free port chosen at start): give the address with -a")
+	}
+	return "http://" + dialable(a), nil
+}
+
+// classicAddr is cfg's classic endpoint, as reached from this host.
+func classicAddr(cfg *config.Config) (string, error) {
+	if !cfg.Classic.Enabled {
+		return "", errors.New("the classic endpoint is disabled")
+	}
+	a := cfg.Classic.Listen
+	if a.Port == 0 {
+		return "", errors.New("classic.listen has port 0 (a free port chosen at start): give the address with -a")
+	}
+	return dialable(a), nil
+}
+
+// dialable is a listen address as a client dials it: a wildcard host is
+// reached on loopback.
+func dialable(a config.Address) string {
+	host := a.Host
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(a.Port))
 }
 
 // adminClient talks to the admin endpoint.
@@ -199,6 +231,8 @@ func runStatus(c *cli, args []string) int {
 	fs := c.flagSet("status")
 	af := addAdminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the /status JSON document unchanged")
+	all := fs.Bool("all", false, "list every unaccounted commit (by default, more than 5 of one storage are summarised: count, first, last, a sample)")
+	metricsFile := fs.String("metrics-file", "", "the backup commands' metrics `FILE`, for the last backup's age (default: backup_metrics_file of -c FILE)")
 	if ok, code := c.parse(fs, args); !ok {
 		return code
 	}
@@ -238,14 +272,30 @@ func runStatus(c *cli, args []string) int {
 			fmt.Fprintf(c.stdout, "Role: sidecar: it proxies its Zopes' ZEO connections and reports to the tracker; "+
 				"the published point, pins and the status file are the tracker's (run tidstorage status against its admin endpoint)\n")
 		} else {
-			printStatus(c.stdout, &doc, where, af.hint())
+			printStatus(c.stdout, &doc, where, af.hint(), printOptions{all: *all})
 		}
 		printFleet(c.stdout, &doc, fl, ferr)
+		if path := af.backupMetricsFile(*metricsFile); path != "" {
+			printLastRuns(c.stdout, path, time.Now())
+		}
 	}
 	if len(doc.PartialPins()) > 0 || len(doc.UnaccountedPins()) > 0 {
 		return exitPartial
 	}
 	return 0
+}
+
+// backupMetricsFile is flag, or else the backup_metrics_file of -c FILE
+// (already loaded once by baseURL); "" when neither names one.
+func (f adminFlags) backupMetricsFile(flag string) string {
+	if flag != "" || *f.config == "" {
+		return flag
+	}
+	cfg, err := config.Load(*f.config)
+	if err != nil {
+		return ""
+	}
+	return cfg.BackupMetricsFile
 }
 
 // hint repeats the flags that located the endpoint, for suggested commands.

@@ -64,10 +64,31 @@ func printSidecars(w io.Writer, now time.Time, sc []fleet.SourceStats) {
 		if !s.Connected && s.LastError != "" {
 			lastErr = s.LastError
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", s.Source, upDown(now, s.Connected, s.Since),
+		state := upDown(now, s.Connected, s.Since)
+		switch {
+		case s.Expected:
+			state = "DOWN: expected, not back since the tracker started " + age(now.Sub(s.Since).Seconds()) + " ago"
+		case s.Resending:
+			state += ", resending"
+		case !s.Connected && s.Connects == 0 && s.Refused > 0:
+			state = "REFUSED"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", s.Source, state,
 			s.AppliedReports, newest, age(s.LagSeconds), s.Gaps, s.Restarts, lastErr)
 	}
 	tw.Flush()
+	for _, s := range sc {
+		if s.Refused > 0 && now.Sub(s.LastRefusedAt) < 10*time.Minute {
+			fmt.Fprintf(w, "!! %s: %d stream%s refused under this name, the last %s ago, from %s\n", s.Source, s.Refused,
+				plural(int(s.Refused)), age(now.Sub(s.LastRefusedAt).Seconds()), s.LastRefused)
+		}
+	}
+	for _, s := range sc {
+		if s.Expected || (!s.Connected && s.Connects > 0) {
+			fmt.Fprintf(w, "  %s is down: its commits wait for its resend up to a minute before they are reported unaccounted, "+
+				"and accept-partial waits for it; if it is gone for good: tidstorage fleet retire %s\n", s.Source, s.Source)
+		}
+	}
 	for _, s := range sc {
 		if s.Gaps > 0 {
 			fmt.Fprintf(w, "  %s declared %d gap%s in its reports: the commits of those periods are held as unaccounted until accepted\n",
@@ -100,6 +121,9 @@ func printLink(w io.Writer, now time.Time, l *fleet.LinkStats) {
 	if l.Capacity > 0 && l.Pending*5 >= l.Capacity*4 {
 		fmt.Fprintf(w, "!! the send buffer is %d%% full: past it reports are dropped, a gap whose commits the tracker holds until accepted\n",
 			l.Pending*100/l.Capacity)
+	}
+	if l.Refused != "" {
+		fmt.Fprintf(w, "!! the tracker refuses this sidecar (it retries; its reports stay buffered): %s\n", l.Refused)
 	}
 	if l.BufferError != "" {
 		fmt.Fprintf(w, "!! the buffer file is no longer written (reports in memory only: a restart is a gap): %s\n", l.BufferError)

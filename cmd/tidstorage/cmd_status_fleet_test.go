@@ -81,3 +81,16 @@ func TestStatusFleetAbsentOrFailing(t *testing.T) {
 	require.Contains(t, r.stdout, "Storages:")
 	require.Contains(t, r.stdout, "\nFleet: cannot read the link's figures: GET "+broken.URL+"/fleet: 500 Internal Server Error: boom\n")
 }
+
+// The status names a refused or colliding sidecar, on both ends, and the
+// sidecars a restarted tracker still waits for.
+func TestStatusFleetRefused(t *testing.T) {
+	out := fleetStatus(t, func(s *admin.Sources) { s.FleetSidecars = admintest.SidecarsRefused })
+	require.Contains(t, out, `!! zope1: 2 streams refused under this name, the last 10s ago, from 10.0.0.13:40300: the name "zope1" is held by a live stream from 10.0.0.11:40100`)
+	require.Regexp(t, `\n  zope3 +DOWN: expected, not back since the tracker started 2m0s ago +0 +- `, out)
+	require.Contains(t, out, "zope3 is down: ")
+	require.Contains(t, out, "tidstorage fleet retire zope3")
+
+	out = fleetStatus(t, func(s *admin.Sources) { s.FleetLink = admintest.LinkRefused })
+	require.Contains(t, out, `!! the tracker refuses this sidecar (it retries; its reports stay buffered): the name "zope1" is held by a live stream from 10.0.0.11:40100`)
+}

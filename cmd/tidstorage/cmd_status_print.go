@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -38,13 +39,25 @@ func tidText(t *statusdoc.TIDDoc) string {
 	return t.Hex + "  " + t.Time.UTC().Format(tsLayout)
 }
 
-func printStatus(w io.Writer, d *statusdoc.StatusDoc, base, hint string) {
+// printOptions tune the text form.
+type printOptions struct {
+	// all lists every unaccounted commit; otherwise more than
+	// commitsListed of one storage are summarised (count, first and last,
+	// a sample).
+	all bool
+}
+
+// commitsListed is how many unaccounted commits of one storage are listed
+// one per line before they are summarised.
+const commitsListed = 5
+
+func printStatus(w io.Writer, d *statusdoc.StatusDoc, base, hint string, opt printOptions) {
 	printHeader(w, d, base)
 	printStorages(w, d)
 	printInFlight(w, d)
-	printPartials(w, d, hint)
-	printHeld(w, d, hint)
-	printOtherPins(w, d)
+	printPartials(w, d, hint, opt)
+	printHeld(w, d, hint, opt)
+	printOtherPins(w, d, opt)
 	printWatchers(w, d)
 	printParts(w, d)
 }
@@ -70,6 +83,9 @@ func printHeader(w io.Writer, d *statusdoc.StatusDoc, base string) {
 	if d.TrackerFailure != "" {
 		fmt.Fprintf(w, "!! TRACKER FAILED: %s\n!! Publication stopped at the last good point below; traffic is still relayed. Restart tidstorage.\n", d.TrackerFailure)
 	}
+	if d.PublicationHeld != "" {
+		fmt.Fprintf(w, "!! PUBLICATION HELD: %s.\n!! The point below stays where it was until the state directory takes the files again (tried every second); ZODB traffic is relayed as usual.\n", d.PublicationHeld)
+	}
 }
 
 func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
@@ -88,6 +104,10 @@ func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
 	for i := range d.History {
 		hist[d.History[i].Storage] = &d.History[i]
 	}
+	names := map[string]string{}
+	for _, s := range d.Storages {
+		names[s.ID] = storageName(s.ID, s.Label)
+	}
 	for _, s := range d.Storages {
 		pub, when, lag := "-", "-", "-"
 		switch {
@@ -100,23 +120,31 @@ func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
 				lag = age(*s.LagSeconds)
 			}
 		}
-		state := storageState(&s, watching)
+		state := storageState(&s, d, watching, names)
 		if h := hist[s.ID]; h != nil && !h.Connected && h.LastError != "" {
 			// The reason first: "idle" would hide that its ZEO is unreachable.
 			down := "ZEO UNREACHABLE (history watcher): " + h.LastError
-			if len(state) == 1 && state[0] == "idle" {
+			if len(state) == 1 && state[0] == idleState {
 				state = nil
 			}
 			state = append([]string{down}, state...)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.ID, pub, when, lag, strings.Join(state, ", "))
+		if len(state) == 1 && state[0] == idleState {
+			// Lag is how far publication is behind the storage: none when
+			// its last commit is published, however long ago that was.
+			lag = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", names[s.ID], pub, when, lag, strings.Join(state, ", "))
 	}
 	tw.Flush()
 }
 
+// idleState is the state of a storage whose last commit is published.
+const idleState = "idle: its last commit is published"
+
 // storageState describes a storage's row; watching: some storage's history
 // is watched (so that one that is not is worth saying).
-func storageState(s *statusdoc.StorageDoc, watching bool) []string {
+func storageState(s *statusdoc.StorageDoc, d *statusdoc.StatusDoc, watching bool, names map[string]string) []string {
 	var state []string
 	if s.HeldByUnaccounted {
 		state = append(state, fmt.Sprintf("HELD by %d unaccounted commit%s", len(s.Unaccounted), plural(len(s.Unaccounted))))
@@ -125,7 +153,24 @@ func storageState(s *statusdoc.StorageDoc, watching bool) []string {
 		state = append(state, fmt.Sprintf("BLIND (%d connection%s)", s.BlindConnections, plural(s.BlindConnections)))
 	}
 	if s.Busy {
-		state = append(state, fmt.Sprintf("busy (group %d)", s.Group))
+		// Its group counts transactions in flight and pins alike.
+		busy := "busy: waits for a transaction or pin to end"
+		if s.Group >= 0 && s.Group < len(d.Groups) {
+			g := d.Groups[s.Group]
+			if g.InFlight > 1 {
+				busy = fmt.Sprintf("busy: waits for %d transactions or pins to end", g.InFlight)
+			}
+			var with []string
+			for _, o := range g.Storages {
+				if o != s.ID {
+					with = append(with, cmp.Or(names[o], o))
+				}
+			}
+			if len(with) > 0 {
+				busy += ", publishes together with " + strings.Join(with, " and ")
+			}
+		}
+		state = append(state, busy)
 	}
 	if s.Transient != nil && (s.Published == nil || s.Transient.Int != s.Published.Int) {
 		state = append(state, "committed up to "+s.Transient.Hex)
@@ -148,7 +193,7 @@ func storageState(s *statusdoc.StorageDoc, watching bool) []string {
 		case s.Published.Int == 0:
 			state = append(state, "empty (no transaction yet)")
 		default:
-			state = append(state, "idle")
+			state = append(state, idleState)
 		}
 	}
 	return state
@@ -165,7 +210,7 @@ func printInFlight(w io.Writer, d *statusdoc.StatusDoc) {
 	}
 }
 
-func printPartials(w io.Writer, d *statusdoc.StatusDoc, hint string) {
+func printPartials(w io.Writer, d *statusdoc.StatusDoc, hint string, opt printOptions) {
 	partials := d.PartialPins()
 	if len(partials) == 0 {
 		return
@@ -174,14 +219,14 @@ func printPartials(w io.Writer, d *statusdoc.StatusDoc, hint string) {
 		len(partials), pluralUpper(len(partials)))
 	fmt.Fprintf(w, "!! Their published TIDs stay where they are until you decide (see docs/admin.md).\n")
 	for _, p := range partials {
-		printPin(w, &p, "!! ")
+		printPin(w, &p, "!! ", d.Time, opt)
 		fmt.Fprintf(w, "   accept the live state as the new baseline: tidstorage accept-partial %s --yes %d\n", hint, p.ID)
 	}
 }
 
 // printHeld lists the storages held by unaccounted commits, with their
 // pins (absent while the commits wait for a late report).
-func printHeld(w io.Writer, d *statusdoc.StatusDoc, hint string) {
+func printHeld(w io.Writer, d *statusdoc.StatusDoc, hint string, opt printOptions) {
 	held := d.HeldStorages()
 	if len(held) == 0 {
 		return
@@ -193,10 +238,8 @@ func printHeld(w io.Writer, d *statusdoc.StatusDoc, hint string) {
 	fmt.Fprintf(w, "!! ERROR log line \"unaccounted commit\" names each one's user and description (docs/admin.md).\n")
 	pins := d.UnaccountedPins()
 	for _, s := range held {
-		fmt.Fprintf(w, "!! %s: published %s\n", s.ID, tidText(s.Published))
-		for _, u := range s.Unaccounted {
-			fmt.Fprintf(w, "!!   unaccounted commit %s (%s ago)\n", tidText(&u), age(d.Time.Sub(u.Time).Seconds()))
-		}
+		fmt.Fprintf(w, "!! %s: published %s\n", storageName(s.ID, s.Label), tidText(s.Published))
+		printCommits(w, "!!   ", s.Unaccounted, d.Time, opt)
 		pinned := false
 		for _, p := range pins {
 			if len(p.Storages) == 1 && p.Storages[0] == s.ID {
@@ -212,7 +255,7 @@ func printHeld(w io.Writer, d *statusdoc.StatusDoc, hint string) {
 	}
 }
 
-func printOtherPins(w io.Writer, d *statusdoc.StatusDoc) {
+func printOtherPins(w io.Writer, d *statusdoc.StatusDoc, opt printOptions) {
 	var others []statusdoc.PinDoc
 	for _, p := range d.Pins {
 		if p.Kind != "partial" && p.Kind != "unaccounted" {
@@ -224,7 +267,7 @@ func printOtherPins(w io.Writer, d *statusdoc.StatusDoc) {
 	}
 	fmt.Fprintf(w, "\nOther pins (holding published TIDs back):\n")
 	for _, p := range others {
-		printPin(w, &p, "  ")
+		printPin(w, &p, "  ", d.Time, opt)
 	}
 }
 
@@ -281,6 +324,9 @@ func printParts(w io.Writer, d *statusdoc.StatusDoc) {
 	if j := d.Journal; j != nil {
 		printJournal(w, j)
 	}
+	if a := d.Archive; a != nil {
+		printArchive(w, a, d.Time)
+	}
 	k := d.Counters
 	fmt.Fprintf(w, "Tracker: %d publications, %d partial commits, %d unaccounted commits, %d warnings, %d criticals, %d pins accepted\n",
 		k.Publications, k.Partials, k.Unaccounted, k.Warnings, k.Criticals, k.PinsAccepted)
@@ -320,7 +366,25 @@ func printJournal(w io.Writer, j *statusdoc.JournalDoc) {
 		fmt.Fprintf(w, "; %d ERROR%s", j.Errors, pluralUpper(int(j.Errors)))
 	}
 	if j.Broken != "" {
-		fmt.Fprintf(w, "; JOURNALING STOPPED until the tracker is next idle (a crash meanwhile holds publication until accepted): %s", j.Broken)
+		fmt.Fprintf(w, "; JOURNALING STOPPED, publication held, until a rotation succeeds (tried every second): %s", j.Broken)
+	}
+	if j.Reserve != "" {
+		fmt.Fprintf(w, "; the reserve file for a rotation on a full disk is missing: %s", j.Reserve)
+	}
+	fmt.Fprintln(w)
+}
+
+func printArchive(w io.Writer, a *statusdoc.ArchiveDoc, now time.Time) {
+	fmt.Fprintf(w, "Archive: %s, %s", a.Store, a.State)
+	if !a.LastShipment.IsZero() {
+		fmt.Fprintf(w, "; last shipment %s ago (point of %s UTC), %d this run, %s", age(now.Sub(a.LastShipment).Seconds()),
+			a.LastPoint.UTC().Format("2006-01-02 15:04:05.000"), a.Shipments, sizeText(a.BytesShipped))
+	}
+	fmt.Fprintf(w, "; lag %s, %s", age(a.LagSeconds), sizeText(a.LagBytes))
+	if a.Failing {
+		fmt.Fprintf(w, "; FAILING (%d error%s): %s", a.Errors, plural(int(a.Errors)), a.LastError)
+	} else if a.Errors > 0 {
+		fmt.Fprintf(w, "; %d error%s before, last: %s", a.Errors, plural(int(a.Errors)), a.LastError)
 	}
 	fmt.Fprintln(w)
 }
@@ -341,8 +405,28 @@ func sizeText(n int64) string {
 	return fmt.Sprintf("%.1f %s", v, u)
 }
 
+// printCommits prints unaccounted commits, oldest first: one per line when
+// they are few or all are asked for, else a summary: how many, the first and
+// the last with their times, and a sample of the first few.
+func printCommits(w io.Writer, prefix string, commits []statusdoc.TIDDoc, now time.Time, opt printOptions) {
+	if opt.all || len(commits) <= commitsListed {
+		for _, u := range commits {
+			fmt.Fprintf(w, "%sunaccounted commit %s (%s ago)\n", prefix, tidText(&u), age(now.Sub(u.Time).Seconds()))
+		}
+		return
+	}
+	first, last := commits[0], commits[len(commits)-1]
+	fmt.Fprintf(w, "%s%d unaccounted commits over %s, from %s (%s ago) to %s (%s ago)\n", prefix, len(commits),
+		age(last.Time.Sub(first.Time).Seconds()), tidText(&first), age(now.Sub(first.Time).Seconds()), tidText(&last), age(now.Sub(last.Time).Seconds()))
+	sample := make([]string, 0, commitsListed-2)
+	for _, u := range commits[:commitsListed-2] {
+		sample = append(sample, u.Hex)
+	}
+	fmt.Fprintf(w, "%s  the first ones: %s … (--all lists every one; the ERROR log line \"unaccounted commit\" names each)\n", prefix, strings.Join(sample, ", "))
+}
+
 // printPin prints a pin's description, each line prefixed.
-func printPin(w io.Writer, p *statusdoc.PinDoc, prefix string) {
+func printPin(w io.Writer, p *statusdoc.PinDoc, prefix string, now time.Time, opt printOptions) {
 	fmt.Fprintf(w, "%spin %d (%s) since %s UTC (%s ago) on %s\n", prefix, p.ID, p.Kind,
 		p.Since.UTC().Format("2006-01-02 15:04:05"), age(p.AgeSeconds), strings.Join(p.Storages, ", "))
 	fmt.Fprintf(w, "%s  %s\n", prefix, p.Reason)
@@ -355,9 +439,7 @@ func printPin(w io.Writer, p *statusdoc.PinDoc, prefix string) {
 	if len(p.Waiting) > 0 {
 		fmt.Fprintf(w, "%s  waiting for a commit on %s\n", prefix, strings.Join(p.Waiting, ", "))
 	}
-	for _, u := range p.Unaccounted {
-		fmt.Fprintf(w, "%s  unaccounted commit %s\n", prefix, tidText(&u))
-	}
+	printCommits(w, prefix+"  ", p.Unaccounted, now, opt)
 }
 
 func pluralUpper(n int) string { return strings.ToUpper(plural(n)) }

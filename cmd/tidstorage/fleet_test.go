@@ -837,6 +837,26 @@ func (c *linkCutter) stall(d time.Duration) {
 	c.stalledTo = time.Now().Add(d)
 }
 
+// startCutFleetUnderLoad starts a fleet of two sidecars whose link to the
+// tracker goes through a linkCutter, primes it, and starts a paired writer
+// through each sidecar for the given seconds, sampled.
+func startCutFleetUnderLoad(t *testing.T, ctx context.Context, seconds int) (*fleetSite, *linkCutter, *sampler, *writer, *writer) {
+	var cutter *linkCutter
+	s := startFleet(t, 2, func(fleetAddr string) string {
+		cutter = newLinkCutter(t, fleetAddr)
+		return cutter.ln.Addr().String()
+	})
+	s.commitThroughEach()
+	sm := s.sample()
+	w1 := s.startWriter(ctx, s.sidecars[0], seconds)
+	w2 := s.startWriter(ctx, s.sidecars[1], seconds)
+	if !assert.Eventually(t, func() bool { return w1.commits.Load() > 5 && w2.commits.Load() > 5 }, 30*time.Second, 20*time.Millisecond) {
+		s.diagnoseStall(w1, w2)
+		t.Fatalf("the writers do not commit: %d, %d", w1.commits.Load(), w2.commits.Load())
+	}
+	return s, cutter, sm, w1, w2
+}
+
 // The network between the sidecars and the tracker is cut twice for a few
 // seconds under load, then stalled longer than the link's keepalive: ZEO
 // traffic through the sidecars goes on, they reconnect and resend,
@@ -846,21 +866,9 @@ func (c *linkCutter) stall(d time.Duration) {
 // paired writers without backoff, not the sidecars: zodb_client.py now
 // backs off and reports its conflicts, and a stall dumps both sides.)
 func TestFleetLinkCutUnderLoad(t *testing.T) {
-	var cutter *linkCutter
-	s := startFleet(t, 2, func(fleetAddr string) string {
-		cutter = newLinkCutter(t, fleetAddr)
-		return cutter.ln.Addr().String()
-	})
-	s.commitThroughEach()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sm := s.sample()
-	w1 := s.startWriter(ctx, s.sidecars[0], 70)
-	w2 := s.startWriter(ctx, s.sidecars[1], 70)
-	if !assert.Eventually(t, func() bool { return w1.commits.Load() > 5 && w2.commits.Load() > 5 }, 30*time.Second, 20*time.Millisecond) {
-		s.diagnoseStall(w1, w2)
-		t.Fatalf("the writers do not commit: %d, %d", w1.commits.Load(), w2.commits.Load())
-	}
+	s, cutter, sm, w1, w2 := startCutFleetUnderLoad(t, ctx, 70)
 	type link struct {
 		Link struct {
 			Connected         bool

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 )
@@ -34,19 +35,21 @@ func init() {
 	commands = []*command{
 		{name: "serve", args: "-c FILE", run: runServe, help: serveHelp,
 			summary: "run the daemon: ZEO proxies, classic endpoint, admin endpoint"},
-		{name: "status", args: "[-c FILE | -a HOST:PORT] [--json]", run: runStatus, help: statusHelp,
+		{name: "status", args: "[-c FILE | -a HOST:PORT] [--all] [--json]", run: runStatus, help: statusHelp,
 			summary: "show the running daemon's storages, published TIDs, in-flight and partial commits"},
 		{name: "dump", args: "[-a HOST:PORT | -c FILE] [--json]", run: runDump, help: dumpHelp,
 			summary: "print the published point of a running server (classic DUMP)"},
-		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] PIN", run: runAcceptPartial, help: acceptHelp,
+		{name: "accept-partial", args: "[-c FILE | -a HOST:PORT] [--yes] [--all] PIN", run: runAcceptPartial, help: acceptHelp,
 			summary: "accept a reported partial commit as the new baseline, or unaccounted commits once decided"},
+		{name: "fleet retire", args: "[-c FILE | -a HOST:PORT] [--yes] NAME", run: runFleetRetire, help: fleetRetireHelp,
+			summary: "forget a sidecar gone for good (fleet tracker)"},
 		{name: "config check", args: "-c FILE", run: runConfigCheck, help: configCheckHelp,
 			summary: "validate a configuration file and summarise it"},
 		{name: "tid", args: "[--from FORMAT] [--json] TID|TIME...", run: runTID, help: tidHelp,
 			summary: "convert TIDs between integer, hex, base64 and UTC time"},
 		{name: "backup", args: "-c FILE [--full] [-Q] [-z] [--keep N | --snapshot DIR] [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...]", run: runBackup, help: backupHelp,
 			summary: "back up every storage to the coherent point, in repozo-compatible repositories"},
-		{name: "restore", args: "-c FILE (--to DIR | --in-place) [--set STAMP | --at DATE] [--force]", run: runRestore, help: restoreHelp,
+		{name: "restore", args: "-c FILE (--to DIR | --in-place) [--set STAMP | --at DATE] [--force] | -c FILE --from-archive (--to DIR | --in-place) [--at TIME | --tid STORAGE=TID...] [--identity FILE] [--force]", run: runRestore, help: restoreHelp,
 			summary: "restore every storage of a backup set, verified"},
 		{name: "verify", args: "-c FILE [--set STAMP] [--read-data] [--json]", run: runVerify, help: verifyHelp,
 			summary: "check backup sets without restoring them: checksums, chain ends, blobs, coherence"},
@@ -56,6 +59,15 @@ func init() {
 			summary: "list the backup sets of the configured repositories"},
 		{name: "cut", args: "-c FILE [--status-file F | --dump HOST:PORT | --tid STORAGE=TID...] [--dry-run]", run: runCut, help: cutHelp,
 			summary: "cut every live Data.fs right after its coherent TID (after a crash), keeping what it removes"},
+		// Two-word commands before "archive": lookup takes the first match.
+		{name: "archive list", args: "-c FILE [--json]", run: runArchiveList, help: archiveListHelp,
+			summary: "list the archive: restorable window, bases, sizes, lock"},
+		{name: "archive verify", args: "-c FILE [--read-data] [--identity FILE]", run: runArchiveVerify, help: archiveVerifyHelp,
+			summary: "check the archive without restoring it (--read-data: every object's sha256)"},
+		{name: "archive prune", args: "-c FILE [--retention D] [--yes]", run: runArchivePrune, help: archivePruneHelp,
+			summary: "apply the archive's retention by hand, printing what it removes"},
+		{name: "archive", args: "-c FILE [--status-file F | --dump HOST:PORT]", run: runArchive, help: archiveHelp,
+			summary: "archive every published point to the object store continuously (a ZEO host without serve)"},
 		{name: "version", run: runVersion,
 			summary: "print the version"},
 		{name: "help", args: "[COMMAND]", run: runHelp,
@@ -63,8 +75,51 @@ func init() {
 	}
 }
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
+// version is what the binary says it is: -ldflags "-X main.version=v1.2.3"
+// when given, else the module version Go recorded at build time (a tag, or a
+// pseudo-version naming the commit: v0.0.0-20261124120000-0123456789ab,
+// "+dirty" for a modified work tree), else "dev".
 var version = "dev"
+
+// revision is the VCS commit the binary was built from, "" when unknown;
+// modified says the work tree had changes.
+var revision, modified = "", false
+
+func init() {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, revision, modified = fromBuildInfo(bi, version)
+	}
+}
+
+// fromBuildInfo reads the version, the VCS revision and whether the tree
+// was modified from Go's build information; given is the version set by
+// -ldflags ("dev" when not).
+func fromBuildInfo(bi *debug.BuildInfo, given string) (version, revision string, modified bool) {
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	version = given
+	if version != "dev" {
+		return version, revision, modified
+	}
+	switch v := bi.Main.Version; {
+	case v != "" && v != "(devel)":
+		version = v
+	case revision != "":
+		version = "devel-" + short(revision)
+		if modified {
+			version += "+dirty"
+		}
+	}
+	return version, revision, modified
+}
+
+func short(rev string) string { return rev[:min(12, len(rev))] }
 
 // cli carries the process's outputs so that tests can capture them.
 type cli struct {
@@ -208,9 +263,11 @@ func configFlag(fs *flag.FlagSet) *string {
 	return p
 }
 
-// fail prints "tidstorage CMD: err" and returns exit code 1.
+// fail prints "tidstorage CMD: err" and returns exit code 1. An error that
+// already begins with the command's name ("restore: storage …", from the
+// package doing the work) does not repeat it.
 func (c *cli) fail(name string, err error) int {
-	fmt.Fprintf(c.stderr, "tidstorage %s: %v\n", name, err)
+	fmt.Fprintf(c.stderr, "tidstorage %s: %s\n", name, strings.TrimPrefix(err.Error(), name+": "))
 	return 1
 }
 
@@ -245,6 +302,14 @@ func runVersion(c *cli, args []string) int {
 	if ok, code := c.parse(fs, args); !ok {
 		return code
 	}
-	fmt.Fprintf(c.stdout, "tidstorage %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	built := ""
+	if revision != "" {
+		built = "commit " + short(revision)
+		if modified {
+			built += " with local changes"
+		}
+		built += ", "
+	}
+	fmt.Fprintf(c.stdout, "tidstorage %s (%s%s, %s/%s)\n", version, built, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return 0
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -108,10 +110,43 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 }
 
+// The version comes from Go's build information: a binary built from a git
+// checkout names its module version (a pseudo-version with the commit) and
+// the commit; "dev" only when Go recorded nothing (go build -buildvcs=false,
+// or a git worktree, whose .git is a file Go does not follow).
 func TestVersion(t *testing.T) {
 	r := run(t, "version")
 	require.Equal(t, 0, r.code)
 	require.True(t, strings.HasPrefix(r.stdout, "tidstorage "), r.stdout)
+	info, err := exec.Command("go", "version", "-m", bin).Output()
+	require.NoError(t, err)
+	if m := regexp.MustCompile(`\tbuild\tvcs.revision=([0-9a-f]{12})`).FindSubmatch(info); m != nil {
+		require.NotContains(t, r.stdout, "tidstorage dev ")
+		require.Contains(t, r.stdout, "(commit "+string(m[1]), r.stdout)
+	} else {
+		require.True(t, strings.HasPrefix(r.stdout, "tidstorage dev ("), "no VCS information recorded:\n%s\n%s", r.stdout, info)
+	}
+
+	for _, c := range []struct {
+		main     string
+		settings map[string]string
+		given    string
+		want     string
+	}{
+		{"v0.0.0-20261124120000-0123456789ab+dirty", map[string]string{"vcs.revision": "0123456789abcdef", "vcs.modified": "true"}, "dev", "v0.0.0-20261124120000-0123456789ab+dirty"},
+		{"v1.2.0", map[string]string{"vcs.revision": "0123456789abcdef"}, "dev", "v1.2.0"},
+		{"(devel)", map[string]string{"vcs.revision": "0123456789abcdef", "vcs.modified": "true"}, "dev", "devel-0123456789ab+dirty"},
+		{"(devel)", nil, "dev", "dev"},
+		{"v1.2.0", nil, "v9.9.9", "v9.9.9"},
+	} {
+		bi := &debug.BuildInfo{Main: debug.Module{Version: c.main}}
+		for k, v := range c.settings {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: k, Value: v})
+		}
+		got, rev, _ := fromBuildInfo(bi, c.given)
+		require.Equal(t, c.want, got, c)
+		require.Equal(t, c.settings["vcs.revision"], rev)
+	}
 }
 
 func TestServeRefusesBadStarts(t *testing.T) {
@@ -143,7 +178,7 @@ func TestServeRefusesBadStarts(t *testing.T) {
 func TestConfigCheckAcceptsTheExample(t *testing.T) {
 	r := run(t, "config", "check", "-c", "../../examples/tidstorage.hcl")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.True(t, strings.HasPrefix(r.stdout, "OK ../../examples/tidstorage.hcl\n"), r.stdout)
+	require.True(t, strings.HasPrefix(r.stdout, "OK ../../examples/tidstorage.hcl, with 7 warnings (printed on stderr)\n"), r.stdout)
 	// The example's paths (/var/lib/tidstorage, /srv/zeo1, ...) do not
 	// exist here: config check says so, and says nothing else.
 	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
@@ -154,7 +189,7 @@ func TestConfigCheckAcceptsTheExample(t *testing.T) {
 	require.Contains(t, r.stderr, `tidstorage.hcl:56:18: warning: Path does not exist: data_fs "/srv/zeo1/var/Data.fs" does not exist`)
 	for _, want := range []string{
 		"127.0.0.1:9001", "127.0.0.1:9002", `zeo "main"`, `zeo "sessions"`, "storages: 4",
-		"((('zeo1.example.com', 8100),), '1')", "((('zeo1.example.com', 8100),), 'catalog')",
+		"main-1 = ((('zeo1.example.com', 8100),), '1')", "main-catalog = ((('zeo1.example.com', 8100),), 'catalog')",
 	} {
 		require.Contains(t, r.stdout, want)
 	}
@@ -299,6 +334,34 @@ func TestDump(t *testing.T) {
 	require.Equal(t, "A8eWAzXVL0g=", out.Storages["((('localhost', 8200),), '2')"].Base64)
 }
 
+// TID 0 (a storage without a transaction) is "empty", as status says, not
+// 1900-01-01; with -c a storage whose label is another name shows both.
+func TestDumpEmptyAndNames(t *testing.T) {
+	addr := startClassic(t, fixedBackend{point: map[string]txn.TID{"((('localhost', 8100),), '1')": 0, "main": 272351243011436356}})
+	cfg := filepath.Join(t.TempDir(), "t.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`classic {
+  listen = %q
+}
+zeo "z" {
+  listen   = "localhost:8100"
+  upstream = "localhost:8200"
+  storage "1" {}
+}
+zeo "m" {
+  listen   = "localhost:8101"
+  upstream = "localhost:8201"
+  storage "1" { id = "main" }
+}
+`, addr)), 0o644))
+	r := run(t, "dump", "-c", cfg)
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, []string{"z-1", "=", "((('localhost',", "8100),),", "'1')", "0", "0000000000000000", "empty"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"main", "272351243011436356", "03c7960335d52f44", "2018-05-16T21:55:12.61705136Z"}, strings.Fields(lines[1]),
+		"an id that is a plain name is the storage's only name")
+}
+
 func TestDumpBeforeBootstrap(t *testing.T) {
 	addr := startClassic(t, fixedBackend{point: map[string]txn.TID{}, booting: true})
 	r := run(t, "dump", "-a", addr)
@@ -318,9 +381,15 @@ func TestDumpErrors(t *testing.T) {
 	l.Close()
 	r := run(t, "dump", "-a", addr, "--timeout", "2s")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "tidstorage dump: classic: dial "+addr)
+	require.Contains(t, r.stderr, "tidstorage dump: cannot reach a classic endpoint at "+addr+" (is 'tidstorage serve' running there? give -a HOST:PORT or -c FILE): connection refused")
 
-	require.Equal(t, 2, run(t, "dump").code)
+	// Without -a or -c: the default classic address (README's "tidstorage
+	// dump"), which may or may not answer on this machine.
+	r = run(t, "dump", "--timeout", "2s")
+	require.NotEqual(t, 2, r.code, "not a usage error: %s", r.stderr)
+	if r.code != 0 {
+		require.Contains(t, r.stderr, "at 127.0.0.1:9001 ")
+	}
 	require.Equal(t, 2, run(t, "dump", "-a", addr, "-c", "x.hcl").code)
 	r = run(t, "dump", "-c", "../../config/testdata/bad_cidr.hcl")
 	require.Equal(t, 1, r.code)
@@ -334,4 +403,28 @@ func TestVersionFlag(t *testing.T) {
 		require.Equal(t, 0, r.code, arg)
 		require.Equal(t, v.stdout, r.stdout, arg)
 	}
+}
+
+// A sidecar has no status file by design: config check shows its send
+// buffer instead, and warns about nothing of the kind.
+func TestConfigCheckSidecar(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "sidecar.hcl")
+	require.NoError(t, os.WriteFile(cfg, []byte(`tracker {
+  address     = "127.0.0.1:9010"
+  name        = "zope1"
+  buffer_file = "/tmp/sidecar.buffer"
+}
+zeo "main" {
+  listen   = "127.0.0.1:8100"
+  upstream = "127.0.0.1:8200"
+  storage "1" { id = "main" }
+}
+`), 0o644))
+	r := run(t, "config", "check", "-c", cfg)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stderr)
+	require.True(t, strings.HasPrefix(r.stdout, "OK "+cfg+"\n"), r.stdout)
+	require.Regexp(t, `\nsend buffer +/tmp/sidecar.buffer +up to 1000000 reports\n`, r.stdout)
+	require.NotContains(t, r.stdout, "status file")
+	require.Regexp(t, `\n  main +zeo "main" storage "1" *\n`, r.stdout, "an id that is a plain name is the storage's one name")
 }

@@ -126,7 +126,7 @@ func (s *epochSite) snapshot(t *testing.T) []byte {
 	return b
 }
 
-// Issue 12, items 3b, 3 and 1, with real ZEO and serve restarts: a torn
+// With real ZEO and serve restarts: a torn
 // last line is cut off before anything is appended; an id a classic client
 // reported once and nobody configured leaves the point without breaking
 // backups; an older Data.fs restored in place begins a new epoch instead of
@@ -206,7 +206,7 @@ func TestServeStatusFileEpochsAndRepairs(t *testing.T) {
 	require.Equal(t, t1.Hex(), zeotest.ReadFS(t, "--fs", restored[0]).Last)
 }
 
-// Issue 12, item 2, with real ZEO: the storage goes back under a running
+// With real ZEO: the storage goes back under a running
 // serve (an older Data.fs put back, as a cut does) while a pin holds it;
 // accept-partial refuses to publish the TID that no longer exists and says
 // to restart; the restart begins a new epoch at the live state and backup

@@ -17,8 +17,9 @@ import (
 	"github.com/tidstorage/tidstorage/integration/zeotest"
 )
 
-// TERM waits for transactions in flight; a second TERM exits at once.
-func TestServeSecondTermExitsAtOnce(t *testing.T) {
+// stopSite is serve in front of one ZEO storage, with a client holding a
+// two-phase commit open through it (voted or not).
+func stopSite(t *testing.T, vote bool) *serving {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
 	dir := t.TempDir()
 	proxyPort := zeotest.FreePort(t)
@@ -41,27 +42,34 @@ zeo "z" {
 	cfgPath := filepath.Join(dir, "tidstorage.hcl")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	sv := startServe(t, cfgPath, adminAddr, "/readyz")
-	cmd, stderr := sv.cmd, sv.stderr
 
-	// A client holds a two-phase commit open through the proxy.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	holder := zeotest.PythonCommand(ctx, t, "zodb_client.py", "--db", fmt.Sprintf("a=127.0.0.1:%d/1", proxyPort), "hold", "--seconds", "90")
+	args := []string{"--db", fmt.Sprintf("a=127.0.0.1:%d/1", proxyPort), "hold", "--seconds", "90"}
+	if vote {
+		args = append(args, "--vote")
+	}
+	holder := zeotest.PythonCommand(ctx, t, "zodb_client.py", args...)
 	out, err := holder.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, holder.Start())
-	defer func() { cancel(); _ = holder.Wait() }()
+	t.Cleanup(func() { cancel(); _ = holder.Wait() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(t, err)
 	require.Contains(t, line, "holding")
+	return sv
+}
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+// TERM waits for a transaction in its commit (voted, not finished); a
+// second TERM exits at once.
+func TestServeSecondTermExitsAtOnce(t *testing.T) {
+	sv := stopSite(t, true)
+	require.NoError(t, sv.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-sv.done:
-		t.Fatalf("serve exited (%v) with a transaction in flight before its grace period: %s", sv.err, stderr.String())
+		t.Fatalf("serve exited (%v) with a transaction in its commit before shutdown_timeout: %s", sv.err, sv.stderr.String())
 	case <-time.After(time.Second):
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, sv.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-sv.done:
 		var exit *exec.ExitError
@@ -70,5 +78,21 @@ zeo "z" {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a second TERM did not stop serve at once")
 	}
-	require.Contains(t, stderr.String(), "second stop signal")
+	require.Contains(t, sv.stderr.String(), "second stop signal")
+}
+
+// A transaction that has begun but not voted is not waited for: the stop
+// closes its connection at once (the server aborts it; the client retries on
+// the next process), and the stop is clean.
+func TestServeTermDoesNotWaitForATransactionNotVoted(t *testing.T) {
+	sv := stopSite(t, false)
+	require.NoError(t, sv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-sv.done:
+		require.NoError(t, sv.err, sv.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve waited for a transaction that had not voted: %s", sv.stderr.String())
+	}
+	require.Contains(t, sv.stderr.String(), "no transaction in its commit; every connection closed")
+	require.NotContains(t, sv.stderr.String(), "stop timeout")
 }

@@ -137,7 +137,7 @@ zeo "b" {
 	require.Contains(t, metrics.String(), "tidstorage_journal_bytes ")
 	require.Contains(t, metrics.String(), `tidstorage_held_storages 0`)
 
-	// Issue 13: serve created the admin token beside the status file, 0600;
+	// Serve created the admin token beside the status file, 0600;
 	// a rebinding request is misdirected, a POST without it unauthorized.
 	fi, err := os.Stat(statusPath + ".admin-token")
 	require.NoError(t, err)

@@ -559,11 +559,15 @@ func (*Item_Recover) isItem_Body() {}
 func (*Item_Gap) isItem_Body() {}
 
 type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`            // the sidecar's stable name
-	Incarnation   uint32                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // this run's participation id base >> 32
-	Storages      [][]byte               `protobuf:"bytes,3,rep,name=storages,proto3" json:"storages,omitempty"`        // the storage ids it proxies
-	Version       string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Source      string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`            // the sidecar's stable name
+	Incarnation uint32                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // this run's participation id base >> 32
+	Storages    [][]byte               `protobuf:"bytes,3,rep,name=storages,proto3" json:"storages,omitempty"`        // the storage ids it proxies
+	Version     string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	// last_seq: the highest seq this sidecar has numbered so far. Its resend
+	// is complete once the tracker applied up to it; a tracker that already
+	// applied more under this name heard another sidecar using it (refused).
+	LastSeq       uint64 `protobuf:"varint,5,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -624,6 +628,13 @@ func (x *Hello) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *Hello) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
 }
 
 type SidecarMessage struct {
@@ -810,12 +821,13 @@ const file_fleet_proto_rawDesc = "" +
 	"\x05event\x18\x03 \x01(\v2\x1a.tidstorage.fleet.v1.EventH\x00R\x05event\x128\n" +
 	"\arecover\x18\x04 \x01(\v2\x1c.tidstorage.fleet.v1.RecoverH\x00R\arecover\x12,\n" +
 	"\x03gap\x18\x05 \x01(\v2\x18.tidstorage.fleet.v1.GapH\x00R\x03gapB\x06\n" +
-	"\x04body\"w\n" +
+	"\x04body\"\x92\x01\n" +
 	"\x05Hello\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\rR\vincarnation\x12\x1a\n" +
 	"\bstorages\x18\x03 \x03(\fR\bstorages\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"s\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12\x19\n" +
+	"\blast_seq\x18\x05 \x01(\x04R\alastSeq\"s\n" +
 	"\x0eSidecarMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1a.tidstorage.fleet.v1.HelloR\x05hello\x12/\n" +
 	"\x05items\x18\x02 \x03(\v2\x19.tidstorage.fleet.v1.ItemR\x05items\"*\n" +

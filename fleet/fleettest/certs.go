@@ -22,9 +22,12 @@ import (
 type Certs struct {
 	CA                      string // ca.crt: signs the tracker and the good sidecar
 	TrackerCert, TrackerKey string // for 127.0.0.1 and localhost
-	SidecarCert, SidecarKey string // signed by CA
-	RogueCert, RogueKey     string // a client certificate signed by another CA
-	RogueCA                 string // that other CA
+	SidecarCert, SidecarKey string // signed by CA, for the SidecarNames
+	// ZopeCerts: a client certificate per name zope1..zope4 (CN and DNS
+	// name), signed by CA, for tests of the names certificates carry.
+	ZopeCerts           map[string][2]string
+	RogueCert, RogueKey string // a client certificate signed by another CA
+	RogueCA             string // that other CA
 
 	ca *authority // signs Issue's certificates
 }
@@ -56,8 +59,22 @@ func Write(dir string) (Certs, error) {
 	if c.RogueCert, c.RogueKey, err = leaf(dir, "rogue", rogue, false); err != nil {
 		return c, err
 	}
+	c.ZopeCerts = map[string][2]string{}
+	for i := 1; i <= 4; i++ {
+		name := fmt.Sprintf("zope%d", i)
+		cert, key, err := leafFor(dir, name, []string{name}, ca, false)
+		if err != nil {
+			return c, err
+		}
+		c.ZopeCerts[name] = [2]string{cert, key}
+	}
 	return c, nil
 }
+
+// SidecarNames are the names SidecarCert (and every client certificate
+// Issue writes) carries as DNS names: with mutual TLS a sidecar reports
+// only under a name its certificate carries (docs/deploy.md).
+var SidecarNames = []string{"s1", "s2", "s3", "b", "zope1", "zope2", "zope3", "zope4", "stranger"}
 
 // Issue writes dir/name.crt and dir/name.key, a new certificate signed by
 // the CA (a server certificate for 127.0.0.1 and localhost, or a client
@@ -89,13 +106,19 @@ func newCA(dir, name, cn string) (*authority, error) {
 }
 
 func leaf(dir, name string, ca *authority, server bool) (string, string, error) {
+	return leafFor(dir, name, SidecarNames, ca, server)
+}
+
+// leafFor: a client certificate carries the DNS names given.
+func leafFor(dir, name string, names []string, ca *authority, server bool) (string, string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		DNSNames: names}
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.DNSNames = []string{"localhost"}

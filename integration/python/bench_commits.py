@@ -15,6 +15,8 @@ from persistent.mapping import PersistentMapping
 from ZEO.ClientStorage import ClientStorage
 from ZODB.POSException import ConflictError
 
+import zeo_ssl
+
 
 def main():
     p = argparse.ArgumentParser()
@@ -29,12 +31,14 @@ def main():
                    help="change root[KEY]['n'] (created if needed) instead of root['n']")
     p.add_argument("--max-latency", action="store_true",
                    help="also print the longest commit, in milliseconds")
+    zeo_ssl.add_arguments(p)
     args = p.parse_args()
     host, _, port = args.addr.rpartition(":")
     tm = transaction.TransactionManager()
     dbs, roots = [], []
     for name in args.storage.split(","):
-        db = ZODB.DB(ClientStorage((host, int(port)), storage=name, wait_timeout=30))
+        db = ZODB.DB(ClientStorage((host, int(port)), storage=name, wait_timeout=30,
+                                   **zeo_ssl.options(args)))
         dbs.append(db)
         roots.append(db.open(tm).root())
     if args.key:

@@ -2,7 +2,9 @@
 storage, its last TID and root['counter']: the quickstart checks that a
 restored backup set is at the published point and coherent.
 
-  check_restored.py NAME=PATH [NAME=PATH ...]
+  check_restored.py NAME=PATH[,BLOBDIR] [NAME=PATH[,BLOBDIR] ...]
+
+With a blob directory, root['blob'] (a Blob) is read too ("blob").
 """
 import json
 import sys
@@ -15,11 +17,15 @@ def main():
     out = {}
     for arg in sys.argv[1:]:
         name, _, path = arg.partition("=")
-        db = ZODB.DB(FileStorage(path, read_only=True))
+        path, _, blob_dir = path.partition(",")
+        db = ZODB.DB(FileStorage(path, read_only=True, blob_dir=blob_dir or None))
         try:
             conn = db.open()
             root = conn.root()
             out[name] = {"last_tid": db.storage.lastTransaction().hex(), "counter": root.get("counter")}
+            if blob_dir and "blob" in root:
+                with root["blob"].open("r") as f:
+                    out[name]["blob"] = f.read().decode()
             conn.close()
         finally:
             db.close()

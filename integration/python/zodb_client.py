@@ -7,6 +7,8 @@ object per line; TIDs are 16-hex strings.
   --db NAME=HOST:PORT/STORAGE   (repeatable; the first is the root database)
   --label L                     ZEO client_label of every storage (optional)
   --wait-timeout S              how long a call waits for a lost connection (30)
+  --ssl-ca FILE [--ssl-cert FILE --ssl-key FILE] [--ssl-server-hostname NAME]
+                                TLS to every server, as zope.conf's <ssl> (zeo_ssl.py)
 
 Commands:
   last                      {"NAME": tid-hex, ...} of each storage (lastTransaction)
@@ -24,8 +26,17 @@ Commands:
                             One line per commit; conflict counts on stderr.
                             --classic HOST:PORT --ids a=ID,b=ID also reports each
                             transaction over the classic protocol, as a patched Zope.
-  hold --seconds S           begins a two-phase commit on the first database and
-                            keeps it open for S seconds (then aborts it).
+                            --between-ms M: a resource manager ordered between the
+                            touched databases sleeps M ms in its tpc_finish, so that
+                            each transaction stands committed on the first and voted
+                            on the last for that long (a slow client).
+                            --unique-desc makes each attempt's description unique
+                            ("<desc> <pid>-<n>"), so that an oracle can match a
+                            transaction's commits across storages.
+  hold --seconds S [--vote]  begins a two-phase commit on the first database and
+                            keeps it open for S seconds (then aborts it); with
+                            --vote it votes first (the server holds the commit
+                            lock: the transaction is in its commit).
   crash-between --first a --then b
                             commits a transaction T1 writing 'first' and 'then'
                             with a resource manager ordered between them whose
@@ -53,6 +64,11 @@ import transaction
 import ZODB
 from ZEO.ClientStorage import ClientStorage
 
+import zeo_ssl
+
+# ClientStorage keyword arguments for TLS (--ssl-*), set by main.
+SSL = {}
+
 
 def parse_db(spec):
     name, _, rest = spec.partition("=")
@@ -65,13 +81,18 @@ def parse_db(spec):
     return name, address, storage or "1"
 
 
-def open_dbs(specs, read_only=False, wait_timeout=30, label=None):
+def open_dbs(specs, read_only=False, wait_timeout=30, label=None, blob_cache=False):
     databases = {}
     dbs = []
     for spec in specs:
         name, address, storage = parse_db(spec)
+        kw = {}
+        if blob_cache:
+            # A private blob cache: the client can store and load blobs.
+            import tempfile
+            kw["blob_dir"] = tempfile.mkdtemp(prefix="zodb-client-blobs-")
         cs = ClientStorage(address, storage=storage, read_only=read_only,
-                           wait_timeout=wait_timeout, client_label=label)
+                           wait_timeout=wait_timeout, client_label=label, **SSL, **kw)
         dbs.append(ZODB.DB(cs, databases=databases, database_name=name))
     return dbs
 
@@ -89,6 +110,7 @@ def main():
     p.add_argument("--label", default=None, help="ZEO client_label of every storage")
     p.add_argument("--wait-timeout", type=float, default=30,
                    help="how long a call waits for a lost server connection to come back")
+    zeo_ssl.add_arguments(p)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("last")
     sub.add_parser("read")
@@ -106,28 +128,37 @@ def main():
     pa.add_argument("--touch", default="")
     pa.add_argument("--desc", default="paired")
     pa.add_argument("--key", default="counter")
+    pa.add_argument("--blob", action="store_true",
+                    help="also store root['blob'], a new ZODB Blob holding the value, in the first touched database")
     pa.add_argument("--classic", default=None,
                     help="HOST:PORT: report each transaction as a patched Zope does (BEGIN before the "
                          "two-phase commit, COMMIT with the TIDs after it, ABORT on a conflict)")
+    pa.add_argument("--unique-desc", action="store_true")
+    pa.add_argument("--between-ms", type=float, default=0)
     pa.add_argument("--ids", default="",
                     help="NAME=STORAGE_ID,...: the classic storage id of each touched database")
     ho = sub.add_parser("hold")
     ho.add_argument("--seconds", type=float, default=60)
+    ho.add_argument("--vote", action="store_true")
     cb = sub.add_parser("crash-between")
     cb.add_argument("--first", required=True)
     cb.add_argument("--then", required=True)
     cb.add_argument("--desc", default="T1")
     cb.add_argument("--block-until", default=None)
     cb.add_argument("--block-seconds", type=float, default=120)
+    pk = sub.add_parser("pack")
+    pk.add_argument("--touch", default="", help="the databases to pack (default: all)")
     hi = sub.add_parser("history")
     hi.add_argument("--key", default="counter")
     args = p.parse_args()
+    SSL.update(zeo_ssl.options(args))
     if args.cmd == "read-at":
         return read_at(args)
     if args.cmd == "history":
         return root_history(args)
 
-    dbs = open_dbs(args.db, label=args.label, wait_timeout=args.wait_timeout)
+    dbs = open_dbs(args.db, label=args.label, wait_timeout=args.wait_timeout,
+                   blob_cache=getattr(args, "blob", False))
     names = [db.database_name for db in dbs]
     try:
         if args.cmd == "last":
@@ -168,6 +199,12 @@ def main():
             conn.close()
         elif args.cmd == "paired":
             paired(dbs, names, args)
+        elif args.cmd == "pack":
+            touch = [t for t in args.touch.split(",") if t] or names
+            for db in dbs:
+                if db.database_name in touch:
+                    db.pack()
+            emit({"packed": touch})
         elif args.cmd == "crash-between":
             crash_between(dbs, args)
         elif args.cmd == "hold":
@@ -192,8 +229,13 @@ def paired(dbs, names, args):
         host, _, port = args.classic.rpartition(":")
         reporter = Conn(host, int(port))
         ids = dict(kv.split("=", 1) for kv in args.ids.split(",") if kv)
+    between = None
+    if args.between_ms:
+        keys = sorted(conn.get_connection(n).sortKey() for n in touch)
+        between = keys[0] + "\U0010ffff"  # right after the first database
+        assert keys[0] < between < keys[-1], keys
     deadline = time.time() + args.seconds
-    done = conflicts = streak = 0
+    done = conflicts = streak = attempts = 0
     reported = time.time()
     while done < args.count and time.time() < deadline:
         if conflicts and time.time() - reported >= 1:
@@ -205,11 +247,20 @@ def paired(dbs, names, args):
         txid = None
         try:
             txn = tm.begin()
-            txn.note(args.desc)
+            attempts += 1
+            txn.note("%s %d-%d" % (args.desc, os.getpid(), attempts) if args.unique_desc else args.desc)
             roots = {n: conn.get_connection(n).root() for n in touch}
             value = max(r.get(args.key, 0) for r in roots.values()) + 1
             for r in roots.values():
                 r[args.key] = value
+            if args.blob:
+                from ZODB.blob import Blob
+                b = Blob()
+                with b.open("w") as f:
+                    f.write(b"%d" % value)
+                roots[touch[0]]["blob"] = b
+            if between:
+                txn.join(Pause(between, args.between_ms / 1000.0))
             if reporter:
                 txid = "%d-%d" % (os.getpid(), done + conflicts)
                 reporter.begin(txid, [ids[n] for n in touch])
@@ -245,14 +296,12 @@ def paired(dbs, names, args):
     conn.close()
 
 
-class Killer:
-    """A resource manager whose tpc_finish kills the process, ordered
-    between two storages by its sortKey."""
+class SortedResource:
+    """A resource manager that only takes a place in the commit order (its
+    sortKey); subclasses act in tpc_finish."""
 
-    def __init__(self, key, block_until=None, block_seconds=0):
+    def __init__(self, key):
         self.key = key
-        self.block_until = block_until
-        self.block_seconds = block_seconds
 
     def sortKey(self):
         return self.key
@@ -260,14 +309,32 @@ class Killer:
     def abort(self, txn):
         pass
 
-    def tpc_begin(self, txn):
+    tpc_begin = commit = tpc_vote = tpc_abort = abort
+
+    def tpc_finish(self, txn):
         pass
 
-    def commit(self, txn):
-        pass
 
-    def tpc_vote(self, txn):
-        pass
+class Pause(SortedResource):
+    """Ordered between two storages, its tpc_finish sleeps: the transaction
+    stands finished on the first storage and voted on the other meanwhile."""
+
+    def __init__(self, key, seconds):
+        SortedResource.__init__(self, key)
+        self.seconds = seconds
+
+    def tpc_finish(self, txn):
+        time.sleep(self.seconds)
+
+
+class Killer(SortedResource):
+    """Ordered between two storages, its tpc_finish kills the process (or,
+    with block_until, waits for that file)."""
+
+    def __init__(self, key, block_until=None, block_seconds=0):
+        SortedResource.__init__(self, key)
+        self.block_until = block_until
+        self.block_seconds = block_seconds
 
     def tpc_finish(self, txn):
         if self.block_until:
@@ -280,9 +347,6 @@ class Killer:
             return
         sys.stdout.flush()
         os._exit(17)
-
-    def tpc_abort(self, txn):
-        pass
 
 
 def crash_between(dbs, args):
@@ -315,9 +379,13 @@ def hold(dbs, args):
     st = dbs[0].storage
     txn = TransactionMetaData(description="held")
     st.tpc_begin(txn)
-    # tpc_begin is a one-way call: a synchronous one on the same connection
-    # makes sure it reached the server (and the proxy) before we say so.
-    st.server_status()
+    if args.vote:
+        st.tpc_vote(txn)
+    else:
+        # tpc_begin is a one-way call: a synchronous one on the same
+        # connection makes sure it reached the server (and the proxy) before
+        # we say so.
+        st.server_status()
     emit({"holding": "1"})
     time.sleep(args.seconds)
     st.tpc_abort(txn)
@@ -329,7 +397,7 @@ def root_history(args):
     out = {}
     for spec in args.db:
         name, address, storage = parse_db(spec)
-        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+        cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30, **SSL)
         db = ZODB.DB(cs)
         try:
             tids = [h["tid"] for h in cs.history(z64, size=1000000)]
@@ -353,7 +421,7 @@ def read_at(args):
         for spec in args.db:
             name, address, storage = parse_db(spec)
             if name in names:
-                cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30)
+                cs = ClientStorage(address, storage=storage, read_only=True, wait_timeout=30, **SSL)
                 dbs[name] = ZODB.DB(cs)
         for want in points:
             out = {}

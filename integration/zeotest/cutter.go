@@ -2,6 +2,7 @@ package zeotest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -40,8 +41,11 @@ const (
 type Cutter struct {
 	ln     net.Listener
 	target string
-	armed  atomic.Pointer[armedCut]
-	cuts   atomic.Int64
+	// srvTLS and cliTLS (StartTLSCutter): TLS terminated from the relay and
+	// re-originated to the server, the frames followed in between.
+	srvTLS, cliTLS *tls.Config
+	armed          atomic.Pointer[armedCut]
+	cuts           atomic.Int64
 
 	connsMu sync.Mutex
 	conns   map[*cutConn]struct{} // open forwarded connections
@@ -57,6 +61,24 @@ type armedCut struct {
 func StartCutter(tb testing.TB, target string) *Cutter {
 	tb.Helper()
 	c := &Cutter{target: target}
+	c.ln = ServeTCP(tb, c.handle)
+	return c
+}
+
+// StartTLSCutter is StartCutter for a ZEO server with <ssl>: it presents
+// certs.ZEO to the relay (requiring a client certificate of certs.CA) and
+// certs.Upstream to the server.
+func StartTLSCutter(tb testing.TB, target string, certs *TLSCerts) *Cutter {
+	tb.Helper()
+	srv, err := certs.ServerConfig(certs.ZEO, certs.ZEOKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cli, err := certs.ClientConfig(certs.Upstream, certs.UpstreamKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Cutter{target: target, srvTLS: srv, cliTLS: cli}
 	c.ln = ServeTCP(tb, c.handle)
 	return c
 }
@@ -104,6 +126,9 @@ func (c *Cutter) handle(down net.Conn) {
 	if err != nil {
 		_ = down.Close()
 		return
+	}
+	if c.srvTLS != nil {
+		down, up = tls.Server(down, c.srvTLS), tls.Client(up, c.cliTLS)
 	}
 	cc := &cutConn{c: c, down: down, up: up}
 	c.connsMu.Lock()

@@ -9,6 +9,7 @@ package zeotest
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -18,8 +19,9 @@ var (
 	rootDir  string
 )
 
-// RepoRoot returns the directory holding go.mod, found by walking up from the
-// test's working directory.
+// RepoRoot returns the directory holding the main module's go.mod, found by
+// walking up from the test's working directory (a nested module's go.mod,
+// such as monitoring/'s, is passed over).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	rootOnce.Do(func() {
@@ -28,7 +30,7 @@ func RepoRoot(t testing.TB) string {
 			return
 		}
 		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(b), "module github.com/tidstorage/tidstorage\n") {
 				rootDir = dir
 				return
 			}

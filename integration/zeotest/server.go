@@ -2,6 +2,7 @@ package zeotest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -31,6 +32,11 @@ type ServerOptions struct {
 	Port int
 	// StartTimeout bounds the wait for the server to accept connections (default 30s).
 	StartTimeout time.Duration
+	// TLS makes the server speak TLS only (<ssl> in <zeo>), with TLS.ZEO as
+	// its certificate and requiring client certificates signed by TLS.CA
+	// (ZEO 6 has no TLS without authenticate). The readiness probe
+	// presents TLS.Upstream.
+	TLS *TLSCerts
 }
 
 // Server is a running runzeo process.
@@ -100,6 +106,9 @@ func (s *Server) writeConf() error {
 	if s.opts.Msgpack {
 		b.WriteString("  msgpack true\n")
 	}
+	if c := s.opts.TLS; c != nil {
+		fmt.Fprintf(&b, "  <ssl>\n    certificate %s\n    key %s\n    authenticate %s\n  </ssl>\n", c.ZEO, c.ZEOKey, c.CA)
+	}
 	b.WriteString("</zeo>\n")
 	for _, name := range s.opts.Storages {
 		fmt.Fprintf(&b, "<filestorage %s>\n  path %s\n", name, s.DataFS(name))
@@ -134,7 +143,7 @@ func (s *Server) start(venv string) error {
 			return fmt.Errorf("runzeo exited early: %s", log.String())
 		default:
 		}
-		if hello, err := readAnnouncement(s.Addr); err == nil {
+		if hello, err := readAnnouncement(s.Addr, s.opts.TLS); err == nil {
 			want := "Z5"
 			if s.opts.Msgpack {
 				want = "M5"
@@ -151,9 +160,20 @@ func (s *Server) start(venv string) error {
 	return fmt.Errorf("runzeo at %s not ready after %v: %s", s.Addr, s.opts.StartTimeout, log.String())
 }
 
-// readAnnouncement connects and reads the server's first frame (its protocol).
-func readAnnouncement(addr string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// readAnnouncement connects and reads the server's first frame (its
+// protocol), over TLS with certs.
+func readAnnouncement(addr string, certs *TLSCerts) (string, error) {
+	var c net.Conn
+	var err error
+	if certs != nil {
+		var cfg *tls.Config
+		if cfg, err = certs.ClientConfig(certs.Upstream, certs.UpstreamKey); err != nil {
+			return "", err
+		}
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, cfg)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -264,4 +284,27 @@ func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// SiteHCL is an all-in-one configuration for tests of the whole daemon:
+// a status file written at every publication, the backup commands' metrics
+// file, the classic endpoint on a free port, the admin endpoint at admin,
+// and one zeo block "main" listening at listen in front of s, with each of
+// s's storages backed up to repo/<name> (paths relative to the file).
+func (s *Server) SiteHCL(admin, listen string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `status_file = "status"
+burst_period = "0s"
+backup_metrics_file = "backup.prom"
+classic { listen = "127.0.0.1:0" }
+admin { listen = %q }
+zeo "main" {
+  listen   = %q
+  upstream = %q
+`, admin, listen, s.Addr)
+	for _, name := range s.opts.Storages {
+		fmt.Fprintf(&b, "  storage %q {\n    data_fs    = %q\n    repository = %q\n  }\n", name, s.DataFS(name), "repo/"+name)
+	}
+	b.WriteString("}\n")
+	return b.String()
 }

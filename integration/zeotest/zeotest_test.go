@@ -38,3 +38,19 @@ func TestServerAndClient(t *testing.T) {
 		})
 	}
 }
+
+// The TLS harness: runzeo with <ssl> and authenticate, a real ZODB client
+// with an ssl context and the CA's client certificate commits; one with a
+// certificate of another CA cannot connect.
+func TestTLSServerAndClient(t *testing.T) {
+	certs := zeotest.WriteTLSCerts(t)
+	srv := zeotest.StartServer(t, zeotest.ServerOptions{TLS: certs})
+	db := []string{"--db", "a=" + srv.Addr + "/1", "--wait-timeout", "3"}
+	args := append(append(certs.PythonArgs(certs.Client, certs.ClientKey), db...), "commit", "--count", "2")
+	out := zeotest.Python(t, "zodb_client.py", args...)
+	require.Len(t, strings.Split(strings.TrimSpace(string(out)), "\n"), 2)
+
+	args = append(append(certs.PythonArgs(certs.Rogue, certs.RogueKey), db...), "last")
+	_, err := zeotest.PythonErr(t, "zodb_client.py", args...)
+	require.Error(t, err, "a client certificate of another CA must be refused by ZEO")
+}

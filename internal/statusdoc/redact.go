@@ -36,7 +36,7 @@ func (d *StatusDoc) Redact() {
 		}
 	}
 	if j := d.Journal; j != nil {
-		for _, s := range []*string{&j.Path, &j.Broken, &j.Damage} {
+		for _, s := range []*string{&j.Path, &j.Broken, &j.Damage, &j.Reserve} {
 			red(s)
 		}
 	}

@@ -30,6 +30,12 @@ type StatusDoc struct {
 	// (empty while it works): publication stopped at the last good point,
 	// traffic is still relayed, a restart recovers.
 	TrackerFailure string `json:"tracker_failure,omitempty"`
+	// PublicationHeld says why publication is held (empty while it is not):
+	// the state directory cannot record what is published (the journal or
+	// the running marker cannot be written); the point answered and written
+	// stays where it was, ZODB traffic is relayed as usual, and publication
+	// resumes by itself once the disk takes the files again.
+	PublicationHeld string `json:"publication_held,omitempty"`
 
 	Storages       []StorageDoc    `json:"storages"`
 	Groups         []GroupDoc      `json:"groups"`
@@ -42,6 +48,7 @@ type StatusDoc struct {
 	ClassicEndpoint *ClassicEndpointDoc `json:"classic_endpoint,omitempty"` // absent when disabled
 	StatusFile      *StatusFileDoc      `json:"status_file,omitempty"`      // absent without a status file
 	Journal         *JournalDoc         `json:"journal,omitempty"`          // absent without a journal
+	Archive         *ArchiveDoc         `json:"archive,omitempty"`          // absent without an archive block
 	// History lists the watchers of the storages' own history (ground
 	// truth), by storage id; absent when no storage is watched.
 	History []HistoryDoc `json:"history,omitempty"`
@@ -62,6 +69,11 @@ func NewTIDDoc(t txn.TID) TIDDoc {
 // StorageDoc is one storage.
 type StorageDoc struct {
 	ID string `json:"id"`
+	// Label is the storage's name in backups, restores and metrics when the
+	// configuration gives it one other than its id (a default id is the
+	// repr of a tuple, no directory name: docs/backup.md, "Names"); absent
+	// when it is the id.
+	Label string `json:"label,omitempty"`
 	// Published is nil until the storage has a published TID.
 	Published *TIDDoc `json:"published,omitempty"`
 	// LagSeconds is the document's time minus the published TID's time: how
@@ -242,12 +254,18 @@ type JournalDoc struct {
 	Rotations uint64 `json:"rotations"`
 	Errors    uint64 `json:"errors"`
 	// Broken says why appending stopped until the next rotation ("" while
-	// it works): a crash meanwhile holds publication until accepted.
+	// it works): publication is held meanwhile.
 	Broken string `json:"broken,omitempty"`
 	// Replayed counts the inputs replayed at start (after an unclean stop);
-	// Damage describes a torn or corrupt tail cut at start.
+	// Damage describes a torn or corrupt tail cut at start (or appends that
+	// had stopped before the previous run ended).
 	Replayed int    `json:"replayed"`
 	Damage   string `json:"damage,omitempty"`
+	// Reserve says why the reserve file kept beside the journal for a
+	// rotation on a full disk is missing (empty while it is there).
+	Reserve string `json:"reserve,omitempty"`
+	// LastRotationSeconds: how long the last rotation held the tracker.
+	LastRotationSeconds float64 `json:"last_rotation_seconds"`
 }
 
 // HistoryDoc is one storage's history watcher (tracker/history.Status).

@@ -12,7 +12,7 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
-// Issue 13, item 4: 1,024 idle connections (the default limit) no longer
+// 1,024 idle connections (the default limit) no longer
 // lock patched Zopes and DUMP out: the idlest one makes room, and a new
 // client can BEGIN, COMMIT and DUMP at once.
 func TestIdleConnectionsDoNotLockOut(t *testing.T) {

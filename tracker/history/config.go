@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -71,6 +72,10 @@ type Config struct {
 	MaxPending int
 	// Encoding forces the wire encoding (default: the server's).
 	Encoding zrpc.Encoding
+	// TLS, if set, is called at each connection for the TLS configuration
+	// to talk to the server with (a ZEO server with <ssl>): renewed
+	// certificates are used from the next reconnection on. Nil: plaintext.
+	TLS func() *tls.Config
 	// Logger (default: none).
 	Logger hclog.Logger
 }

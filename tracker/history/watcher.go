@@ -111,6 +111,9 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 		OnAsync:          func(m *zrpc.Message) { w.onAsync(p, m) },
 		OnInvalidate:     func(t txn.TID) { w.maxServerTID(t); p.push(t) },
 	}
+	if cfg.TLS != nil {
+		opts.TLS = cfg.TLS()
+	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	c, err := zrpc.Dial(dctx, cfg.Network, cfg.Addr, opts)
 	cancel()

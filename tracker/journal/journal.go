@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/tidstorage/tidstorage/internal/rawconn"
 )
@@ -45,16 +46,34 @@ type Options struct {
 	// SyncEveryAppend makes every Append fsync (survives a host crash; costs
 	// a disk flush per record).
 	SyncEveryAppend bool
+	// Degraded: a journal that cannot be written (a full or read-only
+	// disk) is still opened and replayed; WriteErr says why it cannot be
+	// written, appends fail, and the next Rotate that succeeds makes it
+	// writable again. It also keeps a sentinel file (path + ".broken")
+	// while appending has stopped (MarkBroken), which the next Open
+	// reports as Damage: the records after the end were never written.
+	// Without it such failures fail Open.
+	Degraded bool
+	// Reserve, when positive, keeps a file of that many bytes beside the
+	// journal (path + ".reserve"), removed when a rotation finds the disk
+	// full, so that the rotation that frees the old journal's space does
+	// not need free space itself; it is made again after a rotation.
+	Reserve int64
 }
 
 // Journal is an open journal file. Not safe for concurrent use: the
 // Service calls it under its lock.
 type Journal struct {
 	path string
-	f    *os.File
+	f    *os.File // nil while it cannot be written (Options.Degraded)
 	opts Options
 	size int64
 	buf  []byte
+	// werr: why the journal cannot be written (Options.Degraded).
+	werr error
+	// reserveErr: why the reserve file is missing ("" when it is there or
+	// not wanted).
+	reserveErr error
 }
 
 // ErrCut, returned (wrapped) by Open's replay function, cuts the journal at
@@ -73,38 +92,85 @@ type Damage struct {
 // each good record in order, cuts a torn or corrupt tail (returned as
 // Damage, nil if none) and leaves the file ready for Append. An error from
 // replay stops Open and is returned.
+//
+// With Options.Degraded, a journal that cannot be opened for writing, or
+// whose header or damaged tail cannot be written, is read (when it exists)
+// and returned anyway, with WriteErr set.
 func Open(path string, opts Options, replay func(rec []byte) error) (*Journal, *Damage, error) {
+	j := &Journal{path: path, opts: opts}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("journal: %w", err)
+		if !opts.Degraded {
+			return nil, nil, fmt.Errorf("journal: %w", err)
+		}
+		j.werr = fmt.Errorf("journal %s: %w", path, err)
+		f, err = os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return j, nil, nil // nothing to replay; a rotation creates it
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("journal: %w", err)
+		}
 	}
-	j := &Journal{path: path, f: f, opts: opts}
-	dmg, err := j.load(replay)
+	dmg, err := j.load(f, replay)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
+	if j.werr != nil {
+		f.Close()
+	} else {
+		j.f = f
+		j.makeReserve()
+	}
+	if opts.Degraded {
+		if _, err := os.Stat(j.brokenPath()); err == nil && dmg == nil {
+			dmg = &Damage{Offset: j.size, Reason: "appending had stopped before the previous run ended (" + j.brokenPath() +
+				" was left): what it observed after this offset was never written"}
+		}
+	}
 	return j, dmg, nil
 }
 
-func (j *Journal) load(replay func([]byte) error) (*Damage, error) {
-	info, err := j.f.Stat()
+// WriteErr says why the journal cannot be written (nil when it can).
+func (j *Journal) WriteErr() error { return j.werr }
+
+// ReserveErr says why the reserve file (Options.Reserve) is missing.
+func (j *Journal) ReserveErr() error { return j.reserveErr }
+
+func (j *Journal) load(f *os.File, replay func([]byte) error) (*Damage, error) {
+	info, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", j.path, err)
 	}
 	total := info.Size()
-	if total == 0 {
-		if err := j.writeHeader(j.f); err != nil {
-			return nil, err
+	r := bufio.NewReaderSize(f, 1<<16)
+	var hdr [headerSize]byte
+	n, rerr := io.ReadFull(r, hdr[:])
+	if total == 0 || (n < headerSize && string(hdr[:n]) == string(magic[:n])) {
+		// New, or torn inside its header (a full disk at creation):
+		// nothing was ever appended.
+		if j.werr == nil {
+			err := f.Truncate(0)
+			if err == nil {
+				_, err = f.Seek(0, io.SeekStart)
+			}
+			if err == nil {
+				err = j.writeHeader(f)
+			}
+			if err != nil {
+				if !j.opts.Degraded {
+					return nil, err
+				}
+				j.werr = err
+			}
 		}
 		j.size = int64(headerSize)
 		return nil, nil
 	}
-	r := bufio.NewReaderSize(j.f, 1<<16)
-	var hdr [headerSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil || hdr != magic {
-		// Not a journal of ours (or torn inside the header): refuse rather
-		// than overwrite what may be someone's file.
+	if rerr != nil || hdr != magic {
+		// Not a journal of ours: refuse rather than overwrite what may be
+		// someone's file.
 		return nil, fmt.Errorf("journal %s: not a tidstorage journal (bad header); move it aside to start a new one", j.path)
 	}
 	off := int64(headerSize)
@@ -146,19 +212,28 @@ func (j *Journal) load(replay func([]byte) error) (*Damage, error) {
 		}
 		off += frameSize + int64(n)
 	}
+	j.size = off
 	if dmg != nil {
 		dmg.Cut = total - dmg.Offset
-		if err := j.f.Truncate(dmg.Offset); err != nil {
-			return nil, fmt.Errorf("journal %s: cutting the damaged tail: %w", j.path, err)
+		if j.werr == nil {
+			err := f.Truncate(dmg.Offset)
+			if err == nil {
+				err = f.Sync()
+			}
+			if err != nil {
+				err = fmt.Errorf("journal %s: cutting the damaged tail: %w", j.path, err)
+				if !j.opts.Degraded {
+					return nil, err
+				}
+				j.werr = err
+			}
 		}
-		if err := j.f.Sync(); err != nil {
+	}
+	if j.werr == nil {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("journal %s: %w", j.path, err)
 		}
 	}
-	if _, err := j.f.Seek(off, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("journal %s: %w", j.path, err)
-	}
-	j.size = off
 	return dmg, nil
 }
 
@@ -185,6 +260,9 @@ func (j *Journal) Append(rec []byte) error { return j.AppendBatch(rec) }
 // AppendBatch writes records with a single write call: a crash keeps a
 // prefix of them at worst (the torn one is cut at the next Open).
 func (j *Journal) AppendBatch(recs ...[]byte) error {
+	if j.f == nil {
+		return j.werr
+	}
 	j.buf = j.buf[:0]
 	for _, rec := range recs {
 		if len(rec) > MaxRecord {
@@ -217,43 +295,117 @@ func (j *Journal) Size() int64 { return j.size }
 // Rotate replaces the journal by a new one holding only first (a snapshot
 // record): written to a temporary file, fsynced, renamed over the journal,
 // and the directory fsynced, so that a crash leaves either the old journal
-// or the new one, whole.
+// or the new one, whole. When the disk is full, the reserve file
+// (Options.Reserve) is given up for it and made again afterwards. A
+// journal that could not be written (WriteErr) is writable again after a
+// Rotate that succeeds.
 func (j *Journal) Rotate(first []byte) error {
+	j.buf = frame(j.buf[:0], first)
+	f, err := j.writeTmp()
+	if err != nil && isFull(err) && j.opts.Reserve > 0 {
+		if rerr := os.Remove(j.reservePath()); rerr == nil {
+			j.reserveErr = errors.New("given up for a rotation on a full disk")
+			f, err = j.writeTmp()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	old := j.f
+	j.f, j.werr = f, nil
+	j.size = int64(headerSize + len(j.buf))
+	if j.opts.Degraded {
+		_ = os.Remove(j.brokenPath())
+	}
+	j.makeReserve()
+	if old != nil {
+		_ = old.Close() // replaced: its fate no longer matters
+	}
+	return nil
+}
+
+func (j *Journal) writeTmp() (*os.File, error) {
 	tmp := j.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("journal: rotate: %w", err)
+		return nil, fmt.Errorf("journal: rotate: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := j.writeHeader(f); err != nil {
-		return err
+	fail := func(err error) (*os.File, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("journal: rotate: %w", err)
 	}
-	j.buf = frame(j.buf[:0], first)
+	if _, err := f.Write(magic[:]); err != nil {
+		return fail(err)
+	}
 	if _, err := f.Write(j.buf); err != nil {
-		return fmt.Errorf("journal: rotate: %w", err)
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("journal: rotate: %w", err)
+		return fail(err)
 	}
 	if err := os.Rename(tmp, j.path); err != nil {
-		return fmt.Errorf("journal: rotate: %w", err)
+		return fail(err)
 	}
 	syncDir(filepath.Dir(j.path))
-	ok = true
-	old := j.f
-	j.f = f
-	j.size = int64(headerSize + len(j.buf))
-	return old.Close()
+	return f, nil
+}
+
+// MarkBroken leaves the sentinel that tells the next Open that appending
+// stopped (Options.Degraded): an empty file, which a full disk still takes.
+func (j *Journal) MarkBroken() {
+	if !j.opts.Degraded {
+		return
+	}
+	if f, err := os.OpenFile(j.brokenPath(), os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
+		_ = f.Sync()
+		f.Close()
+		syncDir(filepath.Dir(j.path))
+	}
+}
+
+func (j *Journal) brokenPath() string  { return j.path + ".broken" }
+func (j *Journal) reservePath() string { return j.path + ".reserve" }
+
+// makeReserve makes the reserve file when it is missing (Options.Reserve).
+func (j *Journal) makeReserve() {
+	if j.opts.Reserve <= 0 {
+		return
+	}
+	p := j.reservePath()
+	if st, err := os.Stat(p); err == nil && st.Size() >= j.opts.Reserve {
+		j.reserveErr = nil
+		return
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		zero := make([]byte, 64<<10)
+		for left := j.opts.Reserve; left > 0 && err == nil; left -= int64(len(zero)) {
+			_, err = f.Write(zero[:min(left, int64(len(zero)))])
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		f.Close()
+	}
+	if err != nil {
+		os.Remove(p)
+		j.reserveErr = fmt.Errorf("journal reserve %s: %w", p, err)
+		return
+	}
+	j.reserveErr = nil
+}
+
+// isFull says whether err is a full disk or quota.
+func isFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // Sync flushes the file to disk.
 func (j *Journal) Sync() error {
+	if j.f == nil {
+		return j.werr
+	}
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("journal %s: fsync: %w", j.path, err)
 	}
@@ -262,6 +414,9 @@ func (j *Journal) Sync() error {
 
 // Close syncs and closes the file.
 func (j *Journal) Close() error {
+	if j.f == nil {
+		return nil
+	}
 	serr := j.f.Sync()
 	cerr := j.f.Close()
 	if serr != nil {

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Epochs (issue 12, items 1 and 2). Published TIDs never decrease within a
+// Epochs. Published TIDs never decrease within a
 // status file (docs/design.md, "Monotonic"): readers (ours and the original's check_tid_log.py) refuse a
 // line that lowers a storage. But a storage's history can go back between
 // two runs — an older set restored in place, a cut, a pack that rewrote it —

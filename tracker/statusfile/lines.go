@@ -49,7 +49,7 @@ type truncater interface {
 
 // errCannotCut marks a failure after which appending is unsafe: a torn
 // fragment stays at the end of the file and the next line would glue onto
-// it (issue 12, item 3b).
+// it.
 var errCannotCut = errors.New("the torn line could not be cut back")
 
 // lines is the line policy: the values published since the last line

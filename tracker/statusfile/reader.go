@@ -154,7 +154,7 @@ func Replay(r io.Reader, opts ReplayOptions) (*Result, error) {
 
 // apply merges one line into point. A full line replaces the point: a
 // storage absent from it has left (removed from the configuration, or a
-// classic id no run reports any more: issue 12, item 3) and is returned,
+// classic id no run reports any more) and is returned,
 // not an error, so that the storages still published stay readable. A line
 // that lowers a storage is an error: within one epoch published TIDs never
 // decrease (epoch.go).

@@ -18,7 +18,7 @@ import (
 const maxTail = 4 << 20
 
 // repairTail cuts a torn last line off the file at path before anything is
-// appended (issue 12, item 3b): a crash or a full disk in the middle of a
+// appended: a crash or a full disk in the middle of a
 // write leaves half a line, which readers tolerate as the last line but
 // which would glue onto the next line appended and break the file for good.
 // A last line that ends in a newline but does not parse is cut as well (a

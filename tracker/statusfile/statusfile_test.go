@@ -89,8 +89,9 @@ func TestReplayErrorsAndTornLine(t *testing.T) {
 	_, err = Replay(strings.NewReader(good+"3.00 d {'a': 2}\n"), ReplayOptions{})
 	require.ErrorContains(t, err, "line 3: d line lowers a from 3 to 2")
 
-	// A storage absent from a full line has left the point (issue 12,
-	// item 3): a warning, and the storages still published stay readable.
+	// A storage absent from a full line has left the point
+	// (docs/classic-protocol.md, "Status file"): a warning, and the storages
+	// still published stay readable.
 	res, err = Replay(strings.NewReader(good+"3.00 f {'a': 3}\n4.00 d {'a': 4}\n"), ReplayOptions{})
 	require.NoError(t, err)
 	require.Equal(t, map[string]txn.TID{"a": 4}, res.Point)

@@ -120,32 +120,61 @@ func newWriter(w *Writer, size int64, opts Options) *Writer {
 // appending. A torn last line is cut off first (repair.go), and the file is
 // replayed so that the first line of this run can start a new epoch if the
 // storages went back (epoch.go).
+//
+// A file that cannot be repaired or opened for writing (a full or read-only
+// disk) does not fail Open: the error is logged and counted, and the
+// goroutine tries again before every line it is due to write (every second
+// while it fails), so that the status file resumes by itself once the disk
+// takes it.
 func Open(path string, opts Options) (*Writer, error) {
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	if err := repairTail(path, log); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("statusfile: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("statusfile: %w", err)
-	}
+	w := &Writer{path: path}
+	size, err := w.open(log)
 	prev, prevErr := replayFile(path)
-	w := &Writer{path: path, f: f, osf: f, prev: prev, prevE: prevErr}
+	w.prev, w.prevE = prev, prevErr
 	if prev != nil {
 		w.base = int64(prev.LastLine)
 	} else if prevErr != nil {
 		w.base = countLines(path)
 	}
 	w.stats.FileLines = uint64(w.base)
-	return newWriter(w, fi.Size(), opts), nil
+	w = newWriter(w, size, opts)
+	if err != nil {
+		w.mu.Lock()
+		w.stats.Errors++
+		w.stats.LastError = err.Error()
+		w.mu.Unlock()
+		w.failing = 1
+		w.logged = time.Now()
+		log.Error("status file cannot be written; tidstorage runs without it and tries again every second (ZODB traffic is not affected)",
+			"path", path, "error", err)
+	}
+	return w, nil
+}
+
+// open repairs the file's tail and opens it for appending (Open, and the
+// goroutine while it could not). It returns the file's size.
+func (w *Writer) open(log hclog.Logger) (int64, error) {
+	if err := repairTail(w.path, log); err != nil {
+		return -1, err
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return -1, fmt.Errorf("statusfile: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return -1, fmt.Errorf("statusfile: %w", err)
+	}
+	w.f, w.osf = f, f
+	if w.lines != nil {
+		w.lines.f, w.lines.size = f, fi.Size()
+	}
+	return fi.Size(), nil
 }
 
 // Published notes a newly published value. It is staged until the next
@@ -276,7 +305,18 @@ func (w *Writer) run() {
 			w.lines.published(e.Key, e.TID)
 		}
 		var err error
-		if w.stats.Broken == "" { // written by this goroutine only
+		if w.f == nil && w.stats.Broken == "" && (start || flush || stop) {
+			// Not opened yet (a full or read-only disk at start).
+			_, err = w.open(w.log)
+		}
+		if w.f == nil {
+			if err == nil && stop {
+				err = fmt.Errorf("statusfile: %s could not be opened for writing", w.path)
+			}
+			if start {
+				w.lines.started, w.lines.needFull = true, true
+			}
+		} else if w.stats.Broken == "" { // written by this goroutine only
 			if start {
 				w.lines.started, w.lines.needFull = true, true
 			}

@@ -282,7 +282,7 @@ func TestWriterFileAppendsAndSyncs(t *testing.T) {
 	require.Equal(t, "100.00 f {\"((('localhost', 8100),), '1')\": 10}\n101.00 f {\"((('localhost', 8100),), '1')\": 11}\n", string(b))
 }
 
-// Issue 12, item 3b: a torn last line is cut off (kept aside) at open, so
+// A torn last line is cut off (kept aside) at open, so
 // the next line never glues onto it; so is a complete last line that does
 // not parse.
 func TestOpenRepairsATornLastLine(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/cmd/admin"
+	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
@@ -136,7 +137,10 @@ func New(t testing.TB) *Fixture {
 
 	// The proxy needs ZEO servers; its counters are plain values here.
 	f.ProxyStats = zeoproxy.MetricsSnapshot{ConnsOpen: 3, ConnsTotal: 7, Begins: 2, Commits: 1, Aborts: 0,
-		VotesFailed: 0, InDoubt: 0, DecodeErrors: 1, BytesC2S: 123456, BytesS2C: 654321, FramesC2S: 100, FramesS2C: 99}
+		VotesFailed: 0, InDoubt: 0, DecodeErrors: 1, BytesC2S: 123456, BytesS2C: 654321, FramesC2S: 100, FramesS2C: 99,
+		ConnsRefused: 2, UnregisteredClosed: 3, SkippedPreRegister: 4, SkippedLimit: 5, SkippedBudget: 6, Unregistered: 1,
+		TLSHandshakesClient: 7, TLSHandshakesUpstream: 7,
+		TLSRefused: []zeoproxy.TLSRefusal{{Side: zeoproxy.SideClient, Reason: zeoproxy.ReasonNoCertificate, Count: 2}}}
 	f.StatusFileStats = statusfile.Stats{Path: "/var/lib/tidstorage/status", Lines: 5, FileLines: 12, Errors: 1,
 		LastError: "statusfile: write: no space left on device", LastWrite: T0.Add(-10 * time.Second)}
 	return f
@@ -149,9 +153,13 @@ func (f *Fixture) Sources() admin.Sources {
 		Proxy:      func() zeoproxy.MetricsSnapshot { return f.ProxyStats },
 		Classic:    f.Classic.Stats,
 		StatusFile: func() statusfile.Stats { return f.StatusFileStats },
-		Clock:      f.Clock.Now,
-		Version:    "v0.0.0-test",
-		Token:      Token,
+		Certificates: func() []tlsfiles.Expiry {
+			return []tlsfiles.Expiry{{Block: "zeo.main.tls", Attr: "cert_file", File: "/etc/tidstorage/zeo-proxy.crt",
+				Subject: "CN=zeo1.example.com", NotAfter: T0.Add(90 * 24 * time.Hour)}}
+		},
+		Clock:   f.Clock.Now,
+		Version: "v0.0.0-test",
+		Token:   Token,
 	}
 }
 

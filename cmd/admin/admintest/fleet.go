@@ -41,3 +41,22 @@ func LinkFull() fleet.LinkStats {
 	l.Pending, l.BufferError = 900, "write: no space left on device"
 	return l
 }
+
+// SidecarsRefused is a fleet tracker at T0 whose zope1 holds its name
+// against a second stream refused 10 s ago, and that waits for zope3 (heard
+// from before its start 2 minutes ago, not back since).
+func SidecarsRefused() []fleet.SourceStats {
+	s := Sidecars()[:1]
+	s[0].Refused, s[0].LastRefusedAt = 2, T0.Add(-10*time.Second)
+	s[0].LastRefused = `10.0.0.13:40300: the name "zope1" is held by a live stream from 10.0.0.11:40100`
+	return append(s, fleet.SourceStats{Source: "zope3", Expected: true, Since: T0.Add(-2 * time.Minute),
+		LastError: "not reconnected since the tracker started"})
+}
+
+// LinkRefused is a sidecar's link at T0 that the tracker refuses.
+func LinkRefused() fleet.LinkStats {
+	l := Link()
+	l.Refused = `the name "zope1" is held by a live stream from 10.0.0.11:40100`
+	l.LastError = "AlreadyExists: " + l.Refused
+	return l
+}
