@@ -67,6 +67,16 @@ func (d *fastDecoder) popMark() ([]Value, int, bool) {
 	return out, md, true
 }
 
+// operands returns the operands of TUPLE, APPEND(S) or SETITEM(S), removed
+// from the stack, and their largest depth: the values above the last MARK
+// (fromMark), else the n on top.
+func (d *fastDecoder) operands(fromMark bool, n int) ([]Value, int, bool) {
+	if fromMark {
+		return d.popMark()
+	}
+	return d.top(n)
+}
+
 // top returns the n values on top of the stack (no MARK among them), removed.
 func (d *fastDecoder) top(n int) ([]Value, int, bool) {
 	if len(d.stack) < n || (len(d.marks) > 0 && d.marks[len(d.marks)-1] > len(d.stack)-n) {
@@ -182,14 +192,7 @@ func (d *fastDecoder) decode(p []byte) (Value, bool) {
 		case opEmptyTuple:
 			d.push(Tuple{}, 1)
 		case opTuple, opTuple1, opTuple2, opTuple3:
-			var items []Value
-			var md int
-			var ok bool
-			if op == opTuple {
-				items, md, ok = d.popMark()
-			} else {
-				items, md, ok = d.top(int(op-opTuple1) + 1)
-			}
+			items, md, ok := d.operands(op == opTuple, int(op-opTuple1)+1)
 			if !ok || md >= fastMaxDepth {
 				return nil, false
 			}
@@ -197,14 +200,7 @@ func (d *fastDecoder) decode(p []byte) (Value, bool) {
 		case opEmptyList:
 			d.push(List{}, 1)
 		case opAppend, opAppends:
-			var items []Value
-			var md int
-			var ok bool
-			if op == opAppends {
-				items, md, ok = d.popMark()
-			} else {
-				items, md, ok = d.top(1)
-			}
+			items, md, ok := d.operands(op == opAppends, 1)
 			if !ok || len(d.stack) == 0 || (len(d.marks) > 0 && d.marks[len(d.marks)-1] == len(d.stack)) {
 				return nil, false
 			}
@@ -217,14 +213,7 @@ func (d *fastDecoder) decode(p []byte) (Value, bool) {
 		case opEmptyDict:
 			d.push(Dict{}, 1)
 		case opSetItem, opSetItems:
-			var items []Value
-			var md int
-			var ok bool
-			if op == opSetItems {
-				items, md, ok = d.popMark()
-			} else {
-				items, md, ok = d.top(2)
-			}
+			items, md, ok := d.operands(op == opSetItems, 2)
 			if !ok || len(items)%2 != 0 || len(d.stack) == 0 || (len(d.marks) > 0 && d.marks[len(d.marks)-1] == len(d.stack)) {
 				return nil, false
 			}

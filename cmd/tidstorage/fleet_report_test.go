@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/integration/zeotest"
+	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/zrpc"
 )
 
@@ -40,7 +41,7 @@ func TestFleetReport(t *testing.T) {
 	// every commit is accounted, and the direct and all-in-one rounds below
 	// are clients nobody reports to it (held as unaccounted from then on).
 	fmt.Printf("publication lag through the sidecar (age of the published A1 point, sampled every 10 ms "+
-		"while one client commits as fast as it can): %s\n", publicationLag(t, s, paths[2].addr))
+		"while one client commits as fast as it can): %s\n", publicationLag(t, s.dump, "A1", "--addr", paths[2].addr, "--storage", "1", "--seconds", "5"))
 
 	// Latency: synchronous lastTransaction calls over one registered
 	// connection, rounds interleaved so that every path sees the same load.
@@ -197,10 +198,11 @@ zeo "b" {
 	return a
 }
 
-// publicationLag runs one committing client through addr for 5 s and
-// samples the age of the tracker's published A1 point (now − its TID's
-// time: under continuous load, the time from a commit to its publication).
-func publicationLag(t *testing.T, s *fleetSite, addr string) string {
+// publicationLag runs one committing client (bench_commits.py with args)
+// and samples every 10 ms the age of storage id's published point as dump
+// gives it (now − its TID's time: under continuous load, the time from a
+// commit to its publication).
+func publicationLag(t *testing.T, dump func() map[string]txn.TID, id string, args ...string) string {
 	stop := make(chan struct{})
 	done := make(chan []time.Duration)
 	go func() {
@@ -212,16 +214,16 @@ func publicationLag(t *testing.T, s *fleetSite, addr string) string {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			if d := s.dump(); d["A1"] != 0 {
-				lags = append(lags, time.Since(d["A1"].Time()))
+			if d := dump(); d[id] != 0 {
+				lags = append(lags, time.Since(d[id].Time()))
 			}
 		}
 	}()
-	out := zeotest.Python(t, "bench_commits.py", "--addr", addr, "--storage", "1", "--seconds", "5")
+	out := zeotest.Python(t, "bench_commits.py", args...)
 	close(stop)
 	lags := <-done
 	require.NotEmpty(t, lags, "the tracker published something")
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	return fmt.Sprintf("%s txn/s, %d samples: p50 %v, p99 %v, max %v", strings.TrimSpace(string(out)), len(lags),
-		pct(lags, .5).Round(time.Millisecond), pct(lags, .99).Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
+		pct(lags, .5).Round(100*time.Microsecond), pct(lags, .99).Round(100*time.Microsecond), lags[len(lags)-1].Round(time.Millisecond))
 }

@@ -200,8 +200,12 @@ func (s *fleetSite) last() map[string]txn.TID {
 }
 
 // dump is the tracker's published point (classic DUMP); nil while it is down.
-func (s *fleetSite) dump() map[string]txn.TID {
-	c, err := classic.Dial(s.classic, time.Second)
+func (s *fleetSite) dump() map[string]txn.TID { return classicDump(s.classic) }
+
+// classicDump is the published point a classic endpoint answers to DUMP;
+// nil while it does not answer.
+func classicDump(addr string) map[string]txn.TID {
+	c, err := classic.Dial(addr, time.Second)
 	if err != nil {
 		return nil
 	}

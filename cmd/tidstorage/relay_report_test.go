@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/integration/zeotest"
-	"github.com/tidstorage/tidstorage/tracker/classic"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // The relay's cost report: the all-in-one `tidstorage serve` (its
@@ -116,7 +115,8 @@ func TestRelayReport(t *testing.T) {
 	// Publication lag: the age of the all-in-one's published point of
 	// storage 1 (now − its TID's time), sampled every 10 ms while one client
 	// commits as fast as it can.
-	fmt.Printf("publication lag (all-in-one, storage 1): %s\n", aio.lag(t, two, secs))
+	fmt.Printf("publication lag (all-in-one, storage 1): %s\n",
+		publicationLag(t, aio.dump, "S1", "--addr", aio.addr, "--storage", two, "--seconds", strconv.Itoa(secs)))
 
 	if dir := os.Getenv("RELAY_PERF"); dir != "" {
 		for _, p := range paths[1:] {
@@ -282,39 +282,8 @@ zeo "a" {
 	return a
 }
 
-// lag samples the age of the published point of storage S1 every 10 ms
-// while one client commits through the all-in-one.
-func (a *reportAIO) lag(t *testing.T, storages string, secs int) string {
-	stop := make(chan struct{})
-	done := make(chan []time.Duration)
-	go func() {
-		var lags []time.Duration
-		c, err := classic.Dial(a.classic, time.Second)
-		if err != nil {
-			done <- nil
-			return
-		}
-		defer c.Close()
-		for {
-			select {
-			case <-stop:
-				done <- lags
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			if d, err := c.Dump(); err == nil && d["S1"] != 0 {
-				lags = append(lags, time.Since(d["S1"].Time()))
-			}
-		}
-	}()
-	out := zeotest.Python(t, "bench_commits.py", "--addr", a.addr, "--storage", storages, "--seconds", strconv.Itoa(secs))
-	close(stop)
-	lags := <-done
-	require.NotEmpty(t, lags, "the all-in-one published something")
-	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-	return fmt.Sprintf("%s txn/s, %d samples: p50 %v, p99 %v, max %v", strings.TrimSpace(string(out)), len(lags),
-		pct(lags, .5).Round(100*time.Microsecond), pct(lags, .99).Round(100*time.Microsecond), lags[len(lags)-1].Round(time.Millisecond))
-}
+// dump is the all-in-one's published point (classic DUMP).
+func (a *reportAIO) dump() map[string]txn.TID { return classicDump(a.classic) }
 
 type bareRelay struct {
 	addr string
