@@ -205,6 +205,7 @@ zeo "b" {
 func publicationLag(t *testing.T, dump func() map[string]txn.TID, id string, args ...string) string {
 	stop := make(chan struct{})
 	done := make(chan []time.Duration)
+	began := time.Now()
 	go func() {
 		var lags []time.Duration
 		for {
@@ -214,7 +215,9 @@ func publicationLag(t *testing.T, dump func() map[string]txn.TID, id string, arg
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			if d := dump(); d[id] != 0 {
+			// From the first point committed by this client on: before it,
+			// the age is that of the last commit before the run.
+			if d := dump(); d[id] != 0 && (len(lags) > 0 || d[id].Time().After(began)) {
 				lags = append(lags, time.Since(d[id].Time()))
 			}
 		}
