@@ -3,7 +3,8 @@
 
 Every round runs each command once, in the same order (md5sum, cp, repozo,
 tidstorage), so that a slow moment of a shared machine hits every command of
-a round, not one command's runs: the figures are medians over the rounds of
+a round, not one command's runs; each command starts after a sync (the
+writeback of the ones before is not its cost): the figures are medians over the rounds of
 the wall-clock time and of the CPU time (user + system) of the command's
 process tree, and the ratios (tidstorage backup / md5sum, tidstorage restore
 / repozo -R) are the medians of the per-round ratios.
@@ -82,6 +83,10 @@ def main():
     for r in range(a.rounds):
         for label, prep, cmd in steps:
             prep()
+            # Every command starts with the previous ones' writes on disk:
+            # else it pays for their writeback (and a fast writer for
+            # everyone's dirty pages).
+            subprocess.run(["sync"], check=True)
             res[label].append(run(cmd, w))
         print("round %d/%d done, load average %.1f" % (r + 1, a.rounds, os.getloadavg()[0]), file=sys.stderr)
     rm(J("out"), J("out.fs"), J("copy.fs"))
