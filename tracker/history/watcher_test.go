@@ -31,6 +31,9 @@ func TestWatcherConcurrentClients(t *testing.T) {
 			require.NoError(t, err)
 			run(t, w)
 			waitCaughtUp(t, w, before[3], 30*time.Second)
+			// The fill counts its commits once it has delivered them all:
+			// the last delivery can be seen a moment before the count.
+			require.Eventually(t, func() bool { return w.Snapshot().FromIterator >= 3 }, 5*time.Second, 5*time.Millisecond)
 			require.EqualValues(t, 3, w.Snapshot().FromIterator)
 
 			wait := load(t, srv.Addr, 4, func(i int) []string {
