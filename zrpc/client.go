@@ -340,34 +340,98 @@ func (c *Client) forget(id int64) {
 	c.mu.Unlock()
 }
 
-func (c *Client) send(ctx context.Context, m *Message) error {
+func (c *Client) send(ctx context.Context, ms ...*Message) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx) // nothing written: the connection stays usable
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	b := AppendFrameHeader(c.wbuf[:0], 0)
-	b, err := AppendMessage(b, c.enc, m)
-	if err != nil {
-		return err
+	b := c.wbuf[:0]
+	for _, m := range ms { // several frames go in one write
+		h := len(b)
+		b = AppendFrameHeader(b, 0)
+		var err error
+		if b, err = AppendMessage(b, c.enc, m); err != nil {
+			return err
+		}
+		n := len(b) - h - HeaderSize
+		if uint64(n) >= macBit {
+			return fmt.Errorf("message of %d bytes too large", n)
+		}
+		b[h], b[h+1], b[h+2], b[h+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	}
-	n := len(b) - HeaderSize
-	if uint64(n) >= macBit {
-		return fmt.Errorf("message of %d bytes too large", n)
-	}
-	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	if len(b) <= 1<<20 {
 		c.wbuf = b
 	}
 	dl, _ := ctx.Deadline()
 	c.conn.SetWriteDeadline(dl)
-	_, err = c.w.Write(b)
+	_, err := c.w.Write(b)
 	if err != nil {
 		// a partial frame leaves the stream unusable
 		c.conn.Close()
 		c.fail(fmt.Errorf("%w: write: %w", ErrClientClosed, err))
 	}
 	return err
+}
+
+// callN sends n identical sync calls back to back, in one write, and
+// hands their replies to each in order until it says no more are wanted:
+// one round trip instead of n, for a caller that knows how many answers it
+// needs (Iterator.NextN). The replies of the calls not handed over are
+// dropped when they come. An error reply ends it with *ErrorReply.
+func (c *Client) callN(ctx context.Context, name string, args Tuple, n int, each func(v Value) (more bool, err error)) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
+		defer cancel()
+	}
+	ids := make([]int64, n)
+	chs := make([]chan *Message, n)
+	ms := make([]*Message, n)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return fmt.Errorf("zrpc: call %s: %w", name, err)
+	}
+	for i := range n {
+		c.nextID++
+		ids[i], chs[i] = c.nextID, make(chan *Message, 1)
+		c.pending[ids[i]] = chs[i]
+		ms[i] = NewCall(ids[i], name, args)
+	}
+	c.mu.Unlock()
+	forget := func(from int) {
+		c.mu.Lock()
+		for _, id := range ids[from:] {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
+	}
+	if err := c.send(ctx, ms...); err != nil {
+		forget(0)
+		return fmt.Errorf("zrpc: %d calls %s (msgids %d-%d): %w", n, name, ids[0], ids[n-1], err)
+	}
+	for i := range n {
+		select {
+		case m := <-chs[i]:
+			if err := replyOK(m); err != nil {
+				forget(i + 1)
+				return fmt.Errorf("zrpc: call %s (msgid %d): %w", name, ids[i], err)
+			}
+			more, err := each(m.Args)
+			if err != nil || !more {
+				forget(i + 1)
+				return err
+			}
+		case <-c.done:
+			return fmt.Errorf("zrpc: call %s (msgid %d): %w", name, ids[i], c.Err())
+		case <-ctx.Done():
+			forget(i)
+			return fmt.Errorf("zrpc: call %s (msgid %d): %w", name, ids[i], context.Cause(ctx))
+		}
+	}
+	return nil
 }
 
 // Register binds the connection to a storage and returns its last

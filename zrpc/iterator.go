@@ -67,6 +67,43 @@ func (it *Iterator) Next(ctx context.Context) (*TransactionInfo, error) {
 	return ti, nil
 }
 
+// NextN reads up to n transactions with n iterator_next calls sent at
+// once (one round trip): for a caller that knows how many the server holds
+// in the iterator's range (the commits its invalidations announced). It
+// returns fewer at the end of the iterator; the calls sent past the end
+// are answered with errors that ZEO logs (the iterator is gone), so a
+// caller should not ask for more than there are.
+func (it *Iterator) NextN(ctx context.Context, n int) ([]*TransactionInfo, error) {
+	if it.done || n <= 0 {
+		return nil, nil
+	}
+	if n == 1 {
+		ti, err := it.Next(ctx)
+		if ti == nil {
+			return nil, err
+		}
+		return []*TransactionInfo{ti}, err
+	}
+	out := make([]*TransactionInfo, 0, n)
+	x := &IteratorNext{IID: it.id}
+	err := it.c.callN(ctx, x.Method(), x.Args(), n, func(v Value) (bool, error) {
+		ti, err := ParseTransactionInfo(v)
+		if err != nil {
+			return false, err
+		}
+		if ti == nil {
+			it.done = true // the server forgot it
+			return false, nil
+		}
+		out = append(out, ti)
+		return true, nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("zrpc: iterator %d: %w", it.id, err)
+	}
+	return out, nil
+}
+
 // Close releases the server-side iterator if it was not read to its end.
 // It is a one-way call: there is nothing to wait for.
 func (it *Iterator) Close(ctx context.Context) error {

@@ -51,6 +51,32 @@ func TestIterateAndHeartbeatRealZEO(t *testing.T) {
 			require.Nil(t, ti)
 			require.NoError(t, it.Close(ctx), "closing an exhausted iterator sends nothing")
 
+			// NextN: the three of [commits[0], commits[2]] in one round
+			// trip; asked for three more than there are, it returns the
+			// rest of [commits[2], commits[3]], and the client stays usable
+			// (the calls past the end are answered with errors, dropped).
+			it, err = c.Iterate(ctx, commits[0], commits[2])
+			require.NoError(t, err)
+			tis, err := it.NextN(ctx, 3)
+			require.NoError(t, err)
+			require.Len(t, tis, 3)
+			for i, ti := range tis {
+				require.Equal(t, commits[i], ti.TID)
+				require.Equal(t, "it "+e.name, string(ti.Description))
+			}
+			require.NoError(t, it.Close(ctx))
+			it, err = c.Iterate(ctx, commits[2], commits[3])
+			require.NoError(t, err)
+			tis, err = it.NextN(ctx, 5)
+			require.NoError(t, err)
+			require.Len(t, tis, 2)
+			require.Equal(t, commits[3], tis[1].TID)
+			tis, err = it.NextN(ctx, 2)
+			require.NoError(t, err)
+			require.Empty(t, tis, "the iterator ended")
+			_, err = c.LastTransaction(ctx)
+			require.NoError(t, err)
+
 			// open-ended from commits[3], abandoned after one: gc, then the id is unknown
 			it, err = c.Iterate(ctx, commits[3], 0)
 			require.NoError(t, err)

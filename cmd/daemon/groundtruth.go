@@ -152,6 +152,10 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		// sidecar against commits its history already reported: it needs
 		// their metadata (tracker/recover.go, RecoverRun).
 		Metadata: d.cfg.Role() == config.RoleTracker,
+		// Read per batch of a few milliseconds rather than per commit: the
+		// sidecars' reports wait up to their send linger (10 ms) anyway
+		// before the tracker can publish what they report.
+		MetadataLinger: metadataLinger,
 		BatchSink: func(_ context.Context, cs []history.Commit) error {
 			d.historyBatch(cs, &scratch)
 			return nil
@@ -174,6 +178,9 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		}
 	}()
 }
+
+// metadataLinger is the fleet tracker's watchers' history.Config.MetadataLinger.
+const metadataLinger = 4 * time.Millisecond
 
 // historyBatch hands commits of a storage's history to the tracker, in one
 // input call (one lock, one journal write); scratch is the calling

@@ -54,6 +54,12 @@ type Config struct {
 	// only a signal and the commits are read from the iterator (about one
 	// more round trip per commit).
 	Metadata bool
+	// MetadataLinger, with Metadata, is how long the watcher waits after an
+	// invalidation for more before it reads the iterator: the commits of
+	// that time are read together (one iterator_start and one round trip
+	// of pipelined iterator_next calls), at the price of that delay on
+	// their delivery. Zero reads at once.
+	MetadataLinger time.Duration
 
 	// Heartbeat and HeartbeatTimeout: a ping every Heartbeat, and a
 	// connection whose ping is not answered within HeartbeatTimeout is

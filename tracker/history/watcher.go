@@ -142,7 +142,7 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 	// Every commit after r reaches us as an invalidation (we were in the
 	// server's list before register read r); the ones up to r are read now.
 	if r > w.last {
-		if err := w.fill(ctx, c, 0); err != nil {
+		if err := w.fill(ctx, c, 0, 0); err != nil {
 			return true, err
 		}
 	}
@@ -156,6 +156,9 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 	defer poll.Stop()
 	var behind txn.TID // the server's last TID at the previous poll, if ahead of us
 	var buf []txn.TID
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -168,14 +171,34 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 			if overflow {
 				// Some were dropped (or undecodable): the iterator has them all.
 				w.count(func(s *Status) { s.Overflows++ })
-				if err := w.fill(ctx, c, 0); err != nil {
+				if err := w.fill(ctx, c, 0, 0); err != nil {
 					return err
 				}
 				continue
 			}
 			if cfg.Metadata {
+				if cfg.MetadataLinger > 0 {
+					// Let the commits of the next few milliseconds join this
+					// fill: one iterator per batch instead of per commit.
+					linger.Reset(cfg.MetadataLinger)
+					select {
+					case <-ctx.Done():
+						return context.Cause(ctx)
+					case <-c.Done():
+						return fmt.Errorf("history: storage %s: %w", cfg.Storage, c.Err())
+					case <-linger.C:
+					}
+					buf, overflow = p.take(buf)
+					if overflow {
+						w.count(func(s *Status) { s.Overflows++ })
+						if err := w.fill(ctx, c, 0, 0); err != nil {
+							return err
+						}
+						continue
+					}
+				}
 				if top := maxTID(buf); top > w.last {
-					if err := w.fill(ctx, c, top); err != nil {
+					if err := w.fill(ctx, c, top, countAbove(buf, w.last)); err != nil {
 						return err
 					}
 				}
@@ -208,7 +231,7 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 				cfg.Logger.Warn("commits not announced by invalidations; reading them from the iterator",
 					"storage", cfg.Storage, "last_seen", w.last.Hex(), "server_last", behind.Hex())
 				w.count(func(s *Status) { s.Repairs++ })
-				if err := w.fill(ctx, c, 0); err != nil {
+				if err := w.fill(ctx, c, 0, 0); err != nil {
 					return err
 				}
 			}
@@ -225,9 +248,12 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 // starts at w.last itself to check that the storage still holds it.
 //
 // Once the current connection has seen w.last, the fill starts after it,
-// and a fill bounded by stop ends at stop without asking for more: one
-// round trip per commit (with Config.Metadata, every commit is read so).
-func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error {
+// and a fill bounded by stop ends at stop without asking for more. want
+// is how many commits the range is known to hold (announced by
+// invalidations; 0: not known): they are asked for at once, one round
+// trip for all (zrpc.Iterator.NextN), then the rest one by one (with
+// Config.Metadata, every commit is read so).
+func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID, want int) error {
 	cfg := &w.cfg
 	from := w.last
 	start := from
@@ -244,9 +270,17 @@ func (w *Watcher) fill(ctx context.Context, c *zrpc.Client, stop txn.TID) error 
 	defer it.Close(ctx)
 	first := !w.checked
 	n := 0
+	var ahead []*zrpc.TransactionInfo // read at once, not looked at yet
+	if want > 1 && w.checked && stop != 0 {
+		if ahead, err = it.NextN(ctx, want); err != nil {
+			return fmt.Errorf("history: storage %s: fill from %s: %w", cfg.Storage, from.Hex(), err)
+		}
+	}
 	for {
-		ti, err := it.Next(ctx)
-		if err != nil {
+		var ti *zrpc.TransactionInfo
+		if len(ahead) > 0 {
+			ti, ahead = ahead[0], ahead[1:]
+		} else if ti, err = it.Next(ctx); err != nil {
 			return fmt.Errorf("history: storage %s: fill from %s after %d commits: %w", cfg.Storage, from.Hex(), n, err)
 		}
 		if ti == nil {
@@ -370,6 +404,19 @@ func (w *Watcher) maxServerTID(t txn.TID) {
 			return
 		}
 	}
+}
+
+// countAbove counts the TIDs of ts above after, in increasing order (as
+// a server announces them); anything out of order is not counted, so the
+// count never exceeds the distinct commits named.
+func countAbove(ts []txn.TID, after txn.TID) int {
+	n, prev := 0, after
+	for _, t := range ts {
+		if t > prev {
+			n, prev = n+1, t
+		}
+	}
+	return n
 }
 
 func maxTID(ts []txn.TID) txn.TID {

@@ -201,16 +201,22 @@ func TestWatcherSlowSinkOverflow(t *testing.T) {
 // A BatchSink gets every commit once, in order, with or without metadata,
 // while clients commit concurrently and the connection is cut: batches of
 // invalidations, and metadata fills that start after the last commit the
-// connection has seen and end at the commit announced.
+// connection has seen and end at the commit announced; with a metadata
+// linger, fills that read several commits at once (pipelined
+// iterator_next calls).
 func TestWatcherBatchSink(t *testing.T) {
-	for _, meta := range []bool{false, true} {
-		t.Run(fmt.Sprintf("metadata=%v", meta), func(t *testing.T) {
+	for _, mode := range []struct {
+		meta   bool
+		linger time.Duration
+	}{{false, 0}, {true, 0}, {true, 5 * time.Millisecond}} {
+		meta := mode.meta
+		t.Run(fmt.Sprintf("metadata=%v,linger=%v", meta, mode.linger), func(t *testing.T) {
 			srv := zeotest.StartServer(t, zeotest.ServerOptions{})
 			fwd := newForwarder(t, srv.Addr)
 			start := commitTIDs(t, zeotest.Python(t, "zodb_client.py", "--db", "a="+srv.Addr+"/1", "commit", "--count", "1"))[0]
 			col := &collector{}
 			w, err := history.New(history.Config{Storage: "s1", Addr: fwd.Addr(), After: start, BatchSink: col.batchSink,
-				Metadata: meta, MinBackoff: 20 * time.Millisecond})
+				Metadata: meta, MetadataLinger: mode.linger, MinBackoff: 20 * time.Millisecond})
 			require.NoError(t, err)
 			run(t, w)
 			require.Eventually(t, func() bool { return w.Snapshot().Connected }, 30*time.Second, 10*time.Millisecond)
@@ -226,13 +232,20 @@ func TestWatcherBatchSink(t *testing.T) {
 			requireExactlyOnce(t, col.tids(), storageTIDs(t, srv.Addr, "1", start))
 			col.mu.Lock()
 			defer col.mu.Unlock()
-			n := 0
+			n, multi := 0, 0
 			for _, b := range col.batches {
 				require.Positive(t, b)
 				require.LessOrEqual(t, b, history.MaxBatch)
 				n += b
+				if b > 1 {
+					multi++
+				}
 			}
 			require.Equal(t, len(col.commits), n)
+			if mode.linger > 0 {
+				// Three clients commit at once: some fills read several.
+				require.Positive(t, multi, "batches %v", col.batches)
+			}
 			for _, c := range col.commits {
 				require.Equal(t, meta, c.Meta != nil, "commit %s", c.TID.Hex())
 				if meta {
