@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/tidstorage/tidstorage/internal/rawconn"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -141,9 +140,8 @@ type Proxy struct {
 	budget   *decodeBudget
 	owners   *owners // loopback clients' processes
 
-	partSeq  atomic.Uint64
-	connSeq  atomic.Uint64
-	stopping atomic.Bool // set by Close before it closes the connections
+	partSeq atomic.Uint64
+	connSeq atomic.Uint64
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -313,14 +311,10 @@ func (p *Proxy) Close() {
 	p.closed = true
 	ls := p.listeners
 	p.mu.Unlock()
-	p.stopping.Store(true)
 	for _, l := range ls {
 		_ = l.ln.Close()
 	}
 	p.closeConns()
-	for _, l := range ls {
-		l.closeSpare()
-	}
 	p.wg.Wait()
 	p.owners.close()
 	p.cancel()
@@ -400,11 +394,6 @@ type listener struct {
 	// by closeAll too).
 	handshaking map[net.Conn]struct{}
 	setup       chan struct{} // setupSlots tokens
-
-	smu      sync.Mutex
-	spare    net.Conn  // an upstream connection dialled ahead (upstream)
-	filling  bool      // a spare is being dialled
-	lastConn time.Time // when the last client connection was set up
 }
 
 // setupSlots bounds the connections of one listener being set up at once.
@@ -461,7 +450,7 @@ func (l *listener) handle(raw net.Conn) {
 	// slot is taken after the client's TLS handshake: a slow or hostile
 	// client never holds one.
 	l.setup <- struct{}{}
-	sc, err := l.upstream()
+	sc, err := l.dialUpstream()
 	if err != nil {
 		<-l.setup
 		// The client sees a closed connection, as if the server were down,
@@ -515,107 +504,6 @@ func (l *listener) connDone(c *conn) {
 		c.log.Info("client disconnected", "storage", storage, "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
 	} else {
 		c.log.Debug("disconnected before register", "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
-	}
-}
-
-// upstream returns a connection to the listener's ZEO server: the spare
-// one dialled ahead if there is one and it is still open (its server's
-// announcement waiting in it), else a new one. Connections that come in
-// bursts (a Zope starting opens one per storage, every client reconnects
-// after a server restart, a pool fills) get spares: once two arrive within
-// spareWindow, each take dials the next spare in the background, which
-// takes the dial off the next client's path (a round trip to the server,
-// and on loopback two wake-ups): its setup then costs little more than a
-// direct connection. A spare not taken within spareKeep is closed. The
-// server sees a spare as a connection that has not answered its
-// announcement yet, which ZEO allows; one that expires shows in its log as
-// a connection that came and went (docs/zeo-protocol.md §1, "Connection setup").
-func (l *listener) upstream() (net.Conn, error) {
-	if l.cfg.UpstreamTLS != nil {
-		return l.dialUpstream() // no spares: a TLS connection's liveness is not seen from its socket
-	}
-	now := time.Now()
-	l.smu.Lock()
-	c := l.spare
-	l.spare = nil
-	burst := now.Sub(l.lastConn) < spareWindow
-	l.lastConn = now
-	l.smu.Unlock()
-	if c != nil && !rawconn.Alive(c) {
-		_ = c.Close() // the server went away meanwhile
-		c = nil
-	}
-	var err error
-	if c == nil {
-		c, err = l.dialPlain(l.p.ctx)
-	}
-	if err == nil && burst {
-		l.refill()
-	}
-	return c, err
-}
-
-// Spares (see upstream).
-const (
-	spareWindow = time.Second
-	spareKeep   = time.Second
-)
-
-// dialPlain dials a plaintext upstream (spares are for those only).
-func (l *listener) dialPlain(ctx context.Context) (net.Conn, error) {
-	network, addr := splitAddr(l.cfg.Upstream)
-	d := net.Dialer{Timeout: l.p.cfg.DialTimeout}
-	return d.DialContext(ctx, network, addr)
-}
-
-// refill dials a new spare in the background, unless one is there or on
-// its way. A failed dial leaves none: the next client dials itself.
-func (l *listener) refill() {
-	l.smu.Lock()
-	if l.spare != nil || l.filling || l.p.stopping.Load() {
-		l.smu.Unlock()
-		return
-	}
-	l.filling = true
-	l.smu.Unlock()
-	l.p.resolveWG.Add(1)
-	go func() {
-		defer l.p.resolveWG.Done()
-		c, err := l.dialPlain(l.p.ctx)
-		l.smu.Lock()
-		l.filling = false
-		if err == nil && l.spare == nil && !l.p.stopping.Load() {
-			spare := c
-			l.spare, c = spare, nil
-			time.AfterFunc(spareKeep, func() { l.expire(spare) })
-		}
-		l.smu.Unlock()
-		if c != nil {
-			_ = c.Close()
-		}
-	}()
-}
-
-// expire closes spare c if it is still the listener's spare.
-func (l *listener) expire(c net.Conn) {
-	l.smu.Lock()
-	if l.spare != c {
-		l.smu.Unlock()
-		return
-	}
-	l.spare = nil
-	l.smu.Unlock()
-	_ = c.Close()
-}
-
-// closeSpare closes the spare (Close, after stopping is set).
-func (l *listener) closeSpare() {
-	l.smu.Lock()
-	c := l.spare
-	l.spare = nil
-	l.smu.Unlock()
-	if c != nil {
-		_ = c.Close()
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Split returns c's reader and writer: raw system calls when c is a TCP or
@@ -171,32 +169,4 @@ func WriteFile(f *os.File, b []byte) (int, error) {
 		return w.n, &os.PathError{Op: "write", Path: f.Name(), Err: w.errno}
 	}
 	return w.n, nil
-}
-
-// Alive reports whether a socket that has not been read from is still
-// open at the other end, without waiting and without consuming anything:
-// a peer that closed or shut down its side (POLLRDHUP, even with data still
-// waiting), or an error, is not alive. Connections that are not plain
-// sockets are taken as alive.
-func Alive(c net.Conn) bool {
-	var sc syscall.Conn
-	switch c := c.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
-	default:
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	cerr := rc.Control(func(fd uintptr) {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
-		n, err := unix.Poll(pfd, 0)
-		alive = err == nil && (n == 0 || pfd[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) == 0)
-	})
-	return cerr == nil && alive
 }

@@ -17,6 +17,3 @@ func Wrap(c net.Conn) net.Conn { return c }
 
 // WriteFile is f.Write (raw system calls are used on Linux only).
 func WriteFile(f *os.File, b []byte) (int, error) { return f.Write(b) }
-
-// Alive reports true (the check is made on Linux only).
-func Alive(c net.Conn) bool { return true }

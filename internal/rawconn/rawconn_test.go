@@ -159,26 +159,3 @@ func TestWrap(t *testing.T) {
 	defer q.Close()
 	require.Equal(t, p, rawconn.Wrap(p))
 }
-
-// Alive: a fresh connection with nothing to read and one with data waiting
-// are alive (the data stays); one whose peer closed is not.
-func TestAlive(t *testing.T) {
-	a, b := pair(t, "tcp")
-	require.True(t, rawconn.Alive(a))
-	_, err := b.Write([]byte("Z5"))
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return rawconn.Alive(a) }, time.Second, time.Millisecond)
-	buf := make([]byte, 2)
-	_, err = io.ReadFull(a, buf)
-	require.NoError(t, err)
-	require.Equal(t, "Z5", string(buf), "Alive consumed nothing")
-	_, err = b.Write([]byte("more"))
-	require.NoError(t, err)
-	require.NoError(t, b.Close())
-	require.Eventually(t, func() bool { return !rawconn.Alive(a) }, time.Second, time.Millisecond,
-		"closed, with data still waiting")
-	p, q := net.Pipe()
-	defer p.Close()
-	defer q.Close()
-	require.True(t, rawconn.Alive(p))
-}
