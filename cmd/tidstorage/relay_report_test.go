@@ -51,12 +51,13 @@ func TestRelayReport(t *testing.T) {
 		{name: "bare", addr: bare.addr, pid: bare.pid},
 		{name: "all-in-one", addr: aio.addr, pid: aio.sv.cmd.Process.Pid},
 	}
-	if base := os.Getenv("RELAY_BASE_BIN"); base != "" {
+	var base *reportAIO
+	if exe := os.Getenv("RELAY_BASE_BIN"); exe != "" {
 		// Another tidstorage binary (an earlier commit) in the same rounds,
 		// on a server of its own.
 		zeoC := zeotest.StartServer(t, zeotest.ServerOptions{Storages: storages})
-		b := startReportAIO(t, base, zeoC.Addr, storages)
-		paths = append(paths, relayPath{name: "base", addr: b.addr, pid: b.sv.cmd.Process.Pid})
+		base = startReportAIO(t, exe, zeoC.Addr, storages)
+		paths = append(paths, relayPath{name: "base", addr: base.addr, pid: base.sv.cmd.Process.Pid})
 	}
 	fmt.Printf("machine: %d cores, load average %s\n", nprocs(), loadavg())
 	if hold := os.Getenv("RELAY_HOLD"); hold != "" {
@@ -117,6 +118,10 @@ func TestRelayReport(t *testing.T) {
 	// commits as fast as it can.
 	fmt.Printf("publication lag (all-in-one, storage 1): %s\n",
 		publicationLag(t, aio.dump, "S1", "--addr", aio.addr, "--storage", two, "--seconds", strconv.Itoa(secs)))
+	if base != nil {
+		fmt.Printf("publication lag (base, storage 1): %s\n",
+			publicationLag(t, base.dump, "S1", "--addr", base.addr, "--storage", two, "--seconds", strconv.Itoa(secs)))
+	}
 
 	if dir := os.Getenv("RELAY_PERF"); dir != "" {
 		for _, p := range paths[1:] {
