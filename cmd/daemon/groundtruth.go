@@ -180,7 +180,7 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 }
 
 // metadataLinger is the fleet tracker's watchers' history.Config.MetadataLinger.
-const metadataLinger = 8 * time.Millisecond
+const metadataLinger = 5 * time.Millisecond
 
 // historyBatch hands commits of a storage's history to the tracker, in one
 // input call (one lock, one journal write); scratch is the calling
