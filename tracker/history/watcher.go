@@ -166,6 +166,18 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 		case <-c.Done():
 			return fmt.Errorf("history: storage %s: %w", cfg.Storage, c.Err())
 		case <-p.ready:
+			if cfg.Metadata && cfg.MetadataLinger > 0 {
+				// Let the commits of the next few milliseconds join this
+				// fill: one iterator per batch instead of per commit.
+				linger.Reset(cfg.MetadataLinger)
+				select {
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				case <-c.Done():
+					return fmt.Errorf("history: storage %s: %w", cfg.Storage, c.Err())
+				case <-linger.C:
+				}
+			}
 			var overflow bool
 			buf, overflow = p.take(buf[:0])
 			if overflow {
@@ -177,26 +189,6 @@ func (w *Watcher) follow(ctx context.Context, c *zrpc.Client, p *pending) error 
 				continue
 			}
 			if cfg.Metadata {
-				if cfg.MetadataLinger > 0 {
-					// Let the commits of the next few milliseconds join this
-					// fill: one iterator per batch instead of per commit.
-					linger.Reset(cfg.MetadataLinger)
-					select {
-					case <-ctx.Done():
-						return context.Cause(ctx)
-					case <-c.Done():
-						return fmt.Errorf("history: storage %s: %w", cfg.Storage, c.Err())
-					case <-linger.C:
-					}
-					buf, overflow = p.take(buf)
-					if overflow {
-						w.count(func(s *Status) { s.Overflows++ })
-						if err := w.fill(ctx, c, 0, 0); err != nil {
-							return err
-						}
-						continue
-					}
-				}
 				if top := maxTID(buf); top > w.last {
 					if err := w.fill(ctx, c, top, countAbove(buf, w.last)); err != nil {
 						return err
