@@ -21,6 +21,7 @@ RULES = [
     ("decode (zrpc)", r"zrpc\.Decode|zrpc\.Parse|zrpc\.decode|ogórek|og-rek|msgpack"),
     ("tracker (Service, Machine)", r"tracker\.\(\*Service\)|tracker\.\(\*Machine\)|tracker\.AppendInput"),
     ("relay (pumps, peek, socket I/O)", r"zeoproxy\."),
+    ("fleet link (gRPC reports, acknowledgements)", r"google\.golang\.org/grpc|golang\.org/x/net/http2|tidstorage/fleet\."),
     ("Go runtime: sysmon", r"runtime\.sysmon"),
     ("Go runtime: GC", r"runtime\.gcBgMarkWorker|runtime\.gcDrain|runtime\.bgsweep|runtime\.bgscavenge|runtime\.gcStart"),
     ("Go runtime: scheduler (idle, park, wake)", r"runtime\.(schedule|findRunnable|park_m|mcall|mstart|stopm|startm|wakep|netpoll)"),
