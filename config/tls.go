@@ -15,14 +15,6 @@ import (
 // the ZEO server (the proxy's connections, the history watchers, the
 // bootstrap and in-doubt resolution).
 
-var zeoTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}, {Name: "client_ca_file"},
-}}
-
-var upstreamTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"}, {Name: "server_name"},
-}}
-
 // ExpiryWarning is how close to its end a certificate makes `config check`
 // warn.
 const ExpiryWarning = 30 * 24 * time.Hour
@@ -36,73 +28,28 @@ type tlsRef struct {
 	attrs map[string]hcl.Range // where each file attribute was written
 }
 
-// tlsBlock decodes the file attributes common to every TLS block and
-// records the block for CheckPaths.
-func (d *decoder) tlsBlock(b *hcl.Block, schema *hcl.BodySchema, what string, role tlsfiles.Role) (*TLS, *hcl.BodyContent) {
-	c := d.content(b.Body, schema)
+// tlsAttrs are the attributes of one TLS block as written (nil: absent).
+type tlsAttrs struct {
+	cert, key, ca, clientCA, serverName *hcl.Attribute
+}
+
+// tls decodes a TLS block's files and server name, and records the block
+// for CheckPaths.
+func (d *decoder) tls(what string, role tlsfiles.Role, block hcl.Range, a tlsAttrs) *TLS {
 	t := &TLS{}
-	ref := tlsRef{what: what, role: role, t: t, block: b.DefRange, attrs: map[string]hcl.Range{}}
+	ref := tlsRef{what: what, role: role, t: t, block: block, attrs: map[string]hcl.Range{}}
 	for _, f := range []struct {
-		name string
+		attr *hcl.Attribute
 		dst  *string
-	}{{"cert_file", &t.CertFile}, {"key_file", &t.KeyFile}, {"ca_file", &t.CAFile}, {"client_ca_file", &t.ClientCAFile}} {
-		if a := c.Attributes[f.name]; a != nil {
-			d.path(a, f.dst)
-			ref.attrs[f.name] = a.Expr.Range()
+	}{{a.cert, &t.CertFile}, {a.key, &t.KeyFile}, {a.ca, &t.CAFile}, {a.clientCA, &t.ClientCAFile}} {
+		if f.attr != nil {
+			d.path(f.attr, f.dst, needFile)
+			ref.attrs[f.attr.Name] = f.attr.Expr.Range()
 		}
 	}
+	d.str(a.serverName, &t.ServerName)
 	d.tlsRefs = append(d.tlsRefs, ref)
-	return t, c
-}
-
-// decodeZEOTLS reads a zeo block's tls and upstream_tls blocks.
-func (d *decoder) decodeZEOTLS(z *ZEO, c *hcl.BodyContent) {
-	if b := d.once(c.Blocks, "tls"); b != nil {
-		t, _ := d.tlsBlock(b, zeoTLSSchema, fmt.Sprintf("zeo %q tls", z.Name), tlsfiles.Server)
-		if d.role == RoleTracker {
-			d.errorf(b.DefRange, "A tracker does not proxy",
-				"zeo %q has no listener here (this configuration is a fleet tracker): tls belongs in the sidecars' zeo blocks, which ZODB clients connect to; remove it",
-				z.Name)
-		} else {
-			z.TLS = t
-		}
-	}
-	b := d.once(c.Blocks, "upstream_tls")
-	if b == nil {
-		return
-	}
-	t, uc := d.tlsBlock(b, upstreamTLSSchema, fmt.Sprintf("zeo %q upstream_tls", z.Name), tlsfiles.Client)
-	_, hasCert := uc.Attributes["cert_file"]
-	_, hasKey := uc.Attributes["key_file"]
-	if hasCert != hasKey {
-		d.errorf(b.DefRange, "Incomplete client certificate",
-			"upstream_tls of zeo %q: cert_file and key_file go together (the certificate tidstorage presents when the ZEO server authenticates clients); give both or neither",
-			z.Name)
-	}
-	if a := uc.Attributes["server_name"]; a != nil {
-		if d.str(a, &t.ServerName) && t.ServerName == "" {
-			d.errorf(a.Expr.Range(), "Empty server_name", "remove server_name to check the certificate against upstream's host, or give the name in the ZEO server's certificate")
-		}
-	} else if z.Upstream.IsUnix() {
-		d.errorf(b.DefRange, "Missing server_name",
-			"upstream %s of zeo %q is a unix socket: give server_name, the name in the ZEO server's certificate", z.Upstream, z.Name)
-	} else {
-		t.ServerName = z.Upstream.Host
-	}
-	z.UpstreamTLS = t
-	if z.TLS == nil && !z.Listen.IsZero() && !z.Listen.IsUnix() && !z.Listen.Loopback() {
-		d.warnf(attrRange(c, "listen", z.Range), "Listener without TLS",
-			"zeo %q re-originates TLS to its server but accepts plaintext clients on %s, which is not loopback: what the server receives encrypted crosses that network in clear; add tls or listen on loopback",
-			z.Name, z.Listen)
-	}
-}
-
-// attrRange is the range of an attribute of c, or def when it is absent.
-func attrRange(c *hcl.BodyContent, name string, def hcl.Range) hcl.Range {
-	if a := c.Attributes[name]; a != nil {
-		return a.Expr.Range()
-	}
-	return def
+	return t
 }
 
 // checkTLS loads every TLS block's files as serve would and warns, at the
