@@ -115,21 +115,13 @@ func (d *decoder) validateLimits(cfg *Config, r *rawLimits) {
 	}
 	l := &cfg.Limits
 	if a := r.DecodeBudget; a != nil && l.DecodeBudget > 0 && l.DecodeBudget < l.MaxFrameSize {
-		d.errorf(a.Expr.Range(), "Invalid size", "%s (%d bytes) is below %s (%d bytes): a frame between the two could never be decoded",
-			a.Name, l.DecodeBudget, nameOr(r.MaxFrameSize, "max_frame_size"), l.MaxFrameSize)
+		d.errorf(a.Expr.Range(), "Invalid size", "%s (%d bytes) is below max_frame_size (%d bytes): a frame between the two could never be decoded",
+			a.Name, l.DecodeBudget, l.MaxFrameSize)
 	}
 	if a := r.MaxPreRegisterFrame; a != nil && l.MaxPreRegisterFrame > l.MaxFrameSize {
-		d.errorf(a.Expr.Range(), "Invalid size", "%s (%d bytes) is above %s (%d bytes)",
-			a.Name, l.MaxPreRegisterFrame, nameOr(r.MaxFrameSize, "max_frame_size"), l.MaxFrameSize)
+		d.errorf(a.Expr.Range(), "Invalid size", "%s (%d bytes) is above max_frame_size (%d bytes)",
+			a.Name, l.MaxPreRegisterFrame, l.MaxFrameSize)
 	}
-}
-
-// nameOr is the attribute's name, or name when it was not written.
-func nameOr(a *hcl.Attribute, name string) string {
-	if a != nil {
-		return a.Name
-	}
-	return name
 }
 
 // validateFleetLink: TLS on the fleet link unless both ends are on this
