@@ -73,7 +73,7 @@ func TestEveryAttributeErrorNamesItsPosition(t *testing.T) {
 				bad := place.wrap(lines + a.Name + " = {}\n")
 				prefix, _, _ := strings.Cut(place.wrap("\x00"), "\x00")
 				line := strings.Count(prefix, "\n") + strings.Count(lines, "\n") + 1
-				col := len(a.Name + " = ") + 1
+				col := len(a.Name+" = ") + 1
 				_, err = Parse([]byte(bad), "a.hcl")
 				require.Error(t, err, bad)
 				require.Contains(t, err.Error(), fmt.Sprintf("a.hcl:%d:%d: ", line, col), "%s in:\n%s", a.Name, bad)

@@ -34,8 +34,8 @@ func TestRoleRules(t *testing.T) {
 		errs:  []string{"1:15: A sidecar publishes nothing", "2:16: A sidecar publishes nothing"},
 		warns: []string{"3:1: warning: Classic endpoint off on a sidecar"},
 	}, {
-		name: "sidecar settled",
-		src:  "classic {}\ntracker {\n  address = \"127.0.0.1:9010\"\n  buffer_file = \"/b/buf\"\n}\n" + zeo,
+		name:  "sidecar settled",
+		src:   "classic {}\ntracker {\n  address = \"127.0.0.1:9010\"\n  buffer_file = \"/b/buf\"\n}\n" + zeo,
 		warns: []string{"1:1: warning: Classic endpoint off on a sidecar"},
 		check: func(t *testing.T, cfg *Config) {
 			require.Equal(t, RoleSidecar, cfg.Role())
