@@ -61,26 +61,26 @@ func (d *decoder) decodeArchive(r *rawArchive) *Archive {
 			d.errorf(a.Expr.Range(), "Invalid archive url", `url = %q: use "s3://BUCKET/PREFIX" or "file:///DIRECTORY"`, ar.URL)
 		}
 	}
-	if attr := r.Endpoint; d.str(attr, &ar.Endpoint) {
+	if a := r.Endpoint; d.str(a, &ar.Endpoint) {
 		if u, err := url.Parse(ar.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.errorf(attr.Expr.Range(), "Invalid endpoint", `endpoint = %q; write the server's URL, such as "https://s3.example.com" or "http://127.0.0.1:7070"`, ar.Endpoint)
+			d.errorf(a.Expr.Range(), "Invalid endpoint", `endpoint = %q; write the server's URL, such as "https://s3.example.com" or "http://127.0.0.1:7070"`, ar.Endpoint)
 		}
 	}
 	d.str(r.Region, &ar.Region)
 	d.boolean(r.PathStyle, &ar.PathStyle)
 	d.duration(r.Interval, &ar.Interval, 10*time.Millisecond)
-	if attr := r.Retention; attr != nil {
+	if a := r.Retention; a != nil {
 		var s string
-		if d.str(attr, &s) {
+		if d.str(a, &s) {
 			v, ok := ParseRetention(s)
 			if !ok {
-				d.errorf(attr.Expr.Range(), "Invalid retention", `retention = %q; write a number of days such as "30d", or a duration such as "72h"`, s)
+				d.errorf(a.Expr.Range(), "Invalid retention", `retention = %q; write a number of days such as "30d", or a duration such as "72h"`, s)
 			}
 			ar.Retention = v
 		}
 	}
-	if attr := r.Recipients; attr != nil {
-		d.stringList(attr, listMsg{"Invalid recipients", `recipients must be a list of age public keys, e.g. ["age1..."]`},
+	if a := r.Recipients; a != nil {
+		d.stringList(a, listMsg{"Invalid recipients", `recipients must be a list of age public keys, e.g. ["age1..."]`},
 			listMsg{"Invalid recipient", `each recipient is an age public key in double quotes ("age1...")`}, func(e hcl.Expression, s string) {
 				if _, err := age.ParseX25519Recipient(s); err != nil {
 					d.errorf(e.Range(), "Invalid recipient", "%q is not an age public key (age1...): %v", s, err)
