@@ -12,8 +12,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-
-	"github.com/tidstorage/tidstorage/internal/tlsfiles"
 )
 
 // Load reads and validates the configuration file at path. Relative paths in
@@ -282,11 +280,11 @@ func (d *decoder) decodeZEO(r *rawZEO) *ZEO {
 	z.BlindTimeout = DefaultBlindTimeout
 	d.duration(r.BlindTimeout, &z.BlindTimeout, 0)
 	if b := first(r.TLS); b != nil {
-		z.TLS = d.tls(fmt.Sprintf("zeo %q tls", z.Name), tlsfiles.Server, b.DefRange,
+		z.TLS = d.tls(fmt.Sprintf("zeo %q tls", z.Name),
 			tlsAttrs{cert: attr(b.CertFile), key: attr(b.KeyFile), clientCA: b.ClientCAFile})
 	}
 	if b := first(r.UpstreamTLS); b != nil {
-		z.UpstreamTLS = d.tls(fmt.Sprintf("zeo %q upstream_tls", z.Name), tlsfiles.Client, b.DefRange,
+		z.UpstreamTLS = d.tls(fmt.Sprintf("zeo %q upstream_tls", z.Name),
 			tlsAttrs{cert: b.CertFile, key: b.KeyFile, ca: b.CAFile, serverName: b.ServerName})
 	}
 
@@ -342,7 +340,7 @@ func (d *decoder) decodeFleet(r *rawFleet) *Fleet {
 	f := &Fleet{Range: r.DefRange}
 	d.tcpAddress(attr(r.Listen), &f.Listen)
 	if b := first(r.TLS); b != nil {
-		f.TLS = d.tls("fleet tls", tlsfiles.Server, b.DefRange,
+		f.TLS = d.tls("fleet tls",
 			tlsAttrs{cert: attr(b.CertFile), key: attr(b.KeyFile), clientCA: attr(b.ClientCAFile)})
 	}
 	return f
@@ -369,7 +367,7 @@ func (d *decoder) decodeTrackerLink(r *rawTracker) *TrackerLink {
 		}
 	}
 	if b := first(r.TLS); b != nil {
-		t.TLS = d.tls("tracker tls", tlsfiles.Client, b.DefRange,
+		t.TLS = d.tls("tracker tls",
 			tlsAttrs{cert: attr(b.CertFile), key: attr(b.KeyFile), ca: attr(b.CAFile), serverName: b.ServerName})
 	}
 	return t

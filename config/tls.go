@@ -21,11 +21,18 @@ const ExpiryWarning = 30 * 24 * time.Hour
 
 // tlsRef is one TLS block as written, for CheckPaths.
 type tlsRef struct {
-	what  string // `zeo "main" tls`, for messages
-	role  tlsfiles.Role
-	t     *TLS
-	block hcl.Range
-	attrs map[string]hcl.Range // where each file attribute was written
+	what string // `zeo "main" tls`, for messages
+	t    *TLS
+	// cert is where the certificate was written (nil: not written); cas
+	// are the CA files written (ca_file, client_ca_file).
+	cert *hcl.Attribute
+	cas  []tlsCA
+}
+
+// tlsCA is a CA file as written and as decoded.
+type tlsCA struct {
+	attr *hcl.Attribute
+	path *string
 }
 
 // tlsAttrs are the attributes of one TLS block as written (nil: absent).
@@ -35,19 +42,19 @@ type tlsAttrs struct {
 
 // tls decodes a TLS block's files and server name, and records the block
 // for CheckPaths.
-func (d *decoder) tls(what string, role tlsfiles.Role, block hcl.Range, a tlsAttrs) *TLS {
+func (d *decoder) tls(what string, a tlsAttrs) *TLS {
 	t := &TLS{}
-	ref := tlsRef{what: what, role: role, t: t, block: block, attrs: map[string]hcl.Range{}}
-	for _, f := range []struct {
-		attr *hcl.Attribute
-		dst  *string
-	}{{a.cert, &t.CertFile}, {a.key, &t.KeyFile}, {a.ca, &t.CAFile}, {a.clientCA, &t.ClientCAFile}} {
-		if f.attr != nil {
-			d.path(f.attr, f.dst, needFile)
-			ref.attrs[f.attr.Name] = f.attr.Expr.Range()
+	d.path(a.cert, &t.CertFile, needFile)
+	d.path(a.key, &t.KeyFile, needFile)
+	d.path(a.ca, &t.CAFile, needFile)
+	d.path(a.clientCA, &t.ClientCAFile, needFile)
+	d.str(a.serverName, &t.ServerName)
+	ref := tlsRef{what: what, t: t, cert: a.cert}
+	for _, ca := range []tlsCA{{a.ca, &t.CAFile}, {a.clientCA, &t.ClientCAFile}} {
+		if ca.attr != nil {
+			ref.cas = append(ref.cas, ca)
 		}
 	}
-	d.str(a.serverName, &t.ServerName)
 	d.tlsRefs = append(d.tlsRefs, ref)
 	return t
 }
@@ -58,49 +65,45 @@ func (d *decoder) tls(what string, role tlsfiles.Role, block hcl.Range, a tlsAtt
 // Files that do not exist are left to the path checks.
 func (c *Config) checkTLS(now time.Time) hcl.Diagnostics {
 	var diags hcl.Diagnostics
+	warn := func(at *hcl.Attribute, summary, format string, a ...any) {
+		rng := at.Expr.Range()
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary,
+			Detail: fmt.Sprintf(format, a...), Subject: &rng})
+	}
+	type expiry struct {
+		tlsfiles.Expiry
+		at *hcl.Attribute
+	}
 	for _, r := range c.tlsRefs {
-		at := func(attr string) *hcl.Range {
-			rng, ok := r.attrs[attr]
-			if !ok {
-				rng = r.block
-			}
-			return &rng
-		}
-		warn := func(attr, summary, format string, a ...any) {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary,
-				Detail: fmt.Sprintf(format, a...), Subject: at(attr)})
-		}
-		var exps []tlsfiles.Expiry
-		if t := r.t; t.CertFile != "" && t.KeyFile != "" && exists(t.CertFile) && exists(t.KeyFile) {
+		var exps []expiry
+		if t := r.t; r.cert != nil && t.CertFile != "" && t.KeyFile != "" && exists(t.CertFile) && exists(t.KeyFile) {
 			exp, err := tlsfiles.CheckPair(t.CertFile, t.KeyFile)
 			if err != nil {
-				warn("cert_file", "TLS files do not load", "%s: %v", r.what, err)
+				warn(r.cert, "TLS files do not load", "%s: %v", r.what, err)
 			} else {
-				exps = append(exps, exp)
+				exp.Attr = r.cert.Name
+				exps = append(exps, expiry{exp, r.cert})
 			}
 		}
-		for _, attr := range []string{"ca_file", "client_ca_file"} {
-			path := r.t.CAFile
-			if attr == "client_ca_file" {
-				path = r.t.ClientCAFile
-			}
-			if _, written := r.attrs[attr]; !written || !exists(path) {
+		for _, ca := range r.cas {
+			path := *ca.path
+			if !exists(path) {
 				continue
 			}
 			exp, err := tlsfiles.CheckCA(path)
 			if err != nil {
-				warn(attr, "TLS files do not load", "%s: %s %s: %v", r.what, attr, path, err)
+				warn(ca.attr, "TLS files do not load", "%s: %s %s: %v", r.what, ca.attr.Name, path, err)
 				continue
 			}
-			exp.Attr = attr
-			exps = append(exps, exp)
+			exp.Attr = ca.attr.Name
+			exps = append(exps, expiry{exp, ca.attr})
 		}
 		for _, e := range exps {
 			switch left := e.NotAfter.Sub(now); {
 			case left <= 0:
-				warn(e.Attr, "Certificate expired", "%s: %s %s (%s) expired on %s", r.what, e.Attr, e.File, e.Subject, e.NotAfter.UTC().Format(time.RFC3339))
+				warn(e.at, "Certificate expired", "%s: %s %s (%s) expired on %s", r.what, e.Attr, e.File, e.Subject, e.NotAfter.UTC().Format(time.RFC3339))
 			case left < ExpiryWarning:
-				warn(e.Attr, "Certificate expires soon", "%s: %s %s (%s) expires on %s, in %d days", r.what, e.Attr, e.File, e.Subject,
+				warn(e.at, "Certificate expires soon", "%s: %s %s (%s) expires on %s, in %d days", r.what, e.Attr, e.File, e.Subject,
 					e.NotAfter.UTC().Format(time.RFC3339), int(left.Hours()/24))
 			}
 		}
