@@ -90,19 +90,6 @@ type CutResult struct {
 	IndexWritten bool   // a fresh <path>.index was written (FS30 files)
 }
 
-// writeIndex writes a fresh <path>.index for an FS30 file, so that ZODB
-// opens it without a full scan. FS21 files (Python 2 pickles) get none:
-// ZODB rebuilds it.
-func writeIndex(path, magic string, ix *fsdata.Index, pos int64) error {
-	if magic != fsdata.MagicFS30 {
-		return nil
-	}
-	if err := ix.WriteFile(path+".index", pos); err != nil {
-		return fmt.Errorf("write a fresh index: %w", err)
-	}
-	return nil
-}
-
 // Apply saves the bytes after the cut to <path>.cut-<tid>-<stamp>, moves a
 // stale <path>.index aside to <path>.index.cut-<tid>-<stamp>, truncates the
 // file, checks by a rescan that it now ends with the kept transaction, and

@@ -3,10 +3,17 @@ package backup
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 
 	"github.com/tidstorage/tidstorage/internal/lockfile"
 )
+
+// A repository has two locks, both ignored by repozo: the writer lock
+// (backup, forget), one owner at a time, and the readers' lock (restore,
+// verify shared, forget exclusive).
 
 // RepoLockName is the lock file a writer (backup, forget) holds in a
 // repository. repozo ignores it.
@@ -26,7 +33,12 @@ type RepoLock struct{ l *lockfile.Lock }
 // host is refused, since the flock of another host may not be visible here
 // (some network filesystems).
 func LockRepository(repo, command string, logf func(string, ...any)) (*RepoLock, error) {
-	path := filepath.Join(repo, RepoLockName)
+	return openRepository(repo).lock(command, logf)
+}
+
+// lock takes the repository's writer lock for command (LockRepository).
+func (r *repository) lock(command string, logf func(string, ...any)) (*RepoLock, error) {
+	repo, path := r.dir, r.path(RepoLockName)
 	l, err := lockfile.Acquire(path, command, func(old lockfile.Holder) {
 		if logf != nil {
 			logf("%s: taking over a stale lock (%s): that process is gone", repo, old)
@@ -51,14 +63,17 @@ func (l *RepoLock) Unlock() {
 	}
 }
 
-// lockRepositories locks every repository, in a fixed order; on failure it
-// releases those it took.
-func lockRepositories(repos []string, command string, logf func(string, ...any)) ([]*RepoLock, error) {
-	var locks []*RepoLock
-	for _, repo := range repos {
-		l, err := LockRepository(repo, command, logf)
+// repoLocks are held writer locks of several repositories.
+type repoLocks []*RepoLock
+
+// lock takes the writer lock of every repository, in a fixed order; on
+// failure it releases those it took.
+func (rs repositories) lock(command string, logf func(string, ...any)) (repoLocks, error) {
+	var locks repoLocks
+	for _, r := range rs.each() {
+		l, err := r.lock(command, logf)
 		if err != nil {
-			unlockAll(locks)
+			locks.unlock()
 			return nil, err
 		}
 		locks = append(locks, l)
@@ -66,8 +81,65 @@ func lockRepositories(repos []string, command string, logf func(string, ...any))
 	return locks, nil
 }
 
-func unlockAll(locks []*RepoLock) {
+func (locks repoLocks) unlock() {
 	for _, l := range locks {
 		l.Unlock()
+	}
+}
+
+// ReadersLockName is the lock file that orders readers of a repository
+// (restore, verify: shared) against forget (exclusive), which removes the
+// files a reader may be in the middle of. backup does not take it: it only
+// adds files. repozo ignores it.
+const ReadersLockName = "tidstorage.readers.lock"
+
+// readersLock holds the readers' lock of several repositories.
+type readersLock []*os.File
+
+// lockReaders takes the readers' lock of every repository, shared or
+// exclusive, without waiting: a restore refuses while a forget runs, and a
+// forget while a restore or verify reads. A repository where the lock
+// file cannot be created (a read-only copy) is read without it: nothing
+// can forget sets there.
+func (rs repositories) lockReaders(exclusive bool) (readersLock, error) {
+	repos := slices.Clone(rs.dirs)
+	slices.Sort(repos)
+	repos = slices.Compact(repos)
+	how, holder := syscall.LOCK_SH, "a forget is removing sets from it"
+	if exclusive {
+		how, holder = syscall.LOCK_EX, "a restore or verify is reading it"
+	}
+	var l readersLock
+	for _, repo := range repos {
+		if repo == "" {
+			continue
+		}
+		path := filepath.Join(repo, ReadersLockName)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			if !exclusive && (errors.Is(err, syscall.EROFS) || errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist)) {
+				continue
+			}
+			l.unlock()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+			f.Close()
+			l.unlock()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("%s is held: %s; try again when it is done: %w", path, holder, ErrLocked)
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		l = append(l, f)
+	}
+	return l, nil
+}
+
+// unlock releases every lock (closing the descriptor releases the flock;
+// the file stays, it is shared).
+func (l readersLock) unlock() {
+	for _, f := range l {
+		f.Close()
 	}
 }
