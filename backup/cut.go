@@ -147,10 +147,17 @@ func (p *CutPlan) Release() {
 }
 
 // copyRange copies bytes [from, to) of f to a new file dst (which must not
-// exist), synced.
+// exist), synced. Nothing hashes them: the kernel copies them file to file
+// (copy_file_range). It moves f's offset; the cut reads f at offsets.
 func copyRange(f *os.File, from, to int64, dst string) error {
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return err
+	}
 	return atomicfile.WriteNew(dst, 0o644, func(out io.Writer) error {
-		_, err := io.Copy(out, io.NewSectionReader(f, from, to-from))
+		n, err := io.Copy(out, io.LimitReader(f, to-from))
+		if err == nil && n != to-from {
+			err = fmt.Errorf("copied %d bytes of %d: the file shrank", n, to-from)
+		}
 		return err
 	})
 }
