@@ -15,30 +15,25 @@ import (
 // (backup, forget), one owner at a time, and the readers' lock (restore,
 // verify shared, forget exclusive).
 
-// RepoLockName is the lock file a writer (backup, forget) holds in a
+// repoLockName is the lock file a writer (backup, forget) holds in a
 // repository. repozo ignores it.
-const RepoLockName = "tidstorage.lock"
+const repoLockName = "tidstorage.lock"
 
 // ErrLocked means another process holds a repository's lock.
 var ErrLocked = errors.New("repository locked")
 
-// RepoLock is a held repository lock.
-type RepoLock struct{ l *lockfile.Lock }
+// repoLock is a held repository lock.
+type repoLock struct{ l *lockfile.Lock }
 
-// LockRepository takes repo's lock for command: an flock on
-// repo/tidstorage.lock, which the kernel releases whatever way the process
+// lock takes the repository's writer lock for command: an flock on
+// tidstorage.lock, which the kernel releases whatever way the process
 // ends, holding the holder's pid, host and start time (internal/lockfile). A
 // lock file left by a process of this host that no longer holds the flock
 // (killed) is stale and taken over, with a note to logf; one left by another
 // host is refused, since the flock of another host may not be visible here
 // (some network filesystems).
-func LockRepository(repo, command string, logf func(string, ...any)) (*RepoLock, error) {
-	return openRepository(repo).lock(command, logf)
-}
-
-// lock takes the repository's writer lock for command (LockRepository).
-func (r *repository) lock(command string, logf func(string, ...any)) (*RepoLock, error) {
-	repo, path := r.dir, r.path(RepoLockName)
+func (r *repository) lock(command string, logf func(string, ...any)) (*repoLock, error) {
+	repo, path := r.dir, r.path(repoLockName)
 	l, err := lockfile.Acquire(path, command, func(old lockfile.Holder) {
 		if logf != nil {
 			logf("%s: taking over a stale lock (%s): that process is gone", repo, old)
@@ -53,18 +48,18 @@ func (r *repository) lock(command string, logf func(string, ...any)) (*RepoLock,
 	case err != nil:
 		return nil, err
 	}
-	return &RepoLock{l: l}, nil
+	return &repoLock{l: l}, nil
 }
 
 // Unlock removes the lock file, then releases the flock.
-func (l *RepoLock) Unlock() {
+func (l *repoLock) Unlock() {
 	if l != nil {
 		l.l.Release()
 	}
 }
 
 // repoLocks are held writer locks of several repositories.
-type repoLocks []*RepoLock
+type repoLocks []*repoLock
 
 // lock takes the writer lock of every repository, in a fixed order; on
 // failure it releases those it took.
@@ -87,11 +82,11 @@ func (locks repoLocks) unlock() {
 	}
 }
 
-// ReadersLockName is the lock file that orders readers of a repository
+// readersLockName is the lock file that orders readers of a repository
 // (restore, verify: shared) against forget (exclusive), which removes the
 // files a reader may be in the middle of. backup does not take it: it only
 // adds files. repozo ignores it.
-const ReadersLockName = "tidstorage.readers.lock"
+const readersLockName = "tidstorage.readers.lock"
 
 // readersLock holds the readers' lock of several repositories.
 type readersLock []*os.File
@@ -114,7 +109,7 @@ func (rs repositories) lockReaders(exclusive bool) (readersLock, error) {
 		if repo == "" {
 			continue
 		}
-		path := filepath.Join(repo, ReadersLockName)
+		path := filepath.Join(repo, readersLockName)
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			if !exclusive && (errors.Is(err, syscall.EROFS) || errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist)) {

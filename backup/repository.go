@@ -275,14 +275,6 @@ func (rs repositories) findSet(stamp string) (*Manifest, error) {
 	return nil, fmt.Errorf("no backup set found:\n  %s", strings.Join(tried, "\n  "))
 }
 
-// ReadManifest reads the manifest of set stamp in repo.
-func ReadManifest(repo, stamp string) (*Manifest, error) {
-	return openRepository(repo).manifest(stamp)
-}
-
-// Sets lists the stamps of the backup sets in repo, oldest first.
-func Sets(repo string) ([]string, error) { return openRepository(repo).sets() }
-
 // AllStamps lists the stamps of the sets found in any of repos, oldest
 // first; unreadable repositories are returned as problems.
 func AllStamps(repos []string) ([]string, []string) {
