@@ -403,7 +403,7 @@ func (m *Machine) acceptAllUnaccounted() error {
 	var live []StorageTID
 	for _, i := range m.sorted {
 		if s := &m.st[i]; s.watched {
-			live = append(live, StorageTID{s.name, s.hist})
+			live = append(live, StorageTID{Storage: s.name, TID: s.hist})
 		}
 	}
 	m.settleGapped(live)

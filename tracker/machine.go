@@ -513,7 +513,7 @@ func (m *Machine) Published(name string) (txn.TID, bool) {
 func (m *Machine) AppendPublished(dst []StorageTID) []StorageTID {
 	for _, i := range m.sorted {
 		if s := &m.st[i]; s.hasPublished {
-			dst = append(dst, StorageTID{s.name, s.published})
+			dst = append(dst, StorageTID{Storage: s.name, TID: s.published})
 		}
 	}
 	return dst

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 // Recovery after a crash of the tidstorage process (docs/design.md,
@@ -192,10 +193,9 @@ func (m *Machine) applyFloor(live, floor []StorageTID) {
 	}
 }
 
-// RunSpan is the participation ids of one run of a remote observer: a
-// sidecar's run takes the ids base .. base+RunSpan-1 (base = a random
-// incarnation << 32, zeoproxy.Config.PartIDBase).
-const RunSpan = 1 << 32
+// RunSpan is how many participation ids one run of a remote observer
+// takes (input.RunSpan).
+const RunSpan = input.RunSpan
 
 // RecoverRun is Recover for one run of a remote observer that restarted (a
 // sidecar): only the participations with ids base .. base+RunSpan-1 are
@@ -493,38 +493,21 @@ func (m *Machine) Quiescent() bool {
 	return true
 }
 
-// StorageSnapshot is one storage in a Snapshot.
-type StorageSnapshot struct {
-	Storage      string
-	Published    txn.TID
-	HasPublished bool
-	Transient    txn.TID
-	Known        bool
-	Watched      bool
-	WarnOnly     bool
-	Hist         txn.TID
-}
+// Snapshot is the state of a quiescent Machine (input.Snapshot, what a
+// Restore input carries).
+type Snapshot = input.Snapshot
 
-// Snapshot is the state of a quiescent Machine.
-type Snapshot struct {
-	Storages      []StorageSnapshot
-	Sources       []SourceSeq // remote observers' last Seq applied, by name
-	NextPin       uint64
-	Bootstrapped  bool
-	BootRequested bool
-}
+// StorageSnapshot is one storage in a Snapshot.
+type StorageSnapshot = input.StorageSnapshot
 
 // SourceSeq is one remote observer's position in a Snapshot.
-type SourceSeq struct {
-	Source string
-	Seq    uint64
-}
+type SourceSeq = input.SourceSeq
 
 // Snapshot returns the state; only meaningful when Quiescent.
 func (m *Machine) Snapshot() Snapshot {
 	sn := Snapshot{NextPin: m.nextPin, Bootstrapped: m.bootstrapped, BootRequested: m.bootRequested}
 	for src, seq := range m.sources {
-		sn.Sources = append(sn.Sources, SourceSeq{src, seq})
+		sn.Sources = append(sn.Sources, SourceSeq{Source: src, Seq: seq})
 	}
 	slices.SortFunc(sn.Sources, func(a, b SourceSeq) int { return strings.Compare(a.Source, b.Source) })
 	for _, i := range m.sorted {

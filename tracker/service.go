@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 )
 
@@ -176,7 +177,7 @@ func (s *Service) after(now int64) {
 	if started {
 		s.sf.Start(t)
 		s.sfStarted = true
-	} else if e := s.m.ctr.TransactionsEnded; e != s.ended || published || tick {
+	} else if e := s.m.Counters().TransactionsEnded; e != s.ended || published || tick {
 		// The original wrote only when a transaction ended; a Tick writes a
 		// line that became due meanwhile, or retries a failed one.
 		s.ended = e
@@ -190,7 +191,7 @@ func (s *Service) after(now int64) {
 func (s *Service) ClassicBegin(id string, storages []string) {
 	s.input(func(now int64) {
 		s.checkClassicIDs(storages)
-		s.applyIn(&Input{Kind: InClassicBegin, Time: now, ID: id, Storages: storages})
+		s.applyIn(now, input.ClassicBegin{ID: id, Storages: storages})
 	})
 }
 
@@ -200,20 +201,20 @@ func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []strin
 	s.input(func(now int64) {
 		s.tids = s.tids[:0]
 		for k, v := range tids {
-			s.tids = append(s.tids, StorageTID{k, v})
+			s.tids = append(s.tids, StorageTID{Storage: k, TID: v})
 		}
 		// Map order must not leak into the machine.
 		slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
 		for _, t := range s.tids {
 			s.checkClassicID(t.Storage)
 		}
-		s.applyIn(&Input{Kind: InClassicCommit, Time: now, ID: id, TIDs: s.tids, Storages: none})
+		s.applyIn(now, input.ClassicCommit{ID: id, TIDs: s.tids, None: none})
 	})
 }
 
 // ClassicAbort is the classic ABORT.
 func (s *Service) ClassicAbort(id string) {
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InClassicAbort, Time: now, ID: id}) })
+	s.input(func(now int64) { s.applyIn(now, input.ClassicAbort{ID: id}) })
 }
 
 // Dump returns the published point (published values only).
@@ -251,11 +252,7 @@ var _ txn.Observer = (*Service)(nil)
 
 // Observe applies one participation event (see txn.EventKind).
 func (s *Service) Observe(ev txn.Event) {
-	in := Input{Kind: InEvent, Event: ev}
-	s.input(func(now int64) {
-		in.Time = now
-		s.applyIn(&in)
-	})
+	s.input(func(now int64) { s.applyIn(now, input.Event{Event: ev}) })
 }
 
 // ---- daemon and operator ----
@@ -265,7 +262,7 @@ func (s *Service) Observe(ev txn.Event) {
 func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
 	vs := sortedTIDs(values)
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean})
+		s.applyIn(now, input.Bootstrap{Last: vs, Clean: clean})
 		s.releaseLocked(holdRecovery, now)
 	})
 }
@@ -278,7 +275,7 @@ var errStopped = errors.New("tracker: stopped after a failure; restart tidstorag
 // version, which checks the live state first.
 func (s *Service) AcceptPartial(pin uint64) error {
 	var err error
-	if !s.input(func(now int64) { err = s.applyIn(&Input{Kind: InAccept, Time: now, Pin: pin}) }) {
+	if !s.input(func(now int64) { err = s.applyIn(now, input.Accept{Pin: pin}) }) {
 		return errStopped
 	}
 	return err
@@ -288,7 +285,7 @@ func (s *Service) AcceptPartial(pin uint64) error {
 // lost/None pins waiting for a commit on it; see Machine.LastTID).
 func (s *Service) LastTID(storage string, tid txn.TID) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InLastTID, Time: now, TIDs: []StorageTID{{storage, tid}}})
+		s.applyIn(now, input.LastTID{Storage: storage, TID: tid})
 	})
 }
 
@@ -297,7 +294,7 @@ func (s *Service) LastTID(storage string, tid txn.TID) {
 // awaited are the storages a sidecar is known to be behind on (Machine.Tick).
 func (s *Service) Tick(awaited ...string) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InTick, Time: now, Storages: awaited})
+		s.applyIn(now, input.Tick{Awaited: awaited})
 		s.tick = true
 		s.maybeRotate(now)
 	})
@@ -373,7 +370,7 @@ func (s *Service) Close() error {
 func sortedTIDs(values map[string]txn.TID) []StorageTID {
 	vs := make([]StorageTID, 0, len(values))
 	for k, v := range values {
-		vs = append(vs, StorageTID{k, v})
+		vs = append(vs, StorageTID{Storage: k, TID: v})
 	}
 	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
 	return vs

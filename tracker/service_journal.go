@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 	"github.com/tidstorage/tidstorage/tracker/journal"
 )
 
@@ -63,7 +64,7 @@ type journalState struct {
 	buf    []byte
 	recs   [][]byte
 	offs   []int
-	batch  []Input
+	batch  []input.Input
 	rotate int64
 	stats  JournalStats
 	// damaged: the replayed journal lost its tail (Recover is told).
@@ -106,16 +107,16 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 		if !opts.Replay {
 			return nil
 		}
-		in, err := DecodeInput(rec)
-		if err == nil && in.Kind == InImage {
-			err = s.m.Apply(&in) // an image that does not restore changes nothing
+		now, in, err := input.Decode(rec)
+		if err == nil {
+			err = s.m.Apply(now, in)
+			if _, image := in.(input.Image); !image {
+				err = nil // an accept of a pin that is gone fails as it did
+			} // an image that does not restore changes nothing: the tail is cut
 		}
 		if err != nil {
 			undecodable = err
 			return fmt.Errorf("%w: %w", journal.ErrCut, err)
-		}
-		if in.Kind != InImage {
-			_ = s.m.Apply(&in) // an accept of a pin that is gone fails as it did
 		}
 		s.m.ClearRecords()
 		jr.stats.Replayed++
@@ -157,35 +158,77 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 // below the file's last would begin a new epoch.
 func (s *Service) afterReplay() {
 	s.holdLocked(holdRecovery, "recovering the previous run's state (waiting for the storages' last TIDs)")
-	s.ended = s.m.ctr.TransactionsEnded
+	s.ended = s.m.Counters().TransactionsEnded
 }
 
-// applyIn journals in, then applies it (s.mu held, inside input).
-func (s *Service) applyIn(in *Input) error {
-	s.record(in)
-	return s.m.Apply(in)
+// applyIn journals one input, then applies it (s.mu held, inside input):
+// applyAll of one.
+func (s *Service) applyIn(now int64, in input.Input) error {
+	one := [1]input.Input{in}
+	return s.applyAll(now, one[:])
 }
 
-func (s *Service) record(in *Input) {
+// applyAll is the one path of every input into the Machine (s.mu held,
+// inside input): it journals ins with one write, then applies them in order
+// through Machine.Apply. A remote observer's resends (input.Numbered: a Seq
+// not above the last applied from its Source) are not journaled, and Apply
+// ignores them. It returns the first error of Apply.
+func (s *Service) applyAll(now int64, ins []input.Input) error {
+	s.record(now, ins)
+	var err error
+	for _, in := range ins {
+		if e := s.m.Apply(now, in); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// fresh tells the inputs of a batch that the Machine will apply from its
+// resends, before it applies them.
+type fresh struct {
+	m    *Machine
+	src  string
+	last uint64
+}
+
+func (f *fresh) keep(in input.Input) bool {
+	source, seq := input.Numbered(in)
+	if source == "" {
+		return true
+	}
+	if source != f.src {
+		f.src, f.last = source, f.m.SourceSeq(source)
+	}
+	if seq <= f.last {
+		return false
+	}
+	f.last = seq
+	return true
+}
+
+// record journals the inputs of ins that are not resends, with one write
+// (s.mu held).
+func (s *Service) record(now int64, ins []input.Input) {
 	jr := &s.jr
 	if jr.j == nil || jr.stats.Broken != "" {
 		return
 	}
-	jr.buf = AppendInput(jr.buf[:0], in)
-	s.journalErr(jr.j.Append(jr.buf), in.Time, 1)
-}
-
-// recordBatch journals inputs with one write (s.mu held).
-func (s *Service) recordBatch(ins []Input) {
-	jr := &s.jr
-	if jr.j == nil || jr.stats.Broken != "" || len(ins) == 0 {
-		return
-	}
+	f := fresh{m: s.m}
 	jr.buf = jr.buf[:0]
 	jr.offs = jr.offs[:0]
-	for k := range ins {
-		jr.buf = AppendInput(jr.buf, &ins[k])
-		jr.offs = append(jr.offs, len(jr.buf))
+	for _, in := range ins {
+		if f.keep(in) {
+			jr.buf = input.Append(jr.buf, now, in)
+			jr.offs = append(jr.offs, len(jr.buf))
+		}
+	}
+	switch len(jr.offs) {
+	case 0:
+		return
+	case 1:
+		s.journalErr(jr.j.Append(jr.buf), now, 1)
+		return
 	}
 	jr.recs = jr.recs[:0]
 	from := 0
@@ -193,7 +236,7 @@ func (s *Service) recordBatch(ins []Input) {
 		jr.recs = append(jr.recs, jr.buf[from:to])
 		from = to
 	}
-	s.journalErr(jr.j.AppendBatch(jr.recs...), ins[0].Time, len(ins))
+	s.journalErr(jr.j.AppendBatch(jr.recs...), now, len(jr.offs))
 }
 
 func (s *Service) journalErr(err error, now int64, n int) {
@@ -256,7 +299,7 @@ func (s *Service) maybeRotate(now int64) {
 func (s *Service) rotateLocked(now int64) error {
 	jr := &s.jr
 	t0 := time.Now()
-	jr.buf = AppendInput(jr.buf[:0], &Input{Kind: InImage, Time: now, Image: s.m.AppendImage(nil)})
+	jr.buf = input.Append(jr.buf[:0], now, input.Image{Bytes: s.m.AppendImage(nil)})
 	if err := jr.j.Rotate(jr.buf); err != nil {
 		return err
 	}
@@ -300,17 +343,13 @@ func (s *Service) CloseJournal() error {
 // HistoryStart makes a storage watched from after on (see Machine.HistoryStart).
 func (s *Service) HistoryStart(storage string, after txn.TID, warnOnly bool) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InHistoryStart, Time: now, TIDs: []StorageTID{{storage, after}}, Flag: warnOnly})
+		s.applyIn(now, input.HistoryStart{Storage: storage, After: after, WarnOnly: warnOnly})
 	})
 }
 
 // History reports one commit of a watched storage, in TID order.
 func (s *Service) History(c txn.Commit) {
-	in := Input{Kind: InHistory, Commit: c}
-	s.input(func(now int64) {
-		in.Time = now
-		s.applyIn(&in)
-	})
+	s.input(func(now int64) { s.applyIn(now, input.History{Commit: c}) })
 }
 
 // HistoryBatch reports consecutive commits of watched storages, each in TID
@@ -320,18 +359,20 @@ func (s *Service) HistoryBatch(cs []txn.Commit) {
 		return
 	}
 	s.input(func(now int64) {
-		jr := &s.jr
-		ins := jr.batch[:0]
+		ins := s.jr.batch[:0]
 		for _, c := range cs {
-			ins = append(ins, Input{Kind: InHistory, Time: now, Commit: c})
+			ins = append(ins, input.History{Commit: c})
 		}
-		s.recordBatch(ins)
-		for k := range ins {
-			_ = s.m.Apply(&ins[k])
-		}
-		clear(ins)
-		jr.batch = ins[:0]
+		s.applyBatch(now, ins)
 	})
+}
+
+// applyBatch is applyAll of the batch buffer ins (s.jr.batch's array),
+// which it then empties for the next batch.
+func (s *Service) applyBatch(now int64, ins []input.Input) {
+	_ = s.applyAll(now, ins)
+	clear(ins)
+	s.jr.batch = ins[:0]
 }
 
 // HistoryPosition is where a watched storage's history resumes.
@@ -349,7 +390,7 @@ func (s *Service) HistoryPosition(storage string) (txn.TID, bool) {
 func (s *Service) Recover(live, floor map[string]txn.TID) {
 	vs, fs := sortedTIDs(live), sortedTIDs(floor)
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InRecover, Time: now, TIDs: vs, Floor: fs, Flag: s.jr.damaged})
+		s.applyIn(now, input.Recover{Live: vs, Floor: fs, TailLost: s.jr.damaged})
 		s.releaseLocked(holdRecovery, now)
 	})
 }
@@ -361,7 +402,7 @@ func (s *Service) Recover(live, floor map[string]txn.TID) {
 func (s *Service) Floor(live, floor map[string]txn.TID) {
 	vs, fs := sortedTIDs(live), sortedTIDs(floor)
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InFloor, Time: now, TIDs: vs, Floor: fs})
+		s.applyIn(now, input.Floor{Live: vs, Floor: fs})
 		s.releaseLocked(holdRecovery, now)
 	})
 }
@@ -377,7 +418,7 @@ func (s *Service) HistoryResume(storage string) (txn.TID, bool) {
 // SettleAt gives a storage's last TID read after Recover.
 func (s *Service) SettleAt(storage string, tid txn.TID) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InSettleAt, Time: now, TIDs: []StorageTID{{storage, tid}}})
+		s.applyIn(now, input.SettleAt{Storage: storage, TID: tid})
 	})
 }
 
@@ -385,14 +426,14 @@ func (s *Service) SettleAt(storage string, tid txn.TID) {
 // stop without a journal (every storage at the status file's last point,
 // watched from there, so that everything after it is held until accounted).
 func (s *Service) Restore(sn Snapshot) {
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InRestore, Time: now, Snapshot: &sn}) })
+	s.input(func(now int64) { s.applyIn(now, input.Restore{Snapshot: sn}) })
 }
 
 // Suspect holds a storage whose state after an unclean stop is unknown
 // until the operator accepts it (see Machine.Suspect).
 func (s *Service) Suspect(storage string, tid txn.TID) {
 	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InSuspect, Time: now, TIDs: []StorageTID{{storage, tid}}})
+		s.applyIn(now, input.Suspect{Storage: storage, TID: tid})
 	})
 }
 
@@ -411,7 +452,7 @@ func (s *Service) Quiet() bool {
 // numbering, so resends after a restart of either side apply each report
 // once. It returns the last seq applied from source (what to acknowledge).
 func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
-	return s.applyFrom(&Input{Kind: InEvent, Event: ev, Source: source, Seq: seq})
+	return s.applyFrom(input.Event{Event: ev, Source: source, Seq: seq})
 }
 
 // ObserveBatchFrom is ObserveFrom for consecutive reports of source
@@ -419,21 +460,11 @@ func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
 func (s *Service) ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64 {
 	var last uint64
 	s.input(func(now int64) {
-		jr := &s.jr
-		first := s.m.SourceSeq(source)
-		ins := jr.batch[:0]
+		ins := s.jr.batch[:0]
 		for k := range evs {
-			if seqs[k] > first {
-				ins = append(ins, Input{Kind: InEvent, Time: now, Event: evs[k], Source: source, Seq: seqs[k]})
-				first = seqs[k]
-			}
+			ins = append(ins, input.Event{Event: evs[k], Source: source, Seq: seqs[k]})
 		}
-		s.recordBatch(ins)
-		for k := range ins {
-			_ = s.m.Apply(&ins[k])
-		}
-		clear(ins)
-		jr.batch = ins[:0]
+		s.applyBatch(now, ins)
 		last = s.m.SourceSeq(source)
 	})
 	return last
@@ -441,14 +472,12 @@ func (s *Service) ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event
 
 // applyFrom applies a numbered input of a remote observer unless it is a
 // resend; it returns the last seq applied from its source.
-func (s *Service) applyFrom(in *Input) uint64 {
+func (s *Service) applyFrom(in input.Input) uint64 {
+	source, _ := input.Numbered(in)
 	var last uint64
 	s.input(func(now int64) {
-		in.Time = now
-		if in.Seq > s.m.SourceSeq(in.Source) {
-			s.applyIn(in)
-		}
-		last = s.m.SourceSeq(in.Source)
+		s.applyIn(now, in)
+		last = s.m.SourceSeq(source)
 	})
 	return last
 }
@@ -461,12 +490,11 @@ func (s *Service) SourceSeq(source string) uint64 {
 }
 
 // RecoverFrom applies, once, the report numbered seq of source saying that
-// its run with participation ids base .. base+RunSpan-1 is gone (the
-// sidecar restarted); live are the storages' last TIDs it read after its
-// restart (Machine.RecoverRun). It returns the last seq applied from
-// source.
-func (s *Service) RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64 {
-	return s.applyFrom(&Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)})
+// its run (participation ids run .. run+RunSpan-1) is gone (the sidecar
+// restarted); live are the storages' last TIDs it read after its restart
+// (Machine.RecoverRun). It returns the last seq applied from source.
+func (s *Service) RecoverFrom(source string, seq uint64, run txn.PartID, live map[string]txn.TID) uint64 {
+	return s.applyFrom(input.RecoverRun{Source: source, Seq: seq, Run: run, Live: sortedTIDs(live)})
 }
 
 // Sources returns the remote observers (sidecars) the tracker has applied
@@ -479,12 +507,12 @@ func (s *Service) Sources() []string {
 
 // Retire forgets a remote observer gone for good (Machine.Retire).
 func (s *Service) Retire(source string) {
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InRetire, Time: now, ID: source}) })
+	s.input(func(now int64) { s.applyIn(now, input.Retire{Source: source}) })
 }
 
 // GapFrom applies, once, the report numbered seq of source declaring that
 // its earlier reports up to seq are lost (Machine.Gap). It returns the last
 // seq applied from source.
 func (s *Service) GapFrom(source string, seq uint64) uint64 {
-	return s.applyFrom(&Input{Kind: InGap, Source: source, Seq: seq})
+	return s.applyFrom(input.Gap{Source: source, Seq: seq})
 }

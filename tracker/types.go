@@ -5,13 +5,12 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
-// StorageTID pairs a storage id with a TID.
-type StorageTID struct {
-	Storage string
-	TID     txn.TID
-}
+// StorageTID pairs a storage id with a TID (input.StorageTID: one entry of
+// a coherent point).
+type StorageTID = input.StorageTID
 
 // DefaultClassicTimeout is used when Config.ClassicTimeout is zero.
 const DefaultClassicTimeout = 10 * time.Minute

@@ -297,3 +297,17 @@ func Name(in Input) string {
 	}
 	return KindOf(in).String()
 }
+
+// Numbered returns the Source and Seq of a remote observer's numbered input
+// (Event, RecoverRun, Gap); "" for any other input, and for a local Event.
+func Numbered(in Input) (source string, seq uint64) {
+	switch in := in.(type) {
+	case Event:
+		return in.Source, in.Seq
+	case RecoverRun:
+		return in.Source, in.Seq
+	case Gap:
+		return in.Source, in.Seq
+	}
+	return "", 0
+}
