@@ -61,11 +61,9 @@ type Service struct {
 	held      string
 	sfStarted bool // the status file was given its first full line (Start)
 
-	logs       logQueue
-	unaccLog   LogLimiter      // guarded by logs.drainMu (logRecord)
-	jr         journalState    // service_journal.go
-	configured map[string]bool // the configured storage ids (nil: none configured)
-	unknown    map[string]bool // classic ids already warned about
+	logs     logQueue
+	unaccLog LogLimiter   // guarded by logs.drainMu (logRecord)
+	jr       journalState // service_journal.go
 }
 
 // NewService returns a Service.
@@ -78,12 +76,6 @@ func NewService(cfg ServiceConfig) *Service {
 		s.log = hclog.NewNullLogger()
 	}
 	s.good = map[string]txn.TID{}
-	if len(cfg.Storages) > 0 {
-		s.configured = make(map[string]bool, len(cfg.Storages))
-		for _, id := range cfg.Storages {
-			s.configured[id] = true
-		}
-	}
 	return s
 }
 
@@ -190,7 +182,6 @@ func (s *Service) after(now int64) {
 // ClassicBegin is the classic BEGIN.
 func (s *Service) ClassicBegin(id string, storages []string) {
 	s.input(func(now int64) {
-		s.checkClassicIDs(storages)
 		s.applyIn(now, input.ClassicBegin{ID: id, Storages: storages})
 	})
 }
@@ -205,9 +196,6 @@ func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []strin
 		}
 		// Map order must not leak into the machine.
 		slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
-		for _, t := range s.tids {
-			s.checkClassicID(t.Storage)
-		}
 		s.applyIn(now, input.ClassicCommit{ID: id, TIDs: s.tids, None: none})
 	})
 }
