@@ -25,7 +25,7 @@ type storage struct {
 	bestOK       bool    // best is a real value (published, known commit)
 	pubAt        int64   // time of the last publication
 	lagWarned    int64
-	// Ground truth (history.go).
+	// Ground truth (accounting.go).
 	watched  bool
 	warnOnly bool
 	hist     txn.TID // every commit at or below hist was reported by the history

@@ -27,7 +27,7 @@ import (
 //     transaction), the orphans left did not commit.
 //
 // Everything the history reports that the replayed journal did not account
-// for is held and reported (history.go), so no published point includes
+// for is held and reported (accounting.go), so no published point includes
 // half of a transaction of the crash, and publication resumes without an
 // operator when nothing was really half committed.
 

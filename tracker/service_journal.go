@@ -338,7 +338,7 @@ func (s *Service) CloseJournal() error {
 	return err
 }
 
-// ---- ground truth and recovery (history.go, recover.go) ----
+// ---- ground truth and recovery (accounting.go, recover.go) ----
 
 // HistoryStart makes a storage watched from after on (see Machine.HistoryStart).
 func (s *Service) HistoryStart(storage string, after txn.TID, warnOnly bool) {

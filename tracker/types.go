@@ -29,7 +29,7 @@ type Config struct {
 	// long while newer commits are known is reported by Tick (with what
 	// holds it), again every LagWarning while it lasts. Negative disables.
 	LagWarning time.Duration
-	// UnaccountedGrace: how long an unaccounted commit (history.go) waits
+	// UnaccountedGrace: how long an unaccounted commit (accounting.go) waits
 	// for a late report before it is reported (it is held meanwhile).
 	UnaccountedGrace time.Duration
 	// ResendWait: how long an unaccounted commit of a storage that a
