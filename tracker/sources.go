@@ -54,16 +54,10 @@ func (m *Machine) Gap(now int64, source string) {
 // commit found by metadata, or none. A set left half committed is then a
 // partial commit, held as such.
 func (m *Machine) settleGapped(live []StorageTID) {
-	var ids []txn.PartID
-	for id, pt := range m.parts {
-		if pt.gapped {
-			ids = append(ids, id)
-		}
-	}
+	ids := m.partIDs(func(_ txn.PartID, pt *part) bool { return pt.gapped })
 	if len(ids) == 0 {
 		return
 	}
-	slices.Sort(ids)
 	for _, id := range ids {
 		pt := m.parts[id]
 		pt.orphan = true
