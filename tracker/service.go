@@ -177,115 +177,58 @@ func (s *Service) after(now int64) {
 	}
 }
 
-// ---- classic line protocol (tracker/classic's interface) ----
-
-// ClassicBegin is the classic BEGIN.
-func (s *Service) ClassicBegin(id string, storages []string) {
-	s.input(func(now int64) {
-		s.applyIn(now, input.ClassicBegin{ID: id, Storages: storages})
-	})
+// applyIn journals one input, then applies it (s.mu held, inside input):
+// applyAll of one.
+func (s *Service) applyIn(now int64, in input.Input) error {
+	one := [1]input.Input{in}
+	return s.applyAll(now, one[:])
 }
 
-// ClassicCommit is the classic COMMIT; none lists the storages whose TID was
-// sent as None.
-func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []string) {
-	s.input(func(now int64) {
-		s.tids = s.tids[:0]
-		for k, v := range tids {
-			s.tids = append(s.tids, StorageTID{Storage: k, TID: v})
-		}
-		// Map order must not leak into the machine.
-		slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
-		s.applyIn(now, input.ClassicCommit{ID: id, TIDs: s.tids, None: none})
-	})
-}
-
-// ClassicAbort is the classic ABORT.
-func (s *Service) ClassicAbort(id string) {
-	s.input(func(now int64) { s.applyIn(now, input.ClassicAbort{ID: id}) })
-}
-
-// Dump returns the published point (published values only).
-func (s *Service) Dump() map[string]txn.TID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.broken != "" || s.held != "" {
-		out := make(map[string]txn.TID, len(s.good))
-		for k, v := range s.good {
-			out[k] = v
-		}
-		return out
-	}
-	s.tids = s.m.AppendPublished(s.tids[:0])
-	out := make(map[string]txn.TID, len(s.tids))
-	for _, t := range s.tids {
-		out[t.Storage] = t.TID
-	}
-	return out
-}
-
-// Bootstrapped is the classic BOOTSTRAPED answer (Machine.ClassicBootstrapped).
-func (s *Service) Bootstrapped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, recovering := s.holds[holdRecovery]; recovering {
-		return false
-	}
-	return s.m.ClassicBootstrapped()
-}
-
-// ---- participation events (txn.Observer) ----
-
-var _ txn.Observer = (*Service)(nil)
-
-// Observe applies one participation event (see txn.EventKind).
-func (s *Service) Observe(ev txn.Event) {
-	s.input(func(now int64) { s.applyIn(now, input.Event{Event: ev}) })
-}
-
-// ---- daemon and operator ----
-
-// Bootstrap gives the storages' last TIDs read before the first client
-// connection was accepted, and whether the previous run stopped cleanly.
-func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
-	vs := sortedTIDs(values)
-	s.input(func(now int64) {
-		s.applyIn(now, input.Bootstrap{Last: vs, Clean: clean})
-		s.releaseLocked(holdRecovery, now)
-	})
-}
-
-// errStopped is returned to the operator once the Service has failed.
-var errStopped = errors.New("tracker: stopped after a failure; restart tidstorage")
-
-// AcceptPartial releases a partial, lost or None pin: the operator accepts
-// the live state as the new baseline. AcceptPartialLive is the daemon's
-// version, which checks the live state first.
-func (s *Service) AcceptPartial(pin uint64) error {
+// applyAll is the one path of every input into the Machine (s.mu held,
+// inside input): it journals ins with one write, then applies them in order
+// through Machine.Apply. A remote observer's resends (input.Numbered: a Seq
+// not above the last applied from its Source) are not journaled, and Apply
+// ignores them. It returns the first error of Apply.
+func (s *Service) applyAll(now int64, ins []input.Input) error {
+	s.record(now, ins)
 	var err error
-	if !s.input(func(now int64) { err = s.applyIn(now, input.Accept{Pin: pin}) }) {
-		return errStopped
+	for _, in := range ins {
+		if e := s.m.Apply(now, in); err == nil {
+			err = e
+		}
 	}
 	return err
 }
 
-// LastTID feeds a storage's last TID read from the storage now (releases
-// lost/None pins waiting for a commit on it; see Machine.LastTID).
-func (s *Service) LastTID(storage string, tid txn.TID) {
-	s.input(func(now int64) {
-		s.applyIn(now, input.LastTID{Storage: storage, TID: tid})
-	})
+// fresh tells the inputs of a batch that the Machine will apply from its
+// resends, before it applies them.
+type fresh struct {
+	m    *Machine
+	src  string
+	last uint64
 }
 
-// Tick declares timed-out classic transactions lost and lets a due status
-// line be written (or a failed one retried). Call it every second or so;
-// awaited are the storages a sidecar is known to be behind on (Machine.Tick).
-func (s *Service) Tick(awaited ...string) {
-	s.input(func(now int64) {
-		s.applyIn(now, input.Tick{Awaited: awaited})
-		s.tick = true
-		s.maybeRotate(now)
-	})
+func (f *fresh) keep(in input.Input) bool {
+	source, seq := input.Numbered(in)
+	if source == "" {
+		return true
+	}
+	if source != f.src {
+		f.src, f.last = source, f.m.SourceSeq(source)
+	}
+	if seq <= f.last {
+		return false
+	}
+	f.last = seq
+	return true
+}
+
+// applyBatch is applyAll of the batch buffer ins (s.jr.batch's array),
+// which it then empties for the next batch.
+func (s *Service) applyBatch(now int64, ins []input.Input) {
+	_ = s.applyAll(now, ins)
+	clear(ins)
+	s.jr.batch = ins[:0]
 }
 
 // Status returns a snapshot for /status.
