@@ -21,7 +21,8 @@ import (
 //	                byte, uvarint part, storage, uvarint TID, ok byte, key,
 //	                client, user, description, extension, reason; strings
 //	                are a uvarint length and the bytes)
-//	'r' a recover:  varint time, uvarint seq, uvarint part base, uvarint n,
+//	'r' a recover:  varint time, uvarint seq, uvarint run (the run's first
+//	                participation id, its number << 32), uvarint n,
 //	                n × (storage, uvarint TID): the live last TIDs
 //	'G' a gap:      uvarint from, uvarint to, varint time, reason
 //	'I' a run:      uint32 incarnation (appended at each start)
@@ -58,8 +59,9 @@ type item struct {
 	time int64 // unix ns when observed
 	kind byte  // recEvent, recRecover, recGap
 	ev   txn.Event
-	// recover: the part base and live TIDs; gap: from (in base) and reason.
-	base    uint64
+	// recover: the run gone (its first participation id) and the live
+	// TIDs; gap: from (in gapFrom) and reason.
+	run     uint64
 	live    map[string]txn.TID
 	gapFrom uint64
 	reason  string
@@ -76,7 +78,7 @@ func (it *item) appendRecord(dst []byte) []byte {
 		dst = append(dst, recRecover)
 		dst = binary.AppendVarint(dst, it.time)
 		dst = binary.AppendUvarint(dst, it.seq)
-		dst = binary.AppendUvarint(dst, it.base)
+		dst = binary.AppendUvarint(dst, it.run)
 		dst = binary.AppendUvarint(dst, uint64(len(it.live)))
 		for _, st := range slices.Sorted(maps.Keys(it.live)) {
 			dst = input.AppendString(dst, st)
@@ -106,7 +108,7 @@ func decodeItem(rec []byte) (item, error) {
 		it = item{kind: recEvent, time: r.Varint(), seq: r.Uvarint()}
 		it.ev = r.Event()
 	case recRecover:
-		it = item{kind: recRecover, time: r.Varint(), seq: r.Uvarint(), base: r.Uvarint()}
+		it = item{kind: recRecover, time: r.Varint(), seq: r.Uvarint(), run: r.Uvarint()}
 		n := r.Count()
 		it.live = make(map[string]txn.TID, n)
 		for range n {
@@ -198,7 +200,7 @@ func (r *replayed) addItem(rec []byte) error {
 	}
 	r.lastSeq = max(r.lastSeq, it.seq)
 	if it.kind == recRecover {
-		r.recovered[it.base] = true
+		r.recovered[it.run] = true
 	}
 	r.items = append(r.items, it)
 	return nil
