@@ -62,8 +62,9 @@ type Service struct {
 	sfStarted bool // the status file was given its first full line (Start)
 
 	logs     logQueue
-	unaccLog LogLimiter   // guarded by logs.drainMu (logRecord)
-	jr       journalState // service_journal.go
+	unaccLog LogLimiter    // guarded by logs.drainMu (logRecord)
+	jr       wal           // wal.go, service_journal.go
+	batch    []input.Input // a batch's inputs (applyBatch)
 }
 
 // NewService returns a Service.
@@ -200,35 +201,12 @@ func (s *Service) applyAll(now int64, ins []input.Input) error {
 	return err
 }
 
-// fresh tells the inputs of a batch that the Machine will apply from its
-// resends, before it applies them.
-type fresh struct {
-	m    *Machine
-	src  string
-	last uint64
-}
-
-func (f *fresh) keep(in input.Input) bool {
-	source, seq := input.Numbered(in)
-	if source == "" {
-		return true
-	}
-	if source != f.src {
-		f.src, f.last = source, f.m.SourceSeq(source)
-	}
-	if seq <= f.last {
-		return false
-	}
-	f.last = seq
-	return true
-}
-
-// applyBatch is applyAll of the batch buffer ins (s.jr.batch's array),
+// applyBatch is applyAll of the batch buffer ins (s.batch's array),
 // which it then empties for the next batch.
 func (s *Service) applyBatch(now int64, ins []input.Input) {
 	_ = s.applyAll(now, ins)
 	clear(ins)
-	s.jr.batch = ins[:0]
+	s.batch = ins[:0]
 }
 
 // Status returns a snapshot for /status.

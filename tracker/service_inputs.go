@@ -145,7 +145,7 @@ func (s *Service) HistoryBatch(cs []txn.Commit) {
 		return
 	}
 	s.input(func(now int64) {
-		ins := s.jr.batch[:0]
+		ins := s.batch[:0]
 		for _, c := range cs {
 			ins = append(ins, input.History{Commit: c})
 		}
@@ -238,7 +238,7 @@ func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
 func (s *Service) ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64 {
 	var last uint64
 	s.input(func(now int64) {
-		ins := s.jr.batch[:0]
+		ins := s.batch[:0]
 		for k := range evs {
 			ins = append(ins, input.Event{Event: evs[k], Source: source, Seq: seqs[k]})
 		}

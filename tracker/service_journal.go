@@ -58,18 +58,6 @@ type JournalStats struct {
 	LastRotation time.Duration
 }
 
-type journalState struct {
-	j      *journal.Journal
-	buf    []byte
-	recs   [][]byte
-	offs   []int
-	batch  []input.Input
-	rotate int64
-	stats  JournalStats
-	// damaged: the replayed journal lost its tail (Recover is told).
-	damaged bool
-}
-
 // JournalOptions configure OpenJournal.
 type JournalOptions struct {
 	journal.Options
@@ -163,33 +151,11 @@ func (s *Service) afterReplay() {
 // record journals the inputs of ins that are not resends, with one write
 // (s.mu held).
 func (s *Service) record(now int64, ins []input.Input) {
-	jr := &s.jr
-	if jr.j == nil || jr.stats.Broken != "" {
+	if !s.jr.writing() {
 		return
 	}
-	f := fresh{m: s.m}
-	jr.buf = jr.buf[:0]
-	jr.offs = jr.offs[:0]
-	for _, in := range ins {
-		if f.keep(in) {
-			jr.buf = input.Append(jr.buf, now, in)
-			jr.offs = append(jr.offs, len(jr.buf))
-		}
-	}
-	switch len(jr.offs) {
-	case 0:
-		return
-	case 1:
-		s.journalErr(jr.j.Append(jr.buf), now, 1)
-		return
-	}
-	jr.recs = jr.recs[:0]
-	from := 0
-	for _, to := range jr.offs {
-		jr.recs = append(jr.recs, jr.buf[from:to])
-		from = to
-	}
-	s.journalErr(jr.j.AppendBatch(jr.recs...), now, len(jr.offs))
+	n, err := s.jr.append(now, ins, s.m.SourceSeq)
+	s.journalErr(err, now, n)
 }
 
 func (s *Service) journalErr(err error, now int64, n int) {
@@ -231,7 +197,7 @@ func IOReason(err error) string {
 // is broken (s.mu held; Tick).
 func (s *Service) maybeRotate(now int64) {
 	jr := &s.jr
-	if jr.j == nil || (jr.stats.Broken == "" && jr.j.Size() < jr.rotate) {
+	if !jr.due() {
 		return
 	}
 	broken := jr.stats.Broken
@@ -250,19 +216,8 @@ func (s *Service) maybeRotate(now int64) {
 }
 
 func (s *Service) rotateLocked(now int64) error {
-	jr := &s.jr
-	t0 := time.Now()
-	jr.buf = input.Append(jr.buf[:0], now, input.Image{Bytes: s.m.AppendImage(nil)})
-	if err := jr.j.Rotate(jr.buf); err != nil {
+	if err := s.jr.rotateTo(now, s.m.AppendImage(nil)); err != nil {
 		return err
-	}
-	jr.stats.LastRotation = time.Since(t0)
-	jr.stats.Rotations++
-	jr.stats.Broken = ""
-	if r := jr.j.ReserveErr(); r != nil {
-		jr.stats.Reserve = r.Error()
-	} else {
-		jr.stats.Reserve = ""
 	}
 	s.releaseLocked(holdJournal, now)
 	return nil
@@ -272,21 +227,12 @@ func (s *Service) rotateLocked(now int64) error {
 func (s *Service) JournalStats() JournalStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.jr.stats
-	if s.jr.j != nil {
-		st.Size = s.jr.j.Size()
-	}
-	return st
+	return s.jr.current()
 }
 
 // CloseJournal syncs and closes the journal (Close does it too).
 func (s *Service) CloseJournal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.jr.j == nil {
-		return nil
-	}
-	err := s.jr.j.Close()
-	s.jr.j = nil
-	return err
+	return s.jr.close()
 }
