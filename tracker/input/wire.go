@@ -102,25 +102,16 @@ func (d *Decoder) Bool() bool {
 }
 
 // Uvarint reads an unsigned varint.
-func (d *Decoder) Uvarint() uint64 {
-	if d.Err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.B)
-	if n <= 0 {
-		d.Fail(errors.New("bad varint"))
-		return 0
-	}
-	d.B = d.B[n:]
-	return v
-}
+func (d *Decoder) Uvarint() uint64 { return readVarint(d, binary.Uvarint) }
 
 // Varint reads a zig-zag varint.
-func (d *Decoder) Varint() int64 {
+func (d *Decoder) Varint() int64 { return readVarint(d, binary.Varint) }
+
+func readVarint[T uint64 | int64](d *Decoder, read func([]byte) (T, int)) T {
 	if d.Err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.B)
+	v, n := read(d.B)
 	if n <= 0 {
 		d.Fail(errors.New("bad varint"))
 		return 0
