@@ -76,7 +76,7 @@ func Append(dst []byte, now int64, in Input) []byte {
 	case Bootstrap:
 		w.kind, w.tids, w.flag = KindBootstrap, in.Last, in.Clean
 	case LastTID:
-		one[0] = StorageTID{in.Storage, in.TID}
+		one[0] = StorageTID(in)
 		w.kind, w.tids = KindLastTID, one[:]
 	case HistoryStart:
 		one[0] = StorageTID{in.Storage, in.After}
@@ -100,10 +100,10 @@ func Append(dst []byte, now int64, in Input) []byte {
 	case Restore:
 		w.kind, w.snapshot = KindRestore, &in.Snapshot
 	case SettleAt:
-		one[0] = StorageTID{in.Storage, in.TID}
+		one[0] = StorageTID(in)
 		w.kind, w.tids = KindSettleAt, one[:]
 	case Suspect:
-		one[0] = StorageTID{in.Storage, in.TID}
+		one[0] = StorageTID(in)
 		w.kind, w.tids = KindSuspect, one[:]
 	case Image:
 		w.kind, w.image = KindImage, in.Bytes
@@ -260,7 +260,7 @@ func (w *wire) input(ev *txn.Event, c *txn.Commit) (Input, error) {
 		return Bootstrap{Last: w.tids, Clean: w.flag}, nil
 	case KindLastTID:
 		t, err := one()
-		return LastTID{Storage: t.Storage, TID: t.TID}, err
+		return LastTID(t), err
 	case KindHistoryStart:
 		t, err := one()
 		return HistoryStart{Storage: t.Storage, After: t.TID, WarnOnly: w.flag}, err
@@ -288,10 +288,10 @@ func (w *wire) input(ev *txn.Event, c *txn.Commit) (Input, error) {
 		return Restore{Snapshot: *w.snapshot}, nil
 	case KindSettleAt:
 		t, err := one()
-		return SettleAt{Storage: t.Storage, TID: t.TID}, err
+		return SettleAt(t), err
 	case KindSuspect:
 		t, err := one()
-		return Suspect{Storage: t.Storage, TID: t.TID}, err
+		return Suspect(t), err
 	case KindImage:
 		return Image{Bytes: w.image}, nil
 	case KindFloor:
