@@ -63,7 +63,7 @@ func (p *Proxy) BootstrapOne(ctx context.Context, server, name string) (Bootstra
 
 func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, name string) (txn.TID, error) {
 	network, addr := splitAddr(l.cfg.Upstream)
-	c, err := zrpc.Dial(ctx, network, addr, l.clientOptions(zrpc.ClientOptions{CallTimeout: p.cfg.DialTimeout}))
+	c, err := zrpc.Dial(ctx, network, addr, l.clientOptions(zrpc.ClientOptions{CallTimeout: p.cfg.dialTimeout}))
 	if err != nil {
 		return 0, fmt.Errorf("server %s (%s): %w", l.cfg.Name, l.cfg.Upstream, err)
 	}
