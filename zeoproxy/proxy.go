@@ -414,7 +414,7 @@ func (l *listener) storageID(name string) string {
 	if id, ok := l.cfg.Storages[name]; ok && id != "" {
 		return id
 	}
-	return classicStorageID(l.cfg.ClientAddress, name)
+	return txn.ClassicStorageIDOf(l.cfg.ClientAddress, name)
 }
 
 func (l *listener) accept() {
