@@ -145,12 +145,8 @@ func (r *storageReader) first(floor txn.TID) (*zrpc.TransactionInfo, error) {
 	defer cancel()
 	if r.c == nil {
 		network, addr := splitAddr(r.l.cfg.Upstream)
-		c, err := zrpc.Dial(ctx, network, addr, r.l.clientOptions(zrpc.ClientOptions{}))
+		c, _, err := zrpc.DialStorage(ctx, network, addr, r.name, r.l.clientOptions(zrpc.ClientOptions{}))
 		if err != nil {
-			return nil, err
-		}
-		if _, err := c.Register(ctx, r.name, true); err != nil {
-			c.Close()
 			return nil, err
 		}
 		r.c = c

@@ -53,14 +53,8 @@ func (p *Proxy) certify(l *listener, name string) (txn.TID, error) {
 	}
 	if c == nil {
 		network, addr := splitAddr(l.cfg.Upstream)
-		nc, err := zrpc.Dial(ctx, network, addr, l.clientOptions(zrpc.ClientOptions{OnAsync: w.onAsync}))
+		nc, last, err := zrpc.DialStorage(ctx, network, addr, name, l.clientOptions(zrpc.ClientOptions{OnAsync: w.onAsync}))
 		if err != nil {
-			w.mu.Unlock()
-			return 0, err
-		}
-		last, err := nc.Register(ctx, name, true)
-		if err != nil {
-			nc.Close()
 			w.mu.Unlock()
 			return 0, err
 		}
