@@ -119,7 +119,7 @@ func (d *Daemon) Certificates() []tlsfiles.Expiry {
 			}
 		}
 	}
-	if c := d.fl.certs; c != nil {
+	if c := d.fleetCerts; c != nil {
 		out = append(out, c.Expiries()...)
 	}
 	return out
