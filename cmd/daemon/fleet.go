@@ -3,8 +3,6 @@ package daemon
 import (
 	"net"
 	"time"
-
-	"github.com/tidstorage/tidstorage/config"
 )
 
 // The fleet roles (docs/deploy.md): a tracker (a fleet block, the
@@ -12,9 +10,6 @@ import (
 // sidecars' report streams; a sidecar (a tracker block, the sidecar role)
 // proxies and streams what it observes to its tracker. What both ends
 // share is here: the link's TLS files.
-
-// Role is what this daemon runs as.
-func (d *Daemon) Role() config.Role { return d.cfg.Role() }
 
 // FleetAddr is the tracker's fleet listener address (nil in other roles).
 func (d *Daemon) FleetAddr() net.Addr {
