@@ -9,21 +9,17 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// decodeAdmin reads the admin block; the default token file is set later,
-// once the role is known (defaultTokenFile).
-func (d *decoder) decodeAdmin(b *hcl.Block, a *Admin) {
-	c := d.content(b.Body, adminSchema)
-	d.boolean(c.Attributes["enabled"], &a.Enabled)
-	d.tcpAddress(c.Attributes["listen"], &a.Listen)
-	a.TokenFile = "-" // not given: defaultTokenFile decides
-	if attr := c.Attributes["token_file"]; attr != nil {
-		d.path(attr, &a.TokenFile)
-	}
-	attr := c.Attributes["allowed_hosts"]
-	if attr == nil {
+// decodeAdmin reads the admin block; the default token file is set by
+// validate, once the role is known.
+func (d *decoder) decodeAdmin(r *rawAdmin, a *Admin) {
+	d.boolean(r.Enabled, &a.Enabled)
+	d.tcpAddress(r.Listen, &a.Listen)
+	d.deprecatedDash(&r.TokenFile, "beside the status file or the send buffer")
+	d.path(r.TokenFile, &a.TokenFile, needParent)
+	if r.AllowedHosts == nil {
 		return
 	}
-	d.stringList(attr, listMsg{"Invalid allowed_hosts", `allowed_hosts must be a list of host names, e.g. ["backup.example.com:9002"]`},
+	d.stringList(r.AllowedHosts, listMsg{"Invalid allowed_hosts", `allowed_hosts must be a list of host names, e.g. ["backup.example.com:9002"]`},
 		listMsg{"Invalid host", `allowed_hosts entries must be strings such as "backup.example.com:9002"`}, func(e hcl.Expression, s string) {
 			h, err := parseAllowedHost(s)
 			if err != nil {
@@ -59,51 +55,4 @@ func parseAllowedHost(s string) (string, error) {
 		return bad("the host is empty")
 	}
 	return strings.ToLower(s), nil
-}
-
-// defaultTokenFile sets the admin token file when the admin block did not
-// name one: beside the status file, or a sidecar's send buffer. It warns
-// when there is none (POSTs refused, /status redacted).
-func (d *decoder) defaultTokenFile(cfg *Config, block *hcl.Block, body hcl.Body) {
-	a := &cfg.Admin
-	if a.TokenFile != "-" && a.TokenFile != "" {
-		return
-	}
-	a.TokenFile = ""
-	switch {
-	case cfg.Tracker != nil:
-		if cfg.Tracker.BufferFile != "" {
-			a.TokenFile = cfg.Tracker.BufferFile + AdminTokenSuffix
-		}
-		return // a sidecar's tracker holds no pin: nothing to accept there
-	case cfg.StatusFile != "":
-		a.TokenFile = cfg.StatusFile + AdminTokenSuffix
-		return
-	}
-	if !a.Enabled {
-		return
-	}
-	at := body.MissingItemRange()
-	if block != nil {
-		at = block.DefRange
-	}
-	d.warnf(at, "No admin token file",
-		"neither status_file nor admin { token_file } is set: POST /accept-partial is refused and /status is served redacted; set admin { token_file = \"/var/lib/tidstorage/admin.token\" }")
-}
-
-// warnExposedListeners warns about the classic and admin endpoints off
-// loopback (docs/admin.md, "Running the admin endpoint safely").
-func (d *decoder) warnExposedListeners(cfg *Config) {
-	if cl := &cfg.Classic; cl.Enabled && !cl.Listen.Loopback() {
-		if attr := d.attrs[&cl.Listen]; attr != nil {
-			d.warnf(attr.Expr.Range(), "Classic endpoint off loopback",
-				"%s is reachable from other hosts, and the classic protocol has no authentication at all: every peer in allow can report commits (and so move or hold the published point) and read DUMP; keep allow to the Zope hosts, or listen on loopback", cl.Listen)
-		}
-	}
-	if ad := &cfg.Admin; ad.Enabled && !ad.Listen.Loopback() {
-		if attr := d.attrs[&ad.Listen]; attr != nil {
-			d.warnf(attr.Expr.Range(), "Admin endpoint off loopback",
-				"%s is reachable from other hosts over plain HTTP: the admin token would cross the network in clear; listen on loopback and reach it through an SSH tunnel, or put a reverse proxy with TLS in front (admin { allowed_hosts } names it)", ad.Listen)
-		}
-	}
 }

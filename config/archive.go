@@ -32,11 +32,6 @@ type Archive struct {
 	Range      hcl.Range
 }
 
-var archiveSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "url", Required: true}, {Name: "endpoint"}, {Name: "region"}, {Name: "path_style"},
-	{Name: "interval"}, {Name: "retention"}, {Name: "recipients"},
-}}
-
 // ParseRetention reads a retention: a Go duration ("72h") or a whole number
 // of days ("30d").
 func ParseRetention(s string) (time.Duration, bool) {
@@ -51,42 +46,41 @@ func ParseRetention(s string) (time.Duration, bool) {
 	return d, err == nil && d > 0
 }
 
-func (d *decoder) decodeArchive(b *hcl.Block) *Archive {
-	ar := &Archive{Interval: DefaultArchiveInterval, Retention: DefaultArchiveRetention, Range: b.DefRange}
-	c := d.content(b.Body, archiveSchema)
-	if attr := c.Attributes["url"]; attr != nil && d.str(attr, &ar.URL) {
+func (d *decoder) decodeArchive(r *rawArchive) *Archive {
+	ar := &Archive{Interval: DefaultArchiveInterval, Retention: DefaultArchiveRetention, Range: r.DefRange}
+	if a := attr(r.URL); d.str(a, &ar.URL) {
 		u, err := url.Parse(ar.URL)
 		switch {
 		case err != nil:
-			d.errorf(attr.Expr.Range(), "Invalid archive url", "url = %q: %v", ar.URL, err)
+			d.errorf(a.Expr.Range(), "Invalid archive url", "url = %q: %v", ar.URL, err)
 		case u.Scheme == "s3" && u.Host == "":
-			d.errorf(attr.Expr.Range(), "Invalid archive url", `url = %q names no bucket; write "s3://BUCKET/PREFIX"`, ar.URL)
+			d.errorf(a.Expr.Range(), "Invalid archive url", `url = %q names no bucket; write "s3://BUCKET/PREFIX"`, ar.URL)
 		case u.Scheme == "file" && (u.Host != "" || !strings.HasPrefix(u.Path, "/")):
-			d.errorf(attr.Expr.Range(), "Invalid archive url", `url = %q: a file url is "file:///absolute/directory"`, ar.URL)
+			d.errorf(a.Expr.Range(), "Invalid archive url", `url = %q: a file url is "file:///absolute/directory"`, ar.URL)
 		case u.Scheme != "s3" && u.Scheme != "file":
-			d.errorf(attr.Expr.Range(), "Invalid archive url", `url = %q: use "s3://BUCKET/PREFIX" or "file:///DIRECTORY"`, ar.URL)
+			d.errorf(a.Expr.Range(), "Invalid archive url", `url = %q: use "s3://BUCKET/PREFIX" or "file:///DIRECTORY"`, ar.URL)
 		}
 	}
-	if attr := c.Attributes["endpoint"]; attr != nil && d.str(attr, &ar.Endpoint) {
+	if a := r.Endpoint; d.str(a, &ar.Endpoint) {
 		if u, err := url.Parse(ar.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.errorf(attr.Expr.Range(), "Invalid endpoint", `endpoint = %q; write the server's URL, such as "https://s3.example.com" or "http://127.0.0.1:7070"`, ar.Endpoint)
+			d.errorf(a.Expr.Range(), "Invalid endpoint", `endpoint = %q; write the server's URL, such as "https://s3.example.com" or "http://127.0.0.1:7070"`, ar.Endpoint)
 		}
 	}
-	d.str(c.Attributes["region"], &ar.Region)
-	d.boolean(c.Attributes["path_style"], &ar.PathStyle)
-	d.duration(c.Attributes["interval"], &ar.Interval, 10*time.Millisecond)
-	if attr := c.Attributes["retention"]; attr != nil {
+	d.str(r.Region, &ar.Region)
+	d.boolean(r.PathStyle, &ar.PathStyle)
+	d.duration(r.Interval, &ar.Interval, 10*time.Millisecond)
+	if a := r.Retention; a != nil {
 		var s string
-		if d.str(attr, &s) {
+		if d.str(a, &s) {
 			v, ok := ParseRetention(s)
 			if !ok {
-				d.errorf(attr.Expr.Range(), "Invalid retention", `retention = %q; write a number of days such as "30d", or a duration such as "72h"`, s)
+				d.errorf(a.Expr.Range(), "Invalid retention", `retention = %q; write a number of days such as "30d", or a duration such as "72h"`, s)
 			}
 			ar.Retention = v
 		}
 	}
-	if attr := c.Attributes["recipients"]; attr != nil {
-		d.stringList(attr, listMsg{"Invalid recipients", `recipients must be a list of age public keys, e.g. ["age1..."]`},
+	if a := r.Recipients; a != nil {
+		d.stringList(a, listMsg{"Invalid recipients", `recipients must be a list of age public keys, e.g. ["age1..."]`},
 			listMsg{"Invalid recipient", `each recipient is an age public key in double quotes ("age1...")`}, func(e hcl.Expression, s string) {
 				if _, err := age.ParseX25519Recipient(s); err != nil {
 					d.errorf(e.Range(), "Invalid recipient", "%q is not an age public key (age1...): %v", s, err)

@@ -5,7 +5,7 @@
 // per proxied ZEO server with its storages, and top-level storages reported
 // only by patched Zopes. Parse reports every problem at once, each as
 // file:line:col (see Error). docs/config.md is the reference for every
-// attribute; keep it in step with defaults.go and decode.go.
+// attribute; keep it in step with defaults.go and raw.go (the schema).
 package config
 
 import (
@@ -42,7 +42,7 @@ type Config struct {
 	ClassicTxnTimeout time.Duration // a classic transaction open longer than this ends as lost
 	ShutdownTimeout   time.Duration // on TERM, how long a client may stay silent in the middle of a commit before the stop cuts it
 	// ClientLabelIdentity adds ZEO's client-label to the client identity
-	// used to correlate one transaction's connections (zeoproxy.Config.LabelIdentity).
+	// used to correlate one transaction's connections (zeoproxy.Config.ClientLabelIdentity).
 	ClientLabelIdentity bool
 
 	Log     Log

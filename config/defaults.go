@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-// Defaults. docs/config.md repeats them: change both together.
+// Defaults. docs/config.md repeats them: change both together. The relay's
+// (max_frame_size, max_pre_register_frame, register_timeout) are also
+// zeoproxy's when its settings are zero; a test there keeps them equal.
 const (
 	DefaultClassicListen         = "127.0.0.1:9001" // the original daemon's port
 	DefaultAdminListen           = "127.0.0.1:9002"
@@ -26,7 +28,7 @@ const (
 	DefaultClassicIdleTimeout    = 10 * time.Minute
 	DefaultBufferEvents          = 1000000 // a sidecar's unacknowledged reports
 	DefaultBlindTimeout          = 5 * time.Minute
-	DefaultMaxPreRegisterFrame   = 64 << 10 // zeoproxy.DefaultPreZEOMax
+	DefaultMaxPreRegisterFrame   = 64 << 10
 	DefaultRegisterTimeout       = 60 * time.Second
 )
 

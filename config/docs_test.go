@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,10 +12,7 @@ import (
 func TestDocsCoverEverySetting(t *testing.T) {
 	doc, err := os.ReadFile("../docs/config.md")
 	require.NoError(t, err)
-	for _, schema := range []*hcl.BodySchema{
-		rootSchema, logSchema, limitsSchema, classicSchema, adminSchema, zeoSchema, zeoStorageSchema, storageSchema,
-		fleetSchema, trackerSchema, fleetTLSSchema, trackerTLSSchema, zeoTLSSchema, upstreamTLSSchema, archiveSchema,
-	} {
+	for _, schema := range schemas() {
 		for _, a := range schema.Attributes {
 			require.Contains(t, string(doc), "| `"+a.Name+"` |", "docs/config.md lacks a table row for %q", a.Name)
 		}

@@ -21,15 +21,10 @@ const (
 	needNone                   // created on first use, directories included
 )
 
-// pathNeeds by attribute name; unlisted path attributes are needParent.
-var pathNeeds = map[string]pathNeed{
-	"cert_file": needFile, "key_file": needFile, "client_ca_file": needFile, "ca_file": needFile,
-	"data_fs": needFile, "blob_dir": needDir, "repository": needNone,
-}
-
 // pathRef is where a path was written, kept for CheckPaths.
 type pathRef struct {
 	name, value string
+	need        pathNeed
 	rng         hcl.Range
 }
 
@@ -53,8 +48,7 @@ func (c *Config) CheckPaths() hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary,
 				Detail: fmt.Sprintf(format, a...), Subject: &rng})
 		}
-		need := pathNeeds[p.name]
-		switch need {
+		switch need := p.need; need {
 		case needNone:
 		case needFile, needDir:
 			fi, err := os.Stat(p.value)

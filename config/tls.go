@@ -15,94 +15,48 @@ import (
 // the ZEO server (the proxy's connections, the history watchers, the
 // bootstrap and in-doubt resolution).
 
-var zeoTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}, {Name: "client_ca_file"},
-}}
-
-var upstreamTLSSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"}, {Name: "server_name"},
-}}
-
 // ExpiryWarning is how close to its end a certificate makes `config check`
 // warn.
 const ExpiryWarning = 30 * 24 * time.Hour
 
 // tlsRef is one TLS block as written, for CheckPaths.
 type tlsRef struct {
-	what  string // `zeo "main" tls`, for messages
-	role  tlsfiles.Role
-	t     *TLS
-	block hcl.Range
-	attrs map[string]hcl.Range // where each file attribute was written
+	what string // `zeo "main" tls`, for messages
+	t    *TLS
+	// cert is where the certificate was written (nil: not written); cas
+	// are the CA files written (ca_file, client_ca_file).
+	cert *hcl.Attribute
+	cas  []tlsCA
 }
 
-// tlsBlock decodes the file attributes common to every TLS block and
-// records the block for CheckPaths.
-func (d *decoder) tlsBlock(b *hcl.Block, schema *hcl.BodySchema, what string, role tlsfiles.Role) (*TLS, *hcl.BodyContent) {
-	c := d.content(b.Body, schema)
+// tlsCA is a CA file as written and as decoded.
+type tlsCA struct {
+	attr *hcl.Attribute
+	path *string
+}
+
+// tlsAttrs are the attributes of one TLS block as written (nil: absent).
+type tlsAttrs struct {
+	cert, key, ca, clientCA, serverName *hcl.Attribute
+}
+
+// tls decodes a TLS block's files and server name, and records the block
+// for CheckPaths.
+func (d *decoder) tls(what string, a tlsAttrs) *TLS {
 	t := &TLS{}
-	ref := tlsRef{what: what, role: role, t: t, block: b.DefRange, attrs: map[string]hcl.Range{}}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"cert_file", &t.CertFile}, {"key_file", &t.KeyFile}, {"ca_file", &t.CAFile}, {"client_ca_file", &t.ClientCAFile}} {
-		if a := c.Attributes[f.name]; a != nil {
-			d.path(a, f.dst)
-			ref.attrs[f.name] = a.Expr.Range()
+	d.path(a.cert, &t.CertFile, needFile)
+	d.path(a.key, &t.KeyFile, needFile)
+	d.path(a.ca, &t.CAFile, needFile)
+	d.path(a.clientCA, &t.ClientCAFile, needFile)
+	d.str(a.serverName, &t.ServerName)
+	ref := tlsRef{what: what, t: t, cert: a.cert}
+	for _, ca := range []tlsCA{{a.ca, &t.CAFile}, {a.clientCA, &t.ClientCAFile}} {
+		if ca.attr != nil {
+			ref.cas = append(ref.cas, ca)
 		}
 	}
 	d.tlsRefs = append(d.tlsRefs, ref)
-	return t, c
-}
-
-// decodeZEOTLS reads a zeo block's tls and upstream_tls blocks.
-func (d *decoder) decodeZEOTLS(z *ZEO, c *hcl.BodyContent) {
-	if b := d.once(c.Blocks, "tls"); b != nil {
-		t, _ := d.tlsBlock(b, zeoTLSSchema, fmt.Sprintf("zeo %q tls", z.Name), tlsfiles.Server)
-		if d.role == RoleTracker {
-			d.errorf(b.DefRange, "A tracker does not proxy",
-				"zeo %q has no listener here (this configuration is a fleet tracker): tls belongs in the sidecars' zeo blocks, which ZODB clients connect to; remove it",
-				z.Name)
-		} else {
-			z.TLS = t
-		}
-	}
-	b := d.once(c.Blocks, "upstream_tls")
-	if b == nil {
-		return
-	}
-	t, uc := d.tlsBlock(b, upstreamTLSSchema, fmt.Sprintf("zeo %q upstream_tls", z.Name), tlsfiles.Client)
-	_, hasCert := uc.Attributes["cert_file"]
-	_, hasKey := uc.Attributes["key_file"]
-	if hasCert != hasKey {
-		d.errorf(b.DefRange, "Incomplete client certificate",
-			"upstream_tls of zeo %q: cert_file and key_file go together (the certificate tidstorage presents when the ZEO server authenticates clients); give both or neither",
-			z.Name)
-	}
-	if a := uc.Attributes["server_name"]; a != nil {
-		if d.str(a, &t.ServerName) && t.ServerName == "" {
-			d.errorf(a.Expr.Range(), "Empty server_name", "remove server_name to check the certificate against upstream's host, or give the name in the ZEO server's certificate")
-		}
-	} else if z.Upstream.IsUnix() {
-		d.errorf(b.DefRange, "Missing server_name",
-			"upstream %s of zeo %q is a unix socket: give server_name, the name in the ZEO server's certificate", z.Upstream, z.Name)
-	} else {
-		t.ServerName = z.Upstream.Host
-	}
-	z.UpstreamTLS = t
-	if z.TLS == nil && !z.Listen.IsZero() && !z.Listen.IsUnix() && !z.Listen.Loopback() {
-		d.warnf(attrRange(c, "listen", z.Range), "Listener without TLS",
-			"zeo %q re-originates TLS to its server but accepts plaintext clients on %s, which is not loopback: what the server receives encrypted crosses that network in clear; add tls or listen on loopback",
-			z.Name, z.Listen)
-	}
-}
-
-// attrRange is the range of an attribute of c, or def when it is absent.
-func attrRange(c *hcl.BodyContent, name string, def hcl.Range) hcl.Range {
-	if a := c.Attributes[name]; a != nil {
-		return a.Expr.Range()
-	}
-	return def
+	return t
 }
 
 // checkTLS loads every TLS block's files as serve would and warns, at the
@@ -111,49 +65,45 @@ func attrRange(c *hcl.BodyContent, name string, def hcl.Range) hcl.Range {
 // Files that do not exist are left to the path checks.
 func (c *Config) checkTLS(now time.Time) hcl.Diagnostics {
 	var diags hcl.Diagnostics
+	warn := func(at *hcl.Attribute, summary, format string, a ...any) {
+		rng := at.Expr.Range()
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary,
+			Detail: fmt.Sprintf(format, a...), Subject: &rng})
+	}
+	type expiry struct {
+		tlsfiles.Expiry
+		at *hcl.Attribute
+	}
 	for _, r := range c.tlsRefs {
-		at := func(attr string) *hcl.Range {
-			rng, ok := r.attrs[attr]
-			if !ok {
-				rng = r.block
-			}
-			return &rng
-		}
-		warn := func(attr, summary, format string, a ...any) {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary,
-				Detail: fmt.Sprintf(format, a...), Subject: at(attr)})
-		}
-		var exps []tlsfiles.Expiry
-		if t := r.t; t.CertFile != "" && t.KeyFile != "" && exists(t.CertFile) && exists(t.KeyFile) {
+		var exps []expiry
+		if t := r.t; r.cert != nil && t.CertFile != "" && t.KeyFile != "" && exists(t.CertFile) && exists(t.KeyFile) {
 			exp, err := tlsfiles.CheckPair(t.CertFile, t.KeyFile)
 			if err != nil {
-				warn("cert_file", "TLS files do not load", "%s: %v", r.what, err)
+				warn(r.cert, "TLS files do not load", "%s: %v", r.what, err)
 			} else {
-				exps = append(exps, exp)
+				exp.Attr = r.cert.Name
+				exps = append(exps, expiry{exp, r.cert})
 			}
 		}
-		for _, attr := range []string{"ca_file", "client_ca_file"} {
-			path := r.t.CAFile
-			if attr == "client_ca_file" {
-				path = r.t.ClientCAFile
-			}
-			if _, written := r.attrs[attr]; !written || !exists(path) {
+		for _, ca := range r.cas {
+			path := *ca.path
+			if !exists(path) {
 				continue
 			}
 			exp, err := tlsfiles.CheckCA(path)
 			if err != nil {
-				warn(attr, "TLS files do not load", "%s: %s %s: %v", r.what, attr, path, err)
+				warn(ca.attr, "TLS files do not load", "%s: %s %s: %v", r.what, ca.attr.Name, path, err)
 				continue
 			}
-			exp.Attr = attr
-			exps = append(exps, exp)
+			exp.Attr = ca.attr.Name
+			exps = append(exps, expiry{exp, ca.attr})
 		}
 		for _, e := range exps {
 			switch left := e.NotAfter.Sub(now); {
 			case left <= 0:
-				warn(e.Attr, "Certificate expired", "%s: %s %s (%s) expired on %s", r.what, e.Attr, e.File, e.Subject, e.NotAfter.UTC().Format(time.RFC3339))
+				warn(e.at, "Certificate expired", "%s: %s %s (%s) expired on %s", r.what, e.Attr, e.File, e.Subject, e.NotAfter.UTC().Format(time.RFC3339))
 			case left < ExpiryWarning:
-				warn(e.Attr, "Certificate expires soon", "%s: %s %s (%s) expires on %s, in %d days", r.what, e.Attr, e.File, e.Subject,
+				warn(e.at, "Certificate expires soon", "%s: %s %s (%s) expires on %s, in %d days", r.what, e.Attr, e.File, e.Subject,
 					e.NotAfter.UTC().Format(time.RFC3339), int(left.Hours()/24))
 			}
 		}

@@ -20,7 +20,7 @@ func (p *Proxy) NoteLastTID(storageID string, tid txn.TID) { p.noteTID(storageID
 // the upstream's TLS (a blind connection's end, resolve.go).
 func (p *Proxy) lastTIDOf(ctx context.Context, l *listener, zeoName string) (txn.TID, error) {
 	network, addr := splitAddr(l.cfg.Upstream)
-	tid, err := zrpc.LastTID(ctx, network, addr, zeoName, l.clientOptions(zrpc.ClientOptions{CallTimeout: p.cfg.DialTimeout}))
+	tid, err := zrpc.LastTID(ctx, network, addr, zeoName, l.clientOptions(zrpc.ClientOptions{CallTimeout: p.cfg.dialTimeout}))
 	if err != nil {
 		return 0, fmt.Errorf("server %s: %w", l.cfg.Name, err)
 	}

@@ -20,9 +20,9 @@ func (i c2sInspector) unseen(reason string) { i.c.lockedMarkBlind("client stream
 // what real ZEO clients send before it (docs/zeo-protocol.md §1, "Memory").
 func (i c2sInspector) limit() int {
 	if i.c.proven.Load() {
-		return i.c.l.p.cfg.MaxDecode
+		return i.c.l.p.cfg.MaxFrameSize
 	}
-	return i.c.l.p.cfg.PreZEOMax
+	return i.c.l.p.cfg.MaxPreRegisterFrame
 }
 
 // skipped: a frame the proxy wanted whole was relayed undecoded. A
@@ -64,7 +64,7 @@ func (i c2sInspector) head(prefix []byte, size int) bool {
 		c.awaitIdentity() // the participation's key names the client
 		return true
 	case zrpc.MethodUnknown:
-		if c.l.p.cfg.LabelIdentity && bytes.Equal(h.Name, setClientLabel) {
+		if c.l.p.cfg.ClientLabelIdentity && bytes.Equal(h.Name, setClientLabel) {
 			return true
 		}
 	case zrpc.MethodVote, zrpc.MethodTPCFinish, zrpc.MethodTPCAbort:
@@ -137,13 +137,13 @@ func (i c2sInspector) whole(payload []byte) {
 
 // clientID is the client identity of a participation: the peer host or
 // process, plus the ZEO client-label when the operator opted in
-// (Config.LabelIdentity). c.mu held.
+// (Config.ClientLabelIdentity). c.mu held.
 func (c *conn) clientID() string {
 	id := c.ident()
 	if id == "" {
 		id = c.host
 	}
-	if c.l.p.cfg.LabelIdentity && c.label != "" {
+	if c.l.p.cfg.ClientLabelIdentity && c.label != "" {
 		return id + " label:" + c.label
 	}
 	return id

@@ -51,7 +51,7 @@ type conn struct {
 	finishDone chan struct{} // open while a tpc_finish reply is awaited (tx in FINISHING)
 
 	// proven: the server answered a register of this client without error;
-	// until then its frames are decoded up to Config.PreZEOMax only.
+	// until then its frames are decoded up to Config.MaxPreRegisterFrame only.
 	// regWait is the msgid of the register whose reply is awaited (0: none).
 	proven   atomic.Bool
 	regLeft  atomic.Bool // counted out of Metrics.unregistered (proven, or ended)
@@ -105,8 +105,8 @@ func (c *conn) serve() {
 			select {
 			case <-wait:
 			case <-scDone:
-			case <-time.After(c.l.p.cfg.FinishWait):
-				c.log.Warn("client left during tpc_finish; no reply from the server in time", "wait", c.l.p.cfg.FinishWait)
+			case <-time.After(c.l.p.cfg.finishWait):
+				c.log.Warn("client left during tpc_finish; no reply from the server in time", "wait", c.l.p.cfg.finishWait)
 			}
 		}
 	}
@@ -213,7 +213,7 @@ func (c *conn) apply(s step) {
 }
 
 // prove records that the server accepted the client's register: the client
-// speaks ZEO, and its frames may be decoded up to Config.MaxDecode.
+// speaks ZEO, and its frames may be decoded up to Config.MaxFrameSize.
 func (c *conn) prove() {
 	c.proven.Store(true)
 	c.regTimer.Stop()

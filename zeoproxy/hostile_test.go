@@ -56,7 +56,7 @@ func heapInuse() uint64 {
 func TestPreZEOFramesAreNotHeld(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1"}})
 	sinkAddr, received := discardSink(t)
-	p := serveProxy(t, zeoproxy.Config{MaxDecode: 64 << 20,
+	p := serveProxy(t, zeoproxy.Config{MaxFrameSize: 64 << 20,
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: testWriter{t}}),
 		Servers: []zeoproxy.ServerConfig{
 			{Name: "zeo", Listen: "127.0.0.1:0", Upstream: srv.Addr},
@@ -152,16 +152,16 @@ func beginFrame(t *testing.T, desc string, size int) []byte {
 }
 
 // Before its register is answered a client's frames are decoded up to
-// PreZEOMax only; after it, up to MaxDecode, within the proxy-wide decode
-// budget: a frame that cannot get its bytes in DecodeWait is relayed
+// MaxPreRegisterFrame only; after it, up to MaxFrameSize, within the proxy-wide decode
+// budget: a frame that cannot get its bytes in the decode wait is relayed
 // undecoded (its storage goes blind) rather than held.
 func TestDecodeLimitsAndBudget(t *testing.T) {
 	rec := newRecorder()
-	p := serveProxy(t, zeoproxy.Config{MaxDecode: 1 << 20, PreZEOMax: 4 << 10, DecodeBudget: 1536 << 10, DecodeWait: 300 * time.Millisecond,
-		Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: startZEOSink(t)}}}, rec)
+	p := serveProxy(t, zeoproxy.Config{MaxFrameSize: 1 << 20, MaxPreRegisterFrame: 4 << 10, DecodeBudget: 1536 << 10,
+		Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: startZEOSink(t)}}}.WithFixed(zeoproxy.Fixed{DecodeWait: 300 * time.Millisecond}), rec)
 	addr := p.Addrs()[0].String()
 
-	// Not proven: a 10 KiB register is over PreZEOMax.
+	// Not proven: a 10 KiB register is over MaxPreRegisterFrame.
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer c.Close()
@@ -172,7 +172,7 @@ func TestDecodeLimitsAndBudget(t *testing.T) {
 	require.Eventually(t, func() bool { return p.Metrics().DecodeErrors == 1 }, zeotestWait, pollEvery)
 	require.Empty(t, rec.snapshot(), "no storage configured: the unproven connection blinds nothing")
 	m := p.Metrics()
-	require.Equal(t, [3]int64{1, 0, 0}, [3]int64{m.SkippedPreRegister, m.SkippedLimit, m.SkippedBudget}, "over PreZEOMax, counted as such")
+	require.Equal(t, [3]int64{1, 0, 0}, [3]int64{m.SkippedPreRegister, m.SkippedLimit, m.SkippedBudget}, "over MaxPreRegisterFrame, counted as such")
 
 	// Proven: A holds 900 KiB of the 1.5 MiB budget with a tpc_begin it has
 	// not finished sending; B's 900 KiB tpc_begin cannot get its bytes.

@@ -38,7 +38,7 @@ type ServerConfig struct {
 	BlindTimeout time.Duration
 	// TLS, if set, terminates TLS on Listen: it is called for each accepted
 	// connection and returns the server configuration (certificate, client
-	// CAs); the handshake ends, within Config.HandshakeTimeout, before the
+	// CAs); the handshake ends, within the handshake timeout (10 s), before the
 	// upstream is dialled. Nil: plaintext clients.
 	TLS func() *tls.Config
 	// UpstreamTLS, if set, re-originates TLS to Upstream, for the relayed
@@ -47,89 +47,107 @@ type ServerConfig struct {
 	UpstreamTLS func() *tls.Config
 }
 
-// Config of the proxy.
+// Config of the proxy: what the daemon sets (cmd/daemon/proxyconfig.go).
+// Each limit bears the name of its configuration attribute and, when zero,
+// takes the same default (docs/config.md, "limits" and "zeo").
 type Config struct {
 	Servers []ServerConfig
-	// MaxFrame: frames declaring more are relayed raw and the connection's
-	// storage is reported blind (default 256 MiB: ZEO itself has no limit).
-	MaxFrame int
-	// MaxDecode: largest frame decoded whole (register, tpc_begin, replies).
-	MaxDecode int
-	// PreZEOMax: largest frame decoded whole from a client before it has
-	// proven to be ZEO (a register the server answered without error);
-	// default 64 KiB, what real ZEO clients send is a few hundred bytes.
-	PreZEOMax int
-	// DecodeBudget bounds the bytes held for decoding over all connections
-	// (frames decoded whole that do not fit in a connection's read buffer);
-	// default twice MaxDecode. DecodeWait is how long such a frame waits
-	// for its bytes before it is relayed undecoded (default 2 s).
+	// MaxFrameSize (max_frame_size): largest frame decoded whole
+	// (register, tpc_begin, replies); default 64 MiB.
+	MaxFrameSize int
+	// MaxPreRegisterFrame (max_pre_register_frame): largest frame decoded
+	// whole from a client before it has proven to be ZEO (a register the
+	// server answered without error); default 64 KiB, what real ZEO
+	// clients send is a few hundred bytes. At most MaxFrameSize.
+	MaxPreRegisterFrame int
+	// DecodeBudget (decode_budget) bounds the bytes held for decoding over
+	// all connections (frames decoded whole that do not fit in a
+	// connection's read buffer); default twice MaxFrameSize.
 	DecodeBudget int
-	DecodeWait   time.Duration
-	// RegisterTimeout closes a connection that has neither proven to be ZEO
-	// nor gone blind that long after it was accepted (default 60 s).
+	// RegisterTimeout (register_timeout) closes a connection that has
+	// neither proven to be ZEO nor gone blind that long after it was
+	// accepted; default 60 s.
 	RegisterTimeout time.Duration
-	// FinishWait bounds how long the server side is kept after the client
-	// left with a tpc_finish pending (default 60 s).
-	FinishWait time.Duration
-	// LabelIdentity adds the ZEO client-label (zope.conf <zeoclient>
-	// client-label, sent by ClientStorage as set_client_label) to the client
-	// identity, so that processes on one remote host are told apart. Only
-	// safe when every ZEO storage of a client process carries the same label
-	// and labels differ between processes: otherwise the connections of one
-	// transaction get different identities, are not linked, and a partial
-	// commit can go unnoticed.
-	LabelIdentity bool
-	// MaxConns bounds client connections over all listeners (0: no limit);
-	// past it a new connection is closed at once, and logged.
-	MaxConns int
-	// DialTimeout for upstream connections (default 10 s).
-	DialTimeout time.Duration
-	// HandshakeTimeout bounds each TLS handshake, with a client or with
-	// the server (default 10 s).
-	HandshakeTimeout time.Duration
+	// MaxZEOConnections (max_zeo_connections) bounds client connections
+	// over all listeners (0: no limit; the configuration's default is
+	// 4096); past it a new connection is closed at once, and logged.
+	MaxZEOConnections int
+	// ClientLabelIdentity (client_label_identity) adds the ZEO client-label
+	// (zope.conf <zeoclient> client-label, sent by ClientStorage as
+	// set_client_label) to the client identity, so that processes on one
+	// remote host are told apart. Only safe when every ZEO storage of a
+	// client process carries the same label and labels differ between
+	// processes: otherwise the connections of one transaction get
+	// different identities, are not linked, and a partial commit can go
+	// unnoticed.
+	ClientLabelIdentity bool
 	// PartIDBase is added to every participation id this proxy allocates:
 	// proxies that report to one tracker (sidecars) take distinct bases so
 	// that their ids never meet.
 	PartIDBase uint64
 	Logger     hclog.Logger
+
+	// What no configuration sets: fixed, changed by tests only
+	// (export_test.go).
+
+	// maxParsedFrame: frames declaring more are relayed raw and the
+	// connection's storage is reported blind (ZEO itself has no limit;
+	// default 256 MiB, whatever MaxFrameSize).
+	maxParsedFrame int
+	// decodeWait is how long a frame waits for its bytes from the decode
+	// budget before it is relayed undecoded.
+	decodeWait time.Duration
+	// finishWait bounds how long the server side is kept after the client
+	// left with a tpc_finish pending.
+	finishWait time.Duration
+	// dialTimeout bounds upstream connections.
+	dialTimeout time.Duration
+	// handshakeTimeout bounds each TLS handshake, with a client or with the
+	// server.
+	handshakeTimeout time.Duration
 }
 
+// The defaults of the limits the configuration sets: config/defaults.go
+// has the same values (a test of this package keeps them equal).
+const (
+	defaultMaxFrameSize        = 64 << 20
+	defaultMaxPreRegisterFrame = 64 << 10
+	defaultRegisterTimeout     = 60 * time.Second
+)
+
 func (c *Config) setDefaults() {
-	if c.MaxFrame == 0 {
-		c.MaxFrame = 256 << 20
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = defaultMaxFrameSize
 	}
-	if c.MaxDecode == 0 {
-		c.MaxDecode = 16 << 20
+	if c.MaxPreRegisterFrame == 0 {
+		c.MaxPreRegisterFrame = defaultMaxPreRegisterFrame
 	}
-	if c.PreZEOMax == 0 {
-		c.PreZEOMax = DefaultPreZEOMax
-	}
-	c.PreZEOMax = min(c.PreZEOMax, c.MaxDecode)
+	c.MaxPreRegisterFrame = min(c.MaxPreRegisterFrame, c.MaxFrameSize)
 	if c.DecodeBudget == 0 {
-		c.DecodeBudget = 2 * c.MaxDecode
-	}
-	if c.DecodeWait == 0 {
-		c.DecodeWait = 2 * time.Second
+		c.DecodeBudget = 2 * c.MaxFrameSize
 	}
 	if c.RegisterTimeout == 0 {
-		c.RegisterTimeout = 60 * time.Second
+		c.RegisterTimeout = defaultRegisterTimeout
 	}
-	if c.FinishWait == 0 {
-		c.FinishWait = 60 * time.Second
+	if c.maxParsedFrame == 0 {
+		c.maxParsedFrame = 256 << 20
 	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 10 * time.Second
+	if c.decodeWait == 0 {
+		c.decodeWait = 2 * time.Second
 	}
-	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = 10 * time.Second
+	if c.finishWait == 0 {
+		c.finishWait = 60 * time.Second
+	}
+	if c.dialTimeout == 0 {
+		c.dialTimeout = 10 * time.Second
+	}
+	if c.handshakeTimeout == 0 {
+		c.handshakeTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
 }
-
-// DefaultPreZEOMax is the default of Config.PreZEOMax.
-const DefaultPreZEOMax = 64 << 10
 
 // Proxy relays ZEO traffic and reports two-phase commits to a Tracker.
 type Proxy struct {
@@ -164,7 +182,7 @@ func New(cfg Config, t Tracker) *Proxy {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Proxy{cfg: cfg, tracker: t, log: cfg.Logger, lastTID: map[string]txn.TID{}, seenTIDs: map[string]*tidRing{}, orders: map[string]*storageOrder{}, witnesses: map[string]*witness{}, ctx: ctx, cancel: cancel,
-		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.DecodeWait), owners: newOwners(), stop: stopState{released: make(chan struct{})}}
+		budget: newDecodeBudget(ctx, cfg.DecodeBudget, cfg.decodeWait), owners: newOwners(), stop: stopState{released: make(chan struct{})}}
 }
 
 // Metrics are the proxy's counters (read them with Load).
@@ -182,8 +200,8 @@ type Metrics struct {
 }
 
 // countSkipped counts a frame the relay wanted whole and relayed undecoded:
-// over the decode budget, over PreZEOMax (before the client registered), or
-// over MaxDecode.
+// over the decode budget, over MaxPreRegisterFrame (before the client
+// registered), or over MaxFrameSize.
 func (m *Metrics) countSkipped(overBudget, preRegister bool) {
 	switch {
 	case overBudget:
@@ -211,8 +229,8 @@ type MetricsSnapshot struct {
 	TLSHandshakesClient, TLSHandshakesUpstream int64
 	TLSRefused                                 []TLSRefusal
 	// SkippedPreRegister, SkippedLimit and SkippedBudget count frames
-	// relayed undecoded because they exceeded PreZEOMax (before register),
-	// MaxDecode, or the decode budget.
+	// relayed undecoded because they exceeded MaxPreRegisterFrame (before register),
+	// MaxFrameSize, or the decode budget.
 	SkippedPreRegister, SkippedLimit, SkippedBudget int64
 	// Unregistered is the count of open client connections whose register
 	// the server has not accepted yet.
@@ -441,8 +459,8 @@ func (l *listener) handle(raw net.Conn) {
 	p := l.p
 	id := p.connSeq.Add(1)
 	log := l.log.With("conn", id, "client", raw.RemoteAddr().String())
-	if p.cfg.MaxConns > 0 && p.metrics.connsOpen.Load() >= int64(p.cfg.MaxConns) {
-		log.Error("connection limit reached; closing the new connection", "max_connections", p.cfg.MaxConns)
+	if p.cfg.MaxZEOConnections > 0 && p.metrics.connsOpen.Load() >= int64(p.cfg.MaxZEOConnections) {
+		log.Error("connection limit reached; closing the new connection", "max_zeo_connections", p.cfg.MaxZEOConnections)
 		p.metrics.connsRefused.Add(1)
 		_ = raw.Close()
 		return
@@ -564,7 +582,7 @@ const (
 // dialPlain dials a plaintext upstream (spares are for those only).
 func (l *listener) dialPlain(ctx context.Context) (net.Conn, error) {
 	network, addr := splitAddr(l.cfg.Upstream)
-	d := net.Dialer{Timeout: l.p.cfg.DialTimeout}
+	d := net.Dialer{Timeout: l.p.cfg.dialTimeout}
 	return d.DialContext(ctx, network, addr)
 }
 

@@ -204,13 +204,13 @@ func TestUnixSocketListener(t *testing.T) {
 	}, zeotestWait, pollEvery, "committed %v", rec.committed())
 }
 
-// With LabelIdentity, the ZEO client-label a client sends joins its identity
+// With ClientLabelIdentity, the ZEO client-label a client sends joins its identity
 // (the correlation key of its participations); without it, it is ignored.
 func TestClientLabelIdentity(t *testing.T) {
 	srv := zeotest.StartServer(t, zeotest.ServerOptions{Storages: []string{"1", "2"}})
 	for _, on := range []bool{false, true} {
 		rec := newRecorder()
-		p := zeoproxy.New(zeoproxy.Config{LabelIdentity: on,
+		p := zeoproxy.New(zeoproxy.Config{ClientLabelIdentity: on,
 			Servers: []zeoproxy.ServerConfig{{Name: "z", Listen: "127.0.0.1:0", Upstream: srv.Addr}}}, rec)
 		require.NoError(t, p.Listen())
 		p.Serve()

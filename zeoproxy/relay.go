@@ -88,7 +88,7 @@ func newPump(src, dst net.Conn, insp inspector, p *Proxy, framesCtr, bytesCtr *a
 	br.Reset(r)
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(writeTagger{w})
-	return &pump{src: br, dst: bw, insp: insp, maxFrame: p.cfg.MaxFrame, budget: p.budget,
+	return &pump{src: br, dst: bw, insp: insp, maxFrame: p.cfg.maxParsedFrame, budget: p.budget,
 		srcConn: src, dstConn: dst, framesCtr: framesCtr, bytesCtr: bytesCtr}
 }
 

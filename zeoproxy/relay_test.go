@@ -45,8 +45,8 @@ func startSink(t *testing.T, hello []byte) *sink {
 func frame(payload []byte) []byte { return zrpc.AppendFrame(nil, payload) }
 
 func proxyTo(t *testing.T, upstream string, rec zeoproxy.Tracker, maxFrame int) string {
-	p := serveProxy(t, zeoproxy.Config{MaxFrame: maxFrame,
-		Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "127.0.0.1:0", Upstream: upstream}}}, rec)
+	p := serveProxy(t, zeoproxy.Config{
+		Servers: []zeoproxy.ServerConfig{{Name: "u", Listen: "127.0.0.1:0", Upstream: upstream}}}.WithFixed(zeoproxy.Fixed{MaxParsedFrame: maxFrame}), rec)
 	return p.Addrs()[0].String()
 }
 

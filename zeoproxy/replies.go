@@ -19,8 +19,8 @@ func (i s2cInspector) skipped(overBudget bool, reason string) {
 }
 
 // limit: the server is the configured upstream; its frames are held to
-// Config.MaxDecode (and the decode budget) only.
-func (i s2cInspector) limit() int { return i.c.l.p.cfg.MaxDecode }
+// Config.MaxFrameSize (and the decode budget) only.
+func (i s2cInspector) limit() int { return i.c.l.p.cfg.MaxFrameSize }
 
 func (i s2cInspector) head(prefix []byte, size int) bool {
 	c := i.c

@@ -36,7 +36,7 @@ const (
 	// ReasonNotTLS: the peer spoke something else (a plaintext client
 	// that sends first, a ZEO server without <ssl>).
 	ReasonNotTLS = "not_tls"
-	// ReasonTimeout: no handshake within HandshakeTimeout; a plaintext ZEO
+	// ReasonTimeout: no handshake within the handshake timeout; a plaintext ZEO
 	// client sends nothing (it waits for the server to speak first) and
 	// ends here.
 	ReasonTimeout = "timeout"
@@ -192,7 +192,7 @@ func (l *listener) refused(side int, peer string, err error, log hclog.Logger) {
 }
 
 // terminate runs the server side of a client's TLS handshake, within
-// HandshakeTimeout. The handshake ends before the upstream is dialled, so
+// the handshake timeout. The handshake ends before the upstream is dialled, so
 // a refused client never reaches the ZEO server.
 func (l *listener) terminate(raw net.Conn, log hclog.Logger) (net.Conn, bool) {
 	p := l.p
@@ -205,7 +205,7 @@ func (l *listener) terminate(raw net.Conn, log hclog.Logger) (net.Conn, bool) {
 	}
 	l.handshaking[raw] = struct{}{}
 	l.mu.Unlock()
-	_ = raw.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
+	_ = raw.SetDeadline(time.Now().Add(p.cfg.handshakeTimeout))
 	err := tc.Handshake()
 	_ = raw.SetDeadline(time.Time{})
 	l.mu.Lock()
@@ -228,12 +228,12 @@ func (l *listener) terminate(raw net.Conn, log hclog.Logger) (net.Conn, bool) {
 func (l *listener) dialUpstream() (net.Conn, error) {
 	p := l.p
 	network, addr := splitAddr(l.cfg.Upstream)
-	sc, err := net.DialTimeout(network, addr, p.cfg.DialTimeout)
+	sc, err := net.DialTimeout(network, addr, p.cfg.dialTimeout)
 	if err != nil || l.cfg.UpstreamTLS == nil {
 		return sc, err
 	}
 	tc := tls.Client(sc, l.cfg.UpstreamTLS())
-	_ = sc.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
+	_ = sc.SetDeadline(time.Now().Add(p.cfg.handshakeTimeout))
 	err = tc.Handshake()
 	// With TLS 1.3 the server judges our certificate after our side of the
 	// handshake has ended: its refusal comes as an alert on the first read.

@@ -107,7 +107,7 @@ func TestTLSRefusals(t *testing.T) {
 	counter := startTap(t, srv.Addr) // counts the connections that reach ZEO through "strict"
 	logs := &zeotest.SyncBuffer{}
 	noCert := tlsSet(t, tlsfiles.Client, tlsfiles.Files{CAFile: certs.CA, ServerName: "127.0.0.1"})
-	p := serveProxy(t, zeoproxy.Config{HandshakeTimeout: time.Second,
+	p := serveProxy(t, zeoproxy.Config{
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: logs}),
 		Servers: []zeoproxy.ServerConfig{
 			{Name: "strict", Listen: "127.0.0.1:0", Upstream: counter.Addr(), TLS: proxyTLS(t, certs).Config,
@@ -115,7 +115,7 @@ func TestTLSRefusals(t *testing.T) {
 			{Name: "wrongca", Listen: "127.0.0.1:0", Upstream: srv.Addr, TLS: proxyTLS(t, certs).Config,
 				UpstreamTLS: upstreamTLS(t, certs, certs.RogueCA).Config},
 			{Name: "nocert", Listen: "127.0.0.1:0", Upstream: srv.Addr, UpstreamTLS: noCert.Config},
-		}}, newRecorder())
+		}}.WithFixed(zeoproxy.Fixed{HandshakeTimeout: time.Second}), newRecorder())
 	strict, wrongCA, noCertAddr := p.Addrs()[0].String(), p.Addrs()[1].String(), p.Addrs()[2].String()
 	python := func(addr string, ssl ...string) error {
 		args := append(ssl, "--wait-timeout", "2", "--db", "a="+addr+"/1", "last")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
@@ -123,8 +124,9 @@ zeo "b" {
 	require.Equal(t, time.Duration(0), pc.Servers[1].BlindTimeout)
 }
 
-// The relay's limits come from the limits block; without one, the relay's
-// own defaults (zeoproxy) are the documented ones.
+// The relay's limits come from the limits block, each under the name of the
+// config field it comes from; without one, the documented defaults (the
+// relay's own, zeoproxy's tests check they are the same).
 func TestProxyConfigLimits(t *testing.T) {
 	cfg, err := config.Parse([]byte(`limits {
   max_frame_size         = "32MiB"
@@ -135,15 +137,32 @@ func TestProxyConfigLimits(t *testing.T) {
 `), "t.hcl")
 	require.NoError(t, err)
 	pc := proxyConfig(cfg, hclog.NewNullLogger())
-	require.Equal(t, 32<<20, pc.MaxDecode)
-	require.Equal(t, 16<<10, pc.PreZEOMax)
+	require.Equal(t, 32<<20, pc.MaxFrameSize)
+	require.Equal(t, 16<<10, pc.MaxPreRegisterFrame)
 	require.Equal(t, 96<<20, pc.DecodeBudget)
 	require.Equal(t, 20*time.Second, pc.RegisterTimeout)
 
 	cfg, err = config.Parse(nil, "empty.hcl")
 	require.NoError(t, err)
 	pc = proxyConfig(cfg, hclog.NewNullLogger())
-	require.Equal(t, zeoproxy.DefaultPreZEOMax, pc.PreZEOMax)
+	require.Equal(t, config.DefaultMaxFrameSize, pc.MaxFrameSize)
+	require.Equal(t, config.DefaultMaxPreRegisterFrame, pc.MaxPreRegisterFrame)
 	require.Equal(t, config.DefaultRegisterTimeout, pc.RegisterTimeout)
+	require.Equal(t, config.DefaultMaxZEOConnections, pc.MaxZEOConnections)
 	require.Zero(t, pc.DecodeBudget, "zeoproxy's default: twice max_frame_size")
+
+	// Every setting but the wiring is named as the config field it comes
+	// from (Limits or Config).
+	wiring := map[string]bool{"Servers": true, "PartIDBase": true, "Logger": true}
+	limits, top := reflect.TypeOf(config.Limits{}), reflect.TypeOf(config.Config{})
+	pt := reflect.TypeOf(zeoproxy.Config{})
+	for i := range pt.NumField() {
+		f := pt.Field(i)
+		if !f.IsExported() || wiring[f.Name] {
+			continue
+		}
+		_, inLimits := limits.FieldByName(f.Name)
+		_, inTop := top.FieldByName(f.Name)
+		require.True(t, inLimits || inTop, "zeoproxy.Config.%s is named as no config field", f.Name)
+	}
 }
