@@ -1,14 +1,12 @@
 package backup
 
 import (
-	"compress/gzip"
+	"bytes"
 	"crypto/md5"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
@@ -98,7 +95,7 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 	if len(specs) == 0 {
 		return nil, errors.New("backup: no storage to back up (a storage needs data_fs and repository)")
 	}
-	repos := make([]string, 0, len(specs))
+	dirs := make([]string, 0, len(specs))
 	seen := map[string]string{}
 	for _, s := range specs {
 		if s.DataFS == "" || s.Repository == "" {
@@ -119,16 +116,17 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 		if err := os.MkdirAll(s.Repository, 0o755); err != nil {
 			return nil, fmt.Errorf("backup: storage %s: repository: %w", s.ID, err)
 		}
-		repos = append(repos, s.Repository)
+		dirs = append(dirs, s.Repository)
 	}
+	rs := openRepositories(dirs, nil)
 	// Two writers of one repository would start two incrementals at the
 	// same offset, or delete what the other extends.
-	locks, err := lockRepositories(repos, "backup", opts.logf)
+	locks, err := rs.lock("backup", opts.logf)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	defer unlockAll(locks)
-	stamp, err := nextStamp(opts.Now, repos)
+	defer locks.unlock()
+	stamp, err := rs.nextStamp(opts.Now)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -136,8 +134,9 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 	for id, t := range point {
 		m.Point[id] = t.Hex()
 	}
-	for _, s := range specs {
-		e, err := backupOne(s, point[s.ID], stamp, &opts)
+	repos := rs.each()
+	for i, s := range specs {
+		e, err := backupOne(repos[i], s, point[s.ID], stamp, &opts)
 		if err != nil {
 			return nil, fmt.Errorf("backup: storage %s: %w", s.ID, err)
 		}
@@ -146,36 +145,32 @@ func Backup(specs []Spec, point map[string]txn.TID, opts Options) (*Manifest, er
 	// A run that changed nothing would only add a set identical to the
 	// previous one: a backup every few minutes of an idle site would bury
 	// the real sets under copies.
-	if prev := sameAsNewest(m, repos); prev != nil {
+	if prev := sameAsNewest(m, repos[0]); prev != nil {
 		prev.SameAs = prev.Stamp
 		opts.logf("nothing new since set %s (same files, same TIDs): no new set written", prev.Stamp)
 		return prev, nil
 	}
 	// The manifest goes last: a set without one is incomplete and restore
 	// ignores it.
-	for _, s := range specs {
-		if err := writeManifest(s.Repository, m); err != nil {
+	for _, r := range repos {
+		if err := r.writeManifest(m); err != nil {
 			return nil, fmt.Errorf("backup: manifest: %w", err)
 		}
 	}
 	return m, nil
 }
 
-// sameAsNewest returns the newest set of the first repository if it
-// restores exactly what m would: the same storages, each unchanged since,
-// with the same kept TID, data files and blob files.
-func sameAsNewest(m *Manifest, repos []string) *Manifest {
+// sameAsNewest returns the newest set of repo (the first repository of
+// the set) if it restores exactly what m would: the same storages, each
+// unchanged since, with the same kept TID, data files and blob files.
+func sameAsNewest(m *Manifest, repo *repository) *Manifest {
 	for _, e := range m.Storages {
 		if e.Kind != "unchanged" || (e.Blobs != nil && e.Blobs.Copied > 0) {
 			return nil
 		}
 	}
-	stamps, err := Sets(repos[0])
-	if err != nil || len(stamps) == 0 {
-		return nil
-	}
-	prev, err := ReadManifest(repos[0], stamps[len(stamps)-1])
-	if err != nil || len(prev.Storages) != len(m.Storages) {
+	prev := repo.newestManifest()
+	if prev == nil || len(prev.Storages) != len(m.Storages) {
 		return nil
 	}
 	for _, e := range m.Storages {
@@ -201,56 +196,11 @@ func pointName(source string) string {
 	return source
 }
 
-// previous is the chain a new incremental would extend.
-type previous struct {
-	full  string // name of the chain's full backup
-	dat   string // its ledger
-	lines []datLine
-	// mismatch, if not "", says why the data files repozo would join
-	// differ from the ledger (a run that died between writing a data file
-	// and its ledger line): the chain cannot be extended.
-	mismatch string
-}
-
-func findPrevious(repo string) (*previous, error) {
-	names, err := chain(repo, "")
-	if err != nil || len(names) == 0 {
-		return nil, err
-	}
-	root, _ := splitExt(names[0])
-	p := &previous{full: names[0], dat: root + ".dat"}
-	p.lines, err = readDat(filepath.Join(repo, p.dat))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(p.lines) == 0 {
-		return nil, nil
-	}
-	ledger := make([]string, len(p.lines))
-	for i, l := range p.lines {
-		ledger[i] = filepath.Base(l.Path)
-	}
-	if !slices.Equal(ledger, names) {
-		p.mismatch = fmt.Sprintf("the repository's chain %v differs from its ledger %s %v", names, p.dat, ledger)
-	}
-	return p, nil
-}
-
-func md5Range(f *os.File, from, to int64) (string, error) {
-	h := md5.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, from, to-from)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// backupOne backs up one storage of a set: it decides between a full and
-// an incremental backup, finds the cut at target, writes the data file and
-// its ledger line, then the blobs.
-func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEntry, error) {
+// backupOne backs up one storage of a set to its repository, in steps: it
+// decides between a full and an incremental backup, finds the cut at
+// target while writing the data file, adds it to the chain's ledger, then
+// stores the blobs in the pool.
+func backupOne(repo *repository, s Spec, target txn.TID, stamp string, opts *Options) (*StorageEntry, error) {
 	// One descriptor for the scan and the copy: a pack swapping the file in
 	// between cannot mix two files.
 	f, e, err := openSource(s, target)
@@ -265,7 +215,7 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 	if s.BlobDir != "" {
 		scan.OnData = blobCollector(target, blobRecs)
 	}
-	prev, reason, err := extendable(f, size, s, target, opts, &scan)
+	prev, reason, err := extendable(repo, f, size, s, target, opts, &scan)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +224,7 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 		opts.logf("%s: full backup: %s", s.Label, reason)
 	}
 
-	copied, cut, err := scanAndCopy(f, size, target, scan, dataName(s, stamp, incremental, opts), s, opts)
+	written, cut, err := scanAndCopy(repo, f, size, target, scan, dataName(stamp, incremental, opts), s.Label, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -286,12 +236,12 @@ func backupOne(s Spec, target txn.TID, stamp string, opts *Options) (*StorageEnt
 		opts.logf("%s: the point's TID %s is not in the Data.fs; backing up to the last transaction before it (%s)", s.Label, target.Hex(), e.KeptTID)
 	}
 
-	if err := writeData(e, s, stamp, prev, scan.Start, cut.Offset, copied, opts); err != nil {
+	if err := recordChain(repo, e, stamp, prev, scan.Start, cut.Offset, written, opts); err != nil {
 		return nil, err
 	}
 	if s.BlobDir != "" {
 		pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+s.Label+" blobs", 0)
-		b, err := backupBlobs(s.BlobDir, s.Repository, cut.KeptTID, blobRecs, pr)
+		b, err := repo.blobs().store(s.BlobDir, cut.KeptTID, blobRecs, pr)
 		if err != nil {
 			return nil, err
 		}
@@ -326,13 +276,14 @@ func openSource(s Spec, target txn.TID) (*os.File, *StorageEntry, error) {
 }
 
 // extendable decides between a full and an incremental backup. For an
-// incremental it returns the chain to extend and sets scan to start at the
-// chain's end; otherwise it returns why a full backup is needed.
-func extendable(f *os.File, size int64, s Spec, target txn.TID, opts *Options, scan *fsdata.ScanOptions) (*previous, string, error) {
+// incremental it returns the repository's chain to extend and sets scan to
+// start at the chain's end; otherwise it returns why a full backup is
+// needed.
+func extendable(repo *repository, f *os.File, size int64, s Spec, target txn.TID, opts *Options, scan *fsdata.ScanOptions) (*previous, string, error) {
 	if opts.Full {
 		return nil, "--full", nil
 	}
-	prev, err := findPrevious(s.Repository)
+	prev, err := repo.previous()
 	switch {
 	case err != nil:
 		return nil, "", err
@@ -341,7 +292,7 @@ func extendable(f *os.File, size int64, s Spec, target txn.TID, opts *Options, s
 	case prev.mismatch != "":
 		return nil, prev.mismatch, nil
 	}
-	last := prev.lines[len(prev.lines)-1]
+	last := prev.last()
 	if last.End > size {
 		return nil, fmt.Sprintf("the Data.fs (%d bytes) is shorter than the last backup's end %d (packed?)", size, last.End), nil
 	}
@@ -353,11 +304,11 @@ func extendable(f *os.File, size int64, s Spec, target txn.TID, opts *Options, s
 		return nil, fmt.Sprintf("the last backup ends after the point (tid %s > %s)", b.TID.Hex(), target.Hex()), nil
 	}
 	if opts.Quick {
-		if why, err := quickExtendable(f, s.Repository, prev, b); why != "" || err != nil {
+		if why, err := quickExtendable(repo, f, prev, b); why != "" || err != nil {
 			return nil, why, err
 		}
 	} else {
-		if err := checkChain(s.Repository, prev); err != nil {
+		if err := repo.checkChain(prev); err != nil {
 			return nil, fmt.Sprintf("the repository's chain is damaged, not extending it: %v", err), nil
 		}
 		sum, err := md5Range(f, last.Start, last.End)
@@ -370,6 +321,40 @@ func extendable(f *os.File, size int64, s Spec, target txn.TID, opts *Options, s
 	}
 	scan.Start, scan.PrevTID = last.End, b.TID
 	return prev, "", nil
+}
+
+// quickExtendable is the quick check of a chain before an incremental: the
+// ledger's files are there with their sizes (uncompressed ones), and the
+// last transaction the chain holds, last, has the same bytes in the Data.fs
+// and in the repository. It returns why the chain cannot be extended, or "".
+func quickExtendable(repo *repository, f *os.File, prev *previous, last fsdata.TxnHeader) (string, error) {
+	if p := repo.quickCheckChain(prev); p != "" {
+		return "the repository's chain is damaged, not extending it: " + p, nil
+	}
+	end := last.End()
+	if end-last.Pos > maxTailCheck {
+		return "", nil // a huge last transaction: its boundary and TID were checked
+	}
+	saved, err := repo.chainTail(prev.files(nil), last.Pos)
+	if err != nil {
+		return "the repository's chain is damaged, not extending it: " + err.Error(), nil
+	}
+	live := make([]byte, end-last.Pos)
+	if _, err := f.ReadAt(live, last.Pos); err != nil {
+		return "", err
+	}
+	if !bytes.Equal(saved, live) {
+		return fmt.Sprintf("the last backed-up transaction (%s at %d) differs between the Data.fs and the repository: packed or rewritten", last.TID.Hex(), last.Pos), nil
+	}
+	return "", nil
+}
+
+func md5Range(f *os.File, from, to int64) (string, error) {
+	h := md5.New()
+	if _, err := copyFanout(io.NewSectionReader(f, from, to-from), h); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // recordCut fills the entry's facts about the cut: magic, size, kept
@@ -389,55 +374,36 @@ func recordCut(e *StorageEntry, cut *fsdata.Cut, f *os.File, size, start int64, 
 	}
 }
 
-// writeData writes bytes [start, end) as the set's data file (a full
-// backup when start is 0, else an incremental extending prev; nothing when
-// they are equal) with its ledger line, and lists the chain in the entry.
-func writeData(e *StorageEntry, s Spec, stamp string, prev *previous, start, end int64, copied *copyResult, opts *Options) error {
-	sums := carriedSHA256(s.Repository)
+// recordChain adds the data file written for bytes [start, end) to its
+// chain's ledger (a new chain when start is 0, else prev; nothing written
+// when they are equal) and lists the chain in the entry.
+func recordChain(repo *repository, e *StorageEntry, stamp string, prev *previous, start, end int64, written *writtenData, opts *Options) error {
+	sums := repo.carriedSHA256()
 	var lines []datLine
 	switch {
 	case start != 0 && end == start:
-		e.Kind = "unchanged"
-		e.Dat = prev.dat
-		lines = prev.lines
-		opts.logf("%s: no new transaction up to the point since the last backup: nothing written", s.Label)
+		e.Kind, e.Dat, lines = "unchanged", prev.dat, prev.lines
+		opts.logf("%s: no new transaction up to the point since the last backup: nothing written", e.Label)
+	case start != 0:
+		e.Kind, e.Dat, lines = "incremental", prev.dat, prev.lines
 	default:
-		if start != 0 {
-			e.Kind = "incremental"
-			e.Dat = prev.dat
-			lines = prev.lines
-		} else {
-			e.Kind = "full"
-			e.Dat = stamp + ".dat"
-		}
-		name := copied.name
-		if copied.n != end-start {
-			os.Remove(filepath.Join(s.Repository, name))
-			return fmt.Errorf("copied %d bytes to %s, the scan kept %d", copied.n, name, end-start)
-		}
-		sums[name] = copied.sha256
-		line := datLine{Path: filepath.Join(s.Repository, name), Start: start, End: end, MD5: copied.md5}
-		if err := appendDat(filepath.Join(s.Repository, e.Dat), line, start == 0); err != nil {
-			// A data file the ledger does not know would still be joined
-			// by repozo -R: take it back.
-			os.Remove(filepath.Join(s.Repository, name))
+		e.Kind, e.Dat = "full", stamp+".dat"
+	}
+	if e.Kind != "unchanged" {
+		var err error
+		if lines, err = repo.extendChain(e.Dat, lines, written, start, end); err != nil {
 			return err
 		}
-		lines = append(lines, line)
+		sums[written.name] = written.sha256
 	}
-	for _, l := range lines {
-		name := filepath.Base(l.Path)
-		if _, err := os.Stat(filepath.Join(s.Repository, name)); err != nil {
-			return fmt.Errorf("the ledger %s names a missing data file: %w", e.Dat, err)
-		}
-		e.Files = append(e.Files, FileEntry{Name: name, Start: l.Start, End: l.End, MD5: l.MD5, SHA256: sums[name]})
-	}
-	return nil
+	var err error
+	e.Files, err = repo.chainFiles(e.Dat, lines, sums)
+	return err
 }
 
 // dataName is the name of the data file a run writes: <stamp>.fs for a
 // full backup, .deltafs for an incremental, with a z when gzipped.
-func dataName(s Spec, stamp string, incremental bool, opts *Options) string {
+func dataName(stamp string, incremental bool, opts *Options) string {
 	ext := ".fs"
 	if incremental {
 		ext = ".deltafs"
@@ -448,26 +414,21 @@ func dataName(s Spec, stamp string, incremental bool, opts *Options) string {
 	return stamp + ext
 }
 
-// copyResult is a data file written to the repository.
-type copyResult struct {
-	name        string
-	n           int64 // Data.fs bytes copied
-	md5, sha256 string
-}
-
 // scanAndCopy scans f for the cut after target and, at the same time,
-// copies the kept bytes to the repository as name: the copy follows the
-// scan (see feed). When the scan fails, finds the file behind the point or
-// finds nothing new, the copy is abandoned and no file is left; the copy
-// result is then nil.
-func scanAndCopy(f *os.File, size int64, target txn.TID, scan fsdata.ScanOptions, name string, s Spec, opts *Options) (*copyResult, *fsdata.Cut, error) {
+// writes the kept bytes to the repository as data file name: the copy
+// follows the scan (see feed). When the scan fails, finds the file behind
+// the point or finds nothing new, the copy is abandoned and no file is
+// left; the written file is then nil.
+func scanAndCopy(repo *repository, f *os.File, size int64, target txn.TID, scan fsdata.ScanOptions, name, label string, opts *Options) (*writtenData, *fsdata.Cut, error) {
 	fd := newFeed(scan.Start)
 	scan.OnKept = fd.advance
 	done := make(chan error, 1)
-	res := &copyResult{name: name}
+	var written *writtenData
 	go func() {
+		pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, size-scan.Start)
 		var err error
-		res.md5, res.sha256, res.n, err = copyToRepo(&feedReader{f: f, pos: scan.Start, feed: fd}, size-scan.Start, s.Repository, name, opts, s.Label)
+		written, err = repo.writeData(name, &feedReader{f: f, pos: scan.Start, feed: fd}, pr)
+		pr.finish()
 		done <- err
 	}()
 	cut, err := fsdata.CutReader(f, size, target, scan)
@@ -486,77 +447,5 @@ func scanAndCopy(f *os.File, size int64, target txn.TID, scan fsdata.ScanOptions
 	case cerr != nil:
 		return nil, nil, cerr
 	}
-	return res, cut, nil
-}
-
-// copyToRepo copies r to repo/name through a temporary file (gzipped if
-// asked), returning the md5 and sha256 of the bytes read and their count.
-// total is the expected size, for progress lines.
-func copyToRepo(r io.Reader, total int64, repo, name string, opts *Options, label string) (md5sum, shasum string, n int64, err error) {
-	hm, hs := md5.New(), sha256.New()
-	pr := newProgress(opts.Progress, opts.ProgressEvery, "backup "+label, total)
-	err = atomicfile.WriteNew(filepath.Join(repo, name), 0o644, func(out io.Writer) error {
-		if !opts.Gzip {
-			var err error
-			n, err = copyFanout(r, out, hm, hs, pr)
-			return err
-		}
-		zw := gzip.NewWriter(out)
-		var err error
-		if n, err = copyFanout(r, zw, hm, hs, pr); err != nil {
-			return err
-		}
-		return zw.Close()
-	})
-	pr.finish()
-	if err != nil {
-		return "", "", 0, err
-	}
-	return hex.EncodeToString(hm.Sum(nil)), hex.EncodeToString(hs.Sum(nil)), n, nil
-}
-
-// appendDat appends a line to a repozo ledger (creating it for a full
-// backup, which must not find one), synced.
-func appendDat(path string, l datLine, create bool) error {
-	flags := os.O_WRONLY | os.O_APPEND
-	if create {
-		flags |= os.O_CREATE | os.O_EXCL
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(f, l.String())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// carriedSHA256 maps data file names to the sha256 recorded by the newest
-// manifest of repo, so that a chain keeps them across sets.
-func carriedSHA256(repo string) map[string]string {
-	sums := map[string]string{}
-	stamps, err := Sets(repo)
-	if err != nil || len(stamps) == 0 {
-		return sums
-	}
-	m, err := ReadManifest(repo, stamps[len(stamps)-1])
-	if err != nil {
-		return sums
-	}
-	for _, s := range m.Storages {
-		if filepath.Clean(s.Repository) != filepath.Clean(repo) {
-			continue
-		}
-		for _, fe := range s.Files {
-			if fe.SHA256 != "" {
-				sums[fe.Name] = fe.SHA256
-			}
-		}
-	}
-	return sums
+	return written, cut, nil
 }

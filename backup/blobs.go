@@ -4,24 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
-	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
-
-// blobPool is the directory of a repository holding blob files: the same
-// relative paths as in the blob directory (its .layout included). Blob files
-// are write-once and named by oid and tid, so one pool serves every set; a
-// set's manifest lists the files that belong to it.
-const blobPool = "blobs"
 
 // blobRecord is a data record whose pickle is a ZODB.blob.Blob.
 type blobRecord struct {
@@ -96,90 +87,4 @@ func blobTID(name string) (txn.TID, bool) {
 	}
 	v, err := strconv.ParseUint(hex[2:], 16, 64)
 	return txn.TID(v), err == nil
-}
-
-// backupBlobs copies into repo/blobs every blob file of src whose tid is <=
-// kept and that the pool lacks, and lists them all. Run it after the Data.fs
-// bytes are fixed: a blob file exists before its transaction commits.
-func backupBlobs(src, repo string, kept txn.TID, records map[blobRecord]bool, pr *progress) (*BlobsEntry, error) {
-	layout, err := readLayout(src)
-	if err != nil {
-		return nil, err
-	}
-	pool := filepath.Join(repo, blobPool)
-	if err := os.MkdirAll(pool, 0o755); err != nil {
-		return nil, err
-	}
-	if old, err := os.ReadFile(filepath.Join(pool, ".layout")); err == nil {
-		if strings.TrimSpace(string(old)) != layout {
-			return nil, fmt.Errorf("%s/.layout says %q but %s is %q", pool, strings.TrimSpace(string(old)), src, layout)
-		}
-	} else if err := atomicfile.WriteFile(filepath.Join(pool, ".layout"), []byte(layout+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	e := &BlobsEntry{Dir: src, Layout: layout}
-	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			// tmp/ holds uncommitted and temporary files; hidden
-			// directories are not ZODB's.
-			if rel == "tmp" || (rel != "." && strings.HasPrefix(d.Name(), ".")) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		t, ok := blobTID(d.Name())
-		if !ok || t > kept || !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		dst := filepath.Join(pool, rel)
-		if st, err := os.Stat(dst); err == nil && st.Size() == info.Size() {
-			// Write-once: same name and size is the same revision.
-		} else {
-			if err := copyBlob(path, dst, pr); err != nil {
-				return err
-			}
-			e.Copied++
-		}
-		e.Files = append(e.Files, BlobFile{Path: filepath.ToSlash(rel), Size: info.Size()})
-		e.Bytes += info.Size()
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("blobs of %s: %w", src, err)
-	}
-	for r := range records {
-		if _, err := os.Stat(filepath.Join(src, blobPath(layout, r))); err != nil {
-			e.Missing = append(e.Missing, fmt.Sprintf("%016x %s", r.oid, r.tid.Hex()))
-		}
-	}
-	sort.Strings(e.Missing)
-	return e, nil
-}
-
-// copyBlob copies a blob file to dst through a temporary file, read-only as
-// ZODB leaves committed blobs.
-func copyBlob(src, dst string, pr *progress) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	return atomicfile.Write(dst, 0o444, func(out io.Writer) error {
-		if pr != nil {
-			out = io.MultiWriter(out, pr)
-		}
-		_, err := io.Copy(out, in)
-		return err
-	})
 }

@@ -90,19 +90,6 @@ type CutResult struct {
 	IndexWritten bool   // a fresh <path>.index was written (FS30 files)
 }
 
-// writeIndex writes a fresh <path>.index for an FS30 file, so that ZODB
-// opens it without a full scan. FS21 files (Python 2 pickles) get none:
-// ZODB rebuilds it.
-func writeIndex(path, magic string, ix *fsdata.Index, pos int64) error {
-	if magic != fsdata.MagicFS30 {
-		return nil
-	}
-	if err := ix.WriteFile(path+".index", pos); err != nil {
-		return fmt.Errorf("write a fresh index: %w", err)
-	}
-	return nil
-}
-
 // Apply saves the bytes after the cut to <path>.cut-<tid>-<stamp>, moves a
 // stale <path>.index aside to <path>.index.cut-<tid>-<stamp>, truncates the
 // file, checks by a rescan that it now ends with the kept transaction, and
@@ -160,10 +147,17 @@ func (p *CutPlan) Release() {
 }
 
 // copyRange copies bytes [from, to) of f to a new file dst (which must not
-// exist), synced.
+// exist), synced. Nothing hashes them: the kernel copies them file to file
+// (copy_file_range). It moves f's offset; the cut reads f at offsets.
 func copyRange(f *os.File, from, to int64, dst string) error {
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return err
+	}
 	return atomicfile.WriteNew(dst, 0o644, func(out io.Writer) error {
-		_, err := io.Copy(out, io.NewSectionReader(f, from, to-from))
+		n, err := io.Copy(out, io.LimitReader(f, to-from))
+		if err == nil && n != to-from {
+			err = fmt.Errorf("copied %d bytes of %d: the file shrank", n, to-from)
+		}
 		return err
 	})
 }

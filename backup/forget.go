@@ -3,11 +3,9 @@ package backup
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -40,20 +38,21 @@ func Forget(repos []string, keep int, apply bool, repoOf func(id string) string,
 	if keep < 1 {
 		return nil, fmt.Errorf("forget: keep %d: at least the newest full chain must be kept", keep)
 	}
-	locks, err := lockRepositories(repos, "forget", logf)
+	rs := openRepositories(repos, repoOf)
+	locks, err := rs.lock("forget", logf)
 	if err != nil {
 		return nil, fmt.Errorf("forget: %w", err)
 	}
-	defer unlockAll(locks)
+	defer locks.unlock()
 	if apply {
 		// Nobody may be restoring or verifying what is about to go.
-		rl, err := lockReaders(repos, true)
+		rl, err := rs.lockReaders(true)
 		if err != nil {
 			return nil, fmt.Errorf("forget: %w", err)
 		}
 		defer rl.unlock()
 	}
-	p, err := planForget(repos, keep, repoOf)
+	p, err := planForget(rs, keep)
 	if err != nil {
 		return nil, fmt.Errorf("forget: %w", err)
 	}
@@ -65,51 +64,52 @@ func Forget(repos []string, keep int, apply bool, repoOf func(id string) string,
 	return p, nil
 }
 
-func planForget(repos []string, keep int, repoOf func(id string) string) (*ForgetPlan, error) {
+func planForget(rs repositories, keep int) (*ForgetPlan, error) {
 	p := &ForgetPlan{Keep: keep}
-	gone := map[string]bool{} // absolute paths of data files removed
+	gone := map[string]bool{} // paths of data files removed
+	repos := rs.each()
 	for _, repo := range repos {
 		rf, err := planChains(repo, keep)
 		if err != nil {
 			return nil, err
 		}
 		for _, name := range rf.Files {
-			gone[filepath.Join(repo, name)] = true
+			gone[repo.path(name)] = true
 		}
 		p.Repos = append(p.Repos, rf)
 	}
 	// A set goes when any file it needs goes: sets are all or nothing.
-	stamps, problems := AllStamps(repos)
+	stamps, problems := rs.stamps()
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
 	keptSets := map[string]*Manifest{}
 	for _, stamp := range stamps {
-		m, err := FindSet(repos, stamp)
+		m, err := rs.findSet(stamp)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("restore: %w", err)
 		}
-		if setNeedsAny(m, gone, repoOf) {
+		if setNeedsAny(m, gone, rs) {
 			p.Sets = append(p.Sets, stamp)
 		} else {
 			keptSets[stamp] = m
 		}
 	}
-	for _, rf := range p.Repos {
+	for i, rf := range p.Repos {
+		repo := repos[i]
 		for _, stamp := range p.Sets {
-			name := stamp + manifestSuffix
-			if _, err := os.Stat(filepath.Join(rf.Repo, name)); err == nil {
-				rf.Files = append(rf.Files, name)
+			if repo.hasManifest(stamp) {
+				rf.Files = append(rf.Files, stamp+manifestSuffix)
 			}
 		}
 		slices.Sort(rf.Files)
 		rf.Files = slices.Compact(rf.Files)
 		for _, name := range rf.Files {
-			if st, err := os.Stat(filepath.Join(rf.Repo, name)); err == nil {
+			if st, err := os.Stat(repo.path(name)); err == nil {
 				rf.Bytes += st.Size()
 			}
 		}
-		if err := planBlobs(rf, keptSets, repoOf); err != nil {
+		if err := planBlobs(repo, rf, keptSets, rs); err != nil {
 			return nil, err
 		}
 	}
@@ -119,42 +119,26 @@ func planForget(repos []string, keep int, repoOf func(id string) string) (*Forge
 // planChains lists the files of repo older than its newest keep full
 // backups: data files, and the ledgers and repozo indexes named by their
 // stamps. Manifests are left to the set rule.
-func planChains(repo string, keep int) (*RepoForget, error) {
-	rf := &RepoForget{Repo: repo}
-	ents, err := os.ReadDir(repo)
+func planChains(repo *repository, keep int) (*RepoForget, error) {
+	rf := &RepoForget{Repo: repo.dir}
+	fulls, err := repo.fulls()
 	if err != nil {
 		return nil, err
 	}
-	var fulls []string
-	for _, e := range ents {
-		if isDataFile.MatchString(e.Name()) {
-			if root, ext := splitExt(e.Name()); ext == ".fs" || ext == ".fsz" {
-				fulls = append(fulls, root)
-			}
-		}
-	}
-	slices.Sort(fulls)
 	if len(fulls) <= keep {
 		rf.KeptChains = fulls
 		return rf, nil
 	}
 	rf.KeptChains = fulls[len(fulls)-keep:]
-	oldest := rf.KeptChains[0]
-	for _, e := range ents {
-		m := isStamped.FindStringSubmatch(e.Name())
-		if m == nil || m[1] >= oldest || strings.HasSuffix(e.Name(), manifestSuffix) || !e.Type().IsRegular() {
-			continue
-		}
-		rf.Files = append(rf.Files, e.Name())
-	}
-	return rf, nil
+	rf.Files, err = repo.stampedBefore(rf.KeptChains[0])
+	return rf, err
 }
 
-func setNeedsAny(m *Manifest, gone map[string]bool, repoOf func(string) string) bool {
+func setNeedsAny(m *Manifest, gone map[string]bool, rs repositories) bool {
 	for _, e := range m.Storages {
-		repo := storageRepo(e, repoOf)
+		repo := rs.storage(e)
 		for _, fe := range e.Files {
-			if gone[filepath.Join(repo, fe.Name)] {
+			if gone[repo.path(fe.Name)] {
 				return true
 			}
 		}
@@ -162,34 +146,25 @@ func setNeedsAny(m *Manifest, gone map[string]bool, repoOf func(string) string) 
 	return false
 }
 
-func storageRepo(e *StorageEntry, repoOf func(string) string) string {
-	if repoOf != nil {
-		if r := repoOf(e.ID); r != "" {
-			return r
-		}
-	}
-	return e.Repository
-}
-
-// planBlobs lists the pool files of rf.Repo that no kept set lists for a
+// planBlobs lists the pool files of repo that no kept set lists for a
 // storage of this repository. If no kept set names this repository (a
 // moved repository and no configuration saying so), the pool is left alone:
 // nothing would look needed.
-func planBlobs(rf *RepoForget, kept map[string]*Manifest, repoOf func(string) string) error {
-	pool := filepath.Join(rf.Repo, blobPool)
-	if _, err := os.Stat(pool); errors.Is(err, fs.ErrNotExist) {
+func planBlobs(repo *repository, rf *RepoForget, kept map[string]*Manifest, rs repositories) error {
+	pool := repo.blobs()
+	if !pool.exists() {
 		return nil
 	}
 	needed := map[string]bool{}
 	claimed := false
 	for _, m := range kept {
 		for _, e := range m.Storages {
-			if filepath.Clean(storageRepo(e, repoOf)) != filepath.Clean(rf.Repo) || e.Blobs == nil {
+			if !repo.is(rs.storage(e).dir) || e.Blobs == nil {
 				continue
 			}
 			claimed = true
 			for _, b := range e.Blobs.Files {
-				needed[filepath.FromSlash(b.Path)] = true
+				needed[filepath.ToSlash(filepath.Clean(filepath.FromSlash(b.Path)))] = true
 			}
 		}
 	}
@@ -197,30 +172,9 @@ func planBlobs(rf *RepoForget, kept map[string]*Manifest, repoOf func(string) st
 		rf.Note = "no kept set lists blobs of this repository: blob pool left alone"
 		return nil
 	}
-	return filepath.WalkDir(pool, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		if _, ok := blobTID(d.Name()); !ok {
-			return nil
-		}
-		rel, err := filepath.Rel(pool, path)
-		if err != nil {
-			return err
-		}
-		if !needed[rel] {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			rf.Blobs = append(rf.Blobs, filepath.ToSlash(rel))
-			rf.Bytes += info.Size()
-		}
-		return nil
-	})
+	var err error
+	rf.Blobs, rf.Bytes, err = pool.unlisted(needed)
+	return err
 }
 
 // Bytes is the size of everything the plan removes, over its repositories.
@@ -237,6 +191,7 @@ func (p *ForgetPlan) Bytes() int64 {
 // directories left empty.
 func (p *ForgetPlan) apply() error {
 	for _, rf := range p.Repos {
+		repo := openRepository(rf.Repo)
 		var manifests, others []string
 		for _, name := range rf.Files {
 			if strings.HasSuffix(name, manifestSuffix) {
@@ -245,30 +200,11 @@ func (p *ForgetPlan) apply() error {
 				others = append(others, name)
 			}
 		}
-		for _, name := range append(manifests, others...) {
-			if err := os.Remove(filepath.Join(rf.Repo, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		if err := repo.remove(append(manifests, others...)); err != nil {
+			return err
 		}
-		pool := filepath.Join(rf.Repo, blobPool)
-		dirs := map[string]bool{}
-		for _, rel := range rf.Blobs {
-			path := filepath.Join(pool, filepath.FromSlash(rel))
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			for d := filepath.Dir(path); d != pool && strings.HasPrefix(d, pool); d = filepath.Dir(d) {
-				dirs[d] = true
-			}
-		}
-		// Deepest first; a directory still holding files stays.
-		sorted := make([]string, 0, len(dirs))
-		for d := range dirs {
-			sorted = append(sorted, d)
-		}
-		sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
-		for _, d := range sorted {
-			os.Remove(d)
+		if err := repo.blobs().remove(rf.Blobs); err != nil {
+			return err
 		}
 	}
 	return nil

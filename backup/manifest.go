@@ -1,15 +1,10 @@
 package backup
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/tidstorage/tidstorage/internal/atomicfile"
+	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
 // ManifestFormat identifies the manifest's schema.
@@ -109,46 +104,14 @@ func (m *Manifest) Storage(id string) *StorageEntry {
 	return nil
 }
 
-func manifestPath(repo, stamp string) string {
-	return filepath.Join(repo, stamp+manifestSuffix)
-}
-
-func writeManifest(repo string, m *Manifest) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+// keptTID is the entry's kept transaction (0 if none).
+func (e *StorageEntry) keptTID() (txn.TID, error) {
+	if e.KeptTID == "" {
+		return 0, nil
+	}
+	t, err := txn.ParseTID(e.KeptTID, txn.FormatHex)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("manifest: kept_tid: %w", err)
 	}
-	return atomicfile.WriteFile(manifestPath(repo, m.Stamp), append(b, '\n'), 0o644)
-}
-
-// ReadManifest reads the manifest of set stamp in repo.
-func ReadManifest(repo, stamp string) (*Manifest, error) {
-	b, err := os.ReadFile(manifestPath(repo, stamp))
-	if err != nil {
-		return nil, err
-	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifestPath(repo, stamp), err)
-	}
-	if m.Format != ManifestFormat {
-		return nil, fmt.Errorf("%s: unknown format %q (want %q)", manifestPath(repo, stamp), m.Format, ManifestFormat)
-	}
-	return &m, nil
-}
-
-// Sets lists the stamps of the backup sets in repo, oldest first.
-func Sets(repo string) ([]string, error) {
-	ents, err := os.ReadDir(repo)
-	if err != nil {
-		return nil, err
-	}
-	var stamps []string
-	for _, e := range ents {
-		if stamp, ok := strings.CutSuffix(e.Name(), manifestSuffix); ok && isStamped.MatchString(e.Name()) {
-			stamps = append(stamps, stamp)
-		}
-	}
-	slices.Sort(stamps)
-	return stamps, nil
+	return t, nil
 }

@@ -27,14 +27,22 @@ func newProgress(w io.Writer, period time.Duration, what string, total int64) *p
 }
 
 func (p *progress) Write(b []byte) (int, error) {
-	p.done += int64(len(b))
+	p.add(int64(len(b)))
+	return len(b), nil
+}
+
+// add counts n bytes copied without passing through Write (nil: nothing).
+func (p *progress) add(n int64) {
+	if p == nil {
+		return
+	}
+	p.done += n
 	if p.w != nil && p.period > 0 {
 		if t := p.now(); t.Sub(p.last) >= p.period {
 			p.last = t
 			p.print(t)
 		}
 	}
-	return len(b), nil
 }
 
 func (p *progress) print(t time.Time) {
@@ -49,7 +57,7 @@ func (p *progress) print(t time.Time) {
 
 // finish prints a final line if any intermediate one was printed.
 func (p *progress) finish() {
-	if p.w != nil && p.shown {
+	if p != nil && p.w != nil && p.shown {
 		p.print(p.now())
 	}
 }

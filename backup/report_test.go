@@ -30,6 +30,7 @@ func TestReportRestoreSteps(t *testing.T) {
 	if repo == "" {
 		t.Skip("RESTORE_REPO not set")
 	}
+	r := openRepository(repo)
 	m, err := FindSet([]string{repo}, "")
 	require.NoError(t, err)
 	e := m.Storages[0]
@@ -61,7 +62,7 @@ func TestReportRestoreSteps(t *testing.T) {
 			require.NoError(t, err)
 			defer f.Close()
 			for _, fe := range e.Files {
-				require.NoError(t, joinFile(f, filepath.Join(repo, fe.Name), fe, newProgress(nil, 0, "", 0), false))
+				require.NoError(t, r.readData(f, fe, nil, false))
 			}
 		}},
 		{"fsync of the joined file", func() {
@@ -74,13 +75,13 @@ func TestReportRestoreSteps(t *testing.T) {
 			f, err := os.Open(out)
 			require.NoError(t, err)
 			defer f.Close()
-			_, _, err = checkRestored(f, out, e, kept)
+			_, _, err = checkRebuilt(f, out, e, kept)
 			require.NoError(t, err)
 		}},
 		{"index file written", func() {
 			f, err := os.Open(out)
 			require.NoError(t, err)
-			c, ix, err := checkRestored(f, out, e, kept)
+			c, ix, err := checkRebuilt(f, out, e, kept)
 			f.Close()
 			require.NoError(t, err)
 			start, cpu := time.Now(), cpuTime()
@@ -89,7 +90,7 @@ func TestReportRestoreSteps(t *testing.T) {
 		}},
 		{"join with the check following it, and fsync (restore but the index)", func() {
 			require.NoError(t, os.RemoveAll(filepath.Join(dir, "r")))
-			_, _, err := buildDataFS(e, repo, filepath.Join(dir, "r.part"), kept, opts)
+			_, _, err := buildDataFS(r, e, filepath.Join(dir, "r.part"), kept, opts)
 			require.NoError(t, err)
 		}},
 	}

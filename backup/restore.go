@@ -1,13 +1,8 @@
 package backup
 
 import (
-	"compress/gzip"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -19,40 +14,6 @@ import (
 	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
-
-// FindSet reads the manifest of set stamp ("" = the newest) from the first
-// of repos that has it.
-func FindSet(repos []string, stamp string) (*Manifest, error) {
-	if len(repos) == 0 {
-		return nil, errors.New("restore: no repository configured")
-	}
-	var tried []string
-	for _, repo := range repos {
-		stamps, err := Sets(repo)
-		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s: %v", repo, err))
-			continue
-		}
-		if len(stamps) == 0 {
-			tried = append(tried, repo+": no backup set")
-			continue
-		}
-		want := stamp
-		if want == "" {
-			want = stamps[len(stamps)-1]
-		}
-		m, err := ReadManifest(repo, want)
-		if errors.Is(err, fs.ErrNotExist) {
-			tried = append(tried, fmt.Sprintf("%s: no set %s (sets: %s)", repo, want, strings.Join(stamps, ", ")))
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
-		}
-		return m, nil
-	}
-	return nil, fmt.Errorf("restore: no backup set found:\n  %s", strings.Join(tried, "\n  "))
-}
 
 // RestoreOptions tune Restore.
 type RestoreOptions struct {
@@ -142,11 +103,11 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 	if len(clashes) > 0 && !opts.Force {
 		return nil, fmt.Errorf("restore: refusing to overwrite existing files (use --force):\n  %s", strings.Join(clashes, "\n  "))
 	}
-	var repos []string
+	rs := openRepositories(nil, opts.RepoOf)
 	for _, e := range m.Storages {
-		repos = append(repos, restoreRepo(e, &opts))
+		rs.dirs = append(rs.dirs, rs.storage(e).dir)
 	}
-	rl, err := lockReaders(repos, false)
+	rl, err := rs.lockReaders(false)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -161,7 +122,7 @@ func Restore(m *Manifest, dir string, opts RestoreOptions) ([]Restored, error) {
 		}
 	}
 	for _, e := range m.Storages {
-		p, err := prepareOne(e, &opts)
+		p, err := prepareOne(rs.storage(e), e, &opts)
 		if err != nil {
 			discard()
 			return nil, fmt.Errorf("restore: storage %s: %w", e.Label, err)
@@ -201,22 +162,11 @@ func (p *prepared) discard() {
 	p.lock.Unlock()
 }
 
-// restoreRepo is the repository storage e is restored from.
-func restoreRepo(e *StorageEntry, opts *RestoreOptions) string {
-	if opts.RepoOf != nil {
-		if r := opts.RepoOf(e.ID); r != "" {
-			return r
-		}
-	}
-	return e.Repository
-}
-
 // prepareOne builds one storage of a set beside its destination: the
 // chain joined into <Data.fs>.part, checked by a full scan, and the set's
 // blobs (into <blob dir>.part when the replaced directory is kept aside).
 // The destination's Data.fs, if any, stays locked until discard.
-func prepareOne(e *StorageEntry, opts *RestoreOptions) (*prepared, error) {
-	repo := restoreRepo(e, opts)
+func prepareOne(repo *repository, e *StorageEntry, opts *RestoreOptions) (*prepared, error) {
 	out, blobOut, err := opts.Dest(e)
 	if err != nil {
 		return nil, err
@@ -234,19 +184,17 @@ func prepareOne(e *StorageEntry, opts *RestoreOptions) (*prepared, error) {
 		p.lock.Unlock()
 		return nil, err
 	}
-	var kept txn.TID
-	if e.KeptTID != "" {
-		if kept, err = txn.ParseTID(e.KeptTID, txn.FormatHex); err != nil {
-			return fail(fmt.Errorf("manifest: kept_tid: %w", err))
-		}
+	kept, err := e.keptTID()
+	if err != nil {
+		return fail(err)
 	}
 	if len(e.Files) == 0 {
 		return fail(errors.New("manifest lists no data file"))
 	}
-	if err := checkLedger(repo, e); err != nil {
+	if err := repo.checkLedger(e); err != nil {
 		return fail(err)
 	}
-	if p.c, p.ix, err = buildDataFS(e, repo, p.part, kept, opts); err != nil {
+	if p.c, p.ix, err = buildDataFS(repo, e, p.part, kept, opts); err != nil {
 		return fail(err)
 	}
 	p.r = &Restored{ID: e.ID, Label: e.Label, DataFS: out, Size: e.Size, KeptTID: kept, Files: len(e.Files), Index: p.c.Magic == fsdata.MagicFS30}
@@ -261,7 +209,8 @@ func prepareOne(e *StorageEntry, opts *RestoreOptions) (*prepared, error) {
 				return nil, err
 			}
 		}
-		if p.r.Blobs, err = restoreBlobs(e, filepath.Join(repo, blobPool), p.blobTarget, opts); err != nil {
+		bp := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label+" blobs", e.Blobs.Bytes)
+		if p.r.Blobs, err = repo.blobs().restoreTo(e.Blobs, p.blobTarget, bp); err != nil {
 			p.discard()
 			return nil, err
 		}
@@ -327,7 +276,7 @@ func moveAside(suffix string, paths ...string) ([]string, error) {
 // buildDataFS joins the storage's chain into part and checks it; it
 // returns the scan and the index built while checking. part is removed on
 // failure.
-func buildDataFS(e *StorageEntry, repo, part string, kept txn.TID, opts *RestoreOptions) (*fsdata.Cut, *fsdata.Index, error) {
+func buildDataFS(repo *repository, e *StorageEntry, part string, kept txn.TID, opts *RestoreOptions) (*fsdata.Cut, *fsdata.Index, error) {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, nil, err
@@ -344,11 +293,17 @@ func buildDataFS(e *StorageEntry, repo, part string, kept txn.TID, opts *Restore
 	}
 	done := make(chan checked, 1)
 	go func() {
-		c, ix, err := checkRestored(&feedReaderAt{f: f, feed: fd}, part, e, kept)
+		c, ix, err := checkRebuilt(&feedReaderAt{f: f, feed: fd}, part, e, kept)
 		done <- checked{c, ix, err}
 	}()
-	err = joinChain(f, repo, e, opts, fd.advance)
+	pr := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label, e.Size)
+	err = repo.join(&publishingWriter{w: f, fn: fd.advance}, e, pr)
+	pr.finish()
 	fd.finish(e.Size, err == nil)
+	if err == nil {
+		// While the check scans the last block.
+		err = f.Sync()
+	}
 	res := <-done
 	switch {
 	case err != nil:
@@ -360,152 +315,4 @@ func buildDataFS(e *StorageEntry, repo, part string, kept txn.TID, opts *Restore
 		return nil, nil, err
 	}
 	return res.c, res.ix, nil
-}
-
-// joinChain appends the chain's data files to f, checking that their byte
-// ranges follow each other and end at the set's size, and syncs f. written,
-// if not nil, is told how far f is written after each block.
-func joinChain(f *os.File, repo string, e *StorageEntry, opts *RestoreOptions, written func(end int64)) error {
-	pr := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label, e.Size)
-	var out io.Writer = f
-	if written != nil {
-		out = &publishingWriter{w: f, fn: written}
-	}
-	var pos int64
-	for _, fe := range e.Files {
-		if fe.Start != pos {
-			return fmt.Errorf("%s starts at byte %d, but the files before it end at %d", fe.Name, fe.Start, pos)
-		}
-		if err := joinFile(out, filepath.Join(repo, fe.Name), fe, pr, false); err != nil {
-			return err
-		}
-		pos = fe.End
-	}
-	pr.finish()
-	if pos != e.Size {
-		return fmt.Errorf("the data files end at byte %d, the manifest says %d", pos, e.Size)
-	}
-	return f.Sync()
-}
-
-// checkRestored scans the joined file with every format check: it must end
-// exactly with the kept transaction, with no tail, and have the recorded
-// magic. It returns the scan and the index built while scanning.
-func checkRestored(f io.ReaderAt, name string, e *StorageEntry, kept txn.TID) (*fsdata.Cut, *fsdata.Index, error) {
-	ix := fsdata.NewIndex()
-	c, err := fsdata.CutReader(f, e.Size, kept, fsdata.ScanOptions{Name: name, OnData: ix.Collect(kept)})
-	if err != nil {
-		return nil, nil, err
-	}
-	if c.Committed != e.Size || c.Tail.Kind != fsdata.TailNone || c.LastTID != kept || (e.Magic != "" && c.Magic != e.Magic) {
-		return nil, nil, fmt.Errorf("it ends with tid %s at %d (tail: %s, magic %s), the manifest says %s at %d (magic %s)",
-			c.LastTID.Hex(), c.Committed, c.Tail.Kind, c.Magic, kept.Hex(), e.Size, e.Magic)
-	}
-	return c, ix, nil
-}
-
-// restoreBlobs copies the set's blob files from the pool to blobOut (with
-// the .layout), checking their sizes; existing files are replaced (the
-// caller refused them unless forced).
-func restoreBlobs(e *StorageEntry, pool, blobOut string, opts *RestoreOptions) (int, error) {
-	if err := os.MkdirAll(blobOut, 0o755); err != nil {
-		return 0, err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(blobOut, ".layout"), []byte(e.Blobs.Layout+"\n"), 0o644); err != nil {
-		return 0, err
-	}
-	bp := newProgress(opts.Progress, opts.ProgressEvery, "restore "+e.Label+" blobs", e.Blobs.Bytes)
-	n := 0
-	for _, b := range e.Blobs.Files {
-		rel := filepath.FromSlash(b.Path)
-		if !filepath.IsLocal(rel) {
-			return n, fmt.Errorf("manifest: blob path %q leaves the blob directory", b.Path)
-		}
-		src := filepath.Join(pool, rel)
-		st, err := os.Stat(src)
-		if err != nil {
-			return n, fmt.Errorf("blob %s: %w", b.Path, err)
-		}
-		if st.Size() != b.Size {
-			return n, fmt.Errorf("blob %s: %d bytes in the repository, the manifest says %d", b.Path, st.Size(), b.Size)
-		}
-		if err := copyBlob(src, filepath.Join(blobOut, rel), bp); err != nil {
-			return n, fmt.Errorf("blob %s: %w", b.Path, err)
-		}
-		n++
-	}
-	bp.finish()
-	return n, nil
-}
-
-// joinFile appends a repository data file (gunzipped if named *z) to out,
-// checking its size and checksums against fe.
-func joinFile(out io.Writer, path string, fe FileEntry, pr *progress, both bool) error {
-	r, err := openData(path)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	// Restoring (!both), one hash: sha256 when the manifest has it (the
-	// ledger's md5 was compared with the manifest's by checkLedger, both
-	// computed from the same bytes at backup time), else the md5: md5 is
-	// the slowest pass over the data. Checking a chain (verify, before an
-	// incremental), both, as the ledger and the manifest say.
-	var hm, hs hash.Hash
-	ws := []io.Writer{out}
-	if both || fe.SHA256 == "" {
-		hm = md5.New()
-		ws = append(ws, hm)
-	}
-	if fe.SHA256 != "" {
-		hs = sha256.New()
-		ws = append(ws, hs)
-	}
-	n, err := copyFanout(r, append(ws, pr)...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if want := fe.End - fe.Start; n != want {
-		return fmt.Errorf("%s: %d bytes, the ledger says %d (%d-%d)", path, n, want, fe.Start, fe.End)
-	}
-	if hm != nil {
-		if got := hex.EncodeToString(hm.Sum(nil)); got != fe.MD5 {
-			return fmt.Errorf("%s: md5 %s, the ledger says %s", path, got, fe.MD5)
-		}
-	}
-	if hs != nil {
-		if got := hex.EncodeToString(hs.Sum(nil)); got != fe.SHA256 {
-			return fmt.Errorf("%s: sha256 %s, the manifest says %s", path, got, fe.SHA256)
-		}
-	}
-	return nil
-}
-
-// openData opens a repository data file for reading its Data.fs bytes:
-// gunzipped when named *z (repozo -z's .fsz and .deltafsz).
-func openData(path string) (io.ReadCloser, error) {
-	in, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	if !strings.HasSuffix(path, "z") {
-		return in, nil
-	}
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		in.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return gzipFile{zr, in}, nil
-}
-
-// gzipFile closes the gzip stream and the file under it.
-type gzipFile struct {
-	*gzip.Reader
-	f *os.File
-}
-
-func (g gzipFile) Close() error {
-	g.Reader.Close()
-	return g.f.Close()
 }

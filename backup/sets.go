@@ -2,9 +2,6 @@ package backup
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -24,23 +21,24 @@ type SetInfo struct {
 // ListSets describes every set found in repos, oldest first; unreadable
 // repositories or manifests come back as problems.
 func ListSets(repos []string, repoOf func(id string) string) ([]*SetInfo, []string) {
-	stamps, problems := AllStamps(repos)
+	rs := openRepositories(repos, repoOf)
+	stamps, problems := rs.stamps()
 	var out []*SetInfo
 	for _, stamp := range stamps {
-		m, err := FindSet(repos, stamp)
+		m, err := rs.findSet(stamp)
 		if err != nil {
-			problems = append(problems, err.Error())
+			problems = append(problems, "restore: "+err.Error())
 			continue
 		}
 		si := &SetInfo{Manifest: m}
 		for _, e := range m.Storages {
 			si.Bytes += e.Size
-			repo := storageRepo(e, repoOf)
-			if _, err := os.Stat(manifestPath(repo, stamp)); err != nil {
-				si.Problems = append(si.Problems, fmt.Sprintf("%s: no manifest in %s", e.Label, repo))
+			repo := rs.storage(e)
+			if !repo.hasManifest(stamp) {
+				si.Problems = append(si.Problems, fmt.Sprintf("%s: no manifest in %s", e.Label, repo.dir))
 			}
 			for _, fe := range e.Files {
-				if p := quickCheck(filepath.Join(repo, fe.Name), fe); p != "" {
+				if p := repo.quickCheckData(fe); p != "" {
 					si.Problems = append(si.Problems, e.Label+": "+p)
 				}
 			}
@@ -48,18 +46,6 @@ func ListSets(repos []string, repoOf func(id string) string) ([]*SetInfo, []stri
 		out = append(out, si)
 	}
 	return out, problems
-}
-
-// quickCheck checks a data file's presence and, uncompressed, its size.
-func quickCheck(path string, fe FileEntry) string {
-	st, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return err.Error()
-	case !strings.HasSuffix(fe.Name, "z") && st.Size() != fe.End-fe.Start:
-		return fmt.Sprintf("%s: %d bytes, the ledger says %d", path, st.Size(), fe.End-fe.Start)
-	}
-	return ""
 }
 
 // ParseDate reads a restore date: repozo's -D form YYYY-MM-DD[-HH[-MM[-SS]]]

@@ -3,12 +3,8 @@ package backup
 import (
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/tidstorage/tidstorage/backup/fsdata"
 	"github.com/tidstorage/tidstorage/internal/txn"
@@ -38,32 +34,11 @@ type SetReport struct {
 // OK reports whether the set passed.
 func (r *SetReport) OK() bool { return len(r.Problems) == 0 }
 
-// AllStamps lists the stamps of the sets found in any of repos, oldest
-// first; unreadable repositories are returned as problems.
-func AllStamps(repos []string) ([]string, []string) {
-	seen := map[string]bool{}
-	var stamps, problems []string
-	for _, repo := range repos {
-		ss, err := Sets(repo)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		for _, s := range ss {
-			if !seen[s] {
-				seen[s] = true
-				stamps = append(stamps, s)
-			}
-		}
-	}
-	slices.Sort(stamps)
-	return stamps, problems
-}
-
 // verifier remembers the data files already checked in one run: sets of
 // one chain share most of their files.
 type verifier struct {
 	opts    VerifyOptions
+	repos   repositories
 	checked map[string]error
 }
 
@@ -73,9 +48,9 @@ type verifier struct {
 // ends with the set's kept transaction; every blob file is in the pool with
 // its size. It returns one report per set.
 func Verify(repos []string, stamps []string, opts VerifyOptions) []*SetReport {
-	v := &verifier{opts: opts, checked: map[string]error{}}
+	v := &verifier{opts: opts, repos: openRepositories(repos, opts.RepoOf), checked: map[string]error{}}
 	var reports []*SetReport
-	rl, err := lockReaders(repos, false)
+	rl, err := v.repos.lockReaders(false)
 	if err != nil {
 		for _, stamp := range stamps {
 			reports = append(reports, &SetReport{Stamp: stamp, Problems: []string{"verify: " + err.Error()}})
@@ -84,45 +59,36 @@ func Verify(repos []string, stamps []string, opts VerifyOptions) []*SetReport {
 	}
 	defer rl.unlock()
 	for _, stamp := range stamps {
-		reports = append(reports, v.set(repos, stamp))
+		reports = append(reports, v.set(stamp))
 	}
 	return reports
 }
 
-func (v *verifier) repoOf(e *StorageEntry) string {
-	if v.opts.RepoOf != nil {
-		if r := v.opts.RepoOf(e.ID); r != "" {
-			return r
-		}
-	}
-	return e.Repository
-}
-
-func (v *verifier) set(repos []string, stamp string) *SetReport {
+func (v *verifier) set(stamp string) *SetReport {
 	r := &SetReport{Stamp: stamp}
-	m, err := FindSet(repos, stamp)
+	m, err := v.repos.findSet(stamp)
 	if err != nil {
-		r.Problems = append(r.Problems, err.Error())
+		r.Problems = append(r.Problems, "restore: "+err.Error())
 		return r
 	}
 	r.Storages = len(m.Storages)
 	for _, e := range m.Storages {
-		repo := v.repoOf(e)
+		repo := v.repos.storage(e)
 		fail := func(format string, args ...any) {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: ", e.Label)+fmt.Sprintf(format, args...))
 		}
 		// Coherence: every repository of the set has the same point.
-		other, err := ReadManifest(repo, stamp)
+		other, err := repo.manifest(stamp)
 		switch {
 		case err != nil:
 			fail("the set's manifest: %v", err)
 		case !maps.Equal(other.Point, m.Point):
-			fail("the manifest in %s has another point than the set's", repo)
+			fail("the manifest in %s has another point than the set's", repo.dir)
 		}
 		if tid, ok := m.Point[e.ID]; !ok || tid != e.TID {
 			fail("its TID %s is not the point's (%q)", e.TID, tid)
 		}
-		if err := checkLedger(repo, e); err != nil {
+		if err := repo.checkLedger(e); err != nil {
 			fail("%v", err)
 		}
 		var pos int64
@@ -131,9 +97,9 @@ func (v *verifier) set(repos []string, stamp string) *SetReport {
 				fail("%s starts at byte %d, but the files before it end at %d", fe.Name, fe.Start, pos)
 			}
 			pos = fe.End
-			path := filepath.Join(repo, fe.Name)
+			path := repo.path(fe.Name)
 			if _, done := v.checked[path]; !done {
-				v.checked[path] = checkDataFile(path, fe)
+				v.checked[path] = repo.checkData(fe)
 				r.Files++
 			}
 			if err := v.checked[path]; err != nil {
@@ -153,9 +119,8 @@ func (v *verifier) set(repos []string, stamp string) *SetReport {
 			}
 		}
 		if e.Blobs != nil {
-			n, err := v.blobs(repo, e)
-			r.Blobs += n
-			if err != nil {
+			r.Blobs += len(e.Blobs.Files)
+			if err := repo.blobs().check(e.Blobs, v.opts.ReadData); err != nil {
 				fail("%v", err)
 			}
 		}
@@ -166,16 +131,13 @@ func (v *verifier) set(repos []string, stamp string) *SetReport {
 // chainEnd checks that the chain, read as one file, ends exactly with the
 // set's kept transaction: the last transaction's header and trailer, or,
 // with ReadData, a full scan.
-func (v *verifier) chainEnd(repo string, e *StorageEntry) (string, error) {
-	var kept txn.TID
-	if e.KeptTID != "" {
-		var err error
-		if kept, err = txn.ParseTID(e.KeptTID, txn.FormatHex); err != nil {
-			return "", fmt.Errorf("manifest: kept_tid: %w", err)
-		}
+func (v *verifier) chainEnd(repo *repository, e *StorageEntry) (string, error) {
+	kept, err := e.keptTID()
+	if err != nil {
+		return "", err
 	}
-	name := filepath.Join(repo, e.Files[len(e.Files)-1].Name)
-	cr, err := openChain(repo, e.Files)
+	name := repo.path(e.Files[len(e.Files)-1].Name)
+	cr, err := repo.openChain(e.Files)
 	if errors.Is(err, errCompressed) {
 		return v.compressedChainEnd(repo, e, name, kept)
 	}
@@ -184,7 +146,7 @@ func (v *verifier) chainEnd(repo string, e *StorageEntry) (string, error) {
 	}
 	defer cr.Close()
 	if v.opts.ReadData {
-		if _, _, err := checkRestored(cr, name, e, kept); err != nil {
+		if _, _, err := checkRebuilt(cr, name, e, kept); err != nil {
 			return "", fmt.Errorf("the chain read as one file: %w", err)
 		}
 		return "", nil
@@ -202,15 +164,11 @@ func (v *verifier) chainEnd(repo string, e *StorageEntry) (string, error) {
 	return "", nil
 }
 
-// maxTailCheck bounds the memory a compressed chain's last transaction
-// may take to be checked without --read-data.
-const maxTailCheck = 64 << 20
-
 // compressedChainEnd is chainEnd for a chain with gzipped files, which
 // cannot be read at random offsets: with ReadData the chain is joined into
 // a temporary file and scanned; otherwise the last transaction the manifest
 // records is read from the stream and checked.
-func (v *verifier) compressedChainEnd(repo string, e *StorageEntry, name string, kept txn.TID) (string, error) {
+func (v *verifier) compressedChainEnd(repo *repository, e *StorageEntry, name string, kept txn.TID) (string, error) {
 	if v.opts.ReadData {
 		tmp, err := os.CreateTemp("", "tidstorage-verify-*.fs")
 		if err != nil {
@@ -218,10 +176,10 @@ func (v *verifier) compressedChainEnd(repo string, e *StorageEntry, name string,
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
-		if err := joinChain(tmp, repo, e, &RestoreOptions{}, nil); err != nil {
+		if err := repo.join(tmp, e, nil); err != nil {
 			return "", err
 		}
-		if _, _, err := checkRestored(tmp, name, e, kept); err != nil {
+		if _, _, err := checkRebuilt(tmp, name, e, kept); err != nil {
 			return "", fmt.Errorf("the chain read as one file: %w", err)
 		}
 		return "", nil
@@ -230,7 +188,7 @@ func (v *verifier) compressedChainEnd(repo string, e *StorageEntry, name string,
 	if e.Size-from > maxTailCheck || from <= 0 || from > e.Size {
 		return "compressed chain: its last transaction is checked by --read-data or restore", nil
 	}
-	tail, err := chainTail(repo, e.Files, from)
+	tail, err := repo.chainTail(e.Files, from)
 	if err != nil {
 		return "", err
 	}
@@ -242,51 +200,4 @@ func (v *verifier) compressedChainEnd(repo string, e *StorageEntry, name string,
 		return "", fmt.Errorf("the chain ends with tid %s at %d, the manifest says %s at %d", h.TID.Hex(), h.Pos, kept.Hex(), from)
 	}
 	return "", nil
-}
-
-// blobs checks the set's blob files in the pool: present, with their size,
-// and with ReadData read through.
-func (v *verifier) blobs(repo string, e *StorageEntry) (int, error) {
-	pool := filepath.Join(repo, blobPool)
-	var bad []string
-	for _, b := range e.Blobs.Files {
-		rel := filepath.FromSlash(b.Path)
-		if !filepath.IsLocal(rel) {
-			bad = append(bad, fmt.Sprintf("%s: leaves the pool", b.Path))
-			continue
-		}
-		path := filepath.Join(pool, rel)
-		st, err := os.Stat(path)
-		switch {
-		case err != nil:
-			bad = append(bad, err.Error())
-		case st.Size() != b.Size:
-			bad = append(bad, fmt.Sprintf("%s: %d bytes, the manifest says %d", path, st.Size(), b.Size))
-		case v.opts.ReadData:
-			if err := readThrough(path); err != nil {
-				bad = append(bad, err.Error())
-			}
-		}
-	}
-	if len(bad) > 0 {
-		more := ""
-		if len(bad) > 5 {
-			more = fmt.Sprintf(" (and %d more)", len(bad)-5)
-			bad = bad[:5]
-		}
-		return len(e.Blobs.Files), fmt.Errorf("%d blob file(s) bad: %s%s", len(bad), strings.Join(bad, "; "), more)
-	}
-	return len(e.Blobs.Files), nil
-}
-
-func readThrough(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := io.Copy(io.Discard, f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }

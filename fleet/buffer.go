@@ -7,9 +7,8 @@ import (
 	"maps"
 	"slices"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 	"github.com/tidstorage/tidstorage/tracker/journal"
 )
 
@@ -17,11 +16,13 @@ import (
 // checksummed, torn tail cut, atomic Rotate) whose records are, by their
 // first byte:
 //
-//	'e' an event:   varint time, uvarint seq, then the txn.Event: kind byte,
-//	                uvarint part, storage, uvarint TID, ok byte, key, client,
-//	                user, description, extension, reason (strings are a
-//	                uvarint length and the bytes)
-//	'r' a recover:  varint time, uvarint seq, uvarint part base, uvarint n,
+//	'e' an event:   varint time, uvarint seq, then the txn.Event as the
+//	                tracker's journal encodes it (input.AppendEvent: kind
+//	                byte, uvarint part, storage, uvarint TID, ok byte, key,
+//	                client, user, description, extension, reason; strings
+//	                are a uvarint length and the bytes)
+//	'r' a recover:  varint time, uvarint seq, uvarint run (the run's first
+//	                participation id, its number << 32), uvarint n,
 //	                n × (storage, uvarint TID): the live last TIDs
 //	'G' a gap:      uvarint from, uvarint to, varint time, reason
 //	'I' a run:      uint32 incarnation (appended at each start)
@@ -29,10 +30,13 @@ import (
 //	                the pending items, each a uvarint length and a record
 //	                ('e', 'r' or 'G'): the first record after a rotation.
 //
-// The encoding is the fleet's own (the tracker's journal has its own
-// format for its inputs). Records 'E' and 'R' of the first format (the
-// tracker's input encoding) are not read: a buffer that still held some
-// declares a gap.
+// The records are the fleet's own: what a sidecar has yet to have
+// acknowledged (its runs, the gaps it declares with their reasons, the
+// state a rotation keeps), not the inputs a tracker applied. They share the
+// tracker's primitives and event encoding (tracker/input, which the fleet
+// imports without the tracker). Records 'E' and 'R' of the first format
+// (the tracker's whole input encoding) are not read: a buffer that still
+// held some declares a gap.
 //
 // Seqs only grow across restarts (a start takes at least the wall clock in
 // nanoseconds), so that a lost or damaged buffer can never make new reports
@@ -55,8 +59,9 @@ type item struct {
 	time int64 // unix ns when observed
 	kind byte  // recEvent, recRecover, recGap
 	ev   txn.Event
-	// recover: the part base and live TIDs; gap: from (in base) and reason.
-	base    uint64
+	// recover: the run gone (its first participation id) and the live
+	// TIDs; gap: from (in gapFrom) and reason.
+	run     uint64
 	live    map[string]txn.TID
 	gapFrom uint64
 	reason  string
@@ -68,24 +73,15 @@ func (it *item) appendRecord(dst []byte) []byte {
 		dst = append(dst, recEvent)
 		dst = binary.AppendVarint(dst, it.time)
 		dst = binary.AppendUvarint(dst, it.seq)
-		e := &it.ev
-		dst = append(dst, byte(e.Kind))
-		dst = binary.AppendUvarint(dst, uint64(e.Part))
-		dst = protowire.AppendString(dst, e.Storage)
-		dst = binary.AppendUvarint(dst, uint64(e.TID))
-		dst = protowire.AppendVarint(dst, protowire.EncodeBool(e.OK))
-		for _, s := range [...]string{string(e.Key), e.Info.Client, e.Info.User, e.Info.Description, e.Info.Extension, e.Reason} {
-			dst = protowire.AppendString(dst, s)
-		}
-		return dst
+		return input.AppendEvent(dst, &it.ev)
 	case recRecover:
 		dst = append(dst, recRecover)
 		dst = binary.AppendVarint(dst, it.time)
 		dst = binary.AppendUvarint(dst, it.seq)
-		dst = binary.AppendUvarint(dst, it.base)
+		dst = binary.AppendUvarint(dst, it.run)
 		dst = binary.AppendUvarint(dst, uint64(len(it.live)))
 		for _, st := range slices.Sorted(maps.Keys(it.live)) {
-			dst = protowire.AppendString(dst, st)
+			dst = input.AppendString(dst, st)
 			dst = binary.AppendUvarint(dst, uint64(it.live[st]))
 		}
 		return dst
@@ -98,45 +94,6 @@ func (it *item) appendRecord(dst []byte) []byte {
 	}
 }
 
-// reader decodes a record's fields; the first failure sticks.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 || r.bad {
-		r.bad = true
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// varint reads binary.AppendVarint's zig-zag encoding.
-func (r *reader) varint() int64 { return protowire.DecodeZigZag(r.uvarint()) }
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 || r.bad {
-		r.bad = true
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *reader) str() string {
-	v, n := protowire.ConsumeBytes(r.b)
-	if n < 0 || r.bad {
-		r.bad = true
-		return ""
-	}
-	r.b = r.b[n:]
-	return string(v)
-}
-
 // errOldFormat: a record of the first buffer format.
 var errOldFormat = errors.New("a report in the first buffer format (not read)")
 
@@ -144,44 +101,36 @@ func decodeItem(rec []byte) (item, error) {
 	if len(rec) == 0 {
 		return item{}, errors.New("empty record")
 	}
-	r := reader{b: rec[1:]}
+	r := input.Decoder{B: rec[1:]}
 	var it item
 	switch rec[0] {
 	case recEvent:
-		it = item{kind: recEvent, time: r.varint(), seq: r.uvarint()}
-		e := &it.ev
-		e.Kind = txn.EventKind(r.byte())
-		e.Part = txn.PartID(r.uvarint())
-		e.Storage = r.str()
-		e.TID = txn.TID(r.uvarint())
-		e.OK = r.byte() == 1
-		e.Key = txn.Key(r.str())
-		e.Info = txn.Info{Client: r.str(), User: r.str(), Description: r.str(), Extension: r.str()}
-		e.Reason = r.str()
+		it = item{kind: recEvent, time: r.Varint(), seq: r.Uvarint()}
+		it.ev = r.Event()
 	case recRecover:
-		it = item{kind: recRecover, time: r.varint(), seq: r.uvarint(), base: r.uvarint()}
-		n := r.uvarint()
-		if n > uint64(len(r.b)) {
-			return item{}, errors.New("bad recover record")
-		}
+		it = item{kind: recRecover, time: r.Varint(), seq: r.Uvarint(), run: r.Uvarint()}
+		n := r.Count()
 		it.live = make(map[string]txn.TID, n)
 		for range n {
-			st := r.str()
-			it.live[st] = txn.TID(r.uvarint())
+			st := r.String()
+			it.live[st] = txn.TID(r.Uvarint())
 		}
 	case recGap:
-		it = item{kind: recGap, gapFrom: r.uvarint(), seq: r.uvarint(), time: r.varint()}
-		if r.bad {
-			return item{}, errors.New("bad gap record")
+		it = item{kind: recGap, gapFrom: r.Uvarint(), seq: r.Uvarint(), time: r.Varint()}
+		if r.Err != nil {
+			return item{}, fmt.Errorf("bad gap record: %w", r.Err)
 		}
-		it.reason, r.b = string(r.b), nil
+		it.reason, r.B = string(r.B), nil
 	case recOldEvent, recOldRecover:
 		return item{}, errOldFormat
 	default:
 		return item{}, fmt.Errorf("unknown record type %q", rec[0])
 	}
-	if r.bad || len(r.b) != 0 {
-		return item{}, fmt.Errorf("bad record %q", rec[0])
+	if r.Err != nil {
+		return item{}, fmt.Errorf("bad record %q: %w", rec[0], r.Err)
+	}
+	if len(r.B) != 0 {
+		return item{}, fmt.Errorf("bad record %q: %d bytes left over", rec[0], len(r.B))
 	}
 	return it, nil
 }
@@ -251,7 +200,7 @@ func (r *replayed) addItem(rec []byte) error {
 	}
 	r.lastSeq = max(r.lastSeq, it.seq)
 	if it.kind == recRecover {
-		r.recovered[it.base] = true
+		r.recovered[it.run] = true
 	}
 	r.items = append(r.items, it)
 	return nil

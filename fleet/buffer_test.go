@@ -16,8 +16,8 @@ func TestBufferRecordRoundTrip(t *testing.T) {
 		{kind: recEvent, seq: 7, time: -3, ev: txn.Event{Kind: txn.Finished, Part: 1<<40 + 2, Storage: "A\xff", TID: 99, OK: true,
 			Key: "k\x00", Info: txn.Info{Client: "pid:1", User: "/ admin", Description: "d", Extension: "e"}, Reason: "r"}},
 		{kind: recEvent, seq: 8, time: 5, ev: txn.Event{Kind: txn.Blind, Storage: "B"}},
-		{kind: recRecover, seq: 9, time: 6, base: 3 << 32, live: map[string]txn.TID{"A": 1, "B": 2}},
-		{kind: recRecover, seq: 10, time: 6, base: 4 << 32, live: map[string]txn.TID{}},
+		{kind: recRecover, seq: 9, time: 6, run: 3 << 32, live: map[string]txn.TID{"A": 1, "B": 2}},
+		{kind: recRecover, seq: 10, time: 6, run: 4 << 32, live: map[string]txn.TID{}},
 		{kind: recGap, seq: 20, time: 7, gapFrom: 11, reason: "overflow"},
 	}
 	for _, it := range items {

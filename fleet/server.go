@@ -28,7 +28,7 @@ import (
 // satisfies it.
 type Applier interface {
 	ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64
-	RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64
+	RecoverFrom(source string, seq uint64, run txn.PartID, live map[string]txn.TID) uint64
 	GapFrom(source string, seq uint64) uint64
 	SourceSeq(source string) uint64
 	// Sources are the sidecars the tracker applied reports from and did

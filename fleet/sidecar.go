@@ -154,7 +154,7 @@ func OpenSidecar(cfg SidecarConfig) (*Sidecar, error) {
 	s.q = rp.items
 	for _, it := range s.q {
 		if it.kind == recRecover {
-			s.runs = append(s.runs, uint32(it.base>>32))
+			s.runs = append(s.runs, uint32(it.run>>32))
 		}
 	}
 	s.st.Incarnation = s.run
@@ -207,7 +207,7 @@ func (s *Sidecar) Recover(live map[string]txn.TID) {
 	now := s.cfg.Clock().UnixNano()
 	for _, r := range s.prev {
 		s.seq++
-		it := item{seq: s.seq, time: now, kind: recRecover, base: uint64(r) << 32, live: live}
+		it := item{seq: s.seq, time: now, kind: recRecover, run: uint64(r) << 32, live: live}
 		s.journalLocked(&it)
 		s.pushLocked(it)
 	}
@@ -291,7 +291,7 @@ func (s *Sidecar) ack(seq uint64) {
 	n := sort.Search(len(s.q), func(i int) bool { return s.q[i].seq > seq })
 	for _, it := range s.q[:n] {
 		if it.kind == recRecover {
-			s.forgetRun(uint32(it.base >> 32))
+			s.forgetRun(uint32(it.run >> 32))
 		}
 	}
 	s.st.AckedReports += uint64(n)
@@ -548,7 +548,7 @@ func (s *Sidecar) session(ctx context.Context, client fleetpb.FleetClient) error
 			case recEvent:
 				pi.Body = &fleetpb.Item_Event{Event: EventToPB(&it.ev)}
 			case recRecover:
-				pi.Body = &fleetpb.Item_Recover{Recover: &fleetpb.Recover{PartBase: it.base, Live: tidsToPB(it.live)}}
+				pi.Body = &fleetpb.Item_Recover{Recover: &fleetpb.Recover{PartBase: it.run, Live: tidsToPB(it.live)}}
 			default:
 				pi.Body = &fleetpb.Item_Gap{Gap: &fleetpb.Gap{FromSeq: it.gapFrom, ToSeq: it.seq, Reason: it.reason}}
 			}

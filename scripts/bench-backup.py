@@ -79,6 +79,7 @@ def main():
             ("tidstorage verify" + suffix, lambda: None, [b, "verify", "-c", "t.hcl"]),
         ]
     res = {label: [] for label, _, _ in steps}
+    loads = []
     subprocess.run(["cat", J("Data.fs")], stdout=subprocess.DEVNULL, check=True)  # warm the cache
     for r in range(a.rounds):
         for label, prep, cmd in steps:
@@ -88,11 +89,13 @@ def main():
             # everyone's dirty pages).
             subprocess.run(["sync"], check=True)
             res[label].append(run(cmd, w))
-        print("round %d/%d done, load average %.1f" % (r + 1, a.rounds, os.getloadavg()[0]), file=sys.stderr)
+        loads.append(os.getloadavg()[0])
+        print("round %d/%d done, load average %.1f" % (r + 1, a.rounds, loads[-1]), file=sys.stderr)
     rm(J("out"), J("out.fs"), J("copy.fs"))
 
     size = os.path.getsize(J("Data.fs")) >> 20
     print("== backup and restore, %d MiB Data.fs, %d cores, %d interleaved rounds (median, min - max)" % (size, os.cpu_count(), a.rounds))
+    print("load average (1 min) at the end of each round: %s" % ", ".join("%.1f" % x for x in loads))
     print("%-34s %22s %22s" % ("", "wall s", "CPU s (user+sys)"))
     for label, _, _ in steps:
         ws = [x[0] for x in res[label]]

@@ -124,7 +124,7 @@ func applyBench(m *Machine, e *benchEv, now int64, tid txn.TID, tids []StorageTI
 	case bCCommit:
 		tids = tids[:0]
 		for _, s := range e.sts {
-			tids = append(tids, StorageTID{s, tid})
+			tids = append(tids, StorageTID{Storage: s, TID: tid})
 		}
 		m.ClassicCommit(now, e.key, tids, nil)
 	}
@@ -139,7 +139,7 @@ func BenchmarkMachineMix(b *testing.B) {
 	vals := []StorageTID{}
 	for _, e := range sched {
 		if e.st != "" {
-			vals = append(vals, StorageTID{e.st, 1})
+			vals = append(vals, StorageTID{Storage: e.st, TID: 1})
 		}
 	}
 	m.Bootstrap(1, vals, true)

@@ -65,6 +65,7 @@ func (m *Machine) ClassicBegin(now int64, id string, storages []string) {
 			m.freeCtxnKeepPin(old)
 		}
 	}
+	m.checkClassicIDs(nil, storages)
 	c := m.newCtxn()
 	c.id, c.began, c.beganSeq = id, now, m.seq
 	c.sts = m.internAll(c.sts[:0], storages)
@@ -124,6 +125,7 @@ func (m *Machine) loseCtxn(c *ctxn, why string) {
 // held until each None storage had a later commit observed.
 func (m *Machine) ClassicCommit(now int64, id string, tids []StorageTID, none []string) {
 	m.step(now)
+	m.checkClassicIDs(tids, none)
 	c := m.classic[id]
 	sts := m.scratch[:0]
 	for _, t := range tids {

@@ -13,7 +13,7 @@ func (h *harness) ccommit(id string, tids map[string]txn.TID, none ...string) {
 	var ts []StorageTID
 	for _, s := range []string{sA, sB, sC} {
 		if v, ok := tids[s]; ok {
-			ts = append(ts, StorageTID{s, v})
+			ts = append(ts, StorageTID{Storage: s, TID: v})
 		}
 	}
 	h.m.ClassicCommit(h.tick(), id, ts, none)
@@ -252,7 +252,7 @@ func TestNoMadeUpValues(t *testing.T) {
 	h.ccommit("t2", map[string]txn.TID{sA: 2, sC: 1})
 	require.Empty(t, h.m.AppendPublished(nil))
 	h.ccommit("t1", map[string]txn.TID{sA: 1, sB: 1})
-	require.Equal(t, []StorageTID{{sA, 2}, {sB, 1}, {sC, 1}}, h.m.AppendPublished(nil))
+	require.Equal(t, []StorageTID{{Storage: sA, TID: 2}, {Storage: sB, TID: 1}, {Storage: sC, TID: 1}}, h.m.AppendPublished(nil))
 }
 
 // A classic COMMIT carrying a TID at or below the

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 // The image: the whole state of a Machine, busy or not, as bytes. The
@@ -132,13 +133,13 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, m.seq)
 	dst = binary.AppendVarint(dst, m.now)
 	dst = binary.AppendUvarint(dst, m.nextPin)
-	dst = appendBool(dst, m.bootstrapped)
-	dst = appendBool(dst, m.bootRequested)
-	dst = appendBool(dst, m.bootRestored)
-	dst = appendBool(dst, m.bootArmed)
+	dst = input.AppendBool(dst, m.bootstrapped)
+	dst = input.AppendBool(dst, m.bootRequested)
+	dst = input.AppendBool(dst, m.bootRestored)
+	dst = input.AppendBool(dst, m.bootArmed)
 	dst = binary.AppendUvarint(dst, m.bootSeq)
-	dst = appendBool(dst, m.clean)
-	dst = appendBool(dst, m.lostReports)
+	dst = input.AppendBool(dst, m.clean)
+	dst = input.AppendBool(dst, m.lostReports)
 	dst = appendCounters(dst, &m.ctr)
 	srcs := make([]string, 0, len(m.sources))
 	for k := range m.sources {
@@ -147,7 +148,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 	sort.Strings(srcs)
 	dst = binary.AppendUvarint(dst, uint64(len(srcs)))
 	for _, k := range srcs {
-		dst = appendStr(dst, k)
+		dst = input.AppendString(dst, k)
 		dst = binary.AppendUvarint(dst, m.sources[k])
 	}
 	ref := func(dst []byte, k int, ok bool) []byte {
@@ -169,7 +170,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, p.seq)
 		dst = append(dst, byte(p.kind))
 		dst = binary.AppendVarint(dst, p.since)
-		dst = appendStr(dst, p.reason)
+		dst = input.AppendString(dst, p.reason)
 		dst = appendIdx(dst, p.sts)
 		dst = appendDone(dst, p.cs)
 		dst = binary.AppendVarint(dst, int64(p.waitLeft))
@@ -177,22 +178,22 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 		for _, id := range p.parts {
 			dst = binary.AppendUvarint(dst, uint64(id))
 		}
-		dst = appendStr(dst, string(p.key))
-		dst = appendStr(dst, p.txn)
-		dst = appendBool(dst, p.released)
+		dst = input.AppendString(dst, string(p.key))
+		dst = input.AppendString(dst, p.txn)
+		dst = input.AppendBool(dst, p.released)
 		dst = binary.AppendUvarint(dst, uint64(p.upto))
 	}
 
 	// Link sets, their participations inline.
 	dst = binary.AppendUvarint(dst, uint64(len(t.lsets)))
 	for _, ls := range t.lsets {
-		dst = appendStr(dst, string(ls.key))
+		dst = input.AppendString(dst, string(ls.key))
 		dst = appendInfo(dst, &ls.info)
 		dst = binary.AppendVarint(dst, int64(ls.inflight))
 		dst = binary.AppendVarint(dst, int64(ls.accepting))
 		dst = binary.AppendUvarint(dst, ls.lastFailed)
 		dst = binary.AppendVarint(dst, ls.began)
-		dst = appendBool(dst, ls.ambiguous)
+		dst = input.AppendBool(dst, ls.ambiguous)
 		dst = appendDone(dst, ls.caps)
 		dst = binary.AppendUvarint(dst, uint64(len(ls.parts)))
 		for _, pt := range ls.parts {
@@ -205,17 +206,17 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 			dst = binary.AppendUvarint(dst, pt.endedAt)
 			dst = binary.AppendUvarint(dst, uint64(pt.tid))
 			dst = binary.AppendUvarint(dst, uint64(pt.finCap))
-			dst = appendBool(dst, pt.excused)
-			dst = appendBool(dst, pt.finFailed)
-			dst = appendBool(dst, pt.lostConn)
-			dst = appendBool(dst, pt.orphan)
-			dst = appendBool(dst, pt.ambiguous)
-			dst = appendBool(dst, pt.damaged)
+			dst = input.AppendBool(dst, pt.excused)
+			dst = input.AppendBool(dst, pt.finFailed)
+			dst = input.AppendBool(dst, pt.lostConn)
+			dst = input.AppendBool(dst, pt.orphan)
+			dst = input.AppendBool(dst, pt.ambiguous)
+			dst = input.AppendBool(dst, pt.damaged)
 			dst = binary.AppendUvarint(dst, uint64(pt.ncand))
 			dst = binary.AppendUvarint(dst, uint64(pt.cand))
-			dst = appendStr(dst, pt.src)
-			dst = appendBool(dst, pt.gapped)
-			dst = appendBool(dst, m.parts[pt.id] == pt)
+			dst = input.AppendString(dst, pt.src)
+			dst = input.AppendBool(dst, pt.gapped)
+			dst = input.AppendBool(dst, m.parts[pt.id] == pt)
 		}
 	}
 	keys := make([]string, 0, len(m.keyed))
@@ -225,7 +226,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 	sort.Strings(keys)
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
-		dst = appendStr(dst, k)
+		dst = input.AppendString(dst, k)
 		i, ok := t.lsIdx[m.keyed[txn.Key(k)]]
 		dst = ref(dst, i, ok)
 	}
@@ -234,7 +235,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(t.classic)))
 	dst = binary.AppendUvarint(dst, uint64(t.nList))
 	for _, c := range t.classic {
-		dst = appendStr(dst, c.id)
+		dst = input.AppendString(dst, c.id)
 		dst = appendIdx(dst, c.sts)
 		dst = binary.AppendUvarint(dst, uint64(len(c.caps)))
 		for _, v := range c.caps {
@@ -243,7 +244,7 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, c.began)
 		dst = binary.AppendUvarint(dst, c.beganSeq)
 		dst = pinRef(dst, c.pin)
-		dst = appendBool(dst, m.classic[c.id] == c)
+		dst = input.AppendBool(dst, m.classic[c.id] == c)
 	}
 
 	// Groups.
@@ -274,12 +275,12 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m.st)))
 	for i := range m.st {
 		s := &m.st[i]
-		dst = appendStr(dst, s.name)
+		dst = input.AppendString(dst, s.name)
 		dst = binary.AppendUvarint(dst, uint64(s.published))
 		dst = binary.AppendUvarint(dst, uint64(s.transient))
-		dst = appendBool(dst, s.hasPublished)
-		dst = appendBool(dst, s.known)
-		dst = appendBool(dst, s.expected)
+		dst = input.AppendBool(dst, s.hasPublished)
+		dst = input.AppendBool(dst, s.known)
+		dst = input.AppendBool(dst, s.expected)
 		k, ok := t.gIdx[s.group]
 		dst = ref(dst, k, ok)
 		dst = binary.AppendUvarint(dst, s.commits)
@@ -291,8 +292,8 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 		}
 		dst = binary.AppendVarint(dst, s.pubAt)
 		dst = binary.AppendVarint(dst, s.lagWarned)
-		dst = appendBool(dst, s.watched)
-		dst = appendBool(dst, s.warnOnly)
+		dst = input.AppendBool(dst, s.watched)
+		dst = input.AppendBool(dst, s.warnOnly)
 		dst = binary.AppendUvarint(dst, uint64(s.hist))
 		dst = binary.AppendUvarint(dst, uint64(s.floor))
 		dst = binary.AppendUvarint(dst, uint64(len(s.acc)))
@@ -304,9 +305,9 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 			u := &s.unacc[k]
 			dst = binary.AppendUvarint(dst, uint64(u.tid))
 			dst = binary.AppendVarint(dst, u.seen)
-			dst = appendBool(dst, u.reported)
-			dst = appendBool(dst, u.blind)
-			dst = appendCommit(dst, &u.meta)
+			dst = input.AppendBool(dst, u.reported)
+			dst = input.AppendBool(dst, u.blind)
+			dst = input.AppendCommit(dst, &u.meta)
 		}
 		dst = pinRef(dst, s.unaccPin)
 		dst = binary.AppendUvarint(dst, s.unaccTotal)
@@ -318,9 +319,9 @@ func (m *Machine) AppendImage(dst []byte) []byte {
 			dst = pinRef(dst, a.pn)
 		}
 		dst = binary.AppendUvarint(dst, uint64(s.settleAt))
-		dst = appendBool(dst, s.settling)
-		dst = appendBool(dst, s.blindSettle)
-		dst = appendBool(dst, s.fresh)
+		dst = input.AppendBool(dst, s.settling)
+		dst = input.AppendBool(dst, s.blindSettle)
+		dst = input.AppendBool(dst, s.fresh)
 	}
 	return dst
 }
@@ -344,19 +345,10 @@ func appendDone(dst []byte, cs []doneCommit) []byte {
 }
 
 func appendInfo(dst []byte, in *txn.Info) []byte {
-	dst = appendStr(dst, in.Client)
-	dst = appendStr(dst, in.User)
-	dst = appendStr(dst, in.Description)
-	return appendStr(dst, in.Extension)
-}
-
-func appendCommit(dst []byte, c *txn.Commit) []byte {
-	dst = appendStr(dst, c.Storage)
-	dst = binary.AppendUvarint(dst, uint64(c.TID))
-	dst = appendBool(dst, c.HasMeta)
-	dst = appendStr(dst, c.User)
-	dst = appendStr(dst, c.Description)
-	return appendStr(dst, c.Extension)
+	dst = input.AppendString(dst, in.Client)
+	dst = input.AppendString(dst, in.User)
+	dst = input.AppendString(dst, in.Description)
+	return input.AppendString(dst, in.Extension)
 }
 
 // counterFields lists the Counters in their image order.
@@ -381,53 +373,53 @@ func appendCounters(dst []byte, c *Counters) []byte {
 // fresh Machine). Storages the configuration lists and the image does not
 // are added, expected, as New does.
 func (m *Machine) restoreImage(b []byte) error {
-	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != imageVersion {
+	d := input.Decoder{B: b}
+	if v := d.Byte(); d.Err == nil && v != imageVersion {
 		return fmt.Errorf("%w: version %d, want %d", errImage, v, imageVersion)
 	}
 	fresh := New(m.cfg)
-	fresh.seq = d.uvarint()
-	fresh.now = d.varint()
-	fresh.nextPin = d.uvarint()
-	fresh.bootstrapped = d.bool()
-	fresh.bootRequested = d.bool()
-	fresh.bootRestored = d.bool()
-	fresh.bootArmed = d.bool()
-	fresh.bootSeq = d.uvarint()
-	fresh.clean = d.bool()
-	fresh.lostReports = d.bool()
+	fresh.seq = d.Uvarint()
+	fresh.now = d.Varint()
+	fresh.nextPin = d.Uvarint()
+	fresh.bootstrapped = d.Bool()
+	fresh.bootRequested = d.Bool()
+	fresh.bootRestored = d.Bool()
+	fresh.bootArmed = d.Bool()
+	fresh.bootSeq = d.Uvarint()
+	fresh.clean = d.Bool()
+	fresh.lostReports = d.Bool()
 	fs := counterFields(&fresh.ctr)
-	if n := d.count(); n == len(fs) {
+	if n := d.Count(); n == len(fs) {
 		for _, f := range fs {
-			*f = d.uvarint()
+			*f = d.Uvarint()
 		}
 	} else {
-		d.fail(fmt.Errorf("%d counters, want %d", n, len(fs)))
+		d.Fail(fmt.Errorf("%d counters, want %d", n, len(fs)))
 	}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		k := d.str()
-		fresh.sources[k] = d.uvarint()
+	for n := d.Count(); n > 0 && d.Err == nil; n-- {
+		k := d.String()
+		fresh.sources[k] = d.Uvarint()
 	}
 	r := imageReader{d: &d}
 
-	nPins := d.count()
-	nActive := d.count()
+	nPins := d.Count()
+	nActive := d.Count()
 	if nActive > nPins {
-		d.fail(fmt.Errorf("%d active pins of %d", nActive, nPins))
+		d.Fail(fmt.Errorf("%d active pins of %d", nActive, nPins))
 	}
 	pins := make([]*pin, nPins)
 	for k := range pins {
-		p := &pin{id: d.uvarint(), seq: d.uvarint(), kind: PinKind(d.byte()), since: d.varint(), reason: d.str()}
+		p := &pin{id: d.Uvarint(), seq: d.Uvarint(), kind: PinKind(d.Byte()), since: d.Varint(), reason: d.String()}
 		p.sts = r.idx()
 		p.cs = r.done()
-		p.waitLeft = int(d.varint())
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			p.parts = append(p.parts, txn.PartID(d.uvarint()))
+		p.waitLeft = int(d.Varint())
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			p.parts = append(p.parts, txn.PartID(d.Uvarint()))
 		}
-		p.key = txn.Key(d.str())
-		p.txn = d.str()
-		p.released = d.bool()
-		p.upto = txn.TID(d.uvarint())
+		p.key = txn.Key(d.String())
+		p.txn = d.String()
+		p.released = d.Bool()
+		p.upto = txn.TID(d.Uvarint())
 		pins[k] = p
 	}
 	fresh.pins = append(fresh.pins, pins[:min(nActive, len(pins))]...)
@@ -439,33 +431,33 @@ func (m *Machine) restoreImage(b []byte) error {
 		return pins[k]
 	}
 
-	nLS := d.count()
+	nLS := d.Count()
 	lsets := make([]*linkSet, nLS)
 	var parts []*part
 	for k := range lsets {
-		ls := &linkSet{key: txn.Key(d.str())}
+		ls := &linkSet{key: txn.Key(d.String())}
 		ls.info = r.info()
-		ls.inflight = int32(d.varint())
-		ls.accepting = int32(d.varint())
-		ls.lastFailed = d.uvarint()
-		ls.began = d.varint()
-		ls.ambiguous = d.bool()
+		ls.inflight = int32(d.Varint())
+		ls.accepting = int32(d.Varint())
+		ls.lastFailed = d.Uvarint()
+		ls.began = d.Varint()
+		ls.ambiguous = d.Bool()
 		ls.caps = r.done()
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			pt := &part{ls: ls, id: txn.PartID(d.uvarint()), st: int32(d.varint()), state: PartState(d.byte()),
-				began: d.varint(), votedAt: d.uvarint(), finAt: d.uvarint(), endedAt: d.uvarint(),
-				tid: txn.TID(d.uvarint()), finCap: txn.TID(d.uvarint())}
-			pt.excused = d.bool()
-			pt.finFailed = d.bool()
-			pt.lostConn = d.bool()
-			pt.orphan = d.bool()
-			pt.ambiguous = d.bool()
-			pt.damaged = d.bool()
-			pt.ncand = uint8(d.uvarint())
-			pt.cand = txn.TID(d.uvarint())
-			pt.src = d.str()
-			pt.gapped = d.bool()
-			if d.bool() {
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			pt := &part{ls: ls, id: txn.PartID(d.Uvarint()), st: int32(d.Varint()), state: PartState(d.Byte()),
+				began: d.Varint(), votedAt: d.Uvarint(), finAt: d.Uvarint(), endedAt: d.Uvarint(),
+				tid: txn.TID(d.Uvarint()), finCap: txn.TID(d.Uvarint())}
+			pt.excused = d.Bool()
+			pt.finFailed = d.Bool()
+			pt.lostConn = d.Bool()
+			pt.orphan = d.Bool()
+			pt.ambiguous = d.Bool()
+			pt.damaged = d.Bool()
+			pt.ncand = uint8(d.Uvarint())
+			pt.cand = txn.TID(d.Uvarint())
+			pt.src = d.String()
+			pt.gapped = d.Bool()
+			if d.Bool() {
 				fresh.parts[pt.id] = pt
 			}
 			ls.parts = append(ls.parts, pt)
@@ -480,29 +472,29 @@ func (m *Machine) restoreImage(b []byte) error {
 		}
 		return lsets[k]
 	}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		key := txn.Key(d.str())
+	for n := d.Count(); n > 0 && d.Err == nil; n-- {
+		key := txn.Key(d.String())
 		if ls := lsAt(); ls != nil {
 			fresh.keyed[key] = ls
 		}
 	}
 
-	nC := d.count()
-	nList := d.count()
+	nC := d.Count()
+	nList := d.Count()
 	if nList > nC {
-		d.fail(fmt.Errorf("%d classic transactions in flight of %d", nList, nC))
+		d.Fail(fmt.Errorf("%d classic transactions in flight of %d", nList, nC))
 	}
 	classic := make([]*ctxn, nC)
 	for k := range classic {
-		c := &ctxn{id: d.str()}
+		c := &ctxn{id: d.String()}
 		c.sts = r.idx()
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			c.caps = append(c.caps, txn.TID(d.uvarint()))
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			c.caps = append(c.caps, txn.TID(d.Uvarint()))
 		}
-		c.began = d.varint()
-		c.beganSeq = d.uvarint()
+		c.began = d.Varint()
+		c.beganSeq = d.Uvarint()
 		c.pin = pinAt()
-		if d.bool() {
+		if d.Bool() {
 			fresh.classic[c.id] = c
 		}
 		classic[k] = c
@@ -520,98 +512,98 @@ func (m *Machine) restoreImage(b []byte) error {
 		return classic[k]
 	}
 
-	nG := d.count()
+	nG := d.Count()
 	groups := make([]*group, nG)
 	for k := range groups {
-		g := &group{members: r.idx(), busy: int32(d.varint())}
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			if i := int(d.uvarint()); i < len(lsets) {
+		g := &group{members: r.idx(), busy: int32(d.Varint())}
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			if i := int(d.Uvarint()); i < len(lsets) {
 				g.lsets = append(g.lsets, lsets[i])
 			} else {
-				d.fail(fmt.Errorf("link set %d of %d", i, len(lsets)))
+				d.Fail(fmt.Errorf("link set %d of %d", i, len(lsets)))
 			}
 		}
-		for n := d.count(); n > 0 && d.err == nil; n-- {
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
 			if c := cAt(); c != nil {
 				g.classic = append(g.classic, c)
 			}
 		}
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			if i := int(d.uvarint()); i < len(pins) {
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			if i := int(d.Uvarint()); i < len(pins) {
 				g.pins = append(g.pins, pins[i])
 			} else {
-				d.fail(fmt.Errorf("pin %d of %d", i, len(pins)))
+				d.Fail(fmt.Errorf("pin %d of %d", i, len(pins)))
 			}
 		}
-		for n := d.count(); n > 0 && d.err == nil; n-- {
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
 			g.done = append(g.done, &doneTxn{cs: r.done()})
 		}
 		groups[k] = g
 	}
 
-	nS := d.count()
+	nS := d.Count()
 	fresh.st = make([]storage, 0, nS)
 	clear(fresh.stIdx)
 	fresh.sorted = fresh.sorted[:0]
-	for k := 0; k < nS && d.err == nil; k++ {
-		s := storage{name: d.str(), published: txn.TID(d.uvarint()), transient: txn.TID(d.uvarint())}
-		s.hasPublished = d.bool()
-		s.known = d.bool()
-		s.expected = d.bool()
+	for k := 0; k < nS && d.Err == nil; k++ {
+		s := storage{name: d.String(), published: txn.TID(d.Uvarint()), transient: txn.TID(d.Uvarint())}
+		s.hasPublished = d.Bool()
+		s.known = d.Bool()
+		s.expected = d.Bool()
 		if gk, ok := r.ref(len(groups)); ok {
 			s.group = groups[gk]
 		}
-		s.commits = d.uvarint()
-		s.blind = int32(d.varint())
+		s.commits = d.Uvarint()
+		s.blind = int32(d.Varint())
 		s.blindPin = pinAt()
-		for n := d.count(); n > 0 && d.err == nil; n-- {
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
 			s.waiters = append(s.waiters, pinAt())
 		}
-		s.pubAt = d.varint()
-		s.lagWarned = d.varint()
-		s.watched = d.bool()
-		s.warnOnly = d.bool()
-		s.hist = txn.TID(d.uvarint())
-		s.floor = txn.TID(d.uvarint())
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			s.acc = append(s.acc, txn.TID(d.uvarint()))
+		s.pubAt = d.Varint()
+		s.lagWarned = d.Varint()
+		s.watched = d.Bool()
+		s.warnOnly = d.Bool()
+		s.hist = txn.TID(d.Uvarint())
+		s.floor = txn.TID(d.Uvarint())
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			s.acc = append(s.acc, txn.TID(d.Uvarint()))
 		}
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			u := unaccounted{tid: txn.TID(d.uvarint()), seen: d.varint()}
-			u.reported = d.bool()
-			u.blind = d.bool()
-			u.meta = r.commit()
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			u := unaccounted{tid: txn.TID(d.Uvarint()), seen: d.Varint()}
+			u.reported = d.Bool()
+			u.blind = d.Bool()
+			u.meta = r.d.Commit()
 			s.unacc = append(s.unacc, u)
 		}
 		s.unaccPin = pinAt()
-		s.unaccTotal = d.uvarint()
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			a := awaiting{tid: txn.TID(d.uvarint())}
+		s.unaccTotal = d.Uvarint()
+		for n := d.Count(); n > 0 && d.Err == nil; n-- {
+			a := awaiting{tid: txn.TID(d.Uvarint())}
 			if pk, ok := r.ref(len(parts)); ok {
 				a.pt = parts[pk]
 			}
 			a.pn = pinAt()
 			s.awaiting = append(s.awaiting, a)
 		}
-		s.settleAt = txn.TID(d.uvarint())
-		s.settling = d.bool()
-		s.blindSettle = d.bool()
-		s.fresh = d.bool()
+		s.settleAt = txn.TID(d.Uvarint())
+		s.settling = d.Bool()
+		s.blindSettle = d.Bool()
+		s.fresh = d.Bool()
 		if _, dup := fresh.stIdx[s.name]; dup {
-			d.fail(fmt.Errorf("storage %q twice", s.name))
+			d.Fail(fmt.Errorf("storage %q twice", s.name))
 			break
 		}
 		fresh.stIdx[s.name] = int32(len(fresh.st))
 		fresh.st = append(fresh.st, s)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail(fmt.Errorf("%d bytes left over", len(d.b)))
+	if d.Err == nil && len(d.B) != 0 {
+		d.Fail(fmt.Errorf("%d bytes left over", len(d.B)))
 	}
-	if d.err == nil {
-		d.err = fresh.checkImage(pins, lsets, classic, groups)
+	if d.Err == nil {
+		d.Err = fresh.checkImage(pins, lsets, classic, groups)
 	}
-	if d.err != nil {
-		return fmt.Errorf("%w: %w", errImage, d.err)
+	if d.Err != nil {
+		return fmt.Errorf("%w: %w", errImage, d.Err)
 	}
 	for i := range fresh.st {
 		fresh.sorted = append(fresh.sorted, int32(i))
@@ -701,16 +693,16 @@ func (m *Machine) checkImage(pins []*pin, lsets []*linkSet, classic []*ctxn, gro
 	return nil
 }
 
-type imageReader struct{ d *decoder }
+type imageReader struct{ d *input.Decoder }
 
 // ref reads an optional index below n (0 is none).
 func (r imageReader) ref(n int) (int, bool) {
-	v := r.d.uvarint()
-	if v == 0 || r.d.err != nil {
+	v := r.d.Uvarint()
+	if v == 0 || r.d.Err != nil {
 		return 0, false
 	}
 	if v > uint64(n) {
-		r.d.fail(fmt.Errorf("reference %d of %d", v-1, n))
+		r.d.Fail(fmt.Errorf("reference %d of %d", v-1, n))
 		return 0, false
 	}
 	return int(v - 1), true
@@ -718,27 +710,20 @@ func (r imageReader) ref(n int) (int, bool) {
 
 func (r imageReader) idx() []int32 {
 	var xs []int32
-	for n := r.d.count(); n > 0 && r.d.err == nil; n-- {
-		xs = append(xs, int32(r.d.varint()))
+	for n := r.d.Count(); n > 0 && r.d.Err == nil; n-- {
+		xs = append(xs, int32(r.d.Varint()))
 	}
 	return xs
 }
 
 func (r imageReader) done() []doneCommit {
 	var cs []doneCommit
-	for n := r.d.count(); n > 0 && r.d.err == nil; n-- {
-		cs = append(cs, doneCommit{st: int32(r.d.varint()), lo: txn.TID(r.d.uvarint()), hi: txn.TID(r.d.uvarint())})
+	for n := r.d.Count(); n > 0 && r.d.Err == nil; n-- {
+		cs = append(cs, doneCommit{st: int32(r.d.Varint()), lo: txn.TID(r.d.Uvarint()), hi: txn.TID(r.d.Uvarint())})
 	}
 	return cs
 }
 
 func (r imageReader) info() txn.Info {
-	return txn.Info{Client: r.d.str(), User: r.d.str(), Description: r.d.str(), Extension: r.d.str()}
-}
-
-func (r imageReader) commit() txn.Commit {
-	c := txn.Commit{Storage: r.d.str(), TID: txn.TID(r.d.uvarint())}
-	c.HasMeta = r.d.bool()
-	c.User, c.Description, c.Extension = r.d.str(), r.d.str(), r.d.str()
-	return c
+	return txn.Info{Client: r.d.String(), User: r.d.String(), Description: r.d.String(), Extension: r.d.String()}
 }

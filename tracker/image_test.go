@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 // Every field of every struct the image walks is either written to it or
@@ -67,10 +68,9 @@ func TestImageRoundTrip(t *testing.T) {
 		require.NoError(t, m.restoreImage(img))
 		require.Equal(t, w.m.Status(), m.Status())
 		require.Equal(t, img, m.AppendImage(nil))
-		in := Input{Kind: InImage, Time: 1, Image: img}
-		got, err := DecodeInput(AppendInput(nil, &in))
+		_, got, err := input.Decode(input.Append(nil, 1, input.Image{Bytes: img}))
 		require.NoError(t, err)
-		require.Equal(t, img, got.Image)
+		require.Equal(t, input.Image{Bytes: img}, got)
 	}
 }
 

@@ -25,7 +25,7 @@ type storage struct {
 	bestOK       bool    // best is a real value (published, known commit)
 	pubAt        int64   // time of the last publication
 	lagWarned    int64
-	// Ground truth (history.go).
+	// Ground truth (accounting.go).
 	watched  bool
 	warnOnly bool
 	hist     txn.TID // every commit at or below hist was reported by the history
@@ -513,7 +513,7 @@ func (m *Machine) Published(name string) (txn.TID, bool) {
 func (m *Machine) AppendPublished(dst []StorageTID) []StorageTID {
 	for _, i := range m.sorted {
 		if s := &m.st[i]; s.hasPublished {
-			dst = append(dst, StorageTID{s.name, s.published})
+			dst = append(dst, StorageTID{Storage: s.name, TID: s.published})
 		}
 	}
 	return dst

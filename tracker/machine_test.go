@@ -39,7 +39,7 @@ func (h *harness) drain() []Record {
 func (h *harness) boot(vals map[string]txn.TID) {
 	var vs []StorageTID
 	for k, v := range vals {
-		vs = append(vs, StorageTID{k, v})
+		vs = append(vs, StorageTID{Storage: k, TID: v})
 	}
 	h.m.Bootstrap(h.tick(), vs, true)
 	h.drain()
@@ -252,12 +252,12 @@ func TestBlind(t *testing.T) {
 
 func TestBootstrapWaitsForConfiguredStorages(t *testing.T) {
 	h := newHarness(t, Config{Storages: []string{sA, sB}})
-	h.m.ClassicCommit(h.tick(), "t1", []StorageTID{{sA, 11}}, nil)
+	h.m.ClassicCommit(h.tick(), "t1", []StorageTID{{Storage: sA, TID: 11}}, nil)
 	h.drain()
 	require.False(t, h.m.Bootstrapped())
 	_, ok := h.m.Published(sA)
 	require.False(t, ok)
-	h.m.ClassicCommit(h.tick(), "t2", []StorageTID{{sB, 21}}, nil)
+	h.m.ClassicCommit(h.tick(), "t2", []StorageTID{{Storage: sB, TID: 21}}, nil)
 	h.drain()
 	require.True(t, h.m.Bootstrapped())
 	require.Equal(t, txn.TID(11), h.pub(sA))
@@ -267,7 +267,7 @@ func TestBootstrapWaitsForConfiguredStorages(t *testing.T) {
 func TestDecreaseRefused(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.boot(map[string]txn.TID{sA: 10})
-	h.m.Bootstrap(h.tick(), []StorageTID{{sA, 5}}, true)
+	h.m.Bootstrap(h.tick(), []StorageTID{{Storage: sA, TID: 5}}, true)
 	h.drain()
 	require.Equal(t, txn.TID(10), h.pub(sA))
 	require.Equal(t, 1, h.count(RecCritical, CodeBootstrapDecrease))

@@ -271,7 +271,7 @@ func (m *Machine) PartFinished(now int64, p txn.PartID, tid txn.TID) {
 
 // committed ends pt as committed with tid. Its commit is accounted for; if
 // its storage's history has not reached it yet, pt stays in its link set's
-// flight until it does (history.go).
+// flight until it does (accounting.go).
 func (m *Machine) committed(pt *part, tid txn.TID) {
 	pt.tid = tid
 	m.noteCommit(pt.st, tid, pt.finAt)

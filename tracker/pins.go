@@ -26,7 +26,7 @@ const (
 	// Unblind when the last such connection closed.
 	PinBlind
 	// PinUnaccounted: the storage's history has commits nothing accounted
-	// for (history.go). Released by AcceptPartial, or when they are
+	// for (accounting.go). Released by AcceptPartial, or when they are
 	// accounted for late.
 	PinUnaccounted
 	// PinConfirm: internal, not listed: a classic transaction's commits wait

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 // Recovery after a crash of the tidstorage process (docs/design.md,
@@ -26,7 +27,7 @@ import (
 //     transaction), the orphans left did not commit.
 //
 // Everything the history reports that the replayed journal did not account
-// for is held and reported (history.go), so no published point includes
+// for is held and reported (accounting.go), so no published point includes
 // half of a transaction of the crash, and publication resumes without an
 // operator when nothing was really half committed.
 
@@ -54,11 +55,7 @@ import (
 func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 	m.step(now)
 	m.clean = false
-	ids := make([]txn.PartID, 0, len(m.parts))
-	for id := range m.parts {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := m.partIDs(func(txn.PartID, *part) bool { return true })
 	if damaged {
 		m.lostReports = true
 		// An orphan not yet sent tpc_finish at the cut may have voted
@@ -72,11 +69,7 @@ func (m *Machine) Recover(now int64, live, floor []StorageTID, damaged bool) {
 	}
 	// The floor first: nothing that ends below publishes under it.
 	m.applyFloor(live, floor)
-	for _, id := range ids {
-		pt := m.parts[id]
-		pt.orphan = true
-		m.lost(pt)
-	}
+	m.orphans(ids)
 	// The blind connections died with the process too: nothing will
 	// unblind them. Their storages are released as by Unblind with the
 	// live last TID (rule 5: what they committed unseen, seen by the
@@ -192,35 +185,48 @@ func (m *Machine) applyFloor(live, floor []StorageTID) {
 	}
 }
 
-// RunSpan is the participation ids of one run of a remote observer: a
-// sidecar's run takes the ids base .. base+RunSpan-1 (base = a random
-// incarnation << 32, zeoproxy.Config.PartIDBase).
-const RunSpan = 1 << 32
+// RunSpan is how many participation ids one run of a remote observer
+// takes (input.RunSpan).
+const RunSpan = input.RunSpan
 
 // RecoverRun is Recover for one run of a remote observer that restarted (a
-// sidecar): only the participations with ids base .. base+RunSpan-1 are
+// sidecar): only the participations with ids run .. run+RunSpan-1 (the run: its first id) are
 // lost with their connections (in doubt after tpc_finish, then settled by
 // the storages' history up to live, read by the sidecar after its
 // restart); the other observers' participations go on.
-func (m *Machine) RecoverRun(now int64, base txn.PartID, live []StorageTID) {
+func (m *Machine) RecoverRun(now int64, run txn.PartID, live []StorageTID) {
 	m.step(now)
-	var ids []txn.PartID
-	for id := range m.parts {
-		if id >= base && id-base < RunSpan {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		pt := m.parts[id]
-		pt.orphan = true
-		m.lost(pt)
-	}
+	ids := m.partIDs(func(id txn.PartID, _ *part) bool { return id >= run && id-run < RunSpan })
+	m.orphans(ids)
 	m.settleOrphansAt(live)
 	if len(ids) > 0 {
 		m.emit(Record{Kind: RecWarning, Code: CodeUncleanStart, Msg: fmt.Sprintf(
 			"a sidecar restarted: %d participations of its previous run (ids from %d) were in flight; "+
-				"those that sent tpc_finish are resolved from the storages' history", len(ids), base)})
+				"those that sent tpc_finish are resolved from the storages' history", len(ids), run)})
+	}
+}
+
+// partIDs returns the ids of the participations in flight that keep
+// selects, ascending (map order must not leak into the Machine).
+func (m *Machine) partIDs(keep func(txn.PartID, *part) bool) []txn.PartID {
+	var ids []txn.PartID
+	for id, pt := range m.parts {
+		if keep(id, pt) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// orphans declares the participations ids lost with their connections (a
+// process or a sidecar's run that died): orphans, in doubt after
+// tpc_finish, resolved from the storages' history.
+func (m *Machine) orphans(ids []txn.PartID) {
+	for _, id := range ids {
+		pt := m.parts[id]
+		pt.orphan = true
+		m.lost(pt)
 	}
 }
 
@@ -493,38 +499,21 @@ func (m *Machine) Quiescent() bool {
 	return true
 }
 
-// StorageSnapshot is one storage in a Snapshot.
-type StorageSnapshot struct {
-	Storage      string
-	Published    txn.TID
-	HasPublished bool
-	Transient    txn.TID
-	Known        bool
-	Watched      bool
-	WarnOnly     bool
-	Hist         txn.TID
-}
+// Snapshot is the state of a quiescent Machine (input.Snapshot, what a
+// Restore input carries).
+type Snapshot = input.Snapshot
 
-// Snapshot is the state of a quiescent Machine.
-type Snapshot struct {
-	Storages      []StorageSnapshot
-	Sources       []SourceSeq // remote observers' last Seq applied, by name
-	NextPin       uint64
-	Bootstrapped  bool
-	BootRequested bool
-}
+// StorageSnapshot is one storage in a Snapshot.
+type StorageSnapshot = input.StorageSnapshot
 
 // SourceSeq is one remote observer's position in a Snapshot.
-type SourceSeq struct {
-	Source string
-	Seq    uint64
-}
+type SourceSeq = input.SourceSeq
 
 // Snapshot returns the state; only meaningful when Quiescent.
 func (m *Machine) Snapshot() Snapshot {
 	sn := Snapshot{NextPin: m.nextPin, Bootstrapped: m.bootstrapped, BootRequested: m.bootRequested}
 	for src, seq := range m.sources {
-		sn.Sources = append(sn.Sources, SourceSeq{src, seq})
+		sn.Sources = append(sn.Sources, SourceSeq{Source: src, Seq: seq})
 	}
 	slices.SortFunc(sn.Sources, func(a, b SourceSeq) int { return strings.Compare(a.Source, b.Source) })
 	for _, i := range m.sorted {

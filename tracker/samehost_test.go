@@ -24,7 +24,7 @@ func TestSameHostChains(t *testing.T) {
 		nproc, nthreads := cfg[0], cfg[1]
 		m := New(Config{})
 		names := []string{"A", "B", "C"}
-		m.Bootstrap(1, []StorageTID{{"A", 1}, {"B", 1}, {"C", 1}}, true)
+		m.Bootstrap(1, []StorageTID{{Storage: "A", TID: 1}, {Storage: "B", TID: 1}, {Storage: "C", TID: 1}}, true)
 		m.ClearRecords()
 		rng := rand.New(rand.NewPCG(1, 1))
 		type th struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 )
 
@@ -60,11 +61,10 @@ type Service struct {
 	held      string
 	sfStarted bool // the status file was given its first full line (Start)
 
-	logs       logQueue
-	unaccLog   LogLimiter      // guarded by logs.drainMu (logRecord)
-	jr         journalState    // service_journal.go
-	configured map[string]bool // the configured storage ids (nil: none configured)
-	unknown    map[string]bool // classic ids already warned about
+	logs     logQueue
+	unaccLog LogLimiter    // guarded by logs.drainMu (logRecord)
+	jr       wal           // wal.go, service_journal.go
+	batch    []input.Input // a batch's inputs (applyBatch)
 }
 
 // NewService returns a Service.
@@ -77,12 +77,6 @@ func NewService(cfg ServiceConfig) *Service {
 		s.log = hclog.NewNullLogger()
 	}
 	s.good = map[string]txn.TID{}
-	if len(cfg.Storages) > 0 {
-		s.configured = make(map[string]bool, len(cfg.Storages))
-		for _, id := range cfg.Storages {
-			s.configured[id] = true
-		}
-	}
 	return s
 }
 
@@ -176,7 +170,7 @@ func (s *Service) after(now int64) {
 	if started {
 		s.sf.Start(t)
 		s.sfStarted = true
-	} else if e := s.m.ctr.TransactionsEnded; e != s.ended || published || tick {
+	} else if e := s.m.Counters().TransactionsEnded; e != s.ended || published || tick {
 		// The original wrote only when a transaction ended; a Tick writes a
 		// line that became due meanwhile, or retries a failed one.
 		s.ended = e
@@ -184,123 +178,35 @@ func (s *Service) after(now int64) {
 	}
 }
 
-// ---- classic line protocol (tracker/classic's interface) ----
-
-// ClassicBegin is the classic BEGIN.
-func (s *Service) ClassicBegin(id string, storages []string) {
-	s.input(func(now int64) {
-		s.checkClassicIDs(storages)
-		s.applyIn(&Input{Kind: InClassicBegin, Time: now, ID: id, Storages: storages})
-	})
+// applyIn journals one input, then applies it (s.mu held, inside input):
+// applyAll of one.
+func (s *Service) applyIn(now int64, in input.Input) error {
+	one := [1]input.Input{in}
+	return s.applyAll(now, one[:])
 }
 
-// ClassicCommit is the classic COMMIT; none lists the storages whose TID was
-// sent as None.
-func (s *Service) ClassicCommit(id string, tids map[string]txn.TID, none []string) {
-	s.input(func(now int64) {
-		s.tids = s.tids[:0]
-		for k, v := range tids {
-			s.tids = append(s.tids, StorageTID{k, v})
-		}
-		// Map order must not leak into the machine.
-		slices.SortFunc(s.tids, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
-		for _, t := range s.tids {
-			s.checkClassicID(t.Storage)
-		}
-		s.applyIn(&Input{Kind: InClassicCommit, Time: now, ID: id, TIDs: s.tids, Storages: none})
-	})
-}
-
-// ClassicAbort is the classic ABORT.
-func (s *Service) ClassicAbort(id string) {
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InClassicAbort, Time: now, ID: id}) })
-}
-
-// Dump returns the published point (published values only).
-func (s *Service) Dump() map[string]txn.TID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.broken != "" || s.held != "" {
-		out := make(map[string]txn.TID, len(s.good))
-		for k, v := range s.good {
-			out[k] = v
-		}
-		return out
-	}
-	s.tids = s.m.AppendPublished(s.tids[:0])
-	out := make(map[string]txn.TID, len(s.tids))
-	for _, t := range s.tids {
-		out[t.Storage] = t.TID
-	}
-	return out
-}
-
-// Bootstrapped is the classic BOOTSTRAPED answer (Machine.ClassicBootstrapped).
-func (s *Service) Bootstrapped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, recovering := s.holds[holdRecovery]; recovering {
-		return false
-	}
-	return s.m.ClassicBootstrapped()
-}
-
-// ---- participation events (txn.Observer) ----
-
-var _ txn.Observer = (*Service)(nil)
-
-// Observe applies one participation event (see txn.EventKind).
-func (s *Service) Observe(ev txn.Event) {
-	in := Input{Kind: InEvent, Event: ev}
-	s.input(func(now int64) {
-		in.Time = now
-		s.applyIn(&in)
-	})
-}
-
-// ---- daemon and operator ----
-
-// Bootstrap gives the storages' last TIDs read before the first client
-// connection was accepted, and whether the previous run stopped cleanly.
-func (s *Service) Bootstrap(values map[string]txn.TID, clean bool) {
-	vs := sortedTIDs(values)
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InBootstrap, Time: now, TIDs: vs, Flag: clean})
-		s.releaseLocked(holdRecovery, now)
-	})
-}
-
-// errStopped is returned to the operator once the Service has failed.
-var errStopped = errors.New("tracker: stopped after a failure; restart tidstorage")
-
-// AcceptPartial releases a partial, lost or None pin: the operator accepts
-// the live state as the new baseline. AcceptPartialLive is the daemon's
-// version, which checks the live state first.
-func (s *Service) AcceptPartial(pin uint64) error {
+// applyAll is the one path of every input into the Machine (s.mu held,
+// inside input): it journals ins with one write, then applies them in order
+// through Machine.Apply. A remote observer's resends (input.Numbered: a Seq
+// not above the last applied from its Source) are not journaled, and Apply
+// ignores them. It returns the first error of Apply.
+func (s *Service) applyAll(now int64, ins []input.Input) error {
+	s.record(now, ins)
 	var err error
-	if !s.input(func(now int64) { err = s.applyIn(&Input{Kind: InAccept, Time: now, Pin: pin}) }) {
-		return errStopped
+	for _, in := range ins {
+		if e := s.m.Apply(now, in); err == nil {
+			err = e
+		}
 	}
 	return err
 }
 
-// LastTID feeds a storage's last TID read from the storage now (releases
-// lost/None pins waiting for a commit on it; see Machine.LastTID).
-func (s *Service) LastTID(storage string, tid txn.TID) {
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InLastTID, Time: now, TIDs: []StorageTID{{storage, tid}}})
-	})
-}
-
-// Tick declares timed-out classic transactions lost and lets a due status
-// line be written (or a failed one retried). Call it every second or so;
-// awaited are the storages a sidecar is known to be behind on (Machine.Tick).
-func (s *Service) Tick(awaited ...string) {
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InTick, Time: now, Storages: awaited})
-		s.tick = true
-		s.maybeRotate(now)
-	})
+// applyBatch is applyAll of the batch buffer ins (s.batch's array),
+// which it then empties for the next batch.
+func (s *Service) applyBatch(now int64, ins []input.Input) {
+	_ = s.applyAll(now, ins)
+	clear(ins)
+	s.batch = ins[:0]
 }
 
 // Status returns a snapshot for /status.
@@ -373,7 +279,7 @@ func (s *Service) Close() error {
 func sortedTIDs(values map[string]txn.TID) []StorageTID {
 	vs := make([]StorageTID, 0, len(values))
 	for k, v := range values {
-		vs = append(vs, StorageTID{k, v})
+		vs = append(vs, StorageTID{Storage: k, TID: v})
 	}
 	slices.SortFunc(vs, func(a, b StorageTID) int { return strings.Compare(a.Storage, b.Storage) })
 	return vs

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 // ErrHistoryWentBack is returned by AcceptPartialLive when a pinned
@@ -56,10 +57,10 @@ func (s *Service) AcceptPartialLive(pin uint64, live LiveReader) error {
 	ok := s.input(func(now int64) {
 		for _, id := range storages {
 			if v, ok := got[id]; ok {
-				s.applyIn(&Input{Kind: InLastTID, Time: now, TIDs: []StorageTID{{id, v}}})
+				s.applyIn(now, input.LastTID{Storage: id, TID: v})
 			}
 		}
-		aerr = s.applyIn(&Input{Kind: InAccept, Time: now, Pin: pin})
+		aerr = s.applyIn(now, input.Accept{Pin: pin})
 	})
 	if !ok {
 		return errStopped
@@ -126,7 +127,7 @@ func (s *Service) acceptUnaccountedLive(pin uint64, watched []string, live LiveR
 	for {
 		var aerr error
 		if !s.input(func(now int64) {
-			aerr = s.applyIn(&Input{Kind: InAcceptUnaccounted, Time: now, Pin: pin, TIDs: vs})
+			aerr = s.applyIn(now, input.AcceptUnaccounted{Pin: pin, Live: vs})
 		}) {
 			return errStopped
 		}

@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 	"github.com/tidstorage/tidstorage/tracker/journal"
 )
 
@@ -58,18 +58,6 @@ type JournalStats struct {
 	LastRotation time.Duration
 }
 
-type journalState struct {
-	j      *journal.Journal
-	buf    []byte
-	recs   [][]byte
-	offs   []int
-	batch  []Input
-	rotate int64
-	stats  JournalStats
-	// damaged: the replayed journal lost its tail (Recover is told).
-	damaged bool
-}
-
 // JournalOptions configure OpenJournal.
 type JournalOptions struct {
 	journal.Options
@@ -106,16 +94,16 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 		if !opts.Replay {
 			return nil
 		}
-		in, err := DecodeInput(rec)
-		if err == nil && in.Kind == InImage {
-			err = s.m.Apply(&in) // an image that does not restore changes nothing
+		now, in, err := input.Decode(rec)
+		if err == nil {
+			err = s.m.Apply(now, in)
+			if _, image := in.(input.Image); !image {
+				err = nil // an accept of a pin that is gone fails as it did
+			} // an image that does not restore changes nothing: the tail is cut
 		}
 		if err != nil {
 			undecodable = err
 			return fmt.Errorf("%w: %w", journal.ErrCut, err)
-		}
-		if in.Kind != InImage {
-			_ = s.m.Apply(&in) // an accept of a pin that is gone fails as it did
 		}
 		s.m.ClearRecords()
 		jr.stats.Replayed++
@@ -157,43 +145,17 @@ func (s *Service) OpenJournal(path string, opts JournalOptions) (JournalStats, e
 // below the file's last would begin a new epoch.
 func (s *Service) afterReplay() {
 	s.holdLocked(holdRecovery, "recovering the previous run's state (waiting for the storages' last TIDs)")
-	s.ended = s.m.ctr.TransactionsEnded
+	s.ended = s.m.Counters().TransactionsEnded
 }
 
-// applyIn journals in, then applies it (s.mu held, inside input).
-func (s *Service) applyIn(in *Input) error {
-	s.record(in)
-	return s.m.Apply(in)
-}
-
-func (s *Service) record(in *Input) {
-	jr := &s.jr
-	if jr.j == nil || jr.stats.Broken != "" {
+// record journals the inputs of ins that are not resends, with one write
+// (s.mu held).
+func (s *Service) record(now int64, ins []input.Input) {
+	if !s.jr.writing() {
 		return
 	}
-	jr.buf = AppendInput(jr.buf[:0], in)
-	s.journalErr(jr.j.Append(jr.buf), in.Time, 1)
-}
-
-// recordBatch journals inputs with one write (s.mu held).
-func (s *Service) recordBatch(ins []Input) {
-	jr := &s.jr
-	if jr.j == nil || jr.stats.Broken != "" || len(ins) == 0 {
-		return
-	}
-	jr.buf = jr.buf[:0]
-	jr.offs = jr.offs[:0]
-	for k := range ins {
-		jr.buf = AppendInput(jr.buf, &ins[k])
-		jr.offs = append(jr.offs, len(jr.buf))
-	}
-	jr.recs = jr.recs[:0]
-	from := 0
-	for _, to := range jr.offs {
-		jr.recs = append(jr.recs, jr.buf[from:to])
-		from = to
-	}
-	s.journalErr(jr.j.AppendBatch(jr.recs...), ins[0].Time, len(ins))
+	n, err := s.jr.append(now, ins, s.m.SourceSeq)
+	s.journalErr(err, now, n)
 }
 
 func (s *Service) journalErr(err error, now int64, n int) {
@@ -235,7 +197,7 @@ func IOReason(err error) string {
 // is broken (s.mu held; Tick).
 func (s *Service) maybeRotate(now int64) {
 	jr := &s.jr
-	if jr.j == nil || (jr.stats.Broken == "" && jr.j.Size() < jr.rotate) {
+	if !jr.due() {
 		return
 	}
 	broken := jr.stats.Broken
@@ -254,19 +216,8 @@ func (s *Service) maybeRotate(now int64) {
 }
 
 func (s *Service) rotateLocked(now int64) error {
-	jr := &s.jr
-	t0 := time.Now()
-	jr.buf = AppendInput(jr.buf[:0], &Input{Kind: InImage, Time: now, Image: s.m.AppendImage(nil)})
-	if err := jr.j.Rotate(jr.buf); err != nil {
+	if err := s.jr.rotateTo(now, s.m.AppendImage(nil)); err != nil {
 		return err
-	}
-	jr.stats.LastRotation = time.Since(t0)
-	jr.stats.Rotations++
-	jr.stats.Broken = ""
-	if r := jr.j.ReserveErr(); r != nil {
-		jr.stats.Reserve = r.Error()
-	} else {
-		jr.stats.Reserve = ""
 	}
 	s.releaseLocked(holdJournal, now)
 	return nil
@@ -276,215 +227,12 @@ func (s *Service) rotateLocked(now int64) error {
 func (s *Service) JournalStats() JournalStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.jr.stats
-	if s.jr.j != nil {
-		st.Size = s.jr.j.Size()
-	}
-	return st
+	return s.jr.current()
 }
 
 // CloseJournal syncs and closes the journal (Close does it too).
 func (s *Service) CloseJournal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.jr.j == nil {
-		return nil
-	}
-	err := s.jr.j.Close()
-	s.jr.j = nil
-	return err
-}
-
-// ---- ground truth and recovery (history.go, recover.go) ----
-
-// HistoryStart makes a storage watched from after on (see Machine.HistoryStart).
-func (s *Service) HistoryStart(storage string, after txn.TID, warnOnly bool) {
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InHistoryStart, Time: now, TIDs: []StorageTID{{storage, after}}, Flag: warnOnly})
-	})
-}
-
-// History reports one commit of a watched storage, in TID order.
-func (s *Service) History(c txn.Commit) {
-	in := Input{Kind: InHistory, Commit: c}
-	s.input(func(now int64) {
-		in.Time = now
-		s.applyIn(&in)
-	})
-}
-
-// HistoryBatch reports consecutive commits of watched storages, each in TID
-// order: History for each, under one lock, with one journal write.
-func (s *Service) HistoryBatch(cs []txn.Commit) {
-	if len(cs) == 0 {
-		return
-	}
-	s.input(func(now int64) {
-		jr := &s.jr
-		ins := jr.batch[:0]
-		for _, c := range cs {
-			ins = append(ins, Input{Kind: InHistory, Time: now, Commit: c})
-		}
-		s.recordBatch(ins)
-		for k := range ins {
-			_ = s.m.Apply(&ins[k])
-		}
-		clear(ins)
-		jr.batch = ins[:0]
-	})
-}
-
-// HistoryPosition is where a watched storage's history resumes.
-func (s *Service) HistoryPosition(storage string) (txn.TID, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m.HistoryPosition(storage)
-}
-
-// Recover ends the participations of the previous process after a replay
-// (see Machine.Recover); live are the storages' last TIDs read now, floor
-// the point the previous run published last (its status file's last
-// line). Whether the replayed journal lost its tail is the Service's to
-// say (OpenJournal).
-func (s *Service) Recover(live, floor map[string]txn.TID) {
-	vs, fs := sortedTIDs(live), sortedTIDs(floor)
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InRecover, Time: now, TIDs: vs, Floor: fs, Flag: s.jr.damaged})
-		s.releaseLocked(holdRecovery, now)
-	})
-}
-
-// Floor raises the replayed state to the point the previous run published
-// last, for the storages whose live last TID has not gone below it (see
-// Machine.Floor): a fleet tracker's start, which replays its journal and
-// does not Recover (its sidecars go on).
-func (s *Service) Floor(live, floor map[string]txn.TID) {
-	vs, fs := sortedTIDs(live), sortedTIDs(floor)
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InFloor, Time: now, TIDs: vs, Floor: fs})
-		s.releaseLocked(holdRecovery, now)
-	})
-}
-
-// HistoryResume is where a watched storage's watcher resumes after Recover
-// (see Machine.HistoryResume).
-func (s *Service) HistoryResume(storage string) (txn.TID, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m.HistoryResume(storage)
-}
-
-// SettleAt gives a storage's last TID read after Recover.
-func (s *Service) SettleAt(storage string, tid txn.TID) {
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InSettleAt, Time: now, TIDs: []StorageTID{{storage, tid}}})
-	})
-}
-
-// Restore sets a fresh Service to a snapshot: the fallback after an unclean
-// stop without a journal (every storage at the status file's last point,
-// watched from there, so that everything after it is held until accounted).
-func (s *Service) Restore(sn Snapshot) {
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InRestore, Time: now, Snapshot: &sn}) })
-}
-
-// Suspect holds a storage whose state after an unclean stop is unknown
-// until the operator accepts it (see Machine.Suspect).
-func (s *Service) Suspect(storage string, tid txn.TID) {
-	s.input(func(now int64) {
-		s.applyIn(&Input{Kind: InSuspect, Time: now, TIDs: []StorageTID{{storage, tid}}})
-	})
-}
-
-// Quiet says whether nothing is in flight (for tests and shutdown).
-func (s *Service) Quiet() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m.Quiescent()
-}
-
-// ---- remote observers (a sidecar's report stream) ----
-
-// ObserveFrom applies the participation event numbered seq in the ordered
-// report stream of source (a sidecar). A seq at or below the last one
-// applied from source is a resend and is ignored; the journal keeps the
-// numbering, so resends after a restart of either side apply each report
-// once. It returns the last seq applied from source (what to acknowledge).
-func (s *Service) ObserveFrom(source string, seq uint64, ev txn.Event) uint64 {
-	return s.applyFrom(&Input{Kind: InEvent, Event: ev, Source: source, Seq: seq})
-}
-
-// ObserveBatchFrom is ObserveFrom for consecutive reports of source
-// (seqs[k] numbers evs[k], ascending): one lock, one journal write.
-func (s *Service) ObserveBatchFrom(source string, seqs []uint64, evs []txn.Event) uint64 {
-	var last uint64
-	s.input(func(now int64) {
-		jr := &s.jr
-		first := s.m.SourceSeq(source)
-		ins := jr.batch[:0]
-		for k := range evs {
-			if seqs[k] > first {
-				ins = append(ins, Input{Kind: InEvent, Time: now, Event: evs[k], Source: source, Seq: seqs[k]})
-				first = seqs[k]
-			}
-		}
-		s.recordBatch(ins)
-		for k := range ins {
-			_ = s.m.Apply(&ins[k])
-		}
-		clear(ins)
-		jr.batch = ins[:0]
-		last = s.m.SourceSeq(source)
-	})
-	return last
-}
-
-// applyFrom applies a numbered input of a remote observer unless it is a
-// resend; it returns the last seq applied from its source.
-func (s *Service) applyFrom(in *Input) uint64 {
-	var last uint64
-	s.input(func(now int64) {
-		in.Time = now
-		if in.Seq > s.m.SourceSeq(in.Source) {
-			s.applyIn(in)
-		}
-		last = s.m.SourceSeq(in.Source)
-	})
-	return last
-}
-
-// SourceSeq returns the last seq applied from a remote observer.
-func (s *Service) SourceSeq(source string) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m.SourceSeq(source)
-}
-
-// RecoverFrom applies, once, the report numbered seq of source saying that
-// its run with participation ids base .. base+RunSpan-1 is gone (the
-// sidecar restarted); live are the storages' last TIDs it read after its
-// restart (Machine.RecoverRun). It returns the last seq applied from
-// source.
-func (s *Service) RecoverFrom(source string, seq uint64, base txn.PartID, live map[string]txn.TID) uint64 {
-	return s.applyFrom(&Input{Kind: InRecover, Source: source, Seq: seq, Pin: uint64(base), TIDs: sortedTIDs(live)})
-}
-
-// Sources returns the remote observers (sidecars) the tracker has applied
-// reports from and not retired: those it expects back after a restart.
-func (s *Service) Sources() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m.Sources()
-}
-
-// Retire forgets a remote observer gone for good (Machine.Retire).
-func (s *Service) Retire(source string) {
-	s.input(func(now int64) { s.applyIn(&Input{Kind: InRetire, Time: now, ID: source}) })
-}
-
-// GapFrom applies, once, the report numbered seq of source declaring that
-// its earlier reports up to seq are lost (Machine.Gap). It returns the last
-// seq applied from source.
-func (s *Service) GapFrom(source string, seq uint64) uint64 {
-	return s.applyFrom(&Input{Kind: InGap, Source: source, Seq: seq})
+	return s.jr.close()
 }

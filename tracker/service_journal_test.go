@@ -304,3 +304,29 @@ func TestServiceHistoryBatch(t *testing.T) {
 	require.Equal(t, sA, states[1].Storages[0].ID)
 	require.Equal(t, txn.TID(11), states[1].Storages[0].Published, "T1 published; the commit nobody reported holds A below it")
 }
+
+// The relay's path does not allocate: an event goes through the typed
+// input, the journal's encoding and Machine.Apply without a heap object
+// (docs/design.md, rule 1: the relay waits for it).
+func TestServiceObserveNoAlloc(t *testing.T) {
+	s := NewService(ServiceConfig{})
+	_, err := s.OpenJournal(filepath.Join(t.TempDir(), "journal"), JournalOptions{})
+	require.NoError(t, err)
+	defer s.Close()
+	s.Bootstrap(map[string]txn.TID{sA: 1}, true)
+	key := txn.NewKey("c", "u", "d", "")
+	part, tid := txn.PartID(0), txn.TID(1)
+	one := func() {
+		part++
+		tid++
+		s.Observe(txn.Event{Kind: txn.Begin, Part: part, Storage: sA, Key: key})
+		s.Observe(txn.Event{Kind: txn.Vote, Part: part, OK: true})
+		s.Observe(txn.Event{Kind: txn.FinishSent, Part: part})
+		s.Observe(txn.Event{Kind: txn.Finished, Part: part, TID: tid})
+	}
+	for range 100 {
+		one() // the pools fill
+	}
+	require.Zero(t, testing.AllocsPerRun(200, one))
+	require.Empty(t, s.JournalStats().Broken)
+}

@@ -21,7 +21,10 @@ import (
 // input: every committed transaction is wholly in or wholly out of the
 // published point, which never decreases; nothing is published before the
 // rule is met and a later transaction ended (the original's test_02); at
-// rest, the point is every storage's last TID.
+// rest, the point is every storage's last TID. On even seeds some storages
+// are configured (Config.Storages) and the others are not: each id no
+// configured storage has is warned about once, at its first report
+// (CodeUnconfiguredID), and a configured one never.
 var simClassicTrace = flag.Bool("sim.classictrace", false, "log every input of TestSimulationClassicOnly")
 
 func TestSimulationClassicOnly(t *testing.T) {
@@ -49,7 +52,15 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 	for i := range nst {
 		names = append(names, fmt.Sprintf("((('zeo', %d),), '1')", 8100+i))
 	}
-	m := New(Config{ClassicOnly: true, ClassicTimeout: time.Hour})
+	cfg := Config{ClassicOnly: true, ClassicTimeout: time.Hour}
+	configured := map[string]bool{}
+	if seed%2 == 0 {
+		cfg.Storages = names[:1+rng.IntN(nst-1)]
+		for _, s := range cfg.Storages {
+			configured[s] = true
+		}
+	}
+	m := New(cfg)
 	now := int64(time.Second)
 	tick := func() int64 { now += int64(time.Millisecond); return now }
 	m.Bootstrap(tick(), nil, true)
@@ -62,6 +73,14 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 	published := map[string]txn.TID{}
 	endsSinceRule := -1 // transaction ends after the rule was met (-1: not met)
 	n := 0
+	warned := map[string]bool{} // unconfigured ids warned about
+	reported := func(sts ...string) {
+		for _, s := range sts {
+			if !configured[s] && len(configured) > 0 && !warned[s] {
+				t.Fatalf("seed %d, input %d: %s reported without a warning that no configured storage has it", seed, n, s)
+			}
+		}
+	}
 
 	commitOnStorages := func(c *classicSimTxn) {
 		for _, s := range c.sts {
@@ -87,6 +106,15 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 			for _, r := range m.Records() {
 				t.Logf("    %s %s %s", r.Kind, r.Storage, r.Msg)
 			}
+		}
+		for _, r := range m.Records() {
+			if r.Code != CodeUnconfiguredID {
+				continue
+			}
+			if configured[r.Storage] || len(configured) == 0 || warned[r.Storage] {
+				t.Fatalf("seed %d, input %d (%s): unexpected warning: %s", seed, n, what, r.Msg)
+			}
+			warned[r.Storage] = true
 		}
 		m.ClearRecords()
 		cur := map[string]txn.TID{}
@@ -137,9 +165,13 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 		clear(done[k:])
 		done = done[:k]
 	}
-	// ruleMet: every known storage had a fresh commit (classicReady).
+	// ruleMet: every known storage had a fresh commit (classicReady); a
+	// configured storage is known from the start.
 	freshOn := map[string]bool{}
 	known := map[string]bool{}
+	for s := range configured {
+		known[s] = true
+	}
 	ruleMet := func() bool {
 		if len(freshOn) == 0 {
 			return false
@@ -177,6 +209,7 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 		}
 		ended(c, true)
 		check("old commit")
+		reported(c.sts...)
 	}
 	for n < steps {
 		n++
@@ -189,6 +222,7 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 			}
 			m.ClassicBegin(tick(), c.id, c.sts)
 			check("begin " + c.id)
+			reported(c.sts...)
 		case r < 6 && len(open) > 0:
 			i := rng.IntN(len(open))
 			c := open[i]
@@ -241,6 +275,11 @@ func runClassicSim(t *testing.T, seed uint64, steps int) {
 	m.ClassicAbort(tick(), "last")
 	ended(&classicSimTxn{}, false)
 	check("last")
+	for _, s := range names {
+		if _, ok := last[s]; ok && !configured[s] && len(configured) > 0 && !warned[s] {
+			t.Fatalf("seed %d: %s, reported and not configured, was never warned about", seed, s)
+		}
+	}
 	for s, v := range last {
 		if published[s] != v {
 			t.Fatalf("seed %d: at rest %s is published at %x, its last TID is %x (point %v)", seed, s, published[s], v, published)

@@ -4,8 +4,8 @@ package tracker
 // links go down for a while (a tracker restart, a cut) and resend what they
 // buffered, whose buffers overflow (a declared gap), and an operator who
 // accepts what a gap left unaccounted. The Machine is driven by journaled
-// inputs only (InEvent with Source/Seq, InHistory, InTick with the awaited
-// storages, InGap, InAcceptUnaccounted); after every input the published
+// inputs only (input.Event with Source/Seq, History, Tick with the awaited
+// storages, Gap, AcceptUnaccounted); after every input the published
 // point is checked against the truth. The oracle:
 //
 //   - every published point holds each transaction wholly or not at all;
@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 type fleetSimSource struct {
@@ -34,7 +35,7 @@ type fleetSimSource struct {
 	base    txn.PartID
 	nextID  txn.PartID
 	seq     uint64
-	pending []Input // numbered, not yet applied
+	pending []input.Input // numbered, not yet applied
 	down    bool
 	upAt    int64
 	sts     map[string]bool // storages it proxied
@@ -73,11 +74,10 @@ type fleetSim struct {
 	recent    []simRecent // the last inputs and records, for a failure's report
 }
 
-func (w *fleetSim) apply(in Input) error {
-	in.Time = w.now
-	w.journal = append(w.journal, AppendInput(nil, &in))
-	err := w.m.Apply(&in)
-	w.recent = append(w.recent, simRecent{in: in, err: err, recs: slices.Clone(w.m.Records())})
+func (w *fleetSim) apply(in input.Input) error {
+	w.journal = append(w.journal, input.Append(nil, w.now, in))
+	err := w.m.Apply(w.now, in)
+	w.recent = append(w.recent, simRecent{now: w.now, in: in, err: err, recs: slices.Clone(w.m.Records())})
 	if len(w.recent) > 400 {
 		w.recent = append(w.recent[:0], w.recent[len(w.recent)-40:]...)
 	}
@@ -175,10 +175,10 @@ func (w *fleetSim) commit(src *fleetSimSource) {
 			src.dropped, tx.lost = true, true
 			continue
 		}
-		src.pending = append(src.pending, Input{Kind: InEvent, Event: ev, Source: src.name, Seq: src.seq})
+		src.pending = append(src.pending, input.Event{Event: ev, Source: src.name, Seq: src.seq})
 	}
 	for _, st := range sts {
-		_ = w.apply(Input{Kind: InHistory, Commit: txn.Commit{Storage: st, TID: tx.tids[st], HasMeta: true,
+		_ = w.apply(input.History{Commit: txn.Commit{Storage: st, TID: tx.tids[st], HasMeta: true,
 			User: info.User, Description: info.Description}})
 	}
 }
@@ -208,8 +208,12 @@ func (w *fleetSim) deliver(src *fleetSimSource, n int) {
 		// The buffer has room again: the gap is declared first.
 		src.dropped = false
 		src.seq++
-		src.pending = append([]Input{{Kind: InGap, Source: src.name, Seq: src.seq}}, src.pending...)
-		slices.SortFunc(src.pending, func(a, b Input) int { return int(a.Seq) - int(b.Seq) })
+		src.pending = append([]input.Input{input.Gap{Source: src.name, Seq: src.seq}}, src.pending...)
+		slices.SortFunc(src.pending, func(a, b input.Input) int {
+			_, sa := input.Numbered(a)
+			_, sb := input.Numbered(b)
+			return int(sa) - int(sb)
+		})
 		w.gaps++
 	}
 	for ; n > 0 && len(src.pending) > 0; n-- {
@@ -234,9 +238,9 @@ func (w *fleetSim) operator() {
 		}
 		var live []StorageTID
 		for _, st := range w.names {
-			live = append(live, StorageTID{st, w.last[st]})
+			live = append(live, StorageTID{Storage: st, TID: w.last[st]})
 		}
-		require.NoError(w.t, w.apply(Input{Kind: InAcceptUnaccounted, Pin: p.ID, TIDs: live}))
+		require.NoError(w.t, w.apply(input.AcceptUnaccounted{Pin: p.ID, Live: live}))
 		w.accepts++
 		return
 	}
@@ -251,10 +255,10 @@ func runFleetSim(t *testing.T, seed uint64, steps int, noAwaited bool) *fleetSim
 	var boot []StorageTID
 	for _, st := range w.names {
 		w.last[st] = 100
-		boot = append(boot, StorageTID{st, 100})
-		_ = w.apply(Input{Kind: InHistoryStart, TIDs: []StorageTID{{st, 100}}})
+		boot = append(boot, StorageTID{Storage: st, TID: 100})
+		_ = w.apply(input.HistoryStart{Storage: st, After: 100})
 	}
-	_ = w.apply(Input{Kind: InBootstrap, TIDs: boot, Flag: true})
+	_ = w.apply(input.Bootstrap{Last: boot, Clean: true})
 	for i := range 3 {
 		w.srcs = append(w.srcs, &fleetSimSource{name: fmt.Sprintf("zope%d", i+1), base: txn.PartID(i+1) << 32,
 			nextID: txn.PartID(i+1) << 32, seq: uint64(i) << 40, sts: map[string]bool{}})
@@ -285,7 +289,7 @@ func runFleetSim(t *testing.T, seed uint64, steps int, noAwaited bool) *fleetSim
 		}
 		if w.now >= nextTick {
 			nextTick += int64(time.Second)
-			_ = w.apply(Input{Kind: InTick, Storages: w.awaited()})
+			_ = w.apply(input.Tick{Awaited: w.awaited()})
 			if w.rng.IntN(5) == 0 {
 				w.operator()
 			}
@@ -299,7 +303,7 @@ func runFleetSim(t *testing.T, seed uint64, steps int, noAwaited bool) *fleetSim
 	}
 	for range 30 {
 		w.now += int64(time.Second)
-		_ = w.apply(Input{Kind: InTick})
+		_ = w.apply(input.Tick{})
 		w.operator()
 	}
 	require.True(t, w.m.Quiescent(), "at rest after the accepts nothing is in flight or held: %+v", w.m.Status())
@@ -308,14 +312,14 @@ func runFleetSim(t *testing.T, seed uint64, steps int, noAwaited bool) *fleetSim
 	}
 	// A sidecar gone for good is retired: no longer expected.
 	require.Contains(t, w.m.Sources(), "zope3")
-	_ = w.apply(Input{Kind: InRetire, ID: "zope3"})
+	_ = w.apply(input.Retire{Source: "zope3"})
 	require.Equal(t, []string{"zope1", "zope2"}, w.m.Sources())
 	// The journal replays to the same state.
 	r := New(w.cfg)
 	for _, b := range w.journal {
-		in, err := DecodeInput(b)
+		now, in, err := input.Decode(b)
 		require.NoError(t, err)
-		_ = r.Apply(&in)
+		_ = r.Apply(now, in)
 		r.ClearRecords()
 	}
 	require.Equal(t, w.m.Status().Storages, r.Status().Storages)
@@ -364,7 +368,8 @@ func hexTIDs(m map[string]txn.TID) string {
 }
 
 type simRecent struct {
-	in   Input
+	now  int64
+	in   input.Input
 	err  error
 	recs []Record
 }
@@ -372,10 +377,7 @@ type simRecent struct {
 func (w *fleetSim) recentText() string {
 	var b strings.Builder
 	for _, r := range w.recent[max(0, len(w.recent)-40):] {
-		in := r.in
-		fmt.Fprintf(&b, "%v %s src=%s seq=%d ev=%v/%d/%s/%d commit=%s/%d tids=%v sts=%v pin=%d err=%v\n",
-			time.Duration(in.Time), in.Kind, in.Source, in.Seq, in.Event.Kind, in.Event.Part, in.Event.Storage, uint64(in.Event.TID),
-			in.Commit.Storage, uint64(in.Commit.TID), in.TIDs, in.Storages, in.Pin, r.err)
+		fmt.Fprintf(&b, "%v %s %+v err=%v\n", time.Duration(r.now), input.Name(r.in), r.in, r.err)
 		for _, rec := range r.recs {
 			fmt.Fprintf(&b, "   -> %v %s %s %d %s\n", rec.Kind, rec.Storage, rec.Code, uint64(rec.TID), rec.Msg)
 		}

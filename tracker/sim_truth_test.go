@@ -13,13 +13,14 @@ import (
 	"sort"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
-func (w *world) event(e simEvent, ev txn.Event) { w.apply(e, Input{Kind: InEvent, Event: ev}) }
+func (w *world) event(e simEvent, ev txn.Event) { w.apply(e, input.Event{Event: ev}) }
 
 func (w *world) lastTIDInput(s int) {
 	w.apply(simEvent{kind: "last-tid", st: s, tid: w.lastTID[s]},
-		Input{Kind: InLastTID, TIDs: []StorageTID{{w.names[s], w.lastTID[s]}}})
+		input.LastTID{Storage: w.names[s], TID: w.lastTID[s]})
 }
 
 // ---- history ----
@@ -66,7 +67,7 @@ func (w *world) deliver(s int) {
 			}
 		}
 	}
-	w.apply(simEvent{kind: "history", st: s, tid: c.TID, ok: c.HasMeta}, Input{Kind: InHistory, Commit: c})
+	w.apply(simEvent{kind: "history", st: s, tid: c.TID, ok: c.HasMeta}, input.History{Commit: c})
 }
 
 // deliverSome reports the next commit of some storage whose watcher is not
@@ -227,7 +228,7 @@ func (w *world) operator(a acceptAt, final bool) {
 			}
 		}
 	}
-	w.apply(simEvent{kind: "accept-unaccounted", st: s, tid: txn.TID(a.pin)}, Input{Kind: InAccept, Pin: a.pin})
+	w.apply(simEvent{kind: "accept-unaccounted", st: s, tid: txn.TID(a.pin)}, input.Accept{Pin: a.pin})
 	if errors.Is(w.applyErr, ErrUnaccountedPending) {
 		// Some held commit is not reported yet: nothing was accepted; the
 		// operator tries again.
@@ -255,13 +256,13 @@ func (w *world) replay() *Machine {
 		if k+1 < len(w.joff) {
 			end = w.joff[k+1]
 		}
-		in, err := DecodeInput(w.jbuf[off:end])
+		now, in, err := input.Decode(w.jbuf[off:end])
 		if err != nil {
 			w.fail("journal input %d: %v", k, err)
 			return nil
 		}
-		if err := m.Apply(&in); err != nil && !errors.Is(err, ErrUnaccountedPending) {
-			w.fail("replaying journal input %d (%s): %v", k, in.Kind, err)
+		if err := m.Apply(now, in); err != nil && !errors.Is(err, ErrUnaccountedPending) {
+			w.fail("replaying journal input %d (%s): %v", k, input.Name(in), err)
 			return nil
 		}
 		m.ClearRecords()
@@ -321,7 +322,7 @@ func (w *world) crashTracker() {
 	var floor []StorageTID
 	for s, n := range w.names {
 		if w.hasP[s] {
-			floor = append(floor, StorageTID{n, w.P[s]}) // the status file's last line
+			floor = append(floor, StorageTID{Storage: n, TID: w.P[s]}) // the status file's last line
 		}
 	}
 	w.m = m
@@ -386,7 +387,7 @@ func (w *world) crashTracker() {
 	w.down = false
 	vals := make([]StorageTID, len(w.names))
 	for i, n := range w.names {
-		vals[i] = StorageTID{n, w.lastTID[i]}
+		vals[i] = StorageTID{Storage: n, TID: w.lastTID[i]}
 	}
 	w.orphanIDs = w.orphanIDs[:0]
 	for _, p := range m.Status().Parts {
@@ -403,9 +404,9 @@ func (w *world) crashTracker() {
 		w.afterDamage(floor)
 	}
 	w.settleAt = slices.Clone(w.lastTID)
-	in := Input{Kind: InRecover, TIDs: vals}
+	in := input.Recover{Live: vals}
 	if damaged {
-		in.Floor, in.Flag = floor, true
+		in.Floor, in.TailLost = floor, true
 	}
 	w.apply(simEvent{kind: "recover", ok: damaged}, in)
 	if damaged {
@@ -436,7 +437,7 @@ func (w *world) crashTracker() {
 			p := w.commitPart(s, c.tid)
 			in := c.tx.info
 			w.stats.rereads++
-			w.apply(simEvent{kind: "history-reread", st: s, tid: c.tid, ok: true}, Input{Kind: InHistory,
+			w.apply(simEvent{kind: "history-reread", st: s, tid: c.tid, ok: true}, input.History{
 				Commit: txn.Commit{Storage: w.names[s], TID: p.tid, HasMeta: true, User: in.User, Description: in.Description, Extension: in.Extension}})
 			if w.failed {
 				return
@@ -552,7 +553,7 @@ func (w *world) rotate() {
 	img := w.m.AppendImage(nil)
 	w.jbuf, w.joff = w.jbuf[:0], w.joff[:0]
 	w.joff = append(w.joff, 0)
-	w.jbuf = AppendInput(w.jbuf, &Input{Kind: InImage, Time: w.now, Image: img})
+	w.jbuf = input.Append(w.jbuf, w.now, input.Image{Bytes: img})
 	w.jbase, w.pruneJoff = 1, 1
 	m := w.replay()
 	if w.failed {
@@ -569,14 +570,14 @@ func (w *world) rotate() {
 
 // followShadow applies in to the shadow Machine too: the same records, the
 // same error, and after shadowLeft inputs the same state.
-func (w *world) followShadow(in *Input) {
-	err := w.shadow.Apply(in)
+func (w *world) followShadow(in input.Input) {
+	err := w.shadow.Apply(w.now, in)
 	if !errors.Is(err, w.applyErr) && (err == nil) != (w.applyErr == nil) {
-		w.fail("%s: the Machine restored from an image answered %v, the original %v", in.Kind, w.applyErr, err)
+		w.fail("%s: the Machine restored from an image answered %v, the original %v", input.Name(in), w.applyErr, err)
 		return
 	}
 	if a, b := w.m.Records(), w.shadow.Records(); (len(a) > 0 || len(b) > 0) && !reflect.DeepEqual(a, b) {
-		w.fail("%s: the Machine restored from an image gave other records than the original:\n  restored %+v\n  original %+v", in.Kind, a, b)
+		w.fail("%s: the Machine restored from an image gave other records than the original:\n  restored %+v\n  original %+v", input.Name(in), a, b)
 		return
 	}
 	w.shadow.ClearRecords()

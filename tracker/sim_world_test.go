@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
 type acceptAt struct {
@@ -161,10 +162,10 @@ func newWorldOpts(t testing.TB, seed uint64, target int, noFaults bool) *world {
 	return w
 }
 
-// apply journals one tracker input (AppendInput, what the Service will
+// apply journals one tracker input (input.Append, what the Service will
 // write ahead), applies it through Machine.Apply and checks the oracle
 // after it.
-func (w *world) apply(e simEvent, in Input) {
+func (w *world) apply(e simEvent, in input.Input) {
 	w.now += int64(time.Millisecond)
 	w.steps++
 	e.step = w.steps
@@ -173,12 +174,11 @@ func (w *world) apply(e simEvent, in Input) {
 	if debugPIDs[e.pid] || (testing.Verbose() && w.target <= 5000) {
 		w.t.Logf("%s", e)
 	}
-	in.Time = w.now
 	w.joff = append(w.joff, len(w.jbuf))
-	w.jbuf = AppendInput(w.jbuf, &in)
-	w.applyErr = w.m.Apply(&in)
+	w.jbuf = input.Append(w.jbuf, w.now, in)
+	w.applyErr = w.m.Apply(w.now, in)
 	if w.shadow != nil {
-		w.followShadow(&in)
+		w.followShadow(in)
 		if w.failed {
 			return
 		}
@@ -202,7 +202,7 @@ func (w *world) restart(clean bool) {
 	w.m = New(w.cfg)
 	vals := make([]StorageTID, len(w.names))
 	for i, n := range w.names {
-		vals[i] = StorageTID{n, w.lastTID[i]}
+		vals[i] = StorageTID{Storage: n, TID: w.lastTID[i]}
 	}
 	w.resolves = w.resolves[:0]
 	w.accepts = w.accepts[:0]
@@ -227,13 +227,13 @@ func (w *world) restart(clean bool) {
 	}
 	w.needRep = w.needRep[:0]
 	w.jbuf, w.joff, w.shadow, w.damaged = w.jbuf[:0], w.joff[:0], nil, false
-	w.apply(simEvent{kind: "bootstrap", ok: clean}, Input{Kind: InBootstrap, TIDs: vals, Flag: clean})
+	w.apply(simEvent{kind: "bootstrap", ok: clean}, input.Bootstrap{Last: vals, Clean: clean})
 	if !w.m.Bootstrapped() {
 		w.fail("not bootstrapped after Bootstrap")
 	}
 	for i, n := range w.names {
 		w.apply(simEvent{kind: "history-start", st: i, tid: w.lastTID[i]},
-			Input{Kind: InHistoryStart, TIDs: []StorageTID{{n, w.lastTID[i]}}})
+			input.HistoryStart{Storage: n, After: w.lastTID[i]})
 	}
 	w.jbase, w.pruneJoff = len(w.joff), len(w.joff)
 	if !clean && w.m.Status().CleanStart {
@@ -404,7 +404,7 @@ func (w *world) accept(a acceptAt) {
 			sp.tx.exempt = true
 		}
 	}
-	w.apply(simEvent{kind: "accept", tid: txn.TID(a.pin)}, Input{Kind: InAccept, Pin: a.pin})
+	w.apply(simEvent{kind: "accept", tid: txn.TID(a.pin)}, input.Accept{Pin: a.pin})
 }
 
 // ---- transactions ----
@@ -640,7 +640,7 @@ func (w *world) advance(tx *stxn) {
 			sts = append(sts, w.names[tx.extraBegin])
 			w.stats.classicSubset++
 		}
-		w.apply(simEvent{kind: "BEGIN", txn: tx.cid}, Input{Kind: InClassicBegin, ID: tx.cid, Storages: sts})
+		w.apply(simEvent{kind: "BEGIN", txn: tx.cid}, input.ClassicBegin{ID: tx.cid, Storages: sts})
 		tx.phase, tx.idx = phCCommit, 0
 		if tx.abortEarly {
 			tx.phase = phCEnd
@@ -672,7 +672,7 @@ func (w *world) advance(tx *stxn) {
 			return
 		}
 		if tx.abortEarly {
-			w.apply(simEvent{kind: "ABORT", txn: tx.cid}, Input{Kind: InClassicAbort, ID: tx.cid})
+			w.apply(simEvent{kind: "ABORT", txn: tx.cid}, input.ClassicAbort{ID: tx.cid})
 			w.finishTxn(tx)
 			return
 		}
@@ -683,13 +683,13 @@ func (w *world) advance(tx *stxn) {
 				none = append(none, w.names[p.st])
 				continue
 			}
-			tids = append(tids, StorageTID{w.names[p.st], p.tid})
+			tids = append(tids, StorageTID{Storage: w.names[p.st], TID: p.tid})
 		}
 		if tx.noneIdx >= 0 {
 			w.stats.classicNone++
 			w.needRep = append(w.needRep, tx.parts[tx.noneIdx])
 		}
-		w.apply(simEvent{kind: "COMMIT", txn: tx.cid}, Input{Kind: InClassicCommit, ID: tx.cid, TIDs: tids, Storages: none})
+		w.apply(simEvent{kind: "COMMIT", txn: tx.cid}, input.ClassicCommit{ID: tx.cid, TIDs: tids, None: none})
 		w.finishTxn(tx)
 	}
 }
@@ -812,7 +812,7 @@ func (w *world) step() {
 		}
 	}
 	if w.steps%97 == 0 {
-		w.apply(simEvent{kind: "tick"}, Input{Kind: InTick})
+		w.apply(simEvent{kind: "tick"}, input.Tick{})
 		return
 	}
 	// An urgent classic transaction (it must end before the timeout,
@@ -967,7 +967,7 @@ func (w *world) quiesce() {
 	// accounted for or held.
 	w.flushHistory()
 	w.now += 2 * int64(w.cfg.ClassicTimeout)
-	w.apply(simEvent{kind: "tick"}, Input{Kind: InTick})
+	w.apply(simEvent{kind: "tick"}, input.Tick{})
 	for len(w.accepts) > 0 && !w.failed {
 		a := w.accepts[0]
 		w.accepts = w.accepts[1:]

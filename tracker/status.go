@@ -16,7 +16,7 @@ type StorageStatus struct {
 	Busy         bool // in a group with something in flight
 	Group        int  // index into Status.Groups, -1 if idle
 	Blind        int  // open blind connections
-	// Ground truth (history.go): whether the storage's history is watched,
+	// Ground truth (accounting.go): whether the storage's history is watched,
 	// how far it has reported, the commits it holds for (unaccounted, oldest
 	// first) and how many unaccounted commits were reported so far.
 	Watched          bool

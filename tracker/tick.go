@@ -7,7 +7,7 @@ import (
 
 // Tick declares lost every classic transaction in flight for longer than
 // the timeout, warns about lagging storages and reports unaccounted commits
-// that waited long enough (history.go). The daemon calls it periodically.
+// that waited long enough (accounting.go). The daemon calls it periodically.
 //
 // awaited are the storages on which a reporting observer is known to be
 // behind at this tick: a sidecar whose stream is down, reconnecting and

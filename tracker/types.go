@@ -5,13 +5,12 @@ import (
 	"time"
 
 	"github.com/tidstorage/tidstorage/internal/txn"
+	"github.com/tidstorage/tidstorage/tracker/input"
 )
 
-// StorageTID pairs a storage id with a TID.
-type StorageTID struct {
-	Storage string
-	TID     txn.TID
-}
+// StorageTID pairs a storage id with a TID (input.StorageTID: one entry of
+// a coherent point).
+type StorageTID = input.StorageTID
 
 // DefaultClassicTimeout is used when Config.ClassicTimeout is zero.
 const DefaultClassicTimeout = 10 * time.Minute
@@ -30,7 +29,7 @@ type Config struct {
 	// long while newer commits are known is reported by Tick (with what
 	// holds it), again every LagWarning while it lasts. Negative disables.
 	LagWarning time.Duration
-	// UnaccountedGrace: how long an unaccounted commit (history.go) waits
+	// UnaccountedGrace: how long an unaccounted commit (accounting.go) waits
 	// for a late report before it is reported (it is held meanwhile).
 	UnaccountedGrace time.Duration
 	// ResendWait: how long an unaccounted commit of a storage that a

@@ -37,8 +37,8 @@ func (w *Writer) epochReason(point []Entry) string {
 	}
 	var why []string
 	for _, e := range point {
-		if old, ok := w.prev.Point[e.Key]; ok && e.TID < old {
-			why = append(why, fmt.Sprintf("%s went back from %s to %s", e.Key, old.Hex(), e.TID.Hex()))
+		if old, ok := w.prev.Point[e.Storage]; ok && e.TID < old {
+			why = append(why, fmt.Sprintf("%s went back from %s to %s", e.Storage, old.Hex(), e.TID.Hex()))
 		}
 	}
 	return strings.Join(why, "; ")

@@ -26,10 +26,11 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
-// Entry is one storage id and its TID.
+// Entry is one storage id and its TID: a status line's entry of a coherent
+// point (tracker.StorageTID outside this package).
 type Entry struct {
-	Key string
-	TID txn.TID
+	Storage string
+	TID     txn.TID
 }
 
 // File is what a Writer writes to: each line goes out in one Write and is
@@ -200,7 +201,7 @@ func (l *lines) cut() error {
 }
 
 func sortEntries(es []Entry) {
-	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Storage, b.Storage) })
 }
 
 // AppendLine appends one status line, newline included.

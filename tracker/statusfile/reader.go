@@ -67,7 +67,7 @@ func (r *Result) Entries() []Entry {
 	for k, v := range r.Point {
 		es = append(es, Entry{k, v})
 	}
-	sort.Slice(es, func(a, b int) bool { return es[a].Key < es[b].Key })
+	sort.Slice(es, func(a, b int) bool { return es[a].Storage < es[b].Storage })
 	return es
 }
 
@@ -162,10 +162,10 @@ func apply(point map[string]txn.TID, l Line) (left []string, err error) {
 	if l.Full {
 		seen := make(map[string]bool, len(l.Entries))
 		for _, e := range l.Entries {
-			if old, ok := point[e.Key]; ok && e.TID < old {
-				return nil, fmt.Errorf("full line lowers %s from %d to %d", e.Key, old, e.TID)
+			if old, ok := point[e.Storage]; ok && e.TID < old {
+				return nil, fmt.Errorf("full line lowers %s from %d to %d", e.Storage, old, e.TID)
 			}
-			seen[e.Key] = true
+			seen[e.Storage] = true
 		}
 		for k := range point {
 			if !seen[k] {
@@ -176,13 +176,13 @@ func apply(point map[string]txn.TID, l Line) (left []string, err error) {
 		clear(point)
 	} else {
 		for _, e := range l.Entries {
-			if old, ok := point[e.Key]; ok && e.TID < old {
-				return nil, fmt.Errorf("d line lowers %s from %d to %d", e.Key, old, e.TID)
+			if old, ok := point[e.Storage]; ok && e.TID < old {
+				return nil, fmt.Errorf("d line lowers %s from %d to %d", e.Storage, old, e.TID)
 			}
 		}
 	}
 	for _, e := range l.Entries {
-		point[e.Key] = e.TID
+		point[e.Storage] = e.TID
 	}
 	return left, nil
 }

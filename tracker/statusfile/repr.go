@@ -57,7 +57,7 @@ func AppendDict(dst []byte, entries []Entry) []byte {
 		if i > 0 {
 			dst = append(dst, ',', ' ')
 		}
-		dst = AppendPyStr(dst, e.Key)
+		dst = AppendPyStr(dst, e.Storage)
 		dst = append(dst, ':', ' ')
 		dst = strconv.AppendUint(dst, uint64(e.TID), 10)
 	}

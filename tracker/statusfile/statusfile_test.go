@@ -116,7 +116,7 @@ func TestPythonReadsWriterOutput(t *testing.T) {
 	f := &memFile{}
 	w := NewWriter(f, Options{})
 	for _, e := range []Entry{{k1, 272351243011436356}, {"it's \"odd\" \\ key\t\x01", 1}, {"plain", 1 << 62}} {
-		w.Published(e.Key, e.TID)
+		w.Published(e.Storage, e.TID)
 	}
 	w.Start(time.Unix(1199461437, 410000000))
 	require.NoError(t, w.Close())

@@ -210,11 +210,11 @@ func (w *Writer) post(now time.Time, flag *bool) {
 		return
 	}
 	for _, e := range w.staged {
-		if _, ok := w.pending[e.Key]; !ok {
-			w.order = append(w.order, e.Key)
+		if _, ok := w.pending[e.Storage]; !ok {
+			w.order = append(w.order, e.Storage)
 		}
-		w.pending[e.Key] = e.TID
-		w.point[e.Key] = e.TID
+		w.pending[e.Storage] = e.TID
+		w.point[e.Storage] = e.TID
 	}
 	w.staged = w.staged[:0]
 	w.now = now
@@ -302,7 +302,7 @@ func (w *Writer) run() {
 		w.mu.Unlock()
 
 		for _, e := range w.take {
-			w.lines.published(e.Key, e.TID)
+			w.lines.published(e.Storage, e.TID)
 		}
 		var err error
 		if w.f == nil && w.stats.Broken == "" && (start || flush || stop) {

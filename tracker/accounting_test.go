@@ -122,7 +122,7 @@ func TestClassicCommitAccountsLate(t *testing.T) {
 	h.hist(sB, 21)
 	h.tickAt(time.Minute) // explained by the classic transaction in flight
 	require.Zero(t, h.count(RecUnaccounted, ""))
-	h.m.ClassicCommit(h.tick(), "c1", []StorageTID{{sA, 11}, {sB, 21}}, nil)
+	h.m.ClassicCommit(h.tick(), "c1", []StorageTID{{Storage: sA, TID: 11}, {Storage: sB, TID: 21}}, nil)
 	h.drain()
 	require.Equal(t, txn.TID(11), h.pub(sA))
 	require.Equal(t, txn.TID(21), h.pub(sB))
@@ -134,7 +134,7 @@ func TestClassicCommitAccountsLate(t *testing.T) {
 func TestClassicCommitAwaitsHistory(t *testing.T) {
 	h := watched(t, false)
 	h.m.ClassicBegin(h.tick(), "c1", []string{sA, sB})
-	h.m.ClassicCommit(h.tick(), "c1", []StorageTID{{sA, 11}, {sB, 21}}, nil)
+	h.m.ClassicCommit(h.tick(), "c1", []StorageTID{{Storage: sA, TID: 11}, {Storage: sB, TID: 21}}, nil)
 	h.drain()
 	require.Empty(t, h.m.Pins())
 	h.hist(sB, 21)
@@ -151,7 +151,7 @@ func TestUnaccountedAccountedLateReleasesPin(t *testing.T) {
 	h.hist(sA, 11)
 	h.tickAt(time.Minute)
 	require.Len(t, h.m.Pins(), 1)
-	h.m.ClassicCommit(h.tick(), "late", []StorageTID{{sA, 11}}, nil) // COMMIT without BEGIN
+	h.m.ClassicCommit(h.tick(), "late", []StorageTID{{Storage: sA, TID: 11}}, nil) // COMMIT without BEGIN
 	h.drain()
 	require.Empty(t, h.m.Pins())
 	require.Equal(t, 1, h.count(RecAccounted, ""))
@@ -275,7 +275,7 @@ func (h *harness) recoverAt(live map[string]txn.TID) {
 	var vs []StorageTID
 	for _, s := range []string{sA, sB, sC} {
 		if v, ok := live[s]; ok {
-			vs = append(vs, StorageTID{s, v})
+			vs = append(vs, StorageTID{Storage: s, TID: v})
 		}
 	}
 	h.m.Recover(h.tick(), vs, nil, false)
@@ -410,7 +410,7 @@ func TestAcceptUnaccountedWithLiveTIDs(t *testing.T) {
 	pins := h.m.Pins()
 	require.Len(t, pins, 1)
 	// B's half is committed (live 21) but its history has not shown it.
-	live := []StorageTID{{sA, 11}, {sB, 21}}
+	live := []StorageTID{{Storage: sA, TID: 11}, {Storage: sB, TID: 21}}
 	require.ErrorIs(t, h.m.AcceptUnaccounted(h.tick(), pins[0].ID, live), ErrHistoryBehind)
 	h.drain()
 	h.hist(sB, 21) // seen, not reported yet: accepted all the same

@@ -10,8 +10,10 @@ import (
 	"github.com/tidstorage/tidstorage/internal/txn"
 )
 
-// Ground truth: the storages' own commit history (docs/design.md, "Ground
-// truth").
+// Accounting: the Machine's side of the ground truth (docs/design.md,
+// "Ground truth"): every commit a storage's own history reports is matched
+// with what accounts for it. The watcher that reads that history from the
+// storage and reports it is another thing, package tracker/history.
 //
 // A storage is watched once HistoryStart says from which TID on its history
 // will be reported: from then on History gives every commit of the storage,
@@ -403,7 +405,7 @@ func (m *Machine) acceptAllUnaccounted() error {
 	var live []StorageTID
 	for _, i := range m.sorted {
 		if s := &m.st[i]; s.watched {
-			live = append(live, StorageTID{s.name, s.hist})
+			live = append(live, StorageTID{Storage: s.name, TID: s.hist})
 		}
 	}
 	m.settleGapped(live)
