@@ -118,11 +118,8 @@ func (a Address) overlaps(b Address) bool {
 
 // DefaultStorageID returns the storage id a patched Zope would report for the
 // storage named name behind addr, the address clients dial (ZEO.ClientAddress):
-// txn.ClassicStorageID for tcp, txn.ClassicUnixStorageID for a unix socket.
-// The relay names storages the config does not list by the same rule.
+// txn.ClassicStorageIDOf, the rule the relay names storages the config does
+// not list by.
 func DefaultStorageID(addr Address, name string) string {
-	if addr.IsUnix() {
-		return txn.ClassicUnixStorageID(addr.Path, name)
-	}
-	return txn.ClassicStorageID(addr.Host, addr.Port, name)
+	return txn.ClassicStorageIDOf(addr.String(), name)
 }

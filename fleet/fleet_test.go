@@ -198,13 +198,13 @@ func TestFleetMutualTLS(t *testing.T) {
 	stls, err := ServerTLS(c.TrackerCert, c.TrackerKey, c.CA)
 	require.NoError(t, err)
 	r := newRig(t, stls)
-	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "")
+	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "127.0.0.1")
 	require.NoError(t, err)
 	bad, _ := r.sidecar(SidecarConfig{Name: "rogue", TLS: rogue})
 	bad.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(bad.PartIDBase() + 1)})
 	waitFor(t, "refusal", func() bool { return bad.Stats().LastError != "" })
 	require.Contains(t, bad.Stats().LastError, "certificate")
-	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "")
+	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "127.0.0.1")
 	require.NoError(t, err)
 	s, _ := r.sidecar(SidecarConfig{TLS: good})
 	s.Observe(txn.Event{Kind: txn.Lost, Part: txn.PartID(s.PartIDBase() + 1)})
@@ -319,7 +319,7 @@ func TestCertReload(t *testing.T) {
 	require.Equal(t, "tracker", trackerPeerCN(t, r.addr, c))
 
 	// A sidecar whose certificate another CA signed is refused.
-	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "")
+	rogue, err := ClientTLS(c.RogueCert, c.RogueKey, c.CA, "127.0.0.1")
 	require.NoError(t, err)
 	bad, _ := r.sidecar(SidecarConfig{Name: "rogue", TLS: rogue})
 	waitFor(t, "refusal", func() bool { return bad.Stats().LastError != "" })
@@ -360,7 +360,7 @@ func TestCertReload(t *testing.T) {
 	require.Equal(t, "tracker-2", stls.Leaf().Subject.CommonName)
 
 	// A sidecar's certificate renewed: presented at its next connection.
-	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "")
+	good, err := ClientTLS(c.SidecarCert, c.SidecarKey, c.CA, "127.0.0.1")
 	require.NoError(t, err)
 	s, _ := r.sidecar(SidecarConfig{Name: "s1", TLS: good})
 	identity := func() string {

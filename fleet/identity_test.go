@@ -93,7 +93,7 @@ func TestNameBoundToCertificate(t *testing.T) {
 	require.NoError(t, err)
 	r := newRig(t, stls)
 	z1 := c.ZopeCerts["zope1"]
-	cert1, err := ClientTLS(z1[0], z1[1], c.CA, "")
+	cert1, err := ClientTLS(z1[0], z1[1], c.CA, "127.0.0.1")
 	require.NoError(t, err)
 	thief, _ := r.sidecar(SidecarConfig{Name: "zope2", TLS: cert1})
 	waitFor(t, "refusal", func() bool { return thief.Stats().Refused != "" })

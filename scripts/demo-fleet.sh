@@ -96,7 +96,6 @@ client() { # sidecar-port-a sidecar-port-b args...
   "$venv/bin/python" integration/python/zodb_client.py --db "main=127.0.0.1:$a/1" --db "catalog=127.0.0.1:$a/2" \
     --db "sessions=127.0.0.1:$b/1" "$@"
 }
-wait_jobs() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
 echo "== workload: cross-storage transactions through both sidecars, then 2 paired writers through each"
 echo "   (the paired writers update the same counters at once on purpose: their conflicts count as aborted"
 echo "   transactions and failed votes, which ZODB retries; none of them is an error)"
@@ -122,17 +121,7 @@ client "$s2_a" "$s2_b" paired --count 15 --touch main,sessions --desc "during ba
 "$bin" backup -c "$run/tracker.hcl" --progress 0
 wait_jobs
 echo "== restore the backup set to demo-fleet-run/restored (a directory per storage, named by its id: main, catalog, sessions) and open every storage with ZODB"
-"$bin" restore -c "$run/tracker.hcl" --to "$run/restored" --progress 0
-restored=$("$venv/bin/python" integration/python/check_restored.py \
-  main="$run/restored/main/zeo-a-1.fs" catalog="$run/restored/catalog/zeo-a-2.fs" sessions="$run/restored/sessions/zeo-b-1.fs")
-echo "$restored"
-"$venv/bin/python" - "$restored" <<'PY'
-import json, sys
-r = json.loads(sys.argv[1])
-m, s = r["main"]["counter"], r["sessions"]["counter"]
-print("restored paired counters: main=%s sessions=%s -> %s" % (m, s, "coherent" if m == s else "INCOHERENT"))
-sys.exit(0 if m == s else 1)
-PY
+restore_and_check "$run/tracker.hcl" main/zeo-a-1.fs catalog/zeo-a-2.fs sessions/zeo-b-1.fs
 echo "== stopping (TERM): sidecars, then the tracker"
 for p in "${pids[@]:3}"; do kill -TERM "$p" 2>/dev/null || true; done
 kill -TERM "$tracker_pid"

@@ -78,7 +78,6 @@ echo "   transactions and failed votes, which ZODB retries; none of them is an e
 client commit --count 10 --touch main,catalog,sessions --desc "cross-storage" >/dev/null
 client commit --count 5 --touch catalog --desc "catalog only" >/dev/null
 for i in 1 2 3 4; do client paired --count 10 --touch main,sessions --desc "paired" >/dev/null & done
-wait_jobs() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
 wait_jobs
 echo "== the storages' last transactions (read through the proxy)"
 client last
@@ -96,17 +95,7 @@ for i in 1 2; do client paired --count 15 --touch main,sessions --desc "during b
 "$bin" backup -c "$run/tidstorage.hcl" --progress 0
 wait_jobs
 echo "== restore the backup set to demo-run/restored and open every storage with ZODB"
-"$bin" restore -c "$run/tidstorage.hcl" --to "$run/restored" --progress 0
-restored=$("$venv/bin/python" integration/python/check_restored.py \
-  main="$run/restored/zeo-a-1/zeo-a-1.fs" catalog="$run/restored/zeo-a-2/zeo-a-2.fs" sessions="$run/restored/zeo-b-1/zeo-b-1.fs")
-echo "$restored"
-"$venv/bin/python" - "$restored" <<'PY'
-import json, sys
-r = json.loads(sys.argv[1])
-m, s = r["main"]["counter"], r["sessions"]["counter"]
-print("restored paired counters: main=%s sessions=%s -> %s" % (m, s, "coherent" if m == s else "INCOHERENT"))
-sys.exit(0 if m == s else 1)
-PY
+restore_and_check "$run/tidstorage.hcl" zeo-a-1/zeo-a-1.fs zeo-a-2/zeo-a-2.fs zeo-b-1/zeo-b-1.fs
 echo "== the continuous archive (serve ships every published point to demo-run/archive)"
 sleep 0.5
 "$bin" archive list -c "$run/tidstorage.hcl"

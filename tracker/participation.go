@@ -135,13 +135,13 @@ func (m *Machine) lookupPart(p txn.PartID, what string) *part {
 // started finishing, docs/design.md, rule 1).
 //
 // info only describes the transaction in reports (partial commits).
-func (m *Machine) PartBegin(now int64, p txn.PartID, storageName string, key txn.Key, info txn.Info) {
+func (m *Machine) PartBegin(now int64, p txn.PartID, storage string, key txn.Key, info txn.Info) {
 	m.step(now)
 	if m.parts[p] != nil {
 		m.warn(CodePartTwice, "participation %d begun twice (ignored)", p)
 		return
 	}
-	s := m.intern(storageName)
+	s := m.intern(storage)
 	ls := m.keyed[key]
 	if ls == nil || ls.accepting == 0 {
 		ls = m.newLinkSet(key)

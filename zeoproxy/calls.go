@@ -120,10 +120,10 @@ func (i c2sInspector) whole(payload []byte) {
 			return // ZEO refuses a second register; the first one stands
 		}
 		c.registered = true
-		c.storName = reg.Storage
-		c.storage = c.l.storageID(reg.Storage)
+		c.zeoName = reg.Storage
+		c.storageID = c.l.storageID(reg.Storage)
 		// c.log stays as it is: the other direction's goroutine reads it.
-		c.log.Info("client registered", "storage", c.storage, "identity", c.ident(), "read_only", reg.ReadOnly)
+		c.log.Info("client registered", "storage", c.storageID, "identity", c.ident(), "read_only", reg.ReadOnly)
 	case *zrpc.TPCBegin:
 		c.onBegin(call)
 	case *zrpc.UnknownCall:
@@ -161,5 +161,5 @@ func (c *conn) onBegin(tb *zrpc.TPCBegin) {
 		c.mu.Lock()
 		return
 	}
-	c.apply(c.tx.tpcBegin(p.newPartID(), c.storage, info, key))
+	c.apply(c.tx.tpcBegin(p.newPartID(), c.storageID, info, key))
 }

@@ -36,8 +36,8 @@ func BenchmarkCommitInspection(b *testing.B) {
 			finished := frame(zrpc.NewReply(int64(6), tidb[:]))
 			p := New(Config{}, nullObserver{})
 			l := &listener{p: p, log: hclog.NewNullLogger(), conns: map[*conn]struct{}{}}
-			c := &conn{l: l, log: hclog.NewNullLogger(), idDone: make(chan struct{}), registered: true, storage: "S",
-				storName: "1", c2sFrames: 1, s2cFrames: 1, enc: enc, encKnown: true, scEnc: enc}
+			c := &conn{l: l, log: hclog.NewNullLogger(), idDone: make(chan struct{}), registered: true, storageID: "S",
+				zeoName: "1", c2sFrames: 1, s2cFrames: 1, enc: enc, encKnown: true, scEnc: enc}
 			c.setIdentity("host")
 			cs, sc := c2sInspector{c}, s2cInspector{c}
 			b.ReportAllocs()

@@ -38,8 +38,8 @@ type conn struct {
 	encKnown   bool
 	ruok       bool
 	unsup      string // why the protocol is not observed (e.g. ZEO 4), "" if observed
-	storage    string // storage id once registered
-	storName   string
+	storageID  string // once registered: the storage id (txn.Event.Storage)
+	zeoName    string // the storage's name on its ZEO server, as register names it
 	registered bool
 	blind      bool
 	hsValid    bool       // the client's handshake names a real protocol: it may go on to commit
@@ -131,7 +131,7 @@ func (c *conn) finish() {
 	defer c.mu.Unlock()
 	c.apply(c.tx.lost())
 	for _, b := range c.blinded {
-		c.l.p.unblindLater(c.l, b.name, b.id)
+		c.l.p.unblindLater(c.l, b.zeoName, b.storageID)
 	}
 	c.blinded, c.blind = nil, false
 	if c.blindTimer != nil {
@@ -157,7 +157,7 @@ func (c *conn) apply(s step) {
 	case stepBegun:
 		if s.replaced {
 			c.log.Warn("tpc_begin while a transaction is open on the connection; the open one did not commit here",
-				"storage", c.storage, "phase", s.from.String())
+				"storage", c.storageID, "phase", s.from.String())
 		}
 	case stepVoted:
 		if c.ten != nil { // not a ZEO client's way: a second vote
@@ -167,11 +167,11 @@ func (c *conn) apply(s step) {
 	case stepLost:
 		if s.from == txn.PhaseVoted {
 			c.log.Warn("connection lost while voted: the server aborts the transaction",
-				"storage", c.storage, "user", b.Info.User, "description", b.Info.Description)
+				"storage", c.storageID, "user", b.Info.User, "description", b.Info.Description)
 		}
 	case stepLostFinishing:
 		c.log.Warn("connection lost after tpc_finish was forwarded: outcome in doubt, resolving",
-			"storage", c.storage, "user", b.Info.User, "description", b.Info.Description)
+			"storage", c.storageID, "user", b.Info.User, "description", b.Info.Description)
 	}
 	for _, e := range s.events() {
 		p.tracker.Observe(e)
@@ -186,7 +186,7 @@ func (c *conn) apply(s step) {
 		p.metrics.votesFailed.Add(1)
 	case stepCommitted:
 		tid := s.ev[0].TID
-		p.noteTID(c.storage, tid)
+		p.noteTID(c.storageID, tid)
 		c.endTenure(tenCommitted, tid)
 		if uint64(tid) > c.seen.Load() {
 			c.seen.Store(uint64(tid))
@@ -200,7 +200,7 @@ func (c *conn) apply(s step) {
 	case stepLost:
 		c.endTenure(tenUnordered, 0)
 	case stepFinishFailed, stepLostFinishing:
-		p.resolveLater(c.l, c.storName, c.storage, *b, c.endInDoubt(s.part))
+		p.resolveLater(c.l, c.zeoName, c.storageID, *b, c.endInDoubt(s.part))
 	}
 	c.pending.Store(c.tx.awaiting())
 	switch finishing := c.tx.ph == txn.PhaseFinishing; {
@@ -255,7 +255,7 @@ func (c *conn) blindExpired() {
 	c.l.p.metrics.blindClosed.Add(1)
 	ids := make([]string, len(c.blinded))
 	for i, b := range c.blinded {
-		ids[i] = b.id
+		ids[i] = b.storageID
 	}
 	c.log.Error("closing a connection blind for longer than blind_timeout; its storages are published again once it is gone and their last TID is read",
 		"blind_timeout", c.l.cfg.BlindTimeout, "storages", ids, "identity", c.ident())
@@ -300,7 +300,7 @@ func (c *conn) closeBoth() {
 }
 
 // blindRef is a storage made blind by a connection.
-type blindRef struct{ name, id string }
+type blindRef struct{ zeoName, storageID string }
 
 // markBlind is called with c.mu held. After register, the connection's
 // storage goes blind. Before it, a connection whose handshake named a real
@@ -316,9 +316,9 @@ func (c *conn) markBlind(reason string) {
 	switch {
 	case c.registered:
 		c.blind = true
-		c.log.Error("storage is blind: relaying a connection the proxy cannot decode", "storage", c.storage, "reason", reason)
-		c.l.p.tracker.Observe(txn.Event{Kind: txn.Blind, Storage: c.storage, Reason: reason})
-		c.blinded = append(c.blinded, blindRef{c.storName, c.storage})
+		c.log.Error("storage is blind: relaying a connection the proxy cannot decode", "storage", c.storageID, "reason", reason)
+		c.l.p.tracker.Observe(txn.Event{Kind: txn.Blind, Storage: c.storageID, Reason: reason})
+		c.blinded = append(c.blinded, blindRef{c.zeoName, c.storageID})
 	case c.hsValid:
 		c.blind = true
 		names := make([]string, 0, len(c.l.cfg.Storages))
@@ -359,7 +359,7 @@ func (c *conn) lockedMarkBlind(reason string) {
 // endTenure ends the participation's tenure, if it has one (c.mu held).
 func (c *conn) endTenure(state tenureState, tid txn.TID) {
 	if c.ten != nil {
-		c.l.p.order(c.storage).end(c.ten, state, tid)
+		c.l.p.order(c.storageID).end(c.ten, state, tid)
 		c.ten = nil
 	}
 }
@@ -371,8 +371,8 @@ func (c *conn) endTenure(state tenureState, tid txn.TID) {
 func (c *conn) endInDoubt(part txn.PartID) *tenure {
 	t := c.ten
 	if t == nil {
-		c.log.Warn("tpc_finish without a vote reply seen; ordering it from its tpc_finish", "storage", c.storage)
-		t = c.l.p.order(c.storage).voted(part, c.l.p.floorTID(c.storage), &c.seen, false)
+		c.log.Warn("tpc_finish without a vote reply seen; ordering it from its tpc_finish", "storage", c.storageID)
+		t = c.l.p.order(c.storageID).voted(part, c.l.p.floorTID(c.storageID), &c.seen, false)
 	}
 	c.ten = t
 	c.endTenure(tenInDoubt, 0)

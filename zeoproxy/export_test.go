@@ -1,10 +1,14 @@
 package zeoproxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/tidstorage/tidstorage/internal/txn"
+)
 
 // StorageIDOf is the id the relay gives a storage that the configuration does
 // not list, reached by clients at addr (for the external tests).
-var StorageIDOf = classicStorageID
+var StorageIDOf = txn.ClassicStorageIDOf
 
 // ClientIdentities lists the client identities of the open connections
 // ("" while one is not resolved yet).

@@ -62,13 +62,13 @@ type storageOrder struct {
 }
 
 // order returns the storage's tenure log.
-func (p *Proxy) order(storage string) *storageOrder {
+func (p *Proxy) order(storageID string) *storageOrder {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	o := p.orders[storage]
+	o := p.orders[storageID]
 	if o == nil {
 		o = &storageOrder{}
-		p.orders[storage] = o
+		p.orders[storageID] = o
 	}
 	return o
 }

@@ -343,35 +343,35 @@ func (p *Proxy) Close() {
 func (p *Proxy) newPartID() txn.PartID { return txn.PartID(p.cfg.PartIDBase + p.partSeq.Add(1)) }
 
 // noteTID records a TID committed through the proxy (or read at bootstrap).
-func (p *Proxy) noteTID(storage string, tid txn.TID) {
+func (p *Proxy) noteTID(storageID string, tid txn.TID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if tid > p.lastTID[storage] {
-		p.lastTID[storage] = tid
+	if tid > p.lastTID[storageID] {
+		p.lastTID[storageID] = tid
 	}
-	r := p.seenTIDs[storage]
+	r := p.seenTIDs[storageID]
 	if r == nil {
 		r = &tidRing{}
-		p.seenTIDs[storage] = r
+		p.seenTIDs[storageID] = r
 	}
 	r.add(tid)
 }
 
-// floorTID is the highest TID known committed on storage. Read when a vote
-// reply is seen, it is a commit made before that vote (docs/design.md,
-// "In-doubt resolution").
-func (p *Proxy) floorTID(storage string) txn.TID {
+// floorTID is the highest TID known committed on the storage. Read when a
+// vote reply is seen, it is a commit made before that vote
+// (docs/design.md, "In-doubt resolution").
+func (p *Proxy) floorTID(storageID string) txn.TID {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.lastTID[storage]
+	return p.lastTID[storageID]
 }
 
 // claimed reports a TID whose commit the proxy saw a reply for: it belongs
 // to a known participation, so it cannot be an in-doubt one's.
-func (p *Proxy) claimed(storage string, tid txn.TID) bool {
+func (p *Proxy) claimed(storageID string, tid txn.TID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r := p.seenTIDs[storage]
+	r := p.seenTIDs[storageID]
 	return r != nil && r.has(tid)
 }
 
@@ -421,7 +421,7 @@ func (l *listener) storageID(name string) string {
 	if id, ok := l.cfg.Storages[name]; ok && id != "" {
 		return id
 	}
-	return classicStorageID(l.cfg.ClientAddress, name)
+	return txn.ClassicStorageIDOf(l.cfg.ClientAddress, name)
 }
 
 func (l *listener) accept() {
@@ -516,10 +516,10 @@ func (l *listener) connDone(c *conn) {
 	delete(l.conns, c)
 	l.mu.Unlock()
 	c.mu.Lock()
-	storage := c.storage
+	storageID := c.storageID
 	c.mu.Unlock()
-	if storage != "" {
-		c.log.Info("client disconnected", "storage", storage, "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
+	if storageID != "" {
+		c.log.Info("client disconnected", "storage", storageID, "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
 	} else {
 		c.log.Debug("disconnected before register", "frames_c2s", c.cs.frames, "frames_s2c", c.sc.frames)
 	}

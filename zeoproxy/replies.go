@@ -107,7 +107,7 @@ func (i s2cInspector) whole(payload []byte) {
 	}
 	st := c.tx.reply(r)
 	if st.kind == stepFinishFailed {
-		c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storage, "error", r.ErrorClass())
+		c.log.Error("tpc_finish failed on the server: outcome in doubt, resolving", "storage", c.storageID, "error", r.ErrorClass())
 	}
 	c.apply(st)
 }
@@ -121,12 +121,12 @@ func (i s2cInspector) whole(payload []byte) {
 // is exactly every commit before this vote.
 func (c *conn) voted(part txn.PartID) *tenure {
 	p := c.l.p
-	o := p.order(c.storage)
-	floor := p.floorTID(c.storage)
+	o := p.order(c.storageID)
+	floor := p.floorTID(c.storageID)
 	certified := false
 	if o.contended() {
-		if cert, err := p.certify(c.l, c.storName); err != nil {
-			c.log.Warn("cannot read the storage's commits before a vote; the vote stays uncertified", "storage", c.storage, "error", err)
+		if cert, err := p.certify(c.l, c.zeoName); err != nil {
+			c.log.Warn("cannot read the storage's commits before a vote; the vote stays uncertified", "storage", c.storageID, "error", err)
 		} else {
 			floor, certified = max(floor, cert), true
 		}

@@ -24,14 +24,14 @@ var (
 // the first one on the storage after the floor of its tenure, and whether
 // that commit is its own is told by the tenures that voted after it. Until
 // then the tracker keeps the storage pinned.
-func (p *Proxy) resolveLater(l *listener, storageName, storage string, b txn.Event, t *tenure) {
+func (p *Proxy) resolveLater(l *listener, zeoName, storageID string, b txn.Event, t *tenure) {
 	p.metrics.inDoubt.Add(1)
 	p.resolveWG.Add(1)
 	go func() {
 		defer p.resolveWG.Done()
-		log := l.log.With("storage", storage, "user", b.Info.User, "description", b.Info.Description)
-		o := p.order(storage)
-		r := &storageReader{p: p, l: l, name: storageName}
+		log := l.log.With("storage", storageID, "user", b.Info.User, "description", b.Info.Description)
+		o := p.order(storageID)
+		r := &storageReader{p: p, l: l, zeoName: zeoName}
 		defer r.close()
 		var (
 			floor     txn.TID
@@ -77,13 +77,13 @@ func (p *Proxy) resolveLater(l *listener, storageName, storage string, b txn.Eve
 				}
 				if v != undecided {
 					committed := v == isCommitted
-					if committed && p.claimed(storage, xTID) {
+					if committed && p.claimed(storageID, xTID) {
 						// Another participation's finish reply carried it.
 						committed, how = false, "the first commit after its floor belongs to another participation"
 					}
 					o.settle(t, committed, xTID)
 					if committed {
-						p.noteTID(storage, xTID)
+						p.noteTID(storageID, xTID)
 					}
 					o.mu.Unlock()
 					if committed {
@@ -133,10 +133,10 @@ func (p *Proxy) sleep(d time.Duration) bool {
 
 // storageReader is a resolution's own read-only connection to the storage.
 type storageReader struct {
-	p    *Proxy
-	l    *listener
-	name string
-	c    *zrpc.Client
+	p       *Proxy
+	l       *listener
+	zeoName string
+	c       *zrpc.Client
 }
 
 // first returns the first transaction committed after floor, nil if none.
@@ -145,12 +145,8 @@ func (r *storageReader) first(floor txn.TID) (*zrpc.TransactionInfo, error) {
 	defer cancel()
 	if r.c == nil {
 		network, addr := splitAddr(r.l.cfg.Upstream)
-		c, err := zrpc.Dial(ctx, network, addr, r.l.clientOptions(zrpc.ClientOptions{}))
+		c, _, err := zrpc.DialStorage(ctx, network, addr, r.zeoName, r.l.clientOptions(zrpc.ClientOptions{}))
 		if err != nil {
-			return nil, err
-		}
-		if _, err := c.Register(ctx, r.name, true); err != nil {
-			c.Close()
 			return nil, err
 		}
 		r.c = c
@@ -178,23 +174,23 @@ func (r *storageReader) close() {
 // storage's last TID has been read (after the connection closed, so it
 // covers whatever that connection committed unseen). If the server cannot be
 // reached it retries for a while, then unblinds with 0 and says so.
-func (p *Proxy) unblindLater(l *listener, storageName, storage string) {
+func (p *Proxy) unblindLater(l *listener, zeoName, storageID string) {
 	p.resolveWG.Add(1)
 	go func() {
 		defer p.resolveWG.Done()
 		backoff := 200 * time.Millisecond
 		for attempt := 0; ; attempt++ {
 			ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-			tid, err := p.lastTIDOf(ctx, l, storageName)
+			tid, err := p.lastTIDOf(ctx, l, zeoName)
 			cancel()
 			if err == nil {
-				p.noteTID(storage, tid)
-				p.tracker.Observe(txn.Event{Kind: txn.Unblind, Storage: storage, TID: tid})
+				p.noteTID(storageID, tid)
+				p.tracker.Observe(txn.Event{Kind: txn.Unblind, Storage: storageID, TID: tid})
 				return
 			}
 			if p.ctx.Err() != nil || attempt == 8 {
-				l.log.Error("cannot read the last TID of a storage after a blind connection closed", "storage", storage, "error", err)
-				p.tracker.Observe(txn.Event{Kind: txn.Unblind, Storage: storage, TID: 0})
+				l.log.Error("cannot read the last TID of a storage after a blind connection closed", "storage", storageID, "error", err)
+				p.tracker.Observe(txn.Event{Kind: txn.Unblind, Storage: storageID, TID: 0})
 				return
 			}
 			if !p.sleep(backoff) {

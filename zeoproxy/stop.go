@@ -80,14 +80,14 @@ func (p *Proxy) admitBegin(c *conn, info txn.Info, key txn.Key) {
 	p.stop.gate.Lock()
 	if !p.stop.closing && p.linkedOpen(c, key) {
 		c.mu.Lock()
-		c.apply(c.tx.tpcBegin(p.newPartID(), c.storage, info, key))
+		c.apply(c.tx.tpcBegin(p.newPartID(), c.storageID, info, key))
 		c.mu.Unlock()
 		p.stop.gate.Unlock()
-		c.log.Debug("stopping: tpc_begin forwarded, its transaction is under way", "storage", c.storage)
+		c.log.Debug("stopping: tpc_begin forwarded, its transaction is under way", "storage", c.storageID)
 		return
 	}
 	p.stop.gate.Unlock()
-	c.hold("tpc_begin", "storage", c.storage, "identity", info.Client, "user", info.User, "description", info.Description)
+	c.hold("tpc_begin", "storage", c.storageID, "identity", info.Client, "user", info.User, "description", info.Description)
 }
 
 // admitCall decides a vote or tpc_finish that came during a stop (c.mu not
@@ -102,7 +102,7 @@ func (p *Proxy) admitCall(c *conn, m zrpc.Method, msgid int64) {
 		return
 	}
 	p.stop.gate.Unlock()
-	c.hold(m.String(), "storage", c.storage)
+	c.hold(m.String(), "storage", c.storageID)
 }
 
 // hold keeps the frame being relayed from the server until every connection

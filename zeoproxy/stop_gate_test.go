@@ -60,7 +60,7 @@ func gateConn(t *testing.T, l *listener, storage string) *conn {
 	s1, s2 := net.Pipe()
 	t.Cleanup(func() { _ = c2.Close(); _ = s2.Close() })
 	c := &conn{l: l, client: c1, server: s1, log: hclog.NewNullLogger(), idDone: make(chan struct{}),
-		registered: true, storage: storage, storName: storage}
+		registered: true, storageID: storage, zeoName: storage}
 	l.mu.Lock()
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
@@ -76,7 +76,7 @@ func keyOf(client, desc string) (txn.Info, txn.Key) {
 func (c *conn) testBegin(info txn.Info, key txn.Key) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.apply(c.tx.tpcBegin(c.l.p.newPartID(), c.storage, info, key))
+	c.apply(c.tx.tpcBegin(c.l.p.newPartID(), c.storageID, info, key))
 }
 
 // testMove drives the machine alone (no tenure, no events): enough for the

@@ -81,8 +81,8 @@ func (m *twoPC) start(from txn.Phase, k stepKind) step {
 // not registered), starting participation part. ZEO allows one transaction
 // per connection: an open one did not commit through this connection (the
 // server refuses the new tpc_begin, or the old transaction ended unseen).
-func (m *twoPC) tpcBegin(part txn.PartID, storage string, info txn.Info, key txn.Key) step {
-	if storage == "" {
+func (m *twoPC) tpcBegin(part txn.PartID, storageID string, info txn.Info, key txn.Key) step {
+	if storageID == "" {
 		return step{kind: stepBeginUnregister, from: m.ph}
 	}
 	s := m.start(m.ph, stepBegun)
@@ -91,7 +91,7 @@ func (m *twoPC) tpcBegin(part txn.PartID, storage string, info txn.Info, key txn
 		s.emit(txn.Event{Kind: txn.Lost, Part: m.part})
 	}
 	m.part, m.ph = part, txn.PhaseBegun
-	m.begin = txn.Event{Kind: txn.Begin, Part: part, Storage: storage, Info: info, Key: key}
+	m.begin = txn.Event{Kind: txn.Begin, Part: part, Storage: storageID, Info: info, Key: key}
 	s.part = part
 	s.emit(m.begin)
 	return s

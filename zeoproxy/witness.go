@@ -25,8 +25,8 @@ type witness struct {
 	seen atomic.Uint64 // highest TID committed, from register and the invalidations
 }
 
-func (p *Proxy) witnessOf(l *listener, name string) *witness {
-	key := l.cfg.Upstream + "\x00" + name
+func (p *Proxy) witnessOf(l *listener, zeoName string) *witness {
+	key := l.cfg.Upstream + "\x00" + zeoName
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w := p.witnesses[key]
@@ -41,8 +41,8 @@ func (p *Proxy) witnessOf(l *listener, name string) *witness {
 // it was called. The caller holds a vote reply back meanwhile: the voter then
 // holds the commit lock and nothing can commit, so the result is exactly the
 // last commit before that vote.
-func (p *Proxy) certify(l *listener, name string) (txn.TID, error) {
-	w := p.witnessOf(l, name)
+func (p *Proxy) certify(l *listener, zeoName string) (txn.TID, error) {
+	w := p.witnessOf(l, zeoName)
 	ctx, cancel := context.WithTimeout(p.ctx, witnessTimeout)
 	defer cancel()
 	w.mu.Lock()
@@ -53,14 +53,8 @@ func (p *Proxy) certify(l *listener, name string) (txn.TID, error) {
 	}
 	if c == nil {
 		network, addr := splitAddr(l.cfg.Upstream)
-		nc, err := zrpc.Dial(ctx, network, addr, l.clientOptions(zrpc.ClientOptions{OnAsync: w.onAsync}))
+		nc, last, err := zrpc.DialStorage(ctx, network, addr, zeoName, l.clientOptions(zrpc.ClientOptions{OnAsync: w.onAsync}))
 		if err != nil {
-			w.mu.Unlock()
-			return 0, err
-		}
-		last, err := nc.Register(ctx, name, true)
-		if err != nil {
-			nc.Close()
 			w.mu.Unlock()
 			return 0, err
 		}

@@ -76,6 +76,12 @@ func TestClientRealZEO(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			// The bootstrap read: dial, register read-only, lastTransaction.
+			boot, err := zrpc.LastTID(ctx, "tcp", srv.Addr, "1", nil)
+			require.NoError(t, err)
+			require.Equal(t, commits[2], boot)
+			_, err = zrpc.LastTID(ctx, "tcp", srv.Addr, "nosuch", nil)
+			require.ErrorContains(t, err, `storage "nosuch": register:`)
 			var asyncs []*zrpc.Message
 			var amu sync.Mutex
 			c, err := zrpc.Dial(ctx, "tcp", srv.Addr, &zrpc.ClientOptions{OnAsync: func(m *zrpc.Message) {

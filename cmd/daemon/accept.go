@@ -19,14 +19,17 @@ import (
 // of publishing a TID the storage no longer has. Storages only classic
 // clients report cannot be read and are accepted as before.
 func (d *Daemon) AcceptPartial(pin uint64) error {
-	if d.fl.server != nil {
+	if r, ok := d.role.(*fleetTracker); ok && r.server != nil {
 		// A sidecar's resend may still account for what the accept would
 		// take as the new baseline, or end a transaction half of which it
 		// would publish: the accept waits until every sidecar the tracker
 		// expects is back and caught up (or retired).
-		if behind := d.fl.server.Behind(); len(behind) > 0 {
+		if behind := r.server.Behind(); len(behind) > 0 {
 			return fmt.Errorf("%w: %s", fleet.ErrSidecarsBehind, strings.Join(behind, "; "))
 		}
+	}
+	if d.Tracker == nil {
+		return d.role.status().AcceptPartial(pin) // a sidecar: no pin here
 	}
 	if d.Proxy == nil {
 		return d.Tracker.AcceptPartial(pin)
@@ -38,18 +41,17 @@ func (d *Daemon) AcceptPartial(pin uint64) error {
 func (d *Daemon) readLive(ids []string) (map[string]txn.TID, error) {
 	out := map[string]txn.TID{}
 	for _, id := range ids {
-		for _, s := range d.cfg.Storages {
-			if s.ID != id || s.ZEO == nil {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			r, err := d.Proxy.BootstrapOne(ctx, s.ZEO.Name, s.Name)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("storage %s: %w", id, err)
-			}
-			out[id] = r.TID
+		s := d.cfg.StorageByID(id)
+		if s == nil || s.ZEO == nil {
+			continue
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tid, err := d.readLastTID(ctx, s)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", id, err)
+		}
+		out[id] = tid
 	}
 	return out, nil
 }

@@ -168,7 +168,7 @@ func (d *Daemon) startArchive() {
 	if d.cfg.Archive == nil {
 		return
 	}
-	if d.cfg.Role() == config.RoleSidecar {
+	if d.Tracker == nil { // a sidecar
 		d.Log.Warn("archive: a sidecar publishes no point; run `tidstorage archive --dump TRACKER` on the ZEO host instead. The archive block is ignored here")
 		return
 	}

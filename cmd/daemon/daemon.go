@@ -1,6 +1,15 @@
 // Package daemon is `tidstorage serve`: it wires the configuration, the
 // tracker, the status file, the ZEO proxy, the classic endpoint and the admin
 // endpoint together, and stops them in the right order.
+//
+// Each role (docs/deploy.md) is a type of its own with its own setup, as
+// Nomad's agent has setupServer and setupClient: allInOne (allinone.go),
+// fleetTracker (fleettracker.go) and sidecar (sidecar.go). The Daemon holds
+// what every role shares: the locks of its files, the log, the pid file,
+// the TLS files, the admin endpoint, the tick, the signals' work (Reopen,
+// DumpState) and the stop; the pieces two roles share are small helpers
+// (publish.go: the status file, tracker and journal of the roles that
+// publish; bootstrap.go: the storages' last TIDs; openProxy).
 package daemon
 
 import (
@@ -22,10 +31,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tidstorage/tidstorage/config"
+	"github.com/tidstorage/tidstorage/fleet"
 	"github.com/tidstorage/tidstorage/internal/txn"
 	"github.com/tidstorage/tidstorage/tracker"
 	"github.com/tidstorage/tidstorage/tracker/classic"
-	"github.com/tidstorage/tidstorage/tracker/history"
 	"github.com/tidstorage/tidstorage/tracker/statusfile"
 	"github.com/tidstorage/tidstorage/zeoproxy"
 )
@@ -50,32 +59,37 @@ type Options struct {
 	StateLock *StateLock
 }
 
-// Daemon is a running tidstorage.
+// Daemon is a running tidstorage, in one of the roles.
 type Daemon struct {
 	cfg     *config.Config
 	version string
 	Log     hclog.Logger
 	logFile *reopenFile
+	role    role
 
-	sf      *statusfile.Writer // nil without a status file; the Tracker feeds it and closes it
-	Tracker *tracker.Service
-	Proxy   *zeoproxy.Proxy // nil without zeo blocks
-	Classic *classic.Server // nil when disabled
-
+	// The parts of the roles that publish (publish.go): nil on a sidecar.
+	sf         *statusfile.Writer // nil without a status file; the Tracker feeds it and closes it
+	Tracker    *tracker.Service
+	Classic    *classic.Server // nil when disabled
 	classicLn  net.Listener
-	admin      *http.Server
-	lock       *StateLock
-	marker     string // exists while running: its presence at start means the last stop was unclean
-	markerErr  error  // the marker could not be written yet (publication held; tick retries)
-	prevClean  bool
-	prevRun    string // PreviousRun's answer, set at start
-	pidWritten bool
-
+	marker     string                    // exists while running: its presence at start means the last stop was unclean
+	markerErr  error                     // the marker could not be written yet (publication held; tick retries)
+	pub        publishing                // publish.go
 	gt         groundTruth               // groundtruth.go
 	arch       atomic.Pointer[Archiving] // archive.go; nil without an archive block
 	archCancel context.CancelFunc
-	fl         fleetState // fleet.go
-	tls        tlsState   // tls.go
+
+	// Proxy relays the ZODB clients (all-in-one and sidecar, with zeo
+	// blocks; nil otherwise).
+	Proxy *zeoproxy.Proxy
+
+	admin      *http.Server
+	lock       *StateLock
+	prevClean  bool
+	prevRun    string // PreviousRun's answer, set at start
+	pidWritten bool
+	tls        tlsState     // tls.go
+	fleetCerts *fleet.Certs // the fleet link's, either end, with a tls block: SIGHUP reloads them
 	onTick     func(time.Time)
 
 	stop     chan struct{}
@@ -84,11 +98,46 @@ type Daemon struct {
 	started  time.Time
 }
 
+// role is what one role adds to the Daemon.
+type role interface {
+	// open opens the role's parts up to its listeners (the proxy listens
+	// but does not serve yet); the admin endpoint starts after it.
+	open() error
+	// bootstrap reads the storages' last TIDs and starts what feeds the
+	// role; the proxy serves once it returns.
+	bootstrap() error
+	// tick runs once a second.
+	tick(now time.Time)
+	// stop ends the role's own parts, once the proxy has drained and closed.
+	stop()
+	// abort releases what the role opened, after a failed Start.
+	abort()
+	// status is what /status, /metrics and /readyz read of the role.
+	status() StatusSource
+	// parts adds the role's own to the admin endpoint's parts.
+	parts(p *Parts)
+	// dump adds the role's state to SIGUSR1's log line.
+	dump(args []any) []any
+}
+
+// newRole picks the configuration's role.
+func newRole(d *Daemon) role {
+	switch d.cfg.Role() {
+	case config.RoleTracker:
+		return &fleetTracker{d: d}
+	case config.RoleSidecar:
+		return &sidecar{d: d}
+	default:
+		return &allInOne{d: d}
+	}
+}
+
 // Start brings everything up: when it returns, the proxy accepts clients and
 // the endpoints serve.
 func Start(opts Options) (d *Daemon, err error) {
 	cfg := opts.Config
-	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock, onTick: opts.OnTick}
+	d = &Daemon{cfg: cfg, version: opts.Version, stop: make(chan struct{}), started: time.Now(), lock: opts.StateLock, onTick: opts.OnTick,
+		prevClean: true, prevRun: PrevUnknown}
 	// One process per state: the files are locked before anything of them
 	// is read or written (the log file included).
 	if d.lock == nil {
@@ -105,7 +154,7 @@ func Start(opts Options) (d *Daemon, err error) {
 			d.abortStart()
 		}
 	}()
-	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File)
+	d.Log.Info("starting tidstorage", "version", opts.Version, "config", cfg.File, "role", cfg.Role().String())
 	for _, note := range d.lock.takeovers {
 		d.Log.Warn(note)
 	}
@@ -115,93 +164,15 @@ func Start(opts Options) (d *Daemon, err error) {
 	if err := d.loadTLS(); err != nil {
 		return d, err
 	}
-	clean := d.checkMarker()
-	d.prevClean = clean
-
-	if cfg.StatusFile != "" {
-		// The Writer is the file's one owner: its goroutine writes, fsyncs,
-		// cuts back and retries; it repairs a torn tail and starts a new
-		// epoch when the storages went back (tracker/statusfile).
-		d.sf, err = statusfile.Open(cfg.StatusFile, statusfile.Options{BurstPeriod: cfg.BurstPeriod,
-			FullDumpPeriod: cfg.FullDumpPeriod, CloseTimeout: 30 * time.Second, Logger: d.Log.Named("statusfile")})
-		if err != nil {
-			return d, fmt.Errorf("status file: %w", err)
-		}
-	} else if cfg.Role() != config.RoleSidecar { // a sidecar publishes nothing: it has none
-		d.Log.Warn("no status_file configured: published points are not recorded for backups")
-	}
-	switch {
-	case cfg.StatusFile == "":
-		d.prevRun = PrevUnknown
-	case !clean:
-		d.prevRun = PrevUnclean
-	case d.sf.Stats().FileLines == 0:
-		d.prevRun = PrevNone
-	default:
-		d.prevRun = PrevClean
-	}
-	var ids []string
-	for _, s := range cfg.Storages {
-		ids = append(ids, s.ID)
-	}
-	role := cfg.Role()
-	if role == config.RoleSidecar {
-		ids = nil // a sidecar's tracker is elsewhere; this one stays empty (admin)
-	}
-	d.Tracker = tracker.NewService(tracker.ServiceConfig{
-		Config: tracker.Config{ClassicTimeout: cfg.ClassicTxnTimeout, Storages: ids,
-			UnaccountedGrace: cfg.UnaccountedGrace, ClassicOnly: len(cfg.ZEO) == 0},
-		Logger:     d.Log.Named("tracker"),
-		StatusFile: d.sf,
-		OnRecord:   d.onRecord,
-	})
-	if d.markerErr != nil {
-		d.Tracker.HoldPublication(holdMarker, "the running marker cannot be written ("+tracker.IOReason(d.markerErr)+")")
-	}
-	d.gt.watchers = map[string]*history.Watcher{}
-	d.gt.unacc = make(chan tracker.Record, 64)
-	d.gt.ctx, d.gt.cancel = context.WithCancel(context.Background())
-	d.wg.Add(1)
-	go d.describeUnaccounted()
-	if err := d.openJournal(clean); err != nil {
-		return d, err
-	}
-
-	var observer txn.Observer = d.Tracker
-	pc := proxyConfig(cfg, d.Log)
-	d.applyTLS(&pc)
-	if role == config.RoleSidecar {
-		if err := d.openSidecar(); err != nil {
-			return d, err
-		}
-		observer = d.fl.sidecar
-		pc.PartIDBase = d.fl.sidecar.PartIDBase()
-	}
-	if len(cfg.ZEO) > 0 && role != config.RoleTracker {
-		d.Proxy = zeoproxy.New(pc, observer)
-		if err := d.Proxy.Listen(); err != nil {
-			return d, err
-		}
-	}
-	if err := d.startClassic(); err != nil {
+	d.role = newRole(d)
+	if err := d.role.open(); err != nil {
 		return d, err
 	}
 	if err := d.startAdmin(opts.AdminHandler); err != nil {
 		return d, err
 	}
-	switch role {
-	case config.RoleTracker:
-		d.bootstrapWatched()
-		if err := d.startFleetServer(); err != nil {
-			return d, err
-		}
-	case config.RoleSidecar:
-		d.startSidecarLink(d.sidecarBootstrap())
-		// Its empty tracker (admin only) is ready once the proxy serves:
-		// /readyz then says the sidecar is up.
-		d.Tracker.Bootstrap(nil, d.prevClean)
-	default:
-		d.bootstrap(clean)
+	if err := d.role.bootstrap(); err != nil {
+		return d, err
 	}
 	if d.Proxy != nil {
 		d.Proxy.Serve()
@@ -213,6 +184,19 @@ func Start(opts Options) (d *Daemon, err error) {
 	d.wg.Add(1)
 	go d.tick()
 	return d, nil
+}
+
+// openProxy makes the relay of the zeo blocks, reporting to observer, and
+// opens its listeners (all-in-one and sidecar; nothing without zeo blocks).
+func (d *Daemon) openProxy(observer txn.Observer, partIDBase uint64) error {
+	if len(d.cfg.ZEO) == 0 {
+		return nil
+	}
+	pc := proxyConfig(d.cfg, d.Log)
+	d.applyTLS(&pc)
+	pc.PartIDBase = partIDBase
+	d.Proxy = zeoproxy.New(pc, observer)
+	return d.Proxy.Listen()
 }
 
 func (d *Daemon) openLog(stderr io.Writer) error {
@@ -259,93 +243,6 @@ func (d *Daemon) writePIDFile() error {
 	return nil
 }
 
-// What PreviousRun says of the run before this one.
-const (
-	PrevClean   = "clean"   // it stopped cleanly
-	PrevUnclean = "unclean" // it did not (the running marker was left)
-	PrevNone    = "none"    // there was none: the status file was new or empty
-	PrevUnknown = "unknown" // not tracked: no status file (the marker sits beside it)
-)
-
-// PreviousRun says how the run before this one ended (PrevClean...).
-func (d *Daemon) PreviousRun() string { return d.prevRun }
-
-// checkMarker reports whether the previous run stopped cleanly, and marks
-// this one as running. The marker sits beside the status file.
-func (d *Daemon) checkMarker() bool {
-	if d.cfg.StatusFile == "" {
-		return true
-	}
-	d.marker = d.cfg.StatusFile + ".running"
-	_, err := os.Stat(d.marker)
-	clean := errors.Is(err, os.ErrNotExist)
-	if !clean {
-		d.Log.Error("the previous run did not stop cleanly: the live storages may hold half a transaction; the last coherent point before the crash is in the status file",
-			"status_file", d.cfg.StatusFile)
-	}
-	if err := d.writeMarker(); err != nil {
-		// Without it, a crash would pass for a clean stop at the next start:
-		// publication is held until it can be written (tick).
-		d.markerErr = err
-		d.Log.Error("cannot write the running marker beside the status file: PUBLICATION IS HELD until it can be written (tried every second); ZODB traffic is relayed as usual",
-			"marker", d.marker, "error", err)
-	}
-	return clean
-}
-
-// writeMarker writes the running marker. A marker left by a write that
-// failed half-way (a full disk: the file was made, its content was not)
-// still marks the run.
-func (d *Daemon) writeMarker() error {
-	err := os.WriteFile(d.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	if err != nil {
-		if _, serr := os.Stat(d.marker); serr == nil {
-			return nil
-		}
-	}
-	return err
-}
-
-// holdMarker is the cause of a publication hold while the running marker
-// cannot be written.
-const holdMarker = "marker"
-
-// retryMarker writes the running marker that could not be written at start
-// and ends the publication hold it caused (tick).
-func (d *Daemon) retryMarker() {
-	if d.markerErr == nil {
-		return
-	}
-	if err := d.writeMarker(); err != nil {
-		return
-	}
-	d.markerErr = nil
-	d.Tracker.ReleasePublication(holdMarker)
-	d.Log.Warn("the running marker is written: publication resumes", "marker", d.marker)
-}
-
-func (d *Daemon) startClassic() error {
-	cc := d.cfg.Classic
-	if !cc.Enabled {
-		return nil
-	}
-	ln, err := net.Listen("tcp", cc.Listen.NetAddress())
-	if err != nil {
-		return fmt.Errorf("classic endpoint: listen on %s: %w", cc.Listen, err)
-	}
-	d.classicLn = ln
-	d.Classic = classic.NewServer(d.Tracker, classic.Options{Logger: d.Log, MaxFieldSize: int(d.cfg.Limits.MaxClassicField),
-		MaxCount: d.cfg.Limits.MaxClassicCount, MaxConns: cc.MaxConnections, Allow: cc.IPNets(), IdleTimeout: cc.IdleTimeout})
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		if err := d.Classic.Serve(ln); err != nil && !errors.Is(err, classic.ErrServerClosed) {
-			d.Log.Error("classic endpoint stopped", "error", err)
-		}
-	}()
-	return nil
-}
-
 func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 	ac := d.cfg.Admin
 	if !ac.Enabled || h == nil {
@@ -367,126 +264,6 @@ func (d *Daemon) startAdmin(h func(*Daemon) http.Handler) error {
 	return nil
 }
 
-// sidecarBootstrap reads the proxied storages' last TIDs (the relay's floor
-// for in-doubt resolution, and what the tracker settles a previous run at).
-func (d *Daemon) sidecarBootstrap() map[string]txn.TID {
-	values := map[string]txn.TID{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, r := range d.Proxy.Bootstrap(ctx) {
-		if r.Err != nil {
-			d.Log.Error("bootstrap: cannot read a storage's last TID", "storage", r.Storage, "error", r.Err)
-			continue
-		}
-		values[r.Storage] = r.TID
-	}
-	return values
-}
-
-// bootstrap reads every proxied storage's last TID before the proxy accepts
-// its first client: those TIDs are the first point (docs/design.md, "Bootstrap"). Storages that
-// cannot be read are retried in the background while clients are served;
-// their value then joins later (the tracker publishes a storage only when its
-// group has nothing in flight, so a late value cannot cut a transaction).
-func (d *Daemon) bootstrap(clean bool) {
-	values := map[string]txn.TID{}
-	var failed []zeoproxy.BootstrapResult
-	if d.Proxy != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for _, r := range d.Proxy.Bootstrap(ctx) {
-			if r.Err != nil {
-				d.Log.Error("bootstrap: cannot read a storage's last TID; retrying in the background", "storage", r.Storage, "error", r.Err)
-				failed = append(failed, r)
-				continue
-			}
-			d.Log.Info("bootstrap", "storage", r.Storage, "last_tid", r.TID.Hex())
-			values[r.Storage] = r.TID
-		}
-		cancel()
-	}
-	var floor map[string]txn.TID
-	if !clean {
-		// The participations the previous process had in flight end with
-		// its connections; the history resolves the ones in doubt. The
-		// point it published last is a floor for the replayed state: a
-		// journal that ends behind it (damaged, or no longer written) must
-		// not make published TIDs go back.
-		var err error
-		floor, err = lastStatusPoint(d.cfg.StatusFile)
-		if err != nil && d.cfg.StatusFile != "" {
-			d.Log.Warn("the status file's last point cannot be read: no floor for the replayed state", "error", err)
-		}
-		d.Tracker.Recover(values, floor)
-		for id, v := range values {
-			d.suspectLive(id, v)
-		}
-	}
-	d.Tracker.Bootstrap(values, clean)
-	for _, s := range d.cfg.Storages {
-		if s.ZEO == nil {
-			continue
-		}
-		if v, ok := values[s.ID]; ok {
-			// A storage the replayed journal does not watch yet (it lost
-			// its tail before) is watched from the point published last,
-			// not from its live state: what the dead process committed
-			// since is accounted for by the history, or held.
-			if f, ok := floor[s.ID]; ok && f < v {
-				v = f
-			}
-			d.watchFrom(s, v)
-		} else if _, watched := d.Tracker.HistoryPosition(s.ID); watched {
-			d.watchFrom(s, 0) // the replayed journal knows where it stands
-		}
-	}
-	for _, r := range failed {
-		d.wg.Add(1)
-		go d.retryBootstrap(r)
-	}
-}
-
-func (d *Daemon) retryBootstrap(r zeoproxy.BootstrapResult) {
-	read := func(ctx context.Context) (txn.TID, error) {
-		res, err := d.Proxy.BootstrapOne(ctx, r.Server, r.Name)
-		return res.TID, err
-	}
-	d.retryLastTID(r.Storage, read, func(tid txn.TID) {
-		if !d.prevClean {
-			d.Tracker.SettleAt(r.Storage, tid)
-			d.suspectLive(r.Storage, tid)
-		}
-		d.Tracker.Bootstrap(map[string]txn.TID{r.Storage: tid}, true)
-		if s := d.cfg.StorageByID(r.Storage); s != nil && s.ZEO != nil {
-			d.watchFrom(s, tid)
-		}
-	})
-}
-
-// retryLastTID reads a storage whose server was unreachable at start
-// until it answers (backoff from 1 s to a minute, until the daemon stops),
-// then hands its last TID to done.
-func (d *Daemon) retryLastTID(storage string, read func(context.Context) (txn.TID, error), done func(txn.TID)) {
-	defer d.wg.Done()
-	backoff := time.Second
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-time.After(backoff):
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		tid, err := read(ctx)
-		cancel()
-		if err == nil {
-			d.Log.Info("bootstrap (late)", "storage", storage, "last_tid", tid.Hex())
-			done(tid)
-			return
-		}
-		backoff = min(2*backoff, time.Minute)
-		d.Log.Warn("bootstrap retry failed", "storage", storage, "error", err, "retry_in", backoff)
-	}
-}
-
 func (d *Daemon) tick() {
 	defer d.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -496,15 +273,7 @@ func (d *Daemon) tick() {
 		case <-d.stop:
 			return
 		case now := <-t.C:
-			d.retryMarker()
-			// The storages a sidecar is behind on (down, resending,
-			// refused) wait for its resend before their unaccounted
-			// commits are reported (fleet.Server.Awaited).
-			var awaited []string
-			if d.fl.server != nil {
-				awaited = d.fl.server.Awaited()
-			}
-			d.Tracker.Tick(awaited...)
+			d.role.tick(now)
 			if d.onTick != nil {
 				d.onTick(now)
 			}
@@ -585,9 +354,10 @@ func summary(c *config.Config) []any {
 	return out
 }
 
-// DumpState is SIGUSR1: the whole tracker state goes to the log.
+// DumpState is SIGUSR1: the whole tracker state goes to the log (a
+// sidecar's: what it has).
 func (d *Daemon) DumpState() {
-	st := d.Tracker.Status()
+	st := d.role.status().Status()
 	b, err := json.Marshal(st)
 	if err != nil {
 		d.Log.Error("SIGUSR1: cannot encode the state", "error", err)
@@ -597,13 +367,7 @@ func (d *Daemon) DumpState() {
 	if d.Proxy != nil {
 		args = append(args, "proxy", fmt.Sprintf("%+v", d.Proxy.Metrics()))
 	}
-	if st, ok := d.FleetLink(); ok {
-		args = append(args, "fleet_link", fmt.Sprintf("%+v", st))
-	}
-	if src := d.FleetSources(); src != nil {
-		args = append(args, "fleet_sources", fmt.Sprintf("%+v", src))
-	}
-	d.Log.Info("SIGUSR1: tracker state", args...)
+	d.Log.Info("SIGUSR1: tracker state", d.role.dump(args)...)
 }
 
 // Shutdown stops gracefully without splitting a transaction
@@ -645,10 +409,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.Proxy != nil {
 		d.Proxy.Close()
 	}
-	d.stopSidecarLink()
-	if d.fl.server != nil {
-		d.fl.server.Stop()
-	}
+	d.role.stop()
 	if d.Classic != nil {
 		_ = d.Classic.Close()
 	}
@@ -659,9 +420,12 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 	d.stopArchive()
 	d.wg.Wait()
-	err := d.Tracker.Close() // the final full line, fsynced, and the file closed
-	if err != nil {
-		d.Log.Error("final status line failed", "error", err)
+	var err error
+	if d.Tracker != nil {
+		err = d.Tracker.Close() // the final full line, fsynced, and the file closed
+		if err != nil {
+			d.Log.Error("final status line failed", "error", err)
+		}
 	}
 	if d.marker != "" && !cut {
 		_ = os.Remove(d.marker)
@@ -688,13 +452,8 @@ func (d *Daemon) abortStart() {
 	if d.Proxy != nil {
 		d.Proxy.Close()
 	}
-	if d.fl.sidecar != nil {
-		_ = d.fl.sidecar.Close()
-	}
-	if d.fl.server != nil {
-		d.fl.server.Stop()
-	} else if d.fl.ln != nil {
-		_ = d.fl.ln.Close()
+	if d.role != nil {
+		d.role.abort()
 	}
 	if d.Classic != nil {
 		_ = d.Classic.Close()

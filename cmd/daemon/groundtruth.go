@@ -45,10 +45,7 @@ func (d *Daemon) openJournal(clean bool) error {
 	cfg := d.cfg
 	replayed := 0
 	if cfg.JournalFile != "" {
-		// A fleet tracker replays after a clean stop too: its sidecars kept
-		// running, with participations in flight and report streams whose
-		// numbering the journal keeps.
-		replay := !clean || cfg.Role() == config.RoleTracker
+		replay := !clean || d.pub.replayClean
 		st, err := d.Tracker.OpenJournal(cfg.JournalFile, tracker.JournalOptions{Replay: replay, RotateSize: cfg.JournalMaxSize})
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
@@ -141,20 +138,14 @@ func (d *Daemon) watchFrom(s *config.Storage, after txn.TID) {
 		return
 	}
 	z := s.ZEO
-	network, addr := "tcp", z.Upstream.NetAddress()
-	if z.Upstream.IsUnix() {
-		network = "unix"
-	}
+	network, addr := upstreamAddr(z)
 	var scratch []txn.Commit // the watcher's goroutine's
 	w, err := history.New(history.Config{
 		Storage: s.ID, Network: network, Addr: addr, Name: s.Name, After: pos, AfterExact: true,
-		// A fleet tracker matches the in-doubt participations of a restarted
-		// sidecar against commits its history already reported: it needs
-		// their metadata (tracker/recover.go, RecoverRun).
-		Metadata: d.cfg.Role() == config.RoleTracker,
-		// Read per batch of a few milliseconds rather than per commit: the
-		// sidecars' reports wait up to their send linger (10 ms) anyway
-		// before the tracker can publish what they report.
+		Metadata: d.pub.metadata,
+		// With metadata, read per batch of a few milliseconds rather than per
+		// commit: a fleet tracker's sidecars' reports wait up to their send
+		// linger (10 ms) anyway before it can publish what they report.
 		MetadataLinger: metadataLinger,
 		BatchSink: func(_ context.Context, cs []history.Commit) error {
 			d.historyBatch(cs, &scratch)

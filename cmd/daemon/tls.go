@@ -21,9 +21,6 @@ import (
 type tlsState struct {
 	listen   map[*config.ZEO]*tlsfiles.Set
 	upstream map[*config.ZEO]*tlsfiles.Set
-	// fleetCA is the fleet link's CA file as read at start and at each
-	// SIGHUP, for its expiry (fleet.Certs keeps only the pool).
-	fleetCA *tlsfiles.Expiry
 }
 
 // loadTLS reads every zeo block's TLS files.
@@ -48,7 +45,6 @@ func (d *Daemon) loadTLS() error {
 			st.upstream[z] = set
 		}
 	}
-	d.noteFleetCA()
 	return nil
 }
 
@@ -86,7 +82,6 @@ func (d *Daemon) upstreamTLSConfig(z *config.ZEO) *tls.Config {
 // reloadTLS is SIGHUP's part for the zeo blocks: each block's files are
 // read again; new connections use them, established ones keep theirs.
 func (d *Daemon) reloadTLS() {
-	d.noteFleetCA()
 	for _, z := range d.cfg.ZEO {
 		for _, set := range []*tlsfiles.Set{d.tls.listen[z], d.tls.upstream[z]} {
 			if set == nil {
@@ -112,25 +107,8 @@ func (d *Daemon) reloadTLS() {
 	}
 }
 
-// noteFleetCA reads the fleet link's CA file for its expiry.
-func (d *Daemon) noteFleetCA() {
-	var path string
-	switch {
-	case d.cfg.Fleet != nil && d.cfg.Fleet.TLS != nil:
-		path = d.cfg.Fleet.TLS.ClientCAFile
-	case d.cfg.Tracker != nil && d.cfg.Tracker.TLS != nil:
-		path = d.cfg.Tracker.TLS.CAFile
-	default:
-		return
-	}
-	if exp, err := tlsfiles.CheckCA(path); err == nil {
-		d.tls.fleetCA = &exp
-	}
-}
-
 // Certificates lists every loaded certificate file with when it expires:
-// the zeo blocks' tls and upstream_tls, and the fleet link's (its own
-// certificate as loaded, its CA file as read at start and at each SIGHUP).
+// the zeo blocks' tls and upstream_tls, and the fleet link's, as in use.
 // The admin endpoint exports them (tidstorage_certificate_expiry_timestamp_seconds).
 func (d *Daemon) Certificates() []tlsfiles.Expiry {
 	var out []tlsfiles.Expiry
@@ -141,20 +119,8 @@ func (d *Daemon) Certificates() []tlsfiles.Expiry {
 			}
 		}
 	}
-	block, caAttr := "fleet.tls", "client_ca_file"
-	if d.cfg.Role() == config.RoleSidecar {
-		block, caAttr = "tracker.tls", "ca_file"
-	}
-	if c := d.fl.certs; c != nil {
-		if leaf := c.Leaf(); leaf != nil {
-			certFile, _, _ := c.Files()
-			out = append(out, tlsfiles.Expiry{Block: block, Attr: "cert_file", File: certFile, Subject: leaf.Subject.String(), NotAfter: leaf.NotAfter})
-		}
-	}
-	if ca := d.tls.fleetCA; ca != nil {
-		e := *ca
-		e.Block, e.Attr = block, caAttr
-		out = append(out, e)
+	if c := d.fleetCerts; c != nil {
+		out = append(out, c.Expiries()...)
 	}
 	return out
 }

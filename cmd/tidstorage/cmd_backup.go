@@ -169,7 +169,7 @@ func (c *cli) printBackup(m *backup.Manifest, source string, asJSON bool) int {
 		if kept == "" {
 			kept = "none"
 		}
-		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", storageName(e.ID, e.Label), e.Kind, e.TID, kept, e.Size)
+		fmt.Fprintf(c.stdout, "%s: %s, tid %s (kept %s), %d bytes", storageDisplay(e.ID, e.Label), e.Kind, e.TID, kept, e.Size)
 		if e.Kind != "unchanged" {
 			last := e.Files[len(e.Files)-1]
 			fmt.Fprintf(c.stdout, ", wrote %s (%d bytes)", last.Name, last.End-last.Start)

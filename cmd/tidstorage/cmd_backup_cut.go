@@ -92,7 +92,7 @@ func runCut(c *cli, args []string) int {
 		return 1
 	}
 	for i, p := range plans {
-		fmt.Fprintf(c.stdout, "%s: %s: tid %s: %s\n", storageName(planned[i].ID, planned[i].Label), p.Path, p.Target.Hex(), p.Cut.Summary())
+		fmt.Fprintf(c.stdout, "%s: %s: tid %s: %s\n", storageDisplay(planned[i].ID, planned[i].Label), p.Path, p.Target.Hex(), p.Cut.Summary())
 		if p.InUse != "" {
 			fmt.Fprintf(c.stdout, "  in use (the file as of now; the cut itself will refuse until it stops): %s\n", p.InUse)
 		}
@@ -105,7 +105,7 @@ func runCut(c *cli, args []string) int {
 	now := time.Now()
 	code = 0
 	for i, p := range plans {
-		label := storageName(planned[i].ID, planned[i].Label)
+		label := storageDisplay(planned[i].ID, planned[i].Label)
 		if p.Noop() {
 			p.Release()
 			fmt.Fprintf(c.stdout, "%s: already ends right after the point: unchanged\n", label)

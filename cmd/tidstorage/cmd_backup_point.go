@@ -318,10 +318,10 @@ func storageRefs(cfg *config.Config) []*storageRef {
 	return refs
 }
 
-// storageName names a storage for people: its id, and the label that
+// storageDisplay names a storage for people: its id, and the label that
 // backups, restores and metrics give it when that is another name
 // (docs/backup.md, "Names").
-func storageName(id, label string) string {
+func storageDisplay(id, label string) string {
 	if label == "" || label == id {
 		return id
 	}

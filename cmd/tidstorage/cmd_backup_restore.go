@@ -102,7 +102,7 @@ func runRestore(c *cli, args []string) int {
 	}
 	rs, err := backup.Restore(m, *to, opts)
 	for _, r := range rs {
-		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d file(s), ends with tid %s", storageName(r.ID, r.Label), r.DataFS, r.Size, r.Files, r.KeptTID.Hex())
+		fmt.Fprintf(c.stdout, "%s: %s: %d bytes from %d file(s), ends with tid %s", storageDisplay(r.ID, r.Label), r.DataFS, r.Size, r.Files, r.KeptTID.Hex())
 		if r.Index {
 			fmt.Fprintf(c.stdout, ", index written")
 		}

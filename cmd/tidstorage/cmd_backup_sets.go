@@ -58,7 +58,7 @@ func runSets(c *cli, args []string) int {
 		}
 		fmt.Fprintf(c.stdout, "%s  taken %s  %s  %s\n", s.Stamp, s.Time.Format("2006-01-02T15:04:05Z"), backup.HumanBytes(s.Bytes), state)
 		for _, e := range s.Storages {
-			fmt.Fprintf(c.stdout, "  %s: %s, tid %s, %s\n", storageName(e.ID, e.Label), e.Kind, e.KeptTID, backup.HumanBytes(e.Size))
+			fmt.Fprintf(c.stdout, "  %s: %s, tid %s, %s\n", storageDisplay(e.ID, e.Label), e.Kind, e.KeptTID, backup.HumanBytes(e.Size))
 		}
 		for _, p := range s.Problems {
 			fmt.Fprintf(c.stdout, "  problem: %s\n", p)

@@ -174,7 +174,7 @@ func summarize(w io.Writer, cfg *config.Config) {
 		if s.Repository != "" {
 			files += " repository " + s.Repository
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", storageName(s.ID, labels[s.ID]), where, strings.TrimSpace(files))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", storageDisplay(s.ID, labels[s.ID]), where, strings.TrimSpace(files))
 	}
 	tw.Flush()
 }

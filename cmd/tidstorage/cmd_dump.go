@@ -103,7 +103,7 @@ func runDump(c *cli, args []string) int {
 		if t != 0 {
 			when = t.Time().Format(time.RFC3339Nano)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", storageName(id, labels[id]), uint64(t), t.Hex(), when)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", storageDisplay(id, labels[id]), uint64(t), t.Hex(), when)
 	}
 	tw.Flush()
 	return 0

@@ -13,9 +13,6 @@ import (
 	"github.com/tidstorage/tidstorage/cmd/admin"
 	"github.com/tidstorage/tidstorage/cmd/daemon"
 	"github.com/tidstorage/tidstorage/config"
-	"github.com/tidstorage/tidstorage/fleet"
-	"github.com/tidstorage/tidstorage/tracker/classic"
-	"github.com/tidstorage/tidstorage/zeoproxy"
 )
 
 const serveHelp = `Runs in the foreground (systemd style) until TERM or INT:
@@ -103,7 +100,7 @@ func runServe(c *cli, args []string) int {
 	var lags *admin.LagHistory
 	d, err := daemon.Start(daemon.Options{Config: cfg, Version: version, Stderr: c.stderr, StateLock: lock,
 		AdminHandler: func(d *daemon.Daemon) http.Handler {
-			lags = admin.NewLagHistory(d.Tracker)
+			lags = admin.NewLagHistory(d.Parts().Status)
 			return adminHandler(d, token, lags)
 		},
 		OnTick: func(now time.Time) {
@@ -164,11 +161,16 @@ func adminToken(cfg *config.Config) (string, bool, error) {
 	return admin.LoadOrCreateToken(cfg.Admin.TokenFile)
 }
 
-// adminHandler mounts /metrics, /status, /healthz and /accept-partial.
+// adminHandler mounts /metrics, /status, /healthz and /accept-partial on
+// the parts the daemon's role has.
 func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.Handler {
-	src := admin.Sources{Tracker: d.Tracker, Accept: d.AcceptPartial, Clock: time.Now, Version: d.Version(),
+	p := d.Parts()
+	src := admin.Sources{Tracker: p.Status, Accept: p.Accept, Clock: time.Now, Version: d.Version(),
 		PreviousRun: d.PreviousRun(), Labels: map[string]string{}, Token: token, AllowedHosts: d.Config().Admin.AllowedHosts,
-		LagHistory: lags, ConfigFile: d.Config().File}
+		LagHistory: lags, ConfigFile: d.Config().File,
+		Proxy: p.Proxy, Classic: p.Classic, StatusFile: p.StatusFile, Watchers: p.Watchers, Journal: p.Journal,
+		Certificates: p.Certificates, Archive: p.Archive,
+		FleetSidecars: p.FleetSidecars, FleetRetire: p.FleetRetire, FleetLink: p.FleetLink}
 	if path := d.Config().BackupMetricsFile; path != "" {
 		src.Backups = func() ([]admin.BackupRun, error) {
 			runs, err := readLastRuns(path)
@@ -181,34 +183,6 @@ func adminHandler(d *daemon.Daemon, token string, lags *admin.LagHistory) http.H
 	}
 	for _, r := range storageRefs(d.Config()) {
 		src.Labels[r.ID] = r.Label // the names backup and restore print
-	}
-	if p := d.Proxy; p != nil {
-		src.Proxy = func() zeoproxy.MetricsSnapshot { return p.Metrics() }
-	}
-	if cs := d.Classic; cs != nil {
-		src.Classic = func() classic.Stats { return cs.Stats() }
-	}
-	if sf := d.StatusFile(); sf != nil {
-		src.StatusFile = sf.Stats
-	}
-	if (d.Proxy != nil && d.Role() != config.RoleSidecar) || d.Role() == config.RoleTracker {
-		src.Watchers = d.Watchers // every proxied (or, on a fleet tracker, watched) storage's history
-	}
-	if d.Config().Archive != nil && d.Role() != config.RoleSidecar {
-		src.Archive = d.ArchiveDoc
-	}
-	if daemon.HasTLS(d.Config()) {
-		src.Certificates = d.Certificates
-	}
-	if d.Tracker.JournalStats().Path != "" {
-		src.Journal = d.Tracker.JournalStats
-	}
-	switch d.Role() {
-	case config.RoleTracker:
-		src.FleetSidecars = d.FleetSources
-		src.FleetRetire = d.RetireSidecar
-	case config.RoleSidecar:
-		src.FleetLink = func() fleet.LinkStats { st, _ := d.FleetLink(); return st }
 	}
 	return admin.NewHandler(src, d.Log.Named("admin"))
 }

@@ -106,7 +106,7 @@ func printStorages(w io.Writer, d *statusdoc.StatusDoc) {
 	}
 	names := map[string]string{}
 	for _, s := range d.Storages {
-		names[s.ID] = storageName(s.ID, s.Label)
+		names[s.ID] = storageDisplay(s.ID, s.Label)
 	}
 	for _, s := range d.Storages {
 		pub, when, lag := "-", "-", "-"
@@ -238,7 +238,7 @@ func printHeld(w io.Writer, d *statusdoc.StatusDoc, hint string, opt printOption
 	fmt.Fprintf(w, "!! ERROR log line \"unaccounted commit\" names each one's user and description (docs/admin.md).\n")
 	pins := d.UnaccountedPins()
 	for _, s := range held {
-		fmt.Fprintf(w, "!! %s: published %s\n", storageName(s.ID, s.Label), tidText(s.Published))
+		fmt.Fprintf(w, "!! %s: published %s\n", storageDisplay(s.ID, s.Label), tidText(s.Published))
 		printCommits(w, "!!   ", s.Unaccounted, d.Time, opt)
 		pinned := false
 		for _, p := range pins {

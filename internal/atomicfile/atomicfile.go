@@ -58,7 +58,7 @@ func write(path string, perm os.FileMode, fill func(io.Writer) error, put func(t
 		os.Remove(tmp)
 		return err
 	}
-	SyncDir(dir)
+	_ = SyncDir(dir) // the data is synced; see SyncDir
 	return nil
 }
 
@@ -83,12 +83,18 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
-// SyncDir makes a create, rename or remove in dir durable. Errors are
-// ignored: some filesystems cannot sync a directory, and the data itself is
-// already synced.
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// SyncDir makes a create, rename or remove in dir durable. Most callers
+// ignore its error: some filesystems cannot sync a directory, and the data
+// itself is already synced; those that must know (a status file's new
+// epoch) check it.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -179,11 +179,12 @@ func loadPair(certFile, keyFile string) (tls.Certificate, Expiry, error) {
 	if err != nil {
 		return tls.Certificate{}, Expiry{}, fmt.Errorf("cert_file %s with key_file %s: %w", certFile, keyFile, err)
 	}
-	leaf := cert.Leaf
+	leaf := cert.Leaf // set by X509KeyPair, unless GODEBUG says otherwise
 	if leaf == nil {
 		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 			return tls.Certificate{}, Expiry{}, fmt.Errorf("cert_file %s: %w", certFile, err)
 		}
+		cert.Leaf = leaf
 	}
 	return cert, Expiry{File: certFile, Attr: "cert_file", Subject: leaf.Subject.String(), NotAfter: leaf.NotAfter}, nil
 }

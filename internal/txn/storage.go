@@ -2,6 +2,7 @@ package txn
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -19,6 +20,27 @@ func ClassicStorageID(host string, port int, name string) string {
 // ClientStorage keeps it as the bare path, so the id is `(('<path>',), '<name>')`.
 func ClassicUnixStorageID(path, name string) string {
 	return "((" + PyRepr(path) + ",), " + PyRepr(name) + ")"
+}
+
+// ClassicStorageIDOf is the storage id for the address clients dial given
+// as one string, "host:port" or "unix:/path" (the form the configuration
+// writes addresses in): ClassicStorageID or ClassicUnixStorageID. An
+// address that is not host:port is kept whole, as a unix path would be.
+// The configuration names its storages by it, and the relay the storages
+// the configuration does not list.
+func ClassicStorageIDOf(addr, name string) string {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return ClassicUnixStorageID(path, name)
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ClassicUnixStorageID(addr, name)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return ClassicUnixStorageID(addr, name)
+	}
+	return ClassicStorageID(host, port, name)
 }
 
 // PyRepr returns the Python 3 repr of s (a str): single quotes unless s

@@ -114,17 +114,11 @@ func (w *Watcher) session(ctx context.Context) (registered bool, err error) {
 	if cfg.TLS != nil {
 		opts.TLS = cfg.TLS()
 	}
-	dctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
-	c, err := zrpc.Dial(dctx, cfg.Network, cfg.Addr, opts)
-	cancel()
+	c, r, err := zrpc.DialStorage(ctx, cfg.Network, cfg.Addr, cfg.Name, opts)
 	if err != nil {
 		return false, fmt.Errorf("history: storage %s: %w", cfg.Storage, err)
 	}
 	defer c.Close()
-	r, err := c.Register(ctx, cfg.Name, true)
-	if err != nil {
-		return false, fmt.Errorf("history: storage %s: register %q at %s: %w", cfg.Storage, cfg.Name, cfg.Addr, err)
-	}
 	w.maxServerTID(r)
 	if !w.started {
 		w.started = true

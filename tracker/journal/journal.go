@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 	"github.com/tidstorage/tidstorage/internal/rawconn"
 )
 
@@ -347,7 +348,7 @@ func (j *Journal) writeTmp() (*os.File, error) {
 	if err := os.Rename(tmp, j.path); err != nil {
 		return fail(err)
 	}
-	syncDir(filepath.Dir(j.path))
+	_ = atomicfile.SyncDir(filepath.Dir(j.path))
 	return f, nil
 }
 
@@ -360,7 +361,7 @@ func (j *Journal) MarkBroken() {
 	if f, err := os.OpenFile(j.brokenPath(), os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
 		_ = f.Sync()
 		f.Close()
-		syncDir(filepath.Dir(j.path))
+		_ = atomicfile.SyncDir(filepath.Dir(j.path))
 	}
 }
 
@@ -423,11 +424,4 @@ func (j *Journal) Close() error {
 		return fmt.Errorf("journal %s: fsync: %w", j.path, serr)
 	}
 	return cerr
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 )
 
 // Epochs. Published TIDs never decrease within a
@@ -48,21 +50,17 @@ func (w *Writer) newEpoch() error {
 	if w.osf == nil {
 		return fmt.Errorf("statusfile: a new epoch needs a file opened by path")
 	}
-	tmp := w.path + ".new"
-	nf, err := os.OpenFile(tmp, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("statusfile: new epoch: %w", err)
-	}
+	// The file so far gets its second name first, then an empty file
+	// replaces it whole (internal/atomicfile), opened for appending.
 	aside, err := w.setAside()
 	if err == nil {
-		err = os.Rename(tmp, w.path)
+		err = atomicfile.WriteFile(w.path, nil, 0o644)
 	}
+	var nf *os.File
 	if err == nil {
-		err = syncDir(w.path)
+		nf, err = os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND, 0)
 	}
 	if err != nil {
-		_ = nf.Close()
-		_ = os.Remove(tmp)
 		return fmt.Errorf("statusfile: new epoch: %w", err)
 	}
 	_ = w.osf.Close()

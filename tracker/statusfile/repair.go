@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/tidstorage/tidstorage/internal/atomicfile"
 )
 
 // maxTail bounds how much of the file's end repairTail reads to find the
@@ -97,7 +98,7 @@ func keepAside(path, infix string, b []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return name, syncDir(path)
+	return name, atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // createAside creates a file named for the time that does not exist yet.
@@ -115,19 +116,6 @@ func createAside(path, infix string) (string, *os.File, error) {
 		name = base + "-" + strconv.Itoa(i)
 	}
 	return "", nil, fmt.Errorf("too many files named %s*", base)
-}
-
-// syncDir makes a file created or renamed in path's directory durable.
-func syncDir(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func quoteShort(b []byte) string {
